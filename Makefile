@@ -1,0 +1,26 @@
+# The two commands of the README. Each sets up its own virtualenv first (idempotent).
+#   make reproduce   the main job: the whole study on the offline mini benchmark
+#   make test        the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: reproduce test setup
+
+reproduce: $(VENV)/.installed
+	$(BIN)/dontstop reproduce $(ARGS)
+
+test: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest $(ARGS)
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-data.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -r requirements-data.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@

@@ -1,0 +1,84 @@
+"""YAML in, dataclass out: keys are exactly a dataclass's fields; unknown keys and wrong
+types are rejected with one line naming the file, the line and the key.
+
+    experiments/tapt/config.yaml:3: key 'epoch': unknown; known keys: condition, stages, ...
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .fileio import UserError
+
+T = TypeVar("T")
+
+
+def load_yaml_dataclass(cls: type[T], path: str | Path) -> T:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys to values")
+    return from_dict(cls, data, str(path), _key_lines(node))
+
+
+def from_dict(cls: type[T], data: dict[str, Any], source: str,
+              key_lines: dict[str, int] | None = None) -> T:
+    """Build `cls` from a plain dict, checking keys and types against its fields."""
+    key_lines = key_lines or {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        where = f"{source}:{key_lines[key]}" if key in key_lines else source
+        if key not in fields:
+            raise UserError(f"{where}: key '{key}': unknown; known keys: {', '.join(fields)}")
+        if not _matches(value, hints[key]):
+            raise UserError(f"{where}: key '{key}': expected {_type_name(hints[key])}, "
+                            f"got {type(value).__name__} {value!r}")
+    missing = [name for name, f in fields.items() if name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise UserError(f"{source}: missing required key(s): {', '.join(missing)}")
+    return cls(**data)
+
+
+def _key_lines(node: yaml.Node | None) -> dict[str, int]:
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {key.value: key.start_mark.line + 1 for key, _ in node.value}
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin is dict:
+        return isinstance(value, dict) and all(_matches(v, args[1]) for v in value.values())
+    return isinstance(value, origin or hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

