@@ -1,0 +1,136 @@
+"""The offline mini benchmark: built once per session from the packaged text (~10 s)."""
+import json
+import shutil
+
+import pytest
+
+from dontstop.data import check_task, load_split, text_key
+from dontstop.fileio import UserError, sha256_file
+from dontstop.mini import HeldOut, build_mini, check_no_leakage, write_data_readme
+from dontstop.tasks import MINI_DOMAINS, MINI_TASKS, SPLITS
+
+EXPECTED_LABELS = {
+    "aclsum-roles": {"approach", "challenge", "none", "outcome"},
+    "aclsum-sections": {"experiments", "method", "related-work", "results"},
+    "rt-polarity": {"fresh", "rotten"},
+    "rt-subjectivity": {"plot", "review"},
+    "bbc-topic": {"business", "entertainment", "politics", "sports", "tech"},
+}
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    manifest = build_mini(data_dir, seed=0, progress=False)
+    return data_dir, manifest
+
+
+def read_lines(path):
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_same_seed_same_bytes(built, tmp_path):
+    _, manifest = built
+    assert build_mini(tmp_path, seed=0, progress=False) == manifest
+
+
+def test_rebuilding_with_another_seed_is_refused(built):
+    data_dir, _ = built
+    with pytest.raises(UserError, match="built with seed 0"):
+        build_mini(data_dir, seed=1, progress=False)
+
+
+def test_manifest_describes_exactly_the_files_on_disk(built):
+    data_dir, manifest = built
+    root = data_dir / "mini"
+    on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    assert on_disk == set(manifest["files"]) | {"manifest.json"}
+    for relpath, entry in manifest["files"].items():
+        path = root / relpath
+        assert entry["sha256"] == sha256_file(path)
+        assert entry["bytes"] == path.stat().st_size
+        assert entry["lines"] == len(read_lines(path))
+    assert json.loads((root / "manifest.json").read_text()) == manifest
+
+
+def test_every_task_passes_check_task_with_the_expected_labels(built):
+    data_dir, manifest = built
+    assert set(MINI_TASKS) == set(EXPECTED_LABELS)
+    for key, task in MINI_TASKS.items():
+        assert check_task(data_dir / "mini" / "tasks" / key, task) == []
+        counts = manifest["counts"]["tasks"][key]
+        for split in SPLITS:
+            assert set(counts[split]) == EXPECTED_LABELS[key], (key, split)
+        assert sum(counts["train"].values()) == 500
+
+
+def test_roles_is_low_resource_with_few_nones_and_a_curated_pool(built):
+    data_dir, manifest = built
+    for split, counts in manifest["counts"]["tasks"]["aclsum-roles"].items():
+        roles = counts["approach"] + counts["challenge"] + counts["outcome"]
+        # dev/test keep as many nones as roles; train is a random 500 of such a pool
+        assert counts["none"] <= (roles if split != "train" else 1.2 * roles), split
+    root = data_dir / "mini"
+    train = {text_key(e.text) for e in load_split(root / "tasks/aclsum-roles/train.jsonl")}
+    curated = {text_key(line) for line in read_lines(root / "curated/aclsum-roles.txt")}
+    assert len(curated) > 2000 and not curated & train
+
+
+def test_no_held_out_text_anywhere_it_could_be_trained_on(built):
+    data_dir, _ = built
+    assert check_no_leakage(data_dir) == []
+
+
+def test_sections_share_no_text_with_roles_dev_or_test(built):
+    root = built[0] / "mini" / "tasks"
+    roles = HeldOut()
+    for split in ("dev", "test"):
+        for example in load_split(root / "aclsum-roles" / f"{split}.jsonl"):
+            roles.add(example.text, split)
+    sections = [e for split in SPLITS for e in load_split(root / "aclsum-sections" / f"{split}.jsonl")]
+    assert [e.text for e in sections if not roles.allows(e.text)] == []
+
+
+def test_a_planted_leak_is_found_even_retokenized(built, tmp_path):
+    root = built[0] / "mini"
+    copy = tmp_path / "mini"
+    shutil.copytree(root / "tasks", copy / "tasks")
+    shutil.copytree(root / "corpora", copy / "corpora")
+    dev = load_split(root / "tasks/aclsum-roles/dev.jsonl")
+    sentence = next(e.text for e in dev if len(e.text.split()) > 15)
+    detokenized = sentence.replace(" ,", ",").replace(" .", ".").replace("( ", "(").replace(" )", ")")
+    with open(copy / "corpora/cs.txt", "a", encoding="utf-8") as f:
+        f.write(sentence + "\n")
+    (copy / "curated").mkdir()
+    (copy / "curated/aclsum-roles.txt").write_text(f"Some context first. {detokenized} And after.\n")
+    violations = check_no_leakage(tmp_path)
+    assert len(violations) == 2
+    assert violations[0].startswith("curated/aclsum-roles.txt: document 1 overlaps tasks/aclsum-roles/dev.jsonl:")
+    assert violations[1].startswith("corpora/cs.txt: document ")
+
+
+def test_corpora_and_pools_are_one_unique_document_a_line(built):
+    data_dir, manifest = built
+    root = data_dir / "mini"
+    for relpath in manifest["files"]:
+        if relpath.startswith(("corpora/", "curated/", "pools/")):
+            lines = read_lines(root / relpath)
+            texts = [json.loads(line)["text"] for line in lines] if relpath.endswith(".jsonl") else lines
+            assert all(t.strip() == t and t for t in texts), relpath
+            assert len({text_key(t) for t in texts}) == len(texts), relpath
+    for domain in MINI_DOMAINS:
+        words = manifest["files"][f"corpora/{domain}.txt"]["words"]
+        assert 100_000 < words < 1_500_000, domain
+        sources = manifest["counts"]["pools"][domain]
+        assert sources[domain] == sources["general"] == manifest["files"][f"corpora/{domain}.txt"]["lines"]
+
+
+def test_data_readme_lists_every_file_and_task(built, tmp_path):
+    _, manifest = built
+    readme = tmp_path / "README.md"
+    write_data_readme(manifest, readme)
+    text = readme.read_text()
+    for relpath, entry in manifest["files"].items():
+        assert f"| mini/{relpath} | {entry['lines']:,d} |" in text
+    assert "| rt-subjectivity | reviews | plot | 250 | 150 | 250 |" in text
+    assert "| bbc-topic | news | (all) | 500 | 300 | 500 |" in text
