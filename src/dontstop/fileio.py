@@ -18,6 +18,16 @@ from typing import Any, Iterator
 HASH_CHUNK = 1 << 20  # 1 MiB reads keep hashing a 50 GB corpus at constant memory
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; finished outputs get the usual mode (0644 under umask 022).
+FILE_MODE = 0o666 & ~_umask()
+
+
 class UserError(Exception):
     """A problem with the user's input or environment: printed as one line, exit code 2."""
 
@@ -26,6 +36,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -48,6 +59,7 @@ def atomic_output(path: str | Path, mode: str = "w") -> Iterator[Any]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, FILE_MODE)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
@@ -82,8 +94,8 @@ def sha256_text(text: str) -> str:
 
 
 @contextlib.contextmanager
-def job_lock(lock_path: str | Path) -> Iterator[bool]:
-    """Hold an exclusive, non-blocking lock; yields False if another process holds it.
+def job_lock(lock_path: str | Path, wait: bool = False) -> Iterator[bool]:
+    """Hold an exclusive lock; yields False if another process holds it (unless `wait`).
 
     flock locks die with their process, so a SIGKILLed runner never leaves a stale lock.
     """
@@ -91,7 +103,7 @@ def job_lock(lock_path: str | Path) -> Iterator[bool]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return

@@ -1,0 +1,228 @@
+"""Domain analysis: vocabulary overlap on planted corpora, and the MLM-loss matrix."""
+import itertools
+import json
+import random
+import string
+
+import pandas as pd
+import pytest
+
+from dontstop import vocab
+from dontstop.cli import main
+
+TOP = 20
+
+
+def planted_words(prefix: str, count: int) -> list[str]:
+    """`count` distinct alphabetic, non-stop words: prefixaa, prefixab, ..."""
+    suffixes = ("".join(p) for p in itertools.product(string.ascii_lowercase, repeat=2))
+    return [prefix + s for s in itertools.islice(suffixes, count)]
+
+
+def write_corpus(path, words: list[str], documents: int = 10):
+    """Documents holding every word (in rotated order, so none is a duplicate), with stop
+    words and capitals that must not change the vocabulary."""
+    lines = []
+    for i in range(documents):
+        rotated = words[i % len(words):] + words[:i % len(words)]
+        lines.append("The " + " and ".join(rotated).upper() + " of it 2024.")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """Four corpora of exactly TOP words each; general shares 12, 8 and 4 of them with
+    news, reviews and cs (60%, 40%, 20%), like Figure 2's PT > News > Reviews > CS."""
+    shared = planted_words("shared", TOP)
+    corpora = {"general": shared}
+    for name, common in (("news", 12), ("reviews", 8), ("cs", 4)):
+        corpora[name] = shared[:common] + planted_words(name, TOP - common)
+    return {name: write_corpus(tmp_path / f"{name}.txt", words) for name, words in corpora.items()}
+
+
+def test_planted_overlap_is_exact_symmetric_and_ordered(planted):
+    matrix = vocab.vocab_overlap(planted, top=TOP, sample_docs=100, seed=0)
+    assert list(matrix.index) == list(matrix.columns) == ["general", "news", "reviews", "cs"]
+    assert (matrix.values == matrix.values.T).all()
+    assert all(matrix.at[name, name] == 100.0 for name in matrix.index)
+    assert matrix.loc["general", ["news", "reviews", "cs"]].tolist() == [60.0, 40.0, 20.0]
+    # news and reviews share shared[:8]; every pair of domains shares shared[:4] with cs
+    assert matrix.at["news", "reviews"] == 40.0 and matrix.at["news", "cs"] == 20.0
+
+
+def test_short_top_lists_shrink_to_the_smallest_and_say_so(tmp_path):
+    corpora = {"big": write_corpus(tmp_path / "big.txt", planted_words("big", 30)),
+               "small": write_corpus(tmp_path / "small.txt", planted_words("big", 6))}
+    result = vocab.measure_overlap(corpora, top=TOP, sample_docs=100, seed=0)
+    assert result.top_used == 6
+    assert any("only 6 distinct words" in note for note in result.notes)
+    assert result.matrix.at["small", "small"] == 100.0
+    # big's 6 most frequent words (ties alphabetical) are exactly small's 6 words
+    assert result.matrix.at["big", "small"] == 100.0
+
+
+def test_reservoir_sample_is_seeded_uniform_and_streams_once(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("".join(f"document{i}\n" for i in range(1000)), encoding="utf-8")
+    first = vocab.sample_corpus(corpus, 50, seed=0)
+    assert first == vocab.sample_corpus(corpus, 50, seed=0)
+    assert first != vocab.sample_corpus(corpus, 50, seed=1)
+    assert len(set(first)) == 50 and all(doc.startswith("document") for doc in first)
+    consumed = []
+    stream = (consumed.append(i) or f"d{i}" for i in range(1000))
+    sample = vocab.reservoir_sample(stream, 10, random.Random(0))
+    assert len(consumed) == 1000 and len(sample) == 10
+    # uniform: over many seeds every position of the stream is drawn about equally often
+    hits = [0, 0]
+    for seed in range(300):
+        picked = vocab.reservoir_sample(range(100), 10, random.Random(seed))
+        hits[0] += sum(i < 50 for i in picked)
+        hits[1] += sum(i >= 50 for i in picked)
+    assert abs(hits[0] - hits[1]) < 0.15 * sum(hits)
+
+
+def test_unequal_corpora_are_sampled_to_equal_size(tmp_path):
+    corpora = {"long": write_corpus(tmp_path / "long.txt", planted_words("w", TOP), 20),
+               "short": write_corpus(tmp_path / "short.txt", planted_words("w", TOP), 5)}
+    result = vocab.measure_overlap(corpora, top=TOP, sample_docs=15, seed=0)
+    assert result.documents == {"long": 5, "short": 5}
+    assert any("'short' has only 5 documents" in note for note in result.notes)
+
+
+def test_cli_writes_csv_json_and_heatmap_and_refuses_to_overwrite(planted, tmp_path, capsys):
+    out = tmp_path / "analysis"
+    argv = ["analyze", "vocab", *map(str, planted.values()), "--names", *planted,
+            "--top", str(TOP), "--sample-docs", "8", "--out", str(out)]
+    assert main(argv) == 0
+    table = pd.read_csv(out / "vocab_overlap.csv", index_col=0)
+    assert table.loc["general", "news"] == 60.0 and table.loc["cs", "cs"] == 100.0
+    for name in ("vocab_overlap.png", "vocab_overlap.pdf", "vocab_overlap.json"):
+        assert (out / name).stat().st_size > 0
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0
+
+
+def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert main(["analyze", "vocab", str(planted["cs"]), "--names", "a", "b", "--out", out]) == 2
+    assert "need 1 distinct name(s)" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n", encoding="utf-8")
+    assert main(["analyze", "vocab", str(planted["cs"]), str(empty), "--out", out]) == 2
+    assert "empty.txt: corpus has no documents" in capsys.readouterr().err
+    empty.write_text("The and of it 2024\n", encoding="utf-8")
+    assert main(["analyze", "vocab", str(planted["cs"]), str(empty), "--out", out]) == 2
+    assert "empty.txt: no words outside the stop-word list" in capsys.readouterr().err
+
+
+def test_dapt_checkpoints_pick_finished_dapt_only_and_the_longest_trained(tmp_path):
+    from dontstop.analyze import dapt_checkpoints
+
+    for name, steps in (("dapt-cs-0000aaaa", 20), ("dapt-cs-1111bbbb", 300),
+                        ("dapt-cs+tapt-aclsum-roles-2222cccc", 50), ("tapt-rt-polarity-3333dddd", 9)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pretrain_record.json").write_text(f'{{"steps": {steps}}}')
+    (tmp_path / "dapt-news-4444eeee").mkdir()  # unfinished: no pretrain_record.json
+    assert dapt_checkpoints(tmp_path) == {"dapt-cs": tmp_path / "dapt-cs-1111bbbb"}
+
+
+def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
+    from dontstop.analyze import suite_corpora, suite_samples
+    from dontstop.experiment import Suite
+    from dontstop.fileio import UserError, sha256_file
+    from dontstop.pretrain import PretrainRecipe, load_corpus
+
+    corpora = {"general": tmp_path / "data/mini/corpora/general.txt",
+               "cs": tmp_path / "data/mini/corpora/cs.txt"}
+    corpora["general"].parent.mkdir(parents=True)
+    for name, path in corpora.items():
+        path.write_text("".join(f"{name} document {i}\n" for i in range(60)), encoding="utf-8")
+    cs = str(corpora["cs"])
+    recipe = {"base_model": "bundled:bert-tiny", "corpora": [cs], "output_dir": "unused",
+              "max_steps": 1, "heldout_documents": 5, "seed": 0}
+    checkpoint = tmp_path / "cache/mini/checkpoints/dapt-cs-0123abcd"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "pretrain_record.json").write_text(json.dumps(
+        {"corpus_files": [cs], "corpus_sha256": {cs: sha256_file(cs)}, "recipe": recipe, "steps": 1}))
+    suite = Suite("mini", "bundled:bert-tiny", tasks=[], seeds=[0], data_dir=str(tmp_path / "data"),
+                  cache_dir=str(tmp_path / "cache"), domain_corpora={"cs": "corpora/cs.txt"})
+    assert suite_corpora(suite) == {name: str(path) for name, path in corpora.items()}
+    samples = suite_samples(suite, suite_corpora(suite), 3, seed=0)
+    split = load_corpus(PretrainRecipe(**recipe), None)
+    assert len(samples["cs"]) == 3 and set(samples["cs"]) <= set(split.heldout)
+    assert not set(samples["cs"]) & set(split.train)
+    assert len(samples["general"]) == 3 and all(d.startswith("general") for d in samples["general"])
+    with open(cs, "a", encoding="utf-8") as f:
+        f.write("a document added after pretraining\n")
+    with pytest.raises(UserError, match="changed since dapt-cs-0123abcd"):
+        suite_samples(suite, {"cs": cs}, 3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def perturbed_model(tmp_path_factory):
+    """bert-tiny with Gaussian noise on every weight: a worse masked-LM with the same tokenizer."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from dontstop.models import resolve_model
+
+    path = resolve_model("bundled:bert-tiny")
+    model = AutoModelForMaskedLM.from_pretrained(path)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    out = tmp_path_factory.mktemp("perturbed")
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(path).save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture
+def text_corpora(tmp_path):
+    rng = random.Random(0)
+    sentences = {
+        "news": ["The minister said on {} that the budget would cut taxes for {} families.",
+                 "Shares in the bank fell {} percent after the report on {} profits."],
+        "cs": ["We train a neural parser on {} sentences and report {} F1 on the test set.",
+               "Our model improves the baseline by {} points using {} attention layers."]}
+    corpora = {}
+    for name, templates in sentences.items():
+        lines = [rng.choice(templates).format(rng.randint(1, 99), rng.choice(["new", "small", "large"]))
+                 for _ in range(30)]
+        corpora[name] = tmp_path / f"{name}.txt"
+        corpora[name].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return corpora
+
+
+def test_mlm_loss_matrix_same_model_same_loss_perturbed_model_worse(perturbed_model, text_corpora):
+    from dontstop.analyze import before_after, mlm_loss_matrix
+
+    models = {"base": "bundled:bert-tiny", "again": "bundled:bert-tiny", "dapt-cs": perturbed_model}
+    matrix = mlm_loss_matrix(models, text_corpora, documents=12, max_length=32, seed=0)
+    assert matrix.shape == (3, 2)
+    assert list(matrix.index) == list(models) and list(matrix.columns) == ["news", "cs"]
+    assert matrix.notna().all().all() and (matrix.values > 0).all()
+    assert (matrix.loc["base"] == matrix.loc["again"]).all()
+    assert (matrix.loc["dapt-cs"] > matrix.loc["base"]).all()
+    table1 = before_after(matrix)
+    assert list(table1.index) == ["cs"]
+    assert table1.at["cs", "loss_before"] == matrix.at["base", "cs"]
+    assert table1.at["cs", "loss_after"] == matrix.at["dapt-cs", "cs"]
+
+
+def test_mlm_loss_cli_writes_tables(perturbed_model, text_corpora, tmp_path, capsys):
+    out = tmp_path / "analysis"
+    argv = ["analyze", "mlm-loss", "--models", "base=bundled:bert-tiny", f"dapt-news={perturbed_model}",
+            "--corpora", *(f"{name}={path}" for name, path in text_corpora.items()),
+            "--documents", "6", "--max-length", "32", "--out", str(out)]
+    assert main(argv) == 0
+    matrix = pd.read_csv(out / "mlm_loss.csv", index_col=0)
+    assert list(matrix.index) == ["base", "dapt-news"] and list(matrix.columns) == ["news", "cs"]
+    table1 = pd.read_csv(out / "mlm_loss_before_after.csv", index_col=0)
+    assert table1.loc["news", "loss_after"] == matrix.loc["dapt-news", "news"]
+    assert "| base |" in (out / "mlm_loss.md").read_text()
+    assert main(argv[:3] + ["base"] + argv[4:]) == 2
+    assert "--models base: expected NAME=PATH" in capsys.readouterr().err
