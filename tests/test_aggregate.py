@@ -1,0 +1,199 @@
+"""dontstop aggregate: results tree -> the paper's tables, significance, findings, plots, notebook."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dontstop import aggregate
+from dontstop.aggregate import format_cell, load_runs, welch
+from dontstop.fileio import UserError
+from dontstop.findings import findings_frame
+from dontstop.published import load_published, published_cell
+from dontstop.report import build_tables
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "results.ipynb"
+TABLES = ("table5", "table6", "table7", "table8", "table9", "significance", "findings")
+
+
+def write_run(root, task, condition, seed, score, suite="mini", data="a", stages=()):
+    run_dir = root / suite / task / condition / f"seed_{seed}"
+    run_dir.mkdir(parents=True)
+    metrics = {"suite": suite, "task": task, "condition": condition, "seed": seed,
+               "metric": "macro_f1", "test_metric": score / 100, "dev_metric": score / 100,
+               "data_sha256": {"train": data * 64, "dev": "d" * 64, "test": "e" * 64},
+               "git_commit": "abc1234", "versions": {"python": "3.11"}, "pretraining": list(stages)}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+def stage(name, tokens):
+    return {"name": name, "steps": tokens // 1000, "documents": tokens // 50, "bytes": tokens * 5,
+            "tokens": tokens, "wall_time_s": tokens / 1e4, "heldout_loss_before": 4.0,
+            "heldout_loss_after": 3.0}
+
+
+# Planted scores (×100) of the mini task aclsum-roles: DAPT wins, TAPT loses, kNN rises with k.
+PLANTED = {
+    "baseline": [60.0, 61.0, 62.0], "dapt": [70.0, 71.0, 72.0, 73.0],  # DAPT seed 4 is missing
+    "tapt": [55.0, 56.0, 57.0], "dapt_tapt": [69.0, 71.0, 73.0], "not_dapt": [58.0, 60.0, 59.0],
+    "knn_tapt_50": [61.0, 62.0, 63.0], "knn_tapt_500": [66.0, 67.0, 68.0], "rand_tapt": [60.0, 61.0, 62.0],
+    "curated_tapt": [64.0, 64.0, 65.0],
+}
+
+
+@pytest.fixture
+def mini_results(tmp_path):
+    root = tmp_path / "results"
+    for condition, values in PLANTED.items():
+        stages = [] if condition == "baseline" else [stage(f"{condition}-aclsum-roles", 100_000)]
+        for seed, value in enumerate(values):
+            write_run(root, "aclsum-roles", condition, seed, value, stages=stages)
+    for seed, value in enumerate([80.0, 82.0]):  # a second domain for the farthest-domain claim
+        write_run(root, "rt-polarity", "baseline", seed, value)
+        write_run(root, "rt-polarity", "dapt", seed, value + 1)
+    return root
+
+
+def aggregate_args(results, out, *extra):
+    parser = argparse.ArgumentParser()
+    aggregate.register(parser.add_subparsers())
+    return parser.parse_args(["aggregate", "--results", str(results), "--out", str(out), *extra])
+
+
+def test_cells_mean_sample_std_and_count(mini_results):
+    runs = load_runs(mini_results, "mini")
+    cells = build_tables(runs, "mini", None, None)["table5"][1].set_index(["task", "condition"])
+    dapt = cells.loc[("aclsum-roles", "dapt")]
+    assert dapt["n"] == 4 and dapt["mean"] == pytest.approx(71.5)
+    assert dapt["std"] == pytest.approx(np.sqrt(5 / 3))  # sample std (ddof=1) of 70..73
+    assert dapt["best"] and not cells.loc[("aclsum-roles", "dapt_tapt"), "best"]
+    assert cells.loc[("aclsum-sections", "dapt"), "n"] == 0
+    assert format_cell(71.5, np.sqrt(5 / 3), 4) == "71.5 ± 1.3 (4)"
+    assert format_cell(np.nan, np.nan, 0) == "— (0)"
+    assert format_cell(60.0, np.nan, 1) == "60.0 ± — (1)"
+
+
+def test_welch_p_value_of_a_planted_case():
+    # By hand: means 71.5 vs 61, sample variances 5/3 and 1 -> t = 10.5 / sqrt(5/12 + 1/3)
+    # = 12.1244, Welch-Satterthwaite df = 0.75**2 / ((5/12)**2 / 3 + (1/3)**2 / 2) = 4.9592;
+    # two-sided p = I_{df/(df+t^2)}(df/2, 1/2) (regularized incomplete beta) = 7.1145e-05.
+    t, p = welch(PLANTED["dapt"], PLANTED["baseline"])
+    assert t == pytest.approx(12.1244, abs=1e-4)
+    assert p == pytest.approx(7.1145e-05, rel=1e-4)
+    assert np.isnan(welch([1.0], [1.0, 2.0])[1])
+
+
+def test_findings_report_holds_reversed_and_missing(mini_results, tmp_path):
+    runs = load_runs(mini_results, "mini")
+    findings = findings_frame(runs, "mini", {"cs": 20.0, "reviews": 40.0}).set_index(["claim", "task"])
+    assert findings.loc[("DAPT beats the baseline", "aclsum-roles"), "verdict"] == "holds"
+    assert findings.loc[("TAPT beats the baseline", "aclsum-roles"), "verdict"] == "reversed"
+    assert findings.loc[("kNN-TAPT rises with k", "aclsum-roles"), "difference"] == pytest.approx(5.0)
+    assert findings.loc[("Transfer-TAPT is worse than TAPT", "aclsum-roles"), "verdict"] == "missing"
+    farthest = findings.loc["DAPT gains most on the domain farthest from the base model's data"]
+    assert farthest.index[0].startswith("cs") and farthest.verdict.iloc[0] == "holds"  # +10.5 vs +1
+    no_overlap = findings_frame(runs, "mini", None)
+    assert no_overlap.verdict.iloc[-1].startswith("missing")
+
+
+def test_published_csv_cells_match_facts():
+    published = load_published()
+    cell = published_cell
+    assert tuple(cell(published, ("5",), "chemprot", "dapt")[["mean", "std"]]) == (84.2, 0.2)
+    assert cell(published, ("3",), "imdb", "dapt")["std"] == 0.2  # Table 5 prints 0.1
+    assert cell(published, ("5",), "imdb", "dapt")["std"] == 0.1
+    assert cell(published, ("3",), "hyperpartisan_news", "not_dapt")["mean"] == 76.4
+    assert cell(published, ("6",), "chemprot", "transfer_tapt")["mean"] == 80.4
+    assert cell(published, ("7",), "hyperpartisan_news", "curated_tapt")["std"] == 9.5
+    assert cell(published, ("8",), "citation_intent", "knn_tapt_500")["mean"] == 75.5
+    table9 = cell(published, ("9",), "rct-sample", "knn_tapt_150")
+    assert (table9["steps"], table9["docs"], table9["storage"], table9["mean"]) == ("3.2K", "66K", "8MB", 81.2)
+    assert cell(published, ("6",), "ag", "transfer_tapt") is None  # illegible in the paper
+
+
+def test_paper_suite_puts_published_value_and_delta_beside(tmp_path):
+    root = tmp_path / "results"
+    for seed, value in enumerate([85.0, 86.0]):
+        write_run(root, "chemprot", "dapt", seed, value, suite="paper")
+    tables = build_tables(load_runs(root, "paper"), "paper", load_published(), None)
+    cells = tables["table5"][1].set_index(["task", "condition"])
+    assert cells.loc[("chemprot", "dapt"), "published_mean"] == 84.2
+    assert cells.loc[("chemprot", "dapt"), "delta"] == pytest.approx(1.3)
+    assert cells.loc[("imdb", "not_dapt"), "published_mean"] == 94.1  # from Table 3
+    grid = tables["table5"][2]
+    row = grid.rows[0]
+    assert grid.header[3:5] == ["DAPT", "DAPT: paper (Δ)"] and row[3:5] == ["85.5 ± 0.7 (2)", "84.2 ± 0.2 (+1.3)"]
+    assert row[1:3] == ["— (0)", "81.9 ± 1.0"]  # no run: shown missing, never 0
+
+
+def test_aggregate_writes_every_format_plot_index_and_wandb_run(mini_results, tmp_path, capsys,
+                                                               monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(mini_results, out, "--suite", "mini", "--wandb")
+    assert args.func(args) == 0
+    suite_dir = out / "mini"
+    assert list((suite_dir / "wandb").glob("offline-run-*"))
+    for name in TABLES:
+        for suffix in ("md", "csv", "tex"):
+            assert (suite_dir / f"{name}.{suffix}").stat().st_size > 0
+    for plot in ("bars", "knn", "cost", "mlm_loss"):
+        assert (suite_dir / "plots" / f"{plot}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (suite_dir / "plots" / f"{plot}.pdf").read_bytes()[:4] == b"%PDF"
+    assert "**71.5 ± 1.3 (4)**" in (suite_dir / "table5.md").read_text()
+    assert r"\textbf{71.5 $\pm$ 1.3 (4)}" in (suite_dir / "table5.tex").read_text()
+    assert "paper" not in (suite_dir / "table5.csv").read_text()  # mini: no published columns
+    index = (suite_dir / "README.md").read_text()
+    assert all(f"{name}.tex" in index for name in TABLES) and "plots/knn.png" in index
+    assert "Mixed" not in (suite_dir / "provenance.md").read_text()
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_mixed_data_versions_warn_and_flag(mini_results, tmp_path, capsys):
+    write_run(mini_results, "aclsum-roles", "tapt", 3, 57.0, data="f")
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(mini_results, out)
+    args.func(args)
+    assert "different data versions for aclsum-roles" in capsys.readouterr().err
+    assert "train=ffffffff" in (out / "mini" / "provenance.md").read_text()
+    assert "Mixed inputs" in (out / "mini" / "table5.md").read_text()
+    args = aggregate_args(mini_results, out, "--allow-mixed")
+    args.func(args)
+    assert "warning" not in capsys.readouterr().err
+    assert "Mixed inputs" not in (out / "mini" / "table5.md").read_text()
+
+
+@pytest.mark.parametrize("content, problem", [("{not json", "invalid JSON"),
+                                              ('{"suite": "mini"}', "field 'task'")])
+def test_malformed_metrics_is_a_one_line_error_naming_the_file(tmp_path, content, problem):
+    path = tmp_path / "results" / "mini" / "aclsum-roles" / "tapt" / "seed_0" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.raises(UserError) as error:
+        load_runs(tmp_path / "results", "mini")
+    assert str(path) in str(error.value) and problem in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_notebook_executes_on_a_synthetic_tree(mini_results, tmp_path, monkeypatch):
+    nbclient, nbformat = pytest.importorskip("nbclient"), pytest.importorskip("nbformat")
+    # A kernel spec for this interpreter in a private folder: no reliance on a global install.
+    kernel_dir = tmp_path / "jupyter" / "kernels" / "dontstop-test"
+    kernel_dir.mkdir(parents=True)
+    (kernel_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "dontstop test", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("DONTSTOP_RESULTS", str(mini_results))
+    monkeypatch.setenv("DONTSTOP_SUITE", "mini")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(notebook, kernel_name="dontstop-test", timeout=120,
+                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client.execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("71.5 ± 1.3 (4)" in o.get("data", {}).get("text/markdown", "") for o in outputs)
