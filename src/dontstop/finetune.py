@@ -1,0 +1,309 @@
+"""Fine-tune a classifier for one (task, starting checkpoint, seed); write metrics.json.
+
+    dontstop finetune --suite mini --task aclsum-roles --model bundled:bert-tiny --seed 0 \
+        --out results/mini/aclsum-roles/adhoc/seed_0 --no-wandb
+
+Table 14 of the paper plus the official repo's optimizer: lr 2e-5, batch 16, dropout 0.1,
+10 epochs (low-resource) or 3 (high-resource), patience 3 on the dev metric; AdamW with
+betas (0.9, 0.98), eps 1e-6, weight decay 0.1 except biases and LayerNorm, gradient-norm
+clip 1; constant lr for 10-epoch profiles, 6% warm-up then linear decay for 3-epoch ones.
+The best-dev weights are kept in memory (never written to disk: the mini suite runs
+hundreds of these) and scored on test. Batches are padded per batch and grouped by
+length, so a task of short sentences never pays for 512 tokens.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import platform
+import random
+import subprocess
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import transformers
+from torch.nn import functional as F
+from tqdm import tqdm
+from transformers import DataCollatorWithPadding, get_scheduler
+
+from . import wandb_log
+from .classifier import SequenceClassifier, encode, load_classifier, predict
+from .data import Example, label_set, load_split, task_dir
+from .fileio import UserError, atomic_write_json, read_json, sha256_file
+from .metrics import classification_scores
+from .tasks import SPLITS, Task, get_task
+
+ADAM_BETAS = (0.9, 0.98)
+ADAM_EPS = 1e-6
+SCHEDULE_BY_PROFILE = {"low": "constant", "high": "linear"}
+GROUP_BATCHES = 8   # batches per length-sorted group: small enough that batches still mix
+
+
+@dataclass
+class FinetuneRecipe:
+    model: str                        # starting checkpoint: bundled:<name>, a directory or a hub id
+    task: str                         # task key in the suite's registry
+    suite: str
+    data_dir: str = "data"
+    seed: int = 0
+    lr: float = 2e-5
+    batch_size: int = 16
+    epochs: int | None = None         # None: the task profile's (10 low-resource, 3 high-resource)
+    patience: int = 3                 # epochs without a better dev metric before stopping
+    max_length: int = 512             # tokens; longer texts are truncated
+    dropout: float = 0.1
+    weight_decay: float = 0.1         # not applied to biases and LayerNorm weights
+    schedule: str | None = None       # "constant" | "linear" (warm-up, linear decay); None: by profile
+    warmup_ratio: float = 0.06        # fraction of all steps; linear schedule only
+    grad_clip: float = 1.0            # max global gradient norm
+    eval_batch_size: int = 128
+    max_train_examples: int | None = None  # the first N training examples (quick runs); None: all
+    device: str = "auto"              # "auto": cuda when available, else cpu
+
+
+@dataclass
+class TaskData:
+    splits: dict[str, list[Example]]  # train (maybe cut to max_train_examples), dev, test
+    labels: list[str]                 # label id = position in this list
+    paths: dict[str, Path]
+
+
+@dataclass
+class BestEpoch:
+    epoch: int
+    dev: dict[str, float]
+    state: dict[str, torch.Tensor]    # a copy of the weights, in memory
+
+
+def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | None = None,
+                 condition: str | None = None, lineage: str = "base",
+                 pretraining: Sequence[dict[str, Any]] = (), wandb: bool = False,
+                 reuse_finished: bool = False) -> dict[str, Any]:
+    """`dontstop finetune ...` and the runner: train, keep the best dev epoch, score it on test.
+
+    `task` overrides the registry lookup (tests bring their own). Writes config.json before
+    training and metrics.json (docs/CONTRACTS.md) atomically, last. A finished run is
+    returned as is when `reuse_finished`, else refused.
+    """
+    out_dir = Path(out_dir)
+    metrics_path = out_dir / "metrics.json"
+    if metrics_path.exists():
+        if reuse_finished:
+            return read_json(metrics_path)
+        raise UserError(f"{metrics_path}: run already finished; keep it (--skip-finished) "
+                        "or choose another --out")
+    task = task or _registry_task(recipe)
+    recipe = resolve_recipe(recipe, task)
+    data = load_task_data(recipe, task)
+    atomic_write_json(out_dir / "config.json", asdict(recipe))
+    started = time.time()
+    run = wandb_log.start_run(wandb, group=task.key, job_type=condition or "finetune",
+                              name=f"{lineage}-seed{recipe.seed}", config=asdict(recipe),
+                              directory=str(out_dir))
+    with seeded(recipe.seed):
+        model, tokenizer = load_classifier(recipe.model, len(data.labels), recipe.dropout)
+        model.to(recipe.device)
+        label_index = {label: i for i, label in enumerate(data.labels)}
+        features = {split: encode(tokenizer, examples, label_index, recipe.max_length)
+                    for split, examples in data.splits.items()}
+        collator = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+        best, dev_curve = train(model, features, collator, recipe, task.metric, run)
+        model.load_state_dict(best.state)
+        test = evaluate(model, features["test"], collator, recipe)
+    metrics = {
+        "suite": recipe.suite, "task": task.key, "condition": condition, "seed": recipe.seed,
+        "model": recipe.model, "lineage": lineage, "metric": task.metric,
+        "dev": best.dev, "test": test, "dev_metric": best.dev[task.metric],
+        "test_metric": test[task.metric], "best_epoch": best.epoch, "epochs_run": len(dev_curve),
+        "dev_curve": dev_curve, "train_examples": len(features["train"]),
+        "wall_time_s": round(time.time() - started, 3), "config": asdict(recipe),
+        "versions": software_versions(), "git_commit": git_commit(),
+        "data_sha256": {split: sha256_file(path) for split, path in data.paths.items()},
+        "pretraining": list(pretraining),
+    }
+    wandb_log.finish(run, {f"test/{task.metric}": metrics["test_metric"], "best_epoch": best.epoch})
+    atomic_write_json(metrics_path, metrics)
+    return metrics
+
+
+def _registry_task(recipe: FinetuneRecipe) -> Task:
+    try:
+        return get_task(recipe.suite, recipe.task)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
+
+
+def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
+    """Fill in what the task profile decides (epochs, schedule) and the device; validate."""
+    if recipe.task != task.key:
+        raise UserError(f"recipe task {recipe.task!r} does not match task {task.key!r}")
+    device = recipe.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolved = replace(recipe, epochs=task.epochs if recipe.epochs is None else recipe.epochs,
+                       schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device)
+    if resolved.schedule not in SCHEDULE_BY_PROFILE.values():
+        raise UserError(f"schedule {resolved.schedule!r}: expected 'constant' or 'linear'")
+    for name in ("epochs", "batch_size", "patience", "max_length", "eval_batch_size",
+                 "max_train_examples"):
+        if getattr(resolved, name) is not None and getattr(resolved, name) < 1:
+            raise UserError(f"{name} must be at least 1, got {getattr(resolved, name)}")
+    return resolved
+
+
+def load_task_data(recipe: FinetuneRecipe, task: Task) -> TaskData:
+    """The three splits; dev and test labels must occur in the (whole) training split."""
+    directory = task_dir(recipe.data_dir, recipe.suite, task.key)
+    paths = {split: directory / f"{split}.jsonl" for split in SPLITS}
+    train = load_split(paths["train"], task.labels)
+    labels = label_set(task, train)
+    splits = {"train": train[:recipe.max_train_examples],
+              "dev": load_split(paths["dev"], labels), "test": load_split(paths["test"], labels)}
+    return TaskData(splits, labels, paths)
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int,
+                           generator: torch.Generator) -> list[list[int]]:
+    """One epoch of batches covering every index once, similar lengths together.
+
+    Shuffle, sort each group of GROUP_BATCHES batches by length, cut it into batches and
+    shuffle the batches: little padding, yet a new batch composition every epoch.
+    """
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    group_size = batch_size * GROUP_BATCHES
+    batches = []
+    for start in range(0, len(order), group_size):
+        group = sorted(order[start:start + group_size], key=lengths.__getitem__)
+        batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def train(model: SequenceClassifier, features: dict[str, list[dict]], collator,
+          recipe: FinetuneRecipe, metric: str, run) -> tuple[BestEpoch, list[float]]:
+    """Epochs until the profile's count or `patience` epochs without a better dev metric."""
+    train_set = features["train"]
+    steps_per_epoch = math.ceil(len(train_set) / recipe.batch_size)
+    optimizer = build_optimizer(model, recipe)
+    total_steps = steps_per_epoch * recipe.epochs
+    scheduler = get_scheduler(recipe.schedule, optimizer, num_training_steps=total_steps,
+                              num_warmup_steps=round(recipe.warmup_ratio * total_steps))
+    generator = torch.Generator().manual_seed(recipe.seed)
+    lengths = [len(f["input_ids"]) for f in train_set]
+    best, dev_curve = None, []
+    progress = tqdm(total=total_steps, desc="finetune", unit="step",
+                    leave=False, disable=None)
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
+        losses = []
+        for indices in length_grouped_batches(lengths, recipe.batch_size, generator):
+            batch = collator([train_set[i] for i in indices])
+            losses.append(train_step(model, batch, optimizer, recipe))
+            scheduler.step()
+            progress.update()
+        loss = sum(losses) / len(losses)
+        dev = evaluate(model, features["dev"], collator, recipe)
+        dev_curve.append(dev[metric])
+        if best is None or dev[metric] > best.dev[metric]:
+            best = BestEpoch(epoch, dev, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        progress.set_postfix({"loss": f"{loss:.3f}", f"dev {metric}": f"{dev[metric]:.3f}"})
+        if run is not None:
+            run.log({"epoch": epoch, f"dev/{metric}": dev[metric], "train/loss": loss})
+        if epoch - best.epoch >= recipe.patience:
+            break
+    progress.close()
+    return best, dev_curve
+
+
+def build_optimizer(model: torch.nn.Module, recipe: FinetuneRecipe) -> torch.optim.AdamW:
+    # Biases and LayerNorm weights are the 1-D parameters; the repo does not decay them.
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": recipe.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    # fused: one kernel for all parameters; on CPU ~10x faster than the per-tensor loop
+    return torch.optim.AdamW(groups, lr=recipe.lr, betas=ADAM_BETAS, eps=ADAM_EPS, fused=True)
+
+
+def train_step(model: SequenceClassifier, batch: dict[str, torch.Tensor],
+               optimizer: torch.optim.Optimizer, recipe: FinetuneRecipe) -> float:
+    batch = {k: v.to(recipe.device) for k, v in batch.items()}
+    logits = model(batch["input_ids"], batch["attention_mask"])
+    loss = F.cross_entropy(logits, batch["labels"])
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def evaluate(model: SequenceClassifier, split: list[dict], collator,
+             recipe: FinetuneRecipe) -> dict[str, float]:
+    return classification_scores(*predict(model, split, collator, recipe.eval_batch_size, recipe.device))
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed every generator and ask torch for deterministic kernels; restore torch's setting after."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def software_versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__}
+
+
+def git_commit() -> str | None:
+    """The commit of the code that ran (this package's checkout), or None outside git."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("finetune", help="fine-tune one (task, model, seed): metrics.json")
+    parser.add_argument("--task", required=True, help="task key, e.g. aclsum-roles or chemprot")
+    parser.add_argument("--suite", required=True, help="mini | paper")
+    parser.add_argument("--model", required=True, help="bundled:bert-tiny, a checkpoint or a hub id")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="run folder for config.json and metrics.json")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--epochs", type=int, help="default: the task profile's (10 or 3)")
+    parser.add_argument("--max-length", type=int, default=512, help="tokens per text")
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-train-examples", type=int, help="first N training examples only")
+    parser.add_argument("--condition", help="recorded in metrics.json (the runner sets it)")
+    parser.add_argument("--lineage", default="base", help="pretraining lineage of --model")
+    parser.add_argument("--skip-finished", action="store_true", help="leave a finished run as it is")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
+    parser.set_defaults(func=_finetune_command)
+
+
+def _finetune_command(args: argparse.Namespace) -> int:
+    recipe = FinetuneRecipe(model=args.model, task=args.task, suite=args.suite,
+                            data_dir=args.data_dir, seed=args.seed, lr=args.lr,
+                            batch_size=args.batch_size, epochs=args.epochs,
+                            max_length=args.max_length, max_train_examples=args.max_train_examples)
+    metrics = run_finetune(recipe, args.out, condition=args.condition, lineage=args.lineage,
+                           wandb=not args.no_wandb and wandb_log.configured(),
+                           reuse_finished=args.skip_finished)
+    print(f"{metrics['task']} seed {metrics['seed']}: {metrics['metric']} dev "
+          f"{metrics['dev_metric']:.4f} test {metrics['test_metric']:.4f} (best epoch "
+          f"{metrics['best_epoch']}/{metrics['epochs_run']}, {metrics['wall_time_s']:.1f} s)")
+    return 0

