@@ -69,3 +69,12 @@ def tiny_corpus(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "acl.txt"
     path.write_text("\n".join(aclsum_sentences(400)) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def mini_build(tmp_path_factory):
+    """The real mini benchmark, built once per test session: (data_dir, manifest)."""
+    from dontstop.mini import build_mini
+
+    data_dir = tmp_path_factory.mktemp("data")
+    return data_dir, build_mini(data_dir, seed=0, progress=False)

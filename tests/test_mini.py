@@ -19,10 +19,8 @@ EXPECTED_LABELS = {
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("data")
-    manifest = build_mini(data_dir, seed=0, progress=False)
-    return data_dir, manifest
+def built(mini_build):
+    return mini_build
 
 
 def read_lines(path):

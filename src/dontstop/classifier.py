@@ -18,7 +18,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from transformers.utils import logging as hf_logging
 
 from .data import Example
-from .models import resolve_model
+from .models import load_pretrained
 
 
 class SequenceClassifier(nn.Module):
@@ -43,10 +43,9 @@ def load_classifier(model_name: str, num_labels: int, dropout: float
 
     The head's initial weights come from torch's global generator: seed it first.
     """
-    path = resolve_model(model_name)
     with _quiet_transformers():
-        encoder = AutoModel.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        encoder = load_pretrained(AutoModel, model_name)
+        tokenizer = load_pretrained(AutoTokenizer, model_name)
     tokenizer.padding_side = "right"   # the head reads position 0: it must be the first token
     return SequenceClassifier(encoder, num_labels, dropout), tokenizer
 

@@ -14,6 +14,12 @@ from .fileio import UserError
 
 COMMAND_MODULES = (
     "dontstop.data_cli",     # data download | check | build-mini
+    "dontstop.select",       # select (kNN-TAPT / RAND-TAPT corpora)
+    "dontstop.pretrain",     # pretrain (continued masked-LM: DAPT / TAPT)
+    "dontstop.finetune",     # finetune (classifier for one task, model and seed)
+    "dontstop.runner_cli",   # run | reproduce
+    "dontstop.analyze",      # analyze vocab | mlm-loss (Figure 2, Tables 1 and 12)
+    "dontstop.aggregate",    # aggregate (results -> paper_tables: tables, findings, plots)
 )
 
 

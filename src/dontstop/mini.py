@@ -139,7 +139,7 @@ def _with_fewer_nones(examples: list[dict], rng: random.Random) -> list[dict]:
 
 def _deal_held_out(decks: dict, rng: random.Random) -> dict[str, dict[str, list[dict]]]:
     """Every task's dev and test split, dealt before anything that is trained on."""
-    roles = {"dev": decks["roles"]["val"].deal_all(), "test": decks["roles"]["test"].deal_all()}
+    roles = {"dev": decks["roles"]["val"].deal(DEV_SIZE), "test": decks["roles"]["test"].deal(TEST_SIZE)}
     roles_held_out = HeldOut()
     for example in roles["dev"] + roles["test"]:
         roles_held_out.add(example["text"], "aclsum-roles")

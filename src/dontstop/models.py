@@ -54,3 +54,16 @@ def bundled_model_dir(short_name: str) -> Path:
     if not (model_dir / "config.json").is_file():
         raise UserError(f"{model_dir}: bundled model files missing (no config.json)")
     return model_dir
+
+
+def load_pretrained(auto_class, name: str, **kwargs):
+    """`auto_class.from_pretrained(resolve_model(name))`, with a corrupt or truncated
+    checkpoint reported as one line naming its directory instead of a traceback."""
+    from safetensors import SafetensorError
+
+    path = resolve_model(name)
+    try:
+        return auto_class.from_pretrained(path, **kwargs)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: cannot load checkpoint, corrupt or truncated? ({first_line[:200]})") from None

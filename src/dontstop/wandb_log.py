@@ -11,6 +11,16 @@ from typing import Any
 PROJECT = "dontstop"
 
 
+def configured() -> bool:
+    """True when W&B has somewhere to write: an explicit WANDB_MODE or a stored API key."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode:
+        return mode != "disabled"
+    netrc = os.path.expanduser("~/.netrc")
+    has_netrc_key = os.path.exists(netrc) and "api.wandb.ai" in open(netrc).read()
+    return bool(os.environ.get("WANDB_API_KEY")) or has_netrc_key
+
+
 def start_run(enabled: bool, *, group: str, job_type: str, name: str, config: dict[str, Any],
               directory: str, project: str = PROJECT):
     """A wandb run, or None when logging is off. Callers log with `run.log(...)` if run."""

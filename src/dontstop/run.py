@@ -1,0 +1,235 @@
+"""Execute run plans: build each pretraining stage once, then fine-tune one run per seed.
+
+    dontstop run experiments/tapt --suite mini --task aclsum-roles --seeds 0 1 2
+    dontstop run experiments/dapt_tapt --suite mini --dry-run
+
+The only module that knows conditions, lineage, seeds, caching and W&B together. Work is a
+list of jobs (pretraining stages in dependency order, then fine-tuning runs); `workers`
+processes, one CPU thread each, take the next job that is ready (its parent stage is
+finished) and not locked by anyone else. A job is finished only when its last file exists
+(`pretrain_record.json`, `metrics.json`), so a killed job is redone on the next run and
+two runners on one results folder never run the same job twice.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .data import heldout_keys, load_split, task_dir
+from .experiment import Suite
+from .fileio import UserError, job_lock, read_json
+from .plan import RunPlan, Stage, file_sha256, unique_stages
+
+POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str                     # "pretrain" | "finetune"
+    label: str                    # what the progress line shows
+    done_file: Path               # the job is finished once this exists
+    needs: tuple[Path, ...]       # files that must exist first (parent stages' records)
+    stage: Stage | None = None
+    plan: RunPlan | None = None
+    seed: int | None = None
+
+    @property
+    def lock_file(self) -> Path:
+        return self.done_file.parent.with_name(f".{self.done_file.parent.name}.lock")
+
+    def done(self) -> bool:
+        return self.done_file.exists()
+
+    def ready(self) -> bool:
+        return all(path.exists() for path in self.needs)
+
+
+def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
+            allow_mixed: bool = False, workers: int = 1) -> int:
+    """Run every unfinished job; return how many this call finished."""
+    for directory in (suite.results_dir, suite.cache_dir):
+        ensure_writable(directory)
+    for plan in plans:
+        check_data_consistency(plan, suite, allow_mixed)
+    jobs = make_jobs(plans)
+    todo = sum(not job.done() for job in jobs)
+    print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
+          f"on {workers} worker(s)", flush=True)
+    exclude = heldout_keys(task_dir(suite.data_dir, suite.name, key) for key in suite.tasks)
+    began = time.time()
+    if workers <= 1:
+        _single_thread()   # the same arithmetic as a worker process: same seed, same metrics
+        finished = work(jobs, suite, exclude, wandb, began)
+    else:
+        finished = _run_workers(jobs, suite, exclude, wandb, began, workers)
+    left = sum(not job.done() for job in jobs)
+    print(f"done: {finished} job(s) finished in {_clock(time.time() - began)}; "
+          f"{left} left (held by another runner)" if left else
+          f"done: {finished} job(s) finished in {_clock(time.time() - began)}", flush=True)
+    return finished
+
+
+def make_jobs(plans: list[RunPlan]) -> list[Job]:
+    """Stages first, each once and after its parent; then every (plan, seed) run."""
+    stages = unique_stages(plans)
+    jobs = [Job("pretrain", f"{s.lineage} ({s.kind})", s.record_path, _needs(s, stages), stage=s)
+            for s in stages if not s.published]
+    for plan in plans:
+        needs = tuple(s.record_path for s in plan.stages if not s.published)
+        jobs += [Job("finetune", f"{plan.task.key}/{plan.condition} seed {seed}",
+                     plan.run_dir(seed) / "metrics.json", needs, plan=plan, seed=seed)
+                 for seed in plan.seeds]
+    return jobs
+
+
+def _needs(stage: Stage, stages: list[Stage]) -> tuple[Path, ...]:
+    parents = [s for s in stages if s.checkpoint_dir == stage.parent and not s.published]
+    return tuple(s.record_path for s in parents)
+
+
+def work(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool, began: float) -> int:
+    """One worker: take the first ready, unlocked, unfinished job until none is left."""
+    finished = 0
+    while True:
+        pending = [job for job in jobs if not job.done()]
+        if not pending:
+            return finished
+        ran = False
+        for job in (job for job in pending if job.ready()):
+            with job_lock(job.lock_file) as mine:
+                if not mine or job.done():
+                    continue
+                _announce(job, jobs, began, finished)
+                _run_job(job, suite, exclude, wandb)
+                finished, ran = finished + 1, True
+                break
+        if not ran:
+            if not any(job.ready() for job in pending) and not _others_busy(pending):
+                return finished   # what is left waits on a stage nobody is building
+            time.sleep(POLL_S)
+
+
+def _others_busy(pending: list[Job]) -> bool:
+    """True while another process holds the lock of some pending job."""
+    for job in pending:
+        with job_lock(job.lock_file) as free:
+            if not free:
+                return True
+    return False
+
+
+def _run_job(job: Job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
+    if job.kind == "pretrain":
+        build_stage(job.stage, suite, exclude, wandb)
+    else:
+        finetune_job(job.plan, job.seed, suite, wandb)
+
+
+def _announce(job: Job, jobs: list[Job], began: float, finished_here: int) -> None:
+    done = sum(j.done() for j in jobs)
+    elapsed = time.time() - began
+    eta = "?" if not finished_here else _clock(elapsed / finished_here * (len(jobs) - done))
+    print(f"[{done + 1}/{len(jobs)}] {job.kind} {job.label} | elapsed {_clock(elapsed)} | ETA {eta}",
+          flush=True)
+
+
+def _run_workers(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
+                 began: float, workers: int) -> int:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_single_thread) as pool:
+        results = [pool.apply_async(work, (jobs, suite, exclude, wandb, began)) for _ in range(workers)]
+        return sum(result.get() for result in results)  # re-raises a worker's error here
+
+
+def _single_thread() -> None:
+    """One BLAS/OpenMP thread per worker: N workers on N cores beat N threads each."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def ensure_writable(directory: str | Path) -> None:
+    """Fail before any work starts, not after an hour of pretraining."""
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        raise UserError(f"{directory}: not a writable directory ({e.strerror or e})") from None
+
+
+def build_stage(stage: Stage, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
+    from .pretrain import PretrainRecipe, run_pretraining
+
+    corpora = list(stage.corpora)
+    if stage.selection:
+        corpora.append(_select(stage, suite, exclude))
+    recipe = PretrainRecipe(**{**stage.recipe, "base_model": stage.parent, "corpora": corpora,
+                               "output_dir": stage.checkpoint_dir, "seed": suite.pretrain_seed})
+    run_pretraining(recipe, wandb=wandb, exclude_keys=exclude, name=stage.lineage,
+                    group=stage.name.split("-", 1)[1])
+
+
+def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
+    from .select import select_corpus
+
+    spec = dict(stage.selection)
+    queries = [e.text for e in load_split(spec.pop("queries"))]
+    out_dir = Path(suite.cache_dir) / suite.name / "selections" / f"{stage.name}-{stage.key[:8]}"
+    k = max(1, round(spec.pop("k") * spec.pop("k_scale", 1.0)))
+    if not (out_dir / "select_record.json").exists():
+        select_corpus(queries, spec.pop("pool"), out_dir, method=spec.pop("method"), k=k,
+                      exclude=frozenset(exclude), seed=suite.pretrain_seed, **spec)
+    return str(out_dir / "corpus.jsonl")
+
+
+def stage_record(stage: Stage) -> dict[str, Any]:
+    if stage.published:
+        return {"name": stage.name, "lineage": stage.lineage, "published": stage.published}
+    record = read_json(stage.record_path)
+    selection = Path(stage.checkpoint_dir).parent.parent / "selections" / f"{stage.name}-{stage.key[:8]}"
+    if stage.selection and (selection / "select_record.json").exists():
+        record = {**record, "selection": read_json(selection / "select_record.json")}
+    return {**record, "name": stage.name, "lineage": stage.lineage}
+
+
+def finetune_job(plan: RunPlan, seed: int, suite: Suite, wandb: bool) -> None:
+    from .finetune import FinetuneRecipe, run_finetune
+
+    recipe = FinetuneRecipe(**{**suite.finetune, "model": plan.model, "task": plan.task.key,
+                               "suite": plan.suite, "data_dir": suite.data_dir, "seed": seed})
+    metrics = run_finetune(recipe, plan.run_dir(seed), condition=plan.condition,
+                           lineage=plan.lineage, wandb=wandb,
+                           pretraining=[stage_record(s) for s in plan.stages])
+    print(f"    {plan.task.key}/{plan.condition} seed {seed}: {metrics['metric']} dev "
+          f"{metrics['dev_metric']:.3f} test {metrics['test_metric']:.3f} "
+          f"({metrics['epochs_run']} epochs, {metrics['wall_time_s']:.1f}s)", flush=True)
+
+
+def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool) -> None:
+    """Refuse to add runs made from other data than the finished runs of the same task."""
+    if allow_mixed:
+        return
+    finished = sorted(plan.run_dir(0).parents[1].glob("*/seed_*/metrics.json"))
+    if not finished:
+        return
+    splits = task_dir(suite.data_dir, suite.name, plan.task.key)
+    current = {split: file_sha256(splits / f"{split}.jsonl", suite.cache_dir)
+               for split in ("train", "dev", "test")}
+    for metrics_path in finished:
+        recorded = read_json(metrics_path).get("data_sha256", {})
+        changed = [split for split, sha in current.items() if recorded.get(split) not in (None, sha)]
+        if changed:
+            raise UserError(f"{metrics_path}: made from different {'/'.join(changed)} data than "
+                            "the files on disk now; rerun with --allow-mixed, or a new --results-dir")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"

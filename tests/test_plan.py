@@ -1,0 +1,108 @@
+"""Experiment and suite configs, and how conditions resolve into shared pretraining stages."""
+import json
+
+import pytest
+
+from dontstop.experiment import EXPERIMENTS_DIR, all_experiments, load_experiment, load_suite, with_quick
+from dontstop.fileio import UserError
+from dontstop.plan import plan_runs
+from dontstop.tasks import MINI_DOMAINS, MINI_TASKS
+
+
+@pytest.fixture
+def mini_suite(tmp_path):
+    """The real mini suite config pointed at a tiny fake data tree."""
+    data = tmp_path / "data"
+    for key in MINI_TASKS:
+        for split in ("train", "dev", "test"):
+            path = data / "mini" / "tasks" / key / f"{split}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"text": f"{key} {split} text", "label": "a"}) + "\n")
+    suite = load_suite("mini")
+    suite.data_dir, suite.cache_dir, suite.results_dir = str(data), str(tmp_path / "cache"), str(tmp_path / "results")
+    for domain in MINI_DOMAINS:
+        for mapping, name in ((suite.domain_corpora, f"corpora/{domain}.txt"), (suite.pools, f"pools/{domain}.jsonl")):
+            path = data / "mini" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"text": f"{domain} doc", "source": domain}) + "\n")
+            mapping[domain] = str(path)
+    for task, path in list(suite.curated.items()):
+        curated = data / "mini" / "curated" / f"{task}.txt"
+        curated.parent.mkdir(parents=True, exist_ok=True)
+        curated.write_text("more text\n")
+        suite.curated[task] = str(curated)
+    return suite
+
+
+def plans_by(suite, condition):
+    return {p.task.key: p for p in plan_runs(suite, load_experiment(EXPERIMENTS_DIR / condition))}
+
+
+def test_every_condition_directory_loads_in_paper_order():
+    names = [e.condition for e in all_experiments()]
+    assert names == ["baseline", "dapt", "not_dapt", "tapt", "dapt_tapt", "transfer_tapt", "curated_tapt",
+                     "dapt_curated_tapt", "rand_tapt", "knn_tapt_50", "knn_tapt_150", "knn_tapt_500"]
+
+
+def test_stages_are_shared_across_tasks_and_conditions(mini_suite):
+    dapt = plans_by(mini_suite, "dapt")
+    dapt_tapt = plans_by(mini_suite, "dapt_tapt")
+    not_dapt = plans_by(mini_suite, "not_dapt")
+    tapt = plans_by(mini_suite, "tapt")
+    transfer = plans_by(mini_suite, "transfer_tapt")
+    # one DAPT checkpoint per domain, reused by DAPT+TAPT and by the other domains' not-DAPT
+    assert dapt["aclsum-roles"].stages[0].key == dapt["aclsum-sections"].stages[0].key
+    assert dapt_tapt["aclsum-roles"].stages[0].key == dapt["aclsum-roles"].stages[0].key
+    assert not_dapt["rt-polarity"].stages[0].key == dapt["aclsum-roles"].stages[0].key  # reviews -> cs
+    assert not_dapt["aclsum-roles"].stages[0].name == "dapt-news"
+    assert dapt_tapt["aclsum-roles"].lineage == "dapt-cs+tapt-aclsum-roles"
+    assert dapt_tapt["aclsum-roles"].stages[1].key != tapt["aclsum-roles"].stages[0].key  # other parent
+    # Transfer-TAPT reuses the partner's TAPT checkpoint; tasks without a partner are skipped
+    assert transfer["aclsum-roles"].stages[0].key == tapt["aclsum-sections"].stages[0].key
+    assert "bbc-topic" not in transfer
+    assert set(plans_by(mini_suite, "knn_tapt_50")) == {k for k, t in MINI_TASKS.items() if t.knn}
+    assert plans_by(mini_suite, "baseline")["bbc-topic"].model == mini_suite.base_model
+
+
+def test_stage_key_changes_with_recipe_and_data(mini_suite):
+    before = plans_by(mini_suite, "tapt")["aclsum-roles"].stages[0]
+    mini_suite.recipes["tapt"] = {**mini_suite.recipes["tapt"], "lr": 0.123}
+    after_recipe = plans_by(mini_suite, "tapt")["aclsum-roles"].stages[0]
+    assert after_recipe.key != before.key and after_recipe.checkpoint_dir != before.checkpoint_dir
+    train = f"{mini_suite.data_dir}/mini/tasks/aclsum-roles/train.jsonl"
+    with open(train, "a") as f:
+        f.write(json.dumps({"text": "new", "label": "a"}) + "\n")
+    assert plans_by(mini_suite, "tapt")["aclsum-roles"].stages[0].key != after_recipe.key
+
+
+def test_quick_overrides_and_separate_results(mini_suite):
+    quick = with_quick(mini_suite)
+    assert quick.seeds == mini_suite.quick_seeds
+    assert quick.results_dir.endswith("quick")
+    for kind, overrides in mini_suite.quick.items():
+        if kind in quick.recipes:
+            assert overrides.items() <= quick.recipes[kind].items()
+
+
+def test_bad_configs_fail_with_file_line_and_key(tmp_path):
+    condition = tmp_path / "tapt"
+    condition.mkdir()
+    (condition / "config.yaml").write_text("condition: tapt\ntable: T5\ndescription: x\nstage: [tapt]\n")
+    with pytest.raises(UserError, match=r"config.yaml:4: key 'stage': unknown; known keys: condition"):
+        load_experiment(condition)
+    (condition / "config.yaml").write_text("condition: tapt\ntable: 5\ndescription: x\n")
+    with pytest.raises(UserError, match=r"config.yaml:2: key 'table': expected str, got int 5"):
+        load_experiment(condition)
+    (condition / "config.yaml").write_text("condition: tapt\ntable: T\ndescription: x\nstages: [tapt:other]\n")
+    with pytest.raises(UserError, match="unknown stage 'tapt:other'"):
+        load_experiment(condition)
+    suite = tmp_path / "s.yaml"
+    suite.write_text((EXPERIMENTS_DIR / "suites" / "mini.yaml").read_text().replace("finetune:", "finetune:\n  learning_rate: 1\n", 1))
+    with pytest.raises(UserError, match="finetune: key 'learning_rate': unknown"):
+        load_suite(str(suite))
+
+
+def test_missing_domain_corpus_names_the_flag(mini_suite):
+    mini_suite.domain_corpora.pop("cs")
+    with pytest.raises(UserError, match="no domain corpus for domain 'cs': pass --domain-corpus cs=PATH"):
+        plans_by(mini_suite, "dapt")

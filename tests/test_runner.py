@@ -1,0 +1,151 @@
+"""The runner end to end on the real mini data: kills, concurrent runners, bad input.
+
+Every run here uses --quick recipes (1-epoch TAPT, 2-epoch fine-tuning) so the whole file
+stays within a few minutes on 2 cores.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dontstop.experiment import all_experiments, load_suite
+from dontstop.tasks import get_task
+
+SUBSET = ["experiments/baseline", "experiments/tapt", "--task", "rt-polarity", "--seeds", "0", "1", "2"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dontstop(*args, data_dir, root, check=True, **popen):
+    """`python -m dontstop run|reproduce ... --quick` with its own results and cache folders."""
+    command = [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb",
+               "--data-dir", str(data_dir), "--results-dir", str(root / "results"),
+               "--cache-dir", str(root / "cache")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    if popen:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, **popen)
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def metrics_of(root):
+    return {str(p.relative_to(root)): json.loads(p.read_text())
+            for p in sorted(Path(root, "results").rglob("metrics.json"))}
+
+
+def finished_lines(output):
+    return [line.split(":")[0].strip() for line in output.splitlines() if line.startswith("    ")]
+
+
+@pytest.fixture(scope="module")
+def reference(mini_build, tmp_path_factory):
+    """An uninterrupted run of SUBSET: (data_dir, root)."""
+    data_dir, _ = mini_build
+    root = tmp_path_factory.mktemp("reference")
+    dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=root)
+    return data_dir, root
+
+
+def test_reproduce_quick_runs_every_condition_on_every_task(mini_build, tmp_path):
+    data_dir, _ = mini_build
+    result = dontstop("reproduce", "--tables-dir", tmp_path / "tables", data_dir=data_dir, root=tmp_path)
+    assert "ETA" in result.stdout and "run record:" in result.stdout
+    suite = load_suite("mini")
+    found = {(m["task"], m["condition"]) for m in metrics_of(tmp_path).values()}
+    expected = {(task, e.condition) for e in all_experiments() for task in suite.tasks
+                if e.applies(get_task("mini", task), suite)}
+    assert found == expected and len(expected) > 30
+    assert (tmp_path / "tables" / "quick" / "mini" / "README.md").exists()
+    record = json.loads((tmp_path / "results" / "quick" / "mini" / "RUN.json").read_text())
+    assert record["runs"] == len(expected) and record["wall_time_s"] > 0
+
+
+def test_kill_then_rerun_gives_the_uninterrupted_results(reference, tmp_path):
+    data_dir, reference_root = reference
+    shutil.copytree(reference_root / "cache", tmp_path / "cache")  # the TAPT stage is built
+    runner = dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=tmp_path,
+                      start_new_session=True)
+    deadline = time.time() + 300
+    while not list((tmp_path / "results").rglob("metrics.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # now inside the next fine-tuning run
+    os.killpg(runner.pid, signal.SIGKILL)
+    runner.wait()
+    killed = metrics_of(tmp_path)
+    assert 1 <= len(killed) < 6
+    dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=tmp_path)
+    after, expected = metrics_of(tmp_path), metrics_of(reference_root)
+    assert set(after) == set(expected) and len(after) == 6
+    for key, metrics in after.items():
+        assert metrics["test"] == expected[key]["test"] and metrics["dev_curve"] == expected[key]["dev_curve"]
+        if key in killed:
+            assert metrics == killed[key]  # finished runs are never rerun or rewritten
+
+
+def test_two_runners_share_the_work_without_doing_a_job_twice(reference, tmp_path):
+    data_dir, reference_root = reference
+    shutil.copytree(reference_root / "cache", tmp_path / "cache")
+    runners = [dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=tmp_path) for _ in ()]
+    runners = [dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=tmp_path,
+                        start_new_session=True) for _ in range(2)]
+    outputs = [runner.communicate(timeout=600)[0] for runner in runners]
+    assert [runner.returncode for runner in runners] == [0, 0], outputs
+    done_by = [finished_lines(output) for output in outputs]
+    assert not set(done_by[0]) & set(done_by[1])
+    assert len(done_by[0]) + len(done_by[1]) == 6
+    assert {k: m["test"] for k, m in metrics_of(tmp_path).items()} == \
+        {k: m["test"] for k, m in metrics_of(reference_root).items()}
+
+
+def test_a_corrupt_checkpoint_is_one_line_naming_it(reference, tmp_path):
+    data_dir, reference_root = reference
+    shutil.copytree(reference_root / "cache", tmp_path / "cache")
+    weights = next((tmp_path / "cache").rglob("tapt-rt-polarity-*/model.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100_000])
+    result = dontstop("run", "experiments/tapt", "--task", "rt-polarity", "--seeds", "7",
+                      data_dir=data_dir, root=tmp_path, check=False)
+    assert result.returncode == 2
+    assert f"{weights.parent}: cannot load checkpoint" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_changed_data_is_refused_unless_allowed(reference, tmp_path):
+    data_dir, reference_root = reference
+    shutil.copytree(data_dir, tmp_path / "data")
+    shutil.copytree(reference_root / "results", tmp_path / "results")
+    train = tmp_path / "data" / "mini" / "tasks" / "rt-polarity" / "train.jsonl"
+    with open(train, "a") as f:
+        f.write(json.dumps({"text": "an extra review", "label": "fresh", "id": "extra"}) + "\n")
+    result = dontstop("run", "experiments/baseline", "--task", "rt-polarity", "--seeds", "5",
+                      data_dir=tmp_path / "data", root=tmp_path, check=False)
+    assert result.returncode == 2 and "made from different train data" in result.stderr
+    assert "--allow-mixed" in result.stderr and not (tmp_path / "results" / "quick" / "mini" /
+                                                     "rt-polarity" / "baseline" / "seed_5").exists()
+
+
+def test_unwritable_results_dir_fails_before_any_work(mini_build, tmp_path):
+    data_dir, _ = mini_build
+    (tmp_path / "file").write_text("not a folder")
+    result = subprocess.run([sys.executable, "-m", "dontstop", "run", "experiments/baseline", "--quick",
+                             "--data-dir", str(data_dir), "--results-dir", str(tmp_path / "file" / "results"),
+                             "--cache-dir", str(tmp_path / "cache"), "--no-wandb"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2 and "not a writable directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "cache" / "mini").exists()
+
+
+def test_dry_run_prints_the_plan_without_running(mini_build, tmp_path):
+    data_dir, _ = mini_build
+    result = dontstop("reproduce", "--dry-run", data_dir=data_dir, root=tmp_path)
+    assert "stage build" in result.stdout and "dapt-cs+tapt-aclsum-roles" in result.stdout
+    assert "estimated total on this machine" in result.stdout
+    assert not (tmp_path / "results").exists()
