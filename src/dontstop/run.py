@@ -12,6 +12,8 @@ two runners on one results folder never run the same job twice.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import tempfile
 import time
@@ -178,13 +180,25 @@ def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
     from .select import select_corpus
 
     spec = dict(stage.selection)
-    queries = [e.text for e in load_split(spec.pop("queries"))]
-    out_dir = Path(suite.cache_dir) / suite.name / "selections" / f"{stage.name}-{stage.key[:8]}"
+    queries_path, pool, method = spec.pop("queries"), spec.pop("pool"), spec.pop("method")
     k = max(1, round(spec.pop("k") * spec.pop("k_scale", 1.0)))
-    if not (out_dir / "select_record.json").exists():
-        select_corpus(queries, spec.pop("pool"), out_dir, method=spec.pop("method"), k=k,
-                      exclude=frozenset(exclude), seed=suite.pretrain_seed, **spec)
+    out_dir = Path(suite.cache_dir) / suite.name / "selections" / f"{stage.name}-{stage.key[:8]}"
+    index_dir = _index_dir(suite, queries_path, pool, spec)
+    # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
+    with job_lock(index_dir.with_suffix(".lock"), wait=True):
+        if not (out_dir / "select_record.json").exists():
+            select_corpus([e.text for e in load_split(queries_path)], pool, out_dir, method=method,
+                          k=k, exclude=frozenset(exclude), seed=suite.pretrain_seed,
+                          index_dir=index_dir, **spec)
     return str(out_dir / "corpus.jsonl")
+
+
+def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, Any]) -> Path:
+    """One fitted embedder + faiss index per (task text, pool, embedding settings), shared by
+    50NN, 150NN and 500NN: only the search differs between them."""
+    identity = json.dumps([file_sha256(queries_path, suite.cache_dir), file_sha256(pool, suite.cache_dir),
+                           embedding], sort_keys=True)
+    return Path(suite.cache_dir) / suite.name / "indexes" / hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 def stage_record(stage: Stage) -> dict[str, Any]:

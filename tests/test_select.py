@@ -1,0 +1,173 @@
+"""kNN-TAPT / RAND-TAPT selection: embedders, faiss search, dedup, leakage, the record."""
+import json
+
+import numpy as np
+import pytest
+
+from dontstop import knn_index
+from dontstop.cli import main
+from dontstop.data import text_key
+from dontstop.embed import BowEmbedder, EncoderEmbedder, load_embedder
+from dontstop.fileio import UserError
+from dontstop.select import select_corpus
+
+CONTRACT_FIELDS = {"k", "method", "embedder", "index", "pool_size", "queries",
+                   "candidates_before_dedup", "selected", "duplicates_removed",
+                   "excluded_heldout", "bytes", "wall_time_s", "recall_at_k",
+                   "selected_by_source", "pool_by_source", "seed"}
+
+
+def topic_sentence(rng, topic, words=8):
+    """Words of one topic (t3w0..t3w11) mixed with words every topic shares."""
+    own = [f"t{topic}w{j}" for j in rng.choice(12, size=words - 3, replace=False)]
+    shared = [f"common{j}" for j in rng.choice(30, size=3, replace=False)]
+    return " ".join(rng.permutation(own + shared))
+
+
+def write_pool(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def topic_pool(tmp_path, seed=0, per_topic=15, topics=12):
+    """Topic 0 is the task's topic ("planted"); every other topic is a distractor."""
+    rng = np.random.default_rng(seed)
+    records = [{"text": topic_sentence(rng, t), "source": "planted" if t == 0 else "other"}
+               for t in range(topics) for _ in range(per_topic)]
+    return write_pool(tmp_path / "pool.jsonl", records), rng
+
+
+def clustered_vectors(n, dim, clusters, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    points = centres[rng.integers(clusters, size=n)] + 0.3 * rng.normal(size=(n, dim))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def read_corpus(out_dir):
+    return [json.loads(line) for line in (out_dir / "corpus.jsonl").read_text().splitlines()]
+
+
+def test_knn_selects_the_planted_neighbours(tmp_path):
+    pool, rng = topic_pool(tmp_path)
+    queries = [topic_sentence(rng, 0) for _ in range(4)]
+    record = select_corpus(queries, pool, tmp_path / "out", method="knn", k=10)
+    # 4 queries x 10 neighbours all fall among the 15 topic-0 documents, none elsewhere
+    assert set(record["selected_by_source"]) == {"planted"}
+    assert 10 <= record["selected"] <= 15
+    assert record["pool_by_source"] == {"planted": 15, "other": 165}
+    corpus = read_corpus(tmp_path / "out")
+    assert [r["text"] for r in corpus[:4]] == queries and corpus[0]["source"] == "task"
+    assert len(corpus) == 4 + record["selected"]
+
+
+def test_exact_faiss_search_equals_numpy_top_k():
+    rng = np.random.default_rng(1)
+    pool = rng.normal(size=(3000, 24)).astype(np.float32)
+    queries = rng.normal(size=(40, 24)).astype(np.float32)
+    index = knn_index.new_index("flat", 24)
+    knn_index.add_in_shards(index, np.array_split(pool, 7), len(pool))
+    found = knn_index.search(index, queries, 25)
+    brute = np.argsort(-(queries @ pool.T), axis=1)[:, :25]
+    assert np.array_equal(found, brute)
+    assert knn_index.recall_at_k(index, queries, 25, 1) is None  # exact index: no estimate
+
+
+def test_ivf_recall_on_clustered_vectors_at_default_nprobe():
+    pool = clustered_vectors(20_000, 32, clusters=40, seed=2)
+    queries = clustered_vectors(200, 32, clusters=40, seed=2)
+    index = knn_index.new_index("ivf", 32, len(pool), pool[:5000])  # nlist = 128
+    knn_index.add_in_shards(index, np.array_split(pool, 4), len(pool))
+    assert index.nlist == 128
+    recall = knn_index.recall_at_k(index, queries, 50, knn_index.DEFAULT_NPROBE)
+    assert recall > 0.95
+    assert knn_index.recall_at_k(index, queries, 50, 1) < recall  # one list is too few
+
+
+def test_ivf_selection_reports_recall(tmp_path):
+    pool, rng = topic_pool(tmp_path, per_topic=60)
+    queries = [topic_sentence(rng, 0) for _ in range(5)]
+    record = select_corpus(queries, pool, tmp_path / "out", k=20, index="ivf", nprobe=4)
+    assert record["index"] == "ivf" and record["nprobe"] == 4
+    assert 0.0 < record["recall_at_k"] <= 1.0
+
+
+def test_dedup_and_heldout_text_is_never_selected(tmp_path):
+    held_out = "t0w1 t0w2 t0w3 t0w4 t0w5 common1 common2"
+    task_text = "t0w1 t0w2 t0w3 t0w6 t0w7 common3"
+    records = [{"text": held_out, "source": "cs"},                      # nearest, but dev text
+               {"text": "t0w1 t0w2 t0w3 t0w4 t0w8 common4", "source": "cs"},
+               {"text": "T0W1  t0w2 t0w3 t0w4 t0w8 COMMON4", "source": "cs"},  # same text_key
+               {"text": task_text.upper(), "source": "cs"},             # a copy of the query
+               *({"text": f"other{i} filler{i % 7} words", "source": "general"} for i in range(30))]
+    pool = write_pool(tmp_path / "pool.jsonl", records)
+    task_dir = tmp_path / "task"
+    task_dir.mkdir()
+    (task_dir / "train.jsonl").write_text(json.dumps({"text": task_text, "label": "a"}) + "\n")
+    (task_dir / "dev.jsonl").write_text(json.dumps({"text": held_out, "label": "a"}) + "\n")
+    out = tmp_path / "out"
+    assert main(["select", "--task-text", str(task_dir / "train.jsonl"), "--pool", str(pool),
+                 "--out", str(out), "--k", "5", "--exclude-from", str(task_dir)]) == 0
+    record = json.loads((out / "select_record.json").read_text())
+    texts = [r["text"] for r in read_corpus(out)]
+    assert held_out not in texts and record["excluded_heldout"] == 1
+    assert record["pool_duplicates_skipped"] == 2 and record["pool_size"] == 31
+    assert len({text_key(t) for t in texts}) == len(texts) == 1 + record["selected"]
+    assert record["candidates_before_dedup"] - record["duplicates_removed"] == record["selected"]
+
+
+def test_random_selection_is_reproducible_by_seed(tmp_path):
+    pool, rng = topic_pool(tmp_path)
+    queries = [topic_sentence(rng, 3) for _ in range(6)]
+    runs = {name: select_corpus(queries, pool, tmp_path / name, method="random", k=5, seed=seed)
+            for name, seed in (("a", 7), ("b", 7), ("c", 8))}
+    assert read_corpus(tmp_path / "a") == read_corpus(tmp_path / "b")
+    assert read_corpus(tmp_path / "a") != read_corpus(tmp_path / "c")
+    assert runs["a"]["candidates_before_dedup"] == 30 and runs["a"]["embedder"] is None
+    # random draws ignore the topic: "other" topics hold 11/12 of the pool
+    assert runs["a"]["selected_by_source"].get("other", 0) > runs["a"]["selected"] / 2
+
+
+def test_bow_embedder_save_load_gives_identical_vectors(tmp_path):
+    pool, rng = topic_pool(tmp_path)
+    texts = [json.loads(line)["text"] for line in pool.read_text().splitlines()]
+    embedder = BowEmbedder(dim=16, seed=0).fit(texts)
+    embedder.save(tmp_path / "bow")
+    vectors = embedder.transform(texts[:20])
+    assert vectors.dtype == np.float32 and vectors.shape == (20, 16)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(load_embedder(tmp_path / "bow").transform(texts[:20]), vectors)
+
+
+def test_encoder_embedder_mean_pools_unit_vectors():
+    embedder = EncoderEmbedder("bundled:minilm", batch_size=2)
+    vectors = embedder.transform(["a cat sat on the mat", "a kitten sat on a rug",
+                                  "stock markets fell sharply today"])
+    assert vectors.shape == (3, embedder.dim) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_record_has_every_contract_field_and_index_is_reused(tmp_path):
+    pool, rng = topic_pool(tmp_path)
+    queries = [topic_sentence(rng, 0) for _ in range(3)]
+    first = select_corpus(queries, pool, tmp_path / "k5", k=5, index_dir=tmp_path / "index")
+    again = select_corpus(queries, pool, tmp_path / "k5b", k=5, index_dir=tmp_path / "index")
+    assert CONTRACT_FIELDS <= set(first)
+    assert read_corpus(tmp_path / "k5") == read_corpus(tmp_path / "k5b")
+    assert again["selected"] == first["selected"]
+    with pytest.raises(UserError, match="already holds a selection"):
+        select_corpus(queries, pool, tmp_path / "k5", k=5)
+    with pytest.raises(UserError, match="built for another"):
+        select_corpus(queries[:2], pool, tmp_path / "k6", k=5, index_dir=tmp_path / "index")
+
+
+def test_bad_pool_line_is_a_one_line_user_error(tmp_path, capsys):
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"text": "fine words here", "source": "cs"}\n{"text": 3}\n')
+    task = tmp_path / "task.txt"
+    task.write_text("some task sentence\n")
+    assert main(["select", "--task-text", str(task), "--pool", str(pool),
+                 "--out", str(tmp_path / "out"), "--method", "random"]) == 2
+    assert f"{pool}:2: field 'text'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
