@@ -65,7 +65,8 @@ def test_reproduce_quick_runs_every_condition_on_every_task(mini_build, tmp_path
     assert found == expected and len(expected) > 30
     assert (tmp_path / "tables" / "quick" / "mini" / "README.md").exists()
     record = json.loads((tmp_path / "results" / "quick" / "mini" / "RUN.json").read_text())
-    assert record["runs"] == len(expected) and record["wall_time_s"] > 0
+    [call] = record["invocations"]
+    assert call["runs"] == len(expected) and call["jobs_finished"] > len(expected) and call["wall_time_s"] > 0
 
 
 def test_kill_then_rerun_gives_the_uninterrupted_results(reference, tmp_path):
@@ -93,7 +94,6 @@ def test_kill_then_rerun_gives_the_uninterrupted_results(reference, tmp_path):
 def test_two_runners_share_the_work_without_doing_a_job_twice(reference, tmp_path):
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "cache", tmp_path / "cache")
-    runners = [dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=tmp_path) for _ in ()]
     runners = [dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=tmp_path,
                         start_new_session=True) for _ in range(2)]
     outputs = [runner.communicate(timeout=600)[0] for runner in runners]

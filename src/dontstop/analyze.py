@@ -14,6 +14,7 @@ Outputs go to paper_tables/<suite>/analysis/ and are never replaced without --ov
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import re
 import time
@@ -61,6 +62,14 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="document sample (and mask) seed")
     parser.add_argument("--out", type=Path, help="default: paper_tables/<suite>/analysis")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--data-dir", help="default: the suite's (data)")
+    parser.add_argument("--cache-dir", help="default: the suite's (cache), where DAPT checkpoints are")
+
+
+def _suite(args: argparse.Namespace) -> Suite:
+    suite = load_suite(args.suite)
+    changes = {"data_dir": args.data_dir, "cache_dir": args.cache_dir}
+    return dataclasses.replace(suite, **{k: v for k, v in changes.items() if v})
 
 
 def positive_int(text: str) -> int:
@@ -79,14 +88,14 @@ def _vocab(args: argparse.Namespace) -> int:
     elif args.names:
         raise UserError("--names needs corpus paths, one name per path")
     else:
-        corpora = suite_corpora(load_suite(args.suite))
+        corpora = suite_corpora(_suite(args))
     out_dir = _writable_out_dir(args, vocab.OUTPUT_FILES)
     vocab.run(corpora, args.top, args.sample_docs, args.seed, out_dir)
     return 0
 
 
 def _mlm_loss(args: argparse.Namespace) -> int:
-    suite = None if args.corpora and args.models else load_suite(args.suite)
+    suite = None if args.corpora and args.models else _suite(args)
     if args.corpora:
         corpora = parse_pairs(args.corpora, "--corpora")
         samples = {name: vocab.sample_corpus(path, args.documents, args.seed, name)

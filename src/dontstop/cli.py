@@ -1,8 +1,9 @@
 """dontstop <command> ...: the single entry point; each command lives in its own module.
 
-Every module listed in COMMAND_MODULES defines `register(subparsers)`, which adds its
-sub-command(s) and sets `func(args) -> int`. User errors (UserError) print as one line
-on stderr and exit 2; nothing is written after the error.
+Every module in COMMANDS defines `register(subparsers)`, which adds its sub-command(s)
+and sets `func(args) -> int`. Only the chosen command's module is imported (the trainers
+pull in torch and transformers; `dontstop data check` should not wait for them). User
+errors (UserError) print as one line on stderr and exit 2.
 """
 from __future__ import annotations
 
@@ -12,27 +13,30 @@ import sys
 
 from .fileio import UserError
 
-COMMAND_MODULES = (
-    "dontstop.data_cli",     # data download | check | build-mini
-    "dontstop.select",       # select (kNN-TAPT / RAND-TAPT corpora)
-    "dontstop.pretrain",     # pretrain (continued masked-LM: DAPT / TAPT)
-    "dontstop.finetune",     # finetune (classifier for one task, model and seed)
-    "dontstop.runner_cli",   # run | reproduce
-    "dontstop.analyze",      # analyze vocab | mlm-loss (Figure 2, Tables 1 and 12)
-    "dontstop.aggregate",    # aggregate (results -> paper_tables: tables, findings, plots)
-)
+COMMANDS = {
+    "data": "dontstop.data_cli",         # data download | check | build-mini
+    "select": "dontstop.select",         # kNN-TAPT / RAND-TAPT corpora
+    "pretrain": "dontstop.pretrain",     # continued masked-LM: DAPT / TAPT
+    "finetune": "dontstop.finetune",     # one classifier run: (task, checkpoint, seed)
+    "run": "dontstop.runner_cli",        # conditions -> stages and runs
+    "reproduce": "dontstop.runner_cli",  # the whole study, then its tables
+    "analyze": "dontstop.analyze",       # vocab | mlm-loss (Figure 2, Tables 1 and 12)
+    "aggregate": "dontstop.aggregate",   # results -> paper_tables: tables, findings, plots
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dontstop", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module_name in COMMAND_MODULES:
+    for module_name in dict.fromkeys(COMMANDS[c] for c in commands or COMMANDS):
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = [argv[0]] if argv and argv[0] in COMMANDS else None
+    args = build_parser(chosen).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except UserError as e:

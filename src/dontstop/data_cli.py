@@ -72,11 +72,20 @@ def _check(args: argparse.Namespace) -> int:
         for kind, target in _targets(path):
             problems += _check_one(kind, target, args)
             checked += 1
+        if path.name == "mini" and (path / "manifest.json").exists():
+            problems += _mini_leakage(path)
     for problem in problems:
         print(problem)
     errors = sum(p.severity == "error" for p in problems)
     print(f"checked {checked} item(s): {errors} error(s), {len(problems) - errors} warning(s)")
     return 1 if errors else 0
+
+
+def _mini_leakage(root: Path) -> list[Problem]:
+    """The built mini benchmark's cross-file rule: no dev/test text anywhere it is trained on."""
+    from .mini import check_no_leakage
+
+    return [Problem(str(root), None, "text", violation) for violation in check_no_leakage(root.parent)]
 
 
 def _targets(path: Path) -> list[tuple[str, Path]]:

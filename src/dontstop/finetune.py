@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import platform
 import random
-import subprocess
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,7 +24,6 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-import transformers
 from torch.nn import functional as F
 from tqdm import tqdm
 from transformers import DataCollatorWithPadding, get_scheduler
@@ -36,6 +33,7 @@ from .classifier import SequenceClassifier, encode, load_classifier, predict
 from .data import Example, label_set, load_split, task_dir
 from .fileio import UserError, atomic_write_json, read_json, sha256_file
 from .metrics import classification_scores
+from .provenance import git_commit, software_versions
 from .tasks import SPLITS, Task, get_task
 
 ADAM_BETAS = (0.9, 0.98)
@@ -258,21 +256,6 @@ def seeded(seed: int) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-
-
-def software_versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__}
-
-
-def git_commit() -> str | None:
-    """The commit of the code that ran (this package's checkout), or None outside git."""
-    try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

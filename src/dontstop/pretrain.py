@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import platform
 import random
 import shutil
 import time
@@ -24,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
 from tqdm import tqdm
 
 from .data import iter_corpus, text_key
 from .fileio import UserError, atomic_write_json, read_json, sha256_file
+from .provenance import git_commit, software_versions
 from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss, mask_tokens, pack_documents
 from . import wandb_log
 
@@ -275,8 +274,7 @@ def _record(recipe, name, schedule: BatchSchedule, corpus: Corpus, progress, hel
         "tokens_per_s": progress["tokens"] / max(progress["train_time_s"], 1e-9),
         "final_train_loss": progress["loss"],
         "heldout_loss_before": progress["heldout_loss_before"], "heldout_loss_after": heldout_after,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__},
+        "versions": software_versions(), "git_commit": git_commit(),
     }
 
 

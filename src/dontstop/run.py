@@ -62,12 +62,13 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
           f"on {workers} worker(s)", flush=True)
     exclude = heldout_keys(task_dir(suite.data_dir, suite.name, key) for key in suite.tasks)
-    began = time.time()
+    start = (time.time(), len(jobs) - todo)   # for the ETA: when, and how many were done then
     if workers <= 1:
         _single_thread()   # the same arithmetic as a worker process: same seed, same metrics
-        finished = work(jobs, suite, exclude, wandb, began)
+        finished = work(jobs, suite, exclude, wandb, start)
     else:
-        finished = _run_workers(jobs, suite, exclude, wandb, began, workers)
+        finished = _run_workers(jobs, suite, exclude, wandb, start, workers)
+    began = start[0]
     left = sum(not job.done() for job in jobs)
     print(f"done: {finished} job(s) finished in {_clock(time.time() - began)}; "
           f"{left} left (held by another runner)" if left else
@@ -93,7 +94,8 @@ def _needs(stage: Stage, stages: list[Stage]) -> tuple[Path, ...]:
     return tuple(s.record_path for s in parents)
 
 
-def work(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool, began: float) -> int:
+def work(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
+         start: tuple[float, int]) -> int:
     """One worker: take the first ready, unlocked, unfinished job until none is left."""
     finished = 0
     while True:
@@ -105,7 +107,7 @@ def work(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool, began:
             with job_lock(job.lock_file) as mine:
                 if not mine or job.done():
                     continue
-                _announce(job, jobs, began, finished)
+                _announce(job, jobs, start)
                 _run_job(job, suite, exclude, wandb)
                 finished, ran = finished + 1, True
                 break
@@ -131,19 +133,20 @@ def _run_job(job: Job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
         finetune_job(job.plan, job.seed, suite, wandb)
 
 
-def _announce(job: Job, jobs: list[Job], began: float, finished_here: int) -> None:
+def _announce(job: Job, jobs: list[Job], start: tuple[float, int]) -> None:
+    """A line per job; the ETA extrapolates this call's pace over all workers to what is left."""
     done = sum(j.done() for j in jobs)
-    elapsed = time.time() - began
-    eta = "?" if not finished_here else _clock(elapsed / finished_here * (len(jobs) - done))
+    elapsed, done_here = time.time() - start[0], done - start[1]
+    eta = "?" if not done_here else _clock(elapsed / done_here * (len(jobs) - done))
     print(f"[{done + 1}/{len(jobs)}] {job.kind} {job.label} | elapsed {_clock(elapsed)} | ETA {eta}",
           flush=True)
 
 
 def _run_workers(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
-                 began: float, workers: int) -> int:
+                 start: tuple[float, int], workers: int) -> int:
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_single_thread) as pool:
-        results = [pool.apply_async(work, (jobs, suite, exclude, wandb, began)) for _ in range(workers)]
+        results = [pool.apply_async(work, (jobs, suite, exclude, wandb, start)) for _ in range(workers)]
         return sum(result.get() for result in results)  # re-raises a worker's error here
 
 

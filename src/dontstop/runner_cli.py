@@ -11,7 +11,6 @@ import argparse
 import datetime
 import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -19,9 +18,13 @@ from pathlib import Path
 
 from . import wandb_log
 from .experiment import EXPERIMENTS_DIR, Suite, all_experiments, load_experiment, load_suite, with_quick
-from .fileio import UserError, atomic_write_json
+from .fileio import UserError, atomic_write_json, atomic_write_text, read_json
+from .provenance import git_commit, software_versions
 from .plan import RunPlan, plan_runs, unique_stages
 from .run import execute
+
+
+REPO_README = EXPERIMENTS_DIR.parent / "README.md"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,7 +67,6 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_suite(args: argparse.Namespace) -> Suite:
     suite = load_suite(args.suite)
-    suite = with_quick(suite) if args.quick else suite
     changes = {name: value for name, value in (("results_dir", args.results_dir),
                ("cache_dir", args.cache_dir), ("data_dir", args.data_dir)) if value}
     if args.published_dapt:
@@ -73,7 +75,8 @@ def resolve_suite(args: argparse.Namespace) -> Suite:
         pairs = getattr(args, flag)
         if pairs:
             changes[attribute] = {**getattr(suite, attribute), **_pairs(pairs, flag)}
-    return replace(suite, **changes)
+    suite = replace(suite, **changes)
+    return with_quick(suite) if args.quick else suite
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -92,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     plans = [plan for e in experiments for plan in plan_runs(suite, e, args.tasks, args.seeds)]
     if not plans:
         raise UserError("no condition applies to the chosen tasks")
-    return _go(plans, suite, args)
+    _go(plans, suite, args)
+    return 0
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -107,22 +111,24 @@ def _reproduce(args: argparse.Namespace) -> int:
         experiments = [e for e in experiments if e.condition in args.conditions]
     plans = [plan for e in experiments for plan in plan_runs(suite, e, args.tasks, args.seeds)]
     began = time.time()
-    status = _go(plans, suite, args)
+    finished = _go(plans, suite, args)
     if args.dry_run:
-        return status
-    _write_run_record(suite, args, time.time() - began, plans)
-    _aggregate(suite, args)
-    return status
+        return 0
+    history = _record_invocation(suite, args, time.time() - began, plans, finished)
+    tables = _aggregate(suite, args)
+    if suite.name == "mini" and not args.quick and not args.tasks and not args.conditions:
+        update_readme(REPO_README, history, tables)
+    return 0
 
 
 def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace) -> int:
+    """Print the plan (--dry-run) or execute it; return the number of jobs finished."""
     if args.dry_run:
         print_plan(plans, suite)
         return 0
     wandb = not args.no_wandb and wandb_log.configured()
-    execute(plans, suite, wandb=wandb, allow_mixed=args.allow_mixed,
-            workers=args.workers or _default_workers())
-    return 0
+    return execute(plans, suite, wandb=wandb, allow_mixed=args.allow_mixed,
+                   workers=args.workers or _default_workers())
 
 
 def _default_workers() -> int:
@@ -159,44 +165,59 @@ def _ensure_mini_data(suite: Suite) -> None:
     build_mini(Path(suite.data_dir))
 
 
-def _write_run_record(suite: Suite, args: argparse.Namespace, seconds: float, plans: list[RunPlan]) -> None:
-    import torch
-    import transformers
-
-    record = {"command": "dontstop " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dontstop")
-              else " ".join(sys.argv), "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
-              "wall_time_s": round(seconds, 1), "suite": suite.name, "quick": args.quick,
-              "runs": sum(len(p.seeds) for p in plans), "machine": f"{platform.machine()}, "
-              f"{_cpu_count()} CPU cores, {platform.system()}", "git_commit": _git_commit(),
-              "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                           "transformers": transformers.__version__}}
+def _record_invocation(suite: Suite, args: argparse.Namespace, seconds: float,
+                       plans: list[RunPlan], finished: int) -> list[dict]:
+    """Append this call to results/<suite>/RUN.json: a resumed study keeps every part's time."""
     path = Path(suite.results_dir) / suite.name / "RUN.json"
-    atomic_write_json(path, record)
-    print(f"run record: {path} ({seconds / 60:.1f} min)")
+    history = read_json(path)["invocations"] if path.exists() else []
+    history.append({
+        "command": "dontstop " + " ".join(sys.argv[1:]),
+        "finished_at": datetime.datetime.now().isoformat(timespec="seconds"),
+        "wall_time_s": round(seconds, 1), "jobs_finished": finished, "quick": args.quick,
+        "runs": sum(len(p.seeds) for p in plans), "git_commit": git_commit(),
+        "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, {platform.system()}",
+        "versions": software_versions()})
+    atomic_write_json(path, {"suite": suite.name, "invocations": history})
+    print(f"run record: {path} ({seconds / 60:.1f} min, {finished} jobs finished)")
+    return history
 
 
-def _aggregate(suite: Suite, args: argparse.Namespace) -> None:
+def _aggregate(suite: Suite, args: argparse.Namespace) -> Path:
     """The domain analysis (Figure 2, Tables 1 and 12), then the paper's tables and plots."""
     from .cli import main as dontstop
 
     out_root = Path(args.tables_dir) / ("quick" if args.quick else "")
     analysis = str(out_root / suite.name / "analysis")
-    for argv in (["analyze", "vocab", "--suite", args.suite, "--out", analysis, "--overwrite"],
-                 ["analyze", "mlm-loss", "--suite", args.suite, "--out", analysis, "--overwrite"],
+    dirs = ["--data-dir", suite.data_dir, "--cache-dir", suite.cache_dir]
+    for argv in (["analyze", "vocab", "--suite", args.suite, "--out", analysis, "--overwrite", *dirs],
+                 ["analyze", "mlm-loss", "--suite", args.suite, "--out", analysis, "--overwrite", *dirs],
                  ["aggregate", "--suite", suite.name, "--results", suite.results_dir,
                   "--out", str(out_root)]):
         print("$ dontstop " + " ".join(argv), flush=True)
         if dontstop(argv) != 0:
             raise UserError(f"`dontstop {' '.join(argv)}` failed; the runs are kept, rerun it alone")
     print(f"tables and plots: {out_root / suite.name}/README.md")
+    return out_root / suite.name
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=EXPERIMENTS_DIR.parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+def update_readme(readme: Path, history: list[dict], tables: Path) -> None:
+    """Put the study's main table, findings and one plot into the README, between markers."""
+    begin, end = "<!-- generated:results -->", "<!-- /generated:results -->"
+    text = readme.read_text(encoding="utf-8")
+    if begin not in text or end not in text:
+        return
+    table5 = (tables / "table5.md").read_text(encoding="utf-8").split("\n", 1)[1].strip()
+    findings = (tables / "findings.md").read_text(encoding="utf-8").split("\n", 1)[1].strip()
+    run, minutes = history[-1], sum(h["wall_time_s"] for h in history) / 60
+    block = (f"{begin}\nGenerated by `{run['command']}` on {run['finished_at']} "
+             f"({run['machine']}; {run['runs']} fine-tuning runs; {minutes:.1f} min of wall time in "
+             f"{len(history)} call(s), see results/mini/RUN.json; git {str(run['git_commit'])[:10]}). "
+             f"Test macro-F1 × 100, mean ± std (n seeds); every table is in "
+             f"[{tables}/]({tables}/README.md).\n\n{table5}\n\n"
+             f"{findings}\n\n![every condition per task]({tables}/plots/bars.png)\n{end}")
+    head, rest = text.split(begin, 1)
+    atomic_write_text(readme, head + block + rest.split(end, 1)[1])
+    print(f"updated the results in {readme}")
 
 
 def _cpu_count() -> int:

@@ -1,0 +1,61 @@
+"""python bench/main_job.py [--full] [--smoke]
+
+Wall time of the main job: `dontstop reproduce --quick` (with --full also the default run,
+`dontstop reproduce`) as a subprocess in a fresh temporary folder, with fresh --results-dir
+and --cache-dir inside it (nothing cached is reused) and the repo's data/ (built first if
+missing). The job's paper tables land in the temporary folder too: the repo is untouched.
+--smoke times `--dry-run` (the plan only): a plumbing check. Appends one JSON line per job
+to bench/results/main_job.jsonl.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, record, stamp
+
+
+def time_job(job: list[str], data_dir: str) -> dict:
+    """Run `dontstop reproduce <job>` in a fresh folder; its wall time and the run's own record."""
+    with tempfile.TemporaryDirectory(prefix="main-job-") as scratch:
+        command = [sys.executable, "-m", "dontstop", "reproduce", *job, "--no-wandb", "--data-dir", data_dir,
+                   "--results-dir", str(Path(scratch) / "results"), "--cache-dir", str(Path(scratch) / "cache")]
+        print("$ " + " ".join(command), flush=True)
+        began = time.perf_counter()
+        completed = subprocess.run(command, cwd=scratch, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        wall = time.perf_counter() - began
+        run_records = sorted((Path(scratch) / "results").rglob("RUN.json"))  # results/[quick/]<suite>/
+        invocations = json.loads(run_records[0].read_text())["invocations"] if run_records else [{}]
+    return {"job": "dontstop reproduce " + " ".join(job), "returncode": completed.returncode,
+            "wall_time_s": round(wall, 1), "fine_tuning_runs": invocations[-1].get("runs"),
+            "jobs_finished": invocations[-1].get("jobs_finished"),
+            "job_recorded_wall_time_s": invocations[-1].get("wall_time_s")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="also time the default (non-quick) run")
+    parser.add_argument("--smoke", action="store_true", help="time `reproduce --quick --dry-run` only")
+    parser.add_argument("--data-dir", default=str(DATA_DIR))
+    parser.add_argument("--results", default=str(RESULTS_DIR / "main_job.jsonl"))
+    args = parser.parse_args()
+    if Path(args.data_dir) == DATA_DIR:
+        ensure_mini_data()
+    jobs = [["--quick", "--dry-run"]] if args.smoke else [["--quick"]] + ([[]] if args.full else [])
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    status = 0
+    for job in jobs:
+        row = time_job(job, str(Path(args.data_dir).resolve()))
+        record(Path(args.results), {**row, **stamp(run_id, {"data_dir": args.data_dir})})
+        status = status or row["returncode"]
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Benchmarks: the fast fine-tuning path computes what the padded baseline computes, and
+every bench script runs end to end in its --smoke configuration (no timing is asserted).
+
+The masked-only MLM loss against the stock loss is tested in test_pretrain.py.
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import DataCollatorWithPadding
+
+from dontstop.classifier import encode, load_classifier
+from dontstop.data import Example
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+
+
+@pytest.mark.parametrize("model_kind", ["bert", "roberta"])
+def test_dynamic_padding_logits_equal_padded_to_max_logits(model_kind, tiny_roberta_dir, tiny_corpus):
+    name = str(tiny_roberta_dir) if model_kind == "roberta" else "bundled:bert-tiny"
+    torch.manual_seed(0)
+    model, tokenizer = load_classifier(name, num_labels=3, dropout=0.1)
+    model.eval()
+    texts = tiny_corpus.read_text(encoding="utf-8").splitlines()[:12]
+    features = encode(tokenizer, [Example(t, "a", None, i) for i, t in enumerate(texts)], {"a": 0}, 512)
+    max_length = min(512, tokenizer.model_max_length)
+    lengths = [len(f["input_ids"]) for f in features]
+    assert max(lengths) < max_length and min(lengths) < max(lengths) / 2  # padding really differs
+    dynamic = DataCollatorWithPadding(tokenizer)(features)
+    padded = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=max_length)(features)
+    assert padded["input_ids"].shape[1] == max_length > dynamic["input_ids"].shape[1]
+    with torch.no_grad():
+        fast = model(dynamic["input_ids"], dynamic["attention_mask"])
+        slow = model(padded["input_ids"], padded["attention_mask"])
+        alone = torch.cat([model(torch.tensor([f["input_ids"]]), torch.ones(1, n, dtype=torch.long))
+                           for f, n in zip(features, lengths)])
+    assert (fast - slow).abs().max() < 1e-5
+    assert (fast - alone).abs().max() < 1e-5
+
+
+def run_script(name: str, *arguments: str) -> list[dict]:
+    results = Path(arguments[arguments.index("--results") + 1])
+    completed = subprocess.run([sys.executable, str(BENCH / name), "--smoke", *arguments], env=ENV,
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+
+
+def test_mlm_throughput_smoke(tiny_corpus, tmp_path):
+    rows = run_script("mlm_throughput.py", "--corpus", str(tiny_corpus), "--threads", "1",
+                      "--results", str(tmp_path / "mlm.jsonl"))
+    assert [r["row"].split(":")[0] for r in rows] == ["stock", "ours", "loop", "loop"]
+    stock, ours = rows[0], rows[1]
+    assert stock["speedup"] == 1.0 and stock["steps"] == ours["steps"] == 2
+    assert 0 < ours["tokens"] <= 2 * 4 * 32 and 0 < stock["tokens"] <= 2 * 4 * 32  # packed sequences
+    assert rows[3]["tokens"] < rows[2]["tokens"] * 2    # line by line: padding is not counted
+    for row in rows:
+        assert row["tokens_per_s"] > 0 and 0 < row["heldout_loss"] < 20 and row["peak_memory_mb"] > 0
+        assert row["run"] == stock["run"] and row["versions"]["torch"] == torch.__version__
+
+
+def write_task(data_dir: Path, sentences: list[str]) -> None:
+    """A mini-suite aclsum-sections task of `sentences` with two arbitrary labels."""
+    directory = data_dir / "mini" / "tasks" / "aclsum-sections"
+    directory.mkdir(parents=True)
+    rng = random.Random(0)
+    for split, chunk in (("train", sentences[:40]), ("dev", sentences[40:50]), ("test", sentences[50:60])):
+        lines = [json.dumps({"text": text, "label": rng.choice(["intro", "method"]), "id": f"{split}-{i}"})
+                 for i, text in enumerate(chunk)]
+        (directory / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_finetune_padding_smoke(tiny_corpus, tmp_path):
+    write_task(tmp_path / "data", tiny_corpus.read_text(encoding="utf-8").splitlines())
+    rows = run_script("finetune_padding.py", "--data-dir", str(tmp_path / "data"), "--threads", "1",
+                      "--results", str(tmp_path / "finetune.jsonl"))
+    baseline, dynamic, ours = rows
+    assert baseline["speedup"] == 1.0 and baseline["examples"] == ours["examples"] == 32
+    assert baseline["tokens_per_example"] == 64                  # --smoke pads to 64
+    assert ours["tokens_per_example"] <= dynamic["tokens_per_example"] < 64
+    assert ours["real_tokens_per_example"] == baseline["real_tokens_per_example"]
+
+
+def test_main_job_smoke(tmp_path):
+    data_dir = Path(__file__).resolve().parents[1] / "data"
+    if not (data_dir / "mini" / "manifest.json").exists():
+        pytest.skip("data/mini not built (dontstop data build-mini)")
+    rows = run_script("main_job.py", "--data-dir", str(data_dir), "--results", str(tmp_path / "job.jsonl"))
+    assert rows[0]["job"] == "dontstop reproduce --quick --dry-run" and rows[0]["returncode"] == 0
