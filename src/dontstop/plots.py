@@ -131,8 +131,11 @@ def cost_plot(cost: pd.DataFrame, suite: str, stem: Path) -> list[Path]:
 
 
 def stage_losses(runs: pd.DataFrame) -> pd.DataFrame:
-    """Held-out MLM loss before/after every distinct pretraining stage found in the runs."""
-    stages = {stage.get("name"): stage for record in runs.pretraining for stage in record}
+    """Held-out MLM loss before/after every distinct pretraining stage found in the runs.
+
+    Keyed by lineage: "curated-aclsum-roles" alone and after DAPT are different stages."""
+    stages = {stage.get("lineage") or stage.get("name"): stage
+              for record in runs.pretraining for stage in record}
     rows = [{"stage": name, "when": when, "loss": stage.get(f"heldout_loss_{when}")}
             for name, stage in sorted(stages.items()) for when in ("before", "after")]
     return pd.DataFrame(rows, columns=["stage", "when", "loss"]).dropna()
