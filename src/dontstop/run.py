@@ -147,7 +147,10 @@ def _run_workers(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_single_thread) as pool:
         results = [pool.apply_async(work, (jobs, suite, exclude, wandb, start)) for _ in range(workers)]
-        return sum(result.get() for result in results)  # re-raises a worker's error here
+        finished = sum(result.get() for result in results)  # re-raises a worker's error here
+        pool.close()
+        pool.join()   # let workers exit on their own, releasing their semaphores
+    return finished
 
 
 def _single_thread() -> None:
