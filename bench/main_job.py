@@ -1,9 +1,10 @@
-"""python bench/main_job.py [--full] [--smoke]
+"""python bench/main_job.py [--full] [--smoke] [--workdir DIR]
 
 Wall time of the main job: `dontstop reproduce --quick` (with --full also the default run,
 `dontstop reproduce`) as a subprocess in a fresh temporary folder, with fresh --results-dir
 and --cache-dir inside it (nothing cached is reused) and the repo's data/ (built first if
-missing). The job's paper tables land in the temporary folder too: the repo is untouched.
+missing). The job's paper tables land in that folder too: the repo is untouched. --workdir
+keeps the folders (DIR/quick, DIR/default), e.g. to compare their tables with results/mini.
 --smoke times `--dry-run` (the plan only): a plumbing check. Appends one JSON line per job
 to bench/results/main_job.jsonl.
 """
@@ -21,16 +22,23 @@ from pathlib import Path
 from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, record, stamp
 
 
-def time_job(job: list[str], data_dir: str) -> dict:
-    """Run `dontstop reproduce <job>` in a fresh folder; its wall time and the run's own record."""
-    with tempfile.TemporaryDirectory(prefix="main-job-") as scratch:
+def time_job(job: list[str], data_dir: str, workdir: str | None) -> dict:
+    """Run `dontstop reproduce <job>` in a fresh folder (`workdir`/<job name>, kept, or a temporary
+    one); its wall time and the run's own record."""
+    with tempfile.TemporaryDirectory(prefix="main-job-") as temporary:
+        scratch = Path(temporary)
+        if workdir:
+            scratch = Path(workdir) / ("quick" if "--quick" in job else "default")
+            if scratch.exists():
+                raise SystemExit(f"{scratch}: already exists; main_job times fresh runs only")
+            scratch.mkdir(parents=True)
         command = [sys.executable, "-m", "dontstop", "reproduce", *job, "--no-wandb", "--data-dir", data_dir,
-                   "--results-dir", str(Path(scratch) / "results"), "--cache-dir", str(Path(scratch) / "cache")]
+                   "--results-dir", str(scratch / "results"), "--cache-dir", str(scratch / "cache")]
         print("$ " + " ".join(command), flush=True)
         began = time.perf_counter()
         completed = subprocess.run(command, cwd=scratch, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         wall = time.perf_counter() - began
-        run_records = sorted((Path(scratch) / "results").rglob("RUN.json"))  # results/[quick/]<suite>/
+        run_records = sorted((scratch / "results").rglob("RUN.json"))  # results/[quick/]<suite>/
         invocations = json.loads(run_records[0].read_text())["invocations"] if run_records else [{}]
     return {"job": "dontstop reproduce " + " ".join(job), "returncode": completed.returncode,
             "wall_time_s": round(wall, 1), "fine_tuning_runs": invocations[-1].get("runs"),
@@ -43,6 +51,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also time the default (non-quick) run")
     parser.add_argument("--smoke", action="store_true", help="time `reproduce --quick --dry-run` only")
     parser.add_argument("--data-dir", default=str(DATA_DIR))
+    parser.add_argument("--workdir", help="keep each job's results, cache and tables here (default: a temporary "
+                                          "folder, removed afterwards)")
     parser.add_argument("--results", default=str(RESULTS_DIR / "main_job.jsonl"))
     args = parser.parse_args()
     if Path(args.data_dir) == DATA_DIR:
@@ -51,7 +61,7 @@ def main() -> None:
     run_id = time.strftime("%Y%m%d-%H%M%S")
     status = 0
     for job in jobs:
-        row = time_job(job, str(Path(args.data_dir).resolve()))
+        row = time_job(job, str(Path(args.data_dir).resolve()), args.workdir)
         record(Path(args.results), {**row, **stamp(run_id, {"data_dir": args.data_dir})})
         status = status or row["returncode"]
     sys.exit(status)

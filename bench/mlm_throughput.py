@@ -29,9 +29,10 @@ import torch
 from transformers import DataCollatorForLanguageModeling, TrainerCallback
 
 from common import RESULTS_DIR, DATA_DIR, ensure_mini_data, peak_memory_mb, record, run_isolated, stamp, step_figures
-from dontstop.mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss, mask_tokens, pack_documents
+from dontstop.mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, mask_tokens,
+                          write_token_stream)
 from dontstop.models import load_pretrained, resolve_model
-from dontstop.pretrain import PretrainRecipe, PretrainRun, check_recipe, load_corpus
+from dontstop.pretrain import PretrainRecipe, PretrainRun, check_recipe, scan_corpus
 
 CPU = {"model": "bundled:bert-tiny", "batch_size": 16, "max_length": 128, "steps": 60}
 GPU = {"batch_size": 32, "max_length": 512, "steps": 200}   # model: roberta_base_shaped()
@@ -125,10 +126,10 @@ def stock_row(setup: Setup) -> dict:
 
     begin_row(setup)
     recipe, timer = setup.recipe(), StepTimer(setup.device)
-    corpus = load_corpus(recipe, exclude_keys=None)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(setup.model))
-    blocks, lengths = pack_documents(tokenizer, corpus.train, setup.max_length, show_progress=False)
-    dataset = Dataset.from_dict({"input_ids": [b[:n].tolist() for b, n in zip(blocks, lengths)]})
+    token_dir = tempfile.TemporaryDirectory()
+    sequences, heldout_documents = packed_corpus(recipe, tokenizer, Path(token_dir.name))
+    dataset = Dataset.from_dict({"input_ids": [sequences.sequence(i) for i in range(len(sequences))]})
     model = load_pretrained(AutoModelForMaskedLM, setup.model)   # transformers' default: SDPA
     with tempfile.TemporaryDirectory() as scratch:
         arguments = TrainingArguments(
@@ -142,7 +143,8 @@ def stock_row(setup: Setup) -> dict:
         collator = CountingCollator(tokenizer, mlm_probability=recipe.mask_prob)
         Trainer(model=model, args=arguments, train_dataset=dataset, data_collator=collator,
                 callbacks=[timer]).train()
-    heldout = heldout_mlm_loss(model, tokenizer, corpus.heldout, setup.max_length, recipe.seed)
+    heldout = heldout_mlm_loss(model, tokenizer, heldout_documents, setup.max_length, recipe.seed)
+    token_dir.cleanup()
     return finish_row("stock: AutoModelForMaskedLM + collator + Trainer", setup, model, timer.step_seconds,
                       sum(collator.batch_tokens[:setup.steps]), heldout)
 
@@ -175,13 +177,29 @@ def ours_row(setup: Setup) -> dict:
     return {**row, "heldout_loss_at_start": round(result["heldout_loss_before"], 4)}
 
 
-def line_by_line(tokenizer, documents: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One document a sequence, cut at max_length: (ids [n, max_length] padded, lengths [n])."""
-    encoded = tokenizer(documents, truncation=True, max_length=max_length)["input_ids"]
-    blocks = torch.full((len(encoded), max_length), tokenizer.pad_token_id, dtype=torch.int32)
-    for row, ids in enumerate(encoded):
-        blocks[row, :len(ids)] = torch.tensor(ids)
-    return blocks, torch.tensor([len(ids) for ids in encoded])
+def packed_corpus(recipe: PretrainRecipe, tokenizer, scratch: Path) -> tuple[PackedSequences, list[str]]:
+    """The trainer's packed training sequences (token file in `scratch`) and held-out documents."""
+    corpus = scan_corpus(recipe, exclude_keys=None)
+    write_token_stream(tokenizer, corpus.training_documents(), scratch / "tokens.bin", show_progress=False)
+    return PackedSequences(tokenizer, scratch / "tokens.bin", recipe.max_length), corpus.heldout_documents()
+
+
+class LineByLine:
+    """The unpacked alternative: one document a sequence, cut at max_length (PackedSequences' interface)."""
+
+    def __init__(self, tokenizer, documents: list[str], max_length: int):
+        encoded = tokenizer(documents, truncation=True, max_length=max_length)["input_ids"]
+        self.ids = torch.full((len(encoded), max_length), tokenizer.pad_token_id, dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            self.ids[row, :len(ids)] = torch.tensor(ids)
+        self.lengths = torch.tensor([len(ids) for ids in encoded])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        width = int(self.lengths[indices].max())             # padded to the batch's longest
+        return self.ids[indices, :width], (torch.arange(width) < self.lengths[indices, None]).long()
 
 
 def loss_function(model, lever: Lever):
@@ -199,12 +217,14 @@ def loop_row(setup: Setup, lever: Lever) -> dict:
 
     begin_row(setup)
     recipe, device = setup.recipe(), setup.device
-    corpus = load_corpus(recipe, exclude_keys=None)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(setup.model))
     model = load_pretrained(AutoModelForMaskedLM, setup.model, attn_implementation=lever.attention).to(device)
-    pack = pack_documents if lever.packed else line_by_line
-    blocks, lengths = pack(tokenizer, corpus.train, setup.max_length)
-    schedule = BatchSchedule(recipe, len(blocks), process=0, processes=1)
+    token_dir = tempfile.TemporaryDirectory()
+    sequences, heldout_documents = packed_corpus(recipe, tokenizer, Path(token_dir.name))
+    if not lever.packed:
+        training = list(scan_corpus(recipe, exclude_keys=None).training_documents())
+        sequences = LineByLine(tokenizer, training, setup.max_length)
+    schedule = BatchSchedule(recipe, len(sequences), process=0, processes=1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas, eps=recipe.eps,
                                   weight_decay=recipe.weight_decay, fused=lever.fused_adamw)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(recipe.warmup_ratio * setup.steps),
@@ -214,9 +234,8 @@ def loop_row(setup: Setup, lever: Lever) -> dict:
     for step in range(setup.steps):
         began = time.perf_counter()
         (indices, generator), = schedule.micro_batches(step)   # one micro-batch: no accumulation
-        width = int(lengths[indices].max())
-        attention_mask = (torch.arange(width) < lengths[indices, None]).long()
-        input_ids, labels = mask_tokens(tokenizer, blocks[indices, :width].long(), generator, recipe.mask_prob)
+        input_ids, attention_mask = sequences.batch(indices)
+        input_ids, labels = mask_tokens(tokenizer, input_ids, generator, recipe.mask_prob)
         with torch.autocast(device, torch.bfloat16, enabled=device == "cuda"):
             loss = forward(input_ids.to(device), attention_mask.to(device), labels.to(device))
         loss.backward()
@@ -226,7 +245,8 @@ def loop_row(setup: Setup, lever: Lever) -> dict:
         loss.item()  # waits for the GPU, as our trainer does each step
         step_seconds.append(time.perf_counter() - began)
         tokens += int(attention_mask.sum())
-    heldout = heldout_mlm_loss(model, tokenizer, corpus.heldout, setup.max_length, recipe.seed)
+    heldout = heldout_mlm_loss(model, tokenizer, heldout_documents, setup.max_length, recipe.seed)
+    token_dir.cleanup()
     return finish_row(lever.name, setup, model, step_seconds, tokens, heldout)
 
 

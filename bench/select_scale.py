@@ -1,17 +1,20 @@
-"""python bench/select_scale.py [--max-pool 10000000] [--dim 64] [--k 50] [--skip-real]
+"""python bench/select_scale.py [--max-pool 1e7] [--dim 64] [--k 50] [--rows ...] [--repeats N] [--smoke]
 
 How kNN selection scales with the pool on this machine:
 - `ivf` rows: synthetic clustered unit vectors (1e4 .. --max-pool, generated in shards of
   1e5), an IndexIVFFlat trained on a 1e5 sample, 1000 queries searched at --nprobe, and
   recall@k on 100 of them at several nprobe against exact top-k (faiss brute force,
   merged shard by shard, whose time per query is the exact-search column);
-- `flat-vs-sklearn`: exact faiss IndexFlatIP against sklearn NearestNeighbors(brute) on
-  1e5 pool vectors, same queries, same top-k;
+- `flat-vs-sklearn`: exact faiss IndexFlatIP against sklearn NearestNeighbors(brute), cosine
+  and euclidean, and against the bare numpy matrix product, on 1e5 pool vectors, same queries,
+  same top-k;
+- `embed`: embedding throughput (docs/s) of `bow` and of `encoder` (bundled MiniLM and the
+  bundled BERT-tiny) on real text, with encoder/bow ratios from the same process;
 - `real-text` rows: `dontstop select` end to end (bow embedder, flat and ivf) on a pool of
   ACL paper paragraphs (aclsum, source "cs") and Wikipedia extracts (ovos wiki, "general")
   with aclsum train sentences as queries.
 Every row runs in a fresh process so its peak memory (ru_maxrss) is its own. Prints a table
-and appends one JSON line per row to bench/results/select_scale.jsonl.
+and appends one JSON line per row to bench/results/select_scale.jsonl (or --results).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ TRAIN = 100_000          # IVF training sample, as select.FIT_SAMPLE
 CLUSTERS = 1000          # topics in the synthetic pool
 QUERIES, RECALL_QUERIES = 1000, 100
 RECALL_NPROBES = (8, 32, 128)
+ROW_KINDS = ["ivf", "flat-vs-sklearn", "embed", "real-text"]
 
 
 def clustered(n: int, dim: int, seed: int) -> np.ndarray:
@@ -105,6 +109,10 @@ class ExactTopK:
 
 
 def flat_vs_sklearn_row(dim: int, k: int) -> dict:
+    """Exact top-k three ways on the same unit vectors: faiss IndexFlatIP; sklearn brute force
+    with metric="cosine" (what a user would write for cosine kNN) and with "euclidean" (the
+    same ranking on unit vectors, served by sklearn's compiled ArgKmin reduction); plus the bare
+    numpy query x pool matrix product that every exact method must at least pay."""
     from sklearn.neighbors import NearestNeighbors
 
     from dontstop import knn_index
@@ -115,15 +123,53 @@ def flat_vs_sklearn_row(dim: int, k: int) -> dict:
     index.add(pool)
     faiss_ids = knn_index.search(index, queries, k)
     faiss_s = time.time() - tick
+    sklearn_s, same = {}, {}
+    for metric in ("cosine", "euclidean"):
+        tick = time.time()
+        brute = NearestNeighbors(n_neighbors=k, algorithm="brute", metric=metric).fit(pool)
+        sklearn_ids = brute.kneighbors(queries, return_distance=False)
+        sklearn_s[metric] = time.time() - tick
+        same[metric] = float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(faiss_ids, sklearn_ids)]))
     tick = time.time()
-    brute = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="cosine").fit(pool)
-    sklearn_ids = brute.kneighbors(queries, return_distance=False)
-    sklearn_s = time.time() - tick
-    same = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(faiss_ids, sklearn_ids)])
-    return {"row": "flat-vs-sklearn", "pool": 100_000, "dim": dim, "k": k,
-            "faiss_flat_s": faiss_s, "sklearn_brute_s": sklearn_s,
-            "sklearn_over_faiss": sklearn_s / faiss_s, "same_neighbours": float(same),
-            "peak_rss_mb": peak_rss_mb()}
+    queries @ pool.T
+    matmul_s = time.time() - tick
+    return {"row": "flat-vs-sklearn", "pool": 100_000, "dim": dim, "k": k, "queries": QUERIES,
+            "faiss_flat_s": faiss_s, "sklearn_brute_s": sklearn_s["cosine"],
+            "sklearn_over_faiss": sklearn_s["cosine"] / faiss_s, "same_neighbours": same["cosine"],
+            "sklearn_euclidean_s": sklearn_s["euclidean"],
+            "sklearn_euclidean_over_faiss": sklearn_s["euclidean"] / faiss_s,
+            "same_neighbours_euclidean": same["euclidean"],
+            "numpy_matmul_s": matmul_s, "faiss_over_matmul": faiss_s / matmul_s, "peak_rss_mb": peak_rss_mb()}
+
+
+def embed_row(documents: int, encoder_documents: int) -> dict:
+    """Embedding throughput on real text (ACL paper paragraphs and Wikipedia extracts, the
+    real-text pool): `bow` fitted on `documents` of them then embedding them, against the
+    `encoder` embedder (bundled MiniLM, and the bundled BERT-tiny base LM) on the first
+    `encoder_documents`. Ratios are docs/s over bow's, measured in this same process."""
+    import torch
+
+    from dontstop.embed import make_embedder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pool, _ = write_real_pool(Path(tmp))
+        texts = [json.loads(line)["text"] for line in open(pool, encoding="utf-8")]
+    texts = texts[::max(1, len(texts) // documents)][:documents]   # spread over both sources
+    row = {"row": "embed", "documents": len(texts), "encoder_documents": min(encoder_documents, len(texts)),
+           "mean_chars": round(sum(map(len, texts)) / len(texts), 1), "torch_threads": torch.get_num_threads()}
+    tick = time.time()
+    bow = make_embedder("bow").fit(texts)
+    row["bow_fit_s"] = time.time() - tick
+    tick = time.time()
+    bow.transform(texts)
+    row["bow_docs_per_s"] = len(texts) / (time.time() - tick)
+    for name, model in (("minilm", "bundled:minilm"), ("bert_tiny", "bundled:bert-tiny")):
+        encoder, sample = make_embedder("encoder", encoder_model=model), texts[:encoder_documents]
+        tick = time.time()
+        encoder.transform(sample)
+        row[f"encoder_{name}_docs_per_s"] = len(sample) / (time.time() - tick)
+        row[f"encoder_{name}_over_bow"] = row[f"encoder_{name}_docs_per_s"] / row["bow_docs_per_s"]
+    return {**row, "peak_rss_mb": peak_rss_mb()}
 
 
 def real_text_row(index: str, k: int) -> dict:
@@ -174,21 +220,37 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--nprobe", type=int, default=32)
-    parser.add_argument("--skip-real", action="store_true", help="synthetic rows only")
+    parser.add_argument("--rows", nargs="+", choices=ROW_KINDS, default=ROW_KINDS, help="which rows to run")
+    parser.add_argument("--embed-documents", type=int, default=10_000,
+                        help="documents the bow embedder fits and embeds")
+    parser.add_argument("--encoder-documents", type=int, default=512, help="documents each encoder embeds")
+    parser.add_argument("--repeats", type=int, default=1, help="run the chosen rows this many times")
+    parser.add_argument("--results", default=str(RESULTS), help="JSON lines file the rows are appended to")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a plumbing check: ivf at 1e4 and embed on 300 documents (16 for encoders)")
     args = parser.parse_args()
+    if args.smoke:
+        args.max_pool, args.rows, args.embed_documents, args.encoder_documents = 1e4, ["ivf", "embed"], 300, 16
     sizes = [n for n in (10_000, 100_000, 1_000_000, 10_000_000) if n <= args.max_pool]
-    jobs = [(ivf_row, n, args.dim, args.k, args.nprobe) for n in sizes]
-    jobs.append((flat_vs_sklearn_row, args.dim, args.k))
-    if not args.skip_real:
+    jobs = []
+    if "ivf" in args.rows:
+        jobs += [(ivf_row, n, args.dim, args.k, args.nprobe) for n in sizes]
+    if "flat-vs-sklearn" in args.rows:
+        jobs.append((flat_vs_sklearn_row, args.dim, args.k))
+    if "embed" in args.rows:
+        jobs.append((embed_row, args.embed_documents, args.encoder_documents))
+    if "real-text" in args.rows:
         jobs += [(real_text_row, "flat", args.k), (real_text_row, "ivf", args.k)]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    jobs *= args.repeats
+    results = Path(args.results)
+    results.parent.mkdir(parents=True, exist_ok=True)
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     stamp = {"machine": f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.machine()}",
              "date": time.strftime("%Y-%m-%d")}
     for function, *job_args in jobs:
         row = {**run_isolated(function, *job_args), **stamp}
         print_row(row)
-        with open(RESULTS, "a", encoding="utf-8") as f:
+        with open(results, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
 
 

@@ -132,7 +132,7 @@ def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
     from dontstop.analyze import suite_corpora, suite_samples
     from dontstop.experiment import Suite
     from dontstop.fileio import UserError, sha256_file
-    from dontstop.pretrain import PretrainRecipe, load_corpus
+    from dontstop.pretrain import PretrainRecipe, scan_corpus
 
     corpora = {"general": tmp_path / "data/mini/corpora/general.txt",
                "cs": tmp_path / "data/mini/corpora/cs.txt"}
@@ -150,9 +150,9 @@ def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
                   cache_dir=str(tmp_path / "cache"), domain_corpora={"cs": "corpora/cs.txt"})
     assert suite_corpora(suite) == {name: str(path) for name, path in corpora.items()}
     samples = suite_samples(suite, suite_corpora(suite), 3, seed=0)
-    split = load_corpus(PretrainRecipe(**recipe), None)
-    assert len(samples["cs"]) == 3 and set(samples["cs"]) <= set(split.heldout)
-    assert not set(samples["cs"]) & set(split.train)
+    split = scan_corpus(PretrainRecipe(**recipe), None)
+    assert len(samples["cs"]) == 3 and set(samples["cs"]) <= set(split.heldout_documents())
+    assert not set(samples["cs"]) & set(split.training_documents())
     assert len(samples["general"]) == 3 and all(d.startswith("general") for d in samples["general"])
     with open(cs, "a", encoding="utf-8") as f:
         f.write("a document added after pretraining\n")

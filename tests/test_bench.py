@@ -93,3 +93,11 @@ def test_main_job_smoke(tmp_path):
         pytest.skip("data/mini not built (dontstop data build-mini)")
     rows = run_script("main_job.py", "--data-dir", str(data_dir), "--results", str(tmp_path / "job.jsonl"))
     assert rows[0]["job"] == "dontstop reproduce --quick --dry-run" and rows[0]["returncode"] == 0
+
+
+def test_select_scale_smoke(tmp_path):
+    rows = run_script("select_scale.py", "--results", str(tmp_path / "select.jsonl"))
+    ivf, embed = rows
+    assert ivf["row"] == "ivf" and ivf["pool"] == 10_000 and 0 < ivf["recall_at_k"] <= 1
+    assert embed["row"] == "embed" and embed["documents"] == 300 and embed["bow_docs_per_s"] > 0
+    assert embed["encoder_minilm_over_bow"] == embed["encoder_minilm_docs_per_s"] / embed["bow_docs_per_s"]

@@ -12,7 +12,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 from dontstop.cli import build_parser, main
 from dontstop.data import text_key
 from dontstop.fileio import UserError, read_json
-from dontstop.mlm import heldout_mlm_loss, mask_tokens, masked_only_mlm_loss, pack_documents
+from dontstop.mlm import (PackedSequences, heldout_mlm_loss, mask_tokens, masked_only_mlm_loss,
+                          write_token_stream)
 from dontstop.models import resolve_model
 from dontstop.pretrain import PretrainRecipe, recipe_from_args, run_pretraining
 
@@ -44,15 +45,29 @@ def test_masked_only_loss_equals_the_stock_loss(model_name, tiny_corpus):
     assert abs(float(ours) - float(stock)) < 1e-5
 
 
-def test_packing_keeps_every_token_in_order():
+def test_packing_keeps_every_token_in_order(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("bundled:bert-tiny"))
     documents = [f"document number {i} says hello" for i in range(30)]
-    blocks, lengths = pack_documents(tokenizer, documents, 16, show_progress=False)
-    assert (blocks[:, 0] == tokenizer.cls_token_id).all() and (lengths[:-1] == 16).all()
-    body = torch.cat([row[1:length - 1] for row, length in zip(blocks, lengths)]).tolist()
+    consumed = []
+
+    def streamed():  # a generator: the writer must not need the corpus as a list
+        for document in documents:
+            consumed.append(document)
+            yield document
+
+    counts = write_token_stream(tokenizer, streamed(), tmp_path / "tokens.bin", show_progress=False)
+    assert consumed == documents and not list(tmp_path.glob(".tmp-*"))
     expected = sum((tokenizer(d, add_special_tokens=False)["input_ids"] + [tokenizer.sep_token_id]
                     for d in documents), [])
+    assert counts == {"tokens": len(expected), "documents": 30, "bytes": sum(len(d) for d in documents)}
+    sequences = PackedSequences(tokenizer, tmp_path / "tokens.bin", 16)
+    input_ids, attention_mask = sequences.batch(torch.arange(len(sequences)))
+    lengths = attention_mask.sum(1)
+    assert (input_ids[:, 0] == tokenizer.cls_token_id).all() and (lengths[:-1] == 16).all()
+    assert (input_ids[attention_mask == 0] == tokenizer.pad_token_id).all()
+    body = torch.cat([row[1:length - 1] for row, length in zip(input_ids, lengths)]).tolist()
     assert body == expected
+    assert (input_ids[torch.arange(len(lengths)), lengths - 1] == tokenizer.sep_token_id).all()
 
 
 def test_heldout_masks_do_not_depend_on_the_model(tiny_corpus):
@@ -148,6 +163,24 @@ def test_cli_reports_an_empty_corpus_as_one_line(tmp_path, capsys):
                  str(tmp_path / "out"), "--recipe", "tapt", "--no-wandb"])
     error = capsys.readouterr().err.strip()
     assert code == 2 and error == f"dontstop: error: {empty}: corpus file is empty"
+
+
+def test_a_full_disk_while_tokenizing_is_one_line_and_nothing_finished(tiny_corpus, tmp_path, capsys,
+                                                                       monkeypatch):
+    import errno
+
+    import dontstop.pretrain
+
+    def disk_full(tokenizer, documents, path, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(dontstop.pretrain, "write_token_stream", disk_full)
+    out = tmp_path / "out"
+    code = main(["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(tiny_corpus), "--out", str(out),
+                 "--steps", "2", "--batch-size", "4", "--per-device-batch-size", "4", "--no-wandb"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the weight-loading bar
+    assert code == 1 and error == f"dontstop: error: {out / 'resume' / 'tokens.bin'}: No space left on device"
+    assert not (out / "pretrain_record.json").exists()
 
 
 def test_wandb_offline_writes_a_run_directory(tiny_corpus, tmp_path, monkeypatch):

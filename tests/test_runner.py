@@ -149,3 +149,17 @@ def test_dry_run_prints_the_plan_without_running(mini_build, tmp_path):
     assert "stage build" in result.stdout and "dapt-cs+tapt-aclsum-roles" in result.stdout
     assert "estimated total on this machine" in result.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_only_the_repos_own_full_mini_study_rewrites_the_readme(tmp_path):
+    import argparse
+
+    from dontstop.experiment import Suite
+    from dontstop.runner_cli import _is_the_repo_study
+
+    whole = argparse.Namespace(quick=False, tasks=None, conditions=None)
+    suite = Suite("mini", "bundled:bert-tiny", tasks=[], seeds=[0], results_dir=str(REPO / "results"))
+    assert _is_the_repo_study(suite, whole)
+    assert not _is_the_repo_study(suite, argparse.Namespace(quick=False, tasks=["rt-polarity"], conditions=None))
+    elsewhere = Suite("mini", "bundled:bert-tiny", tasks=[], seeds=[0], results_dir=str(tmp_path / "results"))
+    assert not _is_the_repo_study(elsewhere, whole)  # e.g. bench/main_job.py's fresh folder

@@ -61,10 +61,11 @@ def test_knn_selects_the_planted_neighbours(tmp_path):
     assert len(corpus) == 4 + record["selected"]
 
 
-def test_exact_faiss_search_equals_numpy_top_k():
+@pytest.mark.parametrize("query_count", [5, 40])  # below / above knn_index.BLAS_QUERY_THRESHOLD
+def test_exact_faiss_search_equals_numpy_top_k(query_count):
     rng = np.random.default_rng(1)
     pool = rng.normal(size=(3000, 24)).astype(np.float32)
-    queries = rng.normal(size=(40, 24)).astype(np.float32)
+    queries = rng.normal(size=(query_count, 24)).astype(np.float32)
     index = knn_index.new_index("flat", 24)
     knn_index.add_in_shards(index, np.array_split(pool, 7), len(pool))
     found = knn_index.search(index, queries, 25)

@@ -205,7 +205,7 @@ def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str
     """The documents a DAPT run on `corpus` held out, re-derived the way pretraining split them
     (same corpus, same leakage guard, same seed); [] if the checkpoint was trained on other files."""
     from .config import from_dict
-    from .pretrain import PretrainRecipe, load_corpus
+    from .pretrain import PretrainRecipe, scan_corpus
 
     record_path = checkpoint / "pretrain_record.json"
     record = read_json(record_path)
@@ -216,7 +216,7 @@ def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str
                         "its held-out documents cannot be recovered (give --corpora)")
     recipe = from_dict(PretrainRecipe, record["recipe"], str(record_path))
     runner_exclude = heldout_keys(task_dir(suite.data_dir, suite.name, key) for key in suite.tasks)
-    return load_corpus(recipe, runner_exclude).heldout
+    return scan_corpus(recipe, runner_exclude).heldout_documents()
 
 
 def mlm_loss_matrix(models: dict[str, str], corpora: dict[str, str | Path], documents: int = 500,

@@ -3,7 +3,8 @@
 Every module in COMMANDS defines `register(subparsers)`, which adds its sub-command(s)
 and sets `func(args) -> int`. Only the chosen command's module is imported (the trainers
 pull in torch and transformers; `dontstop data check` should not wait for them). User
-errors (UserError) print as one line on stderr and exit 2.
+errors (UserError) print as one line on stderr and exit 2; a failing disk or file system
+(OSError: no space left, permission denied) prints as one line and exits 1.
 """
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"dontstop: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # disk full, permission denied, ...: one line naming the file when known
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"dontstop: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("dontstop: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

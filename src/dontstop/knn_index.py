@@ -23,6 +23,11 @@ INDEX_TYPES = ("flat", "ivf")
 DEFAULT_NPROBE = 32
 MIN_TRAIN_PER_LIST = 39   # faiss's k-means warns below 39 training points per centroid
 SEARCH_BATCH = 1024       # queries per faiss call: 1024 * k ids bound the scratch memory
+# From this many queries in one call, faiss scores them with one BLAS matrix product instead of
+# a SIMD loop per query-vector pair. faiss 1.15 sets it at 128,000, so our 1,024-query batches
+# never reached BLAS; at 20 (faiss's old default), exact search of 1e5 vectors (d 64, k 50,
+# 1,000 queries) takes 0.17 s instead of 0.78 s on 2 cores (bench/select_scale.py, flat-vs-sklearn).
+BLAS_QUERY_THRESHOLD = 20
 
 
 def ivf_list_count(pool_size: int, train_size: int) -> int:
@@ -56,6 +61,7 @@ def search(index: faiss.Index, queries: np.ndarray, k: int,
            nprobe: int = DEFAULT_NPROBE) -> np.ndarray:
     """ids [n_queries, k] of the nearest pool vectors, best first; -1 pads a short pool."""
     params = _probe(index, nprobe)
+    faiss.cvar.distance_compute_blas_threshold = BLAS_QUERY_THRESHOLD
     batches = [index.search(np.ascontiguousarray(queries[start:start + SEARCH_BATCH]), k,
                             params=params)[1]
                for start in range(0, len(queries), SEARCH_BATCH)]

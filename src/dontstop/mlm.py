@@ -10,6 +10,8 @@ hidden states only: the same loss, about 6x faster for BERT-tiny on a CPU.
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -98,30 +100,84 @@ def heldout_mlm_loss(model, tokenizer, texts: list[str], max_length: int, seed: 
     return loss_sum / max(masked_count, 1)
 
 
-def pack_documents(tokenizer, documents: list[str], max_length: int, show_progress: bool = True
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pack documents into sequences of `max_length` tokens: (blocks int32 [n, max_length], lengths [n]).
+def write_token_stream(tokenizer, documents: Iterable[str], path: Path, total: int | None = None,
+                       show_progress: bool = True) -> dict[str, int]:
+    """Tokenize `documents` (any iterable, streamed) into one flat token file on disk, each
+    document followed by the separator token; returns {"tokens", "documents", "bytes"}.
+
+    Memory stays at one chunk of TOKENIZE_CHUNK documents whatever the corpus size; the file
+    (2 bytes a token for vocabularies under 65,536, else 4) is written under a temporary name
+    and renamed, so a killed run never leaves a partial stream that looks whole.
+    """
+    dtype = token_dtype(tokenizer)
+    counts = {"tokens": 0, "documents": 0, "bytes": 0}
+    temporary = path.with_name(f".tmp-{path.name}")
+    bar = tqdm(total=total, desc="tokenize", unit="docs", disable=not show_progress)
+    with open(temporary, "wb") as out:
+        for chunk in _chunks(documents, TOKENIZE_CHUNK):
+            encoded = tokenizer(chunk, add_special_tokens=False)["input_ids"]
+            ids = np.concatenate([np.asarray(doc + [tokenizer.sep_token_id], dtype=dtype) for doc in encoded])
+            out.write(ids.tobytes())
+            counts["tokens"] += len(ids)
+            counts["documents"] += len(chunk)
+            counts["bytes"] += sum(len(text.encode("utf-8")) for text in chunk)
+            bar.update(len(chunk))
+    bar.close()
+    if not counts["tokens"]:
+        temporary.unlink()
+        raise UserError(f"{path}: no training documents to tokenize")
+    temporary.replace(path)
+    return counts
+
+
+def token_dtype(tokenizer) -> type:
+    return np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class PackedSequences:
+    """Sequences of `max_length` tokens cut from a token stream file (memory-mapped, so a
+    corpus of billions of tokens costs disk, not RAM).
 
     Like RoBERTa's FULL-SENTENCES input: consecutive documents are joined by the separator token
     and cut into equal pieces, each wrapped as [CLS] piece [SEP], so no compute goes to padding
-    (only the last block is short) and a long document simply continues in the next block.
+    (only the last sequence is short) and a long document simply continues in the next one.
     """
-    stream = []
-    for start in tqdm(range(0, len(documents), TOKENIZE_CHUNK), desc="tokenize", unit="kdocs",
-                      disable=not show_progress):
-        encoded = tokenizer(documents[start:start + TOKENIZE_CHUNK], add_special_tokens=False)
-        stream += [np.array(ids + [tokenizer.sep_token_id], dtype=np.int32) for ids in encoded["input_ids"]]
-    stream = np.concatenate(stream)
-    body = max_length - 2                                   # room for [CLS] and [SEP]
-    count = -(-len(stream) // body)
-    pieces = np.full((count, body), tokenizer.pad_token_id, dtype=np.int32)
-    pieces.reshape(-1)[:len(stream)] = stream
-    lengths = np.full(count, max_length)
-    lengths[-1] = len(stream) - (count - 1) * body + 2
-    blocks = np.concatenate([np.full((count, 1), tokenizer.cls_token_id, dtype=np.int32), pieces,
-                             np.full((count, 1), tokenizer.pad_token_id, dtype=np.int32)], axis=1)
-    blocks[np.arange(count), lengths - 1] = tokenizer.sep_token_id
-    return torch.from_numpy(blocks), torch.from_numpy(lengths)
+
+    def __init__(self, tokenizer, path: Path, max_length: int):
+        self.stream = np.memmap(path, dtype=token_dtype(tokenizer), mode="r")
+        self.body = max_length - 2                          # room for [CLS] and [SEP]
+        self.special = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+
+    def __len__(self) -> int:
+        return -(-len(self.stream) // self.body)
+
+    def sequence(self, index: int) -> list[int]:
+        cls, sep, _ = self.special
+        return [cls, *self.stream[index * self.body:(index + 1) * self.body].tolist(), sep]
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask), both int64 [len(indices), longest], padded on the right."""
+        cls, sep, pad = self.special
+        positions = np.asarray(indices)[:, None] * self.body + np.arange(self.body)  # into the stream
+        inside = positions < len(self.stream)
+        bodies = np.where(inside, self.stream[np.minimum(positions, len(self.stream) - 1)], pad)
+        lengths = inside.sum(1) + 2
+        input_ids = np.concatenate([np.full((len(bodies), 1), cls), bodies, np.full((len(bodies), 1), pad)], 1)
+        input_ids[np.arange(len(bodies)), lengths - 1] = sep
+        width = int(lengths.max())
+        attention_mask = (np.arange(width) < lengths[:, None]).astype(np.int64)
+        return torch.from_numpy(input_ids[:, :width].astype(np.int64)), torch.from_numpy(attention_mask)
 
 
 class BatchSchedule:

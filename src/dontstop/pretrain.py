@@ -5,9 +5,10 @@
     accelerate launch -m dontstop pretrain --recipe dapt ...       # several GPUs (bf16 + SDPA on GPU)
 
 The output directory holds a `save_pretrained` model and tokenizer plus pretrain_record.json
-(docs/CONTRACTS.md), written last. Documents are packed into full sequences of max_length
-(mlm.pack_documents); up to `heldout_documents` of them (at most 10%) are held out to measure
-the MLM loss before and after. A killed run resumes from its latest state in <out>/resume/
+(docs/CONTRACTS.md), written last. The corpus is streamed, never held in memory: tokenized
+once into a token file on disk and read back as full sequences of max_length
+(mlm.PackedSequences); up to `heldout_documents` documents (at most 10%) are held out to
+measure the MLM loss before and after. A killed run resumes from its latest state in <out>/resume/
 when the same command is run again: the data order and masks are pure functions of (seed,
 epoch, step), and accelerate restores the weights, optimizer, scheduler and RNG states.
 """
@@ -20,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from tqdm import tqdm
@@ -28,10 +29,12 @@ from tqdm import tqdm
 from .data import iter_corpus, text_key
 from .fileio import UserError, atomic_write_json, read_json, sha256_file
 from .provenance import git_commit, software_versions
-from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss, mask_tokens, pack_documents
+from .mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, mask_tokens,
+                  write_token_stream)
 from . import wandb_log
 
 RECORD = "pretrain_record.json"
+TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
 HELDOUT_FRACTION_CAP = 0.1  # never hold out more than 10% of a (small, TAPT) corpus
 
 # Paper Table 13; the remaining fields keep their (shared) dataclass defaults.
@@ -90,28 +93,45 @@ def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
 
 @dataclass
 class Corpus:
-    train: list[str]
-    heldout: list[str]
-    excluded: int          # documents dropped because they match task dev/test text
-    bytes: int             # UTF-8 bytes of the training documents
+    """The recipe's corpora after deduplication and the leakage guard. Documents are streamed
+    from the files whenever needed, never held in memory; the kept documents at
+    `heldout_positions` are held out from training."""
+    paths: list[str]
+    exclude_keys: set[bytes] | None
+    documents: int                  # kept documents, training and held-out
+    excluded: int                   # documents dropped because they match task dev/test text
+    heldout_positions: frozenset[int]
+
+    def _kept(self) -> Iterator[str]:
+        return iter_corpus(self.paths, dedup=True, exclude=self.exclude_keys)
+
+    def training_documents(self) -> Iterator[str]:
+        return (text for position, text in enumerate(self._kept()) if position not in self.heldout_positions)
+
+    def heldout_documents(self) -> list[str]:
+        heldout = []
+        for position, text in enumerate(self._kept()):
+            if len(heldout) == len(self.heldout_positions):
+                break
+            if position in self.heldout_positions:
+                heldout.append(text)
+        return heldout
 
 
-def load_corpus(recipe: PretrainRecipe, exclude_keys: set[bytes] | None) -> Corpus:
-    """Deduplicated documents minus `exclude_keys` (the leakage guard), split into train/held-out."""
-    documents, excluded = [], 0
+def scan_corpus(recipe: PretrainRecipe, exclude_keys: set[bytes] | None) -> Corpus:
+    """One streamed pass counts the documents; then a seeded choice of the held-out ones."""
+    documents, excluded = 0, 0
     for text in iter_corpus(recipe.corpora, dedup=True):
         if exclude_keys and text_key(text) in exclude_keys:
             excluded += 1
         else:
-            documents.append(text)
+            documents += 1
     if not documents:
         raise UserError(f"{', '.join(recipe.corpora)}: no documents left to pretrain on "
                         f"({excluded} excluded as task dev/test text)")
-    count = min(recipe.heldout_documents, int(len(documents) * HELDOUT_FRACTION_CAP))
-    heldout_index = set(random.Random(recipe.seed).sample(range(len(documents)), count))
-    train = [d for i, d in enumerate(documents) if i not in heldout_index]
-    heldout = [d for i, d in enumerate(documents) if i in heldout_index]
-    return Corpus(train, heldout, excluded, sum(len(d.encode("utf-8")) for d in train))
+    count = min(recipe.heldout_documents, int(documents * HELDOUT_FRACTION_CAP))
+    positions = frozenset(random.Random(recipe.seed).sample(range(documents), count))
+    return Corpus(list(recipe.corpora), exclude_keys, documents, excluded, positions)
 
 
 def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, exclude_keys: set[bytes] | None = None,
@@ -153,11 +173,13 @@ class PretrainRun:
         if self.tokenizer.mask_token is None:
             raise UserError(f"{recipe.base_model}: tokenizer has no mask token; not a masked-LM model")
         self.model = load_pretrained(AutoModelForMaskedLM, recipe.base_model, attn_implementation="sdpa")
-        self.corpus = load_corpus(recipe, exclude_keys)
-        self.blocks, self.lengths = pack_documents(self.tokenizer, self.corpus.train, recipe.max_length,
-                                                   show_progress=self.accelerator.is_main_process)
-        self.schedule = BatchSchedule(recipe, len(self.blocks), self.accelerator.process_index,
-                                 self.accelerator.num_processes)
+        self.corpus = scan_corpus(recipe, exclude_keys)
+        self.heldout = self.corpus.heldout_documents()
+        with self.accelerator.main_process_first():             # the main process tokenizes
+            self.stream = self._token_stream()
+        self.sequences = PackedSequences(self.tokenizer, self.resume_dir / TOKENS, recipe.max_length)
+        self.schedule = BatchSchedule(recipe, len(self.sequences), self.accelerator.process_index,
+                                      self.accelerator.num_processes)
         # fused: one kernel for all parameters, ~7x faster than the per-tensor loop on CPU
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, betas=tuple(recipe.betas),
                                       eps=recipe.eps, weight_decay=recipe.weight_decay, fused=True)
@@ -173,10 +195,27 @@ class PretrainRun:
 
         return self.recipe.batch_size // (self.recipe.per_device_batch_size * PartialState().num_processes)
 
+    def _token_stream(self) -> dict[str, Any]:
+        """The training documents as one token file in <out>/resume/ (kept for a resumed run),
+        and its counts; written once, by the first process to get here."""
+        description = {"recipe": _jsonable(self.recipe), "documents": self.corpus.documents,
+                       "excluded": self.corpus.excluded, "tokenizer": self.tokenizer.name_or_path}
+        meta_path = self.resume_dir / f"{TOKENS}.json"
+        if meta_path.exists() and (self.resume_dir / TOKENS).exists():
+            meta = read_json(meta_path)
+            if meta["description"] == description:
+                return meta["counts"]
+        self.resume_dir.mkdir(parents=True, exist_ok=True)      # also marks the output dir as ours
+        counts = write_token_stream(self.tokenizer, self.corpus.training_documents(), self.resume_dir / TOKENS,
+                                    total=self.corpus.documents - len(self.heldout),
+                                    show_progress=self.accelerator.is_main_process)
+        atomic_write_json(meta_path, {"description": description, "counts": counts})
+        return counts
+
     def heldout_loss(self) -> float | None:
-        if not self.corpus.heldout:
+        if not self.heldout:
             return None
-        return heldout_mlm_loss(self.model, self.tokenizer, self.corpus.heldout, self.recipe.max_length,
+        return heldout_mlm_loss(self.model, self.tokenizer, self.heldout, self.recipe.max_length,
                                 self.recipe.seed)
 
     def _resume_or_start(self) -> dict[str, Any]:
@@ -188,8 +227,6 @@ class PretrainRun:
                 raise UserError(f"{states[-1]}: an unfinished run with another recipe; choose another --out")
             self.accelerator.load_state(str(states[-1]))
             return {**progress, "resumed_from_step": progress["step"]}
-        if self.accelerator.is_main_process:
-            self.resume_dir.mkdir(parents=True, exist_ok=True)  # marks the output dir as ours
         return {"step": 0, "resumed_from_step": 0, "loss": None, "tokens": 0, "train_time_s": 0.0,
                 "wall_time_s": 0.0, "heldout_loss_before": self.heldout_loss(),
                 "recipe": _jsonable(self.recipe)}
@@ -219,13 +256,11 @@ class PretrainRun:
         """One optimizer step over this process's micro-batches: (mean loss of all processes, tokens)."""
         accelerator, losses, tokens = self.accelerator, [], 0
         for indices, generator in micro_batches:
-            width = int(self.lengths[indices].max())            # trim padding common to the batch
-            attention_mask = torch.arange(width) < self.lengths[indices, None]
-            input_ids, labels = mask_tokens(self.tokenizer, self.blocks[indices, :width].long(), generator,
-                                            self.recipe.mask_prob)
+            input_ids, attention_mask = self.sequences.batch(indices)
+            input_ids, labels = mask_tokens(self.tokenizer, input_ids, generator, self.recipe.mask_prob)
             with accelerator.accumulate(self.trainer):          # all-reduce only on the last one
                 loss = self.trainer(input_ids.to(accelerator.device),
-                                    attention_mask.long().to(accelerator.device), labels.to(accelerator.device))
+                                    attention_mask.to(accelerator.device), labels.to(accelerator.device))
                 accelerator.backward(loss)                      # divides by the accumulation steps
             losses.append(loss.detach())
             tokens += int(attention_mask.sum())
@@ -252,7 +287,8 @@ class PretrainRun:
         """Save model, tokenizer and, last, the record (its presence means "finished")."""
         heldout_after = self.heldout_loss()
         self.progress["wall_time_s"] = self.wall_before + time.time() - self.began
-        record = _record(self.recipe, self.name, self.schedule, self.corpus, self.progress, heldout_after)
+        record = _record(self.recipe, self.name, self.schedule, self.corpus, self.stream, self.progress,
+                         heldout_after)
         if self.accelerator.is_main_process:
             self.accelerator.unwrap_model(self.trainer).mlm_model.save_pretrained(self.output_dir)
             self.tokenizer.save_pretrained(self.output_dir)
@@ -262,15 +298,16 @@ class PretrainRun:
         return record
 
 
-def _record(recipe, name, schedule: BatchSchedule, corpus: Corpus, progress, heldout_after) -> dict:
+def _record(recipe, name, schedule: BatchSchedule, corpus: Corpus, stream: dict[str, int], progress,
+            heldout_after) -> dict:
     return {
         "name": name, "base_model": recipe.base_model, "corpus_files": list(recipe.corpora),
         "corpus_sha256": {path: sha256_file(path) for path in recipe.corpora},
         "recipe": _jsonable(recipe), "steps": progress["step"], "resumed_from_step": progress["resumed_from_step"],
         "epochs": progress["step"] / schedule.steps_per_epoch,
         "sequences": progress["step"] * recipe.batch_size, "tokens": progress["tokens"],
-        "documents": len(corpus.train), "heldout_documents": len(corpus.heldout),
-        "excluded_documents": corpus.excluded, "bytes": corpus.bytes,
+        "documents": stream["documents"], "heldout_documents": len(corpus.heldout_positions),
+        "excluded_documents": corpus.excluded, "bytes": stream["bytes"],
         "wall_time_s": progress["wall_time_s"],
         "tokens_per_s": progress["tokens"] / max(progress["train_time_s"], 1e-9),
         "final_train_loss": progress["loss"],

@@ -116,9 +116,16 @@ def _reproduce(args: argparse.Namespace) -> int:
         return 0
     history = _record_invocation(suite, args, time.time() - began, plans, finished)
     tables = _aggregate(suite, args)
-    if suite.name == "mini" and not args.quick and not args.tasks and not args.conditions:
+    if _is_the_repo_study(suite, args):
         update_readme(REPO_README, history, tables)
     return 0
+
+
+def _is_the_repo_study(suite: Suite, args: argparse.Namespace) -> bool:
+    """Whether this run is the repository's own mini study (whole, in results/), whose tables the
+    README shows; a run into another results directory (a benchmark, a copy) leaves it alone."""
+    in_repo_results = Path(suite.results_dir).resolve() == REPO_README.parent / "results"
+    return suite.name == "mini" and in_repo_results and not (args.quick or args.tasks or args.conditions)
 
 
 def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace) -> int:
