@@ -87,10 +87,8 @@ def test_finetune_padding_smoke(tiny_corpus, tmp_path):
     assert ours["real_tokens_per_example"] == baseline["real_tokens_per_example"]
 
 
-def test_main_job_smoke(tmp_path):
-    data_dir = Path(__file__).resolve().parents[1] / "data"
-    if not (data_dir / "mini" / "manifest.json").exists():
-        pytest.skip("data/mini not built (dontstop data build-mini)")
+def test_main_job_smoke(mini_build, tmp_path):
+    data_dir, _ = mini_build
     rows = run_script("main_job.py", "--data-dir", str(data_dir), "--results", str(tmp_path / "job.jsonl"))
     assert rows[0]["job"] == "dontstop reproduce --quick --dry-run" and rows[0]["returncode"] == 0
 
