@@ -26,11 +26,11 @@ import platform
 import resource
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+
+from common import run_isolated   # a fresh process per row: its ru_maxrss is that row's alone
 
 RESULTS = Path(__file__).parent / "results" / "select_scale.jsonl"
 SHARD = 100_000          # vectors generated and added per step: 1e5 * 64 * 4 B = 26 MB
@@ -200,12 +200,6 @@ def write_real_pool(folder: Path) -> tuple[Path, list[str]]:
     queries = [sentence for line in open(aclsum / "train.jsonl", encoding="utf-8")
                for section in json.loads(line)["sentences"].values() for sentence in section]
     return pool, queries
-
-
-def run_isolated(function, *args) -> dict:
-    """Run one row in a fresh process so ru_maxrss is that row's peak alone."""
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as executor:
-        return executor.submit(function, *args).result()
 
 
 def print_row(row: dict) -> None:

@@ -5,7 +5,6 @@ the part of the paper it comes from (imbalanced, so micro- and macro-F1 differ),
 starts each sentence with a word that gives its label away (easy: a working trainer
 must learn it).
 """
-import importlib.util
 import json
 import random
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import package_file
 
 from dontstop.classifier import load_classifier
 from dontstop.cli import main
@@ -43,10 +43,7 @@ def one_torch_thread():
 
 def aclsum_sentences() -> list[tuple[str, str]]:
     """(sentence, section) pairs of aclsum's training papers, in file order."""
-    spec = importlib.util.find_spec("aclsum")
-    if spec is None:
-        pytest.skip("aclsum is not installed")
-    path = Path(list(spec.submodule_search_locations)[0], "dataset", "train.jsonl")
+    path = package_file("aclsum", "dataset", "train.jsonl")   # skips if aclsum is missing
     pairs = []
     for line in path.read_text(encoding="utf-8").splitlines():
         for section, sentences in json.loads(line)["sentences"].items():

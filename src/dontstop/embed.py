@@ -60,14 +60,15 @@ class BowEmbedder:
 
         tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english",
                                 max_features=self.max_features, dtype=np.float32)
-        vocabulary_size = len(tfidf.fit(texts).vocabulary_)
+        weights = tfidf.fit_transform(texts)   # once: the SVD is fitted on these very rows
+        vocabulary_size = len(tfidf.vocabulary_)
         if vocabulary_size < 2:
             raise UserError(f"bow embedder: only {vocabulary_size} distinct word(s) in "
                             f"{len(texts)} fitting texts; give more text")
         # SVD gives at most min(texts, words - 1) components: tiny corpora get a smaller space.
         self.dim = min(self.dim, len(texts), vocabulary_size - 1)
-        svd = TruncatedSVD(n_components=self.dim, random_state=self.seed)
-        self.pipeline = make_pipeline(tfidf, svd).fit(texts)
+        svd = TruncatedSVD(n_components=self.dim, random_state=self.seed).fit(weights)
+        self.pipeline = make_pipeline(tfidf, svd)   # both fitted: transform() runs them in turn
         return self
 
     def transform(self, texts: list[str]) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from .experiment import Suite
@@ -19,36 +20,42 @@ CHARS_PER_TOKEN = 4.0
 FINETUNE_PASSES = 3.0   # forward + backward ~ 3 forward passes of compute
 
 
-def measured_tokens_per_s(suite: Suite) -> float:
-    records = Path(suite.cache_dir, suite.name, "checkpoints").glob("*/pretrain_record.json")
-    rates = [read_json(p).get("tokens_per_s") for p in records]
-    rates = [r for r in rates if r]
-    return statistics.median(rates) if rates else suite.estimate_tokens_per_s
+@dataclass(frozen=True)
+class Estimator:
+    """This machine's measured speeds for one suite, read from its cache and results once."""
+    suite: Suite
+    tokens_per_s: float               # pretraining
+    finetune_run_s: float | None      # median wall time of a finished run; None: none yet
 
+    @classmethod
+    def for_suite(cls, suite: Suite) -> "Estimator":
+        records = Path(suite.cache_dir, suite.name, "checkpoints").glob("*/pretrain_record.json")
+        rates = [rate for rate in (read_json(p).get("tokens_per_s") for p in records) if rate]
+        finished = Path(suite.results_dir, suite.name).glob("*/*/seed_*/metrics.json")
+        times = [t for t in (read_json(p).get("wall_time_s") for p in finished) if t]
+        return cls(suite, statistics.median(rates) if rates else suite.estimate_tokens_per_s,
+                   statistics.median(times) if times else None)
 
-def estimate_stage_seconds(stage: Stage, suite: Suite) -> tuple[float, int, int]:
-    """(seconds, tokens, optimizer steps) for building one stage."""
-    recipe = stage.recipe
-    tokens_per_step = recipe.get("batch_size", 256) * recipe.get("max_length", 512)
-    if recipe.get("max_steps"):
-        steps = recipe["max_steps"]
-    else:
-        corpus_tokens = sum(Path(p).stat().st_size for p in stage.corpora) / CHARS_PER_TOKEN
-        if stage.selection:  # k documents per query (each ~ a query's size), at most the pool
-            queries_bytes = Path(stage.selection["queries"]).stat().st_size
-            pool_bytes = Path(stage.selection["pool"]).stat().st_size
-            corpus_tokens += min(stage.selection["k"] * queries_bytes, pool_bytes) / CHARS_PER_TOKEN
-        steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / tokens_per_step)
-    tokens = steps * tokens_per_step
-    return tokens / measured_tokens_per_s(suite), int(tokens), int(steps)
+    def stage_seconds(self, stage: Stage) -> tuple[float, int, int]:
+        """(seconds, tokens, optimizer steps) for building one stage."""
+        recipe = stage.recipe
+        tokens_per_step = recipe.get("batch_size", 256) * recipe.get("max_length", 512)
+        if recipe.get("max_steps"):
+            steps = recipe["max_steps"]
+        else:
+            corpus_tokens = sum(Path(p).stat().st_size for p in stage.corpora) / CHARS_PER_TOKEN
+            if stage.selection:  # k documents per query (each ~ a query's size), at most the pool
+                queries_bytes = Path(stage.selection["queries"]).stat().st_size
+                pool_bytes = Path(stage.selection["pool"]).stat().st_size
+                corpus_tokens += min(stage.selection["k"] * queries_bytes, pool_bytes) / CHARS_PER_TOKEN
+            steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / tokens_per_step)
+        tokens = steps * tokens_per_step
+        return tokens / self.tokens_per_s, int(tokens), int(steps)
 
-
-def estimate_finetune_seconds(plan: RunPlan, suite: Suite) -> float:
-    finished = Path(suite.results_dir, suite.name).glob("*/*/seed_*/metrics.json")
-    times = [read_json(p).get("wall_time_s") for p in finished]
-    times = [t for t in times if t]
-    if times:
-        return statistics.median(times)
-    train_bytes = Path(suite.data_dir, suite.name, "tasks", plan.task.key, "train.jsonl").stat().st_size
-    epochs = suite.finetune.get("epochs") or plan.task.epochs
-    return FINETUNE_PASSES * epochs * train_bytes / CHARS_PER_TOKEN / measured_tokens_per_s(suite)
+    def finetune_seconds(self, plan: RunPlan) -> float:
+        if self.finetune_run_s is not None:
+            return self.finetune_run_s
+        suite = self.suite
+        train_bytes = Path(suite.data_dir, suite.name, "tasks", plan.task.key, "train.jsonl").stat().st_size
+        epochs = suite.finetune.get("epochs") or plan.task.epochs
+        return FINETUNE_PASSES * epochs * train_bytes / CHARS_PER_TOKEN / self.tokens_per_s

@@ -37,6 +37,11 @@ class Stage:
     def record_path(self) -> Path:
         return Path(self.checkpoint_dir) / "pretrain_record.json"
 
+    @property
+    def selection_dir(self) -> Path:
+        """Where a selection stage's corpus and select_record.json go: cache/<suite>/selections/."""
+        return Path(self.checkpoint_dir).parents[1] / "selections" / f"{self.name}-{self.key[:8]}"
+
 
 @dataclass
 class RunPlan:

@@ -55,7 +55,7 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
     """Run every unfinished job; return how many this call finished."""
     for directory in (suite.results_dir, suite.cache_dir):
         ensure_writable(directory)
-    for plan in plans:
+    for plan in {plan.task.key: plan for plan in plans}.values():  # the check covers a whole task
         check_data_consistency(plan, suite, allow_mixed)
     jobs = make_jobs(plans)
     todo = sum(not job.done() for job in jobs)
@@ -188,7 +188,7 @@ def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
     spec = dict(stage.selection)
     queries_path, pool, method = spec.pop("queries"), spec.pop("pool"), spec.pop("method")
     k = max(1, round(spec.pop("k") * spec.pop("k_scale", 1.0)))
-    out_dir = Path(suite.cache_dir) / suite.name / "selections" / f"{stage.name}-{stage.key[:8]}"
+    out_dir = stage.selection_dir
     index_dir = _index_dir(suite, queries_path, pool, spec)
     # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
     with job_lock(index_dir.with_suffix(".lock"), wait=True):
@@ -211,9 +211,9 @@ def stage_record(stage: Stage) -> dict[str, Any]:
     if stage.published:
         return {"name": stage.name, "lineage": stage.lineage, "published": stage.published}
     record = read_json(stage.record_path)
-    selection = Path(stage.checkpoint_dir).parent.parent / "selections" / f"{stage.name}-{stage.key[:8]}"
-    if stage.selection and (selection / "select_record.json").exists():
-        record = {**record, "selection": read_json(selection / "select_record.json")}
+    selection_record = stage.selection_dir / "select_record.json"
+    if stage.selection and selection_record.exists():
+        record = {**record, "selection": read_json(selection_record)}
     return {**record, "name": stage.name, "lineage": stage.lineage}
 
 
@@ -231,7 +231,8 @@ def finetune_job(plan: RunPlan, seed: int, suite: Suite, wandb: bool) -> None:
 
 
 def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool) -> None:
-    """Refuse to add runs made from other data than the finished runs of the same task."""
+    """Refuse to add runs made from other data than the finished runs of the plan's task
+    (every condition's, so one plan per task is enough)."""
     if allow_mixed:
         return
     finished = sorted(plan.run_dir(0).parents[1].glob("*/seed_*/metrics.json"))

@@ -145,18 +145,18 @@ def _default_workers() -> int:
 
 
 def print_plan(plans: list[RunPlan], suite: Suite) -> None:
-    from .estimate import estimate_stage_seconds, estimate_finetune_seconds
+    from .estimate import Estimator
 
-    total = 0.0
+    estimator, total = Estimator.for_suite(suite), 0.0
     print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
     for stage in unique_stages(plans):
         state = "published" if stage.published else "reuse" if stage.record_path.exists() else "build"
-        seconds, tokens, steps = (0.0, 0, 0) if state != "build" else estimate_stage_seconds(stage, suite)
+        seconds, tokens, steps = (0.0, 0, 0) if state != "build" else estimator.stage_seconds(stage)
         total += seconds
         print(f"  stage {state:9s} {stage.lineage:48s} steps~{steps:>7,d} tokens~{tokens:>12,d} "
               f"time~{seconds / 60:6.1f} min")
     todo = [(p, s) for p in plans for s in p.seeds if not (p.run_dir(s) / "metrics.json").exists()]
-    finetune_seconds = sum(estimate_finetune_seconds(p, suite) for p, _ in todo)
+    finetune_seconds = sum(estimator.finetune_seconds(p) for p, _ in todo)
     total += finetune_seconds
     print(f"  fine-tuning: {len(todo)} run(s) to do, "
           f"{sum(len(p.seeds) for p in plans) - len(todo)} finished; time~{finetune_seconds / 60:.1f} min")
