@@ -6,6 +6,7 @@ local run under `<dir>/wandb/`; otherwise wandb logs online if a key is configur
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 PROJECT = "dontstop"
@@ -16,8 +17,8 @@ def configured() -> bool:
     mode = os.environ.get("WANDB_MODE")
     if mode:
         return mode != "disabled"
-    netrc = os.path.expanduser("~/.netrc")
-    has_netrc_key = os.path.exists(netrc) and "api.wandb.ai" in open(netrc).read()
+    netrc = Path.home() / ".netrc"
+    has_netrc_key = netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="replace")
     return bool(os.environ.get("WANDB_API_KEY")) or has_netrc_key
 
 
