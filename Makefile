@@ -6,13 +6,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: reproduce test setup
+.PHONY: reproduce test setup system-packages
 
 reproduce: $(VENV)/.installed
 	$(BIN)/dontstop reproduce $(ARGS)
 
-test: $(VENV)/.installed
+# The tests also need Debian's slurm-wlm and munge (a real one-node Slurm on localhost).
+test: $(VENV)/.installed system-packages
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest $(ARGS)
+
+system-packages:
+	bash .ci/system_packages.sh
 
 setup: $(VENV)/.installed
 

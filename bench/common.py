@@ -79,7 +79,7 @@ def record(path: Path, row: dict) -> None:
 def ensure_mini_data() -> None:
     """Build data/mini (`dontstop data build-mini`) if a fresh clone lacks it."""
     if not (DATA_DIR / "mini" / "manifest.json").exists():
-        from dontstop.mini import build_mini
+        from dontstop.data.mini import build_mini
 
         print("data/mini missing: building it (dontstop data build-mini)", flush=True)
         build_mini(DATA_DIR)

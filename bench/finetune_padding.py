@@ -1,6 +1,6 @@
 """python bench/finetune_padding.py [--task aclsum-sections] [--epochs 1] [--threads N] [--smoke]
 
-Fine-tuning throughput of our classifier loop (dontstop.finetune: every batch padded to its
+Fine-tuning throughput of our classifier loop (dontstop.finetune.trainer: every batch padded to its
 longest member, batches grouped by length) against padding every example to 512 tokens,
 with the same classifier, tokenizer, optimizer (finetune.build_optimizer), train step
 (finetune.train_step), batch size, seed and examples. A middle row pads per batch but
@@ -23,8 +23,9 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, peak_memory_mb, record, run_isolated, stamp, step_figures
-from dontstop.classifier import encode, load_classifier
-from dontstop.finetune import (FinetuneRecipe, build_optimizer, length_grouped_batches, load_task_data,
+from dontstop.finetune.classifier import encode, load_classifier
+from dontstop.recipes import FinetuneRecipe
+from dontstop.finetune.trainer import (build_optimizer, length_grouped_batches, load_task_data,
                                resolve_recipe, seeded, train_step)
 from dontstop.tasks import get_task
 

@@ -1,6 +1,6 @@
 """python bench/mlm_throughput.py [--steps 60] [--ablation-steps 20] [--repeats 1] [--threads N] [--compile] [--smoke]
 
-MLM pretraining throughput of our trainer (dontstop.pretrain: vocabulary projection on the
+MLM pretraining throughput of our trainer (dontstop.pretrain.trainer: vocabulary projection on the
 masked positions only, packed sequences) against the stock path a user would otherwise run:
 AutoModelForMaskedLM + DataCollatorForLanguageModeling + transformers.Trainer with the same
 model, packed sequences, batch, sequence length, optimizer settings, schedule and steps.
@@ -29,10 +29,12 @@ import torch
 from transformers import DataCollatorForLanguageModeling, TrainerCallback
 
 from common import RESULTS_DIR, DATA_DIR, ensure_mini_data, peak_memory_mb, record, run_isolated, stamp, step_figures
-from dontstop.mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, mask_tokens,
+from dontstop.pretrain.mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, mask_tokens,
                           write_token_stream)
 from dontstop.models import load_pretrained, resolve_model
-from dontstop.pretrain import PretrainRecipe, PretrainRun, check_recipe, scan_corpus
+from dontstop.pretrain.corpus import scan_corpus
+from dontstop.pretrain.trainer import PretrainRun, check_recipe
+from dontstop.recipes import PretrainRecipe
 
 CPU = {"model": "bundled:bert-tiny", "batch_size": 16, "max_length": 128, "steps": 60}
 GPU = {"batch_size": 32, "max_length": 512, "steps": 200}   # model: roberta_base_shaped()
@@ -164,7 +166,7 @@ class TimedRun(PretrainRun):
 
 
 def ours_row(setup: Setup) -> dict:
-    """dontstop.pretrain as `dontstop pretrain` runs it (accelerate, resumable, bf16 on GPU)."""
+    """dontstop.pretrain.trainer as `dontstop pretrain` runs it (accelerate, resumable, bf16 on GPU)."""
     begin_row(setup)
     with tempfile.TemporaryDirectory() as scratch:
         recipe = setup.recipe(Path(scratch) / "checkpoint")
@@ -172,9 +174,9 @@ def ours_row(setup: Setup) -> dict:
         run = TimedRun(recipe, None, "bench")
         run.train(None)
         result = run.finish()
-    row = finish_row("ours: dontstop pretrain", setup, run.model, run.step_seconds, result["tokens"],
-                     result["heldout_loss_after"])
-    return {**row, "heldout_loss_at_start": round(result["heldout_loss_before"], 4)}
+    row = finish_row("ours: dontstop pretrain", setup, run.model, run.step_seconds, result.tokens,
+                     result.heldout_loss_after)
+    return {**row, "heldout_loss_at_start": round(result.heldout_loss_before, 4)}
 
 
 def packed_corpus(recipe: PretrainRecipe, tokenizer, scratch: Path) -> tuple[PackedSequences, list[str]]:

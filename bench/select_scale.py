@@ -59,7 +59,7 @@ def peak_rss_mb() -> float:
 
 
 def ivf_row(pool_size: int, dim: int, k: int, nprobe: int) -> dict:
-    from dontstop import knn_index
+    from dontstop.select import index as knn_index
 
     queries = clustered(QUERIES, dim, seed=2)
     started = time.time()
@@ -115,7 +115,7 @@ def flat_vs_sklearn_row(dim: int, k: int) -> dict:
     numpy query x pool matrix product that every exact method must at least pay."""
     from sklearn.neighbors import NearestNeighbors
 
-    from dontstop import knn_index
+    from dontstop.select import index as knn_index
 
     pool, queries = clustered(100_000, dim, seed=3), clustered(QUERIES, dim, seed=2)
     tick = time.time()
@@ -149,7 +149,7 @@ def embed_row(documents: int, encoder_documents: int) -> dict:
     `encoder_documents`. Ratios are docs/s over bow's, measured in this same process."""
     import torch
 
-    from dontstop.embed import make_embedder
+    from dontstop.select.embed import make_embedder
 
     with tempfile.TemporaryDirectory() as tmp:
         pool, _ = write_real_pool(Path(tmp))
@@ -173,7 +173,7 @@ def embed_row(documents: int, encoder_documents: int) -> dict:
 
 
 def real_text_row(index: str, k: int) -> dict:
-    from dontstop.select import select_corpus
+    from dontstop.select.selection import select_corpus
 
     with tempfile.TemporaryDirectory() as tmp:
         pool, queries = write_real_pool(Path(tmp))

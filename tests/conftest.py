@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytest_plugins = ["slurm_cluster"]   # the session fixture `slurm_cluster`: a real one-node Slurm
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0-4, as in roberta-base
 
 
@@ -74,7 +75,19 @@ def tiny_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def mini_build(tmp_path_factory):
     """The real mini benchmark, built once per test session: (data_dir, manifest)."""
-    from dontstop.mini import build_mini
+    from dontstop.data.mini import build_mini
 
     data_dir = tmp_path_factory.mktemp("data")
     return data_dir, build_mini(data_dir, seed=0, progress=False)
+
+
+def pretrain_record(**fields):
+    """A PretrainRecord with plausible values; `fields` override them (records.py is the schema)."""
+    from dontstop.records import PretrainRecord
+
+    defaults = dict(name="stage", base_model="m", corpus_files=[], corpus_sha256={}, recipe={},
+                    steps=1, resumed_from_step=0, epochs=1.0, sequences=1, tokens=1, documents=1,
+                    heldout_documents=0, excluded_documents=0, bytes=1, wall_time_s=1.0,
+                    tokens_per_s=1.0, final_train_loss=1.0, heldout_loss_before=None,
+                    heldout_loss_after=None, versions={}, git_commit=None)
+    return PretrainRecord(**{**defaults, **fields})

@@ -1,31 +1,37 @@
 """dontstop aggregate: results tree -> the paper's tables, significance, findings, plots, notebook."""
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dontstop import aggregate
-from dontstop.aggregate import format_cell, load_runs, welch
+from dontstop.experiment import EXPERIMENTS_DIR, load_conditions
 from dontstop.fileio import UserError
-from dontstop.findings import findings_frame
-from dontstop.published import load_published, published_cell
-from dontstop.report import build_tables
+from dontstop.records import MetricsRecord
+from dontstop.report import cli as report_cli
+from dontstop.report.findings import findings_frame
+from dontstop.report.published import load_published, published_cell
+from dontstop.report.render import format_cell
+from dontstop.report.runs import load_runs, welch
+from dontstop.report.write import build_tables, make_layout
+
+CONDITIONS = load_conditions()
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "results.ipynb"
 TABLES = ("table5", "table6", "table7", "table8", "table9", "significance", "findings")
 
 
 def write_run(root, task, condition, seed, score, suite="mini", data="a", stages=()):
-    run_dir = root / suite / task / condition / f"seed_{seed}"
-    run_dir.mkdir(parents=True)
-    metrics = {"suite": suite, "task": task, "condition": condition, "seed": seed,
-               "metric": "macro_f1", "test_metric": score / 100, "dev_metric": score / 100,
-               "data_sha256": {"train": data * 64, "dev": "d" * 64, "test": "e" * 64},
-               "git_commit": "abc1234", "versions": {"python": "3.11"}, "pretraining": list(stages)}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    scores = {"accuracy": score / 100, "macro_f1": score / 100, "micro_f1": score / 100}
+    MetricsRecord(suite=suite, task=task, condition=condition, seed=seed, model="m", lineage="base",
+                  metric="macro_f1", dev=scores, test=scores, dev_metric=score / 100,
+                  test_metric=score / 100, best_epoch=1, epochs_run=1, dev_curve=[score / 100],
+                  train_examples=10, wall_time_s=1.0, config={}, versions={"python": "3.11"},
+                  git_commit="abc1234", data_sha256={"train": data * 64, "dev": "d" * 64, "test": "e" * 64},
+                  pretraining=list(stages)).write(root / suite / task / condition / f"seed_{seed}")
 
 
 def stage(name, tokens):
@@ -58,13 +64,13 @@ def mini_results(tmp_path):
 
 def aggregate_args(results, out, *extra):
     parser = argparse.ArgumentParser()
-    aggregate.register(parser.add_subparsers())
+    report_cli.register(parser.add_subparsers())
     return parser.parse_args(["aggregate", "--results", str(results), "--out", str(out), *extra])
 
 
 def test_cells_mean_sample_std_and_count(mini_results):
-    runs = load_runs(mini_results, "mini")
-    cells = build_tables(runs, "mini", None, None)["table5"][1].set_index(["task", "condition"])
+    runs = load_runs(mini_results, "mini", CONDITIONS)
+    cells = build_tables(runs, make_layout("mini", CONDITIONS), None)["table5"][1].set_index(["task", "condition"])
     dapt = cells.loc[("aclsum-roles", "dapt")]
     assert dapt["n"] == 4 and dapt["mean"] == pytest.approx(71.5)
     assert dapt["std"] == pytest.approx(np.sqrt(5 / 3))  # sample std (ddof=1) of 70..73
@@ -86,15 +92,16 @@ def test_welch_p_value_of_a_planted_case():
 
 
 def test_findings_report_holds_reversed_and_missing(mini_results, tmp_path):
-    runs = load_runs(mini_results, "mini")
-    findings = findings_frame(runs, "mini", {"cs": 20.0, "reviews": 40.0}).set_index(["claim", "task"])
+    runs = load_runs(mini_results, "mini", CONDITIONS)
+    layout = make_layout("mini", CONDITIONS)
+    findings = findings_frame(runs, layout, {"cs": 20.0, "reviews": 40.0}).set_index(["claim", "task"])
     assert findings.loc[("DAPT beats the baseline", "aclsum-roles"), "verdict"] == "holds"
     assert findings.loc[("TAPT beats the baseline", "aclsum-roles"), "verdict"] == "reversed"
     assert findings.loc[("kNN-TAPT rises with k", "aclsum-roles"), "difference"] == pytest.approx(5.0)
     assert findings.loc[("Transfer-TAPT is worse than TAPT", "aclsum-roles"), "verdict"] == "missing"
     farthest = findings.loc["DAPT gains most on the domain farthest from the base model's data"]
     assert farthest.index[0].startswith("cs") and farthest.verdict.iloc[0] == "holds"  # +10.5 vs +1
-    no_overlap = findings_frame(runs, "mini", None)
+    no_overlap = findings_frame(runs, layout, None)
     assert no_overlap.verdict.iloc[-1].startswith("missing")
 
 
@@ -117,7 +124,7 @@ def test_paper_suite_puts_published_value_and_delta_beside(tmp_path):
     root = tmp_path / "results"
     for seed, value in enumerate([85.0, 86.0]):
         write_run(root, "chemprot", "dapt", seed, value, suite="paper")
-    tables = build_tables(load_runs(root, "paper"), "paper", load_published(), None)
+    tables = build_tables(load_runs(root, "paper", CONDITIONS), make_layout("paper", CONDITIONS), None)
     cells = tables["table5"][1].set_index(["task", "condition"])
     assert cells.loc[("chemprot", "dapt"), "published_mean"] == 84.2
     assert cells.loc[("chemprot", "dapt"), "delta"] == pytest.approx(1.3)
@@ -167,13 +174,13 @@ def test_mixed_data_versions_warn_and_flag(mini_results, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content, problem", [("{not json", "invalid JSON"),
-                                              ('{"suite": "mini"}', "field 'task'")])
+                                              ('{"suite": "mini"}', "missing required key(s): task")])
 def test_malformed_metrics_is_a_one_line_error_naming_the_file(tmp_path, content, problem):
     path = tmp_path / "results" / "mini" / "aclsum-roles" / "tapt" / "seed_0" / "metrics.json"
     path.parent.mkdir(parents=True)
     path.write_text(content)
     with pytest.raises(UserError) as error:
-        load_runs(tmp_path / "results", "mini")
+        load_runs(tmp_path / "results", "mini", CONDITIONS)
     assert str(path) in str(error.value) and problem in str(error.value)
     assert "\n" not in str(error.value)
 
@@ -197,3 +204,28 @@ def test_notebook_executes_on_a_synthetic_tree(mini_results, tmp_path, monkeypat
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("71.5 ± 1.3 (4)" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+
+
+def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp_path):
+    """Adding a condition is adding a folder: its row, its significance and its claim show up."""
+    experiments = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS_DIR, experiments, ignore=shutil.ignore_patterns("suites"))
+    config = (experiments / "tapt" / "config.yaml").read_text()
+    (experiments / "long_tapt").mkdir()
+    (experiments / "long_tapt" / "config.yaml").write_text(
+        config.replace("condition: tapt", "condition: long_tapt").replace('display: "TAPT"', 'display: "Long-TAPT"')
+        .replace("order: 3 ", "order: 12 ").split("claims:")[0]
+        + 'claims:\n  - {claim: "Long-TAPT beats TAPT", better: long_tapt, worse: tapt, table: "5", order: 95}\n')
+    for seed, value in enumerate([75.0, 76.0, 77.0]):
+        write_run(mini_results, "aclsum-roles", "long_tapt", seed, value)
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(mini_results, out, "--experiments", str(experiments))
+    assert args.func(args) == 0
+    table5 = (out / "mini" / "table5.md").read_text()
+    assert table5.splitlines()[2].endswith("| DAPT + TAPT | Long-TAPT |")  # header: a column of its own
+    assert "**76.0 ± 1.0 (3)**" in table5
+    findings = (out / "mini" / "findings.md").read_text()
+    assert "| Long-TAPT beats TAPT | ACL-Roles | Long-TAPT − TAPT | +20.0 |" in findings
+    assert "Long-TAPT" in (out / "mini" / "significance.md").read_text()
+    with pytest.raises(UserError, match="not a condition folder"):  # the repository's folders lack it
+        load_runs(mini_results, "mini", CONDITIONS)

@@ -1,14 +1,15 @@
 """Domain analysis: vocabulary overlap on planted corpora, and the MLM-loss matrix."""
 import itertools
-import json
 import random
 import string
 
 import pandas as pd
 import pytest
 
-from dontstop import vocab
+from dontstop.analysis import vocab
 from dontstop.cli import main
+
+from conftest import pretrain_record
 
 TOP = 20
 
@@ -118,21 +119,21 @@ def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
 
 
 def test_dapt_checkpoints_pick_finished_dapt_only_and_the_longest_trained(tmp_path):
-    from dontstop.analyze import dapt_checkpoints
+    from dontstop.analysis.domains import dapt_checkpoints
 
     for name, steps in (("dapt-cs-0000aaaa", 20), ("dapt-cs-1111bbbb", 300),
                         ("dapt-cs+tapt-aclsum-roles-2222cccc", 50), ("tapt-rt-polarity-3333dddd", 9)):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "pretrain_record.json").write_text(f'{{"steps": {steps}}}')
+        pretrain_record(steps=steps).write(tmp_path / name)
     (tmp_path / "dapt-news-4444eeee").mkdir()  # unfinished: no pretrain_record.json
     assert dapt_checkpoints(tmp_path) == {"dapt-cs": tmp_path / "dapt-cs-1111bbbb"}
 
 
 def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
-    from dontstop.analyze import suite_corpora, suite_samples
+    from dontstop.analysis.domains import suite_corpora, suite_samples
     from dontstop.experiment import Suite
     from dontstop.fileio import UserError, sha256_file
-    from dontstop.pretrain import PretrainRecipe, scan_corpus
+    from dontstop.pretrain.corpus import scan_corpus
+    from dontstop.recipes import PretrainRecipe
 
     corpora = {"general": tmp_path / "data/mini/corpora/general.txt",
                "cs": tmp_path / "data/mini/corpora/cs.txt"}
@@ -142,10 +143,8 @@ def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
     cs = str(corpora["cs"])
     recipe = {"base_model": "bundled:bert-tiny", "corpora": [cs], "output_dir": "unused",
               "max_steps": 1, "heldout_documents": 5, "seed": 0}
-    checkpoint = tmp_path / "cache/mini/checkpoints/dapt-cs-0123abcd"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "pretrain_record.json").write_text(json.dumps(
-        {"corpus_files": [cs], "corpus_sha256": {cs: sha256_file(cs)}, "recipe": recipe, "steps": 1}))
+    pretrain_record(corpus_files=[cs], corpus_sha256={cs: sha256_file(cs)}, recipe=recipe,
+                    steps=1).write(tmp_path / "cache/mini/checkpoints/dapt-cs-0123abcd")
     suite = Suite("mini", "bundled:bert-tiny", tasks=[], seeds=[0], data_dir=str(tmp_path / "data"),
                   cache_dir=str(tmp_path / "cache"), domain_corpora={"cs": "corpora/cs.txt"})
     assert suite_corpora(suite) == {name: str(path) for name, path in corpora.items()}
@@ -198,7 +197,7 @@ def text_corpora(tmp_path):
 
 
 def test_mlm_loss_matrix_same_model_same_loss_perturbed_model_worse(perturbed_model, text_corpora):
-    from dontstop.analyze import before_after, mlm_loss_matrix
+    from dontstop.analysis.mlm_loss import before_after, mlm_loss_matrix
 
     models = {"base": "bundled:bert-tiny", "again": "bundled:bert-tiny", "dapt-cs": perturbed_model}
     matrix = mlm_loss_matrix(models, text_corpora, documents=12, max_length=32, seed=0)

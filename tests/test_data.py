@@ -4,7 +4,7 @@ import json
 import pytest
 
 from dontstop.cli import main
-from dontstop.data import check_task, iter_corpus, load_split, parse_split
+from dontstop.data.formats import check_task, iter_corpus, load_split, parse_split
 from dontstop.fileio import UserError
 from dontstop.tasks import MINI_DOMAINS, MINI_TASKS, PAPER_DOMAINS, PAPER_TASKS, get_task
 
@@ -39,7 +39,7 @@ def test_registry_holds_the_papers_facts():
             if task.transfer:
                 assert tasks[task.transfer].domain == task.domain
                 assert tasks[task.transfer].transfer == task.key
-    with pytest.raises(KeyError, match="unknown task"):
+    with pytest.raises(UserError, match="unknown task"):
         get_task("paper", "nope")
 
 
@@ -87,7 +87,7 @@ def test_data_check_cli_exit_codes(tmp_path, capsys):
 
 
 def test_corpus_streaming_dedups_and_excludes(tmp_path):
-    from dontstop.data import text_key
+    from dontstop.data.formats import text_key
 
     txt = write_lines(tmp_path / "a.txt", ["Doc one", "doc  ONE", "doc two", "", "held out"])
     jsonl = write_lines(tmp_path / "b.jsonl", [json.dumps({"text": "doc three"}), json.dumps({"text": "doc two"})])

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from dontstop.download import download_task, fetch
+from dontstop.data.download import download_task, fetch
 from dontstop.fileio import UserError
 from dontstop.tasks import PAPER_TASKS
 

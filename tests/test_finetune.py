@@ -8,23 +8,21 @@ must learn it).
 import json
 import random
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import package_file
 
-from dontstop.classifier import load_classifier
+from dontstop.finetune.classifier import load_classifier
 from dontstop.cli import main
 from dontstop.fileio import UserError, sha256_file
-from dontstop.finetune import FinetuneRecipe, length_grouped_batches, run_finetune
+from dontstop.finetune.trainer import length_grouped_batches, run_finetune
+from dontstop.records import MetricsRecord
+from dontstop.recipes import FinetuneRecipe
 from dontstop.tasks import Task
 
-CONTRACT_FIELDS = {
-    "suite", "task", "condition", "seed", "model", "lineage", "metric", "dev", "test",
-    "dev_metric", "test_metric", "best_epoch", "epochs_run", "dev_curve", "train_examples",
-    "wall_time_s", "config", "versions", "git_commit", "data_sha256", "pretraining"}
 SCORES = {"accuracy", "macro_f1", "micro_f1"}
 SIZES = {"train": 160, "dev": 80, "test": 80}
 SECTIONS = Task("sections", "Sections", "cs", "macro_f1", "low")
@@ -91,14 +89,14 @@ def finished_run(data_dir, tmp_path_factory) -> tuple[Path, dict]:
     return out, metrics
 
 
-def comparable(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k != "wall_time_s"}
+def comparable(metrics: MetricsRecord) -> dict:
+    return {k: v for k, v in asdict(metrics).items() if k != "wall_time_s"}
 
 
 def test_metrics_json_holds_every_contract_field(finished_run, data_dir):
     out, metrics = finished_run
     on_disk = json.loads((out / "metrics.json").read_text())
-    assert on_disk == metrics and set(on_disk) == CONTRACT_FIELDS
+    assert MetricsRecord.read(out / "metrics.json") == metrics
     assert set(on_disk["dev"]) == set(on_disk["test"]) == SCORES
     assert all(0 <= v <= 1 for split in ("dev", "test") for v in on_disk[split].values())
     assert (on_disk["suite"], on_disk["task"], on_disk["condition"], on_disk["lineage"]) == (
@@ -123,22 +121,22 @@ def test_same_seed_same_metrics_other_seed_differs(finished_run, data_dir, tmp_p
                          pretraining=[{"name": "tapt-sections", "steps": 3}])
     other = run_finetune(recipe(data_dir, CUE, seed=1), tmp_path / "other", task=CUE)
     assert comparable(again) == comparable(first)
-    assert (other["dev_curve"], other["test"]) != (first["dev_curve"], first["test"])
+    assert (other.dev_curve, other.test) != (first.dev_curve, first.test)
 
 
 def test_metric_follows_the_task(data_dir, tmp_path):
     for metric in ("micro_f1", "macro_f1"):
         task = replace(SECTIONS, metric=metric)
         run = run_finetune(recipe(data_dir, task, epochs=1), tmp_path / metric, task=task)
-        assert run["metric"] == metric and run["test_metric"] == run["test"][metric]
-        assert run["dev_curve"] == [run["dev"][metric]]
+        assert run.metric == metric and run.test_metric == run.test[metric]
+        assert run.dev_curve == [run.dev[metric]]
         # the sections are imbalanced, so the two F1s differ and the choice is visible
-        assert run["test"]["micro_f1"] == run["test"]["accuracy"] != run["test"]["macro_f1"]
+        assert run.test["micro_f1"] == run.test["accuracy"] != run.test["macro_f1"]
 
 
 def test_a_model_learns_an_easy_task(data_dir, tmp_path):
     metrics = run_finetune(recipe(data_dir, CUE, lr=3e-4), tmp_path / "run", task=CUE)
-    assert metrics["test"]["macro_f1"] > 0.85   # chance is about 0.5
+    assert metrics.test["macro_f1"] > 0.85   # chance is about 0.5
 
 
 def test_head_is_dropout_dense_tanh_out_proj_on_the_first_token():
@@ -211,5 +209,9 @@ def test_wandb_offline_logs_a_local_run(data_dir, tmp_path, monkeypatch):
 def test_tiny_roberta_checkpoint_fine_tunes(tiny_roberta_dir, data_dir, tmp_path):
     metrics = run_finetune(recipe(data_dir, CUE, model=str(tiny_roberta_dir), epochs=1),
                            tmp_path / "run", task=CUE)
-    assert metrics["model"] == str(tiny_roberta_dir) and 0 <= metrics["test_metric"] <= 1
+    bert_tiny = run_finetune(recipe(data_dir, CUE, epochs=1), tmp_path / "bert", task=CUE)
+    assert metrics.model == str(tiny_roberta_dir) and metrics.config["model"] == str(tiny_roberta_dir)
+    assert metrics.test_metric == metrics.test["macro_f1"] and len(metrics.dev_curve) == 1
+    # Same seed, same data: only the starting checkpoint differs, and so must the scores.
+    assert (metrics.dev, metrics.test) != (bert_tiny.dev, bert_tiny.test)
     assert (tmp_path / "run" / "metrics.json").is_file()

@@ -4,9 +4,10 @@ import shutil
 
 import pytest
 
-from dontstop.data import check_task, load_split, text_key
+from dontstop.data.formats import check_task, load_split, text_key
 from dontstop.fileio import UserError, sha256_file
-from dontstop.mini import HeldOut, build_mini, check_no_leakage, write_data_readme
+from dontstop.data.mini import HeldOut, build_mini, check_no_leakage
+from dontstop.data.mini_readme import write_data_readme
 from dontstop.tasks import MINI_DOMAINS, MINI_TASKS, SPLITS
 
 EXPECTED_LABELS = {

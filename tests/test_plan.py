@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from dontstop.experiment import EXPERIMENTS_DIR, all_experiments, load_experiment, load_suite, with_quick
+from dontstop.experiment import EXPERIMENTS_DIR, load_conditions, load_experiment, load_suite, with_quick
 from dontstop.fileio import UserError
-from dontstop.plan import plan_runs
+from dontstop.runner.plan import plan_runs
 from dontstop.tasks import MINI_DOMAINS, MINI_TASKS
 
 
@@ -39,9 +39,9 @@ def plans_by(suite, condition):
 
 
 def test_every_condition_directory_loads_in_paper_order():
-    names = [e.condition for e in all_experiments()]
+    names = [e.condition for e in load_conditions()]
     assert names == ["baseline", "dapt", "not_dapt", "tapt", "dapt_tapt", "transfer_tapt", "curated_tapt",
-                     "dapt_curated_tapt", "rand_tapt", "knn_tapt_50", "knn_tapt_150", "knn_tapt_500"]
+                     "dapt_curated_tapt", "knn_tapt_50", "knn_tapt_150", "knn_tapt_500", "rand_tapt"]
 
 
 def test_stages_are_shared_across_tasks_and_conditions(mini_suite):
@@ -79,23 +79,40 @@ def test_quick_overrides_and_separate_results(mini_suite):
     quick = with_quick(mini_suite)
     assert quick.seeds == mini_suite.quick_seeds
     assert quick.results_dir.endswith("quick")
-    for kind, overrides in mini_suite.quick.items():
-        if kind in quick.recipes:
-            assert overrides.items() <= quick.recipes[kind].items()
+    sections = {**quick.recipes, "finetune": quick.finetune, "selection": quick.selection}
+    assert set(mini_suite.quick) <= set(sections)
+    for section, overrides in mini_suite.quick.items():
+        assert overrides.items() <= sections[section].items(), section
+    assert quick.finetune["epochs"] == 1 and quick.finetune["lr"] == mini_suite.finetune["lr"]
+    # and the runner builds its recipes from them
+    plan = plans_by(quick, "tapt")["aclsum-roles"]
+    assert plan.stages[0].recipe["epochs"] == 1 and plan.seeds == quick.quick_seeds
 
 
 def test_bad_configs_fail_with_file_line_and_key(tmp_path):
     condition = tmp_path / "tapt"
     condition.mkdir()
-    (condition / "config.yaml").write_text("condition: tapt\ntable: T5\ndescription: x\nstage: [tapt]\n")
-    with pytest.raises(UserError, match=r"config.yaml:4: key 'stage': unknown; known keys: condition"):
+    head = "condition: tapt\ndisplay: TAPT\ndescription: x\norder: 3\n"
+    (condition / "config.yaml").write_text(head + "stage: [tapt]\n")
+    with pytest.raises(UserError, match=r"config.yaml:5: key 'stage': unknown; known keys: condition"):
         load_experiment(condition)
-    (condition / "config.yaml").write_text("condition: tapt\ntable: 5\ndescription: x\n")
-    with pytest.raises(UserError, match=r"config.yaml:2: key 'table': expected str, got int 5"):
+    (condition / "config.yaml").write_text(head.replace("display: TAPT", "display: 5"))
+    with pytest.raises(UserError, match=r"config.yaml:2: key 'display': expected str, got int 5"):
         load_experiment(condition)
-    (condition / "config.yaml").write_text("condition: tapt\ntable: T\ndescription: x\nstages: [tapt:other]\n")
+    (condition / "config.yaml").write_text(head + "stages: [tapt:other]\n")
     with pytest.raises(UserError, match="unknown stage 'tapt:other'"):
         load_experiment(condition)
+    (condition / "config.yaml").write_text(head + "tables: ['4']\n")
+    with pytest.raises(UserError, match="key 'tables': '4' is not one of 3, 5, 6, 7, 8, 9"):
+        load_experiment(condition)
+    (condition / "config.yaml").write_text(head + "claims: [{claim: c, better: tapt, wrose: baseline, table: '5'}]\n")
+    with pytest.raises(UserError, match=r"config.yaml: claims\[0\]: key 'wrose': unknown"):
+        load_experiment(condition)
+    (condition / "config.yaml").write_text(head + "stages: [tapt]\nclaims: [{claim: c, better: tapt, worse: nope, table: '5'}]\n")
+    (tmp_path / "baseline").mkdir()
+    (tmp_path / "baseline" / "config.yaml").write_text(head.replace("tapt", "baseline"))
+    with pytest.raises(UserError, match=r"tapt/config.yaml: condition 'nope' is not a folder of"):
+        load_conditions(tmp_path)
     suite = tmp_path / "s.yaml"
     suite.write_text((EXPERIMENTS_DIR / "suites" / "mini.yaml").read_text().replace("finetune:", "finetune:\n  learning_rate: 1\n", 1))
     with pytest.raises(UserError, match="finetune: key 'learning_rate': unknown"):

@@ -10,12 +10,15 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from dontstop.cli import build_parser, main
-from dontstop.data import text_key
-from dontstop.fileio import UserError, read_json
-from dontstop.mlm import (PackedSequences, heldout_mlm_loss, mask_tokens, masked_only_mlm_loss,
+from dontstop.data.formats import text_key
+from dontstop.fileio import UserError
+from dontstop.pretrain.mlm import (PackedSequences, heldout_mlm_loss, mask_tokens, masked_only_mlm_loss,
                           write_token_stream)
 from dontstop.models import resolve_model
-from dontstop.pretrain import PretrainRecipe, recipe_from_args, run_pretraining
+from dontstop.pretrain.cli import recipe_from_args
+from dontstop.pretrain.trainer import run_pretraining
+from dontstop.recipes import PretrainRecipe
+from dontstop.records import PretrainRecord
 
 SMALL = {"batch_size": 8, "per_device_batch_size": 4, "max_length": 32, "heldout_documents": 20,
          "lr": 1e-3}
@@ -85,11 +88,11 @@ def test_pretrain_saves_a_checkpoint_that_reloads_and_learned(model_name, tiny_c
     out = tmp_path / "ckpt"
     record = run_pretraining(recipe(model_name, tiny_corpus, out, max_steps=8),
                              exclude_keys={text_key(excluded_text)})
-    assert read_json(out / "pretrain_record.json") == record
+    assert PretrainRecord.read(out / "pretrain_record.json") == record
     assert not (out / "resume").exists()
-    assert record["steps"] == 8 and record["sequences"] == 64 and record["excluded_documents"] == 1
-    assert 0 < record["tokens"] <= 64 * 32 and record["tokens_per_s"] > 0
-    assert record["heldout_loss_after"] < record["heldout_loss_before"]
+    assert record.steps == 8 and record.sequences == 64 and record.excluded_documents == 1
+    assert 0 < record.tokens <= 64 * 32 and record.tokens_per_s > 0
+    assert record.heldout_loss_after < record.heldout_loss_before
     reloaded = AutoModelForMaskedLM.from_pretrained(out)
     original = AutoModelForMaskedLM.from_pretrained(resolve_model(model_name))
     assert not torch.equal(reloaded.base_model.embeddings.word_embeddings.weight,
@@ -100,9 +103,9 @@ def test_pretrain_saves_a_checkpoint_that_reloads_and_learned(model_name, tiny_c
 def test_same_seed_same_numbers(tiny_corpus, tmp_path):
     runs = [run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, tmp_path / f"run{i}", seed=seed, max_steps=2))
             for i, seed in enumerate([0, 0, 1])]
-    assert runs[0]["final_train_loss"] == runs[1]["final_train_loss"]
-    assert runs[0]["heldout_loss_after"] == runs[1]["heldout_loss_after"]
-    assert runs[0]["final_train_loss"] != runs[2]["final_train_loss"]
+    assert runs[0].final_train_loss == runs[1].final_train_loss
+    assert runs[0].heldout_loss_after == runs[1].heldout_loss_after
+    assert runs[0].final_train_loss != runs[2].final_train_loss
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path):
@@ -122,15 +125,15 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path
     saved_step = int(saved[-1].name.removeprefix("step-"))
 
     assert main(argv) == 0                     # the same command again resumes
-    resumed = read_json(out / "pretrain_record.json")
-    assert 0 < resumed["resumed_from_step"] == saved_step < 16
+    resumed = PretrainRecord.read(out / "pretrain_record.json")
+    assert 0 < resumed.resumed_from_step == saved_step < 16
 
     reference = run_pretraining(PretrainRecipe(
         "bundled:bert-tiny", [str(tiny_corpus)], str(tmp_path / "whole"), max_steps=16, batch_size=4,
         per_device_batch_size=2, max_length=32, heldout_documents=10, checkpoint_every=2))
-    assert reference["resumed_from_step"] == 0
-    assert resumed["final_train_loss"] == reference["final_train_loss"]
-    assert resumed["heldout_loss_before"] == reference["heldout_loss_before"]
+    assert reference.resumed_from_step == 0
+    assert resumed.final_train_loss == reference.final_train_loss
+    assert resumed.heldout_loss_before == reference.heldout_loss_before
     weights = [AutoModelForMaskedLM.from_pretrained(d).state_dict() for d in (out, tmp_path / "whole")]
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
@@ -169,12 +172,12 @@ def test_a_full_disk_while_tokenizing_is_one_line_and_nothing_finished(tiny_corp
                                                                        monkeypatch):
     import errno
 
-    import dontstop.pretrain
+    import dontstop.pretrain.trainer
 
     def disk_full(tokenizer, documents, path, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(dontstop.pretrain, "write_token_stream", disk_full)
+    monkeypatch.setattr(dontstop.pretrain.trainer, "write_token_stream", disk_full)
     out = tmp_path / "out"
     code = main(["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(tiny_corpus), "--out", str(out),
                  "--steps", "2", "--batch-size", "4", "--per-device-batch-size", "4", "--no-wandb"])

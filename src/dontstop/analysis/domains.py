@@ -1,0 +1,148 @@
+"""What the domain analysis of a suite compares: its corpora, its models, its samples.
+
+The corpora are the suite's general.txt ("PT": stands in for the base model's pretraining
+data) and its domain corpora, including those given on the command line (`--domain-corpus`);
+the models are the base model and a DAPT model per domain: one the runner built, or the
+released `allenai/<domain>_roberta_base` when the suite starts from the published ones.
+`analyze_suite` runs both analyses for `dontstop reproduce` and skips, with a note, what the
+suite's data does not allow (the paper suite has no "PT" corpus, and often no domain corpus).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from ..config import from_dict
+from ..data.formats import suite_heldout_keys
+from ..experiment import Suite, checkpoint_lineage, checkpoints_dir
+from ..fileio import UserError, sha256_file
+from ..recipes import PretrainRecipe
+from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
+from ..tasks import SUITES
+from . import vocab
+
+GENERAL = "general"
+
+
+def find_corpora(suite: Suite) -> tuple[dict[str, str], list[str]]:
+    """general.txt ("PT") first, then each domain corpus of the suite, as in Figure 2: those
+    that exist, and a note for each that does not."""
+    root = Path(suite.data_dir) / suite.name  # suite paths are relative to <data_dir>/<suite>/
+    wanted = {GENERAL: root / "corpora" / f"{GENERAL}.txt"} | {
+        domain: root / path for domain, path in suite.domain_corpora.items()}
+    found = {name: str(path) for name, path in wanted.items() if path.is_file()}
+    missing = [f"corpus {name!r}: {path} not found" for name, path in wanted.items() if not path.is_file()]
+    return found, missing
+
+
+def suite_corpora(suite: Suite) -> dict[str, str]:
+    """The corpora to compare; every configured domain corpus must exist ("PT" may be absent:
+    the paper's RoBERTa data is not public)."""
+    corpora, missing = find_corpora(suite)
+    if not suite.domain_corpora:
+        raise UserError(f"suite {suite.name}: no domain corpora configured; give corpus paths "
+                        "or --domain-corpus DOMAIN=PATH")
+    for note in missing:
+        if not note.startswith(f"corpus {GENERAL!r}"):
+            raise UserError(f"{note} (run `dontstop data build-mini` or give corpus paths)")
+        print(f"note: {note}; comparing the domain corpora only")
+    return corpora
+
+
+def suite_models(suite: Suite) -> dict[str, str]:
+    """The suite's base model, then a DAPT model per domain: the released one when the suite
+    starts DAPT from the published checkpoints, else each that the runner has built."""
+    models = {"base": suite.base_model}
+    if suite.published_dapt:
+        domains = SUITES[suite.name][1]
+        for key in dict.fromkeys(SUITES[suite.name][0][task].domain for task in suite.tasks):
+            if domains[key].dapt_checkpoint:
+                models[f"dapt-{key}"] = domains[key].dapt_checkpoint
+        return models
+    checkpoints = checkpoints_dir(suite)
+    for lineage, directory in sorted(dapt_checkpoints(checkpoints).items()):
+        models[lineage] = str(directory)
+    if len(models) == 1:
+        print(f"note: no finished DAPT checkpoint under {checkpoints}; only the base model is scored")
+    return models
+
+
+def dapt_checkpoints(checkpoints: Path) -> dict[str, Path]:
+    """lineage ("dapt-cs") -> its finished checkpoint; of several recipes, the longest trained."""
+    found: dict[str, list[Path]] = {}
+    for record in sorted(checkpoints.glob(f"dapt-*/{PRETRAIN_RECORD_FILE}")):
+        lineage = checkpoint_lineage(record.parent.name)
+        if lineage and "+" not in lineage:  # DAPT alone, not DAPT followed by another stage
+            found.setdefault(lineage, []).append(record)
+    chosen = {}
+    for lineage, records in found.items():
+        longest = max(records, key=lambda r: (PretrainRecord.read(r).steps, r.stat().st_mtime))
+        if len(records) > 1:
+            print(f"note: {len(records)} {lineage} checkpoints; using the longest trained, "
+                  f"{longest.parent.name}")
+        chosen[lineage] = longest.parent
+    return chosen
+
+
+def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
+                  seed: int) -> dict[str, list[str]]:
+    """A seeded sample of each corpus. From a corpus that a DAPT checkpoint was trained on,
+    only the documents its pretraining held out: no model is scored on its training text."""
+    checkpoints = dapt_checkpoints(checkpoints_dir(suite))
+    samples = {}
+    for name, path in corpora.items():
+        checkpoint = checkpoints.get(f"dapt-{name}")
+        held_out = pretraining_heldout(checkpoint, path, suite) if checkpoint else []
+        if held_out:
+            samples[name] = random.Random(seed).sample(held_out, min(documents, len(held_out)))
+            print(f"note: {name}: scoring {len(samples[name])} of the {len(held_out)} documents "
+                  f"that {checkpoint.name} held out of its training")
+        else:
+            samples[name] = vocab.sample_corpus(path, documents, seed, name)
+    return samples
+
+
+def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str]:
+    """The documents a DAPT run on `corpus` held out, re-derived the way pretraining split them
+    (same corpus, same leakage guard, same seed); [] if the checkpoint was trained on other files."""
+    from ..pretrain.corpus import scan_corpus
+
+    record_path = checkpoint / PRETRAIN_RECORD_FILE
+    record = PretrainRecord.read(record_path)
+    if record.corpus_files != [corpus]:
+        return []
+    if sha256_file(corpus) != record.corpus_sha256[corpus]:
+        raise UserError(f"{corpus}: changed since {checkpoint.name} was pretrained on it; "
+                        "its held-out documents cannot be recovered (give --corpora)")
+    recipe = from_dict(PretrainRecipe, record.recipe, str(record_path))
+    return scan_corpus(recipe, suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)).heldout_documents()
+
+
+def analyze_suite(suite: Suite, out_dir: Path, *, seed: int = 0, top: int = 10000,
+                  sample_docs: int = 10000, documents: int = 500, max_length: int = 128) -> list[str]:
+    """Both analyses on what the suite has, for `dontstop reproduce`; returns one note per
+    thing skipped (the tables' README lists them). Replaces earlier outputs in `out_dir`."""
+    from .mlm_loss import measure_mlm_loss
+
+    corpora, notes = find_corpora(suite)
+    steps = {"vocabulary overlap (Figure 2)": lambda: _vocab(corpora, top, sample_docs, seed, out_dir),
+             "held-out MLM loss (Tables 1 and 12)": lambda: measure_mlm_loss(
+                 suite_models(suite), corpora, suite_samples(suite, corpora, documents, seed), out_dir,
+                 documents=documents, max_length=max_length, seed=seed)}
+    for what, step in steps.items():
+        if not suite.domain_corpora:
+            notes.append(f"{what}: skipped: no domain corpus (give --domain-corpus DOMAIN=PATH)")
+            continue
+        try:
+            step()
+        except UserError as e:
+            notes.append(f"{what}: skipped: {e}")
+    for note in notes:
+        print(f"note: {note}")
+    return notes
+
+
+def _vocab(corpora: dict[str, str], top: int, sample_docs: int, seed: int, out_dir: Path) -> None:
+    if len(corpora) < 2:
+        raise UserError(f"needs at least two corpora, found {len(corpora)}")
+    vocab.run(corpora, top, sample_docs, seed, out_dir)

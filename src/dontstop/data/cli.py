@@ -1,0 +1,138 @@
+"""dontstop data download|check|build-mini: the data side of the study.
+
+    dontstop data download chemprot            # the paper's jsonl files -> data/paper/tasks/chemprot/
+    dontstop data check data/mini              # every task split, corpus and pool under a folder
+    dontstop data check path/to/train.jsonl --task chemprot
+    dontstop data build-mini                   # the offline mini benchmark -> data/mini/
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .formats import Problem, check_task, iter_corpus, parse_split, task_dir
+from ..fileio import UserError
+from ..tasks import PAPER_TASKS, SUITES, get_task
+
+CORPUS_SUFFIXES = (".txt", ".jsonl")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="download, check or build task data")
+    commands = data.add_subparsers(dest="data_command", required=True)
+
+    download = commands.add_parser("download", help="fetch a paper task's jsonl files")
+    download.add_argument("tasks", nargs="+", choices=list(PAPER_TASKS), metavar="TASK")
+    download.add_argument("--data-dir", default="data")
+    download.add_argument("--url-base", help="mirror serving <split>.jsonl (one task at a time)")
+    download.set_defaults(func=_download)
+
+    check = commands.add_parser("check", help="validate task files, corpora and pools")
+    check.add_argument("paths", nargs="+", help="a .jsonl split, a task folder, a corpus, "
+                       "or a suite folder such as data/mini")
+    check.add_argument("--task", help="task key whose label set applies (default: from the path)")
+    check.add_argument("--suite", default=None, choices=list(SUITES))
+    check.set_defaults(func=_check)
+
+    build = commands.add_parser("build-mini", help="build the offline mini benchmark")
+    build.add_argument("--data-dir", default="data")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--readme", default="data/README.md", help="where to write the size table")
+    build.set_defaults(func=_build_mini)
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .download import download_task
+
+    if args.url_base and len(args.tasks) > 1:
+        raise UserError("--url-base serves one task's files; give one task")
+    for key in args.tasks:
+        dest = task_dir(args.data_dir, "paper", key)
+        manifest = download_task(PAPER_TASKS[key], dest, args.url_base)
+        sizes = ", ".join(f"{split} {entry['bytes']} B" for split, entry in manifest.items())
+        print(f"{key}: {dest} ({sizes})")
+    return 0
+
+
+def _build_mini(args: argparse.Namespace) -> int:
+    from .mini import build_mini
+    from .mini_readme import write_data_readme
+
+    manifest = build_mini(Path(args.data_dir), seed=args.seed)
+    write_data_readme(manifest, Path(args.readme))
+    print(f"mini benchmark built in {Path(args.data_dir) / 'mini'}; sizes in {args.readme}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    problems: list[Problem] = []
+    checked = 0
+    for path in map(Path, args.paths):
+        if not path.exists():
+            raise UserError(f"{path}: no such file or folder")
+        for kind, target in _targets(path):
+            problems += _check_one(kind, target, args)
+            checked += 1
+        if path.name == "mini" and (path / "manifest.json").exists():
+            problems += _mini_leakage(path)
+    for problem in problems:
+        print(problem)
+    errors = sum(p.severity == "error" for p in problems)
+    print(f"checked {checked} item(s): {errors} error(s), {len(problems) - errors} warning(s)")
+    return 1 if errors else 0
+
+
+def _mini_leakage(root: Path) -> list[Problem]:
+    """The built mini benchmark's cross-file rule: no dev/test text anywhere it is trained on."""
+    from .mini import check_no_leakage
+
+    return [Problem(str(root), None, "text", violation) for violation in check_no_leakage(root.parent)]
+
+
+def _targets(path: Path) -> list[tuple[str, Path]]:
+    """What to check under a path: ('task', folder), ('split', file) or ('corpus', file)."""
+    if path.is_file():
+        is_split = path.suffix == ".jsonl" and path.stem in ("train", "dev", "test")
+        return [("split" if is_split else "corpus", path)]
+    if (path / "train.jsonl").exists():
+        return [("task", path)]
+    targets = []
+    for child in sorted(path.iterdir()):
+        if child.is_dir():
+            targets += _targets(child)
+        elif child.suffix in CORPUS_SUFFIXES and child.name != "manifest.json":
+            targets += _targets(child)
+    return targets
+
+
+def _check_one(kind: str, path: Path, args: argparse.Namespace) -> list[Problem]:
+    if kind == "corpus":
+        return _check_corpus(path)
+    task = _task_for(path if kind == "task" else path.parent, args)
+    if kind == "task":
+        return check_task(path, task)
+    return parse_split(path, task.labels if task else None)[1]
+
+
+def _task_for(folder: Path, args: argparse.Namespace):
+    """The registry task a folder belongs to: --task, else data/<suite>/tasks/<key>/."""
+    key = args.task or folder.name
+    suite = args.suite or (folder.parent.parent.name if folder.parent.name == "tasks" else None)
+    for candidate in ([suite] if suite else list(SUITES)):
+        if candidate in SUITES and key in SUITES[candidate][0]:
+            return get_task(candidate, key)
+    if args.task:
+        raise UserError(f"--task {args.task}: unknown task")
+    return None
+
+
+def _check_corpus(path: Path) -> list[Problem]:
+    documents = sum(1 for _ in iter_corpus([path], dedup=False))
+    unique = sum(1 for _ in iter_corpus([path], dedup=True))
+    problems = []
+    if documents == 0:
+        problems.append(Problem(str(path), None, None, "empty corpus (no documents)"))
+    elif unique < documents:
+        problems.append(Problem(str(path), None, "text", f"{documents - unique} exact duplicate "
+                                f"document(s) of {documents}", "warning"))
+    return problems

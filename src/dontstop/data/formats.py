@@ -1,0 +1,204 @@
+"""The paper's jsonl task format, its validation, and streamed text corpora.
+
+Task files hold one JSON object a line: {"text": str, "label": str, "id": optional}.
+Corpora and unlabeled pools are plain text (one document per line) or jsonl with a
+`text` field (chosen by the `.jsonl` suffix); they are streamed so a 50 GB corpus never
+sits in memory.
+
+Every problem is reported as one line naming file, line and field:
+    data/mini/tasks/x/train.jsonl:17: field 'label': 'MAYBE' is not in the label set
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..fileio import UserError
+from ..tasks import SPLITS, Task
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+    id: str | None
+    line: int                 # 1-based line in its file, for messages
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int | None
+    field: str | None
+    message: str
+    severity: str = "error"   # "error" stops a run; "warning" is printed and tolerated
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        what = f" field '{self.field}':" if self.field else ""
+        return f"{where}:{what} {self.message} [{self.severity}]"
+
+
+def task_dir(data_dir: str | Path, suite: str, task_key: str) -> Path:
+    return Path(data_dir) / suite / "tasks" / task_key
+
+
+def parse_split(path: str | Path, labels: Iterable[str] | None = None
+                ) -> tuple[list[Example], list[Problem]]:
+    """Read one split, collecting every problem instead of stopping at the first."""
+    path = Path(path)
+    allowed = set(labels) if labels is not None else None
+    examples, problems, seen_ids = [], [], {}
+    if not path.is_file():
+        return [], [Problem(str(path), None, None, "file not found")]
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line_no, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            example, line_problems = _parse_line(str(path), line_no, raw, allowed)
+            problems += line_problems
+            if example is None:
+                continue
+            if example.id is not None:
+                if example.id in seen_ids:
+                    problems.append(Problem(str(path), line_no, "id", f"duplicate id {example.id!r} "
+                                            f"(first on line {seen_ids[example.id]})"))
+                seen_ids.setdefault(example.id, line_no)
+            examples.append(example)
+    if not examples and not problems:
+        problems.append(Problem(str(path), None, None, "no examples"))
+    return examples, problems
+
+
+def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
+                ) -> tuple[Example | None, list[Problem]]:
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as e:
+        return None, [Problem(path, line_no, None, f"malformed JSON ({e.msg} at column {e.colno})")]
+    if not isinstance(record, dict):
+        return None, [Problem(path, line_no, None, "expected a JSON object")]
+    text = record.get("text")
+    if not isinstance(text, str):
+        return None, [Problem(path, line_no, "text", "missing" if text is None else "not a string")]
+    if not text.strip():
+        return None, [Problem(path, line_no, "text", "empty")]
+    if "label" not in record or record["label"] is None:
+        return None, [Problem(path, line_no, "label", "missing")]
+    label = str(record["label"])
+    if allowed is not None and label not in allowed:
+        return None, [Problem(path, line_no, "label", f"{label!r} is not in the label set "
+                              f"({', '.join(sorted(allowed))})")]
+    raw_id = record.get("id")
+    return Example(text, label, None if raw_id is None else str(raw_id), line_no), []
+
+
+def check_task(directory: str | Path, task: Task | None = None) -> list[Problem]:
+    """All problems of a task directory: every split, plus dev/test text leaked from train."""
+    directory = Path(directory)
+    labels = task.labels if task else None
+    splits, problems = {}, []
+    for split in SPLITS:
+        splits[split], split_problems = parse_split(directory / f"{split}.jsonl", labels)
+        problems += split_problems
+    if labels is None and splits["train"]:
+        problems += _labels_unseen_in_train(directory, splits)
+    problems += leakage_problems(splits["train"], {s: splits[s] for s in ("dev", "test")},
+                                 directory)
+    return problems
+
+
+def _labels_unseen_in_train(directory: Path, splits: dict[str, list[Example]]) -> list[Problem]:
+    train_labels = {e.label for e in splits["train"]}
+    return [Problem(str(directory / f"{split}.jsonl"), e.line, "label",
+                    f"{e.label!r} never occurs in train", "warning")
+            for split in ("dev", "test") for e in splits[split] if e.label not in train_labels]
+
+
+def leakage_problems(train: list[Example], held_out: dict[str, list[Example]],
+                     directory: Path) -> list[Problem]:
+    train_texts = {normalize(e.text) for e in train}
+    return [Problem(str(directory / f"{split}.jsonl"), e.line, "text",
+                    "also appears in train.jsonl (leakage)", "warning")
+            for split, examples in held_out.items() for e in examples
+            if normalize(e.text) in train_texts]
+
+
+def load_split(path: str | Path, labels: Iterable[str] | None = None) -> list[Example]:
+    """Examples of one split; the first error becomes a one-line UserError."""
+    examples, problems = parse_split(path, labels)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        more = f" (and {len(errors) - 1} more; run `dontstop data check {path}`)" if len(errors) > 1 else ""
+        raise UserError(f"{errors[0]}{more}")
+    return examples
+
+
+def label_set(task: Task, train: list[Example]) -> list[str]:
+    """The task's known labels, else the sorted labels of its training data."""
+    return list(task.labels) if task.labels else sorted({e.label for e in train})
+
+
+def normalize(text: str) -> str:
+    """The key for exact-duplicate and leakage checks: whitespace-collapsed, lowercased."""
+    return " ".join(text.split()).lower()
+
+
+def text_key(text: str) -> bytes:
+    """An 8-byte digest of normalize(text): a set of 25M documents costs ~2 GB, not 50."""
+    return hashlib.blake2b(normalize(text).encode("utf-8"), digest_size=8).digest()
+
+
+def iter_corpus(paths: Iterable[str | Path], dedup: bool = True,
+                exclude: set[bytes] | None = None) -> Iterator[str]:
+    """Stream documents from text or jsonl files, dropping exact duplicates and `exclude` keys."""
+    seen: set[bytes] = set()
+    for path in paths:
+        for text in _iter_documents(Path(path)):
+            key = text_key(text)
+            if (dedup and key in seen) or (exclude and key in exclude):
+                continue
+            if dedup:
+                seen.add(key)
+            yield text
+
+
+def _iter_documents(path: Path) -> Iterator[str]:
+    if not path.is_file():
+        raise UserError(f"{path}: corpus file not found")
+    is_jsonl = path.suffix == ".jsonl"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line_no, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            if not is_jsonl:
+                yield raw.strip()
+                continue
+            try:
+                text = json.loads(raw).get("text")
+            except (json.JSONDecodeError, AttributeError):
+                raise UserError(f"{path}:{line_no}: malformed JSON line in corpus") from None
+            if not isinstance(text, str):
+                raise UserError(f"{path}:{line_no}: field 'text': missing or not a string")
+            if text.strip():
+                yield text.strip()
+
+
+def heldout_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
+    """text_key of every dev and test example of the given task directories."""
+    keys = set()
+    for directory in task_dirs:
+        for split in ("dev", "test"):
+            path = Path(directory) / f"{split}.jsonl"
+            if path.is_file():
+                keys |= {text_key(e.text) for e in load_split(path)}
+    return keys
+
+
+def suite_heldout_keys(data_dir: str | Path, suite_name: str, task_keys: Iterable[str]) -> set[bytes]:
+    """The leakage guard of a suite: text_key of every dev and test text of all its tasks.
+    Pretraining and selection drop matching documents, whatever the corpus files hold."""
+    return heldout_keys(task_dir(data_dir, suite_name, key) for key in task_keys)

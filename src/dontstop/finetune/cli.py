@@ -1,0 +1,46 @@
+"""dontstop finetune: fine-tune a classifier for one (task, starting checkpoint, seed).
+
+    dontstop finetune --suite mini --task aclsum-roles --model bundled:bert-tiny --seed 0 \\
+        --out results/mini/aclsum-roles/adhoc/seed_0 --no-wandb
+"""
+from __future__ import annotations
+
+import argparse
+
+from .. import wandb_log
+from ..recipes import FinetuneRecipe
+from .trainer import run_finetune
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("finetune", help="fine-tune one (task, model, seed): metrics.json")
+    parser.add_argument("--task", required=True, help="task key, e.g. aclsum-roles or chemprot")
+    parser.add_argument("--suite", required=True, help="mini | paper")
+    parser.add_argument("--model", required=True, help="bundled:bert-tiny, a checkpoint or a hub id")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="run folder for config.json and metrics.json")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--epochs", type=int, help="default: the task profile's (10 or 3)")
+    parser.add_argument("--max-length", type=int, default=512, help="tokens per text")
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-train-examples", type=int, help="first N training examples only")
+    parser.add_argument("--condition", help="recorded in metrics.json (the runner sets it)")
+    parser.add_argument("--lineage", default="base", help="pretraining lineage of --model")
+    parser.add_argument("--skip-finished", action="store_true", help="leave a finished run as it is")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
+    parser.set_defaults(func=_finetune_command)
+
+
+def _finetune_command(args: argparse.Namespace) -> int:
+    recipe = FinetuneRecipe(model=args.model, task=args.task, suite=args.suite,
+                            data_dir=args.data_dir, seed=args.seed, lr=args.lr,
+                            batch_size=args.batch_size, epochs=args.epochs,
+                            max_length=args.max_length, max_train_examples=args.max_train_examples)
+    metrics = run_finetune(recipe, args.out, condition=args.condition, lineage=args.lineage,
+                           wandb=not args.no_wandb and wandb_log.configured(),
+                           reuse_finished=args.skip_finished)
+    print(f"{metrics.task} seed {metrics.seed}: {metrics.metric} dev {metrics.dev_metric:.4f} "
+          f"test {metrics.test_metric:.4f} (best epoch {metrics.best_epoch}/{metrics.epochs_run}, "
+          f"{metrics.wall_time_s:.1f} s)")
+    return 0

@@ -1,0 +1,214 @@
+"""The masked-LM objective and its data: 80/10/10 masking, a loss that projects only masked
+positions, a held-out loss on fixed masks (so models sharing a tokenizer compare fairly),
+packing documents into sequences, and the seeded order of sequences and masks.
+
+The stock `*ForMaskedLM.forward` multiplies every position by the vocabulary matrix
+(batch x length x vocab logits) although only ~15% of positions carry a label. Here the
+encoder runs as usual and the model's own MLM head (transform + decoder) runs on the masked
+hidden states only: the same loss, about 6x faster for BERT-tiny on a CPU.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+from transformers import DataCollatorForLanguageModeling
+
+from ..fileio import UserError
+
+IGNORE = -100                       # label of positions that carry no loss
+MLM_HEAD_ATTRIBUTES = ("lm_head", "cls")  # RoBERTa family, BERT family
+TOKENIZE_CHUNK = 1000               # documents per call of the (Rust, batched) tokenizer
+
+
+def mlm_head(model: torch.nn.Module) -> torch.nn.Module:
+    """The head that maps hidden states (..., hidden) to vocabulary logits (..., vocab)."""
+    for attribute in MLM_HEAD_ATTRIBUTES:
+        if isinstance(getattr(model, attribute, None), torch.nn.Module):
+            return getattr(model, attribute)
+    raise UserError(f"{type(model).__name__}: no MLM head found (expected one of "
+                    f"{', '.join(MLM_HEAD_ATTRIBUTES)}); use a BERT- or RoBERTa-family model")
+
+
+def masked_only_mlm_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over positions whose label is not -100, like the stock HF loss."""
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    masked = labels != IGNORE
+    logits = mlm_head(model)(hidden[masked])            # (masked positions, vocab)
+    total = F.cross_entropy(logits.float(), labels[masked], reduction="sum")
+    return total / masked.sum().clamp(min=1)           # a batch without masks gives 0, not NaN
+
+
+class MaskedOnlyMLM(torch.nn.Module):
+    """`masked_only_mlm_loss` as a module's forward, so that accelerate's DDP wrapper and
+    autocast see the whole computation (calling submodules of a DDP model skips its hooks)."""
+
+    def __init__(self, mlm_model: torch.nn.Module):
+        super().__init__()
+        self.mlm_model = mlm_model
+
+    def forward(self, input_ids, attention_mask, labels):
+        return masked_only_mlm_loss(self.mlm_model, input_ids, attention_mask, labels)
+
+
+def derived_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers such as (seed, epoch, step, process, micro-batch)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def mask_tokens(tokenizer, input_ids: torch.Tensor, generator: torch.Generator,
+                mask_prob: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: `mask_prob` of the non-special tokens get a label; of those 80% become
+    the mask token, 10% a random token, 10% stay. Every draw comes from `generator`."""
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mask_prob)
+    collator.generator = generator  # torch_mask_tokens draws all its random numbers from it
+    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))  # incl. padding
+    return collator.torch_mask_tokens(input_ids.clone(), special_tokens_mask=special)
+
+
+@torch.no_grad()
+def heldout_mlm_loss(model, tokenizer, texts: list[str], max_length: int, seed: int,
+                     batch_size: int = 32) -> float:
+    """Token-weighted MLM loss on `texts`, each truncated to `max_length` tokens.
+
+    The masks depend only on (tokenizer, texts, max_length, seed), never on the model, so two
+    models with the same tokenizer are scored on exactly the same masked positions.
+    """
+    if not texts:
+        raise UserError("held-out MLM loss: no texts to score")
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    loss_sum, masked_count = 0.0, 0
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length,
+                          padding=True, return_tensors="pt")
+        input_ids, labels = mask_tokens(tokenizer, batch["input_ids"], generator)
+        count = int((labels != IGNORE).sum())
+        loss = masked_only_mlm_loss(model, input_ids.to(device), batch["attention_mask"].to(device),
+                                    labels.to(device))
+        loss_sum += float(loss) * count
+        masked_count += count
+    model.train(was_training)
+    return loss_sum / max(masked_count, 1)
+
+
+def write_token_stream(tokenizer, documents: Iterable[str], path: Path, total: int | None = None,
+                       show_progress: bool = True) -> dict[str, int]:
+    """Tokenize `documents` (any iterable, streamed) into one flat token file on disk, each
+    document followed by the separator token; returns {"tokens", "documents", "bytes"}.
+
+    Memory stays at one chunk of TOKENIZE_CHUNK documents whatever the corpus size; the file
+    (2 bytes a token for vocabularies under 65,536, else 4) is written under a temporary name
+    and renamed, so a killed run never leaves a partial stream that looks whole.
+    """
+    dtype = token_dtype(tokenizer)
+    counts = {"tokens": 0, "documents": 0, "bytes": 0}
+    temporary = path.with_name(f".tmp-{path.name}")
+    bar = tqdm(total=total, desc="tokenize", unit="docs", disable=not show_progress)
+    with open(temporary, "wb") as out:
+        for chunk in _chunks(documents, TOKENIZE_CHUNK):
+            encoded = tokenizer(chunk, add_special_tokens=False)["input_ids"]
+            ids = np.concatenate([np.asarray(doc + [tokenizer.sep_token_id], dtype=dtype) for doc in encoded])
+            out.write(ids.tobytes())
+            counts["tokens"] += len(ids)
+            counts["documents"] += len(chunk)
+            counts["bytes"] += sum(len(text.encode("utf-8")) for text in chunk)
+            bar.update(len(chunk))
+    bar.close()
+    if not counts["tokens"]:
+        temporary.unlink()
+        raise UserError(f"{path}: no training documents to tokenize")
+    temporary.replace(path)
+    return counts
+
+
+def token_dtype(tokenizer) -> type:
+    return np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class PackedSequences:
+    """Sequences of `max_length` tokens cut from a token stream file (memory-mapped, so a
+    corpus of billions of tokens costs disk, not RAM).
+
+    Like RoBERTa's FULL-SENTENCES input: consecutive documents are joined by the separator token
+    and cut into equal pieces, each wrapped as [CLS] piece [SEP], so no compute goes to padding
+    (only the last sequence is short) and a long document simply continues in the next one.
+    """
+
+    def __init__(self, tokenizer, path: Path, max_length: int):
+        self.stream = np.memmap(path, dtype=token_dtype(tokenizer), mode="r")
+        self.body = max_length - 2                          # room for [CLS] and [SEP]
+        self.special = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+
+    def __len__(self) -> int:
+        return -(-len(self.stream) // self.body)
+
+    def sequence(self, index: int) -> list[int]:
+        cls, sep, _ = self.special
+        return [cls, *self.stream[index * self.body:(index + 1) * self.body].tolist(), sep]
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask), both int64 [len(indices), longest], padded on the right."""
+        cls, sep, pad = self.special
+        positions = np.asarray(indices)[:, None] * self.body + np.arange(self.body)  # into the stream
+        inside = positions < len(self.stream)
+        bodies = np.where(inside, self.stream[np.minimum(positions, len(self.stream) - 1)], pad)
+        lengths = inside.sum(1) + 2
+        input_ids = np.concatenate([np.full((len(bodies), 1), cls), bodies, np.full((len(bodies), 1), pad)], 1)
+        input_ids[np.arange(len(bodies)), lengths - 1] = sep
+        width = int(lengths.max())
+        attention_mask = (np.arange(width) < lengths[:, None]).astype(np.int64)
+        return torch.from_numpy(input_ids[:, :width].astype(np.int64)), torch.from_numpy(attention_mask)
+
+
+class BatchSchedule:
+    """Which sequences each process feeds at each optimizer step, as a pure function of the step.
+
+    Every epoch is a fresh seeded permutation of the packed sequences, padded by wrapping
+    around to a whole number of batches; process p takes the p-th slice of each batch.
+    """
+
+    def __init__(self, recipe, sequences: int, process: int, processes: int):
+        """`recipe`: a PretrainRecipe (batch sizes, seed, and max_steps or epochs)."""
+        self.recipe, self.sequences = recipe, sequences
+        self.process, self.per_process = process, recipe.batch_size // processes
+        self.steps_per_epoch = math.ceil(sequences / recipe.batch_size)
+        self.total_steps = recipe.max_steps or recipe.epochs * self.steps_per_epoch
+        self._order: tuple[int, torch.Tensor] | None = None
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        if self._order is None or self._order[0] != epoch:
+            generator = torch.Generator().manual_seed(derived_seed(self.recipe.seed, epoch))
+            order = torch.randperm(self.sequences, generator=generator)
+            repeats = math.ceil(self.steps_per_epoch * self.recipe.batch_size / self.sequences)
+            self._order = (epoch, order.repeat(repeats))
+        return self._order[1]
+
+    def micro_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Generator]]:
+        """(sequence indices, masking generator) of each micro-batch of this process."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        start = position * self.recipe.batch_size + self.process * self.per_process
+        indices = self.epoch_order(epoch)[start:start + self.per_process]
+        size = self.recipe.per_device_batch_size
+        return [(indices[i:i + size], torch.Generator().manual_seed(
+                    derived_seed(self.recipe.seed, epoch, position, self.process, i)))
+                for i in range(0, len(indices), size)]

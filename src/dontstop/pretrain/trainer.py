@@ -1,0 +1,251 @@
+"""Continued masked-LM pretraining (DAPT, TAPT): a checkpoint and corpora in, a checkpoint out.
+
+    dontstop pretrain --model bundled:bert-tiny --corpus data/mini/corpora/cs.txt --out ckpt/dapt-cs --steps 300
+    dontstop pretrain --recipe tapt --model roberta-base --corpus train.jsonl --out ckpt/tapt
+    accelerate launch -m dontstop pretrain --recipe dapt ...       # several GPUs (bf16 + SDPA on GPU)
+
+`run_pretraining` is what `dontstop pretrain` (pretrain/cli.py) and the runner call. The output directory holds a `save_pretrained` model and tokenizer plus pretrain_record.json
+(docs/CONTRACTS.md), written last. The corpus is streamed, never held in memory: tokenized
+once into a token file on disk and read back as full sequences of max_length
+(mlm.PackedSequences); up to `heldout_documents` documents (at most 10%) are held out to
+measure the MLM loss before and after. A killed run resumes from its latest state in <out>/resume/
+when the same command is run again: the data order and masks are pure functions of (seed,
+epoch, step), and accelerate restores the weights, optimizer, scheduler and RNG states.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from .. import wandb_log
+from ..fileio import UserError, atomic_write_json, read_json, sha256_file
+from ..provenance import git_commit, software_versions
+from ..recipes import PretrainRecipe
+from ..records import PRETRAIN_RECORD_FILE as RECORD
+from ..records import PretrainRecord
+from .corpus import Corpus, scan_corpus
+from .mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, mask_tokens,
+                  write_token_stream)
+
+TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
+
+
+def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
+    """One-line UserErrors for every mistake that can be seen before loading anything."""
+    if (recipe.max_steps is None) == (recipe.epochs is None):
+        raise UserError("pretrain recipe: give exactly one of max_steps (--steps) and epochs (--epochs)")
+    if (recipe.max_steps or recipe.epochs) < 1:
+        raise UserError("pretrain recipe: max_steps/epochs must be at least 1")
+    per_step = recipe.per_device_batch_size * num_processes
+    if recipe.per_device_batch_size < 1 or recipe.batch_size % per_step:
+        raise UserError(f"pretrain recipe: batch_size {recipe.batch_size} is not a multiple of "
+                        f"per_device_batch_size {recipe.per_device_batch_size} x {num_processes} process(es)")
+    if not 0 < recipe.mask_prob < 1 or not 0 <= recipe.warmup_ratio < 1 or recipe.lr <= 0:
+        raise UserError("pretrain recipe: need 0 < mask_prob < 1, 0 <= warmup_ratio < 1 and lr > 0")
+    if recipe.max_length < 8 or recipe.checkpoint_every < 1:
+        raise UserError("pretrain recipe: need max_length >= 8 and checkpoint_every >= 1")
+    if not recipe.corpora:
+        raise UserError("pretrain recipe: no corpus given")
+    for path in map(Path, recipe.corpora):
+        if not path.is_file() or path.stat().st_size == 0:
+            raise UserError(f"{path}: corpus file {'is empty' if path.is_file() else 'not found'}")
+    output_dir = Path(recipe.output_dir)
+    if (output_dir / RECORD).exists():
+        raise UserError(f"{output_dir}: already holds a finished checkpoint; choose another --out")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "resume").is_dir():
+        raise UserError(f"{output_dir}: not empty and not an unfinished pretraining run; choose another --out")
+
+
+def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, exclude_keys: set[bytes] | None = None,
+                    name: str | None = None, group: str | None = None) -> PretrainRecord:
+    """`dontstop pretrain ...`: continued MLM pretraining; returns the written record.
+
+    `exclude_keys` (data.text_key digests of task dev/test text) are dropped from the corpus
+    here, at run time, whatever the corpus file holds; the record counts them.
+    """
+    from accelerate import PartialState
+
+    check_recipe(recipe, PartialState().num_processes)
+    run = PretrainRun(recipe, exclude_keys, name or Path(recipe.output_dir).name)
+    logger = wandb_log.start_run(wandb and run.accelerator.is_main_process, group=group or run.name,
+                                 job_type="pretrain", name=run.name, config=_jsonable(recipe),
+                                 directory=recipe.output_dir)
+    run.train(logger)
+    record = run.finish()
+    wandb_log.finish(logger, {"heldout_loss_before": record.heldout_loss_before,
+                              "heldout_loss_after": record.heldout_loss_after})
+    return record
+
+
+class PretrainRun:
+    """One pretraining: model, data, optimizer and progress, resumed from <out>/resume/ if there."""
+
+    def __init__(self, recipe: PretrainRecipe, exclude_keys: set[bytes] | None, name: str):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from transformers import AutoModelForMaskedLM, AutoTokenizer, get_linear_schedule_with_warmup
+
+        from ..models import load_pretrained, resolve_model
+
+        self.began, self.recipe, self.name = time.time(), recipe, name
+        self.output_dir, self.resume_dir = Path(recipe.output_dir), Path(recipe.output_dir) / "resume"
+        self.accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
+                                       gradient_accumulation_steps=self._micro_batches_per_step())
+        set_seed(recipe.seed)  # a model without a trained MLM head (bundled:minilm) starts the same
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(recipe.base_model))
+        if self.tokenizer.mask_token is None:
+            raise UserError(f"{recipe.base_model}: tokenizer has no mask token; not a masked-LM model")
+        self.model = load_pretrained(AutoModelForMaskedLM, recipe.base_model, attn_implementation="sdpa")
+        self.corpus = scan_corpus(recipe, exclude_keys)
+        self.heldout = self.corpus.heldout_documents()
+        with self.accelerator.main_process_first():             # the main process tokenizes
+            self.stream = self._token_stream()
+        self.sequences = PackedSequences(self.tokenizer, self.resume_dir / TOKENS, recipe.max_length)
+        self.schedule = BatchSchedule(recipe, len(self.sequences), self.accelerator.process_index,
+                                      self.accelerator.num_processes)
+        # fused: one kernel for all parameters, ~7x faster than the per-tensor loop on CPU
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, betas=tuple(recipe.betas),
+                                      eps=recipe.eps, weight_decay=recipe.weight_decay, fused=True)
+        total = self.schedule.total_steps
+        self.scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(recipe.warmup_ratio * total), total)
+        self.trainer, self.optimizer = self.accelerator.prepare(MaskedOnlyMLM(self.model), optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)  # stepped by us, once per step
+        self.progress = self._resume_or_start()
+        self.wall_before = self.progress["wall_time_s"]  # of earlier, interrupted invocations
+
+    def _micro_batches_per_step(self) -> int:
+        from accelerate import PartialState
+
+        return self.recipe.batch_size // (self.recipe.per_device_batch_size * PartialState().num_processes)
+
+    def _token_stream(self) -> dict[str, Any]:
+        """The training documents as one token file in <out>/resume/ (kept for a resumed run),
+        and its counts; written once, by the first process to get here."""
+        description = {"recipe": _jsonable(self.recipe), "documents": self.corpus.documents,
+                       "excluded": self.corpus.excluded, "tokenizer": self.tokenizer.name_or_path}
+        meta_path = self.resume_dir / f"{TOKENS}.json"
+        if meta_path.exists() and (self.resume_dir / TOKENS).exists():
+            meta = read_json(meta_path)
+            if meta["description"] == description:
+                return meta["counts"]
+        self.resume_dir.mkdir(parents=True, exist_ok=True)      # also marks the output dir as ours
+        counts = write_token_stream(self.tokenizer, self.corpus.training_documents(), self.resume_dir / TOKENS,
+                                    total=self.corpus.documents - len(self.heldout),
+                                    show_progress=self.accelerator.is_main_process)
+        atomic_write_json(meta_path, {"description": description, "counts": counts})
+        return counts
+
+    def heldout_loss(self) -> float | None:
+        if not self.heldout:
+            return None
+        return heldout_mlm_loss(self.model, self.tokenizer, self.heldout, self.recipe.max_length,
+                                self.recipe.seed)
+
+    def _resume_or_start(self) -> dict[str, Any]:
+        """The progress of the latest saved state (after loading it), or a fresh start."""
+        states = sorted(self.resume_dir.glob("step-*"))
+        if states:
+            progress = read_json(states[-1] / "progress.json")
+            if progress["recipe"] != _jsonable(self.recipe):
+                raise UserError(f"{states[-1]}: an unfinished run with another recipe; choose another --out")
+            self.accelerator.load_state(str(states[-1]))
+            return {**progress, "resumed_from_step": progress["step"]}
+        return {"step": 0, "resumed_from_step": 0, "loss": None, "tokens": 0, "train_time_s": 0.0,
+                "wall_time_s": 0.0, "heldout_loss_before": self.heldout_loss(),
+                "recipe": _jsonable(self.recipe)}
+
+    def train(self, logger) -> None:
+        progress, total = self.progress, self.schedule.total_steps
+        bar = tqdm(total=total, initial=progress["step"], desc=f"pretrain {self.name}",
+                   disable=not self.accelerator.is_main_process)
+        self.trainer.train()
+        while progress["step"] < total:
+            started = time.time()
+            loss, tokens = self._step(self.schedule.micro_batches(progress["step"]))
+            progress.update(step=progress["step"] + 1, loss=loss, tokens=progress["tokens"] + tokens,
+                            train_time_s=progress["train_time_s"] + time.time() - started,
+                            wall_time_s=self.wall_before + time.time() - self.began)
+            rate = progress["tokens"] / progress["train_time_s"]
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}")
+            if logger:
+                logger.log({"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0],
+                            "train/tokens_per_s": rate}, step=progress["step"])
+            if progress["step"] % self.recipe.checkpoint_every == 0 and progress["step"] < total:
+                self._save_resume_state()
+        bar.close()
+
+    def _step(self, micro_batches) -> tuple[float, int]:
+        """One optimizer step over this process's micro-batches: (mean loss of all processes, tokens)."""
+        accelerator, losses, tokens = self.accelerator, [], 0
+        for indices, generator in micro_batches:
+            input_ids, attention_mask = self.sequences.batch(indices)
+            input_ids, labels = mask_tokens(self.tokenizer, input_ids, generator, self.recipe.mask_prob)
+            with accelerator.accumulate(self.trainer):          # all-reduce only on the last one
+                loss = self.trainer(input_ids.to(accelerator.device),
+                                    attention_mask.to(accelerator.device), labels.to(accelerator.device))
+                accelerator.backward(loss)                      # divides by the accumulation steps
+            losses.append(loss.detach())
+            tokens += int(attention_mask.sum())
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        mean_loss = accelerator.reduce(torch.stack(losses).mean(), reduction="mean")
+        all_tokens = accelerator.reduce(torch.tensor(tokens, device=accelerator.device), reduction="sum")
+        return float(mean_loss), int(all_tokens)
+
+    def _save_resume_state(self) -> None:
+        """Write the state under a temporary name, then rename: a kill never leaves half a state."""
+        final = self.resume_dir / f"step-{self.progress['step']:09d}"
+        temporary = self.resume_dir / f".tmp-{final.name}"
+        self.accelerator.save_state(str(temporary))
+        if self.accelerator.is_main_process:
+            atomic_write_json(temporary / "progress.json", self.progress)
+            temporary.rename(final)
+            for older in sorted(self.resume_dir.glob("step-*"))[:-1]:
+                shutil.rmtree(older)
+        self.accelerator.wait_for_everyone()
+
+    def finish(self) -> PretrainRecord:
+        """Save model, tokenizer and, last, the record (its presence means "finished")."""
+        heldout_after = self.heldout_loss()
+        self.progress["wall_time_s"] = self.wall_before + time.time() - self.began
+        record = _record(self.recipe, self.name, self.schedule, self.corpus, self.stream, self.progress,
+                         heldout_after)
+        if self.accelerator.is_main_process:
+            self.accelerator.unwrap_model(self.trainer).mlm_model.save_pretrained(self.output_dir)
+            self.tokenizer.save_pretrained(self.output_dir)
+            record.write(self.output_dir)
+            shutil.rmtree(self.resume_dir)  # our own resume states, useless once finished
+        self.accelerator.wait_for_everyone()
+        return record
+
+
+def _record(recipe, name, schedule: BatchSchedule, corpus: Corpus, stream: dict[str, int], progress,
+            heldout_after) -> PretrainRecord:
+    return PretrainRecord(
+        name=name, base_model=recipe.base_model, corpus_files=list(recipe.corpora),
+        corpus_sha256={path: sha256_file(path) for path in recipe.corpora},
+        recipe=_jsonable(recipe), steps=progress["step"], resumed_from_step=progress["resumed_from_step"],
+        epochs=progress["step"] / schedule.steps_per_epoch,
+        sequences=progress["step"] * recipe.batch_size, tokens=progress["tokens"],
+        documents=stream["documents"], heldout_documents=len(corpus.heldout_positions),
+        excluded_documents=corpus.excluded, bytes=stream["bytes"],
+        wall_time_s=progress["wall_time_s"],
+        tokens_per_s=progress["tokens"] / max(progress["train_time_s"], 1e-9),
+        final_train_loss=progress["loss"],
+        heldout_loss_before=progress["heldout_loss_before"], heldout_loss_after=heldout_after,
+        versions=software_versions(), git_commit=git_commit())
+
+
+def _jsonable(recipe: PretrainRecipe) -> dict[str, Any]:
+    return {**dataclasses.asdict(recipe), "betas": list(recipe.betas)}
+
+

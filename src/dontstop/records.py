@@ -1,0 +1,105 @@
+"""The two record files that pass between stages, one typed class each (docs/CONTRACTS.md).
+
+    results/<suite>/<task>/<condition>/seed_<n>/metrics.json   -> MetricsRecord (finetune writes,
+                                                                   the runner and report read)
+    cache/<suite>/checkpoints/<lineage>-<hash8>/pretrain_record.json -> PretrainRecord (pretrain
+                                                                   writes, runner, analysis read)
+
+Writer, readers and tests all go through these classes, so a field is named in one place.
+Reading checks every key and type (config.from_dict) and fails with one line naming the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import from_dict
+from .fileio import UserError, atomic_write_json, read_json
+
+METRICS_FILE = "metrics.json"
+PRETRAIN_RECORD_FILE = "pretrain_record.json"
+
+
+@dataclass
+class MetricsRecord:
+    """One finished fine-tuning run; scores are fractions in [0, 1]."""
+    suite: str
+    task: str
+    condition: str | None             # None when `dontstop finetune` ran outside the runner
+    seed: int
+    model: str                        # the checkpoint fine-tuning started from (dir or hub id)
+    lineage: str                      # "base", "dapt-cs", "dapt-cs+tapt-aclsum-roles"
+    metric: str                       # "micro_f1" | "macro_f1": the task's metric
+    dev: dict[str, float]             # accuracy, macro_f1, micro_f1 at the best dev epoch
+    test: dict[str, float]            # the same, of the best-dev weights on test
+    dev_metric: float
+    test_metric: float
+    best_epoch: int                   # 1-based
+    epochs_run: int
+    dev_curve: list[float]            # the task metric on dev after each epoch
+    train_examples: int
+    wall_time_s: float
+    config: dict[str, Any]            # the resolved FinetuneRecipe
+    versions: dict[str, str]
+    git_commit: str | None
+    data_sha256: dict[str, str]       # split -> sha256 of its jsonl file
+    pretraining: list[dict[str, Any]] = field(default_factory=list)  # stage records, in order
+    published: bool = False           # the model is a released (hub) checkpoint
+
+    def write(self, run_dir: str | Path) -> Path:
+        path = Path(run_dir) / METRICS_FILE
+        atomic_write_json(path, dataclasses.asdict(self))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> "MetricsRecord":
+        record = _read(cls, path)
+        for name in ("dev_metric", "test_metric"):
+            if not 0 <= getattr(record, name) <= 1:
+                raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}: "
+                                "not a fraction in [0, 1]")
+        return record
+
+
+@dataclass
+class PretrainRecord:
+    """One finished pretraining stage (continued masked-LM)."""
+    name: str
+    base_model: str
+    corpus_files: list[str]
+    corpus_sha256: dict[str, str]
+    recipe: dict[str, Any]            # the resolved PretrainRecipe
+    steps: int                        # optimizer steps
+    resumed_from_step: int
+    epochs: float
+    sequences: int
+    tokens: int
+    documents: int                    # training documents streamed in the first epoch
+    heldout_documents: int
+    excluded_documents: int           # dropped as task dev/test text (leakage guard)
+    bytes: int
+    wall_time_s: float
+    tokens_per_s: float
+    final_train_loss: float | None
+    heldout_loss_before: float | None  # nats per masked token
+    heldout_loss_after: float | None
+    versions: dict[str, str]
+    git_commit: str | None
+
+    def write(self, checkpoint_dir: str | Path) -> Path:
+        path = Path(checkpoint_dir) / PRETRAIN_RECORD_FILE
+        atomic_write_json(path, dataclasses.asdict(self))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> "PretrainRecord":
+        return _read(cls, path)
+
+
+def _read(cls: type, path: str | Path):
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object (docs/CONTRACTS.md)")
+    return from_dict(cls, data, str(path))

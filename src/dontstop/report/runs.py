@@ -1,0 +1,114 @@
+"""Read finished runs: results/<suite>/**/metrics.json -> one tidy frame, one row per run.
+
+The report's only reader of results/. Cells are `mean ± std (n)` with the sample standard
+deviation over seeds (ddof=1, as the paper's std over 5 seeds); a missing run is `—`.
+The test metric is in percent from here on.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from ..experiment import Conditions
+from ..fileio import UserError
+from ..records import METRICS_FILE, MetricsRecord
+from ..tasks import SUITES, Task
+
+RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "data", "git_commit",
+               "versions", "pretraining", "path"]
+
+
+def load_runs(results_dir: str | Path, suite: str, conditions: Conditions) -> pd.DataFrame:
+    """Every finished run of `suite` under `results_dir`, one row each (score in percent)."""
+    if suite not in SUITES:
+        raise UserError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+    root = Path(results_dir) / suite
+    rows = [_run_row(path, suite, conditions) for path in sorted(root.glob(f"**/{METRICS_FILE}"))]
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def _run_row(path: Path, suite: str, conditions: Conditions) -> dict:
+    record = MetricsRecord.read(path)
+    checks = {"suite": (record.suite == suite, f"expected {suite!r}"),
+              "task": (record.task in SUITES[suite][0], f"not a task of the {suite} suite"),
+              "condition": (record.condition in conditions,
+                            f"not a condition folder of experiments/ (known: {', '.join(conditions.display)})")}
+    for name, (ok, problem) in checks.items():
+        if not ok:
+            raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}: {problem}")
+    return {"task": record.task, "condition": record.condition, "seed": record.seed,
+            "score": 100 * record.test_metric, "dev_score": 100 * record.dev_metric,
+            "metric": record.metric, "data": data_version(record.data_sha256),
+            "git_commit": record.git_commit or "unknown",
+            "versions": " ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
+            "pretraining": record.pretraining, "path": str(path)}
+
+
+def filter_runs(runs: pd.DataFrame, tasks: list[str] | None = None,
+                conditions: list[str] | None = None) -> pd.DataFrame:
+    """The runs of the given tasks and conditions; an empty or None list keeps all."""
+    keep = pd.Series(True, index=runs.index)
+    if tasks:
+        keep &= runs.task.isin(tasks)
+    if conditions:
+        keep &= runs.condition.isin(conditions)
+    return runs[keep]
+
+
+def data_version(data_sha256: dict[str, str]) -> str:
+    """A short, readable fingerprint of a run's task data: `dev=1a2b3c4d test=... train=...`."""
+    return " ".join(f"{split}={sha[:8]}" for split, sha in sorted(data_sha256.items())) or "unknown"
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """mean, std (ddof=1) and n of the test score per (task, condition)."""
+    grouped = runs.groupby(["task", "condition"])["score"]
+    return grouped.agg(mean="mean", std="std", n="count")
+
+
+def scores(runs: pd.DataFrame, task: str, condition: str) -> list[float]:
+    return runs.loc[(runs.task == task) & (runs.condition == condition), "score"].tolist()
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Welch's t-test (scipy, unequal variances, two-sided) of mean(a) - mean(b) over seeds.
+
+    Returns (t, p); both NaN when either side has fewer than 2 seeds.
+    """
+    if len(a) < 2 or len(b) < 2:
+        return float("nan"), float("nan")
+    result = stats.ttest_ind(a, b, equal_var=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def task_names(suite: str) -> dict[str, str]:
+    return {key: task.name for key, task in SUITES[suite][0].items()}
+
+
+def suite_tasks(suite: str) -> dict[str, Task]:
+    return SUITES[suite][0]
+
+
+def mixed_data(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """Tasks whose runs were made from more than one version of the task data."""
+    versions = runs.groupby("task")["data"].unique()
+    return {task: sorted(found) for task, found in versions.items() if len(found) > 1}
+
+
+def provenance_markdown(runs: pd.DataFrame, mixed: dict[str, list[str]]) -> str:
+    """Which data hashes, code commits and library versions went into the tables."""
+    lines = ["# Provenance", "", f"{len(runs)} runs (metrics.json files).", ""]
+    if mixed:
+        lines += ["**Mixed inputs**: these tasks were run on more than one data version: "
+                  + ", ".join(f"`{task}`" for task in mixed) + ".", ""]
+    for column, title in (("data", "Task data (sha256 prefixes)"), ("git_commit", "Code commits"),
+                          ("versions", "Library versions")):
+        counts = runs.groupby(["task", column] if column == "data" else [column]).size()
+        lines += [f"## {title}", "", "| " + " | ".join(counts.index.names) + " | runs |",
+                  "|" + "---|" * (counts.index.nlevels + 1)]
+        lines += ["| " + " | ".join(key if isinstance(key, tuple) else (key,)) + f" | {n} |"
+                  for key, n in counts.items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Write paper_tables/<suite>/: every table as Markdown, CSV and LaTeX, the plots, the
+provenance of the runs and a README index. Called by `dontstop aggregate` and `reproduce`.
+
+Every file is derived from results/ alone and rewritten whole (atomically) on each run.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .. import wandb_log
+from ..experiment import EXPERIMENTS_DIR, Conditions, analysis_dir, load_conditions
+from ..fileio import UserError, atomic_output, atomic_write_text
+from .findings import findings_frame, findings_grid, load_overlap
+from .plots import make_plots
+from .published import load_published
+from .render import Grid, to_latex, to_markdown
+from .runs import load_runs, mixed_data, provenance_markdown
+from .tables import (Layout, cell_frame, cost_frame, cost_grid, grid, significance_frame,
+                     significance_grid, table_specs)
+
+MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; see provenance.md."
+
+
+def aggregate(suite: str, results_dir: Path, tables_root: Path, *, experiments: Path = EXPERIMENTS_DIR,
+              overlap: Path | None = None, allow_mixed: bool = False, wandb: bool = False,
+              notes: list[str] = ()) -> Path:
+    """results/<suite> -> <tables_root>/<suite>/; returns that folder."""
+    conditions = load_conditions(experiments)
+    runs = load_runs(results_dir, suite, conditions)
+    if runs.empty:
+        raise UserError(f"{results_dir / suite}: no metrics.json found; "
+                        f"run `dontstop run ... --suite {suite}` first")
+    mixed = mixed_data(runs)
+    if mixed and not allow_mixed:
+        print(f"dontstop: warning: runs made from different data versions for "
+              f"{', '.join(mixed)}; see provenance.md (--allow-mixed to accept)", file=sys.stderr)
+    out_dir = tables_root / suite
+    if (out_dir / "README.md").exists():
+        print(f"replacing the tables and plots of an earlier aggregate in {out_dir}/")
+    overlap = overlap or analysis_dir(tables_root, suite) / "vocab_overlap.csv"
+    written = write_report(runs, make_layout(suite, conditions), out_dir, overlap_path=overlap,
+                           flag_mixed=bool(mixed) and not allow_mixed, wandb=wandb, notes=notes)
+    print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
+    return out_dir
+
+
+def make_layout(suite: str, conditions: Conditions) -> Layout:
+    """The paper suite shows the published cell beside each of ours; every suite takes the
+    paper's row order from the published tables."""
+    return Layout(suite, conditions, load_published(), with_paper=suite == "paper")
+
+
+def build_tables(runs: pd.DataFrame, layout: Layout,
+                 overlap: dict[str, float] | None) -> dict[str, tuple[str, pd.DataFrame, Grid]]:
+    """name -> (title, tidy frame, display grid) for every table."""
+    tables = {}
+    for spec in table_specs(layout):
+        cells = cell_frame(runs, spec, layout)
+        tables[spec.name] = (spec.title, cells, grid(spec, cells, layout.names))
+    cost = cost_frame(runs, layout)
+    tables["table9"] = ("Table 9: the cost of each way of adapting", cost, cost_grid(cost, layout))
+    significance = significance_frame(runs, layout)
+    tables["significance"] = ("Significance over seeds (Welch's t-test)", significance,
+                              significance_grid(significance, layout))
+    findings = findings_frame(runs, layout, overlap)
+    tables["findings"] = ("The paper's claims against this suite's runs", findings,
+                          findings_grid(findings, layout))
+    return tables
+
+
+def write_table(out_dir: Path, name: str, title: str, tidy: pd.DataFrame, grid_: Grid) -> list[Path]:
+    paths = [out_dir / f"{name}.{suffix}" for suffix in ("md", "csv", "tex")]
+    atomic_write_text(paths[0], to_markdown(grid_, title))
+    with atomic_output(paths[1]) as f:
+        tidy.to_csv(f, index=False, float_format="%.4f")
+    atomic_write_text(paths[2], to_latex(grid_, title))
+    return paths
+
+
+def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_path: Path,
+                 flag_mixed: bool, wandb: bool, notes: list[str] = ()) -> list[Path]:
+    """Write every table, plot and index file of the layout's suite; returns the paths
+    written. `notes` (what the analysis skipped, and why) go into the index."""
+    suite = layout.suite
+    tables = build_tables(runs, layout, load_overlap(overlap_path))
+    written = []
+    for name, (title, tidy, grid_) in tables.items():
+        if flag_mixed:
+            grid_.note = f"{MIXED_NOTE} {grid_.note}".strip()
+        written += write_table(out_dir, name, title, tidy, grid_)
+    with atomic_output(out_dir / "runs.csv") as f:
+        runs.drop(columns="pretraining").to_csv(f, index=False, float_format="%.4f")
+    provenance = out_dir / "provenance.md"
+    atomic_write_text(provenance, provenance_markdown(runs, mixed_data(runs)))
+    plots = make_plots(runs, layout, tables["table9"][1], out_dir / "plots")
+    written += [out_dir / "runs.csv", provenance] + plots
+    written.append(write_index(out_dir, suite, tables, plots, flag_mixed, list(notes)))
+    if wandb:
+        log_to_wandb(suite, out_dir, tables, plots)
+    return written
+
+
+def write_index(out_dir: Path, suite: str, tables: dict, plots: list[Path], flag_mixed: bool,
+                notes: list[str]) -> Path:
+    lines = [f"# Results of the `{suite}` suite", "",
+             f"Written by `dontstop aggregate --suite {suite}` from results/{suite}/**/metrics.json.", ""]
+    lines += [MIXED_NOTE, ""] if flag_mixed else []
+    lines += ["## Not computed", ""] + [f"- {note}" for note in notes] + [""] if notes else []
+    lines += ["## Tables (Markdown, CSV, LaTeX)", ""]
+    lines += [f"- {title}: [{name}.md]({name}.md), [{name}.csv]({name}.csv), [{name}.tex]({name}.tex)"
+              for name, (title, _, _) in tables.items()]
+    lines += ["- every run, one row each: [runs.csv](runs.csv)",
+              "- data hashes, commits and versions behind the tables: [provenance.md](provenance.md)",
+              "", "## Plots (PNG, PDF)", ""]
+    lines += [f"- ![{p.stem}](plots/{p.name}) [pdf](plots/{p.stem}.pdf)" for p in plots if p.suffix == ".png"]
+    path = out_dir / "README.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def log_to_wandb(suite: str, out_dir: Path, tables: dict, plots: list[Path]) -> None:
+    """One summary run: every table as a W&B Table, every plot as an image."""
+    import wandb
+
+    run = wandb_log.start_run(True, group="summary", job_type="aggregate", name=f"aggregate-{suite}",
+                              config={"suite": suite}, directory=str(out_dir))
+    if run is None:
+        return
+    for name, (_, tidy, _) in tables.items():
+        run.log({f"tables/{name}": wandb.Table(dataframe=tidy.astype(str))})
+    for path in plots:
+        if path.suffix == ".png":
+            run.log({f"plots/{path.stem}": wandb.Image(str(path))})
+    wandb_log.finish(run)

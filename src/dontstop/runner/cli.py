@@ -1,0 +1,119 @@
+"""dontstop run | reproduce: the study from one command.
+
+    dontstop reproduce                       # the main job: every condition on the mini suite
+    dontstop reproduce --quick               # 1 seed, shortened recipes (< 3 minutes)
+    dontstop reproduce --suite paper --tasks chemprot citation_intent --conditions baseline tapt
+    dontstop run experiments/tapt --suite mini --task aclsum-roles --seeds 0 1 2 [--dry-run]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .. import wandb_log
+from ..config import parse_pairs
+from ..experiment import (EXPERIMENTS_DIR, Suite, load_conditions, load_experiment, load_suite,
+                          override_suite, select_conditions, with_quick)
+from ..fileio import UserError
+from ..tasks import get_task
+from .jobs import execute
+from .plan import RunPlan, plan_runs
+from .study import (REPO_README, analyze_and_aggregate, cpu_count, ensure_mini_data, is_the_repo_study,
+                    print_plan, record_invocation, update_readme)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="run one or more conditions (experiment folders)")
+    run.add_argument("experiments", nargs="+", help="experiment folders, e.g. experiments/tapt")
+    run.add_argument("--task", "--tasks", dest="tasks", nargs="+", help="task keys (default: the suite's)")
+    run.add_argument("--seeds", nargs="+", type=int, help="fine-tuning seeds (default: the suite's)")
+    _common_arguments(run)
+    run.set_defaults(func=_run)
+
+    reproduce = subparsers.add_parser("reproduce", help="the whole study, then its tables")
+    reproduce.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
+    reproduce.add_argument("--conditions", nargs="+", help="condition names (default: all)")
+    reproduce.add_argument("--seeds", nargs="+", type=int)
+    reproduce.add_argument("--tables-dir", default="paper_tables",
+                           help="where the tables and plots go (--quick: <dir>/quick)")
+    _common_arguments(reproduce)
+    reproduce.set_defaults(func=_reproduce)
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", default="mini", help="mini | paper | path to a suite YAML")
+    parser.add_argument("--quick", action="store_true", help="quick seeds and shortened recipes")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and an estimate")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="parallel jobs, one CPU thread each (default: CPU cores; 1 on a GPU)")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="allow adding runs made from different data hashes")
+    parser.add_argument("--results-dir", help="default: the suite's (results)")
+    parser.add_argument("--cache-dir", help="default: the suite's (cache)")
+    parser.add_argument("--data-dir", help="default: the suite's (data)")
+    parser.add_argument("--published-dapt", action="store_true",
+                        help="start DAPT from allenai/<domain>_roberta_base (paper suite)")
+    parser.add_argument("--domain-corpus", action="append", default=[], metavar="DOMAIN=PATH")
+    parser.add_argument("--pool", action="append", default=[], metavar="DOMAIN=PATH",
+                        help="kNN candidate pool (default: the domain corpus)")
+    parser.add_argument("--curated-corpus", action="append", default=[], metavar="TASK=PATH")
+    parser.add_argument("--experiments", default=str(EXPERIMENTS_DIR),
+                        help="folder of condition folders (default: the repository's experiments/)")
+
+
+def resolve_suite(args: argparse.Namespace) -> Suite:
+    """The suite with the command line's overrides; unknown task keys fail here, in one line."""
+    suite = override_suite(
+        load_suite(args.suite), data_dir=args.data_dir, results_dir=args.results_dir,
+        cache_dir=args.cache_dir, published_dapt=args.published_dapt,
+        domain_corpora=parse_pairs(args.domain_corpus, "--domain-corpus"),
+        pools=parse_pairs(args.pool, "--pool"), curated=parse_pairs(args.curated_corpus, "--curated-corpus"))
+    for key in args.tasks or []:
+        get_task(suite.name, key)
+    return with_quick(suite) if args.quick else suite
+
+
+def _run(args: argparse.Namespace) -> int:
+    suite = resolve_suite(args)
+    experiments = [load_experiment(path) for path in args.experiments]
+    plans = [plan for e in experiments for plan in plan_runs(suite, e, args.tasks, args.seeds)]
+    if not plans:
+        raise UserError("no condition applies to the chosen tasks")
+    _go(plans, suite, args)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    suite = resolve_suite(args)
+    experiments = select_conditions(load_conditions(args.experiments), args.conditions)
+    if suite.name == "mini":
+        ensure_mini_data(suite)
+    plans = [plan for e in experiments for plan in plan_runs(suite, e, args.tasks, args.seeds)]
+    began = time.time()
+    finished = _go(plans, suite, args)
+    if args.dry_run:
+        return 0
+    history = record_invocation(suite, args, time.time() - began, plans, finished)
+    tables_root = Path(args.tables_dir) / ("quick" if args.quick else "")
+    tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments))
+    if is_the_repo_study(suite, args):
+        update_readme(REPO_README, history, tables)
+    return 0
+
+
+def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace) -> int:
+    """Print the plan (--dry-run) or execute it; return the number of jobs finished."""
+    if args.dry_run:
+        print_plan(plans, suite)
+        return 0
+    wandb = not args.no_wandb and wandb_log.configured()
+    return execute(plans, suite, wandb=wandb, allow_mixed=args.allow_mixed,
+                   workers=args.workers or _default_workers())
+
+
+def _default_workers() -> int:
+    import torch
+
+    return 1 if torch.cuda.is_available() else cpu_count()

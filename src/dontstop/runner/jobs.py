@@ -1,0 +1,173 @@
+"""Execute run plans on this machine: build each pretraining stage once, then fine-tune one
+run per seed (`dontstop run` and `dontstop reproduce`, runner/cli.py).
+
+Work is a
+list of jobs (pretraining stages in dependency order, then fine-tuning runs); `workers`
+processes, one CPU thread each, take the next job that is ready (its parent stage is
+finished) and not locked by anyone else. A job is finished only when its last file exists
+(`pretrain_record.json`, `metrics.json`), so a killed job is redone on the next run and
+two runners on one results folder never run the same job twice.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.formats import suite_heldout_keys
+from ..experiment import Suite
+from ..fileio import UserError, job_lock
+from .plan import RunPlan, Stage, unique_stages
+from .stages import build_stage, check_data_consistency, finetune_job
+
+POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str                     # "pretrain" | "finetune"
+    label: str                    # what the progress line shows
+    done_file: Path               # the job is finished once this exists
+    needs: tuple[Path, ...]       # files that must exist first (parent stages' records)
+    stage: Stage | None = None
+    plan: RunPlan | None = None
+    seed: int | None = None
+
+    @property
+    def lock_file(self) -> Path:
+        return self.done_file.parent.with_name(f".{self.done_file.parent.name}.lock")
+
+    def done(self) -> bool:
+        return self.done_file.exists()
+
+    def ready(self) -> bool:
+        return all(path.exists() for path in self.needs)
+
+
+def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
+            allow_mixed: bool = False, workers: int = 1) -> int:
+    """Run every unfinished job; return how many this call finished."""
+    for directory in (suite.results_dir, suite.cache_dir):
+        ensure_writable(directory)
+    for plan in {plan.task.key: plan for plan in plans}.values():  # the check covers a whole task
+        check_data_consistency(plan, suite, allow_mixed)
+    jobs = make_jobs(plans)
+    todo = sum(not job.done() for job in jobs)
+    print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
+          f"on {workers} worker(s)", flush=True)
+    exclude = suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)
+    start = (time.time(), len(jobs) - todo)   # for the ETA: when, and how many were done then
+    if workers <= 1:
+        _single_thread()   # the same arithmetic as a worker process: same seed, same metrics
+        finished = work(jobs, suite, exclude, wandb, start)
+    else:
+        finished = _run_workers(jobs, suite, exclude, wandb, start, workers)
+    began = start[0]
+    left = sum(not job.done() for job in jobs)
+    print(f"done: {finished} job(s) finished in {_clock(time.time() - began)}; "
+          f"{left} left (held by another runner)" if left else
+          f"done: {finished} job(s) finished in {_clock(time.time() - began)}", flush=True)
+    return finished
+
+
+def make_jobs(plans: list[RunPlan]) -> list[Job]:
+    """Stages first, each once and after its parent; then every (plan, seed) run."""
+    stages = unique_stages(plans)
+    jobs = [Job("pretrain", f"{s.lineage} ({s.kind})", s.record_path, _needs(s, stages), stage=s)
+            for s in stages if not s.published]
+    for plan in plans:
+        needs = tuple(s.record_path for s in plan.stages if not s.published)
+        jobs += [Job("finetune", f"{plan.task.key}/{plan.condition} seed {seed}",
+                     plan.run_dir(seed) / "metrics.json", needs, plan=plan, seed=seed)
+                 for seed in plan.seeds]
+    return jobs
+
+
+def _needs(stage: Stage, stages: list[Stage]) -> tuple[Path, ...]:
+    parents = [s for s in stages if s.checkpoint_dir == stage.parent and not s.published]
+    return tuple(s.record_path for s in parents)
+
+
+def work(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
+         start: tuple[float, int]) -> int:
+    """One worker: take the first ready, unlocked, unfinished job until none is left."""
+    finished = 0
+    while True:
+        pending = [job for job in jobs if not job.done()]
+        if not pending:
+            return finished
+        ran = False
+        for job in (job for job in pending if job.ready()):
+            with job_lock(job.lock_file) as mine:
+                if not mine or job.done():
+                    continue
+                _announce(job, jobs, start)
+                _run_job(job, suite, exclude, wandb)
+                finished, ran = finished + 1, True
+                break
+        if not ran:
+            if not any(job.ready() for job in pending) and not _others_busy(pending):
+                return finished   # what is left waits on a stage nobody is building
+            time.sleep(POLL_S)
+
+
+def _others_busy(pending: list[Job]) -> bool:
+    """True while another process holds the lock of some pending job."""
+    for job in pending:
+        with job_lock(job.lock_file) as free:
+            if not free:
+                return True
+    return False
+
+
+def _run_job(job: Job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
+    if job.kind == "pretrain":
+        build_stage(job.stage, suite, exclude, wandb)
+    else:
+        finetune_job(job.plan, job.seed, suite, wandb)
+
+
+def _announce(job: Job, jobs: list[Job], start: tuple[float, int]) -> None:
+    """A line per job; the ETA extrapolates this call's pace over all workers to what is left."""
+    done = sum(j.done() for j in jobs)
+    elapsed, done_here = time.time() - start[0], done - start[1]
+    eta = "?" if not done_here else _clock(elapsed / done_here * (len(jobs) - done))
+    print(f"[{done + 1}/{len(jobs)}] {job.kind} {job.label} | elapsed {_clock(elapsed)} | ETA {eta}",
+          flush=True)
+
+
+def _run_workers(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
+                 start: tuple[float, int], workers: int) -> int:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_single_thread) as pool:
+        results = [pool.apply_async(work, (jobs, suite, exclude, wandb, start)) for _ in range(workers)]
+        finished = sum(result.get() for result in results)  # re-raises a worker's error here
+        pool.close()
+        pool.join()   # let workers exit on their own, releasing their semaphores
+    return finished
+
+
+def _single_thread() -> None:
+    """One BLAS/OpenMP thread per worker: N workers on N cores beat N threads each."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def ensure_writable(directory: str | Path) -> None:
+    """Fail before any work starts, not after an hour of pretraining."""
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        raise UserError(f"{directory}: not a writable directory ({e.strerror or e})") from None
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"

@@ -1,0 +1,178 @@
+"""Resolve (suite, condition, task) into pretraining stages and fine-tuning jobs, without running.
+
+A stage's identity is a hash of everything that determines its checkpoint: the parent
+(base model or the previous stage), the kind, the sha256 of every input file, the
+selection settings and the resolved recipe. So a DAPT checkpoint is built once and shared
+by every task and condition that needs it (DAPT, not-DAPT of another domain, DAPT+TAPT),
+and Transfer-TAPT reuses the partner task's TAPT checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..data.formats import task_dir
+from ..experiment import Experiment, Suite, checkpoint_name, checkpoints_dir
+from ..fileio import UserError, atomic_write_json, read_json, sha256_file
+from ..tasks import Task, get_domain, get_task
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str                     # "dapt-cs", "tapt-aclsum-roles", "knn50-aclsum-roles", ...
+    kind: str                     # recipe kind: dapt | tapt | tapt_large
+    parent: str                   # base model name, or the parent stage's checkpoint dir
+    corpora: tuple[str, ...]      # input files; a selection stage adds its output at build time
+    recipe: dict[str, Any]
+    key: str                      # sha256 of the resolved inputs, recipe and parent
+    lineage: str                  # "dapt-cs+tapt-aclsum-roles"
+    checkpoint_dir: str
+    selection: dict[str, Any] | None = None   # {"method", "k", "pool", "queries", ...}
+    published: str | None = None  # hub id: use the released checkpoint instead of training
+
+    @property
+    def record_path(self) -> Path:
+        return Path(self.checkpoint_dir) / "pretrain_record.json"
+
+    @property
+    def selection_dir(self) -> Path:
+        """Where a selection stage's corpus and select_record.json go: cache/<suite>/selections/."""
+        return Path(self.checkpoint_dir).parents[1] / "selections" / f"{self.name}-{self.key[:8]}"
+
+
+@dataclass
+class RunPlan:
+    suite: str
+    task: Task
+    condition: str
+    stages: list[Stage]
+    seeds: list[int]
+    results_root: Path
+    base_model: str
+
+    @property
+    def model(self) -> str:
+        """The checkpoint fine-tuning starts from."""
+        if not self.stages:
+            return self.base_model
+        last = self.stages[-1]
+        return last.published or last.checkpoint_dir
+
+    @property
+    def published(self) -> bool:
+        """Whether fine-tuning starts from a released (hub) checkpoint."""
+        return bool(self.stages) and self.stages[-1].published is not None
+
+    @property
+    def lineage(self) -> str:
+        return self.stages[-1].lineage if self.stages else "base"
+
+    def run_dir(self, seed: int) -> Path:
+        return self.results_root / self.suite / self.task.key / self.condition / f"seed_{seed}"
+
+
+def plan_runs(suite: Suite, experiment: Experiment, task_keys: list[str] | None = None,
+              seeds: list[int] | None = None) -> list[RunPlan]:
+    """One RunPlan per task the condition applies to (tasks not covered are skipped)."""
+    plans = []
+    for key in task_keys or suite.tasks:
+        task = get_task(suite.name, key)
+        if not experiment.applies(task, suite):
+            continue
+        stages, parent_key, parent = [], "", suite.base_model
+        for spec in experiment.stages:
+            stage = _resolve_stage(suite, task, spec, parent, parent_key, stages)
+            stages.append(stage)
+            parent, parent_key = stage.published or stage.checkpoint_dir, stage.key
+        plans.append(RunPlan(suite.name, task, experiment.condition, stages,
+                             list(seeds if seeds is not None else suite.seeds),
+                             Path(suite.results_dir), suite.base_model))
+    return plans
+
+
+def unique_stages(plans: list[RunPlan]) -> list[Stage]:
+    """Every stage the plans need, once each, parents before children."""
+    stages: dict[str, Stage] = {}
+    for plan in plans:
+        for stage in plan.stages:
+            stages.setdefault(stage.key, stage)
+    return list(stages.values())
+
+
+def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key: str,
+                   earlier: list[Stage]) -> Stage:
+    kind, _, arg = spec.partition(":")
+    selection, published = None, None
+    if kind == "dapt":
+        domain = get_domain(suite.name, task.domain)
+        domain = get_domain(suite.name, domain.irrelevant) if arg == "irrelevant" else domain
+        name, recipe_kind, corpora = f"dapt-{domain.key}", "dapt", []
+        if suite.published_dapt and not earlier:
+            published = domain.dapt_checkpoint
+        else:
+            corpora = [_data_path(suite, _required(suite.domain_corpora, domain.key, "domain corpus",
+                                                   "--domain-corpus"))]
+    elif kind == "tapt":
+        source = get_task(suite.name, task.transfer) if arg == "transfer" else task
+        name, recipe_kind = f"tapt-{source.key}", "tapt"
+        corpora = [str(task_dir(suite.data_dir, suite.name, source.key) / "train.jsonl")]
+    elif kind == "curated":
+        name, recipe_kind = f"curated-{task.key}", "tapt_large"
+        corpora = [str(task_dir(suite.data_dir, suite.name, task.key) / "train.jsonl"),
+                   _curated_pool(suite, task)]
+    else:  # knn:<k> or random:<k>
+        k = int(arg)
+        name, recipe_kind, corpora = f"{'knn' if kind == 'knn' else 'rand'}{k}-{task.key}", "tapt_large", []
+        pool = _data_path(suite, suite.pools.get(task.domain) or _required(
+            suite.domain_corpora, task.domain, "candidate pool", "--pool"))
+        selection = {"method": kind, "k": k, "pool": pool, **suite.selection,
+                     "queries": str(task_dir(suite.data_dir, suite.name, task.key) / "train.jsonl")}
+    recipe = dict(suite.recipes.get(recipe_kind, {}))
+    identity = {"parent": parent_key or parent, "name": name, "kind": recipe_kind,
+                "inputs": {p: file_sha256(p, suite.cache_dir) for p in corpora}, "recipe": recipe,
+                "seed": suite.pretrain_seed, "published": published,
+                "selection": selection and {**selection, "pool_sha256": file_sha256(selection["pool"], suite.cache_dir),
+                                            "queries_sha256": file_sha256(selection["queries"], suite.cache_dir)}}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    lineage = "+".join([s.name for s in earlier] + [name])
+    checkpoint_dir = checkpoints_dir(suite) / checkpoint_name(lineage, key)
+    return Stage(name, recipe_kind, parent, tuple(corpora), recipe, key, lineage,
+                 str(checkpoint_dir), selection, published)
+
+
+def _curated_pool(suite: Suite, task: Task) -> str:
+    if task.key in suite.curated:
+        return _data_path(suite, suite.curated[task.key])
+    if task.curated_from:
+        return str(task_dir(suite.data_dir, suite.name, task.curated_from) / "train.jsonl")
+    raise UserError(f"task {task.key}: no curated pool; pass --curated-corpus {task.key}=PATH")
+
+
+def _data_path(suite: Suite, path: str) -> str:
+    """Suite paths are relative to <data_dir>/<suite>/; absolute paths stay as they are."""
+    return str(Path(suite.data_dir) / suite.name / path)
+
+
+def _required(mapping: dict[str, str], key: str, what: str, flag: str) -> str:
+    if key not in mapping:
+        raise UserError(f"no {what} for domain {key!r}: pass {flag} {key}=PATH"
+                        + (" or --published-dapt" if flag == "--domain-corpus" else ""))
+    return mapping[key]
+
+
+def file_sha256(path: str | Path, cache_dir: str | Path) -> str:
+    """sha256 of a file, memoised by (path, size, mtime) so a 50 GB corpus is hashed once."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: input file not found (build or download the data first)")
+    stat = path.stat()
+    memo_key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo_path = Path(cache_dir) / "file_sha256.json"
+    memo = read_json(memo_path) if memo_path.exists() else {}
+    if memo_key not in memo:
+        memo[memo_key] = sha256_file(path)
+        atomic_write_json(memo_path, memo)
+    return memo[memo_key]

@@ -1,0 +1,102 @@
+"""One job of the runner, as a function: build a pretraining stage (with its kNN / RAND
+selection first) or fine-tune one (plan, seed). The runner calls these; no CLI in between.
+
+The only module that knows conditions, lineage, seeds, caching and W&B together.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ..data.formats import load_split, task_dir
+from ..experiment import Suite
+from ..fileio import UserError, job_lock, read_json
+from ..recipes import FinetuneRecipe, PretrainRecipe
+from ..records import MetricsRecord, PretrainRecord
+from .plan import RunPlan, Stage, file_sha256
+
+
+def build_stage(stage: Stage, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
+    from ..pretrain.trainer import run_pretraining
+
+    corpora = list(stage.corpora)
+    if stage.selection:
+        corpora.append(_select(stage, suite, exclude))
+    recipe = PretrainRecipe(**{**stage.recipe, "base_model": stage.parent, "corpora": corpora,
+                               "output_dir": stage.checkpoint_dir, "seed": suite.pretrain_seed})
+    run_pretraining(recipe, wandb=wandb, exclude_keys=exclude, name=stage.lineage,
+                    group=stage.name.split("-", 1)[1])
+
+
+def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
+    from ..select.selection import select_corpus
+
+    spec = dict(stage.selection)
+    queries_path, pool, method = spec.pop("queries"), spec.pop("pool"), spec.pop("method")
+    k = max(1, round(spec.pop("k") * spec.pop("k_scale", 1.0)))
+    out_dir = stage.selection_dir
+    index_dir = _index_dir(suite, queries_path, pool, spec)
+    # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
+    with job_lock(index_dir.with_suffix(".lock"), wait=True):
+        if not (out_dir / "select_record.json").exists():
+            select_corpus([e.text for e in load_split(queries_path)], pool, out_dir, method=method,
+                          k=k, exclude=frozenset(exclude), seed=suite.pretrain_seed,
+                          index_dir=index_dir, **spec)
+    return str(out_dir / "corpus.jsonl")
+
+
+def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, Any]) -> Path:
+    """One fitted embedder + faiss index per (task text, pool, embedding settings), shared by
+    50NN, 150NN and 500NN: only the search differs between them."""
+    identity = json.dumps([file_sha256(queries_path, suite.cache_dir), file_sha256(pool, suite.cache_dir),
+                           embedding], sort_keys=True)
+    return Path(suite.cache_dir) / suite.name / "indexes" / hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def stage_record(stage: Stage) -> dict[str, Any]:
+    """What metrics.json keeps of a stage: its PretrainRecord, selection record and lineage."""
+    if stage.published:
+        return {"name": stage.name, "lineage": stage.lineage, "published": stage.published}
+    record = dataclasses.asdict(PretrainRecord.read(stage.record_path))
+    selection_record = stage.selection_dir / "select_record.json"
+    if stage.selection and selection_record.exists():
+        record = {**record, "selection": read_json(selection_record)}
+    return {**record, "name": stage.name, "lineage": stage.lineage}
+
+
+def finetune_job(plan: RunPlan, seed: int, suite: Suite, wandb: bool) -> None:
+    from ..finetune.trainer import run_finetune
+
+    recipe = FinetuneRecipe(**{**suite.finetune, "model": plan.model, "task": plan.task.key,
+                               "suite": plan.suite, "data_dir": suite.data_dir, "seed": seed})
+    metrics = run_finetune(recipe, plan.run_dir(seed), condition=plan.condition,
+                           lineage=plan.lineage, wandb=wandb,
+                           pretraining=[stage_record(s) for s in plan.stages],
+                           published=plan.published)
+    print(f"    {plan.task.key}/{plan.condition} seed {seed}: {metrics.metric} dev "
+          f"{metrics.dev_metric:.3f} test {metrics.test_metric:.3f} "
+          f"({metrics.epochs_run} epochs, {metrics.wall_time_s:.1f}s)", flush=True)
+
+
+def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool) -> None:
+    """Refuse to add runs made from other data than the finished runs of the plan's task
+    (every condition's, so one plan per task is enough)."""
+    if allow_mixed:
+        return
+    finished = sorted(plan.run_dir(0).parents[1].glob("*/seed_*/metrics.json"))
+    if not finished:
+        return
+    splits = task_dir(suite.data_dir, suite.name, plan.task.key)
+    current = {split: file_sha256(splits / f"{split}.jsonl", suite.cache_dir)
+               for split in ("train", "dev", "test")}
+    for metrics_path in finished:
+        recorded = MetricsRecord.read(metrics_path).data_sha256
+        changed = [split for split, sha in current.items() if recorded.get(split) not in (None, sha)]
+        if changed:
+            raise UserError(f"{metrics_path}: made from different {'/'.join(changed)} data than "
+                            "the files on disk now; rerun with --allow-mixed, or a new --results-dir")
+
+

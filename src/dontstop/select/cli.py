@@ -1,0 +1,43 @@
+"""dontstop select: kNN-TAPT and RAND-TAPT corpora from a domain pool (paper section 5).
+
+    dontstop select --task-text data/mini/tasks/aclsum-roles/train.jsonl \\
+        --pool data/mini/pools/cs.jsonl --out cache/mini/selections/50nn-aclsum-roles \\
+        --method knn --k 50 --exclude-from data/mini/tasks/aclsum-roles
+"""
+from __future__ import annotations
+
+import argparse
+
+from ..data.formats import heldout_keys, iter_corpus
+from . import index as knn_index
+from .embed import EMBEDDERS
+from .selection import METHODS, select_corpus
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("select", help="kNN-TAPT / RAND-TAPT corpus from a pool")
+    parser.add_argument("--task-text", required=True, help="task train.jsonl or .txt (queries)")
+    parser.add_argument("--pool", required=True, help="pool .jsonl {text, source} or .txt")
+    parser.add_argument("--out", required=True, help="new folder for corpus.jsonl + record")
+    parser.add_argument("--method", choices=METHODS, default="knn")
+    parser.add_argument("--k", type=int, default=50, help="candidates per task sentence")
+    parser.add_argument("--embedder", choices=EMBEDDERS, default="bow")
+    parser.add_argument("--encoder-model", default="bundled:minilm")
+    parser.add_argument("--dim", type=int, default=128, help="bow vector size (VAMPIRE: 81)")
+    parser.add_argument("--index", choices=knn_index.INDEX_TYPES, default="flat")
+    parser.add_argument("--nprobe", type=int, default=knn_index.DEFAULT_NPROBE,
+                        help="IVF lists scanned per query")
+    parser.add_argument("--index-dir", help="folder to save the index in, or reuse it from")
+    parser.add_argument("--exclude-from", nargs="*", default=[], metavar="TASKDIR",
+                        help="task folders whose dev/test text must never be selected")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    queries = list(iter_corpus([args.task_text]))
+    select_corpus(queries, args.pool, args.out, method=args.method, k=args.k,
+                  embedder=args.embedder, encoder_model=args.encoder_model, dim=args.dim,
+                  index=args.index, nprobe=args.nprobe, exclude=heldout_keys(args.exclude_from),
+                  seed=args.seed, index_dir=args.index_dir)
+    return 0

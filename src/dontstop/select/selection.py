@@ -1,0 +1,203 @@
+"""kNN-TAPT and RAND-TAPT corpora from a domain pool (paper section 5): `select_corpus`,
+called by `dontstop select` (select/cli.py) and the runner.
+
+kNN: every task sentence (query) takes its k nearest pool documents by cosine similarity;
+the union, without exact-text duplicates, is added to the task text. RAND: k uniformly
+random pool documents per query instead (the paper's RAND-TAPT uses 50). Held-out task
+text (`exclude`, data.text_key of dev/test) is never indexed, so it can never be selected.
+
+The pool is streamed (tens of millions of lines fit): one pass keeps only line numbers and
+sources, later passes embed it shard by shard and finally fetch the selected lines.
+Writes `<out>/corpus.jsonl` and, last, `<out>/select_record.json` (docs/CONTRACTS.md).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import index as knn_index
+from ..data.formats import text_key
+from .embed import EMBEDDERS, Embedder, load_embedder, make_embedder
+from ..fileio import UserError, atomic_output, atomic_write_json, read_json, sha256_text
+from .pool import PoolScan, fetch_documents, load_scan, save_scan, scan_pool
+
+METHODS = ("knn", "random")
+FIT_SAMPLE = 100_000   # pool documents the bow embedder and IVF lists are fitted on
+SHARD = 20_000         # documents embedded per step: 20K * 128 dims * 4 B = 10 MB of vectors
+RECALL_QUERIES = 200   # queries on which an approximate index is checked against exact search
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """What the pool vectors depend on; with the pool and queries, the index_dir's key."""
+    embedder: str = "bow"
+    encoder_model: str = "bundled:minilm"
+    dim: int = 128
+    index: str = "flat"
+    seed: int = 0
+
+
+def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path, *,
+                  method: str = "knn", k: int = 50, embedder: str = "bow",
+                  encoder_model: str = "bundled:minilm", dim: int = 128,
+                  index: str = "flat", nprobe: int = knn_index.DEFAULT_NPROBE,
+                  exclude: frozenset[bytes] | set[bytes] = frozenset(), seed: int = 0,
+                  index_dir: str | Path | None = None) -> dict:
+    """Select, write corpus.jsonl + select_record.json into out_dir, return the record.
+
+    `index_dir` keeps the fitted embedder, the faiss index and the pool scan so the next
+    k for the same task and pool skips embedding; it is refused if built for other inputs.
+    """
+    started = time.time()
+    out_dir, pool_path = Path(out_dir), Path(pool_path)
+    _check_arguments(queries, out_dir, method, k, nprobe, embedder, index)
+    queries = _unique(queries)
+    if method == "random":
+        scan = scan_pool(pool_path, {text_key(q) for q in queries}, exclude)
+        candidates = _random_candidates(len(scan.lines), len(queries), k, seed)
+        details = {"embedder": None, "index": None, "recall_at_k": None}
+    else:
+        settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed)
+        scan, candidates, details = _knn_candidates(queries, pool_path, exclude, settings,
+                                                    k, nprobe, index_dir)
+    selected = np.unique(candidates[candidates >= 0])   # union over queries, pool order
+    corpus_bytes = _write_corpus(out_dir / "corpus.jsonl", queries, pool_path,
+                                 scan.lines[selected])
+    found = int((candidates >= 0).sum())
+    record = {"method": method, "k": k, "seed": seed, **details, "pool": str(pool_path),
+              "pool_size": len(scan.lines), "queries": len(queries),
+              "candidates_before_dedup": found, "selected": len(selected),
+              "duplicates_removed": found - len(selected),
+              "pool_duplicates_skipped": scan.duplicates,
+              "excluded_heldout": scan.excluded_heldout, "bytes": corpus_bytes,
+              "selected_by_source": scan.count_by_source(selected),
+              "pool_by_source": scan.count_by_source(),
+              "wall_time_s": round(time.time() - started, 3)}
+    atomic_write_json(out_dir / "select_record.json", record)
+    print(f"selected {len(selected)} of {len(scan.lines)} pool documents for {len(queries)} "
+          f"queries in {record['wall_time_s']:.1f} s -> {out_dir}")
+    return record
+
+
+def _check_arguments(queries: list[str], out_dir: Path, method: str, k: int, nprobe: int,
+                     embedder: str, index: str) -> None:
+    if (out_dir / "select_record.json").exists():
+        raise UserError(f"{out_dir}: already holds a selection; choose another output folder")
+    if method not in METHODS:
+        raise UserError(f"unknown selection method {method!r}; known: {', '.join(METHODS)}")
+    if embedder not in EMBEDDERS or index not in knn_index.INDEX_TYPES:
+        raise UserError(f"unknown embedder {embedder!r} or index {index!r}; known: "
+                        f"{', '.join(EMBEDDERS)} / {', '.join(knn_index.INDEX_TYPES)}")
+    if k < 1 or nprobe < 1:
+        raise UserError(f"k and nprobe must be at least 1 (got k={k}, nprobe={nprobe})")
+    if not queries:
+        raise UserError("no task text to select for (empty queries)")
+
+
+def _unique(texts: list[str]) -> list[str]:
+    """Task texts without exact duplicates (data.text_key), first occurrence kept."""
+    unique: dict[bytes, str] = {}
+    for text in texts:
+        unique.setdefault(text_key(text), text)
+    return list(unique.values())
+
+
+def _random_candidates(pool_size: int, n_queries: int, k: int, seed: int) -> np.ndarray:
+    """k distinct uniformly random pool ids per query, [n_queries, k], -1 past the pool."""
+    rng = np.random.default_rng(seed)
+    draws = min(k, pool_size)
+    candidates = np.full((n_queries, k), -1, dtype=np.int64)
+    for row in candidates:
+        row[:draws] = rng.choice(pool_size, size=draws, replace=False)
+    return candidates
+
+
+def _sample(vectors: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(vectors), size=min(RECALL_QUERIES, len(vectors)), replace=False)
+    return vectors[np.sort(rows)]
+
+
+def _knn_candidates(queries: list[str], pool_path: Path, exclude, settings: EmbeddingSettings,
+                    k: int, nprobe: int, index_dir: str | Path | None
+                    ) -> tuple[PoolScan, np.ndarray, dict]:
+    """Pool scan, neighbour ids [queries, k] and the record's embedding fields."""
+    scan, model, faiss_index = _knn_model(queries, pool_path, exclude, settings, index_dir)
+    query_vectors = model.transform(queries)
+    candidates = knn_index.search(faiss_index, query_vectors, k, nprobe)
+    recall = knn_index.recall_at_k(faiss_index, _sample(query_vectors, settings.seed), k, nprobe)
+    details = {"embedder": settings.embedder, "dim": model.dim, "index": settings.index,
+               "encoder_model": settings.encoder_model if settings.embedder == "encoder" else None,
+               "nprobe": nprobe if settings.index == "ivf" else None,
+               "nlist": getattr(faiss_index, "nlist", None), "recall_at_k": recall}
+    return scan, candidates, details
+
+
+def _knn_model(queries: list[str], pool_path: Path, exclude, settings: EmbeddingSettings,
+               index_dir: str | Path | None) -> tuple[PoolScan, Embedder, object]:
+    """The pool scan, fitted embedder and filled faiss index: reused from index_dir if built
+    for the same inputs, else built (and saved there when index_dir is given)."""
+    stat = pool_path.stat() if pool_path.is_file() else None
+    key = {"pool": str(pool_path.resolve()), "pool_bytes": stat and stat.st_size,
+           "pool_mtime_ns": stat and stat.st_mtime_ns, "queries": sha256_text("\n".join(queries)),
+           "exclude": sha256_text(b"".join(sorted(exclude)).hex()), **asdict(settings)}
+    folder = Path(index_dir) if index_dir else None
+    if folder and (folder / "index_key.json").is_file():
+        if read_json(folder / "index_key.json") != key:
+            raise UserError(f"{folder}: index was built for another pool, task or embedder; "
+                            "give a new --index-dir")
+        print(f"reusing index from {folder}")
+        return load_scan(folder / "pool_scan.npz"), load_embedder(folder / "embedder"), \
+            knn_index.load_index(folder / "index.faiss")
+    scan, model, faiss_index = _build_knn_model(queries, pool_path, exclude, settings)
+    if folder:
+        model.save(folder / "embedder")
+        save_scan(scan, folder / "pool_scan.npz")
+        knn_index.save_index(faiss_index, folder / "index.faiss")
+        atomic_write_json(folder / "index_key.json", key)
+    return scan, model, faiss_index
+
+
+def _build_knn_model(queries: list[str], pool_path: Path, exclude, settings: EmbeddingSettings
+                     ) -> tuple[PoolScan, Embedder, object]:
+    scan = scan_pool(pool_path, {text_key(q) for q in queries}, exclude)
+    if len(scan.lines) == 0:
+        raise UserError(f"{pool_path}: no pool documents left to select from")
+    rng = np.random.default_rng(settings.seed)
+    sample_rows = np.sort(rng.choice(len(scan.lines), min(FIT_SAMPLE, len(scan.lines)),
+                                     replace=False))
+    sample = [text for text, _ in fetch_documents(pool_path, scan.lines[sample_rows])]
+    print(f"fitting the {settings.embedder} embedder on {len(sample)} pool documents "
+          f"+ {len(queries)} task texts")
+    model = make_embedder(settings.embedder, dim=settings.dim, seed=settings.seed,
+                          encoder_model=settings.encoder_model).fit(sample + queries)
+    train_vectors = model.transform(sample) if settings.index == "ivf" else None
+    faiss_index = knn_index.new_index(settings.index, model.dim, len(scan.lines), train_vectors)
+    knn_index.add_in_shards(faiss_index, _embedded_shards(model, pool_path, scan.lines),
+                            len(scan.lines))
+    return scan, model, faiss_index
+
+
+def _embedded_shards(model: Embedder, pool_path: Path, lines: np.ndarray):
+    shard: list[str] = []
+    for text, _ in fetch_documents(pool_path, lines):
+        shard.append(text)
+        if len(shard) == SHARD:
+            yield model.transform(shard)
+            shard = []
+    if shard:
+        yield model.transform(shard)
+
+
+def _write_corpus(path: Path, queries: list[str], pool_path: Path, lines: np.ndarray) -> int:
+    """Task text (source "task") then the selected pool documents in pool order; bytes."""
+    with atomic_output(path) as f:
+        for text in queries:
+            f.write(json.dumps({"text": text, "source": "task"}, ensure_ascii=False) + "\n")
+        for text, source in fetch_documents(pool_path, lines):
+            f.write(json.dumps({"text": text, "source": source}, ensure_ascii=False) + "\n")
+    return path.stat().st_size

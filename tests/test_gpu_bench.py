@@ -1,0 +1,126 @@
+"""bench/gpu_paper.py: the --smoke run on the CPU (what CI runs), its peak table and FLOPs
+formula by hand, and, on a machine with CUDA only, the real mode with few steps."""
+import functools
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu_paper.py"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+
+
+@functools.cache
+def load_bench():
+    """bench/gpu_paper.py as a module (it imports bench/common.py as `common`)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("gpu_paper", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module   # @dataclass looks its class's module up there
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+
+
+def run_bench(results: Path, *arguments: str, timeout: int = 300) -> list[dict]:
+    """Run the script in a subprocess and return the rows it appended to `results`."""
+    completed = subprocess.run([sys.executable, str(SCRIPT), *arguments, "--results", str(results)],
+                               env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+
+
+def check_rows(rows: list[dict]) -> tuple[dict, dict, dict]:
+    assert [r["row"] for r in rows] == ["dapt", "finetune bf16", "finetune fp32"]
+    assert len({r["run"] for r in rows}) == 1
+    for row in rows:
+        assert row["tokens_per_s"] > 0 and row["peak_memory_mb"] > 0 and math.isfinite(row["final_loss"])
+        assert row["versions"]["torch"] == torch.__version__ and row["date"]
+        assert row["flops_per_token"]["total"] == row["flops_per_token"]["dense"] + row["flops_per_token"]["attention"]
+    dapt, bf16, fp32 = rows
+    assert dapt["effective_batch"] == 2048 and dapt["projected_dapt_hours"] > 0
+    assert dapt["tokens"] == dapt["steps"] * dapt["accumulation"] * dapt["micro_batch"] * dapt["seq"]
+    assert dapt["seconds_per_paper_step"] == pytest.approx(2048 * dapt["seq"] / dapt["tokens_per_s"], rel=1e-2)
+    for row in (bf16, fp32):
+        assert row["batch"] == 16 and row["sequences"] == 16 * row["steps"]
+        assert set(row["projected_minutes_per_epoch"]) >= {"chemprot", "rct-20k", "imdb"}
+        assert row["projected_minutes_all_epochs"]["rct-20k"] == pytest.approx(
+            3 * row["projected_minutes_per_epoch"]["rct-20k"], rel=1e-2)   # high-resource: 3 epochs
+    return dapt, bf16, fp32
+
+
+def test_smoke_rows(tmp_path):
+    rows = run_bench(tmp_path / "gpu.jsonl", "--smoke")
+    dapt, bf16, fp32 = check_rows(rows)
+    assert dapt["steps"] == 2 and dapt["micro_batch"] == 4 and dapt["accumulation"] == 2 and dapt["seq"] == 64
+    assert dapt["tokens"] == 2 * 2 * 4 * 64
+    assert bf16["steps"] == fp32["steps"] == 2 and bf16["seq"] == 64
+    shape = dapt["config"]["shape"]
+    assert (shape["num_hidden_layers"], shape["hidden_size"], shape["vocab_size"]) == (2, 64, 50265)
+    for row in rows:   # no peak for a CPU: MFU null, and said so
+        assert row["device"] == "cpu" and row["mfu"] is None and row["peak_tflops"] is None
+        assert "MFU null" in row["peak_note"]
+
+
+def test_refusals(tmp_path):
+    smoke_without_results = subprocess.run([sys.executable, str(SCRIPT), "--smoke"], env=ENV,
+                                           capture_output=True, text=True, timeout=120)
+    assert smoke_without_results.returncode == 2 and "--results" in smoke_without_results.stderr
+    if not torch.cuda.is_available():
+        no_gpu = subprocess.run([sys.executable, str(SCRIPT), "--results", str(tmp_path / "x.jsonl")], env=ENV,
+                                capture_output=True, text=True, timeout=120)
+        assert no_gpu.returncode == 2
+        assert no_gpu.stderr.strip() == "no CUDA device; run with --smoke on CPU"
+        assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_peak_tflops_by_device_name():
+    peak = load_bench().peak_tflops
+    assert peak("NVIDIA H100 80GB HBM3") == 989.0       # SXM
+    assert peak("NVIDIA H100 PCIe") == 756.0
+    assert peak("NVIDIA H200") == 989.0
+    assert peak("NVIDIA A100-SXM4-80GB") == peak("NVIDIA A100 80GB PCIe") == 312.0
+    assert peak("NVIDIA L40S") == 362.0
+    assert peak("NVIDIA A10G") == 125.0
+    assert peak("NVIDIA GeForce RTX 4090") == 165.0
+    assert peak("Tesla T4") is None and peak("NVIDIA L40") is None and peak("cpu") is None
+
+
+def test_flops_estimate_by_hand():
+    bench = load_bench()
+    # roberta-base-sized: 125M params, 12 layers, hidden 768, 512 tokens
+    flops = bench.training_flops_per_token(125_000_000, 12, 768, 512)
+    assert flops["dense"] == 750_000_000                 # 6 x 125M
+    assert flops["attention"] == 56_623_104              # 12 x 12 x 768 x 512
+    assert flops["total"] == 806_623_104
+    # 300K tokens/s on a 989 TFLOPS card: 806.6M x 300K = 242 TFLOPS achieved, MFU 24.5%
+    figures = bench.utilisation(flops["total"], 300_000, 989.0)
+    assert figures["achieved_tflops"] == pytest.approx(241.99, abs=0.01)
+    assert figures["mfu"] == pytest.approx(0.2447, abs=1e-4)
+    assert bench.utilisation(flops["total"], 300_000, None)["mfu"] is None
+
+
+@pytest.mark.gpu
+def test_gpu_mode_few_steps(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rows = run_bench(tmp_path / "gpu.jsonl", "--steps", "1", "--accumulation", "4", "--warmup-micro-batches", "2",
+                     "--finetune-steps", "3", "--finetune-warmup", "1", timeout=480)
+    dapt, bf16, fp32 = check_rows(rows)
+    assert dapt["seq"] == 512 and dapt["micro_batch"] == 32 and dapt["tokens"] == 4 * 32 * 512
+    assert dapt["config"]["shape"]["hidden_size"] == 768 and dapt["full_accumulation"] == 64
+    assert dapt["params"] > 120_000_000                  # roberta-base's 125M
+    for row in rows:
+        assert row["device"] == "cuda" and row["device_name"] == torch.cuda.get_device_name()
+        if row["peak_tflops"] is None:
+            assert row["mfu"] is None and "not in the peak table" in row["peak_note"]
+        else:
+            assert 0 < row["mfu"] < 1
