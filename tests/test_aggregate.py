@@ -1,8 +1,6 @@
 """dontstop aggregate: results tree -> the paper's tables, significance, findings, plots, notebook."""
 import argparse
-import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,19 +129,27 @@ def test_paper_suite_puts_published_value_and_delta_beside(tmp_path):
     assert cells.loc[("imdb", "not_dapt"), "published_mean"] == 94.1  # from Table 3
     grid = tables["table5"][2]
     row = grid.rows[0]
-    assert grid.header[3:5] == ["DAPT", "DAPT: paper (Δ)"] and row[3:5] == ["85.5 ± 0.7 (2)", "84.2 ± 0.2 (+1.3)"]
+    assert grid.header[3:5] == ["DAPT", "DAPT: paper (Δ)"] and row[3:5] == ["85.5 ± 0.7 (2)", "84.2 ± 0.2 (+1.3, agrees)"]
     assert row[1:3] == ["— (0)", "81.9 ± 1.0"]  # no run: shown missing, never 0
 
 
 def test_aggregate_writes_every_format_plot_index_and_wandb_run(mini_results, tmp_path, capsys,
                                                                monkeypatch):
+    from wandb_records import find_offline_runs, summarize_run, wait_for_exit
+
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     out = tmp_path / "paper_tables"
     args = aggregate_args(mini_results, out, "--suite", "mini", "--wandb")
     assert args.func(args) == 0
     suite_dir = out / "mini"
-    assert list((suite_dir / "wandb").glob("offline-run-*"))
+    [run_file] = find_offline_runs(tmp_path / "wandb_dir")
+    logged = summarize_run(wait_for_exit(run_file))
+    assert (logged.job_type, logged.name) == ("aggregate", "aggregate-mini")
+    assert {f"tables/{name}" for name in TABLES + ("runs",)} <= logged.tables
+    assert {f"plots/{name}" for name in ("bars", "knn", "cost", "mlm_loss")} <= logged.images
+    assert not (suite_dir / "wandb").exists()  # paper_tables/ holds the tables only
     for name in TABLES:
         for suffix in ("md", "csv", "tex"):
             assert (suite_dir / f"{name}.{suffix}").stat().st_size > 0
@@ -185,22 +191,14 @@ def test_malformed_metrics_is_a_one_line_error_naming_the_file(tmp_path, content
     assert "\n" not in str(error.value)
 
 
-def test_notebook_executes_on_a_synthetic_tree(mini_results, tmp_path, monkeypatch):
-    nbclient, nbformat = pytest.importorskip("nbclient"), pytest.importorskip("nbformat")
-    # A kernel spec for this interpreter in a private folder: no reliance on a global install.
-    kernel_dir = tmp_path / "jupyter" / "kernels" / "dontstop-test"
-    kernel_dir.mkdir(parents=True)
-    (kernel_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "dontstop test", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("DONTSTOP_RESULTS", str(mini_results))
-    monkeypatch.setenv("DONTSTOP_SUITE", "mini")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(notebook, kernel_name="dontstop-test", timeout=120,
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute()
+def test_notebook_executes_on_a_synthetic_tree(mini_results, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbclient")
+    from dontstop.report.notebook import execute_notebook   # the runner's way (tests/test_notebook.py: every section)
+
+    out = execute_notebook(NOTEBOOK, results=mini_results, suite="mini", tables=tmp_path / "tables",
+                           cache=tmp_path / "cache", out=tmp_path / "results.ipynb")
+    notebook = nbformat.read(out, as_version=4)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("71.5 ± 1.3 (4)" in o.get("data", {}).get("text/markdown", "") for o in outputs)
@@ -229,3 +227,41 @@ def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp
     assert "Long-TAPT" in (out / "mini" / "significance.md").read_text()
     with pytest.raises(UserError, match="not a condition folder"):  # the repository's folders lack it
         load_runs(mini_results, "mini", CONDITIONS)
+
+
+def test_minimum_detectable_difference_and_underpowered_verdicts(mini_results):
+    from dontstop.report.findings import verdict
+    from dontstop.report.power import min_detectable_difference
+
+    # By hand: n = 5 and sd = 1 on both sides -> se = sqrt(2/5) = 0.6325, Welch df = 8,
+    # t(0.975, 8) = 2.3060 and t(0.80, 8) = 0.8889 -> MDD = 3.1949 * 0.6325 = 2.0206.
+    assert min_detectable_difference([1, 2, 3, 4, 5], [2, 3, 4, 5, 6]) == pytest.approx(
+        2.0206 * np.std([1, 2, 3, 4, 5], ddof=1), rel=1e-3)
+    assert np.isnan(min_detectable_difference([1.0], [1.0, 2.0]))
+    assert verdict(1.0, 0.3, mdd=5.0, effect=2.75) == "underpowered"
+    assert verdict(1.0, 0.3, mdd=1.0, effect=2.75) == "not significant"
+    assert verdict(-4.0, 0.01, mdd=5.0, effect=2.75) == "reversed"
+    findings = findings_frame(load_runs(mini_results, "mini", CONDITIONS), make_layout("mini", CONDITIONS), None)
+    dapt = findings.set_index(["claim", "task"]).loc[("DAPT beats the baseline", "aclsum-roles")]
+    assert dapt.paper_effect == pytest.approx(2.75, abs=0.01)   # FACTS.md Table 5: mean of DAPT − RoBERTa
+    assert 0 < dapt.mdd < dapt.difference and dapt.verdict == "holds"
+
+
+def test_probe_table_beside_the_fine_tuning_table(mini_results, tmp_path):
+    from dontstop.records import ProbeRecord
+
+    planted = {"baseline": 50.0, "dapt": 60.0, "tapt": 45.0, "dapt_tapt": 58.0, "not_dapt": 48.0}
+    for condition, score in planted.items():
+        scores = {"accuracy": score / 100, "macro_f1": score / 100, "micro_f1": score / 100}
+        ProbeRecord(suite="mini", task="aclsum-roles", condition=condition, model="m", lineage="l",
+                    metric="macro_f1", dev=scores, test=scores, test_metric=score / 100, train_examples=9,
+                    features=128, max_length=128, wall_time_s=1.0, versions={}, git_commit=None
+                    ).write(mini_results / "mini" / "aclsum-roles" / condition)
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(mini_results, out)
+    assert args.func(args) == 0
+    probe = (out / "mini" / "probe.md").read_text()
+    assert "| ACL-Roles | 50.0 | **60.0 (+10.0)** | 48.0 (-2.0) | 45.0 (-5.0) | 58.0 (+8.0) |" in probe
+    # probe gains (+10, -2, -5, +8) against fine-tuned gains (+10.5, -1.5, -5, +10): same order
+    assert "Spearman ρ = 1.00 (4 cells)" in probe
+    assert "probe.md" in (out / "mini" / "README.md").read_text()

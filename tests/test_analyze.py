@@ -118,14 +118,17 @@ def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
     assert "empty.txt: no words outside the stop-word list" in capsys.readouterr().err
 
 
-def test_dapt_checkpoints_pick_finished_dapt_only_and_the_longest_trained(tmp_path):
-    from dontstop.analysis.domains import dapt_checkpoints
+def test_finished_checkpoints_pick_base_and_dapt_alone_and_the_longest_trained(tmp_path):
+    from dontstop.analysis.domains import finished_checkpoints
 
-    for name, steps in (("dapt-cs-0000aaaa", 20), ("dapt-cs-1111bbbb", 300),
-                        ("dapt-cs+tapt-aclsum-roles-2222cccc", 50), ("tapt-rt-polarity-3333dddd", 9)):
+    for name, steps in (("base+dapt-cs-0000aaaa", 20), ("base+dapt-cs-1111bbbb", 300),
+                        ("base+dapt-cs+tapt-aclsum-roles-2222cccc", 50), ("base+tapt-rt-polarity-3333dddd", 9),
+                        ("base-5555ffff", 500), ("dapt-news-6666abcd", 7)):
         pretrain_record(steps=steps).write(tmp_path / name)
-    (tmp_path / "dapt-news-4444eeee").mkdir()  # unfinished: no pretrain_record.json
-    assert dapt_checkpoints(tmp_path) == {"dapt-cs": tmp_path / "dapt-cs-1111bbbb"}
+    (tmp_path / "base+dapt-reviews-4444eeee").mkdir()  # unfinished: no pretrain_record.json
+    assert finished_checkpoints(tmp_path) == {"dapt-cs": tmp_path / "base+dapt-cs-1111bbbb",
+                                              "base": tmp_path / "base-5555ffff",
+                                              "dapt-news": tmp_path / "dapt-news-6666abcd"}
 
 
 def test_suite_samples_score_only_what_dapt_held_out(tmp_path):

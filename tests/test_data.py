@@ -6,7 +6,7 @@ import pytest
 from dontstop.cli import main
 from dontstop.data.formats import check_task, iter_corpus, load_split, parse_split
 from dontstop.fileio import UserError
-from dontstop.tasks import MINI_DOMAINS, MINI_TASKS, PAPER_DOMAINS, PAPER_TASKS, get_task
+from dontstop.tasks import MINI_DOMAINS, MINI_TASKS, PAPER_DOMAINS, PAPER_TASKS, data_urls, get_task
 
 
 def write_lines(path, lines):
@@ -29,7 +29,7 @@ def test_registry_holds_the_papers_facts():
     assert PAPER_TASKS["chemprot"].sizes == (4169, 2427, 3469) and len(PAPER_TASKS["chemprot"].labels) == 13
     assert PAPER_TASKS["ag"].epochs == 3 and PAPER_TASKS["sciie"].epochs == 10
     assert PAPER_TASKS["rct-sample"].curated_from == "rct-20k"
-    assert PAPER_TASKS["imdb"].urls["dev"].endswith("/imdb/dev.jsonl")
+    assert data_urls("imdb")["dev"].endswith("/imdb/dev.jsonl")
     assert {d: PAPER_DOMAINS[d].irrelevant for d in PAPER_DOMAINS} == {
         "news": "cs", "reviews": "biomed", "cs": "news", "biomed": "reviews"}
     assert PAPER_DOMAINS["cs"].dapt_checkpoint == "allenai/cs_roberta_base"

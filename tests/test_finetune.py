@@ -201,9 +201,11 @@ def test_dev_label_unseen_in_train_is_a_one_line_error(data_dir, tmp_path):
 def test_wandb_offline_logs_a_local_run(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     run_finetune(recipe(data_dir, CUE, epochs=1), tmp_path / "run", task=CUE, condition="baseline",
                  wandb=True)
-    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert list((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))
+    assert not (tmp_path / "run" / "wandb").exists()  # never inside the results tree
 
 
 def test_tiny_roberta_checkpoint_fine_tunes(tiny_roberta_dir, data_dir, tmp_path):
@@ -215,3 +217,18 @@ def test_tiny_roberta_checkpoint_fine_tunes(tiny_roberta_dir, data_dir, tmp_path
     # Same seed, same data: only the starting checkpoint differs, and so must the scores.
     assert (metrics.dev, metrics.test) != (bert_tiny.dev, bert_tiny.test)
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_probe_is_deterministic_and_sees_the_checkpoint(data_dir, tiny_roberta_dir, tmp_path):
+    from dontstop.finetune.probe import run_probe
+    from dontstop.records import ProbeRecord
+
+    first = run_probe(recipe(data_dir, CUE), tmp_path / "a", CUE, condition="baseline", lineage="base")
+    again = run_probe(recipe(data_dir, CUE), tmp_path / "b", CUE, condition="baseline", lineage="base")
+    assert ProbeRecord.read(tmp_path / "a" / "probe.json") == first
+    assert (first.dev, first.test) == (again.dev, again.test)            # no seeds: one number per cell
+    assert first.features == 128 and first.train_examples == SIZES["train"]
+    assert first.test["macro_f1"] > 0.8    # the cue words are linearly visible in BERT-tiny's features
+    other = run_probe(recipe(data_dir, CUE, model=str(tiny_roberta_dir)), tmp_path / "c", CUE,
+                      condition="baseline", lineage="base")
+    assert other.features == 64 and other.test != first.test

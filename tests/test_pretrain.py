@@ -189,7 +189,9 @@ def test_a_full_disk_while_tokenizing_is_one_line_and_nothing_finished(tiny_corp
 def test_wandb_offline_writes_a_run_directory(tiny_corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     out = tmp_path / "ckpt"
     run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, out, max_steps=2), wandb=True,
                     name="tapt-acl", group="acl")
-    assert list((out / "wandb").glob("offline-run-*"))
+    assert list((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))
+    assert not (out / "wandb").exists()  # the checkpoint folder is the model artifact's contents

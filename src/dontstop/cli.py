@@ -21,6 +21,7 @@ COMMANDS = {
     "finetune": "dontstop.finetune.cli",  # one classifier run: (task, checkpoint, seed)
     "run": "dontstop.runner.cli",         # conditions -> stages and runs
     "reproduce": "dontstop.runner.cli",   # the whole study, then its tables
+    "status": "dontstop.runner.cli",      # where each job stands (local or Slurm)
     "analyze": "dontstop.analysis.cli",   # vocab | mlm-loss (Figure 2, Tables 1 and 12)
     "aggregate": "dontstop.report.cli",   # results -> paper_tables: tables, findings, plots
 }

@@ -28,7 +28,7 @@ APPLIES_TO = ("all", "transfer", "curated", "knn")
 PAPER_TABLES = ("3", "5", "6", "7", "8", "9")
 CLAIM_TESTS = ("welch", "farthest_domain")
 BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
-RECIPE_KINDS = ("dapt", "tapt", "tapt_large")
+RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large")
 CHECKPOINT_NAME = re.compile(r"^(?P<lineage>.+)-[0-9a-f]{8}$")
 
 
@@ -117,13 +117,16 @@ class Suite:
     cache_dir: str = "cache"
     pretrain_seed: int = 0         # one pretraining per lineage, shared by every fine-tuning seed
     published_dapt: bool = False   # start DAPT from the hub's allenai/<domain>_roberta_base
+    published: bool = False        # start every condition the authors released from its checkpoint
+    base_corpus: str | None = None  # if set, "RoBERTa" is base_model after MLM on it (recipes.base)
     domain_corpora: dict[str, str] = field(default_factory=dict)  # domain -> DAPT corpus file
     pools: dict[str, str] = field(default_factory=dict)           # domain -> kNN candidate pool
     curated: dict[str, str] = field(default_factory=dict)         # task -> curated unlabeled pool
-    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # dapt | tapt | tapt_large
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # base | dapt | tapt | tapt_large
     finetune: dict[str, Any] = field(default_factory=dict)        # FinetuneRecipe overrides
     selection: dict[str, Any] = field(default_factory=dict)       # select_corpus keyword args
     quick: dict[str, dict[str, Any]] = field(default_factory=dict)  # --quick overrides per section
+    probe: bool = False            # also a frozen-encoder linear probe per (task, condition)
     estimate_tokens_per_s: float = 20000.0  # for --dry-run, until a measured record exists
 
 
@@ -235,15 +238,17 @@ def _check_keys(cls: type, overrides: dict[str, Any], where: str) -> None:
 
 
 def override_suite(suite: Suite, *, data_dir: str | None = None, results_dir: str | None = None,
-                   cache_dir: str | None = None, published_dapt: bool = False,
+                   cache_dir: str | None = None, published_dapt: bool = False, published: bool = False,
                    domain_corpora: dict[str, str] | None = None, pools: dict[str, str] | None = None,
                    curated: dict[str, str] | None = None) -> Suite:
     """The suite with command-line overrides: directories replace, NAME=PATH maps add to the
     suite's. Paths given on the command line are made absolute (suite paths are data-relative)."""
     changes: dict[str, Any] = {name: value for name, value in (
         ("data_dir", data_dir), ("results_dir", results_dir), ("cache_dir", cache_dir)) if value}
-    if published_dapt:
+    if published_dapt or published:  # the released DAPT models are among the released ones
         changes["published_dapt"] = True
+    if published:
+        changes["published"] = True
     for name, given in (("domain_corpora", domain_corpora), ("pools", pools), ("curated", curated)):
         if given:
             changes[name] = {**getattr(suite, name), **{k: str(Path(v).resolve()) for k, v in given.items()}}

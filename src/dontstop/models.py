@@ -7,7 +7,9 @@ Accepted names:
                         (no MLM head: its MLM transform starts random);
 - a local directory     holding config.json (a checkpoint we or `save_pretrained` wrote);
 - a hub id              (`roberta-base`, `allenai/cs_roberta_base`): returned unchanged for
-                        transformers to download; that needs network access.
+                        transformers' own hub and cache code: downloaded once into the Hugging
+                        Face cache, or read from it with HF_HUB_OFFLINE=1 (a cluster without
+                        network, with a cache filled beforehand).
 """
 from __future__ import annotations
 
@@ -56,9 +58,28 @@ def bundled_model_dir(short_name: str) -> Path:
     return model_dir
 
 
+def check_available(name: str) -> None:
+    """Fail before any work when a hub id cannot be loaded: offline, it must be in the cache."""
+    path = resolve_model(name)
+    if Path(path).exists():
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(path, "config.json"), str):
+        raise UserError(_offline_message(path))
+
+
+def _offline_message(hub_id: str) -> str:
+    from huggingface_hub import constants
+
+    return (f"{hub_id}: not in the local cache and offline (HF_HUB_OFFLINE=1, cache "
+            f"{constants.HF_HUB_CACHE}); fetch it where there is network: hf download {hub_id}")
+
+
 def load_pretrained(auto_class, name: str, **kwargs):
-    """`auto_class.from_pretrained(resolve_model(name))`, with a corrupt or truncated
-    checkpoint reported as one line naming its directory instead of a traceback."""
+    """`auto_class.from_pretrained(resolve_model(name))`, with a missing hub id or a corrupt or
+    truncated checkpoint reported as one line naming it instead of a traceback."""
+    from huggingface_hub import constants
     from safetensors import SafetensorError
 
     path = resolve_model(name)
@@ -66,4 +87,8 @@ def load_pretrained(auto_class, name: str, **kwargs):
         return auto_class.from_pretrained(path, **kwargs)
     except (OSError, ValueError, RuntimeError, SafetensorError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: cannot load checkpoint, corrupt or truncated? ({first_line[:200]})") from None
+        if Path(path).exists():
+            raise UserError(f"{path}: cannot load checkpoint, corrupt or truncated? ({first_line[:200]})") from None
+        if constants.HF_HUB_OFFLINE:
+            raise UserError(_offline_message(path)) from None
+        raise UserError(f"{path}: cannot load from the Hugging Face hub ({first_line[:200]})") from None

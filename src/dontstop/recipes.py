@@ -49,4 +49,5 @@ class FinetuneRecipe:
     eval_batch_size: int = 128
     max_train_examples: int | None = None  # the first N training examples (quick runs); None: all
     device: str = "auto"              # "auto": cuda when available, else cpu
+    precision: str = "auto"           # "auto": bf16 autocast on a GPU that has it, else fp32; "fp32" | "bf16"
 

@@ -4,6 +4,8 @@
                                                                    the runner and report read)
     cache/<suite>/checkpoints/<lineage>-<hash8>/pretrain_record.json -> PretrainRecord (pretrain
                                                                    writes, runner, analysis read)
+    results/<suite>/<task>/<condition>/probe.json              -> ProbeRecord (finetune/probe.py
+                                                                   writes, report reads)
 
 Writer, readers and tests all go through these classes, so a field is named in one place.
 Reading checks every key and type (config.from_dict) and fails with one line naming the file.
@@ -20,6 +22,7 @@ from .fileio import UserError, atomic_write_json, read_json
 
 METRICS_FILE = "metrics.json"
 PRETRAIN_RECORD_FILE = "pretrain_record.json"
+PROBE_FILE = "probe.json"
 
 
 @dataclass
@@ -95,6 +98,35 @@ class PretrainRecord:
 
     @classmethod
     def read(cls, path: str | Path) -> "PretrainRecord":
+        return _read(cls, path)
+
+
+@dataclass
+class ProbeRecord:
+    """A frozen-encoder linear probe of one (checkpoint, task); scores are fractions in [0, 1]."""
+    suite: str
+    task: str
+    condition: str
+    model: str
+    lineage: str
+    metric: str
+    dev: dict[str, float]
+    test: dict[str, float]
+    test_metric: float
+    train_examples: int
+    features: int                     # the encoder's hidden size
+    max_length: int                   # tokens per text
+    wall_time_s: float
+    versions: dict[str, str]
+    git_commit: str | None
+
+    def write(self, directory: str | Path) -> Path:
+        path = Path(directory) / PROBE_FILE
+        atomic_write_json(path, dataclasses.asdict(self))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> "ProbeRecord":
         return _read(cls, path)
 
 

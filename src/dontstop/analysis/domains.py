@@ -60,19 +60,25 @@ def suite_models(suite: Suite) -> dict[str, str]:
                 models[f"dapt-{key}"] = domains[key].dapt_checkpoint
         return models
     checkpoints = checkpoints_dir(suite)
-    for lineage, directory in sorted(dapt_checkpoints(checkpoints).items()):
+    built = finished_checkpoints(checkpoints)
+    if suite.base_corpus:  # the suite's "RoBERTa" is its base stage, built by the runner
+        if "base" not in built:
+            raise UserError(f"{checkpoints}: no finished base stage (run `dontstop reproduce` first)")
+        models["base"] = str(built.pop("base"))
+    for lineage, directory in sorted(built.items()):
         models[lineage] = str(directory)
     if len(models) == 1:
         print(f"note: no finished DAPT checkpoint under {checkpoints}; only the base model is scored")
     return models
 
 
-def dapt_checkpoints(checkpoints: Path) -> dict[str, Path]:
-    """lineage ("dapt-cs") -> its finished checkpoint; of several recipes, the longest trained."""
+def finished_checkpoints(checkpoints: Path) -> dict[str, Path]:
+    """"base" and "dapt-<domain>" (DAPT alone, after the base stage or not) -> its finished
+    checkpoint; of several recipes, the longest trained."""
     found: dict[str, list[Path]] = {}
-    for record in sorted(checkpoints.glob(f"dapt-*/{PRETRAIN_RECORD_FILE}")):
-        lineage = checkpoint_lineage(record.parent.name)
-        if lineage and "+" not in lineage:  # DAPT alone, not DAPT followed by another stage
+    for record in sorted(checkpoints.glob(f"*/{PRETRAIN_RECORD_FILE}")):
+        lineage = (checkpoint_lineage(record.parent.name) or "").removeprefix("base+")
+        if lineage == "base" or lineage.startswith("dapt-") and "+" not in lineage:
             found.setdefault(lineage, []).append(record)
     chosen = {}
     for lineage, records in found.items():
@@ -86,12 +92,13 @@ def dapt_checkpoints(checkpoints: Path) -> dict[str, Path]:
 
 def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
                   seed: int) -> dict[str, list[str]]:
-    """A seeded sample of each corpus. From a corpus that a DAPT checkpoint was trained on,
-    only the documents its pretraining held out: no model is scored on its training text."""
-    checkpoints = dapt_checkpoints(checkpoints_dir(suite))
+    """A seeded sample of each corpus. From a corpus that a stage was trained on (a DAPT corpus,
+    or the general text of the base stage), only the documents its pretraining held out: no
+    model is scored on its training text."""
+    checkpoints = finished_checkpoints(checkpoints_dir(suite))
     samples = {}
     for name, path in corpora.items():
-        checkpoint = checkpoints.get(f"dapt-{name}")
+        checkpoint = checkpoints.get("base" if name == GENERAL else f"dapt-{name}")
         held_out = pretraining_heldout(checkpoint, path, suite) if checkpoint else []
         if held_out:
             samples[name] = random.Random(seed).sample(held_out, min(documents, len(held_out)))
@@ -103,7 +110,7 @@ def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
 
 
 def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str]:
-    """The documents a DAPT run on `corpus` held out, re-derived the way pretraining split them
+    """The documents a stage trained on `corpus` held out, re-derived the way pretraining split them
     (same corpus, same leakage guard, same seed); [] if the checkpoint was trained on other files."""
     from ..pretrain.corpus import scan_corpus
 

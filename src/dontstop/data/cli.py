@@ -1,6 +1,7 @@
 """dontstop data download|check|build-mini: the data side of the study.
 
     dontstop data download chemprot            # the paper's jsonl files -> data/paper/tasks/chemprot/
+    dontstop data download --data-url URL      # every paper task, from a mirror of the S3 layout
     dontstop data check data/mini              # every task split, corpus and pool under a folder
     dontstop data check path/to/train.jsonl --task chemprot
     dontstop data build-mini                   # the offline mini benchmark -> data/mini/
@@ -21,10 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="download, check or build task data")
     commands = data.add_subparsers(dest="data_command", required=True)
 
-    download = commands.add_parser("download", help="fetch a paper task's jsonl files")
-    download.add_argument("tasks", nargs="+", choices=list(PAPER_TASKS), metavar="TASK")
+    download = commands.add_parser("download", help="fetch the paper tasks' jsonl files")
+    download.add_argument("tasks", nargs="*", metavar="TASK",
+                          help=f"paper task keys (default: all of them): {', '.join(PAPER_TASKS)}")
+    download.add_argument("--all", action="store_true", help="every paper task (the default)")
     download.add_argument("--data-dir", default="data")
-    download.add_argument("--url-base", help="mirror serving <split>.jsonl (one task at a time)")
+    download.add_argument("--data-url", metavar="URL",
+                          help="base URL serving <task>/<split>.jsonl (default: $DONTSTOP_DATA_URL, "
+                               "else the paper's S3 bucket)")
     download.set_defaults(func=_download)
 
     check = commands.add_parser("check", help="validate task files, corpora and pools")
@@ -42,15 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from .download import download_task
+    from .download import data_base, download_task
 
-    if args.url_base and len(args.tasks) > 1:
-        raise UserError("--url-base serves one task's files; give one task")
-    for key in args.tasks:
-        dest = task_dir(args.data_dir, "paper", key)
-        manifest = download_task(PAPER_TASKS[key], dest, args.url_base)
+    if args.all and args.tasks:
+        raise UserError("give task keys or --all, not both")
+    keys = list(dict.fromkeys(args.tasks)) or list(PAPER_TASKS)
+    tasks = [get_task("paper", key) for key in keys]  # an unknown key: one line naming the known
+    base = data_base(args.data_url)
+    for task in tasks:
+        dest = task_dir(args.data_dir, "paper", task.key)
+        manifest = download_task(task, dest, base)
         sizes = ", ".join(f"{split} {entry['bytes']} B" for split, entry in manifest.items())
-        print(f"{key}: {dest} ({sizes})")
+        print(f"{task.key}: {dest} ({sizes})")
     return 0
 
 

@@ -43,7 +43,7 @@ def load_classifier(model_name: str, num_labels: int, dropout: float
 
     The head's initial weights come from torch's global generator: seed it first.
     """
-    with _quiet_transformers():
+    with quiet_transformers():
         encoder = load_pretrained(AutoModel, model_name)
         tokenizer = load_pretrained(AutoTokenizer, model_name)
     tokenizer.padding_side = "right"   # the head reads position 0: it must be the first token
@@ -80,7 +80,7 @@ def predict(model: SequenceClassifier, features: list[dict[str, Any]], collator,
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Hide the load report (unused MLM head, new pooler) that every one of hundreds of runs
     would print; restore the caller's settings afterwards."""
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()

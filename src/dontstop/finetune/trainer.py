@@ -63,7 +63,8 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
 
     `task` overrides the registry lookup (tests bring their own). Writes config.json before
     training and metrics.json (docs/CONTRACTS.md) atomically, last. A finished run is
-    returned as is when `reuse_finished`, else refused.
+    returned as is when `reuse_finished`, else refused. `wandb`: a W&B run in the group
+    `<task>/<condition>` whose input artifact is the starting checkpoint (wandb_log).
     """
     out_dir = Path(out_dir)
     metrics_path = out_dir / METRICS_FILE
@@ -77,9 +78,11 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
     data = load_task_data(recipe, task)
     atomic_write_json(out_dir / "config.json", asdict(recipe))
     started = time.time()
-    run = wandb_log.start_run(wandb, group=task.key, job_type=condition or "finetune",
-                              name=f"{lineage}-seed{recipe.seed}", config=asdict(recipe),
-                              directory=str(out_dir))
+    cell = f"{task.key}/{condition or 'adhoc'}"   # W&B group: the grouped view is mean ± std over seeds
+    run = wandb_log.start_run(wandb, group=cell, job_type="finetune", name=f"{cell}/seed_{recipe.seed}",
+                              config={**asdict(recipe), "condition": condition, "lineage": lineage,
+                                      "published": published},
+                              tags=[recipe.suite, task.key, condition or "adhoc"], input_model=recipe.model)
     with seeded(recipe.seed):
         model, tokenizer = load_classifier(recipe.model, len(data.labels), recipe.dropout)
         model.to(recipe.device)
@@ -100,8 +103,10 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
         versions=software_versions(), git_commit=git_commit(),
         data_sha256={split: sha256_file(path) for split, path in data.paths.items()},
         pretraining=list(pretraining), published=published)
-    wandb_log.finish(run, {f"test/{task.metric}": metrics.test_metric, "best_epoch": best.epoch})
-    metrics.write(out_dir)
+    metrics.write(out_dir)   # the record first: W&B is a view of it
+    wandb_log.finish(run, {**{f"test/{name}": value for name, value in test.items()},
+                           "test_metric": metrics.test_metric, "dev_metric": metrics.dev_metric,
+                           "best_epoch": best.epoch, "epochs_run": len(dev_curve)})
     return metrics
 
 
@@ -112,8 +117,14 @@ def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
     device = recipe.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = recipe.precision
+    if precision == "auto":  # bf16 is ~4.5x faster than fp32 at 512 tokens on an H200 (bench/gpu_paper.py)
+        precision = "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp32"
     resolved = replace(recipe, epochs=task.epochs if recipe.epochs is None else recipe.epochs,
-                       schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device)
+                       schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device,
+                       precision=precision)
+    if resolved.precision not in ("fp32", "bf16"):
+        raise UserError(f"precision {resolved.precision!r}: expected 'auto', 'fp32' or 'bf16'")
     if resolved.schedule not in SCHEDULE_BY_PROFILE.values():
         raise UserError(f"schedule {resolved.schedule!r}: expected 'constant' or 'linear'")
     for name in ("epochs", "batch_size", "patience", "max_length", "eval_batch_size",
@@ -179,7 +190,7 @@ def train(model: SequenceClassifier, features: dict[str, list[dict]], collator,
             best = BestEpoch(epoch, dev, {k: v.detach().clone() for k, v in model.state_dict().items()})
         progress.set_postfix({"loss": f"{loss:.3f}", f"dev {metric}": f"{dev[metric]:.3f}"})
         if run is not None:
-            run.log({"epoch": epoch, f"dev/{metric}": dev[metric], "train/loss": loss})
+            run.log({"epoch": epoch, "train/loss": loss, **{f"dev/{name}": v for name, v in dev.items()}})
         if epoch - best.epoch >= recipe.patience:
             break
     progress.close()
@@ -198,8 +209,9 @@ def build_optimizer(model: torch.nn.Module, recipe: FinetuneRecipe) -> torch.opt
 def train_step(model: SequenceClassifier, batch: dict[str, torch.Tensor],
                optimizer: torch.optim.Optimizer, recipe: FinetuneRecipe) -> float:
     batch = {k: v.to(recipe.device) for k, v in batch.items()}
-    logits = model(batch["input_ids"], batch["attention_mask"])
-    loss = F.cross_entropy(logits, batch["labels"])
+    with autocast(recipe):
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        loss = F.cross_entropy(logits.float(), batch["labels"])
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
     optimizer.step()
@@ -209,7 +221,14 @@ def train_step(model: SequenceClassifier, batch: dict[str, torch.Tensor],
 
 def evaluate(model: SequenceClassifier, split: list[dict], collator,
              recipe: FinetuneRecipe) -> dict[str, float]:
-    return classification_scores(*predict(model, split, collator, recipe.eval_batch_size, recipe.device))
+    with autocast(recipe):
+        return classification_scores(*predict(model, split, collator, recipe.eval_batch_size, recipe.device))
+
+
+def autocast(recipe: FinetuneRecipe):
+    """bf16 autocast when the resolved recipe asks for it (the weights stay fp32), else a no-op."""
+    return torch.autocast(device_type=recipe.device.split(":")[0], dtype=torch.bfloat16,
+                          enabled=recipe.precision == "bf16")
 
 
 @contextlib.contextmanager

@@ -35,6 +35,8 @@ from .mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_los
                   write_token_stream)
 
 TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
+WANDB_SUMMARY = ("steps", "tokens", "tokens_per_s", "wall_time_s", "final_train_loss",
+                 "heldout_loss_before", "heldout_loss_after", "excluded_documents")
 
 
 def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
@@ -64,23 +66,29 @@ def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
 
 
 def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, exclude_keys: set[bytes] | None = None,
-                    name: str | None = None, group: str | None = None) -> PretrainRecord:
+                    name: str | None = None, group: str | None = None,
+                    wandb_config: dict[str, Any] | None = None) -> PretrainRecord:
     """`dontstop pretrain ...`: continued MLM pretraining; returns the written record.
 
     `exclude_keys` (data.text_key digests of task dev/test text) are dropped from the corpus
-    here, at run time, whatever the corpus file holds; the record counts them.
+    here, at run time, whatever the corpus file holds; the record counts them. W&B (wandb_log):
+    a run named after the output folder, in `group` (default "pretrain"), with `wandb_config`
+    added to the recipe; its input is the base model's artifact, its output the checkpoint's.
     """
     from accelerate import PartialState
 
     check_recipe(recipe, PartialState().num_processes)
     run = PretrainRun(recipe, exclude_keys, name or Path(recipe.output_dir).name)
-    logger = wandb_log.start_run(wandb and run.accelerator.is_main_process, group=group or run.name,
-                                 job_type="pretrain", name=run.name, config=_jsonable(recipe),
-                                 directory=recipe.output_dir)
+    logger = wandb_log.start_run(wandb and run.accelerator.is_main_process, group=group or "pretrain",
+                                 job_type="pretrain", name=Path(recipe.output_dir).name,
+                                 config={**_jsonable(recipe), "lineage": run.name, **(wandb_config or {})},
+                                 input_model=recipe.base_model)
     run.train(logger)
     record = run.finish()
-    wandb_log.finish(logger, {"heldout_loss_before": record.heldout_loss_before,
-                              "heldout_loss_after": record.heldout_loss_after})
+    if logger:
+        summary = {key: getattr(record, key) for key in WANDB_SUMMARY}
+        logger.log_model(recipe.output_dir, metadata={"lineage": record.name, **summary})
+        logger.finish(summary)
     return record
 
 

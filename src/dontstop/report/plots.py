@@ -128,8 +128,12 @@ def cost_plot(cost: pd.DataFrame, layout: Layout, stem: Path) -> list[Path]:
         if len(baseline):
             ax.axhline(baseline["mean"].iloc[0], color="grey", linestyle="--",
                        label=f"{names[layout.conditions.baseline]} (no pretraining)")
-        ax.set(xscale="log", xlabel="pretraining tokens (all stages, log scale)", ylabel="test score ×100",
+        ax.set(xlabel="pretraining tokens (all stages, log scale)", ylabel="test score ×100",
                title=f"Cost of adapting to {task_names(suite)[task]}")
+        if spent.empty:  # e.g. every cell from a released checkpoint: nothing was pretrained here
+            ax.text(0.5, 0.5, "no pretraining run here", transform=ax.transAxes, ha="center")
+            continue
+        ax.set_xscale("log")
         ax.xaxis.set_major_formatter(ticker.EngFormatter())
         ax.xaxis.set_minor_locator(ticker.LogLocator(subs=(2, 5)))
         ax.xaxis.set_minor_formatter(ticker.EngFormatter())

@@ -17,7 +17,7 @@ from ..records import METRICS_FILE, MetricsRecord
 from ..tasks import SUITES, Task
 
 RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "data", "git_commit",
-               "versions", "pretraining", "path"]
+               "versions", "pretraining", "published", "path"]
 
 
 def load_runs(results_dir: str | Path, suite: str, conditions: Conditions) -> pd.DataFrame:
@@ -43,7 +43,7 @@ def _run_row(path: Path, suite: str, conditions: Conditions) -> dict:
             "metric": record.metric, "data": data_version(record.data_sha256),
             "git_commit": record.git_commit or "unknown",
             "versions": " ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
-            "pretraining": record.pretraining, "path": str(path)}
+            "pretraining": record.pretraining, "published": record.published, "path": str(path)}
 
 
 def filter_runs(runs: pd.DataFrame, tasks: list[str] | None = None,

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 
 from ..experiment import Conditions
+from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
 from .render import Grid, count, duration, format_cell, format_p
 from .runs import scores, suite_tasks, summarize, task_names, welch
 
+RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--published`), not pretrained here."
 # Our table5 files print Table 3's ¬DAPT beside Table 5: the two are one table here.
 SAME_FILE = {"3": ("3", "5"), "5": ("3", "5")}
 COST_FIELDS = ("steps", "documents", "bytes", "tokens", "wall_time_s")  # PretrainRecord fields
@@ -95,22 +97,30 @@ def cell_frame(runs: pd.DataFrame, spec: TableSpec, layout: Layout) -> pd.DataFr
     index = pd.MultiIndex.from_product([spec.tasks, spec.conditions], names=["task", "condition"])
     cells = summarize(runs).reindex(index).reset_index()
     cells["n"] = cells["n"].fillna(0).astype(int)
+    released = runs.groupby(["task", "condition"])["published"].any()
+    cells["released"] = released.reindex(index).fillna(False).astype(bool).to_numpy()
     if layout.with_paper:
         paper = [published_cell(layout.published, spec.published_from, task, condition)
                  for task, condition in index]
         cells["published_mean"] = [np.nan if cell is None else cell["mean"] for cell in paper]
         cells["published_std"] = [np.nan if cell is None else cell["std"] for cell in paper]
         cells["delta"] = cells["mean"] - cells["published_mean"]
+        cells = add_verdicts(cells)
     cells["best"] = cells["mean"] == cells.groupby("task")["mean"].transform("max")
     return cells
 
 
 def paper_text(row: pd.Series) -> str:
-    """`81.9 ± 1.0 (+0.3)`: the published cell and reproduced minus published."""
+    """`81.9 ± 1.0 (+0.3, agrees)`: the published cell, reproduced minus published, verdict."""
     if np.isnan(row["published_mean"]):
         return "—"
-    delta = "" if np.isnan(row["delta"]) else f" ({row['delta']:+.1f})"
+    delta = "" if np.isnan(row["delta"]) else f" ({row['delta']:+.1f}, {row['verdict']})"
     return f"{row['published_mean']:.1f} ± {row['published_std']:.1f}{delta}"
+
+
+def our_text(row: pd.Series) -> str:
+    """Our cell; † when its runs started from the authors' released checkpoint."""
+    return format_cell(row["mean"], row["std"], row["n"]) + (" †" if row["released"] else "")
 
 
 def grid(spec: TableSpec, cells: pd.DataFrame, names: dict[str, str]) -> Grid:
@@ -129,10 +139,12 @@ def grid(spec: TableSpec, cells: pd.DataFrame, names: dict[str, str]) -> Grid:
             cell = lookup.loc[(column_key, row_key) if spec.conditions_as_rows else (row_key, column_key)]
             if cell["best"]:
                 result.bold.add((i, len(line)))
-            line.append(format_cell(cell["mean"], cell["std"], cell["n"]))
+            line.append(our_text(cell))
             if with_paper:
                 line.append(paper_text(cell))
         result.rows.append(line)
+    if cells["released"].any():
+        result.note = RELEASED_NOTE
     return result
 
 
@@ -150,15 +162,16 @@ def cost_frame(runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
 
 
 def pretraining_cost(runs: pd.DataFrame, task: str, condition: str) -> dict[str, float]:
-    """Steps, documents, bytes, tokens and seconds of pretraining behind one condition.
+    """Steps, documents, bytes, tokens and seconds of adaptive pretraining behind one condition.
 
     Every seed of a condition starts from the same checkpoint, so the first run's records
-    stand for all; the baseline has no stages and costs nothing.
+    stand for all; the baseline adapts nothing and costs nothing.
     """
     found = runs[(runs.task == task) & (runs.condition == condition)]
     if found.empty:
         return dict.fromkeys(COST_FIELDS, np.nan)
-    stages = found.iloc[0]["pretraining"]
+    # The suite's base stage (the mini suite's "RoBERTa") is the base model's own pretraining.
+    stages = [stage for stage in found.iloc[0]["pretraining"] if stage.get("kind") != "base"]
     return {name: float(sum(stage.get(name, 0) for stage in stages)) for name in COST_FIELDS}
 
 

@@ -10,16 +10,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import wandb_log
 from ..experiment import EXPERIMENTS_DIR, Conditions, analysis_dir, load_conditions
 from ..fileio import UserError, atomic_output, atomic_write_text
+from .agreement import agreement_frame, agreement_grid
+from .agreement import summary as agreement_summary
 from .findings import findings_frame, findings_grid, load_overlap
 from .plots import make_plots
+from .probe import load_probes, probe_frame, probe_grid
 from .published import load_published
 from .render import Grid, to_latex, to_markdown
 from .runs import load_runs, mixed_data, provenance_markdown
 from .tables import (Layout, cell_frame, cost_frame, cost_grid, grid, significance_frame,
                      significance_grid, table_specs)
+from .wandb_upload import log_to_wandb
 
 MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; see provenance.md."
 
@@ -42,7 +45,8 @@ def aggregate(suite: str, results_dir: Path, tables_root: Path, *, experiments: 
         print(f"replacing the tables and plots of an earlier aggregate in {out_dir}/")
     overlap = overlap or analysis_dir(tables_root, suite) / "vocab_overlap.csv"
     written = write_report(runs, make_layout(suite, conditions), out_dir, overlap_path=overlap,
-                           flag_mixed=bool(mixed) and not allow_mixed, wandb=wandb, notes=notes)
+                           flag_mixed=bool(mixed) and not allow_mixed, wandb=wandb, notes=notes,
+                           probes=load_probes(results_dir, suite, conditions))
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
 
@@ -53,13 +57,18 @@ def make_layout(suite: str, conditions: Conditions) -> Layout:
     return Layout(suite, conditions, load_published(), with_paper=suite == "paper")
 
 
-def build_tables(runs: pd.DataFrame, layout: Layout,
-                 overlap: dict[str, float] | None) -> dict[str, tuple[str, pd.DataFrame, Grid]]:
-    """name -> (title, tidy frame, display grid) for every table."""
+def build_tables(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] | None,
+                 probes: pd.DataFrame | None = None) -> dict[str, tuple[str, pd.DataFrame, Grid]]:
+    """name -> (title, tidy frame, display grid) for every table; `probes` (load_probes) adds
+    the representation-probe table."""
     tables = {}
     for spec in table_specs(layout):
         cells = cell_frame(runs, spec, layout)
         tables[spec.name] = (spec.title, cells, grid(spec, cells, layout.names))
+    if probes is not None and len(probes):
+        probe = probe_frame(probes, runs, layout)
+        tables["probe"] = ("Representation probe: a frozen-encoder linear probe of every checkpoint",
+                           probe, probe_grid(probe, layout))
     cost = cost_frame(runs, layout)
     tables["table9"] = ("Table 9: the cost of each way of adapting", cost, cost_grid(cost, layout))
     significance = significance_frame(runs, layout)
@@ -68,6 +77,11 @@ def build_tables(runs: pd.DataFrame, layout: Layout,
     findings = findings_frame(runs, layout, overlap)
     tables["findings"] = ("The paper's claims against this suite's runs", findings,
                           findings_grid(findings, layout))
+    if layout.with_paper:
+        agreement = agreement_frame({name: tidy for name, (_, tidy, _) in tables.items()})
+        tables["findings"][2].note += " Reproduction: " + agreement_summary(agreement)
+        tables["agreement"] = ("Does the rerun agree with the paper? Every reproduced cell", agreement,
+                               agreement_grid(agreement, layout.names))
     return tables
 
 
@@ -81,11 +95,12 @@ def write_table(out_dir: Path, name: str, title: str, tidy: pd.DataFrame, grid_:
 
 
 def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_path: Path,
-                 flag_mixed: bool, wandb: bool, notes: list[str] = ()) -> list[Path]:
+                 flag_mixed: bool, wandb: bool, notes: list[str] = (),
+                 probes: pd.DataFrame | None = None) -> list[Path]:
     """Write every table, plot and index file of the layout's suite; returns the paths
     written. `notes` (what the analysis skipped, and why) go into the index."""
     suite = layout.suite
-    tables = build_tables(runs, layout, load_overlap(overlap_path))
+    tables = build_tables(runs, layout, load_overlap(overlap_path), probes)
     written = []
     for name, (title, tidy, grid_) in tables.items():
         if flag_mixed:
@@ -99,7 +114,7 @@ def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_p
     written += [out_dir / "runs.csv", provenance] + plots
     written.append(write_index(out_dir, suite, tables, plots, flag_mixed, list(notes)))
     if wandb:
-        log_to_wandb(suite, out_dir, tables, plots)
+        log_to_wandb(suite, tables, plots, runs)
     return written
 
 
@@ -120,18 +135,3 @@ def write_index(out_dir: Path, suite: str, tables: dict, plots: list[Path], flag
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
-
-def log_to_wandb(suite: str, out_dir: Path, tables: dict, plots: list[Path]) -> None:
-    """One summary run: every table as a W&B Table, every plot as an image."""
-    import wandb
-
-    run = wandb_log.start_run(True, group="summary", job_type="aggregate", name=f"aggregate-{suite}",
-                              config={"suite": suite}, directory=str(out_dir))
-    if run is None:
-        return
-    for name, (_, tidy, _) in tables.items():
-        run.log({f"tables/{name}": wandb.Table(dataframe=tidy.astype(str))})
-    for path in plots:
-        if path.suffix == ".png":
-            run.log({f"plots/{path.stem}": wandb.Image(str(path))})
-    wandb_log.finish(run)

@@ -1,9 +1,11 @@
-"""dontstop run | reproduce: the study from one command.
+"""dontstop run | reproduce | status: the study from one command, and where it stands.
 
     dontstop reproduce                       # the main job: every condition on the mini suite
     dontstop reproduce --quick               # 1 seed, shortened recipes (< 3 minutes)
     dontstop reproduce --suite paper --tasks chemprot citation_intent --conditions baseline tapt
     dontstop run experiments/tapt --suite mini --task aclsum-roles --seeds 0 1 2 [--dry-run]
+    dontstop reproduce --launcher slurm --partition gpu --pretrain-gpus 4 [--wait]   # runner/slurm.py
+    dontstop status [--suite S] [--results-dir R]   # done / running / queued / failed per job
 """
 from __future__ import annotations
 
@@ -19,8 +21,12 @@ from ..fileio import UserError
 from ..tasks import get_task
 from .jobs import execute
 from .plan import RunPlan, plan_runs
+from .slurm import add_arguments as add_launcher_arguments
+from .slurm import launch as launch_on_slurm
+from .slurm import options_from_args as slurm_options
+from .status import show_status
 from .study import (REPO_README, analyze_and_aggregate, cpu_count, ensure_mini_data, is_the_repo_study,
-                    print_plan, record_invocation, update_readme)
+                    print_plan, record_invocation, refresh_notebook, update_readme)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common_arguments(reproduce)
     reproduce.set_defaults(func=_reproduce)
 
+    status = subparsers.add_parser("status", help="where each job stands: done, running, queued, failed")
+    status.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
+    status.add_argument("--conditions", nargs="+", help="condition names (default: all)")
+    status.add_argument("--seeds", nargs="+", type=int)
+    _common_arguments(status)
+    status.set_defaults(func=_status)
+
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default="mini", help="mini | paper | path to a suite YAML")
@@ -55,19 +68,23 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="default: the suite's (data)")
     parser.add_argument("--published-dapt", action="store_true",
                         help="start DAPT from allenai/<domain>_roberta_base (paper suite)")
+    parser.add_argument("--published", action="store_true",
+                        help="start every condition the authors released (DAPT, TAPT, DAPT + TAPT, "
+                        "Curated-TAPT, ...) from its allenai/* checkpoint (paper suite)")
     parser.add_argument("--domain-corpus", action="append", default=[], metavar="DOMAIN=PATH")
     parser.add_argument("--pool", action="append", default=[], metavar="DOMAIN=PATH",
                         help="kNN candidate pool (default: the domain corpus)")
     parser.add_argument("--curated-corpus", action="append", default=[], metavar="TASK=PATH")
     parser.add_argument("--experiments", default=str(EXPERIMENTS_DIR),
                         help="folder of condition folders (default: the repository's experiments/)")
+    add_launcher_arguments(parser)   # --launcher local|slurm, --wait and the Slurm job options
 
 
 def resolve_suite(args: argparse.Namespace) -> Suite:
     """The suite with the command line's overrides; unknown task keys fail here, in one line."""
     suite = override_suite(
         load_suite(args.suite), data_dir=args.data_dir, results_dir=args.results_dir,
-        cache_dir=args.cache_dir, published_dapt=args.published_dapt,
+        cache_dir=args.cache_dir, published_dapt=args.published_dapt, published=args.published,
         domain_corpora=parse_pairs(args.domain_corpus, "--domain-corpus"),
         pools=parse_pairs(args.pool, "--pool"), curated=parse_pairs(args.curated_corpus, "--curated-corpus"))
     for key in args.tasks or []:
@@ -78,7 +95,8 @@ def resolve_suite(args: argparse.Namespace) -> Suite:
 def _run(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
     experiments = [load_experiment(path) for path in args.experiments]
-    plans = [plan for e in experiments for plan in plan_runs(suite, e, args.tasks, args.seeds)]
+    plans = [plan for e in experiments
+             for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=args.dry_run)]
     if not plans:
         raise UserError("no condition applies to the chosen tasks")
     _go(plans, suite, args)
@@ -90,16 +108,19 @@ def _reproduce(args: argparse.Namespace) -> int:
     experiments = select_conditions(load_conditions(args.experiments), args.conditions)
     if suite.name == "mini":
         ensure_mini_data(suite)
-    plans = [plan for e in experiments for plan in plan_runs(suite, e, args.tasks, args.seeds)]
+    plans = [plan for e in experiments
+             for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=args.dry_run)]
     began = time.time()
     finished = _go(plans, suite, args)
-    if args.dry_run:
+    if args.dry_run or (args.launcher == "slurm" and not args.wait):
         return 0
     history = record_invocation(suite, args, time.time() - began, plans, finished)
     tables_root = Path(args.tables_dir) / ("quick" if args.quick else "")
-    tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments))
-    if is_the_repo_study(suite, args):
+    tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments),
+                                   wandb=not args.no_wandb and wandb_log.configured())
+    if is_the_repo_study(suite, args):   # the README block and the committed notebook follow the tables
         update_readme(REPO_README, history, tables)
+        refresh_notebook(suite, tables_root)
     return 0
 
 
@@ -109,6 +130,8 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace) -> int:
         print_plan(plans, suite)
         return 0
     wandb = not args.no_wandb and wandb_log.configured()
+    if args.launcher == "slurm":
+        return launch_on_slurm(plans, suite, slurm_options(args), wandb=wandb, allow_mixed=args.allow_mixed)
     return execute(plans, suite, wandb=wandb, allow_mixed=args.allow_mixed,
                    workers=args.workers or _default_workers())
 
@@ -117,3 +140,10 @@ def _default_workers() -> int:
     import torch
 
     return 1 if torch.cuda.is_available() else cpu_count()
+
+
+def _status(args: argparse.Namespace) -> int:
+    suite = resolve_suite(args)
+    show_status(suite, select_conditions(load_conditions(args.experiments), args.conditions),
+                args.tasks, args.seeds)
+    return 0

@@ -20,7 +20,8 @@ from ..data.formats import suite_heldout_keys
 from ..experiment import Suite
 from ..fileio import UserError, job_lock
 from .plan import RunPlan, Stage, unique_stages
-from .stages import build_stage, check_data_consistency, finetune_job
+from ..records import PROBE_FILE
+from .stages import check_data_consistency, check_models_available, run_job
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
 
@@ -53,7 +54,8 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
         ensure_writable(directory)
     for plan in {plan.task.key: plan for plan in plans}.values():  # the check covers a whole task
         check_data_consistency(plan, suite, allow_mixed)
-    jobs = make_jobs(plans)
+    jobs = make_jobs(plans, probe=suite.probe)
+    check_models_available(jobs)
     todo = sum(not job.done() for job in jobs)
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
           f"on {workers} worker(s)", flush=True)
@@ -72,8 +74,9 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
     return finished
 
 
-def make_jobs(plans: list[RunPlan]) -> list[Job]:
-    """Stages first, each once and after its parent; then every (plan, seed) run."""
+def make_jobs(plans: list[RunPlan], probe: bool = False) -> list[Job]:
+    """Stages first, each once and after its parent; then every (plan, seed) run; with `probe`,
+    one representation probe per plan (its checkpoint on its task, no seeds)."""
     stages = unique_stages(plans)
     jobs = [Job("pretrain", f"{s.lineage} ({s.kind})", s.record_path, _needs(s, stages), stage=s)
             for s in stages if not s.published]
@@ -82,6 +85,9 @@ def make_jobs(plans: list[RunPlan]) -> list[Job]:
         jobs += [Job("finetune", f"{plan.task.key}/{plan.condition} seed {seed}",
                      plan.run_dir(seed) / "metrics.json", needs, plan=plan, seed=seed)
                  for seed in plan.seeds]
+        if probe:
+            jobs.append(Job("probe", f"{plan.task.key}/{plan.condition} probe",
+                            plan.run_dir(0).parent / PROBE_FILE, needs, plan=plan))
     return jobs
 
 
@@ -123,10 +129,7 @@ def _others_busy(pending: list[Job]) -> bool:
 
 
 def _run_job(job: Job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
-    if job.kind == "pretrain":
-        build_stage(job.stage, suite, exclude, wandb)
-    else:
-        finetune_job(job.plan, job.seed, suite, wandb)
+    run_job(job, suite, exclude, wandb)
 
 
 def _announce(job: Job, jobs: list[Job], start: tuple[float, int]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from ..data.formats import task_dir
 from ..experiment import Experiment, Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, atomic_write_json, read_json, sha256_file
-from ..tasks import Task, get_domain, get_task
+from ..tasks import RELEASED, Task, get_domain, get_task
 
 
 @dataclass(frozen=True)
@@ -75,18 +75,19 @@ class RunPlan:
 
 
 def plan_runs(suite: Suite, experiment: Experiment, task_keys: list[str] | None = None,
-              seeds: list[int] | None = None) -> list[RunPlan]:
-    """One RunPlan per task the condition applies to (tasks not covered are skipped)."""
+              seeds: list[int] | None = None, planning_only: bool = False) -> list[RunPlan]:
+    """One RunPlan per task the condition applies to (tasks not covered are skipped).
+
+    `planning_only` (--dry-run) plans with input files that do not exist yet (not downloaded):
+    their hash is "missing", so such a plan is for reading, never for running."""
     plans = []
     for key in task_keys or suite.tasks:
         task = get_task(suite.name, key)
         if not experiment.applies(task, suite):
             continue
-        stages, parent_key, parent = [], "", suite.base_model
-        for spec in experiment.stages:
-            stage = _resolve_stage(suite, task, spec, parent, parent_key, stages)
-            stages.append(stage)
-            parent, parent_key = stage.published or stage.checkpoint_dir, stage.key
+        released = _released_stage(suite, task, experiment.stages) if suite.published else None
+        # One released checkpoint stands for all the condition's stages; else build them in order.
+        stages = [released] if released else _resolve_stages(suite, task, experiment.stages, planning_only)
         plans.append(RunPlan(suite.name, task, experiment.condition, stages,
                              list(seeds if seeds is not None else suite.seeds),
                              Path(suite.results_dir), suite.base_model))
@@ -102,15 +103,47 @@ def unique_stages(plans: list[RunPlan]) -> list[Stage]:
     return list(stages.values())
 
 
+def _resolve_stages(suite: Suite, task: Task, specs: list[str], planning_only: bool) -> list[Stage]:
+    """The condition's stages in order, after the suite's base stage if it has one (the mini
+    suite's "RoBERTa": BERT-tiny after MLM on general text), each the parent of the next."""
+    stages: list[Stage] = []
+    parent, parent_key = suite.base_model, ""
+    for spec in (["base"] if suite.base_corpus else []) + specs:
+        stage = _resolve_stage(suite, task, spec, parent, parent_key, stages, planning_only)
+        stages.append(stage)
+        parent, parent_key = stage.published or stage.checkpoint_dir, stage.key
+    return stages
+
+
+def _released_stage(suite: Suite, task: Task, specs: list[str]) -> Stage | None:
+    """The authors' released checkpoint standing for all of `specs` on this task (`--published`),
+    or None: TAPT, DAPT + TAPT, Curated-TAPT, DAPT + Curated-TAPT, and Transfer-TAPT (which is
+    the partner task's released TAPT model: TAPT on the partner's text)."""
+    source, shape = task, "+".join(spec.partition(":")[0] for spec in specs)
+    if specs == ["tapt:transfer"]:
+        source, shape = get_task(suite.name, task.transfer), "tapt"
+    hub_id = RELEASED.get(source.key, {}).get(shape)
+    if hub_id is None or shape == "dapt":  # DAPT alone: published_dapt's stage, as before
+        return None
+    domain = get_domain(suite.name, task.domain).key
+    names = {"dapt": f"dapt-{domain}", "tapt": f"tapt-{source.key}", "curated": f"curated-{task.key}"}
+    lineage = "+".join(names[kind] for kind in shape.split("+"))
+    key = hashlib.sha256(json.dumps({"published": hub_id}).encode()).hexdigest()
+    return Stage(names[shape.split("+")[-1]], "published", suite.base_model, (), {}, key, lineage,
+                 checkpoint_dir="", published=hub_id)
+
+
 def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key: str,
-                   earlier: list[Stage]) -> Stage:
+                   earlier: list[Stage], planning_only: bool) -> Stage:
     kind, _, arg = spec.partition(":")
     selection, published = None, None
-    if kind == "dapt":
+    if kind == "base":
+        name, recipe_kind, corpora = "base", "base", [_data_path(suite, suite.base_corpus)]
+    elif kind == "dapt":
         domain = get_domain(suite.name, task.domain)
         domain = get_domain(suite.name, domain.irrelevant) if arg == "irrelevant" else domain
         name, recipe_kind, corpora = f"dapt-{domain.key}", "dapt", []
-        if suite.published_dapt and not earlier:
+        if suite.published_dapt and all(s.kind == "base" for s in earlier):
             published = domain.dapt_checkpoint
         else:
             corpora = [_data_path(suite, _required(suite.domain_corpora, domain.key, "domain corpus",
@@ -131,11 +164,16 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
         selection = {"method": kind, "k": k, "pool": pool, **suite.selection,
                      "queries": str(task_dir(suite.data_dir, suite.name, task.key) / "train.jsonl")}
     recipe = dict(suite.recipes.get(recipe_kind, {}))
+
+    def sha(path: str) -> str:
+        missing = planning_only and not Path(path).is_file()
+        return "missing" if missing else file_sha256(path, suite.cache_dir)
+
     identity = {"parent": parent_key or parent, "name": name, "kind": recipe_kind,
-                "inputs": {p: file_sha256(p, suite.cache_dir) for p in corpora}, "recipe": recipe,
+                "inputs": {p: sha(p) for p in corpora}, "recipe": recipe,
                 "seed": suite.pretrain_seed, "published": published,
-                "selection": selection and {**selection, "pool_sha256": file_sha256(selection["pool"], suite.cache_dir),
-                                            "queries_sha256": file_sha256(selection["queries"], suite.cache_dir)}}
+                "selection": selection and {**selection, "pool_sha256": sha(selection["pool"]),
+                                            "queries_sha256": sha(selection["queries"])}}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     lineage = "+".join([s.name for s in earlier] + [name])
     checkpoint_dir = checkpoints_dir(suite) / checkpoint_name(lineage, key)

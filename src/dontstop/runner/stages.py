@@ -27,8 +27,12 @@ def build_stage(stage: Stage, suite: Suite, exclude: set[bytes], wandb: bool) ->
         corpora.append(_select(stage, suite, exclude))
     recipe = PretrainRecipe(**{**stage.recipe, "base_model": stage.parent, "corpora": corpora,
                                "output_dir": stage.checkpoint_dir, "seed": suite.pretrain_seed})
+    # W&B: pretraining runs grouped by recipe kind (comparable loss curves); the checkpoint folder
+    # (<lineage>-<hash8>) names the run and its model artifact, whose parent is stage.parent's
     run_pretraining(recipe, wandb=wandb, exclude_keys=exclude, name=stage.lineage,
-                    group=stage.name.split("-", 1)[1])
+                    group=f"pretrain/{stage.kind}",
+                    wandb_config={"suite": suite.name, "stage": stage.name, "kind": stage.kind,
+                                  "stage_key": stage.key, "selection": stage.selection})
 
 
 def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
@@ -59,12 +63,12 @@ def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, 
 def stage_record(stage: Stage) -> dict[str, Any]:
     """What metrics.json keeps of a stage: its PretrainRecord, selection record and lineage."""
     if stage.published:
-        return {"name": stage.name, "lineage": stage.lineage, "published": stage.published}
+        return {"name": stage.name, "lineage": stage.lineage, "kind": stage.kind, "published": stage.published}
     record = dataclasses.asdict(PretrainRecord.read(stage.record_path))
     selection_record = stage.selection_dir / "select_record.json"
     if stage.selection and selection_record.exists():
         record = {**record, "selection": read_json(selection_record)}
-    return {**record, "name": stage.name, "lineage": stage.lineage}
+    return {**record, "name": stage.name, "lineage": stage.lineage, "kind": stage.kind}
 
 
 def finetune_job(plan: RunPlan, seed: int, suite: Suite, wandb: bool) -> None:
@@ -79,6 +83,39 @@ def finetune_job(plan: RunPlan, seed: int, suite: Suite, wandb: bool) -> None:
     print(f"    {plan.task.key}/{plan.condition} seed {seed}: {metrics.metric} dev "
           f"{metrics.dev_metric:.3f} test {metrics.test_metric:.3f} "
           f"({metrics.epochs_run} epochs, {metrics.wall_time_s:.1f}s)", flush=True)
+
+
+def run_job(job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
+    """One job of runner/jobs.py (any launcher): build a stage, fine-tune a seed, or probe."""
+    if job.kind == "pretrain":
+        build_stage(job.stage, suite, exclude, wandb)
+    elif job.kind == "probe":
+        probe_job(job.plan, suite)
+    else:
+        finetune_job(job.plan, job.seed, suite, wandb)
+
+
+def probe_job(plan: RunPlan, suite: Suite) -> None:
+    from ..finetune.probe import run_probe
+
+    recipe = FinetuneRecipe(**{**suite.finetune, "model": plan.model, "task": plan.task.key,
+                               "suite": plan.suite, "data_dir": suite.data_dir})
+    record = run_probe(recipe, plan.run_dir(0).parent, plan.task, condition=plan.condition,
+                       lineage=plan.lineage)
+    print(f"    {plan.task.key}/{plan.condition} probe: {record.metric} test {record.test_metric:.3f} "
+          f"({record.wall_time_s:.1f}s)", flush=True)
+
+
+def check_models_available(jobs) -> None:
+    """Every model an unfinished job starts from can be loaded (a hub id offline must be in the
+    cache): one line naming the first missing one, before any work."""
+    from ..models import check_available
+
+    starts = {job.stage.parent for job in jobs if job.kind == "pretrain" and not job.done()}
+    starts |= {job.plan.model for job in jobs if job.kind == "finetune" and not job.done()}
+    ours = {job.stage.checkpoint_dir for job in jobs if job.kind == "pretrain"}  # built by earlier jobs
+    for name in sorted(starts - ours):
+        check_available(name)
 
 
 def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool) -> None:

@@ -17,27 +17,41 @@ from ..experiment import EXPERIMENTS_DIR, Suite, analysis_dir
 from ..fileio import atomic_write_json, atomic_write_text, read_json
 from ..provenance import git_commit, software_versions
 from ..report.write import aggregate
-from .estimate import Estimator
+from .estimate import Estimator, MissingInput
 from .plan import RunPlan, unique_stages
 
 REPO_README = EXPERIMENTS_DIR.parent / "README.md"
+NOTEBOOK = EXPERIMENTS_DIR.parent / "notebooks" / "results.ipynb"
 
 
 def print_plan(plans: list[RunPlan], suite: Suite) -> None:
-    estimator, total = Estimator.for_suite(suite), 0.0
+    """Every stage to build or reuse, the fine-tuning runs left, and what they cost here."""
+    estimator, total, bounded = Estimator.for_suite(suite), 0.0, False
     print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
     for stage in unique_stages(plans):
         state = "published" if stage.published else "reuse" if stage.record_path.exists() else "build"
-        seconds, tokens, steps = (0.0, 0, 0) if state != "build" else estimator.stage_seconds(stage)
-        total += seconds
-        print(f"  stage {state:9s} {stage.lineage:48s} steps~{steps:>7,d} tokens~{tokens:>12,d} "
-              f"time~{seconds / 60:6.1f} min")
+        try:
+            seconds, tokens, steps, exact = (0.0, 0, 0, True) if state != "build" else estimator.stage_seconds(stage)
+        except MissingInput as missing:
+            print(f"  stage {state:9s} {stage.lineage:48s} cost unknown: {missing} not found")
+            continue
+        total, bounded = total + seconds, bounded or not exact
+        print(f"  stage {state:9s} {stage.lineage:48s} steps{'~' if exact else '<'}{steps:>9,d} "
+              f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(seconds)}")
     todo = [(p, s) for p in plans for s in p.seeds if not (p.run_dir(s) / "metrics.json").exists()]
-    finetune_seconds = sum(estimator.finetune_seconds(p) for p, _ in todo)
+    runs = [estimator.finetune_seconds(p) for p, _ in todo]
+    finetune_seconds, bounded = sum(s for s, _ in runs), bounded or not all(e for _, e in runs)
     total += finetune_seconds
     print(f"  fine-tuning: {len(todo)} run(s) to do, "
-          f"{sum(len(p.seeds) for p in plans) - len(todo)} finished; time~{finetune_seconds / 60:.1f} min")
-    print(f"estimated total on this machine: {total / 60:.1f} min")
+          f"{sum(len(p.seeds) for p in plans) - len(todo)} finished; time~{_duration(finetune_seconds)}")
+    device = "GPU" if suite.name == "paper" else "on this machine"
+    print(f"estimated total {device}: {_duration(total)} at {estimator.tokens_per_s:,.0f} tokens/s"
+          + (" (an upper bound: task files not downloaded yet count as full 512-token sequences, "
+             "'<' above)" if bounded else ""))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:7.1f} h" if seconds >= 7200 else f"{seconds / 60:7.1f} min"
 
 
 def ensure_mini_data(suite: Suite) -> None:
@@ -66,13 +80,13 @@ def record_invocation(suite: Suite, args: argparse.Namespace, seconds: float,
     return history
 
 
-def analyze_and_aggregate(suite: Suite, tables_root: Path, experiments: Path) -> Path:
+def analyze_and_aggregate(suite: Suite, tables_root: Path, experiments: Path, wandb: bool = False) -> Path:
     """The domain analysis (Figure 2, Tables 1 and 12) on what the suite has, then the paper's
     tables and plots; what the analysis cannot compute is a note in the tables' README."""
     print(f"domain analysis -> {analysis_dir(tables_root, suite.name)}", flush=True)
     notes = analyze_suite(suite, analysis_dir(tables_root, suite.name))
     tables = aggregate(suite.name, Path(suite.results_dir), tables_root, experiments=experiments,
-                       notes=notes)
+                       notes=notes, wandb=wandb)
     print(f"tables and plots: {tables}/README.md")
     return tables
 
@@ -102,6 +116,15 @@ def update_readme(readme: Path, history: list[dict], tables: Path) -> None:
     head, rest = text.split(begin, 1)
     atomic_write_text(readme, head + block + rest.split(end, 1)[1])
     print(f"updated the results in {readme}")
+
+
+def refresh_notebook(suite: Suite, tables_root: Path) -> None:
+    """Re-execute notebooks/results.ipynb on the study just aggregated, outputs committed."""
+    from ..report.notebook import execute_notebook
+
+    path = execute_notebook(NOTEBOOK, results=Path(suite.results_dir), suite=suite.name,
+                            tables=tables_root, cache=Path(suite.cache_dir))
+    print(f"executed {path} on results/{suite.name}")
 
 
 def cpu_count() -> int:

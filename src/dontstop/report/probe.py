@@ -1,0 +1,88 @@
+"""The representation-probe table (beyond the paper): a frozen-encoder linear probe of every
+checkpoint on every task (finetune/probe.py), beside the fine-tuning table, and how well the
+probe's gains over the baseline track the fine-tuned gains.
+
+A probe is deterministic (no seeds): a cell is one number. The correlation is over the
+(task, condition) cells that have both a probe and fine-tuning runs, gains against the
+baseline of the same task; Pearson and Spearman (scipy).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..experiment import Conditions
+from ..records import PROBE_FILE, ProbeRecord
+from .render import Grid
+from .runs import summarize
+from .tables import Layout
+
+COLUMNS = ["task", "condition", "probe", "probe_gain", "finetune", "finetune_gain"]
+
+
+def load_probes(results_dir: str | Path, suite: str, conditions: Conditions) -> pd.DataFrame:
+    """Every probe.json of the suite whose condition is a folder of experiments/, score in percent."""
+    rows = []
+    for path in sorted((Path(results_dir) / suite).glob(f"*/*/{PROBE_FILE}")):
+        record = ProbeRecord.read(path)
+        if record.condition in conditions:
+            rows.append({"task": record.task, "condition": record.condition, "probe": 100 * record.test_metric})
+    return pd.DataFrame(rows, columns=["task", "condition", "probe"])
+
+
+def probe_frame(probes: pd.DataFrame, runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    """One row per probed cell: probe score, fine-tuned mean, and both gains over the baseline."""
+    baseline = layout.conditions.baseline
+    finetuned = summarize(runs)["mean"] if len(runs) else pd.Series(dtype=float)
+    rows = []
+    for probe in probes.itertuples():
+        base = probes[(probes.task == probe.task) & (probes.condition == baseline)].probe
+        mean = finetuned.get((probe.task, probe.condition), np.nan)
+        base_mean = finetuned.get((probe.task, baseline), np.nan)
+        rows.append({"task": probe.task, "condition": probe.condition, "probe": probe.probe,
+                     "probe_gain": probe.probe - base.iloc[0] if len(base) else np.nan,
+                     "finetune": mean, "finetune_gain": mean - base_mean})
+    rank = {key: i for i, key in enumerate(layout.names)}   # tasks in registry order, then conditions
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.sort_values(["task", "condition"], key=lambda column: column.map(rank), ignore_index=True)
+
+
+def correlation(frame: pd.DataFrame, baseline: str) -> tuple[float, float, int]:
+    """(Pearson r, Spearman rho, cells) of probe gain against fine-tuned gain."""
+    cells = frame[(frame.condition != baseline)].dropna(subset=["probe_gain", "finetune_gain"])
+    if len(cells) < 3:
+        return np.nan, np.nan, len(cells)
+    return (float(stats.pearsonr(cells.probe_gain, cells.finetune_gain)[0]),
+            float(stats.spearmanr(cells.probe_gain, cells.finetune_gain)[0]), len(cells))
+
+
+def probe_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
+    """Tasks as rows, conditions as columns: `probe (gain)`; the best probe of each task in bold."""
+    names = layout.names
+    conditions = [c for c in layout.conditions.display if c in set(frame.condition)]
+    tasks = list(dict.fromkeys(frame.task))
+    cells = frame.set_index(["task", "condition"])
+    grid = Grid(["Task"] + [names[c] for c in conditions], [])
+    for i, task in enumerate(tasks):
+        line = [names[task]]
+        best = cells.loc[task].probe.max()
+        for j, condition in enumerate(conditions, start=1):
+            if (task, condition) not in cells.index:
+                line.append("—")
+                continue
+            cell = cells.loc[(task, condition)]
+            gain = "" if condition == layout.conditions.baseline or np.isnan(cell.probe_gain) else f" ({cell.probe_gain:+.1f})"
+            line.append(f"{cell.probe:.1f}{gain}")
+            if cell.probe == best:
+                grid.bold.add((i, j))
+        grid.rows.append(line)
+    r, rho, n = correlation(frame, layout.conditions.baseline)
+    grid.note = ("Frozen-encoder linear probe: mean-pooled last hidden states, logistic regression "
+                 "(deterministic, no seeds), test metric ×100, gain over the baseline in brackets. "
+                 + ("Across the cells with fine-tuning runs, probe gain vs fine-tuned gain: "
+                    f"Pearson r = {r:.2f}, Spearman ρ = {rho:.2f} ({n} cells)." if n >= 3 else
+                    f"Too few cells with fine-tuning runs ({n}) for a correlation."))
+    return grid

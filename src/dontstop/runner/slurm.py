@@ -1,0 +1,189 @@
+"""`dontstop run | reproduce --launcher slurm`: the whole study submitted to Slurm at once.
+
+    dontstop reproduce --launcher slurm --partition gpu --pretrain-gpus 8 --finetune-gpus 1 --time 720
+    dontstop reproduce --launcher slurm --wait           # then one line per finished job, then the tables
+
+Every pretraining stage and every fine-tuning run is one Slurm job (submitit; runner/slurm_job.py
+is what runs in it), and a job starts only after the stages it needs: `--dependency=afterok:<id>`
+on each parent stage's job that is not finished yet. Jobs that are finished, queued or running
+(runner/slurm_queue.py: jobs.json, squeue) are not submitted again; a job that failed, was
+cancelled or ran out of time is, and resumes from its last state. A job that waits on a failed
+parent can never start: it is cancelled and submitted again behind the parent's new job. Logs go
+to <results>/<suite>/slurm-logs/<job>/<slurm id>_0_log.{out,err}.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.formats import suite_heldout_keys
+from ..experiment import Suite
+from ..fileio import UserError, job_lock
+from .jobs import Job, ensure_writable, make_jobs
+from .plan import RunPlan
+from .slurm_job import Launch, RunnerJob, write_spec
+from .slurm_queue import (Submitted, cancel, check_slurm, logs_dir, read_registry, remember, slug,
+                          slurm_dir, slurm_states, write_registry)
+from .stages import check_data_consistency, check_models_available
+from .status import follow
+
+POLL_S = 5.0          # --wait: seconds between two looks at the queue
+CPUS_PER_GPU = 4      # default --*-cpus of a GPU job (data loading, tokenization)
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    partition: str | None
+    account: str | None
+    pretrain_time: int             # minutes
+    finetune_time: int
+    pretrain_gpus: int             # per node
+    pretrain_cpus: int
+    finetune_gpus: int
+    finetune_cpus: int
+    nodes: int                     # of a pretraining job
+    sbatch: dict[str, str | bool]  # extra #SBATCH options
+    wait: bool
+    poll_s: float = POLL_S
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The launcher flags of `run` and `reproduce` (runner/cli.py)."""
+    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                        help="local: --workers processes here; slurm: one Slurm job per stage and run")
+    slurm = parser.add_argument_group("Slurm (--launcher slurm)")
+    slurm.add_argument("--wait", action="store_true",
+                       help="follow the jobs to their end (reproduce: then the analysis and tables)")
+    slurm.add_argument("--partition")
+    slurm.add_argument("--account")
+    slurm.add_argument("--time", type=int, metavar="MIN", help="time limit of every job, minutes")
+    slurm.add_argument("--pretrain-time", type=int, metavar="MIN", help="default --time, else 1440")
+    slurm.add_argument("--finetune-time", type=int, metavar="MIN", help="default --time, else 240")
+    slurm.add_argument("--pretrain-gpus", type=int, default=0, help="GPUs per node of a pretraining job")
+    slurm.add_argument("--pretrain-cpus", type=int, help=f"default 1, or {CPUS_PER_GPU} per GPU")
+    slurm.add_argument("--finetune-gpus", type=int, default=0, choices=(0, 1))
+    slurm.add_argument("--finetune-cpus", type=int, help=f"default 1, or {CPUS_PER_GPU} with a GPU")
+    slurm.add_argument("--nodes", type=int, default=1, help="nodes of a pretraining job")
+    slurm.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. --sbatch qos=high --sbatch constraint=a100")
+
+
+def options_from_args(args: argparse.Namespace) -> SlurmOptions:
+    def cpus(given: int | None, gpus: int) -> int:
+        return given if given is not None else max(1, CPUS_PER_GPU * gpus)
+
+    options = SlurmOptions(
+        args.partition, args.account, args.pretrain_time or args.time or 1440,
+        args.finetune_time or args.time or 240, args.pretrain_gpus,
+        cpus(args.pretrain_cpus, args.pretrain_gpus), args.finetune_gpus,
+        cpus(args.finetune_cpus, args.finetune_gpus), args.nodes, _sbatch_options(args.sbatch), args.wait)
+    if min(options.pretrain_time, options.finetune_time, options.nodes, options.pretrain_cpus,
+           options.finetune_cpus) < 1 or options.pretrain_gpus < 0:
+        raise UserError("--time, --nodes and --*-cpus must be at least 1, --pretrain-gpus at least 0")
+    if options.nodes > 1 and options.pretrain_gpus < 1:
+        raise UserError("--nodes > 1 needs --pretrain-gpus (several nodes run pretraining on GPUs)")
+    return options
+
+
+def _sbatch_options(values: list[str]) -> dict[str, str | bool]:
+    """--sbatch qos=high --sbatch exclusive -> {"qos": "high", "exclusive": True} (#SBATCH --exclusive)."""
+    options: dict[str, str | bool] = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        key = key.strip().lstrip("-")
+        if not key or (sep and not setting):
+            raise UserError(f"--sbatch {value}: expected KEY=VALUE (e.g. qos=high) or a bare flag (exclusive)")
+        options[key] = setting if sep else True
+    return options
+
+
+def launch(plans: list[RunPlan], suite: Suite, options: SlurmOptions, *, wandb: bool,
+           allow_mixed: bool) -> int:
+    """Submit every unfinished job; with --wait, follow them and return how many finished."""
+    check_slurm()
+    for directory in (suite.results_dir, suite.cache_dir):
+        ensure_writable(directory)
+    for plan in {plan.task.key: plan for plan in plans}.values():
+        check_data_consistency(plan, suite, allow_mixed)
+    jobs = make_jobs(plans, probe=suite.probe)
+    check_models_available(jobs)
+    suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)   # the jobs read them: fail here first
+    submitted, active, finished = submit(jobs, suite, options, wandb)
+    print(f"{len(jobs)} jobs: {finished} already finished, {active} queued or running, {submitted} "
+          f"submitted; logs in {logs_dir(suite)}/<job>/", flush=True)
+    if not options.wait:
+        print("`dontstop status` with the same --suite, --results-dir and --quick shows where they stand")
+        return 0
+    done, failed = follow(jobs, suite, options.poll_s)
+    if failed:
+        raise UserError(f"{len(failed)} job(s) failed or wait on a failed one; `dontstop status` lists "
+                        "them with their logs; fix the cause and run the same command again")
+    return done
+
+
+def submit(jobs: list[Job], suite: Suite, options: SlurmOptions, wandb: bool) -> tuple[int, int, int]:
+    """Submit what is neither finished nor queued nor running, parents before children;
+    returns (submitted, already queued or running, finished)."""
+    counts = [0, 0, 0]
+    slurm_dir(suite).mkdir(parents=True, exist_ok=True)
+    with job_lock(slurm_dir(suite) / "jobs.lock", wait=True):   # two submitters: one after the other
+        registry = read_registry(suite)
+        states = slurm_states([registry[slug(j)].job_id for j in jobs if slug(j) in registry and not j.done()])
+        ids: dict[Path, str] = {}    # done-file of an unfinished job -> its Slurm job id
+        renewed: set[Path] = set()   # done-files of the jobs submitted now
+        for job in jobs:
+            entry = registry.get(slug(job))
+            slurm = states.get(entry.job_id) if entry else None
+            if job.done():
+                counts[2] += 1
+                continue
+            if slurm and (slurm.waiting or slurm.running) and not renewed.intersection(job.needs):
+                ids[job.done_file] = entry.job_id
+                counts[1] += 1
+                continue
+            if slurm and (slurm.waiting or slurm.blocked):   # behind a parent that failed or is
+                cancel([entry.job_id])                       # submitted again: it would never start
+            parents = [ids[path] for path in job.needs if path in ids]
+            ids[job.done_file] = _submit_one(job, parents, suite, options, wandb, registry)
+            renewed.add(job.done_file)
+            write_registry(suite, registry)   # after each: a crash mid-way forgets no job
+            counts[0] += 1
+    return counts[0], counts[1], counts[2]
+
+
+def _submit_one(job: Job, parents: list[str], suite: Suite, options: SlurmOptions, wandb: bool,
+                registry: dict[str, Submitted]) -> str:
+    import submitit
+
+    log_dir = logs_dir(suite) / slug(job)
+    launch = None
+    if job.kind == "pretrain" and (options.pretrain_gpus > 1 or options.nodes > 1):
+        launch = Launch(options.pretrain_gpus, options.nodes,
+                        write_spec(log_dir / "stage.pkl", job, suite, wandb))
+    executor = submitit.SlurmExecutor(folder=log_dir, max_num_timeout=3)
+    executor.update_parameters(**sbatch_parameters(job, options, parents))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):   # submitit prints sbatch's error, then raises it
+            submitted = executor.submit(RunnerJob(job, suite, wandb, launch))
+    except Exception as e:  # sbatch refused it: a wrong partition, account or option
+        detail = str(e).strip().splitlines() or [type(e).__name__]
+        raise UserError(f"sbatch refused the job {job.label}: {detail[-1]}") from None
+    remember(registry, job, submitted.job_id, log_dir)
+    return submitted.job_id
+
+
+
+def sbatch_parameters(job: Job, options: SlurmOptions, parents: list[str]) -> dict:
+    """submitit's SlurmExecutor parameters (sbatch options) of one job: one task per node."""
+    pretrain = job.kind == "pretrain"
+    parameters = dict(job_name=f"dontstop-{slug(job)}", nodes=options.nodes if pretrain else 1,
+                      ntasks_per_node=1, cpus_per_task=options.pretrain_cpus if pretrain else options.finetune_cpus,
+                      time=options.pretrain_time if pretrain else options.finetune_time,
+                      partition=options.partition, account=options.account,
+                      gpus_per_node=(options.pretrain_gpus if pretrain else options.finetune_gpus) or None,
+                      dependency=f"afterok:{':'.join(parents)}" if parents else None,
+                      additional_parameters=dict(options.sbatch))
+    return {key: value for key, value in parameters.items() if value is not None}

@@ -1,0 +1,159 @@
+"""What Slurm knows of our jobs, and what we remember of them: the Slurm side of the launcher
+(runner/slurm.py submits, runner/status.py reports).
+
+Every submitted job is remembered in <results>/<suite>/slurm/jobs.json under its slug (the name of
+its log folder, <results>/<suite>/slurm-logs/<slug>/): its Slurm job id, its kind, label and the
+file that marks it finished. A job's state comes from slurmctld (`squeue -t all`, which keeps an
+ended job for MinJobAge seconds), then from accounting (`sacct`), then from the job-completion log
+(`sacct --completion`, on clusters without a database); submitit's own state calls use sacct
+alone, which a cluster without slurmdbd cannot answer.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..experiment import Suite
+from ..fileio import UserError, atomic_write_json, read_json
+from .jobs import Job
+
+QUERY_TIMEOUT_S = 60
+# squeue's states of a job that will still run (or is running); every other state is an end.
+WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED",
+           "SPECIAL_EXIT", "RESV_DEL_HOLD", "CONFIGURING"}
+RUNNING = {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"}
+NEVER = "DependencyNeverSatisfied"   # squeue's reason for a job whose afterok parent failed
+
+
+@dataclass
+class Submitted:
+    """One submitted job, as jobs.json keeps it."""
+    job_id: str
+    kind: str                      # pretrain | finetune | probe (runner/jobs.py's Job.kind)
+    label: str
+    done_file: str                 # the job is finished once this file exists
+    log_dir: str
+    submitted_at: str
+    earlier_ids: list[str] = field(default_factory=list)   # ids of earlier tries, oldest first
+
+    def log(self, stream: str = "err") -> Path:
+        """submitit's log of the job's first task: <log_dir>/<job id>_0_log.<out|err>."""
+        return Path(self.log_dir) / f"{self.job_id}_0_log.{stream}"
+
+
+@dataclass(frozen=True)
+class SlurmState:
+    state: str                     # PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ... UNKNOWN
+    reason: str = ""               # squeue's reason while pending (DependencyNeverSatisfied, ...)
+
+    @property
+    def waiting(self) -> bool:
+        return self.state in WAITING and self.reason != NEVER
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING
+
+    @property
+    def blocked(self) -> bool:
+        return self.state in WAITING and self.reason == NEVER
+
+
+def slug(job: Job) -> str:
+    """A job's name in jobs.json, in its log folder and (prefixed) in squeue."""
+    if job.kind == "pretrain":
+        return f"pretrain-{Path(job.stage.checkpoint_dir).name}"
+    seed = "" if job.seed is None else f"-seed{job.seed}"   # a probe has none
+    return f"{job.kind}-{job.plan.task.key}-{job.plan.condition}{seed}"
+
+
+def slurm_dir(suite: Suite) -> Path:
+    return Path(suite.results_dir) / suite.name / "slurm"
+
+
+def logs_dir(suite: Suite) -> Path:
+    return Path(suite.results_dir) / suite.name / "slurm-logs"
+
+
+def read_registry(suite: Suite) -> dict[str, Submitted]:
+    path = slurm_dir(suite) / "jobs.json"
+    if not path.exists():
+        return {}
+    return {name: Submitted(**entry) for name, entry in read_json(path)["jobs"].items()}
+
+
+def write_registry(suite: Suite, registry: dict[str, Submitted]) -> None:
+    atomic_write_json(slurm_dir(suite) / "jobs.json",
+                      {"suite": suite.name, "jobs": {name: asdict(entry) for name, entry in registry.items()}})
+
+
+def remember(registry: dict[str, Submitted], job: Job, job_id: str, log_dir: Path) -> None:
+    earlier = registry.get(slug(job))
+    registry[slug(job)] = Submitted(
+        job_id, job.kind, job.label, str(job.done_file.resolve()), str(log_dir.resolve()),
+        datetime.datetime.now().isoformat(timespec="seconds"),
+        (earlier.earlier_ids + [earlier.job_id]) if earlier else [])
+
+
+def check_slurm() -> None:
+    """A Slurm client on PATH and a controller that answers, else one line saying which is missing."""
+    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
+        raise UserError("--launcher slurm: sbatch/squeue not found on PATH (no Slurm client on this machine)")
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():   # the client would retry for a minute before saying so
+        raise UserError(f"--launcher slurm: SLURM_CONF={conf}: no such file")
+    try:
+        result = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired as e:
+        said = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise UserError("--launcher slurm: the Slurm controller did not answer `scontrol ping` in 30 s"
+                        + (f" ({_first_error(said)})" if said.strip() else "")) from None
+    if result.returncode != 0 or " is UP" not in result.stdout:
+        raise UserError(f"--launcher slurm: no reachable Slurm controller (scontrol ping: "
+                        f"{_first_error(result.stderr + result.stdout)})")
+
+
+def _first_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line or "fatal" in line] or lines or ["no answer"]
+    return errors[0]
+
+
+def slurm_states(job_ids: list[str]) -> dict[str, SlurmState]:
+    """The state of each job id that Slurm still knows; ids it has forgotten are absent."""
+    if not job_ids:
+        return {}
+    states: dict[str, SlurmState] = {}
+    result = _query(["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-o", "%i|%T|%r"])
+    for line in result.splitlines():
+        job_id, state, reason = (line.split("|") + ["", ""])[:3]
+        states[job_id.strip()] = SlurmState(state.strip(), reason.strip())
+    rest = [job_id for job_id in job_ids if job_id not in states]
+    for command in (["sacct", "-n", "-X", "-P", "-o", "JobID,State"],
+                    ["sacct", "--completion", "-n", "-P", "-o", "JobID,State"]):
+        if not rest:
+            break
+        for line in _query(command + ["-j", ",".join(rest)]).splitlines():
+            job_id, _, state = line.partition("|")
+            if job_id in rest and state:   # a requeued job ends twice: the last line is the latest
+                states[job_id] = SlurmState(state.split()[0])  # "CANCELLED by 0" -> CANCELLED
+        rest = [job_id for job_id in rest if job_id not in states]
+    return states
+
+
+def _query(command: list[str]) -> str:
+    """stdout of a Slurm query; empty when it fails (squeue of only forgotten ids, no accounting)."""
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return result.stdout if result.returncode == 0 else ""
+
+
+def cancel(job_ids: list[str]) -> None:
+    if job_ids:
+        subprocess.run(["scancel", *job_ids], capture_output=True, text=True, timeout=QUERY_TIMEOUT_S)

@@ -1,0 +1,174 @@
+"""Where each job of a study stands: done, running, queued, blocked, failed or not started.
+`dontstop status` (runner/cli.py) prints it per pretraining stage and per (task, condition);
+`--launcher slurm --wait` (runner/slurm.py) follows submitted jobs with it.
+
+A job is done when its last file exists (as for the local launcher). Otherwise Slurm decides, for a
+job in <results>/<suite>/slurm/jobs.json: queued or running while squeue says so, blocked while it
+waits on a parent that failed (afterok never satisfied), failed once Slurm has ended it. Without
+Slurm, a job whose lock a live process holds is running (a local runner) and any other is not started.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..experiment import Experiment, Suite
+from ..fileio import job_lock
+from .jobs import Job, _clock, make_jobs
+from .plan import plan_runs
+from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
+
+ORDER = ("done", "running", "queued", "blocked", "failed", "not started")
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str                          # one of ORDER
+    submitted: Submitted | None = None  # the latest Slurm submission, if any
+    slurm: str = ""                     # Slurm's state (FAILED, TIMEOUT, CANCELLED, ...), if known
+
+    def describe(self) -> str:
+        if self.state == "done" or self.submitted is None:
+            return self.state
+        job = f"job {self.submitted.job_id}"
+        if self.state == "blocked":
+            return f"blocked: parent failed ({job}, pending forever)"
+        if self.state == "failed":
+            return f"failed ({job}, {self.slurm or 'ended'}), log {self.submitted.log()}"
+        return f"{self.state} ({job})"
+
+
+def job_status(job: Job, submitted: Submitted | None, slurm: SlurmState | None) -> JobStatus:
+    """`slurm` must be read before this call: a job that ends in between is then seen done."""
+    if job.done_file.exists():
+        return JobStatus("done", submitted)
+    if slurm is not None and (slurm.waiting or slurm.running or slurm.blocked):
+        state = "running" if slurm.running else "blocked" if slurm.blocked else "queued"
+        return JobStatus(state, submitted, slurm.state)
+    if _locked(job.lock_file):
+        return JobStatus("running", submitted)
+    if submitted is not None:
+        return JobStatus("failed", submitted, slurm.state if slurm else "")
+    return JobStatus("not started")
+
+
+def _locked(lock_file: Path) -> bool:
+    """Whether a live process holds the job's lock; a missing lock file is not created."""
+    if not lock_file.exists():
+        return False
+    with job_lock(lock_file) as free:
+        return not free
+
+
+def statuses(jobs: list[Job], suite: Suite) -> dict[str, JobStatus]:
+    """Every job's status by slug, with one squeue call for all of them."""
+    entries = _submissions(jobs, read_registry(suite))
+    states = slurm_states([entry.job_id for name, entry in entries.items()
+                           if not Path(entry.done_file).exists()])
+    return {slug(job): job_status(job, entries.get(slug(job)),
+                                  states.get(entries[slug(job)].job_id) if slug(job) in entries else None)
+            for job in jobs}
+
+
+def _submissions(jobs: list[Job], registry: dict[str, Submitted]) -> dict[str, Submitted]:
+    """The latest submission of each job, by slug; for a stage whose inputs changed or went missing
+    since (a new hash, so a new slug), the unfinished submission of the same lineage."""
+    planned = {slug(job) for job in jobs}
+    unfinished = {entry.label: entry for name, entry in registry.items()
+                  if entry.kind == "pretrain" and name not in planned and not Path(entry.done_file).exists()}
+    found = {}
+    for job in jobs:
+        entry = registry.get(slug(job)) or (unfinished.get(job.label) if job.kind == "pretrain" else None)
+        if entry is not None:
+            found[slug(job)] = entry
+    return found
+
+
+def print_status(jobs: list[Job], suite: Suite, missing_inputs: dict[str, list[str]]) -> dict[str, int]:
+    """The table of `dontstop status`; returns the count of jobs per state.
+
+    `missing_inputs`: stage slug -> its input files that do not exist (it cannot run as planned).
+    """
+    found = statuses(jobs, suite)
+    print(f"suite {suite.name}: results in {Path(suite.results_dir) / suite.name}")
+    stages = [job for job in jobs if job.kind == "pretrain"]
+    if stages:
+        print("pretraining stages")
+        needed = {path for job in jobs if job.kind != "pretrain" and not job.done() for path in job.needs}
+        for job in stages:
+            status, missing, why = found[slug(job)], missing_inputs.get(slug(job)), ""
+            if status.state != "done" and missing:
+                why = "; input missing: " + ", ".join(missing)
+            if status.state == "not started" and job.done_file not in needed:
+                why += " (no unfinished run needs it)"
+            print(f"  {job.stage.lineage:44s} {status.describe()}{why}")
+    cells: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        if job.kind != "pretrain":
+            cells.setdefault((job.plan.task.key, job.plan.condition), []).append(job)
+    if cells:
+        print("fine-tuning runs (task, condition: seeds)")
+    for (task, condition), cell in cells.items():
+        seeds, probes = [j for j in cell if j.kind == "finetune"], [j for j in cell if j.kind != "finetune"]
+        print(f"  {task:18s} {condition:20s} {_summary([found[slug(job)] for job in seeds])}"
+              + "".join(f"; {job.kind}: {found[slug(job)].state}" for job in probes))
+        for job in cell:
+            if found[slug(job)].state in ("failed", "blocked"):
+                what = f"seed {job.seed}" if job.kind == "finetune" else job.kind
+                print(f"      {what}: {found[slug(job)].describe()}")
+    counts = Counter(status.state for status in found.values())
+    print(f"{len(jobs)} jobs: " + ", ".join(f"{counts[state]} {state}" for state in ORDER))
+    return dict(counts)
+
+
+def _summary(cell: list[JobStatus]) -> str:
+    parts = []
+    for state in ORDER:
+        these = [status for status in cell if status.state == state]
+        if not these:
+            continue
+        ids = [s.submitted.job_id for s in these if s.submitted and state in ("running", "queued")]
+        parts.append(f"{state} {len(these)}/{len(cell)}" + (f" (job {', '.join(ids)})" if ids else ""))
+    return ", ".join(parts)
+
+
+def follow(jobs: list[Job], suite: Suite, poll_s: float) -> tuple[int, list[Job]]:
+    """Wait until every job is done, failed or blocked, printing a line as each one gets there;
+    returns (jobs finished meanwhile, jobs that failed or are blocked)."""
+    began, total = time.time(), len(jobs)
+    left = [job for job in jobs if not job.done()]
+    done_before, finished, failed = total - len(left), 0, []
+    while left:
+        found = statuses(left, suite)
+        for job in list(left):
+            status = found[slug(job)]
+            if status.state not in ("done", "failed", "blocked"):
+                continue
+            left.remove(job)
+            finished += status.state == "done"
+            failed += [job] if status.state != "done" else []
+            elapsed = time.time() - began
+            eta = _clock(elapsed / finished * len(left)) if finished else "?"
+            print(f"[{done_before + finished}/{total}] {status.describe()}: {job.kind} {job.label} | "
+                  f"elapsed {_clock(elapsed)} | ETA {eta}", flush=True)
+        if left:
+            time.sleep(poll_s)
+    return finished, failed
+
+
+
+def show_status(suite: Suite, experiments: list[Experiment], tasks: list[str] | None,
+                seeds: list[int] | None) -> dict[str, int]:
+    """`dontstop status`: plan as --dry-run does (inputs may be missing), then print every job."""
+    plans = [plan for e in experiments for plan in plan_runs(suite, e, tasks, seeds, planning_only=True)]
+    jobs = make_jobs(plans, probe=suite.probe)
+    missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]
+               for job in jobs if job.kind == "pretrain"}
+    return print_status(jobs, suite, missing)
+
+
+def _inputs(stage) -> list[str]:
+    selection = stage.selection or {}
+    return [*stage.corpora, *(selection[key] for key in ("queries", "pool") if key in selection)]

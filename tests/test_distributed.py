@@ -1,0 +1,172 @@
+"""Pretraining on 2 processes (gloo on the CPU: the code path of several GPUs) gives the numbers of
+1 process at the same global batch, and a SIGKILLed 2-process run resumes to the same record.
+
+The 2 processes come from `accelerate launch --multi_gpu --num_processes 2` (torchrun underneath)
+with ACCELERATE_USE_CPU=true, the command a multi-GPU Slurm job runs (runner/slurm_job.py), on
+CPUs. `accelerate launch --cpu --num_processes 2` would not do: accelerate 1.15's --cpu launcher
+starts ONE process unless it is given an mpirun hostfile, so such a "2-process" run is a 1-process
+run and matches the reference trivially. Hence every test here first checks that the trainer
+really saw 2 processes.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dontstop.records import PretrainRecord
+
+# 16 optimizer steps of 8 sequences x 32 tokens: 4 micro-batches of 2 in one process, 2 per process
+# in two. A resumable state every 2 steps, so that a kill lands after one.
+PRETRAIN = ["pretrain", "--model", "bundled:bert-tiny", "--steps", "16", "--batch-size", "8",
+            "--per-device-batch-size", "2", "--max-length", "32", "--heldout-documents", "10",
+            "--checkpoint-every", "2", "--no-wandb"]
+# One process and two sum the gradients of the 4 micro-batches in a different order (accumulation
+# in one process vs gloo's all-reduce of two halves), so float32 rounding differs in the last bits
+# (~1e-7 relative per step), which 16 Adam steps carry to ~1e-6 nats; measured: 2e-6 (train) and
+# 1e-6 (held-out). A real difference (a micro-batch masked differently, seen twice or not at all)
+# moves the loss by > 1e-2 nats: seeding the masks per process instead of per global micro-batch
+# gave 7.600 vs 7.561.
+LOSS_TOLERANCE = 1e-4
+# What the trainer lacks today (pretrain/trainer.py and mlm.py, not this file's to change):
+# 1. run_pretraining's first `PartialState()` ignores ACCELERATE_USE_CPU, so on CPUs every worker
+#    sets itself up alone (DistributedType.NO): 2 independent runs write one output folder; it
+#    needs `PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))` (GPUs are not affected);
+# 2. masks are seeded by (process, micro-batch of that process) and dropout draws from one torch
+#    stream per process, so N processes cannot match 1: both need the global micro-batch index
+#    (mlm.BatchSchedule.micro_batches: `0, self.process * self.per_process + i` keeps 1-process
+#    masks as they are; dropout: torch.manual_seed(derived_seed(generator.initial_seed(), 1))
+#    before each micro-batch, which changes 1-process numbers). With both, these tests pass.
+NEEDS_CPU_PROCESS_GROUP = pytest.mark.xfail(strict=True, reason="trainer: fix 1 above")
+NEEDS_GLOBAL_SEEDS = pytest.mark.xfail(strict=True, reason="trainer: fixes 1 and 2 above")
+
+
+def env() -> dict[str, str]:
+    # One thread per process: 2 processes on 2 cores, and the 1-process reference alike.
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_processes(*args: str) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(free_port()), "-m", "dontstop", *args]
+
+
+def run(command: list[str], **popen) -> subprocess.CompletedProcess | subprocess.Popen:
+    if popen:
+        return subprocess.Popen(command, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                **popen)
+    return subprocess.run(command, env=env(), capture_output=True, text=True, timeout=300)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant, found through /proc before any of them dies."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    family, todo = [], [pid]
+    while todo:
+        family.append(todo.pop())
+        todo += children.get(family[-1], [])
+    for member in family:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def numbers(record: PretrainRecord) -> dict:
+    return {"steps": record.steps, "sequences": record.sequences, "tokens": record.tokens,
+            "final_train_loss": record.final_train_loss, "heldout_loss_before": record.heldout_loss_before,
+            "heldout_loss_after": record.heldout_loss_after}
+
+
+@pytest.fixture(scope="module")
+def two_process_record(tiny_corpus, tmp_path_factory) -> PretrainRecord:
+    """An uninterrupted 2-process run, after checking that the trainer sees 2 processes."""
+    out = tmp_path_factory.mktemp("two") / "ckpt"
+    # 2 sequences per step cannot split into 2 processes x 2: the trainer says so only if it sees 2.
+    probe = run(two_processes(*PRETRAIN, "--corpus", str(tiny_corpus), "--out", str(out.with_name("probe")),
+                              "--batch-size", "2"))
+    assert "x 2 process(es)" in probe.stderr, ("the trainer did not see 2 processes (each worker trained "
+                                               "alone):\n" + probe.stderr[-3000:])
+    ok(run(two_processes(*PRETRAIN, "--corpus", str(tiny_corpus), "--out", str(out))))
+    return PretrainRecord.read(out / "pretrain_record.json")
+
+
+@NEEDS_GLOBAL_SEEDS
+def test_two_processes_give_the_losses_of_one_at_the_same_global_batch(two_process_record, tiny_corpus,
+                                                                       tmp_path):
+    ok(run([sys.executable, "-m", "dontstop", *PRETRAIN, "--corpus", str(tiny_corpus), "--out",
+            str(tmp_path / "one")]))
+    one, two = numbers(PretrainRecord.read(tmp_path / "one" / "pretrain_record.json")), numbers(two_process_record)
+    for key in ("steps", "sequences", "tokens"):
+        assert one[key] == two[key], key
+    assert one["heldout_loss_before"] == two["heldout_loss_before"]  # the same model, the same masks
+    for key in ("final_train_loss", "heldout_loss_after"):
+        assert abs(one[key] - two[key]) < LOSS_TOLERANCE, (key, one[key], two[key])
+
+
+@NEEDS_CPU_PROCESS_GROUP
+def test_a_sigkilled_two_process_run_resumes_to_the_uninterrupted_record(two_process_record, tiny_corpus,
+                                                                         tmp_path):
+    out = tmp_path / "killed"
+    command = two_processes(*PRETRAIN, "--corpus", str(tiny_corpus), "--out", str(out))
+    launcher = run(command, start_new_session=True)
+    deadline = time.time() + 180
+    while not list(out.glob("resume/step-*")) and launcher.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    kill_tree(launcher.pid)   # torchrun starts its workers in sessions of their own: killpg misses them
+    launcher.wait()
+    saved = sorted(out.glob("resume/step-*"))
+    assert saved and not (out / "pretrain_record.json").exists(), "the run was not killed mid-way"
+    assert (saved[-1] / "random_states_1.pkl").exists(), "the second process saved no state"
+
+    ok(run(command))                                   # the same command again resumes
+    resumed = PretrainRecord.read(out / "pretrain_record.json")
+    assert 0 < resumed.resumed_from_step < 16
+    assert numbers(resumed) == numbers(two_process_record)
+
+
+def test_the_slurm_multi_gpu_command_builds_a_stage_on_two_processes(tiny_corpus, tmp_path):
+    """The command a multi-GPU Slurm pretraining job runs on each node (runner/slurm_job.py), on 2 CPU
+    processes: both join one process group and the stage is built once, with its record."""
+    from dontstop.experiment import Suite
+    from dontstop.runner.jobs import Job
+    from dontstop.runner.plan import Stage
+    from dontstop.runner.slurm_job import Launch, launch_command, write_spec
+
+    recipe = {"max_steps": 4, "batch_size": 8, "per_device_batch_size": 2, "max_length": 32,
+              "heldout_documents": 10}
+    stage = Stage("tapt-acl", "tapt", "bundled:bert-tiny", (str(tiny_corpus),), recipe, "0" * 64, "tapt-acl",
+                  str(tmp_path / "ckpt"))
+    suite = Suite("mini", "bundled:bert-tiny", tasks=[], seeds=[0], data_dir=str(tmp_path / "data"),
+                  results_dir=str(tmp_path / "results"), cache_dir=str(tmp_path / "cache"))
+    spec = write_spec(tmp_path / "stage.pkl", Job("pretrain", "tapt-acl", stage.record_path, (), stage=stage),
+                      suite, wandb=False)
+    command = launch_command(Launch(gpus_per_node=2, nodes=1, spec=spec), node=0, head="127.0.0.1",
+                             port=free_port(), cpu=True)
+    result = ok(run(command))
+    assert {"tapt-acl: process 0 of 2", "tapt-acl: process 1 of 2"} <= set(result.stdout.splitlines())
+    record = PretrainRecord.read(stage.record_path)
+    assert record.steps == 4 and record.sequences == 32 and record.name == "tapt-acl"

@@ -1,0 +1,87 @@
+"""Starting from the authors' released checkpoints (--published), and whether a rerun agrees
+with the paper: the plan, the hub loading offline, the verdict per cell."""
+import numpy as np
+import pytest
+
+from dontstop.experiment import EXPERIMENTS_DIR, load_experiment, load_suite, override_suite
+from dontstop.fileio import UserError
+from dontstop.report.agreement import verdict
+from dontstop.runner.plan import plan_runs
+from paper_world import MISSING_HUB_IDS, build_paper_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_paper_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture
+def paper_suite(world, tmp_path):
+    """The paper suite over the world's task files and domain corpora, with --published."""
+    data = tmp_path / "data"
+    (data / "paper").mkdir(parents=True)
+    (data / "paper" / "tasks").symlink_to(world.s3_root)
+    suite = override_suite(load_suite("paper"), data_dir=str(data), cache_dir=str(tmp_path / "cache"),
+                           results_dir=str(tmp_path / "results"), published=True,
+                           domain_corpora={d: str(p) for d, p in world.corpora.items()},
+                           curated={"hyperpartisan_news": str(world.corpora["news"]),
+                                    "imdb": str(world.corpora["reviews"])})
+    return suite
+
+
+def plan(suite, condition, task):
+    [found] = plan_runs(suite, load_experiment(EXPERIMENTS_DIR / condition), [task])
+    return found
+
+
+@pytest.mark.parametrize("condition, task, hub_id, lineage", [
+    ("tapt", "chemprot", "allenai/dsp_roberta_base_tapt_chemprot_4169", "tapt-chemprot"),
+    ("dapt_tapt", "chemprot", "allenai/dsp_roberta_base_dapt_biomed_tapt_chemprot_4169", "dapt-biomed+tapt-chemprot"),
+    ("dapt", "citation_intent", "allenai/cs_roberta_base", "dapt-cs"),
+    ("not_dapt", "chemprot", "allenai/reviews_roberta_base", "dapt-reviews"),    # biomed's irrelevant domain
+    ("curated_tapt", "imdb", "allenai/dsp_roberta_base_tapt_imdb_70000", "curated-imdb"),
+    ("dapt_curated_tapt", "rct-sample", "allenai/dsp_roberta_base_dapt_biomed_tapt_rct_180K",
+     "dapt-biomed+curated-rct-sample"),
+    ("transfer_tapt", "chemprot", "allenai/dsp_roberta_base_tapt_rct_180K", "tapt-rct-20k"),
+])
+def test_released_checkpoints_replace_the_stages(paper_suite, condition, task, hub_id, lineage):
+    found = plan(paper_suite, condition, task)
+    assert [s.published for s in found.stages] == [hub_id]
+    assert found.model == hub_id and found.published and found.lineage == lineage
+
+
+def test_conditions_without_a_release_build_on_the_released_dapt(paper_suite):
+    knn = plan(paper_suite, "knn_tapt_50", "chemprot")
+    assert [s.published for s in knn.stages] == [None] and knn.stages[0].parent == "roberta-base"
+    assert not knn.published
+    # --published-dapt alone keeps building TAPT, on the released DAPT
+    dapt_only = override_suite(load_suite("paper"), data_dir=paper_suite.data_dir,
+                               cache_dir=paper_suite.cache_dir, published_dapt=True)
+    dapt_tapt = plan(dapt_only, "dapt_tapt", "chemprot")
+    assert [s.published for s in dapt_tapt.stages] == ["allenai/biomed_roberta_base", None]
+    assert dapt_tapt.stages[1].parent == "allenai/biomed_roberta_base"
+
+
+def test_a_released_id_missing_offline_is_one_line_naming_it(world, monkeypatch):
+    from transformers import AutoModelForMaskedLM
+
+    from dontstop.models import check_available, load_pretrained
+
+    world.apply(monkeypatch)
+    check_available("allenai/dsp_roberta_base_tapt_chemprot_4169")   # in the cache: fine
+    for hub_id in MISSING_HUB_IDS:
+        with pytest.raises(UserError, match=f"{hub_id}: not in the local cache and offline"):
+            check_available(hub_id)
+        with pytest.raises(UserError, match=f"{hub_id}: not in the local cache and offline"):
+            load_pretrained(AutoModelForMaskedLM, hub_id)
+
+
+def test_verdicts_against_the_published_cell():
+    assert verdict(85.5, np.sqrt(0.5), 2, 84.2, 0.2)[1] == "agrees"      # p = 0.23
+    p, said = verdict(90.0, 0.1, 5, 84.2, 0.2)
+    assert said == "differs (+)" and p < 1e-6
+    assert verdict(80.0, 0.5, 5, 84.2, 0.2)[1] == "differs (−)"
+    assert verdict(80.0, np.nan, 1, 84.2, 0.2)[1] == "too few seeds"
+    assert verdict(np.nan, np.nan, 0, 84.2, 0.2)[1] == ""
+    # a printed std of 0.0 is read as at most 0.05, not as an exact value
+    assert verdict(87.25, 0.05, 5, 87.2, 0.0)[1] == "agrees"

@@ -1,0 +1,229 @@
+"""`--launcher slurm` against the real one-node Slurm of tests/slurm_cluster.py, on the real mini
+data: the local launcher's metrics, a pretraining job cancelled mid-way and resumed, a failing job
+shown by `dontstop status` with its log, and Slurm-less errors in one line.
+
+The study is baseline and TAPT on rt-polarity, 2 seeds, with the quick recipes of a copy of the
+mini suite whose TAPT is 4 epochs with a resumable state after every step (about 12 steps), so
+that a scancel lands mid-way, and without probes. Each test starts from the stages of one local
+run, copied. If Slurm cannot start, these tests fail; they never skip.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dontstop.records import MetricsRecord, PretrainRecord
+
+REPO = Path(__file__).resolve().parents[1]
+SUBSET = ["experiments/baseline", "experiments/tapt", "--task", "rt-polarity", "--seeds", "0", "1"]
+SLURM = ["--launcher", "slurm", "--partition", "debug", "--time", "10"]
+STATUS = ["status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity", "--seeds", "0", "1"]
+
+
+@pytest.fixture(scope="module")
+def suite_yaml(tmp_path_factory) -> Path:
+    """The mini suite with a longer quick TAPT that saves its state after every step, no probes."""
+    suite = yaml.safe_load((REPO / "experiments" / "suites" / "mini.yaml").read_text())
+    suite["quick"]["tapt"] = {"epochs": 4, "checkpoint_every": 1}
+    suite["probe"] = False   # fewer jobs; a probe job goes through the same dispatch as a run
+    path = tmp_path_factory.mktemp("suite") / "mini.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def dontstop(*args, data_dir, root, suite, check=True, env=None):
+    """`python -m dontstop ... --quick` with its own results and cache folders."""
+    command = [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb", "--suite", str(suite),
+               "--data-dir", str(data_dir), "--results-dir", str(root / "results"),
+               "--cache-dir", str(root / "cache")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def scores(root: Path) -> dict[str, tuple]:
+    """What a seed must reproduce, per run: test and dev scores and the dev curve."""
+    found = {}
+    for path in sorted((root / "results").rglob("metrics.json")):
+        record = MetricsRecord.read(path)
+        found[str(path.relative_to(root / "results"))] = (record.test, record.dev, record.dev_curve)
+    return found
+
+
+def registry(root: Path) -> dict:
+    return json.loads((root / "results" / "quick" / "mini" / "slurm" / "jobs.json").read_text())["jobs"]
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"after {timeout} s: {what}"
+        time.sleep(0.1)
+    return found
+
+
+def without_tapt(local_root: Path, root: Path) -> Path:
+    """Copy the local run's pretraining stages but its TAPT one into `root`; returns where TAPT's
+    record will be. The Slurm tests then start from its parent stage, already built."""
+    shutil.copytree(local_root / "cache", root / "cache")
+    [record] = (root / "cache").rglob("*tapt-rt-polarity-*/pretrain_record.json")
+    shutil.rmtree(record.parent)
+    return record
+
+
+@pytest.fixture(scope="module")
+def local_run(mini_build, suite_yaml, tmp_path_factory):
+    """The study with the local launcher: (data_dir, root, number of jobs). The jobs are the two
+    stages, the 4 fine-tuning runs, and whatever else the suite asks for (a probe per condition)."""
+    data_dir, _ = mini_build
+    root = tmp_path_factory.mktemp("local")
+    result = dontstop("run", *SUBSET, "--workers", "2", data_dir=data_dir, root=root, suite=suite_yaml)
+    jobs = int(re.search(r"^(\d+) jobs, 0 already finished", result.stdout, re.M)[1])
+    return data_dir, root, jobs
+
+
+def test_slurm_wait_gives_the_metrics_of_the_local_launcher(slurm_cluster, local_run, suite_yaml, tmp_path):
+    """Fine-tuning under Slurm (the stages come from the local run; the next test builds TAPT under
+    Slurm and compares the same metrics)."""
+    data_dir, local_root, n = local_run
+    shutil.copytree(local_root / "cache", tmp_path / "cache")
+    result = dontstop("run", *SUBSET, *SLURM, "--wait", data_dir=data_dir, root=tmp_path, suite=suite_yaml)
+    assert f"{n} jobs: 2 already finished, 0 queued or running, {n - 2} submitted" in result.stdout
+    progress = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(progress) == n - 2 and progress[-1].startswith(f"[{n}/{n}] done") and "ETA" in progress[-1]
+    assert scores(tmp_path) == scores(local_root) and len(scores(tmp_path)) == 4
+    jobs = registry(tmp_path)
+    assert len(jobs) == n - 2 and all(Path(job["log_dir"]).parent.name == "slurm-logs" for job in jobs.values())
+    for job in jobs.values():   # every job ran in its own Slurm job and left its log in its folder
+        assert slurm_cluster.wait_for_state(job["job_id"], {"COMPLETED"}) == "COMPLETED"
+        assert (Path(job["log_dir"]) / f"{job['job_id']}_0_log.out").exists()
+
+    again = dontstop("run", *SUBSET, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml)
+    assert f"{n} jobs: {n} already finished, 0 queued or running, 0 submitted" in again.stdout
+    status = dontstop(*STATUS, data_dir=data_dir, root=tmp_path, suite=suite_yaml).stdout
+    assert f"{n} jobs: {n} done, 0 running, 0 queued, 0 blocked, 0 failed, 0 not started" in status
+
+
+def test_slurm_scancel_mid_pretraining_then_the_same_command_gives_the_uninterrupted_results(
+        slurm_cluster, local_run, suite_yaml, tmp_path):
+    data_dir, local_root, _ = local_run
+    tapt = without_tapt(local_root, tmp_path)
+    dontstop("run", *SUBSET, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml)
+    [tapt_job] = [job for name, job in registry(tmp_path).items() if name.startswith("pretrain-")]
+    behind_tapt = [name for name in registry(tmp_path) if "tapt" in name]   # the stage and its runs
+    wait_for(lambda: list(tapt.parent.glob("resume/step-*")), 120, "no resumable TAPT state")
+    slurm_cluster.run(["scancel", tapt_job["job_id"]])
+    assert slurm_cluster.wait_for_state(tapt_job["job_id"], set()) == "CANCELLED"
+    assert not tapt.exists()
+
+    status = dontstop(*STATUS, data_dir=data_dir, root=tmp_path, suite=suite_yaml).stdout
+    assert f"failed (job {tapt_job['job_id']}, CANCELLED), log " in status, status
+
+    # The TAPT runs wait on the cancelled stage forever: the same command cancels and resubmits them
+    # behind the stage's new job, and leaves the baseline runs (queued, running or done) alone.
+    result = dontstop("run", *SUBSET, *SLURM, "--wait", data_dir=data_dir, root=tmp_path, suite=suite_yaml)
+    assert f"{len(behind_tapt)} submitted" in result.stdout, result.stdout
+    resumed = PretrainRecord.read(tapt)
+    assert 0 < resumed.resumed_from_step < resumed.steps
+    assert scores(tmp_path) == scores(local_root) and len(scores(tmp_path)) == 4
+
+
+def test_slurm_failing_job_shows_in_status_with_its_log_and_blocks_only_its_runs(
+        slurm_cluster, local_run, suite_yaml, tmp_path):
+    data_dir, local_root, _ = local_run
+    shutil.copytree(local_root / "cache", tmp_path / "cache")   # base and TAPT stages built
+    corpus = tmp_path / "reviews.txt"
+    shutil.copy(data_dir / "mini" / "corpora" / "reviews.txt", corpus)
+    study = ["experiments/dapt", "experiments/tapt", "--task", "rt-polarity", "--seeds", "0", "2",
+             "--domain-corpus", f"reviews={corpus}"]
+    dontstop("run", *study, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml)
+    corpus.unlink()   # after submission: the DAPT job fails when it starts
+
+    def status():
+        text = dontstop("status", *study[2:], "--conditions", "dapt", "tapt", data_dir=data_dir,
+                        root=tmp_path, suite=suite_yaml).stdout
+        cells = {tuple(line.split()[:2]): line for line in text.splitlines() if line.startswith("  rt-polarity")}
+        ready = "done 2/2" in cells[("rt-polarity", "tapt")] and "blocked 2/2" in cells[("rt-polarity", "dapt")]
+        return text if ready else None
+    text = wait_for(status, 120, "the TAPT runs not done, or the DAPT ones not blocked")
+    [dapt] = [line for line in text.splitlines() if line.split()[0].endswith("dapt-reviews")]
+    assert "failed (job" in dapt and f"input missing: {corpus}" in dapt, dapt
+    [log] = [word.rstrip(";,") for word in dapt.split() if "_0_log.err" in word]
+    assert f"{corpus}: corpus file not found" in Path(log).read_text()
+    assert {"seed 0: blocked: parent failed", "seed 2: blocked: parent failed"} <= \
+        {line.strip().split(" (job")[0] for line in text.splitlines()}
+
+
+def test_slurm_without_a_client_or_a_controller_or_with_a_wrong_partition_is_one_line(
+        slurm_cluster, mini_build, suite_yaml, tmp_path):
+    data_dir, _ = mini_build
+    dead = tmp_path / "dead.conf"   # the test cluster's configuration, with nobody at the controller's port
+    dead.write_text(re.sub(r"(?m)^SlurmctldPort=.*$", "SlurmctldPort=1", slurm_cluster.conf_path.read_text()))
+    cases = {"sbatch/squeue not found on PATH": {"PATH": str(Path(sys.executable).parent)},
+             "no reachable Slurm controller (scontrol ping: Slurmctld(primary)": {"SLURM_CONF": str(dead)},
+             f"SLURM_CONF={tmp_path / 'none.conf'}: no such file": {"SLURM_CONF": str(tmp_path / "none.conf")}}
+    for says, env in cases.items():
+        result = dontstop("run", *SUBSET, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml,
+                          check=False, env=env)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("dontstop: error: --launcher slurm: ") and says in result.stderr
+    assert not (tmp_path / "results").exists()
+    result = dontstop("run", *SUBSET, *SLURM, "--partition", "nosuch", data_dir=data_dir, root=tmp_path,
+                      suite=suite_yaml, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "sbatch refused the job" in result.stderr and "Invalid partition name" in result.stderr
+
+
+def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_each(mini_build, tmp_path):
+    """What a multi-node DAPT job asks Slurm for, and the command each of its nodes runs (no GPU
+    here to run it: tests/test_distributed.py runs that command on 2 CPU processes)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    from dontstop.cli import build_parser
+    from dontstop.experiment import load_experiment, load_suite, override_suite, with_quick
+    from dontstop.fileio import UserError
+    from dontstop.runner.jobs import make_jobs
+    from dontstop.runner.plan import plan_runs
+    from dontstop.runner.slurm import options_from_args, sbatch_parameters
+    from dontstop.runner.slurm_job import Launch, launch_command
+    from dontstop.runner.slurm_queue import slug
+
+    data_dir, _ = mini_build
+    suite = with_quick(override_suite(load_suite("mini"), data_dir=str(data_dir), cache_dir=str(tmp_path)))
+    jobs = make_jobs(plan_runs(suite, load_experiment(REPO / "experiments" / "tapt"), ["rt-polarity"], [0]),
+                     probe=True)
+    stage, run = [job for job in jobs if job.kind == "pretrain"][-1], jobs[-2]
+    assert [slug(job) for job in jobs[-2:]] == ["finetune-rt-polarity-tapt-seed0", "probe-rt-polarity-tapt"]
+    assert slug(stage) == f"pretrain-{Path(stage.stage.checkpoint_dir).name}"
+    flags = ["run", "experiments/tapt", "--launcher", "slurm", "--partition", "gpu", "--account", "lab",
+             "--time", "600", "--sbatch", "qos=high", "--sbatch", "exclusive", "--finetune-gpus", "1"]
+    options = options_from_args(build_parser(["run"]).parse_args(flags + ["--pretrain-gpus", "4", "--nodes", "2"]))
+
+    def sbatch(job, parents):
+        return _make_sbatch_string(command="python -m submitit.core._submit x", folder=tmp_path,
+                                   **sbatch_parameters(job, options, parents)).splitlines()
+    common = ["#SBATCH --partition=gpu", "#SBATCH --account=lab", "#SBATCH --time=600", "#SBATCH --qos=high",
+              "#SBATCH --exclusive", "#SBATCH --ntasks-per-node=1"]
+    assert set(common + ["#SBATCH --nodes=2", "#SBATCH --gpus-per-node=4", "#SBATCH --cpus-per-task=16",
+                         "#SBATCH --dependency=afterok:12:13"]) <= set(sbatch(stage, ["12", "13"]))
+    assert set(common + ["#SBATCH --nodes=1", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4"]) \
+        <= set(sbatch(run, []))
+
+    command = launch_command(Launch(4, 2, "/logs/stage.pkl"), node=1, head="node7", port=20012)
+    assert command[:4] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
+    assert command[-3:] == ["-m", "dontstop.runner.slurm_job", "/logs/stage.pkl"]
+    given = dict(zip(command[4:-3:2], command[5:-3:2]))
+    assert given == {"--num_machines": "2", "--num_processes": "8", "--machine_rank": "1",
+                     "--main_process_ip": "node7", "--main_process_port": "20012", "--mixed_precision": "bf16",
+                     "--dynamo_backend": "no"}
+    with pytest.raises(UserError, match="--nodes > 1 needs --pretrain-gpus"):
+        options_from_args(build_parser(["run"]).parse_args(flags + ["--nodes", "2"]))
