@@ -32,17 +32,6 @@ PRETRAIN = ["pretrain", "--model", "bundled:bert-tiny", "--steps", "16", "--batc
 # moves the loss by > 1e-2 nats: seeding the masks per process instead of per global micro-batch
 # gave 7.600 vs 7.561.
 LOSS_TOLERANCE = 1e-4
-# What the trainer lacks today (pretrain/trainer.py and mlm.py, not this file's to change):
-# 1. run_pretraining's first `PartialState()` ignores ACCELERATE_USE_CPU, so on CPUs every worker
-#    sets itself up alone (DistributedType.NO): 2 independent runs write one output folder; it
-#    needs `PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))` (GPUs are not affected);
-# 2. masks are seeded by (process, micro-batch of that process) and dropout draws from one torch
-#    stream per process, so N processes cannot match 1: both need the global micro-batch index
-#    (mlm.BatchSchedule.micro_batches: `0, self.process * self.per_process + i` keeps 1-process
-#    masks as they are; dropout: torch.manual_seed(derived_seed(generator.initial_seed(), 1))
-#    before each micro-batch, which changes 1-process numbers). With both, these tests pass.
-NEEDS_CPU_PROCESS_GROUP = pytest.mark.xfail(strict=True, reason="trainer: fix 1 above")
-NEEDS_GLOBAL_SEEDS = pytest.mark.xfail(strict=True, reason="trainer: fixes 1 and 2 above")
 
 
 def env() -> dict[str, str]:
@@ -114,7 +103,6 @@ def two_process_record(tiny_corpus, tmp_path_factory) -> PretrainRecord:
     return PretrainRecord.read(out / "pretrain_record.json")
 
 
-@NEEDS_GLOBAL_SEEDS
 def test_two_processes_give_the_losses_of_one_at_the_same_global_batch(two_process_record, tiny_corpus,
                                                                        tmp_path):
     ok(run([sys.executable, "-m", "dontstop", *PRETRAIN, "--corpus", str(tiny_corpus), "--out",
@@ -127,7 +115,6 @@ def test_two_processes_give_the_losses_of_one_at_the_same_global_batch(two_proce
         assert abs(one[key] - two[key]) < LOSS_TOLERANCE, (key, one[key], two[key])
 
 
-@NEEDS_CPU_PROCESS_GROUP
 def test_a_sigkilled_two_process_run_resumes_to_the_uninterrupted_record(two_process_record, tiny_corpus,
                                                                          tmp_path):
     out = tmp_path / "killed"

@@ -26,6 +26,9 @@ def mini_suite(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"text": f"{domain} doc", "source": domain}) + "\n")
             mapping[domain] = str(path)
+    general = data / "mini" / "corpora" / "general.txt"   # the base stage's corpus
+    general.write_text("general text\n")
+    suite.base_corpus = str(general)
     for task, path in list(suite.curated.items()):
         curated = data / "mini" / "curated" / f"{task}.txt"
         curated.parent.mkdir(parents=True, exist_ok=True)
@@ -50,29 +53,39 @@ def test_stages_are_shared_across_tasks_and_conditions(mini_suite):
     not_dapt = plans_by(mini_suite, "not_dapt")
     tapt = plans_by(mini_suite, "tapt")
     transfer = plans_by(mini_suite, "transfer_tapt")
+    baseline = plans_by(mini_suite, "baseline")
+    # one base stage (MLM on general text), the start of every condition and the baseline itself
+    base = baseline["bbc-topic"].stages[0]
+    assert base.kind == "base" and base.parent == mini_suite.base_model
+    assert baseline["bbc-topic"].model == base.checkpoint_dir and baseline["bbc-topic"].lineage == "base"
+    assert {plan.stages[0].key for plans in (dapt, tapt, transfer) for plan in plans.values()} == {base.key}
     # one DAPT checkpoint per domain, reused by DAPT+TAPT and by the other domains' not-DAPT
-    assert dapt["aclsum-roles"].stages[0].key == dapt["aclsum-sections"].stages[0].key
-    assert dapt_tapt["aclsum-roles"].stages[0].key == dapt["aclsum-roles"].stages[0].key
-    assert not_dapt["rt-polarity"].stages[0].key == dapt["aclsum-roles"].stages[0].key  # reviews -> cs
-    assert not_dapt["aclsum-roles"].stages[0].name == "dapt-news"
-    assert dapt_tapt["aclsum-roles"].lineage == "dapt-cs+tapt-aclsum-roles"
-    assert dapt_tapt["aclsum-roles"].stages[1].key != tapt["aclsum-roles"].stages[0].key  # other parent
+    assert dapt["aclsum-roles"].stages[1].key == dapt["aclsum-sections"].stages[1].key
+    assert dapt["aclsum-roles"].stages[1].parent == base.checkpoint_dir
+    assert dapt_tapt["aclsum-roles"].stages[1].key == dapt["aclsum-roles"].stages[1].key
+    assert not_dapt["rt-polarity"].stages[1].key == dapt["aclsum-roles"].stages[1].key  # reviews -> cs
+    assert not_dapt["aclsum-roles"].stages[1].name == "dapt-news"
+    assert dapt_tapt["aclsum-roles"].lineage == "base+dapt-cs+tapt-aclsum-roles"
+    assert dapt_tapt["aclsum-roles"].stages[2].key != tapt["aclsum-roles"].stages[1].key  # other parent
     # Transfer-TAPT reuses the partner's TAPT checkpoint; tasks without a partner are skipped
-    assert transfer["aclsum-roles"].stages[0].key == tapt["aclsum-sections"].stages[0].key
+    assert transfer["aclsum-roles"].stages[1].key == tapt["aclsum-sections"].stages[1].key
     assert "bbc-topic" not in transfer
     assert set(plans_by(mini_suite, "knn_tapt_50")) == {k for k, t in MINI_TASKS.items() if t.knn}
-    assert plans_by(mini_suite, "baseline")["bbc-topic"].model == mini_suite.base_model
 
 
 def test_stage_key_changes_with_recipe_and_data(mini_suite):
-    before = plans_by(mini_suite, "tapt")["aclsum-roles"].stages[0]
+    before = plans_by(mini_suite, "tapt")["aclsum-roles"].stages[-1]
     mini_suite.recipes["tapt"] = {**mini_suite.recipes["tapt"], "lr": 0.123}
-    after_recipe = plans_by(mini_suite, "tapt")["aclsum-roles"].stages[0]
+    after_recipe = plans_by(mini_suite, "tapt")["aclsum-roles"].stages[-1]
     assert after_recipe.key != before.key and after_recipe.checkpoint_dir != before.checkpoint_dir
     train = f"{mini_suite.data_dir}/mini/tasks/aclsum-roles/train.jsonl"
     with open(train, "a") as f:
         f.write(json.dumps({"text": "new", "label": "a"}) + "\n")
-    assert plans_by(mini_suite, "tapt")["aclsum-roles"].stages[0].key != after_recipe.key
+    after_data = plans_by(mini_suite, "tapt")["aclsum-roles"].stages[-1]
+    assert after_data.key != after_recipe.key
+    # a new base recipe is a new base, hence a new TAPT on top of it
+    mini_suite.recipes["base"] = {**mini_suite.recipes["base"], "max_steps": 7}
+    assert plans_by(mini_suite, "tapt")["aclsum-roles"].stages[-1].key != after_data.key
 
 
 def test_quick_overrides_and_separate_results(mini_suite):
@@ -86,7 +99,8 @@ def test_quick_overrides_and_separate_results(mini_suite):
     assert quick.finetune["epochs"] == 1 and quick.finetune["lr"] == mini_suite.finetune["lr"]
     # and the runner builds its recipes from them
     plan = plans_by(quick, "tapt")["aclsum-roles"]
-    assert plan.stages[0].recipe["epochs"] == 1 and plan.seeds == quick.quick_seeds
+    assert plan.stages[0].recipe["max_steps"] == mini_suite.quick["base"]["max_steps"]
+    assert plan.stages[1].recipe["epochs"] == 1 and plan.seeds == quick.quick_seeds
 
 
 def test_bad_configs_fail_with_file_line_and_key(tmp_path):
@@ -122,4 +136,10 @@ def test_bad_configs_fail_with_file_line_and_key(tmp_path):
 def test_missing_domain_corpus_names_the_flag(mini_suite):
     mini_suite.domain_corpora.pop("cs")
     with pytest.raises(UserError, match="no domain corpus for domain 'cs': pass --domain-corpus cs=PATH"):
+        plans_by(mini_suite, "dapt")
+
+
+def test_a_domain_corpus_path_that_does_not_exist_is_one_line_naming_it(mini_suite, tmp_path):
+    mini_suite.domain_corpora["cs"] = str(tmp_path / "no" / "cs.txt")   # e.g. --domain-corpus cs=<typo>
+    with pytest.raises(UserError, match=r"no/cs.txt: input file not found"):
         plans_by(mini_suite, "dapt")

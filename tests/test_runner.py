@@ -112,7 +112,7 @@ def test_two_runners_share_the_work_without_doing_a_job_twice(reference, tmp_pat
     assert [runner.returncode for runner in runners] == [0, 0], outputs
     done_by = [finished_lines(output) for output in outputs]
     assert not set(done_by[0]) & set(done_by[1])
-    assert len(done_by[0]) + len(done_by[1]) == 6
+    assert len(done_by[0]) + len(done_by[1]) == 6 + 2   # 2 conditions x 3 seeds, and a probe each
     assert {k: m["test"] for k, m in metrics_of(tmp_path).items()} == \
         {k: m["test"] for k, m in metrics_of(reference_root).items()}
 
@@ -120,7 +120,7 @@ def test_two_runners_share_the_work_without_doing_a_job_twice(reference, tmp_pat
 def test_a_corrupt_checkpoint_is_one_line_naming_it(reference, tmp_path):
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "cache", tmp_path / "cache")
-    weights = next((tmp_path / "cache").rglob("tapt-rt-polarity-*/model.safetensors"))
+    weights = next((tmp_path / "cache").rglob("base+tapt-rt-polarity-*/model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:100_000])
     result = dontstop("run", "experiments/tapt", "--task", "rt-polarity", "--seeds", "7",
                       data_dir=data_dir, root=tmp_path, check=False)

@@ -5,7 +5,6 @@ fixture raises), they never skip.
 """
 import subprocess
 import time
-from pathlib import Path
 
 import submitit
 

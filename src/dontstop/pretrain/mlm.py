@@ -58,7 +58,7 @@ class MaskedOnlyMLM(torch.nn.Module):
 
 
 def derived_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from integers such as (seed, epoch, step, process, micro-batch)."""
+    """A well-mixed 63-bit seed from integers such as (seed, epoch, step, 0, first sequence)."""
     return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> 1)
 
 
@@ -209,6 +209,9 @@ class BatchSchedule:
         start = position * self.recipe.batch_size + self.process * self.per_process
         indices = self.epoch_order(epoch)[start:start + self.per_process]
         size = self.recipe.per_device_batch_size
+        # Seeded by the micro-batch's place in the global batch (its first sequence), not by
+        # (process, i): 2 processes then mask what 1 process with accumulation masks.
+        first = self.process * self.per_process
         return [(indices[i:i + size], torch.Generator().manual_seed(
-                    derived_seed(self.recipe.seed, epoch, position, self.process, i)))
+                    derived_seed(self.recipe.seed, epoch, position, 0, first + i)))
                 for i in range(0, len(indices), size)]

@@ -31,8 +31,8 @@ from ..recipes import PretrainRecipe
 from ..records import PRETRAIN_RECORD_FILE as RECORD
 from ..records import PretrainRecord
 from .corpus import Corpus, scan_corpus
-from .mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, mask_tokens,
-                  write_token_stream)
+from .mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, derived_seed, heldout_mlm_loss,
+                  mask_tokens, write_token_stream)
 
 TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
 WANDB_SUMMARY = ("steps", "tokens", "tokens_per_s", "wall_time_s", "final_train_loss",
@@ -75,9 +75,7 @@ def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, exclude_keys
     a run named after the output folder, in `group` (default "pretrain"), with `wandb_config`
     added to the recipe; its input is the base model's artifact, its output the checkpoint's.
     """
-    from accelerate import PartialState
-
-    check_recipe(recipe, PartialState().num_processes)
+    check_recipe(recipe, process_state().num_processes)
     run = PretrainRun(recipe, exclude_keys, name or Path(recipe.output_dir).name)
     logger = wandb_log.start_run(wandb and run.accelerator.is_main_process, group=group or "pretrain",
                                  job_type="pretrain", name=Path(recipe.output_dir).name,
@@ -90,6 +88,17 @@ def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, exclude_keys
         logger.log_model(recipe.output_dir, metadata={"lineage": record.name, **summary})
         logger.finish(summary)
     return record
+
+
+def process_state():
+    """accelerate's process group, set up once per process (PartialState is a singleton: the first
+    call decides). On CPUs (`accelerate launch` with ACCELERATE_USE_CPU=true, the tests' stand-in
+    for several GPUs) it joins the group only when told `cpu=True`; without it every process of
+    `--num_processes 2` would train alone and write the same folder."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
 class PretrainRun:
@@ -129,9 +138,7 @@ class PretrainRun:
         self.wall_before = self.progress["wall_time_s"]  # of earlier, interrupted invocations
 
     def _micro_batches_per_step(self) -> int:
-        from accelerate import PartialState
-
-        return self.recipe.batch_size // (self.recipe.per_device_batch_size * PartialState().num_processes)
+        return self.recipe.batch_size // (self.recipe.per_device_batch_size * process_state().num_processes)
 
     def _token_stream(self) -> dict[str, Any]:
         """The training documents as one token file in <out>/resume/ (kept for a resumed run),
@@ -194,6 +201,9 @@ class PretrainRun:
         """One optimizer step over this process's micro-batches: (mean loss of all processes, tokens)."""
         accelerator, losses, tokens = self.accelerator, [], 0
         for indices, generator in micro_batches:
+            # Dropout draws from torch's global stream: reseed it per global micro-batch, so that
+            # N processes draw what 1 process with accumulation draws (and a resumed run too).
+            torch.manual_seed(derived_seed(generator.initial_seed(), 1))
             input_ids, attention_mask = self.sequences.batch(indices)
             input_ids, labels = mask_tokens(self.tokenizer, input_ids, generator, self.recipe.mask_prob)
             with accelerator.accumulate(self.trainer):          # all-reduce only on the last one

@@ -112,12 +112,9 @@ def _head_node() -> str:
 
 def _process_main(spec: str) -> None:
     """One process of a multi-process stage, under accelerate launch."""
-    import torch
-    from accelerate import PartialState
+    from ..pretrain.trainer import process_state
 
-    # Before the trainer's own PartialState(): on CPUs accelerate joins the process group only
-    # when told so (ACCELERATE_USE_CPU is read by AcceleratorState, not by PartialState).
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = process_state()   # joins the group (on CPUs: ACCELERATE_USE_CPU, set by _launch)
     with open(spec, "rb") as f:
         stage, suite, wandb = pickle.load(f)
     print(f"{stage.lineage}: process {state.process_index} of {state.num_processes}", flush=True)
