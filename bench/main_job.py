@@ -1,10 +1,13 @@
-"""python bench/main_job.py [--full] [--smoke] [--workdir DIR]
+"""python bench/main_job.py [--full] [--smoke] [--workdir DIR | --in-repo]
 
 Wall time of the main job: `dontstop reproduce --quick` (with --full also the default run,
 `dontstop reproduce`) as a subprocess in a fresh temporary folder, with fresh --results-dir
 and --cache-dir inside it (nothing cached is reused) and the repo's data/ (built first if
 missing). The job's paper tables land in that folder too: the repo is untouched. --workdir
 keeps the folders (DIR/quick, DIR/default), e.g. to compare their tables with results/mini.
+--in-repo times the default run where `make reproduce` writes (the repo's results/, cache/ and
+paper_tables/, which it regenerates: README block and notebook included); it refuses unless
+results/mini/ and cache/mini/ are absent, so the run is as fresh as in a temporary folder.
 --smoke times `--dry-run` (the plan only): a plumbing check. Appends one JSON line per job
 to bench/results/main_job.jsonl.
 """
@@ -19,7 +22,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, record, stamp
+from common import DATA_DIR, REPO, RESULTS_DIR, ensure_mini_data, record, stamp
+
+
+def time_in_repo(data_dir: str) -> dict:
+    """The default run into the repo's own folders, which must hold no mini results or cache yet."""
+    for folder in (REPO / "results" / "mini", REPO / "cache" / "mini"):
+        if folder.exists():
+            raise SystemExit(f"{folder}: already exists; --in-repo times fresh runs only (move it away)")
+    command = [sys.executable, "-m", "dontstop", "reproduce", "--no-wandb"]   # as `make reproduce`
+    if Path(data_dir).resolve() != DATA_DIR:
+        command += ["--data-dir", data_dir]
+    print("$ " + " ".join(command), flush=True)
+    began = time.perf_counter()
+    completed = subprocess.run(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    wall = time.perf_counter() - began
+    invocations = json.loads((REPO / "results" / "mini" / "RUN.json").read_text())["invocations"]
+    return {"job": "dontstop reproduce (in the repo)", "returncode": completed.returncode,
+            "wall_time_s": round(wall, 1), "fine_tuning_runs": invocations[-1].get("runs"),
+            "jobs_finished": invocations[-1].get("jobs_finished"),
+            "job_recorded_wall_time_s": invocations[-1].get("wall_time_s")}
 
 
 def time_job(job: list[str], data_dir: str, workdir: str | None) -> dict:
@@ -53,6 +75,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(DATA_DIR))
     parser.add_argument("--workdir", help="keep each job's results, cache and tables here (default: a temporary "
                                           "folder, removed afterwards)")
+    parser.add_argument("--in-repo", action="store_true",
+                        help="time the default run into the repo's results/, cache/ and paper_tables/")
     parser.add_argument("--results", default=str(RESULTS_DIR / "main_job.jsonl"))
     args = parser.parse_args()
     if Path(args.data_dir) == DATA_DIR:
@@ -62,6 +86,10 @@ def main() -> None:
     status = 0
     for job in jobs:
         row = time_job(job, str(Path(args.data_dir).resolve()), args.workdir)
+        record(Path(args.results), {**row, **stamp(run_id, {"data_dir": args.data_dir})})
+        status = status or row["returncode"]
+    if args.in_repo:
+        row = time_in_repo(args.data_dir)
         record(Path(args.results), {**row, **stamp(run_id, {"data_dir": args.data_dir})})
         status = status or row["returncode"]
     sys.exit(status)

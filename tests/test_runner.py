@@ -56,7 +56,11 @@ def reference(mini_build, tmp_path_factory):
 
 def test_reproduce_quick_runs_every_condition_on_every_task(mini_build, tmp_path):
     data_dir, _ = mini_build
-    result = dontstop("reproduce", "--tables-dir", tmp_path / "tables", data_dir=data_dir, root=tmp_path)
+    suite_yaml = tmp_path / "mini.yaml"   # the mini suite, with its probes in the quick run too
+    suite_yaml.write_text((REPO / "experiments" / "suites" / "mini.yaml").read_text()
+                          .replace("quick_probe: false", "quick_probe: true"))
+    result = dontstop("reproduce", "--suite", suite_yaml, "--tables-dir", tmp_path / "tables",
+                      data_dir=data_dir, root=tmp_path)
     assert "ETA" in result.stdout and "run record:" in result.stdout
     suite = load_suite("mini")
     found = {(m["task"], m["condition"]) for m in metrics_of(tmp_path).values()}
@@ -112,7 +116,7 @@ def test_two_runners_share_the_work_without_doing_a_job_twice(reference, tmp_pat
     assert [runner.returncode for runner in runners] == [0, 0], outputs
     done_by = [finished_lines(output) for output in outputs]
     assert not set(done_by[0]) & set(done_by[1])
-    assert len(done_by[0]) + len(done_by[1]) == 6 + 2   # 2 conditions x 3 seeds, and a probe each
+    assert len(done_by[0]) + len(done_by[1]) == 6   # 2 conditions x 3 seeds (--quick: no probes)
     assert {k: m["test"] for k, m in metrics_of(tmp_path).items()} == \
         {k: m["test"] for k, m in metrics_of(reference_root).items()}
 

@@ -127,6 +127,7 @@ class Suite:
     selection: dict[str, Any] = field(default_factory=dict)       # select_corpus keyword args
     quick: dict[str, dict[str, Any]] = field(default_factory=dict)  # --quick overrides per section
     probe: bool = False            # also a frozen-encoder linear probe per (task, condition)
+    quick_probe: bool = False      # and in --quick runs (off in the mini suite: the 3-minute budget)
     estimate_tokens_per_s: float = 20000.0  # for --dry-run, until a measured record exists
 
 
@@ -265,5 +266,6 @@ def with_quick(suite: Suite) -> Suite:
     return from_dict(Suite, {**vars(suite), "recipes": recipes, "seeds": suite.quick_seeds,
                              "results_dir": str(Path(suite.results_dir) / "quick"),
                              "finetune": {**suite.finetune, **suite.quick.get("finetune", {})},
-                             "selection": {**suite.selection, **suite.quick.get("selection", {})}},
+                             "selection": {**suite.selection, **suite.quick.get("selection", {})},
+                             "probe": suite.probe and suite.quick_probe},
                      "quick")

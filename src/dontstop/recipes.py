@@ -27,6 +27,10 @@ class PretrainRecipe:
     heldout_documents: int = 200        # held out from training to score MLM loss before/after
     checkpoint_every: int = 500         # optimizer steps between resumable states
     seed: int = 0
+    # CPU threads for this stage (None: the caller's; a runner worker has one). The mini suite's
+    # base stage runs alone, before anything else can, so it takes both cores. Part of the
+    # recipe, so every launcher builds the stage with the same arithmetic.
+    threads: int | None = None
 
 
 @dataclass

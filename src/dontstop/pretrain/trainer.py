@@ -14,12 +14,13 @@ epoch, step), and accelerate restores the weights, optimizer, scheduler and RNG 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from tqdm import tqdm
@@ -76,6 +77,12 @@ def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, exclude_keys
     added to the recipe; its input is the base model's artifact, its output the checkpoint's.
     """
     check_recipe(recipe, process_state().num_processes)
+    with torch_threads(recipe.threads):
+        return _pretrain(recipe, exclude_keys, name, wandb, group, wandb_config)
+
+
+def _pretrain(recipe: PretrainRecipe, exclude_keys: set[bytes] | None, name: str | None, wandb: bool,
+              group: str | None, wandb_config: dict[str, Any] | None) -> PretrainRecord:
     run = PretrainRun(recipe, exclude_keys, name or Path(recipe.output_dir).name)
     logger = wandb_log.start_run(wandb and run.accelerator.is_main_process, group=group or "pretrain",
                                  job_type="pretrain", name=Path(recipe.output_dir).name,
@@ -88,6 +95,18 @@ def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, exclude_keys
         logger.log_model(recipe.output_dir, metadata={"lineage": record.name, **summary})
         logger.finish(summary)
     return record
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to `threads` (None: unchanged), restored afterwards."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def process_state():

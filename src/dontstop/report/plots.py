@@ -30,7 +30,9 @@ def save(fig: plt.Figure, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for path in paths:
         with atomic_output(path, "wb") as f:
-            fig.savefig(f, format=path.suffix[1:], dpi=150, bbox_inches="tight")
+            # No creation date in the PDF: the same runs give the same bytes
+            fig.savefig(f, format=path.suffix[1:], dpi=150, bbox_inches="tight",
+                        metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
 
@@ -56,6 +58,7 @@ def bar_plot(runs: pd.DataFrame, layout: Layout, stem: Path) -> list[Path]:
         task_runs = runs[runs.task == task]
         order = [name for key, name in names.items() if key in set(task_runs.condition)]
         sns.barplot(task_runs, y="name", x="score", order=order, errorbar=None, color="#b8cde0", ax=ax)
+        np.random.seed(0)   # stripplot's jitter draws from numpy's global generator: same runs, same plot
         sns.stripplot(task_runs, y="name", x="score", order=order, color="#1f3b57", size=3.5, ax=ax)
         marked = _published_markers(ax, published, task, order, names) if published is not None else []
         # Scores differ by a few points: cut the axis near the data so differences show.

@@ -1,8 +1,8 @@
 """Execute run plans on this machine: build each pretraining stage once, then fine-tune one
 run per seed (`dontstop run` and `dontstop reproduce`, runner/cli.py).
 
-Work is a
-list of jobs (pretraining stages in dependency order, then fine-tuning runs); `workers`
+Work is a list of jobs (pretraining stages in dependency order, then fine-tuning runs and,
+with the suite's `probe`, one linear probe per (task, condition)); `workers`
 processes, one CPU thread each, take the next job that is ready (its parent stage is
 finished) and not locked by anyone else. A job is finished only when its last file exists
 (`pretrain_record.json`, `metrics.json`), so a killed job is redone on the next run and
@@ -19,8 +19,8 @@ from pathlib import Path
 from ..data.formats import suite_heldout_keys
 from ..experiment import Suite
 from ..fileio import UserError, job_lock
-from .plan import RunPlan, Stage, unique_stages
 from ..records import PROBE_FILE
+from .plan import RunPlan, Stage, unique_stages
 from .stages import check_data_consistency, check_models_available, run_job
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
@@ -28,7 +28,7 @@ POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
 
 @dataclass(frozen=True)
 class Job:
-    kind: str                     # "pretrain" | "finetune"
+    kind: str                     # "pretrain" | "finetune" | "probe"
     label: str                    # what the progress line shows
     done_file: Path               # the job is finished once this exists
     needs: tuple[Path, ...]       # files that must exist first (parent stages' records)
@@ -110,7 +110,7 @@ def work(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
                 if not mine or job.done():
                     continue
                 _announce(job, jobs, start)
-                _run_job(job, suite, exclude, wandb)
+                run_job(job, suite, exclude, wandb)
                 finished, ran = finished + 1, True
                 break
         if not ran:
@@ -126,10 +126,6 @@ def _others_busy(pending: list[Job]) -> bool:
             if not free:
                 return True
     return False
-
-
-def _run_job(job: Job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
-    run_job(job, suite, exclude, wandb)
 
 
 def _announce(job: Job, jobs: list[Job], start: tuple[float, int]) -> None:
