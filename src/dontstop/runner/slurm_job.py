@@ -117,7 +117,8 @@ def _process_main(spec: str) -> None:
     state = process_state()   # joins the group (on CPUs: ACCELERATE_USE_CPU, set by _launch)
     with open(spec, "rb") as f:
         stage, suite, wandb = pickle.load(f)
-    print(f"{stage.lineage}: process {state.process_index} of {state.num_processes}", flush=True)
+    # One write per line (end=""): unbuffered, print's separate "\n" lets the processes' lines interleave
+    print(f"{stage.lineage}: process {state.process_index} of {state.num_processes}\n", end="", flush=True)
     build_stage(stage, suite, heldout(suite), wandb)
 
 
