@@ -81,6 +81,14 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def is_locked(lock_path: str | Path) -> bool:
+    """Whether a live process holds the lock; a missing lock file is not created."""
+    if not Path(lock_path).exists():
+        return False
+    with job_lock(lock_path) as free:
+        return not free
+
+
 @contextlib.contextmanager
 def job_lock(lock_path: str | Path, wait: bool = False) -> Iterator[bool]:
     """Hold an exclusive lock; yields False if another process holds it (unless `wait`).

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..data.formats import suite_heldout_keys
 from ..experiment import Suite
-from ..fileio import UserError, job_lock
+from ..fileio import UserError, is_locked, job_lock
 from ..records import PROBE_FILE
 from .plan import RunPlan, Stage, unique_stages
 from .stages import check_data_consistency, check_models_available, run_job
@@ -50,12 +50,7 @@ class Job:
 def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
             allow_mixed: bool = False, workers: int = 1) -> int:
     """Run every unfinished job; return how many this call finished."""
-    for directory in (suite.results_dir, suite.cache_dir):
-        ensure_writable(directory)
-    for plan in {plan.task.key: plan for plan in plans}.values():  # the check covers a whole task
-        check_data_consistency(plan, suite, allow_mixed)
-    jobs = make_jobs(plans, probe=suite.probe)
-    check_models_available(jobs)
+    jobs = prepare_jobs(plans, suite, allow_mixed)
     todo = sum(not job.done() for job in jobs)
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
           f"on {workers} worker(s)", flush=True)
@@ -72,6 +67,18 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
           f"{left} left (held by another runner)" if left else
           f"done: {finished} job(s) finished in {_clock(time.time() - began)}", flush=True)
     return finished
+
+
+def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool) -> list[Job]:
+    """The jobs of `plans`, after the checks that must fail before any work, whatever the launcher:
+    writable folders, the same data as finished runs, every starting model loadable."""
+    for directory in (suite.results_dir, suite.cache_dir):
+        ensure_writable(directory)
+    for plan in {plan.task.key: plan for plan in plans}.values():  # the check covers a whole task
+        check_data_consistency(plan, suite, allow_mixed)
+    jobs = make_jobs(plans, probe=suite.probe)
+    check_models_available(jobs)
+    return jobs
 
 
 def make_jobs(plans: list[RunPlan], probe: bool = False) -> list[Job]:
@@ -121,11 +128,7 @@ def work(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
 
 def _others_busy(pending: list[Job]) -> bool:
     """True while another process holds the lock of some pending job."""
-    for job in pending:
-        with job_lock(job.lock_file) as free:
-            if not free:
-                return True
-    return False
+    return any(is_locked(job.lock_file) for job in pending)
 
 
 def _announce(job: Job, jobs: list[Job], start: tuple[float, int]) -> None:

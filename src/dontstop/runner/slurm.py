@@ -22,12 +22,11 @@ from pathlib import Path
 from ..data.formats import suite_heldout_keys
 from ..experiment import Suite
 from ..fileio import UserError, job_lock
-from .jobs import Job, ensure_writable, make_jobs
+from .jobs import Job, prepare_jobs
 from .plan import RunPlan
 from .slurm_job import Launch, RunnerJob, write_spec
 from .slurm_queue import (Submitted, cancel, check_slurm, logs_dir, read_registry, remember, slug,
                           slurm_dir, slurm_states, write_registry)
-from .stages import check_data_consistency, check_models_available
 from .status import follow
 
 POLL_S = 5.0          # --wait: seconds between two looks at the queue
@@ -104,12 +103,7 @@ def launch(plans: list[RunPlan], suite: Suite, options: SlurmOptions, *, wandb: 
            allow_mixed: bool) -> int:
     """Submit every unfinished job; with --wait, follow them and return how many finished."""
     check_slurm()
-    for directory in (suite.results_dir, suite.cache_dir):
-        ensure_writable(directory)
-    for plan in {plan.task.key: plan for plan in plans}.values():
-        check_data_consistency(plan, suite, allow_mixed)
-    jobs = make_jobs(plans, probe=suite.probe)
-    check_models_available(jobs)
+    jobs = prepare_jobs(plans, suite, allow_mixed)
     suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)   # the jobs read them: fail here first
     submitted, active, finished = submit(jobs, suite, options, wandb)
     print(f"{len(jobs)} jobs: {finished} already finished, {active} queued or running, {submitted} "

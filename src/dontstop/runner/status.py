@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..experiment import Experiment, Suite
-from ..fileio import job_lock
+from ..fileio import is_locked
 from .jobs import Job, _clock, make_jobs
 from .plan import plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
@@ -47,19 +47,11 @@ def job_status(job: Job, submitted: Submitted | None, slurm: SlurmState | None) 
     if slurm is not None and (slurm.waiting or slurm.running or slurm.blocked):
         state = "running" if slurm.running else "blocked" if slurm.blocked else "queued"
         return JobStatus(state, submitted, slurm.state)
-    if _locked(job.lock_file):
+    if is_locked(job.lock_file):
         return JobStatus("running", submitted)
     if submitted is not None:
         return JobStatus("failed", submitted, slurm.state if slurm else "")
     return JobStatus("not started")
-
-
-def _locked(lock_file: Path) -> bool:
-    """Whether a live process holds the job's lock; a missing lock file is not created."""
-    if not lock_file.exists():
-        return False
-    with job_lock(lock_file) as free:
-        return not free
 
 
 def statuses(jobs: list[Job], suite: Suite) -> dict[str, JobStatus]:
