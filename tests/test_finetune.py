@@ -90,7 +90,7 @@ def finished_run(data_dir, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def comparable(metrics: MetricsRecord) -> dict:
-    return {k: v for k, v in asdict(metrics).items() if k != "wall_time_s"}
+    return {k: v for k, v in asdict(metrics).items() if k not in ("wall_time_s", "timings")}
 
 
 def test_metrics_json_holds_every_contract_field(finished_run, data_dir):
@@ -232,3 +232,40 @@ def test_probe_is_deterministic_and_sees_the_checkpoint(data_dir, tiny_roberta_d
     other = run_probe(recipe(data_dir, CUE, model=str(tiny_roberta_dir)), tmp_path / "c", CUE,
                       condition="baseline", lineage="base")
     assert other.features == 64 and other.test != first.test
+
+
+def test_a_seed_fixes_the_head_and_the_dropout_stream_whatever_the_checkpoint(data_dir, tmp_path, monkeypatch):
+    """Why the findings may pair conditions by seed (docs/mini_study.md): the same seed gives the
+    same head and the same dropout draws from any checkpoint, one that stores a pooler (a released
+    encoder) or not (our MLM checkpoints: loading one makes transformers initialise a pooler from
+    torch's global stream), and two conditions on one checkpoint give identical metrics (r = 1)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from dontstop.finetune import trainer
+    from dontstop.models import resolve_model
+
+    with_pooler = tmp_path / "with-pooler"
+    AutoModel.from_pretrained(resolve_model("bundled:bert-tiny")).save_pretrained(with_pooler)
+    AutoTokenizer.from_pretrained(resolve_model("bundled:bert-tiny")).save_pretrained(with_pooler)
+    starts = []   # (head weights, the first dropout draws) at the start of training, per run
+
+    def recording_train(model, *args, **kwargs):
+        head = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+        state = torch.get_rng_state()
+        starts.append((head, torch.rand(8)))
+        torch.set_rng_state(state)
+        return real_train(model, *args, **kwargs)
+
+    real_train = trainer.train
+    monkeypatch.setattr(trainer, "train", recording_train)
+    runs = [run_finetune(recipe(data_dir, CUE, model=model, seed=3), tmp_path / f"{condition}-{i}", task=CUE,
+                         condition=condition)
+            for i, (model, condition) in enumerate([("bundled:bert-tiny", "baseline"), ("bundled:bert-tiny", "tapt"),
+                                                    (str(with_pooler), "baseline")])]
+    assert runs[0].test == runs[1].test and runs[0].dev_curve == runs[1].dev_curve   # two conditions, r = 1
+    for head, draws in starts[1:]:
+        assert head.keys() == starts[0][0].keys() and {"dense.weight", "out_proj.weight"} <= head.keys()
+        assert all(torch.equal(head[k], starts[0][0][k]) for k in head)
+        assert torch.equal(draws, starts[0][1])
+    other_seed, _ = load_classifier("bundled:bert-tiny", 2, 0.1, seed=4)
+    assert not torch.equal(other_seed.dense.weight, starts[0][0]["dense.weight"])   # the seed does decide

@@ -195,3 +195,43 @@ def test_wandb_offline_writes_a_run_directory(tiny_corpus, tmp_path, monkeypatch
                     name="tapt-acl", group="acl")
     assert list((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))
     assert not (out / "wandb").exists()  # the checkpoint folder is the model artifact's contents
+
+
+def test_the_compiled_step_gives_the_eager_losses(tiny_corpus, tmp_path):
+    """recipe.compile (torch.compile of the encoder and the masked head + loss; on by default on a
+    GPU) changes kernels, not the arithmetic: the same losses and held-out loss up to float rounding."""
+    # No held-out documents: compiling the evaluation graphs too would double the test's time.
+    runs = {compiled: run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, tmp_path / f"c{compiled}",
+                                             max_steps=3, heldout_documents=0, compile=compiled))
+            for compiled in (False, True)}
+    eager, compiled = runs[False], runs[True]
+    assert compiled.recipe["compile"] is True and eager.recipe["compile"] is False
+    assert compiled.final_train_loss == pytest.approx(eager.final_train_loss, abs=1e-4)
+    untrained = run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "lr", max_steps=3,
+                                       heldout_documents=0, lr=1e-9))
+    assert abs(untrained.final_train_loss - eager.final_train_loss) > 1e-2   # the comparison can fail
+
+
+def test_micro_batches_built_ahead_by_a_thread_equal_those_built_in_line(tmp_path):
+    """The GPU's input pipeline (a producer thread, depth > 0) hands out exactly the micro-batches
+    the CPU path builds when asked: masks and dropout seeds depend on (seed, step, place) only."""
+    from dontstop.pretrain.mlm import BatchSchedule
+    from dontstop.pretrain.pipeline import MicroBatchStream
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("bundled:bert-tiny"))
+    path = tmp_path / "tokens.bin"
+    write_token_stream(tokenizer, [f"sentence {i} of a small corpus for packing" for i in range(200)], path,
+                       show_progress=False)
+    sequences = PackedSequences(tokenizer, path, 16)
+    schedule = BatchSchedule(PretrainRecipe("m", [], "o", epochs=3, batch_size=8, per_device_batch_size=4),
+                             len(sequences), process=0, processes=1)
+    end = schedule.total_steps
+    inline = list(MicroBatchStream(schedule, sequences, tokenizer, 0.15, start=2, end=end))
+    ahead = list(MicroBatchStream(schedule, sequences, tokenizer, 0.15, start=2, end=end, depth=3))
+    assert len(inline) == len(ahead) == end - 2 and all(len(step) == 2 for step in ahead)
+    for step_inline, step_ahead in zip(inline, ahead):
+        for a, b in zip(step_inline, step_ahead):
+            assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.labels, b.labels)
+            assert torch.equal(a.attention_mask, b.attention_mask)
+            assert (a.dropout_seed, a.tokens) == (b.dropout_seed, b.tokens)
+    assert len({batch.dropout_seed for step in ahead for batch in step}) == 2 * (end - 2)

@@ -31,6 +31,9 @@ class PretrainRecipe:
     # base stage runs alone, before anything else can, so it takes both cores. Part of the
     # recipe, so every launcher builds the stage with the same arithmetic.
     threads: int | None = None
+    # torch.compile the encoder and the masked head + loss (MaskedOnlyMLM). None: on a GPU, where
+    # it pays; off on a CPU, where compiling (~30 s a process) costs more than the mini stages save.
+    compile: bool | None = None
 
 
 @dataclass
@@ -54,4 +57,8 @@ class FinetuneRecipe:
     max_train_examples: int | None = None  # the first N training examples (quick runs); None: all
     device: str = "auto"              # "auto": cuda when available, else cpu
     precision: str = "auto"           # "auto": bf16 autocast on a GPU that has it, else fp32; "fp32" | "bf16"
+    # Batches are padded to their longest text, rounded up to a multiple of this: a GPU then sees
+    # a few shapes (at most 512 / 32 = 16) instead of a new one per batch, each of which makes its
+    # attention kernel plan anew. None: 32 on a GPU, 1 (no rounding) on a CPU.
+    pad_to_multiple_of: int | None = None
 

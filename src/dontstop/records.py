@@ -50,6 +50,7 @@ class MetricsRecord:
     data_sha256: dict[str, str]       # split -> sha256 of its jsonl file
     pretraining: list[dict[str, Any]] = field(default_factory=list)  # stage records, in order
     published: bool = False           # the model is a released (hub) checkpoint
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: load_s, tokenize_s, train_s, eval_s
 
     def write(self, run_dir: str | Path) -> Path:
         path = Path(run_dir) / METRICS_FILE

@@ -6,6 +6,13 @@ Head (Table 14, the repo's config):
 
 The encoder is loaded with `AutoModel`, so any masked-LM checkpoint works (its MLM head
 is simply not loaded); cross-entropy on the logits is the training loss.
+
+What a fine-tuning seed fixes, whatever the checkpoint: the head's initial weights come from a
+generator seeded by the seed alone (not from torch's global stream, which loading a checkpoint
+may or may not have drawn from: transformers initialises whatever the checkpoint lacks, such as
+the pooler that `AutoModel` adds to an MLM checkpoint; we drop the pooler, which the head never
+reads). So two conditions fine-tuned with the same seed start from the same head, take the same
+batches and draw the same dropout masks (finetune/trainer.py): their runs are matched pairs.
 """
 from __future__ import annotations
 
@@ -22,13 +29,15 @@ from ..models import load_pretrained
 
 
 class SequenceClassifier(nn.Module):
-    def __init__(self, encoder: PreTrainedModel, num_labels: int, dropout: float):
+    def __init__(self, encoder: PreTrainedModel, num_labels: int, dropout: float, seed: int = 0):
         super().__init__()
         hidden = encoder.config.hidden_size
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.dense = nn.Linear(hidden, hidden)
-        self.out_proj = nn.Linear(hidden, num_labels)
+        with torch.random.fork_rng(devices=[]):   # the head's weights: a function of `seed` only
+            torch.manual_seed(seed)
+            self.dense = nn.Linear(hidden, hidden)
+            self.out_proj = nn.Linear(hidden, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch, num_labels)."""
@@ -37,17 +46,17 @@ class SequenceClassifier(nn.Module):
         return self.out_proj(torch.tanh(self.dense(self.dropout(first_token))))
 
 
-def load_classifier(model_name: str, num_labels: int, dropout: float
+def load_classifier(model_name: str, num_labels: int, dropout: float, seed: int = 0
                     ) -> tuple[SequenceClassifier, PreTrainedTokenizerBase]:
-    """Encoder and tokenizer of a checkpoint (bundled:, directory or hub id) plus a fresh head.
-
-    The head's initial weights come from torch's global generator: seed it first.
-    """
+    """Encoder and tokenizer of a checkpoint (bundled:, directory or hub id) plus a fresh head
+    whose initial weights depend on `seed` only."""
     with quiet_transformers():
         encoder = load_pretrained(AutoModel, model_name)
         tokenizer = load_pretrained(AutoTokenizer, model_name)
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None   # BERT/RoBERTa skip a None pooler; the head reads the first token itself
     tokenizer.padding_side = "right"   # the head reads position 0: it must be the first token
-    return SequenceClassifier(encoder, num_labels, dropout), tokenizer
+    return SequenceClassifier(encoder, num_labels, dropout, seed), tokenizer
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, examples: list[Example],

@@ -39,6 +39,7 @@ ADAM_BETAS = (0.9, 0.98)
 ADAM_EPS = 1e-6
 SCHEDULE_BY_PROFILE = {"low": "constant", "high": "linear"}
 GROUP_BATCHES = 8   # batches per length-sorted group: small enough that batches still mix
+GPU_PAD_MULTIPLE = 32   # FinetuneRecipe.pad_to_multiple_of on a GPU: at most 512 / 32 = 16 shapes
 
 
 @dataclass
@@ -83,16 +84,21 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
                               config={**asdict(recipe), "condition": condition, "lineage": lineage,
                                       "published": published},
                               tags=[recipe.suite, task.key, condition or "adhoc"], input_model=recipe.model)
-    with seeded(recipe.seed):
-        model, tokenizer = load_classifier(recipe.model, len(data.labels), recipe.dropout)
+    timings = {}   # seconds of each phase: what `bench/gpu_paper.py`'s real-path row reads
+    with seeded(recipe.seed), timed(timings, "load_s"):
+        model, tokenizer = load_classifier(recipe.model, len(data.labels), recipe.dropout, recipe.seed)
         model.to(recipe.device)
+    with timed(timings, "tokenize_s"):
         label_index = {label: i for i, label in enumerate(data.labels)}
         features = {split: encode(tokenizer, examples, label_index, recipe.max_length)
                     for split, examples in data.splits.items()}
-        collator = DataCollatorWithPadding(tokenizer, return_tensors="pt")
-        best, dev_curve = train(model, features, collator, recipe, task.metric, run)
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=recipe.pad_to_multiple_of,
+                                           return_tensors="pt")
+    with seeded(recipe.seed):   # again: the dropout stream starts from the seed, whatever loading drew
+        best, dev_curve = train(model, features, collator, recipe, task.metric, run, timings)
         model.load_state_dict(best.state)
-        test = evaluate(model, features["test"], collator, recipe)
+        with timed(timings, "eval_s"):
+            test = evaluate(model, features["test"], collator, recipe)
     metrics = MetricsRecord(
         suite=recipe.suite, task=task.key, condition=condition, seed=recipe.seed,
         model=recipe.model, lineage=lineage, metric=task.metric,
@@ -102,7 +108,8 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
         wall_time_s=round(time.time() - started, 3), config=asdict(recipe),
         versions=software_versions(), git_commit=git_commit(),
         data_sha256={split: sha256_file(path) for split, path in data.paths.items()},
-        pretraining=list(pretraining), published=published)
+        pretraining=list(pretraining), published=published,
+        timings={name: round(seconds, 3) for name, seconds in timings.items()})
     metrics.write(out_dir)   # the record first: W&B is a view of it
     wandb_log.finish(run, {**{f"test/{name}": value for name, value in test.items()},
                            "test_metric": metrics.test_metric, "dev_metric": metrics.dev_metric,
@@ -120,15 +127,16 @@ def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
     precision = recipe.precision
     if precision == "auto":  # bf16 is ~4.5x faster than fp32 at 512 tokens on an H200 (bench/gpu_paper.py)
         precision = "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp32"
+    pad_to_multiple_of = recipe.pad_to_multiple_of or (GPU_PAD_MULTIPLE if device.startswith("cuda") else 1)
     resolved = replace(recipe, epochs=task.epochs if recipe.epochs is None else recipe.epochs,
                        schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device,
-                       precision=precision)
+                       precision=precision, pad_to_multiple_of=pad_to_multiple_of)
     if resolved.precision not in ("fp32", "bf16"):
         raise UserError(f"precision {resolved.precision!r}: expected 'auto', 'fp32' or 'bf16'")
     if resolved.schedule not in SCHEDULE_BY_PROFILE.values():
         raise UserError(f"schedule {resolved.schedule!r}: expected 'constant' or 'linear'")
     for name in ("epochs", "batch_size", "patience", "max_length", "eval_batch_size",
-                 "max_train_examples"):
+                 "max_train_examples", "pad_to_multiple_of"):
         if getattr(resolved, name) is not None and getattr(resolved, name) < 1:
             raise UserError(f"{name} must be at least 1, got {getattr(resolved, name)}")
     return resolved
@@ -162,8 +170,11 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int,
 
 
 def train(model: SequenceClassifier, features: dict[str, list[dict]], collator,
-          recipe: FinetuneRecipe, metric: str, run) -> tuple[BestEpoch, list[float]]:
-    """Epochs until the profile's count or `patience` epochs without a better dev metric."""
+          recipe: FinetuneRecipe, metric: str, run, timings: dict[str, float] | None = None
+          ) -> tuple[BestEpoch, list[float]]:
+    """Epochs until the profile's count or `patience` epochs without a better dev metric;
+    `timings` gets the seconds spent in training steps (train_s) and on dev (eval_s)."""
+    timings = {} if timings is None else timings
     train_set = features["train"]
     steps_per_epoch = math.ceil(len(train_set) / recipe.batch_size)
     optimizer = build_optimizer(model, recipe)
@@ -178,13 +189,15 @@ def train(model: SequenceClassifier, features: dict[str, list[dict]], collator,
     for epoch in range(1, recipe.epochs + 1):
         model.train()
         losses = []
-        for indices in length_grouped_batches(lengths, recipe.batch_size, generator):
-            batch = collator([train_set[i] for i in indices])
-            losses.append(train_step(model, batch, optimizer, recipe))
-            scheduler.step()
-            progress.update()
+        with timed(timings, "train_s"):
+            for indices in length_grouped_batches(lengths, recipe.batch_size, generator):
+                batch = collator([train_set[i] for i in indices])
+                losses.append(train_step(model, batch, optimizer, recipe))
+                scheduler.step()
+                progress.update()
         loss = sum(losses) / len(losses)
-        dev = evaluate(model, features["dev"], collator, recipe)
+        with timed(timings, "eval_s"):
+            dev = evaluate(model, features["dev"], collator, recipe)
         dev_curve.append(dev[metric])
         if best is None or dev[metric] > best.dev[metric]:
             best = BestEpoch(epoch, dev, {k: v.detach().clone() for k, v in model.state_dict().items()})
@@ -229,6 +242,17 @@ def autocast(recipe: FinetuneRecipe):
     """bf16 autocast when the resolved recipe asks for it (the weights stay fp32), else a no-op."""
     return torch.autocast(device_type=recipe.device.split(":")[0], dtype=torch.bfloat16,
                           enabled=recipe.precision == "bf16")
+
+
+@contextlib.contextmanager
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Add the seconds spent inside the block to timings[name] (train_step reads the loss back,
+    so on a GPU the clock stops after the work, not after its launch)."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - began
 
 
 @contextlib.contextmanager

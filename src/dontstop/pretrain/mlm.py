@@ -36,25 +36,45 @@ def mlm_head(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def masked_only_mlm_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                         labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over positions whose label is not -100, like the stock HF loss."""
+                         labels: torch.Tensor, head_loss=None) -> torch.Tensor:
+    """Mean cross-entropy over positions whose label is not -100, like the stock HF loss.
+    `head_loss`: `masked_head_loss` or a compiled copy of it (MaskedOnlyMLM)."""
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     masked = labels != IGNORE
-    logits = mlm_head(model)(hidden[masked])            # (masked positions, vocab)
-    total = F.cross_entropy(logits.float(), labels[masked], reduction="sum")
-    return total / masked.sum().clamp(min=1)           # a batch without masks gives 0, not NaN
+    return (head_loss or masked_head_loss)(mlm_head(model), hidden[masked], labels[masked])
+
+
+def masked_head_loss(head: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The MLM head on the masked positions' hidden states (masked, hidden) and the mean
+    cross-entropy against their labels (masked,); 0, not NaN, when nothing is masked."""
+    total = F.cross_entropy(head(hidden).float(), labels, reduction="sum")
+    return total / max(labels.shape[0], 1)
 
 
 class MaskedOnlyMLM(torch.nn.Module):
     """`masked_only_mlm_loss` as a module's forward, so that accelerate's DDP wrapper and
-    autocast see the whole computation (calling submodules of a DDP model skips its hooks)."""
+    autocast see the whole computation (calling submodules of a DDP model skips its hooks).
 
-    def __init__(self, mlm_model: torch.nn.Module):
+    `compile`: torch.compile the encoder in place (its shapes are fixed: packed full-length
+    sequences) and the head + loss as one function over a dynamic number of masked positions
+    (inductor fuses the head's GELU and LayerNorm and the softmax of the loss). Same numbers
+    up to float rounding: dropout keeps drawing from torch's own generator (inductor's
+    `fallback_random`; its faster generator would draw other masks than the eager step's),
+    and `tests/test_pretrain.py` compares the two paths."""
+
+    def __init__(self, mlm_model: torch.nn.Module, compile: bool = False):
         super().__init__()
         self.mlm_model = mlm_model
+        self.head_loss = masked_head_loss
+        if compile:
+            import torch._inductor.config
+
+            torch._inductor.config.fallback_random = True
+            mlm_model.base_model.compile()
+            self.head_loss = torch.compile(masked_head_loss, dynamic=True)
 
     def forward(self, input_ids, attention_mask, labels):
-        return masked_only_mlm_loss(self.mlm_model, input_ids, attention_mask, labels)
+        return masked_only_mlm_loss(self.mlm_model, input_ids, attention_mask, labels, self.head_loss)
 
 
 def derived_seed(*parts: int) -> int:
@@ -193,6 +213,7 @@ class BatchSchedule:
         self.process, self.per_process = process, recipe.batch_size // processes
         self.steps_per_epoch = math.ceil(sequences / recipe.batch_size)
         self.total_steps = recipe.max_steps or recipe.epochs * self.steps_per_epoch
+        self.micro_batches_per_step = math.ceil(self.per_process / recipe.per_device_batch_size)
         self._order: tuple[int, torch.Tensor] | None = None
 
     def epoch_order(self, epoch: int) -> torch.Tensor:

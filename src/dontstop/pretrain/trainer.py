@@ -32,8 +32,8 @@ from ..recipes import PretrainRecipe
 from ..records import PRETRAIN_RECORD_FILE as RECORD
 from ..records import PretrainRecord
 from .corpus import Corpus, scan_corpus
-from .mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, derived_seed, heldout_mlm_loss,
-                  mask_tokens, write_token_stream)
+from .mlm import BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, write_token_stream
+from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
 
 TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
 WANDB_SUMMARY = ("steps", "tokens", "tokens_per_s", "wall_time_s", "final_train_loss",
@@ -151,7 +151,9 @@ class PretrainRun:
                                       eps=recipe.eps, weight_decay=recipe.weight_decay, fused=True)
         total = self.schedule.total_steps
         self.scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(recipe.warmup_ratio * total), total)
-        self.trainer, self.optimizer = self.accelerator.prepare(MaskedOnlyMLM(self.model), optimizer)
+        on_gpu = self.accelerator.device.type == "cuda"
+        self.compiled = on_gpu if recipe.compile is None else recipe.compile
+        self.trainer, self.optimizer = self.accelerator.prepare(MaskedOnlyMLM(self.model, self.compiled), optimizer)
         self.accelerator.register_for_checkpointing(self.scheduler)  # stepped by us, once per step
         self.progress = self._resume_or_start()
         self.wall_before = self.progress["wall_time_s"]  # of earlier, interrupted invocations
@@ -200,9 +202,9 @@ class PretrainRun:
         bar = tqdm(total=total, initial=progress["step"], desc=f"pretrain {self.name}",
                    disable=not self.accelerator.is_main_process)
         self.trainer.train()
-        while progress["step"] < total:
+        for micro_batches in self.micro_batch_stream(progress["step"], total):
             started = time.time()
-            loss, tokens = self._step(self.schedule.micro_batches(progress["step"]))
+            loss, tokens = self._step(micro_batches)
             progress.update(step=progress["step"] + 1, loss=loss, tokens=progress["tokens"] + tokens,
                             train_time_s=progress["train_time_s"] + time.time() - started,
                             wall_time_s=self.wall_before + time.time() - self.began)
@@ -216,21 +218,23 @@ class PretrainRun:
                 self._save_resume_state()
         bar.close()
 
-    def _step(self, micro_batches) -> tuple[float, int]:
+    def micro_batch_stream(self, start: int, end: int) -> MicroBatchStream:
+        """This process's micro-batches of steps [start, end): on a GPU built ahead in pinned memory."""
+        on_gpu = self.accelerator.device.type == "cuda"
+        return MicroBatchStream(self.schedule, self.sequences, self.tokenizer, self.recipe.mask_prob, start, end,
+                                depth=PREFETCH_MICRO_BATCHES if on_gpu else 0, pin=on_gpu)
+
+    def _step(self, micro_batches: list[MicroBatch]) -> tuple[float, int]:
         """One optimizer step over this process's micro-batches: (mean loss of all processes, tokens)."""
         accelerator, losses, tokens = self.accelerator, [], 0
-        for indices, generator in micro_batches:
-            # Dropout draws from torch's global stream: reseed it per global micro-batch, so that
-            # N processes draw what 1 process with accumulation draws (and a resumed run too).
-            torch.manual_seed(derived_seed(generator.initial_seed(), 1))
-            input_ids, attention_mask = self.sequences.batch(indices)
-            input_ids, labels = mask_tokens(self.tokenizer, input_ids, generator, self.recipe.mask_prob)
+        for batch in micro_batches:
+            torch.manual_seed(batch.dropout_seed)               # see pipeline.build_micro_batch
+            batch = batch.to(accelerator.device)
             with accelerator.accumulate(self.trainer):          # all-reduce only on the last one
-                loss = self.trainer(input_ids.to(accelerator.device),
-                                    attention_mask.to(accelerator.device), labels.to(accelerator.device))
+                loss = self.trainer(batch.input_ids, batch.attention_mask, batch.labels)
                 accelerator.backward(loss)                      # divides by the accumulation steps
             losses.append(loss.detach())
-            tokens += int(attention_mask.sum())
+            tokens += batch.tokens
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad()
