@@ -10,7 +10,7 @@ from dontstop.experiment import EXPERIMENTS_DIR, load_conditions
 from dontstop.fileio import UserError
 from dontstop.records import MetricsRecord
 from dontstop.report import cli as report_cli
-from dontstop.report.findings import findings_frame
+from dontstop.report.findings import findings_frame, verdict
 from dontstop.report.published import load_published, published_cell
 from dontstop.report.render import format_cell
 from dontstop.report.runs import load_runs, welch
@@ -230,14 +230,17 @@ def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp
 
 
 def test_minimum_detectable_difference_and_underpowered_verdicts(mini_results):
-    from dontstop.report.findings import verdict
-    from dontstop.report.power import min_detectable_difference
+    from dontstop.report.power import min_detectable_difference, paired_min_detectable_difference
 
     # By hand: n = 5 and sd = 1 on both sides -> se = sqrt(2/5) = 0.6325, Welch df = 8,
     # t(0.975, 8) = 2.3060 and t(0.80, 8) = 0.8889 -> MDD = 3.1949 * 0.6325 = 2.0206.
     assert min_detectable_difference([1, 2, 3, 4, 5], [2, 3, 4, 5, 6]) == pytest.approx(
         2.0206 * np.std([1, 2, 3, 4, 5], ddof=1), rel=1e-3)
     assert np.isnan(min_detectable_difference([1.0], [1.0, 2.0]))
+    # Paired, by hand: differences 1..5, n = 5 -> s_d = 1.5811, se = 0.7071, t(0.975, 4) = 2.7764
+    # and t(0.80, 4) = 0.9410 -> MDD = 3.7174 * 0.7071 = 2.6286.
+    assert paired_min_detectable_difference([1, 2, 3, 4, 5]) == pytest.approx(2.6286, abs=1e-4)
+    assert np.isnan(paired_min_detectable_difference([1.0]))
     assert verdict(1.0, 0.3, mdd=5.0, effect=2.75) == "underpowered"
     assert verdict(1.0, 0.3, mdd=1.0, effect=2.75) == "not significant"
     assert verdict(-4.0, 0.01, mdd=5.0, effect=2.75) == "reversed"
@@ -265,3 +268,96 @@ def test_probe_table_beside_the_fine_tuning_table(mini_results, tmp_path):
     # probe gains (+10, -2, -5, +8) against fine-tuned gains (+10.5, -1.5, -5, +10): same order
     assert "Spearman ρ = 1.00 (4 cells)" in probe
     assert "probe.md" in (out / "mini" / "README.md").read_text()
+
+
+# Matched seeds (×100): on RT-Subjectivity DAPT is the baseline plus about 1 point on every seed
+# (paired: significant; Welch, against a seed spread of 8 points: not); on RT-Polarity the two
+# conditions move against each other across seeds (r = -1: Welch significant, paired not);
+# on BBC-Topic the cells share only 2 seeds (Welch).
+PAIRED = {("rt-subjectivity", "baseline"): {0: 60.0, 1: 65.0, 2: 70.0, 3: 75.0, 4: 80.0},
+          ("rt-subjectivity", "dapt"): {0: 61.0, 1: 66.2, 2: 70.9, 3: 76.1, 4: 81.0},
+          ("rt-polarity", "baseline"): {0: 64.0, 1: 63.0, 2: 62.0, 3: 61.0, 4: 60.0},
+          ("rt-polarity", "dapt"): {0: 62.5, 1: 63.5, 2: 64.5, 3: 65.5, 4: 66.5},
+          ("bbc-topic", "baseline"): {0: 70.0, 1: 71.0, 2: 72.0, 3: 73.0},
+          ("bbc-topic", "dapt"): {0: 75.0, 1: 76.0, 7: 77.0, 8: 78.0}}
+
+
+@pytest.fixture
+def paired_findings(tmp_path):
+    for (task, condition), by_seed in PAIRED.items():
+        for seed, value in by_seed.items():
+            write_run(tmp_path / "results", task, condition, seed, value)
+    runs = load_runs(tmp_path / "results", "mini", CONDITIONS)
+    layout = make_layout("mini", CONDITIONS)
+    frame = findings_frame(runs, layout, None)
+    return frame, frame.set_index(["claim", "task"]).loc["DAPT beats the baseline"], layout
+
+
+def test_paired_test_decides_where_seeds_are_shared_and_disagrees_with_welch(paired_findings):
+    from scipy import stats
+
+    _, dapt, _ = paired_findings
+    for task, verdict_, welch_verdict in (("rt-subjectivity", "holds", "underpowered"),
+                                          ("rt-polarity", "underpowered", "holds")):
+        a = np.array(list(PAIRED[(task, "dapt")].values()))
+        b = np.array(list(PAIRED[(task, "baseline")].values()))
+        row, d = dapt.loc[task], a - b
+        welch_p = stats.ttest_ind(a, b, equal_var=False).pvalue
+        mdd = (stats.t.ppf(0.975, 4) + stats.t.ppf(0.8, 4)) * d.std(ddof=1) / np.sqrt(5)
+        assert (row.test, row.n_pairs, row.verdict) == ("paired", 5, verdict_)
+        assert row.difference == pytest.approx(d.mean())
+        assert row.r_seeds == pytest.approx(stats.pearsonr(a, b).statistic)
+        assert row.p_paired == pytest.approx(stats.ttest_rel(a, b).pvalue)
+        assert row.mdd_paired == pytest.approx(mdd)
+        assert row.p_value == pytest.approx(welch_p)   # Welch's p stays beside the paired one
+        # What Welch alone would have said: the opposite verdict.
+        assert verdict(a.mean() - b.mean(), welch_p, row.mdd, row.paper_effect) == welch_verdict
+    assert dapt.loc["rt-polarity", "r_seeds"] == pytest.approx(-1.0)
+    assert dapt.loc["rt-polarity", "mdd_paired"] > dapt.loc["rt-polarity", "paper_effect"]
+
+
+def test_fewer_than_three_shared_seeds_fall_back_to_welch(paired_findings):
+    from scipy import stats
+
+    _, dapt, _ = paired_findings
+    row = dapt.loc["bbc-topic"]
+    a, b = list(PAIRED[("bbc-topic", "dapt")].values()), list(PAIRED[("bbc-topic", "baseline")].values())
+    assert (row.test, row.n_pairs, row.verdict) == ("welch", 2, "holds")
+    assert row.difference == pytest.approx(5.0)   # the means over all 4 seeds, not the 2 pairs
+    assert row.p_value == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert np.isnan(row.p_paired) and np.isnan(row.r_seeds) and np.isnan(row.mdd_paired)
+
+
+def test_holm_adjusts_the_deciding_p_of_every_tested_row(paired_findings):
+    from dontstop.report.findings import findings_grid
+    from dontstop.report.paired import holm
+
+    # By hand, m = 4 tested: sorted 0.005, 0.01, 0.03, 0.04 -> 4 x 0.005 = 0.02, 3 x 0.01 = 0.03,
+    # 2 x 0.03 = 0.06, 1 x 0.04 = 0.04 raised to 0.06 (step-down: never below an earlier one).
+    adjusted = holm([0.01, 0.04, 0.03, np.nan, 0.005])
+    assert adjusted[[0, 1, 2, 4]] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(adjusted[3]) and holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    frame, dapt, layout = paired_findings
+    deciding_p = [dapt.loc["rt-subjectivity", "p_paired"], dapt.loc["rt-polarity", "p_paired"],
+                  dapt.loc["bbc-topic", "p_value"]]
+    assert frame.p_holm.notna().sum() == 3        # every other row is missing a side
+    assert list(dapt.p_holm[["rt-subjectivity", "rt-polarity", "bbc-topic"]]) == pytest.approx(holm(deciding_p))
+    note = findings_grid(frame, layout).note
+    assert "2 of the 3 tested claims (2 paired by seed) hold at α = 0.05; 2 after Holm's adjustment" in note
+
+
+def test_seed_pairs_match_by_seed_and_refuse_a_seed_run_twice():
+    import pandas as pd
+
+    from dontstop.report.paired import paired_statistics, seed_pairs
+
+    runs = pd.DataFrame({"task": ["t"] * 5, "condition": ["a", "a", "b", "b", "b"], "seed": [2, 1, 1, 2, 3],
+                         "score": [70.0, 60.0, 61.0, 72.0, 99.0], "path": [f"r/{i}" for i in range(5)]})
+    a, b = seed_pairs(runs, "t", "a", "b")
+    assert list(a) == [60.0, 70.0] and list(b) == [61.0, 72.0]   # seeds 1 and 2, in seed order
+    same = np.array([1.0, 2.0, 4.0])
+    assert paired_statistics(same + 3, same)["p_paired"] == 0.0      # the same gain on every seed
+    assert paired_statistics(same, same)["p_paired"] == 1.0          # no difference at all
+    assert paired_statistics(same, same)["r_seeds"] == pytest.approx(1.0)
+    with pytest.raises(UserError, match=r"r/4 and r/5: two runs of t/b with seed 3"):
+        seed_pairs(pd.concat([runs, runs.iloc[[4]].assign(path="r/5")]).reset_index(drop=True), "t", "a", "b")

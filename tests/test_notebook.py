@@ -125,6 +125,7 @@ def test_every_section_of_the_notebook_shows_the_mini_study(mini_study, tmp_path
     assert "| rank | cosine | source | document |" in text            # the saved index, re-run
     assert "Representation probe" in text and "Pearson r" in text
     assert "MDD" in text and "underpowered" in text
+    assert "| paired |" in text and "after Holm's adjustment" in text  # same seeds: paired by seed
     assert "have been rising" in text and "skipped: published numbers" in text
     assert "skipped" not in text.replace("skipped: published numbers", "")
     executed = nbformat.read(out, as_version=4)

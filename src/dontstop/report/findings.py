@@ -1,10 +1,16 @@
 """The paper's claims, each checked against this suite's runs: difference, p-value, verdict.
 
 Every difference is signed in the claim's direction (positive supports it), in test-metric
-points ×100. The p-value is Welch's two-sided t-test over seeds; the verdict is `holds`
+points ×100. Where both conditions ran at least 3 of the same seeds, the comparison is paired
+by seed (report/paired.py): the difference is the mean per-seed difference over those seeds
+and the verdict comes from the paired t-test (`test` = `paired`); otherwise the difference is
+that of the means and the verdict comes from Welch's two-sided t-test over all seeds (`welch`).
+Welch's p and MDD are kept beside the paired ones on every row. The verdict is `holds`
 (p < 0.05, positive), `reversed` (p < 0.05, negative), `underpowered` (not significant, and
-the paper's own effect for the claim is below the minimum detectable difference of these
-seeds: report/power.py), `not significant`, or `missing` (fewer than two seeds on a side).
+the paper's own effect for the claim is below the minimum detectable difference of the test
+that decided: report/power.py), `not significant`, or `missing` (fewer than two seeds on a
+side). `p_holm` adjusts the deciding p-values of all tested rows together (Holm); the verdict
+stays per claim, the note says how many hold after the adjustment.
 We report what the runs show, whichever way it falls.
 """
 from __future__ import annotations
@@ -16,6 +22,7 @@ import pandas as pd
 
 from ..experiment import BEST_OTHER, Claim
 from ..fileio import UserError, read_json
+from .paired import MIN_PAIRS, holm, paired_statistics, seed_pairs
 from .power import POWER, min_detectable_difference, paper_effect
 from .render import Grid, format_p
 from .runs import scores, suite_tasks, task_names, welch
@@ -23,7 +30,8 @@ from .tables import Layout, tasks_of_table
 
 ALPHA = 0.05
 GENERAL = "general"  # the corpus standing in for the base model's pretraining data
-COLUMNS = ["claim", "task", "comparison", "difference", "p_value", "verdict", "mdd", "paper_effect"]
+COLUMNS = ["claim", "task", "comparison", "difference", "p_value", "verdict", "mdd", "paper_effect",
+           "test", "n_pairs", "r_seeds", "p_paired", "mdd_paired", "p_holm"]
 
 
 def verdict(difference: float, p_value: float, mdd: float = np.nan, effect: float = np.nan) -> str:
@@ -37,11 +45,20 @@ def verdict(difference: float, p_value: float, mdd: float = np.nan, effect: floa
 def compare(runs: pd.DataFrame, claim: str, task: str, better: str, worse: str,
             names: dict[str, str], effect: float = np.nan) -> dict:
     a, b = scores(runs, task, better), scores(runs, task, worse)
-    difference = np.mean(a) - np.mean(b) if a and b else np.nan
-    p_value, mdd = welch(a, b)[1], min_detectable_difference(a, b)
-    return {"claim": claim, "task": task, "comparison": f"{names[better]} − {names[worse]}",
-            "difference": difference, "p_value": p_value, "verdict": verdict(difference, p_value, mdd, effect),
-            "mdd": mdd, "paper_effect": effect}
+    row = {"claim": claim, "task": task, "comparison": f"{names[better]} − {names[worse]}",
+           "p_value": welch(a, b)[1], "mdd": min_detectable_difference(a, b), "paper_effect": effect,
+           **paired_statistics(*seed_pairs(runs, task, better, worse))}
+    if row["n_pairs"] >= MIN_PAIRS:
+        row["test"], p_value, mdd = "paired", row["p_paired"], row["mdd_paired"]
+    else:
+        row["test"], p_value, mdd = "welch", row["p_value"], row["mdd"]
+        row["difference"] = np.mean(a) - np.mean(b) if a and b else np.nan
+    return {**row, "verdict": verdict(row["difference"], p_value, mdd, effect)}
+
+
+def deciding(frame: pd.DataFrame, paired: str, welch_: str) -> pd.Series:
+    """Per row, column `paired` where the paired test decided, else `welch_`."""
+    return frame[paired].where(frame.test == "paired", frame[welch_])
 
 
 def strongest_other(runs: pd.DataFrame, task: str, condition: str, candidates: tuple[str, ...]) -> str:
@@ -75,7 +92,7 @@ def farthest_domain_gains_most(runs: pd.DataFrame, suite: str, overlap: dict[str
     the least vocabulary overlap with the base model's data."""
     row = {"claim": claim.claim, "task": "all",
            "comparison": "gain on farthest domain − largest gain elsewhere",
-           "difference": np.nan, "p_value": np.nan, "mdd": np.nan, "paper_effect": np.nan}
+           "difference": np.nan, "p_value": np.nan, "mdd": np.nan, "paper_effect": np.nan, "test": "none"}
     gains = domain_gains(runs, suite, tasks, claim.better, claim.worse)
     known = {d: g for d, g in gains.items() if overlap and d in overlap}
     if len(known) < 2:
@@ -112,18 +129,40 @@ def findings_frame(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float]
             worse = (strongest_other(runs, task, claim.better, candidates)
                      if claim.worse == BEST_OTHER else claim.worse)
             rows.append(compare(runs, claim.claim, task, claim.better, worse, layout.names, effect))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.assign(n_pairs=frame.n_pairs.astype("Int64"),
+                        p_holm=holm(deciding(frame, "p_paired", "p_value")))
 
 
 def findings_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
     names = task_names(layout.suite)
-    rows = [[r.claim, names.get(r.task, r.task), r.comparison, signed(r.difference), format_p(r.p_value),
-             unsigned(r.mdd), signed(r.paper_effect), r.verdict] for r in frame.itertuples()]
-    note = (f"Difference signed in the claim's direction (positive supports it), test metric ×100; "
-            f"p from Welch's two-sided t-test over seeds (scipy); verdict at α = {ALPHA}. MDD: the "
-            f"smallest difference these seeds detect with {POWER:.0%} power (Welch); paper: the "
-            f"claim's mean published effect over the paper's tasks; underpowered: paper < MDD.")
-    return Grid(["Claim", "Task", "Comparison", "Difference", "p", "MDD", "Paper", "Verdict"], rows, note=note)
+    mdd = deciding(frame, "mdd_paired", "mdd")
+    rows = [[r.claim, names.get(r.task, r.task), r.comparison, signed(r.difference),
+             "—" if r.test == "none" else r.test, format_p(r.p_paired), format_p(r.p_value),
+             format_p(r.p_holm), "—" if np.isnan(r.r_seeds) else f"{r.r_seeds:.2f}", unsigned(m),
+             signed(r.paper_effect), r.verdict] for r, m in zip(frame.itertuples(), mdd)]
+    note = (f"Difference in the claim's direction (positive supports it), test metric ×100. Test `paired`: "
+            f"both conditions ran at least {MIN_PAIRS} of the same seeds; the difference is the mean per-seed "
+            f"difference over them, p the paired t-test's (scipy ttest_rel), r the correlation of the two "
+            f"conditions across those seeds. Test `welch`: the difference of means and Welch's two-sided "
+            f"t-test over all seeds (its p is shown on every row). Verdict at α = {ALPHA} from the named "
+            f"test; MDD: the smallest difference that test detects with {POWER:.0%} power; paper: the "
+            f"claim's mean published effect over the paper's tasks; underpowered: not significant and "
+            f"paper < MDD. Holm p: Holm's step-down adjustment over every tested row. {holm_summary(frame)}")
+    return Grid(["Claim", "Task", "Comparison", "Difference", "Test", "p (paired)", "p (Welch)", "Holm p",
+                 "r", "MDD", "Paper", "Verdict"], rows, note=note)
+
+
+def holm_summary(frame: pd.DataFrame) -> str:
+    """How many claims hold (and are reversed) at alpha, before and after Holm's adjustment."""
+    tested = frame[frame.p_holm.notna()]
+    if tested.empty:
+        return f"None of the {len(frame)} rows could be tested."
+    holds, reversed_ = tested.verdict == "holds", tested.verdict == "reversed"
+    adjusted = tested.p_holm < ALPHA
+    return (f"{holds.sum()} of the {len(tested)} tested claims ({(tested.test == 'paired').sum()} paired by "
+            f"seed) hold at α = {ALPHA}; {(holds & adjusted).sum()} after Holm's adjustment over those "
+            f"{len(tested)}. Reversed: {reversed_.sum()}; {(reversed_ & adjusted).sum()} after Holm.")
 
 
 def signed(value: float) -> str:

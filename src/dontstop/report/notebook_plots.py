@@ -227,15 +227,17 @@ def probe_plot(frame: pd.DataFrame, layout: Layout, r: float, rho: float) -> plt
 
 def findings_plot(findings: pd.DataFrame, layout: Layout) -> plt.Figure | None:
     """Each claim's difference (dot, coloured by verdict) against the band ±MDD that its seeds
-    could not tell from zero, and the paper's own effect (diamond)."""
+    could not tell from zero (light: Welch's; dark, narrower: the paired test's, where the row
+    is paired), and the paper's own effect (diamond)."""
     rows = findings.dropna(subset=["difference"]).reset_index(drop=True)
     if rows.empty:
         return _nothing("no claim with runs on both sides")
     names = task_names(layout.suite)
     fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.28 * len(rows)))
     for y, row in rows.iterrows():
-        if not np.isnan(row.mdd):
-            ax.barh(y, 2 * row.mdd, left=-row.mdd, color="#dddddd", height=0.7)
+        for mdd, color, height in ((row.mdd, "#e4e4e4", 0.7), (row.mdd_paired, "#b0b0b0", 0.35)):
+            if not np.isnan(mdd):
+                ax.barh(y, 2 * mdd, left=-mdd, color=color, height=height)
         ax.scatter(row.difference, y, color=verdict_color(row.verdict), s=30, zorder=3)
         if not np.isnan(row.paper_effect):
             ax.scatter(row.paper_effect, y, marker="D", facecolor="none", edgecolor="black", s=28, zorder=4)
@@ -247,7 +249,8 @@ def findings_plot(findings: pd.DataFrame, layout: Layout) -> plt.Figure | None:
     handles = [Line2D([], [], marker="o", linestyle="", color=VERDICT_COLORS[v], label=v) for v in verdicts]
     handles += [Line2D([], [], marker="D", linestyle="", markerfacecolor="none", color="black",
                        label="paper's effect"),
-                plt.Rectangle((0, 0), 1, 1, color="#dddddd", label="±MDD (80% power)")]
+                plt.Rectangle((0, 0), 1, 1, color="#e4e4e4", label="±MDD, Welch (80% power)"),
+                plt.Rectangle((0, 0), 1, 1, color="#b0b0b0", label="±MDD, paired by seed")]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set(xlabel="difference in the claim's direction ×100 (positive supports it)",
            title="The paper's claims: what the seeds show and what they could detect")

@@ -6,7 +6,14 @@ usual normal-approximation bound with t quantiles:
 
     MDD = (t[1 - alpha/2, df] + t[1 - beta, df]) * sqrt(s_a^2 / n_a + s_b^2 / n_b)
 
-with df the Welch-Satterthwaite degrees of freedom. A claim whose published effect (the mean,
+with df the Welch-Satterthwaite degrees of freedom. Where the two conditions ran the same seeds
+(report/paired.py), the paired t-test's MDD has the same form over the n per-seed differences
+d_i = a_i - b_i, with s_d their sample standard deviation (ddof=1) and n - 1 degrees of freedom:
+
+    MDD_paired = (t[1 - alpha/2, n - 1] + t[1 - beta, n - 1]) * s_d / sqrt(n)
+
+Since s_d^2 = s_a^2 + s_b^2 - 2 r s_a s_b, a high correlation r across seeds makes it smaller
+than Welch's. A claim whose published effect (the mean,
 over the paper's tasks of that table, of the published difference in the claim's direction) is
 below the MDD could not have been seen here even if it held exactly as in the paper: it is
 "underpowered", not refuted.
@@ -35,6 +42,16 @@ def min_detectable_difference(a: list[float], b: list[float], alpha: float = ALP
         return 0.0
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
+
+
+def paired_min_detectable_difference(differences: list[float], alpha: float = ALPHA,
+                                     power: float = POWER) -> float:
+    """The MDD (same units) of the paired t-test over per-seed differences; NaN below 2 pairs."""
+    n = len(differences)
+    if n < 2:
+        return float("nan")
+    se = np.std(differences, ddof=1) / np.sqrt(n)
+    return float((stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)) * se)
 
 
 def paper_effect(layout: Layout, claim: Claim) -> float:

@@ -1,0 +1,79 @@
+"""Two conditions compared seed by seed, and many such comparisons at once (Holm).
+
+The runs of a task that share a fine-tuning seed are matched pairs (the seed fixes the head's
+initial weights, the batch order and the dropout stream, whatever checkpoint the run starts
+from; docs/mini_study.md).
+
+Over the n seeds both conditions ran (n >= MIN_PAIRS), with d_i = a_i - b_i: `difference` is
+the mean of d, `r_seeds` the Pearson correlation of a and b across those seeds, `p_paired`
+Student's paired two-sided t-test (scipy's ttest_rel: t = mean(d) / (s_d / sqrt(n)), n - 1
+df) and `mdd_paired` its minimum detectable difference (report/power.py). With fewer pairs
+every column is NaN and the comparison falls back to Welch's test over all seeds.
+`holm` adjusts the p-values of every claim tested in one findings table together.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..fileio import UserError
+from .power import paired_min_detectable_difference
+
+MIN_PAIRS = 3
+PAIRED_COLUMNS = ["n_pairs", "difference", "r_seeds", "p_paired", "mdd_paired"]
+# Scores are percent; below this, per-seed differences are equal up to float rounding.
+EQUAL_WITHIN = 1e-9
+
+
+def seed_pairs(runs: pd.DataFrame, task: str, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:
+    """The scores of conditions `a` and `b` on `task` at the seeds both ran, in seed order."""
+    sides = []
+    for condition in (a, b):
+        cell = runs[(runs.task == task) & (runs.condition == condition)]
+        twice = cell[cell.seed.duplicated(keep=False)]
+        if len(twice):
+            raise UserError(f"{' and '.join(twice.path)}: two runs of {task}/{condition} with seed "
+                            f"{twice.seed.iloc[0]}; keep one")
+        sides.append(cell.set_index("seed").score)
+    shared = sides[0].index.intersection(sides[1].index).sort_values()
+    return sides[0][shared].to_numpy(float), sides[1][shared].to_numpy(float)
+
+
+def paired_statistics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """PAIRED_COLUMNS of matched scores a, b (same seed at the same position)."""
+    n = len(a)
+    if n < MIN_PAIRS:
+        return {"n_pairs": n, **{column: float("nan") for column in PAIRED_COLUMNS[1:]}}
+    d = a - b
+    if np.ptp(d) <= EQUAL_WITHIN:
+        # The same difference on every seed: t is infinite (p = 0), or undefined when that
+        # difference is 0 as well; no difference at all is then not significant (p = 1).
+        p = 1.0 if abs(d.mean()) <= EQUAL_WITHIN else 0.0
+    else:
+        p = float(stats.ttest_rel(a, b).pvalue)
+    return {"n_pairs": n, "difference": float(d.mean()), "r_seeds": correlation(a, b), "p_paired": p,
+            "mdd_paired": paired_min_detectable_difference(d)}
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r across seeds; NaN when either side has the same score on every seed."""
+    if np.ptp(a) <= EQUAL_WITHIN or np.ptp(b) <= EQUAL_WITHIN:
+        return float("nan")
+    return float(stats.pearsonr(a, b).statistic)
+
+
+def holm(p_values: list[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment over the p-values that are not NaN (NaN stays NaN).
+
+    With the m tested p-values sorted, p_(1) <= ... <= p_(m), the adjusted p_(i) is
+    max over j <= i of min(1, (m - j + 1) p_(j)): rejecting where it is below alpha keeps
+    the chance of any false claim among the m at most alpha.
+    """
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = len(order)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return adjusted
