@@ -1,5 +1,6 @@
 """bench/gpu_paper.py: the --smoke run on the CPU (what CI runs), its peak table and FLOPs
-formula by hand, and, on a machine with CUDA only, the real mode with few steps."""
+formula by hand, the precision its fine-tuning row reads back, and, on a machine with CUDA only,
+the real mode with few steps."""
 import functools
 import importlib.util
 import json
@@ -17,20 +18,18 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
 
 
 @functools.cache
-def load_bench():
-    """bench/gpu_paper.py as a module (it imports bench/common.py as `common`)."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("gpu_paper", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module   # @dataclass looks its class's module up there
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+def load_bench(name: str = "gpu_paper"):
+    """bench/<name>.py as a module (the bench modules import each other and common.py by name)."""
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # @dataclass looks its class's module up there
+    spec.loader.exec_module(module)
+    return module
 
 
-def run_bench(results: Path, *arguments: str, timeout: int = 300) -> list[dict]:
+def run_bench(results: Path, *arguments: str, timeout: int = 600) -> list[dict]:
     """Run the script in a subprocess and return the rows it appended to `results`."""
     completed = subprocess.run([sys.executable, str(SCRIPT), *arguments, "--results", str(results)],
                                env=ENV, capture_output=True, text=True, timeout=timeout)
@@ -39,35 +38,66 @@ def run_bench(results: Path, *arguments: str, timeout: int = 300) -> list[dict]:
 
 
 def check_rows(rows: list[dict]) -> tuple[dict, dict, dict]:
-    assert [r["row"] for r in rows] == ["dapt", "finetune bf16", "finetune fp32"]
+    assert [r["row"] for r in rows] == ["dapt vs stock", "finetune step", "finetune real path"]
     assert len({r["run"] for r in rows}) == 1
     for row in rows:
-        assert row["tokens_per_s"] > 0 and row["peak_memory_mb"] > 0 and math.isfinite(row["final_loss"])
         assert row["versions"]["torch"] == torch.__version__ and row["date"]
-        assert row["flops_per_token"]["total"] == row["flops_per_token"]["dense"] + row["flops_per_token"]["attention"]
-    dapt, bf16, fp32 = rows
+    dapt, step, real = rows
+    assert dapt["tokens_per_s"] > 0 and dapt["stock_eager_tokens_per_s"] > 0 and dapt["peak_memory_mb"] > 0
+    assert dapt["ratio_vs_stock_eager"] == pytest.approx(dapt["tokens_per_s"] / dapt["stock_eager_tokens_per_s"],
+                                                         rel=1e-2)
+    assert all(math.isfinite(loss) for loss in dapt["final_losses"].values() if loss is not None)
     assert dapt["effective_batch"] == 2048 and dapt["projected_dapt_hours"] > 0
     assert dapt["tokens"] == dapt["steps"] * dapt["accumulation"] * dapt["micro_batch"] * dapt["seq"]
     assert dapt["seconds_per_paper_step"] == pytest.approx(2048 * dapt["seq"] / dapt["tokens_per_s"], rel=1e-2)
-    for row in (bf16, fp32):
-        assert row["batch"] == 16 and row["sequences"] == 16 * row["steps"]
-        assert set(row["projected_minutes_per_epoch"]) >= {"chemprot", "rct-20k", "imdb"}
-        assert row["projected_minutes_all_epochs"]["rct-20k"] == pytest.approx(
-            3 * row["projected_minutes_per_epoch"]["rct-20k"], rel=1e-2)   # high-resource: 3 epochs
-    return dapt, bf16, fp32
+    assert dapt["flops_per_token"]["total"] == dapt["flops_per_token"]["dense"] + dapt["flops_per_token"]["attention"]
+    assert step["batch"] == 16 and step["sequences"] == 16 * step["steps"] and step["sequences_per_s"] > 0
+    assert step["precision"] in ("bf16", "fp32") and step["mix_real_tokens_per_s"] > 0
+    assert str(step["mix_pad_to_multiple_of"]) in step["mix_by_pad_multiple"]
+    for key in ("import_s", "load_s", "tokenize_s", "train_s", "eval_s", "epoch_s", "predicted_epoch_s"):
+        assert real[key] >= 0, key
+    assert real["epoch_s"] == pytest.approx(real["train_s"] + real["eval_s"], abs=0.02)
+    assert real["predicted_epoch_s"] == pytest.approx(
+        real["train_tokens"] / step["mix_real_tokens_per_s"] + real["eval_s"], rel=1e-2)
+    assert real["precision"] == step["precision"]   # the command ran what the step row measured
+    return dapt, step, real
 
 
 def test_smoke_rows(tmp_path):
     rows = run_bench(tmp_path / "gpu.jsonl", "--smoke")
-    dapt, bf16, fp32 = check_rows(rows)
-    assert dapt["steps"] == 2 and dapt["micro_batch"] == 4 and dapt["accumulation"] == 2 and dapt["seq"] == 64
-    assert dapt["tokens"] == 2 * 2 * 4 * 64
-    assert bf16["steps"] == fp32["steps"] == 2 and bf16["seq"] == 64
+    dapt, step, real = check_rows(rows)
+    assert dapt["steps"] == 1 and dapt["micro_batch"] == 4 and dapt["accumulation"] == 2 and dapt["seq"] == 64
+    assert dapt["tokens"] == 1 * 2 * 4 * 64
+    assert dapt["compiled"] is False and dapt["stock_compile_tokens_per_s"] is None   # not compiled on a CPU
+    assert step["precision"] == "fp32" and step["seq"] == 64            # "auto" on a CPU
+    assert real["train_examples"] == 48 and real["device"] == "cpu"
     shape = dapt["config"]["shape"]
     assert (shape["num_hidden_layers"], shape["hidden_size"], shape["vocab_size"]) == (2, 64, 50265)
     for row in rows:   # no peak for a CPU: MFU null, and said so
-        assert row["device"] == "cpu" and row["mfu"] is None and row["peak_tflops"] is None
+        assert row["device"] == "cpu" and row.get("mfu") is None
         assert "MFU null" in row["peak_note"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_the_finetune_row_reports_the_precision_that_ran(precision):
+    """The fine-tuning row reads the precision back from the activations of a real train_step
+    (a recipe's bf16 once ran in fp32 while the row said bf16)."""
+    from transformers import RobertaConfig, RobertaModel
+
+    from dontstop.finetune.classifier import SequenceClassifier
+    from dontstop.finetune.trainer import resolve_recipe
+    from dontstop.recipes import FinetuneRecipe
+    from dontstop.tasks import PAPER_TASKS
+
+    finetune = load_bench("gpu_finetune")
+    encoder = RobertaModel(RobertaConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=32, max_position_embeddings=40))
+    model = SequenceClassifier(encoder, 13, 0.1)
+    recipe = resolve_recipe(FinetuneRecipe("m", "chemprot", "paper", device="cpu", precision=precision),
+                            PAPER_TASKS["chemprot"])
+    ids = torch.randint(5, 100, (4, 12))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.tensor([0, 1, 2, 3])}
+    assert finetune.observed_precision(model, recipe, batch) == precision
 
 
 def test_refusals(tmp_path):
@@ -83,7 +113,7 @@ def test_refusals(tmp_path):
 
 
 def test_peak_tflops_by_device_name():
-    peak = load_bench().peak_tflops
+    peak = load_bench("gpu_common").peak_tflops
     assert peak("NVIDIA H100 80GB HBM3") == 989.0       # SXM
     assert peak("NVIDIA H100 PCIe") == 756.0
     assert peak("NVIDIA H200") == 989.0
@@ -95,7 +125,7 @@ def test_peak_tflops_by_device_name():
 
 
 def test_flops_estimate_by_hand():
-    bench = load_bench()
+    bench = load_bench("gpu_common")
     # roberta-base-sized: 125M params, 12 layers, hidden 768, 512 tokens
     flops = bench.training_flops_per_token(125_000_000, 12, 768, 512)
     assert flops["dense"] == 750_000_000                 # 6 x 125M
@@ -113,13 +143,15 @@ def test_gpu_mode_few_steps(tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     rows = run_bench(tmp_path / "gpu.jsonl", "--steps", "1", "--accumulation", "4", "--warmup-micro-batches", "2",
-                     "--finetune-steps", "3", "--finetune-warmup", "1", timeout=480)
-    dapt, bf16, fp32 = check_rows(rows)
+                     "--finetune-steps", "3", "--finetune-warmup", "1", "--mix-steps", "10", timeout=600)
+    dapt, step, real = check_rows(rows)
     assert dapt["seq"] == 512 and dapt["micro_batch"] == 32 and dapt["tokens"] == 4 * 32 * 512
     assert dapt["config"]["shape"]["hidden_size"] == 768 and dapt["full_accumulation"] == 64
-    assert dapt["params"] > 120_000_000                  # roberta-base's 125M
+    assert dapt["params"] > 120_000_000 and dapt["compiled"] is True   # roberta-base's 125M
+    assert step["precision"] == "bf16" and real["precision"] == "bf16" and real["device"] == "cuda"
     for row in rows:
         assert row["device"] == "cuda" and row["device_name"] == torch.cuda.get_device_name()
+    for row in (dapt, step):
         if row["peak_tflops"] is None:
             assert row["mfu"] is None and "not in the peak table" in row["peak_note"]
         else:

@@ -129,6 +129,7 @@ class Suite:
     probe: bool = False            # also a frozen-encoder linear probe per (task, condition)
     quick_probe: bool = False      # and in --quick runs (off in the mini suite: the 3-minute budget)
     estimate_tokens_per_s: float = 20000.0  # for --dry-run, until a measured record exists
+    estimate_bench: str | None = None  # for --dry-run: a bench results file (repo-relative) of GPU rates
 
 
 def checkpoints_dir(suite: Suite) -> Path:

@@ -67,9 +67,9 @@ class MaskedOnlyMLM(torch.nn.Module):
         self.mlm_model = mlm_model
         self.head_loss = masked_head_loss
         if compile:
-            import torch._inductor.config
+            from torch._inductor import config as inductor_config
 
-            torch._inductor.config.fallback_random = True
+            inductor_config.fallback_random = True
             mlm_model.base_model.compile()
             self.head_loss = torch.compile(masked_head_loss, dynamic=True)
 

@@ -1,38 +1,82 @@
-"""Rough time estimates for `--dry-run`, from this machine's measured throughput.
+"""Time estimates for `--dry-run`, from measured throughput, each figure saying where it comes from.
 
 Pretraining throughput (tokens/s) is the median of the `pretrain_record.json` files already
-in the cache, else the suite's `estimate_tokens_per_s` (for the paper suite: measured on a
-GPU by bench/gpu_paper.py); fine-tuning time is the median wall time of finished runs, else
-a tokens-based guess. Text is ~4 characters per token (English BPE / WordPiece), which is all
-an estimate needs. A task file not downloaded yet counts as its registry size of examples,
-each a full max_length sequence: an upper bound, flagged as such.
+in the cache (this machine's own); else, for a suite with `estimate_bench` (the paper suite),
+the newest GPU row of that benchmark file (bench/gpu_paper.py's "dapt vs stock", our step as the
+trainer runs it on a GPU); else the suite's `estimate_tokens_per_s`. Fine-tuning time is the
+median wall time of finished runs; else the bench's "finetune real path" row (training tokens per
+second of a whole `dontstop finetune` epoch, evaluation included); else a tokens-based guess.
+Text is ~4 characters per token (English BPE / WordPiece), which is all an estimate needs. A
+task file not downloaded yet counts as its registry size of examples, each a full max_length
+sequence: an upper bound, flagged as such.
 """
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..experiment import Suite
+from ..experiment import EXPERIMENTS_DIR, Suite
 from ..fileio import read_json
 from ..tasks import SUITES
 from .plan import RunPlan, Stage
 
 CHARS_PER_TOKEN = 4.0
+FINETUNE_PASSES = 3.0   # forward + backward ~ 3 forward passes of compute
+REPO = EXPERIMENTS_DIR.parent
 
 
 class MissingInput(Exception):
     """A training file that is not there yet and has no registry size: its cost is unknown."""
-FINETUNE_PASSES = 3.0   # forward + backward ~ 3 forward passes of compute
+
+
+@dataclass(frozen=True)
+class Rate:
+    value: float          # tokens per second
+    source: str           # where it was measured, for the printout
+    upper_bound: bool = False   # a rate slower than what will run (e.g. fp32 where bf16 will)
+
+
+def bench_rates(path: Path) -> dict[str, Rate]:
+    """The newest GPU rates in a bench/gpu_paper.py results file: "pretrain" and "finetune".
+
+    Pretraining: the "dapt vs stock" row (our step, compiled as on a GPU), else the older
+    "dapt" row. Fine-tuning: the "finetune real path" row (training tokens over its epoch's
+    seconds, evaluation included), else the older "finetune fp32" row (16 x 512 steps in fp32:
+    slower than the bf16 a GPU runs, and no evaluation, so an upper bound only in the first sense:
+    marked as such)."""
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for row in rows if row.get("device") == "cuda"]
+    newest = {row["row"]: row for row in sorted(rows, key=lambda row: row.get("date", ""))}
+    where = lambda row: f"{row['device_name']}, {row['date'][:10]}, {path.relative_to(REPO)} {row['row']!r}"  # noqa: E731
+    rates = {}
+    for name in ("dapt", "dapt vs stock"):           # the newer kind of row wins
+        if name in newest:
+            rates["pretrain"] = Rate(newest[name]["tokens_per_s"], where(newest[name]))
+    if "finetune fp32" in newest:
+        row = newest["finetune fp32"]
+        rates["finetune"] = Rate(row["tokens_per_s"], where(row) + ", fp32", upper_bound=True)
+    if "finetune real path" in newest:
+        row = newest["finetune real path"]
+        rates["finetune"] = Rate(row["train_tokens"] / row["epoch_s"], where(row))
+    return rates
 
 
 @dataclass(frozen=True)
 class Estimator:
-    """This machine's measured speeds for one suite, read from its cache and results once."""
+    """Measured speeds for one suite, read from its cache, results and bench file once."""
     suite: Suite
-    tokens_per_s: float               # pretraining
+    pretrain: Rate
+    finetune: Rate | None             # training tokens/s of a whole run; None: use finetune_run_s or a guess
     finetune_run_s: float | None      # median wall time of a finished run; None: none yet
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.pretrain.value
 
     @classmethod
     def for_suite(cls, suite: Suite) -> "Estimator":
@@ -40,8 +84,12 @@ class Estimator:
         rates = [rate for rate in (read_json(p).get("tokens_per_s") for p in records) if rate]
         finished = Path(suite.results_dir, suite.name).glob("*/*/seed_*/metrics.json")
         times = [t for t in (read_json(p).get("wall_time_s") for p in finished) if t]
-        return cls(suite, statistics.median(rates) if rates else suite.estimate_tokens_per_s,
-                   statistics.median(times) if times else None)
+        bench = bench_rates(REPO / suite.estimate_bench) if suite.estimate_bench else {}
+        if rates:
+            pretrain = Rate(statistics.median(rates), f"this cache's {len(rates)} pretraining record(s)")
+        else:
+            pretrain = bench.get("pretrain") or Rate(suite.estimate_tokens_per_s, "the suite's estimate_tokens_per_s")
+        return cls(suite, pretrain, bench.get("finetune"), statistics.median(times) if times else None)
 
     def file_tokens(self, path: str, max_length: int) -> tuple[float, bool]:
         """(tokens, exact) of a training file: from its size, or, for a task split not
@@ -74,14 +122,16 @@ class Estimator:
                 exact = exact and exact_q and pool.is_file()
             steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / tokens_per_step)
         tokens = steps * tokens_per_step
-        return tokens / self.tokens_per_s, int(tokens), int(steps), exact
+        return tokens / self.pretrain.value, int(tokens), int(steps), exact
 
     def finetune_seconds(self, plan: RunPlan) -> tuple[float, bool]:
-        """(seconds, exact) of one fine-tuning run."""
+        """(seconds, exact) of one fine-tuning run, every epoch run (no early stop): a bound above."""
         if self.finetune_run_s is not None:
             return self.finetune_run_s, True
         suite = self.suite
         train = Path(suite.data_dir, suite.name, "tasks", plan.task.key, "train.jsonl")
         tokens, exact = self.file_tokens(str(train), suite.finetune.get("max_length", 512))
         epochs = suite.finetune.get("epochs") or plan.task.epochs
-        return FINETUNE_PASSES * epochs * tokens / self.tokens_per_s, exact
+        if self.finetune is not None:
+            return epochs * tokens / self.finetune.value, exact and not self.finetune.upper_bound
+        return FINETUNE_PASSES * epochs * tokens / self.pretrain.value, exact

@@ -44,10 +44,16 @@ def print_plan(plans: list[RunPlan], suite: Suite) -> None:
     total += finetune_seconds
     print(f"  fine-tuning: {len(todo)} run(s) to do, "
           f"{sum(len(p.seeds) for p in plans) - len(todo)} finished; time~{_duration(finetune_seconds)}")
-    device = "GPU" if suite.name == "paper" else "on this machine"
-    print(f"estimated total {device}: {_duration(total)} at {estimator.tokens_per_s:,.0f} tokens/s"
-          + (" (an upper bound: task files not downloaded yet count as full 512-token sequences, "
-             "'<' above)" if bounded else ""))
+    device = "GPU" if suite.estimate_bench else "on this machine"
+    print(f"estimated total {device}: {_duration(total)}"
+          + (" (an upper bound: task files not downloaded yet count as full 512-token sequences, or a "
+             "rate slower than what will run; '<' above)" if bounded else ""))
+    print(f"  pretraining at {estimator.pretrain.value:,.0f} tokens/s ({estimator.pretrain.source})")
+    if estimator.finetune_run_s is not None:
+        print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.0f} s)")
+    elif estimator.finetune is not None:
+        print(f"  fine-tuning at {estimator.finetune.value:,.0f} training tokens/s ({estimator.finetune.source}"
+              + (", an upper bound" if estimator.finetune.upper_bound else "") + ")")
 
 
 def _duration(seconds: float) -> str:
