@@ -232,3 +232,14 @@ def test_probe_is_deterministic_and_sees_the_checkpoint(data_dir, tiny_roberta_d
     other = run_probe(recipe(data_dir, CUE, model=str(tiny_roberta_dir)), tmp_path / "c", CUE,
                       condition="baseline", lineage="base")
     assert other.features == 64 and other.test != first.test
+
+
+def test_a_diverged_fine_tuning_stops_with_one_line_and_no_metrics(data_dir, tmp_path):
+    """An absurd lr overflows the weights: the loss turns NaN or infinite, and the run must not end
+    as a normal-looking metrics.json of one-class predictions that later runs skip as done."""
+    with pytest.raises(UserError) as error:
+        run_finetune(recipe(data_dir, CUE, lr=1e38), tmp_path / "run", task=CUE)
+    message = str(error.value)
+    assert message.startswith(f"{CUE.key} seed 0: fine-tuning diverged: loss ") and "\n" not in message
+    assert "(recipe lr 1e+38); no metrics.json written" in message
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..config import from_dict
 from ..data.formats import suite_heldout_keys
 from ..experiment import Suite, checkpoints_dir
-from ..fileio import UserError, sha256_file
+from ..fileio import UserError
 from ..recipes import PretrainRecipe
 from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
 from ..stage_identity import domain_checkpoints
@@ -105,16 +105,15 @@ def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
 
 def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str]:
     """The documents a stage trained on `corpus` held out, re-derived the way pretraining split them
-    (same corpus, same leakage guard, same seed); [] if the checkpoint was trained on other files."""
+    (same corpus, same leakage guard, same seed); [] if the checkpoint was trained on other files.
+    The checkpoint is the suite's own stage on `corpus` as it is now (its key covers the corpus's
+    content), so the split is the one pretraining made."""
     from ..pretrain.corpus import scan_corpus
 
     record_path = checkpoint / PRETRAIN_RECORD_FILE
     record = PretrainRecord.read(record_path)
     if record.corpus_files != [corpus]:
         return []
-    if sha256_file(corpus) != record.corpus_sha256[corpus]:
-        raise UserError(f"{corpus}: changed since {checkpoint.name} was pretrained on it; "
-                        "its held-out documents cannot be recovered (give --corpora)")
     recipe = from_dict(PretrainRecipe, record.recipe, str(record_path))
     return scan_corpus(recipe, suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)).heldout_documents()
 
