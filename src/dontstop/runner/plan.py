@@ -2,7 +2,8 @@
 
 A stage's identity is a hash of everything that determines its checkpoint: the parent
 (base model or the previous stage), the kind, the sha256 of every input file, the
-selection settings and the resolved recipe, defaults included (stage_identity.stage_key). So a DAPT checkpoint is built once and shared
+selection settings and the resolved recipe, defaults included (stage_identity.stage_key).
+So a DAPT checkpoint is built once and shared
 by every task and condition that needs it (DAPT, not-DAPT of another domain, DAPT+TAPT),
 and Transfer-TAPT reuses the partner task's TAPT checkpoint.
 """
