@@ -91,3 +91,26 @@ def pretrain_record(**fields):
                     tokens_per_s=1.0, final_train_loss=1.0, heldout_loss_before=None,
                     heldout_loss_after=None, versions={}, git_commit=None)
     return PretrainRecord(**{**defaults, **fields})
+
+
+def metrics_record(**fields):
+    """A MetricsRecord with plausible values (a 0.5 macro-F1); `fields` override them."""
+    from dontstop.records import MetricsRecord
+
+    scores = {"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}
+    defaults = dict(suite="mini", task="aclsum-roles", condition="baseline", seed=0, model="m",
+                    lineage="base", metric="macro_f1", dev=scores, test=scores, dev_metric=0.5,
+                    test_metric=0.5, best_epoch=1, epochs_run=1, dev_curve=[0.5], train_examples=10,
+                    wall_time_s=1.0, config={}, versions={}, git_commit=None, data_sha256={})
+    return MetricsRecord(**{**defaults, **fields})
+
+
+def probe_record(**fields):
+    """A ProbeRecord with plausible values; `fields` override them."""
+    from dontstop.records import ProbeRecord
+
+    scores = {"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}
+    defaults = dict(suite="mini", task="aclsum-roles", condition="baseline", model="m", lineage="base",
+                    metric="macro_f1", dev=scores, test=scores, test_metric=0.5, train_examples=10,
+                    features=128, max_length=64, wall_time_s=1.0, versions={}, git_commit=None)
+    return ProbeRecord(**{**defaults, **fields})

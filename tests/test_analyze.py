@@ -118,25 +118,42 @@ def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
     assert "empty.txt: no words outside the stop-word list" in capsys.readouterr().err
 
 
-def test_finished_checkpoints_pick_base_and_dapt_alone_and_the_longest_trained(tmp_path):
-    from dontstop.analysis.domains import finished_checkpoints
+def test_the_analysis_takes_the_suites_own_checkpoints_never_the_longest_trained(tmp_path):
+    """The base model of the MLM-loss table is the suite's base stage (by its stage key), whatever
+    else lies in the cache: a longer-trained base from another data folder is not it."""
+    from dontstop.analysis.domains import finished_checkpoints, suite_models
+    from dontstop.experiment import Suite, checkpoints_dir
+    from dontstop.fileio import UserError
+    from dontstop.stage_identity import domain_checkpoints
 
-    for name, steps in (("base+dapt-cs-0000aaaa", 20), ("base+dapt-cs-1111bbbb", 300),
-                        ("base+dapt-cs+tapt-aclsum-roles-2222cccc", 50), ("base+tapt-rt-polarity-3333dddd", 9),
-                        ("base-5555ffff", 500), ("dapt-news-6666abcd", 7)):
-        pretrain_record(steps=steps).write(tmp_path / name)
-    (tmp_path / "base+dapt-reviews-4444eeee").mkdir()  # unfinished: no pretrain_record.json
-    assert finished_checkpoints(tmp_path) == {"dapt-cs": tmp_path / "base+dapt-cs-1111bbbb",
-                                              "base": tmp_path / "base-5555ffff",
-                                              "dapt-news": tmp_path / "dapt-news-6666abcd"}
+    corpora = tmp_path / "data" / "mini" / "corpora"
+    corpora.mkdir(parents=True)
+    for name in ("general", "cs", "news"):
+        (corpora / f"{name}.txt").write_text(f"{name} text\n", encoding="utf-8")
+    suite = Suite("mini", "bundled:bert-tiny", tasks=[], seeds=[0], data_dir=str(tmp_path / "data"),
+                  cache_dir=str(tmp_path / "cache"), base_corpus="corpora/general.txt",
+                  domain_corpora={"cs": "corpora/cs.txt", "news": "corpora/news.txt"},
+                  recipes={"base": {"max_steps": 5}, "dapt": {"max_steps": 3}})
+    ours = domain_checkpoints(suite)
+    assert set(ours) == {"base", "dapt-cs", "dapt-news"}
+    pretrain_record(steps=5).write(ours["base"])
+    pretrain_record(steps=3).write(ours["dapt-cs"])          # dapt-news: not built
+    for name, steps in (("base-5555ffff", 5000), ("base+dapt-cs-1111bbbb", 300), ("dapt-news-6666abcd", 7)):
+        pretrain_record(steps=steps).write(checkpoints_dir(suite) / name)   # other recipes or data
+    assert finished_checkpoints(suite) == {"base": ours["base"], "dapt-cs": ours["dapt-cs"]}
+    assert suite_models(suite) == {"base": str(ours["base"]), "dapt-cs": str(ours["dapt-cs"])}
+    (ours["base"] / "pretrain_record.json").unlink()
+    with pytest.raises(UserError, match=f"{ours['base']}: the suite's base stage is not built"):
+        suite_models(suite)
 
 
 def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
     from dontstop.analysis.domains import suite_corpora, suite_samples
     from dontstop.experiment import Suite
-    from dontstop.fileio import UserError, sha256_file
+    from dontstop.fileio import sha256_file
     from dontstop.pretrain.corpus import scan_corpus
     from dontstop.recipes import PretrainRecipe
+    from dontstop.stage_identity import domain_checkpoints
 
     corpora = {"general": tmp_path / "data/mini/corpora/general.txt",
                "cs": tmp_path / "data/mini/corpora/cs.txt"}
@@ -146,10 +163,11 @@ def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
     cs = str(corpora["cs"])
     recipe = {"base_model": "bundled:bert-tiny", "corpora": [cs], "output_dir": "unused",
               "max_steps": 1, "heldout_documents": 5, "seed": 0}
-    pretrain_record(corpus_files=[cs], corpus_sha256={cs: sha256_file(cs)}, recipe=recipe,
-                    steps=1).write(tmp_path / "cache/mini/checkpoints/dapt-cs-0123abcd")
     suite = Suite("mini", "bundled:bert-tiny", tasks=[], seeds=[0], data_dir=str(tmp_path / "data"),
                   cache_dir=str(tmp_path / "cache"), domain_corpora={"cs": "corpora/cs.txt"})
+    dapt_cs = domain_checkpoints(suite)["dapt-cs"]   # the suite's own DAPT stage on cs
+    pretrain_record(corpus_files=[cs], corpus_sha256={cs: sha256_file(cs)}, recipe=recipe,
+                    steps=1).write(dapt_cs)
     assert suite_corpora(suite) == {name: str(path) for name, path in corpora.items()}
     samples = suite_samples(suite, suite_corpora(suite), 3, seed=0)
     split = scan_corpus(PretrainRecipe(**recipe), None)
@@ -158,8 +176,11 @@ def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
     assert len(samples["general"]) == 3 and all(d.startswith("general") for d in samples["general"])
     with open(cs, "a", encoding="utf-8") as f:
         f.write("a document added after pretraining\n")
-    with pytest.raises(UserError, match="changed since dapt-cs-0123abcd"):
-        suite_samples(suite, {"cs": cs}, 3, seed=0)
+    # another corpus is another DAPT stage (its key covers the corpus): this one is no longer the
+    # suite's, so nothing was held out of the new corpus and any document may be scored
+    assert domain_checkpoints(suite)["dapt-cs"] != dapt_cs
+    samples = suite_samples(suite, {"cs": cs}, 60, seed=0)
+    assert "a document added after pretraining" in samples["cs"] and len(samples["cs"]) == 60
 
 
 @pytest.fixture(scope="module")

@@ -108,6 +108,7 @@ def test_two_processes_give_the_losses_of_one_at_the_same_global_batch(two_proce
     ok(run([sys.executable, "-m", "dontstop", *PRETRAIN, "--corpus", str(tiny_corpus), "--out",
             str(tmp_path / "one")]))
     one, two = numbers(PretrainRecord.read(tmp_path / "one" / "pretrain_record.json")), numbers(two_process_record)
+    assert two_process_record.processes == 2   # the record tells the runs apart
     for key in ("steps", "sequences", "tokens"):
         assert one[key] == two[key], key
     assert one["heldout_loss_before"] == two["heldout_loss_before"]  # the same model, the same masks

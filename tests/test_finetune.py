@@ -269,3 +269,14 @@ def test_a_seed_fixes_the_head_and_the_dropout_stream_whatever_the_checkpoint(da
         assert torch.equal(draws, starts[0][1])
     other_seed, _ = load_classifier("bundled:bert-tiny", 2, 0.1, seed=4)
     assert not torch.equal(other_seed.dense.weight, starts[0][0]["dense.weight"])   # the seed does decide
+
+
+def test_a_diverged_fine_tuning_stops_with_one_line_and_no_metrics(data_dir, tmp_path):
+    """An absurd lr overflows the weights: the loss turns NaN or infinite, and the run must not end
+    as a normal-looking metrics.json of one-class predictions that later runs skip as done."""
+    with pytest.raises(UserError) as error:
+        run_finetune(recipe(data_dir, CUE, lr=1e38), tmp_path / "run", task=CUE)
+    message = str(error.value)
+    assert message.startswith(f"{CUE.key} seed 0: fine-tuning diverged: loss ") and "\n" not in message
+    assert "(recipe lr 1e+38); no metrics.json written" in message
+    assert not (tmp_path / "run" / "metrics.json").exists()

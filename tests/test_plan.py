@@ -143,3 +143,59 @@ def test_a_domain_corpus_path_that_does_not_exist_is_one_line_naming_it(mini_sui
     mini_suite.domain_corpora["cs"] = str(tmp_path / "no" / "cs.txt")   # e.g. --domain-corpus cs=<typo>
     with pytest.raises(UserError, match=r"no/cs.txt: input file not found"):
         plans_by(mini_suite, "dapt")
+
+
+def test_the_stage_key_covers_the_recipes_defaults(mini_suite, monkeypatch):
+    """A default changed in recipes.py is a new stage (a new checkpoint), never the old one reused;
+    a suite writing out a default is the same stage as one leaving it out."""
+    import dataclasses
+
+    from dontstop import stage_identity
+    from dontstop.recipes import PretrainRecipe
+
+    before = plans_by(mini_suite, "tapt")["aclsum-roles"].stages
+    mini_suite.recipes["tapt"] = {**mini_suite.recipes["tapt"], "mask_prob": 0.15}   # the default
+    assert [s.key for s in plans_by(mini_suite, "tapt")["aclsum-roles"].stages] == [s.key for s in before]
+
+    @dataclasses.dataclass
+    class NewDefault(PretrainRecipe):
+        warmup_ratio: float = 0.1   # was 0.06
+
+    monkeypatch.setattr(stage_identity, "PretrainRecipe", NewDefault)
+    after = plans_by(mini_suite, "tapt")["aclsum-roles"].stages
+    assert all(a.key != b.key and a.checkpoint_dir != b.checkpoint_dir for a, b in zip(after, before))
+
+
+def test_the_analysis_finds_the_checkpoints_the_runner_builds(mini_suite):
+    from dontstop.stage_identity import domain_checkpoints
+
+    dapt = plans_by(mini_suite, "dapt")
+    built = {"base": dapt["aclsum-roles"].stages[0].checkpoint_dir}
+    built |= {plan.stages[1].name: plan.stages[1].checkpoint_dir for plan in dapt.values()}
+    assert {name: str(path) for name, path in domain_checkpoints(mini_suite).items()} == built
+    assert set(built) == {"base", "dapt-cs", "dapt-news", "dapt-reviews"}
+
+
+def test_only_the_stages_an_unfinished_run_or_the_analysis_needs_are_built(mini_suite):
+    """All runs and probes finished, a clean cache: nothing to build for `run`, and only the base
+    and DAPT stages (what the domain analysis reads) for `reproduce`."""
+    from dontstop.runner.jobs import analysis_stages, make_jobs
+
+    plans = [plan for e in load_conditions() for plan in plan_runs(mini_suite, e)]
+    every = {job.stage.lineage for job in make_jobs(plans, probe=True) if job.kind == "pretrain"}
+    assert len(every) > 10
+    for job in make_jobs(plans, probe=True):
+        if job.kind != "pretrain":
+            job.done_file.parent.mkdir(parents=True, exist_ok=True)
+            job.done_file.write_text("{}")
+
+    def stages(**options):
+        return {job.stage.lineage for job in make_jobs(plans, probe=True, **options) if job.kind == "pretrain"}
+
+    assert stages() == every                        # dontstop status: every stage, done or not
+    assert stages(analysis=set()) == set()           # dontstop run
+    assert stages(analysis=analysis_stages(mini_suite)) == {"base", "base+dapt-cs", "base+dapt-news",
+                                                             "base+dapt-reviews"}
+    # a run to redo (stale) needs its whole lineage again
+    redo = plans_by(mini_suite, "dapt_tapt")["aclsum-roles"].run_dir(0) / "metrics.json"
+    assert stages(analysis=set(), redo={redo}) == {"base", "base+dapt-cs", "base+dapt-cs+tapt-aclsum-roles"}

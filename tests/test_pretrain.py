@@ -11,7 +11,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from dontstop.cli import build_parser, main
 from dontstop.data.formats import text_key
-from dontstop.fileio import UserError
+from dontstop.fileio import UserError, sha256_file
 from dontstop.pretrain.mlm import (PackedSequences, heldout_mlm_loss, mask_tokens, masked_only_mlm_loss,
                           write_token_stream)
 from dontstop.models import resolve_model
@@ -93,6 +93,9 @@ def test_pretrain_saves_a_checkpoint_that_reloads_and_learned(model_name, tiny_c
     assert record.steps == 8 and record.sequences == 64 and record.excluded_documents == 1
     assert 0 < record.tokens <= 64 * 32 and record.tokens_per_s > 0
     assert record.heldout_loss_after < record.heldout_loss_before
+    # what loading checks the weights against, and what trained them (a 1-CPU run here)
+    assert record.weights_sha256 == {"model.safetensors": sha256_file(out / "model.safetensors")}
+    assert (record.processes, record.device) == (1, "cpu")
     reloaded = AutoModelForMaskedLM.from_pretrained(out)
     original = AutoModelForMaskedLM.from_pretrained(resolve_model(model_name))
     assert not torch.equal(reloaded.base_model.embeddings.word_embeddings.weight,

@@ -147,6 +147,45 @@ def test_changed_data_is_refused_unless_allowed(reference, tmp_path):
                                                      "rt-polarity" / "baseline" / "seed_5").exists()
 
 
+def test_a_run_finished_with_another_recipe_is_refused_or_redone(reference, tmp_path):
+    """Changing the fine-tuning lr makes every finished run stale: --dry-run and run refuse them in
+    one line naming the field and the run; --rerun-stale redoes one, keeping the old file beside."""
+    data_dir, reference_root = reference
+    for folder in ("results", "cache"):
+        shutil.copytree(reference_root / folder, tmp_path / folder)
+    suite = tmp_path / "mini.yaml"
+    text = (REPO / "experiments" / "suites" / "mini.yaml").read_text()
+    suite.write_text(text.replace("\n  lr: 2.0e-4\n  epochs: 15", "\n  lr: 3.0e-4\n  epochs: 15"))
+    runs = tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "baseline"
+    before = {path: path.read_bytes() for path in runs.rglob("*.json")}
+    argv = ["run", "experiments/baseline", "--task", "rt-polarity", "--seeds", "0", "1", "2", "--suite", suite]
+    expected = (f"{runs / 'seed_0' / 'metrics.json'}: finished from other settings than asked now "
+                "(lr: finished with 0.0002, asked 0.0003); 2 more result(s) like it; redo them with --rerun-stale")
+    for extra in (["--dry-run"], []):
+        result = dontstop(*argv, *extra, data_dir=data_dir, root=tmp_path, check=False)
+        assert result.returncode == 2 and result.stderr.strip() == f"dontstop: error: {expected} " \
+            "(the old files are kept as *.stale-<n>.json) or choose another --results-dir"
+        assert {path: path.read_bytes() for path in runs.rglob("*.json")} == before   # nothing touched
+    dry = dontstop(*argv, "--dry-run", data_dir=data_dir, root=tmp_path, check=False)
+    assert "fine-tuning: 3 run(s) to do (3 of them stale" in dry.stdout
+    redone = dontstop(*argv[:5], "0", *argv[-2:], "--rerun-stale", data_dir=data_dir, root=tmp_path)
+    assert f"stale, to redo: {runs / 'seed_0' / 'metrics.json'} (lr: " in redone.stdout
+    assert (runs / "seed_0" / "metrics.stale-0.json").read_bytes() == before[runs / "seed_0" / "metrics.json"]
+    assert json.loads((runs / "seed_0" / "metrics.json").read_text())["config"]["lr"] == 3e-4
+    assert (runs / "seed_1" / "metrics.json").read_bytes() == before[runs / "seed_1" / "metrics.json"]
+
+
+def test_a_clean_cache_builds_no_stage_when_every_run_is_finished(reference, tmp_path):
+    data_dir, reference_root = reference
+    shutil.copytree(reference_root / "results", tmp_path / "results")     # the cache is not copied
+    dry = dontstop("run", *SUBSET, "--dry-run", data_dir=data_dir, root=tmp_path)
+    assert "stage skip" in dry.stdout and "stage build" not in dry.stdout
+    assert "fine-tuning: 0 run(s) to do, 6 finished" in dry.stdout
+    result = dontstop("run", *SUBSET, data_dir=data_dir, root=tmp_path)
+    assert "6 jobs, 6 already finished, 0 to run" in result.stdout
+    assert not list((tmp_path / "cache").rglob("pretrain_record.json"))
+
+
 def test_unwritable_results_dir_fails_before_any_work(mini_build, tmp_path):
     data_dir, _ = mini_build
     (tmp_path / "file").write_text("not a folder")

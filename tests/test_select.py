@@ -106,6 +106,7 @@ def test_dedup_and_heldout_text_is_never_selected(tmp_path):
     task_dir.mkdir()
     (task_dir / "train.jsonl").write_text(json.dumps({"text": task_text, "label": "a"}) + "\n")
     (task_dir / "dev.jsonl").write_text(json.dumps({"text": held_out, "label": "a"}) + "\n")
+    (task_dir / "test.jsonl").write_text(json.dumps({"text": "a test sentence", "label": "a"}) + "\n")
     out = tmp_path / "out"
     assert main(["select", "--task-text", str(task_dir / "train.jsonl"), "--pool", str(pool),
                  "--out", str(out), "--k", "5", "--exclude-from", str(task_dir)]) == 0

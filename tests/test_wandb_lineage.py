@@ -79,6 +79,9 @@ def test_wandb_pretraining_logs_loss_tokens_per_s_and_its_checkpoint_by_referenc
         assert len(run.history) == record.steps
         assert run.summary["tokens_per_s"] == pytest.approx(record.tokens_per_s)
         assert run.config["lineage"] == lineage and run.config["stage_key"].startswith(folder.name[-8:])
+        # a 2-GPU and a 1-GPU DAPT can be told apart: processes and device, as in the record
+        assert (run.config["processes"], run.config["device"]) == (record.processes, record.device) == (1, "cpu")
+        assert (run.summary["processes"], run.summary["device"]) == (1, "cpu")
         [artifact] = produced(run)
         assert (artifact.name, artifact.type) == (wandb_log.artifact_name(folder.name), "model")
         assert artifact.metadata["lineage"] == lineage

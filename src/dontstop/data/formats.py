@@ -188,17 +188,27 @@ def _iter_documents(path: Path) -> Iterator[str]:
 
 
 def heldout_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
-    """text_key of every dev and test example of the given task directories."""
+    """text_key of every dev and test example of the given task directories; a missing dev or
+    test file is an error (a mistyped folder must not turn the leakage guard off)."""
     keys = set()
     for directory in task_dirs:
         for split in ("dev", "test"):
             path = Path(directory) / f"{split}.jsonl"
-            if path.is_file():
-                keys |= {text_key(e.text) for e in load_split(path)}
+            if not path.is_file():
+                raise UserError(f"{path}: not found; the leakage guard needs the dev and test "
+                                "files of every task (build or download the data first)")
+            keys |= {text_key(e.text) for e in load_split(path)}
     return keys
 
 
-def suite_heldout_keys(data_dir: str | Path, suite_name: str, task_keys: Iterable[str]) -> set[bytes]:
-    """The leakage guard of a suite: text_key of every dev and test text of all its tasks.
-    Pretraining and selection drop matching documents, whatever the corpus files hold."""
-    return heldout_keys(task_dir(data_dir, suite_name, key) for key in task_keys)
+def suite_heldout_keys(data_dir: str | Path, suite_name: str, task_keys: Iterable[str],
+                       running: Iterable[str] = ()) -> set[bytes]:
+    """The leakage guard of a suite: text_key of every dev and test text of its tasks.
+    Pretraining and selection drop matching documents, whatever the corpus files hold.
+
+    Every task of `running` (the tasks a command fine-tunes) must have both files; another task
+    of the suite counts once its folder exists (the paper suite's tasks are downloaded one by
+    one), and then it too must have both."""
+    running = set(running)
+    return heldout_keys(task_dir(data_dir, suite_name, key) for key in task_keys
+                        if key in running or task_dir(data_dir, suite_name, key).is_dir())

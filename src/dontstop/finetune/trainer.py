@@ -193,6 +193,10 @@ def train(model: SequenceClassifier, features: dict[str, list[dict]], collator,
             for indices in length_grouped_batches(lengths, recipe.batch_size, generator):
                 batch = collator([train_set[i] for i in indices])
                 losses.append(train_step(model, batch, optimizer, recipe))
+                if not math.isfinite(losses[-1]):   # a diverged run must not look finished
+                    progress.close()
+                    raise UserError(f"{recipe.task} seed {recipe.seed}: fine-tuning diverged: loss {losses[-1]} "
+                                    f"at step {progress.n + 1} (recipe lr {recipe.lr:g}); no metrics.json written")
                 scheduler.step()
                 progress.update()
         loss = sum(losses) / len(losses)

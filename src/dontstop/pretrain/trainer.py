@@ -11,6 +11,7 @@ once into a token file on disk and read back as full sequences of max_length
 measure the MLM loss before and after. A killed run resumes from its latest state in <out>/resume/
 when the same command is run again: the data order and masks are pure functions of (seed,
 epoch, step), and accelerate restores the weights, optimizer, scheduler and RNG states.
+A loss that turns NaN or infinite stops the run with one line, nothing saved (pretrain/outcome.py).
 """
 from __future__ import annotations
 
@@ -26,18 +27,18 @@ import torch
 from tqdm import tqdm
 
 from .. import wandb_log
-from ..fileio import UserError, atomic_write_json, read_json, sha256_file
-from ..provenance import git_commit, software_versions
+from ..fileio import UserError, atomic_write_json, read_json
 from ..recipes import PretrainRecipe
 from ..records import PRETRAIN_RECORD_FILE as RECORD
 from ..records import PretrainRecord
-from .corpus import Corpus, scan_corpus
+from .corpus import scan_corpus
 from .mlm import BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, write_token_stream
+from .outcome import check_finite, device_name, finished_record, weights_sha256
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
 
 TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
 WANDB_SUMMARY = ("steps", "tokens", "tokens_per_s", "wall_time_s", "final_train_loss",
-                 "heldout_loss_before", "heldout_loss_after", "excluded_documents")
+                 "heldout_loss_before", "heldout_loss_after", "excluded_documents", "processes", "device")
 
 
 def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
@@ -86,7 +87,8 @@ def _pretrain(recipe: PretrainRecipe, exclude_keys: set[bytes] | None, name: str
     run = PretrainRun(recipe, exclude_keys, name or Path(recipe.output_dir).name)
     logger = wandb_log.start_run(wandb and run.accelerator.is_main_process, group=group or "pretrain",
                                  job_type="pretrain", name=Path(recipe.output_dir).name,
-                                 config={**_jsonable(recipe), "lineage": run.name, **(wandb_config or {})},
+                                 config={**_jsonable(recipe), "lineage": run.name, "processes": run.processes,
+                                         "device": run.device, **(wandb_config or {})},
                                  input_model=recipe.base_model)
     run.train(logger)
     record = run.finish()
@@ -132,8 +134,10 @@ class PretrainRun:
 
         self.began, self.recipe, self.name = time.time(), recipe, name
         self.output_dir, self.resume_dir = Path(recipe.output_dir), Path(recipe.output_dir) / "resume"
+        self.created_output = not self.output_dir.exists()
         self.accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                                        gradient_accumulation_steps=self._micro_batches_per_step())
+        self.processes, self.device = self.accelerator.num_processes, device_name(self.accelerator.device)
         set_seed(recipe.seed)  # a model without a trained MLM head (bundled:minilm) starts the same
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(recipe.base_model))
         if self.tokenizer.mask_token is None:
@@ -199,24 +203,24 @@ class PretrainRun:
 
     def train(self, logger) -> None:
         progress, total = self.progress, self.schedule.total_steps
-        bar = tqdm(total=total, initial=progress["step"], desc=f"pretrain {self.name}",
-                   disable=not self.accelerator.is_main_process)
-        self.trainer.train()
-        for micro_batches in self.micro_batch_stream(progress["step"], total):
-            started = time.time()
-            loss, tokens = self._step(micro_batches)
-            progress.update(step=progress["step"] + 1, loss=loss, tokens=progress["tokens"] + tokens,
-                            train_time_s=progress["train_time_s"] + time.time() - started,
-                            wall_time_s=self.wall_before + time.time() - self.began)
-            rate = progress["tokens"] / progress["train_time_s"]
-            bar.update()
-            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}")
-            if logger:
-                logger.log({"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0],
-                            "train/tokens_per_s": rate}, step=progress["step"])
-            if progress["step"] % self.recipe.checkpoint_every == 0 and progress["step"] < total:
-                self._save_resume_state()
-        bar.close()
+        with tqdm(total=total, initial=progress["step"], desc=f"pretrain {self.name}",
+                  disable=not self.accelerator.is_main_process) as bar:   # closed before an error line
+            self.trainer.train()
+            for micro_batches in self.micro_batch_stream(progress["step"], total):
+                started = time.time()
+                loss, tokens = self._step(micro_batches)
+                self._stop_if_diverged(loss, f"optimizer step {progress['step'] + 1}")
+                progress.update(step=progress["step"] + 1, loss=loss, tokens=progress["tokens"] + tokens,
+                                train_time_s=progress["train_time_s"] + time.time() - started,
+                                wall_time_s=self.wall_before + time.time() - self.began)
+                rate = progress["tokens"] / progress["train_time_s"]
+                bar.update()
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rate:,.0f}")
+                if logger:
+                    logger.log({"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0],
+                                "train/tokens_per_s": rate}, step=progress["step"])
+                if progress["step"] % self.recipe.checkpoint_every == 0 and progress["step"] < total:
+                    self._save_resume_state()
 
     def micro_batch_stream(self, start: int, end: int) -> MicroBatchStream:
         """This process's micro-batches of steps [start, end): on a GPU built ahead in pinned memory."""
@@ -242,6 +246,19 @@ class PretrainRun:
         all_tokens = accelerator.reduce(torch.tensor(tokens, device=accelerator.device), reduction="sum")
         return float(mean_loss), int(all_tokens)
 
+    def _stop_if_diverged(self, loss: float | None, what: str) -> None:
+        """One line and no finished record for a NaN or infinite loss; the resume states go too
+        (a rerun of the same recipe diverges the same way: data and masks are seeded)."""
+        try:
+            check_finite(str(self.output_dir), what, loss, self.recipe.lr)
+        except UserError:
+            if self.accelerator.is_main_process:
+                shutil.rmtree(self.resume_dir, ignore_errors=True)
+                if self.created_output:
+                    with contextlib.suppress(OSError):
+                        self.output_dir.rmdir()   # only if empty
+            raise
+
     def _save_resume_state(self) -> None:
         """Write the state under a temporary name, then rename: a kill never leaves half a state."""
         final = self.resume_dir / f"step-{self.progress['step']:09d}"
@@ -257,33 +274,18 @@ class PretrainRun:
     def finish(self) -> PretrainRecord:
         """Save model, tokenizer and, last, the record (its presence means "finished")."""
         heldout_after = self.heldout_loss()
+        self._stop_if_diverged(heldout_after, "the held-out documents after training")
         self.progress["wall_time_s"] = self.wall_before + time.time() - self.began
-        record = _record(self.recipe, self.name, self.schedule, self.corpus, self.stream, self.progress,
-                         heldout_after)
+        record = finished_record(self.recipe, _jsonable(self.recipe), self.name, self.schedule, self.corpus,
+                                 self.stream, self.progress, heldout_after, self.processes, self.device)
         if self.accelerator.is_main_process:
             self.accelerator.unwrap_model(self.trainer).mlm_model.save_pretrained(self.output_dir)
             self.tokenizer.save_pretrained(self.output_dir)
+            record.weights_sha256 = weights_sha256(self.output_dir)
             record.write(self.output_dir)
             shutil.rmtree(self.resume_dir)  # our own resume states, useless once finished
         self.accelerator.wait_for_everyone()
         return record
-
-
-def _record(recipe, name, schedule: BatchSchedule, corpus: Corpus, stream: dict[str, int], progress,
-            heldout_after) -> PretrainRecord:
-    return PretrainRecord(
-        name=name, base_model=recipe.base_model, corpus_files=list(recipe.corpora),
-        corpus_sha256={path: sha256_file(path) for path in recipe.corpora},
-        recipe=_jsonable(recipe), steps=progress["step"], resumed_from_step=progress["resumed_from_step"],
-        epochs=progress["step"] / schedule.steps_per_epoch,
-        sequences=progress["step"] * recipe.batch_size, tokens=progress["tokens"],
-        documents=stream["documents"], heldout_documents=len(corpus.heldout_positions),
-        excluded_documents=corpus.excluded, bytes=stream["bytes"],
-        wall_time_s=progress["wall_time_s"],
-        tokens_per_s=progress["tokens"] / max(progress["train_time_s"], 1e-9),
-        final_train_loss=progress["loss"],
-        heldout_loss_before=progress["heldout_loss_before"], heldout_loss_after=heldout_after,
-        versions=software_versions(), git_commit=git_commit())
 
 
 def _jsonable(recipe: PretrainRecipe) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from ..experiment import Conditions
-from ..records import PROBE_FILE, ProbeRecord
+from ..records import PROBE_FILE, read_probe
 from .render import Grid
 from .runs import summarize
 from .tables import Layout
@@ -27,7 +27,7 @@ def load_probes(results_dir: str | Path, suite: str, conditions: Conditions) -> 
     """Every probe.json of the suite whose condition is a folder of experiments/, score in percent."""
     rows = []
     for path in sorted((Path(results_dir) / suite).glob(f"*/*/{PROBE_FILE}")):
-        record = ProbeRecord.read(path)
+        record = read_probe(path)   # it sits in the folder of its task and condition
         if record.condition in conditions:
             rows.append({"task": record.task, "condition": record.condition, "probe": 100 * record.test_metric})
     return pd.DataFrame(rows, columns=["task", "condition", "probe"])

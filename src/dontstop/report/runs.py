@@ -13,7 +13,7 @@ from scipy import stats
 
 from ..experiment import Conditions
 from ..fileio import UserError
-from ..records import METRICS_FILE, MetricsRecord
+from ..records import METRICS_FILE, read_run
 from ..tasks import SUITES, Task
 
 RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "data", "git_commit",
@@ -30,7 +30,7 @@ def load_runs(results_dir: str | Path, suite: str, conditions: Conditions) -> pd
 
 
 def _run_row(path: Path, suite: str, conditions: Conditions) -> dict:
-    record = MetricsRecord.read(path)
+    record = read_run(path)   # also: it sits in the folder of its task, condition and seed
     checks = {"suite": (record.suite == suite, f"expected {suite!r}"),
               "task": (record.task in SUITES[suite][0], f"not a task of the {suite} suite"),
               "condition": (record.condition in conditions,

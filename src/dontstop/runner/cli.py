@@ -19,7 +19,8 @@ from ..experiment import (EXPERIMENTS_DIR, Suite, load_conditions, load_experime
                           override_suite, select_conditions, with_quick)
 from ..fileio import UserError
 from ..tasks import get_task
-from .jobs import execute
+from .finished import refuse, stale_results
+from .jobs import analysis_stages, execute
 from .plan import RunPlan, plan_runs
 from .slurm import add_arguments as add_launcher_arguments
 from .slurm import launch as launch_on_slurm
@@ -63,6 +64,9 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="parallel jobs, one CPU thread each (default: CPU cores; 1 on a GPU)")
     parser.add_argument("--allow-mixed", action="store_true",
                         help="allow adding runs made from different data hashes")
+    parser.add_argument("--rerun-stale", action="store_true",
+                        help="redo finished runs made from other settings than asked (recipe, "
+                        "checkpoint, data); their old files are kept as *.stale-<n>.json")
     parser.add_argument("--results-dir", help="default: the suite's (results)")
     parser.add_argument("--cache-dir", help="default: the suite's (cache)")
     parser.add_argument("--data-dir", help="default: the suite's (data)")
@@ -99,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
              for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=args.dry_run)]
     if not plans:
         raise UserError("no condition applies to the chosen tasks")
-    _go(plans, suite, args)
+    _go(plans, suite, args, analysis=False)
     return 0
 
 
@@ -111,7 +115,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     plans = [plan for e in experiments
              for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=args.dry_run)]
     began = time.time()
-    finished = _go(plans, suite, args)
+    finished = _go(plans, suite, args, analysis=True)
     if args.dry_run or (args.launcher == "slurm" and not args.wait):
         return 0
     history = record_invocation(suite, args, time.time() - began, plans, finished)
@@ -124,16 +128,21 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace) -> int:
-    """Print the plan (--dry-run) or execute it; return the number of jobs finished."""
+def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: bool) -> int:
+    """Print the plan (--dry-run) or execute it; return the number of jobs finished.
+    `analysis`: the domain analysis follows (reproduce), so the stages it reads are built too."""
     if args.dry_run:
-        print_plan(plans, suite)
+        stale = stale_results(plans, suite, args.allow_mixed)
+        print_plan(plans, suite, stale, analysis_stages(suite) if analysis else set())
+        if stale and not args.rerun_stale:
+            refuse(stale)
         return 0
     wandb = not args.no_wandb and wandb_log.configured()
     if args.launcher == "slurm":
-        return launch_on_slurm(plans, suite, slurm_options(args), wandb=wandb, allow_mixed=args.allow_mixed)
-    return execute(plans, suite, wandb=wandb, allow_mixed=args.allow_mixed,
-                   workers=args.workers or _default_workers())
+        return launch_on_slurm(plans, suite, slurm_options(args), wandb=wandb, allow_mixed=args.allow_mixed,
+                               rerun_stale=args.rerun_stale, analysis=analysis)
+    return execute(plans, suite, wandb=wandb, allow_mixed=args.allow_mixed, rerun_stale=args.rerun_stale,
+                   analysis=analysis, workers=args.workers or _default_workers())
 
 
 def _default_workers() -> int:
@@ -145,5 +154,5 @@ def _default_workers() -> int:
 def _status(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
     show_status(suite, select_conditions(load_conditions(args.experiments), args.conditions),
-                args.tasks, args.seeds)
+                args.tasks, args.seeds, allow_mixed=args.allow_mixed)
     return 0

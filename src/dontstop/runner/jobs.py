@@ -6,7 +6,9 @@ with the suite's `probe`, one linear probe per (task, condition)); `workers`
 processes, one CPU thread each, take the next job that is ready (its parent stage is
 finished) and not locked by anyone else. A job is finished only when its last file exists
 (`pretrain_record.json`, `metrics.json`), so a killed job is redone on the next run and
-two runners on one results folder never run the same job twice.
+two runners on one results folder never run the same job twice. A finished run made from other
+settings than asked is refused, or redone with --rerun-stale (runner/finished.py); a stage is
+built only when an unfinished run or probe, or the domain analysis, needs it.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from ..data.formats import suite_heldout_keys
 from ..experiment import Suite
 from ..fileio import UserError, is_locked, job_lock
 from ..records import PROBE_FILE
-from .plan import RunPlan, Stage, unique_stages
+from ..stage_identity import domain_checkpoints
+from .finished import refuse, retire, stale_results
+from .plan import RunPlan, Stage, input_sha256, unique_stages
 from .stages import check_data_consistency, check_models_available, run_job
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
@@ -47,14 +51,15 @@ class Job:
         return all(path.exists() for path in self.needs)
 
 
-def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
-            allow_mixed: bool = False, workers: int = 1) -> int:
-    """Run every unfinished job; return how many this call finished."""
-    jobs = prepare_jobs(plans, suite, allow_mixed)
+def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mixed: bool = False,
+            workers: int = 1, rerun_stale: bool = False, analysis: bool = False) -> int:
+    """Run every unfinished job; return how many this call finished. `analysis`: the domain
+    analysis follows (reproduce), so the stages it reads are built too."""
+    jobs = prepare_jobs(plans, suite, allow_mixed, rerun_stale=rerun_stale, analysis=analysis)
     todo = sum(not job.done() for job in jobs)
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
           f"on {workers} worker(s)", flush=True)
-    exclude = suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)
+    exclude = suite_heldout_keys(suite.data_dir, suite.name, suite.tasks, running=tasks_of(plans))
     start = (time.time(), len(jobs) - todo)   # for the ETA: when, and how many were done then
     if workers <= 1:
         _single_thread()   # the same arithmetic as a worker process: same seed, same metrics
@@ -69,33 +74,69 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False,
     return finished
 
 
-def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool) -> list[Job]:
+def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool, *, rerun_stale: bool = False,
+                 analysis: bool = False) -> list[Job]:
     """The jobs of `plans`, after the checks that must fail before any work, whatever the launcher:
-    writable folders, the same data as finished runs, every starting model loadable."""
+    writable folders, every results file in its own folder, no stale result (or, with
+    `rerun_stale`, each one set aside to be redone), the same data as finished runs, every
+    starting model loadable."""
     for directory in (suite.results_dir, suite.cache_dir):
         ensure_writable(directory)
+    stale = stale_results(plans, suite, allow_mixed)
+    if stale and not rerun_stale:
+        refuse(stale)
     for plan in {plan.task.key: plan for plan in plans}.values():  # the check covers a whole task
-        check_data_consistency(plan, suite, allow_mixed)
-    jobs = make_jobs(plans, probe=suite.probe)
+        check_data_consistency(plan, suite, allow_mixed, redone={item.path for item in stale})
+    retire(stale)
+    jobs = make_jobs(plans, probe=suite.probe, analysis=analysis_stages(suite) if analysis else set())
     check_models_available(jobs)
     return jobs
 
 
-def make_jobs(plans: list[RunPlan], probe: bool = False) -> list[Job]:
+def make_jobs(plans: list[RunPlan], probe: bool = False, analysis: set[str] | None = None,
+              redo: set[Path] = frozenset()) -> list[Job]:
     """Stages first, each once and after its parent; then every (plan, seed) run; with `probe`,
-    one representation probe per plan (its checkpoint on its task, no seeds)."""
-    stages = unique_stages(plans)
-    jobs = [Job("pretrain", f"{s.lineage} ({s.kind})", s.record_path, _needs(s, stages), stage=s)
-            for s in stages if not s.published]
+    one representation probe per plan (its checkpoint on its task, no seeds).
+
+    `analysis` (the checkpoint folders the domain analysis reads; empty when none follows): only
+    the stages that an unfinished run or probe (or one in `redo`), or the analysis, needs, with
+    their parents. None (`dontstop status`): every stage of the plans."""
+    runs: list[Job] = []
     for plan in plans:
         needs = tuple(s.record_path for s in plan.stages if not s.published)
-        jobs += [Job("finetune", f"{plan.task.key}/{plan.condition} seed {seed}",
+        runs += [Job("finetune", f"{plan.task.key}/{plan.condition} seed {seed}",
                      plan.run_dir(seed) / "metrics.json", needs, plan=plan, seed=seed)
                  for seed in plan.seeds]
         if probe:
-            jobs.append(Job("probe", f"{plan.task.key}/{plan.condition} probe",
+            runs.append(Job("probe", f"{plan.task.key}/{plan.condition} probe",
                             plan.run_dir(0).parent / PROBE_FILE, needs, plan=plan))
-    return jobs
+    stages = unique_stages(plans)
+    if analysis is not None:
+        needed = needed_stages(plans, [job for job in runs if not job.done() or job.done_file in redo], analysis)
+        stages = [stage for stage in stages if stage.key in needed]
+    return [Job("pretrain", f"{s.lineage} ({s.kind})", s.record_path, _needs(s, stages), stage=s)
+            for s in stages if not s.published] + runs
+
+
+def needed_stages(plans: list[RunPlan], unfinished: list[Job], analysis: set[str]) -> set[str]:
+    """Keys of the stages that the `unfinished` runs and probes start from, and of those the
+    analysis reads (by checkpoint folder), each with its parents."""
+    needed = {stage.key for job in unfinished for stage in job.plan.stages}
+    for plan in plans:
+        for i, stage in enumerate(plan.stages):
+            if stage.checkpoint_dir in analysis:
+                needed |= {parent.key for parent in plan.stages[:i + 1]}
+    return needed
+
+
+def analysis_stages(suite: Suite) -> set[str]:
+    """The checkpoint folders the domain analysis of `reproduce` reads: the suite's base stage
+    and its DAPT stages (stage_identity.domain_checkpoints, as analysis/domains.py finds them)."""
+    return {str(path) for path in domain_checkpoints(suite, input_sha256(suite, planning_only=True)).values()}
+
+
+def tasks_of(plans: list[RunPlan]) -> set[str]:
+    return {plan.task.key for plan in plans}
 
 
 def _needs(stage: Stage, stages: list[Stage]) -> tuple[Path, ...]:

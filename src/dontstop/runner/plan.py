@@ -2,7 +2,8 @@
 
 A stage's identity is a hash of everything that determines its checkpoint: the parent
 (base model or the previous stage), the kind, the sha256 of every input file, the
-selection settings and the resolved recipe. So a DAPT checkpoint is built once and shared
+selection settings and the resolved recipe, defaults included (stage_identity.stage_key).
+So a DAPT checkpoint is built once and shared
 by every task and condition that needs it (DAPT, not-DAPT of another domain, DAPT+TAPT),
 and Transfer-TAPT reuses the partner task's TAPT checkpoint.
 """
@@ -12,11 +13,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..data.formats import task_dir
 from ..experiment import Experiment, Suite, checkpoint_name, checkpoints_dir
-from ..fileio import UserError, atomic_write_json, read_json, sha256_file
+from ..fileio import UserError, file_sha256
+from ..stage_identity import data_path, stage_key
 from ..tasks import RELEASED, Task, get_domain, get_task
 
 
@@ -26,7 +28,7 @@ class Stage:
     kind: str                     # recipe kind: dapt | tapt | tapt_large
     parent: str                   # base model name, or the parent stage's checkpoint dir
     corpora: tuple[str, ...]      # input files; a selection stage adds its output at build time
-    recipe: dict[str, Any]
+    recipe: dict[str, Any]        # the suite's recipe section (its key covers the resolved recipe)
     key: str                      # sha256 of the resolved inputs, recipe and parent
     lineage: str                  # "dapt-cs+tapt-aclsum-roles"
     checkpoint_dir: str
@@ -138,7 +140,7 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     kind, _, arg = spec.partition(":")
     selection, published = None, None
     if kind == "base":
-        name, recipe_kind, corpora = "base", "base", [_data_path(suite, suite.base_corpus)]
+        name, recipe_kind, corpora = "base", "base", [data_path(suite, suite.base_corpus)]
     elif kind == "dapt":
         domain = get_domain(suite.name, task.domain)
         domain = get_domain(suite.name, domain.irrelevant) if arg == "irrelevant" else domain
@@ -146,7 +148,7 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
         if suite.published_dapt and all(s.kind == "base" for s in earlier):
             published = domain.dapt_checkpoint
         else:
-            corpora = [_data_path(suite, _required(suite.domain_corpora, domain.key, "domain corpus",
+            corpora = [data_path(suite, _required(suite.domain_corpora, domain.key, "domain corpus",
                                                    "--domain-corpus"))]
     elif kind == "tapt":
         source = get_task(suite.name, task.transfer) if arg == "transfer" else task
@@ -159,22 +161,17 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     else:  # knn:<k> or random:<k>
         k = int(arg)
         name, recipe_kind, corpora = f"{'knn' if kind == 'knn' else 'rand'}{k}-{task.key}", "tapt_large", []
-        pool = _data_path(suite, suite.pools.get(task.domain) or _required(
+        pool = data_path(suite, suite.pools.get(task.domain) or _required(
             suite.domain_corpora, task.domain, "candidate pool", "--pool"))
         selection = {"method": kind, "k": k, "pool": pool, **suite.selection,
                      "queries": str(task_dir(suite.data_dir, suite.name, task.key) / "train.jsonl")}
     recipe = dict(suite.recipes.get(recipe_kind, {}))
-
-    def sha(path: str) -> str:
-        missing = planning_only and not Path(path).is_file()
-        return "missing" if missing else file_sha256(path, suite.cache_dir)
-
-    identity = {"parent": parent_key or parent, "name": name, "kind": recipe_kind,
-                "inputs": {p: sha(p) for p in corpora}, "recipe": recipe,
-                "seed": suite.pretrain_seed, "published": published,
-                "selection": selection and {**selection, "pool_sha256": sha(selection["pool"]),
-                                            "queries_sha256": sha(selection["queries"])}}
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    sha = input_sha256(suite, planning_only)
+    key = stage_key(parent=parent_key or parent, name=name, kind=recipe_kind,
+                    inputs={p: sha(p) for p in corpora}, recipe=recipe, seed=suite.pretrain_seed,
+                    published=published,
+                    selection=selection and {**selection, "pool_sha256": sha(selection["pool"]),
+                                             "queries_sha256": sha(selection["queries"])})
     lineage = "+".join([s.name for s in earlier] + [name])
     checkpoint_dir = checkpoints_dir(suite) / checkpoint_name(lineage, key)
     return Stage(name, recipe_kind, parent, tuple(corpora), recipe, key, lineage,
@@ -183,15 +180,10 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
 
 def _curated_pool(suite: Suite, task: Task) -> str:
     if task.key in suite.curated:
-        return _data_path(suite, suite.curated[task.key])
+        return data_path(suite, suite.curated[task.key])
     if task.curated_from:
         return str(task_dir(suite.data_dir, suite.name, task.curated_from) / "train.jsonl")
     raise UserError(f"task {task.key}: no curated pool; pass --curated-corpus {task.key}=PATH")
-
-
-def _data_path(suite: Suite, path: str) -> str:
-    """Suite paths are relative to <data_dir>/<suite>/; absolute paths stay as they are."""
-    return str(Path(suite.data_dir) / suite.name / path)
 
 
 def _required(mapping: dict[str, str], key: str, what: str, flag: str) -> str:
@@ -201,16 +193,10 @@ def _required(mapping: dict[str, str], key: str, what: str, flag: str) -> str:
     return mapping[key]
 
 
-def file_sha256(path: str | Path, cache_dir: str | Path) -> str:
-    """sha256 of a file, memoised by (path, size, mtime) so a 50 GB corpus is hashed once."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: input file not found (build or download the data first)")
-    stat = path.stat()
-    memo_key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    memo_path = Path(cache_dir) / "file_sha256.json"
-    memo = read_json(memo_path) if memo_path.exists() else {}
-    if memo_key not in memo:
-        memo[memo_key] = sha256_file(path)
-        atomic_write_json(memo_path, memo)
-    return memo[memo_key]
+def input_sha256(suite: Suite, planning_only: bool) -> Callable[[str], str]:
+    """path -> its sha256 (memoised in the suite's cache); with `planning_only` (--dry-run,
+    status), "missing" for a file that does not exist yet (not downloaded)."""
+    def sha(path: str) -> str:
+        missing = planning_only and not Path(path).is_file()
+        return "missing" if missing else file_sha256(path, suite.cache_dir)
+    return sha

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..data.formats import suite_heldout_keys
 from ..experiment import Suite
 from ..fileio import UserError, job_lock
-from .jobs import Job, prepare_jobs
+from .jobs import Job, prepare_jobs, tasks_of
 from .plan import RunPlan
 from .slurm_job import Launch, RunnerJob, write_spec
 from .slurm_queue import (Submitted, cancel, check_slurm, logs_dir, read_registry, remember, slug,
@@ -100,11 +100,12 @@ def _sbatch_options(values: list[str]) -> dict[str, str | bool]:
 
 
 def launch(plans: list[RunPlan], suite: Suite, options: SlurmOptions, *, wandb: bool,
-           allow_mixed: bool) -> int:
+           allow_mixed: bool, rerun_stale: bool = False, analysis: bool = False) -> int:
     """Submit every unfinished job; with --wait, follow them and return how many finished."""
     check_slurm()
-    jobs = prepare_jobs(plans, suite, allow_mixed)
-    suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)   # the jobs read them: fail here first
+    jobs = prepare_jobs(plans, suite, allow_mixed, rerun_stale=rerun_stale, analysis=analysis)
+    # the jobs read them: fail here first
+    suite_heldout_keys(suite.data_dir, suite.name, suite.tasks, running=tasks_of(plans))
     submitted, active, finished = submit(jobs, suite, options, wandb)
     print(f"{len(jobs)} jobs: {finished} already finished, {active} queued or running, {submitted} "
           f"submitted; logs in {logs_dir(suite)}/<job>/", flush=True)

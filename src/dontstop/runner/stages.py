@@ -13,10 +13,10 @@ from typing import Any
 
 from ..data.formats import load_split, task_dir
 from ..experiment import Suite
-from ..fileio import UserError, job_lock, read_json
+from ..fileio import UserError, file_sha256, job_lock, read_json
 from ..recipes import FinetuneRecipe, PretrainRecipe
 from ..records import MetricsRecord, PretrainRecord
-from .plan import RunPlan, Stage, file_sha256
+from .plan import RunPlan, Stage
 
 
 def build_stage(stage: Stage, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
@@ -74,15 +74,20 @@ def stage_record(stage: Stage) -> dict[str, Any]:
 def finetune_job(plan: RunPlan, seed: int, suite: Suite, wandb: bool) -> None:
     from ..finetune.trainer import run_finetune
 
-    recipe = FinetuneRecipe(**{**suite.finetune, "model": plan.model, "task": plan.task.key,
-                               "suite": plan.suite, "data_dir": suite.data_dir, "seed": seed})
-    metrics = run_finetune(recipe, plan.run_dir(seed), condition=plan.condition,
+    metrics = run_finetune(finetune_recipe(plan, suite, seed), plan.run_dir(seed), condition=plan.condition,
                            lineage=plan.lineage, wandb=wandb,
                            pretraining=[stage_record(s) for s in plan.stages],
                            published=plan.published)
     print(f"    {plan.task.key}/{plan.condition} seed {seed}: {metrics.metric} dev "
           f"{metrics.dev_metric:.3f} test {metrics.test_metric:.3f} "
           f"({metrics.epochs_run} epochs, {metrics.wall_time_s:.1f}s)", flush=True)
+
+
+def finetune_recipe(plan: RunPlan, suite: Suite, seed: int = 0) -> FinetuneRecipe:
+    """What a fine-tuning run of `plan` (and, seed aside, its probe) runs: the suite's recipe on
+    the plan's checkpoint and task."""
+    return FinetuneRecipe(**{**suite.finetune, "model": plan.model, "task": plan.task.key,
+                             "suite": plan.suite, "data_dir": suite.data_dir, "seed": seed})
 
 
 def run_job(job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
@@ -98,9 +103,7 @@ def run_job(job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
 def probe_job(plan: RunPlan, suite: Suite) -> None:
     from ..finetune.probe import run_probe
 
-    recipe = FinetuneRecipe(**{**suite.finetune, "model": plan.model, "task": plan.task.key,
-                               "suite": plan.suite, "data_dir": suite.data_dir})
-    record = run_probe(recipe, plan.run_dir(0).parent, plan.task, condition=plan.condition,
+    record = run_probe(finetune_recipe(plan, suite), plan.run_dir(0).parent, plan.task, condition=plan.condition,
                        lineage=plan.lineage)
     print(f"    {plan.task.key}/{plan.condition} probe: {record.metric} test {record.test_metric:.3f} "
           f"({record.wall_time_s:.1f}s)", flush=True)
@@ -118,12 +121,13 @@ def check_models_available(jobs) -> None:
         check_available(name)
 
 
-def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool) -> None:
+def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool,
+                           redone: set[Path] = frozenset()) -> None:
     """Refuse to add runs made from other data than the finished runs of the plan's task
-    (every condition's, so one plan per task is enough)."""
+    (every condition's, so one plan per task is enough), but those about to be `redone`."""
     if allow_mixed:
         return
-    finished = sorted(plan.run_dir(0).parents[1].glob("*/seed_*/metrics.json"))
+    finished = sorted(set(plan.run_dir(0).parents[1].glob("*/seed_*/metrics.json")) - set(redone))
     if not finished:
         return
     splits = task_dir(suite.data_dir, suite.name, plan.task.key)
@@ -134,6 +138,7 @@ def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool) -> No
         changed = [split for split, sha in current.items() if recorded.get(split) not in (None, sha)]
         if changed:
             raise UserError(f"{metrics_path}: made from different {'/'.join(changed)} data than "
-                            "the files on disk now; rerun with --allow-mixed, or a new --results-dir")
+                            "the files on disk now; rerun with --allow-mixed, or a new --results-dir "
+                            "(or redo it: run its condition with --rerun-stale)")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..experiment import Experiment, Suite
 from ..fileio import is_locked
+from .finished import stale_results
 from .jobs import Job, _clock, make_jobs
 from .plan import plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
@@ -152,13 +153,20 @@ def follow(jobs: list[Job], suite: Suite, poll_s: float) -> tuple[int, list[Job]
 
 
 def show_status(suite: Suite, experiments: list[Experiment], tasks: list[str] | None,
-                seeds: list[int] | None) -> dict[str, int]:
-    """`dontstop status`: plan as --dry-run does (inputs may be missing), then print every job."""
+                seeds: list[int] | None, allow_mixed: bool = False) -> dict[str, int]:
+    """`dontstop status`: plan as --dry-run does (inputs may be missing), check every results file
+    as `run` does (its folder, and whether it is stale), then print every job."""
     plans = [plan for e in experiments for plan in plan_runs(suite, e, tasks, seeds, planning_only=True)]
+    stale = stale_results(plans, suite, allow_mixed)
     jobs = make_jobs(plans, probe=suite.probe)
     missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]
                for job in jobs if job.kind == "pretrain"}
-    return print_status(jobs, suite, missing)
+    counts = print_status(jobs, suite, missing)
+    if stale:
+        print(f"{len(stale)} finished result(s) are stale, made from other settings than asked now "
+              f"(first: {stale[0].path}: {stale[0].reason}); `run` and `reproduce` refuse them, "
+              "--rerun-stale redoes them")
+    return counts
 
 
 def _inputs(stage) -> list[str]:

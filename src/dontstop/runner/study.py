@@ -17,19 +17,29 @@ from ..experiment import EXPERIMENTS_DIR, Suite, analysis_dir
 from ..fileio import atomic_write_json, atomic_write_text, read_json
 from ..provenance import git_commit, software_versions
 from ..report.write import aggregate
+from ..records import METRICS_FILE
 from .estimate import Estimator, MissingInput
+from .finished import Stale
+from .jobs import make_jobs
 from .plan import RunPlan, unique_stages
 
 REPO_README = EXPERIMENTS_DIR.parent / "README.md"
 NOTEBOOK = EXPERIMENTS_DIR.parent / "notebooks" / "results.ipynb"
 
 
-def print_plan(plans: list[RunPlan], suite: Suite) -> None:
-    """Every stage to build or reuse, the fine-tuning runs left, and what they cost here."""
+def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], analysis: set[str]) -> None:
+    """Every stage to build, reuse or skip (nothing needs it), the fine-tuning runs left (stale ones
+    included), and what they cost here; `analysis`: the checkpoints the domain analysis reads."""
     estimator, total, bounded = Estimator.for_suite(suite), 0.0, False
     print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
+    redo = {item.path for item in stale}
+    kept = {job.stage.key for job in make_jobs(plans, suite.probe, analysis, redo) if job.kind == "pretrain"}
     for stage in unique_stages(plans):
-        state = "published" if stage.published else "reuse" if stage.record_path.exists() else "build"
+        state = "published" if stage.published else "reuse" if stage.record_path.exists() else \
+            "build" if stage.key in kept else "skip"
+        if state == "skip":
+            print(f"  stage {state:9s} {stage.lineage:48s} not needed: every run and probe from it is finished")
+            continue
         try:
             seconds, tokens, steps, exact = (0.0, 0, 0, True) if state != "build" else estimator.stage_seconds(stage)
         except MissingInput as missing:
@@ -38,12 +48,16 @@ def print_plan(plans: list[RunPlan], suite: Suite) -> None:
         total, bounded = total + seconds, bounded or not exact
         print(f"  stage {state:9s} {stage.lineage:48s} steps{'~' if exact else '<'}{steps:>9,d} "
               f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(seconds)}")
-    todo = [(p, s) for p in plans for s in p.seeds if not (p.run_dir(s) / "metrics.json").exists()]
+    todo = [(p, s) for p in plans for s in p.seeds
+            if not (p.run_dir(s) / "metrics.json").exists() or p.run_dir(s) / "metrics.json" in redo]
     runs = [estimator.finetune_seconds(p) for p, _ in todo]
     finetune_seconds, bounded = sum(s for s, _ in runs), bounded or not all(e for _, e in runs)
     total += finetune_seconds
-    print(f"  fine-tuning: {len(todo)} run(s) to do, "
-          f"{sum(len(p.seeds) for p in plans) - len(todo)} finished; time~{_duration(finetune_seconds)}")
+    stale_runs = [item for item in stale if item.path.name == METRICS_FILE]
+    print(f"  fine-tuning: {len(todo)} run(s) to do"
+          + (f" ({len(stale_runs)} of them stale: finished from other settings, first "
+             f"{stale_runs[0].path}: {stale_runs[0].reason})" if stale_runs else "")
+          + f", {sum(len(p.seeds) for p in plans) - len(todo)} finished; time~{_duration(finetune_seconds)}")
     device = "GPU" if suite.estimate_bench else "on this machine"
     print(f"estimated total {device}: {_duration(total)}"
           + (" (an upper bound: task files not downloaded yet count as full 512-token sequences, or a "

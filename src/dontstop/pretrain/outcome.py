@@ -1,0 +1,62 @@
+"""What a pretraining leaves behind: the record of a finished run, and nothing from a diverged one.
+
+`check_finite` stops a run whose loss became NaN or infinite (at an optimizer step, or on the
+held-out documents after training) with one line, before anything is saved as finished: a
+diverged checkpoint would otherwise be fine-tuned into one-class predictions that look like
+results. `finished_record` is the run's PretrainRecord (docs/CONTRACTS.md), completed with the
+weights' hashes once they are written.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..fileio import UserError, sha256_file
+from ..provenance import git_commit, software_versions
+from ..records import PretrainRecord
+from .corpus import Corpus
+from .mlm import BatchSchedule
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")   # what save_pretrained writes the weights as
+
+
+def check_finite(name: str, what: str, loss: float | None, lr: float) -> None:
+    """`what`: where the loss was seen ("step 3", "the held-out documents after training")."""
+    if loss is not None and not math.isfinite(loss):
+        raise UserError(f"{name}: pretraining diverged: loss {loss} at {what} (recipe lr {lr:g}); "
+                        "nothing was saved as finished; lower the lr")
+
+
+def device_name(device: torch.device) -> str:
+    """"cpu", or the accelerator's kind and model: "cuda:NVIDIA H200"."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return device.type
+
+
+def weights_sha256(checkpoint_dir: Path) -> dict[str, str]:
+    """file name -> sha256 of every weights file in the checkpoint folder."""
+    return {path.name: sha256_file(path) for path in sorted(checkpoint_dir.iterdir())
+            if path.suffix in WEIGHT_SUFFIXES}
+
+
+def finished_record(recipe, recipe_fields: dict[str, Any], name: str, schedule: BatchSchedule,
+                    corpus: Corpus, stream: dict[str, int], progress: dict[str, Any],
+                    heldout_after: float | None, processes: int, device: str) -> PretrainRecord:
+    """The record of a finished run; `weights_sha256` is filled in once the weights are saved."""
+    return PretrainRecord(
+        name=name, base_model=recipe.base_model, corpus_files=list(recipe.corpora),
+        corpus_sha256={path: sha256_file(path) for path in recipe.corpora},
+        recipe=recipe_fields, steps=progress["step"], resumed_from_step=progress["resumed_from_step"],
+        epochs=progress["step"] / schedule.steps_per_epoch,
+        sequences=progress["step"] * recipe.batch_size, tokens=progress["tokens"],
+        documents=stream["documents"], heldout_documents=len(corpus.heldout_positions),
+        excluded_documents=corpus.excluded, bytes=stream["bytes"],
+        wall_time_s=progress["wall_time_s"],
+        tokens_per_s=progress["tokens"] / max(progress["train_time_s"], 1e-9),
+        final_train_loss=progress["loss"],
+        heldout_loss_before=progress["heldout_loss_before"], heldout_loss_after=heldout_after,
+        versions=software_versions(), git_commit=git_commit(), processes=processes, device=device)

@@ -1,0 +1,110 @@
+"""Which finished results a run, a reproduce or a status may count: each results file in the folder
+of the suite, task, condition and seed it names (records.finished_runs), and each planned run
+finished from what is asked now.
+
+A finished run is stale when its resolved fine-tuning recipe, its starting checkpoint (a stage of
+ours by its stage key, wherever the cache lies; else the model name), `published`, or, unless
+--allow-mixed, its task data differ from what the plan asks; a probe, when its checkpoint or
+max_length do. A stale result is refused before any work, one line naming the field and the file,
+unless --rerun-stale: then it is redone, its old file kept beside the new one as
+metrics.stale-<n>.json (probe.stale-<n>.json), which nothing reads. Either way it is never
+counted as finished nor mixed into the tables.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..data.formats import task_dir
+from ..experiment import Suite, checkpoint_lineage
+from ..fileio import UserError, file_sha256
+from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord, finished_runs
+from ..tasks import SPLITS
+from .plan import RunPlan
+from .stages import finetune_recipe
+
+MACHINE_FIELDS = ("device", "precision")   # "auto" in a recipe: the machine decides, not the run
+COMPARED_ELSEWHERE = ("model", "data_dir")  # by identity (model_identity) and by content (data_sha256)
+
+
+@dataclass(frozen=True)
+class Stale:
+    path: Path      # the finished metrics.json or probe.json
+    reason: str     # "lr: finished with 0.0001, asked 2e-05"
+
+
+def stale_results(plans: list[RunPlan], suite: Suite, allow_mixed: bool) -> list[Stale]:
+    """Every finished run and probe of `plans` that was made from something else than they ask;
+    reads (and so checks) every results file of the suite first."""
+    runs, probes = finished_runs(Path(suite.results_dir) / suite.name)
+    stale = []
+    for plan in plans:
+        for seed in plan.seeds:
+            path = plan.run_dir(seed) / METRICS_FILE
+            reason = path in runs and run_difference(runs[path], plan, seed, suite, allow_mixed)
+            stale += [Stale(path, reason)] if reason else []
+        path = plan.run_dir(0).parent / PROBE_FILE
+        reason = suite.probe and path in probes and probe_difference(probes[path], plan, suite)
+        stale += [Stale(path, reason)] if reason else []
+    return stale
+
+
+def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite,
+                   allow_mixed: bool) -> str | None:
+    """The first field in which a finished run differs from what `plan` asks for `seed`, or None."""
+    from ..finetune.trainer import resolve_recipe
+
+    asked = finetune_recipe(plan, suite, seed)
+    for name, value in asdict(resolve_recipe(asked, plan.task)).items():
+        machine = name in MACHINE_FIELDS and getattr(asked, name) == "auto"
+        if not machine and name not in COMPARED_ELSEWHERE and record.config.get(name) != value:
+            return f"{name}: finished with {record.config.get(name)!r}, asked {value!r}"
+    if model_identity(record.model) != model_identity(plan.model):
+        return f"starting checkpoint: finished from {record.model}, asked {plan.model}"
+    if record.published != plan.published:
+        return f"published: finished with {record.published}, asked {plan.published}"
+    if not allow_mixed:
+        splits = task_dir(suite.data_dir, suite.name, plan.task.key)
+        for split in (split for split in SPLITS if (splits / f"{split}.jsonl").is_file()):
+            current = file_sha256(splits / f"{split}.jsonl", suite.cache_dir)
+            if record.data_sha256.get(split, current) != current:
+                return (f"{split} data: finished from sha256 {record.data_sha256[split][:8]}, the file "
+                        f"now has {current[:8]} (or keep it with --allow-mixed)")
+    return None
+
+
+def probe_difference(record: ProbeRecord, plan: RunPlan, suite: Suite) -> str | None:
+    asked = finetune_recipe(plan, suite)
+    if model_identity(record.model) != model_identity(plan.model):
+        return f"starting checkpoint: probed {record.model}, asked {plan.model}"
+    if record.max_length != asked.max_length:
+        return f"max_length: probed with {record.max_length}, asked {asked.max_length}"
+    return None
+
+
+def model_identity(model: str) -> str:
+    """A checkpoint folder of ours by its name, `<lineage>-<key8>` (its stage key), wherever the
+    cache lies; any other model (a hub id, bundled:bert-tiny, a folder) by the name given."""
+    path = Path(model)
+    ours = path.parent.name == "checkpoints" and checkpoint_lineage(path.name) is not None
+    return path.name if ours else model
+
+
+def refuse(stale: list[Stale]) -> None:
+    """The one line for stale results, naming the first."""
+    first, more = stale[0], len(stale) - 1
+    raise UserError(f"{first.path}: finished from other settings than asked now ({first.reason})"
+                    + (f"; {more} more result(s) like it" if more else "")
+                    + "; redo them with --rerun-stale (the old files are kept as *.stale-<n>.json) "
+                    "or choose another --results-dir")
+
+
+def retire(stale: list[Stale]) -> None:
+    """Rename each stale file to <name>.stale-<n>.json (the first n free), saying so: the run is
+    then unfinished and redone, and its old result kept for comparison, never read as a result."""
+    for item in stale:
+        n = 0
+        while (kept := item.path.with_name(f"{item.path.stem}.stale-{n}{item.path.suffix}")).exists():
+            n += 1
+        item.path.rename(kept)
+        print(f"stale, to redo: {item.path} ({item.reason}); kept as {kept.name}", flush=True)

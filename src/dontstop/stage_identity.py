@@ -1,0 +1,70 @@
+"""What makes a pretraining stage what it is, in one place: its key.
+
+A stage's key is the sha256 of its parent (the base model, or the parent stage's key), its name and
+kind, the content (sha256) of every input file, the selection settings, the pretraining seed and the
+*resolved* recipe: every field of recipes.PretrainRecipe, defaults included, so that changing a
+default in recipes.py builds a new checkpoint instead of silently reusing an old one. The runner
+names checkpoint folders by it (runner/plan.py: `<lineage>-<key8>`); the domain analysis finds the
+suite's own base and DAPT checkpoints by it (`domain_checkpoints`), never by what happens to lie in
+the cache.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from .experiment import Suite, checkpoint_name, checkpoints_dir
+from .fileio import file_sha256
+from .recipes import PretrainRecipe
+
+# Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder
+# (named by the key itself) and the suite's `pretrain_seed`; each is in the key on its own.
+PER_STAGE_FIELDS = ("base_model", "corpora", "output_dir", "seed")
+
+
+def resolved_recipe(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A suite's recipe section with recipes.PretrainRecipe's defaults filled in."""
+    given = {key: value for key, value in overrides.items() if key not in PER_STAGE_FIELDS}
+    recipe = dataclasses.asdict(PretrainRecipe(base_model="", corpora=[], output_dir="", **given))
+    return {key: value for key, value in recipe.items() if key not in PER_STAGE_FIELDS}
+
+
+def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], recipe: dict[str, Any],
+              seed: int, published: str | None = None, selection: dict[str, Any] | None = None) -> str:
+    """The stage's identity (hex sha256); `inputs`: input file -> its sha256, `recipe`: the suite's
+    recipe section of `kind` (resolved here)."""
+    identity = {"parent": parent, "name": name, "kind": kind, "inputs": inputs,
+                "recipe": resolved_recipe(recipe), "seed": seed, "published": published,
+                "selection": selection}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def data_path(suite: Suite, path: str) -> str:
+    """Suite paths are relative to <data_dir>/<suite>/; absolute paths stay as they are."""
+    return str(Path(suite.data_dir) / suite.name / path)
+
+
+def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) -> dict[str, Path]:
+    """"base" (the suite's base stage, if it has one) and "dapt-<domain>" (DAPT alone, on each of the
+    suite's domain corpora, after the base stage) -> the checkpoint folder the runner builds for it,
+    finished or not. Resolved as runner/plan.py resolves them (tests/test_plan.py checks they agree);
+    with `published_dapt` the released DAPT models stand for the DAPT stages, so none is listed.
+    `sha`: file -> sha256 (default: memoised in the suite's cache)."""
+    sha = sha or (lambda path: file_sha256(path, suite.cache_dir))
+    found: dict[str, Path] = {}
+    parent, lineage = suite.base_model, ""
+    if suite.base_corpus:
+        corpus = data_path(suite, suite.base_corpus)
+        parent = stage_key(parent=parent, name="base", kind="base", inputs={corpus: sha(corpus)},
+                           recipe=suite.recipes.get("base", {}), seed=suite.pretrain_seed)
+        found["base"] = checkpoints_dir(suite) / checkpoint_name("base", parent)
+        lineage = "base+"
+    for domain, path in ({} if suite.published_dapt else suite.domain_corpora).items():
+        corpus = data_path(suite, path)
+        key = stage_key(parent=parent, name=f"dapt-{domain}", kind="dapt", inputs={corpus: sha(corpus)},
+                        recipe=suite.recipes.get("dapt", {}), seed=suite.pretrain_seed)
+        found[f"dapt-{domain}"] = checkpoints_dir(suite) / checkpoint_name(f"{lineage}dapt-{domain}", key)
+    return found

@@ -1,0 +1,184 @@
+"""Nothing wrong is ever finished, nothing stale or misplaced is ever counted.
+
+Each case is refused with exit code 2 and one line naming the place, no traceback, and leaves no
+finished record: a diverged pretraining, a checkpoint with NaN weights or with weights that are
+not the bytes pretraining wrote, a results file outside the folder it names (aggregate, status and
+run alike), a claim on a table that cannot hold it, a task folder without its dev or test file.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import metrics_record, pretrain_record, probe_record
+from dontstop.cli import main
+from dontstop.fileio import UserError, sha256_file
+from dontstop.models import bundled_model_dir, load_pretrained
+from dontstop.tasks import MINI_TASKS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def the_error(capsys) -> str:
+    """The one `dontstop: error:` line on stderr (progress bars aside), with no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "dontstop: error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("dontstop: error:"), err[-2000:]
+    return errors[0]
+
+
+def test_a_diverged_pretraining_stops_with_one_line_and_saves_nothing(tiny_corpus, tmp_path, capsys):
+    out = tmp_path / "diverged"
+    argv = ["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(tiny_corpus), "--steps", "20",
+            "--batch-size", "16", "--per-device-batch-size", "16", "--max-length", "64", "--lr", "1e6",
+            "--no-wandb", "--out", str(out)]
+    assert main(argv) == 2
+    line = the_error(capsys)
+    assert f"{out}: pretraining diverged: loss nan at optimizer step" in line and "lr 1e+06" in line
+    assert not out.exists()   # no record, no weights, no resume states: nothing to mistake for a result
+
+
+def test_the_held_out_loss_after_training_must_be_finite_too():
+    from dontstop.pretrain.outcome import check_finite
+
+    check_finite("ckpt", "step 1", 3.2, 1e-4)
+    check_finite("ckpt", "step 1", None, 1e-4)   # no held-out documents: nothing to check
+    with pytest.raises(UserError, match=r"ckpt: pretraining diverged: loss inf at the held-out"):
+        check_finite("ckpt", "the held-out documents after training", float("inf"), 1e-4)
+
+
+@pytest.fixture
+def bert_tiny_copy(tmp_path) -> Path:
+    """bundled:bert-tiny copied into a checkpoint folder of ours, with the record pretraining writes."""
+    checkpoint = tmp_path / "cache" / "mini" / "checkpoints" / "base-0123abcd"
+    shutil.copytree(bundled_model_dir("bert-tiny"), checkpoint)
+    weights = checkpoint / "model.safetensors"
+    pretrain_record(weights_sha256={weights.name: sha256_file(weights)}).write(checkpoint)
+    return checkpoint
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_naming_the_tensor(tmp_path):
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    model = AutoModelForMaskedLM.from_pretrained(bundled_model_dir("bert-tiny"))
+    with torch.no_grad():
+        model.bert.encoder.layer[1].output.dense.weight[3, 5] = float("nan")
+    model.save_pretrained(tmp_path / "nan")
+    with pytest.raises(UserError) as error:
+        load_pretrained(AutoModelForMaskedLM, str(tmp_path / "nan"))
+    assert str(error.value).startswith(f"{tmp_path / 'nan'}: cannot load checkpoint: tensor "
+                                       "'bert.encoder.layer.1.output.dense.weight' holds NaN or infinity")
+    assert "\n" not in str(error.value)
+
+
+def test_weights_that_differ_from_their_recorded_hash_are_refused(bert_tiny_copy):
+    from transformers import AutoModelForMaskedLM
+
+    assert load_pretrained(AutoModelForMaskedLM, str(bert_tiny_copy)) is not None
+    weights = bert_tiny_copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(range(64))   # random bytes inside a tensor:
+    weights.write_bytes(bytes(data))                                # same size, loads without a word
+    with pytest.raises(UserError, match=f"{bert_tiny_copy}: cannot load checkpoint: model.safetensors "
+                                        "differs from the sha256 pretrain_record.json recorded"):
+        load_pretrained(AutoModelForMaskedLM, str(bert_tiny_copy))
+    weights.unlink()
+    with pytest.raises(UserError, match="model.safetensors is missing"):
+        load_pretrained(AutoModelForMaskedLM, str(bert_tiny_copy))
+
+
+@pytest.fixture
+def mini_tree(tmp_path) -> dict:
+    """A tiny data tree for the mini suite (every task, the general corpus) and the CLI flags that
+    point `run`, `status` and `aggregate` at it and at their own results, cache and tables."""
+    data = tmp_path / "data"
+    for key in MINI_TASKS:
+        for split in ("train", "dev", "test"):
+            path = data / "mini" / "tasks" / key / f"{split}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"text": f"{key} {split} text", "label": "a"}) + "\n")
+    (data / "mini" / "corpora").mkdir(parents=True)
+    (data / "mini" / "corpora" / "general.txt").write_text("general text\n")
+    (data / "mini" / "manifest.json").write_text("{}")
+    results = tmp_path / "results"
+    flags = ["--data-dir", str(data), "--results-dir", str(results), "--cache-dir", str(tmp_path / "cache"),
+             "--no-wandb"]
+    return {"data": data, "results": results, "flags": flags, "tables": tmp_path / "tables"}
+
+
+def refused_everywhere(tree, capsys, message: str) -> None:
+    """aggregate, status and run (with and without --dry-run) all refuse with the same line,
+    before any work."""
+    commands = [["aggregate", "--results", str(tree["results"]), "--out", str(tree["tables"])],
+                ["status", "--conditions", "baseline", *tree["flags"]],
+                ["run", "experiments/baseline", "--task", "aclsum-roles", "--dry-run", *tree["flags"]],
+                ["run", "experiments/baseline", "--task", "aclsum-roles", *tree["flags"]]]
+    lines = []
+    for argv in commands:
+        assert main(argv) == 2, argv
+        lines.append(the_error(capsys))
+    assert len(set(lines)) == 1 and message in lines[0], lines
+    assert not (tree["tables"] / "mini").exists()
+    assert not list(tree["results"].rglob("config.json"))       # no run started
+    assert not list((tree["results"].parent / "cache").rglob("resume"))   # no stage started
+
+
+def test_a_copied_seed_folder_is_refused_by_aggregate_status_and_run(mini_tree, capsys):
+    run_dir = mini_tree["results"] / "mini" / "aclsum-roles" / "baseline"
+    metrics_record().write(run_dir / "seed_0")
+    shutil.copytree(run_dir / "seed_0", run_dir / "seed_7")        # the same seed counted twice
+    refused_everywhere(mini_tree, capsys, f"{run_dir / 'seed_7' / 'metrics.json'}: field 'seed' is 0 "
+                                          "but its folder is 'seed_7' (a copied or moved folder?)")
+
+
+def test_a_run_in_another_conditions_folder_is_refused(mini_tree, capsys):
+    path = mini_tree["results"] / "mini" / "aclsum-roles" / "baseline" / "seed_1"
+    metrics_record(condition="dapt", seed=1).write(path)
+    refused_everywhere(mini_tree, capsys, f"{path / 'metrics.json'}: field 'condition' is 'dapt' but "
+                                          "its folder is 'baseline'")
+
+
+def test_a_probe_in_another_conditions_folder_is_one_line_not_a_pandas_traceback(mini_tree, capsys):
+    cell = mini_tree["results"] / "mini" / "aclsum-roles"
+    metrics_record().write(cell / "baseline" / "seed_0")
+    probe_record().write(cell / "baseline")
+    probe_record().write(cell / "tapt")           # says baseline: two probes of one cell
+    refused_everywhere(mini_tree, capsys, f"{cell / 'tapt' / 'probe.json'}: field 'condition' is "
+                                          "'baseline' but its folder is 'tapt'")
+
+
+def test_a_claim_on_a_table_that_holds_no_claims_is_refused_at_load(tmp_path):
+    from dontstop.experiment import CLAIM_TABLES, load_conditions, load_experiment
+    from dontstop.report.tables import tasks_of_table
+    from dontstop.report.write import make_layout
+
+    layout = make_layout("paper", load_conditions())
+    assert all(tasks_of_table(layout, table) for table in CLAIM_TABLES)   # each one the report can test
+    condition = tmp_path / "tapt"
+    condition.mkdir()
+    (condition / "config.yaml").write_text("condition: tapt\ndisplay: TAPT\ndescription: x\norder: 3\n"
+                                           "claims: [{claim: c, better: tapt, worse: baseline, table: '9'}]\n")
+    with pytest.raises(UserError, match=r"tapt/config.yaml: key 'claims: table': '9' is not one of "
+                                        "3, 5, 6, 7, 8"):
+        load_experiment(condition)
+
+
+def test_the_leakage_guard_refuses_a_missing_dev_or_test_file(mini_tree):
+    from dontstop.data.formats import heldout_keys, suite_heldout_keys, task_dir
+
+    tasks = list(MINI_TASKS)
+    assert suite_heldout_keys(mini_tree["data"], "mini", tasks, running=tasks)
+    test = task_dir(mini_tree["data"], "mini", "rt-polarity") / "test.jsonl"
+    test.unlink()
+    with pytest.raises(UserError, match=f"{test}: not found; the leakage guard needs"):
+        suite_heldout_keys(mini_tree["data"], "mini", tasks)
+    with pytest.raises(UserError, match="no/such/task/dev.jsonl: not found"):
+        heldout_keys([mini_tree["data"] / "no" / "such" / "task"])   # --exclude-heldout-of <typo>
+    # a task not downloaded yet (no folder) is guarded once it is there, but one being run must be
+    shutil.rmtree(test.parent)
+    assert suite_heldout_keys(mini_tree["data"], "mini", tasks, running=["aclsum-roles"])
+    with pytest.raises(UserError, match="rt-polarity/dev.jsonl: not found"):
+        suite_heldout_keys(mini_tree["data"], "mini", tasks, running=["rt-polarity"])
