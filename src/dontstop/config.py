@@ -109,8 +109,9 @@ def matches_type(value: Any, hint: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if origin in (list, tuple):
-        return isinstance(value, list) and all(matches_type(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin in (list, tuple):   # YAML gives lists; a recipe built in Python may hold a tuple
+        sequence = isinstance(value, list) or (origin is tuple and isinstance(value, tuple))
+        return sequence and all(matches_type(v, args[0]) for v in value) if args else sequence
     if dataclasses.is_dataclass(hint):
         return isinstance(value, dict)
     if origin is dict:

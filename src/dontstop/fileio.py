@@ -49,8 +49,11 @@ class UserErrors(UserError):
         return self.problems
 
 
-def raise_problems(problems: list[str]) -> None:
-    """Raise UserErrors listing `problems`, if there are any."""
+def raise_problems(problems: list[str], shown: int = 20, where_all: str = "") -> None:
+    """Raise UserErrors listing `problems`, if there are any: the first `shown` of them, then
+    a line counting the rest (`where_all` says what lists every one)."""
+    if len(problems) > shown:
+        problems = problems[:shown] + [f"... and {len(problems) - shown} more problem(s){where_all}"]
     if problems:
         raise UserErrors(problems)
 
