@@ -232,9 +232,8 @@ def section_problems(recipes: Mapping[str, Any], finetune: Mapping[str, Any], qu
     if problems:
         return problems
     for kind in RECIPE_KINDS:
-        wholes = [(("recipes", kind), recipes[kind])] if kind in recipes else []
-        if kind in quick:
-            wholes.append((("quick", kind), {**recipes.get(kind, {}), **quick[kind]}))
-        problems += [f"{where(keys)}: {'.'.join(keys)}: {v.as_key()}"
-                     for keys, values in wholes for v in violations(PretrainRecipe, values, whole=True)]
+        alone = violations(PretrainRecipe, recipes[kind], whole=True) if kind in recipes else []
+        quick_too = violations(PretrainRecipe, {**recipes.get(kind, {}), **quick[kind]}, whole=True) if kind in quick else []
+        problems += [f"{where(('recipes', kind))}: recipes.{kind}: {v.as_key()}" for v in alone]
+        problems += [f"{where(('quick', kind))}: quick.{kind}: {v.as_key()}" for v in quick_too if v not in alone]
     return problems
