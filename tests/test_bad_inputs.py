@@ -8,6 +8,7 @@ start the real (quick) work and the "nothing written" assertions would catch it.
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,18 @@ def test_every_problem_is_reported_in_one_pass_with_dry_run_and_status_alike(wor
             str(root / "corpora" / "news.txt")]
         assert lines[2] == f"{root / 'corpora' / 'news.txt'}:2: not UTF-8 at byte offset 7 (byte 0xff: invalid start byte)"
     assert len(refused(capsys, "status", "--conditions", "baseline", "dapt", *flags, lines=3)) == 3
+    nothing_written(tmp_path)
+
+
+def test_only_the_planned_tasks_must_be_there(world, capsys):
+    tmp_path, root, flags = world
+    shutil.rmtree(root / "tasks" / "bbc-topic")   # e.g. the paper suite with only some tasks downloaded
+    append(root / "tasks" / "rt-polarity" / "train.jsonl", b"{oops\n")
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", *flags)
+    assert "rt-polarity/train.jsonl:7: malformed JSON" in line
+    shutil.rmtree(root / "tasks" / "rt-polarity")
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", *flags)
+    assert line == f"{root / 'tasks' / 'rt-polarity'}: task folder not found (build or download the data first)"
     nothing_written(tmp_path)
 
 
