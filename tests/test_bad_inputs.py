@@ -137,10 +137,14 @@ def test_only_the_planned_tasks_must_be_there(world, capsys):
     nothing_written(tmp_path)
 
 
-def test_valid_inputs_pass_the_same_checks(world, capsys):
-    tmp_path, _, flags = world
+def test_valid_inputs_pass_the_same_checks_and_a_later_change_is_seen(world, capsys):
+    tmp_path, root, flags = world
     assert main(["reproduce", "--dry-run", *map(str, flags)]) == 0, capsys.readouterr().err
     assert "fine-tuning: " in capsys.readouterr().out
+    assert (tmp_path / "cache" / "input_checks.json").exists()   # the clean verdicts, by size and mtime
+    append(root / "corpora" / "cs.txt", b"\xff\n")
+    [line] = refused(capsys, "reproduce", "--dry-run", *flags)
+    assert line.startswith(f"{root / 'corpora' / 'cs.txt'}:3: not UTF-8 at byte offset")
 
 
 def test_a_bad_task_file_is_named_before_the_mixed_data_advice(world, capsys):

@@ -5,7 +5,7 @@ planning, so a malformed task file, a corpus that is not UTF-8 or an empty pool 
 command in one pass that lists every problem (one line each, exit 2), instead of failing
 the fine-tuning job after pretraining has run. The checks are data/formats.py's:
 `check_task`, which `dontstop data check` runs too (both refuse the same files), and
-`check_corpus` for corpora, kNN pools and curated files. Each verdict is remembered by
+`check_corpus` for corpora, kNN pools and curated files. A clean verdict is remembered by
 (path, size, mtime) in <cache>/input_checks.json, as file_sha256 remembers hashes, so a
 30 GB corpus is read once, not on every call.
 """
@@ -46,7 +46,7 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False) -
         task = get_task(suite.name, key)
         if key in whole:
             paths = [directory / f"{split}.jsonl" for split in SPLITS]
-            found = _memoised(memo, "task", paths, lambda: check_task(directory, task), missing_ok)
+            found = _memoised(memo, f"task {task.labels}", paths, lambda: check_task(directory, task), missing_ok)
         else:   # only its dev and test texts are read, by the leakage guard
             paths = [p for p in (directory / "dev.jsonl", directory / "test.jsonl") if p.is_file()]
             found = [p for path in paths for p in _memoised(memo, "split", [path],
@@ -98,8 +98,9 @@ def _checked_corpus(path: str, pool: bool) -> list[Problem]:
 
 def _memoised(memo: dict, kind: str, paths: list[Path], check: Callable[[], list[Problem]],
               missing_ok: bool) -> list[Problem]:
-    """check() for these files, remembered by their path, size and mtime (and CHECKS_VERSION).
-    With `missing_ok`, a file that does not exist is not a problem (nor is it remembered)."""
+    """check() for these files; a clean verdict is remembered by their path, size and mtime (and
+    CHECKS_VERSION); problems are found again each time (they get fixed, and a broken file can
+    have thousands). With `missing_ok`, a file that does not exist is not a problem."""
     if not all(path.is_file() for path in paths):
         if missing_ok:
             return []
@@ -107,6 +108,9 @@ def _memoised(memo: dict, kind: str, paths: list[Path], check: Callable[[], list
                 for path in paths if not path.is_file()]
     key = "|".join([f"v{CHECKS_VERSION}", kind] + [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
                                                    for p in paths])
-    if key not in memo:
-        memo[key] = [[p.path, p.line, p.field, p.message, p.severity] for p in check()]
-    return [Problem(*fields) for fields in memo[key]]
+    if key in memo:
+        return []
+    found = check()
+    if not any(p.severity == "error" for p in found):
+        memo[key] = "clean"
+    return found
