@@ -20,31 +20,6 @@ from .fileio import UserErrors
 RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large")   # a suite's pretraining recipes
 
 
-@dataclass
-class PretrainRecipe:
-    base_model: str
-    corpora: list[str]
-    output_dir: str
-    max_steps: int | None = None       # exactly one of max_steps and epochs
-    epochs: int | None = None
-    batch_size: int = 256               # sequences per optimizer step, over all processes
-    per_device_batch_size: int = 32     # sequences per forward pass; the rest is accumulation
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    mask_prob: float = 0.15
-    max_length: int = 512               # tokens per sequence, special tokens included
-    heldout_documents: int = 200        # held out from training to score MLM loss before/after
-    checkpoint_every: int = 500         # optimizer steps between resumable states
-    seed: int = 0
-    # CPU threads for this stage (None: the caller's; a runner worker has one). The mini suite's
-    # base stage runs alone, before anything else can, so it takes both cores. Part of the
-    # recipe, so every launcher builds the stage with the same arithmetic.
-    threads: int | None = None
-
-
 @dataclass(frozen=True)
 class Range:
     """The numbers a field allows: from `low` (excluded unless `low_closed`) up to `high`
@@ -78,6 +53,32 @@ class OneOf:
 AT_LEAST_1, NON_NEGATIVE, POSITIVE = Range(1), Range(0), Range(0, low_closed=False)
 FRACTION = Range(0, 1)                       # [0, 1): warm-up, dropout, Adam's betas
 SEED = Range(0, 2**32)                       # numpy and torch take 32-bit unsigned seeds
+
+
+@dataclass
+class PretrainRecipe:
+    base_model: str
+    corpora: list[str]
+    output_dir: str
+    max_steps: int | None = None       # exactly one of max_steps and epochs
+    epochs: int | None = None
+    batch_size: int = 256               # sequences per optimizer step, over all processes
+    per_device_batch_size: int = 32     # sequences per forward pass; the rest is accumulation
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    mask_prob: float = 0.15
+    max_length: int = 512               # tokens per sequence, special tokens included
+    heldout_documents: int = 200        # held out from training to score MLM loss before/after
+    checkpoint_every: int = 500         # optimizer steps between resumable states
+    seed: int = 0
+    # CPU threads for this stage (None: the caller's; a runner worker has one). The mini suite's
+    # base stage runs alone, before anything else can, so it takes both cores. Part of the
+    # recipe, so every launcher builds the stage with the same arithmetic.
+    threads: int | None = None
+
 
 # Unset (None) values pass; a list (betas) is checked element by element.
 PRETRAIN_RANGES: dict[str, Range | OneOf] = {

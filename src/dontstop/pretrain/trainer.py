@@ -26,9 +26,9 @@ import torch
 from tqdm import tqdm
 
 from .. import wandb_log
+from ..data.encoding import utf8_problem
 from ..fileio import UserError, atomic_write_json, read_json, sha256_file
 from ..provenance import git_commit, software_versions
-from ..data.encoding import utf8_problem
 from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
 from ..records import PRETRAIN_RECORD_FILE as RECORD
