@@ -77,11 +77,11 @@ def test_data_check_cli_exit_codes(tmp_path, capsys):
     good = write_lines(tmp_path / "chemprot" / "train.jsonl", [record("x binds y", "INHIBITOR")])
     assert main(["data", "check", str(good), "--task", "chemprot"]) == 0
     bad = write_lines(tmp_path / "bad" / "train.jsonl", [record("x", "INHIBITOR"), "{oops"])
-    assert main(["data", "check", str(bad), "--task", "chemprot"]) == 1
+    assert main(["data", "check", str(bad), "--task", "chemprot"]) == 2   # what `run` refuses
     out = capsys.readouterr().out
     assert f"{bad}:2: malformed JSON" in out and "Traceback" not in out
     empty = write_lines(tmp_path / "corpus.txt", [])
-    assert main(["data", "check", str(empty)]) == 1
+    assert main(["data", "check", str(empty)]) == 2
     assert "empty corpus" in capsys.readouterr().out
     assert main(["data", "check", str(tmp_path / "missing.jsonl")]) == 2
 

@@ -145,7 +145,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path
 @pytest.mark.parametrize("overrides, message", [
     ({"max_steps": None}, "exactly one of max_steps"),
     ({"epochs": 2}, "exactly one of max_steps"),
-    ({"batch_size": 6}, "not a multiple of per_device_batch_size 4"),
+    ({"batch_size": 6}, "must be a multiple of per_device_batch_size 4"),
     ({"corpora": ["missing.txt"]}, "missing.txt: corpus file not found"),
     ({"base_model": "/no/such/model"}, "/no/such/model: model path does not exist"),
 ])

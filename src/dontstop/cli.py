@@ -3,8 +3,9 @@
 The only importer of the stages' cli modules. Every module in COMMANDS defines `register(subparsers)`, which adds its sub-command(s)
 and sets `func(args) -> int`. Only the chosen command's module is imported (the trainers
 pull in torch and transformers; `dontstop data check` should not wait for them). User
-errors (UserError) print as one line on stderr and exit 2; a failing disk or file system
-(OSError: no space left, permission denied) prints as one line and exits 1.
+errors (UserError) print as one line on stderr and exit 2, UserErrors as one line per problem
+found; a failing disk or file system (OSError: no space left, permission denied) prints as
+one line and exits 1.
 """
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(chosen).parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UserError as e:
-        print(f"dontstop: error: {e}", file=sys.stderr)
+    except UserError as e:   # UserErrors: one line per problem found
+        for line in e.lines:
+            print(f"dontstop: error: {line}", file=sys.stderr)
         return 2
     except OSError as e:  # disk full, permission denied, ...: one line naming the file when known
         where = f"{e.filename}: " if e.filename else ""

@@ -45,8 +45,8 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str,
         where = f"{source}:{key_lines[key]}" if key in key_lines else source
         if key not in fields:
             raise UserError(f"{where}: key '{key}': unknown; known keys: {', '.join(fields)}")
-        if not _matches(value, hints[key]):
-            raise UserError(f"{where}: key '{key}': expected {_type_name(hints[key])}, "
+        if not matches_type(value, hints[key]):
+            raise UserError(f"{where}: key '{key}': expected {type_name(hints[key])}, "
                             f"got {type(value).__name__} {value!r}")
     missing = [name for name, f in fields.items() if name not in data
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
@@ -82,26 +82,42 @@ def _key_lines(node: yaml.Node | None) -> dict[str, int]:
     return {key.value: key.start_mark.line + 1 for key, _ in node.value}
 
 
-def _matches(value: Any, hint: Any) -> bool:
+def nested_key_lines(path: str | Path) -> dict[tuple[str, ...], int]:
+    """The line of every mapping key of a YAML file, by its keys from the top:
+    ("recipes", "base", "batch_size") -> 47. For messages about nested sections."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node | None, above: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[above + (str(key.value),)] = key.start_mark.line + 1
+                walk(value, above + (str(key.value),))
+
+    walk(yaml.compose(Path(path).read_text(encoding="utf-8")), ())
+    return lines
+
+
+def matches_type(value: Any, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return True
     if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in args)
+        return any(matches_type(value, arg) for arg in args)
     if hint is type(None):
         return value is None
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if origin in (list, tuple):
-        return isinstance(value, list) and all(_matches(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin in (list, tuple):   # YAML gives lists; a recipe built in Python may hold a tuple
+        sequence = isinstance(value, list) or (origin is tuple and isinstance(value, tuple))
+        return sequence and all(matches_type(v, args[0]) for v in value) if args else sequence
     if dataclasses.is_dataclass(hint):
         return isinstance(value, dict)
     if origin is dict:
-        return isinstance(value, dict) and all(_matches(v, args[1]) for v in value.values())
+        return isinstance(value, dict) and all(matches_type(v, args[1]) for v in value.values())
     return isinstance(value, origin or hint)
 
 
-def _type_name(hint: Any) -> str:
+def type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

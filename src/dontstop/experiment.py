@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import from_dict, load_yaml_dataclass
-from .fileio import UserError
-from .recipes import FinetuneRecipe, PretrainRecipe
-from .tasks import Task
+from .config import from_dict, load_yaml_dataclass, nested_key_lines
+from .fileio import UserError, raise_problems
+from .recipes import RECIPE_KINDS, SEED, range_violations, section_problems
+from .tasks import Task, get_domain, get_task
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # Stage specs: "dapt", "dapt:irrelevant" (the not-DAPT control), "tapt", "tapt:transfer",
@@ -30,7 +30,6 @@ CLAIM_TABLES = ("3", "5", "6", "7", "8")   # those whose tasks a claim is tested
                                            # Table 9 is the cost of one task's conditions
 CLAIM_TESTS = ("welch", "farthest_domain")
 BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
-RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large")
 CHECKPOINT_NAME = re.compile(r"^(?P<lineage>.+)-[0-9a-f]{8}$")
 
 
@@ -219,26 +218,30 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR) -> Suite:
 
 
 def _check_sections(suite: Suite, path: Path) -> None:
-    """Reject misspelled recipe keys now, not an hour into a run."""
-    for kind, overrides in suite.recipes.items():
-        if kind not in RECIPE_KINDS:
-            raise UserError(f"{path}: key 'recipes': unknown recipe {kind!r}; known: {', '.join(RECIPE_KINDS)}")
-        _check_keys(PretrainRecipe, overrides, f"{path}: recipes.{kind}")
-    _check_keys(FinetuneRecipe, suite.finetune, f"{path}: finetune")
-    for section, overrides in suite.quick.items():
-        if section in RECIPE_KINDS:
-            _check_keys(PretrainRecipe, overrides, f"{path}: quick.{section}")
-        elif section == "finetune":
-            _check_keys(FinetuneRecipe, overrides, f"{path}: quick.finetune")
-        elif section != "selection":
-            raise UserError(f"{path}: key 'quick': unknown section {section!r}")
+    """Every mistake in the suite's sections at once, one line each with its file and line,
+    now rather than an hour into a run: recipe keys, types and ranges (recipes.py), seeds,
+    and the task and domain keys of its maps (the registry's helpers name the known ones)."""
+    lines = nested_key_lines(path)
 
+    def where(keys: tuple[str, ...]) -> str:
+        while keys and keys not in lines:
+            keys = keys[:-1]
+        return f"{path}:{lines[keys]}" if keys else str(path)
 
-def _check_keys(cls: type, overrides: dict[str, Any], where: str) -> None:
-    known = set(cls.__dataclass_fields__)
-    for key in overrides:
-        if key not in known:
-            raise UserError(f"{where}: key '{key}': unknown; known keys: {', '.join(sorted(known))}")
+    problems = section_problems(suite.recipes, suite.finetune, suite.quick, where)
+    seeds = {"seeds": suite.seeds, "quick_seeds": suite.quick_seeds, "pretrain_seed": suite.pretrain_seed}
+    problems += [f"{where((v.field,))}: {v.as_key()}" for v in range_violations(dict.fromkeys(seeds, SEED), seeds)]
+    problems += [f"{where((key,))}: key '{key}': seed {seed} given twice" for key in ("seeds", "quick_seeds")
+                 for seed in sorted({s for s in getattr(suite, key) if getattr(suite, key).count(s) > 1})]
+    lookups = [("tasks", get_task, suite.tasks), ("domain_corpora", get_domain, suite.domain_corpora),
+               ("pools", get_domain, suite.pools), ("curated", get_task, suite.curated)]
+    for key, lookup, names in lookups:
+        for name in names:
+            try:
+                lookup(suite.name, name)
+            except UserError as e:
+                problems.append(f"{where((key, name) if isinstance(names, dict) else (key,))}: key '{key}': {e}")
+    raise_problems(problems)
 
 
 def override_suite(suite: Suite, *, data_dir: str | None = None, results_dir: str | None = None,

@@ -31,6 +31,32 @@ FILE_MODE = 0o666 & ~_umask()
 class UserError(Exception):
     """A problem with the user's input or environment: printed as one line, exit code 2."""
 
+    @property
+    def lines(self) -> list[str]:
+        return [str(self)]
+
+
+class UserErrors(UserError):
+    """Every problem one pass found (a plan's inputs, a suite's sections, a command's flags):
+    printed one line each, exit code 2."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    @property
+    def lines(self) -> list[str]:
+        return self.problems
+
+
+def raise_problems(problems: list[str], shown: int = 20, where_all: str = "") -> None:
+    """Raise UserErrors listing `problems`, if there are any: the first `shown` of them, then
+    a line counting the rest (`where_all` says what lists every one)."""
+    if len(problems) > shown:
+        problems = problems[:shown] + [f"... and {len(problems) - shown} more problem(s){where_all}"]
+    if problems:
+        raise UserErrors(problems)
+
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_output(path) as f:

@@ -1,11 +1,58 @@
-"""The recipes of the two training stages. A suite's `recipes.<kind>` and `finetune` sections
-and the CLI flags map onto these fields exactly (the suite loader checks its keys here).
+"""The recipes of the two training stages, and the values each field allows. A suite's
+`recipes.<kind>`, `finetune` and `quick.*` sections and the CLI flags map onto these fields
+exactly, and every one of them is checked against the same table (`violations`): the suite
+loader (experiment.py), `dontstop pretrain|finetune` flags, the runner's flags and the
+trainers themselves, so a value out of range is refused before any work and never twice
+differently.
 
 Shared basics: the runner, the trainers and the suite loader read them; they import no stage.
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .config import matches_type, type_name
+from .fileio import UserErrors
+
+RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large")   # a suite's pretraining recipes
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a field allows: from `low` (excluded unless `low_closed`) up to `high`
+    (excluded), or without an upper end."""
+    low: float
+    high: float | None = None
+    low_closed: bool = True
+
+    def allows(self, value: float) -> bool:
+        above = value >= self.low if self.low_closed else value > self.low
+        return above and (self.high is None or value < self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"must be {'>=' if self.low_closed else '>'} {_number(self.low)}"
+        return f"must be in {'[' if self.low_closed else '('}{_number(self.low)}, {_number(self.high)})"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The strings a field allows."""
+    choices: tuple[str, ...]
+
+    def allows(self, value: str) -> bool:
+        return value in self.choices
+
+    def __str__(self) -> str:
+        return f"must be one of {', '.join(self.choices)}"
+
+
+AT_LEAST_1, NON_NEGATIVE, POSITIVE = Range(1), Range(0), Range(0, low_closed=False)
+FRACTION = Range(0, 1)                       # [0, 1): warm-up, dropout, Adam's betas
+SEED = Range(0, 2**32)                       # numpy and torch take 32-bit unsigned seeds
 
 
 @dataclass
@@ -36,6 +83,17 @@ class PretrainRecipe:
     compile: bool | None = None
 
 
+# Unset (None) values pass; a list (betas) is checked element by element.
+PRETRAIN_RANGES: dict[str, Range | OneOf] = {
+    "max_steps": AT_LEAST_1, "epochs": AT_LEAST_1, "batch_size": AT_LEAST_1,
+    "per_device_batch_size": AT_LEAST_1, "lr": POSITIVE, "betas": FRACTION, "eps": POSITIVE,
+    "weight_decay": NON_NEGATIVE, "warmup_ratio": FRACTION, "mask_prob": Range(0, 1, low_closed=False),
+    "max_length": Range(8),                  # room for the special tokens and some text
+    "heldout_documents": NON_NEGATIVE, "checkpoint_every": AT_LEAST_1, "seed": SEED,
+    "threads": AT_LEAST_1,
+}
+
+
 @dataclass
 class FinetuneRecipe:
     model: str                        # starting checkpoint: bundled:<name>, a directory or a hub id
@@ -62,3 +120,127 @@ class FinetuneRecipe:
     # attention kernel plan anew. None: 32 on a GPU, 1 (no rounding) on a CPU.
     pad_to_multiple_of: int | None = None
 
+
+FINETUNE_RANGES: dict[str, Range | OneOf] = {
+    "seed": SEED, "lr": POSITIVE, "batch_size": AT_LEAST_1, "epochs": AT_LEAST_1,
+    "patience": AT_LEAST_1, "max_length": AT_LEAST_1, "dropout": FRACTION,
+    "weight_decay": NON_NEGATIVE, "schedule": OneOf(("constant", "linear")), "warmup_ratio": FRACTION,
+    "grad_clip": POSITIVE, "eval_batch_size": AT_LEAST_1, "max_train_examples": AT_LEAST_1,
+    "precision": OneOf(("auto", "fp32", "bf16")), "pad_to_multiple_of": AT_LEAST_1,
+}
+RANGES = {PretrainRecipe: PRETRAIN_RANGES, FinetuneRecipe: FINETUNE_RANGES}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A value a field does not allow: the field, the value, and what it allows."""
+    field: str
+    value: Any
+    allowed: str                     # "must be >= 1"
+
+    def __str__(self) -> str:        # in a recipe: "batch_size 0: must be >= 1"
+        return f"{self.field} {self.value!r}: {self.allowed}"
+
+    def as_key(self) -> str:         # in a config file: "key 'batch_size': 0; must be >= 1"
+        return f"key '{self.field}': {self.value!r}; {self.allowed}"
+
+    def as_flag(self, flag: str) -> str:  # on the command line: "--batch-size 0: must be >= 1"
+        return f"{flag} {self.value}: {self.allowed}"
+
+
+def range_violations(ranges: Mapping[str, Range | OneOf], values: Mapping[str, Any]) -> list[Violation]:
+    """Every given value outside its field's range; None (unset) and fields without one pass."""
+    found = []
+    for name, value in values.items():
+        rule = ranges.get(name)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if rule is not None and value is not None and not all(rule.allows(item) for item in items):
+            found.append(Violation(name, value, str(rule)))
+    return found
+
+
+def violations(cls: type, values: Mapping[str, Any], *, whole: bool = False,
+               num_processes: int = 1) -> list[Violation]:
+    """Every value of `values` (fields of `cls`, a recipe or a suite section's overrides) of
+    the wrong type or out of its range. `whole`: `values` (with the class defaults for what
+    they lack) is a whole recipe, so the rules between fields apply too."""
+    hints = typing.get_type_hints(cls)
+    wrong_type = [Violation(name, value, f"expected {type_name(hints[name])}")
+                  for name, value in values.items() if name in hints and not matches_type(value, hints[name])]
+    typed = {name: value for name, value in values.items()
+             if name in hints and not any(v.field == name for v in wrong_type)}
+    found = wrong_type + range_violations(RANGES[cls], typed)
+    if whole and cls is PretrainRecipe and not found:
+        found += _pretrain_rules({**_defaults(cls), **typed}, num_processes)
+    return found
+
+
+def _pretrain_rules(recipe: Mapping[str, Any], num_processes: int) -> list[Violation]:
+    found = []
+    if (recipe.get("max_steps") is None) == (recipe.get("epochs") is None):
+        found.append(Violation("max_steps", recipe.get("max_steps"),
+                               "give exactly one of max_steps (--steps) and epochs (--epochs)"))
+    per_step = recipe["per_device_batch_size"] * num_processes
+    if recipe["batch_size"] % per_step:
+        found.append(Violation("batch_size", recipe["batch_size"], "must be a multiple of per_device_batch_size "
+                               f"{recipe['per_device_batch_size']} x {num_processes} process(es)"))
+    return found
+
+
+def check_recipe(recipe: PretrainRecipe | FinetuneRecipe, source: str, num_processes: int = 1) -> None:
+    """Refuse a whole recipe with any value out of range: one line per value, `source` first."""
+    found = violations(type(recipe), dataclasses.asdict(recipe), whole=True, num_processes=num_processes)
+    if found:
+        raise UserErrors([f"{source}: {violation}" for violation in found])
+
+
+def check_flags(cls: type, values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> None:
+    """Refuse command-line values (field -> value, of `cls`) out of range, naming each flag:
+    `--steps 0: must be >= 1`. `flags` maps a field to its flag when it is not --<field>."""
+    found = violations(cls, values)
+    if found:
+        raise UserErrors([v.as_flag((flags or {}).get(v.field) or "--" + v.field.replace("_", "-"))
+                          for v in found])
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def section_problems(recipes: Mapping[str, Any], finetune: Mapping[str, Any], quick: Mapping[str, Any],
+                     where: Callable[[tuple[str, ...]], str]) -> list[str]:
+    """One line per mistake in a suite's `recipes`, `finetune` and `quick` sections: an unknown
+    recipe, section or key, a value of the wrong type or out of range, and then each whole
+    pretraining recipe the runner would build from them (alone, and with its quick overrides).
+    `where(keys)` is "file:line" of a key, e.g. ("recipes", "base", "batch_size")."""
+    problems, sections = [], []
+    for kind, overrides in recipes.items():
+        if kind in RECIPE_KINDS:
+            sections.append((("recipes", kind), PretrainRecipe, overrides))
+        else:
+            problems.append(f"{where(('recipes', kind))}: key 'recipes': unknown recipe {kind!r}; "
+                            f"known: {', '.join(RECIPE_KINDS)}")
+    sections.append((("finetune",), FinetuneRecipe, finetune))
+    for section, overrides in quick.items():
+        if section in RECIPE_KINDS or section == "finetune":
+            sections.append((("quick", section), FinetuneRecipe if section == "finetune" else PretrainRecipe,
+                             overrides))
+        elif section != "selection":
+            problems.append(f"{where(('quick', section))}: key 'quick': unknown section {section!r}")
+    for keys, cls, overrides in sections:
+        name, known = ".".join(keys), [f.name for f in dataclasses.fields(cls)]
+        problems += [f"{where(keys + (key,))}: {name}: key '{key}': unknown; known keys: {', '.join(sorted(known))}"
+                     for key in overrides if key not in known]
+        problems += [f"{where(keys + (v.field,))}: {name}: {v.as_key()}" for v in violations(cls, overrides)]
+    if problems:
+        return problems
+    for kind in RECIPE_KINDS:
+        alone = violations(PretrainRecipe, recipes[kind], whole=True) if kind in recipes else []
+        quick_too = violations(PretrainRecipe, {**recipes.get(kind, {}), **quick[kind]}, whole=True) if kind in quick else []
+        problems += [f"{where(('recipes', kind))}: recipes.{kind}: {v.as_key()}" for v in alone]
+        problems += [f"{where(('quick', kind))}: quick.{kind}: {v.as_key()}" for v in quick_too if v not in alone]
+    return problems

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .formats import Problem, check_task, iter_corpus, parse_split, task_dir
+from .formats import Problem, check_corpus, check_task, parse_split, task_dir
 from ..fileio import UserError
 from ..tasks import PAPER_TASKS, SUITES, get_task
 
@@ -87,7 +87,7 @@ def _check(args: argparse.Namespace) -> int:
         print(problem)
     errors = sum(p.severity == "error" for p in problems)
     print(f"checked {checked} item(s): {errors} error(s), {len(problems) - errors} warning(s)")
-    return 1 if errors else 0
+    return 2 if errors else 0   # an error is what `dontstop run` refuses; warnings it tolerates
 
 
 def _mini_leakage(root: Path) -> list[Problem]:
@@ -114,8 +114,8 @@ def _targets(path: Path) -> list[tuple[str, Path]]:
 
 
 def _check_one(kind: str, path: Path, args: argparse.Namespace) -> list[Problem]:
-    if kind == "corpus":
-        return _check_corpus(path)
+    if kind == "corpus":   # a pool (data/<suite>/pools/) must hold text on every jsonl line
+        return check_corpus(path, pool=path.parent.name == "pools")
     task = _task_for(path if kind == "task" else path.parent, args)
     if kind == "task":
         return check_task(path, task)
@@ -132,15 +132,3 @@ def _task_for(folder: Path, args: argparse.Namespace):
     if args.task:
         raise UserError(f"--task {args.task}: unknown task")
     return None
-
-
-def _check_corpus(path: Path) -> list[Problem]:
-    documents = sum(1 for _ in iter_corpus([path], dedup=False))
-    unique = sum(1 for _ in iter_corpus([path], dedup=True))
-    problems = []
-    if documents == 0:
-        problems.append(Problem(str(path), None, None, "empty corpus (no documents)"))
-    elif unique < documents:
-        problems.append(Problem(str(path), None, "text", f"{documents - unique} exact duplicate "
-                                f"document(s) of {documents}", "warning"))
-    return problems

@@ -10,11 +10,15 @@ them have arrived, so a failed request (an HTTP error such as 404, a refused con
 transfer) creates or replaces no final file; only a cut transfer leaves a `.part` behind, to
 resume from. Each finished file's sha256 and size go into `manifest.json` beside it. A second
 call verifies and does nothing. When the manifest already records a checksum (from an earlier
-download, or shipped by a mirror), a file whose bytes differ is rejected and the good copy on
-disk is kept.
+download, or shipped by a mirror), a file on disk whose bytes differ is fetched again from the
+mirror given, and bytes that differ from the record are rejected, the copy on disk kept.
+Downloaded splits are checked as `dontstop data check` checks a task (format, labels) before
+they replace anything: a mirror serving a malformed file changes nothing, and a malformed
+copy already on disk (from an earlier mirror) is fetched again.
 """
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import urllib.error
@@ -24,8 +28,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..fileio import UserError, atomic_write_json, read_json, sha256_file
-from ..tasks import S3_DATA, Task, data_urls
+from ..fileio import UserError, atomic_write_json, raise_problems, read_json, sha256_file
+from ..tasks import S3_DATA, SPLITS, Task, data_urls
+from .formats import check_splits, check_task
 
 CHUNK = 1 << 16          # 64 KiB network reads
 TIMEOUT_S = 60
@@ -56,18 +61,44 @@ def data_base(flag: str | None = None) -> str:
 def download_task(task: Task, dest_dir: str | Path, base: str | None = None,
                   progress: bool = True) -> dict:
     """Download the three splits of `task` from `base` (see data_base) into dest_dir;
-    return the manifest entries. No final file changes unless every split arrived."""
+    return the manifest entries. No final file changes unless every split arrived and the
+    task's files, as they would then be, pass the task check (format, labels)."""
     dest_dir = Path(dest_dir)
     manifest_path = dest_dir / "manifest.json"
     manifest = read_json(manifest_path) if manifest_path.exists() else {}
+    if _malformed_on_disk(task, dest_dir):   # an earlier mirror served them: fetch them all again
+        manifest = {}
+    urls = data_urls(task.key, data_base(base))
     staged = {split: _stage(url, dest_dir / f"{split}.jsonl", manifest.get(split), progress)
-              for split, url in data_urls(task.key, data_base(base)).items()}
-    for split, entry in staged.items():
-        if entry is not manifest.get(split):      # new bytes: its .part goes into place
-            _finish(dest_dir / f"{split}.jsonl")
-            manifest[split] = entry
-            atomic_write_json(manifest_path, manifest)  # record each split as soon as it is done
+              for split, url in urls.items()}
+    new = [split for split, entry in staged.items() if entry is not manifest.get(split)]
+    _check_staged(task, dest_dir, new, urls)
+    for split in new:                             # its .part goes into place
+        _finish(dest_dir / f"{split}.jsonl")
+        manifest[split] = staged[split]
+        atomic_write_json(manifest_path, manifest)  # record each split as soon as it is done
     return manifest
+
+
+def _malformed_on_disk(task: Task, dest_dir: Path) -> bool:
+    files = [dest_dir / f"{split}.jsonl" for split in SPLITS]
+    return all(f.is_file() for f in files) and any(p.severity == "error" for p in check_task(dest_dir, task))
+
+
+def _check_staged(task: Task, dest_dir: Path, new: list[str], urls: dict[str, str]) -> None:
+    """The task check (data/formats.py, as `dontstop data check`) on the splits as they would be
+    once the new ones are in place; on any error the new bytes are deleted (a rerun fetches
+    them again, from this mirror or another) and every problem is one line naming the URL."""
+    paths = {split: _part(dest_dir / f"{split}.jsonl") if split in new else dest_dir / f"{split}.jsonl"
+             for split in SPLITS}
+    errors = [p for p in check_splits(paths, task) if p.severity == "error"]
+    if not errors:
+        return
+    for split in new:
+        _part(dest_dir / f"{split}.jsonl").unlink(missing_ok=True)
+    served = {str(paths[split]): urls[split] for split in new}
+    raise_problems([f"{dataclasses.replace(p, path=served.get(p.path, p.path)).error_line}; "
+                    "nothing was replaced" for p in errors], where_all=f" (in {', '.join(urls.values())})")
 
 
 def fetch(url: str, path: Path, recorded: dict | None, progress: bool = True) -> dict:
@@ -89,10 +120,10 @@ def _finish(path: Path) -> None:
 def _stage(url: str, path: Path, recorded: dict | None, progress: bool) -> dict:
     """Return `recorded` when `path` already holds those bytes; else bring the bytes at `url`
     into `path`'s .part, verified against `recorded`, and return their new entry."""
-    if path.exists() and recorded:
-        if sha256_file(path) == recorded["sha256"]:
-            return recorded                       # already here and intact: a no-op
-        raise UserError(f"{path}: sha256 differs from manifest.json; delete the file to re-download")
+    if path.exists() and recorded and sha256_file(path) == recorded["sha256"]:
+        return recorded                           # already here and intact: a no-op
+    # missing, or damaged on disk (not the bytes the manifest records): fetched again, and the
+    # new bytes must be the recorded ones
     part = _part(path)
     _stream_to(url, part, progress)
     digest, size = sha256_file(part), part.stat().st_size

@@ -18,6 +18,7 @@ from typing import Iterable, Iterator
 
 from ..fileio import UserError
 from ..tasks import SPLITS, Task
+from .encoding import text_lines, utf8_problem
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,15 @@ class Problem:
     message: str
     severity: str = "error"   # "error" stops a run; "warning" is printed and tolerated
 
-    def __str__(self) -> str:
+    @property
+    def error_line(self) -> str:
+        """The problem without its severity: what a UserError prints."""
         where = f"{self.path}:{self.line}" if self.line else self.path
         what = f" field '{self.field}':" if self.field else ""
-        return f"{where}:{what} {self.message} [{self.severity}]"
+        return f"{where}:{what} {self.message}"
+
+    def __str__(self) -> str:
+        return f"{self.error_line} [{self.severity}]"
 
 
 def task_dir(data_dir: str | Path, suite: str, task_key: str) -> Path:
@@ -54,6 +60,9 @@ def parse_split(path: str | Path, labels: Iterable[str] | None = None
     examples, problems, seen_ids = [], [], {}
     if not path.is_file():
         return [], [Problem(str(path), None, None, "file not found")]
+    not_utf8 = utf8_problem(path)
+    if not_utf8:   # reported, then the rest read with replacement characters for what else is wrong
+        problems.append(Problem(str(path), not_utf8.line, None, not_utf8.error_message))
     with open(path, encoding="utf-8", errors="replace") as f:
         for line_no, raw in enumerate(f, start=1):
             if not raw.strip():
@@ -97,31 +106,37 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
 
 
 def check_task(directory: str | Path, task: Task | None = None) -> list[Problem]:
-    """All problems of a task directory: every split, plus dev/test text leaked from train."""
+    """All problems of a task directory (see check_splits). What `dontstop data check` reports
+    and what `dontstop run` checks before any work, so both refuse the same files."""
     directory = Path(directory)
+    return check_splits({split: directory / f"{split}.jsonl" for split in SPLITS}, task)
+
+
+def check_splits(paths: dict[str, Path], task: Task | None = None) -> list[Problem]:
+    """All problems of a task's three split files: every line of each (errors), a dev or test
+    label that train never has (an error: fine-tuning refuses it), dev/test text that also
+    appears in train (a warning: leakage, tolerated)."""
     labels = task.labels if task else None
     splits, problems = {}, []
     for split in SPLITS:
-        splits[split], split_problems = parse_split(directory / f"{split}.jsonl", labels)
+        splits[split], split_problems = parse_split(paths[split], labels)
         problems += split_problems
     if labels is None and splits["train"]:
-        problems += _labels_unseen_in_train(directory, splits)
-    problems += leakage_problems(splits["train"], {s: splits[s] for s in ("dev", "test")},
-                                 directory)
+        problems += _labels_unseen_in_train(paths, splits)
+    problems += leakage_problems(splits["train"], {s: splits[s] for s in ("dev", "test")}, paths)
     return problems
 
 
-def _labels_unseen_in_train(directory: Path, splits: dict[str, list[Example]]) -> list[Problem]:
+def _labels_unseen_in_train(paths: dict[str, Path], splits: dict[str, list[Example]]) -> list[Problem]:
     train_labels = {e.label for e in splits["train"]}
-    return [Problem(str(directory / f"{split}.jsonl"), e.line, "label",
-                    f"{e.label!r} never occurs in train", "warning")
+    return [Problem(str(paths[split]), e.line, "label", f"{e.label!r} never occurs in train")
             for split in ("dev", "test") for e in splits[split] if e.label not in train_labels]
 
 
 def leakage_problems(train: list[Example], held_out: dict[str, list[Example]],
-                     directory: Path) -> list[Problem]:
+                     paths: dict[str, Path]) -> list[Problem]:
     train_texts = {normalize(e.text) for e in train}
-    return [Problem(str(directory / f"{split}.jsonl"), e.line, "text",
+    return [Problem(str(paths[split]), e.line, "text",
                     "also appears in train.jsonl (leakage)", "warning")
             for split, examples in held_out.items() for e in examples
             if normalize(e.text) in train_texts]
@@ -133,7 +148,7 @@ def load_split(path: str | Path, labels: Iterable[str] | None = None) -> list[Ex
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         more = f" (and {len(errors) - 1} more; run `dontstop data check {path}`)" if len(errors) > 1 else ""
-        raise UserError(f"{errors[0]}{more}")
+        raise UserError(f"{errors[0].error_line}{more}")
     return examples
 
 
@@ -166,25 +181,64 @@ def iter_corpus(paths: Iterable[str | Path], dedup: bool = True,
             yield text
 
 
-def _iter_documents(path: Path) -> Iterator[str]:
+def _iter_documents(path: Path, pool: bool = False) -> Iterator[str]:
     if not path.is_file():
         raise UserError(f"{path}: corpus file not found")
-    is_jsonl = path.suffix == ".jsonl"
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            if not is_jsonl:
-                yield raw.strip()
-                continue
-            try:
-                text = json.loads(raw).get("text")
-            except (json.JSONDecodeError, AttributeError):
-                raise UserError(f"{path}:{line_no}: malformed JSON line in corpus") from None
-            if not isinstance(text, str):
-                raise UserError(f"{path}:{line_no}: field 'text': missing or not a string")
-            if text.strip():
-                yield text.strip()
+    for line_no, raw in text_lines(path):
+        text, problem = _corpus_line(path, line_no, raw, pool)
+        if problem:
+            raise UserError(problem.error_line)
+        if text:
+            yield text
+
+
+def _corpus_line(path: Path, line_no: int, raw: str, pool: bool) -> tuple[str, Problem | None]:
+    """The document on one line of a corpus (text: the line; jsonl: its `text`), "" for none.
+    A pool's jsonl line must hold text and may name its `source` (select/pool.py)."""
+    if path.suffix != ".jsonl" or not raw.strip():
+        return raw.strip(), None
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError as e:
+        return "", Problem(str(path), line_no, None, f"malformed JSON ({e.msg} at column {e.colno})")
+    if not isinstance(record, dict):
+        return "", Problem(str(path), line_no, None, "expected a JSON object")
+    text = record.get("text")
+    if not isinstance(text, str):
+        return "", Problem(str(path), line_no, "text", "missing" if text is None else "not a string")
+    if pool and not text.strip():
+        return "", Problem(str(path), line_no, "text", "empty")
+    if pool and not isinstance(record.get("source", ""), str):
+        return "", Problem(str(path), line_no, "source", "not a string")
+    return text.strip(), None
+
+
+def check_corpus(path: str | Path, pool: bool = False, duplicates: bool = True) -> list[Problem]:
+    """The problems of a corpus, pool or curated file, in one streamed pass: not found, not
+    UTF-8, its first malformed line, no documents at all (errors: pretraining and selection
+    refuse them) and, with `duplicates`, its exact duplicates (a warning; a set of 8-byte keys,
+    ~2 GB for 25M documents)."""
+    path = Path(path)
+    if not path.is_file():
+        return [Problem(str(path), None, None, "file not found")]
+    not_utf8 = utf8_problem(path)
+    if not_utf8:
+        return [Problem(str(path), not_utf8.line, None, not_utf8.error_message)]
+    documents, seen = 0, set()
+    for line_no, raw in text_lines(path):
+        text, problem = _corpus_line(path, line_no, raw, pool)
+        if problem:
+            return [problem]
+        if text:
+            documents += 1
+            if duplicates:
+                seen.add(text_key(text))
+    if not documents:
+        return [Problem(str(path), None, None, "empty corpus (no documents)")]
+    if duplicates and len(seen) < documents:
+        return [Problem(str(path), None, "text", f"{documents - len(seen)} exact duplicate "
+                        f"document(s) of {documents}", "warning")]
+    return []
 
 
 def heldout_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .. import wandb_log
-from ..recipes import FinetuneRecipe
+from ..recipes import FinetuneRecipe, check_flags
 from .trainer import run_finetune
 
 
@@ -33,10 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _finetune_command(args: argparse.Namespace) -> int:
+    flags = dict(seed=args.seed, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                 max_length=args.max_length, max_train_examples=args.max_train_examples)
+    check_flags(FinetuneRecipe, flags)   # before the run folder is made
     recipe = FinetuneRecipe(model=args.model, task=args.task, suite=args.suite,
-                            data_dir=args.data_dir, seed=args.seed, lr=args.lr,
-                            batch_size=args.batch_size, epochs=args.epochs,
-                            max_length=args.max_length, max_train_examples=args.max_train_examples)
+                            data_dir=args.data_dir, **flags)
     metrics = run_finetune(recipe, args.out, condition=args.condition, lineage=args.lineage,
                            wandb=not args.no_wandb and wandb_log.configured(),
                            reuse_finished=args.skip_finished)

@@ -30,7 +30,7 @@ from .classifier import SequenceClassifier, encode, load_classifier, predict
 from ..data.formats import Example, label_set, load_split, task_dir
 from ..fileio import UserError, atomic_write_json, sha256_file
 from .metrics import classification_scores
-from ..recipes import FinetuneRecipe
+from ..recipes import FinetuneRecipe, check_recipe
 from ..provenance import git_commit, software_versions
 from ..records import METRICS_FILE, MetricsRecord
 from ..tasks import SPLITS, Task, get_task
@@ -118,9 +118,11 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
 
 
 def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
-    """Fill in what the task profile decides (epochs, schedule) and the device; validate."""
+    """Fill in what the task profile decides (epochs, schedule) and the device; validate
+    (recipes.py: the ranges every caller shares)."""
     if recipe.task != task.key:
         raise UserError(f"recipe task {recipe.task!r} does not match task {task.key!r}")
+    check_recipe(recipe, "fine-tuning recipe")
     device = recipe.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -128,18 +130,9 @@ def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
     if precision == "auto":  # bf16 is ~4.5x faster than fp32 at 512 tokens on an H200 (bench/gpu_paper.py)
         precision = "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp32"
     pad_to_multiple_of = recipe.pad_to_multiple_of or (GPU_PAD_MULTIPLE if device.startswith("cuda") else 1)
-    resolved = replace(recipe, epochs=task.epochs if recipe.epochs is None else recipe.epochs,
-                       schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device,
-                       precision=precision, pad_to_multiple_of=pad_to_multiple_of)
-    if resolved.precision not in ("fp32", "bf16"):
-        raise UserError(f"precision {resolved.precision!r}: expected 'auto', 'fp32' or 'bf16'")
-    if resolved.schedule not in SCHEDULE_BY_PROFILE.values():
-        raise UserError(f"schedule {resolved.schedule!r}: expected 'constant' or 'linear'")
-    for name in ("epochs", "batch_size", "patience", "max_length", "eval_batch_size",
-                 "max_train_examples", "pad_to_multiple_of"):
-        if getattr(resolved, name) is not None and getattr(resolved, name) < 1:
-            raise UserError(f"{name} must be at least 1, got {getattr(resolved, name)}")
-    return resolved
+    return replace(recipe, epochs=task.epochs if recipe.epochs is None else recipe.epochs,
+                   schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device,
+                   precision=precision, pad_to_multiple_of=pad_to_multiple_of)
 
 
 def load_task_data(recipe: FinetuneRecipe, task: Task) -> TaskData:

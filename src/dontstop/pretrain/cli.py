@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import wandb_log
 from ..data.formats import heldout_keys
-from ..recipes import PretrainRecipe
+from ..recipes import PretrainRecipe, check_flags
 from .trainer import run_pretraining
 
 # Paper Table 13; the remaining fields keep their (shared) dataclass defaults.
@@ -48,6 +48,7 @@ def recipe_from_args(args) -> PretrainRecipe:
     """The --recipe preset (if any) with every given flag on top of it."""
     overrides = {field.name: getattr(args, field.name) for field in dataclasses.fields(PretrainRecipe)
                  if getattr(args, field.name, None) is not None}
+    check_flags(PretrainRecipe, overrides, {"max_steps": "--steps"})   # before anything is loaded
     preset = dict(PRESETS.get(args.recipe, {}))
     if "max_steps" in overrides or "epochs" in overrides:  # a length flag replaces the preset's
         for length in ("max_steps", "epochs"):

@@ -27,8 +27,10 @@ import torch
 from tqdm import tqdm
 
 from .. import wandb_log
+from ..data.encoding import utf8_problem
 from ..fileio import UserError, atomic_write_json, read_json
 from ..recipes import PretrainRecipe
+from ..recipes import check_recipe as check_recipe_values
 from ..records import PRETRAIN_RECORD_FILE as RECORD
 from ..records import PretrainRecord
 from .corpus import scan_corpus
@@ -42,24 +44,18 @@ WANDB_SUMMARY = ("steps", "tokens", "tokens_per_s", "wall_time_s", "final_train_
 
 
 def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
-    """One-line UserErrors for every mistake that can be seen before loading anything."""
-    if (recipe.max_steps is None) == (recipe.epochs is None):
-        raise UserError("pretrain recipe: give exactly one of max_steps (--steps) and epochs (--epochs)")
-    if (recipe.max_steps or recipe.epochs) < 1:
-        raise UserError("pretrain recipe: max_steps/epochs must be at least 1")
-    per_step = recipe.per_device_batch_size * num_processes
-    if recipe.per_device_batch_size < 1 or recipe.batch_size % per_step:
-        raise UserError(f"pretrain recipe: batch_size {recipe.batch_size} is not a multiple of "
-                        f"per_device_batch_size {recipe.per_device_batch_size} x {num_processes} process(es)")
-    if not 0 < recipe.mask_prob < 1 or not 0 <= recipe.warmup_ratio < 1 or recipe.lr <= 0:
-        raise UserError("pretrain recipe: need 0 < mask_prob < 1, 0 <= warmup_ratio < 1 and lr > 0")
-    if recipe.max_length < 8 or recipe.checkpoint_every < 1:
-        raise UserError("pretrain recipe: need max_length >= 8 and checkpoint_every >= 1")
+    """One-line UserErrors for every mistake that can be seen before loading anything: values
+    out of range (recipes.py, the table every caller shares), corpora missing, empty or not
+    UTF-8, an output folder that is not ours."""
+    check_recipe_values(recipe, "pretrain recipe", num_processes)
     if not recipe.corpora:
         raise UserError("pretrain recipe: no corpus given")
     for path in map(Path, recipe.corpora):
         if not path.is_file() or path.stat().st_size == 0:
             raise UserError(f"{path}: corpus file {'is empty' if path.is_file() else 'not found'}")
+        not_utf8 = utf8_problem(path)
+        if not_utf8:
+            raise UserError(str(not_utf8))
     output_dir = Path(recipe.output_dir)
     if (output_dir / RECORD).exists():
         raise UserError(f"{output_dir}: already holds a finished checkpoint; choose another --out")

@@ -15,11 +15,13 @@ from pathlib import Path
 
 from .. import wandb_log
 from ..config import parse_pairs
-from ..experiment import (EXPERIMENTS_DIR, Suite, load_conditions, load_experiment, load_suite,
-                          override_suite, select_conditions, with_quick)
-from ..fileio import UserError
-from ..tasks import get_task
+from ..experiment import (EXPERIMENTS_DIR, Experiment, Suite, load_conditions, load_experiment,
+                          load_suite, override_suite, select_conditions, with_quick)
+from ..fileio import UserError, UserErrors
+from ..recipes import AT_LEAST_1, SEED, range_violations
+from ..tasks import get_domain, get_task
 from .finished import refuse, stale_results
+from .inputs import check_inputs
 from .jobs import analysis_stages, execute
 from .plan import RunPlan, plan_runs
 from .slurm import add_arguments as add_launcher_arguments
@@ -85,22 +87,56 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_suite(args: argparse.Namespace) -> Suite:
-    """The suite with the command line's overrides; unknown task keys fail here, in one line."""
+    """The suite with the command line's overrides, after every flag is checked: task keys,
+    the keys of DOMAIN=PATH / TASK=PATH flags (a typo never adds a domain), seeds and workers
+    (recipes.py's ranges); all problems at once, one line each."""
+    suite = load_suite(args.suite)
+    given = {flag: parse_pairs(values, flag) for flag, values in (
+        ("--domain-corpus", args.domain_corpus), ("--pool", args.pool), ("--curated-corpus", args.curated_corpus))}
+    problems = _flag_problems(suite.name, args, given)
+    if problems:
+        raise UserErrors(problems)
     suite = override_suite(
-        load_suite(args.suite), data_dir=args.data_dir, results_dir=args.results_dir,
+        suite, data_dir=args.data_dir, results_dir=args.results_dir,
         cache_dir=args.cache_dir, published_dapt=args.published_dapt, published=args.published,
-        domain_corpora=parse_pairs(args.domain_corpus, "--domain-corpus"),
-        pools=parse_pairs(args.pool, "--pool"), curated=parse_pairs(args.curated_corpus, "--curated-corpus"))
-    for key in args.tasks or []:
-        get_task(suite.name, key)
+        domain_corpora=given["--domain-corpus"], pools=given["--pool"], curated=given["--curated-corpus"])
     return with_quick(suite) if args.quick else suite
+
+
+def _flag_problems(suite_name: str, args: argparse.Namespace, given: dict[str, dict[str, str]]) -> list[str]:
+    problems = []
+    lookups = [(f"--tasks {key}", get_task, key) for key in args.tasks or []] + [
+        (f"{flag} {key}={path}", get_task if flag == "--curated-corpus" else get_domain, key)
+        for flag, pairs in given.items() for key, path in pairs.items()]
+    for where, lookup, key in lookups:   # the registry's helpers name the known keys
+        try:
+            lookup(suite_name, key)
+        except UserError as e:
+            problems.append(f"{where}: {e}")
+    seeds = args.seeds or []
+    problems += [v.as_flag("--seeds") for seed in seeds
+                 for v in range_violations({"seed": SEED}, {"seed": seed})]
+    problems += [f"--seeds {' '.join(map(str, seeds))}: seed {seed} given twice (each seed is one run)"
+                 for seed in sorted({s for s in seeds if seeds.count(s) > 1})]
+    problems += [v.as_flag("--workers") for v in range_violations({"workers": AT_LEAST_1},
+                                                                  {"workers": getattr(args, "workers", None)})]
+    return problems
+
+
+def plan_and_check(suite: Suite, experiments: list[Experiment], args: argparse.Namespace) -> list[RunPlan]:
+    """Every (condition, task) plan, then every input file they read checked in one pass, before
+    any work (runner/inputs.py). Files that do not exist are allowed only with --dry-run; with
+    them all there, these plans are the plans to run."""
+    plans = [plan for e in experiments
+             for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=True)]
+    check_inputs(plans, suite, missing_ok=args.dry_run)
+    return plans
 
 
 def _run(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
     experiments = [load_experiment(path) for path in args.experiments]
-    plans = [plan for e in experiments
-             for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=args.dry_run)]
+    plans = plan_and_check(suite, experiments, args)
     if not plans:
         raise UserError("no condition applies to the chosen tasks")
     _go(plans, suite, args, analysis=False)
@@ -112,8 +148,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     experiments = select_conditions(load_conditions(args.experiments), args.conditions)
     if suite.name == "mini":
         ensure_mini_data(suite)
-    plans = [plan for e in experiments
-             for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=args.dry_run)]
+    plans = plan_and_check(suite, experiments, args)
     began = time.time()
     finished = _go(plans, suite, args, analysis=True)
     if args.dry_run or (args.launcher == "slurm" and not args.wait):

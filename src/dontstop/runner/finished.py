@@ -23,7 +23,8 @@ from ..tasks import SPLITS
 from .plan import RunPlan
 from .stages import finetune_recipe
 
-MACHINE_FIELDS = ("device", "precision")   # "auto" in a recipe: the machine decides, not the run
+# Left to the machine in a recipe ("auto" / None): a run made on a CPU is not stale on a GPU.
+MACHINE_FIELDS = {"device": "auto", "precision": "auto", "pad_to_multiple_of": None}
 COMPARED_ELSEWHERE = ("model", "data_dir")  # by identity (model_identity) and by content (data_sha256)
 
 
@@ -56,7 +57,7 @@ def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite
 
     asked = finetune_recipe(plan, suite, seed)
     for name, value in asdict(resolve_recipe(asked, plan.task)).items():
-        machine = name in MACHINE_FIELDS and getattr(asked, name) == "auto"
+        machine = name in MACHINE_FIELDS and getattr(asked, name) == MACHINE_FIELDS[name]
         if not machine and name not in COMPARED_ELSEWHERE and record.config.get(name) != value:
             return f"{name}: finished with {record.config.get(name)!r}, asked {value!r}"
     if model_identity(record.model) != model_identity(plan.model):

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..experiment import Experiment, Suite
 from ..fileio import is_locked
 from .finished import stale_results
+from .inputs import check_inputs
 from .jobs import Job, _clock, make_jobs
 from .plan import plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
@@ -154,9 +155,11 @@ def follow(jobs: list[Job], suite: Suite, poll_s: float) -> tuple[int, list[Job]
 
 def show_status(suite: Suite, experiments: list[Experiment], tasks: list[str] | None,
                 seeds: list[int] | None, allow_mixed: bool = False) -> dict[str, int]:
-    """`dontstop status`: plan as --dry-run does (inputs may be missing), check every results file
-    as `run` does (its folder, and whether it is stale), then print every job."""
+    """`dontstop status`: plan as --dry-run does (inputs may be missing, and are shown so), check
+    the inputs that exist as `run` would (runner/inputs.py), check every results file as `run`
+    does (its folder, and whether it is stale), then print every job."""
     plans = [plan for e in experiments for plan in plan_runs(suite, e, tasks, seeds, planning_only=True)]
+    check_inputs(plans, suite, missing_ok=True)
     stale = stale_results(plans, suite, allow_mixed)
     jobs = make_jobs(plans, probe=suite.probe)
     missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]

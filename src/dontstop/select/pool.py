@@ -17,6 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
+from ..data.encoding import text_lines
 from ..data.formats import text_key
 from ..fileio import UserError, atomic_output
 
@@ -90,10 +91,9 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line) of every non-blank line."""
     if not path.is_file():
         raise UserError(f"{path}: pool file not found")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, raw in enumerate(f, start=1):
-            if raw.strip():
-                yield line_no, raw
+    for line_no, raw in text_lines(path):   # bytes that are not UTF-8: one line naming the offset
+        if raw.strip():
+            yield line_no, raw
 
 
 def save_scan(scan: PoolScan, path: str | Path) -> None:

@@ -1,0 +1,116 @@
+"""Every input file a plan reads, checked when the plan is made, before any work.
+
+`dontstop run`, `reproduce` (`--dry-run` too) and `status` call `check_inputs` right after
+planning, so a malformed task file, a corpus that is not UTF-8 or an empty pool stops the
+command in one pass that lists every problem (one line each, exit 2), instead of failing
+the fine-tuning job after pretraining has run. The checks are data/formats.py's:
+`check_task`, which `dontstop data check` runs too (both refuse the same files), and
+`check_corpus` for corpora, kNN pools and curated files. A clean verdict is remembered by
+(path, size, mtime) in <cache>/input_checks.json, as file_sha256 remembers hashes, so a
+30 GB corpus is read once, not on every call.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..data.formats import Problem, check_corpus, check_task, parse_split, task_dir
+from ..experiment import Suite
+from ..fileio import atomic_write_json, raise_problems, read_json
+from ..tasks import SPLITS, get_task
+from .plan import RunPlan, unique_stages
+
+MEMO = "input_checks.json"
+CHECKS_VERSION = 1       # bump when a check changes: earlier verdicts are then redone
+SHOWN = 20               # problems listed; `dontstop data check` lists every one
+LARGE_BYTES = 1 << 30    # files this large get a line saying they are being checked
+
+
+def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False) -> None:
+    """Raise UserErrors listing every problem of the inputs `plans` read: the task folders of
+    their runs and stages (whole), the dev/test files of the suite's other tasks (the leakage
+    guard reads them), and the corpora and pools of every stage still to build. A file that
+    does not exist is a problem unless `missing_ok` (--dry-run, status: not downloaded yet)."""
+    memo_path = Path(suite.cache_dir) / MEMO
+    memo = read_json(memo_path) if memo_path.exists() else {}
+    before = dict(memo)
+    problems: list[Problem] = []
+    whole = _whole_tasks(plans, suite)
+    for key in dict.fromkeys([*whole, *suite.tasks]):
+        directory = task_dir(suite.data_dir, suite.name, key)
+        if not directory.is_dir():   # the leakage guard skips a task not downloaded; a planned one needs it
+            if key in whole and not missing_ok:
+                problems.append(Problem(str(directory), None, None, "task folder not found "
+                                        "(build or download the data first)"))
+            continue
+        task = get_task(suite.name, key)
+        if key in whole:
+            paths = [directory / f"{split}.jsonl" for split in SPLITS]
+            found = _memoised(memo, f"task {task.labels}", paths, lambda: check_task(directory, task), missing_ok)
+        else:   # only its dev and test texts are read, by the leakage guard
+            paths = [p for p in (directory / "dev.jsonl", directory / "test.jsonl") if p.is_file()]
+            found = [p for path in paths for p in _memoised(memo, "split", [path],
+                                                            lambda path=path: parse_split(path)[1], missing_ok)]
+        problems += found
+    for path, pool in _corpora(plans, suite):
+        problems += _memoised(memo, "pool" if pool else "corpus", [Path(path)],
+                              lambda path=path, pool=pool: _checked_corpus(path, pool), missing_ok)
+    if memo != before:
+        atomic_write_json(memo_path, memo)
+    raise_problems([p.error_line for p in problems if p.severity == "error"], SHOWN,
+                   f"; `dontstop data check {Path(suite.data_dir) / suite.name}` lists every one")
+
+
+def _whole_tasks(plans: list[RunPlan], suite: Suite) -> list[str]:
+    """The tasks fine-tuned, and those whose train.jsonl a stage reads (TAPT, Transfer-TAPT,
+    a curated pool made of another task's train, kNN queries)."""
+    keys = [plan.task.key for plan in plans]
+    tasks_root = (Path(suite.data_dir) / suite.name / "tasks").resolve()
+    for stage in unique_stages(plans):
+        for path in map(Path, [*stage.corpora, (stage.selection or {}).get("queries", "")]):
+            if path.name == "train.jsonl" and path.resolve().parent.parent == tasks_root:
+                keys.append(path.parent.name)
+    return list(dict.fromkeys(keys))
+
+
+def _corpora(plans: list[RunPlan], suite: Suite) -> list[tuple[str, bool]]:
+    """(path, is a kNN pool) of every corpus and pool a stage still to build reads, task files aside."""
+    tasks_root = (Path(suite.data_dir) / suite.name / "tasks").resolve()
+    found: dict[str, bool] = {}
+    for stage in unique_stages(plans):
+        if stage.published or stage.record_path.exists():
+            continue
+        for path in stage.corpora:
+            if Path(path).resolve().parent.parent != tasks_root:
+                found.setdefault(path, False)
+        if stage.selection:
+            found[stage.selection["pool"]] = True
+    return list(found.items())
+
+
+def _checked_corpus(path: str, pool: bool) -> list[Problem]:
+    size = Path(path).stat().st_size
+    if size >= LARGE_BYTES:
+        print(f"checking {path} ({size / 1e9:.1f} GB) before any work; once: the verdict is kept "
+              "until the file changes", flush=True)
+    return check_corpus(path, pool=pool, duplicates=False)
+
+
+def _memoised(memo: dict, kind: str, paths: list[Path], check: Callable[[], list[Problem]],
+              missing_ok: bool) -> list[Problem]:
+    """check() for these files; a clean verdict is remembered by their path, size and mtime (and
+    CHECKS_VERSION); problems are found again each time (they get fixed, and a broken file can
+    have thousands). With `missing_ok`, a file that does not exist is not a problem."""
+    if not all(path.is_file() for path in paths):
+        if missing_ok:
+            return []
+        return [Problem(str(path), None, None, "input file not found (build or download the data first)")
+                for path in paths if not path.is_file()]
+    key = "|".join([f"v{CHECKS_VERSION}", kind] + [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                                                   for p in paths])
+    if key in memo:
+        return []
+    found = check()
+    if not any(p.severity == "error" for p in found):
+        memo[key] = "clean"
+    return found

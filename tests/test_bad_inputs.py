@@ -1,0 +1,347 @@
+"""Bad input is refused before any work: exit 2, one line per problem naming the file, line,
+field, flag or URL, no traceback, and nothing written (no finished record, no orphan folder).
+
+The runner's cases run `dontstop run|reproduce|status` in this process on a tiny mini-shaped
+data tree (5 tasks, the corpora, pools and curated files), so a check that is missing would
+start the real (quick) work and the "nothing written" assertions would catch it.
+"""
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dontstop.cli import main
+from dontstop.data.download import download_task
+from dontstop.experiment import EXPERIMENTS_DIR
+from dontstop.records import MetricsRecord
+from dontstop.tasks import MINI_DOMAINS, MINI_TASKS, PAPER_TASKS
+from paper_world import serve_directory
+
+NOT_UTF8 = b'{"text": "caf\xe9 au lait", "label": "a", "id": "bad"}\n'   # latin-1 bytes
+
+
+def jsonl(records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def examples(task, split, count, labels=("a", "b")):
+    return [{"text": f"{task} {split} sentence number {i}", "label": labels[i % len(labels)],
+             "id": f"{split}{i}"} for i in range(count)]
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A mini-shaped data tree in tmp_path/data and the command-line flags that point at it."""
+    root = tmp_path / "data" / "mini"
+    for key in MINI_TASKS:
+        for split, count in (("train", 6), ("dev", 2), ("test", 2)):
+            path = root / "tasks" / key / f"{split}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(jsonl(examples(key, split, count)))
+    (root / "corpora").mkdir()
+    (root / "pools").mkdir()
+    (root / "curated").mkdir()
+    for name in [*MINI_DOMAINS, "general"]:
+        (root / "corpora" / f"{name}.txt").write_text(f"a {name} document\nanother {name} document\n")
+    for domain in MINI_DOMAINS:
+        (root / "pools" / f"{domain}.jsonl").write_text(jsonl({"text": f"{domain} pool {i}", "source": domain}
+                                                              for i in range(3)))
+    for task in ("aclsum-roles", "rt-polarity"):
+        (root / "curated" / f"{task}.txt").write_text(f"more {task} text\n")
+    (root / "manifest.json").write_text('{"files": {}}')   # built: `reproduce` must not build it again
+    flags = ["--quick", "--no-wandb", "--workers", "1", "--data-dir", tmp_path / "data",
+             "--results-dir", tmp_path / "results", "--cache-dir", tmp_path / "cache"]
+    return tmp_path, root, flags
+
+
+def refused(capsys, *argv, lines=1) -> list[str]:
+    """Run `dontstop argv`; it must exit 2 with `lines` lines on stderr and no traceback."""
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len(err) == lines, err
+    assert all(line.startswith("dontstop: error: ") for line in err) and "Traceback" not in "".join(err)
+    return [line.removeprefix("dontstop: error: ") for line in err]
+
+
+def nothing_written(tmp_path):
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "cache" / "mini").exists()          # no checkpoint, selection or index
+    assert not [p for p in tmp_path.rglob("*") if p.name in ("metrics.json", "pretrain_record.json", "config.json")]
+
+
+# --- Task files: refused when the plan is made, as `dontstop data check` refuses them -------------
+
+def append(path, data: bytes):
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+BAD_TASK_FILES = {   # what is done to rt-polarity, and what the one line says
+    "malformed line": ("train", lambda p: append(p, b'{"text": "cut short", "label": \n'), r"train\.jsonl:7: malformed JSON"),
+    "empty train": ("train", lambda p: p.write_text(""), r"train\.jsonl: no examples"),
+    "dev label absent from train": ("dev", lambda p: append(p, jsonl([{"text": "new", "label": "c"}]).encode()),
+                                    r"dev\.jsonl:3: field 'label': 'c' never occurs in train"),
+    "missing label": ("test", lambda p: append(p, b'{"text": "no label here"}\n'), r"test\.jsonl:3: field 'label': missing"),
+    "text not a string": ("train", lambda p: append(p, b'{"text": 5, "label": "a"}\n'),
+                          r"train\.jsonl:7: field 'text': not a string"),
+    "empty text": ("dev", lambda p: append(p, b'{"text": " ", "label": "a"}\n'), r"dev\.jsonl:3: field 'text': empty"),
+    "duplicate id": ("train", lambda p: append(p, jsonl([{"text": "again", "label": "a", "id": "train0"}]).encode()),
+                     r"train\.jsonl:7: field 'id': duplicate id 'train0' \(first on line 1\)"),
+    "not UTF-8": ("train", lambda p: append(p, NOT_UTF8),
+                  r"train\.jsonl:7: not UTF-8 at byte offset \d+ \(byte 0xe9: invalid continuation byte\)"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TASK_FILES)
+def test_a_bad_task_file_is_refused_before_the_base_stage_and_by_data_check(world, capsys, case):
+    tmp_path, root, flags = world
+    split, damage, message = BAD_TASK_FILES[case]
+    damage(root / "tasks" / "rt-polarity" / f"{split}.jsonl")
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "tapt", "--task", "rt-polarity", *flags)
+    assert re.search(message, line) and line.startswith(str(root / "tasks" / "rt-polarity")), line
+    nothing_written(tmp_path)   # the base stage did not train before the problem was found
+    assert main(["data", "check", str(root / "tasks" / "rt-polarity")]) == 2   # data check agrees
+    assert re.search(message, capsys.readouterr().out)
+
+
+def test_every_problem_is_reported_in_one_pass_with_dry_run_and_status_alike(world, capsys):
+    tmp_path, root, flags = world
+    append(root / "tasks" / "rt-polarity" / "train.jsonl", b"{oops\n")
+    append(root / "tasks" / "bbc-topic" / "dev.jsonl", jsonl([{"text": "x", "label": "sport"}]).encode())
+    (root / "corpora" / "news.txt").write_bytes(b"ok\nbad \xff byte\n")
+    argv = ["reproduce", "--conditions", "baseline", "dapt", *flags]
+    for extra in ([], ["--dry-run"]):
+        lines = refused(capsys, *argv, *extra, lines=3)
+        assert [line.split(":")[0] for line in lines] == [
+            str(root / "tasks" / "rt-polarity" / "train.jsonl"), str(root / "tasks" / "bbc-topic" / "dev.jsonl"),
+            str(root / "corpora" / "news.txt")]
+        assert lines[2] == f"{root / 'corpora' / 'news.txt'}:2: not UTF-8 at byte offset 7 (byte 0xff: invalid start byte)"
+    assert len(refused(capsys, "status", "--conditions", "baseline", "dapt", *flags, lines=3)) == 3
+    nothing_written(tmp_path)
+
+
+def test_only_the_planned_tasks_must_be_there(world, capsys):
+    tmp_path, root, flags = world
+    shutil.rmtree(root / "tasks" / "bbc-topic")   # e.g. the paper suite with only some tasks downloaded
+    append(root / "tasks" / "rt-polarity" / "train.jsonl", b"{oops\n")
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", *flags)
+    assert "rt-polarity/train.jsonl:7: malformed JSON" in line
+    shutil.rmtree(root / "tasks" / "rt-polarity")
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", *flags)
+    assert line == f"{root / 'tasks' / 'rt-polarity'}: task folder not found (build or download the data first)"
+    nothing_written(tmp_path)
+
+
+def test_valid_inputs_pass_the_same_checks_and_a_later_change_is_seen(world, capsys):
+    tmp_path, root, flags = world
+    assert main(["reproduce", "--dry-run", *map(str, flags)]) == 0, capsys.readouterr().err
+    assert "fine-tuning: " in capsys.readouterr().out
+    assert (tmp_path / "cache" / "input_checks.json").exists()   # the clean verdicts, by size and mtime
+    append(root / "corpora" / "cs.txt", b"\xff\n")
+    [line] = refused(capsys, "reproduce", "--dry-run", *flags)
+    assert line.startswith(f"{root / 'corpora' / 'cs.txt'}:3: not UTF-8 at byte offset")
+
+
+def test_a_bad_task_file_is_named_before_the_mixed_data_advice(world, capsys):
+    tmp_path, root, flags = world
+    run_dir = tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "baseline" / "seed_0"
+    scores = {"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}
+    MetricsRecord(suite="mini", task="rt-polarity", condition="baseline", seed=0, model="m", lineage="base",
+                  metric="macro_f1", dev=scores, test=scores, dev_metric=0.5, test_metric=0.5, best_epoch=1,
+                  epochs_run=1, dev_curve=[0.5], train_examples=6, wall_time_s=1.0, config={}, versions={},
+                  git_commit=None, data_sha256={s: "0" * 64 for s in ("train", "dev", "test")}).write(run_dir)
+    append(root / "tasks" / "rt-polarity" / "train.jsonl", b"{oops\n")
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", "--seeds", "1", *flags)
+    assert "train.jsonl:7: malformed JSON" in line and "--allow-mixed" not in line
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["seed_0"]
+    # the file fixed, the data differ from the finished run's: now that is what is said
+    (root / "tasks" / "rt-polarity" / "train.jsonl").write_text(jsonl(examples("rt-polarity", "train", 7)))
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", "--seeds", "1", *flags)
+    assert "made from different train/dev/test data" in line and "--allow-mixed" in line
+
+
+# --- Corpora, pools and curated files ------------------------------------------------------------
+
+BAD_CORPORA = {   # (condition on rt-polarity or, kNN, aclsum-roles; file under data/mini; bytes; the line)
+    "domain corpus not UTF-8": ("dapt", "corpora/reviews.txt", b"fine\ncaf\xe9\n",
+                                r"reviews\.txt:2: not UTF-8 at byte offset 8 \(byte 0xe9: invalid continuation byte\)"),
+    "empty base corpus": ("baseline", "corpora/general.txt", b"\n\n", r"general\.txt: empty corpus \(no documents\)"),
+    "empty pool": ("knn_tapt_50", "pools/cs.jsonl", b"", r"cs\.jsonl: empty corpus"),
+    "pool line without text": ("rand_tapt", "pools/cs.jsonl", b'{"source": "cs"}\n',
+                               r"cs\.jsonl:1: field 'text': missing"),
+    "curated file not UTF-8": ("curated_tapt", "curated/rt-polarity.txt", b"\xff\xfe",
+                               r"rt-polarity\.txt:1: not UTF-8 at byte offset 0"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CORPORA)
+def test_a_bad_corpus_pool_or_curated_file_is_refused_before_any_work(world, capsys, case):
+    tmp_path, root, flags = world
+    condition, name, data, message = BAD_CORPORA[case]
+    (root / name).write_bytes(data)
+    task = "aclsum-roles" if name.startswith("pools") else "rt-polarity"
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / condition, "--task", task, *flags)
+    assert re.search(message, line) and line.startswith(str(root / name)), line
+    nothing_written(tmp_path)
+    assert main(["data", "check", str(root / name)]) == 2
+    assert re.search(message, capsys.readouterr().out)
+
+
+# --- Flags of run / reproduce --------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--domain-corpus", "reveiws=X"], "--domain-corpus reveiws=X: unknown domain 'reveiws' in suite 'mini'; "
+                                       "known: cs, reviews, news"),
+    (["--pool", "nwes=X"], "--pool nwes=X: unknown domain 'nwes' in suite 'mini'; known: cs, reviews, news"),
+    (["--curated-corpus", "rt-polarty=X"], "--curated-corpus rt-polarty=X: unknown task 'rt-polarty' in suite "
+                                           "'mini'; known: aclsum-roles, aclsum-sections, rt-polarity"),
+    (["--seeds", "-1"], "--seeds -1: must be in [0, 4294967296)"),
+    (["--seeds", "0", "0"], "--seeds 0 0: seed 0 given twice (each seed is one run)"),
+    (["--workers", "0"], "--workers 0: must be >= 1"),
+])
+def test_bad_run_flags_are_one_line_naming_the_flag(world, capsys, argv, message):
+    tmp_path, _, flags = world
+    [line] = refused(capsys, "reproduce", "--conditions", "baseline", *flags, *argv)
+    assert line.startswith(message), line
+    nothing_written(tmp_path)
+
+
+# --- Suite YAML: the recipe ranges, with file:line and key ---------------------------------------
+
+SUITE_EDITS = {   # (section path, key, value, what the one line says after "file:line: ")
+    "recipe batch_size 0": (("recipes", "base"), "batch_size", 0, "recipes.base: key 'batch_size': 0; must be >= 1"),
+    "quick max_steps 0": (("quick", "base"), "max_steps", 0, "quick.base: key 'max_steps': 0; must be >= 1"),
+    "negative fine-tuning lr": (("finetune",), "lr", -0.1, "finetune: key 'lr': -0.1; must be > 0"),
+    "negative fine-tuning epochs": (("finetune",), "epochs", -2, "finetune: key 'epochs': -2; must be >= 1"),
+    "batch not a multiple": (("recipes", "dapt"), "per_device_batch_size", 12,
+                             "recipes.dapt: key 'batch_size': 32; must be a multiple of per_device_batch_size 12"),
+}
+
+
+def edited_suite(path: Path, edits) -> Path:
+    suite = yaml.safe_load((EXPERIMENTS_DIR / "suites" / "mini.yaml").read_text())
+    for sections, key, value, _ in edits:
+        section = suite
+        for name in sections:
+            section = section[name]
+        section[key] = value
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("case", SUITE_EDITS)
+def test_a_suite_value_out_of_range_is_one_line_with_file_line_and_key(world, capsys, case):
+    tmp_path, _, flags = world
+    suite = edited_suite(tmp_path / "suite.yaml", [SUITE_EDITS[case]])
+    [line] = refused(capsys, "reproduce", "--suite", suite, *flags)
+    where, _, what = line.partition(": ")
+    assert where.startswith(f"{suite}:") and what.startswith(SUITE_EDITS[case][3]), line
+    line_no = int(where.rsplit(":", 1)[1])
+    assert suite.read_text().splitlines()[line_no - 1].strip().startswith(
+        SUITE_EDITS[case][1] if "multiple" not in case else "dapt"), line
+    nothing_written(tmp_path)
+
+
+def test_every_suite_problem_is_listed_at_once(world, capsys):
+    tmp_path, _, flags = world
+    edits = [edit for case, edit in SUITE_EDITS.items() if "multiple" not in case]
+    lines = refused(capsys, "status", "--suite", edited_suite(tmp_path / "suite.yaml", edits), *flags, lines=4)
+    assert sorted(line.split(": ", 1)[1] for line in lines) == sorted(edit[3] for edit in edits)
+
+
+# --- dontstop pretrain and dontstop finetune flags -----------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "--steps 0: must be >= 1"),
+    (["--batch-size", "0"], "--batch-size 0: must be >= 1"),
+    (["--per-device-batch-size", "0"], "--per-device-batch-size 0: must be >= 1"),
+    (["--seed", "-1"], "--seed -1: must be in [0, 4294967296)"),
+    (["--lr", "0"], "--lr 0.0: must be > 0"),
+    (["--max-length", "4"], "--max-length 4: must be >= 8"),
+])
+def test_bad_pretrain_flags_are_one_line_before_anything_is_written(world, capsys, argv, message):
+    tmp_path, root, _ = world
+    out = tmp_path / "ckpt"
+    base = ["pretrain", "--model", "bundled:bert-tiny", "--corpus", root / "corpora" / "cs.txt", "--out", out,
+            "--steps", "2", "--batch-size", "4", "--per-device-batch-size", "4", "--no-wandb"]
+    assert refused(capsys, *base, *argv) == [message]
+    assert not out.exists()
+
+
+def test_pretrain_refuses_a_corpus_that_is_not_utf8_before_training(world, capsys):
+    tmp_path, root, _ = world
+    corpus = root / "corpora" / "cs.txt"
+    corpus.write_bytes(b"one document\nna\xefve\n")
+    [line] = refused(capsys, "pretrain", "--model", "bundled:bert-tiny", "--corpus", corpus, "--out", tmp_path / "ckpt",
+                     "--steps", "2", "--batch-size", "4", "--per-device-batch-size", "4", "--no-wandb")
+    assert line == f"{corpus}:2: not UTF-8 at byte offset 15 (byte 0xef: invalid continuation byte)"
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "--seed -1: must be in [0, 4294967296)"),
+    (["--epochs", "0"], "--epochs 0: must be >= 1"),
+    (["--lr", "-1"], "--lr -1.0: must be > 0"),
+    (["--batch-size", "0"], "--batch-size 0: must be >= 1"),
+])
+def test_bad_finetune_flags_are_one_line_and_leave_no_run_folder(world, capsys, argv, message):
+    tmp_path, _, _ = world
+    out = tmp_path / "adhoc" / "seed_-1"
+    assert refused(capsys, "finetune", "--suite", "mini", "--task", "rt-polarity", "--model", "bundled:bert-tiny",
+                   "--out", out, "--data-dir", tmp_path / "data", "--no-wandb", *argv) == [message]
+    assert not (tmp_path / "adhoc").exists()
+
+
+# --- Downloads are what they claim ---------------------------------------------------------------
+
+GOOD = {split: jsonl({"text": f"{split} article {i}", "label": ["false", "true"][i % 2], "id": f"{split}{i}"}
+                     for i in range(4)) for split in ("train", "dev", "test")}
+HYPERPARTISAN = PAPER_TASKS["hyperpartisan_news"]
+
+
+def mirror(root: Path, files: dict[str, str]) -> Path:
+    for split, text in files.items():
+        path = root / HYPERPARTISAN.key / f"{split}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_a_mirror_serving_a_malformed_task_file_replaces_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = {**GOOD, "dev": GOOD["dev"] + '{"text": "x", "label": "MAYBE"}\n'}
+    with serve_directory(mirror(tmp_path / "bad", bad)) as url:
+        [line] = refused(capsys, "data", "download", HYPERPARTISAN.key, "--data-url", url)
+    assert line == (f"{url}/{HYPERPARTISAN.key}/dev.jsonl:5: field 'label': 'MAYBE' is not in the label set "
+                    "(false, true); nothing was replaced")
+    assert not [p for p in tmp_path.joinpath("data").rglob("*") if p.is_file()]   # no file, no .part
+
+
+def test_a_malformed_copy_on_disk_is_replaced_by_a_good_mirror(tmp_path):
+    dest = tmp_path / "data"
+    dest.mkdir()   # what the command used to keep from a mirror serving a malformed train split
+    malformed = {**GOOD, "train": GOOD["train"].replace('"true"', '"TRUE"')}
+    for split, text in malformed.items():
+        (dest / f"{split}.jsonl").write_text(text)
+    (dest / "manifest.json").write_text(json.dumps({split: {
+        "url": "http://old-mirror", "sha256": hashlib.sha256(text.encode()).hexdigest(), "bytes": len(text)}
+        for split, text in malformed.items()}))
+    with serve_directory(mirror(tmp_path / "good", GOOD)) as url:
+        manifest = download_task(HYPERPARTISAN, dest, base=url, progress=False)
+    assert {split: (dest / f"{split}.jsonl").read_text() for split in GOOD} == GOOD
+    assert manifest["train"]["url"] == f"{url}/{HYPERPARTISAN.key}/train.jsonl"
+
+
+def test_a_file_whose_checksum_differs_from_the_manifest_is_fetched_again(tmp_path):
+    dest = tmp_path / "data"
+    with serve_directory(mirror(tmp_path / "good", GOOD)) as url:
+        download_task(HYPERPARTISAN, dest, base=url, progress=False)
+        (dest / "test.jsonl").write_text(GOOD["test"][:-20])    # damaged on disk since
+        manifest = download_task(HYPERPARTISAN, dest, base=url, progress=False)
+    assert (dest / "test.jsonl").read_text() == GOOD["test"]
+    assert manifest["test"]["bytes"] == len(GOOD["test"]) and not list(dest.glob("*.part"))
