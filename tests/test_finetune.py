@@ -280,3 +280,37 @@ def test_a_diverged_fine_tuning_stops_with_one_line_and_no_metrics(data_dir, tmp
     assert message.startswith(f"{CUE.key} seed 0: fine-tuning diverged: loss ") and "\n" not in message
     assert "(recipe lr 1e+38); no metrics.json written" in message
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_batches_padded_to_a_multiple_compute_what_unpadded_batches_compute(data_dir):
+    """FinetuneRecipe.pad_to_multiple_of (32 on a GPU: a few shapes, no attention re-planning per
+    batch) adds masked positions only: logits, loss and the step it takes equal the unpadded
+    batch's up to float rounding."""
+    from transformers import DataCollatorWithPadding
+
+    from dontstop.data.formats import load_split
+    from dontstop.finetune.classifier import encode
+    from dontstop.finetune.trainer import build_optimizer, train_step
+
+    examples = load_split(data_dir / "test" / "tasks" / "sections" / "train.jsonl")[:16]
+    labels = {label: i for i, label in enumerate(sorted({e.label for e in examples}))}
+    results = []
+    for multiple in (1, 32):
+        model, tokenizer = load_classifier("bundled:bert-tiny", len(labels), dropout=0.0, seed=0)
+        for module in model.modules():   # no dropout anywhere: the two batches' draws would differ
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        batch = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple, return_tensors="pt")(
+            encode(tokenizer, examples, labels, 64))
+        step_recipe = recipe(data_dir, SECTIONS, device="cpu", precision="fp32")
+        model.eval()
+        with torch.no_grad():
+            logits = model(batch["input_ids"], batch["attention_mask"])
+        model.train()
+        loss = train_step(model, batch, build_optimizer(model, step_recipe), step_recipe)
+        results.append((batch["input_ids"].shape[1], logits, loss, model.dense.weight.detach().clone()))
+    (width, logits, loss, dense), (padded_width, padded_logits, padded_loss, padded_dense) = results
+    assert padded_width % 32 == 0 and padded_width > width   # the padding really was added
+    assert torch.allclose(logits, padded_logits, atol=1e-5)
+    assert padded_loss == pytest.approx(loss, abs=1e-5)
+    assert torch.allclose(dense, padded_dense, atol=1e-6)
