@@ -9,7 +9,8 @@
 With no paths, both compare the suite's domain corpora and general.txt (Wikipedia, standing
 in for RoBERTa's pretraining data, the paper's "PT"); mlm-loss evaluates the suite's base
 model and every DAPT checkpoint the runner built under <cache>/<suite>/checkpoints/.
-Outputs go to paper_tables/<suite>/analysis/ and are never replaced without --overwrite.
+Outputs go to paper_tables/<suite>/analysis/ (a study file's: tables/<name>/analysis/ beside it)
+and are never replaced without --overwrite.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from ..config import parse_pairs
 from ..experiment import Suite, analysis_dir, load_suite, override_suite
 from ..fileio import UserError
+from ..study_file import tables_dir
 from . import vocab
 from .domains import suite_corpora, suite_models, suite_samples
 from .mlm_loss import MLM_OUTPUT_FILES, measure_mlm_loss
@@ -103,7 +105,8 @@ def _mlm_loss(args: argparse.Namespace) -> int:
 
 def _writable_out_dir(args: argparse.Namespace, files: tuple[str, ...]) -> Path:
     """Fail before any work if a finished output would be replaced without --overwrite."""
-    out_dir = args.out or analysis_dir("paper_tables", Path(args.suite).stem)
+    suite = load_suite(args.suite)   # a study's analysis goes beside its own tables
+    out_dir = args.out or analysis_dir(tables_dir(suite, None), suite.name)
     existing = [str(out_dir / name) for name in files if (out_dir / name).exists()]
     if existing and not args.overwrite:
         raise UserError(f"{existing[0]}: already exists; pass --overwrite to replace it")

@@ -188,7 +188,9 @@ def _iter_documents(path: Path) -> Iterator[str]:
 
 
 def heldout_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
-    """text_key of every dev and test example of the given task directories."""
+    """text_key of every dev and test example of the given task directories: the leakage guard
+    of a suite (all its tasks' folders, Suite.heldout_task_dirs). Pretraining and selection drop
+    matching documents, whatever the corpus files hold."""
     keys = set()
     for directory in task_dirs:
         for split in ("dev", "test"):
@@ -196,9 +198,3 @@ def heldout_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
             if path.is_file():
                 keys |= {text_key(e.text) for e in load_split(path)}
     return keys
-
-
-def suite_heldout_keys(data_dir: str | Path, suite_name: str, task_keys: Iterable[str]) -> set[bytes]:
-    """The leakage guard of a suite: text_key of every dev and test text of all its tasks.
-    Pretraining and selection drop matching documents, whatever the corpus files hold."""
-    return heldout_keys(task_dir(data_dir, suite_name, key) for key in task_keys)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .. import wandb_log
+from ..experiment import load_suite, override_suite
 from ..recipes import FinetuneRecipe
 from .trainer import run_finetune
 
@@ -15,7 +16,7 @@ from .trainer import run_finetune
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("finetune", help="fine-tune one (task, model, seed): metrics.json")
     parser.add_argument("--task", required=True, help="task key, e.g. aclsum-roles or chemprot")
-    parser.add_argument("--suite", required=True, help="mini | paper")
+    parser.add_argument("--suite", required=True, help="mini | paper | path to a study file")
     parser.add_argument("--model", required=True, help="bundled:bert-tiny, a checkpoint or a hub id")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="run folder for config.json and metrics.json")
@@ -33,11 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _finetune_command(args: argparse.Namespace) -> int:
-    recipe = FinetuneRecipe(model=args.model, task=args.task, suite=args.suite,
+    suite = override_suite(load_suite(args.suite), data_dir=args.data_dir)
+    task = suite.task(args.task)   # its folder, metric and profile come with it
+    recipe = FinetuneRecipe(model=args.model, task=args.task, suite=suite.name,
                             data_dir=args.data_dir, seed=args.seed, lr=args.lr,
                             batch_size=args.batch_size, epochs=args.epochs,
                             max_length=args.max_length, max_train_examples=args.max_train_examples)
-    metrics = run_finetune(recipe, args.out, condition=args.condition, lineage=args.lineage,
+    metrics = run_finetune(recipe, args.out, task=task, condition=args.condition, lineage=args.lineage,
                            wandb=not args.no_wandb and wandb_log.configured(),
                            reuse_finished=args.skip_finished)
     print(f"{metrics.task} seed {metrics.seed}: {metrics.metric} dev {metrics.dev_metric:.4f} "

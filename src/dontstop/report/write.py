@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..experiment import EXPERIMENTS_DIR, Conditions, analysis_dir, load_conditions
+from ..experiment import EXPERIMENTS_DIR, Conditions, Suite, analysis_dir, load_conditions
 from ..fileio import UserError, atomic_output, atomic_write_text
 from .agreement import agreement_frame, agreement_grid
 from .agreement import summary as agreement_summary
@@ -19,7 +19,7 @@ from .plots import make_plots
 from .probe import load_probes, probe_frame, probe_grid
 from .published import load_published
 from .render import Grid, to_latex, to_markdown
-from .runs import load_runs, mixed_data, provenance_markdown
+from .runs import as_suite, load_runs, mixed_data, provenance_markdown
 from .tables import (Layout, cell_frame, cost_frame, cost_grid, grid, significance_frame,
                      significance_grid, table_specs)
 from .wandb_upload import log_to_wandb
@@ -27,34 +27,39 @@ from .wandb_upload import log_to_wandb
 MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; see provenance.md."
 
 
-def aggregate(suite: str, results_dir: Path, tables_root: Path, *, experiments: Path = EXPERIMENTS_DIR,
+def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, experiments: Path = EXPERIMENTS_DIR,
               overlap: Path | None = None, allow_mixed: bool = False, wandb: bool = False,
               notes: list[str] = ()) -> Path:
-    """results/<suite> -> <tables_root>/<suite>/; returns that folder."""
-    conditions = load_conditions(experiments)
+    """results/<suite> -> <tables_root>/<suite>/; returns that folder. `suite`: the Suite (its
+    tasks name the rows), or a built-in suite's name or a study file's path."""
+    suite = as_suite(suite)
+    name, conditions = suite.name, load_conditions(experiments)
+    layout = make_layout(suite, conditions)
     runs = load_runs(results_dir, suite, conditions)
     if runs.empty:
-        raise UserError(f"{results_dir / suite}: no metrics.json found; "
-                        f"run `dontstop run ... --suite {suite}` first")
+        raise UserError(f"{results_dir / name}: no metrics.json found; "
+                        f"run `dontstop run ... --suite {suite.source if suite.is_study else name}` first")
     mixed = mixed_data(runs)
     if mixed and not allow_mixed:
         print(f"dontstop: warning: runs made from different data versions for "
               f"{', '.join(mixed)}; see provenance.md (--allow-mixed to accept)", file=sys.stderr)
-    out_dir = tables_root / suite
+    out_dir = tables_root / name
     if (out_dir / "README.md").exists():
         print(f"replacing the tables and plots of an earlier aggregate in {out_dir}/")
-    overlap = overlap or analysis_dir(tables_root, suite) / "vocab_overlap.csv"
-    written = write_report(runs, make_layout(suite, conditions), out_dir, overlap_path=overlap,
+    overlap = overlap or analysis_dir(tables_root, name) / "vocab_overlap.csv"
+    written = write_report(runs, layout, out_dir, overlap_path=overlap,
                            flag_mixed=bool(mixed) and not allow_mixed, wandb=wandb, notes=notes,
-                           probes=load_probes(results_dir, suite, conditions))
+                           probes=load_probes(results_dir, name, conditions))
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
 
 
-def make_layout(suite: str, conditions: Conditions) -> Layout:
-    """The paper suite shows the published cell beside each of ours; every suite takes the
-    paper's row order from the published tables."""
-    return Layout(suite, conditions, load_published(), with_paper=suite == "paper")
+def make_layout(suite: Suite | str, conditions: Conditions) -> Layout:
+    """The paper's tasks show the published cell beside each of ours (a study's own tasks have
+    none); every suite takes the paper's row order from the published tables."""
+    suite = as_suite(suite)
+    return Layout(suite.name, conditions, load_published(), with_paper=suite.registry == "paper",
+                  tasks=suite.tasks_by_key)
 
 
 def build_tables(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] | None,

@@ -4,6 +4,7 @@
     dontstop reproduce --quick               # 1 seed, shortened recipes (< 3 minutes)
     dontstop reproduce --suite paper --tasks chemprot citation_intent --conditions baseline tapt
     dontstop run experiments/tapt --suite mini --task aclsum-roles --seeds 0 1 2 [--dry-run]
+    dontstop reproduce --suite my/study.yaml    # your own tasks and domains (study_file.py)
     dontstop reproduce --launcher slurm --partition gpu --pretrain-gpus 4 [--wait]   # runner/slurm.py
     dontstop status [--suite S] [--results-dir R]   # done / running / queued / failed per job
 """
@@ -15,10 +16,11 @@ from pathlib import Path
 
 from .. import wandb_log
 from ..config import parse_pairs
+from ..data.study import check_study_data
 from ..experiment import (EXPERIMENTS_DIR, Suite, load_conditions, load_experiment, load_suite,
                           override_suite, select_conditions, with_quick)
 from ..fileio import UserError
-from ..tasks import get_task
+from ..study_file import tables_dir
 from .jobs import execute
 from .plan import RunPlan, plan_runs
 from .slurm import add_arguments as add_launcher_arguments
@@ -26,7 +28,7 @@ from .slurm import launch as launch_on_slurm
 from .slurm import options_from_args as slurm_options
 from .status import show_status
 from .study import (REPO_README, analyze_and_aggregate, cpu_count, ensure_mini_data, is_the_repo_study,
-                    print_plan, record_invocation, refresh_notebook, update_readme)
+                    print_plan, print_skipped, record_invocation, refresh_notebook, update_readme)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reproduce.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
     reproduce.add_argument("--conditions", nargs="+", help="condition names (default: all)")
     reproduce.add_argument("--seeds", nargs="+", type=int)
-    reproduce.add_argument("--tables-dir", default="paper_tables",
-                           help="where the tables and plots go (--quick: <dir>/quick)")
+    reproduce.add_argument("--tables-dir", help="where the tables and plots go (--quick: <dir>/quick; "
+                           "default: paper_tables, a study's: tables/ beside its file)")
     _common_arguments(reproduce)
     reproduce.set_defaults(func=_reproduce)
 
@@ -55,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", default="mini", help="mini | paper | path to a suite YAML")
+    parser.add_argument("--suite", default="mini", help="mini | paper | path to a study file")
     parser.add_argument("--quick", action="store_true", help="quick seeds and shortened recipes")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and an estimate")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
@@ -81,20 +83,23 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_suite(args: argparse.Namespace) -> Suite:
-    """The suite with the command line's overrides; unknown task keys fail here, in one line."""
+    """The suite with the command line's overrides; unknown task keys and a study's bad data fail
+    here, in one line."""
     suite = override_suite(
         load_suite(args.suite), data_dir=args.data_dir, results_dir=args.results_dir,
         cache_dir=args.cache_dir, published_dapt=args.published_dapt, published=args.published,
         domain_corpora=parse_pairs(args.domain_corpus, "--domain-corpus"),
         pools=parse_pairs(args.pool, "--pool"), curated=parse_pairs(args.curated_corpus, "--curated-corpus"))
     for key in args.tasks or []:
-        get_task(suite.name, key)
+        suite.task(key)
+    check_study_data(suite)
     return with_quick(suite) if args.quick else suite
 
 
 def _run(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
     experiments = [load_experiment(path) for path in args.experiments]
+    print_skipped(suite, experiments, args.tasks)
     plans = [plan for e in experiments
              for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=args.dry_run)]
     if not plans:
@@ -106,8 +111,8 @@ def _run(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
     experiments = select_conditions(load_conditions(args.experiments), args.conditions)
-    if suite.name == "mini":
-        ensure_mini_data(suite)
+    ensure_mini_data(suite)
+    print_skipped(suite, experiments, args.tasks)
     plans = [plan for e in experiments
              for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=args.dry_run)]
     began = time.time()
@@ -115,12 +120,14 @@ def _reproduce(args: argparse.Namespace) -> int:
     if args.dry_run or (args.launcher == "slurm" and not args.wait):
         return 0
     history = record_invocation(suite, args, time.time() - began, plans, finished)
-    tables_root = Path(args.tables_dir) / ("quick" if args.quick else "")
+    tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
     tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments),
                                    wandb=not args.no_wandb and wandb_log.configured())
     if is_the_repo_study(suite, args):   # the README block and the committed notebook follow the tables
         update_readme(REPO_README, history, tables)
         refresh_notebook(suite, tables_root)
+    elif suite.is_study:   # a study's own executed copy, beside its tables
+        refresh_notebook(suite, tables_root, out=tables / "results.ipynb")
     return 0
 
 

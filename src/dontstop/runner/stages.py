@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..data.formats import load_split, task_dir
+from ..data.formats import load_split
 from ..experiment import Suite
 from ..fileio import UserError, job_lock, read_json
 from ..recipes import FinetuneRecipe, PretrainRecipe
@@ -76,7 +76,7 @@ def finetune_job(plan: RunPlan, seed: int, suite: Suite, wandb: bool) -> None:
 
     recipe = FinetuneRecipe(**{**suite.finetune, "model": plan.model, "task": plan.task.key,
                                "suite": plan.suite, "data_dir": suite.data_dir, "seed": seed})
-    metrics = run_finetune(recipe, plan.run_dir(seed), condition=plan.condition,
+    metrics = run_finetune(recipe, plan.run_dir(seed), task=plan.task, condition=plan.condition,
                            lineage=plan.lineage, wandb=wandb,
                            pretraining=[stage_record(s) for s in plan.stages],
                            published=plan.published)
@@ -126,7 +126,7 @@ def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool) -> No
     finished = sorted(plan.run_dir(0).parents[1].glob("*/seed_*/metrics.json"))
     if not finished:
         return
-    splits = task_dir(suite.data_dir, suite.name, plan.task.key)
+    splits = suite.task_dir(plan.task.key)
     current = {split: file_sha256(splits / f"{split}.jsonl", suite.cache_dir)
                for split in ("train", "dev", "test")}
     for metrics_path in finished:
