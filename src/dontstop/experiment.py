@@ -141,7 +141,8 @@ class Suite(SuiteTasks):
     task_table: dict[str, Task] = field(default_factory=dict, metadata=NOT_YAML)
     domain_table: dict[str, Domain] = field(default_factory=dict, metadata=NOT_YAML)
     released: dict[str, dict[str, str]] = field(default_factory=dict, metadata=NOT_YAML)  # tasks.RELEASED
-    registry: str | None = field(default=None, metadata=NOT_YAML)  # built-in its tasks are from; None: a study's
+    registry: str | None = field(default=None, metadata=NOT_YAML)  # the built-in its tasks are from, if one
+    own_tasks: bool = field(default=False, metadata=NOT_YAML)     # a study file's own tasks (study_file.py)
     data_name: str = field(default="", metadata=NOT_YAML)   # folder under data_dir of relative paths ("": name)
     source: str = field(default="", metadata=NOT_YAML)      # the YAML file it was loaded from
 
@@ -278,7 +279,7 @@ def override_suite(suite: Suite, *, data_dir: str | None = None, results_dir: st
     for name, given in (("domain_corpora", domain_corpora), ("pools", pools), ("curated", curated)):
         if given:
             changes[name] = {**getattr(suite, name), **{k: str(Path(v).resolve()) for k, v in given.items()}}
-    if suite.registry is None:   # a study's own tasks: kNN and Curated follow the pools given
+    if suite.own_tasks:   # a study's own tasks: kNN and Curated follow the pools given
         changes["task_table"] = study_file.refresh_tasks(suite.task_table, changes.get("pools", suite.pools),
                                                          changes.get("curated", suite.curated))
     return replace(suite, **changes)

@@ -93,7 +93,7 @@ def builtin_facts(path: Path, name: str, tasks: list[str], root: Path, lines: di
 
 def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any) -> tuple[dict, dict]:
     """(the Suite's YAML fields, its facts: task_table, domain_table, released, registry,
-    data_name) of a study file; `parent` is the extended Suite, or None."""
+    own_tasks, data_name) of a study file; `parent` is the extended Suite, or None."""
     folder = path.resolve().parent
     name = data.get("name")
     if not isinstance(name, str) or not FOLDER_NAME.match(name):
@@ -115,7 +115,7 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any) -> 
     if own_tasks:
         tasks = _own_tasks(path, data["tasks"], folder, fields)
         facts = {"task_table": tasks, "domain_table": _domains(path, lines, domains_given, tasks, fields),
-                 "released": {}, "registry": None}
+                 "released": {}, "registry": None, "own_tasks": True}
         fields["tasks"] = list(tasks)
     elif parent is None:
         raise UserError(f"{_at(path, lines, 'tasks')}: key 'tasks': a study file without `extends` declares "

@@ -181,7 +181,7 @@ class SuiteTasks:
     @property
     def is_study(self) -> bool:
         """Loaded from a user's study file (study_file.py), not a built-in suite's own file."""
-        return self.registry is None or self.extends is not None
+        return self.own_tasks or self.extends is not None
 
     @property
     def tasks_by_key(self) -> dict[str, Task]:

@@ -27,7 +27,7 @@ GENERAL = "general"
 def find_corpora(suite: Suite) -> tuple[dict[str, str], list[str]]:
     """The general text ("PT") first, then each domain corpus of the suite, as in Figure 2: those
     that exist, and a note for each that does not. A study without a base corpus has no "PT"."""
-    general = suite.base_corpus or (suite.registry and f"corpora/{GENERAL}.txt")
+    general = suite.base_corpus or (not suite.own_tasks and f"corpora/{GENERAL}.txt")
     wanted = {GENERAL: Path(suite.data_path(general))} if general else {}
     wanted |= {domain: Path(suite.data_path(path)) for domain, path in suite.domain_corpora.items()}
     found = {name: str(path) for name, path in wanted.items() if path.is_file()}

@@ -18,7 +18,7 @@ from .formats import Problem, check_task
 def check_study_data(suite: Suite) -> None:
     """Raise on the first problem of the study's own tasks; a built-in suite's data is left to
     `dontstop data check` and to the run (its label sets are known)."""
-    if suite.registry is not None:
+    if not suite.own_tasks:
         return
     for key in suite.tasks:
         problems = [p for p in check_task(suite.task_dir(key)) if stops_a_study(p)]

@@ -96,7 +96,8 @@ def farthest_domain_gains_most(runs: pd.DataFrame, layout: Layout, overlap: dict
     gains = domain_gains(runs, layout, tasks, claim.better, claim.worse)
     known = {d: g for d, g in gains.items() if overlap and d in overlap}
     if len(known) < 2:
-        missing = "no vocabulary-overlap file" if overlap is None else "fewer than two domains measured"
+        missing = ("no vocabulary overlap with the general corpus" if overlap is None
+                   else "fewer than two domains measured")
         return {**row, "verdict": f"missing ({missing})"}
     farthest = min(known, key=overlap.get)
     row["task"] = f"{farthest} (overlap {overlap[farthest]:g}%)"

@@ -24,7 +24,7 @@ LABELLED_CELLS = 20   # more cells than this: no text labels, the table above na
 
 
 def verdict_color(verdict: str):
-    """`missing (no vocabulary-overlap file)` takes the colour of `missing`."""
+    """`missing (fewer than two domains measured)` takes the colour of `missing`."""
     return VERDICT_COLORS.get(verdict) or VERDICT_COLORS.get(verdict.split(" (")[0], "black")
 
 

@@ -170,8 +170,12 @@ def mlm_loss_plot(runs: pd.DataFrame, stem: Path) -> list[Path]:
     return save(fig, stem)
 
 
-def make_plots(runs: pd.DataFrame, layout: Layout, cost: pd.DataFrame, plot_dir: Path) -> list[Path]:
-    return (bar_plot(runs, layout, plot_dir / "bars")
-            + knn_plot(runs, layout, plot_dir / "knn")
-            + cost_plot(cost, layout, plot_dir / "cost")
-            + mlm_loss_plot(runs, plot_dir / "mlm_loss"))
+def make_plots(runs: pd.DataFrame, layout: Layout, cost: pd.DataFrame | None, plot_dir: Path) -> list[Path]:
+    """Every figure; the kNN and cost ones only where the suite has a task for them (`cost`: Table
+    9's frame, None when it has no task; a study may have neither)."""
+    paths = bar_plot(runs, layout, plot_dir / "bars")
+    if table_specs(layout)[3].tasks:
+        paths += knn_plot(runs, layout, plot_dir / "knn")
+    if cost is not None:
+        paths += cost_plot(cost, layout, plot_dir / "cost")
+    return paths + mlm_loss_plot(runs, plot_dir / "mlm_loss")

@@ -160,7 +160,8 @@ def cost_frame(runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     cells = cell_frame(runs, cost_spec(layout), layout)
     costs = [pretraining_cost(runs, r.task, r.condition) for r in cells.itertuples()]
     counts = {name: "Int64" for name in COST_FIELDS if name != "wall_time_s"}  # whole numbers in the CSV
-    cells = pd.concat([cells, pd.DataFrame(costs, index=cells.index).astype(counts)], axis=1)
+    costs = pd.DataFrame(costs, index=cells.index, columns=list(COST_FIELDS))   # no task: no rows, same columns
+    cells = pd.concat([cells, costs.astype(counts)], axis=1)
     if layout.with_paper:
         for column in COST_COLUMNS:
             cells[f"published_{column}"] = [_published_cost(layout.published, r.task, r.condition, column)

@@ -191,7 +191,7 @@ def _required(suite: Suite, section: str, key: str, what: str, flag: str) -> str
     mapping = getattr(suite, section)
     if key in mapping:
         return mapping[key]
-    if suite.registry is None:   # a study: the file should say it
+    if suite.own_tasks:   # a study: the file should say it
         raise UserError(f"{suite.source}: key '{section}': no {what} for domain {key!r}, which a chosen "
                         f"condition needs; add `{key}: PATH` there (or pass {flag} {key}=PATH)")
     raise UserError(f"no {what} for domain {key!r}: pass {flag} {key}=PATH"

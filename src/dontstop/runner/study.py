@@ -57,7 +57,7 @@ def _duration(seconds: float) -> str:
 def print_skipped(suite: Suite, experiments: list[Experiment], task_keys: list[str] | None) -> None:
     """A study's own tasks: one line per condition that its inputs leave out on some task, and
     why (a built-in suite's tasks follow the paper's design, which says where each applies)."""
-    if suite.registry is not None:
+    if not suite.own_tasks:
         return
     for experiment in experiments:
         why = {key: experiment.missing_input(suite.task(key), suite) for key in task_keys or suite.tasks}
