@@ -91,3 +91,13 @@ def pretrain_record(**fields):
                     tokens_per_s=1.0, final_train_loss=1.0, heldout_loss_before=None,
                     heldout_loss_after=None, versions={}, git_commit=None)
     return PretrainRecord(**{**defaults, **fields})
+
+
+@pytest.fixture(scope="session")
+def korean_study(tmp_path_factory) -> Path:
+    """A small Korean study (tests/korean_study.py): its folder, holding study.yaml, the task's
+    splits, two domain corpora and a tiny BERT with its own WordPiece vocabulary. Copy it before
+    writing into it."""
+    from korean_study import build_korean_study
+
+    return build_korean_study(tmp_path_factory.mktemp("korean-study")).parent

@@ -1,10 +1,11 @@
-"""dontstop run | reproduce | status: the study from one command, and where it stands.
+"""dontstop run | reproduce | status | init-study: the study from one command, and where it stands.
 
     dontstop reproduce                       # the main job: every condition on the mini suite
     dontstop reproduce --quick               # 1 seed, shortened recipes (< 3 minutes)
     dontstop reproduce --suite paper --tasks chemprot citation_intent --conditions baseline tapt
     dontstop run experiments/tapt --suite mini --task aclsum-roles --seeds 0 1 2 [--dry-run]
-    dontstop reproduce --suite my/study.yaml    # your own tasks and domains (study_file.py)
+    dontstop init-study my-study               # a commented study.yaml and its folders (init_study.py)
+    dontstop reproduce --suite my-study/study.yaml   # your own tasks and domains (study_file.py)
     dontstop reproduce --launcher slurm --partition gpu --pretrain-gpus 4 [--wait]   # runner/slurm.py
     dontstop status [--suite S] [--results-dir R]   # done / running / queued / failed per job
 """
@@ -21,6 +22,7 @@ from ..experiment import (EXPERIMENTS_DIR, Suite, load_conditions, load_experime
                           override_suite, select_conditions, with_quick)
 from ..fileio import UserError
 from ..study_file import tables_dir
+from .init_study import init_study
 from .jobs import execute
 from .plan import RunPlan, plan_runs
 from .slurm import add_arguments as add_launcher_arguments
@@ -54,6 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--seeds", nargs="+", type=int)
     _common_arguments(status)
     status.set_defaults(func=_status)
+
+    init = subparsers.add_parser("init-study", help="a commented study.yaml and the folders to fill")
+    init.add_argument("folder", help="where to write study.yaml (created if missing)")
+    init.add_argument("--name", help="the study's name (default: the folder's)")
+    init.set_defaults(func=_init_study)
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,6 +154,13 @@ def _default_workers() -> int:
     import torch
 
     return 1 if torch.cuda.is_available() else cpu_count()
+
+
+def _init_study(args: argparse.Namespace) -> int:
+    study = init_study(Path(args.folder), args.name)
+    print(f"wrote {study}, {study.parent / 'README.md'} and the folders data/my-task/ and corpora/;\n"
+          f"fill them, then: cd {study.parent} && dontstop reproduce --suite study.yaml --dry-run")
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
