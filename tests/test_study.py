@@ -108,6 +108,11 @@ def test_keys_resolve_against_the_file_and_extend_the_suite(tmp_path, monkeypatc
     assert suite.task_dir("comments") == tmp_path / "rich" / "data" / "comments"
     assert suite.domain("news_comments").irrelevant == "wiki" and suite.domain("wiki").irrelevant == "news_comments"
     assert suite.is_study and suite.own_tasks and not suite.released
+    (tmp_path / "rich" / "more").mkdir()   # a study may extend another study file, by its path
+    (tmp_path / "rich" / "more" / "seeds.yaml").write_text("name: more-seeds\nextends: ../study.yaml\nseeds: [0, 1, 2]\n")
+    more = load_suite(str(tmp_path / "rich" / "more" / "seeds.yaml"))
+    assert more.seeds == [0, 1, 2] and more.task_dir("replies") == tmp_path / "rich" / "data" / "replies"
+    assert more.pools == suite.pools and more.own_tasks and more.name == "more-seeds"
 
     subset = tmp_path / "subset.yaml"   # a study on some of mini's own tasks keeps mini's facts and data
     subset.write_text("name: polarity-only\nextends: mini\ntasks: [rt-polarity]\nseeds: [0, 1, 2]\n")

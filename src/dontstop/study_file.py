@@ -33,6 +33,7 @@ the key and what is wrong:
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def extends_ref(path: Path, data: dict, lines: dict[str, int], root: Path, chain
     if isinstance(value, str) and (Path(root) / "suites" / f"{value}.yaml").is_file():
         return value
     other = path.resolve().parent / str(value)
-    if not isinstance(value, str) or not other.is_file() or not other.suffix:
+    if not isinstance(value, str) or not other.is_file():
         known = ", ".join(sorted(p.stem for p in (Path(root) / "suites").glob("*.yaml")))
         raise UserError(f"{at}: key 'extends': {value!r} names no suite; known: {known}, "
                         "or the path of a suite YAML")
@@ -121,7 +122,11 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any) -> 
         raise UserError(f"{_at(path, lines, 'tasks')}: key 'tasks': a study file without `extends` declares "
                         "its own tasks: a mapping of task key to display, data, metric and domain")
     else:
-        facts = {name: getattr(parent, name) for name in ("task_table", "domain_table", "released", "registry")}
+        facts = {name: getattr(parent, name)
+                 for name in ("task_table", "domain_table", "released", "registry", "own_tasks")}
+        if parent.own_tasks:   # another study's tasks: kNN and Curated follow this file's pools
+            facts["task_table"] = refresh_tasks(parent.task_table, fields.get("pools") or {},
+                                                fields.get("curated") or {})
         for key in data.get("tasks") or []:
             if key not in parent.task_table:
                 raise UserError(f"{_at(path, lines, 'tasks')}: key 'tasks': unknown task {key!r} in suite "
@@ -141,8 +146,6 @@ def tables_dir(suite: Any, given: str | None) -> Path:
 def refresh_tasks(task_table: dict[str, Task], pools: dict[str, str], curated: dict[str, str]) -> dict[str, Task]:
     """A study's tasks after --pool / --curated-corpus: kNN where the domain has a pool, Curated
     where the task has a pool."""
-    from dataclasses import replace
-
     return {key: replace(task, knn=task.domain in pools, curated=curated.get(key, task.curated))
             for key, task in task_table.items()}
 
