@@ -114,3 +114,13 @@ def probe_record(**fields):
                     metric="macro_f1", dev=scores, test=scores, test_metric=0.5, train_examples=10,
                     features=128, max_length=64, wall_time_s=1.0, versions={}, git_commit=None)
     return ProbeRecord(**{**defaults, **fields})
+
+
+@pytest.fixture(scope="session")
+def korean_study(tmp_path_factory) -> Path:
+    """A small Korean study (tests/korean_study.py): its folder, holding study.yaml, the task's
+    splits, two domain corpora and a tiny BERT with its own WordPiece vocabulary. Copy it before
+    writing into it."""
+    from korean_study import build_korean_study
+
+    return build_korean_study(tmp_path_factory.mktemp("korean-study")).parent

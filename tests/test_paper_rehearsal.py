@@ -1,8 +1,8 @@
 """A rehearsal of the paper's study, offline, in about a minute: the real commands, the real
 hub-loading and download code, on stand-ins (tests/paper_world.py): a tiny RoBERTa in a
 Hugging Face cache under every released id, the 9 tasks in the paper's format served over
-HTTP as S3 would, four small domain corpora. Only the recipes are shrunk (a copy of
-experiments/suites/paper.yaml with tiny steps); nothing else differs from a GPU run.
+HTTP as S3 would, four small domain corpora. Only the recipes are shrunk (a study file that
+extends experiments/suites/paper.yaml with tiny steps); nothing else differs from a GPU run.
 """
 import os
 import subprocess
@@ -24,14 +24,17 @@ TINY = {"max_length": 64, "per_device_batch_size": 8, "batch_size": 8, "heldout_
         "checkpoint_every": 50}
 
 
+SUITE = "paper-rehearsal"   # results/, tables/ and cache/ folder of the rehearsal's runs
+
+
 def rehearsal_suite(path: Path) -> Path:
-    """The paper suite with every recipe shrunk to seconds; everything else as it is."""
-    suite = yaml.safe_load((EXPERIMENTS_DIR / "suites" / "paper.yaml").read_text())
-    suite["recipes"] = {"dapt": {**TINY, "max_steps": 3}, "tapt": {**TINY, "epochs": 1},
-                        "tapt_large": {**TINY, "epochs": None, "max_steps": 2}}
-    suite["finetune"] = {"epochs": 1, "max_length": 512, "batch_size": 8}   # HyperPartisan: truncated at 512
-    suite["seeds"] = [0, 1]
-    suite["selection"] = {"embedder": "bow", "index": "flat", "dim": 16}
+    """A study file on the paper suite (its tasks, domains and released checkpoints) with every
+    recipe shrunk to seconds (merged into paper.yaml's); everything else as it is."""
+    suite = {"name": SUITE, "extends": "paper",
+             "recipes": {"dapt": {**TINY, "max_steps": 3}, "tapt": {**TINY, "epochs": 1},
+                         "tapt_large": {**TINY, "epochs": None, "max_steps": 2}},
+             "finetune": {"epochs": 1, "max_length": 512, "batch_size": 8},   # HyperPartisan: truncated at 512
+             "seeds": [0, 1], "selection": {"embedder": "bow", "index": "flat", "dim": 16}}
     path.write_text(yaml.safe_dump(suite), encoding="utf-8")
     return path
 
@@ -51,7 +54,7 @@ def rehearsal(tmp_path_factory):
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return result
 
-    suite = rehearsal_suite(root / "paper.yaml")
+    suite = rehearsal_suite(root / "rehearsal.yaml")
     common = ["--suite", suite, "--data-dir", root / "data", "--cache-dir", root / "cache", "--no-wandb",
               "--workers", "2", *corpora, *curated]
     with serve_directory(world.s3_root) as url:
@@ -71,14 +74,14 @@ def test_rehearsal_downloads_plans_runs_every_condition_and_reaches_the_tables(r
     root, _, _, downloaded, dry, built = rehearsal
     assert (root / "data" / "paper" / "tasks" / "chemprot" / "train.jsonl").is_file()
     assert "estimated total GPU" in dry.stdout and "stage build     dapt-biomed " in dry.stdout
-    done = runs(root / "results" / "paper")
+    done = runs(root / "results" / SUITE)
     conditions = {key.split("/")[1] for key in done}
     assert conditions == {p.name for p in EXPERIMENTS_DIR.glob("*/config.yaml") and EXPERIMENTS_DIR.iterdir()
                           if (p / "config.yaml").is_file()}
     assert {r.task for r in done.values()} == set(TASKS)
     assert all(not r.published and r.model.startswith(str(root / "cache")) or r.condition == "baseline"
                for r in done.values())
-    tables = root / "tables" / "paper"
+    tables = root / "tables" / SUITE
     for name in ("table5", "table6", "table7", "table8", "table9", "findings", "agreement"):
         assert (tables / f"{name}.md").is_file(), name
     table5 = (tables / "table5.md").read_text()
@@ -96,16 +99,16 @@ def test_rehearsal_from_the_released_checkpoints(rehearsal):
     dontstop("reproduce", "--published", "--tasks", "chemprot", "rct-sample", "--conditions", "tapt",
              "dapt_tapt", "curated_tapt", "dapt_curated_tapt", "transfer_tapt", "baseline",
              "--results-dir", out, "--tables-dir", root / "published_tables", *common)
-    done = runs(out / "paper")
+    done = runs(out / SUITE)
     released = {(r.task, r.condition): r.model for r in done.values() if r.published}
     assert released[("chemprot", "tapt")] == "allenai/dsp_roberta_base_tapt_chemprot_4169"
     assert released[("rct-sample", "dapt_curated_tapt")] == "allenai/dsp_roberta_base_dapt_biomed_tapt_rct_180K"
     assert released[("chemprot", "transfer_tapt")] == "allenai/dsp_roberta_base_tapt_rct_180K"
-    assert not (root / "cache" / "paper" / "checkpoints" / "tapt-chemprot").exists()
-    table5 = (root / "published_tables" / "paper" / "table5.md").read_text()
+    assert not (root / "cache" / SUITE / "checkpoints" / "tapt-chemprot").exists()
+    table5 = (root / "published_tables" / SUITE / "table5.md").read_text()
     assert " †" in table5 and "released checkpoint" in table5
     # analysis scored the released DAPT models
-    assert "allenai/biomed_roberta_base" in (root / "published_tables" / "paper" / "analysis" / "mlm_loss.json").read_text()
+    assert "allenai/biomed_roberta_base" in (root / "published_tables" / SUITE / "analysis" / "mlm_loss.json").read_text()
 
 
 def test_a_released_id_without_a_hub_page_stops_before_any_work(rehearsal):

@@ -128,7 +128,7 @@ def test_bad_configs_fail_with_file_line_and_key(tmp_path):
     with pytest.raises(UserError, match=r"tapt/config.yaml: condition 'nope' is not a folder of"):
         load_conditions(tmp_path)
     suite = tmp_path / "s.yaml"
-    suite.write_text((EXPERIMENTS_DIR / "suites" / "mini.yaml").read_text().replace("finetune:", "finetune:\n  learning_rate: 1\n", 1))
+    suite.write_text("name: s\nextends: mini\nfinetune:\n  learning_rate: 1\n")   # a study file
     with pytest.raises(UserError, match="finetune: key 'learning_rate': unknown"):
         load_suite(str(suite))
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from dontstop.experiment import load_conditions, load_suite
-from dontstop.tasks import get_task
 
 SUBSET = ["experiments/baseline", "experiments/tapt", "--task", "rt-polarity", "--seeds", "0", "1", "2"]
 REPO = Path(__file__).resolve().parents[1]
@@ -56,30 +55,26 @@ def reference(mini_build, tmp_path_factory):
 
 def test_reproduce_quick_runs_every_condition_on_every_task(mini_build, tmp_path):
     data_dir, _ = mini_build
-    suite_yaml = tmp_path / "mini.yaml"   # the mini suite, with its probes in the quick run too
-    suite_yaml.write_text((REPO / "experiments" / "suites" / "mini.yaml").read_text()
-                          .replace("quick_probe: false", "quick_probe: true"))
+    suite_yaml = tmp_path / "probed.yaml"   # the mini suite, with its probes in the quick run too
+    suite_yaml.write_text("name: mini-probed\nextends: mini\nquick_probe: true\n")
     result = dontstop("reproduce", "--suite", suite_yaml, "--tables-dir", tmp_path / "tables",
                       data_dir=data_dir, root=tmp_path)
     assert "ETA" in result.stdout and "run record:" in result.stdout
     suite = load_suite("mini")
     found = {(m["task"], m["condition"]) for m in metrics_of(tmp_path).values()}
     expected = {(task, e.condition) for e in load_conditions() for task in suite.tasks
-                if e.applies(get_task("mini", task), suite)}
+                if e.applies(suite.task(task), suite)}
     assert found == expected and len(expected) > 30
-    assert (tmp_path / "tables" / "quick" / "mini" / "README.md").exists()
-    record = json.loads((tmp_path / "results" / "quick" / "mini" / "RUN.json").read_text())
+    assert (tmp_path / "tables" / "quick" / "mini-probed" / "README.md").exists()
+    record = json.loads((tmp_path / "results" / "quick" / "mini-probed" / "RUN.json").read_text())
     [call] = record["invocations"]
     assert call["runs"] == len(expected) and call["jobs_finished"] > len(expected) and call["wall_time_s"] > 0
-    # every (task, condition) was probed, and the results notebook runs clean on this quick run
-    assert len(list((tmp_path / "results" / "quick" / "mini").glob("*/*/probe.json"))) == len(expected)
+    # every (task, condition) was probed, and the results notebook, which reproduce executes for
+    # a study file into its tables folder, runs clean on this quick run
+    assert len(list((tmp_path / "results" / "quick" / "mini-probed").glob("*/*/probe.json"))) == len(expected)
     import nbformat
 
-    from dontstop.report.notebook import execute_notebook
-
-    executed = execute_notebook(REPO / "notebooks" / "results.ipynb", results=tmp_path / "results" / "quick",
-                                suite="mini", tables=tmp_path / "tables" / "quick", cache=tmp_path / "cache",
-                                out=tmp_path / "results.ipynb")
+    executed = tmp_path / "tables" / "quick" / "mini-probed" / "results.ipynb"
     outputs = [o for cell in nbformat.read(executed, as_version=4).cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 8

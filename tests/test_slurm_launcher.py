@@ -2,10 +2,11 @@
 data: the local launcher's metrics, a pretraining job cancelled mid-way and resumed, a failing job
 shown by `dontstop status` with its log, and Slurm-less errors in one line.
 
-The study is baseline and TAPT on rt-polarity, 2 seeds, with the quick recipes of a copy of the
-mini suite whose TAPT is 4 epochs with a resumable state after every step (about 12 steps), so
-that a scancel lands mid-way, and without probes. Each test starts from the stages of one local
-run, copied. If Slurm cannot start, these tests fail; they never skip.
+The study is baseline and TAPT on rt-polarity, 2 seeds, with the quick recipes of a study file
+extending the mini suite whose TAPT is 4 epochs with a resumable state after every step (about 12
+steps), so that a scancel lands mid-way, and without probes. Each test starts from the stages of
+one local run, copied. A last test runs a study file with its own (Korean) tasks and domains.
+If Slurm cannot start, these tests fail; they never skip.
 """
 import json
 import os
@@ -29,12 +30,12 @@ STATUS = ["status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity"
 
 @pytest.fixture(scope="module")
 def suite_yaml(tmp_path_factory) -> Path:
-    """The mini suite with a longer quick TAPT that saves its state after every step, no probes."""
-    suite = yaml.safe_load((REPO / "experiments" / "suites" / "mini.yaml").read_text())
-    suite["quick"]["tapt"] = {"epochs": 4, "checkpoint_every": 1}
-    suite["probe"] = False   # fewer jobs; a probe job goes through the same dispatch as a run
-    path = tmp_path_factory.mktemp("suite") / "mini.yaml"
-    path.write_text(yaml.safe_dump(suite))
+    """A study on the mini suite: a longer quick TAPT that saves its state after every step, no
+    probes (fewer jobs; a probe job goes through the same dispatch as a run)."""
+    study = {"name": "mini-slurm", "extends": "mini", "probe": False,
+             "quick": {"tapt": {"epochs": 4, "checkpoint_every": 1}}}
+    path = tmp_path_factory.mktemp("suite") / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
     return path
 
 
@@ -60,7 +61,7 @@ def scores(root: Path) -> dict[str, tuple]:
 
 
 def registry(root: Path) -> dict:
-    return json.loads((root / "results" / "quick" / "mini" / "slurm" / "jobs.json").read_text())["jobs"]
+    return json.loads((root / "results" / "quick" / "mini-slurm" / "slurm" / "jobs.json").read_text())["jobs"]
 
 
 def wait_for(condition, timeout: float, what: str):
@@ -227,3 +228,29 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
                      "--dynamo_backend": "no"}
     with pytest.raises(UserError, match="--nodes > 1 needs --pretrain-gpus"):
         options_from_args(build_parser(["run"]).parse_args(flags + ["--nodes", "2"]))
+
+
+def test_slurm_runs_a_study_file_with_its_own_tasks_as_the_local_launcher_does(slurm_cluster, korean_study, tmp_path):
+    """A study file with its own tasks and domains (Korean, tests/korean_study.py) under Slurm: each
+    job unpickles the Suite, whose tasks and domains travel with it (no job looks a task up by the
+    suite's name), and gives the local launcher's metrics. Baseline, DAPT and ¬DAPT (the study's
+    second domain), 2 seeds."""
+    study = korean_study / "study.yaml"
+    subset = [REPO / "experiments" / name for name in ("baseline", "dapt", "not_dapt")]
+
+    def run(root, *launcher):
+        command = [sys.executable, "-m", "dontstop", "run", *map(str, subset), "--suite", str(study), "--no-wandb",
+                   "--results-dir", str(root / "results"), "--cache-dir", str(root / "cache"), *launcher]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result
+
+    run(tmp_path / "local", "--workers", "2")
+    result = run(tmp_path / "slurm", *SLURM, "--wait")
+    assert "8 jobs: 0 already finished, 0 queued or running, 8 submitted" in result.stdout, result.stdout
+    assert scores(tmp_path / "slurm") == scores(tmp_path / "local") and len(scores(tmp_path / "local")) == 6
+    assert {key.split("/")[2] for key in scores(tmp_path / "slurm")} == {"baseline", "dapt", "not_dapt"}
+    jobs = json.loads((tmp_path / "slurm" / "results" / "korean-comments" / "slurm" / "jobs.json").read_text())["jobs"]
+    assert len(jobs) == 8 and all(slurm_cluster.wait_for_state(job["job_id"], {"COMPLETED"}) == "COMPLETED"
+                                  for job in jobs.values())

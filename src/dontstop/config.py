@@ -16,9 +16,17 @@ import yaml
 from .fileio import UserError
 
 T = TypeVar("T")
+# Field metadata of a dataclass field that is filled by code, never read from a YAML file.
+NOT_YAML = {"yaml": False}
 
 
 def load_yaml_dataclass(cls: type[T], path: str | Path) -> T:
+    data, key_lines = read_yaml_mapping(path)
+    return from_dict(cls, data, str(path), key_lines)
+
+
+def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """A YAML file's top-level mapping and the line of each top-level key."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
@@ -32,14 +40,19 @@ def load_yaml_dataclass(cls: type[T], path: str | Path) -> T:
         raise UserError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of keys to values")
-    return from_dict(cls, data, str(path), _key_lines(node))
+    return data, _key_lines(node)
+
+
+def yaml_fields(cls_or_instance: Any) -> list[str]:
+    """The fields of a dataclass that a YAML file may set (those not marked NOT_YAML)."""
+    return [f.name for f in dataclasses.fields(cls_or_instance) if f.metadata.get("yaml", True)]
 
 
 def from_dict(cls: type[T], data: dict[str, Any], source: str,
               key_lines: dict[str, int] | None = None) -> T:
     """Build `cls` from a plain dict, checking keys and types against its fields."""
     key_lines = key_lines or {}
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)}
     hints = typing.get_type_hints(cls)
     for key, value in data.items():
         where = f"{source}:{key_lines[key]}" if key in key_lines else source

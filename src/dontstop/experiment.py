@@ -15,10 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import from_dict, load_yaml_dataclass, nested_key_lines
-from .fileio import UserError, raise_problems
-from .recipes import RECIPE_KINDS, SEED, range_violations, section_problems
-from .tasks import Task, get_domain, get_task
+from . import study_file
+from .config import NOT_YAML, from_dict, load_yaml_dataclass, read_yaml_mapping
+from .fileio import UserError
+from .recipes import RECIPE_KINDS
+from .suite_checks import check_sections
+from .tasks import Domain, SuiteTasks, Task
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # Stage specs: "dapt", "dapt:irrelevant" (the not-DAPT control), "tapt", "tapt:transfer",
@@ -57,9 +59,15 @@ class Experiment:
     significance_against: list[str] = field(default_factory=list)  # tested besides the baseline
 
     def applies(self, task: Task, suite: "Suite") -> bool:
-        return {"all": True, "transfer": task.transfer is not None,
-                "curated": task.key in suite.curated or task.curated_from is not None,
-                "knn": task.knn}[self.applies_to]
+        return self.missing_input(task, suite) is None
+
+    def missing_input(self, task: Task, suite: "Suite") -> str | None:
+        """Why this condition does not run on `task` (the input it needs is not given), else None."""
+        if "dapt:irrelevant" in self.stages and suite.domain(task.domain).irrelevant is None:
+            return "no second domain corpus (the irrelevant domain of ¬DAPT)"
+        return {"all": None, "transfer": task.transfer is None and "no other task of its domain",
+                "curated": not (task.key in suite.curated or task.curated_from) and "no curated pool",
+                "knn": not task.knn and "no kNN candidate pool for its domain"}[self.applies_to] or None
 
     @property
     def knn_k(self) -> int | None:
@@ -107,7 +115,7 @@ class Conditions:
 
 
 @dataclass
-class Suite:
+class Suite(SuiteTasks):
     name: str
     base_model: str                # models.resolve_model name
     tasks: list[str]
@@ -131,6 +139,15 @@ class Suite:
     quick_probe: bool = False      # and in --quick runs (off in the mini suite: the 3-minute budget)
     estimate_tokens_per_s: float = 20000.0  # for --dry-run, until a measured record exists
     estimate_bench: str | None = None  # for --dry-run: a bench results file (repo-relative) of GPU rates
+    extends: str | None = None     # a study file's starting suite (study_file.py), already applied
+    # Filled by load_suite, never YAML keys: the facts that travel with the suite (tasks.SuiteTasks).
+    task_table: dict[str, Task] = field(default_factory=dict, metadata=NOT_YAML)
+    domain_table: dict[str, Domain] = field(default_factory=dict, metadata=NOT_YAML)
+    released: dict[str, dict[str, str]] = field(default_factory=dict, metadata=NOT_YAML)  # tasks.RELEASED
+    registry: str | None = field(default=None, metadata=NOT_YAML)  # the built-in its tasks are from, if one
+    own_tasks: bool = field(default=False, metadata=NOT_YAML)     # a study file's own tasks (study_file.py)
+    data_name: str = field(default="", metadata=NOT_YAML)   # folder under data_dir of relative paths ("": name)
+    source: str = field(default="", metadata=NOT_YAML)      # the YAML file it was loaded from
 
 
 def checkpoints_dir(suite: Suite) -> Path:
@@ -204,7 +221,9 @@ def select_conditions(conditions: Conditions, keys: list[str] | None) -> list[Ex
     return [conditions.get(key) for key in dict.fromkeys(keys)]
 
 
-def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR) -> Suite:
+def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, _chain: tuple[str, ...] = ()) -> Suite:
+    """A built-in suite (`mini`, `paper`: experiments/suites/<name>.yaml, its tasks from tasks.py)
+    or a study file (a path: its own tasks, or `extends` a suite; study_file.py)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = Path(root) / "suites" / f"{name_or_path}.yaml"
@@ -212,36 +231,18 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR) -> Suite:
             known = sorted(p.stem for p in (Path(root) / "suites").glob("*.yaml"))
             raise UserError(f"--suite {name_or_path}: unknown suite; known: {', '.join(known)} "
                             "or a path to a suite YAML")
-    suite = load_yaml_dataclass(Suite, path)
-    _check_sections(suite, path)
+    data, lines = read_yaml_mapping(path)
+    study = study_file.is_study(data)
+    if study:   # its own tasks, or a subset of the extended suite's, with its keys over that suite's
+        parent = data.get("extends") is not None and load_suite(
+            study_file.extends_ref(path, data, lines, root, _chain), root, _chain + (str(path.resolve()),))
+        data, facts = study_file.study_fields(path, data, lines, parent or None)
+    suite = from_dict(Suite, data, str(path), lines)
+    if not study:
+        facts = study_file.builtin_facts(path, suite.name, suite.tasks, root, lines)
+    suite = replace(suite, source=str(path), **facts)
+    check_sections(suite, path)
     return suite
-
-
-def _check_sections(suite: Suite, path: Path) -> None:
-    """Every mistake in the suite's sections at once, one line each with its file and line,
-    now rather than an hour into a run: recipe keys, types and ranges (recipes.py), seeds,
-    and the task and domain keys of its maps (the registry's helpers name the known ones)."""
-    lines = nested_key_lines(path)
-
-    def where(keys: tuple[str, ...]) -> str:
-        while keys and keys not in lines:
-            keys = keys[:-1]
-        return f"{path}:{lines[keys]}" if keys else str(path)
-
-    problems = section_problems(suite.recipes, suite.finetune, suite.quick, where)
-    seeds = {"seeds": suite.seeds, "quick_seeds": suite.quick_seeds, "pretrain_seed": suite.pretrain_seed}
-    problems += [f"{where((v.field,))}: {v.as_key()}" for v in range_violations(dict.fromkeys(seeds, SEED), seeds)]
-    problems += [f"{where((key,))}: key '{key}': seed {seed} given twice" for key in ("seeds", "quick_seeds")
-                 for seed in sorted({s for s in getattr(suite, key) if getattr(suite, key).count(s) > 1})]
-    lookups = [("tasks", get_task, suite.tasks), ("domain_corpora", get_domain, suite.domain_corpora),
-               ("pools", get_domain, suite.pools), ("curated", get_task, suite.curated)]
-    for key, lookup, names in lookups:
-        for name in names:
-            try:
-                lookup(suite.name, name)
-            except UserError as e:
-                problems.append(f"{where((key, name) if isinstance(names, dict) else (key,))}: key '{key}': {e}")
-    raise_problems(problems)
 
 
 def override_suite(suite: Suite, *, data_dir: str | None = None, results_dir: str | None = None,
@@ -259,6 +260,9 @@ def override_suite(suite: Suite, *, data_dir: str | None = None, results_dir: st
     for name, given in (("domain_corpora", domain_corpora), ("pools", pools), ("curated", curated)):
         if given:
             changes[name] = {**getattr(suite, name), **{k: str(Path(v).resolve()) for k, v in given.items()}}
+    if suite.own_tasks:   # a study's own tasks: kNN and Curated follow the pools given
+        changes["task_table"] = study_file.refresh_tasks(suite.task_table, changes.get("pools", suite.pools),
+                                                         changes.get("curated", suite.curated))
     return replace(suite, **changes)
 
 
@@ -269,9 +273,8 @@ def with_quick(suite: Suite) -> Suite:
     """
     recipes = {kind: {**suite.recipes.get(kind, {}), **suite.quick.get(kind, {})}
                for kind in set(suite.recipes) | (set(suite.quick) & set(RECIPE_KINDS))}
-    return from_dict(Suite, {**vars(suite), "recipes": recipes, "seeds": suite.quick_seeds,
-                             "results_dir": str(Path(suite.results_dir) / "quick"),
-                             "finetune": {**suite.finetune, **suite.quick.get("finetune", {})},
-                             "selection": {**suite.selection, **suite.quick.get("selection", {})},
-                             "probe": suite.probe and suite.quick_probe},
-                     "quick")
+    return replace(suite, recipes=recipes, seeds=list(suite.quick_seeds),
+                   results_dir=str(Path(suite.results_dir) / "quick"),
+                   finetune={**suite.finetune, **suite.quick.get("finetune", {})},
+                   selection={**suite.selection, **suite.quick.get("selection", {})},
+                   probe=suite.probe and suite.quick_probe)

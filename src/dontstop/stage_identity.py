@@ -42,11 +42,6 @@ def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], reci
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def data_path(suite: Suite, path: str) -> str:
-    """Suite paths are relative to <data_dir>/<suite>/; absolute paths stay as they are."""
-    return str(Path(suite.data_dir) / suite.name / path)
-
-
 def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) -> dict[str, Path]:
     """"base" (the suite's base stage, if it has one) and "dapt-<domain>" (DAPT alone, on each of the
     suite's domain corpora, after the base stage) -> the checkpoint folder the runner builds for it,
@@ -57,13 +52,13 @@ def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) ->
     found: dict[str, Path] = {}
     parent, lineage = suite.base_model, ""
     if suite.base_corpus:
-        corpus = data_path(suite, suite.base_corpus)
+        corpus = suite.data_path(suite.base_corpus)
         parent = stage_key(parent=parent, name="base", kind="base", inputs={corpus: sha(corpus)},
                            recipe=suite.recipes.get("base", {}), seed=suite.pretrain_seed)
         found["base"] = checkpoints_dir(suite) / checkpoint_name("base", parent)
         lineage = "base+"
     for domain, path in ({} if suite.published_dapt else suite.domain_corpora).items():
-        corpus = data_path(suite, path)
+        corpus = suite.data_path(path)
         key = stage_key(parent=parent, name=f"dapt-{domain}", kind="dapt", inputs={corpus: sha(corpus)},
                         recipe=suite.recipes.get("dapt", {}), seed=suite.pretrain_seed)
         found[f"dapt-{domain}"] = checkpoints_dir(suite) / checkpoint_name(f"{lineage}dapt-{domain}", key)

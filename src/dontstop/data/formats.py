@@ -242,8 +242,10 @@ def check_corpus(path: str | Path, pool: bool = False, duplicates: bool = True) 
 
 
 def heldout_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
-    """text_key of every dev and test example of the given task directories; a missing dev or
-    test file is an error (a mistyped folder must not turn the leakage guard off)."""
+    """text_key of every dev and test example of the given task directories: the leakage guard
+    of a suite (Suite.heldout_task_dirs). Pretraining and selection drop matching documents,
+    whatever the corpus files hold. A missing dev or test file is an error (a mistyped folder
+    must not turn the leakage guard off)."""
     keys = set()
     for directory in task_dirs:
         for split in ("dev", "test"):
@@ -253,16 +255,3 @@ def heldout_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
                                 "files of every task (build or download the data first)")
             keys |= {text_key(e.text) for e in load_split(path)}
     return keys
-
-
-def suite_heldout_keys(data_dir: str | Path, suite_name: str, task_keys: Iterable[str],
-                       running: Iterable[str] = ()) -> set[bytes]:
-    """The leakage guard of a suite: text_key of every dev and test text of its tasks.
-    Pretraining and selection drop matching documents, whatever the corpus files hold.
-
-    Every task of `running` (the tasks a command fine-tunes) must have both files; another task
-    of the suite counts once its folder exists (the paper suite's tasks are downloaded one by
-    one), and then it too must have both."""
-    running = set(running)
-    return heldout_keys(task_dir(data_dir, suite_name, key) for key in task_keys
-                        if key in running or task_dir(data_dir, suite_name, key).is_dir())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .. import wandb_log
+from ..experiment import load_suite, override_suite
 from ..recipes import FinetuneRecipe, check_flags
 from .trainer import run_finetune
 
@@ -15,7 +16,7 @@ from .trainer import run_finetune
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("finetune", help="fine-tune one (task, model, seed): metrics.json")
     parser.add_argument("--task", required=True, help="task key, e.g. aclsum-roles or chemprot")
-    parser.add_argument("--suite", required=True, help="mini | paper")
+    parser.add_argument("--suite", required=True, help="mini | paper | path to a study file")
     parser.add_argument("--model", required=True, help="bundled:bert-tiny, a checkpoint or a hub id")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="run folder for config.json and metrics.json")
@@ -36,9 +37,11 @@ def _finetune_command(args: argparse.Namespace) -> int:
     flags = dict(seed=args.seed, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                  max_length=args.max_length, max_train_examples=args.max_train_examples)
     check_flags(FinetuneRecipe, flags)   # before the run folder is made
-    recipe = FinetuneRecipe(model=args.model, task=args.task, suite=args.suite,
+    suite = override_suite(load_suite(args.suite), data_dir=args.data_dir)
+    task = suite.task(args.task)   # its folder, metric and profile come with it
+    recipe = FinetuneRecipe(model=args.model, task=args.task, suite=suite.name,
                             data_dir=args.data_dir, **flags)
-    metrics = run_finetune(recipe, args.out, condition=args.condition, lineage=args.lineage,
+    metrics = run_finetune(recipe, args.out, task=task, condition=args.condition, lineage=args.lineage,
                            wandb=not args.no_wandb and wandb_log.configured(),
                            reuse_finished=args.skip_finished)
     print(f"{metrics.task} seed {metrics.seed}: {metrics.metric} dev {metrics.dev_metric:.4f} "

@@ -62,7 +62,8 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
                  reuse_finished: bool = False, published: bool = False) -> MetricsRecord:
     """`dontstop finetune ...` and the runner: train, keep the best dev epoch, score it on test.
 
-    `task` overrides the registry lookup (tests bring their own). Writes config.json before
+    `task` comes from the suite (`Suite.task`, with its data folder); without it, the built-in
+    registry's task of recipe.suite (ad-hoc tools). Writes config.json before
     training and metrics.json (docs/CONTRACTS.md) atomically, last. A finished run is
     returned as is when `reuse_finished`, else refused. `wandb`: a W&B run in the group
     `<task>/<condition>` whose input artifact is the starting checkpoint (wandb_log).
@@ -136,8 +137,9 @@ def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
 
 
 def load_task_data(recipe: FinetuneRecipe, task: Task) -> TaskData:
-    """The three splits; dev and test labels must occur in the (whole) training split."""
-    directory = task_dir(recipe.data_dir, recipe.suite, task.key)
+    """The three splits (in task.data, else <data_dir>/<suite>/tasks/<key>); dev and test labels
+    must occur in the (whole) training split."""
+    directory = Path(task.data) if task.data else task_dir(recipe.data_dir, recipe.suite, task.key)
     paths = {split: directory / f"{split}.jsonl" for split in SPLITS}
     train = load_split(paths["train"], task.labels)
     labels = label_set(task, train)

@@ -2,6 +2,7 @@
 
     dontstop aggregate --suite mini                 # results/mini/** -> paper_tables/mini/
     dontstop aggregate --suite paper --wandb        # also log tables and plots to W&B
+    dontstop aggregate --suite my/study.yaml        # results/<its name>/** -> my/tables/<its name>/
 
 The only writer of paper_tables/<suite>/ (besides the domain analysis in its analysis/).
 Reads nothing but results/<suite>/**/metrics.json (records.MetricsRecord) and the condition
@@ -12,16 +13,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..experiment import EXPERIMENTS_DIR
-from ..tasks import SUITES
+from ..experiment import EXPERIMENTS_DIR, load_suite
+from ..study_file import tables_dir
 from .write import aggregate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("aggregate", help="results/<suite> -> the paper's tables and plots")
-    parser.add_argument("--suite", default="mini", choices=list(SUITES))
+    parser.add_argument("--suite", default="mini", help="mini | paper | path to a study file")
     parser.add_argument("--results", default="results", help="folder holding <suite>/**/metrics.json")
-    parser.add_argument("--out", default="paper_tables", help="tables go to <out>/<suite>/")
+    parser.add_argument("--out", help="tables go to <out>/<suite>/ (default: paper_tables; "
+                        "a study's: tables/ beside its file)")
     parser.add_argument("--experiments", default=str(EXPERIMENTS_DIR),
                         help="folder of condition folders (default: the repository's experiments/)")
     parser.add_argument("--overlap", help="per-domain vocabulary overlap with the general corpus "
@@ -33,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    aggregate(args.suite, Path(args.results), Path(args.out), experiments=Path(args.experiments),
+    suite = load_suite(args.suite)
+    aggregate(suite, Path(args.results), tables_dir(suite, args.out), experiments=Path(args.experiments),
               overlap=Path(args.overlap) if args.overlap else None, allow_mixed=args.allow_mixed,
               wandb=args.wandb)
     return 0

@@ -25,7 +25,7 @@ from ..fileio import UserError, read_json
 from .paired import MIN_PAIRS, holm, paired_statistics, seed_pairs
 from .power import POWER, min_detectable_difference, paper_effect
 from .render import Grid, format_p
-from .runs import scores, suite_tasks, task_names, welch
+from .runs import scores, welch
 from .tables import Layout, tasks_of_table
 
 ALPHA = 0.05
@@ -86,17 +86,18 @@ def load_overlap(path: Path) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in matrix[GENERAL].items() if k != GENERAL}
 
 
-def farthest_domain_gains_most(runs: pd.DataFrame, suite: str, overlap: dict[str, float] | None,
+def farthest_domain_gains_most(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] | None,
                                tasks: tuple[str, ...], claim: Claim) -> dict:
     """The gain of `better` over `worse` (DAPT over the baseline) is largest on the domain with
     the least vocabulary overlap with the base model's data."""
     row = {"claim": claim.claim, "task": "all",
            "comparison": "gain on farthest domain − largest gain elsewhere",
            "difference": np.nan, "p_value": np.nan, "mdd": np.nan, "paper_effect": np.nan, "test": "none"}
-    gains = domain_gains(runs, suite, tasks, claim.better, claim.worse)
+    gains = domain_gains(runs, layout, tasks, claim.better, claim.worse)
     known = {d: g for d, g in gains.items() if overlap and d in overlap}
     if len(known) < 2:
-        missing = "no vocabulary-overlap file" if overlap is None else "fewer than two domains measured"
+        missing = ("no vocabulary overlap with the general corpus" if overlap is None
+                   else "fewer than two domains measured")
         return {**row, "verdict": f"missing ({missing})"}
     farthest = min(known, key=overlap.get)
     row["task"] = f"{farthest} (overlap {overlap[farthest]:g}%)"
@@ -105,14 +106,14 @@ def farthest_domain_gains_most(runs: pd.DataFrame, suite: str, overlap: dict[str
     return {**row, "verdict": "holds" if row["difference"] > 0 else "reversed"}
 
 
-def domain_gains(runs: pd.DataFrame, suite: str, tasks: tuple[str, ...], better: str,
+def domain_gains(runs: pd.DataFrame, layout: Layout, tasks: tuple[str, ...], better: str,
                  worse: str) -> dict[str, float]:
     """Mean over a domain's tasks of mean(better) − mean(worse)."""
     by_domain: dict[str, list[float]] = {}
     for key in tasks:
         dapt, base = scores(runs, key, better), scores(runs, key, worse)
         if dapt and base:
-            by_domain.setdefault(suite_tasks(suite)[key].domain, []).append(np.mean(dapt) - np.mean(base))
+            by_domain.setdefault(layout.tasks[key].domain, []).append(np.mean(dapt) - np.mean(base))
     return {domain: float(np.mean(gains)) for domain, gains in by_domain.items()}
 
 
@@ -122,7 +123,7 @@ def findings_frame(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float]
     for claim in layout.conditions.claims():
         tasks = tasks_of_table(layout, claim.table)
         if claim.test == "farthest_domain":
-            rows.append(farthest_domain_gains_most(runs, layout.suite, overlap, tasks, claim))
+            rows.append(farthest_domain_gains_most(runs, layout, overlap, tasks, claim))
             continue
         candidates, effect = layout.table_conditions(claim.table), paper_effect(layout, claim)
         for task in tasks:
@@ -135,7 +136,7 @@ def findings_frame(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float]
 
 
 def findings_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
-    names = task_names(layout.suite)
+    names = layout.task_names
     mdd = deciding(frame, "mdd_paired", "mdd")
     rows = [[r.claim, names.get(r.task, r.task), r.comparison, signed(r.difference),
              "—" if r.test == "none" else r.test, format_p(r.p_paired), format_p(r.p_value),

@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..experiment import Conditions
+from ..experiment import Conditions, Suite
 from ..fileio import atomic_write_text, read_json, sha256_text
 from ..records import MetricsRecord
 from ..select.embed import load_embedder
@@ -89,7 +89,7 @@ def _jupyter_path(folder: str) -> Iterator[None]:
             os.environ["JUPYTER_PATH"] = previous
 
 
-def load_records(results: Path, suite: str, conditions: Conditions) -> pd.DataFrame:
+def load_records(results: Path, suite: Suite | str, conditions: Conditions) -> pd.DataFrame:
     """load_runs's frame plus each run's dev curve (×100), best epoch, epochs run and lineage."""
     runs = load_runs(results, suite, conditions)
     records = [MetricsRecord.read(path) for path in runs.path]

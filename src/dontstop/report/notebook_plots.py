@@ -13,7 +13,6 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from .runs import task_names
 from .tables import Layout
 
 VERDICT_COLORS = {"holds": "tab:green", "reversed": "tab:red", "underpowered": "tab:orange",
@@ -25,7 +24,7 @@ LABELLED_CELLS = 20   # more cells than this: no text labels, the table above na
 
 
 def verdict_color(verdict: str):
-    """`missing (no vocabulary-overlap file)` takes the colour of `missing`."""
+    """`missing (fewer than two domains measured)` takes the colour of `missing`."""
     return VERDICT_COLORS.get(verdict) or VERDICT_COLORS.get(verdict.split(" (")[0], "black")
 
 
@@ -45,7 +44,7 @@ def panels(count: int, width: float, height: float, columns: int = 3):
 
 
 def _tasks(frame: pd.DataFrame, layout: Layout) -> list[str]:
-    return [t for t in task_names(layout.suite) if t in set(frame.task)]
+    return [t for t in layout.task_names if t in set(frame.task)]
 
 
 def _nothing(what: str) -> None:
@@ -73,7 +72,7 @@ def seed_scatter(runs: pd.DataFrame, layout: Layout) -> plt.Figure | None:
                       [f"{names[c]} ({(here.condition == c).sum()})" for c in order], fontsize=8)
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
-        ax.set(title=task_names(layout.suite)[task], xlabel="test score ×100")
+        ax.set(title=layout.task_names[task], xlabel="test score ×100")
     fig.suptitle("Every seed (dots) and mean ± std over seeds (black); seeds per cell in brackets",
                  fontsize=10)
     fig.tight_layout()
@@ -96,7 +95,7 @@ def dev_curve_plot(curves: pd.DataFrame, layout: Layout) -> plt.Figure | None:
                        edgecolor="black", linewidth=0.5)
         epochs = int(here.epoch.max())
         ax.set_xticks(range(1, epochs + 1) if epochs <= 12 else ticker.MaxNLocator(integer=True).tick_values(1, epochs))
-        ax.set(title=task_names(layout.suite)[task], xlabel="epoch", ylabel="dev score ×100",
+        ax.set(title=layout.task_names[task], xlabel="epoch", ylabel="dev score ×100",
                xlim=(0.7, epochs + 0.3))
         ax.grid(alpha=0.3)
     shown = [c for c in names if c in set(curves.condition)]
@@ -163,7 +162,7 @@ def source_mix_plot(mix: pd.DataFrame, layout: Layout) -> plt.Figure | None:
             left += shares[source].to_numpy()
         ax.set_yticks(range(len(shares)), shares.index, fontsize=8)
         ax.invert_yaxis()
-        ax.set(xlim=(0, 100), xlabel="share of documents (%)", title=task_names(layout.suite)[task])
+        ax.set(xlim=(0, 100), xlabel="share of documents (%)", title=layout.task_names[task])
         ax.legend(title="source", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
@@ -189,7 +188,7 @@ def cost_gain_plot(cells: pd.DataFrame, layout: Layout) -> plt.Figure | None:
         ax.xaxis.set_minor_locator(ticker.LogLocator(subs=(2, 5)))
         ax.xaxis.set_minor_formatter(ticker.EngFormatter())
         ax.tick_params(axis="x", which="both", labelsize=8)
-        ax.set(title=task_names(layout.suite)[task], xlabel="pretraining tokens (all stages)",
+        ax.set(title=layout.task_names[task], xlabel="pretraining tokens (all stages)",
                ylabel="gain over the baseline ×100")
         ax.grid(alpha=0.3)
     shown = [c for c in names if c in set(spent.condition)]
@@ -232,7 +231,7 @@ def findings_plot(findings: pd.DataFrame, layout: Layout) -> plt.Figure | None:
     rows = findings.dropna(subset=["difference"]).reset_index(drop=True)
     if rows.empty:
         return _nothing("no claim with runs on both sides")
-    names = task_names(layout.suite)
+    names = layout.task_names
     fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.28 * len(rows)))
     for y, row in rows.iterrows():
         for mdd, color, height in ((row.mdd, "#e4e4e4", 0.7), (row.mdd_paired, "#b0b0b0", 0.35)):

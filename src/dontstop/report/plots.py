@@ -19,7 +19,7 @@ import seaborn as sns
 
 from ..fileio import atomic_output
 from .published import published_cell
-from .runs import scores, task_names
+from .runs import scores
 from .tables import Layout, cost_spec, table_specs
 
 PUBLISHED_TABLES = ("5", "3", "6", "7", "8", "9")  # where a task's published cell is looked up
@@ -49,10 +49,10 @@ def subplots(count: int, width: float, height: float, columns: int = 3):
 
 def bar_plot(runs: pd.DataFrame, layout: Layout, stem: Path) -> list[Path]:
     """One panel per task: mean test score per condition (bars) and per seed (dots)."""
-    suite, names = layout.suite, layout.conditions.display
+    names = layout.conditions.display
     published = layout.published if layout.with_paper else None
     runs = runs.assign(name=runs.condition.map(names))
-    tasks = [t for t in task_names(suite) if t in set(runs.task)]
+    tasks = [t for t in layout.task_names if t in set(runs.task)]
     fig, axes = subplots(len(tasks), 4.2, 3.6)
     for ax, task in zip(axes, tasks):
         task_runs = runs[runs.task == task]
@@ -64,7 +64,7 @@ def bar_plot(runs: pd.DataFrame, layout: Layout, stem: Path) -> list[Path]:
         # Scores differ by a few points: cut the axis near the data so differences show.
         low, high = min([*task_runs.score, *marked]), max([*task_runs.score, *marked])
         ax.set_xlim(max(0, low - 0.1 * (high - low) - 2), min(100, high + 0.05 * (high - low) + 1))
-        ax.set(title=task_names(suite)[task], xlabel="test score ×100 (axis cut)", ylabel="")
+        ax.set(title=layout.task_names[task], xlabel="test score ×100 (axis cut)", ylabel="")
     if published is not None:
         paper = Line2D([], [], marker="D", color="black", linestyle="", label="published (paper)")
         fig.legend(handles=[paper], loc="upper right")
@@ -87,7 +87,7 @@ def _published_markers(ax: plt.Axes, published: pd.DataFrame, task: str, order: 
 def knn_plot(runs: pd.DataFrame, layout: Layout, stem: Path) -> list[Path]:
     """Table 8 as curves: mean ± std over seeds against k, Table 8's other conditions (but the
     baseline) as reference lines."""
-    suite, names = layout.suite, layout.conditions.display
+    names = layout.conditions.display
     published = layout.published if layout.with_paper else None
     table8 = table_specs(layout)[3]
     knn = layout.conditions.knn()
@@ -108,7 +108,7 @@ def knn_plot(runs: pd.DataFrame, layout: Layout, stem: Path) -> list[Path]:
             ax.plot(ks, [np.nan if p is None else p["mean"] for p in paper], "D:", color="grey",
                     label="kNN-TAPT (paper)")
         ax.set(xscale="log", xticks=ks, xticklabels=[str(k) for k in ks], xlabel="k (neighbours per task sentence)",
-               ylabel="test score ×100", title=task_names(suite)[task])
+               ylabel="test score ×100", title=layout.task_names[task])
         ax.minorticks_off()
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
@@ -118,7 +118,7 @@ def knn_plot(runs: pd.DataFrame, layout: Layout, stem: Path) -> list[Path]:
 
 def cost_plot(cost: pd.DataFrame, layout: Layout, stem: Path) -> list[Path]:
     """Table 9 as a scatter: test score against pretraining tokens (log scale)."""
-    suite, names = layout.suite, layout.conditions.display
+    names = layout.conditions.display
     tasks = cost_spec(layout).tasks
     fig, axes = subplots(len(tasks), 6.5, 4.0)
     for ax, task in zip(axes, tasks):
@@ -132,7 +132,7 @@ def cost_plot(cost: pd.DataFrame, layout: Layout, stem: Path) -> list[Path]:
             ax.axhline(baseline["mean"].iloc[0], color="grey", linestyle="--",
                        label=f"{names[layout.conditions.baseline]} (no pretraining)")
         ax.set(xlabel="pretraining tokens (all stages, log scale)", ylabel="test score ×100",
-               title=f"Cost of adapting to {task_names(suite)[task]}")
+               title=f"Cost of adapting to {layout.task_names[task]}")
         if spent.empty:  # e.g. every cell from a released checkpoint: nothing was pretrained here
             ax.text(0.5, 0.5, "no pretraining run here", transform=ax.transAxes, ha="center")
             continue
@@ -170,8 +170,12 @@ def mlm_loss_plot(runs: pd.DataFrame, stem: Path) -> list[Path]:
     return save(fig, stem)
 
 
-def make_plots(runs: pd.DataFrame, layout: Layout, cost: pd.DataFrame, plot_dir: Path) -> list[Path]:
-    return (bar_plot(runs, layout, plot_dir / "bars")
-            + knn_plot(runs, layout, plot_dir / "knn")
-            + cost_plot(cost, layout, plot_dir / "cost")
-            + mlm_loss_plot(runs, plot_dir / "mlm_loss"))
+def make_plots(runs: pd.DataFrame, layout: Layout, cost: pd.DataFrame | None, plot_dir: Path) -> list[Path]:
+    """Every figure; the kNN and cost ones only where the suite has a task for them (`cost`: Table
+    9's frame, None when it has no task; a study may have neither)."""
+    paths = bar_plot(runs, layout, plot_dir / "bars")
+    if table_specs(layout)[3].tasks:
+        paths += knn_plot(runs, layout, plot_dir / "knn")
+    if cost is not None:
+        paths += cost_plot(cost, layout, plot_dir / "cost")
+    return paths + mlm_loss_plot(runs, plot_dir / "mlm_loss")

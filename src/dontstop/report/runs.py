@@ -11,28 +11,31 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from ..experiment import Conditions
+from ..experiment import Conditions, Suite, load_suite
 from ..fileio import UserError
 from ..records import METRICS_FILE, read_run
-from ..tasks import SUITES, Task
 
 RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "data", "git_commit",
                "versions", "pretraining", "published", "path"]
 
 
-def load_runs(results_dir: str | Path, suite: str, conditions: Conditions) -> pd.DataFrame:
+def as_suite(suite: Suite | str) -> Suite:
+    """The suite itself, or the one a name (mini, paper) or a study file's path names."""
+    return load_suite(suite) if isinstance(suite, str) else suite
+
+
+def load_runs(results_dir: str | Path, suite: Suite | str, conditions: Conditions) -> pd.DataFrame:
     """Every finished run of `suite` under `results_dir`, one row each (score in percent)."""
-    if suite not in SUITES:
-        raise UserError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
-    root = Path(results_dir) / suite
+    suite = as_suite(suite)
+    root = Path(results_dir) / suite.name
     rows = [_run_row(path, suite, conditions) for path in sorted(root.glob(f"**/{METRICS_FILE}"))]
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
-def _run_row(path: Path, suite: str, conditions: Conditions) -> dict:
+def _run_row(path: Path, suite: Suite, conditions: Conditions) -> dict:
     record = read_run(path)   # also: it sits in the folder of its task, condition and seed
-    checks = {"suite": (record.suite == suite, f"expected {suite!r}"),
-              "task": (record.task in SUITES[suite][0], f"not a task of the {suite} suite"),
+    checks = {"suite": (record.suite == suite.name, f"expected {suite.name!r}"),
+              "task": (record.task in suite.tasks, f"not a task of the {suite.name} suite"),
               "condition": (record.condition in conditions,
                             f"not a condition folder of experiments/ (known: {', '.join(conditions.display)})")}
     for name, (ok, problem) in checks.items():
@@ -81,14 +84,6 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float]:
         return float("nan"), float("nan")
     result = stats.ttest_ind(a, b, equal_var=False)
     return float(result.statistic), float(result.pvalue)
-
-
-def task_names(suite: str) -> dict[str, str]:
-    return {key: task.name for key, task in SUITES[suite][0].items()}
-
-
-def suite_tasks(suite: str) -> dict[str, Task]:
-    return SUITES[suite][0]
 
 
 def mixed_data(runs: pd.DataFrame) -> dict[str, list[str]]:

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from ..experiment import Conditions
+from ..tasks import Task
 from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
 from .render import Grid, count, duration, format_cell, format_p
-from .runs import scores, suite_tasks, summarize, task_names, welch
+from .runs import scores, summarize, welch
 
 RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--published`), not pretrained here."
 # Our table5 files print Table 3's ¬DAPT beside Table 5: the two are one table here.
@@ -31,10 +32,16 @@ class Layout:
     conditions: Conditions
     published: pd.DataFrame        # the paper's cells: every table's row order, and its numbers
     with_paper: bool               # show the published cell beside ours (paper suite)
+    tasks: dict[str, Task]         # the suite's tasks in its order (Suite.tasks_by_key)
+
+    @property
+    def task_names(self) -> dict[str, str]:
+        """Task key -> its table name (the paper's, or a study's `display`), in the suite's order."""
+        return {key: task.name for key, task in self.tasks.items()}
 
     @property
     def names(self) -> dict[str, str]:
-        return {**task_names(self.suite), **self.conditions.display}
+        return {**self.task_names, **self.conditions.display}
 
     def paper_order(self, *tables: str) -> tuple[str, ...]:
         """The conditions of `tables`, in the order the paper prints them, then the others."""
@@ -63,7 +70,7 @@ class TableSpec:
 
 def table_specs(layout: Layout) -> list[TableSpec]:
     """Tables 5 (+ ¬DAPT of Table 3), 6, 7 and 8 over the suite's tasks, in registry order."""
-    tasks = suite_tasks(layout.suite).values()
+    tasks = layout.tasks.values()
     # RCT-500 is a sub-sample of RCT: the paper reports it only in the data-selection tables.
     main = tuple(t.key for t in tasks if not t.curated_from)
     order = layout.table_conditions
@@ -87,7 +94,7 @@ def tasks_of_table(layout: Layout, table: str) -> tuple[str, ...]:
 
 def cost_spec(layout: Layout) -> TableSpec:
     """Table 9 over the task with both kNN selection and a curated pool (RCT-500)."""
-    tasks = tuple(t.key for t in suite_tasks(layout.suite).values() if t.knn and t.curated)
+    tasks = tuple(t.key for t in layout.tasks.values() if t.knn and t.curated)
     return TableSpec("table9", "", tasks, layout.paper_order("9"), ("9",))
 
 
@@ -153,7 +160,8 @@ def cost_frame(runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     cells = cell_frame(runs, cost_spec(layout), layout)
     costs = [pretraining_cost(runs, r.task, r.condition) for r in cells.itertuples()]
     counts = {name: "Int64" for name in COST_FIELDS if name != "wall_time_s"}  # whole numbers in the CSV
-    cells = pd.concat([cells, pd.DataFrame(costs, index=cells.index).astype(counts)], axis=1)
+    costs = pd.DataFrame(costs, index=cells.index, columns=list(COST_FIELDS))   # no task: no rows, same columns
+    cells = pd.concat([cells, costs.astype(counts)], axis=1)
     if layout.with_paper:
         for column in COST_COLUMNS:
             cells[f"published_{column}"] = [_published_cost(layout.published, r.task, r.condition, column)
@@ -205,7 +213,7 @@ def significance_frame(runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     pairs = [(e.condition, conditions.baseline) for e in conditions if e.condition != conditions.baseline]
     pairs += [(e.condition, other) for e in conditions for other in e.significance_against]
     rows = []
-    for task in suite_tasks(layout.suite):
+    for task in layout.tasks:
         for condition, reference in pairs:
             a, b = scores(runs, task, condition), scores(runs, task, reference)
             if a and b:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..experiment import EXPERIMENTS_DIR, Conditions, analysis_dir, load_conditions
+from ..experiment import EXPERIMENTS_DIR, Conditions, Suite, analysis_dir, load_conditions
 from ..fileio import UserError, atomic_output, atomic_write_text
 from .agreement import agreement_frame, agreement_grid
 from .agreement import summary as agreement_summary
@@ -19,42 +19,49 @@ from .plots import make_plots
 from .probe import load_probes, probe_frame, probe_grid
 from .published import load_published
 from .render import Grid, to_latex, to_markdown
-from .runs import load_runs, mixed_data, provenance_markdown
-from .tables import (Layout, cell_frame, cost_frame, cost_grid, grid, significance_frame,
+from .runs import as_suite, load_runs, mixed_data, provenance_markdown
+from .tables import (Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, significance_frame,
                      significance_grid, table_specs)
 from .wandb_upload import log_to_wandb
 
 MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; see provenance.md."
+COST_TITLE = "Table 9: the cost of each way of adapting"
 
 
-def aggregate(suite: str, results_dir: Path, tables_root: Path, *, experiments: Path = EXPERIMENTS_DIR,
+def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, experiments: Path = EXPERIMENTS_DIR,
               overlap: Path | None = None, allow_mixed: bool = False, wandb: bool = False,
               notes: list[str] = ()) -> Path:
-    """results/<suite> -> <tables_root>/<suite>/; returns that folder."""
-    conditions = load_conditions(experiments)
+    """results/<suite> -> <tables_root>/<suite>/; returns that folder. `suite`: the Suite (its
+    tasks name the rows), or a built-in suite's name or a study file's path."""
+    suite = as_suite(suite)
+    name, conditions = suite.name, load_conditions(experiments)
+    layout = make_layout(suite, conditions)
     runs = load_runs(results_dir, suite, conditions)
     if runs.empty:
-        raise UserError(f"{results_dir / suite}: no metrics.json found; "
-                        f"run `dontstop run ... --suite {suite}` first")
+        raise UserError(f"{results_dir / name}: no metrics.json found; "
+                        f"run `dontstop run ... --suite {suite.source if suite.is_study else name}` first")
     mixed = mixed_data(runs)
     if mixed and not allow_mixed:
         print(f"dontstop: warning: runs made from different data versions for "
               f"{', '.join(mixed)}; see provenance.md (--allow-mixed to accept)", file=sys.stderr)
-    out_dir = tables_root / suite
+    out_dir = tables_root / name
     if (out_dir / "README.md").exists():
         print(f"replacing the tables and plots of an earlier aggregate in {out_dir}/")
-    overlap = overlap or analysis_dir(tables_root, suite) / "vocab_overlap.csv"
-    written = write_report(runs, make_layout(suite, conditions), out_dir, overlap_path=overlap,
+    overlap = overlap or analysis_dir(tables_root, name) / "vocab_overlap.csv"
+    written = write_report(runs, layout, out_dir, overlap_path=overlap,
                            flag_mixed=bool(mixed) and not allow_mixed, wandb=wandb, notes=notes,
-                           probes=load_probes(results_dir, suite, conditions))
+                           probes=load_probes(results_dir, name, conditions),
+                           source=suite.source if suite.is_study else name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
 
 
-def make_layout(suite: str, conditions: Conditions) -> Layout:
-    """The paper suite shows the published cell beside each of ours; every suite takes the
-    paper's row order from the published tables."""
-    return Layout(suite, conditions, load_published(), with_paper=suite == "paper")
+def make_layout(suite: Suite | str, conditions: Conditions) -> Layout:
+    """The paper's tasks show the published cell beside each of ours (a study's own tasks have
+    none); every suite takes the paper's row order from the published tables."""
+    suite = as_suite(suite)
+    return Layout(suite.name, conditions, load_published(), with_paper=suite.registry == "paper",
+                  tasks=suite.tasks_by_key)
 
 
 def build_tables(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] | None,
@@ -62,15 +69,16 @@ def build_tables(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] |
     """name -> (title, tidy frame, display grid) for every table; `probes` (load_probes) adds
     the representation-probe table."""
     tables = {}
-    for spec in table_specs(layout):
+    for spec in (spec for spec in table_specs(layout) if spec.tasks):   # a study may have none for one
         cells = cell_frame(runs, spec, layout)
         tables[spec.name] = (spec.title, cells, grid(spec, cells, layout.names))
     if probes is not None and len(probes):
         probe = probe_frame(probes, runs, layout)
         tables["probe"] = ("Representation probe: a frozen-encoder linear probe of every checkpoint",
                            probe, probe_grid(probe, layout))
-    cost = cost_frame(runs, layout)
-    tables["table9"] = ("Table 9: the cost of each way of adapting", cost, cost_grid(cost, layout))
+    if cost_spec(layout).tasks:
+        cost = cost_frame(runs, layout)
+        tables["table9"] = (COST_TITLE, cost, cost_grid(cost, layout))
     significance = significance_frame(runs, layout)
     tables["significance"] = ("Significance over seeds (Welch's t-test)", significance,
                               significance_grid(significance, layout))
@@ -96,9 +104,10 @@ def write_table(out_dir: Path, name: str, title: str, tidy: pd.DataFrame, grid_:
 
 def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_path: Path,
                  flag_mixed: bool, wandb: bool, notes: list[str] = (),
-                 probes: pd.DataFrame | None = None) -> list[Path]:
+                 probes: pd.DataFrame | None = None, source: str | None = None) -> list[Path]:
     """Write every table, plot and index file of the layout's suite; returns the paths
-    written. `notes` (what the analysis skipped, and why) go into the index."""
+    written. `notes` (what the analysis skipped, and why) go into the index; `source`: what
+    `--suite` names it (a study file's path; default its name)."""
     suite = layout.suite
     tables = build_tables(runs, layout, load_overlap(overlap_path), probes)
     written = []
@@ -110,18 +119,20 @@ def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_p
         runs.drop(columns="pretraining").to_csv(f, index=False, float_format="%.4f")
     provenance = out_dir / "provenance.md"
     atomic_write_text(provenance, provenance_markdown(runs, mixed_data(runs)))
-    plots = make_plots(runs, layout, tables["table9"][1], out_dir / "plots")
+    plots = make_plots(runs, layout, tables["table9"][1] if "table9" in tables else None, out_dir / "plots")
     written += [out_dir / "runs.csv", provenance] + plots
-    written.append(write_index(out_dir, suite, tables, plots, flag_mixed, list(notes)))
+    empty = [f"{spec.title or COST_TITLE}: no task of this suite has the inputs of its conditions"
+             for spec in table_specs(layout) + [cost_spec(layout)] if not spec.tasks]
+    written.append(write_index(out_dir, suite, tables, plots, flag_mixed, list(notes) + empty, source or suite))
     if wandb:
         log_to_wandb(suite, tables, plots, runs)
     return written
 
 
 def write_index(out_dir: Path, suite: str, tables: dict, plots: list[Path], flag_mixed: bool,
-                notes: list[str]) -> Path:
+                notes: list[str], source: str | None = None) -> Path:
     lines = [f"# Results of the `{suite}` suite", "",
-             f"Written by `dontstop aggregate --suite {suite}` from results/{suite}/**/metrics.json.", ""]
+             f"Written by `dontstop aggregate --suite {source or suite}` from results/{suite}/**/metrics.json.", ""]
     lines += [MIXED_NOTE, ""] if flag_mixed else []
     lines += ["## Not computed", ""] + [f"- {note}" for note in notes] + [""] if notes else []
     lines += ["## Tables (Markdown, CSV, LaTeX)", ""]

@@ -1,9 +1,11 @@
-"""dontstop run | reproduce | status: the study from one command, and where it stands.
+"""dontstop run | reproduce | status | init-study: the study from one command, and where it stands.
 
     dontstop reproduce                       # the main job: every condition on the mini suite
     dontstop reproduce --quick               # 1 seed, shortened recipes (< 3 minutes)
     dontstop reproduce --suite paper --tasks chemprot citation_intent --conditions baseline tapt
     dontstop run experiments/tapt --suite mini --task aclsum-roles --seeds 0 1 2 [--dry-run]
+    dontstop init-study my-study               # a commented study.yaml and its folders (init_study.py)
+    dontstop reproduce --suite my-study/study.yaml   # your own tasks and domains (study_file.py)
     dontstop reproduce --launcher slurm --partition gpu --pretrain-gpus 4 [--wait]   # runner/slurm.py
     dontstop status [--suite S] [--results-dir R]   # done / running / queued / failed per job
 """
@@ -15,12 +17,14 @@ from pathlib import Path
 
 from .. import wandb_log
 from ..config import parse_pairs
+from ..data.study import check_study_data
 from ..experiment import (EXPERIMENTS_DIR, Experiment, Suite, load_conditions, load_experiment,
                           load_suite, override_suite, select_conditions, with_quick)
 from ..fileio import UserError, UserErrors
 from ..recipes import AT_LEAST_1, SEED, range_violations
-from ..tasks import get_domain, get_task
+from ..study_file import tables_dir
 from .finished import refuse, stale_results
+from .init_study import init_study
 from .inputs import check_inputs
 from .jobs import analysis_stages, execute
 from .plan import RunPlan, plan_runs
@@ -29,7 +33,7 @@ from .slurm import launch as launch_on_slurm
 from .slurm import options_from_args as slurm_options
 from .status import show_status
 from .study import (REPO_README, analyze_and_aggregate, cpu_count, ensure_mini_data, is_the_repo_study,
-                    print_plan, record_invocation, refresh_notebook, update_readme)
+                    print_plan, print_skipped, record_invocation, refresh_notebook, update_readme)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,8 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reproduce.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
     reproduce.add_argument("--conditions", nargs="+", help="condition names (default: all)")
     reproduce.add_argument("--seeds", nargs="+", type=int)
-    reproduce.add_argument("--tables-dir", default="paper_tables",
-                           help="where the tables and plots go (--quick: <dir>/quick)")
+    reproduce.add_argument("--tables-dir", help="where the tables and plots go (--quick: <dir>/quick; "
+                           "default: paper_tables, a study's: tables/ beside its file)")
     _common_arguments(reproduce)
     reproduce.set_defaults(func=_reproduce)
 
@@ -56,9 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common_arguments(status)
     status.set_defaults(func=_status)
 
+    init = subparsers.add_parser("init-study", help="a commented study.yaml and the folders to fill")
+    init.add_argument("folder", help="where to write study.yaml (created if missing)")
+    init.add_argument("--name", help="the study's name (default: the folder's)")
+    init.set_defaults(func=_init_study)
+
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", default="mini", help="mini | paper | path to a suite YAML")
+    parser.add_argument("--suite", default="mini", help="mini | paper | path to a study file")
     parser.add_argument("--quick", action="store_true", help="quick seeds and shortened recipes")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and an estimate")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
@@ -89,28 +98,30 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_suite(args: argparse.Namespace) -> Suite:
     """The suite with the command line's overrides, after every flag is checked: task keys,
     the keys of DOMAIN=PATH / TASK=PATH flags (a typo never adds a domain), seeds and workers
-    (recipes.py's ranges); all problems at once, one line each."""
+    (recipes.py's ranges); all problems at once, one line each. A study's own task files are
+    checked here too."""
     suite = load_suite(args.suite)
     given = {flag: parse_pairs(values, flag) for flag, values in (
         ("--domain-corpus", args.domain_corpus), ("--pool", args.pool), ("--curated-corpus", args.curated_corpus))}
-    problems = _flag_problems(suite.name, args, given)
+    problems = _flag_problems(suite, args, given)
     if problems:
         raise UserErrors(problems)
     suite = override_suite(
         suite, data_dir=args.data_dir, results_dir=args.results_dir,
         cache_dir=args.cache_dir, published_dapt=args.published_dapt, published=args.published,
         domain_corpora=given["--domain-corpus"], pools=given["--pool"], curated=given["--curated-corpus"])
+    check_study_data(suite)
     return with_quick(suite) if args.quick else suite
 
 
-def _flag_problems(suite_name: str, args: argparse.Namespace, given: dict[str, dict[str, str]]) -> list[str]:
+def _flag_problems(suite: Suite, args: argparse.Namespace, given: dict[str, dict[str, str]]) -> list[str]:
     problems = []
-    lookups = [(f"--tasks {key}", get_task, key) for key in args.tasks or []] + [
-        (f"{flag} {key}={path}", get_task if flag == "--curated-corpus" else get_domain, key)
+    lookups = [(f"--tasks {key}", suite.task, key) for key in args.tasks or []] + [
+        (f"{flag} {key}={path}", suite.task if flag == "--curated-corpus" else suite.domain, key)
         for flag, pairs in given.items() for key, path in pairs.items()]
-    for where, lookup, key in lookups:   # the registry's helpers name the known keys
+    for where, lookup, key in lookups:   # the suite's lookups name the known keys
         try:
-            lookup(suite_name, key)
+            lookup(key)
         except UserError as e:
             problems.append(f"{where}: {e}")
     seeds = args.seeds or []
@@ -136,6 +147,7 @@ def plan_and_check(suite: Suite, experiments: list[Experiment], args: argparse.N
 def _run(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
     experiments = [load_experiment(path) for path in args.experiments]
+    print_skipped(suite, experiments, args.tasks)
     plans = plan_and_check(suite, experiments, args)
     if not plans:
         raise UserError("no condition applies to the chosen tasks")
@@ -146,20 +158,22 @@ def _run(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
     experiments = select_conditions(load_conditions(args.experiments), args.conditions)
-    if suite.name == "mini":
-        ensure_mini_data(suite)
+    ensure_mini_data(suite)
+    print_skipped(suite, experiments, args.tasks)
     plans = plan_and_check(suite, experiments, args)
     began = time.time()
     finished = _go(plans, suite, args, analysis=True)
     if args.dry_run or (args.launcher == "slurm" and not args.wait):
         return 0
     history = record_invocation(suite, args, time.time() - began, plans, finished)
-    tables_root = Path(args.tables_dir) / ("quick" if args.quick else "")
+    tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
     tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments),
                                    wandb=not args.no_wandb and wandb_log.configured())
     if is_the_repo_study(suite, args):   # the README block and the committed notebook follow the tables
         update_readme(REPO_README, history, tables)
         refresh_notebook(suite, tables_root)
+    elif suite.is_study:   # a study's own executed copy, beside its tables
+        refresh_notebook(suite, tables_root, out=tables / "results.ipynb")
     return 0
 
 
@@ -184,6 +198,13 @@ def _default_workers() -> int:
     import torch
 
     return 1 if torch.cuda.is_available() else cpu_count()
+
+
+def _init_study(args: argparse.Namespace) -> int:
+    study = init_study(Path(args.folder), args.name)
+    print(f"wrote {study}, {study.parent / 'README.md'} and the folders data/my-task/ and corpora/;\n"
+          f"fill them, then: cd {study.parent} && dontstop reproduce --suite study.yaml --dry-run")
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:

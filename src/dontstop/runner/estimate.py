@@ -20,7 +20,6 @@ from pathlib import Path
 
 from ..experiment import EXPERIMENTS_DIR, Suite
 from ..fileio import read_json
-from ..tasks import SUITES
 from .plan import RunPlan, Stage
 
 CHARS_PER_TOKEN = 4.0
@@ -97,7 +96,8 @@ class Estimator:
         path_ = Path(path)
         if path_.is_file():
             return path_.stat().st_size / CHARS_PER_TOKEN, True
-        task = SUITES[self.suite.name][0].get(path_.parent.name)
+        suite = self.suite
+        task = next((t for t in suite.task_table.values() if suite.task_dir(t.key) == path_.parent), None)
         if task is None or not task.sizes:
             raise MissingInput(path)
         split = path_.stem if path_.stem in ("train", "dev", "test") else "train"
@@ -129,7 +129,7 @@ class Estimator:
         if self.finetune_run_s is not None:
             return self.finetune_run_s, True
         suite = self.suite
-        train = Path(suite.data_dir, suite.name, "tasks", plan.task.key, "train.jsonl")
+        train = suite.task_dir(plan.task.key) / "train.jsonl"
         tokens, exact = self.file_tokens(str(train), suite.finetune.get("max_length", 512))
         epochs = suite.finetune.get("epochs") or plan.task.epochs
         if self.finetune is not None:

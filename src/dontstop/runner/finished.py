@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..data.formats import task_dir
 from ..experiment import Suite, checkpoint_lineage
 from ..fileio import UserError, file_sha256
 from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord, finished_runs
@@ -65,7 +64,7 @@ def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite
     if record.published != plan.published:
         return f"published: finished with {record.published}, asked {plan.published}"
     if not allow_mixed:
-        splits = task_dir(suite.data_dir, suite.name, plan.task.key)
+        splits = suite.task_dir(plan.task.key)
         for split in (split for split in SPLITS if (splits / f"{split}.jsonl").is_file()):
             current = file_sha256(splits / f"{split}.jsonl", suite.cache_dir)
             if record.data_sha256.get(split, current) != current:

@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..data.formats import Problem, check_corpus, check_task, parse_split, task_dir
+from ..data.formats import Problem, check_corpus, check_task, parse_split
 from ..experiment import Suite
 from ..fileio import atomic_write_json, raise_problems, read_json
-from ..tasks import SPLITS, get_task
+from ..tasks import SPLITS
 from .plan import RunPlan, unique_stages
 
 MEMO = "input_checks.json"
@@ -37,13 +37,13 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False) -
     problems: list[Problem] = []
     whole = _whole_tasks(plans, suite)
     for key in dict.fromkeys([*whole, *suite.tasks]):
-        directory = task_dir(suite.data_dir, suite.name, key)
+        directory = suite.task_dir(key)
         if not directory.is_dir():   # the leakage guard skips a task not downloaded; a planned one needs it
             if key in whole and not missing_ok:
                 problems.append(Problem(str(directory), None, None, "task folder not found "
                                         "(build or download the data first)"))
             continue
-        task = get_task(suite.name, key)
+        task = suite.task(key)
         if key in whole:
             paths = [directory / f"{split}.jsonl" for split in SPLITS]
             found = _memoised(memo, f"task {task.labels}", paths, lambda: check_task(directory, task), missing_ok)

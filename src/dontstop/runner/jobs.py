@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.formats import suite_heldout_keys
+from ..data.formats import heldout_keys
 from ..experiment import Suite
 from ..fileio import UserError, is_locked, job_lock
 from ..records import PROBE_FILE
@@ -59,7 +59,7 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
     todo = sum(not job.done() for job in jobs)
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
           f"on {workers} worker(s)", flush=True)
-    exclude = suite_heldout_keys(suite.data_dir, suite.name, suite.tasks, running=tasks_of(plans))
+    exclude = heldout_keys(suite.heldout_task_dirs(running=tasks_of(plans)))
     start = (time.time(), len(jobs) - todo)   # for the ETA: when, and how many were done then
     if workers <= 1:
         _single_thread()   # the same arithmetic as a worker process: same seed, same metrics

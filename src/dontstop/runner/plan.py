@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data.formats import task_dir
 from ..experiment import Experiment, Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, file_sha256
-from ..stage_identity import data_path, stage_key
-from ..tasks import RELEASED, Task, get_domain, get_task
+from ..stage_identity import stage_key
+from ..tasks import Task
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def plan_runs(suite: Suite, experiment: Experiment, task_keys: list[str] | None 
     their hash is "missing", so such a plan is for reading, never for running."""
     plans = []
     for key in task_keys or suite.tasks:
-        task = get_task(suite.name, key)
+        task = suite.task(key)
         if not experiment.applies(task, suite):
             continue
         released = _released_stage(suite, task, experiment.stages) if suite.published else None
@@ -123,11 +122,11 @@ def _released_stage(suite: Suite, task: Task, specs: list[str]) -> Stage | None:
     the partner task's released TAPT model: TAPT on the partner's text)."""
     source, shape = task, "+".join(spec.partition(":")[0] for spec in specs)
     if specs == ["tapt:transfer"]:
-        source, shape = get_task(suite.name, task.transfer), "tapt"
-    hub_id = RELEASED.get(source.key, {}).get(shape)
+        source, shape = suite.task(task.transfer), "tapt"
+    hub_id = suite.released.get(source.key, {}).get(shape)
     if hub_id is None or shape == "dapt":  # DAPT alone: published_dapt's stage, as before
         return None
-    domain = get_domain(suite.name, task.domain).key
+    domain = suite.domain(task.domain).key
     names = {"dapt": f"dapt-{domain}", "tapt": f"tapt-{source.key}", "curated": f"curated-{task.key}"}
     lineage = "+".join(names[kind] for kind in shape.split("+"))
     key = hashlib.sha256(json.dumps({"published": hub_id}).encode()).hexdigest()
@@ -140,31 +139,30 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     kind, _, arg = spec.partition(":")
     selection, published = None, None
     if kind == "base":
-        name, recipe_kind, corpora = "base", "base", [data_path(suite, suite.base_corpus)]
+        name, recipe_kind, corpora = "base", "base", [suite.data_path(suite.base_corpus)]
     elif kind == "dapt":
-        domain = get_domain(suite.name, task.domain)
-        domain = get_domain(suite.name, domain.irrelevant) if arg == "irrelevant" else domain
+        domain = suite.domain(task.domain)
+        domain = suite.domain(domain.irrelevant) if arg == "irrelevant" else domain
         name, recipe_kind, corpora = f"dapt-{domain.key}", "dapt", []
-        if suite.published_dapt and all(s.kind == "base" for s in earlier):
+        if suite.published_dapt and domain.dapt_checkpoint and all(s.kind == "base" for s in earlier):
             published = domain.dapt_checkpoint
         else:
-            corpora = [data_path(suite, _required(suite.domain_corpora, domain.key, "domain corpus",
-                                                   "--domain-corpus"))]
+            corpora = [suite.data_path(_required(suite, "domain_corpora", domain.key, "domain corpus",
+                                                 "--domain-corpus"))]
     elif kind == "tapt":
-        source = get_task(suite.name, task.transfer) if arg == "transfer" else task
+        source = suite.task(task.transfer) if arg == "transfer" else task
         name, recipe_kind = f"tapt-{source.key}", "tapt"
-        corpora = [str(task_dir(suite.data_dir, suite.name, source.key) / "train.jsonl")]
+        corpora = [str(suite.task_dir(source.key) / "train.jsonl")]
     elif kind == "curated":
         name, recipe_kind = f"curated-{task.key}", "tapt_large"
-        corpora = [str(task_dir(suite.data_dir, suite.name, task.key) / "train.jsonl"),
-                   _curated_pool(suite, task)]
+        corpora = [str(suite.task_dir(task.key) / "train.jsonl"), _curated_pool(suite, task)]
     else:  # knn:<k> or random:<k>
         k = int(arg)
         name, recipe_kind, corpora = f"{'knn' if kind == 'knn' else 'rand'}{k}-{task.key}", "tapt_large", []
-        pool = data_path(suite, suite.pools.get(task.domain) or _required(
-            suite.domain_corpora, task.domain, "candidate pool", "--pool"))
+        pool = suite.data_path(suite.pools.get(task.domain) or _required(
+            suite, "domain_corpora", task.domain, "candidate pool", "--pool"))
         selection = {"method": kind, "k": k, "pool": pool, **suite.selection,
-                     "queries": str(task_dir(suite.data_dir, suite.name, task.key) / "train.jsonl")}
+                     "queries": str(suite.task_dir(task.key) / "train.jsonl")}
     recipe = dict(suite.recipes.get(recipe_kind, {}))
     sha = input_sha256(suite, planning_only)
     key = stage_key(parent=parent_key or parent, name=name, kind=recipe_kind,
@@ -180,17 +178,21 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
 
 def _curated_pool(suite: Suite, task: Task) -> str:
     if task.key in suite.curated:
-        return data_path(suite, suite.curated[task.key])
+        return suite.data_path(suite.curated[task.key])
     if task.curated_from:
-        return str(task_dir(suite.data_dir, suite.name, task.curated_from) / "train.jsonl")
+        return str(suite.task_dir(task.curated_from) / "train.jsonl")
     raise UserError(f"task {task.key}: no curated pool; pass --curated-corpus {task.key}=PATH")
 
 
-def _required(mapping: dict[str, str], key: str, what: str, flag: str) -> str:
-    if key not in mapping:
-        raise UserError(f"no {what} for domain {key!r}: pass {flag} {key}=PATH"
-                        + (" or --published-dapt" if flag == "--domain-corpus" else ""))
-    return mapping[key]
+def _required(suite: Suite, section: str, key: str, what: str, flag: str) -> str:
+    mapping = getattr(suite, section)
+    if key in mapping:
+        return mapping[key]
+    if suite.own_tasks:   # a study: the file should say it
+        raise UserError(f"{suite.source}: key '{section}': no {what} for domain {key!r}, which a chosen "
+                        f"condition needs; add `{key}: PATH` there (or pass {flag} {key}=PATH)")
+    raise UserError(f"no {what} for domain {key!r}: pass {flag} {key}=PATH"
+                    + (" or --published-dapt" if flag == "--domain-corpus" else ""))
 
 
 def input_sha256(suite: Suite, planning_only: bool) -> Callable[[str], str]:

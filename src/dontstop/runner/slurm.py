@@ -19,7 +19,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.formats import suite_heldout_keys
+from ..data.formats import heldout_keys
 from ..experiment import Suite
 from ..fileio import UserError, job_lock
 from .jobs import Job, prepare_jobs, tasks_of
@@ -104,8 +104,7 @@ def launch(plans: list[RunPlan], suite: Suite, options: SlurmOptions, *, wandb: 
     """Submit every unfinished job; with --wait, follow them and return how many finished."""
     check_slurm()
     jobs = prepare_jobs(plans, suite, allow_mixed, rerun_stale=rerun_stale, analysis=analysis)
-    # the jobs read them: fail here first
-    suite_heldout_keys(suite.data_dir, suite.name, suite.tasks, running=tasks_of(plans))
+    heldout_keys(suite.heldout_task_dirs(running=tasks_of(plans)))   # the jobs read them: fail here first
     submitted, active, finished = submit(jobs, suite, options, wandb)
     print(f"{len(jobs)} jobs: {finished} already finished, {active} queued or running, {submitted} "
           f"submitted; logs in {logs_dir(suite)}/<job>/", flush=True)

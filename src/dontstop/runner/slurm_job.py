@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.formats import suite_heldout_keys
+from ..data.formats import heldout_keys
 from ..experiment import Suite
 from ..fileio import atomic_output, job_lock
 from .jobs import Job
@@ -73,7 +73,7 @@ class RunnerJob:
 
 def heldout(suite: Suite) -> set[bytes]:
     """The leakage guard of runner/jobs.py, computed where the stage is built."""
-    return suite_heldout_keys(suite.data_dir, suite.name, suite.tasks)
+    return heldout_keys(suite.heldout_task_dirs())
 
 
 def write_spec(path: Path, job: Job, suite: Suite, wandb: bool) -> str:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..data.formats import load_split, task_dir
+from ..data.formats import load_split
 from ..experiment import Suite
 from ..fileio import UserError, file_sha256, job_lock, read_json
 from ..recipes import FinetuneRecipe, PretrainRecipe
@@ -74,8 +74,8 @@ def stage_record(stage: Stage) -> dict[str, Any]:
 def finetune_job(plan: RunPlan, seed: int, suite: Suite, wandb: bool) -> None:
     from ..finetune.trainer import run_finetune
 
-    metrics = run_finetune(finetune_recipe(plan, suite, seed), plan.run_dir(seed), condition=plan.condition,
-                           lineage=plan.lineage, wandb=wandb,
+    metrics = run_finetune(finetune_recipe(plan, suite, seed), plan.run_dir(seed), task=plan.task,
+                           condition=plan.condition, lineage=plan.lineage, wandb=wandb,
                            pretraining=[stage_record(s) for s in plan.stages],
                            published=plan.published)
     print(f"    {plan.task.key}/{plan.condition} seed {seed}: {metrics.metric} dev "
@@ -130,7 +130,7 @@ def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool,
     finished = sorted(set(plan.run_dir(0).parents[1].glob("*/seed_*/metrics.json")) - set(redone))
     if not finished:
         return
-    splits = task_dir(suite.data_dir, suite.name, plan.task.key)
+    splits = suite.task_dir(plan.task.key)
     current = {split: file_sha256(splits / f"{split}.jsonl", suite.cache_dir)
                for split in ("train", "dev", "test")}
     for metrics_path in finished:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..analysis.domains import analyze_suite
-from ..experiment import EXPERIMENTS_DIR, Suite, analysis_dir
+from ..experiment import EXPERIMENTS_DIR, Experiment, Suite, analysis_dir
 from ..fileio import atomic_write_json, atomic_write_text, read_json
 from ..provenance import git_commit, software_versions
 from ..report.write import aggregate
@@ -74,8 +74,28 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:7.1f} h" if seconds >= 7200 else f"{seconds / 60:7.1f} min"
 
 
+def print_skipped(suite: Suite, experiments: list[Experiment], task_keys: list[str] | None) -> None:
+    """A study's own tasks: one line per condition that its inputs leave out on some task, and
+    why (a built-in suite's tasks follow the paper's design, which says where each applies)."""
+    if not suite.own_tasks:
+        return
+    for experiment in experiments:
+        why = {key: experiment.missing_input(suite.task(key), suite) for key in task_keys or suite.tasks}
+        skipped = {key: reason for key, reason in why.items() if reason}
+        if skipped:
+            print(f"skipped {experiment.condition} ({experiment.display}) on {', '.join(skipped)}: "
+                  f"{'; '.join(dict.fromkeys(skipped.values()))}", flush=True)
+
+
+def needs_mini_data(suite: Suite) -> bool:
+    """The mini suite, or a study extending it that keeps one of its tasks or relative paths."""
+    paths = [suite.base_corpus, *suite.domain_corpora.values(), *suite.pools.values(), *suite.curated.values()]
+    relative = any(path and not Path(path).is_absolute() for path in paths)
+    return suite.data_folder.name == "mini" and (suite.registry == "mini" or relative)
+
+
 def ensure_mini_data(suite: Suite) -> None:
-    if (Path(suite.data_dir) / "mini" / "manifest.json").exists():
+    if not needs_mini_data(suite) or (Path(suite.data_dir) / "mini" / "manifest.json").exists():
         return
     from ..data.mini import build_mini
 
@@ -105,7 +125,7 @@ def analyze_and_aggregate(suite: Suite, tables_root: Path, experiments: Path, wa
     tables and plots; what the analysis cannot compute is a note in the tables' README."""
     print(f"domain analysis -> {analysis_dir(tables_root, suite.name)}", flush=True)
     notes = analyze_suite(suite, analysis_dir(tables_root, suite.name))
-    tables = aggregate(suite.name, Path(suite.results_dir), tables_root, experiments=experiments,
+    tables = aggregate(suite, Path(suite.results_dir), tables_root, experiments=experiments,
                        notes=notes, wandb=wandb)
     print(f"tables and plots: {tables}/README.md")
     return tables
@@ -113,9 +133,11 @@ def analyze_and_aggregate(suite: Suite, tables_root: Path, experiments: Path, wa
 
 def is_the_repo_study(suite: Suite, args: argparse.Namespace) -> bool:
     """Whether this run is the repository's own mini study (whole, in results/), whose tables the
-    README shows; a run into another results directory (a benchmark, a copy) leaves it alone."""
+    README shows; a run into another results directory (a benchmark, a copy) or of a study file
+    (even one that extends mini) leaves it alone."""
     in_repo_results = Path(suite.results_dir).resolve() == REPO_README.parent / "results"
-    return suite.name == "mini" and in_repo_results and not (args.quick or args.tasks or args.conditions)
+    return (suite.name == "mini" and not suite.is_study and in_repo_results
+            and not (args.quick or args.tasks or args.conditions))
 
 
 def update_readme(readme: Path, history: list[dict], tables: Path) -> None:
@@ -138,13 +160,15 @@ def update_readme(readme: Path, history: list[dict], tables: Path) -> None:
     print(f"updated the results in {readme}")
 
 
-def refresh_notebook(suite: Suite, tables_root: Path) -> None:
-    """Re-execute notebooks/results.ipynb on the study just aggregated, outputs committed."""
+def refresh_notebook(suite: Suite, tables_root: Path, out: Path | None = None) -> None:
+    """Execute notebooks/results.ipynb on the study just aggregated: in place (the repository's
+    study, outputs committed), or into `out` (a study file's own copy)."""
     from ..report.notebook import execute_notebook
 
-    path = execute_notebook(NOTEBOOK, results=Path(suite.results_dir), suite=suite.name,
-                            tables=tables_root, cache=Path(suite.cache_dir))
-    print(f"executed {path} on results/{suite.name}")
+    name = str(Path(suite.source).resolve()) if suite.is_study else suite.name
+    path = execute_notebook(NOTEBOOK, results=Path(suite.results_dir), suite=name,
+                            tables=tables_root, cache=Path(suite.cache_dir), out=out)
+    print(f"executed {path} on {Path(suite.results_dir) / suite.name}")
 
 
 def cpu_count() -> int:

@@ -1,0 +1,79 @@
+"""`dontstop init-study DIR`: a commented study.yaml and the folders it names, to fill with your
+own task and domain text (study_file.py reads the file; README "Your own task").
+
+    DIR/study.yaml             the study: its name, model, task, domain corpora (edit it)
+    DIR/README.md              what goes where, and the commands
+    DIR/data/my-task/          train.jsonl, dev.jsonl, test.jsonl: {"text": ..., "label": ...} a line
+    DIR/corpora/               my-domain.txt: unlabeled text of the task's domain, one document a line
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..fileio import UserError, atomic_write_text
+from ..study_file import FOLDER_NAME
+from ..tasks import SUITES
+
+STUDY_TEMPLATE = """\
+# Does DAPT or TAPT help my task? A study file of dontstop (README: "Your own task").
+# Relative paths are relative to this file's folder. From this folder:
+#   dontstop reproduce --suite study.yaml --dry-run    # the plan, what is skipped and why, the cost
+#   dontstop reproduce --suite study.yaml              # every condition, then tables/{name}/
+name: {name}                 # results/{name}/, tables/{name}/; not a built-in suite's name
+extends: mini                # recipes, seeds and every key not given here come from this suite
+base_model: bundled:bert-tiny   # a Hugging Face encoder with an MLM head for your language
+                             # (e.g. klue/roberta-base), or a local model folder
+base_corpus: null            # null: the model above is the baseline ("RoBERTa" in the tables);
+                             # a file: first MLM on it (the mini suite's base stage)
+seeds: [0, 1, 2, 3, 4]       # fine-tuning seeds: 5 as the paper; 3 or more are compared seed by seed
+tasks:
+  my-task:                   # the task key: results/{name}/my-task/<condition>/seed_<n>/
+    display: "My task"       # its row in every table
+    data: data/my-task       # train.jsonl, dev.jsonl, test.jsonl; labels are read from train
+    metric: macro_f1         # macro_f1 | micro_f1 | accuracy
+    domain: my-domain        # DAPT trains on this domain's corpus
+    # profile: low           # low: 10 fine-tuning epochs, high: 3 (unless finetune.epochs says)
+domain_corpora:              # unlabeled text, one document a line (.txt) or {{"text": ...}} (.jsonl)
+  my-domain: corpora/my-domain.txt
+  # other-domain: corpora/other.txt   # a second domain: ¬DAPT (DAPT on the wrong domain) runs too
+# pools: {{my-domain: pools/my-domain.jsonl}}   # kNN-TAPT and RAND-TAPT candidates of the domain
+# curated: {{my-task: curated/my-task.txt}}     # Curated-TAPT: more unlabeled text like the task's
+# A second task of the same domain gets Transfer-TAPT (TAPT on the other task's text).
+# recipes: {{dapt: {{max_steps: 1000}}}}        # merged key by key into the extended suite's
+# finetune: {{lr: 2.0e-5, max_length: 256}}
+"""
+
+README_TEMPLATE = """\
+# Study `{name}`
+
+Fill these, then run the commands at the top of study.yaml from this folder.
+
+- `data/my-task/train.jsonl`, `dev.jsonl`, `test.jsonl`: one JSON object a line,
+  `{{"text": "...", "label": "..."}}` (an `id` is optional). Every dev and test label must occur in train.
+- `corpora/my-domain.txt`: unlabeled text of the task's domain, one document a line (DAPT).
+- `study.yaml`: the model for your language, the task's display name and metric, more tasks,
+  domains, pools or curated text; rename `my-task` and `my-domain` as you like.
+
+`dontstop data check data` validates the task files. Results go to `results/{name}/`, the tables,
+findings, plots and an executed results notebook to `tables/{name}/`.
+"""
+NOT_IN_A_NAME = re.compile(r"[^\w.-]+")
+
+
+def init_study(folder: Path, name: str | None = None) -> Path:
+    """Write DIR/study.yaml, DIR/README.md and the data folders; returns the study file. An
+    existing study.yaml is never replaced."""
+    folder = Path(folder)
+    name = name or NOT_IN_A_NAME.sub("-", folder.resolve().name).strip("-.") or "my-study"
+    if not FOLDER_NAME.match(name) or name in SUITES:
+        raise UserError(f"--name {name}: a study needs a folder name of its own, not {', '.join(SUITES)}")
+    study, readme = folder / "study.yaml", folder / "README.md"
+    for path in (study, readme):
+        if path.exists():
+            raise UserError(f"{path}: already exists; choose another folder")
+    for sub in ("data/my-task", "corpora"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(readme, README_TEMPLATE.format(name=name))
+    atomic_write_text(study, STUDY_TEMPLATE.format(name=name))
+    return study

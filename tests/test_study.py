@@ -1,0 +1,248 @@
+"""A study file of your own (study_file.py): a Korean task run through tables, what each key
+resolves to, which conditions run, bad study files in one line, `init-study`, and a vocabulary
+overlap that counts words the same way in every script.
+
+The study is tests/korean_study.py's: comments that agree (찬성) or disagree (반대), a news-comments
+domain and an encyclopedic one, a tiny BERT with a WordPiece vocabulary of that text, 2 seeds and
+recipes of a few steps (the rest of the recipes from the mini suite it extends).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dontstop.cli import main
+from dontstop.experiment import load_conditions, load_suite
+from dontstop.fileio import UserError
+from korean_study import build_korean_study, study_spec
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = {"baseline", "dapt", "not_dapt", "tapt", "dapt_tapt"}   # what the basic study's inputs allow
+SKIPPED = {"transfer_tapt": "no other task of its domain", "curated_tapt": "no curated pool",
+           "dapt_curated_tapt": "no curated pool", "knn_tapt_50": "no kNN candidate pool",
+           "knn_tapt_150": "no kNN candidate pool", "knn_tapt_500": "no kNN candidate pool",
+           "rand_tapt": "no kNN candidate pool"}
+
+
+def run_dontstop(*args, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", "dontstop", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def reproduced(korean_study, tmp_path_factory):
+    """`dontstop reproduce --suite study.yaml` from the study's folder: (folder, its result)."""
+    folder = tmp_path_factory.mktemp("run") / "study"
+    shutil.copytree(korean_study, folder)
+    protected = {path: path.read_bytes() for path in (REPO / "README.md", REPO / "notebooks" / "results.ipynb")}
+    result = run_dontstop("reproduce", "--suite", "study.yaml", "--no-wandb", "--workers", "2", cwd=folder)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert {path: path.read_bytes() for path in protected} == protected   # the repository's are not a study's
+    return folder, result
+
+
+def test_a_korean_study_runs_every_condition_its_inputs_allow_through_tables(reproduced):
+    folder, result = reproduced
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == len(SKIPPED)
+    for condition, why in SKIPPED.items():
+        [line] = [line for line in skipped if line.startswith(f"skipped {condition} (")]
+        assert line.endswith(f"on comments: {why}" + (" for its domain" if "kNN" in why else ""))
+    runs = {path.relative_to(folder / "results" / "korean-comments").parts[1:3]: json.loads(path.read_text())
+            for path in (folder / "results" / "korean-comments").rglob("metrics.json")}
+    assert {condition for condition, _ in runs} == RUNS and len(runs) == 2 * len(RUNS)
+    assert runs[("not_dapt", "seed_0")]["lineage"] == "dapt-wiki"           # the study's second domain
+    assert runs[("dapt_tapt", "seed_1")]["lineage"] == "dapt-news_comments+tapt-comments"
+    assert runs[("baseline", "seed_0")]["model"] == str(folder / "model")   # base_corpus: null
+    assert {run["metric"] for run in runs.values()} == {"macro_f1"}
+
+    tables = folder / "tables" / "korean-comments"
+    table5 = (tables / "table5.md").read_text(encoding="utf-8")
+    assert "| 논란 댓글 |" in table5 and "paper (Δ)" not in table5 and "(2)" in table5
+    assert not (tables / "table6.md").exists()   # no task had what its conditions need: said why
+    assert "Table 6: Transfer-TAPT: no task of this suite" in (tables / "README.md").read_text(encoding="utf-8")
+    findings = (tables / "findings.md").read_text(encoding="utf-8")
+    rows = [line.split(" | ") for line in findings.splitlines() if line.startswith("| DAPT beats")]
+    assert rows and rows[0][1] == "논란 댓글" and rows[0][-1].rstrip(" |") in (
+        "holds", "reversed", "not significant", "underpowered")
+    assert "missing (no vocabulary overlap with the general corpus)" in findings
+    analysis = json.loads((tables / "analysis" / "vocab_overlap.json").read_text(encoding="utf-8"))
+    assert set(analysis["corpora"]) == {"news_comments", "wiki"} and min(analysis["distinct_words"].values()) > 30
+    assert (tables / "analysis" / "mlm_loss.csv").read_text().splitlines()[1:] and \
+        {"base", "dapt-news_comments", "dapt-wiki"} <= {line.split(",")[0] for line in
+                                                      (tables / "analysis" / "mlm_loss.csv").read_text().splitlines()}
+    notebook = (tables / "results.ipynb").read_text(encoding="utf-8")   # the study's own executed copy
+    assert "논란 댓글" in notebook and '"output_type": "error"' not in notebook
+
+
+def test_status_and_aggregate_take_the_study_file_too(reproduced, tmp_path):
+    folder, _ = reproduced
+    status = run_dontstop("status", "--suite", folder / "study.yaml", "--results-dir", folder / "results",
+                          "--cache-dir", folder / "cache", cwd=tmp_path)
+    assert status.returncode == 0 and "14 jobs: 14 done" in status.stdout, status.stdout + status.stderr
+    assert main(["aggregate", "--suite", str(folder / "study.yaml"), "--results", str(folder / "results"),
+                 "--out", str(tmp_path / "again")]) == 0
+    again = (tmp_path / "again" / "korean-comments" / "table5.md").read_text(encoding="utf-8")
+    assert again == (folder / "tables" / "korean-comments" / "table5.md").read_text(encoding="utf-8")
+
+
+def test_keys_resolve_against_the_file_and_extend_the_suite(tmp_path, monkeypatch):
+    study = build_korean_study(tmp_path / "rich", rich=True)
+    monkeypatch.chdir(REPO)   # relative paths follow the file, not the working directory
+    suite = load_suite(str(study))
+    mini = load_suite("mini")
+    assert suite.base_model == str(tmp_path / "rich" / "model") and suite.base_corpus is None
+    assert suite.recipes["dapt"] == {**mini.recipes["dapt"], **study_spec(True)["recipes"]["dapt"]}
+    assert suite.finetune["max_train_examples"] == mini.finetune["max_train_examples"] and suite.seeds == [0, 1]
+    assert suite.domain_corpora == {"news_comments": str(tmp_path / "rich" / "corpora" / "comments.txt"),
+                                    "wiki": str(tmp_path / "rich" / "corpora" / "wiki.txt")}
+    comments, replies = suite.task("comments"), suite.task("replies")
+    assert (comments.name, comments.transfer, comments.knn, replies.transfer) == ("논란 댓글", "replies", True, "comments")
+    assert comments.curated and not replies.curated and replies.metric == "accuracy" and replies.epochs == 3
+    assert suite.task_dir("comments") == tmp_path / "rich" / "data" / "comments"
+    assert suite.domain("news_comments").irrelevant == "wiki" and suite.domain("wiki").irrelevant == "news_comments"
+    assert suite.is_study and suite.own_tasks and not suite.released
+    (tmp_path / "rich" / "more").mkdir()   # a study may extend another study file, by its path
+    (tmp_path / "rich" / "more" / "seeds.yaml").write_text("name: more-seeds\nextends: ../study.yaml\nseeds: [0, 1, 2]\n")
+    more = load_suite(str(tmp_path / "rich" / "more" / "seeds.yaml"))
+    assert more.seeds == [0, 1, 2] and more.task_dir("replies") == tmp_path / "rich" / "data" / "replies"
+    assert more.pools == suite.pools and more.own_tasks and more.name == "more-seeds"
+
+    subset = tmp_path / "subset.yaml"   # a study on some of mini's own tasks keeps mini's facts and data
+    subset.write_text("name: polarity-only\nextends: mini\ntasks: [rt-polarity]\nseeds: [0, 1, 2]\n")
+    suite = load_suite(str(subset))
+    assert suite.tasks == ["rt-polarity"] and suite.task("rt-polarity").transfer == "rt-subjectivity"
+    assert suite.task_dir("rt-polarity") == Path("data") / "mini" / "tasks" / "rt-polarity"
+    assert suite.data_path(suite.base_corpus) == str(Path("data") / "mini" / "corpora" / "general.txt")
+    assert suite.is_study and not suite.own_tasks
+
+
+def test_every_condition_with_its_inputs_is_planned_and_the_suite_pickles_with_them(tmp_path, capsys):
+    import pickle
+
+    from dontstop.experiment import override_suite
+    from dontstop.runner.plan import plan_runs
+    from dontstop.runner.study import print_skipped
+
+    study = build_korean_study(tmp_path / "rich", rich=True)
+    suite = override_suite(load_suite(str(study)), cache_dir=str(tmp_path / "cache"))
+    conditions = list(load_conditions())
+    planned = {(plan.task.key, plan.condition) for e in conditions for plan in plan_runs(suite, e)}
+    everything = {e.condition for e in conditions}
+    curated = {"curated_tapt", "dapt_curated_tapt"}
+    assert planned == {("comments", c) for c in everything} | {("replies", c) for c in everything - curated}
+    print_skipped(suite, conditions, None)
+    assert capsys.readouterr().out.splitlines() == [
+        "skipped curated_tapt (Curated-TAPT) on replies: no curated pool",
+        "skipped dapt_curated_tapt (DAPT + Curated-TAPT) on replies: no curated pool"]
+    again = pickle.loads(pickle.dumps(suite))   # what a spawned worker and a Slurm job get
+    assert again.task("replies") == suite.task("replies") and again.domain("wiki") == suite.domain("wiki")
+
+
+def bad_study(folder: Path, change) -> Path:
+    spec = study_spec(False)
+    change(spec)
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return folder / "study.yaml"
+
+
+def _unseen_label(folder: Path) -> Path:
+    with open(folder / "data" / "comments" / "test.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"text": "그냥 그래요", "label": "중립"}, ensure_ascii=False) + "\n")
+    return folder / "study.yaml"
+
+
+def _duplicate(folder: Path) -> Path:
+    text = (folder / "study.yaml").read_text(encoding="utf-8")
+    head, tasks = text.split("tasks:\n", 1)
+    block = "  comments:\n    data: data/comments\n    metric: macro_f1\n    domain: news_comments\n"
+    (folder / "study.yaml").write_text(head + "tasks:\n" + block + block + tasks.split("\n", 1)[1], encoding="utf-8")
+    return folder / "study.yaml"
+
+
+BAD = {   # case: (how to break the basic study, what the one line says)
+    "missing_split": (lambda f: (f / "data" / "comments" / "dev.jsonl").unlink() or f / "study.yaml",
+                      "key 'tasks.comments.data': {f}/data/comments/dev.jsonl: file not found"),
+    "label_not_in_train": (_unseen_label, "key 'tasks.comments.data': {f}/data/comments/test.jsonl:21: "
+                                          "field 'label': '중립' never occurs in train"),
+    "unknown_metric": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(metric="f1")),
+                       "key 'tasks.comments.metric': 'f1' is not one of macro_f1, micro_f1, accuracy"),
+    "domain_without_corpus": (lambda f: bad_study(f, lambda s: s["domain_corpora"].pop("news_comments")),
+                              "key 'domain_corpora': no domain corpus for domain 'news_comments'"),
+    "duplicate_task": (_duplicate, "key 'tasks.comments': given twice"),
+    "extends_no_suite": (lambda f: bad_study(f, lambda s: s.update(extends="minii")),
+                         "key 'extends': 'minii' names no suite; known: mini, paper"),
+    "missing_path": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="data/nope")),
+                     "key 'tasks.comments.data': {f}/data/nope: no such folder"),
+    "missing_corpus": (lambda f: bad_study(f, lambda s: s["domain_corpora"].update(wiki="wiki.txt")),
+                       "key 'domain_corpora.wiki': {f}/wiki.txt: no such file"),
+    "builtin_name": (lambda f: bad_study(f, lambda s: s.update(name="mini")),
+                     "key 'name': 'mini' is a built-in suite's name"),
+    "copied_mini": (lambda f: shutil.copy(REPO / "experiments" / "suites" / "mini.yaml", f / "mini.yaml"),
+                    "key 'name': 'mini' is the built-in suite of"),
+    "unknown_task_key": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(lable="x")),
+                         "key 'tasks.comments.lable': unknown; known keys: display, data"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_study_file_stops_before_any_work_in_one_line(case, korean_study, tmp_path, capsys):
+    folder = tmp_path / "study"
+    shutil.copytree(korean_study, folder)
+    change, says = BAD[case]
+    study = Path(change(folder))
+    code = main(["reproduce", "--suite", str(study), "--no-wandb", "--results-dir", str(tmp_path / "results"),
+                 "--cache-dir", str(tmp_path / "cache")])
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and line.startswith(f"dontstop: error: {study}") and says.format(f=folder) in line, line
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+def test_conditions_that_need_no_missing_input_still_run_their_plan(korean_study, tmp_path, capsys):
+    study = bad_study(shutil.copytree(korean_study, tmp_path / "study"),
+                      lambda s: s["domain_corpora"].pop("news_comments"))
+    assert main(["reproduce", "--suite", str(study), "--conditions", "baseline", "tapt", "--dry-run",
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "2 (task, condition) pairs" in capsys.readouterr().out
+
+
+def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, capsys):
+    folder = tmp_path / "my study"
+    dry = ["reproduce", "--suite", str(folder / "study.yaml"), "--dry-run", "--cache-dir", str(tmp_path / "cache")]
+    assert main(["init-study", str(folder)]) == 0
+    text = (folder / "study.yaml").read_text()
+    assert "name: my-study " in text and "# " in text and (folder / "data" / "my-task").is_dir()
+    assert main(dry) == 2   # nothing filled yet
+    assert "corpora/my-domain.txt: no such file" in capsys.readouterr().err
+    shutil.copy(korean_study / "corpora" / "comments.txt", folder / "corpora" / "my-domain.txt")
+    for split in ("train", "dev", "test"):
+        shutil.copy(korean_study / "data" / "comments" / f"{split}.jsonl", folder / "data" / "my-task")
+    assert main(dry) == 0
+    out = capsys.readouterr().out
+    assert "skipped not_dapt (¬DAPT) on my-task: no second domain corpus" in out and "dapt-my-domain" in out
+    assert main(["init-study", str(folder)]) == 2 and "study.yaml: already exists" in capsys.readouterr().err
+    with pytest.raises(UserError, match="key 'name': 'mini' is the built-in suite"):
+        load_suite(str(shutil.copy(REPO / "experiments" / "suites" / "mini.yaml", tmp_path / "mini.yaml")))
+
+
+def test_vocabulary_overlap_counts_words_the_same_way_in_every_script(tmp_path):
+    from dontstop.analysis.vocab import vocab_overlap, words
+
+    assert words("Don't stop GPT-2! 한국어 댓글은 정말 좋네요 123") == ["don", "stop", "gpt", "한국어", "댓글은", "정말", "좋네요"]
+    assert words("東京タワーに行く") == ["東", "京", "タ", "ワ", "ー", "に", "行", "く"]   # unspaced scripts: per letter
+    assert words("नमस्ते दुनिया, Привет мир") == ["नमस्ते", "दुनिया", "привет", "мир"]   # marks stay in their word
+    corpora = {}
+    for name, lines in {"a": ["정말 좋은 기사 감사합니다", "오늘 날씨 정말 좋네요"],
+                        "b": ["정말 좋은 경기 감사합니다", "내일 날씨 정말 좋네요"],
+                        "en": ["a good article, thanks", "nice weather today"]}.items():
+        corpora[name] = tmp_path / f"{name}.txt"
+        corpora[name].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    matrix = vocab_overlap(corpora, top=5, sample_docs=10)
+    # top 5 of each: 정말 (twice), then ties in code-point order; a and b share 정말, 감사합니다, 날씨
+    assert matrix.loc["a", "b"] == 60.0 and matrix.loc["a", "en"] == 0.0
