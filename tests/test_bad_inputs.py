@@ -224,11 +224,12 @@ SUITE_EDITS = {   # (section path, key, value, what the one line says after "fil
 
 
 def edited_suite(path: Path, edits) -> Path:
-    suite = yaml.safe_load((EXPERIMENTS_DIR / "suites" / "mini.yaml").read_text())
+    """A study file extending mini whose sections carry the edits (merged over mini's)."""
+    suite = {"name": "edited", "extends": "mini"}
     for sections, key, value, _ in edits:
         section = suite
         for name in sections:
-            section = section[name]
+            section = section.setdefault(name, {})
         section[key] = value
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     return path

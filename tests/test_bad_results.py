@@ -167,18 +167,20 @@ def test_a_claim_on_a_table_that_holds_no_claims_is_refused_at_load(tmp_path):
 
 
 def test_the_leakage_guard_refuses_a_missing_dev_or_test_file(mini_tree):
-    from dontstop.data.formats import heldout_keys, suite_heldout_keys, task_dir
+    from dontstop.data.formats import heldout_keys
+    from dontstop.experiment import load_suite, override_suite
 
+    suite = override_suite(load_suite("mini"), data_dir=str(mini_tree["data"]))
     tasks = list(MINI_TASKS)
-    assert suite_heldout_keys(mini_tree["data"], "mini", tasks, running=tasks)
-    test = task_dir(mini_tree["data"], "mini", "rt-polarity") / "test.jsonl"
+    assert heldout_keys(suite.heldout_task_dirs(running=tasks))
+    test = suite.task_dir("rt-polarity") / "test.jsonl"
     test.unlink()
     with pytest.raises(UserError, match=f"{test}: not found; the leakage guard needs"):
-        suite_heldout_keys(mini_tree["data"], "mini", tasks)
+        heldout_keys(suite.heldout_task_dirs())
     with pytest.raises(UserError, match="no/such/task/dev.jsonl: not found"):
         heldout_keys([mini_tree["data"] / "no" / "such" / "task"])   # --exclude-heldout-of <typo>
     # a task not downloaded yet (no folder) is guarded once it is there, but one being run must be
     shutil.rmtree(test.parent)
-    assert suite_heldout_keys(mini_tree["data"], "mini", tasks, running=["aclsum-roles"])
+    assert heldout_keys(suite.heldout_task_dirs(running=["aclsum-roles"]))
     with pytest.raises(UserError, match="rt-polarity/dev.jsonl: not found"):
-        suite_heldout_keys(mini_tree["data"], "mini", tasks, running=["rt-polarity"])
+        heldout_keys(suite.heldout_task_dirs(running=["rt-polarity"]))

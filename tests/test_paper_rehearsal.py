@@ -33,6 +33,8 @@ def rehearsal_suite(path: Path) -> Path:
     suite = {"name": SUITE, "extends": "paper",
              "recipes": {"dapt": {**TINY, "max_steps": 3}, "tapt": {**TINY, "epochs": 1},
                          "tapt_large": {**TINY, "epochs": None, "max_steps": 2}},
+             # paper.yaml's quick TAPT-large is 1 epoch: with max_steps here it would give both
+             "quick": {"tapt_large": {"epochs": None, "max_steps": 1}},
              "finetune": {"epochs": 1, "max_length": 512, "batch_size": 8},   # HyperPartisan: truncated at 512
              "seeds": [0, 1], "selection": {"embedder": "bow", "index": "flat", "dim": 16}}
     path.write_text(yaml.safe_dump(suite), encoding="utf-8")

@@ -142,16 +142,16 @@ def test_changed_data_is_refused_unless_allowed(reference, tmp_path):
                                                      "rt-polarity" / "baseline" / "seed_5").exists()
 
 
-def test_a_run_finished_with_another_recipe_is_refused_or_redone(reference, tmp_path):
+def test_a_run_finished_with_another_recipe_is_refused_or_redone(mini_build, tmp_path):
     """Changing the fine-tuning lr makes every finished run stale: --dry-run and run refuse them in
     one line naming the field and the run; --rerun-stale redoes one, keeping the old file beside."""
-    data_dir, reference_root = reference
-    for folder in ("results", "cache"):
-        shutil.copytree(reference_root / folder, tmp_path / folder)
-    suite = tmp_path / "mini.yaml"
-    text = (REPO / "experiments" / "suites" / "mini.yaml").read_text()
-    suite.write_text(text.replace("\n  lr: 2.0e-4\n  epochs: 15", "\n  lr: 3.0e-4\n  epochs: 15"))
-    runs = tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "baseline"
+    data_dir, _ = mini_build
+    suite = tmp_path / "stale.yaml"   # a study on mini, its results under results/quick/stale/
+    suite.write_text("name: stale\nextends: mini\n")
+    argv = ["run", "experiments/baseline", "--task", "rt-polarity", "--seeds", "0", "1", "2", "--suite", suite]
+    dontstop(*argv, data_dir=data_dir, root=tmp_path)
+    suite.write_text("name: stale\nextends: mini\nfinetune: {lr: 3.0e-4}\n")
+    runs = tmp_path / "results" / "quick" / "stale" / "rt-polarity" / "baseline"
     before = {path: path.read_bytes() for path in runs.rglob("*.json")}
     argv = ["run", "experiments/baseline", "--task", "rt-polarity", "--seeds", "0", "1", "2", "--suite", suite]
     expected = (f"{runs / 'seed_0' / 'metrics.json'}: finished from other settings than asked now "
