@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dontstop"
 # Stages in the order data flows; a stage may import shared basics and the stages before it.
 STAGES = ("data", "select", "pretrain", "finetune", "analysis", "report", "runner")
-SHARED = {"tasks", "experiment", "recipes", "records", "config", "fileio", "models", "provenance",
+SHARED = {"tasks", "experiment", "recipes", "records", "config", "fileio", "models", "adapters", "provenance",
           "wandb_log"}
 MAX_LINES = 300
 

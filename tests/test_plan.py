@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from dontstop.experiment import EXPERIMENTS_DIR, load_conditions, load_experiment, load_suite, with_quick
+from dontstop.experiment import (EXPERIMENTS_DIR, load_conditions, load_experiment, load_suite,
+                                 select_conditions, with_quick)
 from dontstop.fileio import UserError
 from dontstop.runner.plan import plan_runs
 from dontstop.tasks import MINI_DOMAINS, MINI_TASKS
@@ -42,9 +43,15 @@ def plans_by(suite, condition):
 
 
 def test_every_condition_directory_loads_in_paper_order():
-    names = [e.condition for e in load_conditions()]
-    assert names == ["baseline", "dapt", "not_dapt", "tapt", "dapt_tapt", "transfer_tapt", "curated_tapt",
-                     "dapt_curated_tapt", "knn_tapt_50", "knn_tapt_150", "knn_tapt_500", "rand_tapt"]
+    conditions = load_conditions()
+    names = [e.condition for e in conditions]
+    assert names == ["baseline", "dapt", "dapt_lora", "not_dapt", "tapt", "tapt_lora", "dapt_tapt",
+                     "dapt_tapt_lora", "transfer_tapt", "curated_tapt", "dapt_curated_tapt", "knn_tapt_50",
+                     "knn_tapt_150", "knn_tapt_500", "rand_tapt"]
+    # the LoRA rows run only when named (--conditions); everything else is the default run
+    assert [e.condition for e in select_conditions(conditions, None)] == [
+        name for name in names if not name.endswith("_lora")]
+    assert [e.condition for e in select_conditions(conditions, ["dapt_lora", "baseline"])] == ["dapt_lora", "baseline"]
 
 
 def test_stages_are_shared_across_tasks_and_conditions(mini_suite):

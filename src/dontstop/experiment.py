@@ -17,18 +17,23 @@ from typing import Any
 
 from .config import from_dict, load_yaml_dataclass
 from .fileio import UserError
-from .recipes import FinetuneRecipe, PretrainRecipe
+from .recipes import AdapterRecipe, FinetuneRecipe, PretrainRecipe
 from .tasks import Task
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # Stage specs: "dapt", "dapt:irrelevant" (the not-DAPT control), "tapt", "tapt:transfer",
-# "curated", "knn:<k>" and "random:<k>" (selection, then TAPT on task + selected text).
-STAGE_SPEC = re.compile(r"^(dapt(:irrelevant)?|tapt(:transfer)?|curated|(knn|random):[1-9]\d*)$")
+# "curated", "knn:<k>" and "random:<k>" (selection, then TAPT on task + selected text);
+# "dapt:lora" and "tapt:lora": the same corpora through LoRA adapters (recipes dapt_lora, tapt_lora).
+STAGE_SPEC = re.compile(r"^(dapt(:irrelevant|:lora)?|tapt(:transfer|:lora)?|curated|(knn|random):[1-9]\d*)$")
 APPLIES_TO = ("all", "transfer", "curated", "knn")
 PAPER_TABLES = ("3", "5", "6", "7", "8", "9")
+TABLES = PAPER_TABLES + ("lora",)   # "lora": ours, beside the paper's (report/tables.py)
 CLAIM_TESTS = ("welch", "farthest_domain")
 BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
-RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large")
+RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large", "dapt_lora", "tapt_lora")
+# A LoRA recipe is its full-parameter recipe (same corpus, steps, batch, length: the same data
+# seen) with its own keys on top (lr, adapter); only these take an `adapter` section.
+LORA_RECIPES = {"dapt_lora": "dapt", "tapt_lora": "tapt"}
 CHECKPOINT_NAME = re.compile(r"^(?P<lineage>.+)-[0-9a-f]{8}$")
 
 
@@ -48,12 +53,13 @@ class Experiment:
     condition: str                 # results/<suite>/<task>/<condition>/; equals the folder name
     display: str                   # the paper's name: the table row or column ("DAPT + TAPT")
     description: str
-    order: int                     # position among the conditions in tables and listings
-    tables: list[str] = field(default_factory=list)   # paper tables it appears in: "3" ... "9"
+    order: float                   # position among the conditions in tables and listings
+    tables: list[str] = field(default_factory=list)   # tables it appears in: "3" ... "9", "lora"
     stages: list[str] = field(default_factory=list)   # pretraining stages, in order
     applies_to: str = "all"        # which tasks have this condition in the paper
     claims: list[Claim] = field(default_factory=list)
     significance_against: list[str] = field(default_factory=list)  # tested besides the baseline
+    default: bool = True           # runs in `dontstop reproduce` without --conditions
 
     def applies(self, task: Task, suite: "Suite") -> bool:
         return {"all": True, "transfer": task.transfer is not None,
@@ -122,7 +128,7 @@ class Suite:
     domain_corpora: dict[str, str] = field(default_factory=dict)  # domain -> DAPT corpus file
     pools: dict[str, str] = field(default_factory=dict)           # domain -> kNN candidate pool
     curated: dict[str, str] = field(default_factory=dict)         # task -> curated unlabeled pool
-    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # base | dapt | tapt | tapt_large
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # RECIPE_KINDS -> overrides
     finetune: dict[str, Any] = field(default_factory=dict)        # FinetuneRecipe overrides
     selection: dict[str, Any] = field(default_factory=dict)       # select_corpus keyword args
     quick: dict[str, dict[str, Any]] = field(default_factory=dict)  # --quick overrides per section
@@ -161,9 +167,9 @@ def load_experiment(directory: str | Path) -> Experiment:
             raise UserError(f"{config_path}: key 'stages': unknown stage {spec!r}; expected dapt, "
                             "dapt:irrelevant, tapt, tapt:transfer, curated, knn:<k> or random:<k>")
     _check_choice(config_path, "applies_to", [experiment.applies_to], APPLIES_TO)
-    _check_choice(config_path, "tables", experiment.tables, PAPER_TABLES)
+    _check_choice(config_path, "tables", experiment.tables, TABLES)
     _check_choice(config_path, "claims: test", [c.test for c in experiment.claims], CLAIM_TESTS)
-    _check_choice(config_path, "claims: table", [c.table for c in experiment.claims], PAPER_TABLES)
+    _check_choice(config_path, "claims: table", [c.table for c in experiment.claims], TABLES)
     if experiment.condition != directory.name:
         raise UserError(f"{config_path}: key 'condition': {experiment.condition!r} must equal "
                         f"the directory name {directory.name!r}")
@@ -196,9 +202,10 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
 
 
 def select_conditions(conditions: Conditions, keys: list[str] | None) -> list[Experiment]:
-    """The named conditions (all when None), with a one-line error for an unknown name."""
+    """The named conditions (without names: every one whose folder says `default: true`),
+    with a one-line error for an unknown name."""
     if not keys:
-        return list(conditions)
+        return [e for e in conditions if e.default]
     return [conditions.get(key) for key in dict.fromkeys(keys)]
 
 
@@ -221,14 +228,28 @@ def _check_sections(suite: Suite, path: Path) -> None:
         if kind not in RECIPE_KINDS:
             raise UserError(f"{path}: key 'recipes': unknown recipe {kind!r}; known: {', '.join(RECIPE_KINDS)}")
         _check_keys(PretrainRecipe, overrides, f"{path}: recipes.{kind}")
+        _check_adapter(kind, overrides, f"{path}: recipes.{kind}")
     _check_keys(FinetuneRecipe, suite.finetune, f"{path}: finetune")
     for section, overrides in suite.quick.items():
         if section in RECIPE_KINDS:
             _check_keys(PretrainRecipe, overrides, f"{path}: quick.{section}")
+            _check_adapter(section, overrides, f"{path}: quick.{section}")
         elif section == "finetune":
             _check_keys(FinetuneRecipe, overrides, f"{path}: quick.finetune")
         elif section != "selection":
             raise UserError(f"{path}: key 'quick': unknown section {section!r}")
+
+
+def _check_adapter(kind: str, overrides: dict[str, Any], where: str) -> None:
+    """An `adapter` section only where a stage trains adapters, with AdapterRecipe's keys and types."""
+    if overrides.get("adapter") is None:
+        return
+    if kind not in LORA_RECIPES:
+        raise UserError(f"{where}: key 'adapter': the {kind} stage trains every weight and takes no "
+                        f"adapter; only {', '.join(LORA_RECIPES)} do")
+    if not isinstance(overrides["adapter"], dict):
+        raise UserError(f"{where}: key 'adapter': expected a mapping of AdapterRecipe's keys")
+    from_dict(AdapterRecipe, overrides["adapter"], f"{where}: adapter")
 
 
 def _check_keys(cls: type, overrides: dict[str, Any], where: str) -> None:

@@ -5,7 +5,8 @@ Shared basics: the runner, the trainers and the suite loader read them; they imp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -31,6 +32,9 @@ class PretrainRecipe:
     # base stage runs alone, before anything else can, so it takes both cores. Part of the
     # recipe, so every launcher builds the stage with the same arithmetic.
     threads: int | None = None
+    # Train low-rank adapters instead of every weight: the fields of AdapterRecipe (None: full
+    # training). Only the LoRA recipes (dapt_lora, tapt_lora) take it; pretrain/adapter.py.
+    adapter: dict[str, Any] | None = None
 
 
 @dataclass
@@ -55,3 +59,14 @@ class FinetuneRecipe:
     device: str = "auto"              # "auto": cuda when available, else cpu
     precision: str = "auto"           # "auto": bf16 autocast on a GPU that has it, else fp32; "fp32" | "bf16"
 
+
+@dataclass
+class AdapterRecipe:
+    """LoRA (Hu et al. 2021) in the encoder's Linear layers, through peft; docs/lora.md says
+    how these defaults were chosen. The MLM head's transform is trained in full beside them
+    (its decoder is tied to the input embeddings and stays frozen)."""
+    kind: str = "lora"                 # the only kind so far
+    rank: int = 8                      # r: rows of A, columns of B
+    alpha: float = 16.0                # the update B @ A is scaled by alpha / rank
+    dropout: float = 0.1               # on the adapter's input, in training only
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])  # Linear leaf names

@@ -31,6 +31,7 @@ from ..provenance import git_commit, software_versions
 from ..recipes import PretrainRecipe
 from ..records import PRETRAIN_RECORD_FILE as RECORD
 from ..records import PretrainRecord
+from .adapter import adapter_recipe, save_model, trainable_parameters, wrap_for_training
 from .corpus import Corpus, scan_corpus
 from .mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, derived_seed, heldout_mlm_loss,
                   mask_tokens, write_token_stream)
@@ -56,6 +57,7 @@ def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
         raise UserError("pretrain recipe: need max_length >= 8 and checkpoint_every >= 1")
     if not recipe.corpora:
         raise UserError("pretrain recipe: no corpus given")
+    adapter_recipe(recipe)   # a bad adapter section fails now (its target names: once the model is loaded)
     for path in map(Path, recipe.corpora):
         if not path.is_file() or path.stat().st_size == 0:
             raise UserError(f"{path}: corpus file {'is empty' if path.is_file() else 'not found'}")
@@ -139,6 +141,7 @@ class PretrainRun:
         if self.tokenizer.mask_token is None:
             raise UserError(f"{recipe.base_model}: tokenizer has no mask token; not a masked-LM model")
         self.model = load_pretrained(AutoModelForMaskedLM, recipe.base_model, attn_implementation="sdpa")
+        self.peft_model = wrap_for_training(self.model, recipe)  # LoRA in place; None: train every weight
         self.corpus = scan_corpus(recipe, exclude_keys)
         self.heldout = self.corpus.heldout_documents()
         with self.accelerator.main_process_first():             # the main process tokenizes
@@ -147,7 +150,7 @@ class PretrainRun:
         self.schedule = BatchSchedule(recipe, len(self.sequences), self.accelerator.process_index,
                                       self.accelerator.num_processes)
         # fused: one kernel for all parameters, ~7x faster than the per-tensor loop on CPU
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, betas=tuple(recipe.betas),
+        optimizer = torch.optim.AdamW(trainable_parameters(self.model), lr=recipe.lr, betas=tuple(recipe.betas),
                                       eps=recipe.eps, weight_decay=recipe.weight_decay, fused=True)
         total = self.schedule.total_steps
         self.scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(recipe.warmup_ratio * total), total)
@@ -257,7 +260,7 @@ class PretrainRun:
         record = _record(self.recipe, self.name, self.schedule, self.corpus, self.stream, self.progress,
                          heldout_after)
         if self.accelerator.is_main_process:
-            self.accelerator.unwrap_model(self.trainer).mlm_model.save_pretrained(self.output_dir)
+            save_model(self.accelerator.unwrap_model(self.trainer).mlm_model, self.peft_model, self.recipe)
             self.tokenizer.save_pretrained(self.output_dir)
             record.write(self.output_dir)
             shutil.rmtree(self.resume_dir)  # our own resume states, useless once finished

@@ -21,7 +21,7 @@ from ..experiment import Suite
 from ..fileio import UserError, is_locked, job_lock
 from ..records import PROBE_FILE
 from .plan import RunPlan, Stage, unique_stages
-from .stages import check_data_consistency, check_models_available, run_job
+from .stages import check_adapters, check_data_consistency, check_models_available, run_job
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
 
@@ -78,6 +78,7 @@ def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool) -> list[
         check_data_consistency(plan, suite, allow_mixed)
     jobs = make_jobs(plans, probe=suite.probe)
     check_models_available(jobs)
+    check_adapters(jobs, suite)
     return jobs
 
 

@@ -4,10 +4,13 @@ A stage's identity is a hash of everything that determines its checkpoint: the p
 (base model or the previous stage), the kind, the sha256 of every input file, the
 selection settings and the resolved recipe. So a DAPT checkpoint is built once and shared
 by every task and condition that needs it (DAPT, not-DAPT of another domain, DAPT+TAPT),
-and Transfer-TAPT reuses the partner task's TAPT checkpoint.
+and Transfer-TAPT reuses the partner task's TAPT checkpoint. A LoRA stage (`dapt:lora`,
+`tapt:lora`) is named and hashed as its own kind (`dapt_lora-cs`), so DAPT (LoRA) is shared the
+same way (by TAPT (LoRA) after it) and never mistaken for full DAPT.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -15,15 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from ..data.formats import task_dir
-from ..experiment import Experiment, Suite, checkpoint_name, checkpoints_dir
+from ..config import from_dict
+from ..experiment import LORA_RECIPES, Experiment, Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, atomic_write_json, read_json, sha256_file
+from ..recipes import AdapterRecipe
 from ..tasks import RELEASED, Task, get_domain, get_task
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str                     # "dapt-cs", "tapt-aclsum-roles", "knn50-aclsum-roles", ...
-    kind: str                     # recipe kind: dapt | tapt | tapt_large
+    kind: str                     # recipe kind: base | dapt | tapt | tapt_large | dapt_lora | tapt_lora
     parent: str                   # base model name, or the parent stage's checkpoint dir
     corpora: tuple[str, ...]      # input files; a selection stage adds its output at build time
     recipe: dict[str, Any]
@@ -119,6 +124,8 @@ def _released_stage(suite: Suite, task: Task, specs: list[str]) -> Stage | None:
     """The authors' released checkpoint standing for all of `specs` on this task (`--published`),
     or None: TAPT, DAPT + TAPT, Curated-TAPT, DAPT + Curated-TAPT, and Transfer-TAPT (which is
     the partner task's released TAPT model: TAPT on the partner's text)."""
+    if any(spec.endswith(":lora") for spec in specs):
+        return None   # no LoRA checkpoint was released: built here
     source, shape = task, "+".join(spec.partition(":")[0] for spec in specs)
     if specs == ["tapt:transfer"]:
         source, shape = get_task(suite.name, task.transfer), "tapt"
@@ -142,15 +149,17 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     elif kind == "dapt":
         domain = get_domain(suite.name, task.domain)
         domain = get_domain(suite.name, domain.irrelevant) if arg == "irrelevant" else domain
-        name, recipe_kind, corpora = f"dapt-{domain.key}", "dapt", []
-        if suite.published_dapt and all(s.kind == "base" for s in earlier):
+        recipe_kind = "dapt_lora" if arg == "lora" else "dapt"
+        name, corpora = f"{recipe_kind}-{domain.key}", []
+        if suite.published_dapt and all(s.kind == "base" for s in earlier) and arg != "lora":
             published = domain.dapt_checkpoint
         else:
             corpora = [_data_path(suite, _required(suite.domain_corpora, domain.key, "domain corpus",
                                                    "--domain-corpus"))]
     elif kind == "tapt":
         source = get_task(suite.name, task.transfer) if arg == "transfer" else task
-        name, recipe_kind = f"tapt-{source.key}", "tapt"
+        recipe_kind = "tapt_lora" if arg == "lora" else "tapt"
+        name = f"{recipe_kind}-{source.key}"
         corpora = [str(task_dir(suite.data_dir, suite.name, source.key) / "train.jsonl")]
     elif kind == "curated":
         name, recipe_kind = f"curated-{task.key}", "tapt_large"
@@ -163,7 +172,7 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
             suite.domain_corpora, task.domain, "candidate pool", "--pool"))
         selection = {"method": kind, "k": k, "pool": pool, **suite.selection,
                      "queries": str(task_dir(suite.data_dir, suite.name, task.key) / "train.jsonl")}
-    recipe = dict(suite.recipes.get(recipe_kind, {}))
+    recipe = stage_recipe(suite, recipe_kind)
 
     def sha(path: str) -> str:
         missing = planning_only and not Path(path).is_file()
@@ -179,6 +188,17 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     checkpoint_dir = checkpoints_dir(suite) / checkpoint_name(lineage, key)
     return Stage(name, recipe_kind, parent, tuple(corpora), recipe, key, lineage,
                  str(checkpoint_dir), selection, published)
+
+
+def stage_recipe(suite: Suite, kind: str) -> dict[str, Any]:
+    """The recipe overrides a stage of recipe `kind` runs with: the suite's section; for a LoRA
+    kind, its full-parameter kind's section with the LoRA section on top (the same data seen)
+    and the adapter with every default filled in (a changed default is a new stage)."""
+    if kind not in LORA_RECIPES:
+        return dict(suite.recipes.get(kind, {}))
+    recipe = {**suite.recipes.get(LORA_RECIPES[kind], {}), **suite.recipes.get(kind, {})}
+    adapter = from_dict(AdapterRecipe, recipe.get("adapter") or {}, f"suite {suite.name}: recipes.{kind}: adapter")
+    return {**recipe, "adapter": dataclasses.asdict(adapter)}
 
 
 def _curated_pool(suite: Suite, task: Task) -> str:

@@ -118,6 +118,17 @@ def check_models_available(jobs) -> None:
         check_available(name)
 
 
+def check_adapters(jobs, suite: Suite) -> None:
+    """Every unfinished LoRA stage targets Linear layers the suite's model has (every stage of a
+    suite shares its architecture): one line listing the model's names, before any work."""
+    from ..pretrain.adapter import check_target_modules
+
+    for job in jobs:
+        if job.kind == "pretrain" and job.stage.recipe.get("adapter") and not job.done():
+            check_target_modules(job.stage.recipe["adapter"], suite.base_model,
+                                 f"suite {suite.name}: recipes.{job.stage.kind}: adapter")
+
+
 def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool) -> None:
     """Refuse to add runs made from other data than the finished runs of the plan's task
     (every condition's, so one plan per task is enough)."""
