@@ -3,6 +3,7 @@ import itertools
 import random
 import string
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -123,12 +124,28 @@ def test_finished_checkpoints_pick_base_and_dapt_alone_and_the_longest_trained(t
 
     for name, steps in (("base+dapt-cs-0000aaaa", 20), ("base+dapt-cs-1111bbbb", 300),
                         ("base+dapt-cs+tapt-aclsum-roles-2222cccc", 50), ("base+tapt-rt-polarity-3333dddd", 9),
-                        ("base-5555ffff", 500), ("dapt-news-6666abcd", 7)):
+                        ("base-5555ffff", 500), ("dapt-news-6666abcd", 7), ("base+dapt_lora-cs-7777abcd", 120),
+                        ("base+dapt_lora-cs+tapt_lora-aclsum-roles-8888abcd", 40)):
         pretrain_record(steps=steps).write(tmp_path / name)
     (tmp_path / "base+dapt-reviews-4444eeee").mkdir()  # unfinished: no pretrain_record.json
     assert finished_checkpoints(tmp_path) == {"dapt-cs": tmp_path / "base+dapt-cs-1111bbbb",
                                               "base": tmp_path / "base-5555ffff",
-                                              "dapt-news": tmp_path / "dapt-news-6666abcd"}
+                                              "dapt-news": tmp_path / "dapt-news-6666abcd",
+                                              "dapt_lora-cs": tmp_path / "base+dapt_lora-cs-7777abcd"}
+
+
+def test_table1_puts_dapt_lora_beside_dapt_when_it_was_scored():
+    from dontstop.analysis.mlm_loss import before_after, markdown_table
+
+    matrix = pd.DataFrame({"cs": [5.0, 4.0, 4.5], "news": [5.5, 5.2, 5.1]},
+                          index=pd.Index(["base", "dapt-cs", "dapt_lora-news"], name="model"))
+    table1 = before_after(matrix)
+    assert list(table1.columns) == ["base_model", "dapt_model", "loss_before", "loss_after", "lora_model",
+                                    "loss_after_lora"]
+    assert table1.loc["cs"].tolist()[:4] == ["base", "dapt-cs", 5.0, 4.0] and pd.isna(table1.loc["cs", "lora_model"])
+    assert table1.loc["news", "loss_after_lora"] == 5.1 and np.isnan(table1.loc["news", "loss_after"])
+    assert "| news | base | — | 5.50 | — | dapt_lora-news | 5.10 |" in markdown_table(table1)
+    assert list(before_after(matrix.drop(index="dapt_lora-news")).columns)[-1] == "loss_after"  # no LoRA: as before
 
 
 def test_suite_samples_score_only_what_dapt_held_out(tmp_path):

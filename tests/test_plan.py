@@ -1,4 +1,5 @@
 """Experiment and suite configs, and how conditions resolve into shared pretraining stages."""
+import dataclasses
 import json
 
 import pytest
@@ -6,7 +7,8 @@ import pytest
 from dontstop.experiment import (EXPERIMENTS_DIR, load_conditions, load_experiment, load_suite,
                                  select_conditions, with_quick)
 from dontstop.fileio import UserError
-from dontstop.runner.plan import plan_runs
+from dontstop.recipes import AdapterRecipe
+from dontstop.runner.plan import plan_runs, unique_stages
 from dontstop.tasks import MINI_DOMAINS, MINI_TASKS
 
 
@@ -150,3 +152,29 @@ def test_a_domain_corpus_path_that_does_not_exist_is_one_line_naming_it(mini_sui
     mini_suite.domain_corpora["cs"] = str(tmp_path / "no" / "cs.txt")   # e.g. --domain-corpus cs=<typo>
     with pytest.raises(UserError, match=r"no/cs.txt: input file not found"):
         plans_by(mini_suite, "dapt")
+
+
+def test_dapt_lora_is_one_stage_per_domain_shared_by_dapt_tapt_lora(mini_suite):
+    dapt, dapt_lora = plans_by(mini_suite, "dapt"), plans_by(mini_suite, "dapt_lora")
+    dapt_tapt_lora, tapt_lora = plans_by(mini_suite, "dapt_tapt_lora"), plans_by(mini_suite, "tapt_lora")
+    lora = dapt_lora["aclsum-roles"].stages[1]
+    assert (lora.name, lora.kind) == ("dapt_lora-cs", "dapt_lora") and lora.key != dapt["aclsum-roles"].stages[1].key
+    assert lora.corpora == dapt["aclsum-roles"].stages[1].corpora            # the same domain corpus
+    assert dapt_tapt_lora["aclsum-roles"].stages[1].key == lora.key == dapt_lora["aclsum-sections"].stages[1].key
+    assert dapt_tapt_lora["aclsum-roles"].lineage == "base+dapt_lora-cs+tapt_lora-aclsum-roles"
+    assert dapt_tapt_lora["aclsum-roles"].stages[2].parent == lora.checkpoint_dir
+    assert tapt_lora["aclsum-roles"].stages[1].parent == dapt["aclsum-roles"].stages[0].checkpoint_dir  # the base
+    plans = [p for plans in (dapt_lora, dapt_tapt_lora) for p in plans.values()]
+    assert sorted(s.name for s in unique_stages(plans) if s.kind == "dapt_lora") == [
+        "dapt_lora-cs", "dapt_lora-news", "dapt_lora-reviews"]
+    # the LoRA recipe is the full one (same data seen) with its own keys and every adapter default
+    full = dapt["aclsum-roles"].stages[1].recipe
+    assert {k: v for k, v in lora.recipe.items() if k not in ("lr", "adapter")} == {
+        k: v for k, v in full.items() if k != "lr"}
+    assert lora.recipe["lr"] == mini_suite.recipes["dapt_lora"]["lr"]
+    assert lora.recipe["adapter"] == dataclasses.asdict(AdapterRecipe(**mini_suite.recipes["dapt_lora"].get("adapter", {})))
+    mini_suite.recipes["dapt_lora"] = {**mini_suite.recipes["dapt_lora"], "adapter": {"rank": 2}}
+    assert plans_by(mini_suite, "dapt_lora")["aclsum-roles"].stages[1].key != lora.key   # a new adapter, a new stage
+    # no released checkpoint stands for a LoRA stage
+    mini_suite.published = mini_suite.published_dapt = True
+    assert plans_by(mini_suite, "dapt_tapt_lora")["aclsum-roles"].stages[1].published is None

@@ -63,10 +63,11 @@ class FinetuneRecipe:
 @dataclass
 class AdapterRecipe:
     """LoRA (Hu et al. 2021) in the encoder's Linear layers, through peft; docs/lora.md says
-    how these defaults were chosen. The MLM head's transform is trained in full beside them
-    (its decoder is tied to the input embeddings and stays frozen)."""
+    how these defaults were chosen (pretrain/adapter.py trains them)."""
     kind: str = "lora"                 # the only kind so far
     rank: int = 8                      # r: rows of A, columns of B
     alpha: float = 16.0                # the update B @ A is scaled by alpha / rank
     dropout: float = 0.1               # on the adapter's input, in training only
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])  # Linear leaf names
+    # leaf names of the encoder's Linear layers; BERT and RoBERTa: every one of them
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    train_head: bool = True            # also the MLM head's transform, in full (its decoder is tied: frozen)

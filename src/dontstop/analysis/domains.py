@@ -3,7 +3,8 @@
 The corpora are the suite's general.txt ("PT": stands in for the base model's pretraining
 data) and its domain corpora, including those given on the command line (`--domain-corpus`);
 the models are the base model and a DAPT model per domain: one the runner built, or the
-released `allenai/<domain>_roberta_base` when the suite starts from the published ones.
+released `allenai/<domain>_roberta_base` when the suite starts from the published ones; and a
+DAPT (LoRA) model per domain the runner built (its base with the adapter merged).
 `analyze_suite` runs both analyses for `dontstop reproduce` and skips, with a note, what the
 suite's data does not allow (the paper suite has no "PT" corpus, and often no domain corpus).
 """
@@ -73,12 +74,12 @@ def suite_models(suite: Suite) -> dict[str, str]:
 
 
 def finished_checkpoints(checkpoints: Path) -> dict[str, Path]:
-    """"base" and "dapt-<domain>" (DAPT alone, after the base stage or not) -> its finished
-    checkpoint; of several recipes, the longest trained."""
+    """"base", "dapt-<domain>" and "dapt_lora-<domain>" (DAPT alone, after the base stage or
+    not) -> its finished checkpoint; of several recipes, the longest trained."""
     found: dict[str, list[Path]] = {}
     for record in sorted(checkpoints.glob(f"*/{PRETRAIN_RECORD_FILE}")):
         lineage = (checkpoint_lineage(record.parent.name) or "").removeprefix("base+")
-        if lineage == "base" or lineage.startswith("dapt-") and "+" not in lineage:
+        if lineage == "base" or lineage.startswith(("dapt-", "dapt_lora-")) and "+" not in lineage:
             found.setdefault(lineage, []).append(record)
     chosen = {}
     for lineage, records in found.items():
@@ -94,11 +95,13 @@ def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
                   seed: int) -> dict[str, list[str]]:
     """A seeded sample of each corpus. From a corpus that a stage was trained on (a DAPT corpus,
     or the general text of the base stage), only the documents its pretraining held out: no
-    model is scored on its training text."""
+    model is scored on its training text (DAPT and DAPT (LoRA) of a domain hold out the same
+    documents: same corpus, seed and count)."""
     checkpoints = finished_checkpoints(checkpoints_dir(suite))
     samples = {}
     for name, path in corpora.items():
-        checkpoint = checkpoints.get("base" if name == GENERAL else f"dapt-{name}")
+        checkpoint = checkpoints.get("base" if name == GENERAL else f"dapt-{name}",
+                                     checkpoints.get(f"dapt_lora-{name}"))
         held_out = pretraining_heldout(checkpoint, path, suite) if checkpoint else []
         if held_out:
             samples[name] = random.Random(seed).sample(held_out, min(documents, len(held_out)))

@@ -47,13 +47,13 @@ def adapter_recipe(recipe: PretrainRecipe) -> AdapterRecipe | None:
 
 def lora_config(model, adapter: AdapterRecipe, where: str = "pretrain recipe: adapter"):
     """peft's LoraConfig for `model` (a *ForMaskedLM): every encoder Linear layer whose leaf name
-    is in `target_modules`, by full name (so the config says exactly which layers), plus the
-    MLM head's transform trained in full."""
+    is in `target_modules`, by full name (so the config says exactly which layers), and with
+    `train_head` the MLM head's transform trained in full."""
     from peft import LoraConfig
 
     return LoraConfig(r=adapter.rank, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
                       target_modules=target_layers(model, adapter.target_modules, where),
-                      modules_to_save=head_transform(model), bias="none")
+                      modules_to_save=head_transform(model) if adapter.train_head else None, bias="none")
 
 
 def wrap_for_training(model, recipe: PretrainRecipe):

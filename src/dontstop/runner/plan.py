@@ -155,7 +155,7 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
             published = domain.dapt_checkpoint
         else:
             corpora = [_data_path(suite, _required(suite.domain_corpora, domain.key, "domain corpus",
-                                                   "--domain-corpus"))]
+                                                   "--domain-corpus", released=arg != "lora"))]
     elif kind == "tapt":
         source = get_task(suite.name, task.transfer) if arg == "transfer" else task
         recipe_kind = "tapt_lora" if arg == "lora" else "tapt"
@@ -214,10 +214,11 @@ def _data_path(suite: Suite, path: str) -> str:
     return str(Path(suite.data_dir) / suite.name / path)
 
 
-def _required(mapping: dict[str, str], key: str, what: str, flag: str) -> str:
+def _required(mapping: dict[str, str], key: str, what: str, flag: str, released: bool = True) -> str:
+    """`released`: the stage could start from the released DAPT model instead (not a LoRA one)."""
     if key not in mapping:
         raise UserError(f"no {what} for domain {key!r}: pass {flag} {key}=PATH"
-                        + (" or --published-dapt" if flag == "--domain-corpus" else ""))
+                        + (" or --published-dapt" if flag == "--domain-corpus" and released else ""))
     return mapping[key]
 
 
