@@ -119,3 +119,12 @@ def test_lora_cost_smoke(device, mini_build, tmp_path):
     assert row["checkpoint_mb"] < row["full_checkpoint_mb"] / 20
     assert row["trainable_fraction"] == pytest.approx(row["trainable_params"] / row["full_trainable_params"], abs=1e-5)
     assert row["tokens"] == row["full_tokens"]                              # the same data on both sides
+
+
+def test_lora_defaults_smoke(mini_build, tmp_path):
+    rows = run_script("lora_defaults.py", "--base", "bundled:bert-tiny", "--data-dir", str(mini_build[0]),
+                      "--results", str(tmp_path / "defaults.jsonl"))
+    full, lora = rows
+    assert (full["row"], full["lora"], lora["lora"]) == ("dapt full", False, True) and full["steps"] == lora["steps"] == 3
+    assert full["heldout_loss_before"] == lora["heldout_loss_before"]       # the same held-out documents and masks
+    assert lora["trainable_params"] < full["trainable_params"] / 20 and lora["adapter"]["target_modules"] == ["query", "value"]
