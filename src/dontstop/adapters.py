@@ -86,7 +86,10 @@ def head_transform(model) -> list[str]:
     """The MLM head's modules that hold no weight tied to the input embeddings (BERT:
     `cls.predictions.transform`; RoBERTa: `lm_head.dense`, `lm_head.layer_norm`), by full name."""
     tied = {id(p) for p in model.get_input_embeddings().parameters()}
-    head_name = next(name for name in ("lm_head", "cls") if hasattr(model, name))
+    head_name = next((name for name in ("lm_head", "cls") if hasattr(model, name)), None)
+    if head_name is None:
+        raise UserError(f"{type(model).__name__}: no MLM head (lm_head or cls) to train beside the "
+                        "adapters; use a BERT- or RoBERTa-family model")
 
     def untied(name: str, module) -> list[str]:
         if not any(id(p) in tied for p in module.parameters()):

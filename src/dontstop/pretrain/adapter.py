@@ -102,6 +102,12 @@ def check_target_modules(adapter: dict, model_name: str, where: str) -> None:
     path = resolve_model(model_name)
     while is_adapter_checkpoint(path):
         path = resolve_model(adapter_base(path))
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"{where}: cannot read the config of {path} to check the target modules "
+                        f"({first_line})") from None
     with torch.device("meta"):
-        model = AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(path))
+        model = AutoModelForMaskedLM.from_config(config)
     target_layers(model, from_dict(AdapterRecipe, adapter, where).target_modules, where)

@@ -119,13 +119,15 @@ def check_models_available(jobs) -> None:
 
 
 def check_adapters(jobs, suite: Suite) -> None:
-    """Every unfinished LoRA stage targets Linear layers the suite's model has (every stage of a
-    suite shares its architecture): one line listing the model's names, before any work."""
+    """Every unfinished LoRA stage targets Linear layers its model has: one line listing the
+    model's names, before any work. A parent not built yet has the suite's base model's
+    architecture (every stage of a suite does)."""
     from ..pretrain.adapter import check_target_modules
 
     for job in jobs:
         if job.kind == "pretrain" and job.stage.recipe.get("adapter") and not job.done():
-            check_target_modules(job.stage.recipe["adapter"], suite.base_model,
+            built = (Path(job.stage.parent) / "pretrain_record.json").is_file()
+            check_target_modules(job.stage.recipe["adapter"], job.stage.parent if built else suite.base_model,
                                  f"suite {suite.name}: recipes.{job.stage.kind}: adapter")
 
 
