@@ -47,7 +47,7 @@ def adapter_base(directory: str | Path) -> str:
         raise UserError(f"{config_path}: not a readable peft adapter config ({type(e).__name__}: {e})") from None
     if not isinstance(base, str) or not base:
         raise UserError(f"{config_path}: field 'base_model_name_or_path' names no base model")
-    return str(Path(directory) / base) if base.startswith(("./", "../")) else base
+    return os.path.normpath(Path(directory) / base) if base.startswith(("./", "../")) else base
 
 
 def base_reference(base_model: str, adapter_dir: str | Path) -> str:

@@ -164,8 +164,8 @@ def load_experiment(directory: str | Path) -> Experiment:
     experiment = load_yaml_dataclass(Experiment, config_path)
     for spec in experiment.stages:
         if not STAGE_SPEC.match(spec):
-            raise UserError(f"{config_path}: key 'stages': unknown stage {spec!r}; expected dapt, "
-                            "dapt:irrelevant, tapt, tapt:transfer, curated, knn:<k> or random:<k>")
+            raise UserError(f"{config_path}: key 'stages': unknown stage {spec!r}; expected dapt, dapt:irrelevant, "
+                            "dapt:lora, tapt, tapt:transfer, tapt:lora, curated, knn:<k> or random:<k>")
     _check_choice(config_path, "applies_to", [experiment.applies_to], APPLIES_TO)
     _check_choice(config_path, "tables", experiment.tables, TABLES)
     _check_choice(config_path, "claims: test", [c.test for c in experiment.claims], CLAIM_TESTS)
