@@ -104,6 +104,11 @@ TABLE_COLUMNS = {
     "finetune_padding": ["run", "row", "examples_per_s", "examples_per_s_median", "speedup", "speedup_median",
                          "epoch_s", "tokens_per_example", "mean_loss", "peak_memory_mb", "torch_threads"],
     "main_job": ["run", "job", "returncode", "wall_time_s", "jobs_finished", "job_recorded_wall_time_s"],
+    "lora_cost": ["run", "row", "model", "trainable_params", "full_trainable_params", "checkpoint_mb",
+                  "full_checkpoint_mb", "tokens_per_s", "full_tokens_per_s", "tokens_per_s_ratio",
+                  "peak_memory_mb", "full_peak_memory_mb", "peak_memory_ratio"],
+    "lora_defaults": ["run", "row", "recipe_lr", "trainable_params", "checkpoint_mb", "heldout_loss_before",
+                      "heldout_loss_after", "tokens_per_s", "load_average_1min"],
 }
 
 

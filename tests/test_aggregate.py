@@ -361,3 +361,33 @@ def test_seed_pairs_match_by_seed_and_refuse_a_seed_run_twice():
     assert paired_statistics(same, same)["r_seeds"] == pytest.approx(1.0)
     with pytest.raises(UserError, match=r"r/4 and r/5: two runs of t/b with seed 3"):
         seed_pairs(pd.concat([runs, runs.iloc[[4]].assign(path="r/5")]).reset_index(drop=True), "t", "a", "b")
+
+
+def test_table_lora_appears_once_a_lora_condition_has_runs(mini_results, tmp_path):
+    from dontstop.report.tables import cell_frame, table_specs
+
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(mini_results, out)
+    assert args.func(args) == 0
+    assert not (out / "mini" / "table_lora.md").exists()              # the default run has no LoRA row
+    assert "LoRA" not in (out / "mini" / "findings.md").read_text()
+    for seed, value in enumerate([69.0, 70.0, 71.0]):                  # `--conditions dapt_lora` ran
+        write_run(mini_results, "aclsum-roles", "dapt_lora", seed, value)
+    assert args.func(args) == 0
+    table = (out / "mini" / "table_lora.md").read_text().splitlines()   # the LoRA rows that ran, beside theirs
+    assert table[2] == "| Task | RoBERTa | DAPT | DAPT (LoRA) | TAPT | DAPT + TAPT |"
+    assert table[4] == "| ACL-Roles | 61.0 ± 1.0 (3) | **71.5 ± 1.3 (4)** | 70.0 ± 1.0 (3) | 56.0 ± 1.0 (3) | 71.0 ± 2.0 (3) |"
+    for condition in ("tapt_lora", "dapt_tapt_lora"):
+        write_run(mini_results, "aclsum-roles", condition, 0, 60.0)
+    assert args.func(args) == 0
+    assert (out / "mini" / "table_lora.md").read_text().splitlines()[2] == (
+        "| Task | RoBERTa | DAPT | DAPT (LoRA) | TAPT | TAPT (LoRA) | DAPT + TAPT | DAPT + TAPT (LoRA) |")
+    assert "| DAPT (LoRA) keeps DAPT's gain | ACL-Roles | DAPT (LoRA) − DAPT | -1.5 |" in (
+        out / "mini" / "findings.md").read_text()
+    assert "| ACL-Roles | DAPT (LoRA) | DAPT |" in (out / "mini" / "significance.md").read_text()
+    # not a paper table: no published column, even in the paper suite
+    layout = make_layout("paper", CONDITIONS)
+    no_runs = load_runs(tmp_path / "none", "paper", CONDITIONS)
+    specs = {spec.name: spec for spec in table_specs(layout)}
+    assert "published_mean" in cell_frame(no_runs, specs["table5"], layout)
+    assert "published_mean" not in cell_frame(no_runs, specs["table_lora"], layout)

@@ -3,6 +3,7 @@ import itertools
 import random
 import string
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -145,6 +146,20 @@ def test_the_analysis_takes_the_suites_own_checkpoints_never_the_longest_trained
     (ours["base"] / "pretrain_record.json").unlink()
     with pytest.raises(UserError, match=f"{ours['base']}: the suite's base stage is not built"):
         suite_models(suite)
+
+
+def test_table1_puts_dapt_lora_beside_dapt_when_it_was_scored():
+    from dontstop.analysis.mlm_loss import before_after, markdown_table
+
+    matrix = pd.DataFrame({"cs": [5.0, 4.0, 4.5], "news": [5.5, 5.2, 5.1]},
+                          index=pd.Index(["base", "dapt-cs", "dapt_lora-news"], name="model"))
+    table1 = before_after(matrix)
+    assert list(table1.columns) == ["base_model", "dapt_model", "loss_before", "loss_after", "lora_model",
+                                    "loss_after_lora"]
+    assert table1.loc["cs"].tolist()[:4] == ["base", "dapt-cs", 5.0, 4.0] and pd.isna(table1.loc["cs", "lora_model"])
+    assert table1.loc["news", "loss_after_lora"] == 5.1 and np.isnan(table1.loc["news", "loss_after"])
+    assert "| news | base | — | 5.50 | — | dapt_lora-news | 5.10 |" in markdown_table(table1)
+    assert list(before_after(matrix.drop(index="dapt_lora-news")).columns)[-1] == "loss_after"  # no LoRA: as before
 
 
 def test_suite_samples_score_only_what_dapt_held_out(tmp_path):

@@ -103,3 +103,28 @@ def test_select_scale_smoke(tmp_path):
     assert recalls == sorted(recalls) and max(recalls) > 0.9
     assert ivf["ivf_ms_per_query"] > 0 and ivf["exact_ms_per_query"] > 0 and ivf["peak_rss_mb"] > 0
     assert embed["encoder_minilm_docs_per_s"] > 0 and embed["encoder_documents"] > 0
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_lora_cost_smoke(device, mini_build, tmp_path):
+    """--device cpu: the mini model through the trainer; --device cuda --smoke: the GPU path's
+    code (random-weight model, our optimizer step) on the CPU at a tiny shape."""
+    rows = run_script("lora_cost.py", "--device", device, "--data-dir", str(mini_build[0]),
+                      "--results", str(tmp_path / "lora.jsonl"))
+    [row] = rows
+    assert row["row"] == "dapt lora vs full" and row["device"] == "cpu" and row["steps"] == row["full_steps"] == 3
+    for key in ("tokens_per_s", "peak_memory_mb", "checkpoint_mb", "trainable_params"):
+        assert row[key] > 0 and row[f"full_{key}"] > 0, key
+    assert row["trainable_params"] < row["full_trainable_params"] / 20      # adapters + head transform only
+    assert row["checkpoint_mb"] < row["full_checkpoint_mb"] / 20
+    assert row["trainable_fraction"] == pytest.approx(row["trainable_params"] / row["full_trainable_params"], abs=1e-5)
+    assert row["tokens"] == row["full_tokens"]                              # the same data on both sides
+
+
+def test_lora_defaults_smoke(mini_build, tmp_path):
+    rows = run_script("lora_defaults.py", "--base", "bundled:bert-tiny", "--data-dir", str(mini_build[0]),
+                      "--results", str(tmp_path / "defaults.jsonl"))
+    full, lora = rows
+    assert (full["row"], full["lora"], lora["lora"]) == ("dapt full", False, True) and full["steps"] == lora["steps"] == 3
+    assert full["heldout_loss_before"] == lora["heldout_loss_before"]       # the same held-out documents and masks
+    assert lora["trainable_params"] < full["trainable_params"] / 20 and lora["adapter"]["target_modules"] == ["query", "value"]

@@ -11,8 +11,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dontstop"
 # Stages in the order data flows; a stage may import shared basics and the stages before it.
 STAGES = ("data", "select", "pretrain", "finetune", "analysis", "report", "runner")
-SHARED = {"tasks", "experiment", "study_file", "recipes", "records", "config", "fileio", "models", "provenance",
-          "wandb_log", "stage_identity", "suite_checks"}
+SHARED = {"tasks", "experiment", "study_file", "recipes", "records", "config", "fileio", "models", "adapters",
+          "provenance", "wandb_log", "stage_identity", "suite_checks"}
 MAX_LINES = 300
 
 

@@ -1,11 +1,14 @@
 """Experiment and suite configs, and how conditions resolve into shared pretraining stages."""
+import dataclasses
 import json
 
 import pytest
 
-from dontstop.experiment import EXPERIMENTS_DIR, load_conditions, load_experiment, load_suite, with_quick
+from dontstop.experiment import (EXPERIMENTS_DIR, load_conditions, load_experiment, load_suite,
+                                 select_conditions, with_quick)
 from dontstop.fileio import UserError
-from dontstop.runner.plan import plan_runs
+from dontstop.recipes import AdapterRecipe
+from dontstop.runner.plan import plan_runs, unique_stages
 from dontstop.tasks import MINI_DOMAINS, MINI_TASKS
 
 
@@ -42,9 +45,15 @@ def plans_by(suite, condition):
 
 
 def test_every_condition_directory_loads_in_paper_order():
-    names = [e.condition for e in load_conditions()]
-    assert names == ["baseline", "dapt", "not_dapt", "tapt", "dapt_tapt", "transfer_tapt", "curated_tapt",
-                     "dapt_curated_tapt", "knn_tapt_50", "knn_tapt_150", "knn_tapt_500", "rand_tapt"]
+    conditions = load_conditions()
+    names = [e.condition for e in conditions]
+    assert names == ["baseline", "dapt", "dapt_lora", "not_dapt", "tapt", "tapt_lora", "dapt_tapt",
+                     "dapt_tapt_lora", "transfer_tapt", "curated_tapt", "dapt_curated_tapt", "knn_tapt_50",
+                     "knn_tapt_150", "knn_tapt_500", "rand_tapt"]
+    # the LoRA rows run only when named (--conditions); everything else is the default run
+    assert [e.condition for e in select_conditions(conditions, None)] == [
+        name for name in names if not name.endswith("_lora")]
+    assert [e.condition for e in select_conditions(conditions, ["dapt_lora", "baseline"])] == ["dapt_lora", "baseline"]
 
 
 def test_stages_are_shared_across_tasks_and_conditions(mini_suite):
@@ -199,3 +208,29 @@ def test_only_the_stages_an_unfinished_run_or_the_analysis_needs_are_built(mini_
     # a run to redo (stale) needs its whole lineage again
     redo = plans_by(mini_suite, "dapt_tapt")["aclsum-roles"].run_dir(0) / "metrics.json"
     assert stages(analysis=set(), redo={redo}) == {"base", "base+dapt-cs", "base+dapt-cs+tapt-aclsum-roles"}
+
+
+def test_dapt_lora_is_one_stage_per_domain_shared_by_dapt_tapt_lora(mini_suite):
+    dapt, dapt_lora = plans_by(mini_suite, "dapt"), plans_by(mini_suite, "dapt_lora")
+    dapt_tapt_lora, tapt_lora = plans_by(mini_suite, "dapt_tapt_lora"), plans_by(mini_suite, "tapt_lora")
+    lora = dapt_lora["aclsum-roles"].stages[1]
+    assert (lora.name, lora.kind) == ("dapt_lora-cs", "dapt_lora") and lora.key != dapt["aclsum-roles"].stages[1].key
+    assert lora.corpora == dapt["aclsum-roles"].stages[1].corpora            # the same domain corpus
+    assert dapt_tapt_lora["aclsum-roles"].stages[1].key == lora.key == dapt_lora["aclsum-sections"].stages[1].key
+    assert dapt_tapt_lora["aclsum-roles"].lineage == "base+dapt_lora-cs+tapt_lora-aclsum-roles"
+    assert dapt_tapt_lora["aclsum-roles"].stages[2].parent == lora.checkpoint_dir
+    assert tapt_lora["aclsum-roles"].stages[1].parent == dapt["aclsum-roles"].stages[0].checkpoint_dir  # the base
+    plans = [p for plans in (dapt_lora, dapt_tapt_lora) for p in plans.values()]
+    assert sorted(s.name for s in unique_stages(plans) if s.kind == "dapt_lora") == [
+        "dapt_lora-cs", "dapt_lora-news", "dapt_lora-reviews"]
+    # the LoRA recipe is the full one (same data seen) with its own keys and every adapter default
+    full = dapt["aclsum-roles"].stages[1].recipe
+    assert {k: v for k, v in lora.recipe.items() if k not in ("lr", "adapter")} == {
+        k: v for k, v in full.items() if k != "lr"}
+    assert lora.recipe["lr"] == mini_suite.recipes["dapt_lora"]["lr"]
+    assert lora.recipe["adapter"] == dataclasses.asdict(AdapterRecipe(**mini_suite.recipes["dapt_lora"].get("adapter", {})))
+    mini_suite.recipes["dapt_lora"] = {**mini_suite.recipes["dapt_lora"], "adapter": {"rank": 2}}
+    assert plans_by(mini_suite, "dapt_lora")["aclsum-roles"].stages[1].key != lora.key   # a new adapter, a new stage
+    # no released checkpoint stands for a LoRA stage
+    mini_suite.published = mini_suite.published_dapt = True
+    assert plans_by(mini_suite, "dapt_tapt_lora")["aclsum-roles"].stages[1].published is None

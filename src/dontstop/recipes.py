@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .config import matches_type, type_name
-from .fileio import UserErrors
+from .config import from_dict, matches_type, type_name
+from .fileio import UserError, UserErrors
 
-RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large")   # a suite's pretraining recipes
+RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large", "dapt_lora", "tapt_lora")   # a suite's pretraining recipes
+# A LoRA recipe is its full-parameter kind's recipe (the same corpus, steps, batch and length: the
+# same data seen) with its own keys on top (lr, adapter); only these take an `adapter` section.
+LORA_RECIPES = {"dapt_lora": "dapt", "tapt_lora": "tapt"}
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class PretrainRecipe:
     # torch.compile the encoder and the masked head + loss (MaskedOnlyMLM). None: on a GPU, where
     # it pays; off on a CPU, where compiling (~30 s a process) costs more than the mini stages save.
     compile: bool | None = None
+    # Train low-rank adapters instead of every weight: the fields of AdapterRecipe (None: full
+    # training). Only the LoRA recipes (dapt_lora, tapt_lora) take it; pretrain/adapter.py.
+    adapter: dict[str, Any] | None = None
 
 
 # Unset (None) values pass; a list (betas) is checked element by element.
@@ -236,11 +242,44 @@ def section_problems(recipes: Mapping[str, Any], finetune: Mapping[str, Any], qu
         problems += [f"{where(keys + (key,))}: {name}: key '{key}': unknown; known keys: {', '.join(sorted(known))}"
                      for key in overrides if key not in known]
         problems += [f"{where(keys + (v.field,))}: {name}: {v.as_key()}" for v in violations(cls, overrides)]
+        problems += _adapter_problems(keys, overrides, where) if cls is PretrainRecipe else []
     if problems:
         return problems
     for kind in RECIPE_KINDS:
-        alone = violations(PretrainRecipe, recipes[kind], whole=True) if kind in recipes else []
-        quick_too = violations(PretrainRecipe, {**recipes.get(kind, {}), **quick[kind]}, whole=True) if kind in quick else []
+        base = {**recipes.get(LORA_RECIPES[kind], {})} if kind in LORA_RECIPES else {}   # a LoRA kind's data
+        alone = violations(PretrainRecipe, {**base, **recipes[kind]}, whole=True) if kind in recipes else []
+        quick_too = (violations(PretrainRecipe, {**base, **recipes.get(kind, {}), **quick[kind]}, whole=True)
+                     if kind in quick else [])
         problems += [f"{where(('recipes', kind))}: recipes.{kind}: {v.as_key()}" for v in alone]
         problems += [f"{where(('quick', kind))}: quick.{kind}: {v.as_key()}" for v in quick_too if v not in alone]
     return problems
+
+
+def _adapter_problems(keys: tuple[str, ...], overrides: Mapping[str, Any],
+                      where: Callable[[tuple[str, ...]], str]) -> list[str]:
+    """An `adapter` section only where a stage trains adapters, with AdapterRecipe's keys and types."""
+    adapter = overrides.get("adapter")
+    if adapter is None:
+        return []
+    at = f"{where(keys + ('adapter',))}: {'.'.join(keys)}: key 'adapter'"
+    if keys[-1] not in LORA_RECIPES:
+        return [f"{at}: the {keys[-1]} stage trains every weight and takes no adapter; only "
+                f"{', '.join(LORA_RECIPES)} do"]
+    try:
+        from_dict(AdapterRecipe, adapter, at)
+    except UserError as e:
+        return [str(e)]
+    return []
+
+
+@dataclass
+class AdapterRecipe:
+    """LoRA (Hu et al. 2021) in the encoder's Linear layers, through peft; docs/lora.md says
+    how these defaults were chosen (pretrain/adapter.py trains them)."""
+    kind: str = "lora"                 # the only kind so far
+    rank: int = 8                      # r: rows of A, columns of B
+    alpha: float = 16.0                # the update B @ A is scaled by alpha / rank
+    dropout: float = 0.1               # on the adapter's input, in training only
+    # leaf names of the encoder's Linear layers; BERT and RoBERTa: every one of them
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    train_head: bool = True            # also the MLM head's transform, in full (its decoder is tied: frozen)

@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 from .experiment import Suite, checkpoint_name, checkpoints_dir
 from .fileio import file_sha256
-from .recipes import PretrainRecipe
+from .config import from_dict
+from .recipes import LORA_RECIPES, AdapterRecipe, PretrainRecipe
 
 # Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder
 # (named by the key itself) and the suite's `pretrain_seed`; each is in the key on its own.
@@ -42,11 +43,23 @@ def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], reci
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
+def stage_recipe(suite: Suite, kind: str) -> dict[str, Any]:
+    """The recipe overrides a stage of recipe `kind` runs with: the suite's section; for a LoRA
+    kind, its full-parameter kind's section with the LoRA section on top (the same data seen)
+    and the adapter with every default filled in (a changed default is a new stage)."""
+    if kind not in LORA_RECIPES:
+        return dict(suite.recipes.get(kind, {}))
+    recipe = {**suite.recipes.get(LORA_RECIPES[kind], {}), **suite.recipes.get(kind, {})}
+    adapter = from_dict(AdapterRecipe, recipe.get("adapter") or {}, f"suite {suite.name}: recipes.{kind}: adapter")
+    return {**recipe, "adapter": dataclasses.asdict(adapter)}
+
+
 def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) -> dict[str, Path]:
-    """"base" (the suite's base stage, if it has one) and "dapt-<domain>" (DAPT alone, on each of the
-    suite's domain corpora, after the base stage) -> the checkpoint folder the runner builds for it,
-    finished or not. Resolved as runner/plan.py resolves them (tests/test_plan.py checks they agree);
-    with `published_dapt` the released DAPT models stand for the DAPT stages, so none is listed.
+    """"base" (the suite's base stage, if it has one), "dapt-<domain>" (DAPT alone, on each of the
+    suite's domain corpora, after the base stage) and "dapt_lora-<domain>" (DAPT through LoRA
+    adapters, the same way) -> the checkpoint folder the runner builds for it, finished or not.
+    Resolved as runner/plan.py resolves them (tests/test_plan.py checks they agree); with
+    `published_dapt` the released DAPT models stand for the (full) DAPT stages, so none is listed.
     `sha`: file -> sha256 (default: memoised in the suite's cache)."""
     sha = sha or (lambda path: file_sha256(path, suite.cache_dir))
     found: dict[str, Path] = {}
@@ -57,9 +70,10 @@ def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) ->
                            recipe=suite.recipes.get("base", {}), seed=suite.pretrain_seed)
         found["base"] = checkpoints_dir(suite) / checkpoint_name("base", parent)
         lineage = "base+"
-    for domain, path in ({} if suite.published_dapt else suite.domain_corpora).items():
-        corpus = suite.data_path(path)
-        key = stage_key(parent=parent, name=f"dapt-{domain}", kind="dapt", inputs={corpus: sha(corpus)},
-                        recipe=suite.recipes.get("dapt", {}), seed=suite.pretrain_seed)
-        found[f"dapt-{domain}"] = checkpoints_dir(suite) / checkpoint_name(f"{lineage}dapt-{domain}", key)
+    for kind in ("dapt", "dapt_lora"):
+        for domain, path in ({} if suite.published_dapt and kind == "dapt" else suite.domain_corpora).items():
+            corpus, name = suite.data_path(path), f"{kind}-{domain}"
+            key = stage_key(parent=parent, name=name, kind=kind, inputs={corpus: sha(corpus)},
+                            recipe=stage_recipe(suite, kind), seed=suite.pretrain_seed)
+            found[name] = checkpoints_dir(suite) / checkpoint_name(f"{lineage}{name}", key)
     return found

@@ -5,7 +5,8 @@ data: its base stage's corpus, else a built-in suite's corpora/general.txt) and 
 corpora, including those given on the command line (`--domain-corpus`); the models are the
 base model and a DAPT model per domain: the suite's own stage the runner built (found by its
 stage key, stage_identity.py), or the released `allenai/<domain>_roberta_base` when the suite
-starts from the published ones.
+starts from the published ones; and a DAPT (LoRA) model per domain the runner built (its base
+with the adapter merged), found the same way.
 `analyze_suite` runs both analyses for `dontstop reproduce` and skips, with a note, what the
 suite's data does not allow (the paper suite has no "PT" corpus, and often no domain corpus).
 """
@@ -76,9 +77,9 @@ def suite_models(suite: Suite) -> dict[str, str]:
 
 
 def finished_checkpoints(suite: Suite) -> dict[str, Path]:
-    """"base" and "dapt-<domain>" -> the suite's own checkpoint of that stage, if finished: found by
-    its stage key (stage_identity.domain_checkpoints: the suite's recipe, corpus and base), never
-    by what else lies in the cache (another recipe, another data folder)."""
+    """"base", "dapt-<domain>" and "dapt_lora-<domain>" -> the suite's own checkpoint of that stage,
+    if finished: found by its stage key (stage_identity.domain_checkpoints: the suite's recipe,
+    corpus and base), never by what else lies in the cache (another recipe, another data folder)."""
     return {name: directory for name, directory in domain_checkpoints(suite).items()
             if (directory / PRETRAIN_RECORD_FILE).is_file()}
 
@@ -87,11 +88,13 @@ def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
                   seed: int) -> dict[str, list[str]]:
     """A seeded sample of each corpus. From a corpus that a stage was trained on (a DAPT corpus,
     or the general text of the base stage), only the documents its pretraining held out: no
-    model is scored on its training text."""
+    model is scored on its training text (DAPT and DAPT (LoRA) of a domain hold out the same
+    documents: same corpus, seed and count)."""
     checkpoints = finished_checkpoints(suite)
     samples = {}
     for name, path in corpora.items():
-        checkpoint = checkpoints.get("base" if name == GENERAL else f"dapt-{name}")
+        checkpoint = checkpoints.get("base" if name == GENERAL else f"dapt-{name}",
+                                     checkpoints.get(f"dapt_lora-{name}"))
         held_out = pretraining_heldout(checkpoint, path, suite) if checkpoint else []
         if held_out:
             samples[name] = random.Random(seed).sample(held_out, min(documents, len(held_out)))

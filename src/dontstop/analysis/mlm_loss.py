@@ -15,6 +15,8 @@ from ..models import load_pretrained
 from . import vocab
 
 MLM_OUTPUT_FILES = ("mlm_loss.csv", "mlm_loss_before_after.csv", "mlm_loss.md", "mlm_loss.json")
+# Table 1's model rows: (name prefix, model column, loss column); DAPT (LoRA) when it was scored
+LOSS_COLUMNS = (("dapt", "dapt_model", "loss_after"), ("dapt_lora", "lora_model", "loss_after_lora"))
 
 
 def mlm_loss_matrix(models: dict[str, str], corpora: dict[str, str | Path], documents: int = 500,
@@ -50,21 +52,31 @@ def score_models(models: dict[str, str], samples: dict[str, list[str]], max_leng
 
 
 def before_after(matrix: pd.DataFrame) -> pd.DataFrame:
-    """Table 1's columns: for each model `dapt-<domain>`, the base's (first row) and its own
-    loss on <domain>."""
+    """Table 1's columns: for each domain with a DAPT model (row `dapt-<domain>`), the base's
+    loss (first row) and the DAPT model's own, on <domain>; when a DAPT (LoRA) model (row
+    `dapt_lora-<domain>`) was scored too, its loss beside them: how much of the shift the
+    adapters capture. A model that was not built is a missing cell (NaN)."""
     base, rows = matrix.index[0], []
-    for model in matrix.index[1:]:
-        domain = model.removeprefix("dapt-")
-        if model.startswith("dapt-") and domain in matrix.columns:
-            rows.append({"domain": domain, "base_model": base, "dapt_model": model,
-                         "loss_before": matrix.at[base, domain], "loss_after": matrix.at[model, domain]})
+    lora = any(str(model).startswith("dapt_lora-") for model in matrix.index)
+    domains = dict.fromkeys(str(model).split("-", 1)[1] for model in matrix.index[1:]
+                            if str(model).startswith(("dapt-", "dapt_lora-")))
+    for domain in (d for d in domains if d in matrix.columns):
+        row = {"domain": domain, "base_model": base, "loss_before": matrix.at[base, domain]}
+        for prefix, model_column, loss_column in LOSS_COLUMNS[:2 if lora else 1]:
+            model = f"{prefix}-{domain}"
+            row |= {model_column: model if model in matrix.index else None,
+                    loss_column: matrix.at[model, domain] if model in matrix.index else float("nan")}
+        rows.append(row)
     columns = ["domain", "base_model", "dapt_model", "loss_before", "loss_after"]
+    columns += ["lora_model", "loss_after_lora"] if lora else []
     return pd.DataFrame(rows, columns=columns).set_index("domain")
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 2) -> str:
     """A GitHub Markdown table: the index as first column, floats to `digits` places."""
     def cell(value) -> str:
+        if value is None or isinstance(value, float) and value != value:   # None or NaN: not built
+            return "—"
         return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
     header = [frame.index.name or ""] + [str(c) for c in frame.columns]
@@ -103,7 +115,8 @@ def write_mlm_outputs(matrix: pd.DataFrame, models: dict[str, str], corpora: dic
     with atomic_output(out_dir / "mlm_loss.md") as f:
         f.write(f"Held-out MLM loss (like the paper's Table 12); documents scored: {scored}; "
                 f"at most {max_length} tokens each; seed {seed}\n\n"
-                + markdown_table(matrix) + "\nBefore and after DAPT (like Table 1)\n\n"
+                + markdown_table(matrix) + "\nBefore and after DAPT (like Table 1; with DAPT (LoRA) "
+                "when it was built)\n\n"
                 + markdown_table(table1))
     atomic_write_json(out_dir / "mlm_loss.json", {
         "models": models, "corpora": {name: str(path) for name, path in corpora.items()},

@@ -2,6 +2,7 @@
 
     dontstop pretrain --model bundled:bert-tiny --corpus data/mini/corpora/cs.txt --out ckpt/dapt-cs --steps 300
     dontstop pretrain --recipe tapt --model roberta-base --corpus train.jsonl --out ckpt/tapt
+    dontstop pretrain --recipe dapt --model roberta-base --corpus cs.txt --out ckpt/dapt-cs-lora --lora rank=16
     accelerate launch -m dontstop pretrain --recipe dapt ...       # several GPUs (bf16 + SDPA on GPU)
 """
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import yaml
+
 from .. import wandb_log
 from ..data.formats import heldout_keys
+from ..fileio import UserError
 from ..recipes import PretrainRecipe, check_flags
 from .trainer import run_pretraining
 
@@ -38,6 +42,9 @@ def register(subparsers) -> None:
     parser.add_argument("--heldout-documents", type=int, help="documents held out for the MLM loss")
     parser.add_argument("--checkpoint-every", type=int, help="optimizer steps between resumable states")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--lora", nargs="*", metavar="KEY=VALUE",
+                        help="train LoRA adapters instead of every weight; keys: the fields of "
+                             "recipes.AdapterRecipe (rank=16 alpha=32 'target_modules=[query, value]')")
     parser.add_argument("--exclude-heldout-of", nargs="+", default=[], metavar="TASK_DIR",
                         help="drop corpus documents equal to these tasks' dev/test text")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
@@ -53,8 +60,25 @@ def recipe_from_args(args) -> PretrainRecipe:
     if "max_steps" in overrides or "epochs" in overrides:  # a length flag replaces the preset's
         for length in ("max_steps", "epochs"):
             preset.pop(length, None)
+    if getattr(args, "lora", None) is not None:
+        overrides["adapter"] = adapter_from_args(args.lora)
     return PretrainRecipe(**{**preset, **overrides, "base_model": args.model,
                              "corpora": args.corpus, "output_dir": args.out})
+
+
+def adapter_from_args(pairs: list[str]) -> dict[str, Any]:
+    """`--lora rank=16 alpha=32` -> {"rank": 16, "alpha": 32}: each value read as YAML, as in a
+    suite file (checked against AdapterRecipe by the trainer, before any work)."""
+    adapter: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--lora {pair}: expected KEY=VALUE")
+        try:
+            adapter[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"--lora {pair}: the value is not valid YAML") from None
+    return adapter
 
 
 def _main(args) -> int:

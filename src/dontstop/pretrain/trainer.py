@@ -33,6 +33,7 @@ from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
 from ..records import PRETRAIN_RECORD_FILE as RECORD
 from ..records import PretrainRecord
+from .adapter import adapter_recipe, save_model, trainable_parameters, wrap_for_training
 from .corpus import scan_corpus
 from .mlm import BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, write_token_stream
 from .outcome import check_finite, device_name, finished_record, weights_sha256
@@ -50,6 +51,7 @@ def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
     check_recipe_values(recipe, "pretrain recipe", num_processes)
     if not recipe.corpora:
         raise UserError("pretrain recipe: no corpus given")
+    adapter_recipe(recipe)   # a bad adapter section fails now (its target names: once the model is loaded)
     for path in map(Path, recipe.corpora):
         if not path.is_file() or path.stat().st_size == 0:
             raise UserError(f"{path}: corpus file {'is empty' if path.is_file() else 'not found'}")
@@ -139,6 +141,7 @@ class PretrainRun:
         if self.tokenizer.mask_token is None:
             raise UserError(f"{recipe.base_model}: tokenizer has no mask token; not a masked-LM model")
         self.model = load_pretrained(AutoModelForMaskedLM, recipe.base_model, attn_implementation="sdpa")
+        self.peft_model = wrap_for_training(self.model, recipe)  # LoRA in place; None: train every weight
         self.corpus = scan_corpus(recipe, exclude_keys)
         self.heldout = self.corpus.heldout_documents()
         with self.accelerator.main_process_first():             # the main process tokenizes
@@ -147,7 +150,7 @@ class PretrainRun:
         self.schedule = BatchSchedule(recipe, len(self.sequences), self.accelerator.process_index,
                                       self.accelerator.num_processes)
         # fused: one kernel for all parameters, ~7x faster than the per-tensor loop on CPU
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, betas=tuple(recipe.betas),
+        optimizer = torch.optim.AdamW(trainable_parameters(self.model), lr=recipe.lr, betas=tuple(recipe.betas),
                                       eps=recipe.eps, weight_decay=recipe.weight_decay, fused=True)
         total = self.schedule.total_steps
         self.scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(recipe.warmup_ratio * total), total)
@@ -275,7 +278,7 @@ class PretrainRun:
         record = finished_record(self.recipe, _jsonable(self.recipe), self.name, self.schedule, self.corpus,
                                  self.stream, self.progress, heldout_after, self.processes, self.device)
         if self.accelerator.is_main_process:
-            self.accelerator.unwrap_model(self.trainer).mlm_model.save_pretrained(self.output_dir)
+            save_model(self.accelerator.unwrap_model(self.trainer).mlm_model, self.peft_model, self.recipe)
             self.tokenizer.save_pretrained(self.output_dir)
             record.weights_sha256 = weights_sha256(self.output_dir)
             record.write(self.output_dir)

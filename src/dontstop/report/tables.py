@@ -3,7 +3,9 @@ published values, the best cell of each task marked.
 
 Which conditions a table shows comes from the conditions' folders (`tables:` in their
 config.yaml); their order is the paper's (the row order of its published table), then any
-condition the paper does not have, in the folders' `order`.
+condition the paper does not have, in the folders' `order`. Beside the paper's tables, our
+Table LoRA (`tables: [lora]`: full-parameter and LoRA rows side by side, no published column),
+written when a LoRA condition is shown (report/write.py: default, or run).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..experiment import Conditions
+from ..experiment import PAPER_TABLES, Conditions
 from ..tasks import Task
 from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
@@ -66,6 +68,7 @@ class TableSpec:
     conditions: tuple[str, ...]
     published_from: tuple[str, ...]    # published table ids to look a cell up in, in order
     conditions_as_rows: bool = False   # Tables 6-8 print conditions as rows, tasks as columns
+    paper: bool = True                 # a table of the paper: its published cells beside ours
 
 
 def table_specs(layout: Layout) -> list[TableSpec]:
@@ -74,7 +77,7 @@ def table_specs(layout: Layout) -> list[TableSpec]:
     # RCT-500 is a sub-sample of RCT: the paper reports it only in the data-selection tables.
     main = tuple(t.key for t in tasks if not t.curated_from)
     order = layout.table_conditions
-    return [
+    specs = [
         TableSpec("table5", "Table 5 (with ¬DAPT of Table 3): domain- and task-adaptive pretraining",
                   main, order("5"), ("5", "3")),
         TableSpec("table6", "Table 6: Transfer-TAPT", tuple(t.key for t in tasks if t.transfer),
@@ -84,6 +87,11 @@ def table_specs(layout: Layout) -> list[TableSpec]:
         TableSpec("table8", "Table 8: automated data selection (kNN-TAPT)",
                   tuple(t.key for t in tasks if t.knn), order("8"), ("8",), True),
     ]
+    lora = set(layout.conditions.in_tables("lora")) - set(layout.conditions.in_tables(*PAPER_TABLES))
+    if lora:   # a LoRA row beside the full-parameter rows it is compared with
+        specs.append(TableSpec("table_lora", "Table LoRA (ours, not in the paper): full-parameter and LoRA "
+                               "continued pretraining", main, order("lora"), ("lora",), paper=False))
+    return specs
 
 
 def tasks_of_table(layout: Layout, table: str) -> tuple[str, ...]:
@@ -106,7 +114,7 @@ def cell_frame(runs: pd.DataFrame, spec: TableSpec, layout: Layout) -> pd.DataFr
     cells["n"] = cells["n"].fillna(0).astype(int)
     released = runs.groupby(["task", "condition"])["published"].any()
     cells["released"] = released.reindex(index).fillna(False).astype(bool).to_numpy()
-    if layout.with_paper:
+    if layout.with_paper and spec.paper:
         paper = [published_cell(layout.published, spec.published_from, task, condition)
                  for task, condition in index]
         cells["published_mean"] = [np.nan if cell is None else cell["mean"] for cell in paper]

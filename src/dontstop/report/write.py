@@ -35,7 +35,6 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
     tasks name the rows), or a built-in suite's name or a study file's path."""
     suite = as_suite(suite)
     name, conditions = suite.name, load_conditions(experiments)
-    layout = make_layout(suite, conditions)
     runs = load_runs(results_dir, suite, conditions)
     if runs.empty:
         raise UserError(f"{results_dir / name}: no metrics.json found; "
@@ -48,12 +47,23 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
     if (out_dir / "README.md").exists():
         print(f"replacing the tables and plots of an earlier aggregate in {out_dir}/")
     overlap = overlap or analysis_dir(tables_root, name) / "vocab_overlap.csv"
+    layout = make_layout(suite, shown_conditions(conditions, runs))
     written = write_report(runs, layout, out_dir, overlap_path=overlap,
                            flag_mixed=bool(mixed) and not allow_mixed, wandb=wandb, notes=notes,
                            probes=load_probes(results_dir, name, conditions),
                            source=suite.source if suite.is_study else name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
+
+
+def shown_conditions(conditions: Conditions, runs: pd.DataFrame) -> Conditions:
+    """What the tables show: every condition of the default run (`default: true`), any other
+    that has runs (the LoRA rows, once run with --conditions), and what their claims name."""
+    ran = set(runs.condition)
+    kept = [e for e in conditions if e.default or e.condition in ran]
+    named = {key for e in kept for key in [*e.significance_against, *(c.better for c in e.claims),
+                                           *(c.worse for c in e.claims)]}
+    return Conditions(tuple(e for e in conditions if e in kept or e.condition in named))
 
 
 def make_layout(suite: Suite | str, conditions: Conditions) -> Layout:

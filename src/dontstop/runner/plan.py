@@ -5,7 +5,9 @@ A stage's identity is a hash of everything that determines its checkpoint: the p
 selection settings and the resolved recipe, defaults included (stage_identity.stage_key).
 So a DAPT checkpoint is built once and shared
 by every task and condition that needs it (DAPT, not-DAPT of another domain, DAPT+TAPT),
-and Transfer-TAPT reuses the partner task's TAPT checkpoint.
+and Transfer-TAPT reuses the partner task's TAPT checkpoint. A LoRA stage (`dapt:lora`,
+`tapt:lora`) is named and hashed as its own kind (`dapt_lora-cs`), so DAPT (LoRA) is shared the
+same way (by TAPT (LoRA) after it) and never mistaken for full DAPT.
 """
 from __future__ import annotations
 
@@ -17,14 +19,14 @@ from typing import Any, Callable
 
 from ..experiment import Experiment, Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, file_sha256
-from ..stage_identity import stage_key
+from ..stage_identity import stage_key, stage_recipe
 from ..tasks import Task
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str                     # "dapt-cs", "tapt-aclsum-roles", "knn50-aclsum-roles", ...
-    kind: str                     # recipe kind: dapt | tapt | tapt_large
+    kind: str                     # recipe kind: base | dapt | tapt | tapt_large | dapt_lora | tapt_lora
     parent: str                   # base model name, or the parent stage's checkpoint dir
     corpora: tuple[str, ...]      # input files; a selection stage adds its output at build time
     recipe: dict[str, Any]        # the suite's recipe section (its key covers the resolved recipe)
@@ -120,6 +122,8 @@ def _released_stage(suite: Suite, task: Task, specs: list[str]) -> Stage | None:
     """The authors' released checkpoint standing for all of `specs` on this task (`--published`),
     or None: TAPT, DAPT + TAPT, Curated-TAPT, DAPT + Curated-TAPT, and Transfer-TAPT (which is
     the partner task's released TAPT model: TAPT on the partner's text)."""
+    if any(spec.endswith(":lora") for spec in specs):
+        return None   # no LoRA checkpoint was released: built here
     source, shape = task, "+".join(spec.partition(":")[0] for spec in specs)
     if specs == ["tapt:transfer"]:
         source, shape = suite.task(task.transfer), "tapt"
@@ -143,15 +147,18 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     elif kind == "dapt":
         domain = suite.domain(task.domain)
         domain = suite.domain(domain.irrelevant) if arg == "irrelevant" else domain
-        name, recipe_kind, corpora = f"dapt-{domain.key}", "dapt", []
-        if suite.published_dapt and domain.dapt_checkpoint and all(s.kind == "base" for s in earlier):
+        recipe_kind = "dapt_lora" if arg == "lora" else "dapt"
+        name, corpora = f"{recipe_kind}-{domain.key}", []
+        if suite.published_dapt and domain.dapt_checkpoint and all(s.kind == "base" for s in earlier) \
+                and arg != "lora":
             published = domain.dapt_checkpoint
         else:
             corpora = [suite.data_path(_required(suite, "domain_corpora", domain.key, "domain corpus",
-                                                 "--domain-corpus"))]
+                                                 "--domain-corpus", released=arg != "lora"))]
     elif kind == "tapt":
         source = suite.task(task.transfer) if arg == "transfer" else task
-        name, recipe_kind = f"tapt-{source.key}", "tapt"
+        recipe_kind = "tapt_lora" if arg == "lora" else "tapt"
+        name = f"{recipe_kind}-{source.key}"
         corpora = [str(suite.task_dir(source.key) / "train.jsonl")]
     elif kind == "curated":
         name, recipe_kind = f"curated-{task.key}", "tapt_large"
@@ -163,7 +170,7 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
             suite, "domain_corpora", task.domain, "candidate pool", "--pool"))
         selection = {"method": kind, "k": k, "pool": pool, **suite.selection,
                      "queries": str(suite.task_dir(task.key) / "train.jsonl")}
-    recipe = dict(suite.recipes.get(recipe_kind, {}))
+    recipe = stage_recipe(suite, recipe_kind)
     sha = input_sha256(suite, planning_only)
     key = stage_key(parent=parent_key or parent, name=name, kind=recipe_kind,
                     inputs={p: sha(p) for p in corpora}, recipe=recipe, seed=suite.pretrain_seed,
@@ -184,7 +191,8 @@ def _curated_pool(suite: Suite, task: Task) -> str:
     raise UserError(f"task {task.key}: no curated pool; pass --curated-corpus {task.key}=PATH")
 
 
-def _required(suite: Suite, section: str, key: str, what: str, flag: str) -> str:
+def _required(suite: Suite, section: str, key: str, what: str, flag: str, released: bool = True) -> str:
+    """`released`: the stage could start from the released DAPT model instead (not a LoRA one)."""
     mapping = getattr(suite, section)
     if key in mapping:
         return mapping[key]
@@ -192,7 +200,7 @@ def _required(suite: Suite, section: str, key: str, what: str, flag: str) -> str
         raise UserError(f"{suite.source}: key '{section}': no {what} for domain {key!r}, which a chosen "
                         f"condition needs; add `{key}: PATH` there (or pass {flag} {key}=PATH)")
     raise UserError(f"no {what} for domain {key!r}: pass {flag} {key}=PATH"
-                    + (" or --published-dapt" if flag == "--domain-corpus" else ""))
+                    + (" or --published-dapt" if flag == "--domain-corpus" and released else ""))
 
 
 def input_sha256(suite: Suite, planning_only: bool) -> Callable[[str], str]:

@@ -121,6 +121,19 @@ def check_models_available(jobs) -> None:
         check_available(name)
 
 
+def check_adapters(jobs, suite: Suite) -> None:
+    """Every unfinished LoRA stage targets Linear layers its model has: one line listing the
+    model's names, before any work. A parent not built yet has the suite's base model's
+    architecture (every stage of a suite does)."""
+    from ..pretrain.adapter import check_target_modules
+
+    for job in jobs:
+        if job.kind == "pretrain" and job.stage.recipe.get("adapter") and not job.done():
+            built = (Path(job.stage.parent) / "pretrain_record.json").is_file()
+            check_target_modules(job.stage.recipe["adapter"], job.stage.parent if built else suite.base_model,
+                                 f"suite {suite.name}: recipes.{job.stage.kind}: adapter")
+
+
 def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool,
                            redone: set[Path] = frozenset()) -> None:
     """Refuse to add runs made from other data than the finished runs of the plan's task

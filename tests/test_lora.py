@@ -1,0 +1,262 @@
+"""LoRA conditions (peft): a stage trains and stores only its adapter (and resumes after a kill),
+the merged model equals base + adapter, fine-tuning and probes start from it, the runner shares
+DAPT (LoRA), W&B links it to its base, and bad input is one line before any work."""
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from peft import PeftModel
+from safetensors import safe_open
+from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+from dontstop import wandb_log
+from dontstop.adapters import adapter_base
+from dontstop.cli import main
+from dontstop.fileio import UserError
+from dontstop.models import load_pretrained, resolve_model
+from dontstop.pretrain.trainer import PretrainRun, run_pretraining
+from dontstop.recipes import PretrainRecipe
+from dontstop.records import PRETRAIN_RECORD_FILE, MetricsRecord, PretrainRecord
+
+REPO = Path(__file__).resolve().parents[1]
+TASK = "rt-polarity"
+SMALL = {"batch_size": 8, "per_device_batch_size": 4, "max_length": 32, "heldout_documents": 20, "lr": 1e-2}
+ADAPTER_FILES = {"adapter_config.json", "adapter_model.safetensors", PRETRAIN_RECORD_FILE}
+# Merging adds (alpha / rank) * B @ A into W once; unmerged, peft adds x @ A^T @ B^T on the fly:
+# the same numbers in another order, so float32 rounding apart (|diff| ~1e-6 on hidden states).
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def lora_recipe(model, corpus, out, **overrides):
+    return PretrainRecipe(**{"base_model": str(model), "corpora": [str(corpus)], "output_dir": str(out),
+                             "max_steps": 4, **SMALL, "adapter": {"rank": 4, "alpha": 8.0, "target_modules": ["query", "value"]}, **overrides})
+
+
+@pytest.fixture(scope="module")
+def lora_chain(tiny_roberta_dir, tiny_corpus, tmp_path_factory):
+    """DAPT (LoRA) on the tiny RoBERTa, then TAPT (LoRA) on top of it: (dapt_dir, tapt_dir)."""
+    root = tmp_path_factory.mktemp("lora")
+    run_pretraining(lora_recipe(tiny_roberta_dir, tiny_corpus, root / "dapt_lora"))
+    run_pretraining(lora_recipe(root / "dapt_lora", tiny_corpus, root / "tapt_lora", seed=1))
+    return root / "dapt_lora", root / "tapt_lora"
+
+
+def test_a_lora_stage_stores_only_its_adapter_and_names_its_base(lora_chain, tiny_roberta_dir):
+    dapt, tapt = lora_chain
+    for folder, base in ((dapt, tiny_roberta_dir), (tapt, dapt)):
+        files = {p.name for p in folder.iterdir()}
+        assert ADAPTER_FILES <= files and not {"model.safetensors", "config.json", "README.md"} & files
+        assert files - ADAPTER_FILES <= {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                                         "special_tokens_map.json"}
+        config = json.loads((folder / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"].startswith("../")          # relative: moved together, it loads
+        assert (folder / config["base_model_name_or_path"]).resolve() == Path(adapter_base(folder)).resolve() == base.resolve()
+        record = PretrainRecord.read(folder / PRETRAIN_RECORD_FILE)
+        assert record.base_model == str(base) and record.recipe["adapter"]["rank"] == 4
+        with safe_open(str(folder / "adapter_model.safetensors"), "pt") as f:
+            stored = list(f.keys())
+        # the adapters of query and value in both layers, and the MLM head's transform: nothing else
+        assert sum(".lora_A." in k for k in stored) == sum(".lora_B." in k for k in stored) == 4
+        assert {k for k in stored if "lora_" not in k} == {
+            f"base_model.model.lm_head.{m}.{p}" for m in ("dense", "layer_norm") for p in ("weight", "bias")}
+
+
+def test_the_optimizer_gets_only_the_adapters_and_the_head_transform(tiny_roberta_dir, tiny_corpus, tmp_path):
+    run = PretrainRun(lora_recipe(tiny_roberta_dir, tiny_corpus, tmp_path / "out"), None, "lora")
+    optimized = {id(p) for group in run.optimizer.param_groups for p in group["params"]}
+    trainable = {name for name, p in run.model.named_parameters() if id(p) in optimized}
+    assert trainable == {name for name, p in run.model.named_parameters() if p.requires_grad}
+    assert all("lora_" in name or ".modules_to_save." in name for name in trainable) and len(trainable) == 12
+    assert not run.model.get_input_embeddings().weight.requires_grad      # tied to the decoder: frozen
+    assert run.peft_model.get_base_model() is run.model                   # the loss runs through peft's layers
+
+
+def test_the_mlm_loss_analysis_scores_a_lora_checkpoint_beside_the_full_one(lora_chain, tiny_roberta_dir,
+                                                                            tiny_corpus, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "analysis"
+    assert main(["analyze", "mlm-loss", "--models", f"base={tiny_roberta_dir}", f"dapt-acl={tiny_roberta_dir}",
+                 f"dapt_lora-acl={lora_chain[0]}", "--corpora", f"acl={tiny_corpus}", "--documents", "20",
+                 "--max-length", "32", "--out", str(out)]) == 0
+    matrix = pd.read_csv(out / "mlm_loss.csv", index_col=0)
+    table1 = pd.read_csv(out / "mlm_loss_before_after.csv", index_col=0)
+    assert table1.loc["acl", "lora_model"] == "dapt_lora-acl"
+    assert table1.loc["acl", "loss_after_lora"] == matrix.loc["dapt_lora-acl", "acl"] != matrix.loc["base", "acl"]
+
+
+class Killed(Exception):
+    """Stands for SIGKILL right after a resumable state was written (test_pretrain.py kills for real)."""
+
+
+def test_a_killed_lora_stage_resumes_to_the_uninterrupted_result(tiny_corpus, tmp_path, monkeypatch):
+    recipe = lora_recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "killed", max_steps=6, checkpoint_every=2)
+    save_state = PretrainRun._save_resume_state
+
+    def save_then_die(run):
+        save_state(run)
+        raise Killed
+
+    monkeypatch.setattr(PretrainRun, "_save_resume_state", save_then_die)
+    with pytest.raises(Killed):
+        run_pretraining(recipe)
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "killed" / "resume").glob("step-*")] == ["step-000000002"]
+    resumed = run_pretraining(recipe)                                      # the same recipe again
+    whole = run_pretraining(dataclasses.replace(recipe, output_dir=str(tmp_path / "whole")))
+    assert (resumed.resumed_from_step, whole.resumed_from_step) == (2, 0)
+    assert resumed.final_train_loss == whole.final_train_loss and resumed.heldout_loss_after == whole.heldout_loss_after
+    tensors = []
+    for folder in (tmp_path / "killed", tmp_path / "whole"):
+        with safe_open(str(folder / "adapter_model.safetensors"), "pt") as f:
+            tensors.append({key: f.get_tensor(key) for key in f.keys()})
+    assert tensors[0].keys() == tensors[1].keys() and all(torch.equal(v, tensors[1][k]) for k, v in tensors[0].items())
+
+
+@pytest.mark.parametrize("auto_class", [AutoModelForMaskedLM, AutoModel])
+def test_merged_model_equals_base_plus_adapter(lora_chain, tiny_roberta_dir, tiny_corpus, auto_class):
+    dapt, tapt = lora_chain
+    tokenizer = load_pretrained(AutoTokenizer, str(tapt))
+    batch = tokenizer(tiny_corpus.read_text().splitlines()[:6], padding=True, truncation=True, max_length=32,
+                      return_tensors="pt")
+    for folder, base in ((dapt, str(tiny_roberta_dir)), (tapt, str(dapt))):   # TAPT (LoRA): the base merged first
+        merged = load_pretrained(auto_class, str(folder)).eval()
+        unmerged = PeftModel.from_pretrained(load_pretrained(AutoModelForMaskedLM, base), str(folder)).eval()
+        lora_b = [p for name, p in unmerged.named_parameters() if "lora_B" in name]
+        assert all(p.abs().max() > 0 for p in lora_b)                          # the adapter learned something
+        with torch.no_grad():
+            if auto_class is AutoModel:
+                ours = merged(**batch).last_hidden_state
+                theirs = unmerged.get_base_model().roberta(**batch).last_hidden_state
+            else:
+                ours, theirs = merged(**batch).logits, unmerged(**batch).logits
+        torch.testing.assert_close(ours, theirs, **TOLERANCE)
+        without = load_pretrained(auto_class, base).eval()                     # and the adapter matters
+        with torch.no_grad():
+            plain = without(**batch).last_hidden_state if auto_class is AutoModel else without(**batch).logits
+        assert (plain - ours).abs().max() > 100 * TOLERANCE["atol"]
+
+
+def test_a_lora_checkpoint_whose_base_is_missing_is_one_line(lora_chain, tiny_corpus, tmp_path, capsys):
+    moved = tmp_path / "tapt_lora"
+    shutil.copytree(lora_chain[1], moved)                      # without the DAPT (LoRA) stage it names
+    for load in (resolve_model, lambda name: load_pretrained(AutoModel, name)):
+        with pytest.raises(UserError, match=r"tapt_lora: LoRA checkpoint whose base .*/dapt_lora is missing"):
+            load(str(moved))
+    code = main(["pretrain", "--model", str(moved), "--corpus", str(tiny_corpus), "--out", str(tmp_path / "out"),
+                 "--steps", "2", "--no-wandb"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1 and error[0].startswith(f"dontstop: error: {moved}: LoRA checkpoint whose base")
+    assert not (tmp_path / "out" / "resume" / "tokens.bin").exists()      # before any work
+
+
+def test_an_unknown_target_module_lists_the_models_names(tiny_corpus, tmp_path, capsys):
+    code = main(["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(tiny_corpus), "--out",
+                 str(tmp_path / "out"), "--steps", "2", "--lora", "target_modules=[query, attn]", "--no-wandb"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and error == ("dontstop: error: pretrain recipe: adapter: target module 'attn' is not a "
+                                   "Linear layer of BertForMaskedLM's encoder; its Linear layers: "
+                                   "dense, key, query, value")
+    assert not (tmp_path / "out" / "resume" / "tokens.bin").exists()       # before any work
+    with pytest.raises(UserError, match="adapter: rank 0 must be at least 1"):
+        run_pretraining(lora_recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "x", adapter={"rank": 0}))
+
+
+def write_suite(tmp_path: Path, **recipes: dict) -> Path:
+    """The mini suite with `recipes` added to its recipe sections (kind -> keys)."""
+    suite = yaml.safe_load((REPO / "experiments" / "suites" / "mini.yaml").read_text())
+    for kind, keys in recipes.items():
+        suite["recipes"][kind] = {**suite["recipes"].get(kind, {}), **keys}
+    path = tmp_path / "mini.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    return path
+
+
+def dontstop(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dontstop", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", **(env or {})})
+
+
+def test_an_adapter_on_a_stage_that_trains_every_weight_is_one_line(tmp_path):
+    suite = write_suite(tmp_path, dapt_lora={"adapter": {"rank": 4}}, tapt={"adapter": {"rank": 4}})
+    result = dontstop("reproduce", "--suite", str(suite), "--dry-run")
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"dontstop: error: {suite}: recipes.tapt: key 'adapter': the tapt stage trains every weight and "
+        "takes no adapter; only dapt_lora, tapt_lora do")
+    wrong = write_suite(tmp_path, dapt_lora={"adapter": {"ranks": 4}})
+    result = dontstop("reproduce", "--suite", str(wrong), "--dry-run")
+    assert result.returncode == 2 and "recipes.dapt_lora: adapter: key 'ranks': unknown" in result.stderr
+
+
+def test_the_runner_refuses_an_unknown_target_module_before_any_work(mini_build, tmp_path):
+    suite = write_suite(tmp_path, dapt_lora={"adapter": {"target_modules": ["query", "q_proj"]}})
+    result = dontstop("run", "experiments/dapt_lora", "--suite", str(suite), "--task", TASK, "--quick",
+                      "--data-dir", str(mini_build[0]), "--results-dir", str(tmp_path / "results"),
+                      "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "dontstop: error: suite mini: recipes.dapt_lora: adapter: target module 'q_proj' is not a Linear layer "
+        "of BertForMaskedLM's encoder; its Linear layers: dense, key, query, value"]
+    assert not list((tmp_path / "cache").rglob(PRETRAIN_RECORD_FILE)) and not (tmp_path / "results" / "mini").exists()
+
+
+@pytest.fixture(scope="module")
+def runner(mini_build, tmp_path_factory):
+    """`dontstop run` of DAPT (LoRA) and DAPT + TAPT (LoRA) on one task, --quick, W&B offline:
+    (root, {lineage: checkpoint}, {run name: W&B run})."""
+    from test_wandb_lineage import wandb_env
+    from wandb_records import find_offline_runs, summarize_run, wait_for_exit
+
+    root = tmp_path_factory.mktemp("lora_runner")
+    result = dontstop("run", "experiments/dapt_lora", "experiments/dapt_tapt_lora", "--task", TASK, "--seeds", "0",
+                      "--quick", "--data-dir", str(mini_build[0]), "--results-dir", str(root / "results"),
+                      "--cache-dir", str(root / "cache"), env=wandb_env(root) | {"WANDB_MODE": "offline"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checkpoints = {PretrainRecord.read(r).name: r.parent for r in (root / "cache").rglob(PRETRAIN_RECORD_FILE)}
+    runs = [summarize_run(wait_for_exit(path)) for path in find_offline_runs(root / "wandb_dir")]
+    return root, checkpoints, {run.name: run for run in runs}
+
+
+def test_dapt_lora_is_built_once_and_fine_tuning_starts_from_the_merged_adapter(runner):
+    root, checkpoints, _ = runner
+    assert set(checkpoints) == {"base", "base+dapt_lora-reviews", "base+dapt_lora-reviews+tapt_lora-rt-polarity"}
+    metrics = {c: MetricsRecord.read(root / "results" / "quick" / "mini" / TASK / c / "seed_0" / "metrics.json")
+               for c in ("dapt_lora", "dapt_tapt_lora")}
+    assert metrics["dapt_lora"].model == str(checkpoints["base+dapt_lora-reviews"])
+    assert metrics["dapt_tapt_lora"].pretraining[1] == metrics["dapt_lora"].pretraining[1]   # the shared stage
+    assert metrics["dapt_tapt_lora"].lineage == "base+dapt_lora-reviews+tapt_lora-rt-polarity"
+    for lineage, folder in checkpoints.items():
+        if "lora" in lineage:
+            assert not (folder / "model.safetensors").exists() and (folder / "adapter_model.safetensors").exists()
+
+
+def test_a_probe_reads_a_lora_checkpoint(runner, mini_build, tmp_path):
+    from dontstop.finetune.probe import run_probe
+    from dontstop.recipes import FinetuneRecipe
+    from dontstop.tasks import get_task
+
+    _, checkpoints, _ = runner
+    model = str(checkpoints["base+dapt_lora-reviews+tapt_lora-rt-polarity"])
+    recipe = FinetuneRecipe(model=model, task=TASK, suite="mini", data_dir=str(mini_build[0]),
+                            max_train_examples=60, max_length=32)
+    record = run_probe(recipe, tmp_path, get_task("mini", TASK), condition="dapt_tapt_lora", lineage="x")
+    assert record.model == model and record.features == 128 and 0 < record.test_metric <= 1
+
+
+def test_wandb_logs_a_lora_checkpoint_as_a_model_whose_parent_is_its_base(runner):
+    _, checkpoints, runs = runner
+    for lineage, parent in (("base+dapt_lora-reviews", "base"),
+                            ("base+dapt_lora-reviews+tapt_lora-rt-polarity", "base+dapt_lora-reviews")):
+        folder = checkpoints[lineage]
+        run = runs[folder.name]
+        [produced] = [a for a in run.artifacts_logged if not a.use_after_commit]
+        assert (produced.name, produced.type) == (wandb_log.artifact_name(folder.name), "model")
+        assert sorted(produced.references) == sorted(p.resolve().as_uri() for p in folder.iterdir())
+        assert [a.name for a in run.artifacts_used] == [wandb_log.artifact_name(checkpoints[parent].name)]
