@@ -136,7 +136,7 @@ def test_the_analysis_takes_the_suites_own_checkpoints_never_the_longest_trained
                   domain_corpora={"cs": "corpora/cs.txt", "news": "corpora/news.txt"},
                   recipes={"base": {"max_steps": 5}, "dapt": {"max_steps": 3}})
     ours = domain_checkpoints(suite)
-    assert set(ours) == {"base", "dapt-cs", "dapt-news"}
+    assert set(ours) == {"base", "dapt-cs", "dapt-news", "dapt_lora-cs", "dapt_lora-news"}
     pretrain_record(steps=5).write(ours["base"])
     pretrain_record(steps=3).write(ours["dapt-cs"])          # dapt-news: not built
     for name, steps in (("base-5555ffff", 5000), ("base+dapt-cs-1111bbbb", 300), ("dapt-news-6666abcd", 7)):

@@ -57,8 +57,8 @@ def check_rows(rows: list[dict]) -> tuple[dict, dict, dict]:
     for key in ("import_s", "load_s", "tokenize_s", "train_s", "eval_s", "epoch_s", "predicted_epoch_s"):
         assert real[key] >= 0, key
     assert real["epoch_s"] == pytest.approx(real["train_s"] + real["eval_s"], abs=0.02)
-    assert real["predicted_epoch_s"] == pytest.approx(
-        real["train_tokens"] / step["mix_real_tokens_per_s"] + real["eval_s"], rel=1e-2)
+    assert real["predicted_epoch_s"] == pytest.approx(   # both rounded to 0.01 s
+        real["train_tokens"] / step["mix_real_tokens_per_s"] + real["eval_s"], rel=1e-2, abs=0.011)
     assert real["precision"] == step["precision"]   # the command ran what the step row measured
     return dapt, step, real
 

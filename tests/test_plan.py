@@ -178,11 +178,12 @@ def test_the_stage_key_covers_the_recipes_defaults(mini_suite, monkeypatch):
 def test_the_analysis_finds_the_checkpoints_the_runner_builds(mini_suite):
     from dontstop.stage_identity import domain_checkpoints
 
-    dapt = plans_by(mini_suite, "dapt")
+    dapt, dapt_lora = plans_by(mini_suite, "dapt"), plans_by(mini_suite, "dapt_lora")
     built = {"base": dapt["aclsum-roles"].stages[0].checkpoint_dir}
-    built |= {plan.stages[1].name: plan.stages[1].checkpoint_dir for plan in dapt.values()}
+    built |= {plan.stages[1].name: plan.stages[1].checkpoint_dir for plan in [*dapt.values(), *dapt_lora.values()]}
     assert {name: str(path) for name, path in domain_checkpoints(mini_suite).items()} == built
-    assert set(built) == {"base", "dapt-cs", "dapt-news", "dapt-reviews"}
+    assert set(built) == {"base", "dapt-cs", "dapt-news", "dapt-reviews",
+                          "dapt_lora-cs", "dapt_lora-news", "dapt_lora-reviews"}
 
 
 def test_only_the_stages_an_unfinished_run_or_the_analysis_needs_are_built(mini_suite):
@@ -203,8 +204,9 @@ def test_only_the_stages_an_unfinished_run_or_the_analysis_needs_are_built(mini_
 
     assert stages() == every                        # dontstop status: every stage, done or not
     assert stages(analysis=set()) == set()           # dontstop run
-    assert stages(analysis=analysis_stages(mini_suite)) == {"base", "base+dapt-cs", "base+dapt-news",
-                                                             "base+dapt-reviews"}
+    assert stages(analysis=analysis_stages(mini_suite)) == {   # DAPT (LoRA): planned here, so scored too
+        "base", "base+dapt-cs", "base+dapt-news", "base+dapt-reviews",
+        "base+dapt_lora-cs", "base+dapt_lora-news", "base+dapt_lora-reviews"}
     # a run to redo (stale) needs its whole lineage again
     redo = plans_by(mini_suite, "dapt_tapt")["aclsum-roles"].run_dir(0) / "metrics.json"
     assert stages(analysis=set(), redo={redo}) == {"base", "base+dapt-cs", "base+dapt-cs+tapt-aclsum-roles"}

@@ -245,13 +245,17 @@ def section_problems(recipes: Mapping[str, Any], finetune: Mapping[str, Any], qu
         problems += _adapter_problems(keys, overrides, where) if cls is PretrainRecipe else []
     if problems:
         return problems
-    for kind in RECIPE_KINDS:
-        base = {**recipes.get(LORA_RECIPES[kind], {})} if kind in LORA_RECIPES else {}   # a LoRA kind's data
+    seen: dict[str, list[Violation]] = {}
+    for kind in RECIPE_KINDS:   # a LoRA kind is its full kind's recipe with its own keys on top:
+        base = recipes.get(LORA_RECIPES.get(kind), {})   # what that one inherits is said there, once
+        inherited = seen.get(LORA_RECIPES.get(kind), [])
         alone = violations(PretrainRecipe, {**base, **recipes[kind]}, whole=True) if kind in recipes else []
         quick_too = (violations(PretrainRecipe, {**base, **recipes.get(kind, {}), **quick[kind]}, whole=True)
                      if kind in quick else [])
-        problems += [f"{where(('recipes', kind))}: recipes.{kind}: {v.as_key()}" for v in alone]
-        problems += [f"{where(('quick', kind))}: quick.{kind}: {v.as_key()}" for v in quick_too if v not in alone]
+        seen[kind] = alone + quick_too
+        problems += [f"{where(('recipes', kind))}: recipes.{kind}: {v.as_key()}" for v in alone if v not in inherited]
+        problems += [f"{where(('quick', kind))}: quick.{kind}: {v.as_key()}" for v in quick_too
+                     if v not in alone and v not in inherited]
     return problems
 
 
@@ -261,12 +265,12 @@ def _adapter_problems(keys: tuple[str, ...], overrides: Mapping[str, Any],
     adapter = overrides.get("adapter")
     if adapter is None:
         return []
-    at = f"{where(keys + ('adapter',))}: {'.'.join(keys)}: key 'adapter'"
+    at = f"{where(keys + ('adapter',))}: {'.'.join(keys)}"
     if keys[-1] not in LORA_RECIPES:
-        return [f"{at}: the {keys[-1]} stage trains every weight and takes no adapter; only "
+        return [f"{at}: key 'adapter': the {keys[-1]} stage trains every weight and takes no adapter; only "
                 f"{', '.join(LORA_RECIPES)} do"]
     try:
-        from_dict(AdapterRecipe, adapter, at)
+        from_dict(AdapterRecipe, adapter, f"{at}: adapter")
     except UserError as e:
         return [str(e)]
     return []
