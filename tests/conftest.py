@@ -81,6 +81,18 @@ def mini_build(tmp_path_factory):
     return data_dir, build_mini(data_dir, seed=0, progress=False)
 
 
+def write_tiny_mini_tasks(data_dir: Path) -> None:
+    """Every mini task as one-line splits (text "<task> <split> text", label "a") under
+    <data_dir>/mini/tasks/: enough to plan, check and guard against leakage, not to train."""
+    from dontstop.tasks import MINI_TASKS
+
+    for key in MINI_TASKS:
+        for split in ("train", "dev", "test"):
+            path = data_dir / "mini" / "tasks" / key / f"{split}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"text": f"{key} {split} text", "label": "a"}) + "\n")
+
+
 def pretrain_record(**fields):
     """A PretrainRecord with plausible values; `fields` override them (records.py is the schema)."""
     from dontstop.records import PretrainRecord

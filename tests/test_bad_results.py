@@ -5,13 +5,12 @@ finished record: a diverged pretraining, a checkpoint with NaN weights or with w
 not the bytes pretraining wrote, a results file outside the folder it names (aggregate, status and
 run alike), a claim on a table that cannot hold it, a task folder without its dev or test file.
 """
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import metrics_record, pretrain_record, probe_record
+from conftest import metrics_record, pretrain_record, probe_record, write_tiny_mini_tasks
 from dontstop.cli import main
 from dontstop.fileio import UserError, sha256_file
 from dontstop.models import bundled_model_dir, load_pretrained
@@ -95,11 +94,7 @@ def mini_tree(tmp_path) -> dict:
     """A tiny data tree for the mini suite (every task, the general corpus) and the CLI flags that
     point `run`, `status` and `aggregate` at it and at their own results, cache and tables."""
     data = tmp_path / "data"
-    for key in MINI_TASKS:
-        for split in ("train", "dev", "test"):
-            path = data / "mini" / "tasks" / key / f"{split}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"text": f"{key} {split} text", "label": "a"}) + "\n")
+    write_tiny_mini_tasks(data)
     (data / "mini" / "corpora").mkdir(parents=True)
     (data / "mini" / "corpora" / "general.txt").write_text("general text\n")
     (data / "mini" / "manifest.json").write_text("{}")

@@ -3,6 +3,7 @@ import dataclasses
 import json
 
 import pytest
+from conftest import write_tiny_mini_tasks
 
 from dontstop.experiment import (EXPERIMENTS_DIR, load_conditions, load_experiment, load_suite,
                                  select_conditions, with_quick)
@@ -16,11 +17,7 @@ from dontstop.tasks import MINI_DOMAINS, MINI_TASKS
 def mini_suite(tmp_path):
     """The real mini suite config pointed at a tiny fake data tree."""
     data = tmp_path / "data"
-    for key in MINI_TASKS:
-        for split in ("train", "dev", "test"):
-            path = data / "mini" / "tasks" / key / f"{split}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"text": f"{key} {split} text", "label": "a"}) + "\n")
+    write_tiny_mini_tasks(data)
     suite = load_suite("mini")
     suite.data_dir, suite.cache_dir, suite.results_dir = str(data), str(tmp_path / "cache"), str(tmp_path / "results")
     for domain in MINI_DOMAINS:
