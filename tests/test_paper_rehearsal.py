@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dontstop.experiment import load_conditions
+from dontstop.conditions import load_conditions
 from dontstop.records import MetricsRecord
 from paper_world import build_paper_world, serve_directory
 

@@ -24,6 +24,7 @@ COMMANDS = {
     "reproduce": "dontstop.runner.cli",   # the whole study, then its tables
     "status": "dontstop.runner.cli",      # where each job stands (local or Slurm)
     "init-study": "dontstop.runner.cli",  # a study file of your own task and domain, to fill
+    "readmes": "dontstop.runner.cli",     # experiments/*/README.md from each config.yaml
     "analyze": "dontstop.analysis.cli",   # vocab | mlm-loss (Figure 2, Tables 1 and 12)
     "aggregate": "dontstop.report.cli",   # results -> paper_tables: tables, findings, plots
 }
