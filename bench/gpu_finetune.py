@@ -36,6 +36,7 @@ from common import REPO, peak_memory_mb, step_figures
 from dontstop.finetune.classifier import SequenceClassifier, encode
 from dontstop.finetune.trainer import build_optimizer, length_grouped_batches, resolve_recipe, train_step
 from dontstop.recipes import FinetuneRecipe
+from dontstop.records import METRICS_FILE, MetricsRecord
 from dontstop.tasks import PAPER_TASKS
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -197,8 +198,8 @@ def finetune_real_path_row(settings, world: World, step_row: dict) -> dict:
         command_s = time.perf_counter() - began
         if completed.returncode:
             raise SystemExit(f"dontstop finetune failed:\n{completed.stderr[-3000:]}")
-        metrics = json.loads((Path(out) / "seed_0" / "metrics.json").read_text())
-    timings = metrics["timings"]
+        metrics = MetricsRecord.read(Path(out) / "seed_0" / METRICS_FILE)
+    timings = metrics.timings
     train_tokens = sum(world.train_lengths)
     predicted_train_s = train_tokens / step_row["mix_real_tokens_per_s"]
     epoch_s = timings["train_s"] + timings["eval_s"]
@@ -207,7 +208,7 @@ def finetune_real_path_row(settings, world: World, step_row: dict) -> dict:
             "import_s": round(import_s, 2), **{k: round(v, 2) for k, v in timings.items()},
             "epoch_s": round(epoch_s, 2), "predicted_epoch_s": round(predicted, 2),
             "ratio_epoch_to_predicted": round(epoch_s / predicted, 3),
-            "outside_run_s": round(command_s - metrics["wall_time_s"], 2),
-            "train_examples": metrics["train_examples"], "train_tokens": train_tokens,
-            "precision": metrics["config"]["precision"], "pad_to_multiple_of": metrics["config"]["pad_to_multiple_of"],
-            "device": metrics["config"]["device"]}
+            "outside_run_s": round(command_s - metrics.wall_time_s, 2),
+            "train_examples": metrics.train_examples, "train_tokens": train_tokens,
+            "precision": metrics.config["precision"], "pad_to_multiple_of": metrics.config["pad_to_multiple_of"],
+            "device": metrics.config["device"]}

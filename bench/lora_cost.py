@@ -96,7 +96,7 @@ class LoraBenchRun(BenchRun):
 
 def mini_side(lora: bool, steps: int, threads: int, data_dir: str, smoke: bool) -> dict:
     """One side on the CPU mini model, in its own process: the real trainer, the suite's recipe."""
-    from dontstop.experiment import load_suite
+    from dontstop.suites import load_suite
     from dontstop.pretrain.trainer import run_pretraining
     from dontstop.stage_identity import stage_recipe
 

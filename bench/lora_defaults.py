@@ -22,11 +22,12 @@ from pathlib import Path
 
 from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, record, stamp
 from lora_cost import checkpoint_figures
-from dontstop.data.formats import heldout_keys
-from dontstop.experiment import load_suite, override_suite
+from dontstop.data.formats import leakage_keys
+from dontstop.overrides import folder
 from dontstop.pretrain.trainer import run_pretraining
 from dontstop.recipes import PretrainRecipe
 from dontstop.stage_identity import stage_recipe
+from dontstop.suites import load_suite
 
 # (row name, stage, recipe overrides): the full stage first, then the LoRA variants, every
 # setting that differs from AdapterRecipe's defaults written out (rank 8, alpha 16, dropout 0.1)
@@ -50,7 +51,7 @@ CORPUS = {"dapt": "corpora/cs.txt", "tapt": "tasks/aclsum-roles/train.jsonl"}
 
 
 def run_variant(name: str, kind: str, overrides: dict, base: str, data_dir: Path, smoke: bool) -> dict:
-    suite = override_suite(load_suite("mini"), data_dir=str(data_dir))
+    suite = load_suite("mini", overrides=folder("--data-dir", "data_dir", str(data_dir)))
     full_kind = kind.removesuffix("_lora")
     recipe = stage_recipe(suite, kind)
     adapter = {**recipe.get("adapter", {}), **overrides.pop("adapter", {})} if "adapter" in recipe else None
@@ -63,7 +64,7 @@ def run_variant(name: str, kind: str, overrides: dict, base: str, data_dir: Path
     try:
         pretrain = run_pretraining(PretrainRecipe(**{**recipe, "base_model": base, "output_dir": str(out),
                                                      "corpora": [str(data_dir / "mini" / CORPUS[full_kind])]}),
-                                   exclude_keys=heldout_keys(suite.heldout_task_dirs()))
+                                   exclude_keys=leakage_keys(suite.leakage_task_dirs()))
         figures = checkpoint_figures(out)
     finally:
         shutil.rmtree(out.parent)

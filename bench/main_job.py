@@ -14,7 +14,6 @@ to bench/results/main_job.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from common import DATA_DIR, REPO, RESULTS_DIR, ensure_mini_data, record, stamp
+from dontstop.records import RUN_HISTORY_FILE, RunHistory
 
 
 def time_in_repo(data_dir: str) -> dict:
@@ -37,11 +37,16 @@ def time_in_repo(data_dir: str) -> dict:
     began = time.perf_counter()
     completed = subprocess.run(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.perf_counter() - began
-    invocations = json.loads((REPO / "results" / "mini" / "RUN.json").read_text())["invocations"]
     return {"job": "dontstop reproduce (in the repo)", "returncode": completed.returncode,
-            "wall_time_s": round(wall, 1), "fine_tuning_runs": invocations[-1].get("runs"),
-            "jobs_finished": invocations[-1].get("jobs_finished"),
-            "job_recorded_wall_time_s": invocations[-1].get("wall_time_s")}
+            "wall_time_s": round(wall, 1), **_recorded(REPO / "results" / "mini")}
+
+
+def _recorded(suite_results: Path) -> dict:
+    """What the run recorded of its last call (records.RunHistory), None where it wrote none."""
+    calls = RunHistory.read(suite_results, suite_results.name).invocations
+    last = calls[-1] if calls else None
+    return {"fine_tuning_runs": last and last.runs, "jobs_finished": last and last.jobs_finished,
+            "job_recorded_wall_time_s": last and last.wall_time_s}
 
 
 def time_job(job: list[str], data_dir: str, workdir: str | None) -> dict:
@@ -60,12 +65,10 @@ def time_job(job: list[str], data_dir: str, workdir: str | None) -> dict:
         began = time.perf_counter()
         completed = subprocess.run(command, cwd=scratch, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         wall = time.perf_counter() - began
-        run_records = sorted((scratch / "results").rglob("RUN.json"))  # results/[quick/]<suite>/
-        invocations = json.loads(run_records[0].read_text())["invocations"] if run_records else [{}]
+        run_records = sorted((scratch / "results").rglob(RUN_HISTORY_FILE))  # results/[quick/]<suite>/
+        recorded = _recorded(run_records[0].parent if run_records else scratch)
     return {"job": "dontstop reproduce " + " ".join(job), "returncode": completed.returncode,
-            "wall_time_s": round(wall, 1), "fine_tuning_runs": invocations[-1].get("runs"),
-            "jobs_finished": invocations[-1].get("jobs_finished"),
-            "job_recorded_wall_time_s": invocations[-1].get("wall_time_s")}
+            "wall_time_s": round(wall, 1), **recorded}
 
 
 def main() -> None:

@@ -93,6 +93,34 @@ def write_tiny_mini_tasks(data_dir: Path) -> None:
             path.write_text(json.dumps({"text": f"{key} {split} text", "label": "a"}) + "\n")
 
 
+@pytest.fixture
+def mini_suite(tmp_path):
+    """The real mini suite config pointed at a tiny fake data tree (one line per file): enough to
+    plan every condition, hash its inputs and check them, not to train."""
+    from dontstop.suites import load_suite
+    from dontstop.tasks import MINI_DOMAINS
+
+    data = tmp_path / "data"
+    write_tiny_mini_tasks(data)
+    suite = load_suite("mini")
+    suite.data_dir, suite.cache_dir, suite.results_dir = str(data), str(tmp_path / "cache"), str(tmp_path / "results")
+    for domain in MINI_DOMAINS:
+        for mapping, name in ((suite.domain_corpora, f"corpora/{domain}.txt"), (suite.pools, f"pools/{domain}.jsonl")):
+            path = data / "mini" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"text": f"{domain} doc", "source": domain}) + "\n")
+            mapping[domain] = str(path)
+    general = data / "mini" / "corpora" / "general.txt"   # the base stage's corpus
+    general.write_text("general text\n")
+    suite.base_corpus = str(general)
+    for task, path in list(suite.curated.items()):
+        curated = data / "mini" / "curated" / f"{task}.txt"
+        curated.parent.mkdir(parents=True, exist_ok=True)
+        curated.write_text("more text\n")
+        suite.curated[task] = str(curated)
+    return suite
+
+
 def pretrain_record(**fields):
     """A PretrainRecord with plausible values; `fields` override them (records.py is the schema)."""
     from dontstop.records import PretrainRecord

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dontstop.experiment import EXPERIMENTS_DIR, load_conditions
+from dontstop.conditions import EXPERIMENTS_DIR, load_conditions
 from dontstop.fileio import UserError
 from dontstop.records import MetricsRecord
 from dontstop.report import cli as report_cli
@@ -63,7 +63,7 @@ def mini_results(tmp_path):
 def aggregate_args(results, out, *extra):
     parser = argparse.ArgumentParser()
     report_cli.register(parser.add_subparsers())
-    return parser.parse_args(["aggregate", "--results", str(results), "--out", str(out), *extra])
+    return parser.parse_args(["aggregate", "--results-dir", str(results), "--tables-dir", str(out), *extra])
 
 
 def test_cells_mean_sample_std_and_count(mini_results):
@@ -173,7 +173,7 @@ def test_mixed_data_versions_warn_and_flag(mini_results, tmp_path, capsys):
     assert "different data versions for aclsum-roles" in capsys.readouterr().err
     assert "train=ffffffff" in (out / "mini" / "provenance.md").read_text()
     assert "Mixed inputs" in (out / "mini" / "table5.md").read_text()
-    args = aggregate_args(mini_results, out, "--allow-mixed")
+    args = aggregate_args(mini_results, out, "--no-mixed-warning")
     args.func(args)
     assert "warning" not in capsys.readouterr().err
     assert "Mixed inputs" not in (out / "mini" / "table5.md").read_text()
@@ -217,7 +217,7 @@ def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp
     for seed, value in enumerate([75.0, 76.0, 77.0]):
         write_run(mini_results, "aclsum-roles", "long_tapt", seed, value)
     out = tmp_path / "paper_tables"
-    args = aggregate_args(mini_results, out, "--experiments", str(experiments))
+    args = aggregate_args(mini_results, out, "--experiments-dir", str(experiments))
     assert args.func(args) == 0
     table5 = (out / "mini" / "table5.md").read_text()
     assert table5.splitlines()[2].endswith("| DAPT + TAPT | Long-TAPT |")  # header: a column of its own

@@ -123,7 +123,7 @@ def test_the_analysis_takes_the_suites_own_checkpoints_never_the_longest_trained
     """The base model of the MLM-loss table is the suite's base stage (by its stage key), whatever
     else lies in the cache: a longer-trained base from another data folder is not it."""
     from dontstop.analysis.domains import finished_checkpoints, suite_models
-    from dontstop.experiment import Suite, checkpoints_dir
+    from dontstop.suites import Suite, checkpoints_dir
     from dontstop.fileio import UserError
     from dontstop.stage_identity import domain_checkpoints
 
@@ -164,7 +164,7 @@ def test_table1_puts_dapt_lora_beside_dapt_when_it_was_scored():
 
 def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
     from dontstop.analysis.domains import suite_corpora, suite_samples
-    from dontstop.experiment import Suite
+    from dontstop.suites import Suite
     from dontstop.fileio import sha256_file
     from dontstop.pretrain.corpus import scan_corpus
     from dontstop.recipes import PretrainRecipe

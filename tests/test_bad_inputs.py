@@ -16,7 +16,7 @@ import yaml
 
 from dontstop.cli import main
 from dontstop.data.download import download_task
-from dontstop.experiment import EXPERIMENTS_DIR
+from dontstop.conditions import EXPERIMENTS_DIR
 from dontstop.records import MetricsRecord
 from dontstop.tasks import MINI_DOMAINS, MINI_TASKS, PAPER_TASKS
 from paper_world import serve_directory
@@ -102,7 +102,7 @@ def test_a_bad_task_file_is_refused_before_the_base_stage_and_by_data_check(worl
     tmp_path, root, flags = world
     split, damage, message = BAD_TASK_FILES[case]
     damage(root / "tasks" / "rt-polarity" / f"{split}.jsonl")
-    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "tapt", "--task", "rt-polarity", *flags)
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "tapt", "--tasks", "rt-polarity", *flags)
     assert re.search(message, line) and line.startswith(str(root / "tasks" / "rt-polarity")), line
     nothing_written(tmp_path)   # the base stage did not train before the problem was found
     assert main(["data", "check", str(root / "tasks" / "rt-polarity")]) == 2   # data check agrees
@@ -129,10 +129,10 @@ def test_only_the_planned_tasks_must_be_there(world, capsys):
     tmp_path, root, flags = world
     shutil.rmtree(root / "tasks" / "bbc-topic")   # e.g. the paper suite with only some tasks downloaded
     append(root / "tasks" / "rt-polarity" / "train.jsonl", b"{oops\n")
-    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", *flags)
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--tasks", "rt-polarity", *flags)
     assert "rt-polarity/train.jsonl:7: malformed JSON" in line
     shutil.rmtree(root / "tasks" / "rt-polarity")
-    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", *flags)
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--tasks", "rt-polarity", *flags)
     assert line == f"{root / 'tasks' / 'rt-polarity'}: task folder not found (build or download the data first)"
     nothing_written(tmp_path)
 
@@ -156,12 +156,12 @@ def test_a_bad_task_file_is_named_before_the_mixed_data_advice(world, capsys):
                   epochs_run=1, dev_curve=[0.5], train_examples=6, wall_time_s=1.0, config={}, versions={},
                   git_commit=None, data_sha256={s: "0" * 64 for s in ("train", "dev", "test")}).write(run_dir)
     append(root / "tasks" / "rt-polarity" / "train.jsonl", b"{oops\n")
-    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", "--seeds", "1", *flags)
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--tasks", "rt-polarity", "--seeds", "1", *flags)
     assert "train.jsonl:7: malformed JSON" in line and "--allow-mixed" not in line
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["seed_0"]
     # the file fixed, the data differ from the finished run's: now that is what is said
     (root / "tasks" / "rt-polarity" / "train.jsonl").write_text(jsonl(examples("rt-polarity", "train", 7)))
-    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--task", "rt-polarity", "--seeds", "1", *flags)
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--tasks", "rt-polarity", "--seeds", "1", *flags)
     assert "made from different train/dev/test data" in line and "--allow-mixed" in line
 
 
@@ -185,7 +185,7 @@ def test_a_bad_corpus_pool_or_curated_file_is_refused_before_any_work(world, cap
     condition, name, data, message = BAD_CORPORA[case]
     (root / name).write_bytes(data)
     task = "aclsum-roles" if name.startswith("pools") else "rt-polarity"
-    [line] = refused(capsys, "run", EXPERIMENTS_DIR / condition, "--task", task, *flags)
+    [line] = refused(capsys, "run", EXPERIMENTS_DIR / condition, "--tasks", task, *flags)
     assert re.search(message, line) and line.startswith(str(root / name)), line
     nothing_written(tmp_path)
     assert main(["data", "check", str(root / name)]) == 2
@@ -195,11 +195,11 @@ def test_a_bad_corpus_pool_or_curated_file_is_refused_before_any_work(world, cap
 # --- Flags of run / reproduce --------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, message", [
-    (["--domain-corpus", "reveiws=X"], "--domain-corpus reveiws=X: unknown domain 'reveiws' in suite 'mini'; "
-                                       "known: cs, reviews, news"),
-    (["--pool", "nwes=X"], "--pool nwes=X: unknown domain 'nwes' in suite 'mini'; known: cs, reviews, news"),
-    (["--curated-corpus", "rt-polarty=X"], "--curated-corpus rt-polarty=X: unknown task 'rt-polarty' in suite "
-                                           "'mini'; known: aclsum-roles, aclsum-sections, rt-polarity"),
+    (["--domain-corpus", "reveiws=X"], "--domain-corpus reveiws=X: key 'domain_corpora': unknown domain 'reveiws' "
+                                       "in suite 'mini'; known: cs, reviews, news"),
+    (["--pool", "nwes=X"], "--pool nwes=X: key 'pools': unknown domain 'nwes' in suite 'mini'; known: cs, reviews, news"),
+    (["--curated-corpus", "rt-polarty=X"], "--curated-corpus rt-polarty=X: key 'curated': unknown task 'rt-polarty' "
+                                           "in suite 'mini'; known: aclsum-roles, aclsum-sections, rt-polarity"),
     (["--seeds", "-1"], "--seeds -1: must be in [0, 4294967296)"),
     (["--seeds", "0", "0"], "--seeds 0 0: seed 0 given twice (each seed is one run)"),
     (["--workers", "0"], "--workers 0: must be >= 1"),

@@ -107,10 +107,10 @@ def mini_tree(tmp_path) -> dict:
 def refused_everywhere(tree, capsys, message: str) -> None:
     """aggregate, status and run (with and without --dry-run) all refuse with the same line,
     before any work."""
-    commands = [["aggregate", "--results", str(tree["results"]), "--out", str(tree["tables"])],
+    commands = [["aggregate", "--results-dir", str(tree["results"]), "--tables-dir", str(tree["tables"])],
                 ["status", "--conditions", "baseline", *tree["flags"]],
-                ["run", "experiments/baseline", "--task", "aclsum-roles", "--dry-run", *tree["flags"]],
-                ["run", "experiments/baseline", "--task", "aclsum-roles", *tree["flags"]]]
+                ["run", "experiments/baseline", "--tasks", "aclsum-roles", "--dry-run", *tree["flags"]],
+                ["run", "experiments/baseline", "--tasks", "aclsum-roles", *tree["flags"]]]
     lines = []
     for argv in commands:
         assert main(argv) == 2, argv
@@ -146,7 +146,7 @@ def test_a_probe_in_another_conditions_folder_is_one_line_not_a_pandas_traceback
 
 
 def test_a_claim_on_a_table_that_holds_no_claims_is_refused_at_load(tmp_path):
-    from dontstop.experiment import CLAIM_TABLES, load_conditions, load_experiment
+    from dontstop.conditions import CLAIM_TABLES, load_condition, load_conditions
     from dontstop.report.tables import tasks_of_table
     from dontstop.report.write import make_layout
 
@@ -158,24 +158,25 @@ def test_a_claim_on_a_table_that_holds_no_claims_is_refused_at_load(tmp_path):
                                            "claims: [{claim: c, better: tapt, worse: baseline, table: '9'}]\n")
     with pytest.raises(UserError, match=r"tapt/config.yaml: key 'claims: table': '9' is not one of "
                                         "3, 5, 6, 7, 8"):
-        load_experiment(condition)
+        load_condition(condition)
 
 
 def test_the_leakage_guard_refuses_a_missing_dev_or_test_file(mini_tree):
-    from dontstop.data.formats import heldout_keys
-    from dontstop.experiment import load_suite, override_suite
+    from dontstop.data.formats import leakage_keys
+    from dontstop.overrides import folder
+    from dontstop.suites import load_suite
 
-    suite = override_suite(load_suite("mini"), data_dir=str(mini_tree["data"]))
+    suite = load_suite("mini", overrides=folder("--data-dir", "data_dir", str(mini_tree["data"])))
     tasks = list(MINI_TASKS)
-    assert heldout_keys(suite.heldout_task_dirs(running=tasks))
+    assert leakage_keys(suite.leakage_task_dirs(running=tasks))
     test = suite.task_dir("rt-polarity") / "test.jsonl"
     test.unlink()
     with pytest.raises(UserError, match=f"{test}: not found; the leakage guard needs"):
-        heldout_keys(suite.heldout_task_dirs())
+        leakage_keys(suite.leakage_task_dirs())
     with pytest.raises(UserError, match="no/such/task/dev.jsonl: not found"):
-        heldout_keys([mini_tree["data"] / "no" / "such" / "task"])   # --exclude-heldout-of <typo>
+        leakage_keys([mini_tree["data"] / "no" / "such" / "task"])   # --exclude-dev-test-of <typo>
     # a task not downloaded yet (no folder) is guarded once it is there, but one being run must be
     shutil.rmtree(test.parent)
-    assert heldout_keys(suite.heldout_task_dirs(running=["aclsum-roles"]))
+    assert leakage_keys(suite.leakage_task_dirs(running=["aclsum-roles"]))
     with pytest.raises(UserError, match="rt-polarity/dev.jsonl: not found"):
-        heldout_keys(suite.heldout_task_dirs(running=["rt-polarity"]))
+        leakage_keys(suite.leakage_task_dirs(running=["rt-polarity"]))

@@ -139,7 +139,7 @@ def test_a_sigkilled_two_process_run_resumes_to_the_uninterrupted_record(two_pro
 def test_the_slurm_multi_gpu_command_builds_a_stage_on_two_processes(tiny_corpus, tmp_path):
     """The command a multi-GPU Slurm pretraining job runs on each node (runner/slurm_job.py), on 2 CPU
     processes: both join one process group and the stage is built once, with its record."""
-    from dontstop.experiment import Suite
+    from dontstop.suites import Suite
     from dontstop.runner.jobs import Job
     from dontstop.runner.plan import Stage
     from dontstop.runner.slurm_job import Launch, launch_command, write_spec

@@ -1,4 +1,4 @@
-"""The package's shape: one subpackage per stage, data flowing one way, no import cycle.
+"""The package's shape: one subpackage per phase of the pipeline, data flowing one way, no import cycle.
 
 Read from the source (every import statement, function-level ones included), not from
 what happens to be imported at run time.
@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dontstop"
-# Stages in the order data flows; a stage may import shared basics and the stages before it.
-STAGES = ("data", "select", "pretrain", "finetune", "analysis", "report", "runner")
-SHARED = {"tasks", "experiment", "study_file", "recipes", "records", "config", "fileio", "models", "adapters",
-          "provenance", "wandb_log", "stage_identity", "suite_checks"}
+# The pipeline's phases in the order data flows; a phase may import shared basics and the phases before it.
+PHASES = ("data", "select", "pretrain", "finetune", "analysis", "report", "runner")
+SHARED = {"tasks", "conditions", "suites", "overrides", "flags", "condition_readme", "study_file", "recipes",
+          "records", "config", "fileio", "models", "adapters", "provenance", "wandb_log", "stage_identity",
+          "suite_checks"}
 MAX_LINES = 300
 
 
@@ -68,24 +69,24 @@ def test_no_import_cycle():
             visit(node, [node])
 
 
-def test_data_flows_one_way_and_shared_basics_import_no_stage():
+def test_data_flows_one_way_and_shared_basics_import_no_phase():
     for module, targets in graph().items():
         here = layer(module)
         for target in targets:
             there = layer(target)
             if here in SHARED:
-                assert there in SHARED, f"{module} (shared basic) imports the stage {target}"
-            elif here in STAGES and there in STAGES:
-                assert STAGES.index(there) <= STAGES.index(here), f"{module} imports {target}: upstream"
+                assert there in SHARED, f"{module} (shared basic) imports the phase {target}"
+            elif here in PHASES and there in PHASES:
+                assert PHASES.index(there) <= PHASES.index(here), f"{module} imports {target}: upstream"
 
 
-def test_only_the_top_cli_imports_a_stage_cli():
+def test_only_the_top_cli_imports_a_phase_cli():
     for module, targets in graph().items():
         for target in targets:
             if target.endswith(".cli") and target != "dontstop.cli":
                 assert module == "dontstop.cli", f"{module} imports {target}"
     top = (PACKAGE / "cli.py").read_text()
-    assert all(f'"dontstop.{stage}.cli"' in top for stage in STAGES if stage != "runner") and "dontstop.runner.cli" in top
+    assert all(f'"dontstop.{phase}.cli"' in top for phase in PHASES if phase != "runner") and "dontstop.runner.cli" in top
 
 
 def test_modules_are_small_and_entry_points_open_with_their_command():

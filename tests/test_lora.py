@@ -195,7 +195,7 @@ def test_an_adapter_on_a_stage_that_trains_every_weight_is_one_line(tmp_path):
 
 def test_the_runner_refuses_an_unknown_target_module_before_any_work(mini_build, tmp_path):
     suite = write_suite(tmp_path, dapt_lora={"adapter": {"target_modules": ["query", "q_proj"]}})
-    result = dontstop("run", "experiments/dapt_lora", "--suite", str(suite), "--task", TASK, "--quick",
+    result = dontstop("run", "experiments/dapt_lora", "--suite", str(suite), "--tasks", TASK, "--quick",
                       "--data-dir", str(mini_build[0]), "--results-dir", str(tmp_path / "results"),
                       "--cache-dir", str(tmp_path / "cache"))
     assert result.returncode == 2, result.stderr
@@ -213,7 +213,7 @@ def runner(mini_build, tmp_path_factory):
     from wandb_records import find_offline_runs, summarize_run, wait_for_exit
 
     root = tmp_path_factory.mktemp("lora_runner")
-    result = dontstop("run", "experiments/dapt_lora", "experiments/dapt_tapt_lora", "--task", TASK, "--seeds", "0",
+    result = dontstop("run", "experiments/dapt_lora", "experiments/dapt_tapt_lora", "--tasks", TASK, "--seeds", "0",
                       "--quick", "--data-dir", str(mini_build[0]), "--results-dir", str(root / "results"),
                       "--cache-dir", str(root / "cache"), env=wandb_env(root) | {"WANDB_MODE": "offline"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dontstop.experiment import load_conditions
+from dontstop.conditions import load_conditions
 from dontstop.records import MetricsRecord
 from paper_world import build_paper_world, serve_directory
 
@@ -96,25 +96,25 @@ def test_rehearsal_downloads_plans_runs_every_condition_and_reaches_the_tables(r
 
 def test_rehearsal_from_the_released_checkpoints(rehearsal):
     root, dontstop, common, *_ = rehearsal
-    out = root / "published"
-    dontstop("reproduce", "--published", "--tasks", "chemprot", "rct-sample", "--conditions", "tapt",
+    out = root / "released"
+    dontstop("reproduce", "--from-released", "--tasks", "chemprot", "rct-sample", "--conditions", "tapt",
              "dapt_tapt", "curated_tapt", "dapt_curated_tapt", "transfer_tapt", "baseline",
-             "--results-dir", out, "--tables-dir", root / "published_tables", *common)
+             "--results-dir", out, "--tables-dir", root / "released_tables", *common)
     done = runs(out / SUITE)
     released = {(r.task, r.condition): r.model for r in done.values() if r.published}
     assert released[("chemprot", "tapt")] == "allenai/dsp_roberta_base_tapt_chemprot_4169"
     assert released[("rct-sample", "dapt_curated_tapt")] == "allenai/dsp_roberta_base_dapt_biomed_tapt_rct_180K"
     assert released[("chemprot", "transfer_tapt")] == "allenai/dsp_roberta_base_tapt_rct_180K"
     assert not (root / "cache" / SUITE / "checkpoints" / "tapt-chemprot").exists()
-    table5 = (root / "published_tables" / SUITE / "table5.md").read_text()
+    table5 = (root / "released_tables" / SUITE / "table5.md").read_text()
     assert " †" in table5 and "released checkpoint" in table5
     # analysis scored the released DAPT models
-    assert "allenai/biomed_roberta_base" in (root / "published_tables" / SUITE / "analysis" / "mlm_loss.json").read_text()
+    assert "allenai/biomed_roberta_base" in (root / "released_tables" / SUITE / "analysis" / "mlm_loss.json").read_text()
 
 
 def test_a_released_id_without_a_hub_page_stops_before_any_work(rehearsal):
     root, dontstop, common, *_ = rehearsal
-    result = dontstop("reproduce", "--published", "--tasks", "hyperpartisan_news", "--conditions", "dapt_tapt",
+    result = dontstop("reproduce", "--from-released", "--tasks", "hyperpartisan_news", "--conditions", "dapt_tapt",
                       "--results-dir", root / "missing", *common, check=False)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()

@@ -1,56 +1,112 @@
-"""Experiment and suite configs, and how conditions resolve into shared pretraining stages."""
+"""Condition and suite configs, and how conditions resolve into shared pretraining stages.
+
+The tests loop over what ships (every experiments/*/config.yaml), never over a hand list, and a
+copied condition folder passes them as it is (`test_a_copied_condition_folder_passes_the_same_checks`).
+"""
 import dataclasses
 import json
+import random
+import shutil
 
 import pytest
-from conftest import write_tiny_mini_tasks
 
-from dontstop.experiment import (EXPERIMENTS_DIR, load_conditions, load_experiment, load_suite,
-                                 select_conditions, with_quick)
+from conftest import metrics_record
+from dontstop.condition_readme import README, render_readme, write_readmes
+from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions, select_conditions
 from dontstop.fileio import UserError
 from dontstop.recipes import AdapterRecipe
+from dontstop.records import METRICS_FILE
+from dontstop.report.render import to_markdown
+from dontstop.report.runs import load_runs
+from dontstop.report.write import build_tables, make_layout, shown_conditions
 from dontstop.runner.plan import plan_runs, unique_stages
-from dontstop.tasks import MINI_DOMAINS, MINI_TASKS
+from dontstop.suites import load_suite, with_quick
+from dontstop.tasks import MINI_TASKS
 
-
-@pytest.fixture
-def mini_suite(tmp_path):
-    """The real mini suite config pointed at a tiny fake data tree."""
-    data = tmp_path / "data"
-    write_tiny_mini_tasks(data)
-    suite = load_suite("mini")
-    suite.data_dir, suite.cache_dir, suite.results_dir = str(data), str(tmp_path / "cache"), str(tmp_path / "results")
-    for domain in MINI_DOMAINS:
-        for mapping, name in ((suite.domain_corpora, f"corpora/{domain}.txt"), (suite.pools, f"pools/{domain}.jsonl")):
-            path = data / "mini" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"text": f"{domain} doc", "source": domain}) + "\n")
-            mapping[domain] = str(path)
-    general = data / "mini" / "corpora" / "general.txt"   # the base stage's corpus
-    general.write_text("general text\n")
-    suite.base_corpus = str(general)
-    for task, path in list(suite.curated.items()):
-        curated = data / "mini" / "curated" / f"{task}.txt"
-        curated.parent.mkdir(parents=True, exist_ok=True)
-        curated.write_text("more text\n")
-        suite.curated[task] = str(curated)
-    return suite
+SHIPPED = sorted(path.parent.name for path in EXPERIMENTS_DIR.glob("*/config.yaml"))
 
 
 def plans_by(suite, condition):
-    return {p.task.key: p for p in plan_runs(suite, load_experiment(EXPERIMENTS_DIR / condition))}
+    return {p.task.key: p for p in plan_runs(suite, load_condition(EXPERIMENTS_DIR / condition))}
 
 
-def test_every_condition_directory_loads_in_paper_order():
+def check_plans(key, experiments_dir, suite):
+    """What every condition folder must do first: load, and plan on the tasks it applies to, each
+    plan's stages its chain after the suite's base stage."""
+    conditions = load_conditions(experiments_dir)
+    condition = conditions.get(key)
+    assert condition.condition == key and condition.display
+    plans = plan_runs(suite, condition)
+    assert {plan.task.key for plan in plans} == {t for t in suite.tasks if condition.applies(suite.task(t), suite)}
+    assert plans, f"{key}: applies to no task of the mini suite"
+    for plan in plans:
+        assert [stage.kind for stage in plan.stages][:1] == ["base"] and len(plan.stages) == 1 + len(condition.stages)
+    return conditions
+
+
+def tables_with_runs(conditions, suite, results) -> str:
+    """Three runs of every (task, condition) that applies, then every table as aggregate builds it
+    (plots aside), as one Markdown text."""
+    for condition in conditions:
+        for task in (t for t in suite.tasks if condition.applies(suite.task(t), suite)):
+            for seed in (0, 1, 2):
+                score = random.Random(f"{task} {condition.condition} {seed}").uniform(0.3, 0.7)
+                metrics_record(task=task, condition=condition.condition, seed=seed, test_metric=score).write(
+                    results / suite.name / task / condition.condition / f"seed_{seed}")
+    runs = load_runs(results, suite, conditions)
+    tables = build_tables(runs, make_layout(suite, shown_conditions(conditions, runs)), overlap=None)
+    return "\n".join(to_markdown(grid, title) for name, (title, _, grid) in tables.items() if name.startswith("table"))
+
+
+@pytest.fixture(scope="module")
+def shipped_tables(tmp_path_factory):
+    return tables_with_runs(load_conditions(), load_suite("mini"), tmp_path_factory.mktemp("results"))
+
+
+@pytest.mark.parametrize("key", SHIPPED)
+def test_every_shipped_condition_loads_and_plans(key, mini_suite):
+    check_plans(key, EXPERIMENTS_DIR, mini_suite)
+
+
+@pytest.mark.parametrize("key", SHIPPED)
+def test_every_shipped_condition_appears_in_a_table(key, shipped_tables):
+    display = load_conditions().get(key).display
+    assert f"| {display} |" in shipped_tables, f"{key}: in no table (a column of a header, or a row)"
+
+
+def test_a_copied_condition_folder_passes_the_same_checks(mini_suite, tmp_path):
+    """README: "copy a folder, rename it and edit its config": the copy needs its key (= the
+    folder's name) and nothing else, and no test names it."""
+    experiments = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS_DIR, experiments, ignore=shutil.ignore_patterns("suites"))
+    shutil.copytree(experiments / "dapt_tapt", experiments / "my_dapt_tapt")
+    config = experiments / "my_dapt_tapt" / "config.yaml"
+    config.write_text(config.read_text().replace("condition: dapt_tapt", "condition: my_dapt_tapt")
+                      .replace('display: "DAPT + TAPT"', 'display: "My DAPT + TAPT"'))
+    conditions = check_plans("my_dapt_tapt", experiments, mini_suite)
+    assert "| My DAPT + TAPT |" in tables_with_runs(conditions, load_suite("mini"), tmp_path / "results")
+    assert "my_dapt_tapt" in [c.condition for c in select_conditions(conditions, None)]
+    assert write_readmes(experiments) == [experiments / "my_dapt_tapt" / README]   # its README, rendered
+    assert write_readmes(experiments, check=True) == []
+
+
+def test_the_default_run_is_every_condition_whose_folder_says_default():
     conditions = load_conditions()
-    names = [e.condition for e in conditions]
-    assert names == ["baseline", "dapt", "dapt_lora", "not_dapt", "tapt", "tapt_lora", "dapt_tapt",
-                     "dapt_tapt_lora", "transfer_tapt", "curated_tapt", "dapt_curated_tapt", "knn_tapt_50",
-                     "knn_tapt_150", "knn_tapt_500", "rand_tapt"]
-    # the LoRA rows run only when named (--conditions); everything else is the default run
-    assert [e.condition for e in select_conditions(conditions, None)] == [
-        name for name in names if not name.endswith("_lora")]
-    assert [e.condition for e in select_conditions(conditions, ["dapt_lora", "baseline"])] == ["dapt_lora", "baseline"]
+    assert [c.condition for c in select_conditions(conditions, None)] == [c.condition for c in conditions if c.default]
+    assert any(not c.default for c in conditions)   # the LoRA rows run only when named (--conditions)
+    first, last = list(conditions)[-1].condition, list(conditions)[0].condition
+    assert [c.condition for c in select_conditions(conditions, [first, last, first])] == [first, last]
+    orders = [(c.order, c.condition) for c in conditions]
+    assert orders == sorted(orders) and conditions.baseline == list(conditions)[0].condition
+
+
+@pytest.mark.parametrize("key", SHIPPED)
+def test_every_shipped_condition_readme_is_its_rendered_config(key):
+    """Each experiments/<c>/README.md is rendered from its config.yaml (`dontstop readmes`)."""
+    conditions = load_conditions()
+    shipped = (EXPERIMENTS_DIR / key / README).read_text(encoding="utf-8")
+    assert shipped == render_readme(conditions.get(key), conditions, load_suite("paper")), \
+        f"experiments/{key}/README.md differs from its config.yaml: run `dontstop readmes`"
 
 
 def test_stages_are_shared_across_tasks_and_conditions(mini_suite):
@@ -115,19 +171,19 @@ def test_bad_configs_fail_with_file_line_and_key(tmp_path):
     head = "condition: tapt\ndisplay: TAPT\ndescription: x\norder: 3\n"
     (condition / "config.yaml").write_text(head + "stage: [tapt]\n")
     with pytest.raises(UserError, match=r"config.yaml:5: key 'stage': unknown; known keys: condition"):
-        load_experiment(condition)
+        load_condition(condition)
     (condition / "config.yaml").write_text(head.replace("display: TAPT", "display: 5"))
     with pytest.raises(UserError, match=r"config.yaml:2: key 'display': expected str, got int 5"):
-        load_experiment(condition)
+        load_condition(condition)
     (condition / "config.yaml").write_text(head + "stages: [tapt:other]\n")
     with pytest.raises(UserError, match="unknown stage 'tapt:other'"):
-        load_experiment(condition)
+        load_condition(condition)
     (condition / "config.yaml").write_text(head + "tables: ['4']\n")
     with pytest.raises(UserError, match="key 'tables': '4' is not one of 3, 5, 6, 7, 8, 9"):
-        load_experiment(condition)
+        load_condition(condition)
     (condition / "config.yaml").write_text(head + "claims: [{claim: c, better: tapt, wrose: baseline, table: '5'}]\n")
     with pytest.raises(UserError, match=r"config.yaml: claims\[0\]: key 'wrose': unknown"):
-        load_experiment(condition)
+        load_condition(condition)
     (condition / "config.yaml").write_text(head + "stages: [tapt]\nclaims: [{claim: c, better: tapt, worse: nope, table: '5'}]\n")
     (tmp_path / "baseline").mkdir()
     (tmp_path / "baseline" / "config.yaml").write_text(head.replace("tapt", "baseline"))
@@ -205,7 +261,7 @@ def test_only_the_stages_an_unfinished_run_or_the_analysis_needs_are_built(mini_
         "base", "base+dapt-cs", "base+dapt-news", "base+dapt-reviews",
         "base+dapt_lora-cs", "base+dapt_lora-news", "base+dapt_lora-reviews"}
     # a run to redo (stale) needs its whole lineage again
-    redo = plans_by(mini_suite, "dapt_tapt")["aclsum-roles"].run_dir(0) / "metrics.json"
+    redo = plans_by(mini_suite, "dapt_tapt")["aclsum-roles"].run_dir(0) / METRICS_FILE
     assert stages(analysis=set(), redo={redo}) == {"base", "base+dapt-cs", "base+dapt-cs+tapt-aclsum-roles"}
 
 
@@ -231,5 +287,5 @@ def test_dapt_lora_is_one_stage_per_domain_shared_by_dapt_tapt_lora(mini_suite):
     mini_suite.recipes["dapt_lora"] = {**mini_suite.recipes["dapt_lora"], "adapter": {"rank": 2}}
     assert plans_by(mini_suite, "dapt_lora")["aclsum-roles"].stages[1].key != lora.key   # a new adapter, a new stage
     # no released checkpoint stands for a LoRA stage
-    mini_suite.published = mini_suite.published_dapt = True
-    assert plans_by(mini_suite, "dapt_tapt_lora")["aclsum-roles"].stages[1].published is None
+    mini_suite.from_released = mini_suite.from_released_dapt = True
+    assert plans_by(mini_suite, "dapt_tapt_lora")["aclsum-roles"].stages[1].released is None

@@ -1,9 +1,13 @@
-"""Starting from the authors' released checkpoints (--published), and whether a rerun agrees
+"""Starting from the authors' released checkpoints (--from-released), and whether a rerun agrees
 with the paper: the plan, the hub loading offline, the verdict per cell."""
+import dataclasses
+
 import numpy as np
 import pytest
 
-from dontstop.experiment import EXPERIMENTS_DIR, load_experiment, load_suite, override_suite
+from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+from dontstop.overrides import Override, folder
+from dontstop.suites import load_suite
 from dontstop.fileio import UserError
 from dontstop.report.agreement import verdict
 from dontstop.runner.plan import plan_runs
@@ -17,20 +21,21 @@ def world(tmp_path_factory):
 
 @pytest.fixture
 def paper_suite(world, tmp_path):
-    """The paper suite over the world's task files and domain corpora, with --published."""
+    """The paper suite over the world's task files and domain corpora, with --from-released."""
     data = tmp_path / "data"
     (data / "paper").mkdir(parents=True)
     (data / "paper" / "tasks").symlink_to(world.s3_root)
-    suite = override_suite(load_suite("paper"), data_dir=str(data), cache_dir=str(tmp_path / "cache"),
-                           results_dir=str(tmp_path / "results"), published=True,
-                           domain_corpora={d: str(p) for d, p in world.corpora.items()},
-                           curated={"hyperpartisan_news": str(world.corpora["news"]),
-                                    "imdb": str(world.corpora["reviews"])})
-    return suite
+    given = [*folder("--data-dir", "data_dir", str(data)), *folder("--cache-dir", "cache_dir", str(tmp_path / "cache")),
+             *folder("--results-dir", "results_dir", str(tmp_path / "results")),
+             Override(("from_released",), True, "--from-released"),
+             *(Override(("domain_corpora", d), str(p), f"--domain-corpus {d}={p}") for d, p in world.corpora.items()),
+             Override(("curated", "hyperpartisan_news"), str(world.corpora["news"]), "--curated-corpus"),
+             Override(("curated", "imdb"), str(world.corpora["reviews"]), "--curated-corpus")]
+    return load_suite("paper", overrides=given)
 
 
 def plan(suite, condition, task):
-    [found] = plan_runs(suite, load_experiment(EXPERIMENTS_DIR / condition), [task])
+    [found] = plan_runs(suite, load_condition(EXPERIMENTS_DIR / condition), [task])
     return found
 
 
@@ -46,19 +51,19 @@ def plan(suite, condition, task):
 ])
 def test_released_checkpoints_replace_the_stages(paper_suite, condition, task, hub_id, lineage):
     found = plan(paper_suite, condition, task)
-    assert [s.published for s in found.stages] == [hub_id]
-    assert found.model == hub_id and found.published and found.lineage == lineage
+    assert [s.released for s in found.stages] == [hub_id]
+    assert found.model == hub_id and found.from_released and found.lineage == lineage
 
 
 def test_conditions_without_a_release_build_on_the_released_dapt(paper_suite):
     knn = plan(paper_suite, "knn_tapt_50", "chemprot")
-    assert [s.published for s in knn.stages] == [None] and knn.stages[0].parent == "roberta-base"
-    assert not knn.published
-    # --published-dapt alone keeps building TAPT, on the released DAPT
-    dapt_only = override_suite(load_suite("paper"), data_dir=paper_suite.data_dir,
-                               cache_dir=paper_suite.cache_dir, published_dapt=True)
+    assert [s.released for s in knn.stages] == [None] and knn.stages[0].parent == "roberta-base"
+    assert not knn.from_released
+    # --from-released-dapt alone keeps building TAPT, on the released DAPT
+    dapt_only = dataclasses.replace(load_suite("paper"), data_dir=paper_suite.data_dir,
+                                    cache_dir=paper_suite.cache_dir, from_released_dapt=True)
     dapt_tapt = plan(dapt_only, "dapt_tapt", "chemprot")
-    assert [s.published for s in dapt_tapt.stages] == ["allenai/biomed_roberta_base", None]
+    assert [s.released for s in dapt_tapt.stages] == ["allenai/biomed_roberta_base", None]
     assert dapt_tapt.stages[1].parent == "allenai/biomed_roberta_base"
 
 

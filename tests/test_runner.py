@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from dontstop.experiment import load_conditions, load_suite
+from dontstop.conditions import load_conditions
+from dontstop.records import RunHistory
+from dontstop.suites import load_suite
 
-SUBSET = ["experiments/baseline", "experiments/tapt", "--task", "rt-polarity", "--seeds", "0", "1", "2"]
+SUBSET = ["experiments/baseline", "experiments/tapt", "--tasks", "rt-polarity", "--seeds", "0", "1", "2"]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -66,9 +68,8 @@ def test_reproduce_quick_runs_every_condition_on_every_task(mini_build, tmp_path
                 if e.applies(suite.task(task), suite)}   # the LoRA rows run when named
     assert found == expected and len(expected) > 30
     assert (tmp_path / "tables" / "quick" / "mini-probed" / "README.md").exists()
-    record = json.loads((tmp_path / "results" / "quick" / "mini-probed" / "RUN.json").read_text())
-    [call] = record["invocations"]
-    assert call["runs"] == len(expected) and call["jobs_finished"] > len(expected) and call["wall_time_s"] > 0
+    [call] = RunHistory.read(tmp_path / "results" / "quick" / "mini-probed", "mini-probed").invocations
+    assert call.runs == len(expected) and call.jobs_finished > len(expected) and call.wall_time_s > 0
     # every (task, condition) was probed, and the results notebook, which reproduce executes for
     # a study file into its tables folder, runs clean on this quick run
     assert len(list((tmp_path / "results" / "quick" / "mini-probed").glob("*/*/probe.json"))) == len(expected)
@@ -121,7 +122,7 @@ def test_a_corrupt_checkpoint_is_one_line_naming_it(reference, tmp_path):
     shutil.copytree(reference_root / "cache", tmp_path / "cache")
     weights = next((tmp_path / "cache").rglob("base+tapt-rt-polarity-*/model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:100_000])
-    result = dontstop("run", "experiments/tapt", "--task", "rt-polarity", "--seeds", "7",
+    result = dontstop("run", "experiments/tapt", "--tasks", "rt-polarity", "--seeds", "7",
                       data_dir=data_dir, root=tmp_path, check=False)
     assert result.returncode == 2
     assert f"{weights.parent}: cannot load checkpoint" in result.stderr
@@ -135,7 +136,7 @@ def test_changed_data_is_refused_unless_allowed(reference, tmp_path):
     train = tmp_path / "data" / "mini" / "tasks" / "rt-polarity" / "train.jsonl"
     with open(train, "a") as f:
         f.write(json.dumps({"text": "an extra review", "label": "fresh", "id": "extra"}) + "\n")
-    result = dontstop("run", "experiments/baseline", "--task", "rt-polarity", "--seeds", "5",
+    result = dontstop("run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "5",
                       data_dir=tmp_path / "data", root=tmp_path, check=False)
     assert result.returncode == 2 and "made from different train data" in result.stderr
     assert "--allow-mixed" in result.stderr and not (tmp_path / "results" / "quick" / "mini" /
@@ -148,12 +149,12 @@ def test_a_run_finished_with_another_recipe_is_refused_or_redone(mini_build, tmp
     data_dir, _ = mini_build
     suite = tmp_path / "stale.yaml"   # a study on mini, its results under results/quick/stale/
     suite.write_text("name: stale\nextends: mini\n")
-    argv = ["run", "experiments/baseline", "--task", "rt-polarity", "--seeds", "0", "1", "2", "--suite", suite]
+    argv = ["run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "0", "1", "2", "--suite", suite]
     dontstop(*argv, data_dir=data_dir, root=tmp_path)
     suite.write_text("name: stale\nextends: mini\nfinetune: {lr: 3.0e-4}\n")
     runs = tmp_path / "results" / "quick" / "stale" / "rt-polarity" / "baseline"
     before = {path: path.read_bytes() for path in runs.rglob("*.json")}
-    argv = ["run", "experiments/baseline", "--task", "rt-polarity", "--seeds", "0", "1", "2", "--suite", suite]
+    argv = ["run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "0", "1", "2", "--suite", suite]
     expected = (f"{runs / 'seed_0' / 'metrics.json'}: finished from other settings than asked now "
                 "(lr: finished with 0.0002, asked 0.0003); 2 more result(s) like it; redo them with --rerun-stale")
     for extra in (["--dry-run"], []):
@@ -202,21 +203,19 @@ def test_dry_run_prints_the_plan_without_running(mini_build, tmp_path):
 
 
 def test_only_the_repos_own_full_mini_study_rewrites_the_readme(tmp_path):
-    import argparse
+    from dontstop.runner.readme_block import is_the_repo_study
+    from dontstop.suites import Suite
 
-    from dontstop.experiment import Suite
-    from dontstop.runner.study import is_the_repo_study
-
-    whole = argparse.Namespace(quick=False, tasks=None, conditions=None)
     suite = Suite("mini", "bundled:bert-tiny", tasks=[], seeds=[0], results_dir=str(REPO / "results"))
-    assert is_the_repo_study(suite, whole)
-    assert not is_the_repo_study(suite, argparse.Namespace(quick=False, tasks=["rt-polarity"], conditions=None))
+    assert is_the_repo_study(suite, whole=True)
+    assert not is_the_repo_study(suite, whole=False)   # --quick, --tasks, --conditions or --set
     elsewhere = Suite("mini", "bundled:bert-tiny", tasks=[], seeds=[0], results_dir=str(tmp_path / "results"))
-    assert not is_the_repo_study(elsewhere, whole)  # e.g. bench/main_job.py's fresh folder
+    assert not is_the_repo_study(elsewhere, whole=True)  # e.g. bench/main_job.py's fresh folder
 
 
 def test_update_readme_replaces_only_the_generated_block(tmp_path):
-    from dontstop.runner.study import update_readme
+    from dontstop.records import Invocation
+    from dontstop.runner.readme_block import update_readme
 
     tables = tmp_path / "paper_tables" / "mini"
     tables.mkdir(parents=True)
@@ -224,13 +223,14 @@ def test_update_readme_replaces_only_the_generated_block(tmp_path):
     (tables / "findings.md").write_text("# Findings\n\n| Claim |\n|---|\n| DAPT beats |\n")
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- generated:results -->\nold numbers\n<!-- /generated:results -->\nafter\n")
-    history = [{"command": "dontstop reproduce", "finished_at": "2026-11-25T10:00:00", "machine": "m",
-                "runs": 3, "wall_time_s": 60.0, "git_commit": "0123456789abcdef"}]
+    history = RunHistory("mini", [Invocation(command="dontstop reproduce", finished_at="2026-11-25T10:00:00",
+                                             wall_time_s=60.0, jobs_finished=3, quick=False, runs=3,
+                                             git_commit="0123456789abcdef", machine="m", versions={})])
     update_readme(readme, history, tables)
     text = readme.read_text()
     assert text.startswith("intro\n<!-- generated:results -->\nGenerated by `dontstop reproduce`")
     assert "old numbers" not in text and "| ACL | 1.0 |" in text and "| DAPT beats |" in text
-    assert "1.0 min of wall time in 1 call(s)" in text and text.endswith("<!-- /generated:results -->\nafter\n")
+    assert "1.0 min of wall time in 1 call(s), see results/mini/RUN.json" in text and text.endswith("<!-- /generated:results -->\nafter\n")
     no_markers = tmp_path / "OTHER.md"
     no_markers.write_text("nothing to replace\n")
     update_readme(no_markers, history, tables)
@@ -238,7 +238,7 @@ def test_update_readme_replaces_only_the_generated_block(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["reproduce", "--tasks", "rt-polaritty"],
-                                  ["run", "experiments/tapt", "--task", "x"],
+                                  ["run", "experiments/tapt", "--tasks", "x"],
                                   ["reproduce", "--conditions", "tapt", "dapt_tpat"]])
 def test_an_unknown_task_or_condition_is_one_line_naming_the_known_ones(argv, tmp_path):
     result = subprocess.run([sys.executable, "-m", "dontstop", *argv, "--results-dir", str(tmp_path)],

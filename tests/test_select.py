@@ -1,4 +1,5 @@
 """kNN-TAPT / RAND-TAPT selection: embedders, faiss search, dedup, leakage, the record."""
+import dataclasses
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ from dontstop.cli import main
 from dontstop.data.formats import text_key
 from dontstop.select.embed import BowEmbedder, EncoderEmbedder, load_embedder
 from dontstop.fileio import UserError
+from dontstop.records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
 from dontstop.select.selection import select_corpus
 
 CONTRACT_FIELDS = {"k", "method", "embedder", "index", "pool_size", "queries",
@@ -45,7 +47,7 @@ def clustered_vectors(n, dim, clusters, seed):
 
 
 def read_corpus(out_dir):
-    return [json.loads(line) for line in (out_dir / "corpus.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (out_dir / SELECTED_CORPUS_FILE).read_text().splitlines()]
 
 
 def test_knn_selects_the_planted_neighbours(tmp_path):
@@ -53,12 +55,12 @@ def test_knn_selects_the_planted_neighbours(tmp_path):
     queries = [topic_sentence(rng, 0) for _ in range(4)]
     record = select_corpus(queries, pool, tmp_path / "out", method="knn", k=10)
     # 4 queries x 10 neighbours all fall among the 15 topic-0 documents, none elsewhere
-    assert set(record["selected_by_source"]) == {"planted"}
-    assert 10 <= record["selected"] <= 15
-    assert record["pool_by_source"] == {"planted": 15, "other": 165}
+    assert set(record.selected_by_source) == {"planted"}
+    assert 10 <= record.selected <= 15
+    assert record.pool_by_source == {"planted": 15, "other": 165}
     corpus = read_corpus(tmp_path / "out")
     assert [r["text"] for r in corpus[:4]] == queries and corpus[0]["source"] == "task"
-    assert len(corpus) == 4 + record["selected"]
+    assert len(corpus) == 4 + record.selected
 
 
 @pytest.mark.parametrize("query_count", [5, 40])  # below / above knn_index.BLAS_QUERY_THRESHOLD
@@ -89,8 +91,8 @@ def test_ivf_selection_reports_recall(tmp_path):
     pool, rng = topic_pool(tmp_path, per_topic=60)
     queries = [topic_sentence(rng, 0) for _ in range(5)]
     record = select_corpus(queries, pool, tmp_path / "out", k=20, index="ivf", nprobe=4)
-    assert record["index"] == "ivf" and record["nprobe"] == 4
-    assert 0.0 < record["recall_at_k"] <= 1.0
+    assert record.index == "ivf" and record.nprobe == 4
+    assert 0.0 < record.recall_at_k <= 1.0
 
 
 def test_dedup_and_heldout_text_is_never_selected(tmp_path):
@@ -109,13 +111,13 @@ def test_dedup_and_heldout_text_is_never_selected(tmp_path):
     (task_dir / "test.jsonl").write_text(json.dumps({"text": "a test sentence", "label": "a"}) + "\n")
     out = tmp_path / "out"
     assert main(["select", "--task-text", str(task_dir / "train.jsonl"), "--pool", str(pool),
-                 "--out", str(out), "--k", "5", "--exclude-from", str(task_dir)]) == 0
-    record = json.loads((out / "select_record.json").read_text())
+                 "--out", str(out), "--k", "5", "--exclude-dev-test-of", str(task_dir)]) == 0
+    record = SelectRecord.read(out / SELECT_RECORD_FILE)
     texts = [r["text"] for r in read_corpus(out)]
-    assert held_out not in texts and record["excluded_heldout"] == 1
-    assert record["pool_duplicates_skipped"] == 2 and record["pool_size"] == 31
-    assert len({text_key(t) for t in texts}) == len(texts) == 1 + record["selected"]
-    assert record["candidates_before_dedup"] - record["duplicates_removed"] == record["selected"]
+    assert held_out not in texts and record.excluded_heldout == 1
+    assert record.pool_duplicates_skipped == 2 and record.pool_size == 31
+    assert len({text_key(t) for t in texts}) == len(texts) == 1 + record.selected
+    assert record.candidates_before_dedup - record.duplicates_removed == record.selected
 
 
 def test_random_selection_is_reproducible_by_seed(tmp_path):
@@ -125,9 +127,9 @@ def test_random_selection_is_reproducible_by_seed(tmp_path):
             for name, seed in (("a", 7), ("b", 7), ("c", 8))}
     assert read_corpus(tmp_path / "a") == read_corpus(tmp_path / "b")
     assert read_corpus(tmp_path / "a") != read_corpus(tmp_path / "c")
-    assert runs["a"]["candidates_before_dedup"] == 30 and runs["a"]["embedder"] is None
+    assert runs["a"].candidates_before_dedup == 30 and runs["a"].embedder is None
     # random draws ignore the topic: "other" topics hold 11/12 of the pool
-    assert runs["a"]["selected_by_source"].get("other", 0) > runs["a"]["selected"] / 2
+    assert runs["a"].selected_by_source.get("other", 0) > runs["a"].selected / 2
 
 
 def test_bow_embedder_save_load_gives_identical_vectors(tmp_path):
@@ -155,9 +157,10 @@ def test_record_has_every_contract_field_and_index_is_reused(tmp_path):
     queries = [topic_sentence(rng, 0) for _ in range(3)]
     first = select_corpus(queries, pool, tmp_path / "k5", k=5, index_dir=tmp_path / "index")
     again = select_corpus(queries, pool, tmp_path / "k5b", k=5, index_dir=tmp_path / "index")
-    assert CONTRACT_FIELDS <= set(first)
+    assert CONTRACT_FIELDS <= set(dataclasses.asdict(first))
+    assert SelectRecord.read(tmp_path / "k5" / SELECT_RECORD_FILE) == first   # the file reads back typed
     assert read_corpus(tmp_path / "k5") == read_corpus(tmp_path / "k5b")
-    assert again["selected"] == first["selected"]
+    assert again.selected == first.selected
     with pytest.raises(UserError, match="already holds a selection"):
         select_corpus(queries, pool, tmp_path / "k5", k=5)
     with pytest.raises(UserError, match="built for another"):
@@ -173,3 +176,15 @@ def test_bad_pool_line_is_a_one_line_user_error(tmp_path, capsys):
                  "--out", str(tmp_path / "out"), "--method", "random"]) == 2
     assert f"{pool}:2: field 'text'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_suites_selection_keys_are_select_corpus_keywords():
+    """suite_checks.SelectionSettings (what a suite's `selection` and `--set selection.*` may give)
+    names select_corpus's embedding keywords with their defaults, and the runner's k_scale."""
+    import inspect
+
+    from dontstop.suite_checks import SelectionSettings
+
+    keywords = inspect.signature(select_corpus).parameters
+    settings = {f.name: f.default for f in dataclasses.fields(SelectionSettings) if f.name != "k_scale"}
+    assert settings == {name: keywords[name].default for name in settings}

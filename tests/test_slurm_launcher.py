@@ -8,6 +8,7 @@ steps), so that a scancel lands mid-way, and without probes. Each test starts fr
 one local run, copied. A last test runs a study file with its own (Korean) tasks and domains.
 If Slurm cannot start, these tests fail; they never skip.
 """
+import dataclasses
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import yaml
 from dontstop.records import MetricsRecord, PretrainRecord
 
 REPO = Path(__file__).resolve().parents[1]
-SUBSET = ["experiments/baseline", "experiments/tapt", "--task", "rt-polarity", "--seeds", "0", "1"]
+SUBSET = ["experiments/baseline", "experiments/tapt", "--tasks", "rt-polarity", "--seeds", "0", "1"]
 SLURM = ["--launcher", "slurm", "--partition", "debug", "--time", "10"]
 STATUS = ["status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity", "--seeds", "0", "1"]
 
@@ -145,7 +146,7 @@ def test_slurm_failing_job_shows_in_status_with_its_log_and_blocks_only_its_runs
     shutil.copytree(local_root / "cache", tmp_path / "cache")   # base and TAPT stages built
     corpus = tmp_path / "reviews.txt"
     shutil.copy(data_dir / "mini" / "corpora" / "reviews.txt", corpus)
-    study = ["experiments/dapt", "experiments/tapt", "--task", "rt-polarity", "--seeds", "0", "2",
+    study = ["experiments/dapt", "experiments/tapt", "--tasks", "rt-polarity", "--seeds", "0", "2",
              "--domain-corpus", f"reviews={corpus}"]
     dontstop("run", *study, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml)
     corpus.unlink()   # after submission: the DAPT job fails when it starts
@@ -191,7 +192,8 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
     from submitit.slurm.slurm import _make_sbatch_string
 
     from dontstop.cli import build_parser
-    from dontstop.experiment import load_experiment, load_suite, override_suite, with_quick
+    from dontstop.conditions import load_condition
+    from dontstop.suites import load_suite, with_quick
     from dontstop.fileio import UserError
     from dontstop.runner.jobs import make_jobs
     from dontstop.runner.plan import plan_runs
@@ -200,8 +202,8 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
     from dontstop.runner.slurm_queue import slug
 
     data_dir, _ = mini_build
-    suite = with_quick(override_suite(load_suite("mini"), data_dir=str(data_dir), cache_dir=str(tmp_path)))
-    jobs = make_jobs(plan_runs(suite, load_experiment(REPO / "experiments" / "tapt"), ["rt-polarity"], [0]),
+    suite = with_quick(dataclasses.replace(load_suite("mini"), data_dir=str(data_dir), cache_dir=str(tmp_path)))
+    jobs = make_jobs(plan_runs(suite, load_condition(REPO / "experiments" / "tapt"), ["rt-polarity"], [0]),
                      probe=True)
     stage, run = [job for job in jobs if job.kind == "pretrain"][-1], jobs[-2]
     assert [slug(job) for job in jobs[-2:]] == ["finetune-rt-polarity-tapt-seed0", "probe-rt-polarity-tapt"]

@@ -6,6 +6,7 @@ The study is tests/korean_study.py's: comments that agree (찬성) or disagree (
 domain and an encyclopedic one, a tiny BERT with a WordPiece vocabulary of that text, 2 seeds and
 recipes of a few steps (the rest of the recipes from the mini suite it extends).
 """
+import dataclasses
 import json
 import os
 import shutil
@@ -17,7 +18,8 @@ import pytest
 import yaml
 
 from dontstop.cli import main
-from dontstop.experiment import load_conditions, load_suite
+from dontstop.conditions import load_conditions
+from dontstop.suites import load_suite
 from dontstop.fileio import UserError
 from korean_study import build_korean_study, study_spec
 
@@ -86,8 +88,8 @@ def test_status_and_aggregate_take_the_study_file_too(reproduced, tmp_path):
     status = run_dontstop("status", "--suite", folder / "study.yaml", "--results-dir", folder / "results",
                           "--cache-dir", folder / "cache", cwd=tmp_path)
     assert status.returncode == 0 and "14 jobs: 14 done" in status.stdout, status.stdout + status.stderr
-    assert main(["aggregate", "--suite", str(folder / "study.yaml"), "--results", str(folder / "results"),
-                 "--out", str(tmp_path / "again")]) == 0
+    assert main(["aggregate", "--suite", str(folder / "study.yaml"), "--results-dir", str(folder / "results"),
+                 "--tables-dir", str(tmp_path / "again")]) == 0
     again = (tmp_path / "again" / "korean-comments" / "table5.md").read_text(encoding="utf-8")
     assert again == (folder / "tables" / "korean-comments" / "table5.md").read_text(encoding="utf-8")
 
@@ -126,12 +128,11 @@ def test_keys_resolve_against_the_file_and_extend_the_suite(tmp_path, monkeypatc
 def test_every_condition_with_its_inputs_is_planned_and_the_suite_pickles_with_them(tmp_path, capsys):
     import pickle
 
-    from dontstop.experiment import override_suite
     from dontstop.runner.plan import plan_runs
-    from dontstop.runner.study import print_skipped
+    from dontstop.runner.plan_printout import print_skipped
 
     study = build_korean_study(tmp_path / "rich", rich=True)
-    suite = override_suite(load_suite(str(study)), cache_dir=str(tmp_path / "cache"))
+    suite = dataclasses.replace(load_suite(str(study)), cache_dir=str(tmp_path / "cache"))
     conditions = list(load_conditions())
     planned = {(plan.task.key, plan.condition) for e in conditions for plan in plan_runs(suite, e)}
     everything = {e.condition for e in conditions}

@@ -34,7 +34,7 @@ def logged(mini_build, tmp_path_factory):
     data_dir, _ = mini_build
     root = tmp_path_factory.mktemp("wandb_lineage")
     command = [sys.executable, "-m", "dontstop", "run", "experiments/tapt", "experiments/dapt_tapt",
-               "--task", TASK, "--seeds", "0", "--quick", "--data-dir", str(data_dir),
+               "--tasks", TASK, "--seeds", "0", "--quick", "--data-dir", str(data_dir),
                "--results-dir", str(root / "results"), "--cache-dir", str(root / "cache")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **wandb_env(root)}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)

@@ -1,6 +1,6 @@
-"""dontstop <command> ...: the single entry point; each stage's command lives in its cli module.
+"""dontstop <command> ...: the single entry point; each phase's command lives in its cli module.
 
-The only importer of the stages' cli modules. Every module in COMMANDS defines `register(subparsers)`, which adds its sub-command(s)
+The only importer of the phases' cli modules. Every module in COMMANDS defines `register(subparsers)`, which adds its sub-command(s)
 and sets `func(args) -> int`. Only the chosen command's module is imported (the trainers
 pull in torch and transformers; `dontstop data check` should not wait for them). User
 errors (UserError) print as one line on stderr and exit 2, UserErrors as one line per problem
@@ -24,6 +24,7 @@ COMMANDS = {
     "reproduce": "dontstop.runner.cli",   # the whole study, then its tables
     "status": "dontstop.runner.cli",      # where each job stands (local or Slurm)
     "init-study": "dontstop.runner.cli",  # a study file of your own task and domain, to fill
+    "readmes": "dontstop.runner.cli",     # experiments/*/README.md from each config.yaml
     "analyze": "dontstop.analysis.cli",   # vocab | mlm-loss (Figure 2, Tables 1 and 12)
     "aggregate": "dontstop.report.cli",   # results -> paper_tables: tables, findings, plots
 }

@@ -6,6 +6,7 @@ types are rejected with one line naming the file, the line and the key.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,21 @@ from .fileio import UserError
 T = TypeVar("T")
 # Field metadata of a dataclass field that is filled by code, never read from a YAML file.
 NOT_YAML = {"yaml": False}
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-4` as the number YAML 1.2 says it is (YAML 1.1 wants
+    `1.0e-4` and reads `1e-4` as a string): the files and `--set` share it."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+    r"|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """A YAML document (a file's text, or one value given on the command line)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def load_yaml_dataclass(cls: type[T], path: str | Path) -> T:
@@ -33,7 +49,7 @@ def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]
     text = path.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -49,13 +65,13 @@ def yaml_fields(cls_or_instance: Any) -> list[str]:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], source: str,
-              key_lines: dict[str, int] | None = None) -> T:
+              key_lines: dict[str, int | str] | None = None) -> T:
     """Build `cls` from a plain dict, checking keys and types against its fields."""
     key_lines = key_lines or {}
     fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)}
     hints = typing.get_type_hints(cls)
     for key, value in data.items():
-        where = f"{source}:{key_lines[key]}" if key in key_lines else source
+        where = located(source, key_lines, key)
         if key not in fields:
             raise UserError(f"{where}: key '{key}': unknown; known keys: {', '.join(fields)}")
         if not matches_type(value, hints[key]):
@@ -74,6 +90,13 @@ def _nested(value: Any, hint: Any, source: str) -> Any:
     if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):
         return [from_dict(args[0], item, f"{source}[{i}]") for i, item in enumerate(value)]
     return value
+
+
+def located(source: str, key_lines: dict[str, int | str], key: str) -> str:
+    """Where a top-level key was given: "file:line", the command-line flag that gave it (a str in
+    `key_lines`: overrides.py), or the file alone."""
+    where = key_lines.get(key)
+    return where if isinstance(where, str) else f"{source}:{where}" if where else source
 
 
 def parse_pairs(values: list[str], flag: str) -> dict[str, str]:

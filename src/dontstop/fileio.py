@@ -1,4 +1,4 @@
-"""Crash-safe file writing, hashing and per-job locks shared by every stage.
+"""Crash-safe file writing, hashing and per-job locks shared by every phase.
 
 A file that a later stage reads as "finished" is always written to a temporary name in
 the same directory and renamed into place (rename is atomic on POSIX), so a kill at any

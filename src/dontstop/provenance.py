@@ -1,6 +1,8 @@
-"""What produced a result: package versions and the git commit, recorded in every run file."""
+"""What produced a result: package versions, the git commit and the machine's cores, recorded in
+every run file."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -22,3 +24,8 @@ def git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def cpu_count() -> int:
+    """The CPU cores this process may run on (its affinity, where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -1,7 +1,7 @@
 """The recipes of the two training stages, and the values each field allows. A suite's
 `recipes.<kind>`, `finetune` and `quick.*` sections and the CLI flags map onto these fields
 exactly, and every one of them is checked against the same table (`violations`): the suite
-loader (experiment.py), `dontstop pretrain|finetune` flags, the runner's flags and the
+loader (suites.py), `dontstop pretrain|finetune` flags, the runner's flags and the
 trainers themselves, so a value out of range is refused before any work and never twice
 differently.
 
@@ -135,6 +135,9 @@ FINETUNE_RANGES: dict[str, Range | OneOf] = {
     "precision": OneOf(("auto", "fp32", "bf16")), "pad_to_multiple_of": AT_LEAST_1,
 }
 RANGES = {PretrainRecipe: PRETRAIN_RANGES, FinetuneRecipe: FINETUNE_RANGES}
+# FinetuneRecipe fields left to the machine ("auto" / None): a run made on a CPU is not made from
+# other settings than one on a GPU (runner/finished.py, report/runs.py).
+MACHINE_FIELDS = {"device": "auto", "precision": "auto", "pad_to_multiple_of": None}
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ def _adapter_problems(keys: tuple[str, ...], overrides: Mapping[str, Any],
         from_dict(AdapterRecipe, adapter, f"{at}: adapter")
     except UserError as e:
         return [str(e)]
-    return []
+    return [f"{at}: adapter: {v.as_key()}" for v in range_violations(ADAPTER_RANGES, adapter)]
 
 
 @dataclass
@@ -287,3 +290,8 @@ class AdapterRecipe:
     # leaf names of the encoder's Linear layers; BERT and RoBERTa: every one of them
     target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
     train_head: bool = True            # also the MLM head's transform, in full (its decoder is tied: frozen)
+
+
+# What the suite checks allow in an `adapter` section (pretrain/adapter.py checks a recipe's the same way).
+ADAPTER_RANGES: dict[str, Range | OneOf] = {"kind": OneOf(("lora",)), "rank": AT_LEAST_1, "alpha": POSITIVE,
+                                            "dropout": FRACTION}

@@ -1,4 +1,5 @@
-"""The two record files that pass between stages, one typed class each (docs/CONTRACTS.md).
+"""The record files that pass between the pipeline's phases, one typed class each, and every
+file name they live under (docs/CONTRACTS.md): no other module spells these names.
 
     results/<suite>/<task>/<condition>/seed_<n>/metrics.json   -> MetricsRecord (finetune writes,
                                                                    the runner and report read)
@@ -6,6 +7,10 @@
                                                                    writes, runner, analysis read)
     results/<suite>/<task>/<condition>/probe.json              -> ProbeRecord (finetune/probe.py
                                                                    writes, report reads)
+    cache/<suite>/selections/<name>-<hash8>/select_record.json -> SelectRecord (select writes,
+                                                                   the runner copies it into metrics.json)
+    results/<suite>/RUN.json                                   -> RunHistory (reproduce appends,
+                                                                   the README block and bench read)
 
 Writer, readers and tests all go through these classes, so a field is named in one place.
 Reading checks every key and type (config.from_dict) and fails with one line naming the file;
@@ -25,6 +30,10 @@ from .fileio import UserError, atomic_write_json, read_json
 METRICS_FILE = "metrics.json"
 PRETRAIN_RECORD_FILE = "pretrain_record.json"
 PROBE_FILE = "probe.json"
+SELECT_RECORD_FILE = "select_record.json"
+SELECTED_CORPUS_FILE = "corpus.jsonl"     # beside it: task text, then the selected documents
+RUN_CONFIG_FILE = "config.json"           # beside metrics.json: the resolved recipe, written first
+RUN_HISTORY_FILE = "RUN.json"
 
 
 @dataclass
@@ -51,7 +60,7 @@ class MetricsRecord:
     git_commit: str | None
     data_sha256: dict[str, str]       # split -> sha256 of its jsonl file
     pretraining: list[dict[str, Any]] = field(default_factory=list)  # stage records, in order
-    published: bool = False           # the model is a released (hub) checkpoint
+    published: bool = False           # fine-tuned from a released checkpoint (the name predates the glossary)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load_s, tokenize_s, train_s, eval_s
 
     def write(self, run_dir: str | Path) -> Path:
@@ -135,6 +144,76 @@ class ProbeRecord:
     @classmethod
     def read(cls, path: str | Path) -> "ProbeRecord":
         return _read(cls, path)
+
+
+@dataclass
+class SelectRecord:
+    """One kNN-TAPT or RAND-TAPT selection (select/selection.py); the embedding fields are
+    None for a random one."""
+    method: str                       # "knn" | "random"
+    k: int                            # candidates per query
+    seed: int
+    embedder: str | None              # "bow" | "encoder"
+    index: str | None                 # "flat" | "ivf"
+    recall_at_k: float | None         # of the approximate index against exact search
+    pool: str
+    pool_size: int                    # pool documents after the scan's exclusions
+    queries: int                      # distinct task texts
+    candidates_before_dedup: int
+    selected: int
+    duplicates_removed: int
+    pool_duplicates_skipped: int
+    excluded_heldout: int             # pool documents equal to a task's dev/test text (leakage keys)
+    bytes: int                        # of corpus.jsonl
+    selected_by_source: dict[str, int]
+    pool_by_source: dict[str, int]
+    wall_time_s: float
+    dim: int | None = None
+    encoder_model: str | None = None
+    nprobe: int | None = None
+    nlist: int | None = None
+
+    def write(self, directory: str | Path) -> Path:
+        path = Path(directory) / SELECT_RECORD_FILE
+        atomic_write_json(path, dataclasses.asdict(self))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path) -> "SelectRecord":
+        return _read(cls, path)
+
+
+@dataclass
+class Invocation:
+    """One call of `dontstop reproduce` that ran jobs."""
+    command: str                      # "dontstop reproduce --no-wandb"
+    finished_at: str                  # ISO time, seconds
+    wall_time_s: float
+    jobs_finished: int
+    quick: bool
+    runs: int                         # fine-tuning runs planned
+    git_commit: str | None
+    machine: str                      # "x86_64, 2 CPU cores, Linux"
+    versions: dict[str, str]
+
+
+@dataclass
+class RunHistory:
+    """results/<suite>/RUN.json: every call on a suite's results, in order, so that a resumed
+    study keeps the time of each part."""
+    suite: str
+    invocations: list[Invocation] = field(default_factory=list)
+
+    def write(self, suite_results: str | Path) -> Path:
+        path = Path(suite_results) / RUN_HISTORY_FILE
+        atomic_write_json(path, dataclasses.asdict(self))
+        return path
+
+    @classmethod
+    def read(cls, suite_results: str | Path, suite: str) -> "RunHistory":
+        """The history under <results>/<suite>/, empty when none was written yet."""
+        path = Path(suite_results) / RUN_HISTORY_FILE
+        return _read(cls, path) if path.exists() else cls(suite)
 
 
 def read_run(path: str | Path) -> MetricsRecord:

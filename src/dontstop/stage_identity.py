@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from .experiment import Suite, checkpoint_name, checkpoints_dir
+from .suites import Suite, checkpoint_name, checkpoints_dir
 from .fileio import file_sha256
 from .config import from_dict
 from .recipes import LORA_RECIPES, AdapterRecipe, PretrainRecipe
@@ -34,11 +34,12 @@ def resolved_recipe(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], recipe: dict[str, Any],
-              seed: int, published: str | None = None, selection: dict[str, Any] | None = None) -> str:
+              seed: int, released: str | None = None, selection: dict[str, Any] | None = None) -> str:
     """The stage's identity (hex sha256); `inputs`: input file -> its sha256, `recipe`: the suite's
-    recipe section of `kind` (resolved here)."""
+    recipe section of `kind` (resolved here); `released`: the hub id standing for it, if any (kept
+    under the key "published", as every existing checkpoint folder was named by)."""
     identity = {"parent": parent, "name": name, "kind": kind, "inputs": inputs,
-                "recipe": resolved_recipe(recipe), "seed": seed, "published": published,
+                "recipe": resolved_recipe(recipe), "seed": seed, "published": released,
                 "selection": selection}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -59,7 +60,7 @@ def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) ->
     suite's domain corpora, after the base stage) and "dapt_lora-<domain>" (DAPT through LoRA
     adapters, the same way) -> the checkpoint folder the runner builds for it, finished or not.
     Resolved as runner/plan.py resolves them (tests/test_plan.py checks they agree); with
-    `published_dapt` the released DAPT models stand for the (full) DAPT stages, so none is listed.
+    `from_released_dapt` the released DAPT models stand for the (full) DAPT stages, so none is listed.
     `sha`: file -> sha256 (default: memoised in the suite's cache)."""
     sha = sha or (lambda path: file_sha256(path, suite.cache_dir))
     found: dict[str, Path] = {}
@@ -71,7 +72,7 @@ def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) ->
         found["base"] = checkpoints_dir(suite) / checkpoint_name("base", parent)
         lineage = "base+"
     for kind in ("dapt", "dapt_lora"):
-        for domain, path in ({} if suite.published_dapt and kind == "dapt" else suite.domain_corpora).items():
+        for domain, path in ({} if suite.dapt_from_released and kind == "dapt" else suite.domain_corpora).items():
             corpus, name = suite.data_path(path), f"{kind}-{domain}"
             key = stage_key(parent=parent, name=name, kind=kind, inputs={corpus: sha(corpus)},
                             recipe=stage_recipe(suite, kind), seed=suite.pretrain_seed)

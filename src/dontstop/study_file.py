@@ -9,7 +9,7 @@
                  domain: news_comments}
     domain_corpora: {news_comments: corpora/comments.txt, wiki: corpora/wiki.txt}
 
-experiment.load_suite reads it into a Suite whose tasks and domains are the file's (tasks.Task,
+suites.load_suite reads it into a Suite whose tasks and domains are the file's (tasks.Task,
 tasks.Domain, on the Suite itself). The rules, each checked here with one line naming the file,
 the key and what is wrong:
 - relative paths (a task's `data`, corpora, pools, curated pools, a local `base_model`, the
@@ -39,9 +39,9 @@ from typing import Any
 
 import yaml
 
-from .config import yaml_fields
+from .config import located, yaml_fields
 from .fileio import UserError
-from .tasks import EPOCHS_BY_PROFILE, RELEASED, SUITES, Domain, Task
+from .tasks import EPOCHS_BY_PROFILE, SUITES, Domain, Task
 
 MERGED = ("recipes", "quick", "finetune", "selection")    # merged into the extended suite's
 TASK_DATA = ("domain_corpora", "pools", "curated")         # about tasks: not inherited with own tasks
@@ -58,7 +58,7 @@ def is_study(data: dict[str, Any]) -> bool:
 
 
 def extends_ref(path: Path, data: dict, lines: dict[str, int], root: Path, chain: tuple[str, ...]) -> str:
-    """What `extends` names, for experiment.load_suite: a built-in suite's name, or the path of
+    """What `extends` names, for suites.load_suite: a built-in suite's name, or the path of
     another suite file (relative to this one's folder)."""
     value, at = data["extends"], _at(path, lines, "extends")
     if isinstance(value, str) and (Path(root) / "suites" / f"{value}.yaml").is_file():
@@ -78,13 +78,13 @@ def builtin_facts(path: Path, name: str, tasks: list[str], root: Path, lines: di
     without its own tasks must be that suite's own file."""
     own = Path(root) / "suites" / f"{name}.yaml"
     if name in SUITES and own.is_file() and own.resolve() == path.resolve():
-        registry, domains = SUITES[name]
-        unknown = [key for key in tasks if key not in registry]
+        registry = SUITES[name]
+        unknown = [key for key in tasks if key not in registry.tasks]
         if unknown:
             raise UserError(f"{_at(path, lines, 'tasks')}: key 'tasks': unknown task {unknown[0]!r} "
-                            f"in suite {name!r}; known: {', '.join(registry)}")
-        return {"task_table": dict(registry), "domain_table": dict(domains), "registry": name,
-                "released": dict(RELEASED) if name == "paper" else {}}
+                            f"in suite {name!r}; known: {', '.join(registry.tasks)}")
+        return {"task_table": dict(registry.tasks), "domain_table": dict(registry.domains), "registry": name,
+                "released": dict(registry.released)}
     if name in SUITES:
         raise UserError(f"{_at(path, lines, 'name')}: key 'name': {name!r} is the built-in suite of "
                         f"{own}; a copy needs a name of its own (and `extends: {name}`)")
@@ -271,4 +271,4 @@ def _task_lines(path: Path) -> dict[str, int]:
 
 
 def _at(path: Path, lines: dict[str, int], key: str) -> str:
-    return f"{path}:{lines[key]}" if key in lines else str(path)
+    return located(str(path), lines, key)

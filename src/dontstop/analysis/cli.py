@@ -19,9 +19,10 @@ import argparse
 from pathlib import Path
 
 from ..config import parse_pairs
-from ..experiment import Suite, analysis_dir, load_suite, override_suite
 from ..fileio import UserError
+from ..flags import add_pair_flags, add_suite_flags, suite_overrides
 from ..study_file import tables_dir
+from ..suites import Suite, analysis_dir, load_suite
 from . import vocab
 from .domains import suite_corpora, suite_models, suite_samples
 from .mlm_loss import MLM_OUTPUT_FILES, measure_mlm_loss
@@ -51,19 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", default="mini", help="mini | paper | path to a suite YAML")
+    add_suite_flags(parser, folders=("--data-dir", "--cache-dir"))   # --suite, --set and the data and cache roots
     parser.add_argument("--seed", type=int, default=0, help="document sample (and mask) seed")
-    parser.add_argument("--out", type=Path, help="default: paper_tables/<suite>/analysis")
+    parser.add_argument("--out", type=Path, help="this analysis's folder (default: paper_tables/<suite>/analysis)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.add_argument("--data-dir", help="default: the suite's (data)")
-    parser.add_argument("--cache-dir", help="default: the suite's (cache), where DAPT checkpoints are")
-    parser.add_argument("--domain-corpus", action="append", default=[], metavar="DOMAIN=PATH",
-                        help="a domain corpus beside (or instead of) the suite's")
+    add_pair_flags(parser, ("--domain-corpus",))
 
 
 def _suite(args: argparse.Namespace) -> Suite:
-    return override_suite(load_suite(args.suite), data_dir=args.data_dir, cache_dir=args.cache_dir,
-                          domain_corpora=parse_pairs(args.domain_corpus, "--domain-corpus"))
+    return load_suite(args.suite, overrides=suite_overrides(args))
 
 
 def positive_int(text: str) -> int:

@@ -5,7 +5,7 @@ data: its base stage's corpus, else a built-in suite's corpora/general.txt) and 
 corpora, including those given on the command line (`--domain-corpus`); the models are the
 base model and a DAPT model per domain: the suite's own stage the runner built (found by its
 stage key, stage_identity.py), or the released `allenai/<domain>_roberta_base` when the suite
-starts from the published ones; and a DAPT (LoRA) model per domain the runner built (its base
+starts from the released ones; and a DAPT (LoRA) model per domain the runner built (its base
 with the adapter merged), found the same way.
 `analyze_suite` runs both analyses for `dontstop reproduce` and skips, with a note, what the
 suite's data does not allow (the paper suite has no "PT" corpus, and often no domain corpus).
@@ -16,8 +16,8 @@ import random
 from pathlib import Path
 
 from ..config import from_dict
-from ..data.formats import heldout_keys
-from ..experiment import Suite, checkpoints_dir
+from ..data.formats import leakage_keys
+from ..suites import Suite, checkpoints_dir
 from ..fileio import UserError
 from ..recipes import PretrainRecipe
 from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
@@ -54,10 +54,10 @@ def suite_corpora(suite: Suite) -> dict[str, str]:
 
 def suite_models(suite: Suite) -> dict[str, str]:
     """The suite's base model (its base stage, if it has one), then a DAPT model per domain: the
-    released one when the suite starts DAPT from the published checkpoints, else the suite's own
+    released one when the suite starts DAPT from the released checkpoints, else the suite's own
     DAPT stage of each domain, if the runner has built it."""
     models = {"base": suite.base_model}
-    if suite.published_dapt:
+    if suite.dapt_from_released:
         for key in dict.fromkeys(task.domain for task in suite.tasks_by_key.values()):
             if suite.domain(key).dapt_checkpoint:
                 models[f"dapt-{key}"] = suite.domain(key).dapt_checkpoint
@@ -117,7 +117,7 @@ def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str
     if record.corpus_files != [corpus]:
         return []
     recipe = from_dict(PretrainRecipe, record.recipe, str(record_path))
-    return scan_corpus(recipe, heldout_keys(suite.heldout_task_dirs())).heldout_documents()
+    return scan_corpus(recipe, leakage_keys(suite.leakage_task_dirs())).heldout_documents()
 
 
 def analyze_suite(suite: Suite, out_dir: Path, *, seed: int = 0, top: int = 10000,

@@ -127,7 +127,7 @@ def _task_for(folder: Path, args: argparse.Namespace):
     key = args.task or folder.name
     suite = args.suite or (folder.parent.parent.name if folder.parent.name == "tasks" else None)
     for candidate in ([suite] if suite else list(SUITES)):
-        if candidate in SUITES and key in SUITES[candidate][0]:
+        if candidate in SUITES and key in SUITES[candidate].tasks:
             return get_task(candidate, key)
     if args.task:
         raise UserError(f"--task {args.task}: unknown task")

@@ -241,9 +241,9 @@ def check_corpus(path: str | Path, pool: bool = False, duplicates: bool = True) 
     return []
 
 
-def heldout_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
+def leakage_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
     """text_key of every dev and test example of the given task directories: the leakage guard
-    of a suite (Suite.heldout_task_dirs). Pretraining and selection drop matching documents,
+    of a suite (Suite.leakage_task_dirs). Pretraining and selection drop matching documents,
     whatever the corpus files hold. A missing dev or test file is an error (a mistyped folder
     must not turn the leakage guard off)."""
     keys = set()

@@ -10,7 +10,7 @@ stops the run in one line naming the study file, the task's key and the problem'
 """
 from __future__ import annotations
 
-from ..experiment import Suite
+from ..suites import Suite
 from ..fileio import UserError
 from .formats import Problem, check_task
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 
 from .. import wandb_log
-from ..experiment import load_suite, override_suite
+from ..overrides import folder
 from ..recipes import FinetuneRecipe, check_flags
+from ..suites import load_suite
 from .trainer import run_finetune
 
 
@@ -37,7 +38,7 @@ def _finetune_command(args: argparse.Namespace) -> int:
     flags = dict(seed=args.seed, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
                  max_length=args.max_length, max_train_examples=args.max_train_examples)
     check_flags(FinetuneRecipe, flags)   # before the run folder is made
-    suite = override_suite(load_suite(args.suite), data_dir=args.data_dir)
+    suite = load_suite(args.suite, overrides=folder("--data-dir", "data_dir", args.data_dir))
     task = suite.task(args.task)   # its folder, metric and profile come with it
     recipe = FinetuneRecipe(model=args.model, task=args.task, suite=suite.name,
                             data_dir=args.data_dir, **flags)

@@ -32,7 +32,7 @@ from ..fileio import UserError, atomic_write_json, sha256_file
 from .metrics import classification_scores
 from ..recipes import FinetuneRecipe, check_recipe
 from ..provenance import git_commit, software_versions
-from ..records import METRICS_FILE, MetricsRecord
+from ..records import METRICS_FILE, RUN_CONFIG_FILE, MetricsRecord
 from ..tasks import SPLITS, Task, get_task
 
 ADAM_BETAS = (0.9, 0.98)
@@ -59,7 +59,7 @@ class BestEpoch:
 def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | None = None,
                  condition: str | None = None, lineage: str = "base",
                  pretraining: Sequence[dict[str, Any]] = (), wandb: bool = False,
-                 reuse_finished: bool = False, published: bool = False) -> MetricsRecord:
+                 reuse_finished: bool = False, from_released: bool = False) -> MetricsRecord:
     """`dontstop finetune ...` and the runner: train, keep the best dev epoch, score it on test.
 
     `task` comes from the suite (`Suite.task`, with its data folder); without it, the built-in
@@ -78,12 +78,12 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
     task = task or get_task(recipe.suite, recipe.task)
     recipe = resolve_recipe(recipe, task)
     data = load_task_data(recipe, task)
-    atomic_write_json(out_dir / "config.json", asdict(recipe))
+    atomic_write_json(out_dir / RUN_CONFIG_FILE, asdict(recipe))
     started = time.time()
     cell = f"{task.key}/{condition or 'adhoc'}"   # W&B group: the grouped view is mean ± std over seeds
     run = wandb_log.start_run(wandb, group=cell, job_type="finetune", name=f"{cell}/seed_{recipe.seed}",
                               config={**asdict(recipe), "condition": condition, "lineage": lineage,
-                                      "published": published},
+                                      "published": from_released},
                               tags=[recipe.suite, task.key, condition or "adhoc"], input_model=recipe.model)
     timings = {}   # seconds of each phase: what `bench/gpu_paper.py`'s real-path row reads
     with seeded(recipe.seed), timed(timings, "load_s"):
@@ -109,7 +109,7 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
         wall_time_s=round(time.time() - started, 3), config=asdict(recipe),
         versions=software_versions(), git_commit=git_commit(),
         data_sha256={split: sha256_file(path) for split, path in data.paths.items()},
-        pretraining=list(pretraining), published=published,
+        pretraining=list(pretraining), published=from_released,
         timings={name: round(seconds, 3) for name, seconds in timings.items()})
     metrics.write(out_dir)   # the record first: W&B is a view of it
     wandb_log.finish(run, {**{f"test/{name}": value for name, value in test.items()},

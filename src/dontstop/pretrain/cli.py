@@ -13,8 +13,10 @@ from typing import Any
 import yaml
 
 from .. import wandb_log
-from ..data.formats import heldout_keys
+from ..config import parse_yaml
+from ..data.formats import leakage_keys
 from ..fileio import UserError
+from ..flags import add_flag
 from ..recipes import PretrainRecipe, check_flags
 from .trainer import run_pretraining
 
@@ -45,8 +47,8 @@ def register(subparsers) -> None:
     parser.add_argument("--lora", nargs="*", metavar="KEY=VALUE",
                         help="train LoRA adapters instead of every weight; keys: the fields of "
                              "recipes.AdapterRecipe (rank=16 alpha=32 'target_modules=[query, value]')")
-    parser.add_argument("--exclude-heldout-of", nargs="+", default=[], metavar="TASK_DIR",
-                        help="drop corpus documents equal to these tasks' dev/test text")
+    add_flag(parser, "--exclude-dev-test-of", old=["--exclude-heldout-of"], nargs="+", default=[], metavar="TASK_DIR",
+             help="drop corpus documents equal to these tasks' dev/test text (their leakage keys)")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
     parser.set_defaults(func=_main)
 
@@ -75,7 +77,7 @@ def adapter_from_args(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise UserError(f"--lora {pair}: expected KEY=VALUE")
         try:
-            adapter[key] = yaml.safe_load(value)
+            adapter[key] = parse_yaml(value)
         except yaml.YAMLError:
             raise UserError(f"--lora {pair}: the value is not valid YAML") from None
     return adapter
@@ -83,7 +85,7 @@ def adapter_from_args(pairs: list[str]) -> dict[str, Any]:
 
 def _main(args) -> int:
     record = run_pretraining(recipe_from_args(args), wandb=not args.no_wandb and wandb_log.configured(),
-                             exclude_keys=heldout_keys(args.exclude_heldout_of))
+                             exclude_keys=leakage_keys(args.exclude_dev_test_of))
     losses = " -> ".join("n/a" if loss is None else f"{loss:.3f}"
                          for loss in (record.heldout_loss_before, record.heldout_loss_after))
     print(f"pretrained {record.steps} steps, {record.tokens:,} tokens at {record.tokens_per_s:,.0f} "

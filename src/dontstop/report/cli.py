@@ -3,6 +3,7 @@
     dontstop aggregate --suite mini                 # results/mini/** -> paper_tables/mini/
     dontstop aggregate --suite paper --wandb        # also log tables and plots to W&B
     dontstop aggregate --suite my/study.yaml        # results/<its name>/** -> my/tables/<its name>/
+    dontstop aggregate --results-dir R --tables-dir T --set tasks=[aclsum-roles]   # R/mini/** -> T/mini/
 
 The only writer of paper_tables/<suite>/ (besides the domain analysis in its analysis/).
 Reads nothing but results/<suite>/**/metrics.json (records.MetricsRecord) and the condition
@@ -13,30 +14,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..experiment import EXPERIMENTS_DIR, load_suite
+from ..conditions import EXPERIMENTS_DIR
+from ..flags import add_flag, add_suite_flags, suite_overrides
 from ..study_file import tables_dir
+from ..suites import load_suite
 from .write import aggregate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("aggregate", help="results/<suite> -> the paper's tables and plots")
-    parser.add_argument("--suite", default="mini", help="mini | paper | path to a study file")
-    parser.add_argument("--results", default="results", help="folder holding <suite>/**/metrics.json")
-    parser.add_argument("--out", help="tables go to <out>/<suite>/ (default: paper_tables; "
-                        "a study's: tables/ beside its file)")
-    parser.add_argument("--experiments", default=str(EXPERIMENTS_DIR),
-                        help="folder of condition folders (default: the repository's experiments/)")
+    add_suite_flags(parser, folders=("--results-dir",), old={"--results-dir": ["--results"]})
+    add_flag(parser, "--tables-dir", old=["--out"], help="root of <suite>/ tables and plots (default: "
+             "paper_tables; a study's: tables/ beside its file)")
+    add_flag(parser, "--experiments-dir", old=["--experiments"], default=str(EXPERIMENTS_DIR),
+             help="folder of condition folders (default: the repository's experiments/)")
     parser.add_argument("--overlap", help="per-domain vocabulary overlap with the general corpus "
-                        "(CSV or JSON; default <out>/<suite>/analysis/vocab_overlap.csv)")
-    parser.add_argument("--allow-mixed", action="store_true",
-                        help="runs made from different data versions: proceed without a warning")
+                        "(CSV or JSON; default <tables-dir>/<suite>/analysis/vocab_overlap.csv)")
+    add_flag(parser, "--no-mixed-warning", old=["--allow-mixed"], action="store_true",
+             help="runs made from different data versions of a task: no warning, no note in the tables")
     parser.add_argument("--wandb", action="store_true", help="log tables and plots to one W&B run")
     parser.set_defaults(func=_aggregate)
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    suite = load_suite(args.suite)
-    aggregate(suite, Path(args.results), tables_dir(suite, args.out), experiments=Path(args.experiments),
-              overlap=Path(args.overlap) if args.overlap else None, allow_mixed=args.allow_mixed,
-              wandb=args.wandb)
+    suite = load_suite(args.suite, overrides=suite_overrides(args))
+    aggregate(suite, Path(suite.results_dir), tables_dir(suite, args.tables_dir),
+              experiments_dir=Path(args.experiments_dir), overlap=Path(args.overlap) if args.overlap else None,
+              no_mixed_warning=args.no_mixed_warning, wandb=args.wandb)
     return 0

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..experiment import BEST_OTHER, Claim
+from ..conditions import BEST_OTHER, Claim
 from ..fileio import UserError, read_json
 from .paired import MIN_PAIRS, holm, paired_statistics, seed_pairs
 from .power import POWER, min_detectable_difference, paper_effect

@@ -21,9 +21,10 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..experiment import Conditions, Suite
+from ..conditions import Conditions
+from ..suites import Suite
 from ..fileio import atomic_write_text, read_json, sha256_text
-from ..records import MetricsRecord
+from ..records import SELECTED_CORPUS_FILE, MetricsRecord
 from ..select.embed import load_embedder
 from ..select.index import load_index, search
 from ..select.pool import fetch_documents, load_scan
@@ -180,13 +181,13 @@ def nearest_documents(cache: Path, suite: str, stage: dict, sentences: int = 3,
     """Re-run a kNN selection's saved embedder and faiss index on its first `sentences` task
     sentences: (their nearest pool documents, at most `neighbours` and the selection's k, all
     of them selected; ""), or (None, why not)."""
-    folders = [Path(f).parent for f in stage.get("corpus_files", []) if Path(f).name == "corpus.jsonl"]
+    folders = [Path(f).parent for f in stage.get("corpus_files", []) if Path(f).name == SELECTED_CORPUS_FILE]
     if not folders:
         return None, f"{stage.get('lineage')}: no selection corpus in its stage record"
     selection = Path(cache) / suite / "selections" / folders[0].name
-    if not (selection / "corpus.jsonl").is_file():
+    if not (selection / SELECTED_CORPUS_FILE).is_file():
         return None, f"{selection}: not in the cache (rerun the study with this --cache-dir)"
-    with open(selection / "corpus.jsonl", encoding="utf-8") as f:
+    with open(selection / SELECTED_CORPUS_FILE, encoding="utf-8") as f:
         queries = [row["text"] for row in map(json.loads, f) if row.get("source") == "task"]
     index_dir = _index_dir(Path(cache) / suite / "indexes", sha256_text("\n".join(queries)))
     if index_dir is None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ..experiment import BEST_OTHER, Claim
+from ..conditions import BEST_OTHER, Claim
 from .published import published_cell
 from .tables import SAME_FILE, Layout
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..experiment import Conditions
+from ..conditions import Conditions
 from ..records import PROBE_FILE, read_probe
 from .render import Grid
 from .runs import summarize

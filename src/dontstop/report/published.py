@@ -1,7 +1,7 @@
 """The paper's published test results, as data: paper_tables/published/table<N>.csv.
 
 Each row is one cell of Tables 3, 5, 6 (its legible cells), 7, 8 and 9 of Gururangan et al.
-(2020), typed from ../shared/paper/FACTS.md: `table, task, condition, mean, std` with the
+(2020), typed from the paper's tables: `table, task, condition, mean, std` with the
 mean and standard deviation over 5 seeds in percent; Table 9 adds the paper's printed cost
 columns `steps, docs, storage` ("1.1K", "24K", "3MB"). Task and condition are the keys of
 dontstop.tasks.PAPER_TASKS and of the results tree.

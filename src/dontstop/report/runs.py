@@ -11,10 +11,15 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
-from ..experiment import Conditions, Suite, load_suite
+from ..conditions import Conditions
 from ..fileio import UserError
-from ..records import METRICS_FILE, read_run
+from ..recipes import MACHINE_FIELDS, RECIPE_KINDS
+from ..records import METRICS_FILE, MetricsRecord, read_run
+from ..stage_identity import PER_STAGE_FIELDS
+from ..suites import Suite, load_suite
 
+OWN_FINETUNE_FIELDS = ("seed", "model", "suite", "task", "data_dir")   # a run's own, or compared elsewhere
+MACHINE_PRETRAIN_FIELDS = ("threads", "compile")                       # how fast, not what is trained
 RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "data", "git_commit",
                "versions", "pretraining", "published", "path"]
 
@@ -28,12 +33,16 @@ def load_runs(results_dir: str | Path, suite: Suite | str, conditions: Condition
     """Every finished run of `suite` under `results_dir`, one row each (score in percent)."""
     suite = as_suite(suite)
     root = Path(results_dir) / suite.name
-    rows = [_run_row(path, suite, conditions) for path in sorted(root.glob(f"**/{METRICS_FILE}"))]
+    records = {path: read_run(path) for path in sorted(root.glob(f"**/{METRICS_FILE}"))}  # each in its folder
+    rows = [_run_row(path, record, suite, conditions) for path, record in records.items()]
+    mixed = mixed_settings(records)
+    if mixed:
+        raise UserError(f"{mixed}: runs made from other settings (a --set, or an edited suite, between "
+                        "them) never share a table; keep each setting's runs in a --results-dir of its own")
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
-def _run_row(path: Path, suite: Suite, conditions: Conditions) -> dict:
-    record = read_run(path)   # also: it sits in the folder of its task, condition and seed
+def _run_row(path: Path, record: MetricsRecord, suite: Suite, conditions: Conditions) -> dict:
     checks = {"suite": (record.suite == suite.name, f"expected {suite.name!r}"),
               "task": (record.task in suite.tasks, f"not a task of the {suite.name} suite"),
               "condition": (record.condition in conditions,
@@ -47,6 +56,31 @@ def _run_row(path: Path, suite: Suite, conditions: Conditions) -> dict:
             "git_commit": record.git_commit or "unknown",
             "versions": " ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
             "pretraining": record.pretraining, "published": record.published, "path": str(path)}
+
+
+def mixed_settings(records: dict[Path, MetricsRecord]) -> str | None:
+    """Where two runs of one table were made from different settings (a --set, or an edited suite,
+    between them), else None: every run of a task must share its resolved fine-tuning recipe, and
+    every stage of a recipe kind its resolved recipe. What a run or stage has of its own (seed,
+    starting checkpoint, input files) and what the machine resolves is not compared."""
+    first: dict[tuple[str, ...], tuple[Path, object]] = {}
+    for path, record in records.items():
+        for where, value in _settings(record):
+            seen_path, seen = first.setdefault(where, (path, value))
+            if seen != value:
+                name = f"finetune.{where[2]} of {where[1]}" if where[0] == "finetune" else f"recipes.{where[1]}.{where[2]}"
+                return f"{path}: {name} is {value!r} here and {seen!r} in {seen_path}"
+    return None
+
+
+def _settings(record: MetricsRecord):
+    for key, value in record.config.items():
+        if key not in OWN_FINETUNE_FIELDS and key not in MACHINE_FIELDS:
+            yield ("finetune", record.task, key), value
+    for stage in record.pretraining:   # a released checkpoint has no recipe: nothing was trained here
+        if stage.get("kind") in RECIPE_KINDS and isinstance(stage.get("recipe"), dict):
+            yield from ((("recipes", stage["kind"], key), value) for key, value in stage["recipe"].items()
+                        if key not in PER_STAGE_FIELDS and key not in MACHINE_PRETRAIN_FIELDS)
 
 
 def filter_runs(runs: pd.DataFrame, tasks: list[str] | None = None,

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..experiment import PAPER_TABLES, Conditions
+from ..conditions import PAPER_TABLES, Conditions
 from ..tasks import Task
 from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
 from .render import Grid, count, duration, format_cell, format_p
 from .runs import scores, summarize, welch
 
-RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--published`), not pretrained here."
+RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--from-released`), not pretrained here."
 # Our table5 files print Table 3's ¬DAPT beside Table 5: the two are one table here.
 SAME_FILE = {"3": ("3", "5"), "5": ("3", "5")}
 COST_FIELDS = ("steps", "documents", "bytes", "tokens", "wall_time_s")  # PretrainRecord fields

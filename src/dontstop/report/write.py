@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..experiment import EXPERIMENTS_DIR, Conditions, Suite, analysis_dir, load_conditions
+from ..conditions import EXPERIMENTS_DIR, Conditions, load_conditions
+from ..suites import Suite, analysis_dir
 from ..fileio import UserError, atomic_output, atomic_write_text
 from .agreement import agreement_frame, agreement_grid
 from .agreement import summary as agreement_summary
@@ -28,28 +29,28 @@ MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; 
 COST_TITLE = "Table 9: the cost of each way of adapting"
 
 
-def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, experiments: Path = EXPERIMENTS_DIR,
-              overlap: Path | None = None, allow_mixed: bool = False, wandb: bool = False,
+def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, experiments_dir: Path = EXPERIMENTS_DIR,
+              overlap: Path | None = None, no_mixed_warning: bool = False, wandb: bool = False,
               notes: list[str] = ()) -> Path:
     """results/<suite> -> <tables_root>/<suite>/; returns that folder. `suite`: the Suite (its
     tasks name the rows), or a built-in suite's name or a study file's path."""
     suite = as_suite(suite)
-    name, conditions = suite.name, load_conditions(experiments)
+    name, conditions = suite.name, load_conditions(experiments_dir)
     runs = load_runs(results_dir, suite, conditions)
     if runs.empty:
         raise UserError(f"{results_dir / name}: no metrics.json found; "
                         f"run `dontstop run ... --suite {suite.source if suite.is_study else name}` first")
     mixed = mixed_data(runs)
-    if mixed and not allow_mixed:
+    if mixed and not no_mixed_warning:
         print(f"dontstop: warning: runs made from different data versions for "
-              f"{', '.join(mixed)}; see provenance.md (--allow-mixed to accept)", file=sys.stderr)
+              f"{', '.join(mixed)}; see provenance.md (--no-mixed-warning to silence it)", file=sys.stderr)
     out_dir = tables_root / name
     if (out_dir / "README.md").exists():
         print(f"replacing the tables and plots of an earlier aggregate in {out_dir}/")
     overlap = overlap or analysis_dir(tables_root, name) / "vocab_overlap.csv"
     layout = make_layout(suite, shown_conditions(conditions, runs))
     written = write_report(runs, layout, out_dir, overlap_path=overlap,
-                           flag_mixed=bool(mixed) and not allow_mixed, wandb=wandb, notes=notes,
+                           flag_mixed=bool(mixed) and not no_mixed_warning, wandb=wandb, notes=notes,
                            probes=load_probes(results_dir, name, conditions),
                            source=suite.source if suite.is_study else name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
@@ -70,7 +71,7 @@ def make_layout(suite: Suite | str, conditions: Conditions) -> Layout:
     """The paper's tasks show the published cell beside each of ours (a study's own tasks have
     none); every suite takes the paper's row order from the published tables."""
     suite = as_suite(suite)
-    return Layout(suite.name, conditions, load_published(), with_paper=suite.registry == "paper",
+    return Layout(suite.name, conditions, load_published(), with_paper=suite.with_published_numbers,
                   tasks=suite.tasks_by_key)
 
 

@@ -1,13 +1,15 @@
-"""dontstop run | reproduce | status | init-study: the study from one command, and where it stands.
+"""dontstop run | reproduce | status | init-study | readmes: the study from one command, and where it stands.
 
     dontstop reproduce                       # the main job: every condition on the mini suite
     dontstop reproduce --quick               # 1 seed, shortened recipes (< 3 minutes)
     dontstop reproduce --suite paper --tasks chemprot citation_intent --conditions baseline tapt
-    dontstop run experiments/tapt --suite mini --task aclsum-roles --seeds 0 1 2 [--dry-run]
+    dontstop reproduce --set finetune.lr=1e-4 --set recipes.dapt.max_steps=200 --results-dir results-lr
+    dontstop run experiments/tapt --suite mini --tasks aclsum-roles --seeds 0 1 2 [--dry-run]
     dontstop init-study my-study               # a commented study.yaml and its folders (init_study.py)
     dontstop reproduce --suite my-study/study.yaml   # your own tasks and domains (study_file.py)
     dontstop reproduce --launcher slurm --partition gpu --pretrain-gpus 4 [--wait]   # runner/slurm.py
     dontstop status [--suite S] [--results-dir R]   # done / running / queued / failed per job
+    dontstop readmes                           # experiments/*/README.md from each config.yaml
 """
 from __future__ import annotations
 
@@ -16,47 +18,49 @@ import time
 from pathlib import Path
 
 from .. import wandb_log
-from ..config import parse_pairs
+from ..condition_readme import write_readmes
+from ..conditions import EXPERIMENTS_DIR, Condition, load_condition, load_conditions, select_conditions
 from ..data.study import check_study_data
-from ..experiment import (EXPERIMENTS_DIR, Experiment, Suite, load_conditions, load_experiment,
-                          load_suite, override_suite, select_conditions, with_quick)
 from ..fileio import UserError, UserErrors
+from ..flags import add_flag, add_pair_flags, add_suite_flags, suite_overrides
+from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
 from ..study_file import tables_dir
+from ..suites import Suite, load_suite, with_quick
+from .analysis_tables import analyze_and_aggregate
 from .finished import refuse, stale_results
+from .history import record_invocation
 from .init_study import init_study
 from .inputs import check_inputs
 from .jobs import analysis_stages, execute
+from .mini_data import ensure_mini_data
+from .notebook_refresh import refresh_notebook
 from .plan import RunPlan, plan_runs
+from .plan_printout import print_plan, print_skipped
+from .readme_block import REPO_README, is_the_repo_study, update_readme
 from .slurm import add_arguments as add_launcher_arguments
 from .slurm import launch as launch_on_slurm
 from .slurm import options_from_args as slurm_options
 from .status import show_status
-from .study import (REPO_README, analyze_and_aggregate, cpu_count, ensure_mini_data, is_the_repo_study,
-                    print_plan, print_skipped, record_invocation, refresh_notebook, update_readme)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    run = subparsers.add_parser("run", help="run one or more conditions (experiment folders)")
-    run.add_argument("experiments", nargs="+", help="experiment folders, e.g. experiments/tapt")
-    run.add_argument("--task", "--tasks", dest="tasks", nargs="+", help="task keys (default: the suite's)")
+    run = subparsers.add_parser("run", help="run one or more conditions (their folders)")
+    run.add_argument("conditions", nargs="+", metavar="CONDITION_DIR", help="condition folders, e.g. experiments/tapt")
+    add_flag(run, "--tasks", nargs="+", old=["--task"], help="task keys (default: the suite's)")
     run.add_argument("--seeds", nargs="+", type=int, help="fine-tuning seeds (default: the suite's)")
     _common_arguments(run)
     run.set_defaults(func=_run)
 
     reproduce = subparsers.add_parser("reproduce", help="the whole study, then its tables")
-    reproduce.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
-    reproduce.add_argument("--conditions", nargs="+", help="condition names (default: all)")
-    reproduce.add_argument("--seeds", nargs="+", type=int)
-    reproduce.add_argument("--tables-dir", help="where the tables and plots go (--quick: <dir>/quick; "
+    _selection_arguments(reproduce)
+    reproduce.add_argument("--tables-dir", help="root of <suite>/ tables and plots (--quick: <dir>/quick; "
                            "default: paper_tables, a study's: tables/ beside its file)")
     _common_arguments(reproduce)
     reproduce.set_defaults(func=_reproduce)
 
     status = subparsers.add_parser("status", help="where each job stands: done, running, queued, failed")
-    status.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
-    status.add_argument("--conditions", nargs="+", help="condition names (default: all)")
-    status.add_argument("--seeds", nargs="+", type=int)
+    _selection_arguments(status)
     _common_arguments(status)
     status.set_defaults(func=_status)
 
@@ -65,65 +69,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--name", help="the study's name (default: the folder's)")
     init.set_defaults(func=_init_study)
 
+    readmes = subparsers.add_parser("readmes", help="each condition's README.md, rendered from its config.yaml")
+    _experiments_dir(readmes)
+    readmes.add_argument("--check", action="store_true", help="write nothing; exit 2 if a README differs")
+    readmes.set_defaults(func=_readmes)
+
+
+def _selection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
+    parser.add_argument("--conditions", nargs="+", help="condition names (default: every default one)")
+    parser.add_argument("--seeds", nargs="+", type=int)
+
+
+def _experiments_dir(parser: argparse.ArgumentParser) -> None:
+    add_flag(parser, "--experiments-dir", old=["--experiments"], default=str(EXPERIMENTS_DIR),
+             help="folder of condition folders (default: the repository's experiments/)")
+
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", default="mini", help="mini | paper | path to a study file")
+    add_suite_flags(parser)   # --suite, --set KEY=VALUE, --results-dir, --cache-dir, --data-dir
     parser.add_argument("--quick", action="store_true", help="quick seeds and shortened recipes")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and an estimate")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
     parser.add_argument("--workers", type=int, default=None,
                         help="parallel jobs, one CPU thread each (default: CPU cores; 1 on a GPU)")
     parser.add_argument("--allow-mixed", action="store_true",
-                        help="allow adding runs made from different data hashes")
+                        help="accept finished runs made from other task data than the files now")
     parser.add_argument("--rerun-stale", action="store_true",
                         help="redo finished runs made from other settings than asked (recipe, "
                         "checkpoint, data); their old files are kept as *.stale-<n>.json")
-    parser.add_argument("--results-dir", help="default: the suite's (results)")
-    parser.add_argument("--cache-dir", help="default: the suite's (cache)")
-    parser.add_argument("--data-dir", help="default: the suite's (data)")
-    parser.add_argument("--published-dapt", action="store_true",
-                        help="start DAPT from allenai/<domain>_roberta_base (paper suite)")
-    parser.add_argument("--published", action="store_true",
-                        help="start every condition the authors released (DAPT, TAPT, DAPT + TAPT, "
-                        "Curated-TAPT, ...) from its allenai/* checkpoint (paper suite)")
-    parser.add_argument("--domain-corpus", action="append", default=[], metavar="DOMAIN=PATH")
-    parser.add_argument("--pool", action="append", default=[], metavar="DOMAIN=PATH",
-                        help="kNN candidate pool (default: the domain corpus)")
-    parser.add_argument("--curated-corpus", action="append", default=[], metavar="TASK=PATH")
-    parser.add_argument("--experiments", default=str(EXPERIMENTS_DIR),
-                        help="folder of condition folders (default: the repository's experiments/)")
+    add_flag(parser, "--from-released-dapt", old=["--published-dapt"], action="store_true",
+             help="start DAPT from the released allenai/<domain>_roberta_base (paper suite)")
+    add_flag(parser, "--from-released", old=["--published"], action="store_true",
+             help="start every condition the authors released (DAPT, TAPT, DAPT + TAPT, "
+             "Curated-TAPT, ...) from its released allenai/* checkpoint (paper suite)")
+    add_pair_flags(parser)    # --domain-corpus, --pool, --curated-corpus NAME=PATH
+    _experiments_dir(parser)
     add_launcher_arguments(parser)   # --launcher local|slurm, --wait and the Slurm job options
 
 
 def resolve_suite(args: argparse.Namespace) -> Suite:
-    """The suite with the command line's overrides, after every flag is checked: task keys,
-    the keys of DOMAIN=PATH / TASK=PATH flags (a typo never adds a domain), seeds and workers
-    (recipes.py's ranges); all problems at once, one line each. A study's own task files are
-    checked here too."""
-    suite = load_suite(args.suite)
-    given = {flag: parse_pairs(values, flag) for flag, values in (
-        ("--domain-corpus", args.domain_corpus), ("--pool", args.pool), ("--curated-corpus", args.curated_corpus))}
-    problems = _flag_problems(suite, args, given)
+    """The suite with the command line's overrides (--set, the folder and NAME=PATH flags,
+    --from-released), checked as the suite file is (suites.load_suite), then the flags that are
+    no suite keys: task keys, seeds and workers; all problems at once, one line each. A study's
+    own task files are checked here too."""
+    suite = load_suite(args.suite, overrides=suite_overrides(args))
+    problems = _flag_problems(suite, args)
     if problems:
         raise UserErrors(problems)
-    suite = override_suite(
-        suite, data_dir=args.data_dir, results_dir=args.results_dir,
-        cache_dir=args.cache_dir, published_dapt=args.published_dapt, published=args.published,
-        domain_corpora=given["--domain-corpus"], pools=given["--pool"], curated=given["--curated-corpus"])
     check_study_data(suite)
     return with_quick(suite) if args.quick else suite
 
 
-def _flag_problems(suite: Suite, args: argparse.Namespace, given: dict[str, dict[str, str]]) -> list[str]:
+def _flag_problems(suite: Suite, args: argparse.Namespace) -> list[str]:
     problems = []
-    lookups = [(f"--tasks {key}", suite.task, key) for key in args.tasks or []] + [
-        (f"{flag} {key}={path}", suite.task if flag == "--curated-corpus" else suite.domain, key)
-        for flag, pairs in given.items() for key, path in pairs.items()]
-    for where, lookup, key in lookups:   # the suite's lookups name the known keys
+    for key in args.tasks or []:   # the suite's lookup names the known keys
         try:
-            lookup(key)
+            suite.task(key)
         except UserError as e:
-            problems.append(f"{where}: {e}")
+            problems.append(f"--tasks {key}: {e}")
     seeds = args.seeds or []
     problems += [v.as_flag("--seeds") for seed in seeds
                  for v in range_violations({"seed": SEED}, {"seed": seed})]
@@ -134,21 +138,21 @@ def _flag_problems(suite: Suite, args: argparse.Namespace, given: dict[str, dict
     return problems
 
 
-def plan_and_check(suite: Suite, experiments: list[Experiment], args: argparse.Namespace) -> list[RunPlan]:
+def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Namespace) -> list[RunPlan]:
     """Every (condition, task) plan, then every input file they read checked in one pass, before
     any work (runner/inputs.py). Files that do not exist are allowed only with --dry-run; with
     them all there, these plans are the plans to run."""
-    plans = [plan for e in experiments
-             for plan in plan_runs(suite, e, args.tasks, args.seeds, planning_only=True)]
+    plans = [plan for condition in conditions
+             for plan in plan_runs(suite, condition, args.tasks, args.seeds, planning_only=True)]
     check_inputs(plans, suite, missing_ok=args.dry_run)
     return plans
 
 
 def _run(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
-    experiments = [load_experiment(path) for path in args.experiments]
-    print_skipped(suite, experiments, args.tasks)
-    plans = plan_and_check(suite, experiments, args)
+    conditions = [load_condition(path) for path in args.conditions]
+    print_skipped(suite, conditions, args.tasks)
+    plans = plan_and_check(suite, conditions, args)
     if not plans:
         raise UserError("no condition applies to the chosen tasks")
     _go(plans, suite, args, analysis=False)
@@ -157,19 +161,20 @@ def _run(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
-    experiments = select_conditions(load_conditions(args.experiments), args.conditions)
+    conditions = select_conditions(load_conditions(args.experiments_dir), args.conditions)
     ensure_mini_data(suite)
-    print_skipped(suite, experiments, args.tasks)
-    plans = plan_and_check(suite, experiments, args)
+    print_skipped(suite, conditions, args.tasks)
+    plans = plan_and_check(suite, conditions, args)
     began = time.time()
     finished = _go(plans, suite, args, analysis=True)
     if args.dry_run or (args.launcher == "slurm" and not args.wait):
         return 0
-    history = record_invocation(suite, args, time.time() - began, plans, finished)
+    history = record_invocation(suite, args.quick, time.time() - began, plans, finished)
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
-    tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments),
+    tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments_dir),
                                    wandb=not args.no_wandb and wandb_log.configured())
-    if is_the_repo_study(suite, args):   # the README block and the committed notebook follow the tables
+    whole = not (args.quick or args.tasks or args.conditions or args.set_values)
+    if is_the_repo_study(suite, whole):   # the README block and the committed notebook follow the tables
         update_readme(REPO_README, history, tables)
         refresh_notebook(suite, tables_root)
     elif suite.is_study:   # a study's own executed copy, beside its tables
@@ -209,6 +214,16 @@ def _init_study(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
-    show_status(suite, select_conditions(load_conditions(args.experiments), args.conditions),
+    show_status(suite, select_conditions(load_conditions(args.experiments_dir), args.conditions),
                 args.tasks, args.seeds, allow_mixed=args.allow_mixed)
+    return 0
+
+
+def _readmes(args: argparse.Namespace) -> int:
+    differ = write_readmes(Path(args.experiments_dir), check=args.check)
+    for path in differ:
+        print(f"{path}: {'differs from' if args.check else 'rewritten from'} its config.yaml")
+    if args.check and differ:
+        raise UserError(f"{len(differ)} condition README(s) differ from their config.yaml; "
+                        "`dontstop readmes` rewrites them")
     return 0

@@ -18,8 +18,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..experiment import EXPERIMENTS_DIR, Suite
+from ..conditions import EXPERIMENTS_DIR
+from ..suites import Suite
 from ..fileio import read_json
+from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .plan import RunPlan, Stage
 
 CHARS_PER_TOKEN = 4.0
@@ -79,9 +81,9 @@ class Estimator:
 
     @classmethod
     def for_suite(cls, suite: Suite) -> "Estimator":
-        records = Path(suite.cache_dir, suite.name, "checkpoints").glob("*/pretrain_record.json")
+        records = Path(suite.cache_dir, suite.name, "checkpoints").glob(f"*/{PRETRAIN_RECORD_FILE}")
         rates = [rate for rate in (read_json(p).get("tokens_per_s") for p in records) if rate]
-        finished = Path(suite.results_dir, suite.name).glob("*/*/seed_*/metrics.json")
+        finished = Path(suite.results_dir, suite.name).glob(f"*/*/seed_*/{METRICS_FILE}")
         times = [t for t in (read_json(p).get("wall_time_s") for p in finished) if t]
         bench = bench_rates(REPO / suite.estimate_bench) if suite.estimate_bench else {}
         if rates:

@@ -3,7 +3,7 @@ of the suite, task, condition and seed it names (records.finished_runs), and eac
 finished from what is asked now.
 
 A finished run is stale when its resolved fine-tuning recipe, its starting checkpoint (a stage of
-ours by its stage key, wherever the cache lies; else the model name), `published`, or, unless
+ours by its stage key, wherever the cache lies; else the model name), whether it is a released one, or, unless
 --allow-mixed, its task data differ from what the plan asks; a probe, when its checkpoint or
 max_length do. A stale result is refused before any work, one line naming the field and the file,
 unless --rerun-stale: then it is redone, its old file kept beside the new one as
@@ -15,15 +15,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..experiment import Suite, checkpoint_lineage
+from ..suites import Suite, checkpoint_lineage
 from ..fileio import UserError, file_sha256
+from ..recipes import MACHINE_FIELDS
 from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord, finished_runs
 from ..tasks import SPLITS
 from .plan import RunPlan
-from .stages import finetune_recipe
+from .job_actions import finetune_recipe
 
-# Left to the machine in a recipe ("auto" / None): a run made on a CPU is not stale on a GPU.
-MACHINE_FIELDS = {"device": "auto", "precision": "auto", "pad_to_multiple_of": None}
 COMPARED_ELSEWHERE = ("model", "data_dir")  # by identity (model_identity) and by content (data_sha256)
 
 
@@ -43,7 +42,7 @@ def stale_results(plans: list[RunPlan], suite: Suite, allow_mixed: bool) -> list
             path = plan.run_dir(seed) / METRICS_FILE
             reason = path in runs and run_difference(runs[path], plan, seed, suite, allow_mixed)
             stale += [Stale(path, reason)] if reason else []
-        path = plan.run_dir(0).parent / PROBE_FILE
+        path = plan.cell_dir / PROBE_FILE
         reason = suite.probe and path in probes and probe_difference(probes[path], plan, suite)
         stale += [Stale(path, reason)] if reason else []
     return stale
@@ -61,8 +60,8 @@ def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite
             return f"{name}: finished with {record.config.get(name)!r}, asked {value!r}"
     if model_identity(record.model) != model_identity(plan.model):
         return f"starting checkpoint: finished from {record.model}, asked {plan.model}"
-    if record.published != plan.published:
-        return f"published: finished with {record.published}, asked {plan.published}"
+    if record.published != plan.from_released:   # metrics.json's `published`: from a released checkpoint
+        return f"released checkpoint: finished with {record.published}, asked {plan.from_released}"
     if not allow_mixed:
         splits = suite.task_dir(plan.task.key)
         for split in (split for split in SPLITS if (splits / f"{split}.jsonl").is_file()):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..data.formats import Problem, check_corpus, check_task, parse_split
-from ..experiment import Suite
+from ..suites import Suite
 from ..fileio import atomic_write_json, raise_problems, read_json
 from ..tasks import SPLITS
 from .plan import RunPlan, unique_stages
@@ -78,7 +78,7 @@ def _corpora(plans: list[RunPlan], suite: Suite) -> list[tuple[str, bool]]:
     tasks_root = (Path(suite.data_dir) / suite.name / "tasks").resolve()
     found: dict[str, bool] = {}
     for stage in unique_stages(plans):
-        if stage.published or stage.record_path.exists():
+        if stage.released or stage.record_path.exists():
             continue
         for path in stage.corpora:
             if Path(path).resolve().parent.parent != tasks_root:

@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.formats import heldout_keys
-from ..experiment import Suite
+from ..data.formats import leakage_keys
+from ..suites import Suite
 from ..fileio import UserError, is_locked, job_lock
-from ..records import PROBE_FILE
+from ..records import METRICS_FILE, PROBE_FILE
 from ..stage_identity import domain_checkpoints
 from .finished import refuse, retire, stale_results
 from .plan import RunPlan, Stage, input_sha256, unique_stages
-from .stages import check_adapters, check_data_consistency, check_models_available, run_job
+from .job_actions import check_adapters, check_data_consistency, check_models_available, run_job
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
 
@@ -59,7 +59,7 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
     todo = sum(not job.done() for job in jobs)
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
           f"on {workers} worker(s)", flush=True)
-    exclude = heldout_keys(suite.heldout_task_dirs(running=tasks_of(plans)))
+    exclude = leakage_keys(suite.leakage_task_dirs(running=tasks_of(plans)))
     start = (time.time(), len(jobs) - todo)   # for the ETA: when, and how many were done then
     if workers <= 1:
         _single_thread()   # the same arithmetic as a worker process: same seed, same metrics
@@ -68,9 +68,9 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
         finished = _run_workers(jobs, suite, exclude, wandb, start, workers)
     began = start[0]
     left = sum(not job.done() for job in jobs)
-    print(f"done: {finished} job(s) finished in {_clock(time.time() - began)}; "
+    print(f"done: {finished} job(s) finished in {clock(time.time() - began)}; "
           f"{left} left (held by another runner)" if left else
-          f"done: {finished} job(s) finished in {_clock(time.time() - began)}", flush=True)
+          f"done: {finished} job(s) finished in {clock(time.time() - began)}", flush=True)
     return finished
 
 
@@ -104,19 +104,19 @@ def make_jobs(plans: list[RunPlan], probe: bool = False, analysis: set[str] | No
     their parents. None (`dontstop status`): every stage of the plans."""
     runs: list[Job] = []
     for plan in plans:
-        needs = tuple(s.record_path for s in plan.stages if not s.published)
+        needs = tuple(s.record_path for s in plan.stages if not s.released)
         runs += [Job("finetune", f"{plan.task.key}/{plan.condition} seed {seed}",
-                     plan.run_dir(seed) / "metrics.json", needs, plan=plan, seed=seed)
+                     plan.run_dir(seed) / METRICS_FILE, needs, plan=plan, seed=seed)
                  for seed in plan.seeds]
         if probe:
             runs.append(Job("probe", f"{plan.task.key}/{plan.condition} probe",
-                            plan.run_dir(0).parent / PROBE_FILE, needs, plan=plan))
+                            plan.cell_dir / PROBE_FILE, needs, plan=plan))
     stages = unique_stages(plans)
     if analysis is not None:
         needed = needed_stages(plans, [job for job in runs if not job.done() or job.done_file in redo], analysis)
         stages = [stage for stage in stages if stage.key in needed]
     return [Job("pretrain", f"{s.lineage} ({s.kind})", s.record_path, _needs(s, stages), stage=s)
-            for s in stages if not s.published] + runs
+            for s in stages if not s.released] + runs
 
 
 def needed_stages(plans: list[RunPlan], unfinished: list[Job], analysis: set[str]) -> set[str]:
@@ -141,7 +141,7 @@ def tasks_of(plans: list[RunPlan]) -> set[str]:
 
 
 def _needs(stage: Stage, stages: list[Stage]) -> tuple[Path, ...]:
-    parents = [s for s in stages if s.checkpoint_dir == stage.parent and not s.published]
+    parents = [s for s in stages if s.checkpoint_dir == stage.parent and not s.released]
     return tuple(s.record_path for s in parents)
 
 
@@ -177,8 +177,8 @@ def _announce(job: Job, jobs: list[Job], start: tuple[float, int]) -> None:
     """A line per job; the ETA extrapolates this call's pace over all workers to what is left."""
     done = sum(j.done() for j in jobs)
     elapsed, done_here = time.time() - start[0], done - start[1]
-    eta = "?" if not done_here else _clock(elapsed / done_here * (len(jobs) - done))
-    print(f"[{done + 1}/{len(jobs)}] {job.kind} {job.label} | elapsed {_clock(elapsed)} | ETA {eta}",
+    eta = "?" if not done_here else clock(elapsed / done_here * (len(jobs) - done))
+    print(f"[{done + 1}/{len(jobs)}] {job.kind} {job.label} | elapsed {clock(elapsed)} | ETA {eta}",
           flush=True)
 
 
@@ -210,7 +210,8 @@ def ensure_writable(directory: str | Path) -> None:
         raise UserError(f"{directory}: not a writable directory ({e.strerror or e})") from None
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """`1h02m` or `3m07s`: elapsed times and ETAs of the progress lines."""
     seconds = int(seconds)
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

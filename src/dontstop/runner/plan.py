@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..experiment import Experiment, Suite, checkpoint_name, checkpoints_dir
+from ..conditions import Condition
+from ..suites import Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, file_sha256
+from ..records import PRETRAIN_RECORD_FILE
 from ..stage_identity import stage_key, stage_recipe
 from ..tasks import Task
 
@@ -34,11 +36,11 @@ class Stage:
     lineage: str                  # "dapt-cs+tapt-aclsum-roles"
     checkpoint_dir: str
     selection: dict[str, Any] | None = None   # {"method", "k", "pool", "queries", ...}
-    published: str | None = None  # hub id: use the released checkpoint instead of training
+    released: str | None = None   # hub id: start from the authors' released checkpoint instead of training
 
     @property
     def record_path(self) -> Path:
-        return Path(self.checkpoint_dir) / "pretrain_record.json"
+        return Path(self.checkpoint_dir) / PRETRAIN_RECORD_FILE
 
     @property
     def selection_dir(self) -> Path:
@@ -62,22 +64,27 @@ class RunPlan:
         if not self.stages:
             return self.base_model
         last = self.stages[-1]
-        return last.published or last.checkpoint_dir
+        return last.released or last.checkpoint_dir
 
     @property
-    def published(self) -> bool:
+    def from_released(self) -> bool:
         """Whether fine-tuning starts from a released (hub) checkpoint."""
-        return bool(self.stages) and self.stages[-1].published is not None
+        return bool(self.stages) and self.stages[-1].released is not None
 
     @property
     def lineage(self) -> str:
         return self.stages[-1].lineage if self.stages else "base"
 
+    @property
+    def cell_dir(self) -> Path:
+        """results/<suite>/<task>/<condition>/: its seeds' run folders and its probe."""
+        return self.results_root / self.suite / self.task.key / self.condition
+
     def run_dir(self, seed: int) -> Path:
-        return self.results_root / self.suite / self.task.key / self.condition / f"seed_{seed}"
+        return self.cell_dir / f"seed_{seed}"
 
 
-def plan_runs(suite: Suite, experiment: Experiment, task_keys: list[str] | None = None,
+def plan_runs(suite: Suite, condition: Condition, task_keys: list[str] | None = None,
               seeds: list[int] | None = None, planning_only: bool = False) -> list[RunPlan]:
     """One RunPlan per task the condition applies to (tasks not covered are skipped).
 
@@ -86,12 +93,12 @@ def plan_runs(suite: Suite, experiment: Experiment, task_keys: list[str] | None 
     plans = []
     for key in task_keys or suite.tasks:
         task = suite.task(key)
-        if not experiment.applies(task, suite):
+        if not condition.applies(task, suite):
             continue
-        released = _released_stage(suite, task, experiment.stages) if suite.published else None
+        released = _released_stage(suite, task, condition.stages) if suite.from_released else None
         # One released checkpoint stands for all the condition's stages; else build them in order.
-        stages = [released] if released else _resolve_stages(suite, task, experiment.stages, planning_only)
-        plans.append(RunPlan(suite.name, task, experiment.condition, stages,
+        stages = [released] if released else _resolve_stages(suite, task, condition.stages, planning_only)
+        plans.append(RunPlan(suite.name, task, condition.condition, stages,
                              list(seeds if seeds is not None else suite.seeds),
                              Path(suite.results_dir), suite.base_model))
     return plans
@@ -114,12 +121,12 @@ def _resolve_stages(suite: Suite, task: Task, specs: list[str], planning_only: b
     for spec in (["base"] if suite.base_corpus else []) + specs:
         stage = _resolve_stage(suite, task, spec, parent, parent_key, stages, planning_only)
         stages.append(stage)
-        parent, parent_key = stage.published or stage.checkpoint_dir, stage.key
+        parent, parent_key = stage.released or stage.checkpoint_dir, stage.key
     return stages
 
 
 def _released_stage(suite: Suite, task: Task, specs: list[str]) -> Stage | None:
-    """The authors' released checkpoint standing for all of `specs` on this task (`--published`),
+    """The authors' released checkpoint standing for all of `specs` on this task (`--from-released`),
     or None: TAPT, DAPT + TAPT, Curated-TAPT, DAPT + Curated-TAPT, and Transfer-TAPT (which is
     the partner task's released TAPT model: TAPT on the partner's text)."""
     if any(spec.endswith(":lora") for spec in specs):
@@ -128,20 +135,20 @@ def _released_stage(suite: Suite, task: Task, specs: list[str]) -> Stage | None:
     if specs == ["tapt:transfer"]:
         source, shape = suite.task(task.transfer), "tapt"
     hub_id = suite.released.get(source.key, {}).get(shape)
-    if hub_id is None or shape == "dapt":  # DAPT alone: published_dapt's stage, as before
+    if hub_id is None or shape == "dapt":  # DAPT alone: from_released_dapt's stage, as before
         return None
     domain = suite.domain(task.domain).key
     names = {"dapt": f"dapt-{domain}", "tapt": f"tapt-{source.key}", "curated": f"curated-{task.key}"}
     lineage = "+".join(names[kind] for kind in shape.split("+"))
-    key = hashlib.sha256(json.dumps({"published": hub_id}).encode()).hexdigest()
-    return Stage(names[shape.split("+")[-1]], "published", suite.base_model, (), {}, key, lineage,
-                 checkpoint_dir="", published=hub_id)
+    key = hashlib.sha256(json.dumps({"published": hub_id}).encode()).hexdigest()   # the key's format since v1
+    return Stage(names[shape.split("+")[-1]], "released", suite.base_model, (), {}, key, lineage,
+                 checkpoint_dir="", released=hub_id)
 
 
 def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key: str,
                    earlier: list[Stage], planning_only: bool) -> Stage:
     kind, _, arg = spec.partition(":")
-    selection, published = None, None
+    selection, released = None, None
     if kind == "base":
         name, recipe_kind, corpora = "base", "base", [suite.data_path(suite.base_corpus)]
     elif kind == "dapt":
@@ -149,9 +156,9 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
         domain = suite.domain(domain.irrelevant) if arg == "irrelevant" else domain
         recipe_kind = "dapt_lora" if arg == "lora" else "dapt"
         name, corpora = f"{recipe_kind}-{domain.key}", []
-        if suite.published_dapt and domain.dapt_checkpoint and all(s.kind == "base" for s in earlier) \
+        if suite.dapt_from_released and domain.dapt_checkpoint and all(s.kind == "base" for s in earlier) \
                 and arg != "lora":
-            published = domain.dapt_checkpoint
+            released = domain.dapt_checkpoint
         else:
             corpora = [suite.data_path(_required(suite, "domain_corpora", domain.key, "domain corpus",
                                                  "--domain-corpus", released=arg != "lora"))]
@@ -174,13 +181,13 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     sha = input_sha256(suite, planning_only)
     key = stage_key(parent=parent_key or parent, name=name, kind=recipe_kind,
                     inputs={p: sha(p) for p in corpora}, recipe=recipe, seed=suite.pretrain_seed,
-                    published=published,
+                    released=released,
                     selection=selection and {**selection, "pool_sha256": sha(selection["pool"]),
                                              "queries_sha256": sha(selection["queries"])})
     lineage = "+".join([s.name for s in earlier] + [name])
     checkpoint_dir = checkpoints_dir(suite) / checkpoint_name(lineage, key)
     return Stage(name, recipe_kind, parent, tuple(corpora), recipe, key, lineage,
-                 str(checkpoint_dir), selection, published)
+                 str(checkpoint_dir), selection, released)
 
 
 def _curated_pool(suite: Suite, task: Task) -> str:
@@ -200,7 +207,7 @@ def _required(suite: Suite, section: str, key: str, what: str, flag: str, releas
         raise UserError(f"{suite.source}: key '{section}': no {what} for domain {key!r}, which a chosen "
                         f"condition needs; add `{key}: PATH` there (or pass {flag} {key}=PATH)")
     raise UserError(f"no {what} for domain {key!r}: pass {flag} {key}=PATH"
-                    + (" or --published-dapt" if flag == "--domain-corpus" and released else ""))
+                    + (" or --from-released-dapt" if flag == "--domain-corpus" and released else ""))
 
 
 def input_sha256(suite: Suite, planning_only: bool) -> Callable[[str], str]:

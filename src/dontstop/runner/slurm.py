@@ -19,8 +19,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.formats import heldout_keys
-from ..experiment import Suite
+from ..data.formats import leakage_keys
+from ..suites import Suite
 from ..fileio import UserError, job_lock
 from .jobs import Job, prepare_jobs, tasks_of
 from .plan import RunPlan
@@ -104,7 +104,7 @@ def launch(plans: list[RunPlan], suite: Suite, options: SlurmOptions, *, wandb: 
     """Submit every unfinished job; with --wait, follow them and return how many finished."""
     check_slurm()
     jobs = prepare_jobs(plans, suite, allow_mixed, rerun_stale=rerun_stale, analysis=analysis)
-    heldout_keys(suite.heldout_task_dirs(running=tasks_of(plans)))   # the jobs read them: fail here first
+    leakage_keys(suite.leakage_task_dirs(running=tasks_of(plans)))   # the jobs read them: fail here first
     submitted, active, finished = submit(jobs, suite, options, wandb)
     print(f"{len(jobs)} jobs: {finished} already finished, {active} queued or running, {submitted} "
           f"submitted; logs in {logs_dir(suite)}/<job>/", flush=True)

@@ -19,11 +19,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.formats import heldout_keys
-from ..experiment import Suite
+from ..data.formats import leakage_keys
+from ..suites import Suite
 from ..fileio import atomic_output, job_lock
 from .jobs import Job
-from .stages import build_stage, run_job
+from .job_actions import build_stage, run_job
 
 PORT_BASE = 20000   # the processes of job N meet at PORT_BASE + N % 20000 on its first node
 
@@ -61,7 +61,7 @@ class RunnerJob:
             if self.launch is not None:
                 _launch(self.launch, node)
             else:   # the local workers' own dispatch: a stage, a fine-tuning seed or a probe
-                run_job(job, self.suite, heldout(self.suite) if job.kind == "pretrain" else set(), self.wandb)
+                run_job(job, self.suite, leakage(self.suite) if job.kind == "pretrain" else set(), self.wandb)
         return f"{job.label}: finished"
 
     def checkpoint(self):
@@ -71,9 +71,9 @@ class RunnerJob:
         return submitit.helpers.DelayedSubmission(self)
 
 
-def heldout(suite: Suite) -> set[bytes]:
+def leakage(suite: Suite) -> set[bytes]:
     """The leakage guard of runner/jobs.py, computed where the stage is built."""
-    return heldout_keys(suite.heldout_task_dirs())
+    return leakage_keys(suite.leakage_task_dirs())
 
 
 def write_spec(path: Path, job: Job, suite: Suite, wandb: bool) -> str:
@@ -119,7 +119,7 @@ def _process_main(spec: str) -> None:
         stage, suite, wandb = pickle.load(f)
     # One write per line (end=""): unbuffered, print's separate "\n" lets the processes' lines interleave
     print(f"{stage.lineage}: process {state.process_index} of {state.num_processes}\n", end="", flush=True)
-    build_stage(stage, suite, heldout(suite), wandb)
+    build_stage(stage, suite, leakage(suite), wandb)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..experiment import Suite
+from ..suites import Suite
 from ..fileio import UserError, atomic_write_json, read_json
 from .jobs import Job
 

@@ -14,11 +14,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..experiment import Experiment, Suite
+from ..conditions import Condition
+from ..suites import Suite
 from ..fileio import is_locked
 from .finished import stale_results
 from .inputs import check_inputs
-from .jobs import Job, _clock, make_jobs
+from .jobs import Job, clock, make_jobs
 from .plan import plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
 
@@ -144,21 +145,21 @@ def follow(jobs: list[Job], suite: Suite, poll_s: float) -> tuple[int, list[Job]
             finished += status.state == "done"
             failed += [job] if status.state != "done" else []
             elapsed = time.time() - began
-            eta = _clock(elapsed / finished * len(left)) if finished else "?"
+            eta = clock(elapsed / finished * len(left)) if finished else "?"
             print(f"[{done_before + finished}/{total}] {status.describe()}: {job.kind} {job.label} | "
-                  f"elapsed {_clock(elapsed)} | ETA {eta}", flush=True)
+                  f"elapsed {clock(elapsed)} | ETA {eta}", flush=True)
         if left:
             time.sleep(poll_s)
     return finished, failed
 
 
 
-def show_status(suite: Suite, experiments: list[Experiment], tasks: list[str] | None,
+def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | None,
                 seeds: list[int] | None, allow_mixed: bool = False) -> dict[str, int]:
     """`dontstop status`: plan as --dry-run does (inputs may be missing, and are shown so), check
     the inputs that exist as `run` would (runner/inputs.py), check every results file as `run`
     does (its folder, and whether it is stale), then print every job."""
-    plans = [plan for e in experiments for plan in plan_runs(suite, e, tasks, seeds, planning_only=True)]
+    plans = [plan for c in conditions for plan in plan_runs(suite, c, tasks, seeds, planning_only=True)]
     check_inputs(plans, suite, missing_ok=True)
     stale = stale_results(plans, suite, allow_mixed)
     jobs = make_jobs(plans, probe=suite.probe)

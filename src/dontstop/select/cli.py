@@ -2,13 +2,14 @@
 
     dontstop select --task-text data/mini/tasks/aclsum-roles/train.jsonl \\
         --pool data/mini/pools/cs.jsonl --out cache/mini/selections/50nn-aclsum-roles \\
-        --method knn --k 50 --exclude-from data/mini/tasks/aclsum-roles
+        --method knn --k 50 --exclude-dev-test-of data/mini/tasks/aclsum-roles
 """
 from __future__ import annotations
 
 import argparse
 
-from ..data.formats import heldout_keys, iter_corpus
+from ..data.formats import iter_corpus, leakage_keys
+from ..flags import add_flag
 from . import index as knn_index
 from .embed import EMBEDDERS
 from .selection import METHODS, select_corpus
@@ -28,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--nprobe", type=int, default=knn_index.DEFAULT_NPROBE,
                         help="IVF lists scanned per query")
     parser.add_argument("--index-dir", help="folder to save the index in, or reuse it from")
-    parser.add_argument("--exclude-from", nargs="*", default=[], metavar="TASKDIR",
-                        help="task folders whose dev/test text must never be selected")
+    add_flag(parser, "--exclude-dev-test-of", old=["--exclude-from"], nargs="*", default=[], metavar="TASK_DIR",
+             help="task folders whose dev/test text must never be selected (their leakage keys)")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=_run)
 
@@ -38,6 +39,6 @@ def _run(args: argparse.Namespace) -> int:
     queries = list(iter_corpus([args.task_text]))
     select_corpus(queries, args.pool, args.out, method=args.method, k=args.k,
                   embedder=args.embedder, encoder_model=args.encoder_model, dim=args.dim,
-                  index=args.index, nprobe=args.nprobe, exclude=heldout_keys(args.exclude_from),
+                  index=args.index, nprobe=args.nprobe, exclude=leakage_keys(args.exclude_dev_test_of),
                   seed=args.seed, index_dir=args.index_dir)
     return 0

@@ -8,7 +8,7 @@ text (`exclude`, data.text_key of dev/test) is never indexed, so it can never be
 
 The pool is streamed (tens of millions of lines fit): one pass keeps only line numbers and
 sources, later passes embed it shard by shard and finally fetch the selected lines.
-Writes `<out>/corpus.jsonl` and, last, `<out>/select_record.json` (docs/CONTRACTS.md).
+Writes `<out>/corpus.jsonl` and, last, `<out>/select_record.json` (records.SelectRecord).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from . import index as knn_index
 from ..data.formats import text_key
 from .embed import EMBEDDERS, Embedder, load_embedder, make_embedder
 from ..fileio import UserError, atomic_output, atomic_write_json, read_json, sha256_text
+from ..records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
 from .pool import PoolScan, fetch_documents, load_scan, save_scan, scan_pool
 
 METHODS = ("knn", "random")
@@ -46,7 +47,7 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
                   encoder_model: str = "bundled:minilm", dim: int = 128,
                   index: str = "flat", nprobe: int = knn_index.DEFAULT_NPROBE,
                   exclude: frozenset[bytes] | set[bytes] = frozenset(), seed: int = 0,
-                  index_dir: str | Path | None = None) -> dict:
+                  index_dir: str | Path | None = None) -> SelectRecord:
     """Select, write corpus.jsonl + select_record.json into out_dir, return the record.
 
     `index_dir` keeps the fitted embedder, the faiss index and the pool scan so the next
@@ -65,27 +66,27 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
         scan, candidates, details = _knn_candidates(queries, pool_path, exclude, settings,
                                                     k, nprobe, index_dir)
     selected = np.unique(candidates[candidates >= 0])   # union over queries, pool order
-    corpus_bytes = _write_corpus(out_dir / "corpus.jsonl", queries, pool_path,
+    corpus_bytes = _write_corpus(out_dir / SELECTED_CORPUS_FILE, queries, pool_path,
                                  scan.lines[selected])
     found = int((candidates >= 0).sum())
-    record = {"method": method, "k": k, "seed": seed, **details, "pool": str(pool_path),
-              "pool_size": len(scan.lines), "queries": len(queries),
-              "candidates_before_dedup": found, "selected": len(selected),
-              "duplicates_removed": found - len(selected),
-              "pool_duplicates_skipped": scan.duplicates,
-              "excluded_heldout": scan.excluded_heldout, "bytes": corpus_bytes,
-              "selected_by_source": scan.count_by_source(selected),
-              "pool_by_source": scan.count_by_source(),
-              "wall_time_s": round(time.time() - started, 3)}
-    atomic_write_json(out_dir / "select_record.json", record)
+    record = SelectRecord(method=method, k=k, seed=seed, **details, pool=str(pool_path),
+                          pool_size=len(scan.lines), queries=len(queries),
+                          candidates_before_dedup=found, selected=len(selected),
+                          duplicates_removed=found - len(selected),
+                          pool_duplicates_skipped=scan.duplicates,
+                          excluded_heldout=scan.excluded_heldout, bytes=corpus_bytes,
+                          selected_by_source=scan.count_by_source(selected),
+                          pool_by_source=scan.count_by_source(),
+                          wall_time_s=round(time.time() - started, 3))
+    record.write(out_dir)
     print(f"selected {len(selected)} of {len(scan.lines)} pool documents for {len(queries)} "
-          f"queries in {record['wall_time_s']:.1f} s -> {out_dir}")
+          f"queries in {record.wall_time_s:.1f} s -> {out_dir}")
     return record
 
 
 def _check_arguments(queries: list[str], out_dir: Path, method: str, k: int, nprobe: int,
                      embedder: str, index: str) -> None:
-    if (out_dir / "select_record.json").exists():
+    if (out_dir / SELECT_RECORD_FILE).exists():
         raise UserError(f"{out_dir}: already holds a selection; choose another output folder")
     if method not in METHODS:
         raise UserError(f"unknown selection method {method!r}; known: {', '.join(METHODS)}")

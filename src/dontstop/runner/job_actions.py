@@ -1,5 +1,7 @@
-"""One job of the runner, as a function: build a pretraining stage (with its kNN / RAND
-selection first) or fine-tune one (plan, seed). The runner calls these; no CLI in between.
+"""What each kind of job does, as a function: build a pretraining stage (with its kNN / RAND
+selection first), fine-tune one (plan, seed), or probe one plan's checkpoint; and the checks an
+unfinished job needs before any work. Every launcher calls these (runner/jobs.py schedules them
+locally, runner/slurm_job.py on a Slurm node); no CLI in between.
 
 The only module that knows conditions, lineage, seeds, caching and W&B together.
 """
@@ -12,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..data.formats import load_split
-from ..experiment import Suite
-from ..fileio import UserError, file_sha256, job_lock, read_json
+from ..suites import Suite
+from ..fileio import UserError, file_sha256, job_lock
 from ..recipes import FinetuneRecipe, PretrainRecipe
-from ..records import MetricsRecord, PretrainRecord
+from ..records import (METRICS_FILE, PRETRAIN_RECORD_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE,
+                       MetricsRecord, PretrainRecord, SelectRecord)
 from .plan import RunPlan, Stage
 
 
@@ -45,11 +48,11 @@ def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
     index_dir = _index_dir(suite, queries_path, pool, spec)
     # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
     with job_lock(index_dir.with_suffix(".lock"), wait=True):
-        if not (out_dir / "select_record.json").exists():
+        if not (out_dir / SELECT_RECORD_FILE).exists():
             select_corpus([e.text for e in load_split(queries_path)], pool, out_dir, method=method,
                           k=k, exclude=frozenset(exclude), seed=suite.pretrain_seed,
                           index_dir=index_dir, **spec)
-    return str(out_dir / "corpus.jsonl")
+    return str(out_dir / SELECTED_CORPUS_FILE)
 
 
 def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, Any]) -> Path:
@@ -62,12 +65,12 @@ def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, 
 
 def stage_record(stage: Stage) -> dict[str, Any]:
     """What metrics.json keeps of a stage: its PretrainRecord, selection record and lineage."""
-    if stage.published:
-        return {"name": stage.name, "lineage": stage.lineage, "kind": stage.kind, "published": stage.published}
+    if stage.released:
+        return {"name": stage.name, "lineage": stage.lineage, "kind": stage.kind, "released": stage.released}
     record = dataclasses.asdict(PretrainRecord.read(stage.record_path))
-    selection_record = stage.selection_dir / "select_record.json"
+    selection_record = stage.selection_dir / SELECT_RECORD_FILE
     if stage.selection and selection_record.exists():
-        record = {**record, "selection": read_json(selection_record)}
+        record = {**record, "selection": dataclasses.asdict(SelectRecord.read(selection_record))}
     return {**record, "name": stage.name, "lineage": stage.lineage, "kind": stage.kind}
 
 
@@ -77,7 +80,7 @@ def finetune_job(plan: RunPlan, seed: int, suite: Suite, wandb: bool) -> None:
     metrics = run_finetune(finetune_recipe(plan, suite, seed), plan.run_dir(seed), task=plan.task,
                            condition=plan.condition, lineage=plan.lineage, wandb=wandb,
                            pretraining=[stage_record(s) for s in plan.stages],
-                           published=plan.published)
+                           from_released=plan.from_released)
     print(f"    {plan.task.key}/{plan.condition} seed {seed}: {metrics.metric} dev "
           f"{metrics.dev_metric:.3f} test {metrics.test_metric:.3f} "
           f"({metrics.epochs_run} epochs, {metrics.wall_time_s:.1f}s)", flush=True)
@@ -103,7 +106,7 @@ def run_job(job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
 def probe_job(plan: RunPlan, suite: Suite) -> None:
     from ..finetune.probe import run_probe
 
-    record = run_probe(finetune_recipe(plan, suite), plan.run_dir(0).parent, plan.task, condition=plan.condition,
+    record = run_probe(finetune_recipe(plan, suite), plan.cell_dir, plan.task, condition=plan.condition,
                        lineage=plan.lineage)
     print(f"    {plan.task.key}/{plan.condition} probe: {record.metric} test {record.test_metric:.3f} "
           f"({record.wall_time_s:.1f}s)", flush=True)
@@ -129,7 +132,7 @@ def check_adapters(jobs, suite: Suite) -> None:
 
     for job in jobs:
         if job.kind == "pretrain" and job.stage.recipe.get("adapter") and not job.done():
-            built = (Path(job.stage.parent) / "pretrain_record.json").is_file()
+            built = (Path(job.stage.parent) / PRETRAIN_RECORD_FILE).is_file()
             check_target_modules(job.stage.recipe["adapter"], job.stage.parent if built else suite.base_model,
                                  f"suite {suite.name}: recipes.{job.stage.kind}: adapter")
 
@@ -140,7 +143,7 @@ def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool,
     (every condition's, so one plan per task is enough), but those about to be `redone`."""
     if allow_mixed:
         return
-    finished = sorted(set(plan.run_dir(0).parents[1].glob("*/seed_*/metrics.json")) - set(redone))
+    finished = sorted(set(plan.cell_dir.parent.glob(f"*/seed_*/{METRICS_FILE}")) - set(redone))
     if not finished:
         return
     splits = suite.task_dir(plan.task.key)

@@ -1,0 +1,62 @@
+"""Each condition's README.md, rendered from its config.yaml (`dontstop readmes` writes them;
+tests/test_plan.py checks that every shipped one equals its rendering), so that no README
+repeats its config by hand and drifts from it.
+
+    # TAPT (`tapt`)
+
+    Continued pretraining on the task's own unlabeled training text; paper Tables 5, 6, 7, 8, 9
+    and our Table LoRA; applies to every task.
+
+        dontstop run experiments/tapt --suite mini ...
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conditions import PAPER_TABLES, Condition, Conditions, load_conditions
+from .fileio import atomic_write_text
+from .suites import Suite, load_suite
+
+APPLIES_TO_TEXT = {"all": "every task", "transfer": "tasks with a partner task in the same domain",
+                   "curated": "tasks with a curated unlabeled pool",
+                   "knn": "the tasks of the automated-selection study (Table 8)"}
+README = "README.md"
+
+
+def render_readme(condition: Condition, conditions: Conditions, paper: Suite) -> str:
+    """The README of `condition`: its display name and key, description, tables, the tasks it
+    applies to, and its commands (a task of the paper suite it applies to, and, for a condition
+    outside the default run, the `reproduce` that runs it beside the rows it is compared with)."""
+    paper_tables = [table for table in condition.tables if table in PAPER_TABLES]
+    where = [f"paper Table{'s' if len(paper_tables) > 1 else ''} {', '.join(paper_tables)}"] if paper_tables else []
+    where += ["our Table LoRA (not a paper table)"] if "lora" in condition.tables else []
+    sentence = "; ".join([condition.description[:1].upper() + condition.description[1:],
+                          " and ".join(where) or "in no table", f"applies to {APPLIES_TO_TEXT[condition.applies_to]}"])
+    if not condition.default:
+        sentence += "; not in the default run (`default: false`: name it with --conditions)"
+    folder = f"experiments/{condition.condition}"
+    task = next(key for key in paper.tasks if condition.applies(paper.task(key), paper))
+    lines = [f"# {condition.display} (`{condition.condition}`)", "", sentence + ".", "",
+             f"    dontstop run {folder} --suite mini                  # offline mini benchmark, all seeds",
+             f"    dontstop run {folder} --suite paper --tasks {task}  # the paper's setting (GPU + network)"]
+    if not condition.default:
+        named = {conditions.baseline, condition.condition, *condition.significance_against,
+                 *(claim.better for claim in condition.claims), *(claim.worse for claim in condition.claims)}
+        compared = [c.condition for c in conditions if c.condition in named]
+        lines.append(f"    dontstop reproduce --conditions {' '.join(compared)}   # beside the rows it is compared with")
+    return "\n".join(lines) + "\n"
+
+
+def write_readmes(experiments_dir: Path, check: bool = False) -> list[Path]:
+    """Render the README of every condition folder under `experiments_dir`; returns those that
+    differed (and, unless `check`, were rewritten)."""
+    conditions, paper = load_conditions(experiments_dir), load_suite("paper")
+    differ = []
+    for condition in conditions:
+        path = experiments_dir / condition.condition / README
+        text = render_readme(condition, conditions, paper)
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            differ.append(path)
+            if not check:
+                atomic_write_text(path, text)
+    return differ

@@ -1,0 +1,167 @@
+"""Conditions: the folders of experiments/, one condition each (its config.yaml is a Condition).
+
+    experiments/<condition>/config.yaml   -> Condition  (stages, display name, tables, claims)
+    experiments/<condition>/README.md     rendered from it (`render_readme`; dontstop readmes)
+
+A condition is its folder: the directory name is its key, its results path and its W&B
+group; `display` is its table row; `tables` says which of the paper's tables it appears in;
+`claims` are the paper's claims that compare it. Adding a folder adds a condition to
+`reproduce`, the tables, the findings and the notebook; nothing else names conditions.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import load_yaml_dataclass
+from .fileio import UserError
+from .tasks import SuiteTasks, Task
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+# The stages of a condition's chain: "dapt", "dapt:irrelevant" (the not-DAPT control), "tapt",
+# "tapt:transfer", "curated", "knn:<k>" and "random:<k>" (selection, then TAPT on task + selected
+# text); "dapt:lora" and "tapt:lora": the same corpora through LoRA adapters (recipes dapt_lora, tapt_lora).
+STAGE_SPEC = re.compile(r"^(dapt(:irrelevant|:lora)?|tapt(:transfer|:lora)?|curated|(knn|random):[1-9]\d*)$")
+APPLIES_TO = ("all", "transfer", "curated", "knn")
+PAPER_TABLES = ("3", "5", "6", "7", "8", "9")
+TABLES = PAPER_TABLES + ("lora",)   # "lora": ours, beside the paper's (report/tables.py)
+CLAIM_TABLES = ("3", "5", "6", "7", "8", "lora")   # those whose tasks a claim is tested on
+                                                   # (report/tables.py); Table 9 is the cost of one task's conditions
+CLAIM_TESTS = ("welch", "farthest_domain")
+BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
+
+
+@dataclass
+class Claim:
+    """One of the paper's claims, checked per task against this suite's runs (report/findings)."""
+    claim: str                     # the sentence in the findings table
+    better: str                    # the condition that should score higher
+    worse: str                     # the other condition, or "best_other"
+    table: str                     # tested on the tasks of this paper table
+    test: str = "welch"            # "welch": over seeds, per task; "farthest_domain": see findings
+    order: int = 1000              # position in the findings table (the paper's narrative order)
+
+
+@dataclass
+class Condition:
+    """One folder of experiments/: how its models are made (`stages`) and where it is reported."""
+    condition: str                 # its key: results/<suite>/<task>/<condition>/; equals the folder name
+    display: str                   # the paper's name: the table row or column ("DAPT + TAPT")
+    description: str
+    order: float                   # position among the conditions in tables and listings
+    tables: list[str] = field(default_factory=list)   # tables it appears in: "3" ... "9", "lora"
+    stages: list[str] = field(default_factory=list)   # its chain of pretraining stages (STAGE_SPEC)
+    applies_to: str = "all"        # which tasks have this condition in the paper
+    claims: list[Claim] = field(default_factory=list)
+    significance_against: list[str] = field(default_factory=list)  # tested besides the baseline
+    default: bool = True           # runs in `dontstop reproduce` without --conditions
+
+    def applies(self, task: Task, suite: SuiteTasks) -> bool:
+        return self.missing_input(task, suite) is None
+
+    def missing_input(self, task: Task, suite: SuiteTasks) -> str | None:
+        """Why this condition does not run on `task` (the input it needs is not given), else None."""
+        if "dapt:irrelevant" in self.stages and suite.domain(task.domain).irrelevant is None:
+            return "no second domain corpus (the irrelevant domain of ¬DAPT)"
+        return {"all": None, "transfer": task.transfer is None and "no other task of its domain",
+                "curated": not (task.key in suite.curated or task.curated_from) and "no curated pool",
+                "knn": not task.knn and "no kNN candidate pool for its domain"}[self.applies_to] or None
+
+    @property
+    def knn_k(self) -> int | None:
+        """k of a kNN-TAPT condition (its `knn:<k>` stage), else None."""
+        ks = [int(spec.split(":")[1]) for spec in self.stages if spec.startswith("knn:")]
+        return ks[-1] if ks else None
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Every condition folder of an experiments directory, in `order`."""
+    members: tuple[Condition, ...]
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.display
+
+    @property
+    def display(self) -> dict[str, str]:
+        return {e.condition: e.display for e in self.members}
+
+    @property
+    def baseline(self) -> str:
+        """The condition with no pretraining: every other one is tested against it."""
+        return next(e.condition for e in self.members if not e.stages)
+
+    def in_tables(self, *tables: str) -> list[str]:
+        return [e.condition for e in self.members if set(tables) & set(e.tables)]
+
+    def knn(self) -> list[tuple[str, int]]:
+        """(condition, k) of every kNN-TAPT condition, by k."""
+        return sorted(((e.condition, e.knn_k) for e in self.members if e.knn_k),
+                      key=lambda pair: pair[1])
+
+    def claims(self) -> list[Claim]:
+        return sorted((c for e in self.members for c in e.claims), key=lambda c: c.order)
+
+    def get(self, key: str) -> Condition:
+        for condition in self.members:
+            if condition.condition == key:
+                return condition
+        raise UserError(f"unknown condition {key!r}; known: {', '.join(self.display)}")
+
+
+def load_condition(directory: str | Path) -> Condition:
+    """The condition of one folder (its config.yaml), checked: stages, choices, its key."""
+    directory = Path(directory)
+    config_path = directory / "config.yaml"
+    condition = load_yaml_dataclass(Condition, config_path)
+    for spec in condition.stages:
+        if not STAGE_SPEC.match(spec):
+            raise UserError(f"{config_path}: key 'stages': unknown stage {spec!r}; expected dapt, dapt:irrelevant, "
+                            "dapt:lora, tapt, tapt:transfer, tapt:lora, curated, knn:<k> or random:<k>")
+    _check_choice(config_path, "applies_to", [condition.applies_to], APPLIES_TO)
+    _check_choice(config_path, "tables", condition.tables, TABLES)
+    _check_choice(config_path, "claims: test", [c.test for c in condition.claims], CLAIM_TESTS)
+    _check_choice(config_path, "claims: table", [c.table for c in condition.claims], CLAIM_TABLES)
+    if condition.condition != directory.name:
+        raise UserError(f"{config_path}: key 'condition': {condition.condition!r} must equal "
+                        f"the directory name {directory.name!r}")
+    return condition
+
+
+def _check_choice(path: Path, key: str, values: list[str], known: tuple[str, ...]) -> None:
+    for value in values:
+        if value not in known:
+            raise UserError(f"{path}: key '{key}': {value!r} is not one of {', '.join(known)}")
+
+
+def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
+    """Every condition folder under `root` (a folder holding */config.yaml), checked together."""
+    root = Path(root)
+    found = [load_condition(p.parent) for p in sorted(root.glob("*/config.yaml"))]
+    if not found:
+        raise UserError(f"{root}: no condition folders (*/config.yaml)")
+    conditions = Conditions(tuple(sorted(found, key=lambda e: (e.order, e.condition))))
+    if sum(not e.stages for e in found) != 1:
+        raise UserError(f"{root}: exactly one condition must have no stages (the baseline)")
+    for condition in found:
+        where = root / condition.condition / "config.yaml"
+        referenced = [c.better for c in condition.claims] + [
+            c.worse for c in condition.claims if c.worse != BEST_OTHER] + condition.significance_against
+        for key in referenced:
+            if key not in conditions:
+                raise UserError(f"{where}: condition {key!r} is not a folder of {root}")
+    return conditions
+
+
+def select_conditions(conditions: Conditions, keys: list[str] | None) -> list[Condition]:
+    """The named conditions (without names: every one whose folder says `default: true`),
+    with a one-line error for an unknown name."""
+    if not keys:
+        return [e for e in conditions if e.default]
+    return [conditions.get(key) for key in dict.fromkeys(keys)]
+
+

@@ -1,0 +1,83 @@
+"""Flags that several commands share, one name and one meaning each (docs/CONTRACTS.md, Glossary),
+and the spellings they replaced, still read for one release: each use of an old one prints one
+line on stderr naming the new one.
+
+    add_flag(parser, "--results-dir", old=["--results"], help=...)   # any flag with old spellings
+    add_suite_flags(parser, folders=FOLDERS)     # --suite, --set KEY=VALUE and the folder flags
+    suite_overrides(args)                        # what they (and the NAME=PATH flags) override
+
+A folder flag names the root a command reads or writes `<suite>/...` under (`--results-dir`,
+`--cache-dir`, `--data-dir`, `--tables-dir`, `--experiments-dir`); `--out` is only ever the exact
+folder one command writes (`dontstop pretrain`, `finetune`, `select`, `analyze`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import parse_pairs
+from .overrides import Override, folder, from_pairs, parse_set
+
+NOTE = "dontstop: note: {old} is deprecated and will be removed in the next release; use {new}"
+FOLDERS = {   # flag -> (the Suite key it overrides, its help)
+    "--results-dir": ("results_dir", "root of <suite>/<task>/<condition>/seed_<n>/ (default: the suite's: results)"),
+    "--cache-dir": ("cache_dir", "root of <suite>/checkpoints/ and selections/ (default: the suite's: cache)"),
+    "--data-dir": ("data_dir", "root of <suite>/tasks/ and the suite's relative paths (default: the suite's: data)"),
+}
+PAIRS = {"--domain-corpus": ("domain_corpora", "DOMAIN=PATH", "a domain's DAPT corpus, beside the suite's"),
+         "--pool": ("pools", "DOMAIN=PATH", "a domain's kNN candidate pool (default: its domain corpus)"),
+         "--curated-corpus": ("curated", "TASK=PATH", "a task's curated unlabeled pool (Curated-TAPT)")}
+
+
+class _OldSpelling(argparse.Action):
+    """An old spelling of `target`'s flag: says so on stderr, then does what `target` does."""
+
+    def __init__(self, option_strings, dest, target: argparse.Action, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.target = target
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(NOTE.format(old=option_string, new=self.target.option_strings[0]), file=sys.stderr)
+        self.target(parser, namespace, values, self.target.option_strings[0])
+
+
+def add_flag(parser: argparse.ArgumentParser, *names: str, old: tuple[str, ...] | list[str] = (),
+             **kwargs) -> argparse.Action:
+    """`parser.add_argument(*names, **kwargs)`, and each of `old` as a hidden spelling of it."""
+    action = parser.add_argument(*names, **kwargs)
+    for spelling in old:
+        parser.add_argument(spelling, action=_OldSpelling, target=action, dest=action.dest, nargs=action.nargs,
+                            metavar=action.metavar, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return action
+
+
+def add_suite_flags(parser: argparse.ArgumentParser, folders: tuple[str, ...] = tuple(FOLDERS),
+                    old: dict[str, list[str]] | None = None) -> None:
+    """--suite, --set KEY=VALUE (repeatable) and the folder flags named in `folders`."""
+    parser.add_argument("--suite", default="mini", help="mini | paper | path to a study file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_values",
+                        help="any suite key by its dotted path, the value as YAML (finetune.lr=1e-4, "
+                        "recipes.dapt.max_steps=200); checked as the suite file is; repeatable")
+    for flag in folders:
+        add_flag(parser, flag, old=(old or {}).get(flag, ()), help=FOLDERS[flag][1])
+
+
+def add_pair_flags(parser: argparse.ArgumentParser, flags: tuple[str, ...] = tuple(PAIRS)) -> None:
+    """The NAME=PATH flags (repeatable): inputs beside the suite's."""
+    for flag in flags:
+        parser.add_argument(flag, action="append", default=[], metavar=PAIRS[flag][1], help=PAIRS[flag][2])
+
+
+def suite_overrides(args: argparse.Namespace) -> list[Override]:
+    """Every override of the suite that `args` carries: --set, the folder flags, the NAME=PATH
+    flags and --from-released[-dapt], for suites.load_suite (which checks them)."""
+    found = parse_set(getattr(args, "set_values", []))
+    for flag, (key, _) in FOLDERS.items():
+        found += folder(flag, key, getattr(args, key, None))
+    for flag, (section, _, _) in PAIRS.items():
+        given = getattr(args, flag[2:].replace("-", "_"), [])
+        found += from_pairs(flag, section, parse_pairs(given, flag), given)
+    for flag in ("--from-released", "--from-released-dapt"):
+        key = flag[2:].replace("-", "_")
+        found += [Override((key,), True, flag)] if getattr(args, key, False) else []
+    return found

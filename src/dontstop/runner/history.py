@@ -1,0 +1,30 @@
+"""results/<suite>/RUN.json: every call of `dontstop reproduce` that ran jobs on a suite's results,
+appended after its jobs (records.RunHistory), so a study resumed over several calls keeps the
+time of each; the README's results block says how long the whole study took from it."""
+from __future__ import annotations
+
+import datetime
+import platform
+import sys
+from pathlib import Path
+
+from ..provenance import cpu_count, git_commit, software_versions
+from ..records import RUN_HISTORY_FILE, Invocation, RunHistory
+from ..suites import Suite
+from .plan import RunPlan
+
+
+def record_invocation(suite: Suite, quick: bool, seconds: float, plans: list[RunPlan], finished: int) -> RunHistory:
+    """Append this call to the suite's history and write it; returns the history."""
+    folder = Path(suite.results_dir) / suite.name
+    history = RunHistory.read(folder, suite.name)
+    history.invocations.append(Invocation(
+        command="dontstop " + " ".join(sys.argv[1:]),
+        finished_at=datetime.datetime.now().isoformat(timespec="seconds"),
+        wall_time_s=round(seconds, 1), jobs_finished=finished, quick=quick,
+        runs=sum(len(p.seeds) for p in plans), git_commit=git_commit(),
+        machine=f"{platform.machine()}, {cpu_count()} CPU cores, {platform.system()}",
+        versions=software_versions()))
+    history.write(folder)
+    print(f"run record: {folder / RUN_HISTORY_FILE} ({seconds / 60:.1f} min, {finished} jobs finished)")
+    return history

@@ -1,0 +1,73 @@
+"""What `--dry-run` prints: every stage to build, reuse or skip with its cost, the fine-tuning
+runs left, and the estimated total (runner/estimate.py measures the rates); and, before any
+run, the conditions a study's inputs leave out on some task.
+"""
+from __future__ import annotations
+
+from ..conditions import Condition
+from ..records import METRICS_FILE
+from ..suites import Suite
+from .estimate import Estimator, MissingInput
+from .finished import Stale
+from .jobs import make_jobs
+from .plan import RunPlan, unique_stages
+
+
+def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], analysis: set[str]) -> None:
+    """Every stage to build, reuse or skip (nothing needs it), the fine-tuning runs left (stale ones
+    included), and what they cost here; `analysis`: the checkpoints the domain analysis reads."""
+    estimator, total, bounded = Estimator.for_suite(suite), 0.0, False
+    print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
+    redo = {item.path for item in stale}
+    kept = {job.stage.key for job in make_jobs(plans, suite.probe, analysis, redo) if job.kind == "pretrain"}
+    for stage in unique_stages(plans):
+        state = "released" if stage.released else "reuse" if stage.record_path.exists() else \
+            "build" if stage.key in kept else "skip"
+        if state == "skip":
+            print(f"  stage {state:9s} {stage.lineage:48s} not needed: every run and probe from it is finished")
+            continue
+        try:
+            seconds, tokens, steps, exact = (0.0, 0, 0, True) if state != "build" else estimator.stage_seconds(stage)
+        except MissingInput as missing:
+            print(f"  stage {state:9s} {stage.lineage:48s} cost unknown: {missing} not found")
+            continue
+        total, bounded = total + seconds, bounded or not exact
+        print(f"  stage {state:9s} {stage.lineage:48s} steps{'~' if exact else '<'}{steps:>9,d} "
+              f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(seconds)}")
+    todo = [(p, s) for p in plans for s in p.seeds
+            if not (p.run_dir(s) / METRICS_FILE).exists() or p.run_dir(s) / METRICS_FILE in redo]
+    runs = [estimator.finetune_seconds(p) for p, _ in todo]
+    finetune_seconds, bounded = sum(s for s, _ in runs), bounded or not all(e for _, e in runs)
+    total += finetune_seconds
+    stale_runs = [item for item in stale if item.path.name == METRICS_FILE]
+    print(f"  fine-tuning: {len(todo)} run(s) to do"
+          + (f" ({len(stale_runs)} of them stale: finished from other settings, first "
+             f"{stale_runs[0].path}: {stale_runs[0].reason})" if stale_runs else "")
+          + f", {sum(len(p.seeds) for p in plans) - len(todo)} finished; time~{_duration(finetune_seconds)}")
+    device = "GPU" if suite.estimate_bench else "on this machine"
+    print(f"estimated total {device}: {_duration(total)}"
+          + (" (an upper bound: task files not downloaded yet count as full 512-token sequences, or a "
+             "rate slower than what will run; '<' above)" if bounded else ""))
+    print(f"  pretraining at {estimator.pretrain.value:,.0f} tokens/s ({estimator.pretrain.source})")
+    if estimator.finetune_run_s is not None:
+        print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.0f} s)")
+    elif estimator.finetune is not None:
+        print(f"  fine-tuning at {estimator.finetune.value:,.0f} training tokens/s ({estimator.finetune.source}"
+              + (", an upper bound" if estimator.finetune.upper_bound else "") + ")")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:7.1f} h" if seconds >= 7200 else f"{seconds / 60:7.1f} min"
+
+
+def print_skipped(suite: Suite, conditions: list[Condition], task_keys: list[str] | None) -> None:
+    """A study's own tasks: one line per condition that its inputs leave out on some task, and
+    why (a built-in suite's tasks follow the paper's design, which says where each applies)."""
+    if not suite.own_tasks:
+        return
+    for condition in conditions:
+        why = {key: condition.missing_input(suite.task(key), suite) for key in task_keys or suite.tasks}
+        skipped = {key: reason for key, reason in why.items() if reason}
+        if skipped:
+            print(f"skipped {condition.condition} ({condition.display}) on {', '.join(skipped)}: "
+                  f"{'; '.join(dict.fromkeys(skipped.values()))}", flush=True)

@@ -1,0 +1,149 @@
+"""Suites: what a study runs on (model, tasks, seeds, data, recipes), built-in or a study file.
+
+    experiments/suites/<suite>.yaml       -> Suite (its tasks and domains from tasks.py's registry)
+    a user's study.yaml                   -> Suite (its own tasks, or `extends` a suite; study_file.py)
+
+Every command loads one with `load_suite`, which takes the command line's overrides (`--set KEY=VALUE`,
+the folder and NAME=PATH flags: overrides.py) into the YAML before it is checked, so a value given
+on the command line passes the same checks as one in the file.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import study_file
+from .conditions import EXPERIMENTS_DIR
+from .config import NOT_YAML, from_dict, read_yaml_mapping
+from .fileio import UserError, raise_problems
+from .overrides import Override, apply_overrides, override_problems
+from .recipes import RECIPE_KINDS
+from .suite_checks import check_sections
+from .tasks import Domain, SuiteTasks, Task
+
+CHECKPOINT_NAME = re.compile(r"^(?P<lineage>.+)-[0-9a-f]{8}$")
+# Suite keys renamed in this release (the glossary of docs/CONTRACTS.md): old -> new.
+RENAMED_KEYS = {"published": "from_released", "published_dapt": "from_released_dapt"}
+
+
+@dataclass
+class Suite(SuiteTasks):
+    name: str
+    base_model: str                # models.resolve_model name
+    tasks: list[str]
+    seeds: list[int]               # fine-tuning seeds of a full run
+    quick_seeds: list[int] = field(default_factory=lambda: [0])
+    data_dir: str = "data"
+    results_dir: str = "results"
+    cache_dir: str = "cache"
+    pretrain_seed: int = 0         # one pretraining per lineage, shared by every fine-tuning seed
+    from_released_dapt: bool = False  # start DAPT from the released allenai/<domain>_roberta_base
+    from_released: bool = False    # start every condition the authors released from its released checkpoint
+    base_corpus: str | None = None  # if set, "RoBERTa" is base_model after MLM on it (recipes.base)
+    domain_corpora: dict[str, str] = field(default_factory=dict)  # domain -> DAPT corpus file
+    pools: dict[str, str] = field(default_factory=dict)           # domain -> kNN candidate pool
+    curated: dict[str, str] = field(default_factory=dict)         # task -> curated unlabeled pool
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # RECIPE_KINDS -> overrides
+    finetune: dict[str, Any] = field(default_factory=dict)        # FinetuneRecipe overrides
+    selection: dict[str, Any] = field(default_factory=dict)       # select_corpus keyword args
+    quick: dict[str, dict[str, Any]] = field(default_factory=dict)  # --quick overrides per section
+    probe: bool = False            # also a frozen-encoder linear probe per (task, condition)
+    quick_probe: bool = False      # and in --quick runs (off in the mini suite: the 3-minute budget)
+    estimate_tokens_per_s: float = 20000.0  # for --dry-run, until a measured record exists
+    estimate_bench: str | None = None  # for --dry-run: a bench results file (repo-relative) of GPU rates
+    extends: str | None = None     # a study file's starting suite (study_file.py), already applied
+    # Filled by load_suite, never YAML keys: the facts that travel with the suite (tasks.SuiteTasks).
+    task_table: dict[str, Task] = field(default_factory=dict, metadata=NOT_YAML)
+    domain_table: dict[str, Domain] = field(default_factory=dict, metadata=NOT_YAML)
+    released: dict[str, dict[str, str]] = field(default_factory=dict, metadata=NOT_YAML)  # its released checkpoints
+    registry: str | None = field(default=None, metadata=NOT_YAML)  # the built-in its tasks are from, if one
+    own_tasks: bool = field(default=False, metadata=NOT_YAML)     # a study file's own tasks (study_file.py)
+    data_name: str = field(default="", metadata=NOT_YAML)   # folder under data_dir of relative paths ("": name)
+    source: str = field(default="", metadata=NOT_YAML)      # the YAML file it was loaded from
+
+    @property
+    def dapt_from_released(self) -> bool:
+        """DAPT starts from the released DAPT model of its domain (with --from-released-dapt, and
+        with --from-released, since those models are among the released ones)."""
+        return self.from_released_dapt or self.from_released
+
+
+def checkpoints_dir(suite: Suite) -> Path:
+    """Where the runner builds pretraining stages: <cache>/<suite>/checkpoints/<lineage>-<hash8>."""
+    return Path(suite.cache_dir) / suite.name / "checkpoints"
+
+
+def checkpoint_name(lineage: str, key: str) -> str:
+    """`dapt-cs+tapt-aclsum-roles-1a2b3c4d`: the lineage, then 8 hex digits of the stage's hash."""
+    return f"{lineage}-{key[:8]}"
+
+
+def checkpoint_lineage(name: str) -> str | None:
+    """The lineage of a checkpoint folder named by `checkpoint_name`, else None."""
+    match = CHECKPOINT_NAME.match(name)
+    return match["lineage"] if match else None
+
+
+def analysis_dir(tables_root: str | Path, suite_name: str) -> Path:
+    """Where the domain analysis (Figure 2, Tables 1 and 12) goes: <tables>/<suite>/analysis."""
+    return Path(tables_root) / suite_name / "analysis"
+
+
+def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides: list[Override] = (),
+               _chain: tuple[str, ...] = ()) -> Suite:
+    """A built-in suite (`mini`, `paper`: experiments/suites/<name>.yaml, its tasks from tasks.py)
+    or a study file (a path: its own tasks, or `extends` a suite; study_file.py), with the command
+    line's `overrides` written into its mapping first (overrides.py) and checked with it."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = Path(root) / "suites" / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in (Path(root) / "suites").glob("*.yaml"))
+            raise UserError(f"--suite {name_or_path}: unknown suite; known: {', '.join(known)} "
+                            "or a path to a suite YAML")
+    data, lines = read_yaml_mapping(path)
+    written = [override for override in overrides if override.in_file]
+    data = apply_overrides(_renamed_keys(path, data, lines), written)
+    raise_problems(override_problems(Suite, data, written))
+    lines = {**lines, **{override.keys[0]: override.given for override in written}}   # where each was given
+    study = study_file.is_study(data)
+    if study:   # its own tasks, or a subset of the extended suite's, with its keys over that suite's
+        parent = data.get("extends") is not None and load_suite(
+            study_file.extends_ref(path, data, lines, root, _chain), root, _chain=_chain + (str(path.resolve()),))
+        data, facts = study_file.study_fields(path, data, lines, parent or None)
+    suite = from_dict(Suite, data, str(path), lines)
+    if not study:
+        facts = study_file.builtin_facts(path, suite.name, suite.tasks, root, lines)
+    folders = {override.keys[0]: override.value for override in overrides if not override.in_file}
+    suite = replace(suite, source=str(path), **facts, **folders)
+    check_sections(suite, path, written)
+    return suite
+
+
+def _renamed_keys(path: Path, data: dict[str, Any], lines: dict[str, int]) -> dict[str, Any]:
+    """The file's mapping with the keys renamed in this release under their new names (read
+    for one more release, with a one-line note on stderr)."""
+    for old, new in RENAMED_KEYS.items():
+        if old in data:
+            print(f"dontstop: note: {path}:{lines.get(old, 1)}: key '{old}' is deprecated and will not be "
+                  f"read in the next release; write '{new}'", file=sys.stderr)
+            data = {new if key == old else key: value for key, value in data.items()}
+            lines[new] = lines.get(old, 1)
+    return data
+
+
+def with_quick(suite: Suite) -> Suite:
+    """The suite with its `quick` overrides applied (shortened recipes for smoke tests).
+
+    Quick results go to <results_dir>/quick so they never mix with a full run's tables.
+    """
+    recipes = {kind: {**suite.recipes.get(kind, {}), **suite.quick.get(kind, {})}
+               for kind in set(suite.recipes) | (set(suite.quick) & set(RECIPE_KINDS))}
+    return replace(suite, recipes=recipes, seeds=list(suite.quick_seeds),
+                   results_dir=str(Path(suite.results_dir) / "quick"),
+                   finetune={**suite.finetune, **suite.quick.get("finetune", {})},
+                   selection={**suite.selection, **suite.quick.get("selection", {})},
+                   probe=suite.probe and suite.quick_probe)

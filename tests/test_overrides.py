@@ -1,0 +1,157 @@
+"""`--set KEY=VALUE` and the flags that stand for suite keys: the same checks as the suite file,
+recorded where a file's value is (the stage key, the run's resolved recipe), never mixed into
+tables with results made without them; and the spellings this release renamed, still read."""
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from conftest import metrics_record
+from dontstop.cli import build_parser, main
+from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions
+from dontstop.fileio import UserError
+from dontstop.overrides import folder, parse_set
+from dontstop.report.write import aggregate
+from dontstop.runner.finished import stale_results
+from dontstop.runner.plan import plan_runs
+from dontstop.suites import load_suite
+
+
+def mini_with(mini_suite, *sets):
+    """The mini suite on the fixture's data tree (its files sit at mini.yaml's relative paths),
+    with `--set` values."""
+    root = Path(mini_suite.data_dir).parent
+    folders = [*folder("--data-dir", "data_dir", mini_suite.data_dir), *folder("--cache-dir", "cache_dir",
+               str(root / "cache")), *folder("--results-dir", "results_dir", str(root / "results"))]
+    return load_suite("mini", overrides=[*folders, *parse_set(list(sets))])
+
+
+def test_a_set_value_is_read_as_yaml_into_its_section_keeping_the_others(mini_suite):
+    suite = mini_with(mini_suite, "finetune.lr=1e-4", "recipes.dapt.max_steps=200", "seeds=[0, 1]",
+                      "selection.k_scale=0.5", "recipes.dapt_lora.adapter.rank=4")
+    mini = load_suite("mini")
+    assert suite.finetune == {**mini.finetune, "lr": 1e-4}   # 1e-4 is a number, as YAML 1.2 says
+    assert suite.recipes["dapt"] == {**mini.recipes["dapt"], "max_steps": 200}
+    assert suite.recipes["dapt_lora"]["adapter"] == {"rank": 4} and suite.seeds == [0, 1]
+    assert suite.selection == {**mini.selection, "k_scale": 0.5} and suite.tasks == mini.tasks
+
+
+def test_a_study_merges_a_set_value_over_the_suite_it_extends(tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text("name: lr-study\nextends: mini\nfinetune: {patience: 5}\n")
+    suite = load_suite(str(study), overrides=parse_set(["finetune.lr=1e-4"]))
+    assert suite.finetune == {**load_suite("mini").finetune, "patience": 5, "lr": 1e-4}
+
+
+@pytest.mark.parametrize("given, message", [
+    ("finetune.learning_rate=1", "--set finetune.learning_rate=1: finetune: key 'learning_rate': unknown; known keys:"),
+    ("finetune.lr=abc", "--set finetune.lr=abc: finetune: key 'lr': 'abc'; expected float"),
+    ("finetune.lr=-1", "--set finetune.lr=-1: finetune: key 'lr': -1; must be > 0"),
+    ("recipes.dapt.max_steps=0", "--set recipes.dapt.max_steps=0: recipes.dapt: key 'max_steps': 0; must be >= 1"),
+    ("recipes.dapt.batch_size=7", "--set recipes.dapt.batch_size=7: recipes.dapt: key 'batch_size': 7; must be a "
+                                  "multiple of per_device_batch_size 32"),
+    ("recipes.dapt_lora.adapter.rank=0", "--set recipes.dapt_lora.adapter.rank=0: recipes.dapt_lora: adapter: "
+                                         "key 'rank': 0; must be >= 1"),
+    ("recipes.dpat.lr=1", "--set recipes.dpat.lr=1: key 'recipes': unknown recipe 'dpat'; known: base, dapt"),
+    ("selection.embeder=bow", "--set selection.embeder=bow: selection: key 'embeder': unknown; known keys: embedder"),
+    ("seeds=[0, 0]", "--set seeds=[0, 0]: key 'seeds': seed 0 given twice"),
+    ("seeds=zero", "--set seeds=zero: key 'seeds': expected list, got str 'zero'"),
+    ("seeds.first=1", "--set seeds.first=1: key 'seeds' is not a mapping"),
+    ("tasks=[aclsum-rolse]", "--set tasks=[aclsum-rolse]: key 'tasks': unknown task 'aclsum-rolse' in suite 'mini'"),
+    ("domain_corpora.cz=x.txt", "--set domain_corpora.cz=x.txt: key 'domain_corpora': unknown domain 'cz'"),
+    ("learning_rate=1", "--set learning_rate=1: key 'learning_rate': unknown; known keys: name, base_model"),
+    ("name=other", "--set name=other: key 'name' cannot be set here"),
+    ("finetune.lr", "--set finetune.lr: expected KEY=VALUE"),
+    ("finetune.lr=[1", "--set finetune.lr=[1: the value is not YAML"),
+])
+@pytest.mark.parametrize("command", ["reproduce", "run", "status", "aggregate"])
+def test_a_bad_set_value_is_one_line_naming_the_flag(command, given, message, tmp_path, capsys):
+    argv = [command, *(["experiments/tapt"] if command == "run" else []), "--set", given,
+            "--results-dir", str(tmp_path / "results"), *(["--dry-run"] if command != "aggregate" else [])]
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"dontstop: error: {message}"), line
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_same_key_set_twice_is_refused():
+    with pytest.raises(UserError, match="--set finetune.lr=2: key 'finetune.lr' given twice"):
+        parse_set(["finetune.lr=1", "finetune.lr=2"])
+
+
+def test_an_override_is_a_new_stage_key_and_makes_finished_runs_stale(mini_suite):
+    """The stage key covers the resolved recipe (a --set recipe value builds a new checkpoint), and
+    a finished run made without a --set fine-tuning value is stale under it (runner/finished.py),
+    so neither is reused for the other."""
+    from dontstop.finetune.trainer import resolve_recipe
+    from dontstop.runner.job_actions import finetune_recipe
+
+    tapt = load_condition(EXPERIMENTS_DIR / "tapt")
+    plain = mini_with(mini_suite)
+    [before] = plan_runs(plain, tapt, ["rt-polarity"], [0])
+    [after] = plan_runs(mini_with(mini_suite, "recipes.tapt.lr=1e-3"), tapt, ["rt-polarity"], [0])
+    assert after.stages[0].key == before.stages[0].key            # the base stage: its recipe did not change
+    assert after.stages[1].key != before.stages[1].key and after.model != before.model
+    recipe = resolve_recipe(finetune_recipe(before, plain, 0), before.task)
+    metrics_record(task="rt-polarity", condition="tapt", model=before.model, lineage=before.lineage,
+                   config=dataclasses.asdict(recipe)).write(before.run_dir(0))
+    assert stale_results([before], plain, allow_mixed=True) == []
+    changed = mini_with(mini_suite, "finetune.lr=1e-3")
+    [stale] = stale_results(plan_runs(changed, tapt, ["rt-polarity"], [0]), changed, allow_mixed=True)
+    assert stale.path == before.run_dir(0) / "metrics.json" and stale.reason.startswith("lr: finished with 0.0002")
+    [stale] = stale_results([after], plain, allow_mixed=True)      # a --set recipe: another starting checkpoint
+    assert stale.reason.startswith("starting checkpoint")
+
+
+def test_tables_never_mix_runs_of_two_settings(tmp_path):
+    results = tmp_path / "results"
+    for condition, lr in (("baseline", 2e-4), ("tapt", 1e-4)):   # the second made under --set finetune.lr=1e-4
+        metrics_record(condition=condition, config={"lr": lr, "seed": 0}).write(
+            results / "mini" / "aclsum-roles" / condition / "seed_0")
+    with pytest.raises(UserError, match=r"tapt/seed_0/metrics.json: finetune.lr of aclsum-roles is 0.0001 here "
+                                        r"and 0.0002 in .*baseline/seed_0/metrics.json: runs made from other"):
+        aggregate("mini", results, tmp_path / "tables")
+
+
+@pytest.mark.parametrize("old, new, value", [
+    (["--results", "R"], "--results-dir", ("results_dir", "R")),
+    (["--out", "T"], "--tables-dir", ("tables_dir", "T")),
+    (["--experiments", "E"], "--experiments-dir", ("experiments_dir", "E")),
+    (["--allow-mixed"], "--no-mixed-warning", ("no_mixed_warning", True)),
+])
+def test_aggregates_old_spellings_still_work_with_a_note(old, new, value, capsys):
+    args = build_parser(["aggregate"]).parse_args(["aggregate", *old])
+    assert getattr(args, value[0]) == value[1]
+    assert capsys.readouterr().err == (f"dontstop: note: {old[0]} is deprecated and will be removed in the next "
+                                       f"release; use {new}\n")
+
+
+@pytest.mark.parametrize("command, old, new, value", [
+    ("run", ["--task", "rt-polarity"], "--tasks", ("tasks", ["rt-polarity"])),
+    ("reproduce", ["--published"], "--from-released", ("from_released", True)),
+    ("status", ["--published-dapt"], "--from-released-dapt", ("from_released_dapt", True)),
+    ("reproduce", ["--experiments", "E"], "--experiments-dir", ("experiments_dir", "E")),
+    ("pretrain", ["--exclude-heldout-of", "T"], "--exclude-dev-test-of", ("exclude_dev_test_of", ["T"])),
+    ("select", ["--exclude-from", "T"], "--exclude-dev-test-of", ("exclude_dev_test_of", ["T"])),
+])
+def test_the_runners_old_spellings_still_work_with_a_note(command, old, new, value, capsys):
+    argv = [command, *(["experiments/tapt"] if command == "run" else []), *old]
+    required = {"pretrain": ["--model", "m", "--corpus", "c", "--out", "o"],
+                "select": ["--task-text", "t", "--pool", "p", "--out", "o"]}
+    args = build_parser([command]).parse_args(argv + required.get(command, []))
+    assert getattr(args, value[0]) == value[1]
+    assert f"dontstop: note: {old[0]} is deprecated" in capsys.readouterr().err and new
+
+
+def test_a_suite_files_renamed_keys_still_read_with_a_note(tmp_path, capsys):
+    study = tmp_path / "study.yaml"
+    study.write_text("name: old-keys\nextends: paper\npublished: true\n")
+    suite = load_suite(str(study))
+    assert suite.from_released and suite.dapt_from_released
+    assert f"{study}:3: key 'published' is deprecated" in capsys.readouterr().err
+
+
+def test_the_shipped_conditions_plan_under_a_set_value(mini_suite):
+    suite = mini_with(mini_suite, "seeds=[3]")
+    plans = [plan for condition in load_conditions() for plan in plan_runs(suite, condition)]
+    assert plans and {tuple(plan.seeds) for plan in plans} == {(3,)}
