@@ -213,6 +213,22 @@ def test_conditions_that_need_no_missing_input_still_run_their_plan(korean_study
     assert "2 (task, condition) pairs" in capsys.readouterr().out
 
 
+def test_a_missing_corpus_given_by_a_flag_is_refused_by_run_and_reported_by_status(korean_study, tmp_path, capsys):
+    """The study file's own paths are checked when it is read; a flag's path (`--domain-corpus
+    D=PATH`) by the command that reads it, as on a built-in suite: `run` before any work, while
+    `status` still reports on runs whose corpus went away after they were submitted."""
+    study = shutil.copytree(korean_study, tmp_path / "study") / "study.yaml"
+    folders = ["--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
+    gone = ["--domain-corpus", f"news_comments={tmp_path / 'gone.txt'}"]
+    assert main(["status", "--suite", str(study), *gone, *folders]) == 0
+    assert "not started" in capsys.readouterr().out
+    code = main(["run", "experiments/dapt", "--suite", str(study), "--no-wandb", *gone, *folders])
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "gone.txt" in line, line
+    # nothing built: the cache holds only the memos of file hashes and input checks
+    assert not (tmp_path / "results").exists() and all(p.suffix == ".json" for p in (tmp_path / "cache").iterdir())
+
+
 def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, capsys):
     folder = tmp_path / "my study"
     dry = ["reproduce", "--suite", str(folder / "study.yaml"), "--dry-run", "--cache-dir", str(tmp_path / "cache")]

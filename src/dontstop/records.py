@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .config import from_dict
 from .fileio import UserError, atomic_write_json, read_json
@@ -36,9 +36,25 @@ RUN_CONFIG_FILE = "config.json"           # beside metrics.json: the resolved re
 RUN_HISTORY_FILE = "RUN.json"
 
 
+class _RecordFile:
+    """Write and read a record as FILE in a folder, its fields checked on reading (_read)."""
+    FILE: ClassVar[str]
+
+    def write(self, directory: str | Path) -> Path:
+        path = Path(directory) / self.FILE
+        atomic_write_json(path, dataclasses.asdict(self))
+        return path
+
+    @classmethod
+    def read(cls, path: str | Path):
+        return _read(cls, path)
+
+
 @dataclass
-class MetricsRecord:
+class MetricsRecord(_RecordFile):
     """One finished fine-tuning run; scores are fractions in [0, 1]."""
+    FILE = METRICS_FILE
+
     suite: str
     task: str
     condition: str | None             # None when `dontstop finetune` ran outside the runner
@@ -63,11 +79,6 @@ class MetricsRecord:
     published: bool = False           # fine-tuned from a released checkpoint (the name predates the glossary)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: load_s, tokenize_s, train_s, eval_s
 
-    def write(self, run_dir: str | Path) -> Path:
-        path = Path(run_dir) / METRICS_FILE
-        atomic_write_json(path, dataclasses.asdict(self))
-        return path
-
     @classmethod
     def read(cls, path: str | Path) -> "MetricsRecord":
         record = _read(cls, path)
@@ -79,8 +90,10 @@ class MetricsRecord:
 
 
 @dataclass
-class PretrainRecord:
+class PretrainRecord(_RecordFile):
     """One finished pretraining stage (continued masked-LM)."""
+    FILE = PRETRAIN_RECORD_FILE
+
     name: str
     base_model: str
     corpus_files: list[str]
@@ -107,19 +120,14 @@ class PretrainRecord:
     processes: int = 1                # training processes (GPUs) that shared each optimizer step
     device: str = "cpu"               # "cpu", "cuda:NVIDIA H200", ...
 
-    def write(self, checkpoint_dir: str | Path) -> Path:
-        path = Path(checkpoint_dir) / PRETRAIN_RECORD_FILE
-        atomic_write_json(path, dataclasses.asdict(self))
-        return path
 
-    @classmethod
-    def read(cls, path: str | Path) -> "PretrainRecord":
-        return _read(cls, path)
 
 
 @dataclass
-class ProbeRecord:
+class ProbeRecord(_RecordFile):
     """A frozen-encoder linear probe of one (checkpoint, task); scores are fractions in [0, 1]."""
+    FILE = PROBE_FILE
+
     suite: str
     task: str
     condition: str
@@ -136,20 +144,15 @@ class ProbeRecord:
     versions: dict[str, str]
     git_commit: str | None
 
-    def write(self, directory: str | Path) -> Path:
-        path = Path(directory) / PROBE_FILE
-        atomic_write_json(path, dataclasses.asdict(self))
-        return path
 
-    @classmethod
-    def read(cls, path: str | Path) -> "ProbeRecord":
-        return _read(cls, path)
 
 
 @dataclass
-class SelectRecord:
+class SelectRecord(_RecordFile):
     """One kNN-TAPT or RAND-TAPT selection (select/selection.py); the embedding fields are
     None for a random one."""
+    FILE = SELECT_RECORD_FILE
+
     method: str                       # "knn" | "random"
     k: int                            # candidates per query
     seed: int
@@ -173,14 +176,7 @@ class SelectRecord:
     nprobe: int | None = None
     nlist: int | None = None
 
-    def write(self, directory: str | Path) -> Path:
-        path = Path(directory) / SELECT_RECORD_FILE
-        atomic_write_json(path, dataclasses.asdict(self))
-        return path
 
-    @classmethod
-    def read(cls, path: str | Path) -> "SelectRecord":
-        return _read(cls, path)
 
 
 @dataclass
@@ -198,16 +194,13 @@ class Invocation:
 
 
 @dataclass
-class RunHistory:
+class RunHistory(_RecordFile):
     """results/<suite>/RUN.json: every call on a suite's results, in order, so that a resumed
     study keeps the time of each part."""
+    FILE = RUN_HISTORY_FILE
+
     suite: str
     invocations: list[Invocation] = field(default_factory=list)
-
-    def write(self, suite_results: str | Path) -> Path:
-        path = Path(suite_results) / RUN_HISTORY_FILE
-        atomic_write_json(path, dataclasses.asdict(self))
-        return path
 
     @classmethod
     def read(cls, suite_results: str | Path, suite: str) -> "RunHistory":

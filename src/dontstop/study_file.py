@@ -92,9 +92,13 @@ def builtin_facts(path: Path, name: str, tasks: list[str], root: Path, lines: di
                     "declares its own tasks (a mapping) or `extends` a suite")
 
 
-def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any) -> tuple[dict, dict]:
+def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
+                 from_flags: frozenset[tuple[str, ...]] = frozenset()) -> tuple[dict, dict]:
     """(the Suite's YAML fields, its facts: task_table, domain_table, released, registry,
-    own_tasks, data_name) of a study file; `parent` is the extended Suite, or None."""
+    own_tasks, data_name) of a study file; `parent` is the extended Suite, or None. `from_flags`:
+    the key paths a command-line flag gave (`--domain-corpus reviews=F`: ("domain_corpora",
+    "reviews")); their files are checked by the command that reads them (runner/inputs.py), as a
+    built-in suite's are, so that `status` still reports on a run whose corpus is gone."""
     folder = path.resolve().parent
     name = data.get("name")
     if not isinstance(name, str) or not FOLDER_NAME.match(name):
@@ -111,7 +115,7 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any) -> 
     for key, value in data.items():
         if key in MERGED and isinstance(value, dict) and isinstance(fields.get(key), dict):
             value = _merged(fields[key], value)
-        fields[key] = _resolved(path, lines, key, value, folder)
+        fields[key] = _resolved(path, lines, key, value, folder, from_flags)
     domains_given = fields.pop("domains", None)
     if own_tasks:
         tasks = _own_tasks(path, data["tasks"], folder, fields)
@@ -158,14 +162,21 @@ def _merged(base: dict, given: dict) -> dict:
     return out
 
 
-def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: Path) -> Any:
-    """A given key's paths, absolute against the study file's folder; inputs must exist."""
+def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: Path,
+              from_flags: frozenset[tuple[str, ...]]) -> Any:
+    """A given key's paths, absolute against the study file's folder; the file's inputs must exist."""
     at = _at(path, lines, key)
+
+    def input_file(keys: tuple[str, ...], given: str) -> str:
+        if keys in from_flags:
+            return str(folder / Path(given).expanduser())
+        return _existing(at, ".".join(keys), folder, given)
+
     if key in ("domain_corpora", "pools", "curated") and isinstance(value, dict):
-        return {name: _existing(at, f"{key}.{name}", folder, given) if isinstance(given, str) else given
+        return {name: input_file((key, name), given) if isinstance(given, str) else given
                 for name, given in value.items()}
     if key == "base_corpus" and isinstance(value, str):
-        return _existing(at, key, folder, value)
+        return input_file((key,), value)
     if key in FOLDERS and isinstance(value, str):
         return str(folder / Path(value).expanduser())
     if key == "base_model" and isinstance(value, str) and (

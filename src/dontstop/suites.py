@@ -113,7 +113,8 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides:
     if study:   # its own tasks, or a subset of the extended suite's, with its keys over that suite's
         parent = data.get("extends") is not None and load_suite(
             study_file.extends_ref(path, data, lines, root, _chain), root, _chain=_chain + (str(path.resolve()),))
-        data, facts = study_file.study_fields(path, data, lines, parent or None)
+        data, facts = study_file.study_fields(path, data, lines, parent or None,
+                                              frozenset(override.keys for override in written))
     suite = from_dict(Suite, data, str(path), lines)
     if not study:
         facts = study_file.builtin_facts(path, suite.name, suite.tasks, root, lines)
