@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .config import from_dict, matches_type, type_name
-from .fileio import UserError, UserErrors
+from .fileio import UserError, raise_problems
 
 RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large", "dapt_lora", "tapt_lora")   # a suite's pretraining recipes
 # A LoRA recipe is its full-parameter kind's recipe (the same corpus, steps, batch and length: the
@@ -199,17 +199,14 @@ def _pretrain_rules(recipe: Mapping[str, Any], num_processes: int) -> list[Viola
 def check_recipe(recipe: PretrainRecipe | FinetuneRecipe, source: str, num_processes: int = 1) -> None:
     """Refuse a whole recipe with any value out of range: one line per value, `source` first."""
     found = violations(type(recipe), dataclasses.asdict(recipe), whole=True, num_processes=num_processes)
-    if found:
-        raise UserErrors([f"{source}: {violation}" for violation in found])
+    raise_problems([f"{source}: {violation}" for violation in found])
 
 
 def check_flags(cls: type, values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> None:
     """Refuse command-line values (field -> value, of `cls`) out of range, naming each flag:
     `--steps 0: must be >= 1`. `flags` maps a field to its flag when it is not --<field>."""
-    found = violations(cls, values)
-    if found:
-        raise UserErrors([v.as_flag((flags or {}).get(v.field) or "--" + v.field.replace("_", "-"))
-                          for v in found])
+    raise_problems([v.as_flag((flags or {}).get(v.field) or "--" + v.field.replace("_", "-"))
+                    for v in violations(cls, values)])
 
 
 def _defaults(cls: type) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from .. import wandb_log
 from ..condition_readme import write_readmes
 from ..conditions import EXPERIMENTS_DIR, Condition, load_condition, load_conditions, select_conditions
 from ..data.study import check_study_data
-from ..fileio import UserError, UserErrors
+from ..fileio import UserError, raise_problems
 from ..flags import add_flag, add_pair_flags, add_suite_flags, suite_overrides
 from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
@@ -114,9 +114,7 @@ def resolve_suite(args: argparse.Namespace) -> Suite:
     no suite keys: task keys, seeds and workers; all problems at once, one line each. A study's
     own task files are checked here too."""
     suite = load_suite(args.suite, overrides=suite_overrides(args))
-    problems = _flag_problems(suite, args)
-    if problems:
-        raise UserErrors(problems)
+    raise_problems(_flag_problems(suite, args))
     check_study_data(suite)
     return with_quick(suite) if args.quick else suite
 

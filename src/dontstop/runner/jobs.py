@@ -68,9 +68,8 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
         finished = _run_workers(jobs, suite, exclude, wandb, start, workers)
     began = start[0]
     left = sum(not job.done() for job in jobs)
-    print(f"done: {finished} job(s) finished in {clock(time.time() - began)}; "
-          f"{left} left (held by another runner)" if left else
-          f"done: {finished} job(s) finished in {clock(time.time() - began)}", flush=True)
+    print(f"done: {finished} job(s) finished in {clock(time.time() - began)}"
+          + (f"; {left} left (held by another runner)" if left else ""), flush=True)
     return finished
 
 
