@@ -70,10 +70,13 @@ def _tail(path: Path, lines: int = 40) -> str:
         return f"(no log at {path})"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    """`count` free ports, all bound at once while they are picked, so that no two are the same."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -270,7 +273,7 @@ class SlurmCluster:
         for sub in ("ctld", "d"):
             (self.state_dir / sub).mkdir()
         self.conf_path = self.state_dir / "slurm.conf"
-        self.conf_path.write_text(_slurm_conf(self, _free_port(), _free_port()))
+        self.conf_path.write_text(_slurm_conf(self, *_free_ports(2)))
         self.env = {"SLURM_CONF": str(self.conf_path)}
         env = {**os.environ, **self.env}
         try:
@@ -376,6 +379,17 @@ class SlurmCluster:
             if state in states or state in FINAL_STATES or time.monotonic() > deadline:
                 return state
             time.sleep(0.2)
+
+    @contextlib.contextmanager
+    def partition_down(self):
+        """No job starts inside the block: jobs submitted meanwhile queue (reason PartitionDown) and
+        may start once it ends. For a test that must change something between a submission and the
+        start of its jobs, whatever the machine's speed."""
+        self.run(["scontrol", "update", f"PartitionName={self.partition}", "State=DOWN"])
+        try:
+            yield
+        finally:
+            self.run(["scontrol", "update", f"PartitionName={self.partition}", "State=UP"])
 
     # -- stop
 

@@ -27,7 +27,9 @@ def test_slurm_sbatch_wait_runs_a_script(slurm_cluster, tmp_path):
     assert result.returncode == 0, result.stderr
     job_id = result.stdout.strip()
     assert out.read_text() == f"hello from job {job_id} on {slurm_cluster.hostname}\n"
-    assert slurm_cluster.job_state(job_id) == "COMPLETED"
+    # sbatch --wait returns once the job's state is COMPLETED, which its COMPLETING flag (squeue shows
+    # "COMPLETING" while slurmd cleans up the job) may still carry for a moment: poll for the end.
+    assert slurm_cluster.wait_for_state(job_id, {"COMPLETED"}) == "COMPLETED"
 
 
 def test_slurm_submitit_dependency_afterok(slurm_cluster, tmp_path):

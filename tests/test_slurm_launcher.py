@@ -148,8 +148,9 @@ def test_slurm_failing_job_shows_in_status_with_its_log_and_blocks_only_its_runs
     shutil.copy(data_dir / "mini" / "corpora" / "reviews.txt", corpus)
     study = ["experiments/dapt", "experiments/tapt", "--tasks", "rt-polarity", "--seeds", "0", "2",
              "--domain-corpus", f"reviews={corpus}"]
-    dontstop("run", *study, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml)
-    corpus.unlink()   # after submission: the DAPT job fails when it starts
+    with slurm_cluster.partition_down():   # the jobs start only once the corpus is gone
+        dontstop("run", *study, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml)
+        corpus.unlink()   # after submission: the DAPT job fails when it starts
 
     def status():
         text = dontstop("status", *study[2:], "--conditions", "dapt", "tapt", data_dir=data_dir,
