@@ -1,6 +1,6 @@
-"""bench/gpu_paper.py: the --smoke run on the CPU (what CI runs), its peak table and FLOPs
-formula by hand, the precision its fine-tuning row reads back, and, on a machine with CUDA only,
-the real mode with few steps."""
+"""bench/gpu_paper.py: the --smoke run on the CPU (what CI runs, through bench/gpu_device_run.sh),
+its peak table and FLOPs formula by hand, the precision its fine-tuning row reads back, and, on a
+machine with CUDA only, the real mode with few steps."""
 import functools
 import importlib.util
 import json
@@ -63,9 +63,17 @@ def check_rows(rows: list[dict]) -> tuple[dict, dict, dict]:
     return dapt, step, real
 
 
-def test_smoke_rows(tmp_path):
-    rows = run_bench(tmp_path / "gpu.jsonl", "--smoke")
-    dapt, step, real = check_rows(rows)
+def test_smoke_rows_of_the_device_script(tmp_path):
+    """bench/gpu_device_run.sh, the one command a lent GPU runs, in its --smoke mode: gpu_paper's
+    three rows and lora_cost's GPU row in one file, and the machine's facts beside them."""
+    completed = subprocess.run(["bash", str(SCRIPT.parent / "gpu_device_run.sh"), str(tmp_path), "--smoke"],
+                               env={**ENV, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "gpu_paper.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows[3]["row"] == "dapt lora vs full" and rows[3]["tokens_per_s"] > 0 and len(rows) == 4
+    assert f"torch {torch.__version__} |" in (tmp_path / "machine.txt").read_text()
+    assert (tmp_path / "gpu_paper.log").stat().st_size and (tmp_path / "lora_cost.log").stat().st_size
+    dapt, step, real = check_rows(rows[:3])
     assert dapt["steps"] == 1 and dapt["micro_batch"] == 4 and dapt["accumulation"] == 2 and dapt["seq"] == 64
     assert dapt["tokens"] == 1 * 2 * 4 * 64
     assert dapt["compiled"] is False and dapt["stock_compile_tokens_per_s"] is None   # not compiled on a CPU
@@ -73,7 +81,7 @@ def test_smoke_rows(tmp_path):
     assert real["train_examples"] == 48 and real["device"] == "cpu"
     shape = dapt["config"]["shape"]
     assert (shape["num_hidden_layers"], shape["hidden_size"], shape["vocab_size"]) == (2, 64, 50265)
-    for row in rows:   # no peak for a CPU: MFU null, and said so
+    for row in rows[:3]:   # no peak for a CPU: MFU null, and said so
         assert row["device"] == "cpu" and row.get("mfu") is None
         assert "MFU null" in row["peak_note"]
 
