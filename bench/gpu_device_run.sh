@@ -2,13 +2,13 @@
 # bash bench/gpu_device_run.sh OUT_DIR [--smoke]
 #
 # The one command a session lent a GPU runs (library `device` tool: `bash bench/gpu_device_run.sh "$OUT"`,
-# timeout about 9 minutes): the machine's facts, then bench/gpu_paper.py (its three rows, about 5
-# minutes on an H200) and bench/lora_cost.py --device cuda (the "dapt lora vs full" row, about a
-# minute), every row appended to OUT_DIR/gpu_paper.jsonl and each log kept beside it. Back on the
+# timeout about 9 minutes): the machine's facts, then bench/gpu_paper.py (its three rows; an
+# estimated 5 minutes on an H200, not timed there yet) and bench/lora_cost.py --device cuda (the
+# "dapt lora vs full" row), every row appended to OUT_DIR/gpu_paper.jsonl and each log kept beside it. Back on the
 # development machine the rows go to bench/results/gpu_paper.jsonl unchanged (`cat OUT/gpu_paper.jsonl
 # >> bench/results/gpu_paper.jsonl`), and README.md and `--dry-run` read them from there.
 #
-# --smoke: the same two scripts with their --smoke on the CPU (tiny shape, seconds): run it before
+# --smoke: the same two scripts with their --smoke on the CPU (tiny shape, half a minute): run it before
 # spending device time. A failing step stops the script (set -e); the rows already written stay.
 set -euo pipefail
 out=${1:?usage: bash bench/gpu_device_run.sh OUT_DIR [--smoke]}

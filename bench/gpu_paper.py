@@ -16,7 +16,8 @@ ids or synthetic text). Three rows, appended as JSON lines to bench/results/gpu_
   command on that task from a Hugging Face cache, for one epoch: import, load, tokenize, train and
   eval seconds, against the epoch the step row predicts.
 
-Budget: about 5 minutes on an H200 (two compilations of about a minute each, the rest measured).
+Budget: an estimated 5 minutes on an H200 (two compilations of about a minute each, the rest timed
+steps), not yet timed there; the issue allows 8.
 Without CUDA it exits 2 unless --smoke: a tiny shape (2 layers, hidden 64, seq 64) and a small
 task on the CPU through the same code, minus the compiled DAPT paths (compiling takes minutes on
 a CPU; their fields are null), written only to the --results path given.
