@@ -158,3 +158,37 @@ def test_the_slurm_multi_gpu_command_builds_a_stage_on_two_processes(tiny_corpus
     assert {"tapt-acl: process 0 of 2", "tapt-acl: process 1 of 2"} <= set(result.stdout.splitlines())
     record = PretrainRecord.read(stage.record_path)
     assert record.steps == 4 and record.sequences == 32 and record.name == "tapt-acl"
+
+
+class SlowSecondProcess:
+    """What PretrainRun._save_resume_state asks of accelerate, for the main process of two whose
+    second process writes its random state as late as it may: just before the next barrier."""
+
+    is_main_process = True
+
+    def __init__(self):
+        self.second_process_writes = None   # where the second process will write, until it has
+
+    def save_state(self, folder: str) -> None:
+        Path(folder).mkdir(parents=True)
+        (Path(folder) / "random_states_0.pkl").write_bytes(b"0")
+        self.second_process_writes = Path(folder) / "random_states_1.pkl"
+
+    def wait_for_everyone(self) -> None:
+        if self.second_process_writes:   # fails if the folder was renamed meanwhile
+            self.second_process_writes.write_bytes(b"1")
+            self.second_process_writes = None
+
+
+def test_a_resumable_state_is_made_final_only_once_every_process_wrote_its_part(tmp_path):
+    """accelerate's save_state has no barrier at its end: renaming the state's folder before the
+    slowest process has written into it lost that process's random state (or crashed it)."""
+    from dontstop.pretrain.trainer import PretrainRun
+
+    run = PretrainRun.__new__(PretrainRun)   # only what _save_resume_state reads
+    run.resume_dir, run.progress, run.accelerator = tmp_path / "resume", {"step": 4}, SlowSecondProcess()
+    run._save_resume_state()
+    [state] = (tmp_path / "resume").iterdir()
+    assert state.name == "step-000000004"
+    assert sorted(path.name for path in state.iterdir()) == ["progress.json", "random_states_0.pkl",
+                                                             "random_states_1.pkl"]

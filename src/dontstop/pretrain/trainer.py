@@ -263,6 +263,9 @@ class PretrainRun:
         final = self.resume_dir / f"step-{self.progress['step']:09d}"
         temporary = self.resume_dir / f".tmp-{final.name}"
         self.accelerator.save_state(str(temporary))
+        # save_state has no barrier at its end: each process writes its own random_states_<i>.pkl,
+        # and the folder must not be renamed (made final) before the slowest has written its file.
+        self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             atomic_write_json(temporary / "progress.json", self.progress)
             temporary.rename(final)
