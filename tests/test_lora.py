@@ -166,8 +166,22 @@ def test_an_unknown_target_module_lists_the_models_names(tiny_corpus, tmp_path, 
                                    "Linear layer of BertForMaskedLM's encoder; its Linear layers: "
                                    "dense, key, query, value")
     assert not (tmp_path / "out" / "resume" / "tokens.bin").exists()       # before any work
-    with pytest.raises(UserError, match="adapter: rank 0 must be at least 1"):
+    with pytest.raises(UserError, match="adapter: rank 0: must be >= 1"):
         run_pretraining(lora_recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "x", adapter={"rank": 0}))
+
+
+def test_an_adapter_the_trainer_would_refuse_is_refused_by_the_suite_first(tiny_corpus, tmp_path):
+    """The suite's checks and the trainer's ask the same rules (recipes.adapter_violations)."""
+    from dontstop.suites import load_suite
+
+    cases = [({"target_modules": []}, "key 'target_modules': []; must name at least one layer",
+              "target_modules []: must name at least one layer"),
+             ({"rank": 0}, "key 'rank': 0; must be >= 1", "rank 0: must be >= 1")]
+    for adapter, in_suite, in_trainer in cases:
+        with pytest.raises(UserError, match=re.escape(f"recipes.dapt_lora: adapter: {in_suite}")):
+            load_suite(str(write_suite(tmp_path, dapt_lora={"adapter": adapter})))
+        with pytest.raises(UserError, match=re.escape(f"pretrain recipe: adapter: {in_trainer}")):
+            run_pretraining(lora_recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "x", adapter=adapter))
 
 
 def write_suite(tmp_path: Path, **recipes: dict) -> Path:

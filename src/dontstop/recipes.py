@@ -270,10 +270,10 @@ def _adapter_problems(keys: tuple[str, ...], overrides: Mapping[str, Any],
         return [f"{at}: key 'adapter': the {keys[-1]} stage trains every weight and takes no adapter; only "
                 f"{', '.join(LORA_RECIPES)} do"]
     try:
-        from_dict(AdapterRecipe, adapter, f"{at}: adapter")
+        checked = from_dict(AdapterRecipe, adapter, f"{at}: adapter")
     except UserError as e:
         return [str(e)]
-    return [f"{at}: adapter: {v.as_key()}" for v in range_violations(ADAPTER_RANGES, adapter)]
+    return [f"{at}: adapter: {v.as_key()}" for v in adapter_violations(checked)]
 
 
 @dataclass
@@ -289,6 +289,15 @@ class AdapterRecipe:
     train_head: bool = True            # also the MLM head's transform, in full (its decoder is tied: frozen)
 
 
-# What the suite checks allow in an `adapter` section (pretrain/adapter.py checks a recipe's the same way).
+# What an `adapter` section allows: the suite checks (above) and the trainer (pretrain/adapter.py) ask
+# `adapter_violations`, so a section refused in a running stage was refused by the suite first.
 ADAPTER_RANGES: dict[str, Range | OneOf] = {"kind": OneOf(("lora",)), "rank": AT_LEAST_1, "alpha": POSITIVE,
                                             "dropout": FRACTION}
+
+
+def adapter_violations(adapter: AdapterRecipe) -> list[Violation]:
+    """Every value of `adapter` out of its range, and an empty `target_modules` (no layer to adapt)."""
+    found = range_violations(ADAPTER_RANGES, dataclasses.asdict(adapter))
+    if not adapter.target_modules:
+        found.append(Violation("target_modules", adapter.target_modules, "must name at least one layer"))
+    return found

@@ -23,25 +23,16 @@ import torch
 
 from ..adapters import base_reference, head_transform, quiet_peft, target_layers
 from ..config import from_dict
-from ..fileio import UserError
-from ..recipes import AdapterRecipe, PretrainRecipe
-
-ADAPTER_KINDS = ("lora",)
-
+from ..fileio import UserError, raise_problems
+from ..recipes import AdapterRecipe, PretrainRecipe, adapter_violations
 
 def adapter_recipe(recipe: PretrainRecipe) -> AdapterRecipe | None:
-    """The recipe's adapter section with its defaults, checked; None for full pretraining."""
+    """The recipe's adapter section with its defaults, checked as the suite checks it
+    (recipes.adapter_violations); None for full pretraining."""
     if recipe.adapter is None:
         return None
     adapter = from_dict(AdapterRecipe, recipe.adapter, "pretrain recipe: adapter")
-    problems = [(adapter.kind not in ADAPTER_KINDS, f"kind {adapter.kind!r} is not one of {', '.join(ADAPTER_KINDS)}"),
-                (adapter.rank < 1, f"rank {adapter.rank} must be at least 1"),
-                (adapter.alpha <= 0, f"alpha {adapter.alpha} must be positive"),
-                (not 0 <= adapter.dropout < 1, f"dropout {adapter.dropout} must be in [0, 1)"),
-                (not adapter.target_modules, "target_modules is empty")]
-    for failed, problem in problems:
-        if failed:
-            raise UserError(f"pretrain recipe: adapter: {problem}")
+    raise_problems([f"pretrain recipe: adapter: {violation}" for violation in adapter_violations(adapter)])
     return adapter
 
 
