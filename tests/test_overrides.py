@@ -140,7 +140,8 @@ def test_the_runners_old_spellings_still_work_with_a_note(command, old, new, val
                 "select": ["--task-text", "t", "--pool", "p", "--out", "o"]}
     args = build_parser([command]).parse_args(argv + required.get(command, []))
     assert getattr(args, value[0]) == value[1]
-    assert f"dontstop: note: {old[0]} is deprecated" in capsys.readouterr().err and new
+    assert (f"dontstop: note: {old[0]} is deprecated and will be removed in the next release; use {new}\n"
+            in capsys.readouterr().err)
 
 
 def test_a_suite_files_renamed_keys_still_read_with_a_note(tmp_path, capsys):

@@ -138,6 +138,8 @@ RANGES = {PretrainRecipe: PRETRAIN_RANGES, FinetuneRecipe: FINETUNE_RANGES}
 # FinetuneRecipe fields left to the machine ("auto" / None): a run made on a CPU is not made from
 # other settings than one on a GPU (runner/finished.py, report/runs.py).
 MACHINE_FIELDS = {"device": "auto", "precision": "auto", "pad_to_multiple_of": None}
+# PretrainRecipe fields that say how fast a stage trains, not what it trains (report/runs.py).
+MACHINE_PRETRAIN_FIELDS = ("threads", "compile")
 
 
 @dataclass(frozen=True)

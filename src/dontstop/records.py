@@ -121,8 +121,6 @@ class PretrainRecord(_RecordFile):
     device: str = "cpu"               # "cpu", "cuda:NVIDIA H200", ...
 
 
-
-
 @dataclass
 class ProbeRecord(_RecordFile):
     """A frozen-encoder linear probe of one (checkpoint, task); scores are fractions in [0, 1]."""
@@ -143,8 +141,6 @@ class ProbeRecord(_RecordFile):
     wall_time_s: float
     versions: dict[str, str]
     git_commit: str | None
-
-
 
 
 @dataclass
@@ -175,8 +171,6 @@ class SelectRecord(_RecordFile):
     encoder_model: str | None = None
     nprobe: int | None = None
     nlist: int | None = None
-
-
 
 
 @dataclass

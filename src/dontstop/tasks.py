@@ -132,7 +132,6 @@ MINI_TASKS: dict[str, Task] = {t.key: t for t in (
 )}
 
 
-
 # The authors' released checkpoints on the Hugging Face hub (the official README), by task
 # and by the stages they went through: "tapt", "dapt+tapt", "curated", "dapt+curated". The
 # train-size suffixes are exactly the hub's ("180K", "115K"): never built from `sizes`.

@@ -13,13 +13,12 @@ from scipy import stats
 
 from ..conditions import Conditions
 from ..fileio import UserError
-from ..recipes import MACHINE_FIELDS, RECIPE_KINDS
+from ..recipes import MACHINE_FIELDS, MACHINE_PRETRAIN_FIELDS, RECIPE_KINDS
 from ..records import METRICS_FILE, MetricsRecord, read_run
 from ..stage_identity import PER_STAGE_FIELDS
 from ..suites import Suite, load_suite
 
 OWN_FINETUNE_FIELDS = ("seed", "model", "suite", "task", "data_dir")   # a run's own, or compared elsewhere
-MACHINE_PRETRAIN_FIELDS = ("threads", "compile")                       # how fast, not what is trained
 RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "data", "git_commit",
                "versions", "pretraining", "published", "path"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..conditions import EXPERIMENTS_DIR
-from ..suites import Suite
+from ..suites import Suite, checkpoints_dir
 from ..fileio import read_json
 from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .plan import RunPlan, Stage
@@ -81,7 +81,7 @@ class Estimator:
 
     @classmethod
     def for_suite(cls, suite: Suite) -> "Estimator":
-        records = Path(suite.cache_dir, suite.name, "checkpoints").glob(f"*/{PRETRAIN_RECORD_FILE}")
+        records = checkpoints_dir(suite).glob(f"*/{PRETRAIN_RECORD_FILE}")
         rates = [rate for rate in (read_json(p).get("tokens_per_s") for p in records) if rate]
         finished = Path(suite.results_dir, suite.name).glob(f"*/*/seed_*/{METRICS_FILE}")
         times = [t for t in (read_json(p).get("wall_time_s") for p in finished) if t]
