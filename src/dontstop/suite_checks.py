@@ -5,13 +5,16 @@ study file.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from .config import from_dict, nested_key_lines
 from .fileio import UserError, raise_problems
 from .overrides import Override, given_for
-from .recipes import SEED, range_violations, section_problems
+from .recipes import (LORA_RECIPES, RECIPE_KINDS, SEED, AdapterRecipe, FinetuneRecipe, PretrainRecipe,
+                      Violation, adapter_violations, range_violations, violations)
 
 
 @dataclass
@@ -60,3 +63,62 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
             except UserError as e:
                 problems.append(f"{where((key, name) if isinstance(names, dict) else (key,))}: key '{key}': {e}")
     raise_problems(problems)
+
+
+def section_problems(recipes: Mapping[str, Any], finetune: Mapping[str, Any], quick: Mapping[str, Any],
+                     where: Callable[[tuple[str, ...]], str]) -> list[str]:
+    """One line per mistake in a suite's `recipes`, `finetune` and `quick` sections: an unknown
+    recipe, section or key, a value of the wrong type or out of range, and then each whole
+    pretraining recipe the runner would build from them (alone, and with its quick overrides).
+    `where(keys)` is "file:line" of a key, e.g. ("recipes", "base", "batch_size")."""
+    problems, sections = [], []
+    for kind, overrides in recipes.items():
+        if kind in RECIPE_KINDS:
+            sections.append((("recipes", kind), PretrainRecipe, overrides))
+        else:
+            problems.append(f"{where(('recipes', kind))}: key 'recipes': unknown recipe {kind!r}; "
+                            f"known: {', '.join(RECIPE_KINDS)}")
+    sections.append((("finetune",), FinetuneRecipe, finetune))
+    for section, overrides in quick.items():
+        if section in RECIPE_KINDS or section == "finetune":
+            sections.append((("quick", section), FinetuneRecipe if section == "finetune" else PretrainRecipe,
+                             overrides))
+        elif section != "selection":
+            problems.append(f"{where(('quick', section))}: key 'quick': unknown section {section!r}")
+    for keys, cls, overrides in sections:
+        name, known = ".".join(keys), [f.name for f in dataclasses.fields(cls)]
+        problems += [f"{where(keys + (key,))}: {name}: key '{key}': unknown; known keys: {', '.join(sorted(known))}"
+                     for key in overrides if key not in known]
+        problems += [f"{where(keys + (v.field,))}: {name}: {v.as_key()}" for v in violations(cls, overrides)]
+        problems += _adapter_problems(keys, overrides, where) if cls is PretrainRecipe else []
+    if problems:
+        return problems
+    seen: dict[str, list[Violation]] = {}
+    for kind in RECIPE_KINDS:   # a LoRA kind is its full kind's recipe with its own keys on top:
+        base = recipes.get(LORA_RECIPES.get(kind), {})   # what that one inherits is said there, once
+        inherited = seen.get(LORA_RECIPES.get(kind), [])
+        alone = violations(PretrainRecipe, {**base, **recipes[kind]}, whole=True) if kind in recipes else []
+        quick_too = (violations(PretrainRecipe, {**base, **recipes.get(kind, {}), **quick[kind]}, whole=True)
+                     if kind in quick else [])
+        seen[kind] = alone + quick_too
+        problems += [f"{where(('recipes', kind))}: recipes.{kind}: {v.as_key()}" for v in alone if v not in inherited]
+        problems += [f"{where(('quick', kind))}: quick.{kind}: {v.as_key()}" for v in quick_too
+                     if v not in alone and v not in inherited]
+    return problems
+
+
+def _adapter_problems(keys: tuple[str, ...], overrides: Mapping[str, Any],
+                      where: Callable[[tuple[str, ...]], str]) -> list[str]:
+    """An `adapter` section only where a stage trains adapters, with AdapterRecipe's keys and types."""
+    adapter = overrides.get("adapter")
+    if adapter is None:
+        return []
+    at = f"{where(keys + ('adapter',))}: {'.'.join(keys)}"
+    if keys[-1] not in LORA_RECIPES:
+        return [f"{at}: key 'adapter': the {keys[-1]} stage trains every weight and takes no adapter; only "
+                f"{', '.join(LORA_RECIPES)} do"]
+    try:
+        checked = from_dict(AdapterRecipe, adapter, f"{at}: adapter")
+    except UserError as e:
+        return [str(e)]
+    return [f"{at}: adapter: {v.as_key()}" for v in adapter_violations(checked)]
