@@ -1,6 +1,6 @@
 """A small study in Korean, written by the tests: comments that agree (찬성) or disagree (반대),
 a news-comments domain corpus and a second, encyclopedic one, and a tiny BERT whose WordPiece
-vocabulary is trained on that text (so every Hangul word is covered), saved as a local model folder.
+vocabulary is built from that text (so every Hangul word is covered), saved as a local model folder.
 
     study = build_korean_study(root)                  # root/study.yaml and everything it names
     study = build_korean_study(root, rich=True)       # + a second comments task, a pool, a curated pool
@@ -56,16 +56,26 @@ def write_lines(path: Path, lines: list[str]) -> None:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
+def wordpiece_vocab(texts: list[str]) -> list[str]:
+    """The tokenizer's vocabulary, the same at every build: the special tokens, every word of the
+    word lists whole, and every character of `texts` alone and as a continuation ("##가"), so that
+    any word (a number, a word and its particle) splits into known pieces. A trained WordPiece
+    vocabulary is not the same at every build (its ids and, at ties, its tokens follow a hash
+    map's per-process order), and a test's metrics would change with it."""
+    lists = [TOPICS, NOUNS, ADVERBS, *VERDICTS.values(), WIKI, WIKI_VERBS, ["댓글"]]
+    words = sorted({piece for words in lists for word in words for piece in word.split()})
+    characters = sorted({char for text in texts for char in text if not char.isspace()})
+    return SPECIALS + words + [c for c in characters if c not in words] + ["##" + c for c in characters]
+
+
 def save_tiny_bert(folder: Path, texts: list[str]) -> None:
-    """A BertForMaskedLM (2 layers, hidden 32) with a cased WordPiece tokenizer of these texts."""
+    """A BertForMaskedLM (2 layers, hidden 32) with a cased WordPiece tokenizer covering these texts."""
     import torch
-    from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
-    wordpiece = BertWordPieceTokenizer(lowercase=False, strip_accents=False)
-    wordpiece.train_from_iterator(texts, vocab_size=400, special_tokens=SPECIALS, show_progress=False)
-    tokenizer = BertTokenizer(vocab=wordpiece.get_vocab(), do_lower_case=False, strip_accents=False,
-                              model_max_length=64)
+    vocab = wordpiece_vocab(texts)
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=False,
+                              strip_accents=False, model_max_length=64)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=66, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
