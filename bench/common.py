@@ -48,6 +48,16 @@ def step_figures(step_seconds: list[float], tokens: int, unit: str = "tokens") -
             f"{unit}_per_s_median": round(per_step / statistics.median(step_seconds), 1)}
 
 
+def interpreter() -> str:
+    """The python that ran this, as a reader would type it: relative to the working directory when
+    inside it (.venv/bin/python), else its bare name (a GPU image's python3)."""
+    executable = Path(sys.executable)
+    try:
+        return str(executable.relative_to(Path.cwd()))
+    except ValueError:
+        return executable.name
+
+
 def stamp(run: str, config: dict) -> dict:
     """What a reader needs to trust a row: command, machine, date, versions, configuration.
     `run` names one invocation: ratios compare rows of the same run only."""
@@ -58,7 +68,7 @@ def stamp(run: str, config: dict) -> dict:
     machine = f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.machine()}"
     if torch.cuda.is_available():
         machine += f", {torch.cuda.get_device_name()}"
-    return {"run": run, "command": " ".join([".venv/bin/python", *sys.argv]), "machine": machine,
+    return {"run": run, "command": " ".join([interpreter(), *sys.argv]), "machine": machine,
             "load_average_1min": round(os.getloadavg()[0], 2),
             "date": time.strftime("%Y-%m-%d %H:%M"),
             "versions": {"python": platform.python_version(), "torch": torch.__version__,

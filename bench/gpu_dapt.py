@@ -128,7 +128,7 @@ def stock(settings, compiled: bool) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return float(loss)                                                # waits for the GPU
+        return float(loss.detach())                                       # waits for the GPU
 
     step(settings.warmup_micro_batches)
     step_seconds, loss = [], float("nan")

@@ -9,10 +9,12 @@
 # >> bench/results/gpu_paper.jsonl`), and README.md and `--dry-run` read them from there.
 #
 # --smoke: the same two scripts with their --smoke on the CPU (tiny shape, half a minute): run it before
-# spending device time. A failing step stops the script (set -e); the rows already written stay.
+# spending device time. A failing step stops the script (set -e, pipefail); the rows already written stay
+# (each script writes a row as soon as it is measured).
 set -euo pipefail
 out=${1:?usage: bash bench/gpu_device_run.sh OUT_DIR [--smoke]}
 smoke=${2:-}
+case "$smoke" in ""|--smoke) ;; *) echo "usage: bash bench/gpu_device_run.sh OUT_DIR [--smoke]" >&2; exit 2 ;; esac
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -23,11 +25,12 @@ python=${PYTHON:-python3}
 transformers.__version__, "| accelerate", accelerate.__version__, "| cuda", torch.cuda.is_available())'
 } > "$out/machine.txt" 2>&1
 
-if [ "$smoke" = "--smoke" ]; then
-  "$python" bench/gpu_paper.py --smoke --results "$out/gpu_paper.jsonl" 2>&1 | tee "$out/gpu_paper.log"
-  "$python" bench/lora_cost.py --device cuda --smoke --results "$out/gpu_paper.jsonl" 2>&1 | tee "$out/lora_cost.log"
-else
-  "$python" bench/gpu_paper.py --results "$out/gpu_paper.jsonl" 2>&1 | tee "$out/gpu_paper.log"
-  "$python" bench/lora_cost.py --device cuda --results "$out/gpu_paper.jsonl" 2>&1 | tee "$out/lora_cost.log"
-fi
+# Each script's wall time goes to OUT/seconds.txt: the docs' GPU durations come from there, not from guesses.
+timed() {   # timed NAME COMMAND...: run it, its output to OUT/NAME.log too, and note its seconds
+  local name=$1 began=$SECONDS; shift
+  "$@" 2>&1 | tee "$out/$name.log"
+  echo "$name $((SECONDS - began))" >> "$out/seconds.txt"
+}
+timed gpu_paper "$python" bench/gpu_paper.py $smoke --results "$out/gpu_paper.jsonl"
+timed lora_cost "$python" bench/lora_cost.py --device cuda $smoke --results "$out/gpu_paper.jsonl"
 echo "rows: $(wc -l < "$out/gpu_paper.jsonl") in $out/gpu_paper.jsonl"

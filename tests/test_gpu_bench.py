@@ -73,6 +73,8 @@ def test_smoke_rows_of_the_device_script(tmp_path):
     assert rows[3]["row"] == "dapt lora vs full" and rows[3]["tokens_per_s"] > 0 and len(rows) == 4
     assert f"torch {torch.__version__} |" in (tmp_path / "machine.txt").read_text()
     assert (tmp_path / "gpu_paper.log").stat().st_size and (tmp_path / "lora_cost.log").stat().st_size
+    seconds = dict(line.split() for line in (tmp_path / "seconds.txt").read_text().splitlines())
+    assert list(seconds) == ["gpu_paper", "lora_cost"] and all(int(value) >= 0 for value in seconds.values())
     dapt, step, real = check_rows(rows[:3])
     assert dapt["steps"] == 1 and dapt["micro_batch"] == 4 and dapt["accumulation"] == 2 and dapt["seq"] == 64
     assert dapt["tokens"] == 1 * 2 * 4 * 64
@@ -81,9 +83,22 @@ def test_smoke_rows_of_the_device_script(tmp_path):
     assert real["train_examples"] == 48 and real["device"] == "cpu"
     shape = dapt["config"]["shape"]
     assert (shape["num_hidden_layers"], shape["hidden_size"], shape["vocab_size"]) == (2, 64, 50265)
-    for row in rows[:3]:   # no peak for a CPU: MFU null, and said so
+    for row in rows[:3]:   # no peak for a CPU: MFU null, and said so; the python that ran it, from the repo root
         assert row["device"] == "cpu" and row.get("mfu") is None
+        python, script = row["command"].split()[:2]
+        assert (SCRIPT.parents[1] / python).resolve() == Path(sys.executable).resolve() and script == "bench/gpu_paper.py"
         assert "MFU null" in row["peak_note"]
+
+
+def test_a_row_names_the_python_that_ran_it(monkeypatch, tmp_path):
+    """A row's command starts with the interpreter a reader would type: the repository's venv
+    relative to it, a GPU image's python3 by name (rows once all said .venv/bin/python)."""
+    common = load_bench("common")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
+    assert common.interpreter() == ".venv/bin/python"
+    monkeypatch.setattr(sys, "executable", "/usr/bin/python3")
+    assert common.interpreter() == "python3"
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
@@ -118,6 +133,32 @@ def test_refusals(tmp_path):
         assert no_gpu.returncode == 2
         assert no_gpu.stderr.strip() == "no CUDA device; run with --smoke on CPU"
         assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_row_is_written_as_soon_as_it_is_measured(monkeypatch, tmp_path):
+    """A device call cut off by its time limit still brings back the rows it finished: here the
+    fine-tuning row fails and the DAPT row is already in the file."""
+    paper, finetune = load_bench(), load_bench("gpu_finetune")
+
+    def cut_off(*arguments):
+        raise TimeoutError("the device call's limit")
+
+    monkeypatch.setattr(finetune, "finetune_step_row", cut_off)
+    monkeypatch.setitem(sys.modules, "gpu_finetune", finetune)
+    results = tmp_path / "rows.jsonl"
+    with pytest.raises(TimeoutError):
+        paper.main(["--smoke", "--results", str(results)])
+    assert [json.loads(line)["row"] for line in results.read_text(encoding="utf-8").splitlines()] == ["dapt vs stock"]
+
+
+def test_the_smoke_compiles_only_when_asked():
+    """--smoke skips the compiled DAPT paths (minutes on a CPU) unless --compile rehearses them;
+    a GPU run always compiles."""
+    paper = load_bench()
+    assert paper.parse_arguments(["--smoke", "--results", "x"]).compile is False
+    settings = paper.build_settings(paper.parse_arguments(["--smoke", "--compile", "--results", "x"]))
+    assert settings.compile is True and settings.device == "cpu"
+    assert paper.build_settings(paper.parse_arguments(["--smoke", "--results", "x"])).compile is False
 
 
 def test_peak_tflops_by_device_name():
