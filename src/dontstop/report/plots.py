@@ -18,6 +18,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..fileio import atomic_output
+from .fonts import label_fonts
 from .published import published_cell
 from .runs import scores
 from .tables import Layout, cost_spec, table_specs
@@ -172,10 +173,12 @@ def mlm_loss_plot(runs: pd.DataFrame, stem: Path) -> list[Path]:
 
 def make_plots(runs: pd.DataFrame, layout: Layout, cost: pd.DataFrame | None, plot_dir: Path) -> list[Path]:
     """Every figure; the kNN and cost ones only where the suite has a task for them (`cost`: Table
-    9's frame, None when it has no task; a study may have neither)."""
-    paths = bar_plot(runs, layout, plot_dir / "bars")
-    if table_specs(layout)[3].tasks:
-        paths += knn_plot(runs, layout, plot_dir / "knn")
-    if cost is not None:
-        paths += cost_plot(cost, layout, plot_dir / "cost")
-    return paths + mlm_loss_plot(runs, plot_dir / "mlm_loss")
+    9's frame, None when it has no task; a study may have neither). Labels in any script are
+    drawn with an installed font that has them (fonts.label_fonts)."""
+    with label_fonts([*layout.names.values(), *stage_losses(runs).stage]):
+        paths = bar_plot(runs, layout, plot_dir / "bars")
+        if table_specs(layout)[3].tasks:
+            paths += knn_plot(runs, layout, plot_dir / "knn")
+        if cost is not None:
+            paths += cost_plot(cost, layout, plot_dir / "cost")
+        return paths + mlm_loss_plot(runs, plot_dir / "mlm_loss")
