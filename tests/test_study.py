@@ -193,6 +193,12 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                     "key 'name': 'mini' is the built-in suite of"),
     "unknown_task_key": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(lable="x")),
                          "key 'tasks.comments.lable': unknown; known keys: display, data"),
+    "no_seeds": (lambda f: bad_study(f, lambda s: s.update(seeds=[])), "key 'seeds': empty; give at least one"),
+    "no_tasks": (lambda f: bad_study(f, lambda s: s.update(tasks={})), "key 'tasks': empty; give at least one"),
+    "seeds_not_numbers": (lambda f: bad_study(f, lambda s: s.update(seeds=["a"])),
+                          "key 'seeds': expected list[int], got list ['a']"),
+    "shared_display": (lambda f: bad_study(f, lambda s: s["tasks"].update(replies=dict(s["tasks"]["comments"]))),
+                       "key 'tasks.replies.display': '논란 댓글' names task 'comments' too"),
 }
 
 

@@ -156,4 +156,7 @@ def matches_type(value: Any, hint: Any) -> bool:
 
 
 def type_name(hint: Any) -> str:
+    """How an error names a type: list[int] with its items (a list of strings is not seeds)."""
+    if typing.get_args(hint):
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -19,8 +19,9 @@ the key and what is wrong:
   suite's; any other key given replaces the extended suite's value;
 - `tasks` is a mapping (the study's own tasks: then `domain_corpora`, `pools` and `curated` are
   only what the file gives) or a list of the extended suite's task keys (a subset);
-- a task is `display` (its table row; default: the key), `data` (a folder holding train, dev
-  and test.jsonl in the paper's format; labels are read from train), `metric`, `domain`, and
+- a task is `display` (its table row, one per task; default: the key), `data` (a folder
+  holding train, dev and test.jsonl in the paper's format; labels are read from train),
+  `metric`, `domain`, and
   optionally `profile` (low: 10 epochs, high: 3, unless the recipe's `finetune.epochs` says)
   and `transfer` (the task whose TAPT model Transfer-TAPT starts from; default: the first other
   task of the same domain);

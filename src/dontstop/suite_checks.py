@@ -54,6 +54,10 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
     problems += [f"{where((v.field,))}: {v.as_key()}" for v in range_violations(dict.fromkeys(seeds, SEED), seeds)]
     problems += [f"{where((key,))}: key '{key}': seed {seed} given twice" for key in ("seeds", "quick_seeds")
                  for seed in sorted({s for s in getattr(suite, key) if getattr(suite, key).count(s) > 1})]
+    # Nothing to fine-tune: refused before the pretraining stages, which would run for nothing.
+    problems += [f"{where((key,))}: key '{key}': empty; give at least one" for key in ("seeds", "quick_seeds", "tasks")
+                 if isinstance(getattr(suite, key), list) and not getattr(suite, key)]
+    problems += _shared_display_names(suite, where)
     lookups = [("tasks", suite.task, suite.tasks), ("domain_corpora", suite.domain, suite.domain_corpora),
                ("pools", suite.domain, suite.pools), ("curated", suite.task, suite.curated)]
     for key, lookup, names in lookups:
@@ -122,3 +126,20 @@ def _adapter_problems(keys: tuple[str, ...], overrides: Mapping[str, Any],
     except UserError as e:
         return [str(e)]
     return [f"{at}: adapter: {v.as_key()}" for v in adapter_violations(checked)]
+
+
+def _shared_display_names(suite, where: Callable[[tuple[str, ...]], str]) -> list[str]:
+    """Two tasks with one display name would be two table rows no reader can tell apart."""
+    first: dict[str, str] = {}
+    problems = []
+    for key in suite.tasks:
+        try:
+            name = suite.task(key).name
+        except UserError:   # an unknown task key: said by the lookups' check
+            continue
+        if name in first:
+            problems.append(f"{where(('tasks', key, 'display'))}: key 'tasks.{key}.display': {name!r} names "
+                            f"task {first[name]!r} too; every task's table row needs a name of its own")
+        first.setdefault(name, key)
+    return problems
+
