@@ -50,6 +50,8 @@ def test_registry_holds_the_papers_facts():
     ('{"text": "a sentence"}', "label", "missing"),
     ('{"text": "a sentence", "label": "MAYBE"}', "label", "not in the label set"),
     ('["text", "label"]', None, "expected a JSON object"),
+    ('{"text": "a sentence", "label": ["INHIBITOR", "SUBSTRATE"]}', "label",
+     "expected one label (a string or number), got list ['INHIBITOR', 'SUBSTRATE']"),
 ])
 def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line, field, message):
     path = write_lines(tmp_path / "train.jsonl", [record("fine", "INHIBITOR"), line])

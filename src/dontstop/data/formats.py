@@ -97,6 +97,9 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
         return None, [Problem(path, line_no, "text", "empty")]
     if "label" not in record or record["label"] is None:
         return None, [Problem(path, line_no, "label", "missing")]
+    if isinstance(record["label"], (list, dict)):   # multi-label data would train as one odd class
+        return None, [Problem(path, line_no, "label", f"expected one label (a string or number), got "
+                              f"{type(record['label']).__name__} {record['label']!r}")]
     label = str(record["label"])
     if allowed is not None and label not in allowed:
         return None, [Problem(path, line_no, "label", f"{label!r} is not in the label set "
