@@ -194,6 +194,27 @@ def test_unwritable_results_dir_fails_before_any_work(mini_build, tmp_path):
     assert not (tmp_path / "cache" / "mini").exists()
 
 
+@pytest.mark.parametrize("command", [["reproduce", "--quick"], ["reproduce", "--quick", "--dry-run"],
+                                     ["aggregate"], ["analyze", "vocab"], ["init-study"]])
+def test_an_output_folder_under_a_file_is_refused_before_any_work(command, mini_build, tmp_path, capsys):
+    """The tables (written after every run), an analysis or a new study under a path that is a
+    file: one line, exit 2, nothing run (reproduce used to run the whole study, then fail)."""
+    from dontstop.cli import main
+
+    data_dir, _ = mini_build
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "out"
+    data, results, cache = (["--data-dir", str(data_dir)], ["--results-dir", str(tmp_path / "results")],
+                            ["--cache-dir", str(tmp_path / "cache")])
+    given = {"reproduce": ["--tables-dir", str(out), *data, *results, *cache, "--no-wandb"],
+             "aggregate": ["--tables-dir", str(out), *results], "analyze": ["--out", str(out), *data, *cache],
+             "init-study": [str(out)]}[command[0]]
+    assert main([*command, *given]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"dontstop: error: {out}") and f"not a writable directory ({tmp_path / 'file'} is a file)" in line
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache" / "mini").exists()
+
+
 def test_dry_run_prints_the_plan_without_running(mini_build, tmp_path):
     data_dir, _ = mini_build
     result = dontstop("reproduce", "--dry-run", data_dir=data_dir, root=tmp_path)

@@ -58,6 +58,20 @@ def raise_problems(problems: list[str], shown: int = 20, where_all: str = "") ->
         raise UserErrors(problems)
 
 
+def check_writable_dir(directory: str | Path) -> None:
+    """Refuse an output folder that can never be written (a file on its path, a folder not
+    writable) before any work, not when the tables are written after the study's runs. Creates
+    nothing, so a dry run can check it: the nearest part of the path that exists must be a
+    writable folder."""
+    path = Path(directory).absolute()
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir():
+        raise UserError(f"{directory}: not a writable directory ({path} is a file)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{directory}: not a writable directory (no write permission on {path})")
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_output(path) as f:
         f.write(text)

@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from ..config import parse_pairs
-from ..fileio import UserError
+from ..fileio import UserError, check_writable_dir
 from ..flags import add_pair_flags, add_suite_flags, suite_overrides
 from ..study_file import tables_dir
 from ..suites import Suite, analysis_dir, load_suite
@@ -105,6 +105,7 @@ def _writable_out_dir(args: argparse.Namespace, files: tuple[str, ...]) -> Path:
     """Fail before any work if a finished output would be replaced without --overwrite."""
     suite = load_suite(args.suite)   # a study's analysis goes beside its own tables
     out_dir = args.out or analysis_dir(tables_dir(suite, None), suite.name)
+    check_writable_dir(out_dir)
     existing = [str(out_dir / name) for name in files if (out_dir / name).exists()]
     if existing and not args.overwrite:
         raise UserError(f"{existing[0]}: already exists; pass --overwrite to replace it")

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from ..conditions import EXPERIMENTS_DIR
+from ..fileio import check_writable_dir
 from ..flags import add_flag, add_suite_flags, suite_overrides
 from ..study_file import tables_dir
 from ..suites import load_suite
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _aggregate(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, overrides=suite_overrides(args))
+    check_writable_dir(tables_dir(suite, args.tables_dir))
     aggregate(suite, Path(suite.results_dir), tables_dir(suite, args.tables_dir),
               experiments_dir=Path(args.experiments_dir), overlap=Path(args.overlap) if args.overlap else None,
               no_mixed_warning=args.no_mixed_warning, wandb=args.wandb)

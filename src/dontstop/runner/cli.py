@@ -21,7 +21,7 @@ from .. import wandb_log
 from ..condition_readme import write_readmes
 from ..conditions import EXPERIMENTS_DIR, Condition, load_condition, load_conditions, select_conditions
 from ..data.study import check_study_data
-from ..fileio import UserError, raise_problems
+from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_flag, add_pair_flags, add_suite_flags, suite_overrides
 from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
@@ -163,12 +163,13 @@ def _reproduce(args: argparse.Namespace) -> int:
     ensure_mini_data(suite)
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
+    tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
+    check_writable_dir(tables_root)   # written after every run: refused now, not then
     began = time.time()
     finished = _go(plans, suite, args, analysis=True)
     if args.dry_run or (args.launcher == "slurm" and not args.wait):
         return 0
     history = record_invocation(suite, args.quick, time.time() - began, plans, finished)
-    tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
     tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments_dir),
                                    wandb=not args.no_wandb and wandb_log.configured())
     whole = not (args.quick or args.tasks or args.conditions or args.set_values)

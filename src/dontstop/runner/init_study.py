@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..fileio import UserError, atomic_write_text
+from ..fileio import UserError, atomic_write_text, check_writable_dir
 from ..study_file import FOLDER_NAME
 from ..tasks import SUITES
 
@@ -68,6 +68,7 @@ def init_study(folder: Path, name: str | None = None) -> Path:
     name = name or NOT_IN_A_NAME.sub("-", folder.resolve().name).strip("-.") or "my-study"
     if not FOLDER_NAME.match(name) or name in SUITES:
         raise UserError(f"--name {name}: a study needs a folder name of its own, not {', '.join(SUITES)}")
+    check_writable_dir(folder)
     study, readme = folder / "study.yaml", folder / "README.md"
     for path in (study, readme):
         if path.exists():
