@@ -3,7 +3,7 @@ import pytest
 from transformers import AutoModel
 
 from dontstop.fileio import UserError
-from dontstop.models import bundled_model_dir, load_pretrained, resolve_model
+from dontstop.models import bundled_model_dir, load_pretrained, model_sequence_limit, resolve_model, sequence_limit
 
 
 def test_names_resolve_to_bundled_dirs_local_paths_or_hub_ids(tmp_path):
@@ -34,3 +34,15 @@ def test_a_folder_without_config_and_a_truncated_checkpoint(tmp_path):
     (tmp_path / "model.safetensors").write_bytes((source / "model.safetensors").read_bytes()[:50_000])
     with pytest.raises(UserError, match=f"{tmp_path}: cannot load checkpoint, corrupt or truncated"):
         load_pretrained(AutoModel, str(tmp_path))
+
+
+def test_the_tokens_a_sequence_can_hold_follow_the_models_positions():
+    """roberta-base: 514 position embeddings, 512 tokens (positions start after the padding id);
+    BERT: all of them; DeBERTa-v3's relative positions: no limit; a LoRA checkpoint: its base's."""
+    from transformers import BertConfig, DebertaV2Config, RobertaConfig, XLMRobertaConfig
+
+    assert sequence_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    assert sequence_limit(XLMRobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    assert sequence_limit(BertConfig(max_position_embeddings=512)) == 512
+    assert sequence_limit(DebertaV2Config(relative_attention=True, position_biased_input=False)) is None
+    assert model_sequence_limit("bundled:bert-tiny") == 512

@@ -34,6 +34,21 @@ def recipe(model, corpus, out, **overrides):
                              "max_steps": 4, **SMALL, **overrides})
 
 
+def test_a_max_length_past_the_models_positions_is_refused_before_the_corpus_is_read(model_name, tiny_corpus,
+                                                                                     tmp_path):
+    """Sequences longer than the position embeddings crashed in the embedding (a traceback, after
+    the corpus was tokenized). The limit is the model's: a RoBERTa's positions start after its
+    padding id (this one: 130 embeddings, 128 tokens), a BERT's at 0 (bert-tiny: 512)."""
+    limit = {"bundled:bert-tiny": 512}.get(model_name, 128)
+    at_limit = run_pretraining(recipe(model_name, tiny_corpus, tmp_path / "at", max_length=limit, max_steps=1,
+                                      heldout_documents=0))
+    assert at_limit.steps == 1 and at_limit.tokens > 7 * limit   # 8 sequences, all but the corpus's last one full
+    with pytest.raises(UserError, match=rf"^pretrain recipe: key 'max_length': {limit + 1}; .* takes at most "
+                                        rf"{limit} tokens a sequence$"):
+        run_pretraining(recipe(model_name, tiny_corpus, tmp_path / "past", max_length=limit + 1, max_steps=1))
+    assert not (tmp_path / "past").exists()
+
+
 def test_masked_only_loss_equals_the_stock_loss(model_name, tiny_corpus):
     path = resolve_model(model_name)
     tokenizer = AutoTokenizer.from_pretrained(path)

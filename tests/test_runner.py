@@ -215,6 +215,20 @@ def test_an_output_folder_under_a_file_is_refused_before_any_work(command, mini_
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache" / "mini").exists()
 
 
+def test_a_stage_longer_than_its_models_positions_is_refused_before_any_work(mini_build, tmp_path, capsys):
+    """A recipe's max_length past what the stage's model can hold (bert-tiny: 512 tokens) used to
+    crash that stage after the ones before it had run."""
+    from dontstop.cli import main
+
+    data_dir, _ = mini_build
+    assert main(["reproduce", "--quick", "--set", "recipes.tapt.max_length=1000", "--data-dir", str(data_dir),
+                 "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--no-wandb"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == ("dontstop: error: suite mini: recipes.tapt: key 'max_length': 1000; bundled:bert-tiny takes "
+                    "at most 512 tokens a sequence")
+    assert not (tmp_path / "cache" / "mini").exists()
+
+
 def test_dry_run_prints_the_plan_without_running(mini_build, tmp_path):
     data_dir, _ = mini_build
     result = dontstop("reproduce", "--dry-run", data_dir=data_dir, root=tmp_path)

@@ -86,6 +86,39 @@ def check_available(name: str) -> None:
         raise UserError(_offline_message(path))
 
 
+# Models whose position ids start after the padding id (RoBERTa's create_position_ids_from_input_ids):
+# roberta-base has 514 position embeddings and takes 512 tokens a sequence.
+POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "camembert", "data2vec-text", "roberta-prelayernorm",
+                           "xmod", "mpnet", "longformer")
+
+
+def sequence_limit(config) -> int | None:
+    """The most tokens (special ones included) a sequence of a model with this config can hold:
+    its absolute position embeddings'; None where it has none (relative positions only)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None or (getattr(config, "relative_attention", False)
+                             and not getattr(config, "position_biased_input", True)):   # DeBERTa-v2/v3
+        return None
+    offset = (config.pad_token_id or 0) + 1 if config.model_type in POSITIONS_AFTER_PADDING else 0
+    return positions - offset
+
+
+def model_sequence_limit(name: str) -> int | None:
+    """sequence_limit of model `name` (a LoRA checkpoint: of its base), read from its config alone."""
+    from transformers import AutoConfig
+
+    path = resolve_model(name)
+    while adapters.is_adapter_checkpoint(path):
+        path = resolve_model(adapters.adapter_base(path))
+    return sequence_limit(AutoConfig.from_pretrained(path))
+
+
+def check_sequence_length(max_length: int, limit: int | None, model: str, where: str) -> None:
+    """Refuse a recipe whose sequences `model` cannot hold (its embedding would fail mid-run)."""
+    if limit is not None and max_length > limit:
+        raise UserError(f"{where}: key 'max_length': {max_length}; {model} takes at most {limit} tokens a sequence")
+
+
 def _offline_message(hub_id: str) -> str:
     from huggingface_hub import constants
 

@@ -128,7 +128,7 @@ class PretrainRun:
         from accelerate.utils import set_seed
         from transformers import AutoModelForMaskedLM, AutoTokenizer, get_linear_schedule_with_warmup
 
-        from ..models import load_pretrained, resolve_model
+        from ..models import check_sequence_length, load_pretrained, resolve_model, sequence_limit
 
         self.began, self.recipe, self.name = time.time(), recipe, name
         self.output_dir, self.resume_dir = Path(recipe.output_dir), Path(recipe.output_dir) / "resume"
@@ -141,6 +141,8 @@ class PretrainRun:
         if self.tokenizer.mask_token is None:
             raise UserError(f"{recipe.base_model}: tokenizer has no mask token; not a masked-LM model")
         self.model = load_pretrained(AutoModelForMaskedLM, recipe.base_model, attn_implementation="sdpa")
+        check_sequence_length(recipe.max_length, sequence_limit(self.model.config), recipe.base_model,
+                              "pretrain recipe")   # before the corpus is read
         self.peft_model = wrap_for_training(self.model, recipe)  # LoRA in place; None: train every weight
         self.corpus = scan_corpus(recipe, exclude_keys)
         self.heldout = self.corpus.heldout_documents()

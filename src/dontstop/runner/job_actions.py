@@ -124,17 +124,23 @@ def check_models_available(jobs) -> None:
         check_available(name)
 
 
-def check_adapters(jobs, suite: Suite) -> None:
-    """Every unfinished LoRA stage targets Linear layers its model has: one line listing the
-    model's names, before any work. A parent not built yet has the suite's base model's
-    architecture (every stage of a suite does)."""
+def check_stage_models(jobs, suite: Suite) -> None:
+    """Every unfinished stage fits the model it starts from, before any work: its max_length
+    within the model's positions, and a LoRA stage's target modules among its Linear layers
+    (one line listing them). A parent not built yet has the suite's base model's architecture
+    (every stage of a suite does)."""
+    from ..models import check_sequence_length, model_sequence_limit
     from ..pretrain.adapter import check_target_modules
 
     for job in jobs:
-        if job.kind == "pretrain" and job.stage.recipe.get("adapter") and not job.done():
-            built = (Path(job.stage.parent) / PRETRAIN_RECORD_FILE).is_file()
-            check_target_modules(job.stage.recipe["adapter"], job.stage.parent if built else suite.base_model,
-                                 f"suite {suite.name}: recipes.{job.stage.kind}: adapter")
+        if job.kind != "pretrain" or job.done():
+            continue
+        built = (Path(job.stage.parent) / PRETRAIN_RECORD_FILE).is_file()
+        model, where = job.stage.parent if built else suite.base_model, f"suite {suite.name}: recipes.{job.stage.kind}"
+        check_sequence_length(job.stage.recipe.get("max_length", PretrainRecipe.max_length),
+                              model_sequence_limit(model), model, where)
+        if job.stage.recipe.get("adapter"):
+            check_target_modules(job.stage.recipe["adapter"], model, f"{where}: adapter")
 
 
 def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool,

@@ -25,7 +25,7 @@ from ..records import METRICS_FILE, PROBE_FILE
 from ..stage_identity import domain_checkpoints
 from .finished import refuse, retire, stale_results
 from .plan import RunPlan, Stage, input_sha256, unique_stages
-from .job_actions import check_adapters, check_data_consistency, check_models_available, run_job
+from .job_actions import check_data_consistency, check_models_available, check_stage_models, run_job
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
 
@@ -89,7 +89,7 @@ def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool, *, rerun
     retire(stale)
     jobs = make_jobs(plans, probe=suite.probe, analysis=analysis_stages(suite) if analysis else set())
     check_models_available(jobs)
-    check_adapters(jobs, suite)
+    check_stage_models(jobs, suite)
     return jobs
 
 
