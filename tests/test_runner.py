@@ -195,10 +195,11 @@ def test_unwritable_results_dir_fails_before_any_work(mini_build, tmp_path):
 
 
 @pytest.mark.parametrize("command", [["reproduce", "--quick"], ["reproduce", "--quick", "--dry-run"],
-                                     ["aggregate"], ["analyze", "vocab"], ["init-study"]])
+                                     ["aggregate"], ["analyze", "vocab"], ["init-study"], ["pretrain"], ["finetune"]])
 def test_an_output_folder_under_a_file_is_refused_before_any_work(command, mini_build, tmp_path, capsys):
-    """The tables (written after every run), an analysis or a new study under a path that is a
-    file: one line, exit 2, nothing run (reproduce used to run the whole study, then fail)."""
+    """The tables (written after every run), an analysis, a new study, a checkpoint or a run
+    folder under a path that is a file: one line, exit 2, nothing run (reproduce used to run the
+    whole study, then fail; pretrain and finetune failed with exit 1 once under way)."""
     from dontstop.cli import main
 
     data_dir, _ = mini_build
@@ -208,7 +209,11 @@ def test_an_output_folder_under_a_file_is_refused_before_any_work(command, mini_
                             ["--cache-dir", str(tmp_path / "cache")])
     given = {"reproduce": ["--tables-dir", str(out), *data, *results, *cache, "--no-wandb"],
              "aggregate": ["--tables-dir", str(out), *results], "analyze": ["--out", str(out), *data, *cache],
-             "init-study": [str(out)]}[command[0]]
+             "init-study": [str(out)],
+             "pretrain": ["--model", "bundled:bert-tiny", "--corpus", str(data_dir / "mini" / "corpora" / "general.txt"),
+                          "--out", str(out), "--steps", "1", "--no-wandb"],
+             "finetune": ["--suite", "mini", "--task", "rt-polarity", "--model", "bundled:bert-tiny", "--out", str(out),
+                          *data, "--no-wandb"]}[command[0]]
     assert main([*command, *given]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"dontstop: error: {out}") and f"not a writable directory ({tmp_path / 'file'} is a file)" in line

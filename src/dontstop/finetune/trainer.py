@@ -28,7 +28,7 @@ from transformers import DataCollatorWithPadding, get_scheduler
 from .. import wandb_log
 from .classifier import SequenceClassifier, encode, load_classifier, predict
 from ..data.formats import Example, label_set, load_split, task_dir
-from ..fileio import UserError, atomic_write_json, sha256_file
+from ..fileio import UserError, atomic_write_json, check_writable_dir, sha256_file
 from .metrics import classification_scores
 from ..recipes import FinetuneRecipe, check_recipe
 from ..provenance import git_commit, software_versions
@@ -69,6 +69,7 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
     `<task>/<condition>` whose input artifact is the starting checkpoint (wandb_log).
     """
     out_dir = Path(out_dir)
+    check_writable_dir(out_dir)
     metrics_path = out_dir / METRICS_FILE
     if metrics_path.exists():
         if reuse_finished:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from .. import wandb_log
 from ..data.encoding import utf8_problem
-from ..fileio import UserError, atomic_write_json, read_json
+from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
 from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
 from ..records import PRETRAIN_RECORD_FILE as RECORD
@@ -59,6 +59,7 @@ def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
         if not_utf8:
             raise UserError(str(not_utf8))
     output_dir = Path(recipe.output_dir)
+    check_writable_dir(output_dir)
     if (output_dir / RECORD).exists():
         raise UserError(f"{output_dir}: already holds a finished checkpoint; choose another --out")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "resume").is_dir():
