@@ -57,6 +57,8 @@ def test_a_study_merges_a_set_value_over_the_suite_it_extends(tmp_path):
     ("seeds=[0, 0]", "--set seeds=[0, 0]: key 'seeds': seed 0 given twice"),
     ("seeds=zero", "--set seeds=zero: key 'seeds': expected list[int], got str 'zero'"),
     ("seeds.first=1", "--set seeds.first=1: key 'seeds' is not a mapping"),
+    ("quick.seeds=[0]", "--set quick.seeds=[0]: key 'quick.seeds': expected dict[str, Any], got list [0]"),
+    ("domain_corpora.cs=[1]", "--set domain_corpora.cs=[1]: key 'domain_corpora.cs': expected str, got list [1]"),
     ("seeds=[]", "--set seeds=[]: key 'seeds': empty; give at least one"),
     ("tasks=[]", "--set tasks=[]: key 'tasks': empty; give at least one"),
     ("tasks=[aclsum-rolse]", "--set tasks=[aclsum-rolse]: key 'tasks': unknown task 'aclsum-rolse' in suite 'mini'"),

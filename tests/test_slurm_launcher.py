@@ -230,8 +230,23 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
     assert given == {"--num_machines": "2", "--num_processes": "8", "--machine_rank": "1",
                      "--main_process_ip": "node7", "--main_process_port": "20012", "--mixed_precision": "bf16",
                      "--dynamo_backend": "no"}
-    with pytest.raises(UserError, match="--nodes > 1 needs --pretrain-gpus"):
+    with pytest.raises(UserError, match="--nodes 2: several nodes run pretraining on GPUs; add --pretrain-gpus"):
         options_from_args(build_parser(["run"]).parse_args(flags + ["--nodes", "2"]))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--launcher", "slurm", "--time", "0"], "--time 0: must be >= 1"),   # was taken as unset: 1440 minutes
+    (["--launcher", "slurm", "--pretrain-gpus", "-1"], "--pretrain-gpus -1: must be >= 0"),
+    (["--launcher", "slurm", "--nodes", "2"], "--nodes 2: several nodes run pretraining on GPUs; add --pretrain-gpus"),
+    (["--partition", "gpu"], "--partition gpu: a Slurm job flag; add --launcher slurm (the local launcher runs "
+                             "here, with --workers)"),
+])
+def test_a_bad_slurm_flag_is_one_line_before_any_work_even_in_a_dry_run(flags, message, tmp_path, capsys):
+    from dontstop.cli import main
+
+    assert main(["reproduce", "--dry-run", *flags, "--results-dir", str(tmp_path / "results")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"dontstop: error: {message}"]
+    assert not (tmp_path / "results").exists()
 
 
 def test_slurm_runs_a_study_file_with_its_own_tasks_as_the_local_launcher_does(slurm_cluster, korean_study, tmp_path):

@@ -106,9 +106,20 @@ def override_problems(cls: type, data: dict[str, Any], overrides: list[Override]
             problems.append(f"{override.given}: key '{top}' is not a mapping; set it whole "
                             f"(expected {type_name(hints[top])})")
         elif not matches_type(data[top], hints[top]):
-            problems.append(f"{override.given}: key '{top}': expected {type_name(hints[top])}, "
-                            f"got {type(data[top]).__name__} {data[top]!r}")
+            keys, hint = _innermost_hint(override.keys, hints[top])   # the value given, not its whole section
+            value = override.value if len(keys) == len(override.keys) else data[top]
+            problems.append(f"{override.given}: key '{'.'.join(keys)}': expected {type_name(hint)}, "
+                            f"got {type(value).__name__} {value!r}")
     return problems
+
+
+def _innermost_hint(keys: tuple[str, ...], hint: Any) -> tuple[tuple[str, ...], Any]:
+    """How deep a dotted path goes into nested dict hints (quick.dapt: dict[str, Any] inside
+    dict[str, dict[str, Any]]): (the keys it reaches, the hint there)."""
+    depth = 1
+    while depth < len(keys) and typing.get_origin(hint) is dict:
+        hint, depth = typing.get_args(hint)[1], depth + 1
+    return keys[:depth], hint
 
 
 def given_for(overrides: list[Override], keys: tuple[str, ...]) -> str | None:

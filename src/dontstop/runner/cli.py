@@ -40,6 +40,7 @@ from .plan_printout import print_plan, print_skipped
 from .readme_block import REPO_README, is_the_repo_study, update_readme
 from .slurm import add_arguments as add_launcher_arguments
 from .slurm import launch as launch_on_slurm
+from .slurm import flag_problems as slurm_flag_problems
 from .slurm import options_from_args as slurm_options
 from .status import show_status
 
@@ -133,7 +134,7 @@ def _flag_problems(suite: Suite, args: argparse.Namespace) -> list[str]:
                  for seed in sorted({s for s in seeds if seeds.count(s) > 1})]
     problems += [v.as_flag("--workers") for v in range_violations({"workers": AT_LEAST_1},
                                                                   {"workers": getattr(args, "workers", None)})]
-    return problems
+    return problems + slurm_flag_problems(args)
 
 
 def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Namespace) -> list[RunPlan]:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..data.formats import leakage_keys
 from ..suites import Suite
-from ..fileio import UserError, job_lock
+from ..fileio import UserError, job_lock, raise_problems
+from ..recipes import AT_LEAST_1, NON_NEGATIVE
 from .jobs import Job, prepare_jobs, tasks_of
 from .plan import RunPlan
 from .slurm_job import Launch, RunnerJob, write_spec
@@ -49,6 +50,12 @@ class SlurmOptions:
     poll_s: float = POLL_S
 
 
+# Each Slurm job flag, and the numbers it takes (the flags are None when not given).
+JOB_FLAGS = {"--partition": None, "--account": None, "--time": AT_LEAST_1, "--pretrain-time": AT_LEAST_1,
+             "--finetune-time": AT_LEAST_1, "--pretrain-gpus": NON_NEGATIVE, "--pretrain-cpus": AT_LEAST_1,
+             "--finetune-gpus": None, "--finetune-cpus": AT_LEAST_1, "--nodes": AT_LEAST_1, "--sbatch": None}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The launcher flags of `run` and `reproduce` (runner/cli.py)."""
     parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
@@ -61,30 +68,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     slurm.add_argument("--time", type=int, metavar="MIN", help="time limit of every job, minutes")
     slurm.add_argument("--pretrain-time", type=int, metavar="MIN", help="default --time, else 1440")
     slurm.add_argument("--finetune-time", type=int, metavar="MIN", help="default --time, else 240")
-    slurm.add_argument("--pretrain-gpus", type=int, default=0, help="GPUs per node of a pretraining job")
+    slurm.add_argument("--pretrain-gpus", type=int, help="GPUs per node of a pretraining job (default 0)")
     slurm.add_argument("--pretrain-cpus", type=int, help=f"default 1, or {CPUS_PER_GPU} per GPU")
-    slurm.add_argument("--finetune-gpus", type=int, default=0, choices=(0, 1))
+    slurm.add_argument("--finetune-gpus", type=int, choices=(0, 1), help="default 0")
     slurm.add_argument("--finetune-cpus", type=int, help=f"default 1, or {CPUS_PER_GPU} with a GPU")
-    slurm.add_argument("--nodes", type=int, default=1, help="nodes of a pretraining job")
+    slurm.add_argument("--nodes", type=int, help="nodes of a pretraining job (default 1)")
     slurm.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
                        help="any other sbatch option, e.g. --sbatch qos=high --sbatch constraint=a100")
 
 
-def options_from_args(args: argparse.Namespace) -> SlurmOptions:
-    def cpus(given: int | None, gpus: int) -> int:
-        return given if given is not None else max(1, CPUS_PER_GPU * gpus)
+def flag_problems(args: argparse.Namespace) -> list[str]:
+    """The Slurm job flags' mistakes, one line each, before any work (a dry run too): a number out
+    of its range, several nodes without GPUs, and a job flag given to the local launcher, which
+    would ignore it."""
+    given = {flag: getattr(args, flag[2:].replace("-", "_")) for flag in JOB_FLAGS}
+    given = {flag: value for flag, value in given.items() if value not in (None, [])}
+    if args.launcher != "slurm":
+        return [f"{flag} {' '.join(value) if isinstance(value, list) else value}: a Slurm job flag; "
+                "add --launcher slurm (the local launcher runs here, with --workers)" for flag, value in given.items()]
+    problems = [f"{flag} {value}: {JOB_FLAGS[flag]}" for flag, value in given.items()
+                if JOB_FLAGS[flag] is not None and not JOB_FLAGS[flag].allows(value)]
+    if (args.nodes or 1) > 1 and not args.pretrain_gpus:
+        problems.append(f"--nodes {args.nodes}: several nodes run pretraining on GPUs; add --pretrain-gpus")
+    return problems
 
-    options = SlurmOptions(
-        args.partition, args.account, args.pretrain_time or args.time or 1440,
-        args.finetune_time or args.time or 240, args.pretrain_gpus,
-        cpus(args.pretrain_cpus, args.pretrain_gpus), args.finetune_gpus,
-        cpus(args.finetune_cpus, args.finetune_gpus), args.nodes, _sbatch_options(args.sbatch), args.wait)
-    if min(options.pretrain_time, options.finetune_time, options.nodes, options.pretrain_cpus,
-           options.finetune_cpus) < 1 or options.pretrain_gpus < 0:
-        raise UserError("--time, --nodes and --*-cpus must be at least 1, --pretrain-gpus at least 0")
-    if options.nodes > 1 and options.pretrain_gpus < 1:
-        raise UserError("--nodes > 1 needs --pretrain-gpus (several nodes run pretraining on GPUs)")
-    return options
+
+def options_from_args(args: argparse.Namespace) -> SlurmOptions:
+    def first(*values: int | None) -> int:   # the first flag given (0 is given, not unset)
+        return next(value for value in values if value is not None)
+
+    def cpus(given: int | None, gpus: int) -> int:
+        return first(given, max(1, CPUS_PER_GPU * gpus))
+
+    raise_problems(flag_problems(args))
+    pretrain_gpus, finetune_gpus = first(args.pretrain_gpus, 0), first(args.finetune_gpus, 0)
+    return SlurmOptions(
+        args.partition, args.account, first(args.pretrain_time, args.time, 1440),
+        first(args.finetune_time, args.time, 240), pretrain_gpus, cpus(args.pretrain_cpus, pretrain_gpus),
+        finetune_gpus, cpus(args.finetune_cpus, finetune_gpus), first(args.nodes, 1),
+        _sbatch_options(args.sbatch), args.wait)
 
 
 def _sbatch_options(values: list[str]) -> dict[str, str | bool]:
