@@ -184,9 +184,15 @@ def test_bad_configs_fail_with_file_line_and_key(tmp_path):
     (condition / "config.yaml").write_text(head + "claims: [{claim: c, better: tapt, wrose: baseline, table: '5'}]\n")
     with pytest.raises(UserError, match=r"config.yaml: claims\[0\]: key 'wrose': unknown"):
         load_condition(condition)
+    (condition / "config.yaml").write_text(head + "claims: [{claim: c, better: tapt, worse: tapt, table: '5'}]\n")
+    with pytest.raises(UserError, match=r"config.yaml: key 'claims': 'c' compares 'tapt' with itself"):
+        load_condition(condition)
     (condition / "config.yaml").write_text(head + "stages: [tapt]\nclaims: [{claim: c, better: tapt, worse: nope, table: '5'}]\n")
     (tmp_path / "baseline").mkdir()
-    (tmp_path / "baseline" / "config.yaml").write_text(head.replace("tapt", "baseline"))
+    (tmp_path / "baseline" / "config.yaml").write_text(head.replace("tapt", "baseline"))   # display: TAPT too
+    with pytest.raises(UserError, match=r"tapt/config.yaml: key 'display': 'TAPT' names condition 'baseline' too"):
+        load_conditions(tmp_path)
+    (tmp_path / "baseline" / "config.yaml").write_text(head.replace("tapt", "baseline").replace("TAPT", "RoBERTa"))
     with pytest.raises(UserError, match=r"tapt/config.yaml: condition 'nope' is not a folder of"):
         load_conditions(tmp_path)
     suite = tmp_path / "s.yaml"

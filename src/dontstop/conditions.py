@@ -126,6 +126,9 @@ def load_condition(directory: str | Path) -> Condition:
     _check_choice(config_path, "tables", condition.tables, TABLES)
     _check_choice(config_path, "claims: test", [c.test for c in condition.claims], CLAIM_TESTS)
     _check_choice(config_path, "claims: table", [c.table for c in condition.claims], CLAIM_TABLES)
+    for claim in condition.claims:   # a condition against itself differs by 0 on every seed
+        if claim.better == claim.worse:
+            raise UserError(f"{config_path}: key 'claims': {claim.claim!r} compares {claim.better!r} with itself")
     if condition.condition != directory.name:
         raise UserError(f"{config_path}: key 'condition': {condition.condition!r} must equal "
                         f"the directory name {directory.name!r}")
@@ -147,6 +150,13 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
     conditions = Conditions(tuple(sorted(found, key=lambda e: (e.order, e.condition))))
     if sum(not e.stages for e in found) != 1:
         raise UserError(f"{root}: exactly one condition must have no stages (the baseline)")
+    named: dict[str, str] = {}
+    for condition in conditions:   # two columns of one name: no reader could tell them apart
+        where = root / condition.condition / "config.yaml"
+        if condition.display in named:
+            raise UserError(f"{where}: key 'display': {condition.display!r} names condition "
+                            f"{named[condition.display]!r} too; every condition needs a name of its own")
+        named[condition.display] = condition.condition
     for condition in found:
         where = root / condition.condition / "config.yaml"
         referenced = [c.better for c in condition.claims] + [
