@@ -178,6 +178,24 @@ def test_bad_pool_line_is_a_one_line_user_error(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--dim", "0"], "--dim 0: must be >= 1"),                           # failed inside scikit-learn
+    (["--seed", "-1", "--method", "random"], "--seed -1: must be in [0, 4294967296)"),   # a traceback
+    (["--k", "0"], "--k 0: must be >= 1"),
+    (["--index-dir", "{file}/index"], "{file}/index: not a writable directory ({file} is a file)"),  # after embedding
+])
+def test_a_bad_select_flag_is_one_line_before_any_work(flags, message, tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    task = tmp_path / "task.txt"
+    task.write_text("some task sentence\n")
+    pool = tmp_path / "pool.txt"
+    pool.write_text("fine words here\nother words there\n")
+    flags = [flag.format(file=tmp_path / "file") for flag in flags]
+    assert main(["select", "--task-text", str(task), "--pool", str(pool), "--out", str(tmp_path / "out"), *flags]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"dontstop: error: {message.format(file=tmp_path / 'file')}"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_suites_selection_keys_are_select_corpus_keywords():
     """suite_checks.SelectionSettings (what a suite's `selection` and `--set selection.*` may give)
     names select_corpus's embedding keywords with their defaults, and the runner's k_scale."""

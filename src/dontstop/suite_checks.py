@@ -13,8 +13,8 @@ from typing import Any, Callable, Mapping
 from .config import from_dict, nested_key_lines
 from .fileio import UserError, raise_problems
 from .overrides import Override, given_for
-from .recipes import (LORA_RECIPES, RECIPE_KINDS, SEED, AdapterRecipe, FinetuneRecipe, PretrainRecipe,
-                      Violation, adapter_violations, range_violations, violations)
+from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, RECIPE_KINDS, SEED, AdapterRecipe, FinetuneRecipe,
+                      PretrainRecipe, Violation, adapter_violations, range_violations, violations)
 
 
 @dataclass
@@ -27,6 +27,10 @@ class SelectionSettings:
     index: str = "flat"
     nprobe: int = 32
     k_scale: float = 1.0        # k of a knn:<k> / random:<k> stage x this (the mini pools are small)
+
+
+# The numbers a selection setting takes (a dim of 0 failed inside scikit-learn, mid-run).
+SELECTION_RANGES = {"dim": AT_LEAST_1, "nprobe": AT_LEAST_1, "k_scale": POSITIVE}
 
 
 def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
@@ -50,6 +54,9 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
             from_dict(SelectionSettings, settings or {}, f"{where(keys)}: {'.'.join(keys)}")
         except UserError as e:
             problems.append(str(e))
+            continue
+        problems += [f"{where(keys + (v.field,))}: {'.'.join(keys)}: {v.as_key()}"
+                     for v in range_violations(SELECTION_RANGES, settings or {})]
     seeds = {"seeds": suite.seeds, "quick_seeds": suite.quick_seeds, "pretrain_seed": suite.pretrain_seed}
     problems += [f"{where((v.field,))}: {v.as_key()}" for v in range_violations(dict.fromkeys(seeds, SEED), seeds)]
     problems += [f"{where((key,))}: key '{key}': seed {seed} given twice" for key in ("seeds", "quick_seeds")

@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 
 from ..data.formats import iter_corpus, leakage_keys
+from ..fileio import check_writable_dir, raise_problems
 from ..flags import add_flag
+from ..recipes import AT_LEAST_1, SEED, range_violations
+from ..suite_checks import SELECTION_RANGES
 from . import index as knn_index
 from .embed import EMBEDDERS
 from .selection import METHODS, select_corpus
@@ -36,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    numbers = {"k": args.k, "dim": args.dim, "nprobe": args.nprobe, "seed": args.seed}
+    raise_problems([v.as_flag(f"--{v.field}") for v in range_violations(
+        {**SELECTION_RANGES, "k": AT_LEAST_1, "seed": SEED}, numbers)])
+    for folder in [args.out, *([args.index_dir] if args.index_dir else [])]:   # written after the embedding
+        check_writable_dir(folder)
     queries = list(iter_corpus([args.task_text]))
     select_corpus(queries, args.pool, args.out, method=args.method, k=args.k,
                   embedder=args.embedder, encoder_model=args.encoder_model, dim=args.dim,
