@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..data.formats import leakage_keys
 from ..suites import Suite
-from ..fileio import UserError, is_locked, job_lock
+from ..fileio import UserError, check_writable_dir, is_locked, job_lock
 from ..records import METRICS_FILE, PROBE_FILE
 from ..stage_identity import domain_checkpoints
 from .finished import refuse, retire, stale_results
@@ -78,9 +78,10 @@ def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool, *, rerun
     """The jobs of `plans`, after the checks that must fail before any work, whatever the launcher:
     writable folders, every results file in its own folder, no stale result (or, with
     `rerun_stale`, each one set aside to be redone), the same data as finished runs, every
-    starting model loadable."""
+    starting model loadable. The folders are made (and written to, as a test) only once every
+    check has passed: a refused command leaves no empty results folder behind."""
     for directory in (suite.results_dir, suite.cache_dir):
-        ensure_writable(directory)
+        check_writable_dir(directory)
     stale = stale_results(plans, suite, allow_mixed)
     if stale and not rerun_stale:
         refuse(stale)
@@ -90,6 +91,8 @@ def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool, *, rerun
     jobs = make_jobs(plans, probe=suite.probe, analysis=analysis_stages(suite) if analysis else set())
     check_models_available(jobs)
     check_stage_models(jobs, suite)
+    for directory in (suite.results_dir, suite.cache_dir):
+        ensure_writable(directory)
     return jobs
 
 
