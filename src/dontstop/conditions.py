@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import load_yaml_dataclass
+from .config import load_yaml_dataclass, shared_names
 from .fileio import UserError
 from .tasks import SuiteTasks, Task
 
@@ -150,13 +150,11 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
     conditions = Conditions(tuple(sorted(found, key=lambda e: (e.order, e.condition))))
     if sum(not e.stages for e in found) != 1:
         raise UserError(f"{root}: exactly one condition must have no stages (the baseline)")
-    named: dict[str, str] = {}
-    for condition in conditions:   # two columns of one name: no reader could tell them apart
-        where = root / condition.condition / "config.yaml"
-        if condition.display in named:
-            raise UserError(f"{where}: key 'display': {condition.display!r} names condition "
-                            f"{named[condition.display]!r} too; every condition needs a name of its own")
-        named[condition.display] = condition.condition
+    shared = shared_names(conditions.display)   # two table columns of one name
+    if shared:
+        key, name, first = shared[0]
+        raise UserError(f"{root / key / 'config.yaml'}: key 'display': {name!r} names condition {first!r} too; "
+                        "every condition needs a name of its own")
     for condition in found:
         where = root / condition.condition / "config.yaml"
         referenced = [c.better for c in condition.claims] + [

@@ -133,6 +133,13 @@ def nested_key_lines(path: str | Path) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def shared_names(names: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(key, name, the first key of that name) for every key whose display name an earlier key
+    already has: two table rows (or columns) of one name, which no reader can tell apart."""
+    first: dict[str, str] = {}
+    return [(key, name, first[name]) for key, name in names.items() if first.setdefault(name, key) != key]
+
+
 def matches_type(value: Any, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .config import from_dict, nested_key_lines
+from .config import from_dict, nested_key_lines, shared_names
 from .fileio import UserError, raise_problems
 from .overrides import Override, given_for
 from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, RECIPE_KINDS, SEED, AdapterRecipe, FinetuneRecipe,
@@ -136,17 +136,7 @@ def _adapter_problems(keys: tuple[str, ...], overrides: Mapping[str, Any],
 
 
 def _shared_display_names(suite, where: Callable[[tuple[str, ...]], str]) -> list[str]:
-    """Two tasks with one display name would be two table rows no reader can tell apart."""
-    first: dict[str, str] = {}
-    problems = []
-    for key in suite.tasks:
-        try:
-            name = suite.task(key).name
-        except UserError:   # an unknown task key: said by the lookups' check
-            continue
-        if name in first:
-            problems.append(f"{where(('tasks', key, 'display'))}: key 'tasks.{key}.display': {name!r} names "
-                            f"task {first[name]!r} too; every task's table row needs a name of its own")
-        first.setdefault(name, key)
-    return problems
-
+    """Two tasks with one display name (config.shared_names); an unknown task key is the lookups' to say."""
+    names = {key: suite.task_table[key].name for key in suite.tasks if key in suite.task_table}
+    return [f"{where(('tasks', key, 'display'))}: key 'tasks.{key}.display': {name!r} names task {first!r} too; "
+            "every task's table row needs a name of its own" for key, name, first in shared_names(names)]

@@ -26,6 +26,7 @@ from ..config import from_dict
 from ..fileio import UserError, raise_problems
 from ..recipes import AdapterRecipe, PretrainRecipe, adapter_violations
 
+
 def adapter_recipe(recipe: PretrainRecipe) -> AdapterRecipe | None:
     """The recipe's adapter section with its defaults, checked as the suite checks it
     (recipes.adapter_violations); None for full pretraining."""

@@ -39,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _aggregate(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, overrides=suite_overrides(args))
-    check_writable_dir(tables_dir(suite, args.tables_dir))
-    aggregate(suite, Path(suite.results_dir), tables_dir(suite, args.tables_dir),
+    tables_root = tables_dir(suite, args.tables_dir)
+    check_writable_dir(tables_root)
+    aggregate(suite, Path(suite.results_dir), tables_root,
               experiments_dir=Path(args.experiments_dir), overlap=Path(args.overlap) if args.overlap else None,
               no_mixed_warning=args.no_mixed_warning, wandb=args.wandb)
     return 0

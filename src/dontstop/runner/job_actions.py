@@ -132,13 +132,16 @@ def check_stage_models(jobs, suite: Suite) -> None:
     from ..models import check_sequence_length, model_sequence_limit
     from ..pretrain.adapter import check_target_modules
 
+    limits: dict[str, int | None] = {}   # model -> sequence limit: most stages start from the base model
     for job in jobs:
         if job.kind != "pretrain" or job.done():
             continue
         built = (Path(job.stage.parent) / PRETRAIN_RECORD_FILE).is_file()
         model, where = job.stage.parent if built else suite.base_model, f"suite {suite.name}: recipes.{job.stage.kind}"
-        check_sequence_length(job.stage.recipe.get("max_length", PretrainRecipe.max_length),
-                              model_sequence_limit(model), model, where)
+        if model not in limits:
+            limits[model] = model_sequence_limit(model)
+        check_sequence_length(job.stage.recipe.get("max_length", PretrainRecipe.max_length), limits[model],
+                              model, where)
         if job.stage.recipe.get("adapter"):
             check_target_modules(job.stage.recipe["adapter"], model, f"{where}: adapter")
 
