@@ -192,6 +192,24 @@ def test_a_bad_corpus_pool_or_curated_file_is_refused_before_any_work(world, cap
     assert re.search(message, capsys.readouterr().out)
 
 
+def test_a_folder_given_as_a_corpus_is_refused_by_a_dry_run_too(world, capsys):
+    """A dry run takes a path that does not exist as data not downloaded yet; a folder is a wrong path."""
+    tmp_path, root, flags = world
+    for dry_run in ([], ["--dry-run"]):
+        [line] = refused(capsys, "reproduce", "--conditions", "dapt", "--tasks", "rt-polarity",
+                         "--domain-corpus", f"reviews={root / 'corpora'}", *flags, *dry_run)
+        assert line == f"{root / 'corpora'}: a folder, not a file"
+    nothing_written(tmp_path)
+
+
+def test_a_data_dir_under_a_file_is_one_line(tmp_path, capsys):
+    """The mini benchmark is built into --data-dir when missing: a file on its path was an OSError, exit 1."""
+    (tmp_path / "file").write_text("")
+    [line] = refused(capsys, "reproduce", "--quick", "--dry-run", "--data-dir", tmp_path / "file" / "data",
+                     "--results-dir", tmp_path / "results", "--cache-dir", tmp_path / "cache")
+    assert line == f"{tmp_path / 'file' / 'data'}: not a writable directory ({tmp_path / 'file'} is a file)"
+
+
 # --- Flags of run / reproduce --------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, message", [

@@ -171,6 +171,13 @@ def _duplicate(folder: Path) -> Path:
     return folder / "study.yaml"
 
 
+def _latin1(folder: Path) -> Path:
+    """The study file saved by an editor in Latin-1 (a traceback: UnicodeDecodeError)."""
+    study = bad_study(folder, lambda s: s["tasks"]["comments"].update(display="Commentaires négatifs"))
+    study.write_bytes(study.read_text(encoding="utf-8").encode("latin-1"))
+    return study
+
+
 BAD = {   # case: (how to break the basic study, what the one line says)
     "missing_split": (lambda f: (f / "data" / "comments" / "dev.jsonl").unlink() or f / "study.yaml",
                       "key 'tasks.comments.data': {f}/data/comments/dev.jsonl: file not found"),
@@ -187,6 +194,9 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                      "key 'tasks.comments.data': {f}/data/nope: no such folder"),
     "missing_corpus": (lambda f: bad_study(f, lambda s: s["domain_corpora"].update(wiki="wiki.txt")),
                        "key 'domain_corpora.wiki': {f}/wiki.txt: no such file"),
+    "corpus_is_a_folder": (lambda f: bad_study(f, lambda s: s["domain_corpora"].update(wiki="corpora")),
+                           "key 'domain_corpora.wiki': {f}/corpora: a folder, not a file"),
+    "not_utf8": (_latin1, "study.yaml:45: not UTF-8 at byte offset 746 (byte 0xe9: invalid continuation byte); save it as UTF-8"),
     "builtin_name": (lambda f: bad_study(f, lambda s: s.update(name="mini")),
                      "key 'name': 'mini' is a built-in suite's name"),
     "copied_mini": (lambda f: shutil.copy(REPO / "experiments" / "suites" / "mini.yaml", f / "mini.yaml"),

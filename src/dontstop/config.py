@@ -46,7 +46,13 @@ def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:   # a file saved as Latin-1 or UTF-16, or an archive
+        line = raw[:e.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 at byte offset {e.start} "
+                        f"(byte 0x{raw[e.start]:02x}: {e.reason}); save it as UTF-8") from None
     try:
         node = yaml.compose(text)
         data = parse_yaml(text)

@@ -188,7 +188,8 @@ def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: P
 def _existing(at: str, key: str, folder: Path, given: str, is_folder: bool = False) -> str:
     candidate = folder / Path(given).expanduser()
     if not (candidate.is_dir() if is_folder else candidate.is_file()):
-        raise UserError(f"{at}: key '{key}': {candidate}: no such {'folder' if is_folder else 'file'}")
+        wrong = "a file, not a folder" if candidate.is_file() else "a folder, not a file" if candidate.is_dir() else None
+        raise UserError(f"{at}: key '{key}': {candidate}: {wrong or 'no such ' + ('folder' if is_folder else 'file')}")
     return str(candidate)
 
 

@@ -101,6 +101,9 @@ def _memoised(memo: dict, kind: str, paths: list[Path], check: Callable[[], list
     """check() for these files; a clean verdict is remembered by their path, size and mtime (and
     CHECKS_VERSION); problems are found again each time (they get fixed, and a broken file can
     have thousands). With `missing_ok`, a file that does not exist is not a problem."""
+    folders = [path for path in paths if path.is_dir()]   # not "not downloaded yet": a wrong path
+    if folders:
+        return [Problem(str(path), None, None, "a folder, not a file") for path in folders]
     if not all(path.is_file() for path in paths):
         if missing_ok:
             return []

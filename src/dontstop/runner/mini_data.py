@@ -2,6 +2,7 @@
 (`dontstop reproduce` on a fresh machine: `make reproduce`)."""
 from __future__ import annotations
 
+from ..fileio import check_writable_dir
 from ..suites import Suite
 
 
@@ -11,5 +12,6 @@ def ensure_mini_data(suite: Suite) -> None:
         return
     from ..data.mini import build_mini
 
+    check_writable_dir(suite.data_folder.parent)   # a --data-dir under a file: one line, not OSError
     print("mini benchmark data missing: building it (dontstop data build-mini)")
     build_mini(suite.data_folder.parent)
