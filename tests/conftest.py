@@ -82,15 +82,17 @@ def mini_build(tmp_path_factory):
 
 
 def write_tiny_mini_tasks(data_dir: Path) -> None:
-    """Every mini task as one-line splits (text "<task> <split> text", label "a") under
-    <data_dir>/mini/tasks/: enough to plan, check and guard against leakage, not to train."""
+    """Every mini task as two-line splits (texts "<task> <split> text <n>", labels "a" and "b": a
+    train split of one label is refused) under <data_dir>/mini/tasks/: enough to plan, check and
+    guard against leakage, not to train."""
     from dontstop.tasks import MINI_TASKS
 
     for key in MINI_TASKS:
         for split in ("train", "dev", "test"):
             path = data_dir / "mini" / "tasks" / key / f"{split}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"text": f"{key} {split} text", "label": "a"}) + "\n")
+            path.write_text("".join(json.dumps({"text": f"{key} {split} text {n}", "label": label}) + "\n"
+                                    for n, label in enumerate("ab")))
 
 
 @pytest.fixture
@@ -105,10 +107,12 @@ def mini_suite(tmp_path):
     suite = load_suite("mini")
     suite.data_dir, suite.cache_dir, suite.results_dir = str(data), str(tmp_path / "cache"), str(tmp_path / "results")
     for domain in MINI_DOMAINS:
-        for mapping, name in ((suite.domain_corpora, f"corpora/{domain}.txt"), (suite.pools, f"pools/{domain}.jsonl")):
+        for mapping, name, line in ((suite.domain_corpora, f"corpora/{domain}.txt", f"{domain} doc"),
+                                    (suite.pools, f"pools/{domain}.jsonl",
+                                     json.dumps({"text": f"{domain} doc", "source": domain}))):
             path = data / "mini" / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"text": f"{domain} doc", "source": domain}) + "\n")
+            path.write_text(line + "\n")
             mapping[domain] = str(path)
     general = data / "mini" / "corpora" / "general.txt"   # the base stage's corpus
     general.write_text("general text\n")

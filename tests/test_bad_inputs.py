@@ -5,6 +5,7 @@ The runner's cases run `dontstop run|reproduce|status` in this process on a tiny
 data tree (5 tasks, the corpora, pools and curated files), so a check that is missing would
 start the real (quick) work and the "nothing written" assertions would catch it.
 """
+import gzip
 import hashlib
 import json
 import re
@@ -94,6 +95,20 @@ BAD_TASK_FILES = {   # what is done to rt-polarity, and what the one line says
                      r"train\.jsonl:7: field 'id': duplicate id 'train0' \(first on line 1\)"),
     "not UTF-8": ("train", lambda p: append(p, NOT_UTF8),
                   r"train\.jsonl:7: not UTF-8 at byte offset \d+ \(byte 0xe9: invalid continuation byte\)"),
+    # each of these trained and scored as if nothing were wrong:
+    "NUL byte": ("train", lambda p: append(p, b'{"text": "a\x00b", "label": "a"}\n'),
+                 r"train\.jsonl:7: binary data at byte offset \d+ \(a NUL byte"),
+    "empty label": ("train", lambda p: append(p, b'{"text": "a blank cell", "label": ""}\n'),
+                    r"train\.jsonl:7: field 'label': empty"),
+    "label with a space at an end": ("train", lambda p: append(p, b'{"text": "padded", "label": "a "}\n'),
+                                     r"train\.jsonl:7: field 'label': 'a ' has spaces at an end \(a class apart from 'a'\)"),
+    "NaN label": ("dev", lambda p: append(p, b'{"text": "an empty cell", "label": NaN}\n'),
+                  r"dev\.jsonl:3: field 'label': NaN is not a label"),
+    "train of one label": ("train", lambda p: [(p.parent / f"{s}.jsonl").write_text(
+                               jsonl(examples("rt-polarity", s, 4, labels=("a",)))) for s in ("train", "dev", "test")],
+                           r"train\.jsonl: field 'label': every example has the label 'a'; a classifier needs two"),
+    "test copied from train": ("test", lambda p: shutil.copy(p.parent / "train.jsonl", p),
+                               r"test\.jsonl: field 'text': every text also appears in train\.jsonl \(a copied split\?\)"),
 }
 
 
@@ -175,7 +190,14 @@ BAD_CORPORA = {   # (condition on rt-polarity or, kNN, aclsum-roles; file under 
     "pool line without text": ("rand_tapt", "pools/cs.jsonl", b'{"source": "cs"}\n',
                                r"cs\.jsonl:1: field 'text': missing"),
     "curated file not UTF-8": ("curated_tapt", "curated/rt-polarity.txt", b"\xff\xfe",
-                               r"rt-polarity\.txt:1: not UTF-8 at byte offset 0"),
+                               r"rt-polarity\.txt:1: not UTF-8 at byte offset 0 \(byte 0xff: invalid start byte; UTF-16\?"),
+    # each of these was pretrained on (zeros, JSON syntax) or named only its first odd byte:
+    "domain corpus of zeros": ("dapt", "corpora/reviews.txt", b"\x00" * 64 + b"\n",
+                               r"reviews\.txt:1: binary data at byte offset 0 \(a NUL byte"),
+    "jsonl corpus named .txt": ("dapt", "corpora/reviews.txt", b'{"text": "a review"}\n',
+                                r"reviews\.txt:1: a JSON object, but only a file named \.jsonl is read as JSON"),
+    "gzipped base corpus": ("baseline", "corpora/general.txt", gzip.compress(b"general text\n"),
+                            r"general\.txt:1: not UTF-8 at byte offset 1 \(byte 0x8b: invalid start byte; a gzip file\?"),
 }
 
 

@@ -1,10 +1,12 @@
 """The jsonl loader, `dontstop data check`, corpora streaming and the registry."""
 import json
+import os
 
 import pytest
 
 from dontstop.cli import main
-from dontstop.data.formats import check_task, iter_corpus, load_split, parse_split
+from dontstop.data.formats import check_corpus, iter_corpus, label_set, load_split, parse_split
+from dontstop.data.task_checks import check_task
 from dontstop.fileio import UserError
 from dontstop.tasks import MINI_DOMAINS, MINI_TASKS, PAPER_DOMAINS, PAPER_TASKS, data_urls, get_task
 
@@ -52,6 +54,10 @@ def test_registry_holds_the_papers_facts():
     ('["text", "label"]', None, "expected a JSON object"),
     ('{"text": "a sentence", "label": ["INHIBITOR", "SUBSTRATE"]}', "label",
      "expected one label (a string or number), got list ['INHIBITOR', 'SUBSTRATE']"),
+    ('{"text": "a sentence", "label": " "}', "label", "empty"),
+    ('{"text": "a sentence", "label": "INHIBITOR "}', "label",
+     "'INHIBITOR ' has spaces at an end (a class apart from 'INHIBITOR'); remove them"),
+    ('{"text": "a sentence", "label": NaN}', "label", "NaN is not a label (an empty cell?)"),
 ])
 def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line, field, message):
     path = write_lines(tmp_path / "train.jsonl", [record("fine", "INHIBITOR"), line])
@@ -67,7 +73,7 @@ def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line,
 
 def test_duplicate_ids_and_leakage_are_reported(tmp_path):
     write_lines(tmp_path / "train.jsonl", [record("one", "true", "a"), record("Two  words", "false", "a")])
-    write_lines(tmp_path / "dev.jsonl", [record("two words", "false", "d")])
+    write_lines(tmp_path / "dev.jsonl", [record("two words", "false", "d"), record("four", "true", "e")])
     write_lines(tmp_path / "test.jsonl", [record("three", "true", "t")])
     problems = [str(p) for p in check_task(tmp_path, PAPER_TASKS["hyperpartisan_news"])]
     assert any("train.jsonl:2: field 'id': duplicate id 'a'" in p for p in problems)
@@ -98,3 +104,78 @@ def test_corpus_streaming_dedups_and_excludes(tmp_path):
     bad = write_lines(tmp_path / "c.jsonl", [json.dumps({"text": "ok"}), json.dumps({"body": "x"})])
     with pytest.raises(UserError, match=r"c.jsonl:2: field 'text'"):
         list(iter_corpus([bad]))
+
+
+def test_a_train_split_of_one_label_or_a_copied_held_out_split_is_an_error(tmp_path):
+    """A classifier of one class scores 1.0; a dev or test split copied from another scores memory."""
+    from dontstop.tasks import Task
+
+    write_lines(tmp_path / "train.jsonl", [record("one", "x"), record("two", "x")])
+    write_lines(tmp_path / "dev.jsonl", [record("three", "x")])
+    write_lines(tmp_path / "test.jsonl", [record("three", "x")])
+    assert [p.error_line for p in check_task(tmp_path) if p.severity == "error"] == [
+        f"{tmp_path / 'train.jsonl'}: field 'label': every example has the label 'x'; a classifier needs two labels or more",
+        f"{tmp_path / 'dev.jsonl'}: field 'text': every text also appears in test.jsonl (a copied split?); "
+        "held-out scores need text the model never saw",
+        f"{tmp_path / 'test.jsonl'}: field 'text': every text also appears in dev.jsonl (a copied split?); "
+        "held-out scores need text the model never saw"]
+    task = Task("own", "Own", "d", "macro_f1", "low")   # `dontstop finetune` reads its labels from train
+    with pytest.raises(UserError, match=r"train\.jsonl: field 'label': every example has the label 'x'"):
+        label_set(task, load_split(tmp_path / "train.jsonl"), tmp_path / "train.jsonl")
+    write_lines(tmp_path / "train.jsonl", [record("one", "x"), record("Three ", "y")])
+    write_lines(tmp_path / "dev.jsonl", [record("two", "x")])
+    assert [p.error_line for p in check_task(tmp_path) if p.severity == "error"] == [
+        f"{tmp_path / 'test.jsonl'}: field 'text': every text also appears in train.jsonl (a copied split?); "
+        "held-out scores need text the model never saw"]
+
+
+def test_a_byte_order_mark_is_read_as_utf8_and_binary_files_are_named(tmp_path):
+    """Windows editors and spreadsheet exports write a UTF-8 byte-order mark: it is UTF-8. A NUL
+    byte is binary data; a gzip or UTF-16 file says so."""
+    split = tmp_path / "train.jsonl"
+    split.write_bytes(b"\xef\xbb\xbf" + record("first", "a").encode() + b"\n")
+    assert [(e.text, e.label) for e in load_split(split)] == [("first", "a")]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_bytes(b"\xef\xbb\xbf" + json.dumps({"text": "doc"}).encode() + b"\n")
+    assert check_corpus(pool) == [] and list(iter_corpus([pool])) == ["doc"]
+    zeros = tmp_path / "zeros.txt"
+    zeros.write_bytes(b"a document\n" + b"\x00" * 16 + b"\n")
+    message = f"{zeros}:2: binary data at byte offset 11 (a NUL byte: an archive, a zero-filled copy or UTF-16?)"
+    assert [p.error_line for p in check_corpus(zeros)] == [message]
+    with pytest.raises(UserError) as refused:
+        list(iter_corpus([zeros]))
+    assert str(refused.value) == message
+    archive = tmp_path / "corpus.txt"
+    archive.write_bytes(b"\x1f\x8b\x08\x00")
+    assert "(byte 0x8b: invalid start byte; a gzip file? decompress it first)" in check_corpus(archive)[0].message
+
+
+@pytest.mark.parametrize("name", ["corpus.txt", "corpus.JSONL"])
+def test_a_jsonl_corpus_not_named_jsonl_is_refused(tmp_path, name):
+    """Read as text, every document would start with '{"text": ' and be pretrained on so."""
+    corpus = write_lines(tmp_path / name, [json.dumps({"text": "a review"}), json.dumps({"text": "another"})])
+    message = (f"{corpus}:1: a JSON object, but only a file named .jsonl is read as JSON (as text its syntax "
+               "would be pretrained on); rename it to .jsonl")
+    assert [p.error_line for p in check_corpus(corpus)] == [message]
+    with pytest.raises(UserError, match="only a file named .jsonl is read as JSON"):
+        list(iter_corpus([corpus]))
+    assert list(iter_corpus([write_lines(tmp_path / "prose.txt", ["{braces} open a line", "text"])])) == [
+        "{braces} open a line", "text"]
+
+
+def test_data_check_refuses_a_folder_with_nothing_to_check_and_links_to_nothing(tmp_path, capsys):
+    task = tmp_path / "comments"
+    for split in ("train", "dev", "test"):   # .json, not .jsonl: nothing was checked, and it said "0 errors"
+        write_lines(task / f"{split}.json", [record(f"{split} text", "a"), record(f"{split} more", "b")])
+    assert main(["data", "check", str(task)]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        f"{task}: nothing to check in this folder: no task folder (train.jsonl), no corpus or pool (.txt, .jsonl) "
+        "[error]", "checked 0 item(s): 1 error(s), 0 warning(s)"]
+    for split in ("train", "dev", "test"):
+        (task / f"{split}.json").rename(task / f"{split}.jsonl")
+    os.symlink("loop.txt", tmp_path / "loop.txt")   # an OSError, exit 1
+    os.symlink(".", tmp_path / "again")             # the same task checked again, 40 links deep
+    assert main(["data", "check", str(tmp_path)]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path / 'loop.txt'}: not a readable file (a link to nothing, or to itself?) [error]",
+        "checked 2 item(s): 1 error(s), 0 warning(s)"]

@@ -13,7 +13,7 @@ from dontstop.fileio import UserError
 from dontstop.tasks import PAPER_TASKS, S3_DATA, SPLITS, data_urls
 from paper_world import serve_directory, write_paper_tasks
 
-FIXTURE = {split: "".join(json.dumps({"text": f"{split} sentence {i}", "label": "true", "id": f"{split}{i}"}) + "\n"
+FIXTURE = {split: "".join(json.dumps({"text": f"{split} sentence {i}", "label": ("true", "false")[i % 2], "id": f"{split}{i}"}) + "\n"
                           for i in range(200)).encode() for split in ("train", "dev", "test")}
 TASK_FILES = ["dev.jsonl", "manifest.json", "test.jsonl", "train.jsonl"]
 

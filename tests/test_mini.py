@@ -4,7 +4,8 @@ import shutil
 
 import pytest
 
-from dontstop.data.formats import check_task, load_split, text_key
+from dontstop.data.formats import load_split, text_key
+from dontstop.data.task_checks import check_task
 from dontstop.fileio import UserError, sha256_file
 from dontstop.data.mini import HeldOut, build_mini, check_no_leakage
 from dontstop.data.mini_readme import write_data_readme

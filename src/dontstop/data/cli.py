@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .formats import Problem, check_corpus, check_task, parse_split, task_dir
+from .formats import Problem, check_corpus, parse_split, task_dir
+from .task_checks import check_task
 from ..fileio import UserError
 from ..tasks import PAPER_TASKS, SUITES, get_task
 
@@ -78,7 +79,11 @@ def _check(args: argparse.Namespace) -> int:
     for path in map(Path, args.paths):
         if not path.exists():
             raise UserError(f"{path}: no such file or folder")
-        for kind, target in _targets(path):
+        targets = _targets(path, set())
+        if not targets:   # a typo'd layout (train.json, data.csv) must not pass as "0 errors"
+            problems.append(Problem(str(path), None, None, "nothing to check in this folder: no task folder "
+                                    f"(train.jsonl), no corpus or pool ({', '.join(CORPUS_SUFFIXES)})"))
+        for kind, target in targets:
             problems += _check_one(kind, target, args)
             checked += 1
         if path.name == "mini" and (path / "manifest.json").exists():
@@ -97,23 +102,32 @@ def _mini_leakage(root: Path) -> list[Problem]:
     return [Problem(str(root), None, "text", violation) for violation in check_no_leakage(root.parent)]
 
 
-def _targets(path: Path) -> list[tuple[str, Path]]:
-    """What to check under a path: ('task', folder), ('split', file) or ('corpus', file)."""
+def _targets(path: Path, seen: set[Path]) -> list[tuple[str, Path]]:
+    """What to check under a path: ('task', folder), ('split', file), ('corpus', file), or
+    ('unreadable', path) for a link to nothing or to itself. A folder reached twice (a link to a
+    folder above) is checked once."""
     if path.is_file():
         is_split = path.suffix == ".jsonl" and path.stem in ("train", "dev", "test")
         return [("split" if is_split else "corpus", path)]
+    if not path.is_dir():
+        return [("unreadable", path)]
+    if path.resolve() in seen:
+        return []
+    seen.add(path.resolve())
     if (path / "train.jsonl").exists():
         return [("task", path)]
     targets = []
     for child in sorted(path.iterdir()):
         if child.is_dir():
-            targets += _targets(child)
+            targets += _targets(child, seen)
         elif child.suffix in CORPUS_SUFFIXES and child.name != "manifest.json":
-            targets += _targets(child)
+            targets += _targets(child, seen)
     return targets
 
 
 def _check_one(kind: str, path: Path, args: argparse.Namespace) -> list[Problem]:
+    if kind == "unreadable":
+        return [Problem(str(path), None, None, "not a readable file (a link to nothing, or to itself?)")]
     if kind == "corpus":   # a pool (data/<suite>/pools/) must hold text on every jsonl line
         return check_corpus(path, pool=path.parent.name == "pools")
     task = _task_for(path if kind == "task" else path.parent, args)

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..fileio import UserError, atomic_write_json, raise_problems, read_json, sha256_file
 from ..tasks import S3_DATA, SPLITS, Task, data_urls
-from .formats import check_splits, check_task
+from .task_checks import check_splits, check_task
 
 CHUNK = 1 << 16          # 64 KiB network reads
 TIMEOUT_S = 60

@@ -1,9 +1,9 @@
 """The paper's jsonl task format, its validation, and streamed text corpora.
 
-Task files hold one JSON object a line: {"text": str, "label": str, "id": optional}.
-Corpora and unlabeled pools are plain text (one document per line) or jsonl with a
-`text` field (chosen by the `.jsonl` suffix); they are streamed so a 50 GB corpus never
-sits in memory.
+Task files hold one JSON object a line: {"text": str, "label": str, "id": optional}; a label
+is not blank, NaN or padded with spaces. Corpora and unlabeled pools are plain text (one document
+per line) or jsonl with a `text` field (chosen by the `.jsonl` suffix); they are streamed so a
+50 GB corpus never sits in memory. The rules across a task's splits are task_checks.py's.
 
 Every problem is reported as one line naming file, line and field:
     data/mini/tasks/x/train.jsonl:17: field 'label': 'MAYBE' is not in the label set
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..fileio import UserError
-from ..tasks import SPLITS, Task
-from .encoding import text_lines, utf8_problem
+from ..tasks import Task
+from .encoding import ENCODING, text_lines, utf8_problem
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,11 @@ def parse_split(path: str | Path, labels: Iterable[str] | None = None
     if not path.is_file():
         return [], [Problem(str(path), None, None, "file not found")]
     not_utf8 = utf8_problem(path)
-    if not_utf8:   # reported, then the rest read with replacement characters for what else is wrong
+    if not_utf8:   # reported, then the other lines read with replacement characters for what else is wrong
         problems.append(Problem(str(path), not_utf8.line, None, not_utf8.error_message))
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding=ENCODING, errors="replace") as f:
         for line_no, raw in enumerate(f, start=1):
-            if not raw.strip():
+            if not raw.strip() or (not_utf8 and line_no == not_utf8.line):
                 continue
             example, line_problems = _parse_line(str(path), line_no, raw, allowed)
             problems += line_problems
@@ -100,6 +101,9 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
     if isinstance(record["label"], (list, dict)):   # multi-label data would train as one odd class
         return None, [Problem(path, line_no, "label", f"expected one label (a string or number), got "
                               f"{type(record['label']).__name__} {record['label']!r}")]
+    label_problem = _label_problem(record["label"])
+    if label_problem:
+        return None, [Problem(path, line_no, "label", label_problem)]
     label = str(record["label"])
     if allowed is not None and label not in allowed:
         return None, [Problem(path, line_no, "label", f"{label!r} is not in the label set "
@@ -108,41 +112,16 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
     return Example(text, label, None if raw_id is None else str(raw_id), line_no), []
 
 
-def check_task(directory: str | Path, task: Task | None = None) -> list[Problem]:
-    """All problems of a task directory (see check_splits). What `dontstop data check` reports
-    and what `dontstop run` checks before any work, so both refuse the same files."""
-    directory = Path(directory)
-    return check_splits({split: directory / f"{split}.jsonl" for split in SPLITS}, task)
-
-
-def check_splits(paths: dict[str, Path], task: Task | None = None) -> list[Problem]:
-    """All problems of a task's three split files: every line of each (errors), a dev or test
-    label that train never has (an error: fine-tuning refuses it), dev/test text that also
-    appears in train (a warning: leakage, tolerated)."""
-    labels = task.labels if task else None
-    splits, problems = {}, []
-    for split in SPLITS:
-        splits[split], split_problems = parse_split(paths[split], labels)
-        problems += split_problems
-    if labels is None and splits["train"]:
-        problems += _labels_unseen_in_train(paths, splits)
-    problems += leakage_problems(splits["train"], {s: splits[s] for s in ("dev", "test")}, paths)
-    return problems
-
-
-def _labels_unseen_in_train(paths: dict[str, Path], splits: dict[str, list[Example]]) -> list[Problem]:
-    train_labels = {e.label for e in splits["train"]}
-    return [Problem(str(paths[split]), e.line, "label", f"{e.label!r} never occurs in train")
-            for split in ("dev", "test") for e in splits[split] if e.label not in train_labels]
-
-
-def leakage_problems(train: list[Example], held_out: dict[str, list[Example]],
-                     paths: dict[str, Path]) -> list[Problem]:
-    train_texts = {normalize(e.text) for e in train}
-    return [Problem(str(paths[split]), e.line, "text",
-                    "also appears in train.jsonl (leakage)", "warning")
-            for split, examples in held_out.items() for e in examples
-            if normalize(e.text) in train_texts]
+def _label_problem(label: object) -> str | None:
+    """What makes a label no label: a blank one, or NaN (a spreadsheet's empty cell), would train
+    as a class of its own; one with spaces at an end as a class apart from the same label without."""
+    if isinstance(label, float) and not math.isfinite(label):
+        return f"{json.dumps(label)} is not a label (an empty cell?)"
+    if isinstance(label, str) and not label.strip():
+        return "empty"
+    if isinstance(label, str) and label != label.strip():
+        return f"{label!r} has spaces at an end (a class apart from {label.strip()!r}); remove them"
+    return None
 
 
 def load_split(path: str | Path, labels: Iterable[str] | None = None) -> list[Example]:
@@ -155,9 +134,21 @@ def load_split(path: str | Path, labels: Iterable[str] | None = None) -> list[Ex
     return examples
 
 
-def label_set(task: Task, train: list[Example]) -> list[str]:
-    """The task's known labels, else the sorted labels of its training data."""
-    return list(task.labels) if task.labels else sorted({e.label for e in train})
+def one_label_problem(train: str | Path, label: str) -> Problem:
+    """A train split whose every example has one label: a classifier of one class has a loss of
+    0 and scores 1.0 on a test split of that label."""
+    return Problem(str(train), None, "label", f"every example has the label {label!r}; a classifier "
+                   "needs two labels or more")
+
+
+def label_set(task: Task, train: list[Example], train_path: str | Path = "train.jsonl") -> list[str]:
+    """The task's known labels, else the sorted labels of its training data: two or more."""
+    if task.labels:
+        return list(task.labels)
+    labels = sorted({e.label for e in train})
+    if len(labels) == 1:
+        raise UserError(one_label_problem(train_path, labels[0]).error_line)
+    return labels
 
 
 def normalize(text: str) -> str:
@@ -197,7 +188,12 @@ def _iter_documents(path: Path, pool: bool = False) -> Iterator[str]:
 
 def _corpus_line(path: Path, line_no: int, raw: str, pool: bool) -> tuple[str, Problem | None]:
     """The document on one line of a corpus (text: the line; jsonl: its `text`), "" for none.
-    A pool's jsonl line must hold text and may name its `source` (select/pool.py)."""
+    A pool's jsonl line must hold text and may name its `source` (select/pool.py). A first line
+    that is a JSON object in a file not named .jsonl is refused: read as text, every document
+    would carry its JSON syntax into pretraining."""
+    if path.suffix != ".jsonl" and line_no == 1 and _json_object(raw):
+        return "", Problem(str(path), line_no, None, "a JSON object, but only a file named .jsonl is read "
+                           "as JSON (as text its syntax would be pretrained on); rename it to .jsonl")
     if path.suffix != ".jsonl" or not raw.strip():
         return raw.strip(), None
     try:
@@ -214,6 +210,15 @@ def _corpus_line(path: Path, line_no: int, raw: str, pool: bool) -> tuple[str, P
     if pool and not isinstance(record.get("source", ""), str):
         return "", Problem(str(path), line_no, "source", "not a string")
     return text.strip(), None
+
+
+def _json_object(raw: str) -> bool:
+    if not raw.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(raw), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 def check_corpus(path: str | Path, pool: bool = False, duplicates: bool = True) -> list[Problem]:

@@ -1,7 +1,7 @@
 """The data of a study file's own tasks, checked before any work (study_file.py checks the file
 itself: its keys, and that every path it names exists).
 
-Each task folder goes through `dontstop data check`'s own validation (formats.check_task): every
+Each task folder goes through `dontstop data check`'s own validation (task_checks.check_task): every
 split present and well-formed, and, since a study's labels are read from its training split, no
 dev or test label that train never shows (fine-tuning could not score it). The first problem
 stops the run in one line naming the study file, the task's key and the problem's file and line:
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ..suites import Suite
 from ..fileio import UserError
-from .formats import Problem, check_task
+from .formats import Problem
+from .task_checks import check_task
 
 
 def check_study_data(suite: Suite) -> None:

@@ -143,7 +143,7 @@ def load_task_data(recipe: FinetuneRecipe, task: Task) -> TaskData:
     directory = Path(task.data) if task.data else task_dir(recipe.data_dir, recipe.suite, task.key)
     paths = {split: directory / f"{split}.jsonl" for split in SPLITS}
     train = load_split(paths["train"], task.labels)
-    labels = label_set(task, train)
+    labels = label_set(task, train, paths["train"])
     splits = {"train": train[:recipe.max_train_examples],
               "dev": load_split(paths["dev"], labels), "test": load_split(paths["test"], labels)}
     return TaskData(splits, labels, paths)

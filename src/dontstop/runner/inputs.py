@@ -3,7 +3,7 @@
 `dontstop run`, `reproduce` (`--dry-run` too) and `status` call `check_inputs` right after
 planning, so a malformed task file, a corpus that is not UTF-8 or an empty pool stops the
 command in one pass that lists every problem (one line each, exit 2), instead of failing
-the fine-tuning job after pretraining has run. The checks are data/formats.py's:
+the fine-tuning job after pretraining has run. The checks are data/'s:
 `check_task`, which `dontstop data check` runs too (both refuse the same files), and
 `check_corpus` for corpora, kNN pools and curated files. A clean verdict is remembered by
 (path, size, mtime) in <cache>/input_checks.json, as file_sha256 remembers hashes, so a
@@ -14,14 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..data.formats import Problem, check_corpus, check_task, parse_split
+from ..data.formats import Problem, check_corpus, parse_split
+from ..data.task_checks import check_task
 from ..suites import Suite
 from ..fileio import atomic_write_json, raise_problems, read_json
 from ..tasks import SPLITS
 from .plan import RunPlan, unique_stages
 
 MEMO = "input_checks.json"
-CHECKS_VERSION = 1       # bump when a check changes: earlier verdicts are then redone
+CHECKS_VERSION = 2       # bump when a check changes: earlier verdicts are then redone
 SHOWN = 20               # problems listed; `dontstop data check` lists every one
 LARGE_BYTES = 1 << 30    # files this large get a line saying they are being checked
 

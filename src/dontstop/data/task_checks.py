@@ -1,0 +1,65 @@
+"""The rules across a task's three splits: what `dontstop data check` reports of a task folder,
+what `dontstop run` checks before any work (runner/inputs.py) and what a download must pass
+(download.py), so that all three refuse the same files. Each split's own lines are
+formats.parse_split's; here: a train split of one label, a dev or test label that train never
+has, a held-out split that is a copy of another, and dev/test text also in train (leakage, a
+warning).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..tasks import SPLITS, Task
+from .formats import Example, Problem, normalize, one_label_problem, parse_split
+
+
+def check_task(directory: str | Path, task: Task | None = None) -> list[Problem]:
+    """All problems of a task directory (see check_splits). What `dontstop data check` reports
+    and what `dontstop run` checks before any work, so both refuse the same files."""
+    directory = Path(directory)
+    return check_splits({split: directory / f"{split}.jsonl" for split in SPLITS}, task)
+
+
+def check_splits(paths: dict[str, Path], task: Task | None = None) -> list[Problem]:
+    """All problems of a task's three split files: every line of each (errors), a train split
+    of one label, a dev or test label that train never has, a held-out split that is a copy
+    (errors: fine-tuning would score nothing real), dev/test text that also appears in train (a
+    warning: leakage, tolerated)."""
+    labels = task.labels if task else None
+    splits, problems = {}, []
+    for split in SPLITS:
+        splits[split], split_problems = parse_split(paths[split], labels)
+        problems += split_problems
+    train_labels = sorted({e.label for e in splits["train"]})
+    if len(train_labels) == 1:
+        problems.append(one_label_problem(paths["train"], train_labels[0]))
+    if labels is None and splits["train"]:
+        problems += _labels_unseen_in_train(paths, splits)
+    problems += _copied_splits(paths, splits)
+    problems += leakage_problems(splits["train"], {s: splits[s] for s in ("dev", "test")}, paths)
+    return problems
+
+
+def _copied_splits(paths: dict[str, Path], splits: dict[str, list[Example]]) -> list[Problem]:
+    """A dev or test split whose every text is in train, or in the other held-out split (a file
+    copied over another): its scores would measure memory, or choose epochs on the test set."""
+    texts = {split: {normalize(e.text) for e in examples} for split, examples in splits.items()}
+    return [Problem(str(paths[split]), None, "text", f"every text also appears in {other}.jsonl "
+                    "(a copied split?); held-out scores need text the model never saw")
+            for split, other in (("dev", "train"), ("test", "train"), ("dev", "test"), ("test", "dev"))
+            if texts[split] and texts[split] <= texts[other]]
+
+
+def _labels_unseen_in_train(paths: dict[str, Path], splits: dict[str, list[Example]]) -> list[Problem]:
+    train_labels = {e.label for e in splits["train"]}
+    return [Problem(str(paths[split]), e.line, "label", f"{e.label!r} never occurs in train")
+            for split in ("dev", "test") for e in splits[split] if e.label not in train_labels]
+
+
+def leakage_problems(train: list[Example], held_out: dict[str, list[Example]],
+                     paths: dict[str, Path]) -> list[Problem]:
+    train_texts = {normalize(e.text) for e in train}
+    return [Problem(str(paths[split]), e.line, "text",
+                    "also appears in train.jsonl (leakage)", "warning")
+            for split, examples in held_out.items() for e in examples
+            if normalize(e.text) in train_texts]
