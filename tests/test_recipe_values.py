@@ -2,10 +2,16 @@
 `finetune` flags), found by trying them: each is one line naming where it was given, exit 2,
 before any work and with nothing written. Before, an infinite lr or LoRA alpha passed every check
 and diverged after the base stage, `betas: [0.9]` and `device: gpu` ended in tracebacks after
-it, and `finetune: {seed: 3}` silently ran seed 0."""
+it, `finetune: {seed: 3}` silently ran seed 0, and a hub id missing offline was two lines, exit 1."""
+from pathlib import Path
+
 import pytest
+import torch
 
 from dontstop.cli import main
+from dontstop.fileio import UserError
+from dontstop.finetune.trainer import run_finetune
+from dontstop.recipes import FinetuneRecipe
 
 
 def refused(capsys, *argv) -> str:
@@ -47,3 +53,54 @@ def test_a_study_file_names_the_line_of_each_value_the_runner_would_replace_or_c
     assert lines == [f"dontstop: error: {study}:4: finetune: key 'seed': the runner sets it for every run; "
                      "set seeds (or --seeds) instead",
                      f"dontstop: error: {study}:7: recipes.tapt: key 'betas': [0.9]; expected tuple[float, float]"]
+
+
+def test_a_gpu_device_passes_the_suite_checks_on_a_machine_without_one(tmp_path, capsys):
+    """A Slurm login node has no GPU: the suite's `device: cuda` is checked where the run runs."""
+    assert main(["run", "experiments/tapt", "--quick", "--set", "finetune.device=cuda", "--dry-run",
+                 "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0
+
+
+def test_a_gpu_device_on_a_machine_without_one_is_one_line_and_no_run_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    recipe = FinetuneRecipe(model="bundled:bert-tiny", task="rt-polarity", suite="mini", data_dir="data",
+                            epochs=1, max_train_examples=8, device="cuda")
+    with pytest.raises(UserError, match=r"^fine-tuning recipe: key 'device': 'cuda', but torch sees 0 CUDA "
+                                        r"device\(s\) here \(CUDA_VISIBLE_DEVICES="):
+        run_finetune(recipe, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "inf"], "--lr inf: must be a finite number"),
+    (["--lr", "nan"], "--lr nan: must be a finite number"),
+    (["--lora", "alpha=.inf"], "pretrain recipe: adapter: alpha inf: must be a finite number"),
+    (["--model", "roberta-base"], "roberta-base: not in the local cache and offline (HF_HUB_OFFLINE=1"),
+])
+def test_a_bad_pretrain_value_or_a_model_missing_offline_is_one_line_before_anything_is_written(
+        argv, message, tiny_corpus, tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "ckpt"
+    line = refused(capsys, "pretrain", "--model", "bundled:bert-tiny", "--corpus", tiny_corpus, "--out", out,
+                   "--steps", "2", "--batch-size", "4", "--per-device-batch-size", "4", "--no-wandb", *argv)
+    assert line.startswith(message), line
+    assert not out.exists()
+
+
+def test_a_model_that_cannot_load_leaves_no_run_folder(tmp_path, capsys):
+    """config.json was written before the model was loaded: a refused run left a run folder."""
+    from transformers import BertConfig
+
+    config_only = tmp_path / "config-only"
+    BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=1,
+               intermediate_size=16).save_pretrained(config_only)
+    for model, message in ((config_only, f"{config_only}: cannot load checkpoint, corrupt or truncated?"),
+                           (tmp_path, f"{tmp_path}: not a model directory (no config.json)")):
+        out = tmp_path / "adhoc" / "seed_0"
+        line = refused(capsys, "finetune", "--suite", "mini", "--task", "rt-polarity", "--model", model,
+                       "--out", out, "--data-dir", Path("data"), "--epochs", "1", "--no-wandb")
+        assert line.startswith(message), line
+        assert not (tmp_path / "adhoc").exists()
