@@ -160,6 +160,8 @@ def matches_type(value: Any, hint: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if origin in (list, tuple):   # YAML gives lists; a recipe built in Python may hold a tuple
         sequence = isinstance(value, list) or (origin is tuple and isinstance(value, tuple))
+        if origin is tuple and args and args[-1] is not Ellipsis:   # tuple[float, float]: exactly two
+            return sequence and len(value) == len(args) and all(map(matches_type, value, args))
         return sequence and all(matches_type(v, args[0]) for v in value) if args else sequence
     if dataclasses.is_dataclass(hint):
         return isinstance(value, dict)

@@ -10,6 +10,8 @@ Shared basics: the runner, the trainers and the suite loader read them; they imp
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -26,12 +28,15 @@ LORA_RECIPES = {"dapt_lora": "dapt", "tapt_lora": "tapt"}
 @dataclass(frozen=True)
 class Range:
     """The numbers a field allows: from `low` (excluded unless `low_closed`) up to `high`
-    (excluded), or without an upper end."""
+    (excluded), or without an upper end; never infinity or NaN (an lr of .inf passed every
+    check and diverged after the base stage)."""
     low: float
     high: float | None = None
     low_closed: bool = True
 
     def allows(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
         above = value >= self.low if self.low_closed else value > self.low
         return above and (self.high is None or value < self.high)
 
@@ -53,6 +58,18 @@ class OneOf:
         return f"must be one of {', '.join(self.choices)}"
 
 
+@dataclass(frozen=True)
+class Device:
+    """A torch device a run may ask for (whether this machine has it: finetune/trainer.py)."""
+
+    def allows(self, value: str) -> bool:
+        return re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value) is not None
+
+    def __str__(self) -> str:
+        return "must be auto, cpu, mps, cuda or cuda:<index>"
+
+
+Rule = Range | OneOf | Device
 AT_LEAST_1, NON_NEGATIVE, POSITIVE = Range(1), Range(0), Range(0, low_closed=False)
 FRACTION = Range(0, 1)                       # [0, 1): warm-up, dropout, Adam's betas
 SEED = Range(0, 2**32)                       # numpy and torch take 32-bit unsigned seeds
@@ -90,7 +107,7 @@ class PretrainRecipe:
 
 
 # Unset (None) values pass; a list (betas) is checked element by element.
-PRETRAIN_RANGES: dict[str, Range | OneOf] = {
+PRETRAIN_RANGES: dict[str, Rule] = {
     "max_steps": AT_LEAST_1, "epochs": AT_LEAST_1, "batch_size": AT_LEAST_1,
     "per_device_batch_size": AT_LEAST_1, "lr": POSITIVE, "betas": FRACTION, "eps": POSITIVE,
     "weight_decay": NON_NEGATIVE, "warmup_ratio": FRACTION, "mask_prob": Range(0, 1, low_closed=False),
@@ -127,14 +144,24 @@ class FinetuneRecipe:
     pad_to_multiple_of: int | None = None
 
 
-FINETUNE_RANGES: dict[str, Range | OneOf] = {
+FINETUNE_RANGES: dict[str, Rule] = {
     "seed": SEED, "lr": POSITIVE, "batch_size": AT_LEAST_1, "epochs": AT_LEAST_1,
-    "patience": AT_LEAST_1, "max_length": AT_LEAST_1, "dropout": FRACTION,
+    "patience": AT_LEAST_1, "max_length": Range(8), "dropout": FRACTION,   # 1 token: not cut at all; 2: no text
     "weight_decay": NON_NEGATIVE, "schedule": OneOf(("constant", "linear")), "warmup_ratio": FRACTION,
     "grad_clip": POSITIVE, "eval_batch_size": AT_LEAST_1, "max_train_examples": AT_LEAST_1,
-    "precision": OneOf(("auto", "fp32", "bf16")), "pad_to_multiple_of": AT_LEAST_1,
+    "precision": OneOf(("auto", "fp32", "bf16")), "pad_to_multiple_of": AT_LEAST_1, "device": Device(),
 }
 RANGES = {PretrainRecipe: PRETRAIN_RANGES, FinetuneRecipe: FINETUNE_RANGES}
+# Fields the runner gives each stage and run itself (runner/job_actions.py), whatever a suite's
+# `recipes.*`, `finetune` or `quick.*` section says: a section giving one was silently replaced
+# (`finetune: {seed: 3}` ran seed 0), so the suite checks refuse it, naming the key that sets it.
+SET_BY_THE_RUNNER: dict[type, dict[str, str]] = {
+    PretrainRecipe: {"base_model": "base_model (a condition's stages start from it)",
+                     "corpora": "base_corpus, domain_corpora, pools or curated",
+                     "output_dir": "cache_dir (each stage's folder is named by its key)", "seed": "pretrain_seed"},
+    FinetuneRecipe: {"model": "base_model (a condition's stages start from it)", "task": "tasks (or --tasks)",
+                     "suite": "name", "data_dir": "data_dir (or --data-dir)", "seed": "seeds (or --seeds)"},
+}
 # FinetuneRecipe fields left to the machine ("auto" / None): a run made on a CPU is not made from
 # other settings than one on a GPU (runner/finished.py, report/runs.py).
 MACHINE_FIELDS = {"device": "auto", "precision": "auto", "pad_to_multiple_of": None}
@@ -159,14 +186,15 @@ class Violation:
         return f"{flag} {self.value}: {self.allowed}"
 
 
-def range_violations(ranges: Mapping[str, Range | OneOf], values: Mapping[str, Any]) -> list[Violation]:
+def range_violations(ranges: Mapping[str, Rule], values: Mapping[str, Any]) -> list[Violation]:
     """Every given value outside its field's range; None (unset) and fields without one pass."""
     found = []
     for name, value in values.items():
         rule = ranges.get(name)
         items = value if isinstance(value, (list, tuple)) else [value]
         if rule is not None and value is not None and not all(rule.allows(item) for item in items):
-            found.append(Violation(name, value, str(rule)))
+            infinite = any(isinstance(item, float) and not math.isfinite(item) for item in items)
+            found.append(Violation(name, value, "must be a finite number" if infinite else str(rule)))
     return found
 
 
@@ -234,7 +262,7 @@ class AdapterRecipe:
 
 # What an `adapter` section allows: the suite checks (suite_checks.py) and the trainer (pretrain/adapter.py) ask
 # `adapter_violations`, so a section refused in a running stage was refused by the suite first.
-ADAPTER_RANGES: dict[str, Range | OneOf] = {"kind": OneOf(("lora",)), "rank": AT_LEAST_1, "alpha": POSITIVE,
+ADAPTER_RANGES: dict[str, Rule] = {"kind": OneOf(("lora",)), "rank": AT_LEAST_1, "alpha": POSITIVE,
                                             "dropout": FRACTION}
 
 

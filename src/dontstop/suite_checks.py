@@ -13,8 +13,8 @@ from typing import Any, Callable, Mapping
 from .config import from_dict, nested_key_lines, shared_names
 from .fileio import UserError, raise_problems
 from .overrides import Override, given_for
-from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, RECIPE_KINDS, SEED, AdapterRecipe, FinetuneRecipe,
-                      PretrainRecipe, Violation, adapter_violations, range_violations, violations)
+from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, RECIPE_KINDS, SEED, SET_BY_THE_RUNNER, AdapterRecipe,
+                      FinetuneRecipe, PretrainRecipe, Violation, adapter_violations, range_violations, violations)
 
 
 @dataclass
@@ -97,10 +97,15 @@ def section_problems(recipes: Mapping[str, Any], finetune: Mapping[str, Any], qu
         elif section != "selection":
             problems.append(f"{where(('quick', section))}: key 'quick': unknown section {section!r}")
     for keys, cls, overrides in sections:
-        name, known = ".".join(keys), [f.name for f in dataclasses.fields(cls)]
+        runners = SET_BY_THE_RUNNER[cls]
+        name, known = ".".join(keys), [f.name for f in dataclasses.fields(cls) if f.name not in runners]
         problems += [f"{where(keys + (key,))}: {name}: key '{key}': unknown; known keys: {', '.join(sorted(known))}"
-                     for key in overrides if key not in known]
-        problems += [f"{where(keys + (v.field,))}: {name}: {v.as_key()}" for v in violations(cls, overrides)]
+                     for key in overrides if key not in known and key not in runners]
+        each = "stage" if cls is PretrainRecipe else "run"
+        problems += [f"{where(keys + (key,))}: {name}: key '{key}': the runner sets it for every {each}; set "
+                     f"{runners[key]} instead" for key in overrides if key in runners]
+        problems += [f"{where(keys + (v.field,))}: {name}: {v.as_key()}"
+                     for v in violations(cls, {k: v for k, v in overrides.items() if k not in runners})]
         problems += _adapter_problems(keys, overrides, where) if cls is PretrainRecipe else []
     if problems:
         return problems
@@ -122,7 +127,7 @@ def _adapter_problems(keys: tuple[str, ...], overrides: Mapping[str, Any],
                       where: Callable[[tuple[str, ...]], str]) -> list[str]:
     """An `adapter` section only where a stage trains adapters, with AdapterRecipe's keys and types."""
     adapter = overrides.get("adapter")
-    if adapter is None:
+    if not isinstance(adapter, dict):   # None: no adapter; not a mapping: the type check's line says so
         return []
     at = f"{where(keys + ('adapter',))}: {'.'.join(keys)}"
     if keys[-1] not in LORA_RECIPES:

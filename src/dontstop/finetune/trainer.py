@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, replace
@@ -78,18 +79,19 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
                         "or choose another --out")
     task = task or get_task(recipe.suite, recipe.task)
     recipe = resolve_recipe(recipe, task)
+    check_device(recipe.device)   # here, not in resolve_recipe: `status` on a login node resolves GPU runs
     data = load_task_data(recipe, task)
-    atomic_write_json(out_dir / RUN_CONFIG_FILE, asdict(recipe))
     started = time.time()
+    timings = {}   # seconds of each phase: what `bench/gpu_paper.py`'s real-path row reads
+    with seeded(recipe.seed), timed(timings, "load_s"):   # before config.json: a model that fails writes nothing
+        model, tokenizer = load_classifier(recipe.model, len(data.labels), recipe.dropout, recipe.seed)
+        model.to(recipe.device)
+    atomic_write_json(out_dir / RUN_CONFIG_FILE, asdict(recipe))
     cell = f"{task.key}/{condition or 'adhoc'}"   # W&B group: the grouped view is mean ± std over seeds
     run = wandb_log.start_run(wandb, group=cell, job_type="finetune", name=f"{cell}/seed_{recipe.seed}",
                               config={**asdict(recipe), "condition": condition, "lineage": lineage,
                                       "published": from_released},
                               tags=[recipe.suite, task.key, condition or "adhoc"], input_model=recipe.model)
-    timings = {}   # seconds of each phase: what `bench/gpu_paper.py`'s real-path row reads
-    with seeded(recipe.seed), timed(timings, "load_s"):
-        model, tokenizer = load_classifier(recipe.model, len(data.labels), recipe.dropout, recipe.seed)
-        model.to(recipe.device)
     with timed(timings, "tokenize_s"):
         label_index = {label: i for i, label in enumerate(data.labels)}
         features = {split: encode(tokenizer, examples, label_index, recipe.max_length)
@@ -135,6 +137,18 @@ def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
     return replace(recipe, epochs=task.epochs if recipe.epochs is None else recipe.epochs,
                    schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device,
                    precision=precision, pad_to_multiple_of=pad_to_multiple_of)
+
+
+def check_device(device: str) -> None:
+    """A device this machine has (recipes.py checked its spelling): `cuda` on a machine where torch
+    sees no GPU failed with a traceback at the first fine-tuning run, after every pretraining stage."""
+    index = int(device.partition(":")[2] or 0)
+    if device.startswith("cuda") and index >= torch.cuda.device_count():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise UserError(f"fine-tuning recipe: key 'device': {device!r}, but torch sees {torch.cuda.device_count()} "
+                        f"CUDA device(s) here (CUDA_VISIBLE_DEVICES={'unset' if visible is None else repr(visible)})")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("fine-tuning recipe: key 'device': 'mps', but torch sees no Apple GPU here")
 
 
 def load_task_data(recipe: FinetuneRecipe, task: Task) -> TaskData:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from .. import wandb_log
 from ..data.encoding import utf8_problem
 from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
+from ..models import check_available
 from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
 from ..records import PRETRAIN_RECORD_FILE as RECORD
@@ -46,12 +47,13 @@ WANDB_SUMMARY = ("steps", "tokens", "tokens_per_s", "wall_time_s", "final_train_
 
 def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
     """One-line UserErrors for every mistake that can be seen before loading anything: values
-    out of range (recipes.py, the table every caller shares), corpora missing, empty or not
-    UTF-8, an output folder that is not ours."""
+    out of range (recipes.py, the table every caller shares), a model that is not there (a hub id
+    offline and not cached), corpora missing, empty or not UTF-8, an output folder not ours."""
     check_recipe_values(recipe, "pretrain recipe", num_processes)
     if not recipe.corpora:
         raise UserError("pretrain recipe: no corpus given")
     adapter_recipe(recipe)   # a bad adapter section fails now (its target names: once the model is loaded)
+    check_available(recipe.base_model)   # the tokenizer's own error was two lines naming no model, exit 1
     for path in map(Path, recipe.corpora):
         if not path.is_file() or path.stat().st_size == 0:
             raise UserError(f"{path}: corpus file {'is empty' if path.is_file() else 'not found'}")
@@ -295,5 +297,3 @@ class PretrainRun:
 
 def _jsonable(recipe: PretrainRecipe) -> dict[str, Any]:
     return {**dataclasses.asdict(recipe), "betas": list(recipe.betas)}
-
-
