@@ -145,6 +145,41 @@ def test_a_probe_in_another_conditions_folder_is_one_line_not_a_pandas_traceback
                                           "'baseline' but its folder is 'tapt'")
 
 
+def _not_utf8(cell):
+    metrics_record().write(cell / "baseline" / "seed_0")
+    (cell / "baseline" / "seed_0" / "metrics.json").write_bytes(b"\xff\xfe{garbage")
+    return cell / "baseline" / "seed_0" / "metrics.json"
+
+
+def _nan_in_dev_curve(cell):
+    return metrics_record(dev_curve=[0.4, float("nan")]).write(cell / "baseline" / "seed_0")
+
+
+def _nan_probe(cell):
+    metrics_record().write(cell / "baseline" / "seed_0")
+    return probe_record(test_metric=float("nan")).write(cell / "baseline")
+
+
+@pytest.mark.parametrize("damage, says", [
+    (_not_utf8, ": invalid JSON (not UTF-8 at byte offset 0: invalid start byte)"),
+    (_nan_in_dev_curve, ": field 'dev_curve[1]' is nan: not a fraction in [0, 1]"),
+    (_nan_probe, ": field 'test_metric' is nan: not a fraction in [0, 1]"),
+])
+def test_a_damaged_record_is_one_line_everywhere(damage, says, mini_tree, capsys):
+    """A record of bytes that are no text was a UnicodeDecodeError traceback; NaN (which JSON files
+    may hold) in a run's dev scores or curve, or anywhere in a probe, passed into the tables."""
+    path = damage(mini_tree["results"] / "mini" / "aclsum-roles")
+    refused_everywhere(mini_tree, capsys, f"{path}{says}")
+
+
+def test_a_run_history_of_another_suite_is_refused(tmp_path):
+    from dontstop.records import RunHistory
+
+    RunHistory("paper").write(tmp_path / "mini")
+    with pytest.raises(UserError, match=r"mini/RUN.json: field 'suite' is 'paper' but this is the history of 'mini'"):
+        RunHistory.read(tmp_path / "mini", "mini")
+
+
 def test_a_claim_on_a_table_that_holds_no_claims_is_refused_at_load(tmp_path):
     from dontstop.conditions import CLAIM_TABLES, load_condition, load_conditions
     from dontstop.report.tables import tasks_of_table

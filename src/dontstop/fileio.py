@@ -107,6 +107,8 @@ def read_json(path: str | Path) -> Any:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:   # a damaged file: bytes that are no text at all
+        raise UserError(f"{path}: invalid JSON (not UTF-8 at byte offset {e.start}: {e.reason})") from None
 
 
 def sha256_file(path: str | Path) -> str:

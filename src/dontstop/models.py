@@ -130,7 +130,8 @@ def load_pretrained(auto_class, name: str, **kwargs):
     """`auto_class.from_pretrained(resolve_model(name))`, with a missing hub id or a corrupt or
     truncated checkpoint reported as one line naming it instead of a traceback. A checkpoint we
     wrote must match the weights hashes its pretrain_record.json recorded, and no checkpoint may
-    hold NaN or infinite weights (a diverged training): either is refused in one line. A LoRA
+    hold NaN or infinite weights (a diverged training), nor a tokenizer lack its vocabulary: each is
+    refused in one line. A LoRA
     checkpoint loads as its base (loaded by this function) with the adapter merged; its
     tokenizer is its own (saved beside the adapter)."""
     path = resolve_model(name)
@@ -144,6 +145,7 @@ def load_pretrained(auto_class, name: str, **kwargs):
             return load_pretrained(auto_class, str(merged), **kwargs)
     loaded = _from_pretrained(auto_class, path, **kwargs)
     check_finite_weights(loaded, path)
+    check_vocabulary(loaded, path)
     return loaded
 
 
@@ -173,6 +175,16 @@ def check_finite_weights(model, path: str) -> None:
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise UserError(f"{path}: cannot load checkpoint: tensor {name!r} holds NaN or infinity "
                             "(saved from a diverged training?)")
+
+
+def check_vocabulary(tokenizer, path: str) -> None:
+    """Refuse a tokenizer of nothing but special tokens: transformers builds one, without a word,
+    from a checkpoint folder whose vocabulary files are gone, and every text becomes unknown tokens."""
+    from transformers import PreTrainedTokenizerBase
+
+    if isinstance(tokenizer, PreTrainedTokenizerBase) and len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise UserError(f"{path}: cannot load checkpoint: its tokenizer holds only its {len(tokenizer)} special "
+                        "tokens (tokenizer.json or the vocabulary files missing?)")
 
 
 def _from_pretrained(auto_class, path: str, **kwargs):

@@ -82,10 +82,7 @@ class MetricsRecord(_RecordFile):
     @classmethod
     def read(cls, path: str | Path) -> "MetricsRecord":
         record = _read(cls, path)
-        for name in ("dev_metric", "test_metric"):
-            if not 0 <= getattr(record, name) <= 1:
-                raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}: "
-                                "not a fraction in [0, 1]")
+        _check_scores(path, record, dev_curve=record.dev_curve, dev_metric=record.dev_metric)
         return record
 
 
@@ -141,6 +138,12 @@ class ProbeRecord(_RecordFile):
     wall_time_s: float
     versions: dict[str, str]
     git_commit: str | None
+
+    @classmethod
+    def read(cls, path: str | Path) -> "ProbeRecord":
+        record = _read(cls, path)
+        _check_scores(path, record)
+        return record
 
 
 @dataclass
@@ -198,9 +201,16 @@ class RunHistory(_RecordFile):
 
     @classmethod
     def read(cls, suite_results: str | Path, suite: str) -> "RunHistory":
-        """The history under <results>/<suite>/, empty when none was written yet."""
+        """The history under <results>/<suite>/, empty when none was written yet; one of another
+        suite (a copied RUN.json) is refused."""
         path = Path(suite_results) / RUN_HISTORY_FILE
-        return _read(cls, path) if path.exists() else cls(suite)
+        if not path.exists():
+            return cls(suite)
+        history = _read(cls, path)
+        if history.suite != suite:
+            raise UserError(f"{path}: field 'suite' is {history.suite!r} but this is the history of "
+                            f"{suite!r} (a copied file?); move it back or remove it")
+        return history
 
 
 def read_run(path: str | Path) -> MetricsRecord:
@@ -238,6 +248,18 @@ def _check_folder(path: Path, record, expected: dict[str, tuple[int, str | None]
         if found != folder:
             raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r} but its folder is "
                             f"{found!r} (a copied or moved folder?); move it back or remove it")
+
+
+def _check_scores(path: str | Path, record, **more: float | list[float]) -> None:
+    """Every score of a run or probe record (its test_metric, dev and test scores, and `more`) is a
+    fraction in [0, 1]: NaN (which JSON files may hold) or a percentage would pass into the tables."""
+    scores = {"test_metric": record.test_metric, **{f"dev.{k}": v for k, v in record.dev.items()},
+              **{f"test.{k}": v for k, v in record.test.items()}}
+    for name, value in more.items():
+        scores.update({f"{name}[{i}]": v for i, v in enumerate(value)} if isinstance(value, list) else {name: value})
+    for name, value in scores.items():
+        if not 0 <= value <= 1:
+            raise UserError(f"{path}: field {name!r} is {value!r}: not a fraction in [0, 1]")
 
 
 def _read(cls: type, path: str | Path):

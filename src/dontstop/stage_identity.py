@@ -6,7 +6,8 @@ kind, the content (sha256) of every input file, the selection settings, the pret
 default in recipes.py builds a new checkpoint instead of silently reusing an old one. The runner
 names checkpoint folders by it (runner/plan.py: `<lineage>-<key8>`); the domain analysis finds the
 suite's own base and DAPT checkpoints by it (`domain_checkpoints`), never by what happens to lie in
-the cache.
+the cache; and before a finished stage is built on, its record must be that of the stage its folder
+is named for (`record_difference`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from typing import Any, Callable
 from .suites import Suite, checkpoint_name, checkpoints_dir
 from .fileio import file_sha256
 from .config import from_dict
-from .recipes import LORA_RECIPES, AdapterRecipe, PretrainRecipe
+from .recipes import LORA_RECIPES, MACHINE_PRETRAIN_FIELDS, AdapterRecipe, PretrainRecipe
+from .records import PretrainRecord
 
 # Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder
 # (named by the key itself) and the suite's `pretrain_seed`; each is in the key on its own.
@@ -42,6 +44,25 @@ def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], reci
                 "recipe": resolved_recipe(recipe), "seed": seed, "published": released,
                 "selection": selection}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def record_difference(record: PretrainRecord, *, recipe: dict[str, Any], inputs: dict[str, str],
+                      seed: int) -> str | None:
+    """The first way a finished stage's record differs from the stage its folder is named for (the
+    resolved `recipe` of stage_recipe, the content of its `inputs`: file -> sha256, the pretraining
+    `seed`), or None. The folder name is the key, so only a folder copied or renamed from another
+    stage differs; what says how fast it trained (threads, compile) is not compared."""
+    asked = json.loads(json.dumps(resolved_recipe(recipe)))   # as the record holds it: lists, not tuples
+    for name, value in asked.items():
+        if name not in MACHINE_PRETRAIN_FIELDS and record.recipe.get(name) != value:
+            return f"{name}: built with {record.recipe.get(name)!r}, the stage asks {value!r}"
+    if record.recipe.get("seed") != seed:
+        return f"seed: built with {record.recipe.get('seed')!r}, the stage asks {seed!r}"
+    built_from = set(record.corpus_sha256.values())
+    for path, sha in inputs.items():
+        if sha not in built_from:
+            return f"input {path}: built from other content (sha256 {sha[:8]} now)"
+    return None
 
 
 def stage_recipe(suite: Suite, kind: str) -> dict[str, Any]:

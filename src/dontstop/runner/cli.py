@@ -29,7 +29,7 @@ from ..study_file import tables_dir
 from ..suites import Suite, load_suite, with_quick
 from .analysis_tables import analyze_and_aggregate
 from .finished import refuse, stale_results
-from .history import record_invocation
+from .history import check_history, record_invocation
 from .init_study import init_study
 from .inputs import check_inputs
 from .jobs import analysis_stages, execute
@@ -166,6 +166,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     plans = plan_and_check(suite, conditions, args)
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
     check_writable_dir(tables_root)   # written after every run: refused now, not then
+    check_history(suite)              # RUN.json: appended to after every run, read now
     began = time.time()
     finished = _go(plans, suite, args, analysis=True)
     if args.dry_run or (args.launcher == "slurm" and not args.wait):

@@ -14,6 +14,12 @@ from ..suites import Suite
 from .plan import RunPlan
 
 
+def check_history(suite: Suite) -> None:
+    """The suite's RUN.json, which record_invocation appends to after the jobs, read now: a damaged
+    or copied one is refused before any work, not once every job has run."""
+    RunHistory.read(Path(suite.results_dir) / suite.name, suite.name)
+
+
 def record_invocation(suite: Suite, quick: bool, seconds: float, plans: list[RunPlan], finished: int) -> RunHistory:
     """Append this call to the suite's history and write it; returns the history."""
     folder = Path(suite.results_dir) / suite.name

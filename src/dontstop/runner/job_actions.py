@@ -19,7 +19,8 @@ from ..fileio import UserError, file_sha256, job_lock
 from ..recipes import FinetuneRecipe, PretrainRecipe
 from ..records import (METRICS_FILE, PRETRAIN_RECORD_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE,
                        MetricsRecord, PretrainRecord, SelectRecord)
-from .plan import RunPlan, Stage
+from ..stage_identity import record_difference
+from .plan import RunPlan, Stage, input_sha256
 
 
 def build_stage(stage: Stage, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
@@ -122,6 +123,34 @@ def check_models_available(jobs) -> None:
     ours = {job.stage.checkpoint_dir for job in jobs if job.kind == "pretrain"}  # built by earlier jobs
     for name in sorted(starts - ours):
         check_available(name)
+
+
+def check_finished_stages(jobs, suite: Suite) -> None:
+    """Every finished stage that an unfinished job builds on is whole and is the stage asked, before
+    any work: its record readable and made from the stage's recipe, inputs and seed (not a folder
+    copied or renamed from another stage: stage_identity.record_difference), and, where a job
+    starts from it, its weights those the record lists and a tokenizer with a vocabulary. A
+    finished stage is never built over, so the one line says to remove the folder."""
+    from transformers import AutoTokenizer
+
+    from ..models import load_pretrained
+
+    unfinished = [job for job in jobs if not job.done()]
+    needed = {path for job in unfinished for path in job.needs}
+    starts = {job.stage.parent if job.kind == "pretrain" else job.plan.model for job in unfinished}
+    sha = input_sha256(suite, planning_only=False)
+    for stage in (job.stage for job in jobs if job.kind == "pretrain" and job.done() and job.done_file in needed):
+        try:
+            difference = record_difference(PretrainRecord.read(stage.record_path), recipe=stage.recipe,
+                                           inputs={path: sha(path) for path in stage.corpora},
+                                           seed=suite.pretrain_seed)
+            if difference:
+                raise UserError(f"{stage.checkpoint_dir}: built from other settings than its stage asks "
+                                f"({difference}; a folder copied or renamed from another stage?)")
+            if stage.checkpoint_dir in starts:
+                load_pretrained(AutoTokenizer, stage.checkpoint_dir)   # and the weights, by their hash
+        except UserError as e:
+            raise UserError(f"{e}; a finished stage is never built over: remove its folder to build it again") from None
 
 
 def check_stage_models(jobs, suite: Suite) -> None:

@@ -25,7 +25,8 @@ from ..records import METRICS_FILE, PROBE_FILE
 from ..stage_identity import domain_checkpoints
 from .finished import refuse, retire, stale_results
 from .plan import RunPlan, Stage, input_sha256, unique_stages
-from .job_actions import check_data_consistency, check_models_available, check_stage_models, run_job
+from .job_actions import (check_data_consistency, check_finished_stages, check_models_available,
+                          check_stage_models, run_job)
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
 
@@ -70,30 +71,59 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
     left = sum(not job.done() for job in jobs)
     print(f"done: {finished} job(s) finished in {clock(time.time() - began)}"
           + (f"; {left} left (held by another runner)" if left else ""), flush=True)
+    check_no_other_settings(plans, suite, allow_mixed, todo)
     return finished
+
+
+def check_no_other_settings(plans: list[RunPlan], suite: Suite, allow_mixed: bool, todo: int) -> None:
+    """A runner started at the same time on this results folder with other settings (another --set)
+    shares the jobs by their locks, so some runs asked here were finished from its settings: say so
+    in one line rather than end as if every run were this call's."""
+    stale = stale_results(plans, suite, allow_mixed) if todo else []
+    if stale:
+        raise UserError(f"{stale[0].path}: finished meanwhile by another runner on this results folder, "
+                        f"from other settings than asked here ({stale[0].reason})"
+                        + (f"; {len(stale) - 1} more like it" if len(stale) > 1 else "")
+                        + "; give each setting a --results-dir of its own")
 
 
 def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool, *, rerun_stale: bool = False,
                  analysis: bool = False) -> list[Job]:
     """The jobs of `plans`, after the checks that must fail before any work, whatever the launcher:
-    writable folders, every results file in its own folder, no stale result (or, with
-    `rerun_stale`, each one set aside to be redone), the same data as finished runs, every
-    starting model loadable. The folders are made (and written to, as a test) only once every
-    check has passed: a refused command leaves no empty results folder behind."""
+    writable folders (the roots, then every folder a job writes into), every results file in its
+    own folder, no stale result (or, with `rerun_stale`, each one set aside to be redone), the same
+    data as finished runs, every starting model loadable, every finished stage built on whole and
+    the stage asked. The folders are made (and written to, as a test) only once every check has
+    passed: a refused command leaves no empty results folder behind."""
     for directory in (suite.results_dir, suite.cache_dir):
         check_writable_dir(directory)
     stale = stale_results(plans, suite, allow_mixed)
     if stale and not rerun_stale:
         refuse(stale)
+    redone = {item.path for item in stale}
     for plan in {plan.task.key: plan for plan in plans}.values():  # the check covers a whole task
-        check_data_consistency(plan, suite, allow_mixed, redone={item.path for item in stale})
+        check_data_consistency(plan, suite, allow_mixed, redone=redone)
+    jobs = make_jobs(plans, probe=suite.probe, analysis=analysis_stages(suite) if analysis else set(), redo=redone)
+    check_job_folders(jobs, redone)
     retire(stale)
-    jobs = make_jobs(plans, probe=suite.probe, analysis=analysis_stages(suite) if analysis else set())
     check_models_available(jobs)
+    check_finished_stages(jobs, suite)
     check_stage_models(jobs, suite)
     for directory in (suite.results_dir, suite.cache_dir):
         ensure_writable(directory)
     return jobs
+
+
+def check_job_folders(jobs: list[Job], redone: set[Path]) -> None:
+    """Every folder that an unfinished job, or one about to be `redone` (its stale file renamed
+    beside it), writes into or locks in can be written, before any work: a read-only condition,
+    seed or checkpoints folder failed with the system's words, after the jobs before it had run."""
+    folders = {path.parent for path in redone}
+    for job in (job for job in jobs if not job.done() or job.done_file in redone):
+        folders |= {job.done_file.parent, job.lock_file.parent}
+        folders |= {job.stage.selection_dir} if job.stage is not None and job.stage.selection else set()
+    for folder in sorted(folders):
+        check_writable_dir(folder)
 
 
 def make_jobs(plans: list[RunPlan], probe: bool = False, analysis: set[str] | None = None,

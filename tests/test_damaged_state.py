@@ -1,0 +1,136 @@
+"""A results or cache folder left damaged, read-only or shared between runs is refused before any
+work, in one line, and nothing already written is touched.
+
+One small finished run (the base and TAPT stages, baseline and TAPT on rt-polarity, seed 0, --quick)
+is copied for each case, damaged, and run again with a new seed: the damage must be named before
+the new seed's first run starts (its baseline run needs no damaged stage, so it would run first).
+"""
+import contextlib
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from test_runner import dontstop, metrics_of
+
+SUBSET = ["experiments/baseline", "experiments/tapt", "--tasks", "rt-polarity"]
+
+
+@pytest.fixture(scope="module")
+def finished(mini_build, tmp_path_factory):
+    """(data_dir, root) of a finished run of SUBSET with seed 0."""
+    data_dir, _ = mini_build
+    root = tmp_path_factory.mktemp("finished")
+    dontstop("run", *SUBSET, "--seeds", "0", data_dir=data_dir, root=root)
+    return data_dir, root
+
+
+def copy_of(finished, tmp_path):
+    shutil.copytree(finished[1] / "results", tmp_path / "results")
+    shutil.copytree(finished[1] / "cache", tmp_path / "cache")
+    return next((tmp_path / "cache").rglob("base+tapt-rt-polarity-*"))
+
+
+def refused_before_any_work(result, root, message: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    assert lines[0].startswith(f"dontstop: error: {message}"), lines[0]
+    assert not list((root / "results").rglob("seed_1")), "a run started before the refusal"
+
+
+def _other_recipe(checkpoint):
+    record = json.loads((checkpoint / "pretrain_record.json").read_text())
+    record["recipe"]["lr"] = 1e-3      # the record of a TAPT stage trained with another lr
+    (checkpoint / "pretrain_record.json").write_text(json.dumps(record))
+
+
+DAMAGES = {   # name -> (damage to the finished TAPT checkpoint, what the line says after the folder)
+    "weights_missing": (lambda ck: (ck / "model.safetensors").unlink(),
+                        ": cannot load checkpoint: model.safetensors is missing (pretrain_record.json lists it)"),
+    "config_missing": (lambda ck: (ck / "config.json").unlink(), ": not a model directory (no config.json)"),
+    "tokenizer_missing": (lambda ck: [(ck / name).unlink() for name in ("tokenizer.json", "tokenizer_config.json")],
+                          ": cannot load checkpoint: its tokenizer holds only its 5 special tokens"),
+    "record_truncated": (lambda ck: (ck / "pretrain_record.json").write_text('{"name": "base+ta'),
+                         "/pretrain_record.json:1: invalid JSON"),
+    "other_recipe": (_other_recipe, ": built from other settings than its stage asks (lr: built with 0.001, "
+                                    "the stage asks 0.0002; a folder copied or renamed from another stage?)"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_finished_stage_is_refused_before_any_work(damage, finished, tmp_path):
+    """A finished stage is never built over; before, a missing weights file, config or record
+    failed after other runs had been made, and a checkpoint without its tokenizer files or
+    trained with another recipe was fine-tuned from as if whole (the tokenizer of 5 special
+    tokens turned every word into [UNK])."""
+    checkpoint = copy_of(finished, tmp_path)
+    spoil, says = DAMAGES[damage]
+    spoil(checkpoint)
+    before = metrics_of(tmp_path)
+    result = dontstop("run", *SUBSET, "--seeds", "0", "1", data_dir=finished[0], root=tmp_path, check=False)
+    refused_before_any_work(result, tmp_path, f"{checkpoint}{says}")
+    assert "a finished stage is never built over: remove its folder to build it again" in result.stderr
+    assert metrics_of(tmp_path) == before
+
+
+@contextlib.contextmanager
+def read_only(folder):
+    """`folder` made unwritable: by its mode, or (as root, whom modes do not stop) immutable."""
+    folder.chmod(0o555)
+    immutable = False
+    try:
+        if subprocess.run(["test", "-w", str(folder)]).returncode == 0:
+            immutable = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)],
+                                                                   capture_output=True).returncode == 0
+            if not immutable:
+                pytest.skip("cannot make a folder read-only here (root without chattr)")
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["condition", "checkpoints"])
+def test_a_read_only_folder_a_job_writes_into_is_refused_before_any_work(where, finished, tmp_path):
+    """A read-only condition folder failed with the system's words (exit 1) once the runs before it
+    had been made; a read-only checkpoints folder, at the first stage's lock."""
+    checkpoint = copy_of(finished, tmp_path)
+    folder = (tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "tapt" if where == "condition"
+              else checkpoint.parent)
+    if where == "checkpoints":
+        shutil.rmtree(checkpoint)       # the TAPT stage to build again, into the read-only folder
+    with read_only(folder):
+        result = dontstop("run", *SUBSET, "--seeds", "0", "1", data_dir=finished[0], root=tmp_path, check=False)
+    refused_before_any_work(result, tmp_path, f"{folder}: not a writable directory (no write permission on {folder})")
+
+
+def test_a_damaged_run_history_is_refused_before_any_work(finished, tmp_path):
+    """reproduce appends to RUN.json after every job; a damaged one failed then, after all the work."""
+    copy_of(finished, tmp_path)
+    history = tmp_path / "results" / "quick" / "mini" / "RUN.json"
+    history.write_text('{"suite": "mini", "invocations": [{"comm')
+    result = dontstop("reproduce", "--conditions", "baseline", "--tasks", "rt-polarity", "--seeds", "0", "1",
+                      "--tables-dir", tmp_path / "tables", data_dir=finished[0], root=tmp_path, check=False)
+    refused_before_any_work(result, tmp_path, f"{history}:1: invalid JSON")
+    assert not list((tmp_path / "cache").rglob("base+dapt-*"))   # the analysis's stages neither
+
+
+def test_two_runners_with_other_settings_never_end_as_if_every_run_were_theirs(finished, tmp_path):
+    """Two runners on one results folder share its jobs by their locks; started with two settings
+    at once, each found the other's runs finished and ended with exit 0 on a folder of both."""
+    copy_of(finished, tmp_path)
+    seeds = ["--seeds", "1", "2", "3", "4", "--workers", "1"]
+    runners = [dontstop("run", "experiments/baseline", "--tasks", "rt-polarity", *seeds, *extra,
+                        data_dir=finished[0], root=tmp_path, start_new_session=True)
+               for extra in ([], ["--set", "finetune.lr=1e-4"])]
+    outputs = [runner.communicate(timeout=600)[0] for runner in runners]
+    made = {json.loads(path.read_text())["config"]["lr"]
+            for path in (tmp_path / "results").rglob("baseline/seed_[1-4]/metrics.json")}
+    for runner, output in zip(runners, outputs):
+        if runner.returncode == 0:      # only a runner whose every run is of its own settings
+            assert len(made) == 1, output[-2000:]
+        else:
+            assert runner.returncode == 2 and "from other settings than asked" in output, output[-2000:]
+    assert len(made) == 1 or "finished meanwhile by another runner" in "".join(outputs)
