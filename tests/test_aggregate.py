@@ -392,3 +392,38 @@ def test_table_lora_appears_once_a_lora_condition_has_runs(mini_results, tmp_pat
     specs = {spec.name: spec for spec in table_specs(layout)}
     assert "published_mean" in cell_frame(no_runs, specs["table5"], layout)
     assert "published_mean" not in cell_frame(no_runs, specs["table_lora"], layout)
+
+
+def test_quick_runs_make_quick_tables_never_the_full_ones(tmp_path, capsys):
+    """`aggregate --results-dir results/quick` wrote the tables of 1-epoch smoke runs over the full
+    ones (paper_tables/mini); the quick runs are now refused there and aggregated with --quick."""
+    from dontstop.cli import main
+    from dontstop.suites import load_suite, with_quick
+    from conftest import metrics_record
+
+    full, quick = load_suite("mini").finetune, with_quick(load_suite("mini")).finetune
+    for condition in ("baseline", "dapt"):
+        metrics_record(condition=condition, config=quick).write(
+            tmp_path / "results" / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+    tables = tmp_path / "tables"
+    assert main(["aggregate", "--results-dir", str(tmp_path / "results" / "quick"), "--tables-dir", str(tables)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"dontstop: error: {tmp_path}/results/quick/mini/aclsum-roles/baseline/seed_0/metrics.json: "
+                           f"finetune.epochs is 1 here, the suite asks {full['epochs']}; aggregate the results of "
+                           "`reproduce --quick` with --quick"), line
+    assert not tables.exists()
+    assert main(["aggregate", "--quick", "--results-dir", str(tmp_path / "results"), "--tables-dir", str(tables)]) == 0
+    assert (tables / "quick" / "mini" / "README.md").is_file() and not (tables / "mini").exists()
+
+
+def test_a_quick_run_is_told_apart_where_the_full_suite_leaves_epochs_to_the_task(tmp_path, capsys):
+    """The paper suite sets no fine-tuning epochs (10 or 3 by task): a run of its quick 1 epoch is refused."""
+    from dontstop.cli import main
+    from conftest import metrics_record
+
+    run = tmp_path / "results" / "paper" / "chemprot" / "baseline" / "seed_0"
+    metrics_record(suite="paper", task="chemprot", config={"epochs": 1, "lr": 2e-5}).write(run)
+    assert main(["aggregate", "--suite", "paper", "--results-dir", str(tmp_path / "results"),
+                 "--tables-dir", str(tmp_path / "tables")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert f"{run}/metrics.json: a --quick run (finetune.epochs 1); aggregate the results" in line, line

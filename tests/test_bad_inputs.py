@@ -232,6 +232,28 @@ def test_a_data_dir_under_a_file_is_one_line(tmp_path, capsys):
     assert line == f"{tmp_path / 'file' / 'data'}: not a writable directory ({tmp_path / 'file'} is a file)"
 
 
+def test_a_dry_run_builds_no_data_and_says_what_it_cannot_cost(tmp_path, capsys):
+    """A dry run writes nothing: with the mini benchmark missing (a mistyped --data-dir) it built the
+    benchmark there, then crashed costing the runs of tasks not built yet; now it says both."""
+    flags = ["--data-dir", tmp_path / "data", "--results-dir", tmp_path / "results", "--cache-dir", tmp_path / "cache"]
+    assert main(["reproduce", "--quick", "--dry-run", *map(str, flags)]) == 0
+    out = capsys.readouterr().out
+    assert f"mini benchmark data missing in {tmp_path / 'data' / 'mini'}: the run builds it first" in out
+    assert re.search(r"fine-tuning: \d+ run\(s\) to do, 0 finished; cost unknown: .*train.jsonl not found", out)
+    assert "without the costs marked unknown" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
+    """The models a plan starts from are checked by a dry run as by the run (offline: in the cache)."""
+    tmp_path, _, flags = world
+    for dry_run in ([], ["--dry-run"]):
+        [line] = refused(capsys, "run", EXPERIMENTS_DIR / "tapt", "--tasks", "rt-polarity",
+                         "--set", "base_model=roberta-large", *flags, *dry_run)
+        assert line.startswith("roberta-large: not in the local cache and offline"), line
+    nothing_written(tmp_path)
+
+
 # --- Flags of run / reproduce --------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, message", [

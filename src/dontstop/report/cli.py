@@ -4,6 +4,7 @@
     dontstop aggregate --suite paper --wandb        # also log tables and plots to W&B
     dontstop aggregate --suite my/study.yaml        # results/<its name>/** -> my/tables/<its name>/
     dontstop aggregate --results-dir R --tables-dir T --set tasks=[aclsum-roles]   # R/mini/** -> T/mini/
+    dontstop aggregate --quick                      # results/quick/mini/** -> paper_tables/quick/mini/
 
 The only writer of paper_tables/<suite>/ (besides the domain analysis in its analysis/).
 Reads nothing but results/<suite>/**/metrics.json (records.MetricsRecord) and the condition
@@ -15,10 +16,11 @@ import argparse
 from pathlib import Path
 
 from ..conditions import EXPERIMENTS_DIR
-from ..fileio import check_writable_dir
+from ..fileio import UserError, check_writable_dir
 from ..flags import add_flag, add_suite_flags, suite_overrides
 from ..study_file import tables_dir
-from ..suites import load_suite
+from ..suites import load_suite, with_quick
+from .runs import asked_settings_difference
 from .write import aggregate
 
 
@@ -34,13 +36,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_flag(parser, "--no-mixed-warning", old=["--allow-mixed"], action="store_true",
              help="runs made from different data versions of a task: no warning, no note in the tables")
     parser.add_argument("--wandb", action="store_true", help="log tables and plots to one W&B run")
+    parser.add_argument("--quick", action="store_true", help="the results of `reproduce --quick` "
+                        "(<results-dir>/quick -> <tables-dir>/quick)")
     parser.set_defaults(func=_aggregate)
 
 
 def _aggregate(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, overrides=suite_overrides(args))
-    tables_root = tables_dir(suite, args.tables_dir)
+    tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
+    suite = with_quick(suite) if args.quick else suite
     check_writable_dir(tables_root)
+    difference = asked_settings_difference(suite.results_dir, suite, args.quick)
+    if difference:   # the tables would claim the suite's recipe for runs of another
+        raise UserError(f"{difference}; aggregate the results of `reproduce --quick` with --quick, "
+                        "those of a run made with --set with the same --set")
     aggregate(suite, Path(suite.results_dir), tables_root,
               experiments_dir=Path(args.experiments_dir), overlap=Path(args.overlap) if args.overlap else None,
               no_mixed_warning=args.no_mixed_warning, wandb=args.wandb)

@@ -72,6 +72,24 @@ def mixed_settings(records: dict[Path, MetricsRecord]) -> str | None:
     return None
 
 
+def asked_settings_difference(results_dir: str | Path, suite: Suite, quick: bool) -> str | None:
+    """Where a finished run of `suite` under `results_dir` was fine-tuned otherwise than `suite`'s
+    fine-tuning section asks (`dontstop aggregate` builds the tables of the suite it is given), or
+    a full suite's tables would show a --quick run (its shortened values, where the full suite
+    leaves them to the task), else None. Without it, `aggregate --results-dir results/quick`
+    replaced the full tables with those of 1-epoch smoke runs."""
+    quick_values = {} if quick else {key: value for key, value in suite.quick.get("finetune", {}).items()
+                                     if suite.finetune.get(key) is None}
+    for path in sorted((Path(results_dir) / suite.name).glob(f"**/{METRICS_FILE}")):
+        config = read_run(path).config
+        for key, value in suite.finetune.items():
+            if value is not None and key not in MACHINE_FIELDS and key in config and config[key] != value:
+                return f"{path}: finetune.{key} is {config.get(key)!r} here, the suite asks {value!r}"
+        if quick_values and all(config.get(key) == value for key, value in quick_values.items()):
+            return f"{path}: a --quick run ({', '.join(f'finetune.{k} {v!r}' for k, v in quick_values.items())})"
+    return None
+
+
 def _settings(record: MetricsRecord):
     for key, value in record.config.items():
         if key not in OWN_FINETUNE_FIELDS and key not in MACHINE_FIELDS:

@@ -32,7 +32,7 @@ from .finished import refuse, stale_results
 from .history import check_history, record_invocation
 from .init_study import init_study
 from .inputs import check_inputs
-from .jobs import analysis_stages, execute
+from .jobs import analysis_stages, check_job_models, execute, make_jobs
 from .mini_data import ensure_mini_data
 from .notebook_refresh import refresh_notebook
 from .plan import RunPlan, plan_runs
@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
     conditions = select_conditions(load_conditions(args.experiments_dir), args.conditions)
-    ensure_mini_data(suite)
+    ensure_mini_data(suite, dry_run=args.dry_run)
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
@@ -187,8 +187,9 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: 
     """Print the plan (--dry-run) or execute it; return the number of jobs finished.
     `analysis`: the domain analysis follows (reproduce), so the stages it reads are built too."""
     if args.dry_run:
-        stale = stale_results(plans, suite, args.allow_mixed)
-        print_plan(plans, suite, stale, analysis_stages(suite) if analysis else set())
+        stale, analysed = stale_results(plans, suite, args.allow_mixed), analysis_stages(suite) if analysis else set()
+        check_job_models(make_jobs(plans, suite.probe, analysed, {item.path for item in stale}), suite)
+        print_plan(plans, suite, stale, analysed)
         if stale and not args.rerun_stale:
             refuse(stale)
         return 0

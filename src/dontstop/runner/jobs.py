@@ -106,12 +106,19 @@ def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool, *, rerun
     jobs = make_jobs(plans, probe=suite.probe, analysis=analysis_stages(suite) if analysis else set(), redo=redone)
     check_job_folders(jobs, redone)
     retire(stale)
-    check_models_available(jobs)
-    check_finished_stages(jobs, suite)
-    check_stage_models(jobs, suite)
+    check_job_models(jobs, suite)
     for directory in (suite.results_dir, suite.cache_dir):
         ensure_writable(directory)
     return jobs
+
+
+def check_job_models(jobs: list[Job], suite: Suite) -> None:
+    """The models the unfinished jobs start from, before any work (a dry run checks them too): each
+    one loadable, each finished stage built on whole and the stage asked, each stage to build
+    fitting its starting model."""
+    check_models_available(jobs)
+    check_finished_stages(jobs, suite)
+    check_stage_models(jobs, suite)
 
 
 def check_job_folders(jobs: list[Job], redone: set[Path]) -> None:

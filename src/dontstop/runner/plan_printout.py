@@ -16,7 +16,7 @@ from .plan import RunPlan, unique_stages
 def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], analysis: set[str]) -> None:
     """Every stage to build, reuse or skip (nothing needs it), the fine-tuning runs left (stale ones
     included), and what they cost here; `analysis`: the checkpoints the domain analysis reads."""
-    estimator, total, bounded = Estimator.for_suite(suite), 0.0, False
+    estimator, total, bounded, unknown = Estimator.for_suite(suite), 0.0, False, False
     print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
     redo = {item.path for item in stale}
     kept = {job.stage.key for job in make_jobs(plans, suite.probe, analysis, redo) if job.kind == "pretrain"}
@@ -30,22 +30,28 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], analysis:
             seconds, tokens, steps, exact = (0.0, 0, 0, True) if state != "build" else estimator.stage_seconds(stage)
         except MissingInput as missing:
             print(f"  stage {state:9s} {stage.lineage:48s} cost unknown: {missing} not found")
+            unknown = True
             continue
         total, bounded = total + seconds, bounded or not exact
         print(f"  stage {state:9s} {stage.lineage:48s} steps{'~' if exact else '<'}{steps:>9,d} "
               f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(seconds)}")
     todo = [(p, s) for p in plans for s in p.seeds
             if not (p.run_dir(s) / METRICS_FILE).exists() or p.run_dir(s) / METRICS_FILE in redo]
-    runs = [estimator.finetune_seconds(p) for p, _ in todo]
-    finetune_seconds, bounded = sum(s for s, _ in runs), bounded or not all(e for _, e in runs)
+    try:
+        runs = [estimator.finetune_seconds(p) for p, _ in todo]
+        finetune_seconds, bounded = sum(s for s, _ in runs), bounded or not all(e for _, e in runs)
+        cost = f"time~{_duration(finetune_seconds)}"
+    except MissingInput as missing:   # a task of no known size, not built or downloaded yet
+        finetune_seconds, unknown, cost = 0.0, True, f"cost unknown: {missing} not found"
     total += finetune_seconds
     stale_runs = [item for item in stale if item.path.name == METRICS_FILE]
     print(f"  fine-tuning: {len(todo)} run(s) to do"
           + (f" ({len(stale_runs)} of them stale: finished from other settings, first "
              f"{stale_runs[0].path}: {stale_runs[0].reason})" if stale_runs else "")
-          + f", {sum(len(p.seeds) for p in plans) - len(todo)} finished; time~{_duration(finetune_seconds)}")
+          + f", {sum(len(p.seeds) for p in plans) - len(todo)} finished; {cost}")
     device = "GPU" if suite.estimate_bench else "on this machine"
     print(f"estimated total {device}: {_duration(total)}"
+          + (" without the costs marked unknown" if unknown else "")
           + (" (an upper bound: task files not downloaded yet count as full 512-token sequences, or a "
              "rate slower than what will run; '<' above)" if bounded else ""))
     print(f"  pretraining at {estimator.pretrain.value:,.0f} tokens/s ({estimator.pretrain.source})")
