@@ -49,6 +49,20 @@ def test_a_max_length_past_the_models_positions_is_refused_before_the_corpus_is_
     assert not (tmp_path / "past").exists()
 
 
+def test_a_model_folder_without_its_tokenizer_files_is_refused(tiny_roberta_dir, tiny_corpus, tmp_path):
+    """transformers builds a tokenizer of the special tokens alone from a folder whose vocabulary
+    files are gone: pretraining went on with every word an unknown token."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_roberta_dir, model)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"):
+        (model / name).unlink(missing_ok=True)
+    with pytest.raises(UserError, match=rf"^{model}: cannot load "):
+        run_pretraining(recipe(str(model), tiny_corpus, tmp_path / "out", max_steps=1))
+    assert not (tmp_path / "out").exists()
+
+
 def test_masked_only_loss_equals_the_stock_loss(model_name, tiny_corpus):
     path = resolve_model(model_name)
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -131,7 +131,7 @@ class PretrainRun:
         from accelerate.utils import set_seed
         from transformers import AutoModelForMaskedLM, AutoTokenizer, get_linear_schedule_with_warmup
 
-        from ..models import check_sequence_length, load_pretrained, resolve_model, sequence_limit
+        from ..models import check_sequence_length, load_pretrained, sequence_limit
 
         self.began, self.recipe, self.name = time.time(), recipe, name
         self.output_dir, self.resume_dir = Path(recipe.output_dir), Path(recipe.output_dir) / "resume"
@@ -140,7 +140,7 @@ class PretrainRun:
                                        gradient_accumulation_steps=self._micro_batches_per_step())
         self.processes, self.device = self.accelerator.num_processes, device_name(self.accelerator.device)
         set_seed(recipe.seed)  # a model without a trained MLM head (bundled:minilm) starts the same
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(recipe.base_model))
+        self.tokenizer = load_pretrained(AutoTokenizer, recipe.base_model)   # refused if its vocabulary is gone
         if self.tokenizer.mask_token is None:
             raise UserError(f"{recipe.base_model}: tokenizer has no mask token; not a masked-LM model")
         self.model = load_pretrained(AutoModelForMaskedLM, recipe.base_model, attn_implementation="sdpa")
