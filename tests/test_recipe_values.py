@@ -71,6 +71,19 @@ def test_a_gpu_device_on_a_machine_without_one_is_one_line_and_no_run_folder(tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_a_fine_tuning_max_length_past_the_models_positions_is_one_line_and_no_run_folder(
+        tiny_roberta_dir, mini_build, tmp_path):
+    """The roberta-base tokenizer sets no length limit, so a --max-length past the model's 512
+    positions crashed in the embedding, mid-run; the model's config says what it can hold."""
+    data_dir, _ = mini_build
+    recipe = FinetuneRecipe(model=str(tiny_roberta_dir), task="rt-polarity", suite="mini", data_dir=str(data_dir),
+                            epochs=1, max_train_examples=8, max_length=200)
+    with pytest.raises(UserError, match=rf"^fine-tuning recipe: key 'max_length': 200; {tiny_roberta_dir} takes "
+                                        r"at most 128 tokens a sequence$"):
+        run_finetune(recipe, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--lr", "inf"], "--lr inf: must be a finite number"),
     (["--lr", "nan"], "--lr nan: must be a finite number"),

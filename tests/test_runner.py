@@ -103,6 +103,32 @@ def test_kill_then_rerun_gives_the_uninterrupted_results(reference, tmp_path):
             assert metrics == killed[key]  # finished runs are never rerun or rewritten
 
 
+def worker_pids(runner_pid: int) -> list[int]:
+    """The runner's worker processes (multiprocessing's spawned children; not its resource tracker)."""
+    children = Path(f"/proc/{runner_pid}/task/{runner_pid}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_a_worker_killed_outright_ends_the_run_in_one_line_and_a_rerun_resumes(reference, tmp_path):
+    """A worker killed by the system (the OOM killer, kill -9) left the runner waiting forever on
+    its result (multiprocessing.Pool); now the run ends with one line, and the same command resumes."""
+    data_dir, reference_root = reference
+    shutil.copytree(reference_root / "cache", tmp_path / "cache")
+    runner = dontstop("run", *SUBSET, "--workers", "2", data_dir=data_dir, root=tmp_path, start_new_session=True)
+    deadline = time.time() + 300
+    while not list((tmp_path / "results").rglob(".seed_*.lock")) and time.time() < deadline:
+        time.sleep(0.2)   # a worker is inside a fine-tuning run
+    [victim, *_] = worker_pids(runner.pid)
+    os.kill(victim, signal.SIGKILL)
+    output = runner.communicate(timeout=300)[0]   # it used to hang here
+    assert runner.returncode == 1 and output.strip().splitlines()[-1] == (
+        "dontstop: error: a worker process was killed (out of memory? see `dmesg`); finished jobs are kept: "
+        "rerun the same command to resume (fewer --workers use less memory)"), output[-2000:]
+    dontstop("run", *SUBSET, "--workers", "2", data_dir=data_dir, root=tmp_path)
+    after, expected = metrics_of(tmp_path), metrics_of(reference_root)
+    assert {k: m["test"] for k, m in after.items()} == {k: m["test"] for k, m in expected.items()}
+
+
 def test_two_runners_share_the_work_without_doing_a_job_twice(reference, tmp_path):
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "cache", tmp_path / "cache")
@@ -220,18 +246,19 @@ def test_an_output_folder_under_a_file_is_refused_before_any_work(command, mini_
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache" / "mini").exists()
 
 
-def test_a_stage_longer_than_its_models_positions_is_refused_before_any_work(mini_build, tmp_path, capsys):
-    """A recipe's max_length past what the stage's model can hold (bert-tiny: 512 tokens) used to
+def test_a_stage_or_run_longer_than_its_models_positions_is_refused_before_any_work(mini_build, tmp_path, capsys):
+    """A recipe's max_length past what the stage's or run's model can hold (bert-tiny: 512 tokens) used to
     crash that stage after the ones before it had run."""
     from dontstop.cli import main
 
     data_dir, _ = mini_build
-    assert main(["reproduce", "--quick", "--set", "recipes.tapt.max_length=1000", "--data-dir", str(data_dir),
-                 "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--no-wandb"]) == 2
-    [line] = capsys.readouterr().err.strip().splitlines()
-    assert line == ("dontstop: error: suite mini: recipes.tapt: key 'max_length': 1000; bundled:bert-tiny takes "
-                    "at most 512 tokens a sequence")
-    assert not (tmp_path / "cache" / "mini").exists() and not (tmp_path / "results").exists()   # not even empty
+    for key, where in (("recipes.tapt.max_length", "recipes.tapt"), ("finetune.max_length", "finetune")):
+        assert main(["reproduce", "--quick", "--set", f"{key}=1000", "--data-dir", str(data_dir), "--results-dir",
+                     str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--no-wandb"]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line == (f"dontstop: error: suite mini: {where}: key 'max_length': 1000; bundled:bert-tiny takes "
+                        "at most 512 tokens a sequence")
+        assert not (tmp_path / "cache" / "mini").exists() and not (tmp_path / "results").exists()   # not even empty
 
 
 def test_dry_run_prints_the_plan_without_running(mini_build, tmp_path):

@@ -154,25 +154,30 @@ def check_finished_stages(jobs, suite: Suite) -> None:
 
 
 def check_stage_models(jobs, suite: Suite) -> None:
-    """Every unfinished stage fits the model it starts from, before any work: its max_length
-    within the model's positions, and a LoRA stage's target modules among its Linear layers
-    (one line listing them). A parent not built yet has the suite's base model's architecture
-    (every stage of a suite does)."""
+    """Every unfinished stage and fine-tuning run fits the model it starts from, before any work:
+    its max_length within the model's positions, and a LoRA stage's target modules among its
+    Linear layers (one line listing them). A checkpoint not built yet has the suite's base model's
+    architecture (every stage of a suite does)."""
     from ..models import check_sequence_length, model_sequence_limit
     from ..pretrain.adapter import check_target_modules
 
-    limits: dict[str, int | None] = {}   # model -> sequence limit: most stages start from the base model
-    for job in jobs:
-        if job.kind != "pretrain" or job.done():
-            continue
-        built = (Path(job.stage.parent) / PRETRAIN_RECORD_FILE).is_file()
-        model, where = job.stage.parent if built else suite.base_model, f"suite {suite.name}: recipes.{job.stage.kind}"
+    limits: dict[str, int | None] = {}   # model -> sequence limit: most jobs start from the base model
+
+    def fits(max_length: int, start: str, where: str) -> str:
+        model = start if (Path(start) / PRETRAIN_RECORD_FILE).is_file() else suite.base_model
         if model not in limits:
             limits[model] = model_sequence_limit(model)
-        check_sequence_length(job.stage.recipe.get("max_length", PretrainRecipe.max_length), limits[model],
-                              model, where)
-        if job.stage.recipe.get("adapter"):
-            check_target_modules(job.stage.recipe["adapter"], model, f"{where}: adapter")
+        check_sequence_length(max_length, limits[model], model, where)
+        return model
+
+    for job in (job for job in jobs if not job.done()):
+        if job.kind == "pretrain":
+            where = f"suite {suite.name}: recipes.{job.stage.kind}"
+            model = fits(job.stage.recipe.get("max_length", PretrainRecipe.max_length), job.stage.parent, where)
+            if job.stage.recipe.get("adapter"):
+                check_target_modules(job.stage.recipe["adapter"], model, f"{where}: adapter")
+        else:   # a fine-tuning run or probe (the roberta-base tokenizer sets no limit: it crashed mid-run)
+            fits(finetune_recipe(job.plan, suite).max_length, job.plan.model, f"suite {suite.name}: finetune")
 
 
 def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool,

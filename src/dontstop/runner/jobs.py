@@ -15,6 +15,8 @@ from __future__ import annotations
 import multiprocessing
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,13 +225,21 @@ def _announce(job: Job, jobs: list[Job], start: tuple[float, int]) -> None:
 
 def _run_workers(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
                  start: tuple[float, int], workers: int) -> int:
+    # concurrent.futures, not multiprocessing.Pool: a worker killed outright (the kernel's OOM
+    # killer, a kill -9) breaks the executor, where a Pool waited forever for its result
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_single_thread) as pool:
-        results = [pool.apply_async(work, (jobs, suite, exclude, wandb, start)) for _ in range(workers)]
-        finished = sum(result.get() for result in results)  # re-raises a worker's error here
-        pool.close()
-        pool.join()   # let workers exit on their own, releasing their semaphores
-    return finished
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as executor:
+        results = [executor.submit(work, jobs, suite, exclude, wandb, start) for _ in range(workers)]
+        try:
+            return sum(result.result() for result in results)  # re-raises a worker's error here
+        except BrokenProcessPool:
+            raise SystemExit("dontstop: error: a worker process was killed (out of memory? see `dmesg`); "
+                             "finished jobs are kept: rerun the same command to resume (fewer --workers "
+                             "use less memory)") from None
+        except BaseException:   # a job's error, or Ctrl-C: the other workers stop now, mid-job (redone next time)
+            for child in multiprocessing.active_children():
+                child.terminate()
+            raise
 
 
 def _single_thread() -> None:
