@@ -120,7 +120,11 @@ def test_a_worker_killed_outright_ends_the_run_in_one_line_and_a_rerun_resumes(r
         time.sleep(0.2)   # a worker is inside a fine-tuning run
     [victim, *_] = worker_pids(runner.pid)
     os.kill(victim, signal.SIGKILL)
-    output = runner.communicate(timeout=300)[0]   # it used to hang here
+    try:
+        output = runner.communicate(timeout=300)[0]   # it used to wait here forever
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
     assert runner.returncode == 1 and output.strip().splitlines()[-1] == (
         "dontstop: error: a worker process was killed (out of memory? see `dmesg`); finished jobs are kept: "
         "rerun the same command to resume (fewer --workers use less memory)"), output[-2000:]
