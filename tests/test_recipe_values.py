@@ -3,7 +3,6 @@
 before any work and with nothing written. Before, an infinite lr or LoRA alpha passed every check
 and diverged after the base stage, `betas: [0.9]` and `device: gpu` ended in tracebacks after
 it, `finetune: {seed: 3}` silently ran seed 0, and a hub id missing offline was two lines, exit 1."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -61,9 +60,9 @@ def test_a_gpu_device_passes_the_suite_checks_on_a_machine_without_one(tmp_path,
                  "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0
 
 
-def test_a_gpu_device_on_a_machine_without_one_is_one_line_and_no_run_folder(tmp_path, monkeypatch):
+def test_a_gpu_device_on_a_machine_without_one_is_one_line_and_no_run_folder(mini_build, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    recipe = FinetuneRecipe(model="bundled:bert-tiny", task="rt-polarity", suite="mini", data_dir="data",
+    recipe = FinetuneRecipe(model="bundled:bert-tiny", task="rt-polarity", suite="mini", data_dir=str(mini_build[0]),
                             epochs=1, max_train_examples=8, device="cuda")
     with pytest.raises(UserError, match=r"^fine-tuning recipe: key 'device': 'cuda', but torch sees 0 CUDA "
                                         r"device\(s\) here \(CUDA_VISIBLE_DEVICES="):
@@ -103,7 +102,7 @@ def test_a_bad_pretrain_value_or_a_model_missing_offline_is_one_line_before_anyt
     assert not out.exists()
 
 
-def test_a_model_that_cannot_load_leaves_no_run_folder(tmp_path, capsys):
+def test_a_model_that_cannot_load_leaves_no_run_folder(mini_build, tmp_path, capsys):
     """config.json was written before the model was loaded: a refused run left a run folder."""
     from transformers import BertConfig
 
@@ -114,6 +113,6 @@ def test_a_model_that_cannot_load_leaves_no_run_folder(tmp_path, capsys):
                            (tmp_path, f"{tmp_path}: not a model directory (no config.json)")):
         out = tmp_path / "adhoc" / "seed_0"
         line = refused(capsys, "finetune", "--suite", "mini", "--task", "rt-polarity", "--model", model,
-                       "--out", out, "--data-dir", Path("data"), "--epochs", "1", "--no-wandb")
+                       "--out", out, "--data-dir", mini_build[0], "--epochs", "1", "--no-wandb")
         assert line.startswith(message), line
         assert not (tmp_path / "adhoc").exists()
