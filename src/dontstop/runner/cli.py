@@ -187,9 +187,10 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: 
     """Print the plan (--dry-run) or execute it; return the number of jobs finished.
     `analysis`: the domain analysis follows (reproduce), so the stages it reads are built too."""
     if args.dry_run:
-        stale, analysed = stale_results(plans, suite, args.allow_mixed), analysis_stages(suite) if analysis else set()
-        check_job_models(make_jobs(plans, suite.probe, analysed, {item.path for item in stale}), suite)
-        print_plan(plans, suite, stale, analysed)
+        stale = stale_results(plans, suite, args.allow_mixed)
+        jobs = make_jobs(plans, suite.probe, analysis_stages(suite) if analysis else set(), {s.path for s in stale})
+        check_job_models(jobs, suite)
+        print_plan(plans, suite, stale, jobs)
         if stale and not args.rerun_stale:
             refuse(stale)
         return 0

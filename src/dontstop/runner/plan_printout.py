@@ -9,17 +9,18 @@ from ..records import METRICS_FILE
 from ..suites import Suite
 from .estimate import Estimator, MissingInput
 from .finished import Stale
-from .jobs import make_jobs
+from .jobs import Job
 from .plan import RunPlan, unique_stages
 
 
-def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], analysis: set[str]) -> None:
+def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: list[Job]) -> None:
     """Every stage to build, reuse or skip (nothing needs it), the fine-tuning runs left (stale ones
-    included), and what they cost here; `analysis`: the checkpoints the domain analysis reads."""
+    included), and what they cost here; `jobs`: the plans' jobs (jobs.make_jobs, with the stages
+    the domain analysis reads), whose stages are those to build."""
     estimator, total, bounded, unknown = Estimator.for_suite(suite), 0.0, False, False
     print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
     redo = {item.path for item in stale}
-    kept = {job.stage.key for job in make_jobs(plans, suite.probe, analysis, redo) if job.kind == "pretrain"}
+    kept = {job.stage.key for job in jobs if job.kind == "pretrain"}
     for stage in unique_stages(plans):
         state = "released" if stage.released else "reuse" if stage.record_path.exists() else \
             "build" if stage.key in kept else "skip"
