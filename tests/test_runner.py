@@ -17,42 +17,11 @@ import pytest
 from dontstop.conditions import load_conditions
 from dontstop.records import RunHistory
 from dontstop.suites import load_suite
-
-SUBSET = ["experiments/baseline", "experiments/tapt", "--tasks", "rt-polarity", "--seeds", "0", "1", "2"]
-REPO = Path(__file__).resolve().parents[1]
-
-
-def dontstop(*args, data_dir, root, check=True, **popen):
-    """`python -m dontstop run|reproduce ... --quick` with its own results and cache folders."""
-    command = [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb",
-               "--data-dir", str(data_dir), "--results-dir", str(root / "results"),
-               "--cache-dir", str(root / "cache")]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    if popen:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, **popen)
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-def metrics_of(root):
-    return {str(p.relative_to(root)): json.loads(p.read_text())
-            for p in sorted(Path(root, "results").rglob("metrics.json"))}
+from conftest import REPO, SUBSET, dontstop, metrics_of
 
 
 def finished_lines(output):
     return [line.split(":")[0].strip() for line in output.splitlines() if line.startswith("    ")]
-
-
-@pytest.fixture(scope="module")
-def reference(mini_build, tmp_path_factory):
-    """An uninterrupted run of SUBSET: (data_dir, root)."""
-    data_dir, _ = mini_build
-    root = tmp_path_factory.mktemp("reference")
-    dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=root)
-    return data_dir, root
 
 
 def test_reproduce_quick_runs_every_condition_on_every_task(mini_build, tmp_path):
