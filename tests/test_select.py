@@ -206,3 +206,74 @@ def test_a_suites_selection_keys_are_select_corpus_keywords():
     keywords = inspect.signature(select_corpus).parameters
     settings = {f.name: f.default for f in dataclasses.fields(SelectionSettings) if f.name != "k_scale"}
     assert settings == {name: keywords[name].default for name in settings}
+
+
+def test_an_output_folder_holding_the_pool_or_the_task_text_is_refused_and_they_are_kept(tmp_path, capsys):
+    """--out whose corpus.jsonl is the pool (or the task text): the selection was written over it."""
+    folder = tmp_path / "sel"
+    folder.mkdir()
+    pool, rng = topic_pool(tmp_path)
+    (folder / SELECTED_CORPUS_FILE).write_bytes(pool.read_bytes())
+    task = tmp_path / "task.txt"
+    task.write_text(topic_sentence(rng, 0) + "\n")
+    for task_text, pool_path, named in ((task, folder / SELECTED_CORPUS_FILE, "the pool"),
+                                        (folder / SELECTED_CORPUS_FILE, pool, "the task text")):
+        before = (folder / SELECTED_CORPUS_FILE).read_bytes()
+        assert main(["select", "--task-text", str(task_text), "--pool", str(pool_path), "--out", str(folder),
+                     "--method", "random", "--k", "2"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{named} is the {SELECTED_CORPUS_FILE} this selection would write" in err[0]
+        assert (folder / SELECTED_CORPUS_FILE).read_bytes() == before
+        assert not (folder / SELECT_RECORD_FILE).exists()
+
+
+@pytest.mark.parametrize("method", ["random", "knn"])
+def test_a_pool_of_nothing_but_task_text_is_refused_by_both_methods(method, tmp_path, capsys):
+    """A pool that is the task's own train file: RAND-TAPT wrote a corpus of the task text alone
+    (a TAPT corpus under another name), with exit 0."""
+    task = tmp_path / "train.txt"
+    task.write_text("first task sentence here\nsecond task sentence there\n")
+    assert main(["select", "--task-text", str(task), "--pool", str(task), "--out", str(tmp_path / "out"),
+                 "--method", method, "--k", "2"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1:] == [   # after the scan's progress bar
+        f"dontstop: error: {task}: no pool documents left to select from (2 duplicate(s) of task text "
+        "or of each other, 0 held-out dev/test text)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_held_out_text_given_as_the_task_text_is_refused(tmp_path, capsys):
+    """--task-text <task>/dev.jsonl: its texts opened the selected corpus as "task" documents
+    (pretrained on), though --exclude-dev-test-of named that very task."""
+    pool, rng = topic_pool(tmp_path)
+    task_dir = tmp_path / "task"
+    task_dir.mkdir()
+    for split in ("train", "dev", "test"):
+        (task_dir / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"text": topic_sentence(rng, 0), "label": "a"}) + "\n" for _ in range(3)))
+    args = ["select", "--pool", str(pool), "--k", "2", "--exclude-dev-test-of", str(task_dir)]
+    assert main([*args, "--task-text", str(task_dir / "dev.jsonl"), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{task_dir / 'dev.jsonl'}: 3 of its 3 texts are dev/test text" in err[0]
+    assert not (tmp_path / "bad").exists()
+    assert main([*args, "--task-text", str(task_dir / "train.jsonl"), "--out", str(tmp_path / "good")]) == 0
+
+
+def test_a_saved_index_is_reused_by_content_and_a_damaged_one_is_one_line(tmp_path, capsys):
+    """A touched pool of the same bytes reuses the index (its mtime changed the key: the runner,
+    which names index folders by content, then failed mid-run); a truncated index.faiss or a
+    missing pool scan is one line naming the folder (a faiss RuntimeError traceback)."""
+    pool, rng = topic_pool(tmp_path)
+    queries = [topic_sentence(rng, 0) for _ in range(3)]
+    first = select_corpus(queries, pool, tmp_path / "a", k=3, index_dir=tmp_path / "index")
+    pool.touch()
+    pool.write_bytes(pool.read_bytes())   # same bytes, new mtime
+    capsys.readouterr()
+    assert select_corpus(queries, pool, tmp_path / "b", k=3, index_dir=tmp_path / "index").selected == first.selected
+    assert "reusing index" in capsys.readouterr().out
+    saved = tmp_path / "index" / "index.faiss"
+    saved.write_bytes(saved.read_bytes()[:100])
+    with pytest.raises(UserError, match="index.faiss: cannot read the saved index, missing or truncated"):
+        select_corpus(queries, pool, tmp_path / "c", k=3, index_dir=tmp_path / "index")
+    (tmp_path / "index" / "pool_scan.npz").unlink()
+    with pytest.raises(UserError, match="cannot read the saved pool scan or embedder"):
+        select_corpus(queries, pool, tmp_path / "d", k=3, index_dir=tmp_path / "index")
