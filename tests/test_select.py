@@ -8,7 +8,7 @@ import pytest
 from dontstop.select import index as knn_index
 from dontstop.cli import main
 from dontstop.data.formats import text_key
-from dontstop.select.embed import BowEmbedder, EncoderEmbedder, load_embedder
+from dontstop.select.embed import EMBEDDERS, BowEmbedder, EncoderEmbedder, load_embedder
 from dontstop.fileio import UserError
 from dontstop.records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
 from dontstop.select.selection import select_corpus
@@ -201,11 +201,13 @@ def test_a_suites_selection_keys_are_select_corpus_keywords():
     names select_corpus's embedding keywords with their defaults, and the runner's k_scale."""
     import inspect
 
-    from dontstop.suite_checks import SelectionSettings
+    from dontstop.suite_checks import SELECTION_RANGES, SelectionSettings
 
     keywords = inspect.signature(select_corpus).parameters
     settings = {f.name: f.default for f in dataclasses.fields(SelectionSettings) if f.name != "k_scale"}
     assert settings == {name: keywords[name].default for name in settings}
+    assert SELECTION_RANGES["embedder"].choices == EMBEDDERS     # the suite checks' choices are select's
+    assert SELECTION_RANGES["index"].choices == knn_index.INDEX_TYPES
 
 
 def test_an_output_folder_holding_the_pool_or_the_task_text_is_refused_and_they_are_kept(tmp_path, capsys):
@@ -277,3 +279,45 @@ def test_a_saved_index_is_reused_by_content_and_a_damaged_one_is_one_line(tmp_pa
     (tmp_path / "index" / "pool_scan.npz").unlink()
     with pytest.raises(UserError, match="cannot read the saved pool scan or embedder"):
         select_corpus(queries, pool, tmp_path / "d", k=3, index_dir=tmp_path / "index")
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["selection.index=hnsw"], "--set selection.index=hnsw: selection: key 'index': 'hnsw'; must be one of flat, ivf"),
+    (["selection.embedder=vampire"], "--set selection.embedder=vampire: selection: key 'embedder': 'vampire'; "
+                                     "must be one of bow, encoder"),
+    (["selection.embedder=encoder", "selection.encoder_model=./no/model"], "./no/model: model path does not exist"),
+])
+def test_a_selection_setting_the_runner_cannot_select_with_is_one_line_before_any_work(settings, message, tmp_path,
+                                                                                          capsys):
+    """An unknown embedder or index, or an encoder that does not load: select_corpus refused them
+    once the kNN stage's turn came, after the base stage (and every job before it) had run."""
+    from conftest import REPO, write_tiny_mini_tasks
+
+    write_tiny_mini_tasks(tmp_path / "data")
+    flags = [flag for setting in settings for flag in ("--set", setting)]
+    assert main(["run", str(REPO / "experiments" / "knn_tapt_50"), "--dry-run", "--no-wandb", "--tasks", "aclsum-roles",
+                 "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results"),
+                 "--cache-dir", str(tmp_path / "cache"), *flags]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"dontstop: error: {message}"]
+
+
+def test_the_runners_knn_stages_share_an_index_only_under_one_leakage_guard(mini_suite, tmp_path, capsys):
+    """50NN then 150NN of one task, the second after the pool was touched (same bytes) and under a
+    larger leakage guard (a task downloaded, a dev file edited since): each selects (the index
+    folder, named by content but not by the guard, was refused as `built for another pool`, mid-run)."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.job_actions import _select
+    from dontstop.runner.plan import plan_runs
+
+    pool, rng = topic_pool(tmp_path)
+    mini_suite.pools["cs"] = str(pool)
+    stages = [plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])[0].stages[-1]
+              for name in ("knn_tapt_50", "knn_tapt_150", "knn_tapt_500")]
+    guard = {text_key("a held-out sentence")}
+    _select(stages[0], mini_suite, guard)
+    pool.write_bytes(pool.read_bytes())   # same bytes, new mtime
+    _select(stages[1], mini_suite, guard)
+    assert "reusing index" in capsys.readouterr().out
+    _select(stages[2], mini_suite, guard | {text_key("a dev sentence edited since")})
+    assert "reusing index" not in capsys.readouterr().out
+    assert all((stage.selection_dir / SELECT_RECORD_FILE).is_file() for stage in stages)
