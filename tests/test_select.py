@@ -1,6 +1,7 @@
 """kNN-TAPT / RAND-TAPT selection: embedders, faiss search, dedup, leakage, the record."""
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -321,3 +322,29 @@ def test_the_runners_knn_stages_share_an_index_only_under_one_leakage_guard(mini
     _select(stages[2], mini_suite, guard | {text_key("a dev sentence edited since")})
     assert "reusing index" not in capsys.readouterr().out
     assert all((stage.selection_dir / SELECT_RECORD_FILE).is_file() for stage in stages)
+
+
+def test_a_curated_file_or_pool_of_nothing_but_task_text_is_refused_when_the_plan_is_checked(mini_suite, tmp_path):
+    """A task file given as a curated file or pool: pretraining and selection drop the task's train
+    and the suite's dev/test text, so Curated-TAPT pretrained on the train text alone (TAPT, exit 0)
+    and a kNN stage stopped once the stages before it were built. Refused with the plan's checks."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.inputs import check_inputs
+    from dontstop.runner.plan import plan_runs
+
+    task_dir = Path(mini_suite.task_dir("aclsum-roles"))
+    curated = tmp_path / "curated.txt"   # the task's test text, copied out of its jsonl
+    curated.write_text("".join(json.loads(line)["text"] + "\n" for line in (task_dir / "test.jsonl").open()))
+    mini_suite.curated["aclsum-roles"], mini_suite.pools["cs"] = str(curated), str(task_dir / "train.jsonl")
+    plans = [plan for name in ("curated_tapt", "knn_tapt_50", "rand_tapt")
+             for plan in plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])]
+    with pytest.raises(UserError) as refused:
+        check_inputs(plans, mini_suite)
+    lines = str(refused.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(curated), str(task_dir / "train.jsonl")]
+    assert all("would pretrain on the task's text alone" in line for line in lines)
+    curated.write_text("a curated document of its own\n")   # one document beyond the task's text is enough
+    mini_suite.pools["cs"] = str(write_pool(tmp_path / "pool.jsonl", [{"text": "a pool document"}]))
+    plans = [plan for name in ("curated_tapt", "knn_tapt_50")
+             for plan in plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])]
+    check_inputs(plans, mini_suite)
