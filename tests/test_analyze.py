@@ -264,3 +264,16 @@ def test_mlm_loss_cli_writes_tables(perturbed_model, text_corpora, tmp_path, cap
     assert "| base |" in (out / "mlm_loss.md").read_text()
     assert main(argv[:3] + ["base"] + argv[4:]) == 2
     assert "--models base: expected NAME=PATH" in capsys.readouterr().err
+
+
+def test_a_mistyped_later_model_is_refused_before_any_model_scores(text_corpora, tmp_path, capsys):
+    """`--models base=... dapt-cs=<typo>`: the base model scored every corpus first (minutes on the
+    paper's models and 500 documents), then the typo ended the command."""
+    out = tmp_path / "analysis"
+    argv = ["analyze", "mlm-loss", "--models", "base=bundled:bert-tiny", f"dapt-cs={tmp_path / 'no-such-ckpt'}",
+            "--corpora", *(f"{name}={path}" for name, path in text_corpora.items()),
+            "--documents", "4", "--max-length", "32", "--out", str(out)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == f"dontstop: error: {tmp_path / 'no-such-ckpt'}: model path does not exist"
+    assert "loss" not in captured.out and not out.exists()

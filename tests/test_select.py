@@ -1,6 +1,7 @@
 """kNN-TAPT / RAND-TAPT selection: embedders, faiss search, dedup, leakage, the record."""
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from dontstop.select import index as knn_index
 from dontstop.cli import main
 from dontstop.data.formats import text_key
-from dontstop.select.embed import BowEmbedder, EncoderEmbedder, load_embedder
+from dontstop.select.embed import EMBEDDERS, BowEmbedder, EncoderEmbedder, load_embedder
 from dontstop.fileio import UserError
 from dontstop.records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
 from dontstop.select.selection import select_corpus
@@ -201,8 +202,149 @@ def test_a_suites_selection_keys_are_select_corpus_keywords():
     names select_corpus's embedding keywords with their defaults, and the runner's k_scale."""
     import inspect
 
-    from dontstop.suite_checks import SelectionSettings
+    from dontstop.suite_checks import SELECTION_RANGES, SelectionSettings
 
     keywords = inspect.signature(select_corpus).parameters
     settings = {f.name: f.default for f in dataclasses.fields(SelectionSettings) if f.name != "k_scale"}
     assert settings == {name: keywords[name].default for name in settings}
+    assert SELECTION_RANGES["embedder"].choices == EMBEDDERS     # the suite checks' choices are select's
+    assert SELECTION_RANGES["index"].choices == knn_index.INDEX_TYPES
+
+
+def test_an_output_folder_holding_the_pool_or_the_task_text_is_refused_and_they_are_kept(tmp_path, capsys):
+    """--out whose corpus.jsonl is the pool (or the task text): the selection was written over it."""
+    folder = tmp_path / "sel"
+    folder.mkdir()
+    pool, rng = topic_pool(tmp_path)
+    (folder / SELECTED_CORPUS_FILE).write_bytes(pool.read_bytes())
+    task = tmp_path / "task.txt"
+    task.write_text(topic_sentence(rng, 0) + "\n")
+    for task_text, pool_path, named in ((task, folder / SELECTED_CORPUS_FILE, "the pool"),
+                                        (folder / SELECTED_CORPUS_FILE, pool, "the task text")):
+        before = (folder / SELECTED_CORPUS_FILE).read_bytes()
+        assert main(["select", "--task-text", str(task_text), "--pool", str(pool_path), "--out", str(folder),
+                     "--method", "random", "--k", "2"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{named} is the {SELECTED_CORPUS_FILE} this selection would write" in err[0]
+        assert (folder / SELECTED_CORPUS_FILE).read_bytes() == before
+        assert not (folder / SELECT_RECORD_FILE).exists()
+
+
+@pytest.mark.parametrize("method", ["random", "knn"])
+def test_a_pool_of_nothing_but_task_text_is_refused_by_both_methods(method, tmp_path, capsys):
+    """A pool that is the task's own train file: RAND-TAPT wrote a corpus of the task text alone
+    (a TAPT corpus under another name), with exit 0."""
+    task = tmp_path / "train.txt"
+    task.write_text("first task sentence here\nsecond task sentence there\n")
+    assert main(["select", "--task-text", str(task), "--pool", str(task), "--out", str(tmp_path / "out"),
+                 "--method", method, "--k", "2"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1:] == [   # after the scan's progress bar
+        f"dontstop: error: {task}: no pool documents left to select from (2 duplicate(s) of task text "
+        "or of each other, 0 held-out dev/test text)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_held_out_text_given_as_the_task_text_is_refused(tmp_path, capsys):
+    """--task-text <task>/dev.jsonl: its texts opened the selected corpus as "task" documents
+    (pretrained on), though --exclude-dev-test-of named that very task."""
+    pool, rng = topic_pool(tmp_path)
+    task_dir = tmp_path / "task"
+    task_dir.mkdir()
+    for split in ("train", "dev", "test"):
+        (task_dir / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"text": topic_sentence(rng, 0), "label": "a"}) + "\n" for _ in range(3)))
+    args = ["select", "--pool", str(pool), "--k", "2", "--exclude-dev-test-of", str(task_dir)]
+    assert main([*args, "--task-text", str(task_dir / "dev.jsonl"), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{task_dir / 'dev.jsonl'}: 3 of its 3 texts are dev/test text" in err[0]
+    assert not (tmp_path / "bad").exists()
+    assert main([*args, "--task-text", str(task_dir / "train.jsonl"), "--out", str(tmp_path / "good")]) == 0
+
+
+def test_a_saved_index_is_reused_by_content_and_a_damaged_one_is_one_line(tmp_path, capsys):
+    """A touched pool of the same bytes reuses the index (its mtime changed the key: the runner,
+    which names index folders by content, then failed mid-run); a truncated index.faiss or a
+    missing pool scan is one line naming the folder (a faiss RuntimeError traceback)."""
+    pool, rng = topic_pool(tmp_path)
+    queries = [topic_sentence(rng, 0) for _ in range(3)]
+    first = select_corpus(queries, pool, tmp_path / "a", k=3, index_dir=tmp_path / "index")
+    pool.touch()
+    pool.write_bytes(pool.read_bytes())   # same bytes, new mtime
+    capsys.readouterr()
+    assert select_corpus(queries, pool, tmp_path / "b", k=3, index_dir=tmp_path / "index").selected == first.selected
+    assert "reusing index" in capsys.readouterr().out
+    saved = tmp_path / "index" / "index.faiss"
+    saved.write_bytes(saved.read_bytes()[:100])
+    with pytest.raises(UserError, match="index.faiss: cannot read the saved index, missing or truncated"):
+        select_corpus(queries, pool, tmp_path / "c", k=3, index_dir=tmp_path / "index")
+    (tmp_path / "index" / "pool_scan.npz").unlink()
+    with pytest.raises(UserError, match="cannot read the saved pool scan or embedder"):
+        select_corpus(queries, pool, tmp_path / "d", k=3, index_dir=tmp_path / "index")
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["selection.index=hnsw"], "--set selection.index=hnsw: selection: key 'index': 'hnsw'; must be one of flat, ivf"),
+    (["selection.embedder=vampire"], "--set selection.embedder=vampire: selection: key 'embedder': 'vampire'; "
+                                     "must be one of bow, encoder"),
+    (["selection.embedder=encoder", "selection.encoder_model=./no/model"], "./no/model: model path does not exist"),
+])
+def test_a_selection_setting_the_runner_cannot_select_with_is_one_line_before_any_work(settings, message, tmp_path,
+                                                                                          capsys):
+    """An unknown embedder or index, or an encoder that does not load: select_corpus refused them
+    once the kNN stage's turn came, after the base stage (and every job before it) had run."""
+    from conftest import REPO, write_tiny_mini_tasks
+
+    write_tiny_mini_tasks(tmp_path / "data")
+    flags = [flag for setting in settings for flag in ("--set", setting)]
+    assert main(["run", str(REPO / "experiments" / "knn_tapt_50"), "--dry-run", "--no-wandb", "--tasks", "aclsum-roles",
+                 "--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results"),
+                 "--cache-dir", str(tmp_path / "cache"), *flags]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"dontstop: error: {message}"]
+
+
+def test_the_runners_knn_stages_share_an_index_only_under_one_leakage_guard(mini_suite, tmp_path, capsys):
+    """50NN then 150NN of one task, the second after the pool was touched (same bytes) and under a
+    larger leakage guard (a task downloaded, a dev file edited since): each selects (the index
+    folder, named by content but not by the guard, was refused as `built for another pool`, mid-run)."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.job_actions import _select
+    from dontstop.runner.plan import plan_runs
+
+    pool, rng = topic_pool(tmp_path)
+    mini_suite.pools["cs"] = str(pool)
+    stages = [plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])[0].stages[-1]
+              for name in ("knn_tapt_50", "knn_tapt_150", "knn_tapt_500")]
+    guard = {text_key("a held-out sentence")}
+    _select(stages[0], mini_suite, guard)
+    pool.write_bytes(pool.read_bytes())   # same bytes, new mtime
+    _select(stages[1], mini_suite, guard)
+    assert "reusing index" in capsys.readouterr().out
+    _select(stages[2], mini_suite, guard | {text_key("a dev sentence edited since")})
+    assert "reusing index" not in capsys.readouterr().out
+    assert all((stage.selection_dir / SELECT_RECORD_FILE).is_file() for stage in stages)
+
+
+def test_a_curated_file_or_pool_of_nothing_but_task_text_is_refused_when_the_plan_is_checked(mini_suite, tmp_path):
+    """A task file given as a curated file or pool: pretraining and selection drop the task's train
+    and the suite's dev/test text, so Curated-TAPT pretrained on the train text alone (TAPT, exit 0)
+    and a kNN stage stopped once the stages before it were built. Refused with the plan's checks."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.inputs import check_inputs
+    from dontstop.runner.plan import plan_runs
+
+    task_dir = Path(mini_suite.task_dir("aclsum-roles"))
+    curated = tmp_path / "curated.txt"   # the task's test text, copied out of its jsonl
+    curated.write_text("".join(json.loads(line)["text"] + "\n" for line in (task_dir / "test.jsonl").open()))
+    mini_suite.curated["aclsum-roles"], mini_suite.pools["cs"] = str(curated), str(task_dir / "train.jsonl")
+    plans = [plan for name in ("curated_tapt", "knn_tapt_50", "rand_tapt")
+             for plan in plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])]
+    with pytest.raises(UserError) as refused:
+        check_inputs(plans, mini_suite)
+    lines = str(refused.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(curated), str(task_dir / "train.jsonl")]
+    assert all("would pretrain on the task's text alone" in line for line in lines)
+    curated.write_text("a curated document of its own\n")   # one document beyond the task's text is enough
+    mini_suite.pools["cs"] = str(write_pool(tmp_path / "pool.jsonl", [{"text": "a pool document"}]))
+    plans = [plan for name in ("curated_tapt", "knn_tapt_50")
+             for plan in plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])]
+    check_inputs(plans, mini_suite)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 from .config import from_dict, nested_key_lines, shared_names
 from .fileio import UserError, raise_problems
 from .overrides import Override, given_for
-from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, RECIPE_KINDS, SEED, SET_BY_THE_RUNNER, AdapterRecipe,
+from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, OneOf, RECIPE_KINDS, SEED, SET_BY_THE_RUNNER, AdapterRecipe,
                       FinetuneRecipe, PretrainRecipe, Violation, adapter_violations, range_violations, violations)
 
 
@@ -29,8 +29,11 @@ class SelectionSettings:
     k_scale: float = 1.0        # k of a knn:<k> / random:<k> stage x this (the mini pools are small)
 
 
-# The numbers a selection setting takes (a dim of 0 failed inside scikit-learn, mid-run).
-SELECTION_RANGES = {"dim": AT_LEAST_1, "nprobe": AT_LEAST_1, "k_scale": POSITIVE}
+# The values a selection setting takes (a dim of 0 failed inside scikit-learn, mid-run; an
+# unknown embedder or index in select_corpus, once the stages before it were built). The
+# choices are select/embed.EMBEDDERS and select/index.INDEX_TYPES (a test holds them equal).
+SELECTION_RANGES = {"dim": AT_LEAST_1, "nprobe": AT_LEAST_1, "k_scale": POSITIVE,
+                    "embedder": OneOf(("bow", "encoder")), "index": OneOf(("flat", "ivf"))}
 
 
 def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..fileio import atomic_output, atomic_write_json
-from ..models import load_pretrained
+from ..models import check_available, load_pretrained
 from . import vocab
 
 MLM_OUTPUT_FILES = ("mlm_loss.csv", "mlm_loss_before_after.csv", "mlm_loss.md", "mlm_loss.json")
@@ -36,6 +36,8 @@ def score_models(models: dict[str, str], samples: dict[str, list[str]], max_leng
 
     from ..pretrain.mlm import heldout_mlm_loss
 
+    for model_name in models.values():   # a mistyped last model was found after the others had scored
+        check_available(model_name)
     matrix = pd.DataFrame(index=pd.Index(list(models), name="model"), columns=list(samples),
                           dtype=float)
     cells, started = len(models) * len(samples), time.time()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..data.formats import Problem, check_corpus, parse_split
+from ..data.formats import Problem, check_corpus, iter_corpus, leakage_keys, load_split, parse_split, text_key
 from ..data.task_checks import check_task
 from ..suites import Suite
 from ..fileio import atomic_write_json, raise_problems, read_json
@@ -58,6 +58,8 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False) -
                               lambda path=path, pool=pool: _checked_corpus(path, pool), missing_ok)
     if memo != before:
         atomic_write_json(memo_path, memo)
+    if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
+        problems += _nothing_beyond_task_text(plans, suite)
     raise_problems([p.error_line for p in problems if p.severity == "error"], SHOWN,
                    f"; `dontstop data check {Path(suite.data_dir) / suite.name}` lists every one")
 
@@ -87,6 +89,32 @@ def _corpora(plans: list[RunPlan], suite: Suite) -> list[tuple[str, bool]]:
         if stage.selection:
             found[stage.selection["pool"]] = True
     return list(found.items())
+
+
+def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Problem]:
+    """A curated file or kNN/RAND pool (of a stage still to build) holding no document but the
+    task's own train text and the suite's dev/test text (a task file given by mistake): pretraining
+    and selection drop both, so Curated-TAPT was TAPT under another name, with exit 0, and a kNN
+    stage stopped after the stages before it had been built. Stops at a pool's first other document."""
+    guarded = [d for d in suite.leakage_task_dirs() if all((d / f"{s}.jsonl").is_file() for s in ("dev", "test"))]
+    held_out, problems, seen = leakage_keys(guarded), [], set()
+    for stage in unique_stages(plans):
+        if stage.released or stage.record_path.exists():
+            continue
+        selection = stage.selection or {}
+        train, extra = (selection["queries"], selection["pool"]) if selection else \
+            (stage.corpora if stage.kind == "tapt_large" and len(stage.corpora) == 2 else (None, None))
+        if not extra or (train, extra) in seen or not (Path(train).is_file() and Path(extra).is_file()):
+            continue
+        seen.add((train, extra))
+        known = held_out | {text_key(e.text) for e in load_split(train)}
+        if next(iter_corpus([extra], dedup=False, exclude=known), None) is None:
+            what = "kNN/RAND pool" if selection else "curated file"
+            problems.append(Problem(str(extra), None, None, f"every document of this {what} is text of {train} "
+                                    "or dev/test text of the suite's tasks, which pretraining drops: "
+                                    f"{stage.name} would pretrain on the task's text alone (a task file given "
+                                    "by mistake?)"))
+    return problems
 
 
 def _checked_corpus(path: str, pool: bool) -> list[Problem]:

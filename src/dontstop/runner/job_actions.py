@@ -15,7 +15,7 @@ from typing import Any
 
 from ..data.formats import load_split
 from ..suites import Suite
-from ..fileio import UserError, file_sha256, job_lock
+from ..fileio import UserError, file_sha256, job_lock, sha256_text
 from ..recipes import FinetuneRecipe, PretrainRecipe
 from ..records import (METRICS_FILE, PRETRAIN_RECORD_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE,
                        MetricsRecord, PretrainRecord, SelectRecord)
@@ -46,7 +46,7 @@ def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
     queries_path, pool, method = spec.pop("queries"), spec.pop("pool"), spec.pop("method")
     k = max(1, round(spec.pop("k") * spec.pop("k_scale", 1.0)))
     out_dir = stage.selection_dir
-    index_dir = _index_dir(suite, queries_path, pool, spec)
+    index_dir = _index_dir(suite, queries_path, pool, spec, exclude)
     # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
     with job_lock(index_dir.with_suffix(".lock"), wait=True):
         if not (out_dir / SELECT_RECORD_FILE).exists():
@@ -56,11 +56,14 @@ def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
     return str(out_dir / SELECTED_CORPUS_FILE)
 
 
-def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, Any]) -> Path:
-    """One fitted embedder + faiss index per (task text, pool, embedding settings), shared by
-    50NN, 150NN and 500NN: only the search differs between them."""
+def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, Any],
+               exclude: set[bytes]) -> Path:
+    """One fitted embedder + faiss index per (task text, pool, embedding settings, held-out text
+    kept out of the index), shared by 50NN, 150NN and 500NN: only the search differs between
+    them. Everything select_corpus keys the folder by names it: another leakage guard (a task
+    downloaded since, a dev file edited) gets a folder of its own, not a refusal mid-run."""
     identity = json.dumps([file_sha256(queries_path, suite.cache_dir), file_sha256(pool, suite.cache_dir),
-                           embedding], sort_keys=True)
+                           embedding, sha256_text(b"".join(sorted(exclude)).hex())], sort_keys=True)
     return Path(suite.cache_dir) / suite.name / "indexes" / hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
@@ -120,6 +123,8 @@ def check_models_available(jobs) -> None:
 
     starts = {job.stage.parent for job in jobs if job.kind == "pretrain" and not job.done()}
     starts |= {job.plan.model for job in jobs if job.kind == "finetune" and not job.done()}
+    starts |= {job.stage.selection.get("encoder_model", "bundled:minilm") for job in jobs   # kNN's encoder
+               if job.kind == "pretrain" and not job.done() and (job.stage.selection or {}).get("embedder") == "encoder"}
     ours = {job.stage.checkpoint_dir for job in jobs if job.kind == "pretrain"}  # built by earlier jobs
     for name in sorted(starts - ours):
         check_available(name)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.formats import iter_corpus, leakage_keys
-from ..fileio import check_writable_dir, raise_problems
+from pathlib import Path
+
+from ..data.formats import iter_corpus, leakage_keys, text_key
+from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_flag
+from ..records import SELECTED_CORPUS_FILE
 from ..recipes import AT_LEAST_1, SEED, range_violations
 from ..suite_checks import SELECTION_RANGES
 from . import index as knn_index
@@ -44,9 +47,22 @@ def _run(args: argparse.Namespace) -> int:
         {**SELECTION_RANGES, "k": AT_LEAST_1, "seed": SEED}, numbers)])
     for folder in [args.out, *([args.index_dir] if args.index_dir else [])]:   # written after the embedding
         check_writable_dir(folder)
-    queries = list(iter_corpus([args.task_text]))
+    if (Path(args.out) / SELECTED_CORPUS_FILE).resolve() == Path(args.task_text).resolve():
+        raise UserError(f"{args.task_text}: the task text is the {SELECTED_CORPUS_FILE} this selection "
+                        f"would write in {args.out}; choose another output folder")
+    queries, exclude = list(iter_corpus([args.task_text])), leakage_keys(args.exclude_dev_test_of)
+    _check_no_heldout_queries(args.task_text, queries, exclude)
     select_corpus(queries, args.pool, args.out, method=args.method, k=args.k,
                   embedder=args.embedder, encoder_model=args.encoder_model, dim=args.dim,
-                  index=args.index, nprobe=args.nprobe, exclude=leakage_keys(args.exclude_dev_test_of),
+                  index=args.index, nprobe=args.nprobe, exclude=exclude,
                   seed=args.seed, index_dir=args.index_dir)
     return 0
+
+
+def _check_no_heldout_queries(task_text: str, queries: list[str], exclude: set[bytes]) -> None:
+    """The task text opens the selected corpus: dev/test text there (a dev split given as
+    --task-text) would be pretrained on, the very leakage --exclude-dev-test-of guards against."""
+    held_out = [text for text in queries if text_key(text) in exclude]
+    if held_out:
+        raise UserError(f"{task_text}: {len(held_out)} of its {len(queries)} texts are dev/test text of "
+                        f"--exclude-dev-test-of (the first: {held_out[0][:60]!r}); give the task's train split")

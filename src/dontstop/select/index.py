@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from ..fileio import atomic_output
+from ..fileio import UserError, atomic_output
 
 INDEX_TYPES = ("flat", "ivf")
 DEFAULT_NPROBE = 32
@@ -97,4 +97,8 @@ def save_index(index: faiss.Index, path: str | Path) -> None:
 
 
 def load_index(path: str | Path) -> faiss.Index:
-    return faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+    try:
+        return faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
+    except (OSError, RuntimeError) as e:   # faiss reports a truncated file as a RuntimeError
+        raise UserError(f"{path}: cannot read the saved index, missing or truncated? "
+                        f"({str(e).splitlines()[0][:120]}); remove its folder to build it again") from None

@@ -13,6 +13,7 @@ Writes `<out>/corpus.jsonl` and, last, `<out>/select_record.json` (records.Selec
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ import numpy as np
 from . import index as knn_index
 from ..data.formats import text_key
 from .embed import EMBEDDERS, Embedder, load_embedder, make_embedder
-from ..fileio import UserError, atomic_output, atomic_write_json, read_json, sha256_text
+from ..fileio import (UserError, atomic_output, atomic_write_json, file_sha256, read_json,
+                      sha256_text)
 from ..records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
 from .pool import PoolScan, fetch_documents, load_scan, save_scan, scan_pool
 
@@ -55,10 +57,10 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
     """
     started = time.time()
     out_dir, pool_path = Path(out_dir), Path(pool_path)
-    _check_arguments(queries, out_dir, method, k, nprobe, embedder, index)
+    _check_arguments(queries, pool_path, out_dir, method, k, nprobe, embedder, index)
     queries = _unique(queries)
     if method == "random":
-        scan = scan_pool(pool_path, {text_key(q) for q in queries}, exclude)
+        scan = _nonempty(scan_pool(pool_path, {text_key(q) for q in queries}, exclude), pool_path)
         candidates = _random_candidates(len(scan.lines), len(queries), k, seed)
         details = {"embedder": None, "index": None, "recall_at_k": None}
     else:
@@ -84,10 +86,13 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
     return record
 
 
-def _check_arguments(queries: list[str], out_dir: Path, method: str, k: int, nprobe: int,
-                     embedder: str, index: str) -> None:
+def _check_arguments(queries: list[str], pool_path: Path, out_dir: Path, method: str, k: int,
+                     nprobe: int, embedder: str, index: str) -> None:
     if (out_dir / SELECT_RECORD_FILE).exists():
         raise UserError(f"{out_dir}: already holds a selection; choose another output folder")
+    if (out_dir / SELECTED_CORPUS_FILE).resolve() == pool_path.resolve():   # it was replaced, pool lost
+        raise UserError(f"{pool_path}: the pool is the {SELECTED_CORPUS_FILE} this selection "
+                        f"would write in {out_dir}; choose another output folder")
     if method not in METHODS:
         raise UserError(f"unknown selection method {method!r}; known: {', '.join(METHODS)}")
     if embedder not in EMBEDDERS or index not in knn_index.INDEX_TYPES:
@@ -97,6 +102,16 @@ def _check_arguments(queries: list[str], out_dir: Path, method: str, k: int, npr
         raise UserError(f"k and nprobe must be at least 1 (got k={k}, nprobe={nprobe})")
     if not queries:
         raise UserError("no task text to select for (empty queries)")
+
+
+def _nonempty(scan: PoolScan, pool_path: Path) -> PoolScan:
+    """The scan, unless no document is left once task text and held-out text are dropped (a
+    pool that is the task's own text: RAND-TAPT would be TAPT, kNN has nothing to search)."""
+    if len(scan.lines) == 0:
+        raise UserError(f"{pool_path}: no pool documents left to select from ({scan.duplicates} "
+                        f"duplicate(s) of task text or of each other, {scan.excluded_heldout} "
+                        "held-out dev/test text)")
+    return scan
 
 
 def _unique(texts: list[str]) -> list[str]:
@@ -142,32 +157,40 @@ def _knn_model(queries: list[str], pool_path: Path, exclude, settings: Embedding
                index_dir: str | Path | None) -> tuple[PoolScan, Embedder, object]:
     """The pool scan, fitted embedder and filled faiss index: reused from index_dir if built
     for the same inputs, else built (and saved there when index_dir is given)."""
-    stat = pool_path.stat() if pool_path.is_file() else None
-    key = {"pool": str(pool_path.resolve()), "pool_bytes": stat and stat.st_size,
-           "pool_mtime_ns": stat and stat.st_mtime_ns, "queries": sha256_text("\n".join(queries)),
+    if not index_dir:
+        return _build_knn_model(queries, pool_path, exclude, settings)
+    folder = Path(index_dir)
+    # The pool by content (memoised in the folder by size and mtime): a copied or touched pool of
+    # the same bytes is the same pool, and the runner names its index folders by content too.
+    key = {"pool_sha256": file_sha256(pool_path, folder),
+           "queries": sha256_text("\n".join(queries)),
            "exclude": sha256_text(b"".join(sorted(exclude)).hex()), **asdict(settings)}
-    folder = Path(index_dir) if index_dir else None
-    if folder and (folder / "index_key.json").is_file():
+    if (folder / "index_key.json").is_file():
         if read_json(folder / "index_key.json") != key:
             raise UserError(f"{folder}: index was built for another pool, task or embedder; "
                             "give a new --index-dir")
         print(f"reusing index from {folder}")
-        return load_scan(folder / "pool_scan.npz"), load_embedder(folder / "embedder"), \
-            knn_index.load_index(folder / "index.faiss")
+        return _load_knn_model(folder)
     scan, model, faiss_index = _build_knn_model(queries, pool_path, exclude, settings)
-    if folder:
-        model.save(folder / "embedder")
-        save_scan(scan, folder / "pool_scan.npz")
-        knn_index.save_index(faiss_index, folder / "index.faiss")
-        atomic_write_json(folder / "index_key.json", key)
+    model.save(folder / "embedder")
+    save_scan(scan, folder / "pool_scan.npz")
+    knn_index.save_index(faiss_index, folder / "index.faiss")
+    atomic_write_json(folder / "index_key.json", key)   # last: a folder without it is rebuilt
     return scan, model, faiss_index
+
+
+def _load_knn_model(folder: Path) -> tuple[PoolScan, Embedder, object]:
+    try:   # numpy's, joblib's and pickle's words for a missing or cut file
+        scan, model = load_scan(folder / "pool_scan.npz"), load_embedder(folder / "embedder")
+    except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:
+        raise UserError(f"{folder}: cannot read the saved pool scan or embedder, missing or "
+                        f"truncated? ({str(e)[:120]}); remove the folder to build it again") from None
+    return scan, model, knn_index.load_index(folder / "index.faiss")
 
 
 def _build_knn_model(queries: list[str], pool_path: Path, exclude, settings: EmbeddingSettings
                      ) -> tuple[PoolScan, Embedder, object]:
-    scan = scan_pool(pool_path, {text_key(q) for q in queries}, exclude)
-    if len(scan.lines) == 0:
-        raise UserError(f"{pool_path}: no pool documents left to select from")
+    scan = _nonempty(scan_pool(pool_path, {text_key(q) for q in queries}, exclude), pool_path)
     rng = np.random.default_rng(settings.seed)
     sample_rows = np.sort(rng.choice(len(scan.lines), min(FIT_SAMPLE, len(scan.lines)),
                                      replace=False))
