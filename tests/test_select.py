@@ -348,3 +348,31 @@ def test_a_curated_file_or_pool_of_nothing_but_task_text_is_refused_when_the_pla
     plans = [plan for name in ("curated_tapt", "knn_tapt_50")
              for plan in plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])]
     check_inputs(plans, mini_suite)
+
+
+def test_a_finished_selection_copied_from_another_stage_or_cut_is_refused_before_any_work(mini_suite, tmp_path):
+    """A kNN stage pretrains on its selection folder's corpus.jsonl once the stages before it are
+    built: a folder copied from 50NN into 150NN's place was pretrained on as 150NN, and one whose
+    corpus.jsonl was deleted failed then. Both refused with the run's model checks (dry run too)."""
+    import shutil
+
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.job_actions import _select
+    from dontstop.runner.jobs import check_job_models, make_jobs
+    from dontstop.runner.plan import plan_runs
+
+    mini_suite.pools["cs"] = str(topic_pool(tmp_path)[0])
+    plans = [plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])[0]
+             for name in ("knn_tapt_50", "knn_tapt_150")]
+    knn50, knn150 = (plan.stages[-1] for plan in plans)
+    _select(knn50, mini_suite, set())
+    jobs = make_jobs(plans)
+    check_job_models(jobs, mini_suite)   # a whole selection of the stage asked is reused
+    shutil.copytree(knn50.selection_dir, knn150.selection_dir)
+    with pytest.raises(UserError, match=r"a finished selection, not the one its stage asks \(k 5, asked 15;"):
+        check_job_models(jobs, mini_suite)
+    shutil.rmtree(knn150.selection_dir)
+    (knn50.selection_dir / SELECTED_CORPUS_FILE).unlink()
+    with pytest.raises(UserError, match=rf"{knn50.selection_dir}: .*corpus.jsonl missing, recorded \d+; .*remove "
+                                        "the folder to select again"):
+        check_job_models(jobs, mini_suite)

@@ -42,18 +42,24 @@ def build_stage(stage: Stage, suite: Suite, exclude: set[bytes], wandb: bool) ->
 def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
     from ..select.selection import select_corpus
 
-    spec = dict(stage.selection)
-    queries_path, pool, method = spec.pop("queries"), spec.pop("pool"), spec.pop("method")
-    k = max(1, round(spec.pop("k") * spec.pop("k_scale", 1.0)))
+    queries_path, pool, embedding, asked = _selection_asked(stage, suite)
     out_dir = stage.selection_dir
-    index_dir = _index_dir(suite, queries_path, pool, spec, exclude)
+    index_dir = _index_dir(suite, queries_path, pool, embedding, exclude)
     # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
     with job_lock(index_dir.with_suffix(".lock"), wait=True):
         if not (out_dir / SELECT_RECORD_FILE).exists():
-            select_corpus([e.text for e in load_split(queries_path)], pool, out_dir, method=method,
-                          k=k, exclude=frozenset(exclude), seed=suite.pretrain_seed,
-                          index_dir=index_dir, **spec)
+            select_corpus([e.text for e in load_split(queries_path)], pool, out_dir,
+                          exclude=frozenset(exclude), index_dir=index_dir, **embedding, **asked)
     return str(out_dir / SELECTED_CORPUS_FILE)
+
+
+def _selection_asked(stage: Stage, suite: Suite) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """A selection stage's task text and pool paths, its embedding settings (select_corpus's
+    keywords the suite gives), and its method, k (the condition's k x the suite's k_scale) and seed."""
+    embedding = dict(stage.selection)
+    queries_path, pool, method = embedding.pop("queries"), embedding.pop("pool"), embedding.pop("method")
+    k = max(1, round(embedding.pop("k") * embedding.pop("k_scale", 1.0)))
+    return queries_path, pool, embedding, {"method": method, "k": k, "seed": suite.pretrain_seed}
 
 
 def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, Any],
@@ -156,6 +162,29 @@ def check_finished_stages(jobs, suite: Suite) -> None:
                 load_pretrained(AutoTokenizer, stage.checkpoint_dir)   # and the weights, by their hash
         except UserError as e:
             raise UserError(f"{e}; a finished stage is never built over: remove its folder to build it again") from None
+
+
+def check_finished_selections(jobs, suite: Suite) -> None:
+    """The selection an unfinished kNN/RAND stage would reuse is whole and the one asked, before any
+    work: a selection folder whose corpus.jsonl is gone or cut, or one copied from another stage
+    (another k, method or embedding), failed or was pretrained on once the stages before it were built."""
+    stages = {job.stage.selection_dir: job.stage for job in jobs
+              if job.kind == "pretrain" and not job.done() and job.stage.selection}
+    for folder, stage in sorted(stages.items()):
+        if not (folder / SELECT_RECORD_FILE).is_file():
+            continue
+        recorded = dataclasses.asdict(SelectRecord.read(folder / SELECT_RECORD_FILE))
+        _, _, embedding, asked = _selection_asked(stage, suite)
+        differences = [f"{key} {recorded[key]!r}, asked {value!r}" for key, value in {**embedding, **asked}.items()
+                       if recorded.get(key) is not None and recorded[key] != value]
+        corpus = folder / SELECTED_CORPUS_FILE
+        size = corpus.stat().st_size if corpus.is_file() else None
+        if size != recorded["bytes"]:
+            differences.append(f"{SELECTED_CORPUS_FILE} " + ("missing" if size is None else f"of {size} bytes")
+                               + f", recorded {recorded['bytes']}")
+        if differences:
+            raise UserError(f"{folder}: a finished selection, not the one its stage asks ({'; '.join(differences)}"
+                            "; copied from another stage, or damaged?); remove the folder to select again")
 
 
 def check_stage_models(jobs, suite: Suite) -> None:

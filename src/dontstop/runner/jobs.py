@@ -27,8 +27,8 @@ from ..records import METRICS_FILE, PROBE_FILE
 from ..stage_identity import domain_checkpoints
 from .finished import refuse, retire, stale_results
 from .plan import RunPlan, Stage, input_sha256, unique_stages
-from .job_actions import (check_data_consistency, check_finished_stages, check_models_available,
-                          check_stage_models, run_job)
+from .job_actions import (check_data_consistency, check_finished_selections, check_finished_stages,
+                          check_models_available, check_stage_models, run_job)
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
 
@@ -116,10 +116,11 @@ def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool, *, rerun
 
 def check_job_models(jobs: list[Job], suite: Suite) -> None:
     """The models the unfinished jobs start from, before any work (a dry run checks them too): each
-    one loadable, each finished stage built on whole and the stage asked, each stage to build
-    fitting its starting model."""
+    one loadable, each finished stage built on (or selection pretrained on) whole and the one
+    asked, each stage to build fitting its starting model."""
     check_models_available(jobs)
     check_finished_stages(jobs, suite)
+    check_finished_selections(jobs, suite)
     check_stage_models(jobs, suite)
 
 
