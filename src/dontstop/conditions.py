@@ -10,11 +10,13 @@ group; `display` is its table row; `tables` says which of the paper's tables it 
 """
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import load_yaml_dataclass, shared_names
+from .config import from_dict, located, read_yaml_mapping, shared_names
 from .fileio import UserError
 from .tasks import SuiteTasks, Task
 
@@ -23,12 +25,17 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # "tapt:transfer", "curated", "knn:<k>" and "random:<k>" (selection, then TAPT on task + selected
 # text); "dapt:lora" and "tapt:lora": the same corpora through LoRA adapters (recipes dapt_lora, tapt_lora).
 STAGE_SPEC = re.compile(r"^(dapt(:irrelevant|:lora)?|tapt(:transfer|:lora)?|curated|(knn|random):[1-9]\d*)$")
-APPLIES_TO = ("all", "transfer", "curated", "knn")
+APPLIES_TO_TEXT = {"all": "every task", "transfer": "tasks with a partner task in the same domain",
+                   "curated": "tasks with a curated unlabeled pool",
+                   "knn": "the tasks of the automated-selection study (Table 8)"}
+APPLIES_TO = tuple(APPLIES_TO_TEXT)
 PAPER_TABLES = ("3", "5", "6", "7", "8", "9")
 TABLES = PAPER_TABLES + ("lora",)   # "lora": ours, beside the paper's (report/tables.py)
 CLAIM_TABLES = ("3", "5", "6", "7", "8", "lora")   # those whose tasks a claim is tested on
                                                    # (report/tables.py); Table 9 is the cost of one task's conditions
 CLAIM_TESTS = ("welch", "farthest_domain")
+# Stages that read an input only some tasks have, and the applies_to that skips the others.
+STAGE_NEEDS = {"tapt:transfer": "transfer", "curated": "curated"}
 BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
 
 
@@ -117,7 +124,8 @@ def load_condition(directory: str | Path) -> Condition:
     """The condition of one folder (its config.yaml), checked: stages, choices, its key."""
     directory = Path(directory)
     config_path = directory / "config.yaml"
-    condition = load_yaml_dataclass(Condition, config_path)
+    data, lines = read_yaml_mapping(config_path)
+    condition = from_dict(Condition, data, str(config_path), lines)
     for spec in condition.stages:
         if not STAGE_SPEC.match(spec):
             raise UserError(f"{config_path}: key 'stages': unknown stage {spec!r}; expected dapt, dapt:irrelevant, "
@@ -129,10 +137,31 @@ def load_condition(directory: str | Path) -> Condition:
     for claim in condition.claims:   # a condition against itself differs by 0 on every seed
         if claim.better == claim.worse:
             raise UserError(f"{config_path}: key 'claims': {claim.claim!r} compares {claim.better!r} with itself")
+    _check_values(condition, lambda key: located(str(config_path), lines, key))
     if condition.condition != directory.name:
+        same_letters = unicodedata.normalize("NFC", condition.condition) == unicodedata.normalize("NFC", directory.name)
         raise UserError(f"{config_path}: key 'condition': {condition.condition!r} must equal "
-                        f"the directory name {directory.name!r}")
+                        f"the directory name {directory.name!r}" + (
+                            " (the same letters in another Unicode form, NFC and NFD: a name copied from macOS? "
+                            "retype one)" if same_letters else ""))
     return condition
+
+
+def _check_values(condition: Condition, where) -> None:
+    """What the types allow but no table can show: a nameless row, an order that sorts nowhere
+    (NaN), a test against itself or twice, a stage whose input the tasks of `applies_to` lack."""
+    if not condition.display.strip():
+        raise UserError(f"{where('display')}: key 'display': empty; it is the condition's table row")
+    if not math.isfinite(condition.order):
+        raise UserError(f"{where('order')}: key 'order': {condition.order}; must be a finite number")
+    against = condition.significance_against
+    for key in dict.fromkeys(k for k in against if k == condition.condition or against.count(k) > 1):
+        raise UserError(f"{where('significance_against')}: key 'significance_against': {key!r} "
+                        + ("is this condition (a test against itself)" if key == condition.condition else "given twice"))
+    for spec, applies_to in STAGE_NEEDS.items():
+        if spec in condition.stages and condition.applies_to != applies_to:
+            raise UserError(f"{where('applies_to')}: key 'applies_to': {condition.applies_to!r}, but stage {spec!r} "
+                            f"runs only on {APPLIES_TO_TEXT[applies_to]}; set applies_to: {applies_to}")
 
 
 def _check_choice(path: Path, key: str, values: list[str], known: tuple[str, ...]) -> None:
