@@ -2,18 +2,36 @@
 copying and editing a folder of experiments/, naming folders to `dontstop run`, or asking for
 the released checkpoints, each refused when the folders (or the suite) are loaded, in one line
 naming the file, line and key, before any work."""
+import shutil
+
 import pytest
 
-from dontstop.conditions import load_condition
+from dontstop.cli import main
+from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_condition_folders, load_conditions
 from dontstop.fileio import UserError
 
 KEYS = {"condition": "mine", "display": "Mine", "description": "x", "order": "3"}   # lines 1 to 4
+
+
+@pytest.fixture
+def experiments(tmp_path):
+    """A copy of the shipped experiments/ (suites/ included: it is no condition)."""
+    shutil.copytree(EXPERIMENTS_DIR, tmp_path / "experiments")
+    return tmp_path / "experiments"
 
 
 def condition_folder(root, key, text):
     (root / key).mkdir(parents=True, exist_ok=True)
     (root / key / "config.yaml").write_text(text)
     return root / key
+
+
+def refused(capsys, *argv) -> str:
+    """`dontstop argv` exits 2 with one line on stderr, no traceback."""
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("dontstop: error: "), err
+    return err[0].removeprefix("dontstop: error: ")
 
 
 @pytest.mark.parametrize("keys, message", [
@@ -41,3 +59,59 @@ def test_a_key_and_folder_name_in_two_unicode_forms_say_so(tmp_path):
     text = "".join(f"{key}: {value}\n" for key, value in {**KEYS, "condition": "tapt_\u00e9"}.items())
     with pytest.raises(UserError, match="the same letters in another Unicode form, NFC and NFD"):
         load_condition(condition_folder(tmp_path, "tapt_e\u0301", text))
+
+
+@pytest.mark.parametrize("make, found", [
+    (lambda d: (d / "mine").mkdir(), r"\(empty\)"),
+    (lambda d: shutil.copytree(d / "tapt", d / "mine", ignore=shutil.ignore_patterns("config.yaml")) and
+     (d / "mine" / "config.yml").write_text("condition: mine\n"), r"\(it holds README.md, config.yml\)"),   # the typo
+    (lambda d: (d / "mine").symlink_to(d / "nowhere"), r"\(a link to nothing\)"),
+])
+def test_a_folder_of_the_experiments_dir_without_config_yaml_is_refused(experiments, make, found):
+    """It was skipped without a word: a condition that no command ran or reported."""
+    (experiments / ".ipynb_checkpoints").mkdir()   # hidden, and suites/: no conditions, no problem
+    load_conditions(experiments)
+    make(experiments)
+    with pytest.raises(UserError, match=rf"experiments/mine: a folder of .*experiments without config.yaml {found}; "
+                       "every folder there but suites/ is a condition"):
+        load_conditions(experiments)
+
+
+def test_two_conditions_differing_only_in_case_are_refused(experiments):
+    """results/<suite>/<task>/Tapt and .../tapt are one folder on macOS and Windows."""
+    text = (experiments / "tapt" / "config.yaml").read_text()
+    condition_folder(experiments, "Tapt", text.replace("condition: tapt", "condition: Tapt")
+                     .replace('display: "TAPT"', 'display: "Tapt"'))
+    with pytest.raises(UserError, match=r"tapt/config.yaml: condition 'tapt' differs from condition 'Tapt' only in case"):
+        load_conditions(experiments)
+    with pytest.raises(UserError, match=r"Tapt/config.yaml: condition 'Tapt' differs from 'tapt' of .* only in case"):
+        load_condition_folders([experiments / "tapt", experiments / "Tapt"], experiments)
+
+
+def test_the_folders_given_to_run_are_checked_as_one(experiments, tmp_path, monkeypatch):
+    tapt = experiments / "tapt"
+    with pytest.raises(UserError, match=r"tapt/config.yaml: a file; give the condition's folder \(.*experiments/tapt\)"):
+        load_condition_folders([str(tapt / "config.yaml")], experiments)   # it said ".../config.yaml/config.yaml: not found"
+    monkeypatch.chdir(tapt)   # `dontstop run .` said: key 'condition': 'tapt' must equal the directory name ''
+    assert [c.condition for c in load_condition_folders([".", str(tapt) + "/"], experiments)] == ["tapt"]   # once
+    elsewhere = shutil.copytree(experiments / "dapt", tmp_path / "mine" / "tapt")
+    config = elsewhere / "config.yaml"
+    config.write_text(config.read_text().replace("condition: dapt", "condition: tapt"))   # other stages: [dapt]
+    with pytest.raises(UserError, match=r"mine/tapt/config.yaml: condition 'tapt' is given twice \(also .*experiments/tapt\)"):
+        load_condition_folders([tapt, elsewhere], experiments)
+    # alone, its runs would land in results/<suite>/<task>/tapt/, read by the tables as TAPT
+    with pytest.raises(UserError, match=r"mine/tapt/config.yaml: condition 'tapt' is also .*experiments/tapt, with "
+                       r"stages \['tapt'\] there and \['dapt'\] here; both would write results/<suite>/<task>/tapt/"):
+        load_condition_folders([elsewhere], experiments)
+    shutil.copy(tapt / "config.yaml", config)   # a copy of the same stages: the same condition
+    assert [c.stages for c in load_condition_folders([elsewhere], experiments)] == [["tapt"]]
+
+
+def test_run_refuses_them_before_any_work(experiments, tmp_path, capsys):
+    flags = ["--dry-run", "--results-dir", tmp_path / "results", "--cache-dir", tmp_path / "cache",
+             "--experiments-dir", experiments]
+    assert "a file; give the condition's folder" in refused(capsys, "run", experiments / "tapt" / "config.yaml", *flags)
+    config = experiments / "tapt" / "config.yaml"
+    config.write_text(config.read_text().replace("stages: [tapt]", "stages: [dapt]"))
+    assert "is also" in refused(capsys, "run", EXPERIMENTS_DIR / "tapt", *flags)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()

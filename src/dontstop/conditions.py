@@ -11,6 +11,7 @@ group; `display` is its table row; `tables` says which of the paper's tables it 
 from __future__ import annotations
 
 import math
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ CLAIM_TESTS = ("welch", "farthest_domain")
 # Stages that read an input only some tasks have, and the applies_to that skips the others.
 STAGE_NEEDS = {"tapt:transfer": "transfer", "curated": "curated"}
 BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
+NOT_CONDITIONS = ("suites",)   # the folder of experiments/ that holds no condition
 
 
 @dataclass
@@ -176,6 +178,16 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
     found = [load_condition(p.parent) for p in sorted(root.glob("*/config.yaml"))]
     if not found:
         raise UserError(f"{root}: no condition folders (*/config.yaml)")
+    for folder in sorted(root.iterdir()):   # else a condition no command would run, report or name
+        if folder.name not in NOT_CONDITIONS and not folder.name.startswith((".", "_")) \
+                and (folder.is_dir() or folder.is_symlink()) and not (folder / "config.yaml").is_file():
+            raise UserError(f"{folder}: a folder of {root} without config.yaml ({_contents(folder)}); "
+                            "every folder there but suites/ is a condition (copy another's config.yaml)")
+    clash = shared_names({e.condition: e.condition.casefold() for e in found})
+    if clash:   # one results folder, results/<suite>/<task>/<key>/, on a disk that ignores case
+        key, _, first = clash[0]
+        raise UserError(f"{root / key / 'config.yaml'}: condition {key!r} differs from condition {first!r} "
+                        "only in case; their results folders would be one on macOS or Windows: rename one")
     conditions = Conditions(tuple(sorted(found, key=lambda e: (e.order, e.condition))))
     if sum(not e.stages for e in found) != 1:
         raise UserError(f"{root}: exactly one condition must have no stages (the baseline)")
@@ -192,6 +204,45 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
             if key not in conditions:
                 raise UserError(f"{where}: condition {key!r} is not a folder of {root}")
     return conditions
+
+
+def _contents(folder: Path) -> str:
+    if not folder.exists():
+        return "a link to nothing"
+    held = sorted(p.name for p in folder.iterdir())
+    return f"it holds {', '.join(held[:5])}" if held else "empty"
+
+
+def load_condition_folders(paths: list[str], experiments_dir: str | Path = EXPERIMENTS_DIR) -> list[Condition]:
+    """The conditions of `dontstop run`'s folders (a folder given twice, once). Refused: a file
+    for a folder; two folders of one key (or of keys differing only in case); a folder whose key
+    is a condition of `experiments_dir` with other stages. Each pair would write one
+    results/<suite>/<task>/<key>/, which the tables read as the condition of that name."""
+    loaded: dict[Path, Condition] = {}
+    for given in paths:
+        folder = Path(os.path.abspath(given))   # `dontstop run .` in a condition folder: its name
+        if folder.is_file():
+            raise UserError(f"{given}: a file; give the condition's folder ({folder.parent}), "
+                            "which holds its config.yaml")
+        loaded.setdefault(folder, load_condition(folder))
+    first = {condition.condition.casefold(): folder for folder, condition in reversed(loaded.items())}
+    for folder, condition in loaded.items():
+        key, twin = condition.condition, first[condition.condition.casefold()]
+        writes = f"both would write results/<suite>/<task>/{key}/"
+        if twin != folder:
+            same = loaded[twin].condition
+            raise UserError(f"{folder / 'config.yaml'}: condition {key!r} is given twice (also {twin}); {writes}: "
+                            "give one, or rename one folder and its key" if same == key else
+                            f"{folder / 'config.yaml'}: condition {key!r} differs from {same!r} of {twin} only in "
+                            f"case; on macOS and Windows {writes}: rename one folder and its key")
+        shipped = Path(experiments_dir) / key
+        if (shipped / "config.yaml").is_file() and shipped.resolve() != folder.resolve():
+            stages = load_condition(shipped).stages
+            if stages != condition.stages:
+                raise UserError(f"{folder / 'config.yaml'}: condition {key!r} is also {shipped}, with stages "
+                                f"{stages} there and {condition.stages} here; {writes}, which the tables "
+                                "read as the one there: rename this folder and its key")
+    return list(loaded.values())
 
 
 def select_conditions(conditions: Conditions, keys: list[str] | None) -> list[Condition]:
