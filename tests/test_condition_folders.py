@@ -9,6 +9,8 @@ import pytest
 from dontstop.cli import main
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_condition_folders, load_conditions
 from dontstop.fileio import UserError
+from dontstop.overrides import Override
+from dontstop.suites import load_suite
 
 KEYS = {"condition": "mine", "display": "Mine", "description": "x", "order": "3"}   # lines 1 to 4
 
@@ -115,3 +117,23 @@ def test_run_refuses_them_before_any_work(experiments, tmp_path, capsys):
     config.write_text(config.read_text().replace("stages: [tapt]", "stages: [dapt]"))
     assert "is also" in refused(capsys, "run", EXPERIMENTS_DIR / "tapt", *flags)
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("flag, key, what", [
+    ("--from-released", "from_released", "checkpoint"),
+    ("--from-released-dapt", "from_released_dapt", "DAPT model"),
+])
+def test_starting_from_released_checkpoints_a_suite_has_none_of_is_refused(flag, key, what, tmp_path, capsys):
+    """The mini suite's tasks (and a study's own) have no released checkpoint: the flag changed
+    nothing, and every stage was pretrained here while the user believed otherwise."""
+    with pytest.raises(UserError, match=rf"^{flag}: key '{key}': no task of suite 'mini' has a released {what} "
+                       r"\(the paper suite's tasks have them\)"):
+        load_suite("mini", overrides=[Override((key,), True, flag)])
+    study = tmp_path / "study.yaml"
+    study.write_text(f"name: mine\nextends: mini\n{key}: true\n")
+    with pytest.raises(UserError, match=rf"study.yaml:3: key '{key}': no task of suite 'mine'"):
+        load_suite(str(study))
+    assert getattr(load_suite("paper", overrides=[Override((key,), True, flag)]), key)   # the paper's have
+    assert flag in refused(capsys, "reproduce", flag, "--dry-run", "--results-dir", tmp_path / "results",
+                           "--cache-dir", tmp_path / "cache", "--tables-dir", tmp_path / "tables")
+    assert not (tmp_path / "results").exists()
