@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conditions import PAPER_TABLES, Condition, Conditions, load_conditions
+from .conditions import APPLIES_TO_TEXT, PAPER_TABLES, Condition, Conditions, load_conditions
 from .fileio import atomic_write_text
 from .suites import Suite, load_suite
 
-APPLIES_TO_TEXT = {"all": "every task", "transfer": "tasks with a partner task in the same domain",
-                   "curated": "tasks with a curated unlabeled pool",
-                   "knn": "the tasks of the automated-selection study (Table 8)"}
 README = "README.md"
 
 

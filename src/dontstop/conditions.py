@@ -10,11 +10,14 @@ group; `display` is its table row; `tables` says which of the paper's tables it 
 """
 from __future__ import annotations
 
+import math
+import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import load_yaml_dataclass, shared_names
+from .config import from_dict, located, read_yaml_mapping, shared_names
 from .fileio import UserError
 from .tasks import SuiteTasks, Task
 
@@ -23,13 +26,19 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # "tapt:transfer", "curated", "knn:<k>" and "random:<k>" (selection, then TAPT on task + selected
 # text); "dapt:lora" and "tapt:lora": the same corpora through LoRA adapters (recipes dapt_lora, tapt_lora).
 STAGE_SPEC = re.compile(r"^(dapt(:irrelevant|:lora)?|tapt(:transfer|:lora)?|curated|(knn|random):[1-9]\d*)$")
-APPLIES_TO = ("all", "transfer", "curated", "knn")
+APPLIES_TO_TEXT = {"all": "every task", "transfer": "tasks with a partner task in the same domain",
+                   "curated": "tasks with a curated unlabeled pool",
+                   "knn": "the tasks of the automated-selection study (Table 8)"}
+APPLIES_TO = tuple(APPLIES_TO_TEXT)
 PAPER_TABLES = ("3", "5", "6", "7", "8", "9")
 TABLES = PAPER_TABLES + ("lora",)   # "lora": ours, beside the paper's (report/tables.py)
 CLAIM_TABLES = ("3", "5", "6", "7", "8", "lora")   # those whose tasks a claim is tested on
                                                    # (report/tables.py); Table 9 is the cost of one task's conditions
 CLAIM_TESTS = ("welch", "farthest_domain")
+# Stages that read an input only some tasks have, and the applies_to that skips the others.
+STAGE_NEEDS = {"tapt:transfer": "transfer", "curated": "curated"}
 BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
+NOT_CONDITIONS = ("suites",)   # the folder of experiments/ that holds no condition
 
 
 @dataclass
@@ -117,7 +126,8 @@ def load_condition(directory: str | Path) -> Condition:
     """The condition of one folder (its config.yaml), checked: stages, choices, its key."""
     directory = Path(directory)
     config_path = directory / "config.yaml"
-    condition = load_yaml_dataclass(Condition, config_path)
+    data, lines = read_yaml_mapping(config_path)
+    condition = from_dict(Condition, data, str(config_path), lines)
     for spec in condition.stages:
         if not STAGE_SPEC.match(spec):
             raise UserError(f"{config_path}: key 'stages': unknown stage {spec!r}; expected dapt, dapt:irrelevant, "
@@ -129,10 +139,31 @@ def load_condition(directory: str | Path) -> Condition:
     for claim in condition.claims:   # a condition against itself differs by 0 on every seed
         if claim.better == claim.worse:
             raise UserError(f"{config_path}: key 'claims': {claim.claim!r} compares {claim.better!r} with itself")
+    _check_values(condition, lambda key: located(str(config_path), lines, key))
     if condition.condition != directory.name:
+        same_letters = unicodedata.normalize("NFC", condition.condition) == unicodedata.normalize("NFC", directory.name)
         raise UserError(f"{config_path}: key 'condition': {condition.condition!r} must equal "
-                        f"the directory name {directory.name!r}")
+                        f"the directory name {directory.name!r}" + (
+                            " (the same letters in another Unicode form, NFC and NFD: a name copied from macOS? "
+                            "retype one)" if same_letters else ""))
     return condition
+
+
+def _check_values(condition: Condition, where) -> None:
+    """What the types allow but no table can show: a nameless row, an order that sorts nowhere
+    (NaN), a test against itself or twice, a stage whose input the tasks of `applies_to` lack."""
+    if not condition.display.strip():
+        raise UserError(f"{where('display')}: key 'display': empty; it is the condition's table row")
+    if not math.isfinite(condition.order):
+        raise UserError(f"{where('order')}: key 'order': {condition.order}; must be a finite number")
+    against = condition.significance_against
+    for key in dict.fromkeys(k for k in against if k == condition.condition or against.count(k) > 1):
+        raise UserError(f"{where('significance_against')}: key 'significance_against': {key!r} "
+                        + ("is this condition (a test against itself)" if key == condition.condition else "given twice"))
+    for spec, applies_to in STAGE_NEEDS.items():
+        if spec in condition.stages and condition.applies_to != applies_to:
+            raise UserError(f"{where('applies_to')}: key 'applies_to': {condition.applies_to!r}, but stage {spec!r} "
+                            f"runs only on {APPLIES_TO_TEXT[applies_to]}; set applies_to: {applies_to}")
 
 
 def _check_choice(path: Path, key: str, values: list[str], known: tuple[str, ...]) -> None:
@@ -147,6 +178,16 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
     found = [load_condition(p.parent) for p in sorted(root.glob("*/config.yaml"))]
     if not found:
         raise UserError(f"{root}: no condition folders (*/config.yaml)")
+    for folder in sorted(root.iterdir()):   # else a condition no command would run, report or name
+        if folder.name not in NOT_CONDITIONS and not folder.name.startswith((".", "_")) \
+                and (folder.is_dir() or folder.is_symlink()) and not (folder / "config.yaml").is_file():
+            raise UserError(f"{folder}: a folder of {root} without config.yaml ({_contents(folder)}); "
+                            "every folder there but suites/ is a condition (copy another's config.yaml)")
+    clash = shared_names({e.condition: e.condition.casefold() for e in found})
+    if clash:   # one results folder, results/<suite>/<task>/<key>/, on a disk that ignores case
+        key, _, first = clash[0]
+        raise UserError(f"{root / key / 'config.yaml'}: condition {key!r} differs from condition {first!r} "
+                        "only in case; their results folders would be one on macOS or Windows: rename one")
     conditions = Conditions(tuple(sorted(found, key=lambda e: (e.order, e.condition))))
     if sum(not e.stages for e in found) != 1:
         raise UserError(f"{root}: exactly one condition must have no stages (the baseline)")
@@ -163,6 +204,45 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
             if key not in conditions:
                 raise UserError(f"{where}: condition {key!r} is not a folder of {root}")
     return conditions
+
+
+def _contents(folder: Path) -> str:
+    if not folder.exists():
+        return "a link to nothing"
+    held = sorted(p.name for p in folder.iterdir())
+    return f"it holds {', '.join(held[:5])}" if held else "empty"
+
+
+def load_condition_folders(paths: list[str], experiments_dir: str | Path = EXPERIMENTS_DIR) -> list[Condition]:
+    """The conditions of `dontstop run`'s folders (a folder given twice, once). Refused: a file
+    for a folder; two folders of one key (or of keys differing only in case); a folder whose key
+    is a condition of `experiments_dir` with other stages. Each pair would write one
+    results/<suite>/<task>/<key>/, which the tables read as the condition of that name."""
+    loaded: dict[Path, Condition] = {}
+    for given in paths:
+        folder = Path(os.path.abspath(given))   # `dontstop run .` in a condition folder: its name
+        if folder.is_file():
+            raise UserError(f"{given}: a file; give the condition's folder ({folder.parent}), "
+                            "which holds its config.yaml")
+        loaded.setdefault(folder, load_condition(folder))
+    first = {condition.condition.casefold(): folder for folder, condition in reversed(loaded.items())}
+    for folder, condition in loaded.items():
+        key, twin = condition.condition, first[condition.condition.casefold()]
+        writes = f"both would write results/<suite>/<task>/{key}/"
+        if twin != folder:
+            same = loaded[twin].condition
+            raise UserError(f"{folder / 'config.yaml'}: condition {key!r} is given twice (also {twin}); {writes}: "
+                            "give one, or rename one folder and its key" if same == key else
+                            f"{folder / 'config.yaml'}: condition {key!r} differs from {same!r} of {twin} only in "
+                            f"case; on macOS and Windows {writes}: rename one folder and its key")
+        shipped = Path(experiments_dir) / key
+        if (shipped / "config.yaml").is_file() and shipped.resolve() != folder.resolve():
+            stages = load_condition(shipped).stages
+            if stages != condition.stages:
+                raise UserError(f"{folder / 'config.yaml'}: condition {key!r} is also {shipped}, with stages "
+                                f"{stages} there and {condition.stages} here; {writes}, which the tables "
+                                "read as the one there: rename this folder and its key")
+    return list(loaded.values())
 
 
 def select_conditions(conditions: Conditions, keys: list[str] | None) -> list[Condition]:

@@ -68,6 +68,7 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
     problems += [f"{where((key,))}: key '{key}': empty; give at least one" for key in ("seeds", "quick_seeds", "tasks")
                  if isinstance(getattr(suite, key), list) and not getattr(suite, key)]
     problems += _shared_display_names(suite, where)
+    problems += _released_problems(suite, where)
     lookups = [("tasks", suite.task, suite.tasks), ("domain_corpora", suite.domain, suite.domain_corpora),
                ("pools", suite.domain, suite.pools), ("curated", suite.task, suite.curated)]
     for key, lookup, names in lookups:
@@ -77,6 +78,19 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
             except UserError as e:
                 problems.append(f"{where((key, name) if isinstance(names, dict) else (key,))}: key '{key}': {e}")
     raise_problems(problems)
+
+
+def _released_problems(suite, where: Callable[[tuple[str, ...]], str]) -> list[str]:
+    """--from-released(-dapt) (or its suite key) where none of the suite's tasks has a released
+    checkpoint (the mini suite, a study's own tasks): it would change nothing, silently."""
+    tasks = [suite.task_table[key] for key in suite.tasks if key in suite.task_table]
+    domains = [suite.domain_table.get(task.domain) for task in tasks]
+    released_dapt = any(domain and domain.dapt_checkpoint for domain in domains)
+    released = {"from_released": ("checkpoint", released_dapt or any(suite.released.get(t.key) for t in tasks)),
+                "from_released_dapt": ("DAPT model", released_dapt)}
+    return [f"{where((key,))}: key '{key}': no task of suite {suite.name!r} has a released {what} "
+            "(the paper suite's tasks have them); it would change nothing, so it is refused"
+            for key, (what, found) in released.items() if getattr(suite, key) and not found]
 
 
 def section_problems(recipes: Mapping[str, Any], finetune: Mapping[str, Any], quick: Mapping[str, Any],

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import wandb_log
 from ..condition_readme import write_readmes
-from ..conditions import EXPERIMENTS_DIR, Condition, load_condition, load_conditions, select_conditions
+from ..conditions import EXPERIMENTS_DIR, Condition, load_condition_folders, load_conditions, select_conditions
 from ..data.study import check_study_data
 from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_flag, add_pair_flags, add_suite_flags, suite_overrides
@@ -149,7 +149,7 @@ def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Nam
 
 def _run(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
-    conditions = [load_condition(path) for path in args.conditions]
+    conditions = load_condition_folders(args.conditions, args.experiments_dir)
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     if not plans:

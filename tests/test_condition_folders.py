@@ -1,0 +1,139 @@
+"""A researcher's own condition folders, and where a study starts from: the mistakes made when
+copying and editing a folder of experiments/, naming folders to `dontstop run`, or asking for
+the released checkpoints, each refused when the folders (or the suite) are loaded, in one line
+naming the file, line and key, before any work."""
+import shutil
+
+import pytest
+
+from dontstop.cli import main
+from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_condition_folders, load_conditions
+from dontstop.fileio import UserError
+from dontstop.overrides import Override
+from dontstop.suites import load_suite
+
+KEYS = {"condition": "mine", "display": "Mine", "description": "x", "order": "3"}   # lines 1 to 4
+
+
+@pytest.fixture
+def experiments(tmp_path):
+    """A copy of the shipped experiments/ (suites/ included: it is no condition)."""
+    shutil.copytree(EXPERIMENTS_DIR, tmp_path / "experiments")
+    return tmp_path / "experiments"
+
+
+def condition_folder(root, key, text):
+    (root / key).mkdir(parents=True, exist_ok=True)
+    (root / key / "config.yaml").write_text(text)
+    return root / key
+
+
+def refused(capsys, *argv) -> str:
+    """`dontstop argv` exits 2 with one line on stderr, no traceback."""
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("dontstop: error: "), err
+    return err[0].removeprefix("dontstop: error: ")
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"display": "''"}, r"config.yaml:2: key 'display': empty; it is the condition's table row"),
+    ({"order": ".nan"}, r"config.yaml:4: key 'order': nan; must be a finite number"),      # sorted nowhere
+    ({"stages": "[tapt]", "significance_against": "[mine]"},
+     r"config.yaml:6: key 'significance_against': 'mine' is this condition \(a test against itself\)"),
+    ({"stages": "[tapt]", "significance_against": "[tapt, tapt]"},
+     r"config.yaml:6: key 'significance_against': 'tapt' given twice"),
+    # they failed while planning: "unknown task None in suite 'mini'" / "task aclsum-sections: no curated pool"
+    ({"stages": "['tapt:transfer']"}, r"config.yaml: key 'applies_to': 'all', but stage 'tapt:transfer' runs only "
+     r"on tasks with a partner task in the same domain; set applies_to: transfer"),
+    ({"stages": "[dapt, curated]", "applies_to": "knn"}, r"config.yaml:6: key 'applies_to': 'knn', but stage "
+     r"'curated' runs only on tasks with a curated unlabeled pool; set applies_to: curated"),
+])
+def test_a_config_its_tables_or_plans_cannot_use_is_refused_at_load(tmp_path, keys, message):
+    config = {**KEYS, **keys}
+    text = "".join(f"{key}: {value}\n" for key, value in config.items())
+    with pytest.raises(UserError, match=message):
+        load_condition(condition_folder(tmp_path, "mine", text))
+
+
+def test_a_key_and_folder_name_in_two_unicode_forms_say_so(tmp_path):
+    """'tapt_é' must equal 'tapt_é' said nothing: the folder's é is e + a combining accent (NFD)."""
+    text = "".join(f"{key}: {value}\n" for key, value in {**KEYS, "condition": "tapt_\u00e9"}.items())
+    with pytest.raises(UserError, match="the same letters in another Unicode form, NFC and NFD"):
+        load_condition(condition_folder(tmp_path, "tapt_e\u0301", text))
+
+
+@pytest.mark.parametrize("make, found", [
+    (lambda d: (d / "mine").mkdir(), r"\(empty\)"),
+    (lambda d: shutil.copytree(d / "tapt", d / "mine", ignore=shutil.ignore_patterns("config.yaml")) and
+     (d / "mine" / "config.yml").write_text("condition: mine\n"), r"\(it holds README.md, config.yml\)"),   # the typo
+    (lambda d: (d / "mine").symlink_to(d / "nowhere"), r"\(a link to nothing\)"),
+])
+def test_a_folder_of_the_experiments_dir_without_config_yaml_is_refused(experiments, make, found):
+    """It was skipped without a word: a condition that no command ran or reported."""
+    (experiments / ".ipynb_checkpoints").mkdir()   # hidden, and suites/: no conditions, no problem
+    load_conditions(experiments)
+    make(experiments)
+    with pytest.raises(UserError, match=rf"experiments/mine: a folder of .*experiments without config.yaml {found}; "
+                       "every folder there but suites/ is a condition"):
+        load_conditions(experiments)
+
+
+def test_two_conditions_differing_only_in_case_are_refused(experiments):
+    """results/<suite>/<task>/Tapt and .../tapt are one folder on macOS and Windows."""
+    text = (experiments / "tapt" / "config.yaml").read_text()
+    condition_folder(experiments, "Tapt", text.replace("condition: tapt", "condition: Tapt")
+                     .replace('display: "TAPT"', 'display: "Tapt"'))
+    with pytest.raises(UserError, match=r"tapt/config.yaml: condition 'tapt' differs from condition 'Tapt' only in case"):
+        load_conditions(experiments)
+    with pytest.raises(UserError, match=r"Tapt/config.yaml: condition 'Tapt' differs from 'tapt' of .* only in case"):
+        load_condition_folders([experiments / "tapt", experiments / "Tapt"], experiments)
+
+
+def test_the_folders_given_to_run_are_checked_as_one(experiments, tmp_path, monkeypatch):
+    tapt = experiments / "tapt"
+    with pytest.raises(UserError, match=r"tapt/config.yaml: a file; give the condition's folder \(.*experiments/tapt\)"):
+        load_condition_folders([str(tapt / "config.yaml")], experiments)   # it said ".../config.yaml/config.yaml: not found"
+    monkeypatch.chdir(tapt)   # `dontstop run .` said: key 'condition': 'tapt' must equal the directory name ''
+    assert [c.condition for c in load_condition_folders([".", str(tapt) + "/"], experiments)] == ["tapt"]   # once
+    elsewhere = shutil.copytree(experiments / "dapt", tmp_path / "mine" / "tapt")
+    config = elsewhere / "config.yaml"
+    config.write_text(config.read_text().replace("condition: dapt", "condition: tapt"))   # other stages: [dapt]
+    with pytest.raises(UserError, match=r"mine/tapt/config.yaml: condition 'tapt' is given twice \(also .*experiments/tapt\)"):
+        load_condition_folders([tapt, elsewhere], experiments)
+    # alone, its runs would land in results/<suite>/<task>/tapt/, read by the tables as TAPT
+    with pytest.raises(UserError, match=r"mine/tapt/config.yaml: condition 'tapt' is also .*experiments/tapt, with "
+                       r"stages \['tapt'\] there and \['dapt'\] here; both would write results/<suite>/<task>/tapt/"):
+        load_condition_folders([elsewhere], experiments)
+    shutil.copy(tapt / "config.yaml", config)   # a copy of the same stages: the same condition
+    assert [c.stages for c in load_condition_folders([elsewhere], experiments)] == [["tapt"]]
+
+
+def test_run_refuses_them_before_any_work(experiments, tmp_path, capsys):
+    flags = ["--dry-run", "--results-dir", tmp_path / "results", "--cache-dir", tmp_path / "cache",
+             "--experiments-dir", experiments]
+    assert "a file; give the condition's folder" in refused(capsys, "run", experiments / "tapt" / "config.yaml", *flags)
+    config = experiments / "tapt" / "config.yaml"
+    config.write_text(config.read_text().replace("stages: [tapt]", "stages: [dapt]"))
+    assert "is also" in refused(capsys, "run", EXPERIMENTS_DIR / "tapt", *flags)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("flag, key, what", [
+    ("--from-released", "from_released", "checkpoint"),
+    ("--from-released-dapt", "from_released_dapt", "DAPT model"),
+])
+def test_starting_from_released_checkpoints_a_suite_has_none_of_is_refused(flag, key, what, tmp_path, capsys):
+    """The mini suite's tasks (and a study's own) have no released checkpoint: the flag changed
+    nothing, and every stage was pretrained here while the user believed otherwise."""
+    with pytest.raises(UserError, match=rf"^{flag}: key '{key}': no task of suite 'mini' has a released {what} "
+                       r"\(the paper suite's tasks have them\)"):
+        load_suite("mini", overrides=[Override((key,), True, flag)])
+    study = tmp_path / "study.yaml"
+    study.write_text(f"name: mine\nextends: mini\n{key}: true\n")
+    with pytest.raises(UserError, match=rf"study.yaml:3: key '{key}': no task of suite 'mine'"):
+        load_suite(str(study))
+    assert getattr(load_suite("paper", overrides=[Override((key,), True, flag)]), key)   # the paper's have
+    assert flag in refused(capsys, "reproduce", flag, "--dry-run", "--results-dir", tmp_path / "results",
+                           "--cache-dir", tmp_path / "cache", "--tables-dir", tmp_path / "tables")
+    assert not (tmp_path / "results").exists()
