@@ -107,6 +107,12 @@ def test_the_folders_given_to_run_are_checked_as_one(experiments, tmp_path, monk
         load_condition_folders([elsewhere], experiments)
     shutil.copy(tapt / "config.yaml", config)   # a copy of the same stages: the same condition
     assert [c.stages for c in load_condition_folders([elsewhere], experiments)] == [["tapt"]]
+    monkeypatch.chdir(tmp_path)   # `run tapt` for `run experiments/tapt`: "tapt/config.yaml: config file not found"
+    with pytest.raises(UserError, match=rf"^tapt: no such condition folder; did you mean {experiments / 'tapt'}\?$"):
+        load_condition_folders(["tapt"], experiments)
+    with pytest.raises(UserError, match=r"^experiments/tpat: no such condition folder; the condition folders of "
+                       rf"{experiments}: baseline, .*, tapt, tapt_lora, transfer_tapt$"):
+        load_condition_folders(["experiments/tpat"], experiments)
 
 
 def test_run_refuses_them_before_any_work(experiments, tmp_path, capsys):

@@ -213,6 +213,15 @@ def _contents(folder: Path) -> str:
     return f"it holds {', '.join(held[:5])}" if held else "empty"
 
 
+def _nearest_condition(given: str, experiments_dir: Path) -> str:
+    """The hint for a condition folder that is not there: the folder of that name in the
+    experiments folder, or the names there."""
+    if (experiments_dir / Path(given).name / "config.yaml").is_file():
+        return f"did you mean {experiments_dir / Path(given).name}?"
+    known = sorted(p.parent.name for p in experiments_dir.glob("*/config.yaml"))
+    return f"the condition folders of {experiments_dir}: {', '.join(known)}"
+
+
 def load_condition_folders(paths: list[str], experiments_dir: str | Path = EXPERIMENTS_DIR) -> list[Condition]:
     """The conditions of `dontstop run`'s folders (a folder given twice, once). Refused: a file
     for a folder; two folders of one key (or of keys differing only in case); a folder whose key
@@ -224,6 +233,8 @@ def load_condition_folders(paths: list[str], experiments_dir: str | Path = EXPER
         if folder.is_file():
             raise UserError(f"{given}: a file; give the condition's folder ({folder.parent}), "
                             "which holds its config.yaml")
+        if not folder.exists():   # `run tapt` for `run experiments/tapt`, or a typo of a key
+            raise UserError(f"{given}: no such condition folder; " + _nearest_condition(given, Path(experiments_dir)))
         loaded.setdefault(folder, load_condition(folder))
     first = {condition.condition.casefold(): folder for folder, condition in reversed(loaded.items())}
     for folder, condition in loaded.items():
