@@ -427,3 +427,14 @@ def test_a_quick_run_is_told_apart_where_the_full_suite_leaves_epochs_to_the_tas
                  "--tables-dir", str(tmp_path / "tables")]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert f"{run}/metrics.json: a --quick run (finetune.epochs 1); aggregate the results" in line, line
+
+
+def test_aggregate_reads_each_run_once(mini_results, tmp_path, monkeypatch):
+    """The check of the suite's settings read every metrics.json, then the tables read them all again."""
+    from dontstop.report import runs
+
+    read, read_run = [], runs.read_run
+    monkeypatch.setattr(runs, "read_run", lambda path: read.append(path) or read_run(path))
+    args = aggregate_args(mini_results, tmp_path / "tables")
+    assert args.func(args) == 0
+    assert sorted(read) == sorted(mini_results.rglob("metrics.json"))

@@ -31,12 +31,13 @@ COST_TITLE = "Table 9: the cost of each way of adapting"
 
 def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, experiments_dir: Path = EXPERIMENTS_DIR,
               overlap: Path | None = None, no_mixed_warning: bool = False, wandb: bool = False,
-              notes: list[str] = ()) -> Path:
+              notes: list[str] = (), records: dict | None = None) -> Path:
     """results/<suite> -> <tables_root>/<suite>/; returns that folder. `suite`: the Suite (its
-    tasks name the rows), or a built-in suite's name or a study file's path."""
+    tasks name the rows), or a built-in suite's name or a study file's path; `records`: the
+    runs' records, when the caller read them already (runs.read_runs)."""
     suite = as_suite(suite)
     name, conditions = suite.name, load_conditions(experiments_dir)
-    runs = load_runs(results_dir, suite, conditions)
+    runs = load_runs(results_dir, suite, conditions, records)
     if runs.empty:
         raise UserError(f"{results_dir / name}: no metrics.json found; "
                         f"run `dontstop run ... --suite {suite.source if suite.is_study else name}` first")
