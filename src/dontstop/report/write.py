@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..conditions import EXPERIMENTS_DIR, Conditions, load_conditions
 from ..suites import Suite, analysis_dir
-from ..fileio import UserError, atomic_output, atomic_write_text
+from ..fileio import UserError, atomic_output, atomic_write_text, check_writable_dir
 from .agreement import agreement_frame, agreement_grid
 from .agreement import summary as agreement_summary
 from .findings import findings_frame, findings_grid, load_overlap
@@ -56,6 +56,19 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
                            source=suite.source if suite.is_study else name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
+
+
+def check_tables_root(tables_root: Path, suite: Suite) -> None:
+    """Before any work (`reproduce` writes the tables after every run): each folder the tables,
+    plots and domain analysis go into can be written (a read-only plots folder, or a file in its
+    place, failed once the tables had been replaced: half old, half new), and none lies among the
+    runs of <results>/<suite>, whose README.md, plots/ or analysis/ it would overwrite."""
+    out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
+    if out.resolve() == runs.resolve() or runs.resolve() in out.resolve().parents:
+        raise UserError(f"{out}: the tables would go among the runs of {runs} (the tables and results "
+                        "folders are one); give the tables a folder of their own (--tables-dir)")
+    for folder in (out, out / "plots", analysis_dir(tables_root, suite.name)):
+        check_writable_dir(folder)
 
 
 def shown_conditions(conditions: Conditions, runs: pd.DataFrame) -> Conditions:

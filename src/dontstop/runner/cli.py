@@ -21,10 +21,11 @@ from .. import wandb_log
 from ..condition_readme import write_readmes
 from ..conditions import EXPERIMENTS_DIR, Condition, load_condition, load_conditions, select_conditions
 from ..data.study import check_study_data
-from ..fileio import UserError, check_writable_dir, raise_problems
+from ..fileio import UserError, raise_problems
 from ..flags import add_flag, add_pair_flags, add_suite_flags, suite_overrides
 from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
+from ..report.write import check_tables_root
 from ..study_file import tables_dir
 from ..suites import Suite, load_suite, with_quick
 from .analysis_tables import analyze_and_aggregate
@@ -165,7 +166,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
-    check_writable_dir(tables_root)   # written after every run: refused now, not then
+    check_tables_root(tables_root, suite)   # written after every run: refused now, not then
     check_history(suite)              # RUN.json: appended to after every run, read now
     began = time.time()
     finished = _go(plans, suite, args, analysis=True)
