@@ -467,3 +467,22 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"dontstop: error: {says}"), line
     assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
+
+
+@pytest.mark.parametrize("command", ["aggregate", "run"])
+def test_a_wandb_project_name_wandb_refuses_is_one_line_before_any_work(command, mini_results, mini_build, tmp_path,
+                                                                        capsys, monkeypatch):
+    """W&B refused the name only at its first run (after the work), in a warning, and logged nothing."""
+    from dontstop.cli import main
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_PROJECT", "my/study#2")
+    given = {"aggregate": ["aggregate", "--wandb", "--results-dir", str(mini_results),
+                           "--tables-dir", str(tmp_path / "tables")],
+             "run": ["run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "0", "--quick",
+                     "--data-dir", str(mini_build[0]), "--results-dir", str(tmp_path / "new-results"),
+                     "--cache-dir", str(tmp_path / "cache")]}[command]
+    assert main(given) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dontstop: error: WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"), line
+    assert not (tmp_path / "tables").exists() and not (tmp_path / "new-results").exists()

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..conditions import Conditions
 from ..suites import Suite
-from ..fileio import atomic_write_text, read_json, sha256_text
+from ..fileio import atomic_write_text, file_sha256, read_json, sha256_text
 from ..records import SELECTED_CORPUS_FILE, MetricsRecord
 from ..select.embed import load_embedder
 from ..select.index import load_index, search
@@ -192,11 +192,10 @@ def nearest_documents(cache: Path, suite: str, stage: dict, sentences: int = 3,
     index_dir = _index_dir(Path(cache) / suite / "indexes", sha256_text("\n".join(queries)))
     if index_dir is None:
         return None, f"{Path(cache) / suite / 'indexes'}: no saved index built for {selection.name}'s task text"
-    key = read_json(index_dir / "index_key.json")
-    pool = Path(key["pool"])
+    pool = Path(stage.get("selection", {}).get("pool") or "")   # the index is keyed by the pool's content
     if not pool.is_file():
         return None, f"{pool}: the pool file is gone; the index alone cannot show documents"
-    if (pool.stat().st_size, pool.stat().st_mtime_ns) != (key.get("pool_bytes"), key.get("pool_mtime_ns")):
+    if file_sha256(pool, index_dir) != read_json(index_dir / "index_key.json").get("pool_sha256"):
         return None, f"{pool}: changed since the index was built; its line numbers may not match"
     embedder, scan = load_embedder(index_dir / "embedder"), load_scan(index_dir / "pool_scan.npz")
     vectors = embedder.transform(queries[:sentences])
