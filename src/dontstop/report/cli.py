@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import wandb_log
 from ..conditions import EXPERIMENTS_DIR
 from ..fileio import UserError
 from ..flags import add_flag, add_suite_flags, suite_overrides
@@ -46,6 +47,8 @@ def _aggregate(args: argparse.Namespace) -> int:
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
     suite = with_quick(suite) if args.quick else suite
     check_tables_root(tables_root, suite)
+    if args.wandb:
+        wandb_log.check_project()
     if args.overlap and not Path(args.overlap).is_file():   # it was skipped: the claim it decides said "missing"
         raise UserError(f"--overlap {args.overlap}: no such file (`dontstop analyze vocab` writes it)")
     records = read_runs(suite.results_dir, suite)
