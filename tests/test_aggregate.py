@@ -427,3 +427,62 @@ def test_a_quick_run_is_told_apart_where_the_full_suite_leaves_epochs_to_the_tas
                  "--tables-dir", str(tmp_path / "tables")]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert f"{run}/metrics.json: a --quick run (finetune.epochs 1); aggregate the results" in line, line
+
+
+def test_aggregate_reads_each_run_once(mini_results, tmp_path, monkeypatch):
+    """The check of the suite's settings read every metrics.json, then the tables read them all again."""
+    from dontstop.report import runs
+
+    read, read_run = [], runs.read_run
+    monkeypatch.setattr(runs, "read_run", lambda path: read.append(path) or read_run(path))
+    args = aggregate_args(mini_results, tmp_path / "tables")
+    assert args.func(args) == 0
+    assert sorted(read) == sorted(mini_results.rglob("metrics.json"))
+
+
+@pytest.mark.parametrize("case", ["tables_are_the_results", "plots_is_a_file", "overlap_not_there"])
+def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_written(case, mini_results, tmp_path,
+                                                                                     capsys):
+    """The tables written into the results folder (among the runs) were accepted; a file in place of
+    plots/ (or a read-only one) failed with the system's words, exit 1, after the tables had been
+    replaced; an --overlap file that is not there was skipped, its claim `missing`."""
+    from dontstop.cli import main
+
+    tables = tmp_path / "tables"
+    assert main(["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tables)]) == 0
+    write_run(mini_results, "aclsum-roles", "tapt", 3, 99.0)   # the next tables would differ
+    before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    flags, says = {"tables_are_the_results": (["--tables-dir", str(mini_results)],
+                                              f"{mini_results}/mini: the tables would go among the runs of "),
+                   "plots_is_a_file": (["--tables-dir", str(tables)],
+                                       f"{tables}/mini/plots: not a writable directory ({tables}/mini/plots is a file)"),
+                   "overlap_not_there": (["--tables-dir", str(tables), "--overlap", str(tmp_path / "overlap.csv")],
+                                         f"--overlap {tmp_path}/overlap.csv: no such file")}[case]
+    if case == "plots_is_a_file":
+        shutil.rmtree(tables / "mini" / "plots")
+        (tables / "mini" / "plots").write_text("notes")
+        before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    capsys.readouterr()
+    assert main(["aggregate", "--results-dir", str(mini_results), *flags]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"dontstop: error: {says}"), line
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
+
+
+@pytest.mark.parametrize("command", ["aggregate", "run"])
+def test_a_wandb_project_name_wandb_refuses_is_one_line_before_any_work(command, mini_results, mini_build, tmp_path,
+                                                                        capsys, monkeypatch):
+    """W&B refused the name only at its first run (after the work), in a warning, and logged nothing."""
+    from dontstop.cli import main
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_PROJECT", "my/study#2")
+    given = {"aggregate": ["aggregate", "--wandb", "--results-dir", str(mini_results),
+                           "--tables-dir", str(tmp_path / "tables")],
+             "run": ["run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "0", "--quick",
+                     "--data-dir", str(mini_build[0]), "--results-dir", str(tmp_path / "new-results"),
+                     "--cache-dir", str(tmp_path / "cache")]}[command]
+    assert main(given) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dontstop: error: WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"), line
+    assert not (tmp_path / "tables").exists() and not (tmp_path / "new-results").exists()

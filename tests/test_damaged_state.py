@@ -64,6 +64,21 @@ def test_a_damaged_finished_stage_is_refused_before_any_work(damage, reference, 
     assert metrics_of(tmp_path) == before
 
 
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_status_shows_a_damaged_finished_stage_with_the_line_run_refuses_it_with(damage, reference, tmp_path):
+    """`status` said "done" for a finished stage that `run` refuses (it looked only for the record);
+    now it runs the runner's own check on every finished stage, needed by an unfinished run or not."""
+    checkpoint = copy_of(reference, tmp_path)
+    DAMAGES[damage][0](checkpoint)
+    refused = dontstop("run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path, check=False)
+    status = dontstop("status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity", "--seeds", "0", "1", "2",
+                      data_dir=reference[0], root=tmp_path).stdout
+    stages = dict(line.split(None, 1) for line in status.split("fine-tuning runs")[0].splitlines()[2:])
+    assert stages == {"base": "done", "base+tapt-rt-polarity": "damaged: " + refused.stderr.strip().removeprefix(
+        "dontstop: error: ")}, status
+    assert "8 jobs: 7 done, 1 damaged, 0 running" in status
+
+
 @contextlib.contextmanager
 def read_only(folder):
     """`folder` made unwritable: by its mode, or (as root, whom modes do not stop) immutable."""

@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .fileio import UserError
 from .records import PRETRAIN_RECORD_FILE
 
 PROJECT = "dontstop"
@@ -106,6 +107,22 @@ def model_artifact(model: str) -> ModelArtifact:
         return ModelArtifact(artifact_name(path.resolve().name, "" if built else "base-"),
                              path.resolve().as_uri())
     return ModelArtifact(artifact_name(model, "base-"), HUB_URL + model)
+
+
+def check_project() -> None:
+    """The W&B project (WANDB_PROJECT, else "dontstop") is a name W&B takes, by wandb's own check,
+    before any work: W&B refused it only at its first run, after the work, in a warning line, and
+    then logged nothing. A mistyped setting, unlike an unreachable server, is the user's to fix."""
+    if os.environ.get("WANDB_MODE") == "disabled":
+        return
+    project = os.environ.get("WANDB_PROJECT") or PROJECT
+    import wandb
+
+    try:
+        wandb.Settings(project=project)
+    except wandb.errors.UsageError as error:
+        raise UserError(f"WANDB_PROJECT={project!r}: W&B refuses this project name ({error}); "
+                        "set another, or turn W&B off") from None
 
 
 def start_run(enabled: bool, *, group: str, job_type: str, name: str, config: dict[str, Any],

@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import wandb_log
 from ..conditions import EXPERIMENTS_DIR
-from ..fileio import UserError, check_writable_dir
+from ..fileio import UserError
 from ..flags import add_flag, add_suite_flags, suite_overrides
 from ..study_file import tables_dir
 from ..suites import load_suite, with_quick
-from .runs import asked_settings_difference
-from .write import aggregate
+from .runs import asked_settings_difference, read_runs
+from .write import aggregate, check_tables_root
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,12 +46,17 @@ def _aggregate(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, overrides=suite_overrides(args))
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
     suite = with_quick(suite) if args.quick else suite
-    check_writable_dir(tables_root)
-    difference = asked_settings_difference(suite.results_dir, suite, args.quick)
+    check_tables_root(tables_root, suite)
+    if args.wandb:
+        wandb_log.check_project()
+    if args.overlap and not Path(args.overlap).is_file():   # it was skipped: the claim it decides said "missing"
+        raise UserError(f"--overlap {args.overlap}: no such file (`dontstop analyze vocab` writes it)")
+    records = read_runs(suite.results_dir, suite)
+    difference = asked_settings_difference(records, suite, args.quick)
     if difference:   # the tables would claim the suite's recipe for runs of another
         raise UserError(f"{difference}; aggregate the results of `reproduce --quick` with --quick, "
                         "those of a run made with --set with the same --set")
     aggregate(suite, Path(suite.results_dir), tables_root,
               experiments_dir=Path(args.experiments_dir), overlap=Path(args.overlap) if args.overlap else None,
-              no_mixed_warning=args.no_mixed_warning, wandb=args.wandb)
+              no_mixed_warning=args.no_mixed_warning, wandb=args.wandb, records=records)
     return 0

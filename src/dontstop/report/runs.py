@@ -28,11 +28,18 @@ def as_suite(suite: Suite | str) -> Suite:
     return load_suite(suite) if isinstance(suite, str) else suite
 
 
-def load_runs(results_dir: str | Path, suite: Suite | str, conditions: Conditions) -> pd.DataFrame:
-    """Every finished run of `suite` under `results_dir`, one row each (score in percent)."""
+def read_runs(results_dir: str | Path, suite: Suite | str) -> dict[Path, MetricsRecord]:
+    """Every metrics.json of `suite` under `results_dir`, read (and checked: each in its folder) once."""
+    root = Path(results_dir) / as_suite(suite).name
+    return {path: read_run(path) for path in sorted(root.glob(f"**/{METRICS_FILE}"))}
+
+
+def load_runs(results_dir: str | Path, suite: Suite | str, conditions: Conditions,
+              records: dict[Path, MetricsRecord] | None = None) -> pd.DataFrame:
+    """Every finished run of `suite` under `results_dir`, one row each (score in percent);
+    `records`: those read_runs read already."""
     suite = as_suite(suite)
-    root = Path(results_dir) / suite.name
-    records = {path: read_run(path) for path in sorted(root.glob(f"**/{METRICS_FILE}"))}  # each in its folder
+    records = read_runs(results_dir, suite) if records is None else records
     rows = [_run_row(path, record, suite, conditions) for path, record in records.items()]
     mixed = mixed_settings(records)
     if mixed:
@@ -72,16 +79,16 @@ def mixed_settings(records: dict[Path, MetricsRecord]) -> str | None:
     return None
 
 
-def asked_settings_difference(results_dir: str | Path, suite: Suite, quick: bool) -> str | None:
-    """Where a finished run of `suite` under `results_dir` was fine-tuned otherwise than `suite`'s
+def asked_settings_difference(records: dict[Path, MetricsRecord], suite: Suite, quick: bool) -> str | None:
+    """Where a finished run of `suite` (`records`: read_runs) was fine-tuned otherwise than `suite`'s
     fine-tuning section asks (`dontstop aggregate` builds the tables of the suite it is given), or
     a full suite's tables would show a --quick run (its shortened values, where the full suite
     leaves them to the task), else None. Without it, `aggregate --results-dir results/quick`
     replaced the full tables with those of 1-epoch smoke runs."""
     quick_values = {} if quick else {key: value for key, value in suite.quick.get("finetune", {}).items()
                                      if suite.finetune.get(key) is None}
-    for path in sorted((Path(results_dir) / suite.name).glob(f"**/{METRICS_FILE}")):
-        config = read_run(path).config
+    for path, record in records.items():
+        config = record.config
         for key, value in suite.finetune.items():
             if value is not None and key not in MACHINE_FIELDS and key in config and config[key] != value:
                 return f"{path}: finetune.{key} is {config.get(key)!r} here, the suite asks {value!r}"

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..conditions import EXPERIMENTS_DIR, Conditions, load_conditions
 from ..suites import Suite, analysis_dir
-from ..fileio import UserError, atomic_output, atomic_write_text
+from ..fileio import UserError, atomic_output, atomic_write_text, check_writable_dir
 from .agreement import agreement_frame, agreement_grid
 from .agreement import summary as agreement_summary
 from .findings import findings_frame, findings_grid, load_overlap
@@ -31,12 +31,13 @@ COST_TITLE = "Table 9: the cost of each way of adapting"
 
 def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, experiments_dir: Path = EXPERIMENTS_DIR,
               overlap: Path | None = None, no_mixed_warning: bool = False, wandb: bool = False,
-              notes: list[str] = ()) -> Path:
+              notes: list[str] = (), records: dict | None = None) -> Path:
     """results/<suite> -> <tables_root>/<suite>/; returns that folder. `suite`: the Suite (its
-    tasks name the rows), or a built-in suite's name or a study file's path."""
+    tasks name the rows), or a built-in suite's name or a study file's path; `records`: the
+    runs' records, when the caller read them already (runs.read_runs)."""
     suite = as_suite(suite)
     name, conditions = suite.name, load_conditions(experiments_dir)
-    runs = load_runs(results_dir, suite, conditions)
+    runs = load_runs(results_dir, suite, conditions, records)
     if runs.empty:
         raise UserError(f"{results_dir / name}: no metrics.json found; "
                         f"run `dontstop run ... --suite {suite.source if suite.is_study else name}` first")
@@ -55,6 +56,19 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
                            source=suite.source if suite.is_study else name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
+
+
+def check_tables_root(tables_root: Path, suite: Suite) -> None:
+    """Before any work (`reproduce` writes the tables after every run): each folder the tables,
+    plots and domain analysis go into can be written (a read-only plots folder, or a file in its
+    place, failed once the tables had been replaced: half old, half new), and none lies among the
+    runs of <results>/<suite>, whose README.md, plots/ or analysis/ it would overwrite."""
+    out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
+    if out.resolve() == runs.resolve() or runs.resolve() in out.resolve().parents:
+        raise UserError(f"{out}: the tables would go among the runs of {runs} (the tables and results "
+                        "folders are one); give the tables a folder of their own (--tables-dir)")
+    for folder in (out, out / "plots", analysis_dir(tables_root, suite.name)):
+        check_writable_dir(folder)
 
 
 def shown_conditions(conditions: Conditions, runs: pd.DataFrame) -> Conditions:

@@ -21,10 +21,11 @@ from .. import wandb_log
 from ..condition_readme import write_readmes
 from ..conditions import EXPERIMENTS_DIR, Condition, load_condition_folders, load_conditions, select_conditions
 from ..data.study import check_study_data
-from ..fileio import UserError, check_writable_dir, raise_problems
+from ..fileio import UserError, raise_problems
 from ..flags import add_flag, add_pair_flags, add_suite_flags, suite_overrides
 from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
+from ..report.write import check_tables_root
 from ..study_file import tables_dir
 from ..suites import Suite, load_suite, with_quick
 from .analysis_tables import analyze_and_aggregate
@@ -165,7 +166,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
-    check_writable_dir(tables_root)   # written after every run: refused now, not then
+    check_tables_root(tables_root, suite)   # written after every run: refused now, not then
     check_history(suite)              # RUN.json: appended to after every run, read now
     began = time.time()
     finished = _go(plans, suite, args, analysis=True)
@@ -195,6 +196,8 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: 
             refuse(stale)
         return 0
     wandb = not args.no_wandb and wandb_log.configured()
+    if wandb:
+        wandb_log.check_project()
     if args.launcher == "slurm":
         return launch_on_slurm(plans, suite, slurm_options(args), wandb=wandb, allow_mixed=args.allow_mixed,
                                rerun_stale=args.rerun_stale, analysis=analysis)

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..data.formats import load_split
 from ..suites import Suite
@@ -137,31 +137,38 @@ def check_models_available(jobs) -> None:
 
 
 def check_finished_stages(jobs, suite: Suite) -> None:
-    """Every finished stage that an unfinished job builds on is whole and is the stage asked, before
-    any work: its record readable and made from the stage's recipe, inputs and seed (not a folder
-    copied or renamed from another stage: stage_identity.record_difference), and, where a job
-    starts from it, its weights those the record lists and a tokenizer with a vocabulary. A
-    finished stage is never built over, so the one line says to remove the folder."""
-    from transformers import AutoTokenizer
-
-    from ..models import load_pretrained
-
+    """Every finished stage that an unfinished job builds on is whole and is the stage asked
+    (check_finished_stage), before any work; where a job starts from it, its weights and tokenizer too."""
     unfinished = [job for job in jobs if not job.done()]
     needed = {path for job in unfinished for path in job.needs}
     starts = {job.stage.parent if job.kind == "pretrain" else job.plan.model for job in unfinished}
     sha = input_sha256(suite, planning_only=False)
     for stage in (job.stage for job in jobs if job.kind == "pretrain" and job.done() and job.done_file in needed):
-        try:
-            difference = record_difference(PretrainRecord.read(stage.record_path), recipe=stage.recipe,
-                                           inputs={path: sha(path) for path in stage.corpora},
-                                           seed=suite.pretrain_seed)
-            if difference:
-                raise UserError(f"{stage.checkpoint_dir}: built from other settings than its stage asks "
-                                f"({difference}; a folder copied or renamed from another stage?)")
-            if stage.checkpoint_dir in starts:
-                load_pretrained(AutoTokenizer, stage.checkpoint_dir)   # and the weights, by their hash
-        except UserError as e:
-            raise UserError(f"{e}; a finished stage is never built over: remove its folder to build it again") from None
+        check_finished_stage(stage, suite, sha, load=stage.checkpoint_dir in starts)
+
+
+def check_finished_stage(stage: Stage, suite: Suite, sha: Callable[[str], str], load: bool) -> None:
+    """One finished stage is whole and is the stage asked: its record readable and made from the
+    stage's recipe, inputs (`sha`: path -> sha256, runner/plan.input_sha256) and seed (not a folder
+    copied or renamed from another stage: stage_identity.record_difference), and, with `load`, its
+    weights those the record lists and a tokenizer with a vocabulary. A finished stage is never
+    built over, so the one line says to remove the folder. `dontstop status` shows the same line."""
+    from transformers import AutoTokenizer
+
+    from ..models import load_pretrained
+
+    try:
+        inputs = {path: sha(path) for path in stage.corpora}   # "missing": not on disk (status), not compared
+        difference = record_difference(PretrainRecord.read(stage.record_path), recipe=stage.recipe,
+                                       inputs={path: digest for path, digest in inputs.items() if digest != "missing"},
+                                       seed=suite.pretrain_seed)
+        if difference:
+            raise UserError(f"{stage.checkpoint_dir}: built from other settings than its stage asks "
+                            f"({difference}; a folder copied or renamed from another stage?)")
+        if load:
+            load_pretrained(AutoTokenizer, stage.checkpoint_dir)   # and the weights, by their hash
+    except UserError as e:
+        raise UserError(f"{e}; a finished stage is never built over: remove its folder to build it again") from None
 
 
 def check_finished_selections(jobs, suite: Suite) -> None:

@@ -6,6 +6,8 @@ A job is done when its last file exists (as for the local launcher). Otherwise S
 job in <results>/<suite>/slurm/jobs.json: queued or running while squeue says so, blocked while it
 waits on a parent that failed (afterok never satisfied), failed once Slurm has ended it. Without
 Slurm, a job whose lock a live process holds is running (a local runner) and any other is not started.
+A finished pretraining stage whose checkpoint `run` would refuse (runner/job_actions.check_finished_stage:
+its weights, config, tokenizer or record missing, truncated or of another stage) is damaged, not done.
 """
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ from pathlib import Path
 
 from ..conditions import Condition
 from ..suites import Suite
-from ..fileio import is_locked
+from ..fileio import UserError, is_locked
 from .finished import stale_results
 from .inputs import check_inputs
+from .job_actions import check_finished_stage
 from .jobs import Job, clock, make_jobs
-from .plan import plan_runs
+from .plan import input_sha256, plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
 
-ORDER = ("done", "running", "queued", "blocked", "failed", "not started")
+ORDER = ("done", "damaged", "running", "queued", "blocked", "failed", "not started")
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,11 @@ class JobStatus:
     state: str                          # one of ORDER
     submitted: Submitted | None = None  # the latest Slurm submission, if any
     slurm: str = ""                     # Slurm's state (FAILED, TIMEOUT, CANCELLED, ...), if known
+    problem: str = ""                   # why a damaged stage cannot be used: the line `run` refuses it with
 
     def describe(self) -> str:
+        if self.state == "damaged":
+            return f"damaged: {self.problem}"
         if self.state == "done" or self.submitted is None:
             return self.state
         job = f"job {self.submitted.job_id}"
@@ -81,12 +87,15 @@ def _submissions(jobs: list[Job], registry: dict[str, Submitted]) -> dict[str, S
     return found
 
 
-def print_status(jobs: list[Job], suite: Suite, missing_inputs: dict[str, list[str]]) -> dict[str, int]:
+def print_status(jobs: list[Job], suite: Suite, missing_inputs: dict[str, list[str]],
+                 damaged: dict[str, str]) -> dict[str, int]:
     """The table of `dontstop status`; returns the count of jobs per state.
 
     `missing_inputs`: stage slug -> its input files that do not exist (it cannot run as planned).
+    `damaged`: stage slug -> why its finished checkpoint cannot be used (damaged_stages).
     """
     found = statuses(jobs, suite)
+    found |= {name: JobStatus("damaged", found[name].submitted, problem=problem) for name, problem in damaged.items()}
     print(f"suite {suite.name}: results in {Path(suite.results_dir) / suite.name}")
     stages = [job for job in jobs if job.kind == "pretrain"]
     if stages:
@@ -114,7 +123,8 @@ def print_status(jobs: list[Job], suite: Suite, missing_inputs: dict[str, list[s
                 what = f"seed {job.seed}" if job.kind == "finetune" else job.kind
                 print(f"      {what}: {found[slug(job)].describe()}")
     counts = Counter(status.state for status in found.values())
-    print(f"{len(jobs)} jobs: " + ", ".join(f"{counts[state]} {state}" for state in ORDER))
+    shown = [state for state in ORDER if state != "damaged" or counts[state]]   # named when there is one
+    print(f"{len(jobs)} jobs: " + ", ".join(f"{counts[state]} {state}" for state in shown))
     return dict(counts)
 
 
@@ -158,19 +168,33 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
                 seeds: list[int] | None, allow_mixed: bool = False) -> dict[str, int]:
     """`dontstop status`: plan as --dry-run does (inputs may be missing, and are shown so), check
     the inputs that exist as `run` would (runner/inputs.py), check every results file as `run`
-    does (its folder, and whether it is stale), then print every job."""
+    does (its folder, and whether it is stale) and every finished stage's checkpoint as `run`
+    does, then print every job."""
     plans = [plan for c in conditions for plan in plan_runs(suite, c, tasks, seeds, planning_only=True)]
     check_inputs(plans, suite, missing_ok=True)
     stale = stale_results(plans, suite, allow_mixed)
     jobs = make_jobs(plans, probe=suite.probe)
     missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]
                for job in jobs if job.kind == "pretrain"}
-    counts = print_status(jobs, suite, missing)
+    counts = print_status(jobs, suite, missing, damaged_stages(jobs, suite))
     if stale:
         print(f"{len(stale)} finished result(s) are stale, made from other settings than asked now "
               f"(first: {stale[0].path}: {stale[0].reason}); `run` and `reproduce` refuse them, "
               "--rerun-stale redoes them")
     return counts
+
+
+def damaged_stages(jobs: list[Job], suite: Suite) -> dict[str, str]:
+    """Stage slug -> the line `run` refuses its finished checkpoint with (the runner's own check,
+    weights and tokenizer included, whether or not an unfinished job needs the stage now)."""
+    sha = input_sha256(suite, planning_only=True)   # an input not on disk is not compared
+    damaged = {}
+    for job in (job for job in jobs if job.kind == "pretrain" and job.done()):
+        try:
+            check_finished_stage(job.stage, suite, sha, load=True)
+        except UserError as e:
+            damaged[slug(job)] = str(e)
+    return damaged
 
 
 def _inputs(stage) -> list[str]:
