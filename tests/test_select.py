@@ -360,6 +360,8 @@ def test_a_finished_selection_copied_from_another_stage_or_cut_is_refused_before
     from dontstop.runner.job_actions import _select
     from dontstop.runner.jobs import check_job_models, make_jobs
     from dontstop.runner.plan import plan_runs
+    from dontstop.runner.slurm_queue import slug
+    from dontstop.runner.status import damaged_stages
 
     mini_suite.pools["cs"] = str(topic_pool(tmp_path)[0])
     plans = [plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])[0]
@@ -376,3 +378,6 @@ def test_a_finished_selection_copied_from_another_stage_or_cut_is_refused_before
     with pytest.raises(UserError, match=rf"{knn50.selection_dir}: .*corpus.jsonl missing, recorded \d+; .*remove "
                                         "the folder to select again"):
         check_job_models(jobs, mini_suite)
+    damaged = damaged_stages(jobs, mini_suite)   # `dontstop status` shows the same line
+    assert list(damaged) == [slug(job) for job in jobs if job.kind == "pretrain" and job.stage is knn50]
+    assert "corpus.jsonl missing" in next(iter(damaged.values()))

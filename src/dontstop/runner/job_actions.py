@@ -172,26 +172,32 @@ def check_finished_stage(stage: Stage, suite: Suite, sha: Callable[[str], str], 
 
 
 def check_finished_selections(jobs, suite: Suite) -> None:
-    """The selection an unfinished kNN/RAND stage would reuse is whole and the one asked, before any
-    work: a selection folder whose corpus.jsonl is gone or cut, or one copied from another stage
-    (another k, method or embedding), failed or was pretrained on once the stages before it were built."""
+    """The selection each unfinished kNN/RAND stage would reuse (check_finished_selection), before any work."""
     stages = {job.stage.selection_dir: job.stage for job in jobs
               if job.kind == "pretrain" and not job.done() and job.stage.selection}
-    for folder, stage in sorted(stages.items()):
-        if not (folder / SELECT_RECORD_FILE).is_file():
-            continue
-        recorded = dataclasses.asdict(SelectRecord.read(folder / SELECT_RECORD_FILE))
-        _, _, embedding, asked = _selection_asked(stage, suite)
-        differences = [f"{key} {recorded[key]!r}, asked {value!r}" for key, value in {**embedding, **asked}.items()
-                       if recorded.get(key) is not None and recorded[key] != value]
-        corpus = folder / SELECTED_CORPUS_FILE
-        size = corpus.stat().st_size if corpus.is_file() else None
-        if size != recorded["bytes"]:
-            differences.append(f"{SELECTED_CORPUS_FILE} " + ("missing" if size is None else f"of {size} bytes")
-                               + f", recorded {recorded['bytes']}")
-        if differences:
-            raise UserError(f"{folder}: a finished selection, not the one its stage asks ({'; '.join(differences)}"
-                            "; copied from another stage, or damaged?); remove the folder to select again")
+    for _, stage in sorted(stages.items()):
+        check_finished_selection(stage, suite)
+
+
+def check_finished_selection(stage: Stage, suite: Suite) -> None:
+    """A finished selection of a stage is whole and the one asked: one whose corpus.jsonl is gone or
+    cut, or one copied from another stage (another k, method or embedding), failed or was pretrained
+    on once the stages before it were built. `dontstop status` shows the same line."""
+    folder = stage.selection_dir
+    if not (folder / SELECT_RECORD_FILE).is_file():
+        return
+    recorded = dataclasses.asdict(SelectRecord.read(folder / SELECT_RECORD_FILE))
+    _, _, embedding, asked = _selection_asked(stage, suite)
+    differences = [f"{key} {recorded[key]!r}, asked {value!r}" for key, value in {**embedding, **asked}.items()
+                   if recorded.get(key) is not None and recorded[key] != value]
+    corpus = folder / SELECTED_CORPUS_FILE
+    size = corpus.stat().st_size if corpus.is_file() else None
+    if size != recorded["bytes"]:
+        differences.append(f"{SELECTED_CORPUS_FILE} " + ("missing" if size is None else f"of {size} bytes")
+                           + f", recorded {recorded['bytes']}")
+    if differences:
+        raise UserError(f"{folder}: a finished selection, not the one its stage asks ({'; '.join(differences)}"
+                        "; copied from another stage, or damaged?); remove the folder to select again")
 
 
 def check_stage_models(jobs, suite: Suite) -> None:

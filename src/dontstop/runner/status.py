@@ -7,7 +7,8 @@ job in <results>/<suite>/slurm/jobs.json: queued or running while squeue says so
 waits on a parent that failed (afterok never satisfied), failed once Slurm has ended it. Without
 Slurm, a job whose lock a live process holds is running (a local runner) and any other is not started.
 A finished pretraining stage whose checkpoint `run` would refuse (runner/job_actions.check_finished_stage:
-its weights, config, tokenizer or record missing, truncated or of another stage) is damaged, not done.
+its weights, config, tokenizer or record missing, truncated or of another stage) is damaged, not done;
+so is a stage still to build whose finished selection `run` would refuse (check_finished_selection).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ..suites import Suite
 from ..fileio import UserError, is_locked
 from .finished import stale_results
 from .inputs import check_inputs
-from .job_actions import check_finished_stage
+from .job_actions import check_finished_selection, check_finished_stage
 from .jobs import Job, clock, make_jobs
 from .plan import input_sha256, plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
@@ -185,13 +186,17 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
 
 
 def damaged_stages(jobs: list[Job], suite: Suite) -> dict[str, str]:
-    """Stage slug -> the line `run` refuses its finished checkpoint with (the runner's own check,
-    weights and tokenizer included, whether or not an unfinished job needs the stage now)."""
+    """Stage slug -> the line `run` refuses its finished checkpoint, or the finished selection an
+    unfinished stage would pretrain on, with (the runner's own checks, weights and tokenizer
+    included, whether or not an unfinished job needs the stage now)."""
     sha = input_sha256(suite, planning_only=True)   # an input not on disk is not compared
     damaged = {}
-    for job in (job for job in jobs if job.kind == "pretrain" and job.done()):
+    for job in (job for job in jobs if job.kind == "pretrain"):
         try:
-            check_finished_stage(job.stage, suite, sha, load=True)
+            if job.done():
+                check_finished_stage(job.stage, suite, sha, load=True)
+            elif job.stage.selection:
+                check_finished_selection(job.stage, suite)
         except UserError as e:
             damaged[slug(job)] = str(e)
     return damaged
