@@ -79,6 +79,21 @@ def test_status_shows_a_damaged_finished_stage_with_the_line_run_refuses_it_with
     assert "8 jobs: 7 done, 1 damaged, 0 running" in status
 
 
+def test_a_stage_folder_of_weights_without_their_record_is_refused_before_any_work_and_shown_by_status(
+        reference, tmp_path):
+    """A stage folder holding weights but no pretrain_record.json (deleted; a copy) is not finished,
+    and pretraining refuses a folder of other files: that came after baseline seed 3 had run."""
+    checkpoint = copy_of(reference, tmp_path)
+    (checkpoint / "pretrain_record.json").unlink()
+    result = dontstop("run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path, check=False)
+    says = ": not empty and not an unfinished pretraining run; its stage is built in this folder: move it away"
+    refused_before_any_work(result, tmp_path, f"{checkpoint}{says}")
+    status = dontstop("status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity", "--seeds", "0", "1", "2",
+                      data_dir=reference[0], root=tmp_path).stdout
+    stages = dict(line.split(None, 1) for line in status.split("fine-tuning runs")[0].splitlines()[2:])
+    assert stages["base+tapt-rt-polarity"].startswith(f"damaged: {checkpoint}{says}"), status
+
+
 @contextlib.contextmanager
 def read_only(folder):
     """`folder` made unwritable: by its mode, or (as root, whom modes do not stop) immutable."""

@@ -16,11 +16,21 @@ import torch
 
 from ..fileio import UserError, sha256_file
 from ..provenance import git_commit, software_versions
-from ..records import PretrainRecord
+from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
 from .corpus import Corpus
 from .mlm import BatchSchedule
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")   # what save_pretrained writes the weights as
+
+
+def check_output_dir(output_dir: Path, remedy: str = "choose another --out") -> None:
+    """A pretraining writes only into an empty folder or its own unfinished run (<out>/resume/):
+    one line for a finished checkpoint, or for a folder of other files (weights without their
+    record, a copy), whose files a pretraining would mix with its own."""
+    if (output_dir / PRETRAIN_RECORD_FILE).exists():
+        raise UserError(f"{output_dir}: already holds a finished checkpoint; {remedy}")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "resume").is_dir():
+        raise UserError(f"{output_dir}: not empty and not an unfinished pretraining run; {remedy}")
 
 
 def check_finite(name: str, what: str, loss: float | None, lr: float) -> None:

@@ -32,12 +32,11 @@ from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
 from ..models import check_available
 from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
-from ..records import PRETRAIN_RECORD_FILE as RECORD
 from ..records import PretrainRecord
 from .adapter import adapter_recipe, save_model, trainable_parameters, wrap_for_training
 from .corpus import scan_corpus
 from .mlm import BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, write_token_stream
-from .outcome import check_finite, device_name, finished_record, weights_sha256
+from .outcome import check_finite, check_output_dir, device_name, finished_record, weights_sha256
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
 
 TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
@@ -62,10 +61,7 @@ def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
             raise UserError(str(not_utf8))
     output_dir = Path(recipe.output_dir)
     check_writable_dir(output_dir)
-    if (output_dir / RECORD).exists():
-        raise UserError(f"{output_dir}: already holds a finished checkpoint; choose another --out")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "resume").is_dir():
-        raise UserError(f"{output_dir}: not empty and not an unfinished pretraining run; choose another --out")
+    check_output_dir(output_dir)
 
 
 def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, exclude_keys: set[bytes] | None = None,

@@ -171,6 +171,19 @@ def check_finished_stage(stage: Stage, suite: Suite, sha: Callable[[str], str], 
         raise UserError(f"{e}; a finished stage is never built over: remove its folder to build it again") from None
 
 
+def check_unfinished_stage_folders(jobs) -> None:
+    """Every stage still to build can be built in its folder, before any work: a folder holding
+    other files (weights whose pretrain_record.json was deleted, a copy) failed pretraining's own
+    check after the jobs before it had run (pretrain/outcome.check_output_dir)."""
+    folders = [Path(job.stage.checkpoint_dir) for job in jobs if job.kind == "pretrain" and not job.done()
+               and not job.stage.released and Path(job.stage.checkpoint_dir).is_dir()]
+    if folders:
+        from ..pretrain.outcome import check_output_dir   # imports torch: only when there is a folder to check
+
+        for folder in folders:
+            check_output_dir(folder, "its stage is built in this folder: move it away to build the stage")
+
+
 def check_finished_selections(jobs, suite: Suite) -> None:
     """The selection each unfinished kNN/RAND stage would reuse (check_finished_selection), before any work."""
     stages = {job.stage.selection_dir: job.stage for job in jobs

@@ -8,7 +8,8 @@ waits on a parent that failed (afterok never satisfied), failed once Slurm has e
 Slurm, a job whose lock a live process holds is running (a local runner) and any other is not started.
 A finished pretraining stage whose checkpoint `run` would refuse (runner/job_actions.check_finished_stage:
 its weights, config, tokenizer or record missing, truncated or of another stage) is damaged, not done;
-so is a stage still to build whose finished selection `run` would refuse (check_finished_selection).
+so is a stage still to build whose folder or finished selection `run` would refuse
+(check_unfinished_stage_folders, check_finished_selection).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ..suites import Suite
 from ..fileio import UserError, is_locked
 from .finished import stale_results
 from .inputs import check_inputs
-from .job_actions import check_finished_selection, check_finished_stage
+from .job_actions import check_finished_selection, check_finished_stage, check_unfinished_stage_folders
 from .jobs import Job, clock, make_jobs
 from .plan import input_sha256, plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
@@ -195,8 +196,10 @@ def damaged_stages(jobs: list[Job], suite: Suite) -> dict[str, str]:
         try:
             if job.done():
                 check_finished_stage(job.stage, suite, sha, load=True)
-            elif job.stage.selection:
-                check_finished_selection(job.stage, suite)
+            else:
+                check_unfinished_stage_folders([job])
+                if job.stage.selection:
+                    check_finished_selection(job.stage, suite)
         except UserError as e:
             damaged[slug(job)] = str(e)
     return damaged
