@@ -42,9 +42,12 @@ LOSS_TOLERANCE = 1e-4
 # transform). Adam's steps are ~lr each, so a run that saw other data or other gradients moves a
 # weight by ~lr (2e-3 for LoRA, 1e-4 for full) or more.
 WEIGHT_TOLERANCE = 1e-5
-# A full stage, and a LoRA stage (pretrain/adapter.py: adapters on every Linear layer and the MLM
-# head's transform train, the rest is frozen) at the mini suite's LoRA lr, so that they move.
-KINDS = {"full": [], "lora": ["--lora", "rank=8", "--lr", "2e-3"]}
+# A LoRA stage (pretrain/adapter.py: adapters on every Linear layer and the MLM head's transform
+# train, the rest is frozen) at the mini suite's LoRA lr, so that they move.
+LORA = ["--lora", "rank=8", "--lr", "2e-3"]
+# The stages run on 2 processes: a full one, a LoRA one, and a LoRA one whose base is itself a LoRA
+# checkpoint (TAPT (LoRA) after DAPT (LoRA): each process loads its base merged, models.load_pretrained).
+KINDS = ("full", "lora", "lora_after_lora")
 
 
 def env() -> dict[str, str]:
@@ -109,11 +112,21 @@ def saved_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
             for name, tensor in load_file(path).items()}
 
 
-@pytest.fixture(scope="module", params=list(KINDS))
+@pytest.fixture(scope="module")
+def lora_base(tiny_corpus, tmp_path_factory) -> Path:
+    """A LoRA checkpoint (DAPT (LoRA)), made by 1 process."""
+    out = tmp_path_factory.mktemp("lora_base") / "ckpt"
+    ok(run([sys.executable, "-m", "dontstop", *PRETRAIN, *LORA, "--corpus", str(tiny_corpus), "--out", str(out)]))
+    return out
+
+
+@pytest.fixture(scope="module", params=KINDS)
 def two_process_run(request, tiny_corpus, tmp_path_factory) -> tuple[list[str], Path]:
-    """An uninterrupted 2-process run of a full or a LoRA stage, after checking that the trainer
+    """An uninterrupted 2-process run of a stage of each kind, after checking that the trainer
     sees 2 processes: (the arguments of its `dontstop` command but --out, its output folder)."""
-    args = [*PRETRAIN, *KINDS[request.param], "--corpus", str(tiny_corpus)]
+    args = [*PRETRAIN, *(LORA if "lora" in request.param else []), "--corpus", str(tiny_corpus)]
+    if request.param == "lora_after_lora":   # the last --model is the one argparse keeps
+        args += ["--model", str(request.getfixturevalue("lora_base"))]
     out = tmp_path_factory.mktemp(f"two-{request.param}") / "ckpt"
     # 2 sequences per step cannot split into 2 processes x 2: the trainer says so only if it sees 2.
     probe = run(two_processes(*args, "--out", str(out.with_name("probe")), "--batch-size", "2"))
@@ -132,7 +145,7 @@ def test_two_processes_give_the_losses_and_weights_of_one_at_the_same_global_bat
     for key in ("steps", "sequences", "tokens"):
         assert one[key] == two[key], key
     assert one["heldout_loss_before"] == two["heldout_loss_before"]  # the same model, the same masks
-    assert two["heldout_loss_after"] < two["heldout_loss_before"] - 0.01   # it trained: weights moved
+    assert abs(two["heldout_loss_after"] - two["heldout_loss_before"]) > 0.01   # it trained: weights moved
     for key in ("final_train_loss", "heldout_loss_after"):
         assert abs(one[key] - two[key]) < LOSS_TOLERANCE, (key, one[key], two[key])
     # The same files (a LoRA stage: adapter only, saved once), the same tensor names (no DDP
