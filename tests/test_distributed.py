@@ -155,7 +155,7 @@ def test_two_processes_give_the_losses_and_weights_of_one_at_the_same_global_bat
     assert one_weights.keys() == two_weights.keys() and one_weights
     for name, weight in one_weights.items():
         torch.testing.assert_close(two_weights[name], weight, rtol=0, atol=WEIGHT_TOLERANCE, msg=name)
-    assert load_pretrained(AutoModelForMaskedLM, str(two_out)).training is False   # loads (LoRA: merged)
+    load_pretrained(AutoModelForMaskedLM, str(two_out))   # loads (LoRA: merged on its base), else UserError
 
 
 def test_a_sigkilled_two_process_run_resumes_to_the_uninterrupted_record(two_process_run, tmp_path):
