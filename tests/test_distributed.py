@@ -1,5 +1,7 @@
-"""Pretraining on 2 processes (gloo on the CPU: the code path of several GPUs) gives the numbers of
-1 process at the same global batch, and a SIGKILLed 2-process run resumes to the same record.
+"""Pretraining on 2 processes (gloo on the CPU: the code path of several GPUs) gives the numbers and
+weights of 1 process at the same global batch, and a SIGKILLed 2-process run resumes to the same
+record and weights; both for a full stage and for a LoRA stage (adapters under DDP, adapter-only
+checkpoint saved by the main process).
 
 The 2 processes come from `accelerate launch --multi_gpu --num_processes 2` (torchrun underneath)
 with ACCELERATE_USE_CPU=true, the command a multi-GPU Slurm job runs (runner/slurm_job.py), on
@@ -17,8 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForMaskedLM
 
-from dontstop.records import PretrainRecord
+from dontstop.models import load_pretrained
+from dontstop.records import PRETRAIN_RECORD_FILE, PretrainRecord
 
 # 16 optimizer steps of 8 sequences x 32 tokens: 4 micro-batches of 2 in one process, 2 per process
 # in two. A resumable state every 2 steps, so that a kill lands after one.
@@ -32,6 +38,16 @@ PRETRAIN = ["pretrain", "--model", "bundled:bert-tiny", "--steps", "16", "--batc
 # moves the loss by > 1e-2 nats: seeding the masks per process instead of per global micro-batch
 # gave 7.600 vs 7.561.
 LOSS_TOLERANCE = 1e-4
+# The same rounding in the saved weights (full: every weight; LoRA: the adapters and the head's
+# transform). Adam's steps are ~lr each, so a run that saw other data or other gradients moves a
+# weight by ~lr (2e-3 for LoRA, 1e-4 for full) or more.
+WEIGHT_TOLERANCE = 1e-5
+# A LoRA stage (pretrain/adapter.py: adapters on every Linear layer and the MLM head's transform
+# train, the rest is frozen) at the mini suite's LoRA lr, so that they move.
+LORA = ["--lora", "rank=8", "--lr", "2e-3"]
+# The stages run on 2 processes: a full one, a LoRA one, and a LoRA one whose base is itself a LoRA
+# checkpoint (TAPT (LoRA) after DAPT (LoRA): each process loads its base merged, models.load_pretrained).
+KINDS = ("full", "lora", "lora_after_lora")
 
 
 def env() -> dict[str, str]:
@@ -90,36 +106,62 @@ def numbers(record: PretrainRecord) -> dict:
             "heldout_loss_after": record.heldout_loss_after}
 
 
+def saved_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint's weights files (model.safetensors, adapter_model.safetensors)."""
+    return {name: tensor for path in sorted(checkpoint.glob("*.safetensors"))
+            for name, tensor in load_file(path).items()}
+
+
 @pytest.fixture(scope="module")
-def two_process_record(tiny_corpus, tmp_path_factory) -> PretrainRecord:
-    """An uninterrupted 2-process run, after checking that the trainer sees 2 processes."""
-    out = tmp_path_factory.mktemp("two") / "ckpt"
+def lora_base(tiny_corpus, tmp_path_factory) -> Path:
+    """A LoRA checkpoint (DAPT (LoRA)), made by 1 process."""
+    out = tmp_path_factory.mktemp("lora_base") / "ckpt"
+    ok(run([sys.executable, "-m", "dontstop", *PRETRAIN, *LORA, "--corpus", str(tiny_corpus), "--out", str(out)]))
+    return out
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def two_process_run(request, tiny_corpus, tmp_path_factory) -> tuple[list[str], Path]:
+    """An uninterrupted 2-process run of a stage of each kind, after checking that the trainer
+    sees 2 processes: (the arguments of its `dontstop` command but --out, its output folder)."""
+    args = [*PRETRAIN, *(LORA if "lora" in request.param else []), "--corpus", str(tiny_corpus)]
+    if request.param == "lora_after_lora":   # the last --model is the one argparse keeps
+        args += ["--model", str(request.getfixturevalue("lora_base"))]
+    out = tmp_path_factory.mktemp(f"two-{request.param}") / "ckpt"
     # 2 sequences per step cannot split into 2 processes x 2: the trainer says so only if it sees 2.
-    probe = run(two_processes(*PRETRAIN, "--corpus", str(tiny_corpus), "--out", str(out.with_name("probe")),
-                              "--batch-size", "2"))
+    probe = run(two_processes(*args, "--out", str(out.with_name("probe")), "--batch-size", "2"))
     assert "x 2 process(es)" in probe.stderr, ("the trainer did not see 2 processes (each worker trained "
                                                "alone):\n" + probe.stderr[-3000:])
-    ok(run(two_processes(*PRETRAIN, "--corpus", str(tiny_corpus), "--out", str(out))))
-    return PretrainRecord.read(out / "pretrain_record.json")
+    ok(run(two_processes(*args, "--out", str(out))))
+    return args, out
 
 
-def test_two_processes_give_the_losses_of_one_at_the_same_global_batch(two_process_record, tiny_corpus,
-                                                                       tmp_path):
-    ok(run([sys.executable, "-m", "dontstop", *PRETRAIN, "--corpus", str(tiny_corpus), "--out",
-            str(tmp_path / "one")]))
-    one, two = numbers(PretrainRecord.read(tmp_path / "one" / "pretrain_record.json")), numbers(two_process_record)
-    assert two_process_record.processes == 2   # the record tells the runs apart
+def test_two_processes_give_the_losses_and_weights_of_one_at_the_same_global_batch(two_process_run, tmp_path):
+    args, two_out = two_process_run
+    ok(run([sys.executable, "-m", "dontstop", *args, "--out", str(tmp_path / "one")]))
+    one_record, two_record = (PretrainRecord.read(out / PRETRAIN_RECORD_FILE) for out in (tmp_path / "one", two_out))
+    one, two = numbers(one_record), numbers(two_record)
+    assert (one_record.processes, two_record.processes) == (1, 2)   # the record tells the runs apart
     for key in ("steps", "sequences", "tokens"):
         assert one[key] == two[key], key
     assert one["heldout_loss_before"] == two["heldout_loss_before"]  # the same model, the same masks
+    assert abs(two["heldout_loss_after"] - two["heldout_loss_before"]) > 0.01   # it trained: weights moved
     for key in ("final_train_loss", "heldout_loss_after"):
         assert abs(one[key] - two[key]) < LOSS_TOLERANCE, (key, one[key], two[key])
+    # The same files (a LoRA stage: adapter only, saved once), the same tensor names (no DDP
+    # `module.` prefix), the same values up to rounding.
+    assert sorted(p.name for p in two_out.iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    one_weights, two_weights = saved_weights(tmp_path / "one"), saved_weights(two_out)
+    assert one_weights.keys() == two_weights.keys() and one_weights
+    for name, weight in one_weights.items():
+        torch.testing.assert_close(two_weights[name], weight, rtol=0, atol=WEIGHT_TOLERANCE, msg=name)
+    load_pretrained(AutoModelForMaskedLM, str(two_out))   # loads (LoRA: merged on its base), else UserError
 
 
-def test_a_sigkilled_two_process_run_resumes_to_the_uninterrupted_record(two_process_record, tiny_corpus,
-                                                                         tmp_path):
+def test_a_sigkilled_two_process_run_resumes_to_the_uninterrupted_record(two_process_run, tmp_path):
+    args, two_out = two_process_run
     out = tmp_path / "killed"
-    command = two_processes(*PRETRAIN, "--corpus", str(tiny_corpus), "--out", str(out))
+    command = two_processes(*args, "--out", str(out))
     launcher = run(command, start_new_session=True)
     deadline = time.time() + 180
     while not list(out.glob("resume/step-*")) and launcher.poll() is None and time.time() < deadline:
@@ -132,8 +174,11 @@ def test_a_sigkilled_two_process_run_resumes_to_the_uninterrupted_record(two_pro
 
     ok(run(command))                                   # the same command again resumes
     resumed = PretrainRecord.read(out / "pretrain_record.json")
-    assert 0 < resumed.resumed_from_step < 16
-    assert numbers(resumed) == numbers(two_process_record)
+    assert 0 < resumed.resumed_from_step < 16 and resumed.processes == 2
+    assert numbers(resumed) == numbers(PretrainRecord.read(two_out / PRETRAIN_RECORD_FILE))
+    resumed_weights, whole_weights = saved_weights(out), saved_weights(two_out)
+    assert resumed_weights.keys() == whole_weights.keys()
+    assert all(torch.equal(weight, whole_weights[name]) for name, weight in resumed_weights.items())
 
 
 def test_the_slurm_multi_gpu_command_builds_a_stage_on_two_processes(tiny_corpus, tmp_path):

@@ -114,6 +114,10 @@ def merged_checkpoint(base_model, adapter_dir: str | Path) -> Iterator[Path]:
             except (OSError, ValueError, RuntimeError, KeyError) as e:
                 first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
                 raise UserError(f"{adapter_dir}: cannot apply the LoRA adapter to its base ({first_line})") from None
+            # transformers 5 writes a checkpoint from the process of rank 0 only once torch.distributed
+            # is initialized: in a stage on several processes (a LoRA stage whose base is a LoRA
+            # checkpoint) the others found this folder empty. The folder is this process's own.
+            merged.should_save_on_this_rank = lambda is_main_process: is_main_process
             merged.save_pretrained(folder)
         del merged
         yield folder
