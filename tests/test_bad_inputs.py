@@ -224,6 +224,18 @@ def test_a_folder_given_as_a_corpus_is_refused_by_a_dry_run_too(world, capsys):
     nothing_written(tmp_path)
 
 
+def test_a_corpus_path_that_does_not_exist_is_refused_by_a_dry_run_and_status_too(world, capsys):
+    """Only data still to build or download (under --data-dir) may be missing in a dry run: a
+    mistyped --domain-corpus path passed `--dry-run` and `status` without a word (nothing builds it)."""
+    tmp_path, root, flags = world
+    missing = tmp_path / "no" / "reviews.txt"
+    for command in (["reproduce", "--dry-run"], ["status"], ["reproduce"]):
+        [line] = refused(capsys, *command, "--conditions", "dapt", "--tasks", "rt-polarity",
+                         "--domain-corpus", f"reviews={missing}", *flags)
+        assert line == f"{missing}: input file not found (build or download the data first)"
+    nothing_written(tmp_path)
+
+
 def test_a_data_dir_under_a_file_is_one_line(tmp_path, capsys):
     """The mini benchmark is built into --data-dir when missing: a file on its path was an OSError, exit 1."""
     (tmp_path / "file").write_text("")

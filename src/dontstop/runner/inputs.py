@@ -31,7 +31,9 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False) -
     """Raise UserErrors listing every problem of the inputs `plans` read: the task folders of
     their runs and stages (whole), the dev/test files of the suite's other tasks (the leakage
     guard reads them), and the corpora and pools of every stage still to build. A file that
-    does not exist is a problem unless `missing_ok` (--dry-run, status: not downloaded yet)."""
+    does not exist is a problem unless `missing_ok` (--dry-run, status: not downloaded yet) and it
+    lies under the data folder, where `data download` or the mini build puts it: nothing makes a
+    corpus given elsewhere (a mistyped --domain-corpus path passed a dry run without a word)."""
     memo_path = Path(suite.cache_dir) / MEMO
     memo = read_json(memo_path) if memo_path.exists() else {}
     before = dict(memo)
@@ -53,9 +55,11 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False) -
             found = [p for path in paths for p in _memoised(memo, "split", [path],
                                                             lambda path=path: parse_split(path)[1], missing_ok)]
         problems += found
+    data_root = Path(suite.data_dir).resolve()
     for path, pool in _corpora(plans, suite):
+        still_to_fetch = missing_ok and data_root in Path(path).resolve().parents
         problems += _memoised(memo, "pool" if pool else "corpus", [Path(path)],
-                              lambda path=path, pool=pool: _checked_corpus(path, pool), missing_ok)
+                              lambda path=path, pool=pool: _checked_corpus(path, pool), still_to_fetch)
     if memo != before:
         atomic_write_json(memo_path, memo)
     if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
