@@ -5,10 +5,13 @@ in the cache (this machine's own); else, for a suite with `estimate_bench` (the 
 the newest GPU row of that benchmark file (bench/gpu_paper.py's "dapt vs stock", our step as the
 trainer runs it on a GPU); else the suite's `estimate_tokens_per_s`. Fine-tuning time is the
 median wall time of finished runs; else the bench's "finetune real path" row (training tokens per
-second of a whole `dontstop finetune` epoch, evaluation included); else a tokens-based guess.
-Text is ~4 characters per token (English BPE / WordPiece), which is all an estimate needs. A
-task file not downloaded yet counts as its registry size of examples, each a full max_length
-sequence: an upper bound, flagged as such.
+second of a whole `dontstop finetune` epoch, evaluation included); else a guess from the
+pretraining rate: a classifier's training step costs no more per token than a masked-LM step
+(it has no vocabulary projection), and evaluation is forward passes only. Every epoch counts
+(no early stop), over the examples the recipe trains on (`max_train_examples`), each cut at its
+`max_length`. Text is ~4 characters per token (English BPE / WordPiece), which is all an
+estimate needs. A task file not downloaded yet counts as its registry size of examples, each a
+full max_length sequence: an upper bound, flagged as such.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .plan import RunPlan, Stage
 
 CHARS_PER_TOKEN = 4.0
-FINETUNE_PASSES = 3.0   # forward + backward ~ 3 forward passes of compute
+FORWARD_SPEEDUP = 3.0   # a training step (forward + backward) ~ 3 forward passes of compute
 REPO = EXPERIMENTS_DIR.parent
 
 
@@ -105,6 +108,18 @@ class Estimator:
         split = path_.stem if path_.stem in ("train", "dev", "test") else "train"
         return task.sizes[("train", "dev", "test").index(split)] * max_length, False
 
+    def split_tokens(self, path: Path, max_length: int, max_examples: int | None = None) -> tuple[float, bool]:
+        """(tokens, exact) a fine-tuning run reads of one task split per pass: its first
+        `max_examples` examples, each cut at max_length (one jsonl line an example)."""
+        if not path.is_file():
+            tokens, exact = self.file_tokens(str(path), max_length)   # registry size x max_length
+            examples = tokens / max_length
+            return min(examples, max_examples or examples) * max_length, exact
+        with open(path, "rb") as lines:
+            examples = sum(1 for line in lines if line.strip())
+        per_example = path.stat().st_size / max(examples, 1) / CHARS_PER_TOKEN
+        return min(examples, max_examples or examples) * min(per_example, max_length), True
+
     def stage_seconds(self, stage: Stage) -> tuple[float, int, int, bool]:
         """(seconds, tokens, optimizer steps, exact) for building one stage."""
         recipe = stage.recipe
@@ -120,7 +135,8 @@ class Estimator:
                 queries, exact_q = self.file_tokens(stage.selection["queries"], max_length)
                 pool = Path(stage.selection["pool"])
                 pool_tokens = pool.stat().st_size / CHARS_PER_TOKEN if pool.is_file() else math.inf
-                corpus_tokens += min(stage.selection["k"] * queries, pool_tokens)
+                k = stage.selection["k"] * stage.selection.get("k_scale", 1.0)   # as the runner selects
+                corpus_tokens += min(k * queries, pool_tokens)
                 exact = exact and exact_q and pool.is_file()
             steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / tokens_per_step)
         tokens = steps * tokens_per_step
@@ -130,10 +146,13 @@ class Estimator:
         """(seconds, exact) of one fine-tuning run, every epoch run (no early stop): a bound above."""
         if self.finetune_run_s is not None:
             return self.finetune_run_s, True
-        suite = self.suite
-        train = suite.task_dir(plan.task.key) / "train.jsonl"
-        tokens, exact = self.file_tokens(str(train), suite.finetune.get("max_length", 512))
-        epochs = suite.finetune.get("epochs") or plan.task.epochs
-        if self.finetune is not None:
-            return epochs * tokens / self.finetune.value, exact and not self.finetune.upper_bound
-        return FINETUNE_PASSES * epochs * tokens / self.pretrain.value, exact
+        recipe, splits = self.suite.finetune, self.suite.task_dir(plan.task.key)
+        max_length, epochs = recipe.get("max_length", 512), recipe.get("epochs") or plan.task.epochs
+        train, exact = self.split_tokens(splits / "train.jsonl", max_length, recipe.get("max_train_examples"))
+        if self.finetune is not None:   # a whole measured `dontstop finetune` epoch, evaluation included
+            return epochs * train / self.finetune.value, exact and not self.finetune.upper_bound
+        (dev, exact_dev), (test, exact_test) = (self.split_tokens(splits / f"{split}.jsonl", max_length)
+                                                for split in ("dev", "test"))
+        # each epoch trains, then scores dev; test is scored once, by the best epoch's model
+        passes = epochs * (train + dev / FORWARD_SPEEDUP) + test / FORWARD_SPEEDUP
+        return passes / self.pretrain.value, exact and exact_dev and exact_test

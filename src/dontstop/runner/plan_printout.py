@@ -61,6 +61,9 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
     elif estimator.finetune is not None:
         print(f"  fine-tuning at {estimator.finetune.value:,.0f} training tokens/s ({estimator.finetune.source}"
               + (", an upper bound" if estimator.finetune.upper_bound else "") + ")")
+    else:
+        print("  fine-tuning guessed from the pretraining rate, every epoch run (early stopping "
+              "usually ends runs sooner); finished runs replace the guess by their median time")
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,50 @@
+"""The `--dry-run` cost estimate (runner/estimate.py) counts what the runs will read: the
+examples a fine-tuning recipe trains on, cut at its max_length, and a kNN stage's k as the
+runner selects it (the suite's k_scale). Before, the mini suite's fine-tuning was estimated at
+7.9 h (every one of 500 examples, 3x the pretraining cost per token) for runs that took 37 min."""
+import json
+from pathlib import Path
+
+import pytest
+
+from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+from dontstop.runner.estimate import CHARS_PER_TOKEN, FORWARD_SPEEDUP, Estimator
+from dontstop.runner.plan import plan_runs
+
+
+def write_split(path, examples: int, chars: int) -> None:
+    path.write_text("".join(json.dumps({"id": str(i), "text": "x" * chars, "label": "ab"[i % 2]}) + "\n"
+                            for i in range(examples)))
+
+
+def test_fine_tuning_counts_the_examples_trained_on_each_cut_at_max_length(mini_suite):
+    splits = mini_suite.task_dir("rt-polarity")
+    for split, examples in (("train", 500), ("dev", 300), ("test", 500)):
+        write_split(splits / f"{split}.jsonl", examples, chars=400)
+    plan = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "baseline"), ["rt-polarity"])[0]
+    estimator = Estimator.for_suite(mini_suite)
+    per_example = (splits / "train.jsonl").stat().st_size / 500 / CHARS_PER_TOKEN   # ~ 110 tokens
+    assert estimator.split_tokens(splits / "train.jsonl", 512) == (pytest.approx(500 * per_example), True)
+    assert estimator.split_tokens(splits / "train.jsonl", 64, 200) == (200 * 64, True)   # cut, and capped
+
+    mini_suite.finetune.update(max_length=64, max_train_examples=200, epochs=15)
+    seconds, exact = estimator.finetune_seconds(plan)
+    rate = estimator.pretrain.value
+    assert exact and seconds == pytest.approx((15 * (200 * 64 + 300 * 64 / FORWARD_SPEEDUP)
+                                               + 500 * 64 / FORWARD_SPEEDUP) / rate)
+    mini_suite.finetune["max_train_examples"] = 100
+    assert estimator.finetune_seconds(plan)[0] < seconds
+
+
+def test_a_knn_stage_counts_k_as_the_runner_selects_it(mini_suite):
+    queries = mini_suite.task_dir("aclsum-roles") / "train.jsonl"
+    write_split(queries, 100, chars=40)
+    pool = Path(mini_suite.data_path(mini_suite.pools["cs"]))
+    write_split(pool, 20_000, chars=40)   # larger than any selection here: the pool does not cap it
+    stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0].stages[-1]
+    estimator = Estimator.for_suite(mini_suite)
+    tokens = {}
+    for k_scale in (1.0, 0.1):
+        stage.selection["k_scale"] = k_scale
+        tokens[k_scale] = estimator.stage_seconds(stage)[1]
+    assert tokens[0.1] < tokens[1.0] / 5   # 5 documents a task text instead of 50
