@@ -28,7 +28,9 @@ the key and what is wrong:
   has a pool (`pools`), Curated-TAPT on a task with a curated pool (`curated`), Transfer-TAPT
   where a task has a partner, ¬DAPT where another domain has a corpus: its DAPT model is the
   irrelevant one (the first other domain of `domain_corpora`, or `domains: {D: {irrelevant: E}}`);
-- `name` names results/<name>/ and may not be a built-in suite's (mini, paper).
+- `name` names results/<name>/ and may not be a built-in suite's (mini, paper);
+- with its own tasks, `selection.bow_tokens` defaults to `scripts`: kNN-TAPT's bag of words finds
+  words in any script (select/embed.py; the built-in suites keep scikit-learn's `sklearn`).
 """
 from __future__ import annotations
 
@@ -122,6 +124,9 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
         facts = {"task_table": tasks, "domain_table": _domains(path, lines, domains_given, tasks, fields),
                  "released": {}, "registry": None, "own_tasks": True}
         fields["tasks"] = list(tasks)
+        # A study's own tasks may be in any language: the bow embedder finds words in every
+        # script, unless the file says otherwise (the built-in suites keep scikit-learn's words).
+        fields["selection"] = {"bow_tokens": "scripts", **(fields.get("selection") or {})}
     elif parent is None:
         raise UserError(f"{_at(path, lines, 'tasks')}: key 'tasks': a study file without `extends` declares "
                         "its own tasks: a mapping of task key to display, data, metric and domain")
