@@ -7,6 +7,8 @@ import random
 import unicodedata
 from pathlib import Path
 
+import pytest
+
 
 from dontstop.data.scripts import bow_token_pattern
 from dontstop.select.embed import BOW_TOKENS
@@ -67,3 +69,72 @@ def test_a_study_of_its_own_tasks_selects_with_the_words_of_every_script(tmp_pat
     text = study.read_text(encoding="utf-8").replace("selection:\n", "selection:\n  bow_tokens: sklearn\n")
     study.write_text(text, encoding="utf-8")
     assert load_suite(str(study)).selection["bow_tokens"] == "sklearn"   # the file's word is kept
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def write_task(folder: Path, dev: list[str], labels=("좋음", "나쁨")) -> Path:
+    train = [{"text": f"훈련 문장 {i}", "label": labels[i % 2]} for i in range(6)]
+    write_jsonl(folder / "train.jsonl", train)
+    write_jsonl(folder / "dev.jsonl", [{"text": text, "label": labels[0]} for text in dev])
+    write_jsonl(folder / "test.jsonl", [{"text": "시험 문장", "label": labels[1]}])
+    return folder
+
+
+def test_one_text_in_two_unicode_forms_is_one_document_for_dedup_and_the_leakage_guard(tmp_path):
+    """Korean saved as NFD (macOS, some editors) is every syllable split into jamo; a full-width
+    copy is how Chinese and Japanese input methods type ASCII. Both were other documents: the NFD
+    copy of a dev sentence was pretrained on and could be selected by kNN-TAPT."""
+    from dontstop.data.formats import iter_corpus, leakage_keys, text_key
+    from dontstop.select.pool import scan_pool
+
+    dev = ["오늘 날씨가 정말 좋네요", "Phở ở Hà Nội rất ngon"]
+    task = write_task(tmp_path / "task", dev)
+    assert nfd(dev[0]) != dev[0] and text_key(nfd(dev[0])) == text_key(dev[0])
+    assert text_key("ＧＰＴ－２はすごい！") == text_key("GPT-2はすごい!")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join([nfd(dev[0]), nfd(dev[1]), "다른 문장", nfd("다른 문장")]) + "\n", encoding="utf-8")
+    assert list(iter_corpus([corpus], exclude=leakage_keys([task]))) == ["다른 문장"]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": nfd(dev[0])}, {"text": "다른 문장"}, {"text": nfd("다른 문장")}])
+    scan = scan_pool(pool, [], leakage_keys([task]))
+    assert (scan.excluded_heldout, scan.duplicates, scan.lines.tolist()) == (1, 1, [2])
+
+
+def test_a_label_stored_in_two_unicode_forms_is_one_label(tmp_path):
+    """A label typed on macOS (NFD) in one split and elsewhere (NFC) in another was a class of its
+    own: 'never occurs in train' naming a label that reads the same, or two classes in train."""
+    from dontstop.data.formats import load_split
+    from dontstop.data.task_checks import check_task
+
+    task = write_task(tmp_path / "task", ["un texte"], labels=("négatif", "positif"))
+    rows = [json.loads(line) for line in (task / "dev.jsonl").read_text(encoding="utf-8").splitlines()]
+    write_jsonl(task / "dev.jsonl", [{**row, "label": nfd(row["label"])} for row in rows])
+    assert check_task(task) == []
+    assert {e.label for e in load_split(task / "dev.jsonl")} == {"négatif"}
+
+
+@pytest.mark.parametrize("blank", ["\u3000\u3000", "\u00a0", "\u200b", "\ufeff\u200c", " \u200d\u2060 ", "\u200f"])
+def test_text_of_only_whitespace_or_invisible_characters_is_empty(tmp_path, blank):
+    """U+3000 and U+00A0 were already blank; a zero-width space, a joiner or a bidi mark alone was
+    an example of no visible text, and a document of nothing in a corpus or pool."""
+    from dontstop.data.formats import check_corpus, iter_corpus, parse_split
+
+    split = write_jsonl(tmp_path / "train.jsonl", [{"text": "보이는 글", "label": "a"}, {"text": blank, "label": "b"}])
+    _, problems = parse_split(split)
+    assert [(p.line, p.field, p.message) for p in problems] == [(2, "text", "empty")]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(f"보이는 글\n{blank}\n", encoding="utf-8")
+    assert list(iter_corpus([corpus])) == ["보이는 글"]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": "보이는 글"}, {"text": blank}])
+    assert [p.error_line for p in check_corpus(pool, pool=True)] == [f"{pool}:2: field 'text': empty"]
+    nothing = tmp_path / "nothing.txt"
+    nothing.write_text(f"{blank}\n{blank}\n", encoding="utf-8")
+    assert [p.message for p in check_corpus(nothing)] == ["empty corpus (no documents)"]
