@@ -138,3 +138,18 @@ def test_text_of_only_whitespace_or_invisible_characters_is_empty(tmp_path, blan
     nothing = tmp_path / "nothing.txt"
     nothing.write_text(f"{blank}\n{blank}\n", encoding="utf-8")
     assert [p.message for p in check_corpus(nothing)] == ["empty corpus (no documents)"]
+
+
+def test_the_vocabulary_overlap_counts_a_word_in_two_unicode_forms_once(tmp_path):
+    """A corpus saved as NFD (every Hangul syllable as jamo) had no word in common with the same
+    text saved as NFC: 0% overlap where it is 100%."""
+    from dontstop.analysis.vocab import vocab_overlap, words
+
+    assert words(nfd("날씨가 좋네요 café")) == ["날씨가", "좋네요", "café"]
+    assert words("ＧＰＴ－２は") == ["gpt", "は"]
+    lines = ["오늘 날씨가 정말 좋네요", "Phở ở Hà Nội rất ngon", "ＧＰＴ モデル"]
+    (tmp_path / "nfc.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "nfd.txt").write_text("\n".join(nfd(line.replace("ＧＰＴ", "GPT")) for line in lines) + "\n",
+                                      encoding="utf-8")
+    matrix = vocab_overlap({"nfc": tmp_path / "nfc.txt", "nfd": tmp_path / "nfd.txt"}, top=10, sample_docs=10)
+    assert matrix.loc["nfc", "nfd"] == 100.0

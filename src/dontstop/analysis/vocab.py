@@ -8,7 +8,9 @@ of its documents; the overlap of two domains is |top_a & top_b| / top * 100. Eac
 streamed once through a seeded reservoir, so a corpus larger than memory costs only the memory
 of its sample.
 
-Words are found the same way in every language and script (`words`): the text is lowercased;
+Words are found the same way in every language and script (`words`): the text is put in Unicode's
+NFC form (an accent or a Hangul syllable stored decomposed, as macOS saves it, is the same word),
+full-width ASCII becomes ASCII ("ＧＰＴ" is "gpt") and the text is lowercased;
 in scripts that separate words with spaces (Latin, Cyrillic, Greek, Hangul, Arabic, Devanagari,
 ...) a word is a run of two or more letters, combining marks included (Unicode categories L and
 M: "don't" -> "don", "gpt-2" -> "gpt", "한국어는" is one word); in scripts written without spaces
@@ -23,6 +25,7 @@ import functools
 import random
 import re
 import time
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +39,8 @@ from ..data.formats import iter_corpus
 from ..data.scripts import letter_classes
 from ..fileio import UserError, atomic_output, atomic_write_json
 
+# Full-width ASCII (U+FF01-U+FF5E: "ＧＰＴ", as Chinese and Japanese input methods type it) -> ASCII.
+FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 OUTPUT_FILES = ("vocab_overlap.csv", "vocab_overlap.json", "vocab_overlap.png", "vocab_overlap.pdf")
 
 
@@ -119,7 +124,7 @@ def word_pattern() -> re.Pattern:
 
 def words(text: str) -> list[str]:
     """The words of a text, in order, the same way for every language (see the module docstring)."""
-    return word_pattern().findall(text.lower())
+    return word_pattern().findall(unicodedata.normalize("NFC", text).translate(FULL_WIDTH).lower())
 
 
 def word_counts(documents: Iterable[str]) -> Counter:
