@@ -153,3 +153,26 @@ def test_the_vocabulary_overlap_counts_a_word_in_two_unicode_forms_once(tmp_path
                                       encoding="utf-8")
     matrix = vocab_overlap({"nfc": tmp_path / "nfc.txt", "nfd": tmp_path / "nfd.txt"}, top=10, sample_docs=10)
     assert matrix.loc["nfc", "nfd"] == 100.0
+
+
+def test_task_keys_and_study_names_in_scripts_with_vowel_signs_are_folder_names(korean_study, tmp_path, capsys):
+    """Hindi and Thai write vowels as combining marks, which `\\w` is not: a study named in Hindi,
+    or with a Thai task key, was refused as 'not a folder name'. They run into folders of that name."""
+    import shutil
+
+    import yaml
+
+    from dontstop.cli import main
+    from dontstop.runner.init_study import name_of
+
+    folder = shutil.copytree(korean_study, tmp_path / "study")
+    spec = yaml.safe_load((folder / "study.yaml").read_text(encoding="utf-8"))
+    spec["name"], spec["tasks"] = "हिंदी-अध्ययन", {"ความเห็น": spec["tasks"]["comments"]}
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    suite = load_suite(str(folder / "study.yaml"))
+    assert suite.tasks == ["ความเห็น"] and suite.name == "हिंदी-अध्ययन"
+    assert main(["run", "experiments/baseline", "--suite", str(folder / "study.yaml"), "--tasks", "ความเห็น",
+                 "--seeds", "0", "--no-wandb", "--results-dir", str(tmp_path / "results"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "results" / "हिंदी-अध्ययन" / "ความเห็น" / "baseline" / "seed_0" / "metrics.json").is_file()
+    assert name_of("हिंदी अध्ययन") == "हिंदी-अध्ययन" and name_of("my study") == "my-study"

@@ -35,6 +35,7 @@ the key and what is wrong:
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,14 @@ FOLDERS = ("data_dir", "results_dir", "cache_dir")
 TASK_KEYS = ("display", "data", "metric", "domain", "profile", "transfer")
 REQUIRED_TASK_KEYS = ("data", "metric", "domain")
 METRICS = ("macro_f1", "micro_f1", "accuracy")
-FOLDER_NAME = re.compile(r"^\w[\w.-]*$")   # a results path component, in any script
+FOLDER_CHARACTERS = re.compile(r"^\w[\w.-]*$")   # checked with combining marks as letters
+
+
+def is_folder_name(name: Any) -> bool:
+    """A results path component in any script: letters, digits, '.', '-', '_' and the combining
+    marks of a word (Hindi and Thai vowel signs: the regex `\\w` alone refused "टिप्पणी" and "ความเห็น")."""
+    return isinstance(name, str) and bool(FOLDER_CHARACTERS.match(
+        "".join("_" if unicodedata.category(c).startswith("M") else c for c in name)))
 
 
 def is_study(data: dict[str, Any]) -> bool:
@@ -103,7 +111,7 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
     built-in suite's are, so that `status` still reports on a run whose corpus is gone."""
     folder = path.resolve().parent
     name = data.get("name")
-    if not isinstance(name, str) or not FOLDER_NAME.match(name):
+    if not is_folder_name(name):
         raise UserError(f"{_at(path, lines, 'name')}: key 'name': expected a folder name "
                         f"(letters, digits, '.', '-', '_'), got {name!r}")
     if name in SUITES:
@@ -204,7 +212,7 @@ def _own_tasks(path: Path, given: dict, folder: Path, fields: dict) -> dict[str,
     specs = {}
     for key, spec in given.items():
         at = f"{path}:{task_lines[key]}" if key in task_lines else str(path)
-        if not isinstance(key, str) or not FOLDER_NAME.match(key):
+        if not is_folder_name(key):
             raise UserError(f"{at}: key 'tasks': task key {key!r} is not a folder name")
         if not isinstance(spec, dict):
             raise UserError(f"{at}: key 'tasks.{key}': expected a mapping of {', '.join(TASK_KEYS)}")
