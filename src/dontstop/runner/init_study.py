@@ -37,6 +37,7 @@ domain_corpora:              # unlabeled text, one document a line (.txt) or {{"
   my-domain: corpora/my-domain.txt
   # other-domain: corpora/other.txt   # a second domain: ¬DAPT (DAPT on the wrong domain) runs too
 # pools: {{my-domain: pools/my-domain.jsonl}}   # kNN-TAPT and RAND-TAPT candidates of the domain
+# selection: {{bow_tokens: scripts}}   # kNN's words: scripts (any language, the default) | sklearn
 # curated: {{my-task: curated/my-task.txt}}     # Curated-TAPT: more unlabeled text like the task's
 # A second task of the same domain gets Transfer-TAPT (TAPT on the other task's text).
 # recipes: {{dapt: {{max_steps: 1000}}}}        # merged key by key into the extended suite's
