@@ -90,3 +90,13 @@ def test_characters_no_font_has_are_said_once(system_fonts, tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("dontstop: warning: no installed font draws '논댓란'")
     assert "fonts-noto-cjk" in err
     assert matplotlib.rcParams["font.family"] == ["sans-serif"]   # restored after the figures
+
+
+def test_the_hint_names_a_font_package_that_has_the_missing_script(system_fonts, capsys):
+    """Thai and Hindi task names were told to install fonts-noto-cjk, which has neither script."""
+    with label_fonts(["ความเห็น", "टिप्पणी"]):
+        pass
+    err = capsys.readouterr().err
+    assert "apt-get install fonts-noto-core)" in err and "cjk" not in err
+    assert fonts.install_hint("댓글ข่าว").startswith("install a font that has them (Debian: apt-get install "
+                                                  "fonts-noto-cjk fonts-noto-core)")

@@ -28,11 +28,14 @@ the key and what is wrong:
   has a pool (`pools`), Curated-TAPT on a task with a curated pool (`curated`), Transfer-TAPT
   where a task has a partner, ¬DAPT where another domain has a corpus: its DAPT model is the
   irrelevant one (the first other domain of `domain_corpora`, or `domains: {D: {irrelevant: E}}`);
-- `name` names results/<name>/ and may not be a built-in suite's (mini, paper).
+- `name` names results/<name>/ and may not be a built-in suite's (mini, paper);
+- with its own tasks, `selection.bow_tokens` defaults to `scripts`: kNN-TAPT's bag of words finds
+  words in any script (select/embed.py; the built-in suites keep scikit-learn's `sklearn`).
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -49,7 +52,14 @@ FOLDERS = ("data_dir", "results_dir", "cache_dir")
 TASK_KEYS = ("display", "data", "metric", "domain", "profile", "transfer")
 REQUIRED_TASK_KEYS = ("data", "metric", "domain")
 METRICS = ("macro_f1", "micro_f1", "accuracy")
-FOLDER_NAME = re.compile(r"^\w[\w.-]*$")   # a results path component, in any script
+FOLDER_CHARACTERS = re.compile(r"^\w[\w.-]*$")   # checked with combining marks as letters
+
+
+def is_folder_name(name: Any) -> bool:
+    """A results path component in any script: letters, digits, '.', '-', '_' and the combining
+    marks of a word (Hindi and Thai vowel signs: the regex `\\w` alone refused "टिप्पणी" and "ความเห็น")."""
+    return isinstance(name, str) and bool(FOLDER_CHARACTERS.match(
+        "".join("_" if unicodedata.category(c).startswith("M") else c for c in name)))
 
 
 def is_study(data: dict[str, Any]) -> bool:
@@ -101,7 +111,7 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
     built-in suite's are, so that `status` still reports on a run whose corpus is gone."""
     folder = path.resolve().parent
     name = data.get("name")
-    if not isinstance(name, str) or not FOLDER_NAME.match(name):
+    if not is_folder_name(name):
         raise UserError(f"{_at(path, lines, 'name')}: key 'name': expected a folder name "
                         f"(letters, digits, '.', '-', '_'), got {name!r}")
     if name in SUITES:
@@ -122,6 +132,9 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
         facts = {"task_table": tasks, "domain_table": _domains(path, lines, domains_given, tasks, fields),
                  "released": {}, "registry": None, "own_tasks": True}
         fields["tasks"] = list(tasks)
+        # A study's own tasks may be in any language: the bow embedder finds words in every
+        # script, unless the file says otherwise (the built-in suites keep scikit-learn's words).
+        fields["selection"] = {"bow_tokens": "scripts", **(fields.get("selection") or {})}
     elif parent is None:
         raise UserError(f"{_at(path, lines, 'tasks')}: key 'tasks': a study file without `extends` declares "
                         "its own tasks: a mapping of task key to display, data, metric and domain")
@@ -199,7 +212,7 @@ def _own_tasks(path: Path, given: dict, folder: Path, fields: dict) -> dict[str,
     specs = {}
     for key, spec in given.items():
         at = f"{path}:{task_lines[key]}" if key in task_lines else str(path)
-        if not isinstance(key, str) or not FOLDER_NAME.match(key):
+        if not is_folder_name(key):
             raise UserError(f"{at}: key 'tasks': task key {key!r} is not a folder name")
         if not isinstance(spec, dict):
             raise UserError(f"{at}: key 'tasks.{key}': expected a mapping of {', '.join(TASK_KEYS)}")

@@ -27,13 +27,15 @@ class SelectionSettings:
     index: str = "flat"
     nprobe: int = 32
     k_scale: float = 1.0        # k of a knn:<k> / random:<k> stage x this (the mini pools are small)
+    bow_tokens: str = "sklearn"  # how the bow embedder finds words (select/embed.BOW_TOKENS)
 
 
 # The values a selection setting takes (a dim of 0 failed inside scikit-learn, mid-run; an
 # unknown embedder or index in select_corpus, once the stages before it were built). The
 # choices are select/embed.EMBEDDERS and select/index.INDEX_TYPES (a test holds them equal).
 SELECTION_RANGES = {"dim": AT_LEAST_1, "nprobe": AT_LEAST_1, "k_scale": POSITIVE,
-                    "embedder": OneOf(("bow", "encoder")), "index": OneOf(("flat", "ivf"))}
+                    "embedder": OneOf(("bow", "encoder")), "index": OneOf(("flat", "ivf")),
+                    "bow_tokens": OneOf(("sklearn", "scripts"))}
 
 
 def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:

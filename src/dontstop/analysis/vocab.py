@@ -8,7 +8,9 @@ of its documents; the overlap of two domains is |top_a & top_b| / top * 100. Eac
 streamed once through a seeded reservoir, so a corpus larger than memory costs only the memory
 of its sample.
 
-Words are found the same way in every language and script (`words`): the text is lowercased;
+Words are found the same way in every language and script (`words`): the text is put in Unicode's
+NFC form (an accent or a Hangul syllable stored decomposed, as macOS saves it, is the same word),
+full-width ASCII becomes ASCII ("ＧＰＴ" is "gpt") and the text is lowercased;
 in scripts that separate words with spaces (Latin, Cyrillic, Greek, Hangul, Arabic, Devanagari,
 ...) a word is a run of two or more letters, combining marks included (Unicode categories L and
 M: "don't" -> "don", "gpt-2" -> "gpt", "한국어는" is one word); in scripts written without spaces
@@ -34,14 +36,11 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from tqdm import tqdm
 
 from ..data.formats import iter_corpus
+from ..data.scripts import letter_classes
 from ..fileio import UserError, atomic_output, atomic_write_json
 
-# Blocks of scripts written without spaces between words: Thai and Lao, Myanmar, Khmer, kana,
-# CJK ideographs (and their extensions and compatibility forms), halfwidth katakana.
-UNSPACED_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF),
-                   (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF66, 0xFF9F),
-                   (0x20000, 0x3FFFF))
-LAST_LETTER = 0x3FFFF   # no script has letters beyond the CJK extensions
+# Full-width ASCII (U+FF01-U+FF5E: "ＧＰＴ", as Chinese and Japanese input methods type it) -> ASCII.
+FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 OUTPUT_FILES = ("vocab_overlap.csv", "vocab_overlap.json", "vocab_overlap.png", "vocab_overlap.pdf")
 
 
@@ -118,36 +117,14 @@ def equalize(samples: dict[str, list[str]], seed: int) -> tuple[dict[str, list[s
 
 @functools.cache
 def word_pattern() -> re.Pattern:
-    """One letter of an unspaced script, or a run of 2+ letters and marks of the others
-    (Unicode categories L and M), as one regex built from unicodedata once per process."""
-    unspaced_codes = bytearray(LAST_LETTER + 2)
-    for low, high in UNSPACED_BLOCKS:
-        unspaced_codes[low:high + 1] = b"\x01" * (high + 1 - low)
-    classes: dict[str, list[str]] = {"unspaced": [], "spaced": [], "marks": []}
-    runs: dict[str, int | None] = dict.fromkeys(classes)
-    for code in range(LAST_LETTER + 2):
-        category = unicodedata.category(chr(code))[0] if code <= LAST_LETTER else ""
-        unspaced = unspaced_codes[code]
-        kind = ("unspaced" if unspaced else "spaced") if category == "L" else (
-            "marks" if category == "M" and not unspaced else None)
-        for name, start in runs.items():   # close the runs this code point does not continue
-            if start is not None and name != kind:
-                classes[name].append(_range(start, code - 1))
-                runs[name] = None
-        if kind is not None and runs[kind] is None:
-            runs[kind] = code
-    unspaced, spaced, marks = ("".join(classes[name]) for name in ("unspaced", "spaced", "marks"))
-    return re.compile(f"[{unspaced}]|[{spaced}][{spaced}{marks}]+")
-
-
-def _range(first: int, last: int) -> str:
-    return re.escape(chr(first)) + (f"-{re.escape(chr(last))}" if last > first else "")
-
+    """One letter of an unspaced script, or a run of 2+ letters and marks of the others."""
+    classes = letter_classes()
+    return re.compile(f"[{classes.unspaced}]|[{classes.spaced}][{classes.spaced}{classes.marks}]+")
 
 
 def words(text: str) -> list[str]:
     """The words of a text, in order, the same way for every language (see the module docstring)."""
-    return word_pattern().findall(text.lower())
+    return word_pattern().findall(unicodedata.normalize("NFC", text).translate(FULL_WIDTH).lower())
 
 
 def word_counts(documents: Iterable[str]) -> Counter:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -94,7 +95,7 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
     text = record.get("text")
     if not isinstance(text, str):
         return None, [Problem(path, line_no, "text", "missing" if text is None else "not a string")]
-    if not text.strip():
+    if blank(text):
         return None, [Problem(path, line_no, "text", "empty")]
     if "label" not in record or record["label"] is None:
         return None, [Problem(path, line_no, "label", "missing")]
@@ -104,7 +105,7 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
     label_problem = _label_problem(record["label"])
     if label_problem:
         return None, [Problem(path, line_no, "label", label_problem)]
-    label = str(record["label"])
+    label = unicodedata.normalize("NFC", str(record["label"]))   # one label, however its accents are stored
     if allowed is not None and label not in allowed:
         return None, [Problem(path, line_no, "label", f"{label!r} is not in the label set "
                               f"({', '.join(sorted(allowed))})")]
@@ -152,8 +153,21 @@ def label_set(task: Task, train: list[Example], train_path: str | Path = "train.
 
 
 def normalize(text: str) -> str:
-    """The key for exact-duplicate and leakage checks: whitespace-collapsed, lowercased."""
-    return " ".join(text.split()).lower()
+    """The key for exact-duplicate and leakage checks: in Unicode's NFKC form, whitespace-collapsed,
+    lowercased. One text saved in two forms is one document: an accent precomposed or as a
+    combining mark (NFC and NFD: macOS, some editors and every Korean text split into jamo), a
+    full-width copy of ASCII letters, digits and punctuation (Chinese and Japanese input)."""
+    return " ".join(unicodedata.normalize("NFKC", text).split()).lower()
+
+
+def blank(text: str) -> bool:
+    """No visible character: only whitespace of any script (U+3000 ideographic space, U+00A0 no-break
+    space, ...) and invisible format characters (U+200B zero-width space, U+200C/U+200D joiners,
+    U+FEFF, bidi marks: Unicode category Cf), which text pasted from the web often holds alone."""
+    stripped = text.strip()
+    if not stripped or unicodedata.category(stripped[0]) != "Cf":   # the common case, at C speed
+        return not stripped
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in stripped)
 
 
 def text_key(text: str) -> bytes:
@@ -195,7 +209,7 @@ def _corpus_line(path: Path, line_no: int, raw: str, pool: bool) -> tuple[str, P
         return "", Problem(str(path), line_no, None, "a JSON object, but only a file named .jsonl is read "
                            "as JSON (as text its syntax would be pretrained on); rename it to .jsonl")
     if path.suffix != ".jsonl" or not raw.strip():
-        return raw.strip(), None
+        return "" if blank(raw) else raw.strip(), None
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as e:
@@ -205,11 +219,11 @@ def _corpus_line(path: Path, line_no: int, raw: str, pool: bool) -> tuple[str, P
     text = record.get("text")
     if not isinstance(text, str):
         return "", Problem(str(path), line_no, "text", "missing" if text is None else "not a string")
-    if pool and not text.strip():
+    if pool and blank(text):
         return "", Problem(str(path), line_no, "text", "empty")
     if pool and not isinstance(record.get("source", ""), str):
         return "", Problem(str(path), line_no, "source", "not a string")
-    return text.strip(), None
+    return "" if blank(text) else text.strip(), None
 
 
 def _json_object(raw: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import unicodedata
 import warnings
 from typing import Iterable, Iterator
 
@@ -21,8 +22,11 @@ from matplotlib.ft2font import FT2Font
 # matplotlib ships "Last Resort High-Efficiency": it maps every code point to a box naming the
 # character's Unicode block, a placeholder, not a drawing of the character.
 PLACEHOLDER_FONT = "Last Resort"
-# A font with these scripts, for the one-line hint (Debian's package; other systems have their own).
-HINT = "install a font that has them (Debian: apt-get install fonts-noto-cjk) and rerun `dontstop aggregate`"
+# Fonts with the missing characters, for the one-line hint (Debian's packages; other systems have
+# their own): Noto CJK for Han, kana and Hangul; Noto's core fonts for Thai, Devanagari and most
+# other scripts (fonts-noto-cjk, the only one named before, has neither Thai nor Devanagari).
+CJK_NAMES = ("CJK", "HANGUL", "HIRAGANA", "KATAKANA", "BOPOMOFO", "IDEOGRAPHIC", "KANGXI", "HALFWIDTH")
+HINT = "install a font that has them (Debian: apt-get install {packages}) and rerun `dontstop aggregate`"
 
 
 @functools.cache
@@ -81,10 +85,17 @@ def use_label_fonts(texts: Iterable[str]) -> None:
     families, missing = font_families(texts)
     if missing:
         print(f"dontstop: warning: no installed font draws {missing!r} (in the figures' labels): they "
-              f"show as boxes; {HINT}", file=sys.stderr)
+              f"show as boxes; {install_hint(missing)}", file=sys.stderr)
     matplotlib.rcParams["font.family"] = families
     for character in missing:
         warnings.filterwarnings("ignore", message=rf"Glyph {ord(character)} ", category=UserWarning)
+
+
+def install_hint(missing: str) -> str:
+    """What to install for `missing`: the Noto packages of Debian that draw them."""
+    cjk = [c for c in missing if unicodedata.name(c, "").startswith(CJK_NAMES)]
+    packages = ["fonts-noto-cjk"] * bool(cjk) + ["fonts-noto-core"] * (len(cjk) < len(missing))
+    return HINT.format(packages=" ".join(packages))
 
 
 @contextlib.contextmanager

@@ -8,11 +8,10 @@ own task and domain text (study_file.py reads the file; README "Your own task").
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ..fileio import UserError, atomic_write_text, check_writable_dir
-from ..study_file import FOLDER_NAME
+from ..study_file import is_folder_name
 from ..tasks import SUITES
 
 STUDY_TEMPLATE = """\
@@ -38,6 +37,7 @@ domain_corpora:              # unlabeled text, one document a line (.txt) or {{"
   my-domain: corpora/my-domain.txt
   # other-domain: corpora/other.txt   # a second domain: ¬DAPT (DAPT on the wrong domain) runs too
 # pools: {{my-domain: pools/my-domain.jsonl}}   # kNN-TAPT and RAND-TAPT candidates of the domain
+# selection: {{bow_tokens: scripts}}   # kNN's words: scripts (any language, the default) | sklearn
 # curated: {{my-task: curated/my-task.txt}}     # Curated-TAPT: more unlabeled text like the task's
 # A second task of the same domain gets Transfer-TAPT (TAPT on the other task's text).
 # recipes: {{dapt: {{max_steps: 1000}}}}        # merged key by key into the extended suite's
@@ -58,15 +58,21 @@ Fill these, then run the commands at the top of study.yaml from this folder.
 `dontstop data check data` validates the task files. Results go to `results/{name}/`, the tables,
 findings, plots and an executed results notebook to `tables/{name}/`.
 """
-NOT_IN_A_NAME = re.compile(r"[^\w.-]+")
+
+
+def name_of(folder_name: str) -> str:
+    """The study's name from its folder's: each run of characters a name cannot hold becomes one
+    '-' (combining marks stay: "हिंदी अध्ययन" -> "हिंदी-अध्ययन")."""
+    kept = "".join(c if is_folder_name(f"a{c}") else " " for c in folder_name)
+    return "-".join(kept.split()).strip("-.")
 
 
 def init_study(folder: Path, name: str | None = None) -> Path:
     """Write DIR/study.yaml, DIR/README.md and the data folders; returns the study file. An
     existing study.yaml is never replaced."""
     folder = Path(folder)
-    name = name or NOT_IN_A_NAME.sub("-", folder.resolve().name).strip("-.") or "my-study"
-    if not FOLDER_NAME.match(name) or name in SUITES:
+    name = name or name_of(folder.resolve().name) or "my-study"
+    if not is_folder_name(name) or name in SUITES:
         raise UserError(f"--name {name}: a study needs a folder name of its own, not {', '.join(SUITES)}")
     check_writable_dir(folder)
     study, readme = folder / "study.yaml", folder / "README.md"

@@ -17,7 +17,7 @@ from ..records import SELECTED_CORPUS_FILE
 from ..recipes import AT_LEAST_1, SEED, range_violations
 from ..suite_checks import SELECTION_RANGES
 from . import index as knn_index
-from .embed import EMBEDDERS
+from .embed import BOW_TOKENS, EMBEDDERS
 from .selection import METHODS, select_corpus
 
 
@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--embedder", choices=EMBEDDERS, default="bow")
     parser.add_argument("--encoder-model", default="bundled:minilm")
     parser.add_argument("--dim", type=int, default=128, help="bow vector size (VAMPIRE: 81)")
+    parser.add_argument("--bow-tokens", choices=BOW_TOKENS, default="sklearn",
+                        help="words of the bow embedder: sklearn (space-separated scripts) or "
+                             "scripts (also Chinese, Japanese, Thai, Hindi...)")
     parser.add_argument("--index", choices=knn_index.INDEX_TYPES, default="flat")
     parser.add_argument("--nprobe", type=int, default=knn_index.DEFAULT_NPROBE,
                         help="IVF lists scanned per query")
@@ -55,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     select_corpus(queries, args.pool, args.out, method=args.method, k=args.k,
                   embedder=args.embedder, encoder_model=args.encoder_model, dim=args.dim,
                   index=args.index, nprobe=args.nprobe, exclude=exclude,
-                  seed=args.seed, index_dir=args.index_dir)
+                  seed=args.seed, index_dir=args.index_dir, bow_tokens=args.bow_tokens)
     return 0
 
 

@@ -21,10 +21,15 @@ from typing import Protocol
 import joblib
 import numpy as np
 
+from ..data.scripts import bow_token_pattern
 from ..fileio import UserError, atomic_output, atomic_write_json, read_json
 from ..models import resolve_model
 
 EMBEDDERS = ("bow", "encoder")
+# How the bow embedder finds words: `sklearn`, scikit-learn's default (a run of 2+ letters, digits
+# or underscores: right for scripts that put spaces between words; the mini and paper suites),
+# or `scripts` (data/scripts.py: also Chinese, Japanese, Thai, Hindi...; a study's own tasks).
+BOW_TOKENS = ("sklearn", "scripts")
 SPEC_FILE = "embedder.json"
 
 
@@ -45,12 +50,18 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class BowEmbedder:
-    """TF-IDF over words, then TruncatedSVD down to `dim` dense dimensions."""
+    """TF-IDF over words, then TruncatedSVD down to `dim` dense dimensions. With `tokens`
+    "scripts" words are found the same way in every script (data/scripts.py); with scikit-learn's
+    default pattern ("sklearn") a Chinese or Japanese sentence is one "word" and a Thai or Hindi
+    word falls apart at its vowel signs, so documents share no words and kNN selection is
+    arbitrary. Both find the same tokens in English text."""
 
     kind = "bow"
 
-    def __init__(self, dim: int = 128, seed: int = 0, max_features: int = 100_000):
-        self.dim, self.seed, self.max_features = dim, seed, max_features
+    def __init__(self, dim: int = 128, seed: int = 0, max_features: int = 100_000, tokens: str = "sklearn"):
+        if tokens not in BOW_TOKENS:
+            raise UserError(f"bow embedder: tokens {tokens!r}; must be one of {', '.join(BOW_TOKENS)}")
+        self.dim, self.seed, self.max_features, self.tokens = dim, seed, max_features, tokens
         self.pipeline = None
 
     def fit(self, texts: list[str]) -> "BowEmbedder":
@@ -58,7 +69,8 @@ class BowEmbedder:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.pipeline import make_pipeline
 
-        tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english",
+        pattern = {"token_pattern": bow_token_pattern()} if self.tokens == "scripts" else {}
+        tfidf = TfidfVectorizer(sublinear_tf=True, stop_words="english", **pattern,
                                 max_features=self.max_features, dtype=np.float32)
         weights = tfidf.fit_transform(texts)   # once: the SVD is fitted on these very rows
         vocabulary_size = len(tfidf.vocabulary_)
@@ -82,11 +94,12 @@ class BowEmbedder:
             joblib.dump(self.pipeline, f)
         atomic_write_json(folder / SPEC_FILE, {"kind": self.kind, "dim": self.dim,
                                                "seed": self.seed,
-                                               "max_features": self.max_features})
+                                               "max_features": self.max_features,
+                                               "tokens": self.tokens})
 
     @classmethod
     def load(cls, folder: Path, spec: dict) -> "BowEmbedder":
-        embedder = cls(spec["dim"], spec["seed"], spec["max_features"])
+        embedder = cls(spec["dim"], spec["seed"], spec["max_features"], spec.get("tokens", "sklearn"))
         embedder.pipeline = joblib.load(folder / "bow.joblib")
         return embedder
 
@@ -136,9 +149,9 @@ class EncoderEmbedder:
 
 
 def make_embedder(kind: str, *, dim: int = 128, seed: int = 0,
-                  encoder_model: str = "bundled:minilm") -> Embedder:
+                  encoder_model: str = "bundled:minilm", bow_tokens: str = "sklearn") -> Embedder:
     if kind == "bow":
-        return BowEmbedder(dim=dim, seed=seed)
+        return BowEmbedder(dim=dim, seed=seed, tokens=bow_tokens)
     if kind == "encoder":
         return EncoderEmbedder(encoder_model)
     raise UserError(f"unknown embedder {kind!r}; known: {', '.join(EMBEDDERS)}")

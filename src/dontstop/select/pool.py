@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.encoding import text_lines
-from ..data.formats import text_key
+from ..data.formats import blank, text_key
 from ..fileio import UserError, atomic_output
 
 
@@ -73,13 +73,13 @@ def fetch_documents(path: str | Path, lines: np.ndarray) -> Iterator[tuple[str, 
 
 def parse_line(path: Path, line_no: int, raw: str) -> tuple[str, str]:
     if path.suffix != ".jsonl":
-        return raw.strip(), path.stem
+        return raw.strip(), path.stem   # never blank: _raw_lines skips those lines
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{line_no}: malformed JSON ({e.msg})") from None
     text = record.get("text") if isinstance(record, dict) else None
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or blank(text):
         raise UserError(f"{path}:{line_no}: field 'text': missing, empty or not a string")
     source = record.get("source", path.stem)
     if not isinstance(source, str):
@@ -92,7 +92,7 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
     if not path.is_file():
         raise UserError(f"{path}: pool file not found")
     for line_no, raw in text_lines(path):   # bytes that are not UTF-8: one line naming the offset
-        if raw.strip():
+        if not blank(raw):
             yield line_no, raw
 
 

@@ -42,6 +42,7 @@ class EmbeddingSettings:
     dim: int = 128
     index: str = "flat"
     seed: int = 0
+    bow_tokens: str = "sklearn"   # embed.BOW_TOKENS; keyed only when not the default (older indexes)
 
 
 def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path, *,
@@ -49,7 +50,7 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
                   encoder_model: str = "bundled:minilm", dim: int = 128,
                   index: str = "flat", nprobe: int = knn_index.DEFAULT_NPROBE,
                   exclude: frozenset[bytes] | set[bytes] = frozenset(), seed: int = 0,
-                  index_dir: str | Path | None = None) -> SelectRecord:
+                  index_dir: str | Path | None = None, bow_tokens: str = "sklearn") -> SelectRecord:
     """Select, write corpus.jsonl + select_record.json into out_dir, return the record.
 
     `index_dir` keeps the fitted embedder, the faiss index and the pool scan so the next
@@ -64,7 +65,7 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
         candidates = _random_candidates(len(scan.lines), len(queries), k, seed)
         details = {"embedder": None, "index": None, "recall_at_k": None}
     else:
-        settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed)
+        settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed, bow_tokens)
         scan, candidates, details = _knn_candidates(queries, pool_path, exclude, settings,
                                                     k, nprobe, index_dir)
     selected = np.unique(candidates[candidates >= 0])   # union over queries, pool order
@@ -165,6 +166,8 @@ def _knn_model(queries: list[str], pool_path: Path, exclude, settings: Embedding
     key = {"pool_sha256": file_sha256(pool_path, folder),
            "queries": sha256_text("\n".join(queries)),
            "exclude": sha256_text(b"".join(sorted(exclude)).hex()), **asdict(settings)}
+    if settings.bow_tokens == EmbeddingSettings.bow_tokens:   # as saved before the setting existed
+        del key["bow_tokens"]
     if (folder / "index_key.json").is_file():
         if read_json(folder / "index_key.json") != key:
             raise UserError(f"{folder}: index was built for another pool, task or embedder; "
@@ -198,7 +201,8 @@ def _build_knn_model(queries: list[str], pool_path: Path, exclude, settings: Emb
     print(f"fitting the {settings.embedder} embedder on {len(sample)} pool documents "
           f"+ {len(queries)} task texts")
     model = make_embedder(settings.embedder, dim=settings.dim, seed=settings.seed,
-                          encoder_model=settings.encoder_model).fit(sample + queries)
+                          encoder_model=settings.encoder_model, bow_tokens=settings.bow_tokens
+                          ).fit(sample + queries)
     train_vectors = model.transform(sample) if settings.index == "ivf" else None
     faiss_index = knn_index.new_index(settings.index, model.dim, len(scan.lines), train_vectors)
     knn_index.add_in_shards(faiss_index, _embedded_shards(model, pool_path, scan.lines),

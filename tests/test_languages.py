@@ -1,0 +1,178 @@
+"""Studies in other languages than English: words in scripts without spaces (kNN-TAPT's bag of
+words), one text in two Unicode forms (dedup and the leakage guard), text that is only
+whitespace or invisible characters of another script, labels and task keys in any script.
+"""
+import json
+import random
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+
+from dontstop.data.scripts import bow_token_pattern
+from dontstop.select.embed import BOW_TOKENS
+from dontstop.select.selection import select_corpus
+from dontstop.suites import load_suite
+from korean_study import build_korean_study
+
+# Two topics of Chinese text, written as Chinese is: without spaces between words.
+TOPICS = {"weather": "今天 明天 天气 晴朗 下雨 气温 阳光 刮风 温度 寒冷 炎热 多云".split(),
+          "football": "球队 比赛 球员 进球 教练 联赛 足球 射门 冠军 守门员 裁判 球迷".split()}
+
+
+def chinese(rng: random.Random, topic: str, words: int = 6) -> str:
+    return "".join(rng.choice(TOPICS[topic]) for _ in range(words)) + "。"
+
+
+def write_pool(path: Path, rng: random.Random, per_topic: int = 40) -> Path:
+    rows = [{"text": chinese(rng, topic), "source": topic} for topic in TOPICS for _ in range(per_topic)]
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_the_bow_embedder_finds_words_in_chinese_so_knn_selects_the_tasks_topic(tmp_path):
+    """With scikit-learn's default token pattern each Chinese sentence was one "word": no two
+    documents shared one, and the 3 nearest pool documents of a weather sentence were as often
+    about football (selected_by_source {'weather': 12, 'football': 14} here)."""
+    rng = random.Random(0)
+    pool = write_pool(tmp_path / "pool.jsonl", rng)
+    queries = [chinese(rng, "weather") for _ in range(10)]
+    record = select_corpus(queries, pool, tmp_path / "knn", k=3, dim=8, bow_tokens="scripts")
+    assert record.selected_by_source.get("football", 0) <= record.selected // 10, record.selected_by_source
+
+
+def test_the_bow_token_pattern_splits_every_script_and_keeps_englishs_tokens():
+    import re
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    default = TfidfVectorizer().build_analyzer()
+    ours = TfidfVectorizer(token_pattern=bow_token_pattern()).build_analyzer()
+    english = "Don't stop pretraining: GPT_2 in 2020, a b-c RoBERTa's 12-layer model!"
+    assert ours(english) == default(english)
+    assert ours("天气晴朗，球队进球。") == ["天", "气", "晴", "朗", "球", "队", "进", "球"]
+    assert ours("東京タワー") == ["東", "京", "タ", "ワ", "ー"]
+    assert ours("आज मौसम बहुत अच्छा") == ["आज", "मौसम", "बहुत", "अच्छा"]   # vowel signs stay in their word
+    assert ours(unicodedata.normalize("NFD", "café")) == [unicodedata.normalize("NFD", "café")]
+    assert ours("ภาษาไทย") == ["ภ", "า", "ษ", "า", "ไ", "ท", "ย"]   # Thai: letters, as BERT's tokenizer
+    assert re.compile(bow_token_pattern())   # one pattern, pickled with the fitted embedder
+
+
+def test_a_study_of_its_own_tasks_selects_with_the_words_of_every_script(tmp_path):
+    from dontstop.suite_checks import SELECTION_RANGES
+
+    study = build_korean_study(tmp_path / "study", rich=True)
+    assert load_suite(str(study)).selection["bow_tokens"] == "scripts"
+    assert "bow_tokens" not in load_suite("mini").selection   # the English suites keep their words
+    assert SELECTION_RANGES["bow_tokens"].choices == BOW_TOKENS
+    text = study.read_text(encoding="utf-8").replace("selection:\n", "selection:\n  bow_tokens: sklearn\n")
+    study.write_text(text, encoding="utf-8")
+    assert load_suite(str(study)).selection["bow_tokens"] == "sklearn"   # the file's word is kept
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def write_task(folder: Path, dev: list[str], labels=("좋음", "나쁨")) -> Path:
+    train = [{"text": f"훈련 문장 {i}", "label": labels[i % 2]} for i in range(6)]
+    write_jsonl(folder / "train.jsonl", train)
+    write_jsonl(folder / "dev.jsonl", [{"text": text, "label": labels[0]} for text in dev])
+    write_jsonl(folder / "test.jsonl", [{"text": "시험 문장", "label": labels[1]}])
+    return folder
+
+
+def test_one_text_in_two_unicode_forms_is_one_document_for_dedup_and_the_leakage_guard(tmp_path):
+    """Korean saved as NFD (macOS, some editors) is every syllable split into jamo; a full-width
+    copy is how Chinese and Japanese input methods type ASCII. Both were other documents: the NFD
+    copy of a dev sentence was pretrained on and could be selected by kNN-TAPT."""
+    from dontstop.data.formats import iter_corpus, leakage_keys, text_key
+    from dontstop.select.pool import scan_pool
+
+    dev = ["오늘 날씨가 정말 좋네요", "Phở ở Hà Nội rất ngon"]
+    task = write_task(tmp_path / "task", dev)
+    assert nfd(dev[0]) != dev[0] and text_key(nfd(dev[0])) == text_key(dev[0])
+    assert text_key("ＧＰＴ－２はすごい！") == text_key("GPT-2はすごい!")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join([nfd(dev[0]), nfd(dev[1]), "다른 문장", nfd("다른 문장")]) + "\n", encoding="utf-8")
+    assert list(iter_corpus([corpus], exclude=leakage_keys([task]))) == ["다른 문장"]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": nfd(dev[0])}, {"text": "다른 문장"}, {"text": nfd("다른 문장")}])
+    scan = scan_pool(pool, [], leakage_keys([task]))
+    assert (scan.excluded_heldout, scan.duplicates, scan.lines.tolist()) == (1, 1, [2])
+
+
+def test_a_label_stored_in_two_unicode_forms_is_one_label(tmp_path):
+    """A label typed on macOS (NFD) in one split and elsewhere (NFC) in another was a class of its
+    own: 'never occurs in train' naming a label that reads the same, or two classes in train."""
+    from dontstop.data.formats import load_split
+    from dontstop.data.task_checks import check_task
+
+    task = write_task(tmp_path / "task", ["un texte"], labels=("négatif", "positif"))
+    rows = [json.loads(line) for line in (task / "dev.jsonl").read_text(encoding="utf-8").splitlines()]
+    write_jsonl(task / "dev.jsonl", [{**row, "label": nfd(row["label"])} for row in rows])
+    assert check_task(task) == []
+    assert {e.label for e in load_split(task / "dev.jsonl")} == {"négatif"}
+
+
+@pytest.mark.parametrize("blank", ["\u3000\u3000", "\u00a0", "\u200b", "\ufeff\u200c", " \u200d\u2060 ", "\u200f"])
+def test_text_of_only_whitespace_or_invisible_characters_is_empty(tmp_path, blank):
+    """U+3000 and U+00A0 were already blank; a zero-width space, a joiner or a bidi mark alone was
+    an example of no visible text, and a document of nothing in a corpus or pool."""
+    from dontstop.data.formats import check_corpus, iter_corpus, parse_split
+
+    split = write_jsonl(tmp_path / "train.jsonl", [{"text": "보이는 글", "label": "a"}, {"text": blank, "label": "b"}])
+    _, problems = parse_split(split)
+    assert [(p.line, p.field, p.message) for p in problems] == [(2, "text", "empty")]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(f"보이는 글\n{blank}\n", encoding="utf-8")
+    assert list(iter_corpus([corpus])) == ["보이는 글"]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": "보이는 글"}, {"text": blank}])
+    assert [p.error_line for p in check_corpus(pool, pool=True)] == [f"{pool}:2: field 'text': empty"]
+    nothing = tmp_path / "nothing.txt"
+    nothing.write_text(f"{blank}\n{blank}\n", encoding="utf-8")
+    assert [p.message for p in check_corpus(nothing)] == ["empty corpus (no documents)"]
+
+
+def test_the_vocabulary_overlap_counts_a_word_in_two_unicode_forms_once(tmp_path):
+    """A corpus saved as NFD (every Hangul syllable as jamo) had no word in common with the same
+    text saved as NFC: 0% overlap where it is 100%."""
+    from dontstop.analysis.vocab import vocab_overlap, words
+
+    assert words(nfd("날씨가 좋네요 café")) == ["날씨가", "좋네요", "café"]
+    assert words("ＧＰＴ－２は") == ["gpt", "は"]
+    lines = ["오늘 날씨가 정말 좋네요", "Phở ở Hà Nội rất ngon", "ＧＰＴ モデル"]
+    (tmp_path / "nfc.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "nfd.txt").write_text("\n".join(nfd(line.replace("ＧＰＴ", "GPT")) for line in lines) + "\n",
+                                      encoding="utf-8")
+    matrix = vocab_overlap({"nfc": tmp_path / "nfc.txt", "nfd": tmp_path / "nfd.txt"}, top=10, sample_docs=10)
+    assert matrix.loc["nfc", "nfd"] == 100.0
+
+
+def test_task_keys_and_study_names_in_scripts_with_vowel_signs_are_folder_names(korean_study, tmp_path, capsys):
+    """Hindi and Thai write vowels as combining marks, which `\\w` is not: a study named in Hindi,
+    or with a Thai task key, was refused as 'not a folder name'. They run into folders of that name."""
+    import shutil
+
+    import yaml
+
+    from dontstop.cli import main
+    from dontstop.runner.init_study import name_of
+
+    folder = shutil.copytree(korean_study, tmp_path / "study")
+    spec = yaml.safe_load((folder / "study.yaml").read_text(encoding="utf-8"))
+    spec["name"], spec["tasks"] = "हिंदी-अध्ययन", {"ความเห็น": spec["tasks"]["comments"]}
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    suite = load_suite(str(folder / "study.yaml"))
+    assert suite.tasks == ["ความเห็น"] and suite.name == "हिंदी-अध्ययन"
+    assert main(["run", "experiments/baseline", "--suite", str(folder / "study.yaml"), "--tasks", "ความเห็น",
+                 "--seeds", "0", "--no-wandb", "--results-dir", str(tmp_path / "results"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "results" / "हिंदी-अध्ययन" / "ความเห็น" / "baseline" / "seed_0" / "metrics.json").is_file()
+    assert name_of("हिंदी अध्ययन") == "हिंदी-अध्ययन" and name_of("my study") == "my-study"
