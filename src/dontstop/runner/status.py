@@ -173,7 +173,7 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     does (its folder, and whether it is stale) and every finished stage's checkpoint as `run`
     does, then print every job."""
     plans = [plan for c in conditions for plan in plan_runs(suite, c, tasks, seeds, planning_only=True)]
-    check_inputs(plans, suite, missing_ok=True)
+    check_inputs(plans, suite, missing_ok=True, shown=True)   # each missing input: in its stage's line
     stale = stale_results(plans, suite, allow_mixed)
     jobs = make_jobs(plans, probe=suite.probe)
     missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]
