@@ -146,7 +146,7 @@ def submit(jobs: list[Job], suite: Suite, options: SlurmOptions, wandb: bool) ->
     counts = [0, 0, 0]
     slurm_dir(suite).mkdir(parents=True, exist_ok=True)
     with job_lock(slurm_dir(suite) / "jobs.lock", wait=True):   # two submitters: one after the other
-        registry = read_registry(suite)
+        registry = read_registry(suite, jobs)
         states = slurm_states([registry[slug(j)].job_id for j in jobs if slug(j) in registry and not j.done()])
         ids: dict[Path, str] = {}    # done-file of an unfinished job -> its Slurm job id
         renewed: set[Path] = set()   # done-files of the jobs submitted now

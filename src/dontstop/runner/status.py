@@ -67,7 +67,7 @@ def job_status(job: Job, submitted: Submitted | None, slurm: SlurmState | None) 
 
 def statuses(jobs: list[Job], suite: Suite) -> dict[str, JobStatus]:
     """Every job's status by slug, with one squeue call for all of them."""
-    entries = _submissions(jobs, read_registry(suite))
+    entries = _submissions(jobs, read_registry(suite, jobs))
     states = slurm_states([entry.job_id for name, entry in entries.items()
                            if not Path(entry.done_file).exists()])
     return {slug(job): job_status(job, entries.get(slug(job)),
