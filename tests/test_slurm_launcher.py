@@ -245,6 +245,16 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
     (["--launcher", "slurm", "--nodes", "2"], "--nodes 2: several nodes run pretraining on GPUs; add --pretrain-gpus"),
     (["--partition", "gpu"], "--partition gpu: a Slurm job flag; add --launcher slurm (the local launcher runs "
                              "here, with --workers)"),
+    # overrode the launcher's own #SBATCH line: the stages' order, or the time asked
+    (["--launcher", "slurm", "--sbatch", "dependency=afterok:1"],
+     "--sbatch dependency: the launcher sets it for each job (each job waits on its parent stages' jobs)"),
+    (["--launcher", "slurm", "--sbatch", "time=5"],
+     "--sbatch time: the launcher sets it for each job (give --time, --pretrain-time or --finetune-time)"),
+    (["--launcher", "slurm", "--sbatch", "qos="],   # refused only when submitting, not by a dry run
+     "--sbatch qos=: expected KEY=VALUE (e.g. qos=high) or a bare flag (exclusive)"),
+    (["--wait"], "--wait: follows Slurm jobs; add --launcher slurm (the local launcher always waits)"),   # ignored
+    (["--launcher", "slurm", "--workers", "4"],   # ignored
+     "--workers 4: the local launcher's; --launcher slurm runs each stage and run as a Slurm job of its own"),
 ])
 def test_a_bad_slurm_flag_is_one_line_before_any_work_even_in_a_dry_run(flags, message, tmp_path, capsys):
     from dontstop.cli import main
