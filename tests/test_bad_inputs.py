@@ -224,15 +224,20 @@ def test_a_folder_given_as_a_corpus_is_refused_by_a_dry_run_too(world, capsys):
     nothing_written(tmp_path)
 
 
-def test_a_corpus_path_that_does_not_exist_is_refused_by_a_dry_run_and_status_too(world, capsys):
+def test_a_corpus_path_that_does_not_exist_is_refused_by_a_dry_run_and_named_by_status(world, capsys):
     """Only data still to build or download (under --data-dir) may be missing in a dry run: a
-    mistyped --domain-corpus path passed `--dry-run` and `status` without a word (nothing builds it)."""
+    mistyped --domain-corpus path passed `--dry-run` without a word (nothing builds it). `status`
+    names it in the stage's line instead of refusing: a corpus deleted after a Slurm submission is
+    why the stage's job failed (test_slurm_launcher.py::test_slurm_failing_job_...)."""
     tmp_path, root, flags = world
     missing = tmp_path / "no" / "reviews.txt"
-    for command in (["reproduce", "--dry-run"], ["status"], ["reproduce"]):
-        [line] = refused(capsys, *command, "--conditions", "dapt", "--tasks", "rt-polarity",
-                         "--domain-corpus", f"reviews={missing}", *flags)
+    study = ["--conditions", "dapt", "--tasks", "rt-polarity", "--domain-corpus", f"reviews={missing}", *flags]
+    for command in (["reproduce", "--dry-run"], ["reproduce"]):
+        [line] = refused(capsys, *command, *study)
         assert line == f"{missing}: input file not found (build or download the data first)"
+    assert main(["status", *map(str, study)]) == 0
+    [stage] = [line for line in capsys.readouterr().out.splitlines() if "dapt-reviews" in line]
+    assert stage.endswith(f"not started; input missing: {missing}"), stage
     nothing_written(tmp_path)
 
 

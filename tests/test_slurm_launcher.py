@@ -150,6 +150,11 @@ def test_slurm_failing_job_shows_in_status_with_its_log_and_blocks_only_its_runs
              "--domain-corpus", f"reviews={corpus}"]
     with slurm_cluster.partition_down():   # the jobs start only once the corpus is gone
         dontstop("run", *study, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml)
+        first = {name: job["job_id"] for name, job in registry(tmp_path).items()}
+        (tmp_path / "results" / "quick" / "mini-slurm" / "slurm" / "jobs.json").unlink()
+        again = dontstop("run", *study, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml)
+        assert f"{len(first)} queued or running, 0 submitted" in again.stdout, again.stdout   # not twice
+        assert {name: job["job_id"] for name, job in registry(tmp_path).items()} == first
         corpus.unlink()   # after submission: the DAPT job fails when it starts
 
     def status():
@@ -240,6 +245,16 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
     (["--launcher", "slurm", "--nodes", "2"], "--nodes 2: several nodes run pretraining on GPUs; add --pretrain-gpus"),
     (["--partition", "gpu"], "--partition gpu: a Slurm job flag; add --launcher slurm (the local launcher runs "
                              "here, with --workers)"),
+    # overrode the launcher's own #SBATCH line: the stages' order, or the time asked
+    (["--launcher", "slurm", "--sbatch", "dependency=afterok:1"],
+     "--sbatch dependency: the launcher sets it for each job (each job waits on its parent stages' jobs)"),
+    (["--launcher", "slurm", "--sbatch", "time=5"],
+     "--sbatch time: the launcher sets it for each job (give --time, --pretrain-time or --finetune-time)"),
+    (["--launcher", "slurm", "--sbatch", "qos="],   # refused only when submitting, not by a dry run
+     "--sbatch qos=: expected KEY=VALUE (e.g. qos=high) or a bare flag (exclusive)"),
+    (["--wait"], "--wait: follows Slurm jobs; add --launcher slurm (the local launcher always waits)"),   # ignored
+    (["--launcher", "slurm", "--workers", "4"],   # ignored
+     "--workers 4: the local launcher's; --launcher slurm runs each stage and run as a Slurm job of its own"),
 ])
 def test_a_bad_slurm_flag_is_one_line_before_any_work_even_in_a_dry_run(flags, message, tmp_path, capsys):
     from dontstop.cli import main
@@ -273,3 +288,37 @@ def test_slurm_runs_a_study_file_with_its_own_tasks_as_the_local_launcher_does(s
     jobs = json.loads((tmp_path / "slurm" / "results" / "korean-comments" / "slurm" / "jobs.json").read_text())["jobs"]
     assert len(jobs) == 8 and all(slurm_cluster.wait_for_state(job["job_id"], {"COMPLETED"}) == "COMPLETED"
                                   for job in jobs.values())
+
+
+@pytest.mark.parametrize("text, says", [
+    ('{"suite": "s", "jobs": {"fin', "jobs.json:1: invalid JSON"),   # truncated
+    ('{"suite": "s", "jobs": {"finetune-rt-polarity-tapt-seed0": {"job_id": "12"}}}',
+     "job 'finetune-rt-polarity-tapt-seed0': expected the fields done_file, job_id, kind, label"),
+    ('{"suite": "s", "jobs": {"x": {"job_id": "12 ", "kind": "finetune", "label": "l", "done_file": "d", '
+     '"log_dir": "l", "submitted_at": "t"}}}', "job 'x': job_id '12 ' is no Slurm job id"),
+    ('[]', 'expected {"suite": ..., "jobs": {<job>: {...}}}'),
+])
+def test_a_damaged_slurm_registry_is_one_line_and_a_deleted_one_is_found_again(text, says, tmp_path):
+    """jobs.json edited by hand or truncated was a traceback (or, with one bad id, made squeue fail
+    for every job: all submitted again); deleted, every job still queued or running was submitted
+    twice. Its jobs are found again from the sbatch scripts submitit keeps in their log folders."""
+    from types import SimpleNamespace
+
+    from dontstop.fileio import UserError
+    from dontstop.runner.jobs import Job
+    from dontstop.runner.slurm_queue import read_registry
+
+    suite = SimpleNamespace(results_dir=str(tmp_path), name="s")
+    job = Job("finetune", "rt-polarity/tapt seed 0", tmp_path / "metrics.json", (), seed=0,
+              plan=SimpleNamespace(task=SimpleNamespace(key="rt-polarity"), condition="tapt"))
+    logs = tmp_path / "s" / "slurm-logs" / "finetune-rt-polarity-tapt-seed0"
+    logs.mkdir(parents=True)
+    for job_id in ("9", "10"):
+        (logs / f"{job_id}_submission.sh").write_text("#!/bin/bash\n")
+    [found] = read_registry(suite, [job]).values()
+    assert (found.job_id, found.earlier_ids, found.kind, found.log_dir) == ("10", ["9"], "finetune", str(logs))
+    (tmp_path / "s" / "slurm" / "jobs.json").parent.mkdir()
+    (tmp_path / "s" / "slurm" / "jobs.json").write_text(text)
+    with pytest.raises(UserError, match=re.escape(says)) as error:
+        read_registry(suite, [job])
+    assert str(error.value).endswith("delete it: each submitted job is found again from its log folder")

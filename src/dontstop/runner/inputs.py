@@ -27,13 +27,15 @@ SHOWN = 20               # problems listed; `dontstop data check` lists every on
 LARGE_BYTES = 1 << 30    # files this large get a line saying they are being checked
 
 
-def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False) -> None:
+def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, shown: bool = False) -> None:
     """Raise UserErrors listing every problem of the inputs `plans` read: the task folders of
     their runs and stages (whole), the dev/test files of the suite's other tasks (the leakage
     guard reads them), and the corpora and pools of every stage still to build. A file that
     does not exist is a problem unless `missing_ok` (--dry-run, status: not downloaded yet) and it
     lies under the data folder, where `data download` or the mini build puts it: nothing makes a
-    corpus given elsewhere (a mistyped --domain-corpus path passed a dry run without a word)."""
+    corpus given elsewhere (a mistyped --domain-corpus path passed a dry run without a word).
+    `shown` (status): a missing corpus anywhere is no problem here, since status names it in its
+    stage's line (a corpus deleted after submission is why a stage's job failed: status must show it)."""
     memo_path = Path(suite.cache_dir) / MEMO
     memo = read_json(memo_path) if memo_path.exists() else {}
     before = dict(memo)
@@ -57,7 +59,7 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False) -
         problems += found
     data_root = Path(suite.data_dir).resolve()
     for path, pool in _corpora(plans, suite):
-        still_to_fetch = missing_ok and data_root in Path(path).resolve().parents
+        still_to_fetch = missing_ok and (shown or data_root in Path(path).resolve().parents)
         problems += _memoised(memo, "pool" if pool else "corpus", [Path(path)],
                               lambda path=path, pool=pool: _checked_corpus(path, pool), still_to_fetch)
     if memo != before:

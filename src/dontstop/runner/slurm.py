@@ -56,6 +56,20 @@ JOB_FLAGS = {"--partition": None, "--account": None, "--time": AT_LEAST_1, "--pr
              "--finetune-gpus": None, "--finetune-cpus": AT_LEAST_1, "--nodes": AT_LEAST_1, "--sbatch": None}
 
 
+# sbatch options the launcher sets per job, and how (a flag to give instead of --sbatch KEY=...): one
+# given twice was a second #SBATCH line that overrode the launcher's (a dependency=, the order of
+# the stages; a job-name=, the name squeue shows; an output=, where status looks for the log).
+OWN_SBATCH = {"time": "give --time, --pretrain-time or --finetune-time", "partition": "give --partition",
+              "account": "give --account", "nodes": "give --nodes",
+              "gpus-per-node": "give --pretrain-gpus or --finetune-gpus",
+              "cpus-per-task": "give --pretrain-cpus or --finetune-cpus",
+              "ntasks-per-node": "one task a node",
+              "dependency": "each job waits on its parent stages' jobs",
+              "job-name": "dontstop-<job>", "output": "logs go to slurm-logs/<job>/",
+              "error": "logs go to slurm-logs/<job>/", "signal": "submitit's USR2 before the time limit",
+              "requeue": "submitit requeues a timed-out job", "array": "one job per stage and run"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The launcher flags of `run` and `reproduce` (runner/cli.py)."""
     parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
@@ -85,9 +99,20 @@ def flag_problems(args: argparse.Namespace) -> list[str]:
     given = {flag: value for flag, value in given.items() if value not in (None, [])}
     if args.launcher != "slurm":
         return [f"{flag} {' '.join(value) if isinstance(value, list) else value}: a Slurm job flag; "
-                "add --launcher slurm (the local launcher runs here, with --workers)" for flag, value in given.items()]
+                "add --launcher slurm (the local launcher runs here, with --workers)" for flag, value in given.items()] \
+            + (["--wait: follows Slurm jobs; add --launcher slurm (the local launcher always waits)"]
+               if args.wait else [])
     problems = [f"{flag} {value}: {JOB_FLAGS[flag]}" for flag, value in given.items()
                 if JOB_FLAGS[flag] is not None and not JOB_FLAGS[flag].allows(value)]
+    if getattr(args, "workers", None) is not None:   # it was ignored
+        problems.append(f"--workers {args.workers}: the local launcher's; --launcher slurm runs each stage "
+                        "and run as a Slurm job of its own")
+    try:
+        own = [key for key in _sbatch_options(args.sbatch) if key.replace("_", "-") in OWN_SBATCH]
+        problems += [f"--sbatch {key}: the launcher sets it for each job ({OWN_SBATCH[key.replace('_', '-')]})"
+                     for key in own]
+    except UserError as e:
+        problems.append(str(e))
     if (args.nodes or 1) > 1 and not args.pretrain_gpus:
         problems.append(f"--nodes {args.nodes}: several nodes run pretraining on GPUs; add --pretrain-gpus")
     return problems
@@ -146,7 +171,7 @@ def submit(jobs: list[Job], suite: Suite, options: SlurmOptions, wandb: bool) ->
     counts = [0, 0, 0]
     slurm_dir(suite).mkdir(parents=True, exist_ok=True)
     with job_lock(slurm_dir(suite) / "jobs.lock", wait=True):   # two submitters: one after the other
-        registry = read_registry(suite)
+        registry = read_registry(suite, jobs)
         states = slurm_states([registry[slug(j)].job_id for j in jobs if slug(j) in registry and not j.done()])
         ids: dict[Path, str] = {}    # done-file of an unfinished job -> its Slurm job id
         renewed: set[Path] = set()   # done-files of the jobs submitted now
@@ -167,6 +192,7 @@ def submit(jobs: list[Job], suite: Suite, options: SlurmOptions, wandb: bool) ->
             renewed.add(job.done_file)
             write_registry(suite, registry)   # after each: a crash mid-way forgets no job
             counts[0] += 1
+        write_registry(suite, registry)       # with the jobs found again in their log folders
     return counts[0], counts[1], counts[2]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class RunnerJob:
         import torch
 
         torch.set_num_threads(1)   # as runner/jobs.py's workers: same seed, same metrics
+        signal.signal(signal.SIGTERM, _stop)   # after submitit's handlers, which ignore it
         job, node = self.job, int(os.environ.get("SLURM_NODEID", "0"))
         if job.done():
             return f"{job.label}: already finished"
@@ -69,6 +71,14 @@ class RunnerJob:
         import submitit
 
         return submitit.helpers.DelayedSubmission(self)
+
+
+def _stop(signum: int, frame) -> None:
+    """SIGTERM (scancel, or Slurm ending the job): stop now. submitit only logs it, so a cancelled
+    job trained on until Slurm's SIGKILL (KillWait, 30 s by default) and could even finish its stage
+    after Slurm had said CANCELLED. Nothing is lost: every state and record is written atomically,
+    and a time-out or preemption is handled earlier, by submitit's USR2 (checkpoint, requeue)."""
+    raise SystemExit(f"stopped by {signal.Signals(signum).name} (scancel, or Slurm ending the job)")
 
 
 def leakage(suite: Suite) -> set[bytes]:

@@ -3,13 +3,15 @@
 
 Every submitted job is remembered in <results>/<suite>/slurm/jobs.json under its slug (the name of
 its log folder, <results>/<suite>/slurm-logs/<slug>/): its Slurm job id, its kind, label and the
-file that marks it finished. A job's state comes from slurmctld (`squeue -t all`, which keeps an
+file that marks it finished. A job missing from it (the file deleted) is found again from the
+sbatch scripts submitit keeps in its log folder, <slurm id>_submission.sh. A job's state comes from slurmctld (`squeue -t all`, which keeps an
 ended job for MinJobAge seconds), then from accounting (`sacct`), then from the job-completion log
 (`sacct --completion`, on clusters without a database); submitit's own state calls use sacct
 alone, which a cluster without slurmdbd cannot answer.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import shutil
@@ -79,11 +81,55 @@ def logs_dir(suite: Suite) -> Path:
     return Path(suite.results_dir) / suite.name / "slurm-logs"
 
 
-def read_registry(suite: Suite) -> dict[str, Submitted]:
+def read_registry(suite: Suite, jobs: list[Job] = ()) -> dict[str, Submitted]:
+    """jobs.json, each entry checked, plus each of `jobs` that it does not name but that was
+    submitted (found): a deleted, emptied or older jobs.json must not make a queued or running job
+    look never submitted, which submitted it twice and showed it as not started."""
     path = slurm_dir(suite) / "jobs.json"
+    registry = {name: _entry(path, name, entry) for name, entry in _entries(path).items()}
+    for job in jobs:
+        if slug(job) not in registry and (found := _found(job, logs_dir(suite) / slug(job))):
+            registry[slug(job)] = found
+    return registry
+
+
+def _entries(path: Path) -> dict:
     if not path.exists():
         return {}
-    return {name: Submitted(**entry) for name, entry in read_json(path)["jobs"].items()}
+    try:
+        data = read_json(path)
+    except UserError as e:   # truncated, say: its one line, and the way out
+        raise UserError(f"{e}; {FIX}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+        raise UserError(f"{path}: expected {{\"suite\": ..., \"jobs\": {{<job>: {{...}}}}}}, the registry of "
+                        f"submitted jobs; {FIX}")
+    return data["jobs"]
+
+
+# What to do with a damaged jobs.json: the jobs are found again from their log folders (_found)
+FIX = "delete it: each submitted job is found again from its log folder"
+
+
+def _entry(path: Path, name: str, entry) -> Submitted:
+    fields = {f.name for f in dataclasses.fields(Submitted)}
+    required = {f.name for f in dataclasses.fields(Submitted) if f.default_factory is dataclasses.MISSING}
+    if not isinstance(entry, dict) or not required <= entry.keys() <= fields:
+        raise UserError(f"{path}: job {name!r}: expected the fields {', '.join(sorted(required))}; {FIX}")
+    if not str(entry["job_id"]).isdigit():   # one bad id fails squeue for all: each job looked ended
+        raise UserError(f"{path}: job {name!r}: job_id {entry['job_id']!r} is no Slurm job id; {FIX}")
+    return Submitted(**{**entry, "job_id": str(entry["job_id"])})
+
+
+def _found(job: Job, log_dir: Path) -> Submitted | None:
+    """The job's submissions from the sbatch scripts submitit keeps in its log folder,
+    <log_dir>/<slurm id>_submission.sh; the highest id is the latest."""
+    ids = sorted((int(path.name.split("_")[0]) for path in log_dir.glob("*_submission.sh")
+                  if path.name.split("_")[0].isdigit()))
+    if not ids:
+        return None
+    when = datetime.datetime.fromtimestamp((log_dir / f"{ids[-1]}_submission.sh").stat().st_mtime)
+    return Submitted(str(ids[-1]), job.kind, job.label, str(job.done_file.resolve()), str(log_dir.resolve()),
+                     when.isoformat(timespec="seconds"), [str(i) for i in ids[:-1]])
 
 
 def write_registry(suite: Suite, registry: dict[str, Submitted]) -> None:

@@ -67,7 +67,7 @@ def job_status(job: Job, submitted: Submitted | None, slurm: SlurmState | None) 
 
 def statuses(jobs: list[Job], suite: Suite) -> dict[str, JobStatus]:
     """Every job's status by slug, with one squeue call for all of them."""
-    entries = _submissions(jobs, read_registry(suite))
+    entries = _submissions(jobs, read_registry(suite, jobs))
     states = slurm_states([entry.job_id for name, entry in entries.items()
                            if not Path(entry.done_file).exists()])
     return {slug(job): job_status(job, entries.get(slug(job)),
@@ -173,7 +173,7 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     does (its folder, and whether it is stale) and every finished stage's checkpoint as `run`
     does, then print every job."""
     plans = [plan for c in conditions for plan in plan_runs(suite, c, tasks, seeds, planning_only=True)]
-    check_inputs(plans, suite, missing_ok=True)
+    check_inputs(plans, suite, missing_ok=True, shown=True)   # each missing input: in its stage's line
     stale = stale_results(plans, suite, allow_mixed)
     jobs = make_jobs(plans, probe=suite.probe)
     missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]
