@@ -113,8 +113,7 @@ class Estimator:
         `max_examples` examples, each cut at max_length (one jsonl line an example)."""
         if not path.is_file():
             tokens, exact = self.file_tokens(str(path), max_length)   # registry size x max_length
-            examples = tokens / max_length
-            return min(examples, max_examples or examples) * max_length, exact
+            return (min(tokens, max_examples * max_length) if max_examples else tokens), exact
         with open(path, "rb") as lines:
             examples = sum(1 for line in lines if line.strip())
         per_example = path.stat().st_size / max(examples, 1) / CHARS_PER_TOKEN

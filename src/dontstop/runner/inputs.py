@@ -102,23 +102,25 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Proble
     task's own train text and the suite's dev/test text (a task file given by mistake): pretraining
     and selection drop both, so Curated-TAPT was TAPT under another name, with exit 0, and a kNN
     stage stopped after the stages before it had been built. Stops at a pool's first other document."""
-    guarded = [d for d in suite.leakage_task_dirs() if all((d / f"{s}.jsonl").is_file() for s in ("dev", "test"))]
-    held_out, problems, seen = leakage_keys(guarded), [], set()
+    checked: dict[tuple[str, str], tuple[str, str]] = {}   # (task text, pool or curated file) -> (stage, what)
     for stage in unique_stages(plans):
         if stage.released or stage.record_path.exists():
             continue
         selection = stage.selection or {}
         train, extra = (selection["queries"], selection["pool"]) if selection else \
             (stage.corpora if stage.kind == "tapt_large" and len(stage.corpora) == 2 else (None, None))
-        if not extra or (train, extra) in seen or not (Path(train).is_file() and Path(extra).is_file()):
-            continue
-        seen.add((train, extra))
+        if extra and Path(train).is_file() and Path(extra).is_file():
+            checked.setdefault((train, extra), (stage.name, "kNN/RAND pool" if selection else "curated file"))
+    if not checked:   # the dev/test text of every task is read only when there is a file to check
+        return []
+    guarded = [d for d in suite.leakage_task_dirs() if all((d / f"{s}.jsonl").is_file() for s in ("dev", "test"))]
+    held_out, problems = leakage_keys(guarded), []
+    for (train, extra), (name, what) in checked.items():
         known = held_out | {text_key(e.text) for e in load_split(train)}
         if next(iter_corpus([extra], dedup=False, exclude=known), None) is None:
-            what = "kNN/RAND pool" if selection else "curated file"
             problems.append(Problem(str(extra), None, None, f"every document of this {what} is text of {train} "
                                     "or dev/test text of the suite's tasks, which pretraining drops: "
-                                    f"{stage.name} would pretrain on the task's text alone (a task file given "
+                                    f"{name} would pretrain on the task's text alone (a task file given "
                                     "by mistake?)"))
     return problems
 

@@ -171,31 +171,31 @@ def check_finished_stage(stage: Stage, suite: Suite, sha: Callable[[str], str], 
         raise UserError(f"{e}; a finished stage is never built over: remove its folder to build it again") from None
 
 
-def check_unfinished_stage_folders(jobs) -> None:
-    """Every stage still to build can be built in its folder, before any work: a folder holding
-    other files (weights whose pretrain_record.json was deleted, a copy) failed pretraining's own
-    check after the jobs before it had run (pretrain/outcome.check_output_dir)."""
-    folders = [Path(job.stage.checkpoint_dir) for job in jobs if job.kind == "pretrain" and not job.done()
-               and not job.stage.released and Path(job.stage.checkpoint_dir).is_dir()]
-    if folders:
+def check_stages_to_build(jobs, suite: Suite) -> None:
+    """Every stage still to build (check_stage_to_build), before any work."""
+    for job in jobs:
+        if job.kind == "pretrain" and not job.done():
+            check_stage_to_build(job.stage, suite)
+
+
+def check_stage_to_build(stage: Stage, suite: Suite) -> None:
+    """A stage still to build can be built in its folder, and the finished selection it would
+    pretrain on is whole and its own (check_finished_selection): a folder holding other files
+    (weights whose pretrain_record.json was deleted, a copy) failed pretraining's own check
+    (pretrain/outcome.check_output_dir) after the jobs before it had run. `dontstop status` shows
+    the same line."""
+    if Path(stage.checkpoint_dir).is_dir():
         from ..pretrain.outcome import check_output_dir   # imports torch: only when there is a folder to check
 
-        for folder in folders:
-            check_output_dir(folder, "its stage is built in this folder: move it away to build the stage")
-
-
-def check_finished_selections(jobs, suite: Suite) -> None:
-    """The selection each unfinished kNN/RAND stage would reuse (check_finished_selection), before any work."""
-    stages = {job.stage.selection_dir: job.stage for job in jobs
-              if job.kind == "pretrain" and not job.done() and job.stage.selection}
-    for _, stage in sorted(stages.items()):
+        check_output_dir(Path(stage.checkpoint_dir), "its stage is built in this folder: move it away to build the stage")
+    if stage.selection:
         check_finished_selection(stage, suite)
 
 
 def check_finished_selection(stage: Stage, suite: Suite) -> None:
     """A finished selection of a stage is whole and the one asked: one whose corpus.jsonl is gone or
     cut, or one copied from another stage (another k, method or embedding), failed or was pretrained
-    on once the stages before it were built. `dontstop status` shows the same line."""
+    on once the stages before it were built."""
     folder = stage.selection_dir
     if not (folder / SELECT_RECORD_FILE).is_file():
         return

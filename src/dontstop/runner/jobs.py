@@ -27,8 +27,8 @@ from ..records import METRICS_FILE, PROBE_FILE
 from ..stage_identity import domain_checkpoints
 from .finished import refuse, retire, stale_results
 from .plan import RunPlan, Stage, input_sha256, unique_stages
-from .job_actions import (check_data_consistency, check_finished_selections, check_finished_stages,
-                          check_models_available, check_stage_models, check_unfinished_stage_folders, run_job)
+from .job_actions import (check_data_consistency, check_finished_stages, check_models_available,
+                          check_stage_models, check_stages_to_build, run_job)
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
 
@@ -120,8 +120,7 @@ def check_job_models(jobs: list[Job], suite: Suite) -> None:
     asked, each stage to build fitting its starting model."""
     check_models_available(jobs)
     check_finished_stages(jobs, suite)
-    check_unfinished_stage_folders(jobs)
-    check_finished_selections(jobs, suite)
+    check_stages_to_build(jobs, suite)
     check_stage_models(jobs, suite)
 
 

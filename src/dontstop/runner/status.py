@@ -9,7 +9,7 @@ Slurm, a job whose lock a live process holds is running (a local runner) and any
 A finished pretraining stage whose checkpoint `run` would refuse (runner/job_actions.check_finished_stage:
 its weights, config, tokenizer or record missing, truncated or of another stage) is damaged, not done;
 so is a stage still to build whose folder or finished selection `run` would refuse
-(check_unfinished_stage_folders, check_finished_selection).
+(check_stage_to_build).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ..suites import Suite
 from ..fileio import UserError, is_locked
 from .finished import stale_results
 from .inputs import check_inputs
-from .job_actions import check_finished_selection, check_finished_stage, check_unfinished_stage_folders
+from .job_actions import check_finished_stage, check_stage_to_build
 from .jobs import Job, clock, make_jobs
 from .plan import input_sha256, plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
@@ -197,9 +197,7 @@ def damaged_stages(jobs: list[Job], suite: Suite) -> dict[str, str]:
             if job.done():
                 check_finished_stage(job.stage, suite, sha, load=True)
             else:
-                check_unfinished_stage_folders([job])
-                if job.stage.selection:
-                    check_finished_selection(job.stage, suite)
+                check_stage_to_build(job.stage, suite)
         except UserError as e:
             damaged[slug(job)] = str(e)
     return damaged
