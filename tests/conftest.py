@@ -190,6 +190,17 @@ def dontstop(*args, data_dir, root, check=True, **popen):
     return result
 
 
+def refused(capsys, *argv) -> str:
+    """Run `dontstop argv` in this process: exit 2, one line on stderr, no traceback; the line
+    without its prefix."""
+    from dontstop.cli import main
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("dontstop: error: "), err
+    return err[0].removeprefix("dontstop: error: ")
+
+
 def metrics_of(root):
     return {str(p.relative_to(root)): json.loads(p.read_text())
             for p in sorted(Path(root, "results").rglob("metrics.json"))}

@@ -6,11 +6,12 @@ import shutil
 
 import pytest
 
-from dontstop.cli import main
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_condition_folders, load_conditions
 from dontstop.fileio import UserError
 from dontstop.overrides import Override
 from dontstop.suites import load_suite
+
+from conftest import refused
 
 KEYS = {"condition": "mine", "display": "Mine", "description": "x", "order": "3"}   # lines 1 to 4
 
@@ -26,14 +27,6 @@ def condition_folder(root, key, text):
     (root / key).mkdir(parents=True, exist_ok=True)
     (root / key / "config.yaml").write_text(text)
     return root / key
-
-
-def refused(capsys, *argv) -> str:
-    """`dontstop argv` exits 2 with one line on stderr, no traceback."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("dontstop: error: "), err
-    return err[0].removeprefix("dontstop: error: ")
 
 
 @pytest.mark.parametrize("keys, message", [

@@ -12,13 +12,7 @@ from dontstop.fileio import UserError
 from dontstop.finetune.trainer import run_finetune
 from dontstop.recipes import FinetuneRecipe
 
-
-def refused(capsys, *argv) -> str:
-    """Run `dontstop argv`: exit 2, one line on stderr, no traceback; the line without its prefix."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("dontstop: error: "), err
-    return err[0].removeprefix("dontstop: error: ")
+from conftest import refused
 
 
 @pytest.mark.parametrize("given, message", [
