@@ -139,10 +139,15 @@ def test_the_analysis_takes_the_suites_own_checkpoints_never_the_longest_trained
     assert set(ours) == {"base", "dapt-cs", "dapt-news", "dapt_lora-cs", "dapt_lora-news"}
     pretrain_record(steps=5).write(ours["base"])
     pretrain_record(steps=3).write(ours["dapt-cs"])          # dapt-news: not built
+    pretrain_record(steps=3).write(ours["dapt_lora-news"])
     for name, steps in (("base-5555ffff", 5000), ("base+dapt-cs-1111bbbb", 300), ("dapt-news-6666abcd", 7)):
         pretrain_record(steps=steps).write(checkpoints_dir(suite) / name)   # other recipes or data
-    assert finished_checkpoints(suite) == {"base": ours["base"], "dapt-cs": ours["dapt-cs"]}
-    assert suite_models(suite) == {"base": str(ours["base"]), "dapt-cs": str(ours["dapt-cs"])}
+    assert finished_checkpoints(suite) == {"base": ours["base"], "dapt-cs": ours["dapt-cs"],
+                                           "dapt_lora-news": ours["dapt_lora-news"]}
+    assert suite_models(suite) == {"base": str(ours["base"]), "dapt-cs": str(ours["dapt-cs"]),
+                                   "dapt_lora-news": str(ours["dapt_lora-news"])}
+    # reproduce without DAPT (LoRA) rows in its results: not scored, whatever the cache holds
+    assert suite_models(suite, lora=False) == {"base": str(ours["base"]), "dapt-cs": str(ours["dapt-cs"])}
     (ours["base"] / "pretrain_record.json").unlink()
     with pytest.raises(UserError, match=f"{ours['base']}: the suite's base stage is not built"):
         suite_models(suite)

@@ -262,13 +262,35 @@ def test_only_the_stages_an_unfinished_run_or_the_analysis_needs_are_built(mini_
         return {job.stage.lineage for job in make_jobs(plans, probe=True, **options) if job.kind == "pretrain"}
 
     assert stages() == every                        # dontstop status: every stage, done or not
-    assert stages(analysis=set()) == set()           # dontstop run
-    assert stages(analysis=analysis_stages(mini_suite)) == {   # DAPT (LoRA): planned here, so scored too
+    assert stages(analysis=[]) == set()             # dontstop run
+    assert stages(analysis=analysis_stages(mini_suite, plans)) == {   # DAPT (LoRA): planned here, so scored too
         "base", "base+dapt-cs", "base+dapt-news", "base+dapt-reviews",
         "base+dapt_lora-cs", "base+dapt_lora-news", "base+dapt_lora-reviews"}
     # a run to redo (stale) needs its whole lineage again
     redo = plans_by(mini_suite, "dapt_tapt")["aclsum-roles"].run_dir(0) / METRICS_FILE
-    assert stages(analysis=set(), redo={redo}) == {"base", "base+dapt-cs", "base+dapt-cs+tapt-aclsum-roles"}
+    assert stages(analysis=[], redo={redo}) == {"base", "base+dapt-cs", "base+dapt-cs+tapt-aclsum-roles"}
+
+
+def test_the_analysis_builds_dapt_lora_when_the_results_have_its_rows(mini_suite):
+    """A reproduce without the LoRA conditions builds (and its analysis scores) the DAPT (LoRA)
+    models only when the results hold a run after one, so its tables follow from the results:
+    a clean clone's committed results hold LoRA runs, its cache none."""
+    from dontstop.analysis.domains import results_hold_dapt_lora
+    from dontstop.runner.jobs import analysis_stages, make_jobs
+
+    plans = plans_by(mini_suite, "dapt")["aclsum-roles"], plans_by(mini_suite, "tapt")["bbc-topic"]
+
+    def built():
+        return sorted(job.stage.lineage for job in make_jobs(list(plans), analysis=analysis_stages(mini_suite, plans))
+                      if job.kind == "pretrain")
+
+    full = ["base", "base+dapt-cs", "base+dapt-news", "base+dapt-reviews", "base+tapt-bbc-topic"]
+    assert not results_hold_dapt_lora(mini_suite) and built() == full
+    lora_run = plans_by(mini_suite, "dapt_tapt_lora")["rt-polarity"]
+    metrics_record(task="rt-polarity", condition="dapt_tapt_lora", lineage=lora_run.lineage).write(
+        lora_run.run_dir(0))
+    assert results_hold_dapt_lora(mini_suite)
+    assert built() == sorted(full + ["base+dapt_lora-cs", "base+dapt_lora-news", "base+dapt_lora-reviews"])
 
 
 def test_dapt_lora_is_one_stage_per_domain_shared_by_dapt_tapt_lora(mini_suite):

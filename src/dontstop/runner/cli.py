@@ -189,7 +189,7 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: 
     `analysis`: the domain analysis follows (reproduce), so the stages it reads are built too."""
     if args.dry_run:
         stale = stale_results(plans, suite, args.allow_mixed)
-        jobs = make_jobs(plans, suite.probe, analysis_stages(suite) if analysis else set(), {s.path for s in stale})
+        jobs = make_jobs(plans, suite.probe, analysis_stages(suite, plans) if analysis else [], {s.path for s in stale})
         check_job_models(jobs, suite)
         print_plan(plans, suite, stale, jobs)
         if stale and not args.rerun_stale:

@@ -24,9 +24,9 @@ from ..data.formats import leakage_keys
 from ..suites import Suite
 from ..fileio import UserError, check_writable_dir, is_locked, job_lock
 from ..records import METRICS_FILE, PROBE_FILE
-from ..stage_identity import domain_checkpoints
 from .finished import refuse, retire, stale_results
-from .plan import RunPlan, Stage, input_sha256, unique_stages
+from ..analysis.domains import results_hold_dapt_lora
+from .plan import RunPlan, Stage, domain_stages, unique_stages
 from .job_actions import (check_data_consistency, check_finished_stages, check_models_available,
                           check_stage_models, check_stages_to_build, run_job)
 
@@ -105,7 +105,7 @@ def prepare_jobs(plans: list[RunPlan], suite: Suite, allow_mixed: bool, *, rerun
     redone = {item.path for item in stale}
     for plan in {plan.task.key: plan for plan in plans}.values():  # the check covers a whole task
         check_data_consistency(plan, suite, allow_mixed, redone=redone)
-    jobs = make_jobs(plans, probe=suite.probe, analysis=analysis_stages(suite) if analysis else set(), redo=redone)
+    jobs = make_jobs(plans, probe=suite.probe, analysis=analysis_stages(suite, plans) if analysis else [], redo=redone)
     check_job_folders(jobs, redone)
     retire(stale)
     check_job_models(jobs, suite)
@@ -136,14 +136,14 @@ def check_job_folders(jobs: list[Job], redone: set[Path]) -> None:
         check_writable_dir(folder)
 
 
-def make_jobs(plans: list[RunPlan], probe: bool = False, analysis: set[str] | None = None,
+def make_jobs(plans: list[RunPlan], probe: bool = False, analysis: list[Stage] | None = None,
               redo: set[Path] = frozenset()) -> list[Job]:
     """Stages first, each once and after its parent; then every (plan, seed) run; with `probe`,
     one representation probe per plan (its checkpoint on its task, no seeds).
 
-    `analysis` (the checkpoint folders the domain analysis reads; empty when none follows): only
-    the stages that an unfinished run or probe (or one in `redo`), or the analysis, needs, with
-    their parents. None (`dontstop status`): every stage of the plans."""
+    `analysis` (the stages the domain analysis reads, analysis_stages; empty when none follows):
+    only the stages that an unfinished run or probe (or one in `redo`) needs, with their parents,
+    and those. None (`dontstop status`): every stage of the plans."""
     runs: list[Job] = []
     for plan in plans:
         needs = tuple(s.record_path for s in plan.stages if not s.released)
@@ -155,27 +155,23 @@ def make_jobs(plans: list[RunPlan], probe: bool = False, analysis: set[str] | No
                             plan.cell_dir / PROBE_FILE, needs, plan=plan))
     stages = unique_stages(plans)
     if analysis is not None:
-        needed = needed_stages(plans, [job for job in runs if not job.done() or job.done_file in redo], analysis)
-        stages = [stage for stage in stages if stage.key in needed]
+        unfinished = [job for job in runs if not job.done() or job.done_file in redo]
+        needed = {stage.key for job in unfinished for stage in job.plan.stages} | {s.key for s in analysis}
+        stages = [stage for stage in ({s.key: s for s in stages} | {s.key: s for s in analysis}).values()
+                  if stage.key in needed]
     return [Job("pretrain", f"{s.lineage} ({s.kind})", s.record_path, _needs(s, stages), stage=s)
             for s in stages if not s.released] + runs
 
 
-def needed_stages(plans: list[RunPlan], unfinished: list[Job], analysis: set[str]) -> set[str]:
-    """Keys of the stages that the `unfinished` runs and probes start from, and of those the
-    analysis reads (by checkpoint folder), each with its parents."""
-    needed = {stage.key for job in unfinished for stage in job.plan.stages}
-    for plan in plans:
-        for i, stage in enumerate(plan.stages):
-            if stage.checkpoint_dir in analysis:
-                needed |= {parent.key for parent in plan.stages[:i + 1]}
-    return needed
-
-
-def analysis_stages(suite: Suite) -> set[str]:
-    """The checkpoint folders the domain analysis of `reproduce` reads: the suite's base stage
-    and its DAPT stages (stage_identity.domain_checkpoints, as analysis/domains.py finds them)."""
-    return {str(path) for path in domain_checkpoints(suite, input_sha256(suite, planning_only=True)).values()}
+def analysis_stages(suite: Suite, plans: list[RunPlan]) -> list[Stage]:
+    """The stages the domain analysis of `reproduce` reads, parents first: the suite's base stage
+    and its DAPT stage of each domain, and its DAPT (LoRA) stage of each domain when the tables
+    will have DAPT (LoRA) rows (these plans build one, or the results hold a run after one:
+    analysis/domains.results_hold_dapt_lora), so the analysis never depends on what else the
+    cache holds."""
+    lora = (any(stage.kind == "dapt_lora" for plan in plans for stage in plan.stages)
+            or results_hold_dapt_lora(suite))
+    return domain_stages(suite, ("dapt", "dapt:lora") if lora else ("dapt",), planning_only=True)
 
 
 def tasks_of(plans: list[RunPlan]) -> set[str]:

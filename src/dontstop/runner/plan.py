@@ -113,6 +113,21 @@ def unique_stages(plans: list[RunPlan]) -> list[Stage]:
     return list(stages.values())
 
 
+def domain_stages(suite: Suite, specs: tuple[str, ...], planning_only: bool = False) -> list[Stage]:
+    """The stages of `specs` ("dapt", "dapt:lora") on each domain corpus that a task of the suite
+    belongs to, after the suite's base stage, parents first: the very stages (same keys) that
+    every condition with those stages builds; released ones stand as they are. What the domain
+    analysis of `reproduce` reads (runner/jobs.analysis_stages)."""
+    stages: dict[str, Stage] = {}
+    for key in suite.tasks:
+        task = suite.task(key)
+        if suite.domain(task.domain).key in suite.domain_corpora:
+            for spec in specs:
+                for stage in _resolve_stages(suite, task, [spec], planning_only):
+                    stages.setdefault(stage.key, stage)
+    return list(stages.values())
+
+
 def _resolve_stages(suite: Suite, task: Task, specs: list[str], planning_only: bool) -> list[Stage]:
     """The condition's stages in order, after the suite's base stage if it has one (the mini
     suite's "RoBERTa": BERT-tiny after MLM on general text), each the parent of the next."""

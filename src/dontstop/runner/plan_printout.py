@@ -20,8 +20,9 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
     estimator, total, bounded, unknown = Estimator.for_suite(suite), 0.0, False, False
     print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
     redo = {item.path for item in stale}
-    kept = {job.stage.key for job in jobs if job.kind == "pretrain"}
-    for stage in unique_stages(plans):
+    kept = {job.stage.key: job.stage for job in jobs if job.kind == "pretrain"}
+    # the plans' stages, then those only the domain analysis reads (DAPT (LoRA) for its rows)
+    for stage in ({stage.key: stage for stage in unique_stages(plans)} | kept).values():
         state = "released" if stage.released else "reuse" if stage.record_path.exists() else \
             "build" if stage.key in kept else "skip"
         if state == "skip":
