@@ -40,11 +40,11 @@ def suite_yaml(tmp_path_factory) -> Path:
     return path
 
 
-def dontstop(*args, data_dir, root, suite, check=True, env=None):
+def dontstop(*args, data_dir, root, suite, check=True, env=None, cache="cache"):
     """`python -m dontstop ... --quick` with its own results and cache folders."""
     command = [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb", "--suite", str(suite),
                "--data-dir", str(data_dir), "--results-dir", str(root / "results"),
-               "--cache-dir", str(root / "cache")]
+               "--cache-dir", str(root / cache)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     if check:
@@ -170,6 +170,62 @@ def test_slurm_failing_job_shows_in_status_with_its_log_and_blocks_only_its_runs
     assert f"{corpus}: corpus file not found" in Path(log).read_text()
     assert {"seed 0: blocked: parent failed", "seed 2: blocked: parent failed"} <= \
         {line.strip().split(" (job")[0] for line in text.splitlines()}
+
+
+def test_slurm_jobs_waiting_with_another_cache_or_other_settings_are_submitted_again_as_asked(
+        slurm_cluster, local_run, suite_yaml, tmp_path):
+    """The same command with another --cache-dir while the first one's jobs wait: the runs waited
+    on the stage job of the old cache and failed "parent stage is not finished"; with another
+    --set, they ran with the old settings. Now each waiting job made otherwise is cancelled and
+    submitted again as asked, and the results are the local launcher's."""
+    data_dir, local_root, _ = local_run
+    without_tapt(local_root, tmp_path)
+    shutil.copytree(tmp_path / "cache", tmp_path / "other-cache")
+    with slurm_cluster.partition_down():
+        dontstop("run", *SUBSET, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml)
+        first = {name: job["job_id"] for name, job in registry(tmp_path).items()}
+        assert len(first) == 5   # TAPT, then 2 seeds of 2 conditions
+        again = dontstop("run", *SUBSET, *SLURM, data_dir=data_dir, root=tmp_path, suite=suite_yaml,
+                         cache="other-cache")
+        assert "5 submitted" in again.stdout, again.stdout
+        notes = [line for line in again.stdout.splitlines() if line.startswith("note: ")]
+        assert len(notes) == 5 and all("cancelled, submitted again as asked" in note for note in notes)
+        assert any("tapt-rt-polarity" in note and "(checkpoint: submitted with " in note for note in notes)
+        assert any("baseline seed 0" in note and "(model: submitted with " in note for note in notes)
+        second = {name: job["job_id"] for name, job in registry(tmp_path).items()}
+        assert second.keys() == first.keys() and not set(second.values()) & set(first.values())
+        assert {slurm_cluster.wait_for_state(job_id, set()) for job_id in first.values()} == {"CANCELLED"}
+    result = dontstop("run", *SUBSET, *SLURM, "--wait", data_dir=data_dir, root=tmp_path, suite=suite_yaml,
+                      cache="other-cache")
+    assert re.search(r"^6 jobs: .* 0 submitted", result.stdout, re.M), result.stdout   # the base stage: built
+    assert scores(tmp_path) == scores(local_root) and len(scores(tmp_path)) == 4
+    assert not list((tmp_path / "cache").rglob("*tapt-rt-polarity-*/pretrain_record.json"))
+
+
+def test_a_job_running_with_other_settings_than_asked_is_one_line_before_any_submission(tmp_path):
+    """Running, it will end as it started (its result then refused as stale); the job asked cannot
+    start beside it: one line naming the job, the setting and the way out, nothing submitted."""
+    from types import SimpleNamespace
+
+    from dontstop.fileio import UserError
+    from dontstop.runner.jobs import Job
+    from dontstop.runner.slurm import refuse_running_elsewise
+    from dontstop.runner.slurm_queue import SlurmState, Submitted, settings_difference, slug
+
+    job = Job("finetune", "rt-polarity/tapt seed 0", tmp_path / "metrics.json", (), seed=0,
+              plan=SimpleNamespace(task=SimpleNamespace(key="rt-polarity"), condition="tapt"))
+    entry = Submitted("12", "finetune", job.label, str(job.done_file), str(tmp_path), "t",
+                      settings={"lr": 2e-5, "seed": 0})
+    registry, asked = {slug(job): entry}, {slug(job): {"lr": 1e-4, "seed": 0}}
+    assert settings_difference(entry, asked[slug(job)]) == "lr: submitted with 2e-05, asked 0.0001"
+    assert settings_difference(dataclasses.replace(entry, settings={}), asked[slug(job)]) is None  # found again
+    refuse_running_elsewise([job], registry, {"12": SlurmState("PENDING")}, asked)   # waiting: submit() redoes it
+    refuse_running_elsewise([job], registry, {"12": SlurmState("RUNNING")}, {slug(job): {"lr": 2e-5, "seed": 0}})
+    with pytest.raises(UserError) as error:
+        refuse_running_elsewise([job], registry, {"12": SlurmState("RUNNING")}, asked)
+    assert str(error.value) == ("rt-polarity/tapt seed 0: running as Slurm job 12 with other settings than asked "
+                                "(lr: submitted with 2e-05, asked 0.0001); wait for it to end, or scancel 12, "
+                                "then run the same command again")
 
 
 def test_slurm_without_a_client_or_a_controller_or_with_a_wrong_partition_is_one_line(

@@ -8,26 +8,30 @@ is what runs in it), and a job starts only after the stages it needs: `--depende
 on each parent stage's job that is not finished yet. Jobs that are finished, queued or running
 (runner/slurm_queue.py: jobs.json, squeue) are not submitted again; a job that failed, was
 cancelled or ran out of time is, and resumes from its last state. A job that waits on a failed
-parent can never start: it is cancelled and submitted again behind the parent's new job. Logs go
-to <results>/<suite>/slurm-logs/<job>/<slurm id>_0_log.{out,err}.
+parent can never start: it is cancelled and submitted again behind the parent's new job; so is a
+job still waiting that was submitted with other settings than asked now (another --set or
+--cache-dir), while one already running is refused in one line. Logs go to
+<results>/<suite>/slurm-logs/<job>/<slurm id>_0_log.{out,err}.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import io
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..data.formats import leakage_keys
 from ..suites import Suite
 from ..fileio import UserError, job_lock, raise_problems
 from ..recipes import AT_LEAST_1, NON_NEGATIVE
+from .job_actions import finetune_recipe
 from .jobs import Job, prepare_jobs, tasks_of
 from .plan import RunPlan
 from .slurm_job import Launch, RunnerJob, write_spec
-from .slurm_queue import (Submitted, cancel, check_slurm, logs_dir, read_registry, remember, slug,
-                          slurm_dir, slurm_states, write_registry)
+from .slurm_queue import (Submitted, cancel, check_slurm, logs_dir, read_registry, remember,
+                          settings_difference, slug, slurm_dir, slurm_states, write_registry)
 from .status import follow
 
 POLL_S = 5.0          # --wait: seconds between two looks at the queue
@@ -173,6 +177,8 @@ def submit(jobs: list[Job], suite: Suite, options: SlurmOptions, wandb: bool) ->
     with job_lock(slurm_dir(suite) / "jobs.lock", wait=True):   # two submitters: one after the other
         registry = read_registry(suite, jobs)
         states = slurm_states([registry[slug(j)].job_id for j in jobs if slug(j) in registry and not j.done()])
+        settings = {slug(job): job_settings(job, suite) for job in jobs if not job.done()}
+        refuse_running_elsewise(jobs, registry, states, settings)
         ids: dict[Path, str] = {}    # done-file of an unfinished job -> its Slurm job id
         renewed: set[Path] = set()   # done-files of the jobs submitted now
         for job in jobs:
@@ -181,14 +187,18 @@ def submit(jobs: list[Job], suite: Suite, options: SlurmOptions, wandb: bool) ->
             if job.done():
                 counts[2] += 1
                 continue
-            if slurm and (slurm.waiting or slurm.running) and not renewed.intersection(job.needs):
+            other = entry and settings_difference(entry, settings[slug(job)])
+            if slurm and (slurm.waiting or slurm.running) and not renewed.intersection(job.needs) and not other:
                 ids[job.done_file] = entry.job_id
                 counts[1] += 1
                 continue
-            if slurm and (slurm.waiting or slurm.blocked):   # behind a parent that failed or is
-                cancel([entry.job_id])                       # submitted again: it would never start
+            if slurm and slurm.waiting and other:
+                print(f"note: {job.label}: Slurm job {entry.job_id} waited with other settings ({other}); "
+                      "cancelled, submitted again as asked", flush=True)
+            if slurm and (slurm.waiting or slurm.blocked):   # behind a parent that failed or is submitted
+                cancel([entry.job_id])                       # again (it would never start), or elsewise
             parents = [ids[path] for path in job.needs if path in ids]
-            ids[job.done_file] = _submit_one(job, parents, suite, options, wandb, registry)
+            ids[job.done_file] = _submit_one(job, parents, suite, options, wandb, registry, settings[slug(job)])
             renewed.add(job.done_file)
             write_registry(suite, registry)   # after each: a crash mid-way forgets no job
             counts[0] += 1
@@ -196,8 +206,33 @@ def submit(jobs: list[Job], suite: Suite, options: SlurmOptions, wandb: bool) ->
     return counts[0], counts[1], counts[2]
 
 
+def job_settings(job: Job, suite: Suite) -> dict:
+    """What a job runs, to tell a submitted job from the one asked now (a `--set` or `--cache-dir`
+    changed in between): a stage, the checkpoint folder it builds (its settings are in the name,
+    the stage key); a run or probe, its resolved recipe (the checkpoint it starts from included)."""
+    if job.kind == "pretrain":
+        return {"checkpoint": str(Path(job.stage.checkpoint_dir).resolve())}
+    recipe = finetune_recipe(job.plan, suite, job.seed or 0)
+    return json.loads(json.dumps(asdict(recipe), default=str))   # as jobs.json will hold it
+
+
+def refuse_running_elsewise(jobs: list[Job], registry: dict[str, Submitted], states: dict,
+                            settings: dict[str, dict]) -> None:
+    """One line, before anything is submitted, for a job that is running with other settings than
+    asked now: it will finish as it started (a run's result then refused as stale), and the job
+    asked cannot start beside it. A waiting one is cancelled and submitted again (submit)."""
+    for job in jobs:
+        entry = registry.get(slug(job))
+        slurm = entry and states.get(entry.job_id)
+        other = slurm and slurm.running and settings_difference(entry, settings[slug(job)])
+        if other:
+            raise UserError(f"{job.label}: running as Slurm job {entry.job_id} with other settings than "
+                            f"asked ({other}); wait for it to end, or scancel {entry.job_id}, then run "
+                            "the same command again")
+
+
 def _submit_one(job: Job, parents: list[str], suite: Suite, options: SlurmOptions, wandb: bool,
-                registry: dict[str, Submitted]) -> str:
+                registry: dict[str, Submitted], settings: dict) -> str:
     import submitit
 
     log_dir = logs_dir(suite) / slug(job)
@@ -213,7 +248,7 @@ def _submit_one(job: Job, parents: list[str], suite: Suite, options: SlurmOption
     except Exception as e:  # sbatch refused it: a wrong partition, account or option
         detail = str(e).strip().splitlines() or [type(e).__name__]
         raise UserError(f"sbatch refused the job {job.label}: {detail[-1]}") from None
-    remember(registry, job, submitted.job_id, log_dir)
+    remember(registry, job, submitted.job_id, log_dir, settings)
     return submitted.job_id
 
 

@@ -41,6 +41,7 @@ class Submitted:
     log_dir: str
     submitted_at: str
     earlier_ids: list[str] = field(default_factory=list)   # ids of earlier tries, oldest first
+    settings: dict = field(default_factory=dict)   # what it runs (slurm.job_settings); {} when found again
 
     def log(self, stream: str = "err") -> Path:
         """submitit's log of the job's first task: <log_dir>/<job id>_0_log.<out|err>."""
@@ -137,12 +138,21 @@ def write_registry(suite: Suite, registry: dict[str, Submitted]) -> None:
                       {"suite": suite.name, "jobs": {name: asdict(entry) for name, entry in registry.items()}})
 
 
-def remember(registry: dict[str, Submitted], job: Job, job_id: str, log_dir: Path) -> None:
+def remember(registry: dict[str, Submitted], job: Job, job_id: str, log_dir: Path, settings: dict) -> None:
     earlier = registry.get(slug(job))
     registry[slug(job)] = Submitted(
         job_id, job.kind, job.label, str(job.done_file.resolve()), str(log_dir.resolve()),
         datetime.datetime.now().isoformat(timespec="seconds"),
-        (earlier.earlier_ids + [earlier.job_id]) if earlier else [])
+        (earlier.earlier_ids + [earlier.job_id]) if earlier else [], settings)
+
+
+def settings_difference(entry: Submitted, asked: dict) -> str | None:
+    """The first setting in which a submitted job differs from the job asked now, or None (a job
+    found again from its log folder has no settings on record: taken as the one asked)."""
+    for name in sorted(entry.settings.keys() | asked.keys() if entry.settings else ()):
+        if entry.settings.get(name) != asked.get(name):
+            return f"{name}: submitted with {entry.settings.get(name)!r}, asked {asked.get(name)!r}"
+    return None
 
 
 def check_slurm() -> None:
