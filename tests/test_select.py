@@ -381,3 +381,32 @@ def test_a_finished_selection_copied_from_another_stage_or_cut_is_refused_before
     damaged = damaged_stages(jobs, mini_suite)   # `dontstop status` shows the same line
     assert list(damaged) == [slug(job) for job in jobs if job.kind == "pretrain" and job.stage is knn50]
     assert "corpus.jsonl missing" in next(iter(damaged.values()))
+
+
+def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_cache_lacks_them(
+        mini_suite, tmp_path, capsys):
+    """A clean clone holds finished kNN runs and no cache: the notebook's nearest-neighbour cell
+    found no selection, so a clean clone's `reproduce` changed the committed notebook. The
+    selection of each kNN stage with a finished run is made again (not its pretraining), once."""
+    from conftest import metrics_record
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.report.notebook import nearest_documents
+    from dontstop.runner.job_actions import build_missing_selections
+    from dontstop.runner.plan import plan_runs
+
+    mini_suite.pools["cs"] = str(topic_pool(tmp_path)[0])
+    plans = [plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])[0]
+             for name in ("knn_tapt_50", "knn_tapt_150")]
+    knn50, knn150 = (plan.stages[-1] for plan in plans)
+    metrics_record(condition="knn_tapt_50").write(plans[0].run_dir(0))   # knn_tapt_150: no run
+    build_missing_selections(plans, mini_suite)
+    assert (knn50.selection_dir / SELECT_RECORD_FILE).exists() and not knn150.selection_dir.exists()
+    assert not knn50.record_path.exists()   # no pretraining
+    assert capsys.readouterr().out.startswith(
+        "selection base+knn50-aclsum-roles: not in the cache; made again for the notebook\n")
+    record = {"lineage": knn50.lineage, "corpus_files": [str(knn50.selection_dir / SELECTED_CORPUS_FILE)],
+              "selection": {"pool": mini_suite.pools["cs"], "k": 5}}
+    found, why = nearest_documents(mini_suite.cache_dir, mini_suite.name, record)
+    assert why == "" and len(found) > 0
+    build_missing_selections(plans, mini_suite)   # made: nothing more to do
+    assert capsys.readouterr().out == ""

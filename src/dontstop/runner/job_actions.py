@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data.formats import load_split
+from ..data.formats import leakage_keys, load_split
 from ..suites import Suite
 from ..fileio import UserError, file_sha256, job_lock, sha256_text
 from ..recipes import FinetuneRecipe, PretrainRecipe
@@ -51,6 +51,22 @@ def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
             select_corpus([e.text for e in load_split(queries_path)], pool, out_dir,
                           exclude=frozenset(exclude), index_dir=index_dir, **embedding, **asked)
     return str(out_dir / SELECTED_CORPUS_FILE)
+
+
+def build_missing_selections(plans: list[RunPlan], suite: Suite) -> None:
+    """The selection (the documents picked, the saved embedder and faiss index) of each kNN stage
+    of `plans` with a finished run that the cache lacks (a clean clone of finished results): what
+    the results notebook shows of kNN-TAPT, which `reproduce` executes next. The selection alone
+    (seconds on the mini pool), exactly as the stage makes it; its pretraining is not needed."""
+    missing = {stage.key: stage for plan in plans
+               if any((plan.run_dir(seed) / METRICS_FILE).exists() for seed in plan.seeds)
+               for stage in plan.stages
+               if stage.selection and stage.selection["method"] == "knn"
+               and not (stage.selection_dir / SELECT_RECORD_FILE).exists()}
+    exclude = leakage_keys(suite.leakage_task_dirs(running={plan.task.key for plan in plans})) if missing else set()
+    for stage in missing.values():
+        print(f"selection {stage.lineage}: not in the cache; made again for the notebook", flush=True)
+        _select(stage, suite, exclude)
 
 
 def _selection_asked(stage: Stage, suite: Suite) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
