@@ -176,3 +176,37 @@ def test_task_keys_and_study_names_in_scripts_with_vowel_signs_are_folder_names(
                  "--cache-dir", str(tmp_path / "cache")]) == 0, capsys.readouterr().err
     assert (tmp_path / "results" / "हिंदी-अध्ययन" / "ความเห็น" / "baseline" / "seed_0" / "metrics.json").is_file()
     assert name_of("हिंदी अध्ययन") == "हिंदी-अध्ययन" and name_of("my study") == "my-study"
+
+
+def test_a_task_key_or_folder_in_another_unicode_form_is_one_line_that_says_so(korean_study, tmp_path, capsys):
+    """A Hangul task key written composed (NFC) in the study and given decomposed (NFD, as macOS
+    keeps file names) to --tasks is another string: 'unknown task' alone, with the same-looking
+    key listed as known, left the researcher guessing."""
+    import shutil
+    import unicodedata
+
+    import yaml
+
+    from dontstop.cli import main
+
+    folder = shutil.copytree(korean_study, tmp_path / "study")
+    spec = yaml.safe_load((folder / "study.yaml").read_text(encoding="utf-8"))
+    spec["tasks"] = {"감정": spec["tasks"]["comments"]}
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    typed = unicodedata.normalize("NFD", "감정")
+    assert typed != "감정"
+    assert main(["run", "experiments/baseline", "--suite", str(folder / "study.yaml"), "--tasks", typed,
+                 "--dry-run", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert f"--tasks {typed}: unknown task {typed!r}" in line
+    assert line.endswith("('감정' is the same letters in another Unicode form, NFC and NFD: typed or copied "
+                         "from macOS? retype one)")
+    # the task's folder copied from macOS (its name decomposed): "no such folder" beside it, and why
+    spec["tasks"]["감정"]["data"] = "data/감정"
+    (folder / "study.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    (folder / "data" / "comments").rename(folder / "data" / typed)
+    assert main(["run", "experiments/baseline", "--suite", str(folder / "study.yaml"), "--dry-run",
+                 "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert f"key 'tasks.감정.data': {folder / 'data' / '감정'}: no such folder ({typed!r} is there: the same " \
+           "letters in another Unicode form, NFC and NFD, as macOS keeps file names; rename it or retype" in line

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -56,6 +57,17 @@ def raise_problems(problems: list[str], shown: int = 20, where_all: str = "") ->
         problems = problems[:shown] + [f"... and {len(problems) - shown} more problem(s){where_all}"]
     if problems:
         raise UserErrors(problems)
+
+
+def unicode_twin(path: Path) -> str:
+    """For a path that is not there: " (<name> is there: ...)" when its folder holds an entry of the
+    same letters in another Unicode form (NFC and NFD: macOS keeps file names decomposed, and a
+    folder copied from it keeps them so), else ""."""
+    want = unicodedata.normalize("NFC", path.name)
+    twins = [entry.name for entry in (path.parent.iterdir() if path.parent.is_dir() else ())
+             if entry.name != path.name and unicodedata.normalize("NFC", entry.name) == want]
+    return (f" ({twins[0]!r} is there: the same letters in another Unicode form, NFC and NFD, as "
+            "macOS keeps file names; rename it or retype the name)") if twins else ""
 
 
 def check_writable_dir(directory: str | Path) -> None:
@@ -127,7 +139,7 @@ def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
     process always, and across processes in <memo_dir>/file_sha256.json when `memo_dir` is given."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: input file not found (build or download the data first)")
+        raise UserError(f"{path}: input file not found (build or download the data first)" + unicode_twin(path))
     stat = path.stat()
     memo_key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     if memo_key in _MEMO:

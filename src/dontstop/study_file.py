@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from .config import located, yaml_fields
-from .fileio import UserError
+from .fileio import UserError, unicode_twin
 from .tasks import EPOCHS_BY_PROFILE, SUITES, Domain, Task
 
 MERGED = ("recipes", "quick", "finetune", "selection")    # merged into the extended suite's
@@ -202,7 +202,8 @@ def _existing(at: str, key: str, folder: Path, given: str, is_folder: bool = Fal
     candidate = folder / Path(given).expanduser()
     if not (candidate.is_dir() if is_folder else candidate.is_file()):
         wrong = "a file, not a folder" if candidate.is_file() else "a folder, not a file" if candidate.is_dir() else None
-        raise UserError(f"{at}: key '{key}': {candidate}: {wrong or 'no such ' + ('folder' if is_folder else 'file')}")
+        raise UserError(f"{at}: key '{key}': {candidate}: {wrong or 'no such ' + ('folder' if is_folder else 'file')}"
+                        + unicode_twin(candidate))
     return str(candidate)
 
 

@@ -19,6 +19,7 @@ with it to spawned workers and Slurm jobs.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
@@ -185,13 +186,14 @@ class SuiteTasks:
     def task(self, key: str) -> Task:
         """The task, with `data` set to the folder of its splits."""
         if key not in self.task_table:
-            raise UserError(f"unknown task {key!r} in suite {self.name!r}; known: {', '.join(self.tasks)}")
+            raise UserError(f"unknown task {key!r} in suite {self.name!r}; known: {', '.join(self.tasks)}"
+                            + _same_letters(key, self.tasks))
         return replace(self.task_table[key], data=str(self.task_dir(key)))
 
     def domain(self, key: str) -> Domain:
         if key not in self.domain_table:
             raise UserError(f"unknown domain {key!r} in suite {self.name!r}; "
-                            f"known: {', '.join(self.domain_table)}")
+                            f"known: {', '.join(self.domain_table)}" + _same_letters(key, self.domain_table))
         return self.domain_table[key]
 
     @property
@@ -239,6 +241,14 @@ class SuiteTasks:
         downloaded one by one)."""
         running = set(running)
         return [self.task_dir(key) for key in self.tasks if key in running or self.task_dir(key).is_dir()]
+
+
+def _same_letters(key: str, known: Iterable[str]) -> str:
+    """A hint when `key` is one of `known` in another Unicode form (an accent or a Hangul syllable
+    stored decomposed, NFD, as macOS keeps file names and some editors save text), else ""."""
+    same = [name for name in known if unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", key)]
+    return (f" ({same[0]!r} is the same letters in another Unicode form, NFC and NFD: typed or copied "
+            "from macOS? retype one)") if same else ""
 
 
 # The built-in registry by suite name: `dontstop data download|check` and ad-hoc tools read it;
