@@ -5,6 +5,7 @@ The mini tree has what a real run leaves: dev curves, pretraining stage records 
 losses, kNN and RAND selections made by select_corpus itself (so the cache holds a real saved
 embedder and faiss index), probe.json files and the domain analysis CSVs.
 """
+import dataclasses
 import json
 from pathlib import Path
 
@@ -67,13 +68,15 @@ def selection_stages(tmp_path: Path, cache: Path) -> dict[str, dict]:
         out = cache / "mini" / "selections" / f"{name}-0123abcd"
         record = select_corpus(queries, pool, out, method=method, k=k, dim=8,
                                index_dir=cache / "mini" / "indexes" / "00000000cafe0000")
+        # the pool as a run records it: relative to where it started (tmp_path, the test's cwd)
         stages[condition] = stage(name, 20_000 * k, 8.0, corpus_files=[str(out / "corpus.jsonl")],
-                                  selection=record)
+                                  selection=dataclasses.replace(record, pool="data/cs.jsonl"))
     return stages
 
 
 @pytest.fixture
-def mini_study(tmp_path):
+def mini_study(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # where the study's runs started (the notebook reads the pool from it)
     results, tables, cache = tmp_path / "results", tmp_path / "tables", tmp_path / "cache"
     stages = {"baseline": [], "dapt": [stage("dapt-cs", 500_000, 8.2)],
               "tapt": [stage("tapt-aclsum-roles", 100_000, 8.4)],

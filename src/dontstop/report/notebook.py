@@ -47,7 +47,8 @@ def execute_notebook(notebook: Path, *, results: Path, suite: str, tables: Path,
     import nbformat
 
     notebook, out = Path(notebook), Path(out or notebook)
-    folders = {"DONTSTOP_RESULTS": results, "DONTSTOP_TABLES": tables, "DONTSTOP_CACHE": cache}
+    folders = {"DONTSTOP_RESULTS": results, "DONTSTOP_TABLES": tables, "DONTSTOP_CACHE": cache,
+               "DONTSTOP_WORKDIR": Path.cwd()}   # where the runs' relative paths (data/...) start
     env = {**os.environ, **{name: _seen_from(notebook.parent, path) for name, path in folders.items()},
            "DONTSTOP_SUITE": suite, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
     nb = nbformat.read(notebook, as_version=4)
@@ -176,11 +177,12 @@ def source_mix(chosen: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "selection", "source", "documents", "share"])
 
 
-def nearest_documents(cache: Path, suite: str, stage: dict, sentences: int = 3,
-                      neighbours: int = 3) -> tuple[pd.DataFrame | None, str]:
+def nearest_documents(cache: Path, suite: str, stage: dict, sentences: int = 3, neighbours: int = 3,
+                      workdir: Path = Path(".")) -> tuple[pd.DataFrame | None, str]:
     """Re-run a kNN selection's saved embedder and faiss index on its first `sentences` task
     sentences: (their nearest pool documents, at most `neighbours` and the selection's k, all
-    of them selected; ""), or (None, why not)."""
+    of them selected; ""), or (None, why not). `workdir`: where the run started, from which a
+    relative pool path of its record (`data/mini/pools/cs.jsonl`) is read."""
     folders = [Path(f).parent for f in stage.get("corpus_files", []) if Path(f).name == SELECTED_CORPUS_FILE]
     if not folders:
         return None, f"{stage.get('lineage')}: no selection corpus in its stage record"
@@ -192,7 +194,7 @@ def nearest_documents(cache: Path, suite: str, stage: dict, sentences: int = 3,
     index_dir = _index_dir(Path(cache) / suite / "indexes", sha256_text("\n".join(queries)))
     if index_dir is None:
         return None, f"{Path(cache) / suite / 'indexes'}: no saved index built for {selection.name}'s task text"
-    pool = Path(stage.get("selection", {}).get("pool") or "")   # the index is keyed by the pool's content
+    pool = Path(workdir) / (stage.get("selection", {}).get("pool") or "")   # keyed by its content
     if not pool.is_file():
         return None, f"{pool}: the pool file is gone; the index alone cannot show documents"
     if file_sha256(pool, index_dir) != read_json(index_dir / "index_key.json").get("pool_sha256"):
