@@ -408,5 +408,12 @@ def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_ca
               "selection": {"pool": mini_suite.pools["cs"], "k": 5}}
     found, why = nearest_documents(mini_suite.cache_dir, mini_suite.name, record)
     assert why == "" and len(found) > 0
+    pool = Path(mini_suite.pools["cs"])   # a record's relative pool path: read from where the run started
+    relative = {**record, "selection": {"pool": pool.name, "k": 5}}
+    assert nearest_documents(mini_suite.cache_dir, mini_suite.name, relative, workdir=pool.parent)[1] == ""
+    with open(pool, "a", encoding="utf-8") as f:   # the pool edited since: its line numbers moved
+        f.write(json.dumps({"text": "one more document", "source": "other"}) + "\n")
+    found, why = nearest_documents(mini_suite.cache_dir, mini_suite.name, record)
+    assert found is None and why.startswith(f"{pool}: not the pool the saved index ")
     build_missing_selections(plans, mini_suite)   # made: nothing more to do
     assert capsys.readouterr().out == ""

@@ -191,14 +191,17 @@ def nearest_documents(cache: Path, suite: str, stage: dict, sentences: int = 3, 
         return None, f"{selection}: not in the cache (rerun the study with this --cache-dir)"
     with open(selection / SELECTED_CORPUS_FILE, encoding="utf-8") as f:
         queries = [row["text"] for row in map(json.loads, f) if row.get("source") == "task"]
-    index_dir = _index_dir(Path(cache) / suite / "indexes", sha256_text("\n".join(queries)))
-    if index_dir is None:
+    indexes = _index_dirs(Path(cache) / suite / "indexes", sha256_text("\n".join(queries)))
+    if not indexes:
         return None, f"{Path(cache) / suite / 'indexes'}: no saved index built for {selection.name}'s task text"
     pool = Path(workdir) / (stage.get("selection", {}).get("pool") or "")   # keyed by its content
     if not pool.is_file():
         return None, f"{pool}: the pool file is gone; the index alone cannot show documents"
-    if file_sha256(pool, index_dir) != read_json(index_dir / "index_key.json").get("pool_sha256"):
-        return None, f"{pool}: changed since the index was built; its line numbers may not match"
+    pool_sha256 = file_sha256(pool)
+    index_dir = next((d for d, key in indexes.items() if key.get("pool_sha256") == pool_sha256), None)
+    if index_dir is None:   # an index of another pool, or of one before the keys named pools by content
+        return None, (f"{pool}: not the pool the saved index {next(iter(indexes))} was built on (changed since, "
+                      f"or an older index); remove that folder and {selection} and run `dontstop reproduce` again")
     embedder, scan = load_embedder(index_dir / "embedder"), load_scan(index_dir / "pool_scan.npz")
     vectors = embedder.transform(queries[:sentences])
     # Never more than the selection's own k: every document shown was selected.
@@ -228,11 +231,11 @@ def neighbours_markdown(found: pd.DataFrame, width: int = 220) -> str:
     return "\n".join(lines[1:])
 
 
-def _index_dir(indexes: Path, queries_sha: str) -> Path | None:
-    for key in sorted(indexes.glob("*/index_key.json")):
-        if read_json(key).get("queries") == queries_sha and (key.parent / "index.faiss").is_file():
-            return key.parent
-    return None
+def _index_dirs(indexes: Path, queries_sha: str) -> dict[Path, dict]:
+    """The saved indexes built for this task text (by its sha256), each with its key."""
+    keys = {path.parent: read_json(path) for path in sorted(indexes.glob("*/index_key.json"))}
+    return {folder: key for folder, key in keys.items()
+            if key.get("queries") == queries_sha and (folder / "index.faiss").is_file()}
 
 
 def cost_gain(runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
