@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import metrics_record
+from conftest import metrics_record, probe_record
 from dontstop.condition_readme import README, render_readme, write_readmes
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions, select_conditions
 from dontstop.fileio import UserError
@@ -253,17 +253,19 @@ def test_only_the_stages_an_unfinished_run_or_the_analysis_needs_are_built(mini_
     plans = [plan for e in load_conditions() for plan in plan_runs(mini_suite, e)]
     every = {job.stage.lineage for job in make_jobs(plans, probe=True) if job.kind == "pretrain"}
     assert len(every) > 10
-    for job in make_jobs(plans, probe=True):
-        if job.kind != "pretrain":
-            job.done_file.parent.mkdir(parents=True, exist_ok=True)
-            job.done_file.write_text("{}")
+    for job in make_jobs(plans, probe=True):   # every run and probe finished
+        fields = job.plan and dict(task=job.plan.task.key, condition=job.plan.condition, lineage=job.plan.lineage)
+        if job.kind == "finetune":
+            metrics_record(seed=job.seed, **fields).write(job.done_file.parent)
+        elif job.kind == "probe":
+            probe_record(**fields).write(job.done_file.parent)
 
     def stages(**options):
         return {job.stage.lineage for job in make_jobs(plans, probe=True, **options) if job.kind == "pretrain"}
 
     assert stages() == every                        # dontstop status: every stage, done or not
     assert stages(analysis=[]) == set()             # dontstop run
-    assert stages(analysis=analysis_stages(mini_suite, plans)) == {   # DAPT (LoRA): planned here, so scored too
+    assert stages(analysis=analysis_stages(mini_suite, plans)) == {   # those the runs start from
         "base", "base+dapt-cs", "base+dapt-news", "base+dapt-reviews",
         "base+dapt_lora-cs", "base+dapt_lora-news", "base+dapt_lora-reviews"}
     # a run to redo (stale) needs its whole lineage again
@@ -271,26 +273,28 @@ def test_only_the_stages_an_unfinished_run_or_the_analysis_needs_are_built(mini_
     assert stages(analysis=[], redo={redo}) == {"base", "base+dapt-cs", "base+dapt-cs+tapt-aclsum-roles"}
 
 
-def test_the_analysis_builds_dapt_lora_when_the_results_have_its_rows(mini_suite):
-    """A reproduce without the LoRA conditions builds (and its analysis scores) the DAPT (LoRA)
-    models only when the results hold a run after one, so its tables follow from the results:
-    a clean clone's committed results hold LoRA runs, its cache none."""
-    from dontstop.analysis.domains import results_hold_dapt_lora
+def test_the_analysis_scores_and_builds_the_dapt_models_the_results_or_plans_start_from(mini_suite):
+    """`reproduce` scores (building them if need be) the DAPT and DAPT (LoRA) models that its plans
+    or its finished runs start from, and no other: a clean clone's committed results hold LoRA
+    runs, its cache none (the MLM-loss table lost its DAPT (LoRA) rows); a cache that holds a
+    stage no run started from gave the table a row the results do not explain."""
+    from dontstop.analysis.domains import studied_stages
     from dontstop.runner.jobs import analysis_stages, make_jobs
 
-    plans = plans_by(mini_suite, "dapt")["aclsum-roles"], plans_by(mini_suite, "tapt")["bbc-topic"]
+    plans = [plans_by(mini_suite, "tapt")["bbc-topic"]]
 
     def built():
-        return sorted(job.stage.lineage for job in make_jobs(list(plans), analysis=analysis_stages(mini_suite, plans))
+        return sorted(job.stage.lineage for job in make_jobs(plans, analysis=analysis_stages(mini_suite, plans))
                       if job.kind == "pretrain")
 
-    full = ["base", "base+dapt-cs", "base+dapt-news", "base+dapt-reviews", "base+tapt-bbc-topic"]
-    assert not results_hold_dapt_lora(mini_suite) and built() == full
-    lora_run = plans_by(mini_suite, "dapt_tapt_lora")["rt-polarity"]
-    metrics_record(task="rt-polarity", condition="dapt_tapt_lora", lineage=lora_run.lineage).write(
-        lora_run.run_dir(0))
-    assert results_hold_dapt_lora(mini_suite)
-    assert built() == sorted(full + ["base+dapt_lora-cs", "base+dapt_lora-news", "base+dapt_lora-reviews"])
+    assert studied_stages(mini_suite) == set() and built() == ["base", "base+tapt-bbc-topic"]
+    plans.append(plans_by(mini_suite, "dapt")["aclsum-roles"])   # a plan starts from DAPT on cs
+    assert built() == ["base", "base+dapt-cs", "base+tapt-bbc-topic"]
+    for condition, task in (("dapt_tapt_lora", "rt-polarity"), ("not_dapt", "bbc-topic")):   # finished runs
+        run = plans_by(mini_suite, condition)[task]
+        metrics_record(task=task, condition=condition, lineage=run.lineage).write(run.run_dir(0))
+    assert studied_stages(mini_suite) == {"base", "dapt_lora-reviews", "tapt_lora-rt-polarity", "dapt-cs"}
+    assert built() == ["base", "base+dapt-cs", "base+dapt_lora-reviews", "base+tapt-bbc-topic"]
 
 
 def test_dapt_lora_is_one_stage_per_domain_shared_by_dapt_tapt_lora(mini_suite):

@@ -6,8 +6,9 @@ corpora, including those given on the command line (`--domain-corpus`); the mode
 base model and a DAPT model per domain: the suite's own stage the runner built (found by its
 stage key, stage_identity.py), or the released `allenai/<domain>_roberta_base` when the suite
 starts from the released ones; and a DAPT (LoRA) model per domain the runner built (its base
-with the adapter merged), found the same way (in `reproduce`, only when the results have DAPT
-(LoRA) rows; the runner then builds them: the analysis follows from the results, not the cache).
+with the adapter merged), found the same way. `reproduce` scores those its results' runs were
+fine-tuned after (studied_stages), which the runner builds for it if need be: its analysis
+follows from the results, not from the cache.
 `analyze_suite` runs both analyses for `dontstop reproduce` and skips, with a note, what the
 suite's data does not allow (the paper suite has no "PT" corpus, and often no domain corpus).
 """
@@ -53,11 +54,11 @@ def suite_corpora(suite: Suite) -> dict[str, str]:
     return corpora
 
 
-def suite_models(suite: Suite, lora: bool = True) -> dict[str, str]:
+def suite_models(suite: Suite, scored: set[str] | None = None) -> dict[str, str]:
     """The suite's base model (its base stage, if it has one), then a DAPT model per domain: the
     released one when the suite starts DAPT from the released checkpoints, else the suite's own
-    DAPT stage of each domain, if the runner has built it; with `lora`, its DAPT (LoRA) stage of
-    each domain too, if built (`reproduce`: only when the results have DAPT (LoRA) rows)."""
+    DAPT (and DAPT (LoRA)) stage of each domain, if the runner has built it; with `scored` (stage
+    names: `reproduce` gives studied_stages), only those."""
     models = {"base": suite.base_model}
     if suite.dapt_from_released:
         for key in dict.fromkeys(task.domain for task in suite.tasks_by_key.values()):
@@ -71,7 +72,7 @@ def suite_models(suite: Suite, lora: bool = True) -> dict[str, str]:
                             "(run `dontstop reproduce` first)")
         models["base"] = str(built.pop("base"))
     for lineage, directory in sorted(built.items()):
-        if lora or not lineage.startswith("dapt_lora-"):
+        if scored is None or lineage in scored:
             models[lineage] = str(directory)
     if len(models) == 1:
         print(f"note: no finished DAPT checkpoint of this suite under {checkpoints_dir(suite)}; "
@@ -79,13 +80,13 @@ def suite_models(suite: Suite, lora: bool = True) -> dict[str, str]:
     return models
 
 
-def results_hold_dapt_lora(suite: Suite) -> bool:
-    """Whether the suite's results hold a run fine-tuned after a DAPT (LoRA) stage (its lineage
-    names one): then its tables have DAPT (LoRA) rows, and the domain analysis of `reproduce`
-    scores each domain's DAPT (LoRA) model beside DAPT (the runner builds them for it:
-    runner/jobs.analysis_stages), so the analysis follows from the results, not from the cache."""
+def studied_stages(suite: Suite) -> set[str]:
+    """The names of the stages ("base", "dapt-cs", "dapt_lora-news", ...) that the suite's finished
+    runs were fine-tuned after (their lineages): of the models the domain analysis can score, those
+    `reproduce` scores, built for it if need be (runner/jobs.analysis_stages), so that its tables
+    follow from the results, never from what else the cache holds."""
     runs, _ = finished_runs(Path(suite.results_dir) / suite.name)
-    return any(name.startswith("dapt_lora-") for record in runs.values() for name in record.lineage.split("+"))
+    return {name for record in runs.values() for name in record.lineage.split("+")}
 
 
 def finished_checkpoints(suite: Suite) -> dict[str, Path]:
@@ -141,7 +142,7 @@ def analyze_suite(suite: Suite, out_dir: Path, *, seed: int = 0, top: int = 1000
     corpora, notes = find_corpora(suite)
     steps = {"vocabulary overlap (Figure 2)": lambda: _vocab(corpora, top, sample_docs, seed, out_dir),
              "held-out MLM loss (Tables 1 and 12)": lambda: measure_mlm_loss(
-                 suite_models(suite, lora=results_hold_dapt_lora(suite)), corpora,
+                 suite_models(suite, scored=studied_stages(suite)), corpora,
                  suite_samples(suite, corpora, documents, seed), out_dir,
                  documents=documents, max_length=max_length, seed=seed)}
     for what, step in steps.items():

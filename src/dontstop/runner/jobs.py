@@ -20,12 +20,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..analysis.domains import studied_stages
 from ..data.formats import leakage_keys
 from ..suites import Suite
 from ..fileio import UserError, check_writable_dir, is_locked, job_lock
 from ..records import METRICS_FILE, PROBE_FILE
 from .finished import refuse, retire, stale_results
-from ..analysis.domains import results_hold_dapt_lora
 from .plan import RunPlan, Stage, domain_stages, unique_stages
 from .job_actions import (check_data_consistency, check_finished_stages, check_models_available,
                           check_stage_models, check_stages_to_build, run_job)
@@ -164,14 +164,13 @@ def make_jobs(plans: list[RunPlan], probe: bool = False, analysis: list[Stage] |
 
 
 def analysis_stages(suite: Suite, plans: list[RunPlan]) -> list[Stage]:
-    """The stages the domain analysis of `reproduce` reads, parents first: the suite's base stage
-    and its DAPT stage of each domain, and its DAPT (LoRA) stage of each domain when the tables
-    will have DAPT (LoRA) rows (these plans build one, or the results hold a run after one:
-    analysis/domains.results_hold_dapt_lora), so the analysis never depends on what else the
-    cache holds."""
-    lora = (any(stage.kind == "dapt_lora" for plan in plans for stage in plan.stages)
-            or results_hold_dapt_lora(suite))
-    return domain_stages(suite, ("dapt", "dapt:lora") if lora else ("dapt",), planning_only=True)
+    """The stages the domain analysis of `reproduce` reads, parents first: the suite's base stage,
+    and of its DAPT and DAPT (LoRA) stages of each domain those that these plans or the finished
+    runs in the results start from (analysis/domains.studied_stages): the models the analysis
+    scores, whatever else the cache holds."""
+    names = studied_stages(suite) | {stage.name for plan in plans for stage in plan.stages}
+    return [stage for stage in domain_stages(suite, ("dapt", "dapt:lora"), planning_only=True)
+            if stage.kind == "base" or stage.name in names]
 
 
 def tasks_of(plans: list[RunPlan]) -> set[str]:
