@@ -352,6 +352,8 @@ def test_slurm_runs_a_study_file_with_its_own_tasks_as_the_local_launcher_does(s
      "job 'finetune-rt-polarity-tapt-seed0': expected the fields done_file, job_id, kind, label"),
     ('{"suite": "s", "jobs": {"x": {"job_id": "12 ", "kind": "finetune", "label": "l", "done_file": "d", '
      '"log_dir": "l", "submitted_at": "t"}}}', "job 'x': job_id '12 ' is no Slurm job id"),
+    ('{"suite": "s", "jobs": {"x": {"job_id": "12", "kind": "finetune", "label": "l", "done_file": "d", '
+     '"log_dir": "l", "submitted_at": "t", "settings": [1]}}}', "job 'x': settings [1] is no mapping"),
     ('[]', 'expected {"suite": ..., "jobs": {<job>: {...}}}'),
 ])
 def test_a_damaged_slurm_registry_is_one_line_and_a_deleted_one_is_found_again(text, says, tmp_path):

@@ -118,6 +118,8 @@ def _entry(path: Path, name: str, entry) -> Submitted:
         raise UserError(f"{path}: job {name!r}: expected the fields {', '.join(sorted(required))}; {FIX}")
     if not str(entry["job_id"]).isdigit():   # one bad id fails squeue for all: each job looked ended
         raise UserError(f"{path}: job {name!r}: job_id {entry['job_id']!r} is no Slurm job id; {FIX}")
+    if not isinstance(entry.get("settings", {}), dict):
+        raise UserError(f"{path}: job {name!r}: settings {entry['settings']!r} is no mapping; {FIX}")
     return Submitted(**{**entry, "job_id": str(entry["job_id"])})
 
 
