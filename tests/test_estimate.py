@@ -48,3 +48,24 @@ def test_a_knn_stage_counts_k_as_the_runner_selects_it(mini_suite):
         stage.selection["k_scale"] = k_scale
         tokens[k_scale] = estimator.stage_seconds(stage)[1]
     assert tokens[0.1] < tokens[1.0] / 5   # 5 documents a task text instead of 50
+
+
+def test_the_wall_time_on_several_workers_follows_the_runners_order_and_dependencies():
+    """The dry run's total is every job's time added up: on 2 workers the mini study took less
+    than half of it. A list schedule as runner/jobs.work takes jobs: the first ready one."""
+    from dontstop.runner.estimate import wall_seconds
+    from dontstop.runner.jobs import Job
+
+    def job(name, *needs):
+        return Job("x", name, Path(name), tuple(Path(n) for n in needs))
+
+    jobs = [job("base"), job("dapt-cs", "base"), job("dapt-news", "base"), job("run-cs-1", "dapt-cs"),
+            job("run-cs-2", "dapt-cs"), job("run-news", "dapt-news"), job("run-base", "base"), job("done")]
+    seconds = {Path(n): s for n, s in (("base", 10), ("dapt-cs", 5), ("dapt-news", 6), ("run-cs-1", 1),
+                                       ("run-cs-2", 1), ("run-news", 1), ("run-base", 2))}   # "done": finished
+    assert wall_seconds(jobs, seconds, 1) == sum(seconds.values()) == 26
+    # 2 workers: base alone (10), both DAPT stages (to 15 and 16), then the runs as each is ready:
+    # run-cs-1 and run-cs-2 at 15 and 16, run-news at 16, run-base (listed last) at 17, ending at 19
+    assert wall_seconds(jobs, seconds, 2) == 19
+    assert wall_seconds(jobs, seconds, 8) == 17   # never below the longest chain: base, dapt-news, run
+    assert wall_seconds([job("run", "stage-built-earlier")], {Path("run"): 3}, 2) == 3

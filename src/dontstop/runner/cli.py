@@ -194,7 +194,8 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: 
         stale = stale_results(plans, suite, args.allow_mixed)
         jobs = make_jobs(plans, suite.probe, analysis_stages(suite, plans) if analysis else [], {s.path for s in stale})
         check_job_models(jobs, suite)
-        print_plan(plans, suite, stale, jobs)
+        print_plan(plans, suite, stale, jobs,
+                   workers=None if args.launcher == "slurm" else args.workers or _default_workers())
         if stale and not args.rerun_stale:
             refuse(stale)
         return 0

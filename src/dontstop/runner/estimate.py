@@ -155,3 +155,28 @@ class Estimator:
         # each epoch trains, then scores dev; test is scored once, by the best epoch's model
         passes = epochs * (train + dev / FORWARD_SPEEDUP) + test / FORWARD_SPEEDUP
         return passes / self.pretrain.value, exact and exact_dev and exact_test
+
+
+def wall_seconds(jobs: list, seconds: dict[Path, float], workers: int) -> float:
+    """How long the jobs to do take on `workers` workers that each take the first job in list order
+    whose needs are done, as runner/jobs.work does: a list schedule of each job's estimated
+    `seconds`, keyed by its done file (a job without an entry is finished, or costs nothing here)."""
+    todo = [job for job in jobs if job.done_file in seconds]
+    ends: dict[Path, float] = {}   # done file -> when it is written
+    unwritten = {job.done_file for job in todo}
+    free = [0.0] * max(1, workers)   # when each worker is free next
+    while todo:
+        worker = min(range(len(free)), key=free.__getitem__)
+        now = free[worker]
+        ready = next((job for job in todo if all(ends.get(need, math.inf) <= now if need in unwritten else True
+                                                 for need in job.needs)), None)
+        if ready is None:   # every job left waits on one still running: idle until the next one ends
+            later = [end for end in ends.values() if end > now]
+            if not later:
+                break
+            free[worker] = min(later)
+            continue
+        todo.remove(ready)
+        ends[ready.done_file] = free[worker] = now + seconds[ready.done_file]
+    return max(ends.values(), default=0.0)
+

@@ -4,20 +4,25 @@ run, the conditions a study's inputs leave out on some task.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..conditions import Condition
 from ..records import METRICS_FILE
 from ..suites import Suite
-from .estimate import Estimator, MissingInput
+from .estimate import Estimator, MissingInput, wall_seconds
 from .finished import Stale
 from .jobs import Job
 from .plan import RunPlan, unique_stages
 
 
-def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: list[Job]) -> None:
+def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: list[Job],
+               workers: int | None = None) -> None:
     """Every stage to build, reuse or skip (nothing needs it), the fine-tuning runs left (stale ones
     included), and what they cost here; `jobs`: the plans' jobs (jobs.make_jobs, with the stages
-    the domain analysis reads), whose stages are those to build."""
+    the domain analysis reads), whose stages are those to build. `workers` (the local launcher):
+    the wall time on that many workers too."""
     estimator, total, bounded, unknown = Estimator.for_suite(suite), 0.0, False, False
+    seconds: dict[Path, float] = {}   # each job to do: its estimated seconds, by its done file
     print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
     redo = {item.path for item in stale}
     kept = {job.stage.key: job.stage for job in jobs if job.kind == "pretrain"}
@@ -29,19 +34,21 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
             print(f"  stage {state:9s} {stage.lineage:48s} not needed: every run and probe from it is finished")
             continue
         try:
-            seconds, tokens, steps, exact = (0.0, 0, 0, True) if state != "build" else estimator.stage_seconds(stage)
+            stage_s, tokens, steps, exact = (0.0, 0, 0, True) if state != "build" else estimator.stage_seconds(stage)
         except MissingInput as missing:
             print(f"  stage {state:9s} {stage.lineage:48s} cost unknown: {missing} not found")
             unknown = True
             continue
-        total, bounded = total + seconds, bounded or not exact
+        total, bounded = total + stage_s, bounded or not exact
+        seconds[stage.record_path] = stage_s
         print(f"  stage {state:9s} {stage.lineage:48s} steps{'~' if exact else '<'}{steps:>9,d} "
-              f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(seconds)}")
+              f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(stage_s)}")
     todo = [(p, s) for p in plans for s in p.seeds
             if not (p.run_dir(s) / METRICS_FILE).exists() or p.run_dir(s) / METRICS_FILE in redo]
     try:
         runs = [estimator.finetune_seconds(p) for p, _ in todo]
         finetune_seconds, bounded = sum(s for s, _ in runs), bounded or not all(e for _, e in runs)
+        seconds |= {p.run_dir(seed) / METRICS_FILE: run_s for (p, seed), (run_s, _) in zip(todo, runs)}
         cost = f"time~{_duration(finetune_seconds)}"
     except MissingInput as missing:   # a task of no known size, not built or downloaded yet
         finetune_seconds, unknown, cost = 0.0, True, f"cost unknown: {missing} not found"
@@ -56,6 +63,9 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
           + (" without the costs marked unknown" if unknown else "")
           + (" (an upper bound: task files not downloaded yet count as full 512-token sequences, or a "
              "rate slower than what will run; '<' above)" if bounded else ""))
+    if workers and not unknown:
+        print(f"  on {workers} worker(s) (--workers), in the runner's order: about "
+              f"{_duration(wall_seconds(jobs, seconds, workers)).strip()} of wall time")
     print(f"  pretraining at {estimator.pretrain.value:,.0f} tokens/s ({estimator.pretrain.source})")
     if estimator.finetune_run_s is not None:
         print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.0f} s)")
