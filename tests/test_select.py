@@ -384,7 +384,7 @@ def test_a_finished_selection_copied_from_another_stage_or_cut_is_refused_before
 
 
 def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_cache_lacks_them(
-        mini_suite, tmp_path, capsys):
+        mini_suite, tmp_path, capsys, monkeypatch):
     """A clean clone holds finished kNN runs and no cache: the notebook's nearest-neighbour cell
     found no selection, so a clean clone's `reproduce` changed the committed notebook. The
     selection of each kNN stage with a finished run is made again (not its pretraining), once."""
@@ -394,11 +394,17 @@ def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_ca
     from dontstop.runner.job_actions import build_missing_selections
     from dontstop.runner.plan import plan_runs
 
+    from dontstop.runner import job_actions
+
     mini_suite.pools["cs"] = str(topic_pool(tmp_path)[0])
     plans = [plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])[0]
              for name in ("knn_tapt_50", "knn_tapt_150")]
     knn50, knn150 = (plan.stages[-1] for plan in plans)
     metrics_record(condition="knn_tapt_50").write(plans[0].run_dir(0))   # knn_tapt_150: no run
+    monkeypatch.setattr(job_actions, "NOTEBOOK_POOL_MAX_MB", 0)   # a paper-size pool: hours to embed
+    build_missing_selections(plans, mini_suite)
+    assert not knn50.selection_dir.exists() and "too large to select from again" in capsys.readouterr().out
+    monkeypatch.undo()
     build_missing_selections(plans, mini_suite)
     assert (knn50.selection_dir / SELECT_RECORD_FILE).exists() and not knn150.selection_dir.exists()
     assert not knn50.record_path.exists()   # no pretraining

@@ -53,11 +53,17 @@ def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
     return str(out_dir / SELECTED_CORPUS_FILE)
 
 
+# The largest pool whose selection `reproduce` makes again for the notebook alone: the mini cs pool
+# (8.7 MB, 17,644 documents) takes 5 s; a paper-size pool (GBs) would take hours of embedding.
+NOTEBOOK_POOL_MAX_MB = 100
+
+
 def build_missing_selections(plans: list[RunPlan], suite: Suite) -> None:
     """The selection (the documents picked, the saved embedder and faiss index) of each kNN stage
     of `plans` with a finished run that the cache lacks (a clean clone of finished results): what
-    the results notebook shows of kNN-TAPT, which `reproduce` executes next. The selection alone
-    (seconds on the mini pool), exactly as the stage makes it; its pretraining is not needed."""
+    the results notebook shows of kNN-TAPT, which `reproduce` executes next. The selection alone,
+    exactly as the stage makes it (its pretraining is not needed), and only from a pool of at
+    most NOTEBOOK_POOL_MAX_MB; from a larger one the notebook says the selection is not there."""
     missing = {stage.key: stage for plan in plans
                if any((plan.run_dir(seed) / METRICS_FILE).exists() for seed in plan.seeds)
                for stage in plan.stages
@@ -65,6 +71,11 @@ def build_missing_selections(plans: list[RunPlan], suite: Suite) -> None:
                and not (stage.selection_dir / SELECT_RECORD_FILE).exists()}
     exclude = leakage_keys(suite.leakage_task_dirs(running={plan.task.key for plan in plans})) if missing else set()
     for stage in missing.values():
+        megabytes = Path(stage.selection["pool"]).stat().st_size / 1e6
+        if megabytes > NOTEBOOK_POOL_MAX_MB:
+            print(f"note: selection {stage.lineage}: not in the cache, and its pool of {megabytes:,.0f} MB is "
+                  "too large to select from again for the notebook alone: it skips the nearest documents", flush=True)
+            continue
         print(f"selection {stage.lineage}: not in the cache; made again for the notebook", flush=True)
         _select(stage, suite, exclude)
 
