@@ -20,12 +20,16 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..conditions import EXPERIMENTS_DIR
 from ..suites import Suite, checkpoints_dir
 from ..fileio import read_json
 from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .plan import RunPlan, Stage
+
+if TYPE_CHECKING:
+    from .jobs import Job
 
 CHARS_PER_TOKEN = 4.0
 FORWARD_SPEEDUP = 3.0   # a training step (forward + backward) ~ 3 forward passes of compute
@@ -157,7 +161,7 @@ class Estimator:
         return passes / self.pretrain.value, exact and exact_dev and exact_test
 
 
-def wall_seconds(jobs: list, seconds: dict[Path, float], workers: int) -> float:
+def wall_seconds(jobs: list[Job], seconds: dict[Path, float], workers: int) -> float:
     """How long the jobs to do take on `workers` workers that each take the first job in list order
     whose needs are done, as runner/jobs.work does: a list schedule of each job's estimated
     `seconds`, keyed by its done file (a job without an entry is finished, or costs nothing here)."""
@@ -179,4 +183,3 @@ def wall_seconds(jobs: list, seconds: dict[Path, float], workers: int) -> float:
         todo.remove(ready)
         ends[ready.done_file] = free[worker] = now + seconds[ready.done_file]
     return max(ends.values(), default=0.0)
-
