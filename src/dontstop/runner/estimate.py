@@ -20,16 +20,13 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..conditions import EXPERIMENTS_DIR
 from ..suites import Suite, checkpoints_dir
 from ..fileio import read_json
 from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
+from .jobs import Job
 from .plan import RunPlan, Stage
-
-if TYPE_CHECKING:
-    from .jobs import Job
 
 CHARS_PER_TOKEN = 4.0
 FORWARD_SPEEDUP = 3.0   # a training step (forward + backward) ~ 3 forward passes of compute
