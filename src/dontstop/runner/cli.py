@@ -33,7 +33,6 @@ from .finished import refuse, stale_results
 from .history import check_history, record_invocation
 from .init_study import init_study
 from .inputs import check_inputs
-from .job_actions import build_missing_selections
 from .jobs import analysis_stages, check_job_models, execute, make_jobs
 from .mini_data import ensure_mini_data
 from .notebook_refresh import refresh_notebook
@@ -177,13 +176,11 @@ def _reproduce(args: argparse.Namespace) -> int:
     tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments_dir),
                                    wandb=not args.no_wandb and wandb_log.configured())
     whole = not (args.quick or args.tasks or args.conditions or args.set_values)
-    if is_the_repo_study(suite, whole) or suite.is_study:   # the notebook shows the kNN selections
-        build_missing_selections(plans, suite)
     if is_the_repo_study(suite, whole):   # the README block and the committed notebook follow the tables
         update_readme(REPO_README, history, tables)
-        refresh_notebook(suite, tables_root)
+        refresh_notebook(suite, tables_root, plans)
     elif suite.is_study:   # a study's own executed copy, beside its tables
-        refresh_notebook(suite, tables_root, out=tables / "results.ipynb")
+        refresh_notebook(suite, tables_root, plans, out=tables / "results.ipynb")
     return 0
 
 
