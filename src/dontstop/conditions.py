@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 import os
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import from_dict, located, read_yaml_mapping, shared_names
-from .fileio import UserError
+from .fileio import UserError, unicode_twins
 from .tasks import SuiteTasks, Task
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
@@ -141,7 +140,7 @@ def load_condition(directory: str | Path) -> Condition:
             raise UserError(f"{config_path}: key 'claims': {claim.claim!r} compares {claim.better!r} with itself")
     _check_values(condition, lambda key: located(str(config_path), lines, key))
     if condition.condition != directory.name:
-        same_letters = unicodedata.normalize("NFC", condition.condition) == unicodedata.normalize("NFC", directory.name)
+        same_letters = bool(unicode_twins(condition.condition, [directory.name]))
         raise UserError(f"{config_path}: key 'condition': {condition.condition!r} must equal "
                         f"the directory name {directory.name!r}" + (
                             " (the same letters in another Unicode form, NFC and NFD: a name copied from macOS? "

@@ -14,7 +14,7 @@ import os
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 HASH_CHUNK = 1 << 20  # 1 MiB reads keep hashing a 50 GB corpus at constant memory
 
@@ -59,13 +59,19 @@ def raise_problems(problems: list[str], shown: int = 20, where_all: str = "") ->
         raise UserErrors(problems)
 
 
+def unicode_twins(name: str, names: Iterable[str]) -> list[str]:
+    """Those of `names` that are `name` in another Unicode form, not `name` itself: the same letters
+    composed (NFC) or decomposed (NFD: an accent or a Hangul syllable split, as macOS keeps file
+    names and some editors save text)."""
+    want = unicodedata.normalize("NFC", name)
+    return [other for other in names if other != name and unicodedata.normalize("NFC", other) == want]
+
+
 def unicode_twin(path: Path) -> str:
     """For a path that is not there: " (<name> is there: ...)" when its folder holds an entry of the
-    same letters in another Unicode form (NFC and NFD: macOS keeps file names decomposed, and a
-    folder copied from it keeps them so), else ""."""
-    want = unicodedata.normalize("NFC", path.name)
-    twins = [entry.name for entry in (path.parent.iterdir() if path.parent.is_dir() else ())
-             if entry.name != path.name and unicodedata.normalize("NFC", entry.name) == want]
+    same letters in another Unicode form (a folder copied from macOS keeps its names decomposed),
+    else ""."""
+    twins = unicode_twins(path.name, [entry.name for entry in path.parent.iterdir()] if path.parent.is_dir() else [])
     return (f" ({twins[0]!r} is there: the same letters in another Unicode form, NFC and NFD, as "
             "macOS keeps file names; rename it or retype the name)") if twins else ""
 

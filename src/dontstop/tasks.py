@@ -19,12 +19,11 @@ with it to spawned workers and Slurm jobs.
 """
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
-from .fileio import UserError
+from .fileio import UserError, unicode_twins
 
 # The paper's released task files: <base>/<task>/<split>.jsonl, base S3_DATA by default;
 # `dontstop data download` takes another base (a mirror, the same layout) from --data-url
@@ -246,7 +245,7 @@ class SuiteTasks:
 def _same_letters(key: str, known: Iterable[str]) -> str:
     """A hint when `key` is one of `known` in another Unicode form (an accent or a Hangul syllable
     stored decomposed, NFD, as macOS keeps file names and some editors save text), else ""."""
-    same = [name for name in known if unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", key)]
+    same = unicode_twins(key, known)
     return (f" ({same[0]!r} is the same letters in another Unicode form, NFC and NFD: typed or copied "
             "from macOS? retype one)") if same else ""
 
