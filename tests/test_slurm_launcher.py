@@ -1,6 +1,7 @@
 """`--launcher slurm` against the real one-node Slurm of tests/slurm_cluster.py, on the real mini
-data: the local launcher's metrics, a pretraining job cancelled mid-way and resumed, a failing job
-shown by `dontstop status` with its log, and Slurm-less errors in one line.
+data: the local launcher's metrics, a pretraining job cancelled mid-way and resumed, one requeued
+by Slurm's time-limit warning and resumed, a failing job shown by `dontstop status` with its log,
+and Slurm-less errors in one line.
 
 The study is baseline and TAPT on rt-polarity, 2 seeds, with the quick recipes of a study file
 extending the mini suite whose TAPT is 4 epochs with a resumable state after every step (about 12
@@ -138,6 +139,44 @@ def test_slurm_scancel_mid_pretraining_then_the_same_command_gives_the_uninterru
     resumed = PretrainRecord.read(tapt)
     assert 0 < resumed.resumed_from_step < resumed.steps
     assert scores(tmp_path) == scores(local_root) and len(scores(tmp_path)) == 4
+
+
+def test_a_preempted_or_timed_out_slurm_job_requeues_itself_and_resumes_while_run_waits(
+        slurm_cluster, local_run, suite_yaml, tmp_path):
+    """Slurm warns a job before its time limit (or a preemption) with USR2, as submitit asks it to
+    (`--signal=USR2@90`): submitit then calls RunnerJob.checkpoint and requeues the job, which
+    starts again under the same id and resumes its stage from its last state. Sent here by hand
+    (`scancel --signal=USR2`), mid-TAPT, while `run --wait` follows the jobs."""
+    data_dir, local_root, _ = local_run
+    tapt = without_tapt(local_root, tmp_path)
+    command = [sys.executable, "-m", "dontstop", "run", *SUBSET, *SLURM, "--wait", "--quick", "--no-wandb",
+               "--suite", str(suite_yaml), "--data-dir", str(data_dir), "--results-dir", str(tmp_path / "results"),
+               "--cache-dir", str(tmp_path / "cache")]
+    waiting = subprocess.Popen(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: (tmp_path / "results" / "quick" / "mini-slurm" / "slurm" / "jobs.json").exists(), 120,
+                 "nothing submitted")
+        [tapt_job] = [job for name, job in registry(tmp_path).items() if name.startswith("pretrain-")]
+        wait_for(lambda: list(tapt.parent.glob("resume/step-*")), 120, "no resumable TAPT state")
+        job_id = tapt_job["job_id"]
+        slurm_cluster.run(["scancel", "--signal=USR2", job_id])
+        # Slurm holds a requeued batch job for two minutes (BeginTime) before it may start again;
+        # the test lets it start at once, as an administrator can.
+        wait_for(lambda: slurm_cluster.run(["squeue", "-h", "-j", job_id, "-o", "%T %r"]).stdout.split()
+                 == ["PENDING", "BeginTime"], 60, "the job not requeued")
+        slurm_cluster.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
+        out, _ = waiting.communicate(timeout=300)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0 and "failed" not in out, out[-3000:]
+    log = (Path(tapt_job["log_dir"]) / f"{job_id}_0_log.out").read_text()
+    assert f"Requeued job {job_id}" in log and "Job completed successfully" in log, log
+    assert "Traceback" not in (Path(tapt_job["log_dir"]) / f"{job_id}_0_log.err").read_text()
+    resumed = PretrainRecord.read(tapt)
+    assert 0 < resumed.resumed_from_step < resumed.steps
+    assert scores(tmp_path) == scores(local_root) and len(scores(tmp_path)) == 4
+    assert slurm_cluster.wait_for_state(job_id, {"COMPLETED"}) == "COMPLETED"
 
 
 def test_slurm_failing_job_shows_in_status_with_its_log_and_blocks_only_its_runs(

@@ -70,6 +70,9 @@ class RunnerJob:
         """On preemption or time-out submitit requeues the job with this; it resumes from its files."""
         import submitit
 
+        # submitit now requeues the job and exits; the SIGTERM Slurm sends for the requeue must not
+        # reach _stop, whose SystemExit would interrupt that exit with a traceback in the log.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return submitit.helpers.DelayedSubmission(self)
 
 
