@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -51,6 +52,14 @@ def dontstop(*args, data_dir, root, suite, check=True, env=None, cache="cache"):
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def dontstop_in_background(*args, data_dir, root, suite) -> subprocess.Popen:
+    """`dontstop(...)` started without waiting for it: its stdout and stderr together, as text."""
+    command = [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb", "--suite", str(suite),
+               "--data-dir", str(data_dir), "--results-dir", str(root / "results"), "--cache-dir", str(root / "cache")]
+    return subprocess.Popen(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def scores(root: Path) -> dict[str, tuple]:
@@ -149,11 +158,8 @@ def test_a_preempted_or_timed_out_slurm_job_requeues_itself_and_resumes_while_ru
     (`scancel --signal=USR2`), mid-TAPT, while `run --wait` follows the jobs."""
     data_dir, local_root, _ = local_run
     tapt = without_tapt(local_root, tmp_path)
-    command = [sys.executable, "-m", "dontstop", "run", *SUBSET, *SLURM, "--wait", "--quick", "--no-wandb",
-               "--suite", str(suite_yaml), "--data-dir", str(data_dir), "--results-dir", str(tmp_path / "results"),
-               "--cache-dir", str(tmp_path / "cache")]
-    waiting = subprocess.Popen(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    waiting = dontstop_in_background("run", *SUBSET, *SLURM, "--wait", data_dir=data_dir, root=tmp_path,
+                                     suite=suite_yaml)
     try:
         wait_for(lambda: (tmp_path / "results" / "quick" / "mini-slurm" / "slurm" / "jobs.json").exists(), 120,
                  "nothing submitted")
@@ -177,6 +183,33 @@ def test_a_preempted_or_timed_out_slurm_job_requeues_itself_and_resumes_while_ru
     assert 0 < resumed.resumed_from_step < resumed.steps
     assert scores(tmp_path) == scores(local_root) and len(scores(tmp_path)) == 4
     assert slurm_cluster.wait_for_state(job_id, {"COMPLETED"}) == "COMPLETED"
+
+
+def test_ctrl_c_while_run_waits_says_the_slurm_jobs_go_on(slurm_cluster, local_run, suite_yaml, tmp_path):
+    """Ctrl-C during `--wait` stops the following, not the jobs: the line says so (it said "rerun the
+    same command to resume", as for the local launcher, whose workers do stop)."""
+    data_dir, local_root, _ = local_run
+    shutil.copytree(local_root / "cache", tmp_path / "cache")   # both stages built: 4 runs to submit
+    with slurm_cluster.partition_down():
+        waiting = dontstop_in_background("run", *SUBSET, *SLURM, "--wait", data_dir=data_dir, root=tmp_path,
+                                         suite=suite_yaml)
+        try:
+            lines = []
+            for line in waiting.stdout:   # until it has submitted and follows the jobs
+                lines.append(line)
+                if "4 submitted" in line:
+                    break
+            waiting.send_signal(signal.SIGINT)
+            out = "".join(lines) + waiting.communicate(timeout=60)[0]
+        finally:
+            waiting.kill()
+        assert waiting.returncode == 130 and "Traceback" not in out, out[-3000:]
+        assert out.splitlines()[-1] == (
+            "dontstop: interrupted; the submitted jobs go on in Slurm: `dontstop status` shows them, the same "
+            "command with --wait follows them again, scancel stops them")
+        job_ids = [job["job_id"] for job in registry(tmp_path).values()]
+        assert len(job_ids) == 4 and {slurm_cluster.job_state(job_id) for job_id in job_ids} == {"PENDING"}
+        slurm_cluster.run(["scancel", *job_ids])
 
 
 def test_slurm_failing_job_shows_in_status_with_its_log_and_blocks_only_its_runs(

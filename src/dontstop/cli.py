@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"dontstop: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("dontstop: interrupted; rerun the same command to resume", file=sys.stderr)
+    except KeyboardInterrupt as e:   # a command may say what goes on without it (Slurm jobs)
+        print(f"dontstop: interrupted; {e.args[0] if e.args else 'rerun the same command to resume'}",
+              file=sys.stderr)
         return 130

@@ -162,7 +162,11 @@ def launch(plans: list[RunPlan], suite: Suite, options: SlurmOptions, *, wandb: 
     if not options.wait:
         print("`dontstop status` with the same --suite, --results-dir and --quick shows where they stand")
         return 0
-    done, failed = follow(jobs, suite, options.poll_s)
+    try:
+        done, failed = follow(jobs, suite, options.poll_s)
+    except KeyboardInterrupt:   # Ctrl-C stops the following, not the jobs: say so (cli.main prints it)
+        raise KeyboardInterrupt("the submitted jobs go on in Slurm: `dontstop status` shows them, the same "
+                                "command with --wait follows them again, scancel stops them") from None
     if failed:
         raise UserError(f"{len(failed)} job(s) failed or wait on a failed one; `dontstop status` lists "
                         "them with their logs; fix the cause and run the same command again")
