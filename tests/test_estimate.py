@@ -4,11 +4,12 @@ runner selects it (the suite's k_scale). Before, the mini suite's fine-tuning wa
 7.9 h (every one of 500 examples, 3x the pretraining cost per token) for runs that took 37 min."""
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition
-from dontstop.runner.estimate import CHARS_PER_TOKEN, FORWARD_SPEEDUP, Estimator
+from dontstop.runner.estimate import CHARS_PER_TOKEN, FORWARD_SPEEDUP, Estimator, classifier_cost_share
 from dontstop.runner.plan import plan_runs
 
 
@@ -29,11 +30,28 @@ def test_fine_tuning_counts_the_examples_trained_on_each_cut_at_max_length(mini_
 
     mini_suite.finetune.update(max_length=64, max_train_examples=200, epochs=15)
     seconds, exact = estimator.finetune_seconds(plan)
-    rate = estimator.pretrain.value
+    rate = estimator.pretrain.value / estimator.finetune_share   # BERT-tiny's classifier tokens/s
+    assert estimator.finetune_share == pytest.approx(0.4006, abs=1e-4)
     assert exact and seconds == pytest.approx((15 * (200 * 64 + 300 * 64 / FORWARD_SPEEDUP)
                                                + 500 * 64 / FORWARD_SPEEDUP) / rate)
     mini_suite.finetune["max_train_examples"] = 100
     assert estimator.finetune_seconds(plan)[0] < seconds
+
+
+def test_a_classifier_token_costs_the_masked_lm_steps_share_without_its_head():
+    """The guess before any run priced a fine-tuning token as a masked-LM one: for BERT-tiny, whose
+    vocabulary projection (128 x 30522, on the 15% masked tokens) outweighs its 2 layers, that put
+    the mini study's fine-tuning at 88.2 min, where its 185 runs took 25.7 min (all epochs
+    counted, the guess is now 35.3 min; early stopping is the rest)."""
+    def shape(hidden, layers, inner, vocabulary):
+        return SimpleNamespace(hidden_size=hidden, num_hidden_layers=layers, intermediate_size=inner,
+                               vocab_size=vocabulary)
+    encoder = 2 * (4 * 128**2 + 2 * 128 * 512)                 # per token: 393,216 multiply-adds
+    head = 0.15 * (128**2 + 128 * 30522)                        # 588,480 on average
+    assert classifier_cost_share(shape(128, 2, 512, 30522), 0.15) == pytest.approx(encoder / (encoder + head))
+    assert classifier_cost_share(shape(768, 12, 3072, 50265), 0.15) == pytest.approx(0.935, abs=1e-3)
+    assert classifier_cost_share(shape(768, 12, 3072, 50265), 0.3) < 0.935   # more masked tokens
+    assert classifier_cost_share(SimpleNamespace(dim=768, n_layers=6), 0.15) is None   # fields unknown
 
 
 def test_a_knn_stage_counts_k_as_the_runner_selects_it(mini_suite):

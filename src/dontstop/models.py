@@ -103,14 +103,19 @@ def sequence_limit(config) -> int | None:
     return positions - offset
 
 
-def model_sequence_limit(name: str) -> int | None:
-    """sequence_limit of model `name` (a LoRA checkpoint: of its base), read from its config alone."""
+def model_config(name: str, local_files_only: bool = False):
+    """The transformers config of model `name` (a LoRA checkpoint: of its base)."""
     from transformers import AutoConfig
 
     path = resolve_model(name)
     while adapters.is_adapter_checkpoint(path):
         path = resolve_model(adapters.adapter_base(path))
-    return sequence_limit(AutoConfig.from_pretrained(path))
+    return AutoConfig.from_pretrained(path, local_files_only=local_files_only)
+
+
+def model_sequence_limit(name: str) -> int | None:
+    """sequence_limit of model `name` (a LoRA checkpoint: of its base), read from its config alone."""
+    return sequence_limit(model_config(name))
 
 
 def check_sequence_length(max_length: int, limit: int | None, model: str, where: str) -> None:

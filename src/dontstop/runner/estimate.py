@@ -6,10 +6,11 @@ the newest GPU row of that benchmark file (bench/gpu_paper.py's "dapt vs stock",
 trainer runs it on a GPU); else the suite's `estimate_tokens_per_s`. Fine-tuning time is the
 median wall time of finished runs; else the bench's "finetune real path" row (training tokens per
 second of a whole `dontstop finetune` epoch, evaluation included); else a guess from the
-pretraining rate: a classifier's training step costs no more per token than a masked-LM step
-(it has no vocabulary projection), and evaluation is forward passes only. Every epoch counts
-(no early stop), over the examples the recipe trains on (`max_train_examples`), each cut at its
-`max_length`. Text is ~4 characters per token (English BPE / WordPiece), which is all an
+pretraining rate: a classifier's training step costs per token the masked-LM step's share that is
+not its head (classifier_cost_share, from the model's shape: 0.40 for BERT-tiny, whose vocabulary
+projection outweighs its 2 layers; 0.93 for roberta-base), and evaluation is forward passes only.
+Every epoch counts (no early stop), over the examples the recipe trains on (`max_train_examples`),
+each cut at its `max_length`. Text is ~4 characters per token (English BPE / WordPiece), which is all an
 estimate needs. A task file not downloaded yet counts as its registry size of examples, each a
 full max_length sequence: an upper bound, flagged as such.
 """
@@ -22,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..conditions import EXPERIMENTS_DIR
+from ..fileio import UserError, read_json
+from ..models import model_config
+from ..recipes import PretrainRecipe
 from ..suites import Suite, checkpoints_dir
-from ..fileio import read_json
 from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .jobs import Job
 from .plan import RunPlan, Stage
@@ -71,6 +74,32 @@ def bench_rates(path: Path) -> dict[str, Rate]:
     return rates
 
 
+def classifier_cost_share(config, mask_prob: float) -> float | None:
+    """A fine-tuning step's compute per token as a share of our masked-LM step's, from the model's
+    shape in multiply-adds per token (forward and backward scale both alike). Both run the encoder,
+    per layer 4 H^2 (attention's projections) + 2 H I (feed-forward); the MLM step adds its head on
+    the masked positions only (mask_prob of them: the H^2 transform and the H V vocabulary
+    projection), which a classifier does not run (its head sees one position a sequence).
+    None for a config without these fields."""
+    try:
+        hidden, layers = config.hidden_size, config.num_hidden_layers
+        inner, vocabulary = config.intermediate_size, config.vocab_size
+    except AttributeError:
+        return None
+    encoder = layers * (4 * hidden * hidden + 2 * hidden * inner)
+    return encoder / (encoder + mask_prob * (hidden * hidden + hidden * vocabulary))
+
+
+def suite_classifier_share(suite: Suite) -> float | None:
+    """classifier_cost_share of the suite's base model at its TAPT recipe's masking, if its config
+    is on this machine (never downloaded for an estimate); None otherwise."""
+    try:
+        config = model_config(suite.base_model, local_files_only=True)
+    except (UserError, OSError, ValueError):
+        return None
+    return classifier_cost_share(config, suite.recipes.get("tapt", {}).get("mask_prob", PretrainRecipe.mask_prob))
+
+
 @dataclass(frozen=True)
 class Estimator:
     """Measured speeds for one suite, read from its cache, results and bench file once."""
@@ -78,6 +107,7 @@ class Estimator:
     pretrain: Rate
     finetune: Rate | None             # training tokens/s of a whole run; None: use finetune_run_s or a guess
     finetune_run_s: float | None      # median wall time of a finished run; None: none yet
+    finetune_share: float | None = None   # guess: a classifier token's cost in MLM tokens; None: 1
 
     @property
     def tokens_per_s(self) -> float:
@@ -94,7 +124,9 @@ class Estimator:
             pretrain = Rate(statistics.median(rates), f"this cache's {len(rates)} pretraining record(s)")
         else:
             pretrain = bench.get("pretrain") or Rate(suite.estimate_tokens_per_s, "the suite's estimate_tokens_per_s")
-        return cls(suite, pretrain, bench.get("finetune"), statistics.median(times) if times else None)
+        run_s = statistics.median(times) if times else None
+        guess = run_s is None and bench.get("finetune") is None
+        return cls(suite, pretrain, bench.get("finetune"), run_s, suite_classifier_share(suite) if guess else None)
 
     def file_tokens(self, path: str, max_length: int) -> tuple[float, bool]:
         """(tokens, exact) of a training file: from its size, or, for a task split not
@@ -155,7 +187,7 @@ class Estimator:
                                                 for split in ("dev", "test"))
         # each epoch trains, then scores dev; test is scored once, by the best epoch's model
         passes = epochs * (train + dev / FORWARD_SPEEDUP) + test / FORWARD_SPEEDUP
-        return passes / self.pretrain.value, exact and exact_dev and exact_test
+        return passes * (self.finetune_share or 1.0) / self.pretrain.value, exact and exact_dev and exact_test
 
 
 def wall_seconds(jobs: list[Job], seconds: dict[Path, float], workers: int) -> float:

@@ -73,7 +73,10 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
         print(f"  fine-tuning at {estimator.finetune.value:,.0f} training tokens/s ({estimator.finetune.source}"
               + (", an upper bound" if estimator.finetune.upper_bound else "") + ")")
     else:
-        print("  fine-tuning guessed from the pretraining rate, every epoch run (early stopping "
+        share = estimator.finetune_share
+        per_token = (f" at {share:.2f} of its cost per token (a classifier runs no masked-LM head; "
+                     "from the model's shape)" if share else "")
+        print(f"  fine-tuning guessed from the pretraining rate{per_token}, every epoch run (early stopping "
               "usually ends runs sooner); finished runs replace the guess by their median time")
 
 
