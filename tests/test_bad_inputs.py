@@ -249,6 +249,22 @@ def test_a_data_dir_under_a_file_is_one_line(tmp_path, capsys):
     assert line == f"{tmp_path / 'file' / 'data'}: not a writable directory ({tmp_path / 'file'} is a file)"
 
 
+def test_status_of_a_results_or_cache_folder_under_a_file_is_one_line_and_of_none_says_so(world, capsys):
+    """`status` only reads: a file given as --results-dir read as an empty folder (every job "not
+    started", exit 0), and so did a mistyped folder, without a word."""
+    tmp_path, _, flags = world
+    (tmp_path / "file").write_text("")
+    for flag in ("--results-dir", "--cache-dir"):
+        where = tmp_path / "file" / "sub"
+        [line] = refused(capsys, "status", "--conditions", "baseline", *flags, flag, where)   # the last one counts
+        assert line.startswith(str(where)) and line.endswith(f": not a directory ({tmp_path / 'file'} is a file)")
+    assert main(["status", "--conditions", "baseline", *map(str, flags)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == (f"note: no results folder {tmp_path / 'results' / 'quick' / 'mini'}: "
+                                            "nothing has run there yet (or another --results-dir was meant)")
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_dry_run_builds_no_data_and_says_what_it_cannot_cost(tmp_path, capsys):
     """A dry run writes nothing: with the mini benchmark missing (a mistyped --data-dir) it built the
     benchmark there, then crashed costing the runs of tasks not built yet; now it says both."""

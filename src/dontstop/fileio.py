@@ -81,13 +81,26 @@ def check_writable_dir(directory: str | Path) -> None:
     writable) before any work, not when the tables are written after the study's runs. Creates
     nothing, so a dry run can check it: the nearest part of the path that exists must be a
     writable folder."""
-    path = Path(directory).absolute()
-    while not path.exists():
-        path = path.parent
+    path = _nearest_existing(directory)
     if not path.is_dir():
         raise UserError(f"{directory}: not a writable directory ({path} is a file)")
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"{directory}: not a writable directory (no write permission on {path})")
+
+
+def check_dir_path(directory: str | Path) -> None:
+    """Refuse a folder to read from that a file stands on (a mistyped flag): read as an empty
+    folder, it would show every job as not started."""
+    path = _nearest_existing(directory)
+    if not path.is_dir():
+        raise UserError(f"{directory}: not a directory ({path} is a file)")
+
+
+def _nearest_existing(directory: str | Path) -> Path:
+    path = Path(directory).absolute()
+    while not path.exists():
+        path = path.parent
+    return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

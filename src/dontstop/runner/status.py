@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..conditions import Condition
 from ..suites import Suite
-from ..fileio import UserError, is_locked
+from ..fileio import UserError, check_dir_path, is_locked
 from .finished import stale_results
 from .inputs import check_inputs
 from .job_actions import check_finished_stage, check_stage_to_build
@@ -172,6 +172,8 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     the inputs that exist as `run` would (runner/inputs.py), check every results file as `run`
     does (its folder, and whether it is stale) and every finished stage's checkpoint as `run`
     does, then print every job."""
+    for folder in (suite.results_dir, suite.cache_dir):
+        check_dir_path(folder)
     plans = [plan for c in conditions for plan in plan_runs(suite, c, tasks, seeds, planning_only=True)]
     check_inputs(plans, suite, missing_ok=True, shown=True)   # each missing input: in its stage's line
     stale = stale_results(plans, suite, allow_mixed)
@@ -179,6 +181,9 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]
                for job in jobs if job.kind == "pretrain"}
     counts = print_status(jobs, suite, missing, damaged_stages(jobs, suite))
+    if not Path(suite.results_dir, suite.name).is_dir():   # a mistyped --results-dir reads as nothing run
+        print(f"note: no results folder {Path(suite.results_dir, suite.name)}: nothing has run there yet "
+              "(or another --results-dir was meant)")
     if stale:
         print(f"{len(stale)} finished result(s) are stale, made from other settings than asked now "
               f"(first: {stale[0].path}: {stale[0].reason}); `run` and `reproduce` refuse them, "
