@@ -1,4 +1,5 @@
 """Domain analysis: vocabulary overlap on planted corpora, and the MLM-loss matrix."""
+import hashlib
 import itertools
 import random
 import string
@@ -9,6 +10,7 @@ import pytest
 
 from dontstop.analysis import vocab
 from dontstop.cli import main
+from dontstop.fileio import file_sha256
 
 from conftest import pretrain_record
 
@@ -283,3 +285,13 @@ def test_a_mistyped_later_model_is_refused_before_any_model_scores(text_corpora,
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines()[-1] == f"dontstop: error: {tmp_path / 'no-such-ckpt'}: model path does not exist"
     assert "loss" not in captured.out and not out.exists()
+
+
+def test_a_cache_the_analysis_cannot_write_to_costs_only_the_hash_memo(tmp_path):
+    """`analyze mlm-loss --cache-dir` on a cache it cannot write (a colleague's, or a path under a
+    file) ended in "File exists", exit 1, when it hashed a corpus: the memo of hashes it keeps
+    there is a shortcut, not a result."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a document\n")
+    (tmp_path / "file").write_text("")
+    assert file_sha256(corpus, memo_dir=tmp_path / "file" / "mini") == hashlib.sha256(b"a document\n").hexdigest()

@@ -168,7 +168,10 @@ def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
     if memo_key not in memo:
         memo[memo_key] = sha256_file(path)
         if memo_path:
-            atomic_write_json(memo_path, memo)
+            try:
+                atomic_write_json(memo_path, memo)
+            except OSError:   # a cache this command only reads (analyze; a colleague's): the memo is a shortcut
+                pass
     _MEMO[memo_key] = memo[memo_key]
     return _MEMO[memo_key]
 
