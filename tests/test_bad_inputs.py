@@ -418,6 +418,28 @@ def test_a_mirror_serving_a_malformed_task_file_replaces_nothing(tmp_path, capsy
     assert not [p for p in tmp_path.joinpath("data").rglob("*") if p.is_file()]   # no file, no .part
 
 
+def test_data_and_select_commands_refuse_an_output_under_a_file_or_an_empty_task_text_in_one_line(
+        tmp_path, capsys):
+    """`data build-mini --data-dir` under a file was "Not a directory", exit 1, and `--readme` there
+    failed after the whole build; `data download` fetched before it found it could not write; an
+    empty `select --task-text` was a line that did not name it."""
+    file = tmp_path / "file"
+    file.write_text("")
+    under = f"{file}: not a writable directory ({file} is a file)"
+    assert refused(capsys, "data", "build-mini", "--data-dir", file / "data") == [
+        f"{file / 'data'}: not a writable directory ({file} is a file)"]
+    assert refused(capsys, "data", "build-mini", "--data-dir", tmp_path / "data", "--readme", file / "README.md") == [under]
+    assert not (tmp_path / "data").exists()
+    # nothing listens on the mirror's port: the folder is refused before any download is tried
+    assert refused(capsys, "data", "download", HYPERPARTISAN.key, "--data-dir", file,
+                   "--data-url", "http://127.0.0.1:9") == [under]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"text": "a pool document"}\n')
+    assert refused(capsys, "select", "--task-text", file, "--pool", pool, "--out", tmp_path / "selection",
+                   "--method", "knn", "--k", "5") == [f"{file}: no task text to select for (no documents)"]
+    assert not (tmp_path / "selection").exists()
+
+
 def test_a_malformed_copy_on_disk_is_replaced_by_a_good_mirror(tmp_path):
     dest = tmp_path / "data"
     dest.mkdir()   # what the command used to keep from a mirror serving a malformed train split

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .formats import Problem, check_corpus, parse_split, task_dir
 from .task_checks import check_task
-from ..fileio import UserError
+from ..fileio import UserError, check_writable_dir
 from ..tasks import PAPER_TASKS, SUITES, get_task
 
 CORPUS_SUFFIXES = (".txt", ".jsonl")
@@ -55,6 +55,7 @@ def _download(args: argparse.Namespace) -> int:
     keys = list(dict.fromkeys(args.tasks)) or list(PAPER_TASKS)
     tasks = [get_task("paper", key) for key in keys]  # an unknown key: one line naming the known
     base = data_base(args.data_url)
+    check_writable_dir(args.data_dir)   # before any download, not when the first file is written
     for task in tasks:
         dest = task_dir(args.data_dir, "paper", task.key)
         manifest = download_task(task, dest, base)
@@ -67,6 +68,8 @@ def _build_mini(args: argparse.Namespace) -> int:
     from .mini import build_mini
     from .mini_readme import write_data_readme
 
+    for folder in (args.data_dir, Path(args.readme).parent):   # before the build, not after it
+        check_writable_dir(folder)
     manifest = build_mini(Path(args.data_dir), seed=args.seed)
     write_data_readme(manifest, Path(args.readme))
     print(f"mini benchmark built in {Path(args.data_dir) / 'mini'}; sizes in {args.readme}")

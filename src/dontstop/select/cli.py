@@ -54,6 +54,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.task_text}: the task text is the {SELECTED_CORPUS_FILE} this selection "
                         f"would write in {args.out}; choose another output folder")
     queries, exclude = list(iter_corpus([args.task_text])), leakage_keys(args.exclude_dev_test_of)
+    if not queries:
+        raise UserError(f"{args.task_text}: no task text to select for (no documents)")
     _check_no_heldout_queries(args.task_text, queries, exclude)
     select_corpus(queries, args.pool, args.out, method=args.method, k=args.k,
                   embedder=args.embedder, encoder_model=args.encoder_model, dim=args.dim,
