@@ -102,6 +102,20 @@ def test_a_worker_killed_outright_ends_the_run_in_one_line_and_a_rerun_resumes(r
     assert {k: m["test"] for k, m in after.items()} == {k: m["test"] for k, m in expected.items()}
 
 
+def test_more_workers_than_jobs_or_cores_start_only_what_has_a_job_and_say_so(reference, tmp_path):
+    """--workers 999 started 999 processes, each importing torch and loading a model, for one job
+    (the out-of-memory line followed); now only as many as there are jobs, with a note on cores."""
+    data_dir, reference_root = reference
+    shutil.copytree(reference_root / "cache", tmp_path / "cache")
+    shutil.copytree(reference_root / "results", tmp_path / "results")
+    [seed] = [path.parent for path in (tmp_path / "results").rglob("seed_1/metrics.json") if "tapt" in str(path)]
+    shutil.rmtree(seed)
+    out = dontstop("run", *SUBSET, "--workers", "999", data_dir=data_dir, root=tmp_path).stdout
+    assert out.startswith("note: --workers 999 is more than this machine's ") and "1 to run on 1 worker(s)" in out
+    assert {k: (m["test"], m["dev_curve"]) for k, m in metrics_of(tmp_path).items()} == \
+        {k: (m["test"], m["dev_curve"]) for k, m in metrics_of(reference_root).items()}
+
+
 def test_two_runners_share_the_work_without_doing_a_job_twice(reference, tmp_path):
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "cache", tmp_path / "cache")

@@ -60,6 +60,7 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
     analysis follows (reproduce), so the stages it reads are built too."""
     jobs = prepare_jobs(plans, suite, allow_mixed, rerun_stale=rerun_stale, analysis=analysis)
     todo = sum(not job.done() for job in jobs)
+    workers = max(1, min(workers, todo))   # a worker with no job to take would only load torch
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
           f"on {workers} worker(s)", flush=True)
     exclude = leakage_keys(suite.leakage_task_dirs(running=tasks_of(plans)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..conditions import Condition
+from ..provenance import cpu_count
 from ..records import METRICS_FILE
 from ..suites import Suite
 from .estimate import Estimator, MissingInput, wall_seconds
@@ -63,9 +64,10 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
           + (" without the costs marked unknown" if unknown else "")
           + (" (an upper bound: task files not downloaded yet count as full 512-token sequences, or a "
              "rate slower than what will run; '<' above)" if bounded else ""))
-    if workers and not unknown:
-        print(f"  on {workers} worker(s) (--workers), in the runner's order: about "
-              f"{_duration(wall_seconds(jobs, seconds, workers)).strip()} of wall time")
+    if workers and not unknown:   # workers beyond the cores share them: no faster than one a core
+        sharing = f" sharing {cpu_count()} CPU cores" if workers > cpu_count() else ""
+        print(f"  on {workers} worker(s) (--workers){sharing}, in the runner's order: about "
+              f"{_duration(wall_seconds(jobs, seconds, min(workers, cpu_count()))).strip()} of wall time")
     print(f"  pretraining at {estimator.pretrain.value:,.0f} tokens/s ({estimator.pretrain.source})")
     if estimator.finetune_run_s is not None:
         print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.0f} s)")
