@@ -145,8 +145,13 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path
     argv = ["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(tiny_corpus), "--out", str(out),
             "--steps", "16", "--batch-size", "4", "--per-device-batch-size", "2", "--max-length", "32",
             "--heldout-documents", "10", "--checkpoint-every", "2", "--no-wandb"]
+    # The steps before the kill run there, the rest and the reference here: with as many CPU threads
+    # (1 or 2 threads sum in another order: the same losses, weights a few ulps apart), whichever
+    # earlier test set this process's count.
+    threads = str(torch.get_num_threads())
     process = subprocess.Popen([sys.executable, "-m", "dontstop", *argv], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                               stderr=subprocess.DEVNULL,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": threads})
     deadline = time.time() + 120  # generous: imports alone take 20 s on a loaded 2-core box
     while not list(out.glob("resume/step-*")) and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)

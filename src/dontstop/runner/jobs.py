@@ -60,16 +60,16 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
     analysis follows (reproduce), so the stages it reads are built too."""
     jobs = prepare_jobs(plans, suite, allow_mixed, rerun_stale=rerun_stale, analysis=analysis)
     todo = sum(not job.done() for job in jobs)
-    workers = max(1, min(workers, todo))   # a worker with no job to take would only load torch
+    processes = max(1, min(workers, todo))   # a worker with no job to take would only load torch
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
-          f"on {workers} worker(s)", flush=True)
+          f"on {processes} worker(s)", flush=True)
     exclude = leakage_keys(suite.leakage_task_dirs(running=tasks_of(plans)))
     start = (time.time(), len(jobs) - todo)   # for the ETA: when, and how many were done then
     if workers <= 1:
         _single_thread()   # the same arithmetic as a worker process: same seed, same metrics
         finished = work(jobs, suite, exclude, wandb, start)
     else:
-        finished = _run_workers(jobs, suite, exclude, wandb, start, workers)
+        finished = _run_workers(jobs, suite, exclude, wandb, start, processes)
     began = start[0]
     left = sum(not job.done() for job in jobs)
     print(f"done: {finished} job(s) finished in {clock(time.time() - began)}"
