@@ -49,11 +49,13 @@ DAMAGES = {   # name -> (damage to the finished TAPT checkpoint, what the line s
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_a_damaged_finished_stage_is_refused_before_any_work(damage, reference, tmp_path):
+def test_a_damaged_finished_stage_is_refused_before_any_work_and_status_shows_that_line(damage, reference, tmp_path):
     """A finished stage is never built over; before, a missing weights file, config or record
     failed after other runs had been made, and a checkpoint without its tokenizer files or
     trained with another recipe was fine-tuned from as if whole (the tokenizer of 5 special
-    tokens turned every word into [UNK])."""
+    tokens turned every word into [UNK]). `status` said "done" for it (it looked only for the
+    record); now it runs the runner's own check on every finished stage, needed by an unfinished
+    run or not."""
     checkpoint = copy_of(reference, tmp_path)
     spoil, says = DAMAGES[damage]
     spoil(checkpoint)
@@ -63,18 +65,10 @@ def test_a_damaged_finished_stage_is_refused_before_any_work(damage, reference, 
     assert "a finished stage is never built over: remove its folder to build it again" in result.stderr
     assert metrics_of(tmp_path) == before
 
-
-@pytest.mark.parametrize("damage", DAMAGES)
-def test_status_shows_a_damaged_finished_stage_with_the_line_run_refuses_it_with(damage, reference, tmp_path):
-    """`status` said "done" for a finished stage that `run` refuses (it looked only for the record);
-    now it runs the runner's own check on every finished stage, needed by an unfinished run or not."""
-    checkpoint = copy_of(reference, tmp_path)
-    DAMAGES[damage][0](checkpoint)
-    refused = dontstop("run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path, check=False)
     status = dontstop("status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity", "--seeds", "0", "1", "2",
                       data_dir=reference[0], root=tmp_path).stdout
     stages = dict(line.split(None, 1) for line in status.split("fine-tuning runs")[0].splitlines()[2:])
-    assert stages == {"base": "done", "base+tapt-rt-polarity": "damaged: " + refused.stderr.strip().removeprefix(
+    assert stages == {"base": "done", "base+tapt-rt-polarity": "damaged: " + result.stderr.strip().removeprefix(
         "dontstop: error: ")}, status
     assert "8 jobs: 7 done, 1 damaged, 0 running" in status
 
