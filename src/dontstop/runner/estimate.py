@@ -10,9 +10,9 @@ pretraining rate: a classifier's training step costs per token the masked-LM ste
 not its head (classifier_cost_share, from the model's shape: 0.40 for BERT-tiny, whose vocabulary
 projection outweighs its 2 layers; 0.93 for roberta-base), and evaluation is forward passes only.
 Every epoch counts (no early stop), over the examples the recipe trains on (`max_train_examples`),
-each cut at its `max_length`. Text is ~4 characters per token (English BPE / WordPiece), which is all an
-estimate needs. A task file not downloaded yet counts as its registry size of examples, each a
-full max_length sequence: an upper bound, flagged as such.
+each cut at its `max_length`. Text is ~4 characters per token (English BPE / WordPiece), which is
+all an estimate needs. A task file not downloaded yet counts as its registry size of examples, each
+a full max_length sequence: an upper bound, flagged as such.
 """
 from __future__ import annotations
 
