@@ -42,24 +42,29 @@ def suite_yaml(tmp_path_factory) -> Path:
     return path
 
 
-def dontstop(*args, data_dir, root, suite, check=True, env=None, cache="cache"):
+def dontstop_command(*args, data_dir, root, suite, cache="cache") -> list[str]:
     """`python -m dontstop ... --quick` with its own results and cache folders."""
-    command = [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb", "--suite", str(suite),
-               "--data-dir", str(data_dir), "--results-dir", str(root / "results"),
-               "--cache-dir", str(root / cache)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb", "--suite", str(suite),
+            "--data-dir", str(data_dir), "--results-dir", str(root / "results"), "--cache-dir", str(root / cache)]
+
+
+ENV = {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def dontstop(*args, data_dir, root, suite, check=True, env=None, cache="cache"):
+    """Run dontstop_command to its end."""
+    command = dontstop_command(*args, data_dir=data_dir, root=root, suite=suite, cache=cache)
+    result = subprocess.run(command, cwd=REPO, env={**os.environ, **ENV, **(env or {})}, capture_output=True,
+                            text=True, timeout=600)
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
 def dontstop_in_background(*args, data_dir, root, suite) -> subprocess.Popen:
-    """`dontstop(...)` started without waiting for it: its stdout and stderr together, as text."""
-    command = [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb", "--suite", str(suite),
-               "--data-dir", str(data_dir), "--results-dir", str(root / "results"), "--cache-dir", str(root / "cache")]
-    return subprocess.Popen(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    """dontstop_command started without waiting for it: its stdout and stderr together, as text."""
+    return subprocess.Popen(dontstop_command(*args, data_dir=data_dir, root=root, suite=suite), cwd=REPO,
+                            env={**os.environ, **ENV}, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def scores(root: Path) -> dict[str, tuple]:

@@ -181,9 +181,9 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]
                for job in jobs if job.kind == "pretrain"}
     counts = print_status(jobs, suite, missing, damaged_stages(jobs, suite))
-    if not Path(suite.results_dir, suite.name).is_dir():   # a mistyped --results-dir reads as nothing run
-        print(f"note: no results folder {Path(suite.results_dir, suite.name)}: nothing has run there yet "
-              "(or another --results-dir was meant)")
+    results = Path(suite.results_dir) / suite.name
+    if not results.is_dir():   # a mistyped --results-dir reads as nothing run
+        print(f"note: no results folder {results}: nothing has run there yet (or another --results-dir was meant)")
     if stale:
         print(f"{len(stale)} finished result(s) are stale, made from other settings than asked now "
               f"(first: {stale[0].path}: {stale[0].reason}); `run` and `reproduce` refuse them, "
