@@ -1,10 +1,12 @@
 """dontstop aggregate: results tree -> the paper's tables, significance, findings, plots, notebook."""
 import argparse
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from dontstop.conditions import EXPERIMENTS_DIR, load_conditions
 from dontstop.fileio import UserError
@@ -87,6 +89,22 @@ def test_welch_p_value_of_a_planted_case():
     assert t == pytest.approx(12.1244, abs=1e-4)
     assert p == pytest.approx(7.1145e-05, rel=1e-4)
     assert np.isnan(welch([1.0], [1.0, 2.0])[1])
+
+
+def test_welch_of_conditions_with_the_same_score_on_every_seed_decides_without_a_warning():
+    """A task the model does not learn (every run predicts one class of three: 33.3 on every
+    seed): scipy's Welch test gave NaN (the table's p `—`, the finding `missing` as if no run were
+    there) and a RuntimeWarning a pair; decided as the paired test decides the same case."""
+    majority, spread = [100 / 3] * 3, [30.0, 40.0, 35.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = stats.ttest_ind(majority, spread, equal_var=False).pvalue   # one side constant: defined
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert welch(majority, [100 / 3] * 4) == (0.0, 1.0)
+        assert welch([50.0] * 3, majority) == (np.inf, 0.0)
+        assert welch(majority, [50.0] * 2) == (-np.inf, 0.0)
+        assert welch(majority, spread)[1] == pytest.approx(expected)
 
 
 def test_findings_report_holds_reversed_and_missing(mini_results, tmp_path):

@@ -251,7 +251,8 @@ def test_a_data_dir_under_a_file_is_one_line(tmp_path, capsys):
 
 def test_status_of_a_results_or_cache_folder_under_a_file_is_one_line_and_of_none_says_so(world, capsys):
     """`status` only reads: a file given as --results-dir read as an empty folder (every job "not
-    started", exit 0), and so did a mistyped folder, without a word."""
+    started", exit 0), and so did a mistyped folder, without a word; a forgotten --cache-dir (the
+    runs finished, every stage built in another cache) showed each stage `not started`."""
     tmp_path, _, flags = world
     (tmp_path / "file").write_text("")
     for flag in ("--results-dir", "--cache-dir"):
@@ -260,8 +261,11 @@ def test_status_of_a_results_or_cache_folder_under_a_file_is_one_line_and_of_non
         assert line.startswith(str(where)) and line.endswith(f": not a directory ({tmp_path / 'file'} is a file)")
     assert main(["status", "--conditions", "baseline", *map(str, flags)]) == 0
     out = capsys.readouterr().out
-    assert out.strip().splitlines()[-1] == (f"note: no results folder {tmp_path / 'results' / 'quick' / 'mini'}: "
-                                            "nothing has run there yet (or another --results-dir was meant)")
+    assert out.strip().splitlines()[-2:] == [
+        f"note: no results folder {tmp_path / 'results' / 'quick' / 'mini'}: nothing has run there yet (or "
+        "another --results-dir was meant)",
+        f"note: no stage folder {tmp_path / 'cache' / 'mini' / 'checkpoints'}: no stage was built there yet (or "
+        "another --cache-dir was meant)"]
     assert not (tmp_path / "results").exists()
 
 

@@ -163,14 +163,35 @@ def test_a_jsonl_corpus_not_named_jsonl_is_refused(tmp_path, name):
         "{braces} open a line", "text"]
 
 
+def test_a_task_folder_of_csv_splits_beside_a_good_one_is_an_error_naming_the_csv(tmp_path, capsys):
+    """`dontstop data check data` of a study whose one task is JSON lines and another CSV: the CSV
+    task folder was skipped (no train.jsonl, no corpus suffix) and the check said 0 errors."""
+    for split in ("train", "dev", "test"):
+        write_lines(tmp_path / "tema" / f"{split}.jsonl", [record(f"{split} envío", 0), record(f"{split} pantalla", 1)])
+        write_lines(tmp_path / "sentimiento" / f"{split}.csv", ["text,label", f"{split} genial,positivo"])
+    assert main(["data", "check", str(tmp_path)]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"{tmp_path / 'sentimiento' / 'train.jsonl'}: file not found (train.csv is there: a "
+                        'split is JSON lines, one {"text": ..., "label": ...} a line, named train.jsonl) [error]')
+    assert lines[-1] == "checked 2 item(s): 3 error(s), 0 warning(s)"
+    with pytest.raises(UserError, match=r"dev.jsonl: file not found \(dev.csv is there"):
+        load_split(tmp_path / "sentimiento" / "dev.jsonl")
+
 def test_data_check_refuses_a_folder_with_nothing_to_check_and_links_to_nothing(tmp_path, capsys):
-    task = tmp_path / "comments"
-    for split in ("train", "dev", "test"):   # .json, not .jsonl: nothing was checked, and it said "0 errors"
-        write_lines(task / f"{split}.json", [record(f"{split} text", "a"), record(f"{split} more", "b")])
+    task = tmp_path / "comments"   # a spreadsheet export: nothing was checked, and it said "0 errors"
+    write_lines(task / "comments.csv", ["text,label", "a comment,a"])
     assert main(["data", "check", str(task)]) == 2
     assert capsys.readouterr().out.splitlines() == [
         f"{task}: nothing to check in this folder: no task folder (train.jsonl), no corpus or pool (.txt, .jsonl) "
         "[error]", "checked 0 item(s): 1 error(s), 0 warning(s)"]
+    (task / "comments.csv").unlink()
+    for split in ("train", "dev", "test"):   # .json, not .jsonl: each split is named beside its file
+        write_lines(task / f"{split}.json", [record(f"{split} text", "a"), record(f"{split} more", "b")])
+    assert main(["data", "check", str(task)]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        f"{task / split}.jsonl: file not found ({split}.json is there: a split is JSON lines, one "
+        f'{{"text": ..., "label": ...}} a line, named {split}.jsonl) [error]' for split in ("train", "dev", "test")
+    ] + ["checked 1 item(s): 3 error(s), 0 warning(s)"]
     for split in ("train", "dev", "test"):
         (task / f"{split}.json").rename(task / f"{split}.jsonl")
     os.symlink("loop.txt", tmp_path / "loop.txt")   # an OSError, exit 1

@@ -187,6 +187,10 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                        "key 'tasks.comments.metric': 'f1' is not one of macro_f1, micro_f1, accuracy"),
     "domain_without_corpus": (lambda f: bad_study(f, lambda s: s["domain_corpora"].pop("news_comments")),
                               "key 'domain_corpora': no domain corpus for domain 'news_comments'"),
+    "domain_typo": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(domain="news_coments")),
+                    "key 'domain_corpora': no domain corpus for domain 'news_coments' (tasks.comments.domain), which "
+                    "a chosen condition needs; add `news_coments: PATH` there (or pass --domain-corpus "
+                    "news_coments=PATH), or give the task a domain that has one: news_comments, wiki"),
     "duplicate_task": (_duplicate, "key 'tasks.comments': given twice"),
     "extends_no_suite": (lambda f: bad_study(f, lambda s: s.update(extends="minii")),
                          "key 'extends': 'minii' names no suite; known: mini, paper"),

@@ -117,8 +117,8 @@ def _targets(path: Path, seen: set[Path]) -> list[tuple[str, Path]]:
     if path.resolve() in seen:
         return []
     seen.add(path.resolve())
-    if (path / "train.jsonl").exists():
-        return [("task", path)]
+    if (path / "train.jsonl").exists() or _splits_in_another_format(path):
+        return [("task", path)]   # the latter: each split "not found", naming the file in its place
     targets = []
     for child in sorted(path.iterdir()):
         if child.is_dir():
@@ -126,6 +126,13 @@ def _targets(path: Path, seen: set[Path]) -> list[tuple[str, Path]]:
         elif child.suffix in CORPUS_SUFFIXES and child.name != "manifest.json":
             targets += _targets(child, seen)
     return targets
+
+
+def _splits_in_another_format(folder: Path) -> bool:
+    """A task folder of train and dev or test files that are not JSON lines (train.csv, dev.csv):
+    it was skipped, as a folder with nothing to check, and `data check data` said 0 errors."""
+    stems = {p.stem for p in folder.iterdir() if p.is_file() and p.suffix != ".jsonl"}
+    return "train" in stems and bool(stems & {"dev", "test"})
 
 
 def _check_one(kind: str, path: Path, args: argparse.Namespace) -> list[Problem]:

@@ -61,7 +61,7 @@ def parse_split(path: str | Path, labels: Iterable[str] | None = None
     allowed = set(labels) if labels is not None else None
     examples, problems, seen_ids = [], [], {}
     if not path.is_file():
-        return [], [Problem(str(path), None, None, "file not found")]
+        return [], [Problem(str(path), None, None, "file not found" + split_in_another_format(path))]
     not_utf8 = utf8_problem(path)
     if not_utf8:   # reported, then the other lines read with replacement characters for what else is wrong
         problems.append(Problem(str(path), not_utf8.line, None, not_utf8.error_message))
@@ -111,6 +111,16 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
                               f"({', '.join(sorted(allowed))})")]
     raw_id = record.get("id")
     return Example(text, label, None if raw_id is None else str(raw_id), line_no), []
+
+
+def split_in_another_format(path: Path) -> str:
+    """What a missing split's folder holds in its place (train.csv, train.json, train.tsv), as
+    the end of its message: only JSON lines are read."""
+    others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*") if p.is_file()) if path.parent.is_dir() else []
+    if not others:
+        return ""
+    return (f" ({others[0]} is there: a split is JSON lines, one {{\"text\": ..., \"label\": ...}} a line, "
+            f"named {path.name})")
 
 
 def _label_problem(label: object) -> str | None:

@@ -19,11 +19,10 @@ from scipy import stats
 
 from ..fileio import UserError
 from .power import paired_min_detectable_difference
+from .runs import EQUAL_WITHIN
 
 MIN_PAIRS = 3
 PAIRED_COLUMNS = ["n_pairs", "difference", "r_seeds", "p_paired", "mdd_paired"]
-# Scores are percent; below this, per-seed differences are equal up to float rounding.
-EQUAL_WITHIN = 1e-9
 
 
 def seed_pairs(runs: pd.DataFrame, task: str, a: str, b: str) -> tuple[np.ndarray, np.ndarray]:

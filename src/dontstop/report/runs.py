@@ -6,8 +6,10 @@ The test metric is in percent from here on.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -21,6 +23,8 @@ from ..suites import Suite, load_suite
 OWN_FINETUNE_FIELDS = ("seed", "model", "suite", "task", "data_dir")   # a run's own, or compared elsewhere
 RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "data", "git_commit",
                "versions", "pretraining", "published", "path"]
+# Scores are percent; below this, per-seed scores or differences are equal up to float rounding.
+EQUAL_WITHIN = 1e-9
 
 
 def as_suite(suite: Suite | str) -> Suite:
@@ -136,11 +140,19 @@ def scores(runs: pd.DataFrame, task: str, condition: str) -> list[float]:
 def welch(a: list[float], b: list[float]) -> tuple[float, float]:
     """Welch's t-test (scipy, unequal variances, two-sided) of mean(a) - mean(b) over seeds.
 
-    Returns (t, p); both NaN when either side has fewer than 2 seeds.
+    Returns (t, p); both NaN when either side has fewer than 2 seeds. When both sides have the
+    same score on every seed (a task nothing learns: the majority class on every run) t has no
+    spread to divide by; as the paired test (paired.py): equal means are not significant
+    (t 0, p 1), different ones are (t ±inf, p 0). scipy said NaN, with a RuntimeWarning.
     """
     if len(a) < 2 or len(b) < 2:
         return float("nan"), float("nan")
-    result = stats.ttest_ind(a, b, equal_var=False)
+    if max(np.ptp(a), np.ptp(b)) <= EQUAL_WITHIN:
+        difference = float(np.mean(a) - np.mean(b))
+        return (0.0, 1.0) if abs(difference) <= EQUAL_WITHIN else (float(np.copysign(np.inf, difference)), 0.0)
+    with warnings.catch_warnings():   # one side of one score: its variance 0 is exact, not "precision loss"
+        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
+        result = stats.ttest_ind(a, b, equal_var=False)
     return float(result.statistic), float(result.pvalue)
 
 

@@ -218,9 +218,12 @@ def _required(suite: Suite, section: str, key: str, what: str, flag: str, releas
     mapping = getattr(suite, section)
     if key in mapping:
         return mapping[key]
-    if suite.own_tasks:   # a study: the file should say it
-        raise UserError(f"{suite.source}: key '{section}': no {what} for domain {key!r}, which a chosen "
-                        f"condition needs; add `{key}: PATH` there (or pass {flag} {key}=PATH)")
+    if suite.own_tasks:   # a study: the file should say it, or a task's domain is a typo of one it gives
+        fields = ", ".join(f"tasks.{task}.domain" for task in suite.tasks if suite.task_table[task].domain == key)
+        other = f", or give the task a domain that has one: {', '.join(mapping)}" if fields and mapping else ""
+        raise UserError(f"{suite.source}: key '{section}': no {what} for domain {key!r}"
+                        + (f" ({fields})" if fields else "") + ", which a chosen condition needs; "
+                        f"add `{key}: PATH` there (or pass {flag} {key}=PATH){other}")
     raise UserError(f"no {what} for domain {key!r}: pass {flag} {key}=PATH"
                     + (" or --from-released-dapt" if flag == "--domain-corpus" and released else ""))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..conditions import Condition
-from ..suites import Suite
+from ..suites import Suite, checkpoints_dir
 from ..fileio import UserError, check_dir_path, is_locked
 from .finished import stale_results
 from .inputs import check_inputs
@@ -184,6 +184,9 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     results = Path(suite.results_dir) / suite.name
     if not results.is_dir():   # a mistyped --results-dir reads as nothing run
         print(f"note: no results folder {results}: nothing has run there yet (or another --results-dir was meant)")
+    stages = checkpoints_dir(suite)
+    if any(job.kind == "pretrain" for job in jobs) and not stages.is_dir():   # a forgotten --cache-dir: all "not started"
+        print(f"note: no stage folder {stages}: no stage was built there yet (or another --cache-dir was meant)")
     if stale:
         print(f"{len(stale)} finished result(s) are stale, made from other settings than asked now "
               f"(first: {stale[0].path}: {stale[0].reason}); `run` and `reproduce` refuse them, "
