@@ -50,6 +50,22 @@ def test_reproduce_quick_runs_every_condition_on_every_task(mini_build, tmp_path
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 8
 
 
+def test_status_piped_to_a_reader_that_stops_ends_quietly(mini_build, tmp_path):
+    """`dontstop status | head`: the reader closes the pipe; it said `dontstop: error: Broken pipe`
+    (exit 1), or Python's two lines at exit when its output was buffered. Now nothing, exit 141
+    (128 + SIGPIPE), as the shell's own tools end."""
+    data_dir, _ = mini_build
+    for buffered in ("", "1"):   # PYTHONUNBUFFERED unset / set
+        status = subprocess.Popen(
+            [sys.executable, "-m", "dontstop", "status", "--quick", "--data-dir", str(data_dir),
+             "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")],
+            cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": buffered},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        status.stdout.close()   # the reader is gone before the first line is written
+        assert (status.wait(), status.stderr.read()) == (141, b"")
+        status.stderr.close()
+
+
 def test_kill_then_rerun_gives_the_uninterrupted_results(reference, tmp_path):
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "cache", tmp_path / "cache")  # the TAPT stage is built

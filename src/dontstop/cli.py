@@ -5,12 +5,14 @@ and sets `func(args) -> int`. Only the chosen command's module is imported (the 
 pull in torch and transformers; `dontstop data check` should not wait for them). User
 errors (UserError) print as one line on stderr and exit 2, UserErrors as one line per problem
 found; a failing disk or file system (OSError: no space left, permission denied) prints as
-one line and exits 1.
+one line and exits 1; a reader that stops reading our output (`| head`) ends it quietly, exit 141.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 
 from .fileio import UserError
@@ -43,16 +45,38 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [argv[0]] if argv and argv[0] in COMMANDS else None
     args = build_parser(chosen).parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()   # a reader gone shows here, inside this try, not as Python's message at exit
+        return code
     except UserError as e:   # UserErrors: one line per problem found
         for line in e.lines:
             print(f"dontstop: error: {line}", file=sys.stderr)
         return 2
+    except BrokenPipeError as e:   # `dontstop status | head`: the reader stopped reading, not an error
+        if not _stdout_reader_gone():
+            return _os_error(e)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # what is still buffered goes nowhere
+        return 141   # 128 + SIGPIPE: how `yes | head` ends, so `set -o pipefail` sees it as the shell's tools
     except OSError as e:  # disk full, permission denied, ...: one line naming the file when known
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"dontstop: error: {where}{e.strerror or e}", file=sys.stderr)
-        return 1
+        return _os_error(e)
     except KeyboardInterrupt as e:   # a command may say what goes on without it (Slurm jobs)
         print(f"dontstop: interrupted; {e.args[0] if e.args else 'rerun the same command to resume'}",
               file=sys.stderr)
         return 130
+
+
+def _os_error(e: OSError) -> int:
+    where = f"{e.filename}: " if e.filename else ""
+    print(f"dontstop: error: {where}{e.strerror or e}", file=sys.stderr)
+    return 1
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether the broken pipe is our standard output's (a pipe to a subprocess could break too):
+    the write end of a pipe whose reader is gone polls as an error (POLLERR; POLLHUP on some systems)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):   # no file descriptor (captured), or no poll
+        return False
