@@ -1,6 +1,7 @@
 """dontstop aggregate: results tree -> the paper's tables, significance, findings, plots, notebook."""
 import argparse
 import shutil
+import shlex
 import warnings
 from pathlib import Path
 
@@ -431,7 +432,15 @@ def test_quick_runs_make_quick_tables_never_the_full_ones(tmp_path, capsys):
                            "`reproduce --quick` with --quick"), line
     assert not tables.exists()
     assert main(["aggregate", "--quick", "--results-dir", str(tmp_path / "results"), "--tables-dir", str(tables)]) == 0
-    assert (tables / "quick" / "mini" / "README.md").is_file() and not (tables / "mini").exists()
+    index = tables / "quick" / "mini" / "README.md"
+    assert index.is_file() and not (tables / "mini").exists()
+    # the index names the runs it read and the command that makes it again (it said `--suite mini`
+    # from results/mini/**, neither of them these tables'): that command, run, writes the same index
+    command = (f"dontstop aggregate --suite mini --quick --results-dir {tmp_path / 'results'} "
+               f"--tables-dir {tables}")
+    written = index.read_text()
+    assert f"Written by `{command}` from {tmp_path}/results/quick/mini/**/metrics.json." in written
+    assert main(shlex.split(command)[1:]) == 0 and index.read_text() == written
 
 
 def test_a_quick_run_is_told_apart_where_the_full_suite_leaves_epochs_to_the_task(tmp_path, capsys):

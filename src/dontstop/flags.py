@@ -13,6 +13,7 @@ folder one command writes (`dontstop pretrain`, `finetune`, `select`, `analyze`)
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from .config import parse_pairs
@@ -81,3 +82,15 @@ def suite_overrides(args: argparse.Namespace) -> list[Override]:
         key = flag[2:].replace("-", "_")
         found += [Override((key,), True, flag)] if getattr(args, key, False) else []
     return found
+
+
+def aggregate_command(args: argparse.Namespace) -> str:
+    """The `dontstop aggregate` command that makes these tables again from the same runs (their
+    README names it): the flags of `args` that choose the runs and the tables' folder."""
+    words = ["dontstop", "aggregate", "--suite", str(args.suite), *(["--quick"] if args.quick else [])]
+    for value in args.set_values:
+        words += ["--set", value]
+    for flag in ("--results-dir", "--tables-dir"):
+        given = getattr(args, flag[2:].replace("-", "_"), None)
+        words += [flag, str(given)] if given else []
+    return shlex.join(words)

@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import wandb_log
 from ..conditions import EXPERIMENTS_DIR
 from ..fileio import UserError
-from ..flags import add_flag, add_suite_flags, suite_overrides
+from ..flags import add_flag, add_suite_flags, aggregate_command, suite_overrides
 from ..study_file import tables_dir
 from ..suites import load_suite, with_quick
 from .runs import asked_settings_difference, read_runs
@@ -58,5 +58,6 @@ def _aggregate(args: argparse.Namespace) -> int:
                         "those of a run made with --set with the same --set")
     aggregate(suite, Path(suite.results_dir), tables_root,
               experiments_dir=Path(args.experiments_dir), overlap=Path(args.overlap) if args.overlap else None,
-              no_mixed_warning=args.no_mixed_warning, wandb=args.wandb, records=records)
+              no_mixed_warning=args.no_mixed_warning, wandb=args.wandb, records=records,
+              command=aggregate_command(args))
     return 0

@@ -31,10 +31,11 @@ COST_TITLE = "Table 9: the cost of each way of adapting"
 
 def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, experiments_dir: Path = EXPERIMENTS_DIR,
               overlap: Path | None = None, no_mixed_warning: bool = False, wandb: bool = False,
-              notes: list[str] = (), records: dict | None = None) -> Path:
+              notes: list[str] = (), records: dict | None = None, command: str | None = None) -> Path:
     """results/<suite> -> <tables_root>/<suite>/; returns that folder. `suite`: the Suite (its
     tasks name the rows), or a built-in suite's name or a study file's path; `records`: the
-    runs' records, when the caller read them already (runs.read_runs)."""
+    runs' records, when the caller read them already (runs.read_runs); `command`: the aggregate
+    command that makes them again, for their README (flags.aggregate_command; default --suite alone)."""
     suite = as_suite(suite)
     name, conditions = suite.name, load_conditions(experiments_dir)
     runs = load_runs(results_dir, suite, conditions, records)
@@ -53,7 +54,8 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
     written = write_report(runs, layout, out_dir, overlap_path=overlap,
                            flag_mixed=bool(mixed) and not no_mixed_warning, wandb=wandb, notes=notes,
                            probes=load_probes(results_dir, name, conditions),
-                           source=suite.source if suite.is_study else name)
+                           command=command or f"dontstop aggregate --suite {suite.source if suite.is_study else name}",
+                           runs_folder=results_dir / name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
 
@@ -129,10 +131,10 @@ def write_table(out_dir: Path, name: str, title: str, tidy: pd.DataFrame, grid_:
 
 def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_path: Path,
                  flag_mixed: bool, wandb: bool, notes: list[str] = (),
-                 probes: pd.DataFrame | None = None, source: str | None = None) -> list[Path]:
+                 probes: pd.DataFrame | None = None, command: str, runs_folder: Path) -> list[Path]:
     """Write every table, plot and index file of the layout's suite; returns the paths
-    written. `notes` (what the analysis skipped, and why) go into the index; `source`: what
-    `--suite` names it (a study file's path; default its name)."""
+    written. `notes` (what the analysis skipped, and why) go into the index, and the `command`
+    that makes them again from the runs in `runs_folder`."""
     suite = layout.suite
     tables = build_tables(runs, layout, load_overlap(overlap_path), probes)
     written = []
@@ -148,16 +150,17 @@ def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_p
     written += [out_dir / "runs.csv", provenance] + plots
     empty = [f"{spec.title or COST_TITLE}: no task of this suite has the inputs of its conditions"
              for spec in table_specs(layout) + [cost_spec(layout)] if not spec.tasks]
-    written.append(write_index(out_dir, suite, tables, plots, flag_mixed, list(notes) + empty, source or suite))
+    written.append(write_index(out_dir, suite, tables, plots, flag_mixed, list(notes) + empty,
+                               command, runs_folder))
     if wandb:
         log_to_wandb(suite, tables, plots, runs)
     return written
 
 
 def write_index(out_dir: Path, suite: str, tables: dict, plots: list[Path], flag_mixed: bool,
-                notes: list[str], source: str | None = None) -> Path:
+                notes: list[str], command: str, runs_folder: Path) -> Path:
     lines = [f"# Results of the `{suite}` suite", "",
-             f"Written by `dontstop aggregate --suite {source or suite}` from results/{suite}/**/metrics.json.", ""]
+             f"Written by `{command}` from {runs_folder.as_posix()}/**/metrics.json.", ""]
     lines += [MIXED_NOTE, ""] if flag_mixed else []
     lines += ["## Not computed", ""] + [f"- {note}" for note in notes] + [""] if notes else []
     lines += ["## Tables (Markdown, CSV, LaTeX)", ""]

@@ -9,12 +9,14 @@ from ..suites import Suite, analysis_dir
 from ..report.write import aggregate
 
 
-def analyze_and_aggregate(suite: Suite, tables_root: Path, experiments_dir: Path, wandb: bool = False) -> Path:
+def analyze_and_aggregate(suite: Suite, tables_root: Path, experiments_dir: Path, command: str,
+                          wandb: bool = False) -> Path:
     """The domain analysis (Figure 2, Tables 1 and 12), then the tables and plots; what the
-    analysis cannot compute is a note in the tables' README. Returns the tables' folder."""
+    analysis cannot compute is a note in the tables' README, with the aggregate `command` that
+    makes them again. Returns the tables' folder."""
     print(f"domain analysis -> {analysis_dir(tables_root, suite.name)}", flush=True)
     notes = analyze_suite(suite, analysis_dir(tables_root, suite.name))
     tables = aggregate(suite, Path(suite.results_dir), tables_root, experiments_dir=experiments_dir,
-                       notes=notes, wandb=wandb)
+                       notes=notes, wandb=wandb, command=command)
     print(f"tables and plots: {tables}/README.md")
     return tables

@@ -22,7 +22,7 @@ from ..condition_readme import write_readmes
 from ..conditions import EXPERIMENTS_DIR, Condition, load_condition_folders, load_conditions, select_conditions
 from ..data.study import check_study_data
 from ..fileio import UserError, raise_problems
-from ..flags import add_flag, add_pair_flags, add_suite_flags, suite_overrides
+from ..flags import add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
 from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
 from ..report.write import check_tables_root
@@ -173,7 +173,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     if args.dry_run or (args.launcher == "slurm" and not args.wait):
         return 0
     history = record_invocation(suite, args.quick, time.time() - began, plans, finished)
-    tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments_dir),
+    tables = analyze_and_aggregate(suite, tables_root, Path(args.experiments_dir), aggregate_command(args),
                                    wandb=not args.no_wandb and wandb_log.configured())
     whole = not (args.quick or args.tasks or args.conditions or args.set_values)
     if is_the_repo_study(suite, whole):   # the README block and the committed notebook follow the tables
