@@ -79,6 +79,33 @@ def test_a_bad_set_value_is_one_line_naming_the_flag(command, given, message, tm
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("given, message", [
+    ("seeds=[0,1,2]", "--quick runs quick_seeds ([0]) instead; set quick_seeds for a quick run"),
+    ("finetune.epochs=3", "--quick runs quick.finetune.epochs (1) instead; set quick.finetune.epochs for a quick run"),
+    ("recipes.tapt.epochs=2", "--quick runs quick.tapt.epochs (1) instead; set quick.tapt.epochs for a quick run"),
+    ("finetune={lr: 1.0e-4, epochs: 3}", "--quick runs quick.finetune.epochs (1) instead; set quick.finetune.epochs"),
+    ("probe=true", "--quick runs quick_probe (False) instead; set quick_probe for a quick run"),
+])
+@pytest.mark.parametrize("command", ["run", "status", "aggregate"])
+def test_a_set_value_that_quick_replaces_is_refused_under_quick(command, given, message, tmp_path, capsys):
+    """`--set seeds=[0,1,2] --quick` ran seed 0 alone, without a word: the suite's quick keys
+    replace their full-run counterparts. A value --quick would ignore is one line naming its key."""
+    argv = [command, *(["experiments/tapt", "--dry-run"] if command == "run" else []), "--quick", "--set", given,
+            "--results-dir", str(tmp_path / "results")]
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"dontstop: error: --set {given}: {message}"), line
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_set_value_that_quick_keeps_or_its_quick_key_passes_under_quick(tmp_path, capsys):
+    for given in ("quick_seeds=[0,1]", "quick.tapt.epochs=2", "seeds=[0]", "finetune.epochs=1", "finetune.lr=1e-4",
+                  "recipes.tapt.lr=1e-4"):
+        assert main(["run", "experiments/tapt", "--tasks", "rt-polarity", "--dry-run", "--quick", "--set", given,
+                     "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0, given
+    assert "fine-tuning: 2 run(s) to do" in capsys.readouterr().out   # quick_seeds=[0,1]
+
+
 def test_the_same_key_set_twice_is_refused():
     with pytest.raises(UserError, match="--set finetune.lr=2: key 'finetune.lr' given twice"):
         parse_set(["finetune.lr=1", "finetune.lr=2"])

@@ -136,11 +136,15 @@ def _renamed_keys(path: Path, data: dict[str, Any], lines: dict[str, int]) -> di
     return data
 
 
-def with_quick(suite: Suite) -> Suite:
+def with_quick(suite: Suite, overrides: list[Override] = ()) -> Suite:
     """The suite with its `quick` overrides applied (shortened recipes for smoke tests).
 
-    Quick results go to <results_dir>/quick so they never mix with a full run's tables.
+    Quick results go to <results_dir>/quick so they never mix with a full run's tables. A
+    command line's `overrides` (--set) that a quick key replaces are refused, one line each: they
+    would be ignored without a word (`--set seeds=[0,1,2] --quick` ran seed 0 alone).
     """
+    raise_problems([f"{o.given}: --quick runs {found[0]} ({found[1]}) instead; set {found[0]} for a quick run"
+                    for o in overrides if (found := quick_counterpart(suite, o))])
     recipes = {kind: {**suite.recipes.get(kind, {}), **suite.quick.get(kind, {})}
                for kind in set(suite.recipes) | (set(suite.quick) & set(RECIPE_KINDS))}
     return replace(suite, recipes=recipes, seeds=list(suite.quick_seeds),
@@ -148,3 +152,27 @@ def with_quick(suite: Suite) -> Suite:
                    finetune={**suite.finetune, **suite.quick.get("finetune", {})},
                    selection={**suite.selection, **suite.quick.get("selection", {})},
                    probe=suite.probe and suite.quick_probe)
+
+
+def quick_counterpart(suite: Suite, override: Override) -> tuple[str, Any] | None:
+    """The quick key, with its value, that replaces what `override` sets under --quick; None
+    where no quick key does (seeds: quick_seeds; finetune.epochs: quick.finetune.epochs;
+    recipes.dapt.max_steps: quick.dapt.max_steps)."""
+    keys = override.keys
+    if keys == ("seeds",):
+        return None if override.value == suite.quick_seeds else ("quick_seeds", suite.quick_seeds)
+    if keys == ("probe",):   # a quick run probes when both say so
+        return None if suite.quick_probe or not override.value else ("quick_probe", False)
+    if keys[0] == "recipes" and len(keys) > 1:
+        section, rest = keys[1], keys[2:]
+    elif keys[0] in ("finetune", "selection"):
+        section, rest = keys[0], keys[1:]
+    else:
+        return None
+    quick = suite.quick.get(section, {})
+    if rest:   # finetune.epochs=3 (a deeper path: shadowed whatever its value)
+        asked = {rest[0]: override.value if len(rest) == 1 else None}
+    else:      # finetune={epochs: 3, lr: 1e-4}
+        asked = override.value if isinstance(override.value, dict) else {}
+    shadowed = [name for name, value in asked.items() if name in quick and quick[name] != value]
+    return (f"quick.{section}.{shadowed[0]}", quick[shadowed[0]]) if shadowed else None

@@ -43,9 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    suite = load_suite(args.suite, overrides=suite_overrides(args))
+    overrides = suite_overrides(args)
+    suite = load_suite(args.suite, overrides=overrides)
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
-    suite = with_quick(suite) if args.quick else suite
+    suite = with_quick(suite, overrides) if args.quick else suite
     check_tables_root(tables_root, suite)
     if args.wandb:
         wandb_log.check_project()

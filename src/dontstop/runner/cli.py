@@ -115,10 +115,11 @@ def resolve_suite(args: argparse.Namespace) -> Suite:
     --from-released), checked as the suite file is (suites.load_suite), then the flags that are
     no suite keys: task keys, seeds and workers; all problems at once, one line each. A study's
     own task files are checked here too."""
-    suite = load_suite(args.suite, overrides=suite_overrides(args))
+    overrides = suite_overrides(args)
+    suite = load_suite(args.suite, overrides=overrides)
     raise_problems(_flag_problems(suite, args))
     check_study_data(suite)
-    return with_quick(suite) if args.quick else suite
+    return with_quick(suite, overrides) if args.quick else suite
 
 
 def _flag_problems(suite: Suite, args: argparse.Namespace) -> list[str]:
