@@ -441,6 +441,16 @@ def test_quick_runs_make_quick_tables_never_the_full_ones(tmp_path, capsys):
     written = index.read_text()
     assert f"Written by `{command}` from {tmp_path}/results/quick/mini/**/metrics.json." in written
     assert main(shlex.split(command)[1:]) == 0 and index.read_text() == written
+    # other runs' tables never replace these: `reproduce --results-dir R` wrote over the default run's
+    shutil.copytree(tmp_path / "results", tmp_path / "other")
+    before = {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()}
+    for argv in (["aggregate"], ["reproduce", "--dry-run"]):
+        assert main([*argv, "--quick", "--results-dir", str(tmp_path / "other"), "--tables-dir", str(tables)]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"dontstop: error: {index}: these are the tables of the runs in {tmp_path}/results/quick/mini, not of "
+            f"{tmp_path}/other/quick/mini; give these runs' tables a folder of their own (--tables-dir), or remove "
+            "that one first"]
+    assert {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()} == before
 
 
 def test_a_quick_run_is_told_apart_where_the_full_suite_leaves_epochs_to_the_task(tmp_path, capsys):
