@@ -61,7 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common_arguments(reproduce)
     reproduce.set_defaults(func=_reproduce)
 
-    status = subparsers.add_parser("status", help="where each job stands: done, running, queued, failed")
+    status = subparsers.add_parser(
+        "status", help="where each job stands: done, running, queued, failed",
+        description="Where each job stands. Takes every flag of run and reproduce, so that their command "
+        "line works with `status` in its place; only the suite, folder, selection and --quick flags "
+        "change what it shows (--workers, --dry-run, --rerun-stale, --wait and the Slurm job flags do nothing here).")
     _selection_arguments(status)
     _common_arguments(status)
     status.set_defaults(func=_status)
