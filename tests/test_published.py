@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from huggingface_hub import constants
 
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition
 from dontstop.overrides import Override, folder
@@ -11,7 +12,7 @@ from dontstop.suites import load_suite
 from dontstop.fileio import UserError
 from dontstop.report.agreement import verdict
 from dontstop.runner.plan import plan_runs
-from paper_world import MISSING_HUB_IDS, build_paper_world
+from paper_world import MISSING_HUB_IDS, add_repo, build_paper_world, repo_files
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,25 @@ def test_conditions_without_a_release_build_on_the_released_dapt(paper_suite):
     dapt_tapt = plan(dapt_only, "dapt_tapt", "chemprot")
     assert [s.released for s in dapt_tapt.stages] == ["allenai/biomed_roberta_base", None]
     assert dapt_tapt.stages[1].parent == "allenai/biomed_roberta_base"
+
+
+def test_a_released_id_the_hub_never_showed_is_built_on_the_released_dapt_unless_the_cache_has_it(
+        world, paper_suite, monkeypatch, tmp_path):
+    """The authors' README lists two DAPT + TAPT models no hub page ever showed: --from-released
+    stopped at the first of them, so its one command never ran. Now those two cells are built,
+    TAPT on the released DAPT model; a copy in the local cache is used as any released one."""
+    world.apply(monkeypatch)
+    for task, hub_id, dapt in (("sciie", MISSING_HUB_IDS[0], "allenai/cs_roberta_base"),
+                               ("hyperpartisan_news", MISSING_HUB_IDS[1], "allenai/news_roberta_base")):
+        built = plan(paper_suite, "dapt_tapt", task)
+        assert [s.released for s in built.stages] == [dapt, None] and built.stages[1].parent == dapt
+        assert not built.from_released and built.lineage == f"{built.stages[0].lineage}+tapt-{task}"
+    cache = tmp_path / "hub"   # a cache that has one of them
+    add_repo(cache, MISSING_HUB_IDS[1], repo_files(MISSING_HUB_IDS[1], world.model_dir))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    found = plan(paper_suite, "dapt_tapt", "hyperpartisan_news")
+    assert [s.released for s in found.stages] == [MISSING_HUB_IDS[1]] and found.from_released
+    assert plan(paper_suite, "dapt_tapt", "sciie").stages[1].released is None
 
 
 def test_a_released_id_missing_offline_is_one_line_naming_it(world, monkeypatch):

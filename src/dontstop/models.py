@@ -80,10 +80,17 @@ def check_available(name: str) -> None:
         return check_available(adapters.adapter_base(path))
     if Path(path).exists():
         return
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(path, "config.json"), str):
+    if constants.HF_HUB_OFFLINE and not in_local_cache(path):
         raise UserError(_offline_message(path))
+
+
+def in_local_cache(hub_id: str) -> bool:
+    """Whether the Hugging Face cache holds this hub id's model (its config.json); asks no network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
 
 
 # Models whose position ids start after the padding id (RoBERTa's create_position_ids_from_input_ids):

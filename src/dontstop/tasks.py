@@ -144,8 +144,6 @@ RELEASED: dict[str, dict[str, str]] = {
                    "curated": f"{_DSP}_tapt_rct_180K", "dapt+curated": f"{_DSP}_dapt_biomed_tapt_rct_180K"},
     "citation_intent": {"tapt": f"{_DSP}_tapt_citation_intent_1688",
                         "dapt+tapt": f"{_DSP}_dapt_cs_tapt_citation_intent_1688"},
-    # "no hub page seen": listed in the official README only; loading it offline fails with a
-    # line naming it, never a silent fall-back to another checkpoint.
     "sciie": {"tapt": f"{_DSP}_tapt_sciie_3219",
               "dapt+tapt": f"{_DSP}_dapt_cs_tapt_sciie_3219"},  # no hub page seen
     "hyperpartisan_news": {"tapt": f"{_DSP}_tapt_hyperpartisan_news_515",
@@ -158,6 +156,10 @@ RELEASED: dict[str, dict[str, str]] = {
     "imdb": {"tapt": f"{_DSP}_tapt_imdb_20000", "dapt+tapt": f"{_DSP}_dapt_reviews_tapt_imdb_20000",
              "curated": f"{_DSP}_tapt_imdb_70000", "dapt+curated": f"{_DSP}_dapt_reviews_tapt_imdb_70000"},
 }
+# Listed in the official README, but no hub page was ever seen: `--from-released` uses one only
+# when the local cache holds it (someone had it); else it builds that cell from the released DAPT
+# model, and says so (runner/plan_printout.py). Loading one that is not there fails in one line.
+NO_HUB_PAGE = frozenset({f"{_DSP}_dapt_cs_tapt_sciie_3219", f"{_DSP}_dapt_news_tapt_hyperpartisan_news_515"})
 
 
 @dataclass(frozen=True)

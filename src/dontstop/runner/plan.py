@@ -22,7 +22,8 @@ from ..suites import Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, file_sha256
 from ..records import PRETRAIN_RECORD_FILE
 from ..stage_identity import stage_key, stage_recipe
-from ..tasks import Task
+from ..models import in_local_cache
+from ..tasks import NO_HUB_PAGE, Task
 
 
 @dataclass(frozen=True)
@@ -140,17 +141,27 @@ def _resolve_stages(suite: Suite, task: Task, specs: list[str], planning_only: b
     return stages
 
 
-def _released_stage(suite: Suite, task: Task, specs: list[str]) -> Stage | None:
-    """The authors' released checkpoint standing for all of `specs` on this task (`--from-released`),
-    or None: TAPT, DAPT + TAPT, Curated-TAPT, DAPT + Curated-TAPT, and Transfer-TAPT (which is
-    the partner task's released TAPT model: TAPT on the partner's text)."""
-    if any(spec.endswith(":lora") for spec in specs):
-        return None   # no LoRA checkpoint was released: built here
+def released_id(suite: Suite, task: Task, specs: list[str]) -> tuple[Task, str, str | None]:
+    """(source task, shape, hub id) of the authors' released checkpoint standing for all of `specs`
+    on this task: TAPT, DAPT + TAPT, Curated-TAPT, DAPT + Curated-TAPT, and Transfer-TAPT (the
+    partner task's released TAPT model: TAPT on the partner's text); hub id None where none was."""
     source, shape = task, "+".join(spec.partition(":")[0] for spec in specs)
     if specs == ["tapt:transfer"]:
         source, shape = suite.task(task.transfer), "tapt"
-    hub_id = suite.released.get(source.key, {}).get(shape)
-    if hub_id is None or shape == "dapt":  # DAPT alone: from_released_dapt's stage, as before
+    lora = any(spec.endswith(":lora") for spec in specs)   # no LoRA checkpoint was released: built here
+    return source, shape, None if lora or shape == "dapt" else suite.released.get(source.key, {}).get(shape)
+
+
+def never_on_the_hub(hub_id: str | None) -> bool:
+    """A released id the hub never showed (tasks.NO_HUB_PAGE) that the local cache lacks too: built here."""
+    return hub_id in NO_HUB_PAGE and not in_local_cache(hub_id)
+
+
+def _released_stage(suite: Suite, task: Task, specs: list[str]) -> Stage | None:
+    """The authors' released checkpoint standing for all of `specs` on this task (`--from-released`),
+    or None: built here (DAPT alone is from_released_dapt's stage)."""
+    source, shape, hub_id = released_id(suite, task, specs)
+    if hub_id is None or never_on_the_hub(hub_id):
         return None
     domain = suite.domain(task.domain).key
     names = {"dapt": f"dapt-{domain}", "tapt": f"tapt-{source.key}", "curated": f"curated-{task.key}"}

@@ -13,7 +13,7 @@ from ..suites import Suite
 from .estimate import Estimator, MissingInput, wall_seconds
 from .finished import Stale
 from .jobs import Job
-from .plan import RunPlan, unique_stages
+from .plan import RunPlan, never_on_the_hub, released_id, unique_stages
 
 
 def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: list[Job],
@@ -88,7 +88,9 @@ def _duration(seconds: float) -> str:
 
 def print_skipped(suite: Suite, conditions: list[Condition], task_keys: list[str] | None) -> None:
     """A study's own tasks: one line per condition that its inputs leave out on some task, and
-    why (a built-in suite's tasks follow the paper's design, which says where each applies)."""
+    why (a built-in suite's tasks follow the paper's design, which says where each applies).
+    With --from-released: a line per cell whose released checkpoint is built here instead."""
+    print_built_for_released(suite, conditions, task_keys)
     if not suite.own_tasks:
         return
     for condition in conditions:
@@ -97,3 +99,17 @@ def print_skipped(suite: Suite, conditions: list[Condition], task_keys: list[str
         if skipped:
             print(f"skipped {condition.condition} ({condition.display}) on {', '.join(skipped)}: "
                   f"{'; '.join(dict.fromkeys(skipped.values()))}", flush=True)
+
+
+def print_built_for_released(suite: Suite, conditions: list[Condition], task_keys: list[str] | None) -> None:
+    """--from-released: the cells whose released checkpoint the hub never showed, nor the local
+    cache holds, are built here (plan.never_on_the_hub): one line each, before any work."""
+    if not suite.from_released:
+        return
+    for condition in conditions:
+        for task in map(suite.task, task_keys or suite.tasks):
+            hub_id = released_id(suite, task, condition.stages)[2] if condition.applies(task, suite) else None
+            if never_on_the_hub(hub_id):
+                print(f"note: {condition.display} on {task.name}: {hub_id}, in the authors' list, was never "
+                      "on the hub and is not in the local cache: built here, TAPT on the released DAPT model, "
+                      "and not marked as released (a copy put in the cache is used instead)", flush=True)
