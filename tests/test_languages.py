@@ -4,6 +4,7 @@ whitespace or invisible characters of another script, labels and task keys in an
 """
 import json
 import random
+import shutil
 import unicodedata
 from pathlib import Path
 
@@ -210,3 +211,36 @@ def test_a_task_key_or_folder_in_another_unicode_form_is_one_line_that_says_so(k
     [line] = capsys.readouterr().err.strip().splitlines()
     assert f"key 'tasks.감정.data': {folder / 'data' / '감정'}: no such folder ({typed!r} is there: the same " \
            "letters in another Unicode form, NFC and NFD, as macOS keeps file names; rename it or retype" in line
+
+
+SPANISH = {"찬성": "El año pasado la película fue muy buena", "반대": "La canción del niño no tenía ningún sentido"}
+
+
+def test_a_study_is_told_when_its_model_cannot_read_its_language(korean_study, tmp_path, capsys):
+    """A study that kept the template's bundled:bert-tiny (uncased English WordPiece) trained on
+    unknown tokens (Korean) or on words without their accents ('año' as 'ano'), without a word.
+    Now `run` and `reproduce` say so before any work; a model of the language says nothing."""
+    from dontstop.cli import main
+    from dontstop.overrides import Override
+    from dontstop.runner.language_fit import language_notes
+
+    study = korean_study / "study.yaml"
+    english = [Override(("base_model",), "bundled:bert-tiny", "--set base_model=bundled:bert-tiny")]
+    assert language_notes(load_suite(str(study))) == []   # its own WordPiece vocabulary
+    [note] = language_notes(load_suite(str(study), overrides=english))
+    assert note.startswith("note: task 'comments' (its first 40 training texts), base_model bundled:bert-tiny: ")
+    assert note.endswith("% of its tokens are unknown to the tokenizer ([UNK]): its vocabulary does not cover "
+                         "this language; a model of the language as base_model reads it")
+    spanish = tmp_path / "spanish"
+    shutil.copytree(korean_study, spanish)
+    for split in (spanish / "data" / "comments").glob("*.jsonl"):   # the same labels, in Spanish
+        rows = [json.loads(line) for line in split.read_text(encoding="utf-8").splitlines()]
+        rows = [{**row, "text": f"{SPANISH[row['label']]} {split.stem} {i}"} for i, row in enumerate(rows)]
+        split.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    [note] = language_notes(load_suite(str(spanish / "study.yaml"), overrides=english))
+    assert note.endswith("bundled:bert-tiny: its tokenizer strips accents and marks ('año' -> 'ano'): the model "
+                         "never sees them; where they matter, a model that keeps them (a cased one) as base_model "
+                         "reads them")
+    assert main(["run", "experiments/tapt", "--suite", str(spanish / "study.yaml"), "--set", "base_model=bundled:bert-tiny",
+                 "--dry-run", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert note in capsys.readouterr().out.splitlines()

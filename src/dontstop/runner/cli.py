@@ -37,6 +37,7 @@ from .jobs import analysis_stages, check_job_models, execute, make_jobs
 from .mini_data import ensure_mini_data
 from .notebook_refresh import refresh_notebook
 from .plan import RunPlan, plan_runs
+from .language_fit import print_language_notes
 from .plan_printout import print_plan, print_skipped
 from .readme_block import REPO_README, is_the_repo_study, update_readme
 from .slurm import add_arguments as add_launcher_arguments
@@ -160,6 +161,7 @@ def _run(args: argparse.Namespace) -> int:
     plans = plan_and_check(suite, conditions, args)
     if not plans:
         raise UserError("no condition applies to the chosen tasks")
+    print_language_notes(suite, args.tasks)
     _go(plans, suite, args, analysis=False)
     return 0
 
@@ -170,6 +172,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     ensure_mini_data(suite, dry_run=args.dry_run)
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
+    print_language_notes(suite, args.tasks)
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
     check_tables_root(tables_root, suite)   # written after every run: refused now, not then
     check_history(suite)              # RUN.json: appended to after every run, read now

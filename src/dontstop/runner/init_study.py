@@ -21,8 +21,8 @@ STUDY_TEMPLATE = """\
 #   dontstop reproduce --suite study.yaml              # every condition, then tables/{name}/
 name: {name}                 # results/{name}/, tables/{name}/; not a built-in suite's name
 extends: mini                # recipes, seeds and every key not given here come from this suite
-base_model: bundled:bert-tiny   # a Hugging Face encoder with an MLM head for your language
-                             # (e.g. klue/roberta-base), or a local model folder
+base_model: bundled:bert-tiny   # tiny and uncased English (it strips accents): for your language a
+                             # Hugging Face encoder with an MLM head (e.g. klue/roberta-base), or a local model folder
 base_corpus: null            # null: the model above is the baseline ("RoBERTa" in the tables);
                              # a file: first MLM on it (the mini suite's base stage)
 seeds: [0, 1, 2, 3, 4]       # fine-tuning seeds: 5 as the paper; 3 or more are compared seed by seed
