@@ -70,7 +70,7 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
               f"{_duration(wall_seconds(jobs, seconds, min(workers, cpu_count()))).strip()} of wall time")
     print(f"  pretraining at {estimator.pretrain.value:,.0f} tokens/s ({estimator.pretrain.source})")
     if estimator.finetune_run_s is not None:
-        print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.0f} s)")
+        print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.1f} s)")
     elif estimator.finetune is not None:
         print(f"  fine-tuning at {estimator.finetune.value:,.0f} training tokens/s ({estimator.finetune.source}"
               + (", an upper bound" if estimator.finetune.upper_bound else "") + ")")
