@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -90,6 +91,26 @@ def test_welch_p_value_of_a_planted_case():
     assert t == pytest.approx(12.1244, abs=1e-4)
     assert p == pytest.approx(7.1145e-05, rel=1e-4)
     assert np.isnan(welch([1.0], [1.0, 2.0])[1])
+
+
+def test_csv_p_values_keep_their_size_below_four_decimals(mini_results, tmp_path):
+    """The CSVs print numbers to 4 decimals: the planted Welch p of 7.1e-05 was written `0.0001`,
+    and any p below 5e-05 `0.0000`, which findings.csv's contract keeps for an exact 0 (the same
+    gain on every seed)."""
+    from dontstop.report.write import write_table
+
+    tables = build_tables(load_runs(mini_results, "mini", CONDITIONS), make_layout("mini", CONDITIONS), None)
+    for name in ("significance", "findings"):
+        write_table(tmp_path, name, *tables[name])
+    significance = pd.read_csv(tmp_path / "significance.csv").set_index(["task", "condition", "reference"])
+    assert significance.loc[("aclsum-roles", "dapt", "baseline"), "p_value"] == pytest.approx(7.1145e-05, rel=1e-3)
+    findings = pd.read_csv(tmp_path / "findings.csv").set_index(["claim", "task"])
+    dapt = findings.loc[("DAPT beats the baseline", "aclsum-roles")]
+    assert dapt.p_value == pytest.approx(7.1145e-05, rel=1e-3)
+    assert dapt.p_paired == 0.0                   # +10 on each of the 3 shared seeds: exactly 0
+    assert dapt.difference == pytest.approx(10.0) and dapt.mdd_paired == 0.0
+    assert "0.0000" in (tmp_path / "findings.csv").read_text()   # an exact 0 is still written so
+    assert significance.p_value.max() <= 1.0
 
 
 def test_welch_of_conditions_with_the_same_score_on_every_seed_decides_without_a_warning():

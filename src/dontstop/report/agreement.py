@@ -1,9 +1,10 @@
 """Does the rerun agree with the paper? Every reproduced cell against its published one.
 
-The paper gives mean ± std over 5 seeds; we have our seeds' scores. Welch's t-test from the
-two summaries (scipy.stats.ttest_ind_from_stats, unequal variances, two-sided) says, per cell:
-"agrees" (p >= 0.05: no detectable difference), "differs (+)" or "differs (−)" (p < 0.05;
-the sign is ours minus the paper's), or "too few seeds" (fewer than 2 of ours). "agrees" is
+The paper gives mean ± std over 5 seeds (taken as a sample std, ddof=1, like ours: the paper
+does not say); we have our seeds' scores. Welch's t-test from the two summaries
+(scipy.stats.ttest_ind_from_stats, unequal variances, two-sided) says, per cell: "agrees"
+(p >= 0.05: no detectable difference), "differs (+)" or "differs (−)" (p < 0.05; the sign is
+ours minus the paper's), or "too few seeds" (fewer than 2 of ours). "agrees" is
 the absence of evidence of a difference, at the power that the seeds give, not a proof of
 equality; a cell with no runs has no verdict.
 """
@@ -22,7 +23,7 @@ COLUMNS = ["task", "condition", "table", "mean", "std", "n", "published_mean", "
 
 
 def verdict(mean: float, std: float, n: int, published_mean: float, published_std: float) -> tuple[float, str]:
-    """(p, verdict) of our cell against the published one; ("", NaN) when either is missing."""
+    """(p, verdict) of our cell against the published one; (NaN, "") when either is missing."""
     if n == 0 or np.isnan(published_mean):
         return np.nan, ""
     if n < 2:

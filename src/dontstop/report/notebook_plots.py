@@ -169,7 +169,8 @@ def source_mix_plot(mix: pd.DataFrame, layout: Layout) -> plt.Figure | None:
 
 
 def cost_gain_plot(cells: pd.DataFrame, layout: Layout) -> plt.Figure | None:
-    """Gain over the baseline (mean ± std over seeds) against pretraining tokens, log scale."""
+    """Gain over the baseline (difference of the means; the bar is the condition's own std over
+    seeds, not the gain's uncertainty) against pretraining tokens, log scale."""
     spent = cells[(cells.tokens > 0) & cells.gain.notna()]
     if spent.empty:
         return _nothing("no condition with both pretraining tokens and a baseline to compare with")

@@ -1,7 +1,8 @@
 """Read finished runs: results/<suite>/**/metrics.json -> one tidy frame, one row per run.
 
 The report's only reader of results/. Cells are `mean ± std (n)` with the sample standard
-deviation over seeds (ddof=1, as the paper's std over 5 seeds); a missing run is `—`.
+deviation over seeds (ddof=1; the paper prints a std over 5 seeds without saying which); a
+missing run is `—`.
 The test metric is in percent from here on.
 """
 from __future__ import annotations

@@ -28,6 +28,8 @@ from .wandb_upload import log_to_wandb
 
 MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; see provenance.md."
 COST_TITLE = "Table 9: the cost of each way of adapting"
+CSV_FLOAT = "%.4f"
+P_COLUMNS = ("p_value", "p_paired", "p_holm")   # the tables' p-value columns (p_text)
 # The index's second line: the command that makes the tables again, and the runs they come from.
 WRITTEN_BY = "Written by `{command}` from {runs}/**/metrics.json."
 WRITTEN_FROM = re.compile(r"^Written by `.*` from (?P<runs>.+)/\*\*/metrics\.json\.$", re.MULTILINE)
@@ -138,11 +140,20 @@ def build_tables(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] |
     return tables
 
 
+def p_text(p: float) -> str:
+    """A p-value for the CSV: 4 decimals as every number there, but in scientific notation below
+    1e-4, where 4 decimals print 3e-05 as 0.0000 (the exact 0 of a constant per-seed difference)."""
+    if pd.isna(p):
+        return ""
+    return CSV_FLOAT % p if p == 0 or p >= 1e-4 else f"{p:.4e}"
+
+
 def write_table(out_dir: Path, name: str, title: str, tidy: pd.DataFrame, grid_: Grid) -> list[Path]:
     paths = [out_dir / f"{name}.{suffix}" for suffix in ("md", "csv", "tex")]
     atomic_write_text(paths[0], to_markdown(grid_, title))
     with atomic_output(paths[1]) as f:
-        tidy.to_csv(f, index=False, float_format="%.4f")
+        tidy.assign(**{column: tidy[column].map(p_text) for column in P_COLUMNS if column in tidy}).to_csv(
+            f, index=False, float_format=CSV_FLOAT)
     atomic_write_text(paths[2], to_latex(grid_, title))
     return paths
 
