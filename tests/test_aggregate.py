@@ -544,3 +544,10 @@ def test_a_wandb_project_name_wandb_refuses_is_one_line_before_any_work(command,
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("dontstop: error: WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"), line
     assert not (tmp_path / "tables").exists() and not (tmp_path / "new-results").exists()
+
+
+def test_a_difference_that_rounds_to_zero_is_shown_without_a_minus_sign():
+    """The tables printed -0.03 as `-0.0` (findings, significance, probe gains), a sign with no difference."""
+    from dontstop.report.render import signed
+
+    assert [signed(v) for v in (-0.03, 0.04, -0.06, 2.25, float("nan"))] == ["+0.0", "+0.0", "-0.1", "+2.2", "—"]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .render import Grid, format_cell, format_p
+from .render import Grid, format_cell, format_p, signed
 
 ALPHA = 0.05
 PAPER_SEEDS = 5   # the paper's cells are mean ± std over 5 seeds
@@ -57,7 +57,7 @@ def agreement_frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def agreement_grid(frame: pd.DataFrame, names: dict[str, str]) -> Grid:
     rows = [[names[r.task], names[r.condition], format_cell(r.mean, r.std, r.n) + (" †" if r.released else ""),
-             f"{r.published_mean:.1f} ± {r.published_std:.1f}", f"{r.delta:+.1f}", format_p(r.p_value),
+             f"{r.published_mean:.1f} ± {r.published_std:.1f}", signed(r.delta), format_p(r.p_value),
              r.verdict] for r in frame.itertuples()]
     return Grid(["Task", "Condition", "Ours", "Paper (5 seeds)", "Δ", "p", "Verdict"], rows,
                 note=f"{summary(frame)} Welch's t-test from the summaries (ours over our seeds, the "

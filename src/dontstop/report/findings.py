@@ -24,7 +24,7 @@ from ..conditions import BEST_OTHER, Claim
 from ..fileio import UserError, read_json
 from .paired import MIN_PAIRS, holm, paired_statistics, seed_pairs
 from .power import POWER, min_detectable_difference, paper_effect
-from .render import Grid, format_p
+from .render import Grid, format_p, signed
 from .runs import scores, welch
 from .tables import Layout, tasks_of_table
 
@@ -164,10 +164,6 @@ def holm_summary(frame: pd.DataFrame) -> str:
     return (f"{holds.sum()} of the {len(tested)} tested claims ({(tested.test == 'paired').sum()} paired by "
             f"seed) hold at α = {ALPHA}; {(holds & adjusted).sum()} after Holm's adjustment over those "
             f"{len(tested)}. Reversed: {reversed_.sum()}; {(reversed_ & adjusted).sum()} after Holm.")
-
-
-def signed(value: float) -> str:
-    return "—" if np.isnan(value) else f"{value:+.1f}"
 
 
 def unsigned(value: float) -> str:

@@ -16,7 +16,7 @@ from scipy import stats
 
 from ..conditions import Conditions
 from ..records import PROBE_FILE, read_probe
-from .render import Grid
+from .render import Grid, signed
 from .runs import summarize
 from .tables import Layout
 
@@ -74,7 +74,7 @@ def probe_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
                 line.append("—")
                 continue
             cell = cells.loc[(task, condition)]
-            gain = "" if condition == layout.conditions.baseline or np.isnan(cell.probe_gain) else f" ({cell.probe_gain:+.1f})"
+            gain = "" if condition == layout.conditions.baseline or np.isnan(cell.probe_gain) else f" ({signed(cell.probe_gain)})"
             line.append(f"{cell.probe:.1f}{gain}")
             if cell.probe == best:
                 grid.bold.add((i, j))

@@ -26,6 +26,12 @@ def format_cell(mean: float, std: float, n: int) -> str:
     return f"{mean:.1f} ± {'—' if n < 2 else f'{std:.1f}'} ({n})"
 
 
+def signed(value: float) -> str:
+    """A difference with its sign, one decimal: `+1.2`; one that rounds to zero is `+0.0`, not
+    `-0.0`; none (NaN) is `—`."""
+    return "—" if np.isnan(value) else f"{round(value, 1) + 0.0:+.1f}"
+
+
 def format_p(p: float) -> str:
     return "—" if np.isnan(p) else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 

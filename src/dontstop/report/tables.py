@@ -18,7 +18,7 @@ from ..conditions import PAPER_TABLES, Conditions
 from ..tasks import Task
 from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
-from .render import Grid, count, duration, format_cell, format_p
+from .render import Grid, count, duration, format_cell, format_p, signed
 from .runs import scores, summarize, welch
 
 RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--from-released`), not pretrained here."
@@ -129,7 +129,7 @@ def paper_text(row: pd.Series) -> str:
     """`81.9 ± 1.0 (+0.3, agrees)`: the published cell, reproduced minus published, verdict."""
     if np.isnan(row["published_mean"]):
         return "—"
-    delta = "" if np.isnan(row["delta"]) else f" ({row['delta']:+.1f}, {row['verdict']})"
+    delta = "" if np.isnan(row["delta"]) else f" ({signed(row['delta'])}, {row['verdict']})"
     return f"{row['published_mean']:.1f} ± {row['published_std']:.1f}{delta}"
 
 
@@ -235,7 +235,7 @@ def significance_frame(runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
 
 def significance_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
     names = layout.names
-    rows = [[names[r.task], names[r.condition], names[r.reference], f"{r.difference:+.1f}",
+    rows = [[names[r.task], names[r.condition], names[r.reference], signed(r.difference),
              f"{r.n} / {r.n_reference}", format_p(r.p_value)] for r in frame.itertuples()]
     note = ("Welch's t-test (scipy.stats.ttest_ind, equal_var=False, two-sided) over seeds; "
             "difference = condition minus reference, test metric ×100.")
