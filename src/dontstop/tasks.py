@@ -48,7 +48,7 @@ class Task:
     name: str                     # the paper's display name (table row / column)
     domain: str                   # key into DOMAINS of the same suite
     metric: str                   # "micro_f1" (ChemProt, RCT) or "macro_f1"
-    profile: str                  # "low" (10 epochs) or "high" (3 epochs)
+    profile: str                  # "low" (10 epochs) or "high" (3 epochs; TAPT by the tapt_large recipe)
     sizes: tuple[int, int, int] | None = None    # expected train/dev/test lines
     labels: tuple[str, ...] | None = None         # known label strings; None = read from data
     curated: str | None = None    # the larger unlabeled pool of Curated-TAPT (Table 7)
