@@ -51,8 +51,12 @@ def _unknown(tokenizer, texts: list[str]) -> str | None:
     share = sum(i == tokenizer.unk_token_id for i in ids) / max(len(ids), 1)
     if share <= UNKNOWN_SHARE:
         return None
-    return (f"{share:.0%} of its tokens are unknown to the tokenizer ({tokenizer.unk_token}): its vocabulary "
-            "does not cover this language; a model of the language as base_model reads it")
+    words = (word for text in texts for word in text.split())
+    unknown = next((word for word in words
+                    if tokenizer.unk_token_id in tokenizer(word, add_special_tokens=False)["input_ids"]), "")
+    return (f"{share:.0%} of its tokens are unknown to the tokenizer ({tokenizer.unk_token}; first in "
+            f"'{unknown}'): its vocabulary does not cover this text's language or script; a model of the "
+            "language as base_model reads it")
 
 
 def _stripped(tokenizer, texts: list[str]) -> str | None:
