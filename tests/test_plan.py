@@ -333,19 +333,27 @@ def paper_tapt_stages(condition: str) -> dict:
             for p in plan_runs(suite, load_condition(EXPERIMENTS_DIR / condition), planning_only=True)}
 
 
-def test_the_paper_suites_tapt_batch_follows_the_task_size_as_table_13_and_table_9():
+def test_the_paper_suites_tapt_batch_follows_the_task_size_as_table_13_and_table_9(tmp_path):
     """Table 13's TAPT batch of 256 is for tasks under 5K examples; RCT's 180K train texts took
     8.8K steps of 100 epochs (Table 9's Curated-TAPT, the same text and released model as RCT's
     TAPT): batch 2048, the large pools' recipe. It ran every TAPT at 256 (RCT: 70K steps)."""
     stages = paper_tapt_stages("tapt")
     high = {key for key, stage in stages.items() if load_suite("paper").task(key).profile == "high"}
-    assert high == {"rct-20k", "ag", "amazon", "imdb"}
+    assert high == {"rct-20k", "ag", "amazon", "imdb"}   # the paper's tasks of 5K examples or more
     for key, stage in stages.items():
         assert stage.kind == ("tapt_large" if key in high else "tapt") and stage.name == f"tapt-{key}", key
         assert stage.recipe["batch_size"] == (2048 if key in high else 256) and stage.recipe["epochs"] == 100
     # Transfer-TAPT fine-tunes on the partner's very TAPT model: ChemProt on RCT's
     assert paper_tapt_stages("transfer_tapt")["chemprot"].key == stages["rct-20k"].key
     assert paper_tapt_stages("curated_tapt")["rct-sample"].recipe == stages["rct-20k"].recipe
+    # a rule of the paper's four tasks, not of `profile`: a study's high-profile task keeps TAPT's recipe
+    # (the mini suite's tapt_large is 1 epoch, for pools)
+    from korean_study import build_korean_study
+
+    study = load_suite(str(build_korean_study(tmp_path, rich=True)))
+    assert study.task("replies").profile == "high"
+    [replies] = plan_runs(study, load_condition(EXPERIMENTS_DIR / "tapt"), ["replies"], planning_only=True)
+    assert replies.stages[-1].kind == "tapt" and replies.stages[-1].recipe == study.recipes["tapt"]
 
 
 @pytest.mark.parametrize("condition", ["tapt", "curated_tapt", "knn_tapt_50", "rand_tapt"])

@@ -22,8 +22,8 @@ the key and what is wrong:
 - a task is `display` (its table row, one per task; default: the key), `data` (a folder
   holding train, dev and test.jsonl in the paper's format; labels are read from train),
   `metric`, `domain`, and optionally `profile` (low: 10 epochs, high: 3, unless the recipe's
-  `finetune.epochs` says; a high task's TAPT runs recipes.tapt_large) and `transfer` (the task
-  whose TAPT model Transfer-TAPT starts from; default: the first other task of the same domain);
+  `finetune.epochs` says) and `transfer` (the task whose TAPT model Transfer-TAPT starts from;
+  default: the first other task of the same domain);
 - conditions run where their inputs are given: kNN-TAPT and RAND-TAPT on a task whose domain
   has a pool (`pools`), Curated-TAPT on a task with a curated pool (`curated`), Transfer-TAPT
   where a task has a partner, ¬DAPT where another domain has a corpus: its DAPT model is the

@@ -32,7 +32,7 @@ tasks:
     data: data/my-task       # train.jsonl, dev.jsonl, test.jsonl; labels are read from train
     metric: macro_f1         # macro_f1 | micro_f1 | accuracy
     domain: my-domain        # DAPT trains on this domain's corpus
-    # profile: low           # low: 10 fine-tuning epochs, high: 3 and TAPT by recipes.tapt_large
+    # profile: low           # low: 10 fine-tuning epochs, high: 3 (unless finetune.epochs says)
 domain_corpora:              # unlabeled text, one document a line (.txt) or {{"text": ...}} (.jsonl)
   my-domain: corpora/my-domain.txt
   # other-domain: corpora/other.txt   # a second domain: ¬DAPT (DAPT on the wrong domain) runs too

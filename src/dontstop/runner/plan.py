@@ -190,10 +190,8 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
                                                  "--domain-corpus", released=arg != "lora"))]
     elif kind == "tapt":
         source = suite.task(task.transfer) if arg == "transfer" else task
-        # Table 13's TAPT batch of 256 is for tasks under 5K examples; a high-resource task's own
-        # text trains as the large pools do (Table 9: RCT's 180K texts, 100 epochs in 8.8K steps)
         named = "tapt_lora" if arg == "lora" else "tapt"
-        recipe_kind = "tapt_large" if named == "tapt" and source.profile == "high" else named
+        recipe_kind = source.tapt_recipe if named == "tapt" else named   # the paper's large tasks: tapt_large
         name = f"{named}-{source.key}"
         corpora = [str(suite.task_dir(source.key) / "train.jsonl")]
     elif kind == "curated":
