@@ -19,7 +19,7 @@ from scipy import stats
 
 from ..fileio import UserError
 from .power import paired_min_detectable_difference
-from .runs import EQUAL_WITHIN
+from .runs import EQUAL_WITHIN, p_without_spread
 
 MIN_PAIRS = 3
 PAIRED_COLUMNS = ["n_pairs", "difference", "r_seeds", "p_paired", "mdd_paired"]
@@ -46,9 +46,7 @@ def paired_statistics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
         return {"n_pairs": n, **{column: float("nan") for column in PAIRED_COLUMNS[1:]}}
     d = a - b
     if np.ptp(d) <= EQUAL_WITHIN:
-        # The same difference on every seed: t is infinite (p = 0), or undefined when that
-        # difference is 0 as well; no difference at all is then not significant (p = 1).
-        p = 1.0 if abs(d.mean()) <= EQUAL_WITHIN else 0.0
+        p = p_without_spread(float(d.mean()))   # the same difference on every seed
     else:
         p = float(stats.ttest_rel(a, b).pvalue)
     return {"n_pairs": n, "difference": float(d.mean()), "r_seeds": correlation(a, b), "p_paired": p,

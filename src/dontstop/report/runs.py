@@ -28,6 +28,12 @@ RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "dat
 EQUAL_WITHIN = 1e-9
 
 
+def p_without_spread(difference: float) -> float:
+    """The p-value of a difference with no spread over seeds (t has nothing to divide by): no
+    difference at all is not significant (1); any other is certain (0, t infinite)."""
+    return 1.0 if abs(difference) <= EQUAL_WITHIN else 0.0
+
+
 def as_suite(suite: Suite | str) -> Suite:
     """The suite itself, or the one a name (mini, paper) or a study file's path names."""
     return load_suite(suite) if isinstance(suite, str) else suite
@@ -150,7 +156,8 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float]:
         return float("nan"), float("nan")
     if max(np.ptp(a), np.ptp(b)) <= EQUAL_WITHIN:
         difference = float(np.mean(a) - np.mean(b))
-        return (0.0, 1.0) if abs(difference) <= EQUAL_WITHIN else (float(np.copysign(np.inf, difference)), 0.0)
+        p = p_without_spread(difference)
+        return (0.0 if p == 1.0 else float(np.copysign(np.inf, difference))), p
     with warnings.catch_warnings():   # one side of one score: its variance 0 is exact, not "precision loss"
         warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
         result = stats.ttest_ind(a, b, equal_var=False)
