@@ -9,8 +9,9 @@ Korean became unknown tokens and jamo. A note, not an error: a model may be chos
 from __future__ import annotations
 
 import unicodedata
+from itertools import islice
 
-from ..data.formats import parse_split
+from ..data.formats import iter_corpus
 from ..fileio import UserError
 from ..models import load_pretrained
 from ..suites import Suite
@@ -37,8 +38,8 @@ def language_notes(suite: Suite, task_keys: list[str] | None = None) -> list[str
         return []
     notes = []
     for key in task_keys or suite.tasks:
-        examples, _ = parse_split(suite.task_dir(key) / "train.jsonl")
-        texts = [example.text for example in examples[:SAMPLE]]
+        # the first texts alone, streamed: check_study_data has parsed and checked the whole split
+        texts = list(islice(iter_corpus([suite.task_dir(key) / "train.jsonl"], dedup=False), SAMPLE))
         notes += [f"note: task '{key}' (its first {len(texts)} training texts), base_model {suite.base_model}: {line}"
                   for line in (_unknown(tokenizer, texts), _stripped(tokenizer, texts)) if line]
     return notes
@@ -66,8 +67,9 @@ def _stripped(tokenizer, texts: list[str]) -> str | None:
     if normalizer is None:   # a slow tokenizer: nothing to ask
         return None
     for word in (word for text in texts for word in text.split()):
-        if _marks(word) and not _marks(normalizer.normalize_str(word)):
-            return (f"its tokenizer strips accents and marks ('{word}' -> '{normalizer.normalize_str(word)}'): "
+        seen = normalizer.normalize_str(word)
+        if _marks(word) and not _marks(seen):
+            return (f"its tokenizer strips accents and marks ('{word}' -> '{seen}'): "
                     "the model never sees them; where they matter, a model that keeps them (a cased one) "
                     "as base_model reads them")
     return None
