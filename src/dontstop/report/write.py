@@ -44,10 +44,10 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
     command that makes them again, for their README (flags.aggregate_command; default --suite alone)."""
     suite = as_suite(suite)
     name, conditions = suite.name, load_conditions(experiments_dir)
+    given = suite.source if suite.is_study else name   # as --suite names it
     runs = load_runs(results_dir, suite, conditions, records)
     if runs.empty:
-        raise UserError(f"{results_dir / name}: no metrics.json found; "
-                        f"run `dontstop run ... --suite {suite.source if suite.is_study else name}` first")
+        raise UserError(f"{results_dir / name}: no metrics.json found; run `dontstop run ... --suite {given}` first")
     mixed = mixed_data(runs)
     if mixed and not no_mixed_warning:
         print(f"dontstop: warning: runs made from different data versions for "
@@ -60,7 +60,7 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
     written = write_report(runs, layout, out_dir, overlap_path=overlap,
                            flag_mixed=bool(mixed) and not no_mixed_warning, wandb=wandb, notes=notes,
                            probes=load_probes(results_dir, name, conditions),
-                           command=command or f"dontstop aggregate --suite {suite.source if suite.is_study else name}",
+                           command=command or f"dontstop aggregate --suite {given}",
                            runs_folder=results_dir / name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
