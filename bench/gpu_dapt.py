@@ -30,7 +30,7 @@ from dontstop.recipes import PretrainRecipe
 
 
 class RandomSequences:
-    """mlm.PackedSequences' interface: full sequences of random ids, a pure function of the indices."""
+    """sequences.PackedSequences' interface: full sequences of random ids, a pure function of the indices."""
 
     def __init__(self, seq: int, vocab: int):
         self.seq, self.vocab = seq, vocab

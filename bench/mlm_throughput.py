@@ -29,8 +29,8 @@ import torch
 from transformers import DataCollatorForLanguageModeling, TrainerCallback
 
 from common import RESULTS_DIR, DATA_DIR, ensure_mini_data, peak_memory_mb, record, run_isolated, stamp, step_figures
-from dontstop.pretrain.mlm import (BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, mask_tokens,
-                          write_token_stream)
+from dontstop.pretrain.mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss, mask_tokens
+from dontstop.pretrain.sequences import DocumentSequences, PackedSequences, write_token_stream
 from dontstop.models import load_pretrained, resolve_model
 from dontstop.pretrain.corpus import scan_corpus
 from dontstop.pretrain.trainer import PretrainRun, check_recipe
@@ -66,7 +66,7 @@ class Lever:
     masked_only: bool = True   # vocabulary projection on masked positions only
     attention: str = "sdpa"
     fused_adamw: bool = True
-    packed: bool = True        # else one line a sequence, padded to the batch's longest
+    packed: bool = True        # else one document a sequence, padded to the batch's longest
     compiled: bool = False
 
 
@@ -186,24 +186,6 @@ def packed_corpus(recipe: PretrainRecipe, tokenizer, scratch: Path) -> tuple[Pac
     return PackedSequences(tokenizer, scratch / "tokens.bin", recipe.max_length), corpus.heldout_documents()
 
 
-class LineByLine:
-    """The unpacked alternative: one document a sequence, cut at max_length (PackedSequences' interface)."""
-
-    def __init__(self, tokenizer, documents: list[str], max_length: int):
-        encoded = tokenizer(documents, truncation=True, max_length=max_length)["input_ids"]
-        self.ids = torch.full((len(encoded), max_length), tokenizer.pad_token_id, dtype=torch.long)
-        for row, ids in enumerate(encoded):
-            self.ids[row, :len(ids)] = torch.tensor(ids)
-        self.lengths = torch.tensor([len(ids) for ids in encoded])
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        width = int(self.lengths[indices].max())             # padded to the batch's longest
-        return self.ids[indices, :width], (torch.arange(width) < self.lengths[indices, None]).long()
-
-
 def loss_function(model, lever: Lever):
     if lever.masked_only:
         forward = MaskedOnlyMLM(model)
@@ -223,9 +205,8 @@ def loop_row(setup: Setup, lever: Lever) -> dict:
     model = load_pretrained(AutoModelForMaskedLM, setup.model, attn_implementation=lever.attention).to(device)
     token_dir = tempfile.TemporaryDirectory()
     sequences, heldout_documents = packed_corpus(recipe, tokenizer, Path(token_dir.name))
-    if not lever.packed:
-        training = list(scan_corpus(recipe, exclude_keys=None).training_documents())
-        sequences = LineByLine(tokenizer, training, setup.max_length)
+    if not lever.packed:   # the trainer's `pack_documents: false`: one document a sequence, same token file
+        sequences = DocumentSequences(tokenizer, Path(token_dir.name) / "tokens.bin", setup.max_length)
     schedule = BatchSchedule(recipe, len(sequences), process=0, processes=1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=recipe.betas, eps=recipe.eps,
                                   weight_decay=recipe.weight_decay, fused=lever.fused_adamw)

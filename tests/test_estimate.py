@@ -6,16 +6,19 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition
-from dontstop.runner.estimate import CHARS_PER_TOKEN, FORWARD_SPEEDUP, Estimator, classifier_cost_share
+from dontstop.runner.estimate import (CHARS_PER_TOKEN, FORWARD_SPEEDUP, Estimator, classifier_cost_share,
+                                      document_sequences, expected_longest)
 from dontstop.runner.plan import plan_runs
 
 
 def write_split(path, examples: int, chars: int) -> None:
-    path.write_text("".join(json.dumps({"id": str(i), "text": "x" * chars, "label": "ab"[i % 2]}) + "\n"
-                            for i in range(examples)))
+    """`examples` texts of `chars` characters, none twice (training drops a repeated text)."""
+    path.write_text("".join(json.dumps({"id": str(i), "text": f"{i:05d}" + "x" * (chars - 5), "label": "ab"[i % 2]})
+                            + "\n" for i in range(examples)))
 
 
 def test_fine_tuning_counts_the_examples_trained_on_each_cut_at_max_length(mini_suite):
@@ -54,18 +57,38 @@ def test_a_classifier_token_costs_the_masked_lm_steps_share_without_its_head():
     assert classifier_cost_share(SimpleNamespace(dim=768, n_layers=6), 0.15) is None   # fields unknown
 
 
-def test_a_knn_stage_counts_k_as_the_runner_selects_it(mini_suite):
+@pytest.mark.parametrize("pack_documents", [True, False])
+def test_a_knn_stage_counts_k_as_the_runner_selects_it(mini_suite, pack_documents):
     queries = mini_suite.task_dir("aclsum-roles") / "train.jsonl"
     write_split(queries, 100, chars=40)
     pool = Path(mini_suite.data_path(mini_suite.pools["cs"]))
     write_split(pool, 20_000, chars=40)   # larger than any selection here: the pool does not cap it
     stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0].stages[-1]
     estimator = Estimator.for_suite(mini_suite)
+    stage.recipe["pack_documents"] = pack_documents
     tokens = {}
     for k_scale in (1.0, 0.1):
         stage.selection["k_scale"] = k_scale
         tokens[k_scale] = estimator.stage_seconds(stage)[1]
     assert tokens[0.1] < tokens[1.0] / 5   # 5 documents a task text instead of 50
+
+
+def test_one_document_sequences_count_documents_for_the_steps_and_padding_for_the_compute(mini_suite):
+    """The paper's TAPT (`pack_documents: false`): 500 documents of ~30 tokens, 100 epochs at batch
+    256, are Table 9's 200 steps of 256 x 32 tokens; packed they were 100 steps of 256 x 512."""
+    write_split(mini_suite.task_dir("rt-polarity") / "train.jsonl", 500, chars=120)
+    stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["rt-polarity"])[0].stages[-1]
+    estimator = Estimator.for_suite(mini_suite)
+    stage.recipe.update(epochs=100, batch_size=256, per_device_batch_size=32, max_length=512, pack_documents=False)
+    assert estimator.stage_seconds(stage)[1:] == (200 * 256 * 32, 200, True)
+    stage.recipe["pack_documents"] = True
+    assert estimator.stage_seconds(stage)[1:] == (100 * 256 * 512, 100, True)
+
+    # a document past max_length fills several sequences; a micro-batch is as wide as its longest
+    assert document_sequences(np.array([10, 1020, 600]), 512).tolist() == [512, 512, 512, 12, 92]
+    assert expected_longest(np.array([32] * 10), 32) == 32
+    assert expected_longest(np.array([10, 100]), 1) == 55
+    assert expected_longest(np.array([10, 100]), 2) == pytest.approx(10 * 0.25 + 100 * 0.75)
 
 
 def test_the_wall_time_on_several_workers_follows_the_runners_order_and_dependencies():

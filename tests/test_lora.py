@@ -201,7 +201,7 @@ def test_an_adapter_on_a_stage_that_trains_every_weight_is_one_line(tmp_path):
     result = dontstop("reproduce", "--suite", str(suite), "--dry-run")
     assert result.returncode == 2 and re.fullmatch(
         rf"dontstop: error: {re.escape(str(suite))}:\d+: recipes.tapt: key 'adapter': the tapt stage trains every "
-        "weight and takes no adapter; only dapt_lora, tapt_lora do", result.stderr.strip()), result.stderr
+        "weight and takes no adapter; only dapt_lora, tapt_lora, tapt_large_lora do", result.stderr.strip()), result.stderr
     wrong = write_suite(tmp_path, dapt_lora={"adapter": {"ranks": 4}})
     result = dontstop("reproduce", "--suite", str(wrong), "--dry-run")
     assert result.returncode == 2 and "recipes.dapt_lora: adapter: key 'ranks': unknown" in result.stderr

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import metrics_record, probe_record
+from conftest import metrics_record, pretrain_record, probe_record
 from dontstop.condition_readme import README, render_readme, write_readmes
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions, select_conditions
 from dontstop.fileio import UserError
@@ -234,6 +234,30 @@ def test_the_stage_key_covers_the_recipes_defaults(mini_suite, monkeypatch):
     assert all(a.key != b.key and a.checkpoint_dir != b.checkpoint_dir for a, b in zip(after, before))
 
 
+def test_a_recipe_field_added_at_what_stages_did_before_keeps_their_keys(mini_suite):
+    """`pack_documents` came after stages had been built, all packed. At true a stage keeps its
+    key, and a record written before the field reads as true (an upgrade neither rebuilds nor
+    refuses a 10-GPU-hour DAPT checkpoint); false is another stage, which a packed record is not."""
+    from dontstop.stage_identity import record_difference, resolved_recipe, stage_recipe
+
+    def tapt_stage():
+        return plans_by(mini_suite, "tapt")["aclsum-roles"].stages[-1]
+
+    packed = tapt_stage()
+    mini_suite.recipes["tapt"] = {**mini_suite.recipes["tapt"], "pack_documents": True}
+    assert tapt_stage().key == packed.key
+    mini_suite.recipes["tapt"]["pack_documents"] = False
+    assert tapt_stage().key != packed.key
+
+    recipe_then = json.loads(json.dumps(resolved_recipe({**mini_suite.recipes["tapt"], "pack_documents": True})))
+    assert "pack_documents" not in recipe_then
+    built_before = pretrain_record(recipe={**recipe_then, "seed": 0})
+    asked = stage_recipe(mini_suite, "tapt")
+    assert record_difference(built_before, recipe={**asked, "pack_documents": True}, inputs={}, seed=0) is None
+    assert record_difference(built_before, recipe=asked, inputs={}, seed=0) == \
+        "pack_documents: built with True, the stage asks False"
+
+
 def test_the_analysis_finds_the_checkpoints_the_runner_builds(mini_suite):
     from dontstop.stage_identity import domain_checkpoints
 
@@ -336,13 +360,18 @@ def paper_tapt_stages(condition: str) -> dict:
 def test_the_paper_suites_tapt_batch_follows_the_task_size_as_table_13_and_table_9(tmp_path):
     """Table 13's TAPT batch of 256 is for tasks under 5K examples; RCT's 180K train texts took
     8.8K steps of 100 epochs (Table 9's Curated-TAPT, the same text and released model as RCT's
-    TAPT): batch 2048, the large pools' recipe. It ran every TAPT at 256 (RCT: 70K steps)."""
+    TAPT): batch 2048, the large pools' recipe. It ran every TAPT at 256 (RCT: 70K steps), and
+    TAPT (LoRA) stayed at 256 after TAPT had moved."""
     stages = paper_tapt_stages("tapt")
     high = {key for key, stage in stages.items() if load_suite("paper").task(key).profile == "high"}
     assert high == {"rct-20k", "ag", "amazon", "imdb"}   # the paper's tasks of 5K examples or more
     for key, stage in stages.items():
         assert stage.kind == ("tapt_large" if key in high else "tapt") and stage.name == f"tapt-{key}", key
         assert stage.recipe["batch_size"] == (2048 if key in high else 256) and stage.recipe["epochs"] == 100
+    # TAPT (LoRA) sees the batches of the TAPT row it is compared with (it was at 256 on all tasks)
+    for key, lora in paper_tapt_stages("tapt_lora").items():
+        assert lora.kind == ("tapt_large_lora" if key in high else "tapt_lora"), key
+        assert lora.recipe == {**stages[key].recipe, "lr": 1e-3, "adapter": lora.recipe["adapter"]}, key
     # Transfer-TAPT fine-tunes on the partner's very TAPT model: ChemProt on RCT's
     assert paper_tapt_stages("transfer_tapt")["chemprot"].key == stages["rct-20k"].key
     assert paper_tapt_stages("curated_tapt")["rct-sample"].recipe == stages["rct-20k"].recipe
@@ -366,3 +395,4 @@ def test_the_paper_suites_tapt_trains_on_all_of_the_task_text(condition):
     for key, stage in paper_tapt_stages(condition).items():
         recipe = PretrainRecipe(**{**stage.recipe, "base_model": "roberta-base", "corpora": [], "output_dir": ""})
         assert recipe.heldout_documents == 0, (condition, key)
+        assert not recipe.pack_documents, (condition, key)   # a batch of 256 documents, as Table 9 counts

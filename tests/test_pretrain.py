@@ -12,8 +12,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 from dontstop.cli import build_parser, main
 from dontstop.data.formats import text_key
 from dontstop.fileio import UserError, sha256_file
-from dontstop.pretrain.mlm import (PackedSequences, heldout_mlm_loss, mask_tokens, masked_only_mlm_loss,
-                          write_token_stream)
+from dontstop.pretrain.mlm import BatchSchedule, heldout_mlm_loss, mask_tokens, masked_only_mlm_loss
+from dontstop.pretrain.sequences import DocumentSequences, PackedSequences, write_token_stream
 from dontstop.models import resolve_model
 from dontstop.pretrain.cli import recipe_from_args
 from dontstop.pretrain.trainer import run_pretraining
@@ -100,6 +100,55 @@ def test_packing_keeps_every_token_in_order(tmp_path):
     body = torch.cat([row[1:length - 1] for row, length in zip(input_ids, lengths)]).tolist()
     assert body == expected
     assert (input_ids[torch.arange(len(lengths)), lengths - 1] == tokenizer.sep_token_id).all()
+
+
+def test_one_document_sequences_never_join_documents_and_lose_no_token(tmp_path):
+    """`pack_documents: false`: each document starts its own [CLS] ... [SEP] sequence; one longer
+    than max_length goes on in the next; batches pad to their longest (rounded up on a GPU)."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("bundled:bert-tiny"))
+    documents = ["short one", "a document " * 20, "x", "three words here"]
+    write_token_stream(tokenizer, documents, tmp_path / "tokens.bin", show_progress=False)
+    encoded = [tokenizer(d, add_special_tokens=False)["input_ids"] for d in documents]
+    sequences = DocumentSequences(tokenizer, tmp_path / "tokens.bin", 16)
+    expected = []                    # (document, its piece) per sequence
+    for doc, ids in enumerate(encoded):
+        expected += [(doc, ids[at:at + 14]) for at in range(0, len(ids), 14)]
+    assert len(sequences) == len(expected) > len(documents)
+    for index, (_, body) in enumerate(expected):
+        assert sequences.sequence(index) == [tokenizer.cls_token_id, *body, tokenizer.sep_token_id]
+    short = torch.tensor([0, [doc for doc, _ in expected].index(2)])   # "short one" and "x"
+    input_ids, attention_mask = sequences.batch(short)
+    assert input_ids.shape[1] == max(len(encoded[0]), len(encoded[2])) + 2
+    assert (input_ids[attention_mask == 0] == tokenizer.pad_token_id).all()
+    sequences.pad_multiple = 8
+    assert sequences.batch(short)[0].shape[1] == 8
+    assert sequences.batch(torch.tensor([1]))[0].shape[1] == 16          # never past max_length
+
+
+def test_tapt_as_the_paper_counts_it_takes_two_hundred_steps_on_rct_500(tmp_path):
+    """Table 9: TAPT on RCT-500's 500 sentences, 100 epochs at batch 256, is 0.2K steps. Packed
+    into 512-token sequences the same sentences fill ~one batch: 100 steps, each sentence ~8 times
+    in a step; as one document a sequence it is the paper's 200 steps of 256 documents."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("bundled:bert-tiny"))
+    sentences = [f"patients in group {i} were given the drug for twelve weeks" for i in range(500)]
+    write_token_stream(tokenizer, sentences, tmp_path / "tokens.bin", show_progress=False)
+    tapt = PretrainRecipe("m", [], "o", epochs=100, batch_size=256, per_device_batch_size=32)
+    steps = {kind.__name__: BatchSchedule(tapt, len(kind(tokenizer, tmp_path / "tokens.bin", 512)), 0, 1).total_steps
+             for kind in (PackedSequences, DocumentSequences)}
+    assert steps == {"PackedSequences": 100, "DocumentSequences": 200}
+
+
+def test_pretraining_on_one_document_sequences_counts_epochs_in_documents(tiny_corpus, tmp_path):
+    lines = len(set(tiny_corpus.read_text().splitlines()))   # 398 documents, 20 held out, none past 126 tokens
+    record = run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "docs", max_steps=None, epochs=2,
+                                    batch_size=64, per_device_batch_size=32, max_length=128, pack_documents=False))
+    assert record.steps == 2 * -(-(lines - 20) // 64) and record.heldout_loss_after < record.heldout_loss_before
+    assert record.recipe["pack_documents"] is False
+    args = build_parser().parse_args(["pretrain", "--model", "m", "--corpus", "a.txt", "--out", "o", "--recipe", "tapt"])
+    assert recipe_from_args(args).pack_documents is False          # the paper's TAPT preset
+    args = build_parser().parse_args(["pretrain", "--model", "m", "--corpus", "a.txt", "--out", "o", "--recipe", "tapt",
+                                      "--pack-documents"])
+    assert recipe_from_args(args).pack_documents is True
 
 
 def test_heldout_masks_do_not_depend_on_the_model(tiny_corpus):

@@ -23,7 +23,8 @@ from .tasks import SuiteTasks, Task
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 # The stages of a condition's chain: "dapt", "dapt:irrelevant" (the not-DAPT control), "tapt",
 # "tapt:transfer", "curated", "knn:<k>" and "random:<k>" (selection, then TAPT on task + selected
-# text); "dapt:lora" and "tapt:lora": the same corpora through LoRA adapters (recipes dapt_lora, tapt_lora).
+# text); "dapt:lora" and "tapt:lora": the same corpora through LoRA adapters (recipes dapt_lora,
+# tapt_lora; tapt_large_lora on the paper's large tasks).
 STAGE_SPEC = re.compile(r"^(dapt(:irrelevant|:lora)?|tapt(:transfer|:lora)?|curated|(knn|random):[1-9]\d*)$")
 APPLIES_TO_TEXT = {"all": "every task", "transfer": "tasks with a partner task in the same domain",
                    "curated": "tasks with a curated unlabeled pool",

@@ -19,10 +19,13 @@ from typing import Any, Mapping
 from .config import matches_type, type_name
 from .fileio import raise_problems
 
-RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large", "dapt_lora", "tapt_lora")   # a suite's pretraining recipes
+# a suite's pretraining recipes
+RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large", "dapt_lora", "tapt_lora", "tapt_large_lora")
 # A LoRA recipe is its full-parameter kind's recipe (the same corpus, steps, batch and length: the
 # same data seen) with its own keys on top (lr, adapter); only these take an `adapter` section.
-LORA_RECIPES = {"dapt_lora": "dapt", "tapt_lora": "tapt"}
+# tapt_large_lora is TAPT (LoRA) on a task whose TAPT is tapt_large (the paper's RCT, AGNews,
+# Helpfulness, IMDB: batch 2048), so that it sees the batches its full-parameter row saw.
+LORA_RECIPES = {"dapt_lora": "dapt", "tapt_lora": "tapt", "tapt_large_lora": "tapt_large"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,10 @@ class PretrainRecipe:
     warmup_ratio: float = 0.06
     mask_prob: float = 0.15
     max_length: int = 512               # tokens per sequence, special tokens included
+    # True: documents joined and cut into full max_length sequences (RoBERTa's FULL-SENTENCES;
+    # DAPT). False: one document a sequence (a longer one goes on in the next), so that a batch
+    # and an epoch count documents as the paper's TAPT did (Table 9); pretrain/sequences.py.
+    pack_documents: bool = True
     heldout_documents: int = 200        # held out from training to score MLM loss before/after
     checkpoint_every: int = 500         # optimizer steps between resumable states
     seed: int = 0
@@ -167,6 +174,11 @@ SET_BY_THE_RUNNER: dict[type, dict[str, str]] = {
 MACHINE_FIELDS = {"device": "auto", "precision": "auto", "pad_to_multiple_of": None}
 # PretrainRecipe fields that say how fast a stage trains, not what it trains (report/runs.py).
 MACHINE_PRETRAIN_FIELDS = ("threads", "compile")
+# PretrainRecipe fields added after stages had been built, with the value those stages were built
+# with: at that value a field stays out of a stage's key (stage_identity), and a record written
+# before it existed reads as that value, so an upgrade neither rebuilds nor refuses a checkpoint
+# (a DAPT stage of the paper's suite is 10 GPU-hours) that it would build the same way.
+ADDED_PRETRAIN_FIELDS: dict[str, Any] = {"pack_documents": True}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 A stage's key is the sha256 of its parent (the base model, or the parent stage's key), its name and
 kind, the content (sha256) of every input file, the selection settings, the pretraining seed and the
 *resolved* recipe: every field of recipes.PretrainRecipe, defaults included, so that changing a
-default in recipes.py builds a new checkpoint instead of silently reusing an old one. The runner
+default in recipes.py builds a new checkpoint instead of silently reusing an old one (a field added
+later is left out at the value every earlier stage was built with: recipes.ADDED_PRETRAIN_FIELDS). The runner
 names checkpoint folders by it (runner/plan.py: `<lineage>-<key8>`); the domain analysis finds the
 suite's own base and DAPT checkpoints by it (`domain_checkpoints`), never by what happens to lie in
 the cache; and before a finished stage is built on, its record must be that of the stage its folder
@@ -20,7 +21,7 @@ from typing import Any, Callable
 from .suites import Suite, checkpoint_name, checkpoints_dir
 from .fileio import file_sha256
 from .config import from_dict
-from .recipes import LORA_RECIPES, MACHINE_PRETRAIN_FIELDS, AdapterRecipe, PretrainRecipe
+from .recipes import ADDED_PRETRAIN_FIELDS, LORA_RECIPES, MACHINE_PRETRAIN_FIELDS, AdapterRecipe, PretrainRecipe
 from .records import PretrainRecord
 
 # Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder
@@ -29,10 +30,13 @@ PER_STAGE_FIELDS = ("base_model", "corpora", "output_dir", "seed")
 
 
 def resolved_recipe(overrides: dict[str, Any]) -> dict[str, Any]:
-    """A suite's recipe section with recipes.PretrainRecipe's defaults filled in."""
+    """A suite's recipe section with recipes.PretrainRecipe's defaults filled in; a field added
+    later (ADDED_PRETRAIN_FIELDS) is left out at the value stages were built with before it."""
     given = {key: value for key, value in overrides.items() if key not in PER_STAGE_FIELDS}
     recipe = dataclasses.asdict(PretrainRecipe(base_model="", corpora=[], output_dir="", **given))
-    return {key: value for key, value in recipe.items() if key not in PER_STAGE_FIELDS}
+    added_at_old_value = {key for key, old in ADDED_PRETRAIN_FIELDS.items() if recipe[key] == old}
+    return {key: value for key, value in recipe.items()
+            if key not in PER_STAGE_FIELDS and key not in added_at_old_value}
 
 
 def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], recipe: dict[str, Any],
@@ -52,10 +56,11 @@ def record_difference(record: PretrainRecord, *, recipe: dict[str, Any], inputs:
     resolved `recipe` of stage_recipe, the content of its `inputs`: file -> sha256, the pretraining
     `seed`), or None. The folder name is the key, so only a folder copied or renamed from another
     stage differs; what says how fast it trained (threads, compile) is not compared."""
-    asked = json.loads(json.dumps(resolved_recipe(recipe)))   # as the record holds it: lists, not tuples
+    asked = {**ADDED_PRETRAIN_FIELDS, **json.loads(json.dumps(resolved_recipe(recipe)))}   # lists, not tuples
+    built = {**ADDED_PRETRAIN_FIELDS, **record.recipe}
     for name, value in asked.items():
-        if name not in MACHINE_PRETRAIN_FIELDS and record.recipe.get(name) != value:
-            return f"{name}: built with {record.recipe.get(name)!r}, the stage asks {value!r}"
+        if name not in MACHINE_PRETRAIN_FIELDS and built.get(name) != value:
+            return f"{name}: built with {built.get(name)!r}, the stage asks {value!r}"
     if record.recipe.get("seed") != seed:
         return f"seed: built with {record.recipe.get('seed')!r}, the stage asks {seed!r}"
     built_from = set(record.corpus_sha256.values())

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from typing import Any
 
@@ -23,7 +24,7 @@ from .trainer import run_pretraining
 # Paper Table 13; the remaining fields keep their (shared) dataclass defaults.
 PRESETS: dict[str, dict[str, Any]] = {
     "dapt": {"max_steps": 12500, "batch_size": 2048, "lr": 5e-4},  # ~one pass over 8B tokens
-    "tapt": {"epochs": 100, "batch_size": 256, "lr": 1e-4},
+    "tapt": {"epochs": 100, "batch_size": 256, "lr": 1e-4, "pack_documents": False},  # 256 documents a step
 }
 
 
@@ -42,6 +43,9 @@ def register(subparsers) -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--max-length", type=int, help="tokens per sequence")
     parser.add_argument("--heldout-documents", type=int, help="documents held out for the MLM loss")
+    parser.add_argument("--pack-documents", action=argparse.BooleanOptionalAction,
+                        help="join documents into full --max-length sequences (default, and --recipe dapt), "
+                             "or one document a sequence (--no-pack-documents; --recipe tapt, as the paper)")
     parser.add_argument("--checkpoint-every", type=int, help="optimizer steps between resumable states")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--lora", nargs="*", metavar="KEY=VALUE",

@@ -1,6 +1,6 @@
 """The masked-LM objective and its data: 80/10/10 masking, a loss that projects only masked
 positions, a held-out loss on fixed masks (so models sharing a tokenizer compare fairly),
-packing documents into sequences, and the seeded order of sequences and masks.
+and the seeded order of sequences (pretrain/sequences.py) and masks.
 
 The stock `*ForMaskedLM.forward` multiplies every position by the vocabulary matrix
 (batch x length x vocab logits) although only ~15% of positions carry a label. Here the
@@ -10,20 +10,16 @@ hidden states only: the same loss, about 6x faster for BERT-tiny on a CPU.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 from transformers import DataCollatorForLanguageModeling
 
 from ..fileio import UserError
 
 IGNORE = -100                       # label of positions that carry no loss
 MLM_HEAD_ATTRIBUTES = ("lm_head", "cls")  # RoBERTa family, BERT family
-TOKENIZE_CHUNK = 1000               # documents per call of the (Rust, batched) tokenizer
 
 
 def mlm_head(model: torch.nn.Module) -> torch.nn.Module:
@@ -55,12 +51,12 @@ class MaskedOnlyMLM(torch.nn.Module):
     """`masked_only_mlm_loss` as a module's forward, so that accelerate's DDP wrapper and
     autocast see the whole computation (calling submodules of a DDP model skips its hooks).
 
-    `compile`: torch.compile the encoder in place (its shapes are fixed: packed full-length
-    sequences) and the head + loss as one function over a dynamic number of masked positions
-    (inductor fuses the head's GELU and LayerNorm and the softmax of the loss). Same numbers
-    up to float rounding: dropout keeps drawing from torch's own generator (inductor's
-    `fallback_random`; its faster generator would draw other masks than the eager step's),
-    and `tests/test_pretrain.py` compares the two paths."""
+    `compile`: torch.compile the encoder in place (its shapes are few: packed full-length
+    sequences, or one-document batches padded to a multiple of 32 tokens) and the head + loss as
+    one function over a dynamic number of masked positions (inductor fuses the head's GELU and
+    LayerNorm and the softmax of the loss). Same numbers up to float rounding: dropout keeps
+    drawing from torch's own generator (inductor's `fallback_random`; its faster generator would
+    draw other masks than the eager step's), and `tests/test_pretrain.py` compares the two paths."""
 
     def __init__(self, mlm_model: torch.nn.Module, compile: bool = False):
         super().__init__()
@@ -118,86 +114,6 @@ def heldout_mlm_loss(model, tokenizer, texts: list[str], max_length: int, seed: 
         masked_count += count
     model.train(was_training)
     return loss_sum / max(masked_count, 1)
-
-
-def write_token_stream(tokenizer, documents: Iterable[str], path: Path, total: int | None = None,
-                       show_progress: bool = True) -> dict[str, int]:
-    """Tokenize `documents` (any iterable, streamed) into one flat token file on disk, each
-    document followed by the separator token; returns {"tokens", "documents", "bytes"}.
-
-    Memory stays at one chunk of TOKENIZE_CHUNK documents whatever the corpus size; the file
-    (2 bytes a token for vocabularies under 65,536, else 4) is written under a temporary name
-    and renamed, so a killed run never leaves a partial stream that looks whole.
-    """
-    dtype = token_dtype(tokenizer)
-    counts = {"tokens": 0, "documents": 0, "bytes": 0}
-    temporary = path.with_name(f".tmp-{path.name}")
-    bar = tqdm(total=total, desc="tokenize", unit="docs", disable=not show_progress)
-    with open(temporary, "wb") as out:
-        for chunk in _chunks(documents, TOKENIZE_CHUNK):
-            encoded = tokenizer(chunk, add_special_tokens=False)["input_ids"]
-            ids = np.concatenate([np.asarray(doc + [tokenizer.sep_token_id], dtype=dtype) for doc in encoded])
-            out.write(ids.tobytes())
-            counts["tokens"] += len(ids)
-            counts["documents"] += len(chunk)
-            counts["bytes"] += sum(len(text.encode("utf-8")) for text in chunk)
-            bar.update(len(chunk))
-    bar.close()
-    if not counts["tokens"]:
-        temporary.unlink()
-        raise UserError(f"{path}: no training documents to tokenize")
-    temporary.replace(path)
-    return counts
-
-
-def token_dtype(tokenizer) -> type:
-    return np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
-
-
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-class PackedSequences:
-    """Sequences of `max_length` tokens cut from a token stream file (memory-mapped, so a
-    corpus of billions of tokens costs disk, not RAM).
-
-    Like RoBERTa's FULL-SENTENCES input: consecutive documents are joined by the separator token
-    and cut into equal pieces, each wrapped as [CLS] piece [SEP], so no compute goes to padding
-    (only the last sequence is short) and a long document simply continues in the next one.
-    """
-
-    def __init__(self, tokenizer, path: Path, max_length: int):
-        self.stream = np.memmap(path, dtype=token_dtype(tokenizer), mode="r")
-        self.body = max_length - 2                          # room for [CLS] and [SEP]
-        self.special = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
-
-    def __len__(self) -> int:
-        return -(-len(self.stream) // self.body)
-
-    def sequence(self, index: int) -> list[int]:
-        cls, sep, _ = self.special
-        return [cls, *self.stream[index * self.body:(index + 1) * self.body].tolist(), sep]
-
-    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input_ids, attention_mask), both int64 [len(indices), longest], padded on the right."""
-        cls, sep, pad = self.special
-        positions = np.asarray(indices)[:, None] * self.body + np.arange(self.body)  # into the stream
-        inside = positions < len(self.stream)
-        bodies = np.where(inside, self.stream[np.minimum(positions, len(self.stream) - 1)], pad)
-        lengths = inside.sum(1) + 2
-        input_ids = np.concatenate([np.full((len(bodies), 1), cls), bodies, np.full((len(bodies), 1), pad)], 1)
-        input_ids[np.arange(len(bodies)), lengths - 1] = sep
-        width = int(lengths.max())
-        attention_mask = (np.arange(width) < lengths[:, None]).astype(np.int64)
-        return torch.from_numpy(input_ids[:, :width].astype(np.int64)), torch.from_numpy(attention_mask)
 
 
 class BatchSchedule:

@@ -6,8 +6,8 @@
 
 `run_pretraining` is what `dontstop pretrain` (pretrain/cli.py) and the runner call. The output directory holds a `save_pretrained` model and tokenizer plus pretrain_record.json
 (docs/CONTRACTS.md), written last. The corpus is streamed, never held in memory: tokenized
-once into a token file on disk and read back as full sequences of max_length
-(mlm.PackedSequences); up to `heldout_documents` documents (at most 10%) are held out to
+once into a token file on disk and read back as full sequences of max_length, or one
+document a sequence (`pack_documents: false`, the paper's TAPT; pretrain/sequences.py); up to `heldout_documents` documents (at most 10%) are held out to
 measure the MLM loss before and after. A killed run resumes from its latest state in <out>/resume/
 when the same command is run again: the data order and masks are pure functions of (seed,
 epoch, step), and accelerate restores the weights, optimizer, scheduler and RNG states.
@@ -30,14 +30,15 @@ from .. import wandb_log
 from ..data.encoding import utf8_problem
 from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
 from ..models import check_available
-from ..recipes import PretrainRecipe
+from ..recipes import ADDED_PRETRAIN_FIELDS, PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
 from ..records import PretrainRecord
 from .adapter import adapter_recipe, save_model, trainable_parameters, wrap_for_training
 from .corpus import scan_corpus
-from .mlm import BatchSchedule, MaskedOnlyMLM, PackedSequences, heldout_mlm_loss, write_token_stream
+from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss
 from .outcome import check_finite, check_output_dir, device_name, finished_record, weights_sha256
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
+from .sequences import training_sequences, write_token_stream
 
 TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
 WANDB_SUMMARY = ("steps", "tokens", "tokens_per_s", "wall_time_s", "final_train_loss",
@@ -147,7 +148,8 @@ class PretrainRun:
         self.heldout = self.corpus.heldout_documents()
         with self.accelerator.main_process_first():             # the main process tokenizes
             self.stream = self._token_stream()
-        self.sequences = PackedSequences(self.tokenizer, self.resume_dir / TOKENS, recipe.max_length)
+        on_gpu = self.accelerator.device.type == "cuda"
+        self.sequences = training_sequences(self.tokenizer, self.resume_dir / TOKENS, recipe, on_gpu)
         self.schedule = BatchSchedule(recipe, len(self.sequences), self.accelerator.process_index,
                                       self.accelerator.num_processes)
         # fused: one kernel for all parameters, ~7x faster than the per-tensor loop on CPU
@@ -155,7 +157,6 @@ class PretrainRun:
                                       eps=recipe.eps, weight_decay=recipe.weight_decay, fused=True)
         total = self.schedule.total_steps
         self.scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(recipe.warmup_ratio * total), total)
-        on_gpu = self.accelerator.device.type == "cuda"
         self.compiled = on_gpu if recipe.compile is None else recipe.compile
         self.trainer, self.optimizer = self.accelerator.prepare(MaskedOnlyMLM(self.model, self.compiled), optimizer)
         self.accelerator.register_for_checkpointing(self.scheduler)  # stepped by us, once per step
@@ -193,7 +194,8 @@ class PretrainRun:
         states = sorted(self.resume_dir.glob("step-*"))
         if states:
             progress = read_json(states[-1] / "progress.json")
-            if progress["recipe"] != _jsonable(self.recipe):
+            saved = {**ADDED_PRETRAIN_FIELDS, **progress["recipe"]}   # saved before a field: its value then
+            if saved != _jsonable(self.recipe):
                 raise UserError(f"{states[-1]}: an unfinished run with another recipe; choose another --out")
             self.accelerator.load_state(str(states[-1]))
             return {**progress, "resumed_from_step": progress["step"]}

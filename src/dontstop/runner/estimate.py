@@ -12,17 +12,23 @@ projection outweighs its 2 layers; 0.93 for roberta-base), and evaluation is for
 Every epoch counts (no early stop), over the examples the recipe trains on (`max_train_examples`),
 each cut at its `max_length`. Text is ~4 characters per token (English BPE / WordPiece), which is
 all an estimate needs. A task file not downloaded yet counts as its registry size of examples, each
-a full max_length sequence: an upper bound, flagged as such.
+a full max_length sequence: an upper bound, flagged as such. A stage of one-document sequences
+(`pack_documents: false`, the paper's TAPT) counts its documents for the steps and the padding of
+its micro-batches (each as wide as its longest sequence) for the compute.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..conditions import EXPERIMENTS_DIR
+from ..data.formats import iter_corpus
 from ..fileio import UserError, read_json
 from ..models import model_config
 from ..recipes import PretrainRecipe
@@ -147,19 +153,25 @@ class Estimator:
         if not path.is_file():
             tokens, exact = self.file_tokens(str(path), max_length)   # registry size x max_length
             return (min(tokens, max_examples * max_length) if max_examples else tokens), exact
-        with open(path, "rb") as lines:
-            examples = sum(1 for line in lines if line.strip())
+        examples = count_lines(path)
         per_example = path.stat().st_size / max(examples, 1) / CHARS_PER_TOKEN
         return min(examples, max_examples or examples) * min(per_example, max_length), True
 
     def stage_seconds(self, stage: Stage) -> tuple[float, int, int, bool]:
-        """(seconds, tokens, optimizer steps, exact) for building one stage."""
+        """(seconds, tokens, optimizer steps, exact) for building one stage; tokens count the
+        padding a batch of one-document sequences carries, which costs as much as text."""
         recipe = stage.recipe
         max_length = recipe.get("max_length", 512)
         tokens_per_step = recipe.get("batch_size", 256) * max_length
         exact = True
         if recipe.get("max_steps"):
             steps = recipe["max_steps"]
+        elif not recipe.get("pack_documents", PretrainRecipe.pack_documents):
+            lengths, exact = self.sequence_lengths(stage, max_length)
+            batch = recipe.get("batch_size", PretrainRecipe.batch_size)
+            steps = recipe.get("epochs", 1) * math.ceil(len(lengths) / batch)
+            width = expected_longest(lengths, recipe.get("per_device_batch_size", PretrainRecipe.per_device_batch_size))
+            tokens_per_step = batch * width
         else:
             sizes = [self.file_tokens(p, max_length) for p in stage.corpora]
             corpus_tokens, exact = sum(s for s, _ in sizes), all(e for _, e in sizes)
@@ -173,6 +185,26 @@ class Estimator:
             steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / tokens_per_step)
         tokens = steps * tokens_per_step
         return tokens / self.pretrain.value, int(tokens), int(steps), exact
+
+    def sequence_lengths(self, stage: Stage, max_length: int) -> tuple[np.ndarray, bool]:
+        """(tokens of each one-document sequence, exact) of a stage's corpus, as
+        sequences.DocumentSequences cuts it; a selection adds k documents per query (each ~ a
+        query's size, as for packed sequences), at most the pool's."""
+        parts = [self.file_sequences(path, max_length) for path in stage.corpora]
+        if stage.selection:
+            queries = self.file_sequences(stage.selection["queries"], max_length)
+            pool = Path(stage.selection["pool"])
+            k = stage.selection["k"] * stage.selection.get("k_scale", 1.0)   # as the runner selects
+            selected = min(int(k * len(queries[0])), count_lines(pool) if pool.is_file() else math.inf)
+            parts.append((np.resize(queries[0], selected), queries[1] and pool.is_file()))
+        return np.concatenate([lengths for lengths, _ in parts]), all(exact for _, exact in parts)
+
+    def file_sequences(self, path: str, max_length: int) -> tuple[np.ndarray, bool]:
+        """(tokens of each one-document sequence, exact) of one file: a document longer than
+        max_length fills several; a task file not downloaded yet, its registry size of full ones."""
+        if Path(path).is_file():
+            return document_sequences(document_tokens(path), max_length), True
+        return np.full(int(self.file_tokens(path, max_length)[0] // max_length), max_length), False
 
     def finetune_seconds(self, plan: RunPlan) -> tuple[float, bool]:
         """(seconds, exact) of one fine-tuning run, every epoch run (no early stop): a bound above."""
@@ -188,6 +220,40 @@ class Estimator:
         # each epoch trains, then scores dev; test is scored once, by the best epoch's model
         passes = epochs * (train + dev / FORWARD_SPEEDUP) + test / FORWARD_SPEEDUP
         return passes * (self.finetune_share or 1.0) / self.pretrain.value, exact and exact_dev and exact_test
+
+
+def document_tokens(path: str) -> np.ndarray:
+    """Tokens of each document of a corpus file (~CHARS_PER_TOKEN characters a token), exact
+    duplicates dropped as training drops them; read once per file and version."""
+    return _document_tokens(str(path), Path(path).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _document_tokens(path: str, _version: int) -> np.ndarray:
+    return np.array([math.ceil(len(text) / CHARS_PER_TOKEN) for text in iter_corpus([path])], dtype=np.int64)
+
+
+def document_sequences(tokens: np.ndarray, max_length: int) -> np.ndarray:
+    """Tokens of each sequence (special tokens included) when every document starts its own and a
+    longer one goes on in the next: full max_length sequences, then the document's remainder."""
+    body = max_length - 2
+    full = tokens // body
+    rest = tokens - full * body
+    return np.concatenate([np.full(int(full.sum()), max_length), rest[rest > 0] + 2])
+
+
+def expected_longest(lengths: np.ndarray, batch: int) -> float:
+    """The expected longest of `batch` sequences drawn at random from `lengths`: the width a
+    micro-batch padded to its longest has (P(longest <= w) = F(w) ** batch)."""
+    values, counts = np.unique(lengths, return_counts=True)
+    at_most = np.cumsum(counts) / len(lengths)
+    return float(np.sum(values * np.diff(at_most ** batch, prepend=0.0)))
+
+
+def count_lines(path: Path) -> int:
+    """Non-blank lines of a file: examples of a jsonl split, documents of a pool."""
+    with open(path, "rb") as lines:
+        return sum(1 for line in lines if line.strip())
 
 
 def wall_seconds(jobs: list[Job], seconds: dict[Path, float], workers: int) -> float:

@@ -29,7 +29,7 @@ from ..tasks import NO_HUB_PAGE, Task
 @dataclass(frozen=True)
 class Stage:
     name: str                     # "dapt-cs", "tapt-aclsum-roles", "knn50-aclsum-roles", ...
-    kind: str                     # recipe kind: base | dapt | tapt | tapt_large | dapt_lora | tapt_lora
+    kind: str                     # recipe kind: recipes.RECIPE_KINDS (base, dapt, tapt, ...)
     parent: str                   # base model name, or the parent stage's checkpoint dir
     corpora: tuple[str, ...]      # input files; a selection stage adds its output at build time
     recipe: dict[str, Any]        # the suite's recipe section (its key covers the resolved recipe)
@@ -191,7 +191,8 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     elif kind == "tapt":
         source = suite.task(task.transfer) if arg == "transfer" else task
         named = "tapt_lora" if arg == "lora" else "tapt"
-        recipe_kind = source.tapt_recipe if named == "tapt" else named   # the paper's large tasks: tapt_large
+        # the paper's large tasks: tapt_large, and TAPT (LoRA) beside it tapt_large_lora (same batches)
+        recipe_kind = source.tapt_recipe + ("_lora" if arg == "lora" else "")
         name = f"{named}-{source.key}"
         corpora = [str(suite.task_dir(source.key) / "train.jsonl")]
     elif kind == "curated":
