@@ -95,8 +95,10 @@ class PretrainRecipe:
     mask_prob: float = 0.15
     max_length: int = 512               # tokens per sequence, special tokens included
     # True: documents joined and cut into full max_length sequences (RoBERTa's FULL-SENTENCES;
-    # DAPT). False: one document a sequence (a longer one goes on in the next), so that a batch
-    # and an epoch count documents as the paper's TAPT did (Table 9); pretrain/sequences.py.
+    # DAPT). False: one document a sequence, so that a batch and an epoch count documents as the
+    # paper's TAPT did (Table 9); a longer one goes on in the next sequence, where the official
+    # GPU recipe (`--line_by_line`) cut it: the same on short texts, more text on HyperPartisan's
+    # and IMDB's long ones. pretrain/sequences.py.
     pack_documents: bool = True
     heldout_documents: int = 200        # held out from training to score MLM loss before/after
     checkpoint_every: int = 500         # optimizer steps between resumable states
