@@ -4,11 +4,11 @@ A stage's key is the sha256 of its parent (the base model, or the parent stage's
 kind, the content (sha256) of every input file, the selection settings, the pretraining seed and the
 *resolved* recipe: every field of recipes.PretrainRecipe, defaults included, so that changing a
 default in recipes.py builds a new checkpoint instead of silently reusing an old one (a field added
-later is left out at the value every earlier stage was built with: recipes.ADDED_PRETRAIN_FIELDS). The runner
-names checkpoint folders by it (runner/plan.py: `<lineage>-<key8>`); the domain analysis finds the
-suite's own base and DAPT checkpoints by it (`domain_checkpoints`), never by what happens to lie in
-the cache; and before a finished stage is built on, its record must be that of the stage its folder
-is named for (`record_difference`).
+later is left out at the value every earlier stage was built with: recipes.ADDED_PRETRAIN_FIELDS).
+The runner names checkpoint folders by it (runner/plan.py: `<lineage>-<key8>`); the domain
+analysis finds the suite's own base and DAPT checkpoints by it (`domain_checkpoints`), never by what
+happens to lie in the cache; and before a finished stage is built on, its record must be that of the
+stage its folder is named for (`record_difference`).
 """
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ class DocumentSequences(PackedSequences):
     """One document a sequence, never two: [CLS] document [SEP], a document longer than
     max_length going on in the next sequence(s), so no text is lost. This is how the paper
     counted TAPT's epochs (Table 9: 500 RCT sentences, 100 epochs at batch 256 = 0.2K steps;
-    packed, those sentences fill ~30 sequences and one step an epoch). Batches pad to their
+    packed, those sentences fill ~40 sequences and one step an epoch). Batches pad to their
     longest sequence, rounded up to `pad_multiple` tokens (a GPU: few shapes to compile).
 
     The document boundaries are the separators write_token_stream puts after each document,

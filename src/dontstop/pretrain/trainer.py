@@ -7,8 +7,8 @@
 `run_pretraining` is what `dontstop pretrain` (pretrain/cli.py) and the runner call. The output directory holds a `save_pretrained` model and tokenizer plus pretrain_record.json
 (docs/CONTRACTS.md), written last. The corpus is streamed, never held in memory: tokenized
 once into a token file on disk and read back as full sequences of max_length, or one
-document a sequence (`pack_documents: false`, the paper's TAPT; pretrain/sequences.py); up to `heldout_documents` documents (at most 10%) are held out to
-measure the MLM loss before and after. A killed run resumes from its latest state in <out>/resume/
+document a sequence (`pack_documents: false`, the paper's TAPT; pretrain/sequences.py); up to
+`heldout_documents` documents (at most 10%) are held out to measure the MLM loss before and after. A killed run resumes from its latest state in <out>/resume/
 when the same command is run again: the data order and masks are pure functions of (seed,
 epoch, step), and accelerate restores the weights, optimizer, scheduler and RNG states.
 A loss that turns NaN or infinite stops the run with one line, nothing saved (pretrain/outcome.py).
