@@ -183,6 +183,12 @@ MACHINE_PRETRAIN_FIELDS = ("threads", "compile")
 ADDED_PRETRAIN_FIELDS: dict[str, Any] = {"pack_documents": True}
 
 
+def with_added_fields(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A pretraining recipe as a record or resume state saved it, the fields added since it was
+    written (ADDED_PRETRAIN_FIELDS) at the value it was built with."""
+    return {**ADDED_PRETRAIN_FIELDS, **saved}
+
+
 @dataclass(frozen=True)
 class Violation:
     """A value a field does not allow: the field, the value, and what it allows."""

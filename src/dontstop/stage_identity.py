@@ -21,7 +21,8 @@ from typing import Any, Callable
 from .suites import Suite, checkpoint_name, checkpoints_dir
 from .fileio import file_sha256
 from .config import from_dict
-from .recipes import ADDED_PRETRAIN_FIELDS, LORA_RECIPES, MACHINE_PRETRAIN_FIELDS, AdapterRecipe, PretrainRecipe
+from .recipes import (ADDED_PRETRAIN_FIELDS, LORA_RECIPES, MACHINE_PRETRAIN_FIELDS, AdapterRecipe, PretrainRecipe,
+                      with_added_fields)
 from .records import PretrainRecord
 
 # Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder
@@ -56,8 +57,8 @@ def record_difference(record: PretrainRecord, *, recipe: dict[str, Any], inputs:
     resolved `recipe` of stage_recipe, the content of its `inputs`: file -> sha256, the pretraining
     `seed`), or None. The folder name is the key, so only a folder copied or renamed from another
     stage differs; what says how fast it trained (threads, compile) is not compared."""
-    asked = {**ADDED_PRETRAIN_FIELDS, **json.loads(json.dumps(resolved_recipe(recipe)))}   # lists, not tuples
-    built = {**ADDED_PRETRAIN_FIELDS, **record.recipe}
+    asked = with_added_fields(json.loads(json.dumps(resolved_recipe(recipe))))   # lists, not tuples
+    built = with_added_fields(record.recipe)
     for name, value in asked.items():
         if name not in MACHINE_PRETRAIN_FIELDS and built.get(name) != value:
             return f"{name}: built with {built.get(name)!r}, the stage asks {value!r}"

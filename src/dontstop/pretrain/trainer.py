@@ -30,7 +30,7 @@ from .. import wandb_log
 from ..data.encoding import utf8_problem
 from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
 from ..models import check_available
-from ..recipes import ADDED_PRETRAIN_FIELDS, PretrainRecipe
+from ..recipes import PretrainRecipe, with_added_fields
 from ..recipes import check_recipe as check_recipe_values
 from ..records import PretrainRecord
 from .adapter import adapter_recipe, save_model, trainable_parameters, wrap_for_training
@@ -194,8 +194,7 @@ class PretrainRun:
         states = sorted(self.resume_dir.glob("step-*"))
         if states:
             progress = read_json(states[-1] / "progress.json")
-            saved = {**ADDED_PRETRAIN_FIELDS, **progress["recipe"]}   # saved before a field: its value then
-            if saved != _jsonable(self.recipe):
+            if with_added_fields(progress["recipe"]) != _jsonable(self.recipe):
                 raise UserError(f"{states[-1]}: an unfinished run with another recipe; choose another --out")
             self.accelerator.load_state(str(states[-1]))
             return {**progress, "resumed_from_step": progress["step"]}

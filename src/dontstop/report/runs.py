@@ -16,7 +16,7 @@ from scipy import stats
 
 from ..conditions import Conditions
 from ..fileio import UserError
-from ..recipes import ADDED_PRETRAIN_FIELDS, MACHINE_FIELDS, MACHINE_PRETRAIN_FIELDS, RECIPE_KINDS
+from ..recipes import MACHINE_FIELDS, MACHINE_PRETRAIN_FIELDS, RECIPE_KINDS, with_added_fields
 from ..records import METRICS_FILE, MetricsRecord, read_run
 from ..stage_identity import PER_STAGE_FIELDS
 from ..suites import Suite, load_suite
@@ -114,8 +114,8 @@ def _settings(record: MetricsRecord):
             yield ("finetune", record.task, key), value
     for stage in record.pretraining:   # a released checkpoint has no recipe: nothing was trained here
         if stage.get("kind") in RECIPE_KINDS and isinstance(stage.get("recipe"), dict):
-            recipe = {**ADDED_PRETRAIN_FIELDS, **stage["recipe"]}   # a record older than a field: its value then
-            yield from ((("recipes", stage["kind"], key), value) for key, value in recipe.items()
+            yield from ((("recipes", stage["kind"], key), value)
+                        for key, value in with_added_fields(stage["recipe"]).items()
                         if key not in PER_STAGE_FIELDS and key not in MACHINE_PRETRAIN_FIELDS)
 
 
