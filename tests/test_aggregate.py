@@ -386,6 +386,45 @@ def test_holm_adjusts_the_deciding_p_of_every_tested_row(paired_findings):
     assert "2 of the 3 tested claims (2 paired by seed) hold at α = 0.05; 2 after Holm's adjustment" in note
 
 
+# Matched seeds (×100) for "DAPT + TAPT is best" (Table 5: baseline, DAPT, TAPT, DAPT + TAPT).
+# ACL-Roles: TAPT is the strongest other by mean and DAPT + TAPT beats it by 1 on every seed, but
+# DAPT, lower by mean, it beats by 2 on average with a spread of 9: not best. RT-Polarity: DAPT
+# beats DAPT + TAPT by about 2 on every seed. BBC-Topic: DAPT + TAPT beats each by 1 to 3 on every seed.
+BEST = {"aclsum-roles": {"dapt_tapt": [70.0, 72.0, 74.0, 76.0, 78.0], "tapt": [69.0, 71.1, 72.9, 75.0, 77.0],
+                         "dapt": [72.0, 66.0, 75.0, 69.0, 78.0], "baseline": [60.0, 62.0, 64.0, 66.0, 68.0]},
+        "rt-polarity": {"dapt_tapt": [70.0, 72.0, 74.0, 76.0, 78.0], "tapt": [69.0, 71.0, 73.0, 75.0, 77.0],
+                        "dapt": [72.1, 73.9, 76.0, 78.0, 80.1], "baseline": [60.0, 62.0, 64.0, 66.0, 68.0]},
+        "bbc-topic": {"dapt_tapt": [70.0, 72.0, 74.0, 76.0, 78.0], "tapt": [69.0, 71.1, 72.9, 75.0, 77.0],
+                      "dapt": [68.0, 69.9, 72.1, 74.0, 76.0], "baseline": [67.0, 69.2, 70.8, 73.0, 75.1]}}
+
+
+def test_best_of_its_table_must_beat_every_other_condition(tmp_path):
+    for task, by_condition in BEST.items():
+        for condition, values in by_condition.items():
+            for seed, value in enumerate(values):
+                write_run(tmp_path / "results", task, condition, seed, value)
+    layout = make_layout("mini", CONDITIONS)
+    findings = findings_frame(load_runs(tmp_path / "results", "mini", CONDITIONS), layout,
+                              None).set_index(["claim", "task"]).loc["DAPT + TAPT is best"]
+
+    def paired_p(task, other):
+        return stats.ttest_rel(BEST[task]["dapt_tapt"], BEST[task][other]).pvalue
+
+    roles = findings.loc["aclsum-roles"]
+    assert paired_p("aclsum-roles", "tapt") < 0.05 < paired_p("aclsum-roles", "dapt")
+    assert (roles.comparison, roles.verdict) == ("DAPT + TAPT − DAPT", "underpowered")  # not TAPT, the strongest by mean
+    assert roles.p_paired == pytest.approx(paired_p("aclsum-roles", "dapt"))
+    assert roles.difference == pytest.approx(2.0)
+    polarity = findings.loc["rt-polarity"]
+    assert (polarity.comparison, polarity.verdict) == ("DAPT + TAPT − DAPT", "reversed")
+    topic = findings.loc["bbc-topic"]
+    p_values = {other: paired_p("bbc-topic", other) for other in ("baseline", "dapt", "tapt")}
+    assert max(p_values.values()) < 0.05 and topic.verdict == "holds"
+    # the row shows the comparison with the largest p: the one that supports the claim least
+    assert topic.comparison == f"DAPT + TAPT − {layout.names[max(p_values, key=p_values.get)]}"
+    assert topic.p_paired == pytest.approx(max(p_values.values()))
+
+
 def test_seed_pairs_match_by_seed_and_refuse_a_seed_run_twice():
     import pandas as pd
 

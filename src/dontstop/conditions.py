@@ -37,7 +37,7 @@ CLAIM_TABLES = ("3", "5", "6", "7", "8", "lora")   # those whose tasks a claim i
 CLAIM_TESTS = ("welch", "farthest_domain")
 # Stages that read an input only some tasks have, and the applies_to that skips the others.
 STAGE_NEEDS = {"tapt:transfer": "transfer", "curated": "curated"}
-BEST_OTHER = "best_other"   # Claim.worse: the strongest other condition of the claim's table
+BEST_OTHER = "best_other"   # Claim.worse: each other condition of the claim's table (better beats them all)
 NOT_CONDITIONS = ("suites",)   # the folder of experiments/ that holds no condition
 
 

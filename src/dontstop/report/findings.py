@@ -11,6 +11,9 @@ the paper's own effect for the claim is below the minimum detectable difference 
 that decided: report/power.py), `not significant`, or `missing` (fewer than two seeds on a
 side). `p_holm` adjusts the deciding p-values of all tested rows together (Holm); the verdict
 stays per claim, the note says how many hold after the adjustment.
+A claim that a condition is best of its table ("DAPT + TAPT is best") compares it with every
+other condition of the table and shows the comparison that supports it least
+(`beats_every_other`): it holds only when it beats each of them.
 We report what the runs show, whichever way it falls.
 """
 from __future__ import annotations
@@ -61,11 +64,27 @@ def deciding(frame: pd.DataFrame, paired: str, welch_: str) -> pd.Series:
     return frame[paired].where(frame.test == "paired", frame[welch_])
 
 
-def strongest_other(runs: pd.DataFrame, task: str, condition: str, candidates: tuple[str, ...]) -> str:
-    """The best-scoring condition of `candidates` other than `condition` on this task."""
-    others = [c for c in candidates if c != condition]
-    with_runs = [c for c in others if scores(runs, task, c)]
-    return max(with_runs, key=lambda c: np.mean(scores(runs, task, c)), default=others[0])
+def beats_every_other(runs: pd.DataFrame, claim: Claim, task: str, candidates: tuple[str, ...],
+                      names: dict[str, str], effect: float) -> dict:
+    """`claim.better` is best of its table when it beats each other condition there: an
+    intersection-union test, which holds at level α when every one of the comparisons holds at
+    α, unadjusted. The row is the comparison that supports the claim least, the largest
+    one-sided p of better > other: it `holds` only when every comparison does, is `reversed`
+    when some other condition beats `better`, and names that condition. Conditions without a
+    run on this task are left out (as in the table)."""
+    others = [c for c in candidates if c != claim.better]
+    with_runs = [c for c in others if scores(runs, task, c)] or others[:1]
+    rows = [compare(runs, claim.claim, task, claim.better, other, names, effect) for other in with_runs]
+    return max(rows, key=one_sided_p)
+
+
+def one_sided_p(row: dict) -> float:
+    """The p-value of the test that decided `row`, one-sided in the claim's direction; 1 when
+    the comparison could not be tested."""
+    p_value = row["p_paired"] if row["test"] == "paired" else row["p_value"]
+    if np.isnan(p_value):
+        return 1.0
+    return p_value / 2 if row["difference"] > 0 else 1 - p_value / 2
 
 
 def load_overlap(path: Path) -> dict[str, float] | None:
@@ -127,9 +146,10 @@ def findings_frame(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float]
             continue
         candidates, effect = layout.table_conditions(claim.table), paper_effect(layout, claim)
         for task in tasks:
-            worse = (strongest_other(runs, task, claim.better, candidates)
-                     if claim.worse == BEST_OTHER else claim.worse)
-            rows.append(compare(runs, claim.claim, task, claim.better, worse, layout.names, effect))
+            if claim.worse == BEST_OTHER:
+                rows.append(beats_every_other(runs, claim, task, candidates, layout.names, effect))
+            else:
+                rows.append(compare(runs, claim.claim, task, claim.better, claim.worse, layout.names, effect))
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.assign(n_pairs=frame.n_pairs.astype("Int64"),
                         p_holm=holm(deciding(frame, "p_paired", "p_value")))
@@ -149,7 +169,9 @@ def findings_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
             f"t-test over all seeds (its p is shown on every row). Verdict at α = {ALPHA} from the named "
             f"test; MDD: the smallest difference that test detects with {POWER:.0%} power; paper: the "
             f"claim's mean published effect over the paper's tasks; underpowered: not significant and "
-            f"paper < MDD. Holm p: Holm's step-down adjustment over every tested row. {holm_summary(frame)}")
+            f"paper < MDD. A claim that a condition is best compares it with every other condition of its "
+            f"table and shows the comparison that supports it least: it holds only if each one does. "
+            f"Holm p: Holm's step-down adjustment over every tested row. {holm_summary(frame)}")
     return Grid(["Claim", "Task", "Comparison", "Difference", "Test", "p (paired)", "p (Welch)", "Holm p",
                  "r", "MDD", "Paper", "Verdict"], rows, note=note)
 
