@@ -59,6 +59,7 @@ def paper_effect(layout: Layout, claim: Claim) -> float:
     tasks of its table; NaN where the paper prints no such pair."""
     tables = SAME_FILE.get(claim.table, (claim.table,))
     published = layout.published[layout.published.table.isin(tables)]
+    own = layout.paper_order(claim.table)   # "best" of Table 5 is against its conditions, not Table 3's ¬DAPT
     differences = []
     for task in published.task.unique():
         cell = {c: published_cell(layout.published, tables[::-1], task, c)
@@ -66,7 +67,7 @@ def paper_effect(layout: Layout, claim: Claim) -> float:
         known = {c: row["mean"] for c, row in cell.items() if row is not None}
         if claim.better not in known:
             continue
-        others = [v for c, v in known.items() if c != claim.better]
+        others = [v for c, v in known.items() if c != claim.better and c in own]
         worse = max(others, default=np.nan) if claim.worse == BEST_OTHER else known.get(claim.worse, np.nan)
         differences.append(known[claim.better] - worse)
     differences = [d for d in differences if not np.isnan(d)]
