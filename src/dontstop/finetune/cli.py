@@ -11,7 +11,6 @@ from .. import wandb_log
 from ..overrides import folder
 from ..recipes import FinetuneRecipe, check_flags
 from ..suites import load_suite
-from .trainer import run_finetune
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +41,8 @@ def _finetune_command(args: argparse.Namespace) -> int:
     task = suite.task(args.task)   # its folder, metric and profile come with it
     recipe = FinetuneRecipe(model=args.model, task=args.task, suite=suite.name,
                             data_dir=args.data_dir, **flags)
+    from .trainer import run_finetune   # here: torch, transformers and peft, not for `--help`
+
     metrics = run_finetune(recipe, args.out, task=task, condition=args.condition, lineage=args.lineage,
                            wandb=not args.no_wandb and wandb_log.configured(),
                            reuse_finished=args.skip_finished)

@@ -19,7 +19,6 @@ from ..data.formats import leakage_keys
 from ..fileio import UserError
 from ..flags import add_flag
 from ..recipes import PretrainRecipe, check_flags
-from .trainer import run_pretraining
 
 # Paper Table 13; the remaining fields keep their (shared) dataclass defaults.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -88,6 +87,8 @@ def adapter_from_args(pairs: list[str]) -> dict[str, Any]:
 
 
 def _main(args) -> int:
+    from .trainer import run_pretraining   # here: torch and transformers, not for `--help`
+
     record = run_pretraining(recipe_from_args(args), wandb=not args.no_wandb and wandb_log.configured(),
                              exclude_keys=leakage_keys(args.exclude_dev_test_of))
     losses = " -> ".join("n/a" if loss is None else f"{loss:.3f}"

@@ -22,7 +22,8 @@ from ..flags import add_flag, add_suite_flags, aggregate_command, suite_override
 from ..study_file import tables_dir
 from ..suites import load_suite, with_quick
 from .runs import asked_settings_difference, read_runs
-from .write import aggregate, check_tables_root
+from .tables_folder import check_tables_root
+from .write import aggregate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,7 +5,6 @@ Every file is derived from results/ alone and rewritten whole (atomically) on ea
 """
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pandas as pd
 
 from ..conditions import EXPERIMENTS_DIR, Conditions, load_conditions
 from ..suites import Suite, analysis_dir
-from ..fileio import UserError, atomic_output, atomic_write_text, check_writable_dir
+from ..fileio import UserError, atomic_output, atomic_write_text
 from .agreement import agreement_frame, agreement_grid
 from .agreement import summary as agreement_summary
 from .findings import findings_frame, findings_grid, load_overlap
@@ -24,15 +23,13 @@ from .render import Grid, to_latex, to_markdown
 from .runs import as_suite, load_runs, mixed_data, provenance_markdown
 from .tables import (Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, significance_frame,
                      significance_grid, table_specs)
+from .tables_folder import WRITTEN_BY
 from .wandb_upload import log_to_wandb
 
 MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; see provenance.md."
 COST_TITLE = "Table 9: the cost of each way of adapting"
 CSV_FLOAT = "%.4f"
 P_COLUMNS = ("p_value", "p_paired", "p_holm")   # the tables' p-value columns (p_text)
-# The index's second line: the command that makes the tables again, and the runs they come from.
-WRITTEN_BY = "Written by `{command}` from {runs}/**/metrics.json."
-WRITTEN_FROM = re.compile(r"^Written by `.*` from (?P<runs>.+)/\*\*/metrics\.json\.$", re.MULTILINE)
 
 
 def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, experiments_dir: Path = EXPERIMENTS_DIR,
@@ -64,33 +61,6 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
                            runs_folder=results_dir / name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
-
-
-def check_tables_root(tables_root: Path, suite: Suite) -> None:
-    """Before any work (`reproduce` writes the tables after every run): each folder the tables,
-    plots and domain analysis go into can be written (a read-only plots folder, or a file in its
-    place, failed once the tables had been replaced: half old, half new), none lies among the
-    runs of <results>/<suite>, whose README.md, plots/ or analysis/ it would overwrite, and none
-    holds the tables of other runs (`reproduce --results-dir results-lr` replaced paper_tables/mini,
-    the default run's, which the README shows)."""
-    out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
-    if out.resolve() == runs.resolve() or runs.resolve() in out.resolve().parents:
-        raise UserError(f"{out}: the tables would go among the runs of {runs} (the tables and results "
-                        "folders are one); give the tables a folder of their own (--tables-dir)")
-    theirs = tables_runs(out)
-    if theirs and theirs.resolve() != runs.resolve():
-        raise UserError(f"{out / 'README.md'}: these are the tables of the runs in {theirs}, not of {runs}; "
-                        "give these runs' tables a folder of their own (--tables-dir), or remove that one first")
-    for folder in (out, out / "plots", analysis_dir(tables_root, suite.name)):
-        check_writable_dir(folder)
-
-
-def tables_runs(out_dir: Path) -> Path | None:
-    """The runs folder the tables in `out_dir` were made from, as their index names it (a
-    relative one from the folder the command ran in); None without an index."""
-    index = out_dir / "README.md"
-    found = WRITTEN_FROM.search(index.read_text(encoding="utf-8", errors="replace")) if index.is_file() else None
-    return Path(found["runs"]) if found else None
 
 
 def shown_conditions(conditions: Conditions, runs: pd.DataFrame) -> Conditions:

@@ -25,7 +25,7 @@ from ..fileio import UserError, raise_problems
 from ..flags import add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
 from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
-from ..report.write import check_tables_root
+from ..report.tables_folder import check_tables_root
 from ..study_file import tables_dir
 from ..suites import Suite, load_suite, with_quick
 from .analysis_tables import analyze_and_aggregate

@@ -246,7 +246,6 @@ def check_stage_models(jobs, suite: Suite) -> None:
     Linear layers (one line listing them). A checkpoint not built yet has the suite's base model's
     architecture (every stage of a suite does)."""
     from ..models import check_sequence_length, model_sequence_limit
-    from ..pretrain.adapter import check_target_modules
 
     limits: dict[str, int | None] = {}   # model -> sequence limit: most jobs start from the base model
 
@@ -262,6 +261,8 @@ def check_stage_models(jobs, suite: Suite) -> None:
             where = f"suite {suite.name}: recipes.{job.stage.kind}"
             model = fits(job.stage.recipe.get("max_length", PretrainRecipe.max_length), job.stage.parent, where)
             if job.stage.recipe.get("adapter"):
+                from ..pretrain.adapter import check_target_modules   # torch: only for a LoRA stage
+
                 check_target_modules(job.stage.recipe["adapter"], model, f"{where}: adapter")
         else:   # a fine-tuning run or probe (the roberta-base tokenizer sets no limit: it crashed mid-run)
             fits(finetune_recipe(job.plan, suite).max_length, job.plan.model, f"suite {suite.name}: finetune")

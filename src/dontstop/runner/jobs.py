@@ -20,7 +20,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis.domains import studied_stages
 from ..data.formats import leakage_keys
 from ..suites import Suite
 from ..fileio import UserError, check_writable_dir, is_locked, job_lock
@@ -169,6 +168,8 @@ def analysis_stages(suite: Suite, plans: list[RunPlan]) -> list[Stage]:
     and of its DAPT and DAPT (LoRA) stages of each domain those that these plans or the finished
     runs in the results start from (analysis/domains.studied_stages): the models the analysis
     scores, whatever else the cache holds."""
+    from ..analysis.domains import studied_stages   # here: the analysis loads sklearn, which `run` needs not
+
     names = studied_stages(suite) | {stage.name for plan in plans for stage in plan.stages}
     return [stage for stage in domain_stages(suite, ("dapt", "dapt:lora"), planning_only=True)
             if stage.kind == "base" or stage.name in names]

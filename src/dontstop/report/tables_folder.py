@@ -1,0 +1,42 @@
+"""Where a suite's tables go, and whose they are: checked before any work by `aggregate` and
+`reproduce`, which write them. Apart from report/write.py so that the runner's commands (`run`,
+`status`, `--dry-run`) check it without loading the plotting libraries (1.3 s of matplotlib,
+seaborn and pandas on a 2-core CPU)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..fileio import UserError, check_writable_dir
+from ..suites import Suite, analysis_dir
+
+# The index's second line: the command that makes the tables again, and the runs they come from.
+WRITTEN_BY = "Written by `{command}` from {runs}/**/metrics.json."
+WRITTEN_FROM = re.compile(r"^Written by `.*` from (?P<runs>.+)/\*\*/metrics\.json\.$", re.MULTILINE)
+
+
+def check_tables_root(tables_root: Path, suite: Suite) -> None:
+    """Before any work (`reproduce` writes the tables after every run): each folder the tables,
+    plots and domain analysis go into can be written (a read-only plots folder, or a file in its
+    place, failed once the tables had been replaced: half old, half new), none lies among the
+    runs of <results>/<suite>, whose README.md, plots/ or analysis/ it would overwrite, and none
+    holds the tables of other runs (`reproduce --results-dir results-lr` replaced paper_tables/mini,
+    the default run's, which the README shows)."""
+    out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
+    if out.resolve() == runs.resolve() or runs.resolve() in out.resolve().parents:
+        raise UserError(f"{out}: the tables would go among the runs of {runs} (the tables and results "
+                        "folders are one); give the tables a folder of their own (--tables-dir)")
+    theirs = tables_runs(out)
+    if theirs and theirs.resolve() != runs.resolve():
+        raise UserError(f"{out / 'README.md'}: these are the tables of the runs in {theirs}, not of {runs}; "
+                        "give these runs' tables a folder of their own (--tables-dir), or remove that one first")
+    for folder in (out, out / "plots", analysis_dir(tables_root, suite.name)):
+        check_writable_dir(folder)
+
+
+def tables_runs(out_dir: Path) -> Path | None:
+    """The runs folder the tables in `out_dir` were made from, as their index names it (a
+    relative one from the folder the command ran in); None without an index."""
+    index = out_dir / "README.md"
+    found = WRITTEN_FROM.search(index.read_text(encoding="utf-8", errors="replace")) if index.is_file() else None
+    return Path(found["runs"]) if found else None
