@@ -16,7 +16,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -32,16 +32,15 @@ from ..data.formats import Example, label_set, load_split, task_dir
 from ..fileio import UserError, atomic_write_json, check_writable_dir, sha256_file
 from ..models import check_sequence_length, sequence_limit
 from .metrics import classification_scores
-from ..recipes import FinetuneRecipe, check_recipe
+from ..recipes import FinetuneRecipe
+from .resolve import resolve_recipe
 from ..provenance import git_commit, software_versions
 from ..records import METRICS_FILE, RUN_CONFIG_FILE, MetricsRecord
 from ..tasks import SPLITS, Task, get_task
 
 ADAM_BETAS = (0.9, 0.98)
 ADAM_EPS = 1e-6
-SCHEDULE_BY_PROFILE = {"low": "constant", "high": "linear"}
 GROUP_BATCHES = 8   # batches per length-sorted group: small enough that batches still mix
-GPU_PAD_MULTIPLE = 32   # FinetuneRecipe.pad_to_multiple_of on a GPU: at most 512 / 32 = 16 shapes
 
 
 @dataclass
@@ -122,24 +121,6 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
                            "test_metric": metrics.test_metric, "dev_metric": metrics.dev_metric,
                            "best_epoch": best.epoch, "epochs_run": len(dev_curve)})
     return metrics
-
-
-def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
-    """Fill in what the task profile decides (epochs, schedule) and the device; validate
-    (recipes.py: the ranges every caller shares)."""
-    if recipe.task != task.key:
-        raise UserError(f"recipe task {recipe.task!r} does not match task {task.key!r}")
-    check_recipe(recipe, "fine-tuning recipe")
-    device = recipe.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    precision = recipe.precision
-    if precision == "auto":  # bf16 is ~4.5x faster than fp32 at 512 tokens on an H200 (bench/gpu_paper.py)
-        precision = "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp32"
-    pad_to_multiple_of = recipe.pad_to_multiple_of or (GPU_PAD_MULTIPLE if device.startswith("cuda") else 1)
-    return replace(recipe, epochs=task.epochs if recipe.epochs is None else recipe.epochs,
-                   schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device,
-                   precision=precision, pad_to_multiple_of=pad_to_multiple_of)
 
 
 def check_device(device: str) -> None:

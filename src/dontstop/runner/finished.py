@@ -51,7 +51,7 @@ def stale_results(plans: list[RunPlan], suite: Suite, allow_mixed: bool) -> list
 def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite,
                    allow_mixed: bool) -> str | None:
     """The first field in which a finished run differs from what `plan` asks for `seed`, or None."""
-    from ..finetune.trainer import resolve_recipe
+    from ..finetune.resolve import resolve_recipe   # torch, not the trainer's transformers and sklearn
 
     asked = finetune_recipe(plan, suite, seed)
     for name, value in asdict(resolve_recipe(asked, plan.task)).items():
