@@ -106,7 +106,7 @@ def test_one_text_in_two_unicode_forms_is_one_document_for_dedup_and_the_leakage
     corpus.write_text("\n".join([nfd(dev[0]), nfd(dev[1]), "다른 문장", nfd("다른 문장")]) + "\n", encoding="utf-8")
     assert list(iter_corpus([corpus], exclude=leakage_keys([task]))) == ["다른 문장"]
     pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": nfd(dev[0])}, {"text": "다른 문장"}, {"text": nfd("다른 문장")}])
-    scan = scan_pool(pool, [], leakage_keys([task]))
+    scan = scan_pool(pool, [], leakage_keys([task]), "sentence")
     assert (scan.excluded_heldout, scan.duplicates, scan.lines.tolist()) == (1, 1, [2])
 
 

@@ -125,7 +125,7 @@ def test_every_section_of_the_notebook_shows_the_mini_study(mini_study, tmp_path
     assert len(images) >= 9   # seeds, dev curves, stage losses, 2 heatmaps, source mix, cost, probe, findings
     text = "\n".join(text_of(o) for _, o in found)
     assert "71.0 ± 1.0 (3)" in text                                   # Table 5, DAPT on ACL-Roles
-    assert "| rank | cosine | source | document |" in text            # the saved index, re-run
+    assert "| rank | cosine | source | neighbour |" in text           # the saved index, re-run
     assert "Representation probe" in text and "Pearson r" in text
     assert "MDD" in text and "underpowered" in text
     assert "| paired |" in text and "after Holm's adjustment" in text  # same seeds: paired by seed

@@ -9,6 +9,7 @@ import pytest
 from dontstop.select import index as knn_index
 from dontstop.cli import main
 from dontstop.data.formats import text_key
+from dontstop.data.sentences import POOL_UNITS, split_sentences
 from dontstop.select.embed import EMBEDDERS, BowEmbedder, EncoderEmbedder, load_embedder
 from dontstop.fileio import UserError
 from dontstop.records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
@@ -121,6 +122,64 @@ def test_dedup_and_heldout_text_is_never_selected(tmp_path):
     assert record.candidates_before_dedup - record.duplicates_removed == record.selected
 
 
+def test_sentences_end_at_terminal_punctuation_in_any_script():
+    assert split_sentences("It works! Dr. Smith agrees, see e.g. the table. (Then) more") == [
+        "It works!", "Dr.", "Smith agrees, see e.g. the table.", "(Then) more"]   # a capital after "Dr." cuts
+    assert split_sentences('Smith et al. (2019) show it. He said "stop." Then left...') == [
+        "Smith et al. (2019) show it.", 'He said "stop."', "Then left..."]
+    assert split_sentences("今天天气很好。我们去公园吧！你觉得呢？") == ["今天天气很好。", "我们去公园吧！", "你觉得呢？"]
+    assert split_sentences("नमस्ते। यह दूसरा वाक्य है।") == ["नमस्ते।", "यह दूसरा वाक्य है।"]
+    assert split_sentences("ประโยคแรก ประโยคที่สอง") == ["ประโยคแรก ประโยคที่สอง"]   # no terminal punctuation: one
+    assert split_sentences("The value is 3.5 m.\n\n  Next one.  ") == ["The value is 3.5 m.", "Next one."]
+    assert split_sentences(" \u3000 ") == []
+
+
+def test_knn_selects_sentences_of_pool_paragraphs_and_a_held_out_sentence_inside_one_is_never_indexed(tmp_path):
+    """The paper's candidates are domain sentences. A pool of paragraphs gave whole paragraphs (the
+    topic's sentence and the off-topic ones around it), and a dev sentence inside a paragraph was
+    pretrained on; with `unit="line"` they still are (a pool already one sentence a line)."""
+    rng = np.random.default_rng(0)
+
+    def sentence(topic):
+        return topic_sentence(rng, topic).capitalize() + "."
+
+    held_out = sentence(0)
+    paragraphs = [" ".join([sentence(0 if i % 4 == 0 else 1 + i % 11), sentence(1 + (i + 3) % 11),
+                            sentence(1 + (i + 7) % 11)]) for i in range(40)]
+    paragraphs.append(f"{held_out} {sentence(5)}")
+    pool = write_pool(tmp_path / "pool.jsonl", [{"text": t, "source": "cs"} for t in paragraphs])
+    queries = [sentence(0) for _ in range(3)]
+    exclude = frozenset({text_key(held_out)})
+    by_sentence = select_corpus(queries, pool, tmp_path / "sentences", k=5, exclude=exclude)
+    texts = [r["text"] for r in read_corpus(tmp_path / "sentences")[3:]]
+    assert by_sentence.unit == "sentence" and by_sentence.pool_size == 40 * 3 + 1 and by_sentence.excluded_heldout == 1
+    assert len(texts) == by_sentence.selected and 5 <= len(texts) <= 10   # of the 10 topic-0 sentences
+    def topics(text):
+        return {word.split("w")[0] for word in text.lower().rstrip(".").split() if not word.startswith("common")}
+
+    assert all(split_sentences(t) == [t] and topics(t) == {"t0"} for t in texts), texts
+    by_line = select_corpus(queries, pool, tmp_path / "lines", k=5, exclude=exclude, unit="line")
+    texts = [r["text"] for r in read_corpus(tmp_path / "lines")[3:]]
+    assert by_line.unit == "line" and by_line.pool_size == 41 and by_line.excluded_heldout == 0
+    assert set(texts) <= set(paragraphs) and all(len(split_sentences(t)) >= 2 for t in texts)
+
+
+def test_a_knn_stage_names_its_pool_unit_so_a_selection_of_whole_lines_is_another_stage(mini_suite):
+    """The stage key holds the unit: a cache (or finished run) selected from whole pool lines is not
+    taken for one selected from sentences."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.plan import plan_runs
+
+    def knn_stage():
+        return plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0].stages[-1]
+
+    sentences = knn_stage()
+    mini_suite.selection = {**mini_suite.selection, "unit": "line"}
+    lines = knn_stage()
+    assert (sentences.selection["unit"], lines.selection["unit"]) == ("sentence", "line")
+    assert sentences.key != lines.key and sentences.selection_dir != lines.selection_dir
+
+
 def test_random_selection_is_reproducible_by_seed(tmp_path):
     pool, rng = topic_pool(tmp_path)
     queries = [topic_sentence(rng, 3) for _ in range(6)]
@@ -209,6 +268,7 @@ def test_a_suites_selection_keys_are_select_corpus_keywords():
     assert settings == {name: keywords[name].default for name in settings}
     assert SELECTION_RANGES["embedder"].choices == EMBEDDERS     # the suite checks' choices are select's
     assert SELECTION_RANGES["index"].choices == knn_index.INDEX_TYPES
+    assert SELECTION_RANGES["unit"].choices == POOL_UNITS
 
 
 def test_an_output_folder_holding_the_pool_or_the_task_text_is_refused_and_they_are_kept(tmp_path, capsys):
@@ -239,7 +299,7 @@ def test_a_pool_of_nothing_but_task_text_is_refused_by_both_methods(method, tmp_
     assert main(["select", "--task-text", str(task), "--pool", str(task), "--out", str(tmp_path / "out"),
                  "--method", method, "--k", "2"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1:] == [   # after the scan's progress bar
-        f"dontstop: error: {task}: no pool documents left to select from (2 duplicate(s) of task text "
+        f"dontstop: error: {task}: no pool sentences left to select from (2 duplicate(s) of task text "
         "or of each other, 0 held-out dev/test text)"]
     assert not (tmp_path / "out").exists()
 
@@ -287,6 +347,8 @@ def test_a_saved_index_is_reused_by_content_and_a_damaged_one_is_one_line(tmp_pa
     (["selection.embedder=vampire"], "--set selection.embedder=vampire: selection: key 'embedder': 'vampire'; "
                                      "must be one of bow, encoder"),
     (["selection.embedder=encoder", "selection.encoder_model=./no/model"], "./no/model: model path does not exist"),
+    (["selection.unit=sentences"], "--set selection.unit=sentences: selection: key 'unit': 'sentences'; "
+                                   "must be one of sentence, line"),
 ])
 def test_a_selection_setting_the_runner_cannot_select_with_is_one_line_before_any_work(settings, message, tmp_path,
                                                                                           capsys):
@@ -390,7 +452,7 @@ def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_ca
     selection of each kNN stage with a finished run is made again (not its pretraining), once."""
     from conftest import metrics_record
     from dontstop.conditions import EXPERIMENTS_DIR, load_condition
-    from dontstop.report.notebook import nearest_documents
+    from dontstop.report.notebook import nearest_neighbours
     from dontstop.runner.job_actions import build_missing_selections
     from dontstop.runner.plan import plan_runs
 
@@ -411,15 +473,15 @@ def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_ca
     assert capsys.readouterr().out.startswith(
         "selection base+knn50-aclsum-roles: not in the cache; made again for the notebook\n")
     record = {"lineage": knn50.lineage, "corpus_files": [str(knn50.selection_dir / SELECTED_CORPUS_FILE)],
-              "selection": {"pool": mini_suite.pools["cs"], "k": 5}}
-    found, why = nearest_documents(mini_suite.cache_dir, mini_suite.name, record)
+              "selection": {"pool": mini_suite.pools["cs"], "k": 5, "unit": "sentence"}}
+    found, why = nearest_neighbours(mini_suite.cache_dir, mini_suite.name, record)
     assert why == "" and len(found) > 0
     pool = Path(mini_suite.pools["cs"])   # a record's relative pool path: read from where the run started
-    relative = {**record, "selection": {"pool": pool.name, "k": 5}}
-    assert nearest_documents(mini_suite.cache_dir, mini_suite.name, relative, workdir=pool.parent)[1] == ""
+    relative = {**record, "selection": {**record["selection"], "pool": pool.name}}
+    assert nearest_neighbours(mini_suite.cache_dir, mini_suite.name, relative, workdir=pool.parent)[1] == ""
     with open(pool, "a", encoding="utf-8") as f:   # the pool edited since: its line numbers moved
         f.write(json.dumps({"text": "one more document", "source": "other"}) + "\n")
-    found, why = nearest_documents(mini_suite.cache_dir, mini_suite.name, record)
+    found, why = nearest_neighbours(mini_suite.cache_dir, mini_suite.name, record)
     assert found is None and why.startswith(f"{pool}: not the pool the saved index ")
     build_missing_selections(plans, mini_suite)   # made: nothing more to do
     assert capsys.readouterr().out == ""

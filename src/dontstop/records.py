@@ -159,13 +159,13 @@ class SelectRecord(_RecordFile):
     index: str | None                 # "flat" | "ivf"
     recall_at_k: float | None         # of the approximate index against exact search
     pool: str
-    pool_size: int                    # pool documents after the scan's exclusions
+    pool_size: int                    # pool candidates (of the unit) after the scan's exclusions
     queries: int                      # distinct task texts
     candidates_before_dedup: int
     selected: int
     duplicates_removed: int
     pool_duplicates_skipped: int
-    excluded_heldout: int             # pool documents equal to a task's dev/test text (leakage keys)
+    excluded_heldout: int             # pool candidates equal to a task's dev/test text (leakage keys)
     bytes: int                        # of corpus.jsonl
     selected_by_source: dict[str, int]
     pool_by_source: dict[str, int]
@@ -174,6 +174,7 @@ class SelectRecord(_RecordFile):
     encoder_model: str | None = None
     nprobe: int | None = None
     nlist: int | None = None
+    unit: str = "line"                # a candidate: "sentence" of a pool line, or the "line" (records before units)
 
 
 @dataclass

@@ -28,14 +28,16 @@ class SelectionSettings:
     nprobe: int = 32
     k_scale: float = 1.0        # k of a knn:<k> / random:<k> stage x this (the mini pools are small)
     bow_tokens: str = "sklearn"  # how the bow embedder finds words (select/embed.BOW_TOKENS)
+    unit: str = "sentence"       # a candidate: a sentence of a pool line, or the line (data/sentences.py)
 
 
 # The values a selection setting takes (a dim of 0 failed inside scikit-learn, mid-run; an
 # unknown embedder or index in select_corpus, once the stages before it were built). The
-# choices are select/embed.EMBEDDERS and select/index.INDEX_TYPES (a test holds them equal).
+# choices are select/embed.EMBEDDERS, select/index.INDEX_TYPES and data/sentences.POOL_UNITS
+# (a test holds them equal; a shared basic imports no phase).
 SELECTION_RANGES = {"dim": AT_LEAST_1, "nprobe": AT_LEAST_1, "k_scale": POSITIVE,
                     "embedder": OneOf(("bow", "encoder")), "index": OneOf(("flat", "ivf")),
-                    "bow_tokens": OneOf(("sklearn", "scripts"))}
+                    "bow_tokens": OneOf(("sklearn", "scripts")), "unit": OneOf(("sentence", "line"))}
 
 
 def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:

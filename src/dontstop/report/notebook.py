@@ -27,7 +27,7 @@ from ..fileio import atomic_write_text, file_sha256, read_json, sha256_text
 from ..records import SELECTED_CORPUS_FILE, MetricsRecord
 from ..select.embed import load_embedder
 from ..select.index import load_index, search
-from ..select.pool import fetch_documents, load_scan
+from ..select.pool import fetch_candidates, load_scan
 from .plots import stage_losses
 from .runs import load_runs, summarize
 from .tables import Layout, pretraining_cost
@@ -150,12 +150,12 @@ def selections(runs: pd.DataFrame) -> pd.DataFrame:
             selection = stage.get("selection")
             if selection:
                 rows.append({"task": run.task, "condition": run.condition, "stage": stage.get("lineage"),
-                             **{k: selection.get(k) for k in ("method", "k", "queries", "pool_size",
+                             **{k: selection.get(k) for k in ("method", "k", "unit", "queries", "pool_size",
                                                               "candidates_before_dedup", "selected",
                                                               "duplicates_removed", "embedder", "index")},
                              "selected_by_source": selection.get("selected_by_source", {}),
                              "pool_by_source": selection.get("pool_by_source", {}), "record": stage})
-    frame = pd.DataFrame(rows, columns=["task", "condition", "stage", "method", "k", "queries",
+    frame = pd.DataFrame(rows, columns=["task", "condition", "stage", "method", "k", "unit", "queries",
                                        "pool_size", "candidates_before_dedup", "selected",
                                        "duplicates_removed", "embedder", "index",
                                        "selected_by_source", "pool_by_source", "record"])
@@ -163,7 +163,7 @@ def selections(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def source_mix(chosen: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """Share (%) of each source among the selected documents of every selection, and in the
+    """Share (%) of each source among the selected candidates of every selection, and in the
     pool itself (row `pool`, once per task); long format."""
     rows = []
     for task, group in chosen.groupby("task", sort=False):
@@ -172,16 +172,16 @@ def source_mix(chosen: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
                     zip(group.condition, group.k, group.selected_by_source)]
         for label, mix in entries:
             total = sum(mix.values()) or 1
-            rows += [{"task": task, "selection": label, "source": source, "documents": n,
+            rows += [{"task": task, "selection": label, "source": source, "candidates": n,
                       "share": 100 * n / total} for source, n in sorted(mix.items())]
-    return pd.DataFrame(rows, columns=["task", "selection", "source", "documents", "share"])
+    return pd.DataFrame(rows, columns=["task", "selection", "source", "candidates", "share"])
 
 
-def nearest_documents(cache: Path, suite: str, stage: dict, sentences: int = 3, neighbours: int = 3,
-                      workdir: Path = Path(".")) -> tuple[pd.DataFrame | None, str]:
+def nearest_neighbours(cache: Path, suite: str, stage: dict, sentences: int = 3, neighbours: int = 3,
+                       workdir: Path = Path(".")) -> tuple[pd.DataFrame | None, str]:
     """Re-run a kNN selection's saved embedder and faiss index on its first `sentences` task
-    sentences: (their nearest pool documents, at most `neighbours` and the selection's k, all
-    of them selected; ""), or (None, why not). `workdir`: where the run started, from which a
+    sentences: (their nearest pool candidates, sentences or lines, at most `neighbours` and the
+    selection's k, all of them selected; ""), or (None, why not). `workdir`: where the run started, from which a
     relative pool path of its record (`data/mini/pools/cs.jsonl`) is read."""
     folders = [Path(f).parent for f in stage.get("corpus_files", []) if Path(f).name == SELECTED_CORPUS_FILE]
     if not folders:
@@ -196,38 +196,39 @@ def nearest_documents(cache: Path, suite: str, stage: dict, sentences: int = 3, 
         return None, f"{Path(cache) / suite / 'indexes'}: no saved index built for {selection.name}'s task text"
     pool = Path(workdir) / (stage.get("selection", {}).get("pool") or "")   # keyed by its content
     if not pool.is_file():
-        return None, f"{pool}: the pool file is gone; the index alone cannot show documents"
-    pool_sha256 = file_sha256(pool)
-    index_dir = next((d for d, key in indexes.items() if key.get("pool_sha256") == pool_sha256), None)
+        return None, f"{pool}: the pool file is gone; the index alone cannot show its text"
+    pool_sha256, unit = file_sha256(pool), stage.get("selection", {}).get("unit", "line")   # "line": stages before units
+    index_dir = next((d for d, key in indexes.items()
+                      if key.get("pool_sha256") == pool_sha256 and key.get("unit", "line") == unit), None)
     if index_dir is None:   # an index of another pool, or of one before the keys named pools by content
         return None, (f"{pool}: not the pool the saved index {next(iter(indexes))} was built on (changed since, "
                       f"or an older index); remove that folder and {selection} and run `dontstop reproduce` again")
     embedder, scan = load_embedder(index_dir / "embedder"), load_scan(index_dir / "pool_scan.npz")
     vectors = embedder.transform(queries[:sentences])
-    # Never more than the selection's own k: every document shown was selected.
+    # Never more than the selection's own k: every neighbour shown was selected.
     k = min(neighbours, stage.get("selection", {}).get("k") or neighbours)
     ids = search(load_index(index_dir / "index.faiss"), vectors, k)
-    lines = scan.lines[ids[ids >= 0]]
-    documents = dict(zip(np.unique(lines).tolist(), fetch_documents(pool, np.unique(lines))))
+    wanted = np.unique(ids[ids >= 0])
+    texts = dict(zip(wanted.tolist(), fetch_candidates(pool, scan, wanted)))
     rows = []
     for query, vector, row in zip(queries, vectors, ids):
-        found = [documents[int(scan.lines[i])] for i in row if i >= 0]
+        found = [texts[int(i)] for i in row if i >= 0]
         similarity = embedder.transform([text for text, _ in found]) @ vector if found else []
         rows += [{"task sentence": query, "rank": rank, "cosine": float(sim), "source": source,
-                  "document": text} for rank, ((text, source), sim) in enumerate(zip(found, similarity), 1)]
+                  "neighbour": text} for rank, ((text, source), sim) in enumerate(zip(found, similarity), 1)]
     return pd.DataFrame(rows), ""
 
 
 def neighbours_markdown(found: pd.DataFrame, width: int = 220) -> str:
-    """Each task sentence as a quote, then its neighbours as a table (documents cut to `width`)."""
+    """Each task sentence as a quote, then its neighbours as a table (cut to `width` characters)."""
     def cut(text: str) -> str:
         text = " ".join(text.split()).replace("|", "\\|")
         return text if len(text) <= width else text[:width - 1] + "…"
 
     lines = []
     for sentence, rows in found.groupby("task sentence", sort=False):
-        lines += ["", f"> {cut(sentence)}", "", "| rank | cosine | source | document |", "|---|---|---|---|"]
-        lines += [f"| {r.rank} | {r.cosine:.2f} | {r.source} | {cut(r.document)} |" for r in rows.itertuples()]
+        lines += ["", f"> {cut(sentence)}", "", "| rank | cosine | source | neighbour |", "|---|---|---|---|"]
+        lines += [f"| {r.rank} | {r.cosine:.2f} | {r.source} | {cut(r.neighbour)} |" for r in rows.itertuples()]
     return "\n".join(lines[1:])
 
 

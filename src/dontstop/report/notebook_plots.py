@@ -143,7 +143,7 @@ def heatmap(matrix: pd.DataFrame, title: str, label: str, fmt: str = ".1f",
 
 
 def source_mix_plot(mix: pd.DataFrame, layout: Layout) -> plt.Figure | None:
-    """Share of each pool source among the documents each selection picked, beside the pool's."""
+    """Share of each pool source among the candidates each selection picked, beside the pool's."""
     if mix.empty:
         return _nothing("no kNN-TAPT or RAND-TAPT selection among these runs")
     sources = sorted(set(mix.source))
@@ -162,7 +162,7 @@ def source_mix_plot(mix: pd.DataFrame, layout: Layout) -> plt.Figure | None:
             left += shares[source].to_numpy()
         ax.set_yticks(range(len(shares)), shares.index, fontsize=8)
         ax.invert_yaxis()
-        ax.set(xlim=(0, 100), xlabel="share of documents (%)", title=layout.task_names[task])
+        ax.set(xlim=(0, 100), xlabel="share of selected text (%)", title=layout.task_names[task])
         ax.legend(title="source", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig

@@ -175,7 +175,7 @@ class Estimator:
         else:
             sizes = [self.file_tokens(p, max_length) for p in stage.corpora]
             corpus_tokens, exact = sum(s for s, _ in sizes), all(e for _, e in sizes)
-            if stage.selection:  # k documents per query (each ~ a query's size), at most the pool
+            if stage.selection:  # k candidates per query (each ~ a query's size), at most the pool
                 queries, exact_q = self.file_tokens(stage.selection["queries"], max_length)
                 pool = Path(stage.selection["pool"])
                 pool_tokens = pool.stat().st_size / CHARS_PER_TOKEN if pool.is_file() else math.inf
@@ -188,8 +188,8 @@ class Estimator:
 
     def sequence_lengths(self, stage: Stage, max_length: int) -> tuple[np.ndarray, bool]:
         """(tokens of each one-document sequence, exact) of a stage's corpus, as
-        sequences.DocumentSequences cuts it; a selection adds k documents per query (each ~ a
-        query's size, as for packed sequences), at most the pool's."""
+        sequences.DocumentSequences cuts it; a selection adds k candidates per query (each ~ a
+        query's size, as for packed sequences), at most the pool's lines (of sentences: fewer)."""
         parts = [self.file_sequences(path, max_length) for path in stage.corpora]
         if stage.selection:
             queries = self.file_sequences(stage.selection["queries"], max_length)

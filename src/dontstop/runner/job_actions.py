@@ -74,7 +74,7 @@ def build_missing_selections(plans: list[RunPlan], suite: Suite) -> None:
         megabytes = Path(stage.selection["pool"]).stat().st_size / 1e6
         if megabytes > NOTEBOOK_POOL_MAX_MB:
             print(f"note: selection {stage.lineage}: not in the cache, and its pool of {megabytes:,.0f} MB is "
-                  "too large to select from again for the notebook alone: it skips the nearest documents", flush=True)
+                  "too large to select from again for the notebook alone: it skips the nearest neighbours", flush=True)
             continue
         print(f"selection {stage.lineage}: not in the cache; made again for the notebook", flush=True)
         _select(stage, suite, exclude)

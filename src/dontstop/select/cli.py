@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..data.formats import iter_corpus, leakage_keys, text_key
+from ..data.sentences import DEFAULT_POOL_UNIT, POOL_UNITS
 from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_flag
 from ..records import SELECTED_CORPUS_FILE
@@ -28,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="new folder for corpus.jsonl + record")
     parser.add_argument("--method", choices=METHODS, default="knn")
     parser.add_argument("--k", type=int, default=50, help="candidates per task sentence")
+    parser.add_argument("--unit", choices=POOL_UNITS, default=DEFAULT_POOL_UNIT,
+                        help="a candidate: a sentence of a pool line (the paper's) or the whole line")
     parser.add_argument("--embedder", choices=EMBEDDERS, default="bow")
     parser.add_argument("--encoder-model", default="bundled:minilm")
     parser.add_argument("--dim", type=int, default=128, help="bow vector size (VAMPIRE: 81)")
@@ -60,7 +63,8 @@ def _run(args: argparse.Namespace) -> int:
     select_corpus(queries, args.pool, args.out, method=args.method, k=args.k,
                   embedder=args.embedder, encoder_model=args.encoder_model, dim=args.dim,
                   index=args.index, nprobe=args.nprobe, exclude=exclude,
-                  seed=args.seed, index_dir=args.index_dir, bow_tokens=args.bow_tokens)
+                  seed=args.seed, index_dir=args.index_dir, bow_tokens=args.bow_tokens,
+                  unit=args.unit)
     return 0
 
 

@@ -1,10 +1,11 @@
-"""Streaming a selection pool by line number, keeping each document's `source`.
+"""Streaming a selection pool by line number, keeping each candidate's `source`.
 
 A pool is jsonl ({"text": str, "source": str}, source defaulting to the file's stem) or
-plain text (one document a line, source = the file's stem). Tens of millions of lines do
-not fit in memory as text, so `scan_pool` keeps per document only its line number (8 B)
-and a source code (2 B); `fetch_documents` streams the file again and parses only the
-wanted lines.
+plain text (one document a line, source = the file's stem). A candidate is a sentence of a
+line (unit "sentence", the paper's: data/sentences.py) or the whole line (unit "line").
+Tens of millions of lines do not fit in memory as text, so `scan_pool` keeps per candidate
+only its line number (8 B), its sentence in that line (4 B) and a source code (2 B);
+`fetch_candidates` streams the file again and parses only the wanted lines.
 """
 from __future__ import annotations
 
@@ -19,16 +20,19 @@ from tqdm import tqdm
 
 from ..data.encoding import text_lines
 from ..data.formats import blank, text_key
+from ..data.sentences import pool_candidates
 from ..fileio import UserError, atomic_output
 
 
 @dataclass
 class PoolScan:
-    lines: np.ndarray          # int64 [n]: 1-based line of each usable document, in file order
+    lines: np.ndarray          # int64 [n]: 1-based line of each usable candidate, in file order
+    pieces: np.ndarray         # uint32 [n]: which sentence of its line (0 for the unit "line")
     source_codes: np.ndarray   # uint16 [n]: index into `sources`
     sources: list[str]
-    duplicates: int            # exact duplicates of an earlier document or of a task text
-    excluded_heldout: int      # documents equal to held-out (dev/test) task text
+    duplicates: int            # exact duplicates of an earlier candidate or of a task text
+    excluded_heldout: int      # candidates equal to held-out (dev/test) task text
+    unit: str                  # data/sentences.POOL_UNITS
 
     def count_by_source(self, rows: np.ndarray | None = None) -> dict[str, int]:
         codes = self.source_codes if rows is None else self.source_codes[rows]
@@ -36,39 +40,45 @@ class PoolScan:
         return {name: int(n) for name, n in zip(self.sources, counts) if n}
 
 
-def scan_pool(path: str | Path, skip_keys: Iterable[bytes], exclude: Iterable[bytes]
-              ) -> PoolScan:
-    """One pass: keep the first copy of each text, drop task texts and held-out text."""
+def scan_pool(path: str | Path, skip_keys: Iterable[bytes], exclude: Iterable[bytes],
+              unit: str) -> PoolScan:
+    """One pass: keep the first copy of each candidate, drop task texts and held-out text (a
+    dev sentence inside a pool paragraph too, with the unit "sentence")."""
     path = Path(path)
     seen, exclude = set(skip_keys), set(exclude)
-    lines, codes, source_index = array("q"), array("H"), {}   # 10 B a document
+    lines, pieces, codes, source_index = array("q"), array("L"), array("H"), {}   # 14 B a candidate
     duplicates = excluded = 0
     for line_no, raw in tqdm(_raw_lines(path), desc="scan pool", unit="line", mininterval=2):
         text, source = parse_line(path, line_no, raw)
-        key = text_key(text)
-        if key in exclude:
-            excluded += 1
-        elif key in seen:
-            duplicates += 1
-        else:
-            seen.add(key)
-            lines.append(line_no)
-            codes.append(source_index.setdefault(source, len(source_index)))
-    return PoolScan(np.asarray(lines, dtype=np.int64), np.asarray(codes, dtype=np.uint16),
-                    list(source_index), duplicates, excluded)
+        for piece, candidate in enumerate(pool_candidates(text, unit)):
+            key = text_key(candidate)
+            if key in exclude:
+                excluded += 1
+            elif key in seen:
+                duplicates += 1
+            else:
+                seen.add(key)
+                lines.append(line_no)
+                pieces.append(piece)
+                codes.append(source_index.setdefault(source, len(source_index)))
+    return PoolScan(np.asarray(lines, dtype=np.int64), np.asarray(pieces, dtype=np.uint32),
+                    np.asarray(codes, dtype=np.uint16), list(source_index), duplicates, excluded, unit)
 
 
-def fetch_documents(path: str | Path, lines: np.ndarray) -> Iterator[tuple[str, str]]:
-    """(text, source) of the given line numbers, in file order; `lines` must be sorted."""
+def fetch_candidates(path: str | Path, scan: PoolScan, rows: np.ndarray) -> Iterator[tuple[str, str]]:
+    """(text, source) of the scan's candidates `rows`, which must be sorted (file order)."""
     path = Path(path)
-    wanted = iter(np.asarray(lines).tolist())
+    wanted = iter(zip(scan.lines[rows].tolist(), scan.pieces[rows].tolist()))
     target = next(wanted, None)
     for line_no, raw in _raw_lines(path):
         if target is None:
             return
-        if line_no == target:
-            yield parse_line(path, line_no, raw)
-            target = next(wanted, None)
+        if line_no == target[0]:
+            text, source = parse_line(path, line_no, raw)
+            candidates = pool_candidates(text, scan.unit)
+            while target is not None and target[0] == line_no:   # several sentences of one line
+                yield candidates[target[1]], source
+                target = next(wanted, None)
 
 
 def parse_line(path: Path, line_no: int, raw: str) -> tuple[str, str]:
@@ -98,13 +108,16 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def save_scan(scan: PoolScan, path: str | Path) -> None:
     with atomic_output(path, "wb") as f:
-        np.savez(f, lines=scan.lines, source_codes=scan.source_codes,
+        np.savez(f, lines=scan.lines, pieces=scan.pieces, source_codes=scan.source_codes,
                  sources=np.asarray(scan.sources, dtype=str),
-                 counts=np.asarray([scan.duplicates, scan.excluded_heldout]))
+                 counts=np.asarray([scan.duplicates, scan.excluded_heldout]), unit=np.asarray(scan.unit))
 
 
 def load_scan(path: str | Path) -> PoolScan:
     with np.load(path) as saved:
         duplicates, excluded = saved["counts"].tolist()
-        return PoolScan(saved["lines"], saved["source_codes"], saved["sources"].tolist(),
-                        duplicates, excluded)
+        if "unit" not in saved:   # saved before pools were cut into sentences: whole lines
+            return PoolScan(saved["lines"], np.zeros(len(saved["lines"]), dtype=np.uint32), saved["source_codes"],
+                            saved["sources"].tolist(), duplicates, excluded, "line")
+        return PoolScan(saved["lines"], saved["pieces"], saved["source_codes"], saved["sources"].tolist(),
+                        duplicates, excluded, str(saved["unit"]))

@@ -1,10 +1,11 @@
 """kNN-TAPT and RAND-TAPT corpora from a domain pool (paper section 5): `select_corpus`,
 called by `dontstop select` (select/cli.py) and the runner.
 
-kNN: every task sentence (query) takes its k nearest pool documents by cosine similarity;
-the union, without exact-text duplicates, is added to the task text. RAND: k uniformly
-random pool documents per query instead (the paper's RAND-TAPT uses 50). Held-out task
-text (`exclude`, data.text_key of dev/test) is never indexed, so it can never be selected.
+kNN: every task sentence (query) takes its k nearest pool candidates by cosine similarity;
+the union, without exact-text duplicates, is added to the task text. A candidate is a sentence
+of a pool line (`unit="sentence"`, the paper's) or the whole line (`unit="line"`). RAND: k
+uniformly random pool candidates per query instead (the paper's RAND-TAPT uses 50). Held-out
+task text (`exclude`, data.text_key of dev/test) is never indexed, so it can never be selected.
 
 The pool is streamed (tens of millions of lines fit): one pass keeps only line numbers and
 sources, later passes embed it shard by shard and finally fetch the selected lines.
@@ -22,15 +23,16 @@ import numpy as np
 
 from . import index as knn_index
 from ..data.formats import text_key
+from ..data.sentences import DEFAULT_POOL_UNIT, POOL_UNITS
 from .embed import EMBEDDERS, Embedder, load_embedder, make_embedder
 from ..fileio import (UserError, atomic_output, atomic_write_json, file_sha256, read_json,
                       sha256_text)
 from ..records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
-from .pool import PoolScan, fetch_documents, load_scan, save_scan, scan_pool
+from .pool import PoolScan, fetch_candidates, load_scan, save_scan, scan_pool
 
 METHODS = ("knn", "random")
-FIT_SAMPLE = 100_000   # pool documents the bow embedder and IVF lists are fitted on
-SHARD = 20_000         # documents embedded per step: 20K * 128 dims * 4 B = 10 MB of vectors
+FIT_SAMPLE = 100_000   # pool candidates the bow embedder and IVF lists are fitted on
+SHARD = 20_000         # candidates embedded per step: 20K * 128 dims * 4 B = 10 MB of vectors
 RECALL_QUERIES = 200   # queries on which an approximate index is checked against exact search
 
 
@@ -43,6 +45,7 @@ class EmbeddingSettings:
     index: str = "flat"
     seed: int = 0
     bow_tokens: str = "sklearn"   # embed.BOW_TOKENS; keyed only when not the default (older indexes)
+    unit: str = DEFAULT_POOL_UNIT  # what a candidate is; keyed only when not "line" (older indexes)
 
 
 def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path, *,
@@ -50,7 +53,8 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
                   encoder_model: str = "bundled:minilm", dim: int = 128,
                   index: str = "flat", nprobe: int = knn_index.DEFAULT_NPROBE,
                   exclude: frozenset[bytes] | set[bytes] = frozenset(), seed: int = 0,
-                  index_dir: str | Path | None = None, bow_tokens: str = "sklearn") -> SelectRecord:
+                  index_dir: str | Path | None = None, bow_tokens: str = "sklearn",
+                  unit: str = DEFAULT_POOL_UNIT) -> SelectRecord:
     """Select, write corpus.jsonl + select_record.json into out_dir, return the record.
 
     `index_dir` keeps the fitted embedder, the faiss index and the pool scan so the next
@@ -58,19 +62,18 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
     """
     started = time.time()
     out_dir, pool_path = Path(out_dir), Path(pool_path)
-    _check_arguments(queries, pool_path, out_dir, method, k, nprobe, embedder, index)
+    _check_arguments(queries, pool_path, out_dir, method, k, nprobe, embedder, index, unit)
     queries = _unique(queries)
     if method == "random":
-        scan = _nonempty(scan_pool(pool_path, {text_key(q) for q in queries}, exclude), pool_path)
+        scan = _nonempty(scan_pool(pool_path, {text_key(q) for q in queries}, exclude, unit), pool_path)
         candidates = _random_candidates(len(scan.lines), len(queries), k, seed)
         details = {"embedder": None, "index": None, "recall_at_k": None}
     else:
-        settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed, bow_tokens)
+        settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed, bow_tokens, unit)
         scan, candidates, details = _knn_candidates(queries, pool_path, exclude, settings,
                                                     k, nprobe, index_dir)
     selected = np.unique(candidates[candidates >= 0])   # union over queries, pool order
-    corpus_bytes = _write_corpus(out_dir / SELECTED_CORPUS_FILE, queries, pool_path,
-                                 scan.lines[selected])
+    corpus_bytes = _write_corpus(out_dir / SELECTED_CORPUS_FILE, queries, pool_path, scan, selected)
     found = int((candidates >= 0).sum())
     record = SelectRecord(method=method, k=k, seed=seed, **details, pool=str(pool_path),
                           pool_size=len(scan.lines), queries=len(queries),
@@ -79,16 +82,16 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
                           pool_duplicates_skipped=scan.duplicates,
                           excluded_heldout=scan.excluded_heldout, bytes=corpus_bytes,
                           selected_by_source=scan.count_by_source(selected),
-                          pool_by_source=scan.count_by_source(),
+                          pool_by_source=scan.count_by_source(), unit=unit,
                           wall_time_s=round(time.time() - started, 3))
     record.write(out_dir)
-    print(f"selected {len(selected)} of {len(scan.lines)} pool documents for {len(queries)} "
+    print(f"selected {len(selected)} of {len(scan.lines)} pool {unit}s for {len(queries)} "
           f"queries in {record.wall_time_s:.1f} s -> {out_dir}")
     return record
 
 
 def _check_arguments(queries: list[str], pool_path: Path, out_dir: Path, method: str, k: int,
-                     nprobe: int, embedder: str, index: str) -> None:
+                     nprobe: int, embedder: str, index: str, unit: str) -> None:
     if (out_dir / SELECT_RECORD_FILE).exists():
         raise UserError(f"{out_dir}: already holds a selection; choose another output folder")
     if (out_dir / SELECTED_CORPUS_FILE).resolve() == pool_path.resolve():   # it was replaced, pool lost
@@ -99,6 +102,8 @@ def _check_arguments(queries: list[str], pool_path: Path, out_dir: Path, method:
     if embedder not in EMBEDDERS or index not in knn_index.INDEX_TYPES:
         raise UserError(f"unknown embedder {embedder!r} or index {index!r}; known: "
                         f"{', '.join(EMBEDDERS)} / {', '.join(knn_index.INDEX_TYPES)}")
+    if unit not in POOL_UNITS:
+        raise UserError(f"unknown pool unit {unit!r}; known: {', '.join(POOL_UNITS)}")
     if k < 1 or nprobe < 1:
         raise UserError(f"k and nprobe must be at least 1 (got k={k}, nprobe={nprobe})")
     if not queries:
@@ -106,10 +111,10 @@ def _check_arguments(queries: list[str], pool_path: Path, out_dir: Path, method:
 
 
 def _nonempty(scan: PoolScan, pool_path: Path) -> PoolScan:
-    """The scan, unless no document is left once task text and held-out text are dropped (a
+    """The scan, unless no candidate is left once task text and held-out text are dropped (a
     pool that is the task's own text: RAND-TAPT would be TAPT, kNN has nothing to search)."""
     if len(scan.lines) == 0:
-        raise UserError(f"{pool_path}: no pool documents left to select from ({scan.duplicates} "
+        raise UserError(f"{pool_path}: no pool {scan.unit}s left to select from ({scan.duplicates} "
                         f"duplicate(s) of task text or of each other, {scan.excluded_heldout} "
                         "held-out dev/test text)")
     return scan
@@ -168,6 +173,8 @@ def _knn_model(queries: list[str], pool_path: Path, exclude, settings: Embedding
            "exclude": sha256_text(b"".join(sorted(exclude)).hex()), **asdict(settings)}
     if settings.bow_tokens == EmbeddingSettings.bow_tokens:   # as saved before the setting existed
         del key["bow_tokens"]
+    if settings.unit == "line":   # as saved before pools were cut into sentences
+        del key["unit"]
     if (folder / "index_key.json").is_file():
         if read_json(folder / "index_key.json") != key:
             raise UserError(f"{folder}: index was built for another pool, task or embedder; "
@@ -193,26 +200,25 @@ def _load_knn_model(folder: Path) -> tuple[PoolScan, Embedder, object]:
 
 def _build_knn_model(queries: list[str], pool_path: Path, exclude, settings: EmbeddingSettings
                      ) -> tuple[PoolScan, Embedder, object]:
-    scan = _nonempty(scan_pool(pool_path, {text_key(q) for q in queries}, exclude), pool_path)
+    scan = _nonempty(scan_pool(pool_path, {text_key(q) for q in queries}, exclude, settings.unit), pool_path)
     rng = np.random.default_rng(settings.seed)
     sample_rows = np.sort(rng.choice(len(scan.lines), min(FIT_SAMPLE, len(scan.lines)),
                                      replace=False))
-    sample = [text for text, _ in fetch_documents(pool_path, scan.lines[sample_rows])]
-    print(f"fitting the {settings.embedder} embedder on {len(sample)} pool documents "
+    sample = [text for text, _ in fetch_candidates(pool_path, scan, sample_rows)]
+    print(f"fitting the {settings.embedder} embedder on {len(sample)} pool {settings.unit}s "
           f"+ {len(queries)} task texts")
     model = make_embedder(settings.embedder, dim=settings.dim, seed=settings.seed,
                           encoder_model=settings.encoder_model, bow_tokens=settings.bow_tokens
                           ).fit(sample + queries)
     train_vectors = model.transform(sample) if settings.index == "ivf" else None
     faiss_index = knn_index.new_index(settings.index, model.dim, len(scan.lines), train_vectors)
-    knn_index.add_in_shards(faiss_index, _embedded_shards(model, pool_path, scan.lines),
-                            len(scan.lines))
+    knn_index.add_in_shards(faiss_index, _embedded_shards(model, pool_path, scan), len(scan.lines))
     return scan, model, faiss_index
 
 
-def _embedded_shards(model: Embedder, pool_path: Path, lines: np.ndarray):
+def _embedded_shards(model: Embedder, pool_path: Path, scan: PoolScan):
     shard: list[str] = []
-    for text, _ in fetch_documents(pool_path, lines):
+    for text, _ in fetch_candidates(pool_path, scan, np.arange(len(scan.lines))):
         shard.append(text)
         if len(shard) == SHARD:
             yield model.transform(shard)
@@ -221,11 +227,11 @@ def _embedded_shards(model: Embedder, pool_path: Path, lines: np.ndarray):
         yield model.transform(shard)
 
 
-def _write_corpus(path: Path, queries: list[str], pool_path: Path, lines: np.ndarray) -> int:
-    """Task text (source "task") then the selected pool documents in pool order; bytes."""
+def _write_corpus(path: Path, queries: list[str], pool_path: Path, scan: PoolScan, rows: np.ndarray) -> int:
+    """Task text (source "task") then the selected pool candidates in pool order; bytes."""
     with atomic_output(path) as f:
         for text in queries:
             f.write(json.dumps({"text": text, "source": "task"}, ensure_ascii=False) + "\n")
-        for text, source in fetch_documents(pool_path, lines):
+        for text, source in fetch_candidates(pool_path, scan, rows):
             f.write(json.dumps({"text": text, "source": source}, ensure_ascii=False) + "\n")
     return path.stat().st_size
