@@ -110,6 +110,32 @@ def test_one_text_in_two_unicode_forms_is_one_document_for_dedup_and_the_leakage
     assert (scan.excluded_heldout, scan.duplicates, scan.lines.tolist()) == (1, 1, [2])
 
 
+def test_a_tokenized_copy_of_raw_text_is_one_document_for_dedup_and_the_leakage_guard(tmp_path, monkeypatch):
+    """Task datasets are often tokenized ("can not", "sentence ,"), corpora and pools are not: the
+    mini benchmark's DAPT corpus held two ACL-Roles dev sentences so, and pretrained on them, and
+    kNN could select six from the pool. Every text with a letter or digit is keyed by its letters,
+    marks and digits alone; one without keeps its punctuation (':)' is not ':(')."""
+    from dontstop.data.formats import iter_corpus, leakage_keys, text_key
+    from dontstop import stage_identity
+    from dontstop.select.pool import scan_pool
+
+    tokenized = "Since it can not translate such a simple sentence , it obviously can not translate ( 2018 ) ."
+    raw = "Since it cannot translate such a simple sentence, it obviously cannot translate (2018)."
+    task = write_task(tmp_path / "task", [tokenized, "Our findings are as follows :"])
+    assert text_key(tokenized) == text_key(raw) and text_key("don't") == text_key("do n't")
+    assert len({text_key(t) for t in (":)", ":(", "---", "a b", "1 2")}) == 5 and text_key("a b") != text_key("a c")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(f"{raw}\nOur findings are as follows:\nAnother sentence.\nANOTHER   sentence!\n", encoding="utf-8")
+    assert list(iter_corpus([corpus], exclude=leakage_keys([task]))) == ["Another sentence."]
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": f"We try. {raw} It fails."}])
+    scan = scan_pool(pool, [], leakage_keys([task]), "sentence")
+    assert (scan.excluded_heldout, len(scan.lines)) == (1, 2)
+    stage = {"parent": "base", "name": "dapt-cs", "kind": "dapt", "inputs": {}, "recipe": {}, "seed": 0}
+    key = stage_identity.stage_key(**stage)
+    monkeypatch.setattr(stage_identity, "TEXT_KEY_RULE", 1)   # the rule is in the key: a stage built
+    assert stage_identity.stage_key(**stage) != key           # under the old one is built again
+
+
 def test_a_label_stored_in_two_unicode_forms_is_one_label(tmp_path):
     """A label typed on macOS (NFD) in one split and elsewhere (NFC) in another was a class of its
     own: 'never occurs in train' naming a label that reads the same, or two classes in train."""

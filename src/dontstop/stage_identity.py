@@ -1,10 +1,11 @@
 """What makes a pretraining stage what it is, in one place: its key.
 
 A stage's key is the sha256 of its parent (the base model, or the parent stage's key), its name and
-kind, the content (sha256) of every input file, the selection settings, the pretraining seed and the
-*resolved* recipe: every field of recipes.PretrainRecipe, defaults included, so that changing a
-default in recipes.py builds a new checkpoint instead of silently reusing an old one (a field added
-later is left out at the value every earlier stage was built with: recipes.ADDED_PRETRAIN_FIELDS).
+kind, the content (sha256) of every input file, the selection settings, the pretraining seed, the
+rule that decides which texts are one (TEXT_KEY_RULE) and the *resolved* recipe: every field of
+recipes.PretrainRecipe, defaults included, so that changing a default in recipes.py builds a new
+checkpoint instead of silently reusing an old one (a field added later is left out at the value
+every earlier stage was built with: recipes.ADDED_PRETRAIN_FIELDS).
 The runner names checkpoint folders by it (runner/plan.py: `<lineage>-<key8>`); the domain
 analysis finds the suite's own base and DAPT checkpoints by it (`domain_checkpoints`), never by what
 happens to lie in the cache; and before a finished stage is built on, its record must be that of the
@@ -24,6 +25,12 @@ from .config import from_dict
 from .recipes import (ADDED_PRETRAIN_FIELDS, LORA_RECIPES, MACHINE_PRETRAIN_FIELDS, AdapterRecipe, PretrainRecipe,
                       with_added_fields)
 from .records import PretrainRecord
+
+# What deduplication and the leakage guard take for one text (data/formats.normalize), in every key:
+# a stage built under another rule may have pretrained on text the rule now drops. 2 (2026-12-06):
+# its letters, marks and digits (a tokenized copy of raw text is the same text, and a dev sentence
+# so copied into a corpus is dropped); before, whitespace-collapsed text, and no entry in the key.
+TEXT_KEY_RULE = 2
 
 # Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder
 # (named by the key itself) and the suite's `pretrain_seed`; each is in the key on its own.
@@ -47,7 +54,7 @@ def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], reci
     under the key "published", as every existing checkpoint folder was named by)."""
     identity = {"parent": parent, "name": name, "kind": kind, "inputs": inputs,
                 "recipe": resolved_recipe(recipe), "seed": seed, "published": released,
-                "selection": selection}
+                "selection": selection, "text_key_rule": TEXT_KEY_RULE}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 

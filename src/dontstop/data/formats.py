@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import regex
+
 from ..fileio import UserError
 from ..tasks import Task
 from .encoding import ENCODING, text_lines, utf8_problem
@@ -162,12 +164,20 @@ def label_set(task: Task, train: list[Example], train_path: str | Path = "train.
     return labels
 
 
+# Everything but letters, marks and digits: whitespace, punctuation, symbols (regex: \p{...} classes)
+_NOT_WORD_CHARACTERS = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
+
+
 def normalize(text: str) -> str:
-    """The key for exact-duplicate and leakage checks: in Unicode's NFKC form, whitespace-collapsed,
-    lowercased. One text saved in two forms is one document: an accent precomposed or as a
-    combining mark (NFC and NFD: macOS, some editors and every Korean text split into jamo), a
-    full-width copy of ASCII letters, digits and punctuation (Chinese and Japanese input)."""
-    return " ".join(unicodedata.normalize("NFKC", text).split()).lower()
+    """The key for duplicate and leakage checks: the text's letters, combining marks and digits,
+    lowercased, in Unicode's NFKC form. One text saved in two forms is one document: an accent
+    precomposed or as a combining mark (NFC and NFD: macOS, some editors and every Korean text
+    split into jamo), a full-width copy of ASCII (Chinese and Japanese input), and a tokenized copy
+    of raw text ("can not translate it ." and "cannot translate it.": most task datasets are
+    tokenized, corpora and pools are not; a dev sentence came back into pretraining so). A text
+    of none of them (":)", "---") keeps its whitespace-collapsed form."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return _NOT_WORD_CHARACTERS.sub("", text) or " ".join(text.split())
 
 
 def blank(text: str) -> bool:

@@ -111,8 +111,10 @@ def build_mini(data_dir: Path, seed: int = 0, progress: bool = True) -> dict:
             held_out.add(example["text"], f"tasks/{key}")
     _deal_train(tasks, decks, rng, held_out.allows)
 
+    # What pretraining reads as one document is one line (formats.text_key: a tokenized copy too)
     curated = {"aclsum-roles": decks["roles"]["train"].deal_all(held_out.allows),
                "rt-polarity": decks["snippets"].deal(CURATED_REVIEWS, held_out.allows)}
+    curated = {key: unique(examples, key=lambda e: e["text"], same=text_key) for key, examples in curated.items()}
     corpora = _corpora(papers_by_split, reviews, decks, articles, wikipedia, held_out)
     pools = {d: _pool(d, corpora[d], corpora["general"], rng) for d in MINI_DOMAINS}
     return _write_all(out, seed, tasks, curated, corpora, pools)
@@ -187,7 +189,7 @@ def _corpora(papers_by_split, reviews, decks, articles, wikipedia,
         "news": [p for a in articles if a.id in unused_articles for p in a.paragraphs],
         "general": wikipedia,
     }
-    return {name: [d for d in unique(docs, key=str) if held_out.allows(d)]
+    return {name: [d for d in unique(docs, key=str, same=text_key) if held_out.allows(d)]
             for name, docs in documents.items()}
 
 

@@ -12,6 +12,7 @@ import bz2
 import importlib.util
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,6 @@ import random
 
 import pandas as pd
 
-from .formats import text_key
 from ..fileio import UserError
 
 # Distribution name (for the version in the manifest) -> importable package directory.
@@ -137,13 +137,21 @@ def load_wikipedia() -> list[str]:
     return unique([clean(e["extract"]) for e in entries if e["extract"].strip()], key=str)
 
 
-def unique(items: list, key) -> list:
-    """The first item of each exact-duplicate group (by normalize() of key(item)), in order."""
+def exact_form(text: str) -> str:
+    """Whitespace-collapsed and lowercased in NFKC: the rule the benchmark's examples are drawn by.
+    Not formats.normalize, which since 2026-12-06 also takes a tokenized copy for the same text:
+    the tasks are dealt from items deduplicated so, and another rule would deal other tasks (and
+    make every finished run's task data stale)."""
+    return " ".join(unicodedata.normalize("NFKC", text).split()).lower()
+
+
+def unique(items: list, key, same=exact_form) -> list:
+    """The first item of each duplicate group (items whose same(key(item)) is equal), in order."""
     seen, kept = set(), []
     for item in items:
-        digest = text_key(key(item))
-        if digest not in seen:
-            seen.add(digest)
+        form = same(key(item))
+        if form not in seen:
+            seen.add(form)
             kept.append(item)
     return kept
 

@@ -28,7 +28,7 @@ from .jobs import Job, clock, make_jobs
 from .plan import input_sha256, plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
 
-ORDER = ("done", "damaged", "running", "queued", "blocked", "failed", "not started")
+ORDER = ("done", "stale", "damaged", "running", "queued", "blocked", "failed", "not started")
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,11 @@ class JobStatus:
     state: str                          # one of ORDER
     submitted: Submitted | None = None  # the latest Slurm submission, if any
     slurm: str = ""                     # Slurm's state (FAILED, TIMEOUT, CANCELLED, ...), if known
-    problem: str = ""                   # why a damaged stage cannot be used: the line `run` refuses it with
+    problem: str = ""                   # why a damaged stage cannot be used, a stale result not counted
 
     def describe(self) -> str:
-        if self.state == "damaged":
-            return f"damaged: {self.problem}"
+        if self.state in ("damaged", "stale"):
+            return f"{self.state}: {self.problem}"
         if self.state == "done" or self.submitted is None:
             return self.state
         job = f"job {self.submitted.job_id}"
@@ -90,19 +90,23 @@ def _submissions(jobs: list[Job], registry: dict[str, Submitted]) -> dict[str, S
 
 
 def print_status(jobs: list[Job], suite: Suite, missing_inputs: dict[str, list[str]],
-                 damaged: dict[str, str]) -> dict[str, int]:
+                 damaged: dict[str, str], stale: dict[Path, str]) -> dict[str, int]:
     """The table of `dontstop status`; returns the count of jobs per state.
 
     `missing_inputs`: stage slug -> its input files that do not exist (it cannot run as planned).
     `damaged`: stage slug -> why its finished checkpoint cannot be used (damaged_stages).
+    `stale`: a finished result's file -> what it was made from that is not asked now (its run is
+    redone by --rerun-stale, and needs its stages again).
     """
     found = statuses(jobs, suite)
     found |= {name: JobStatus("damaged", found[name].submitted, problem=problem) for name, problem in damaged.items()}
+    found |= {slug(job): JobStatus("stale", problem=stale[job.done_file]) for job in jobs if job.done_file in stale}
     print(f"suite {suite.name}: results in {Path(suite.results_dir) / suite.name}")
     stages = [job for job in jobs if job.kind == "pretrain"]
     if stages:
         print("pretraining stages")
-        needed = {path for job in jobs if job.kind != "pretrain" and not job.done() for path in job.needs}
+        needed = {path for job in jobs if job.kind != "pretrain" and (not job.done() or job.done_file in stale)
+                  for path in job.needs}
         for job in stages:
             status, missing, why = found[slug(job)], missing_inputs.get(slug(job)), ""
             if status.state != "done" and missing:
@@ -125,7 +129,7 @@ def print_status(jobs: list[Job], suite: Suite, missing_inputs: dict[str, list[s
                 what = f"seed {job.seed}" if job.kind == "finetune" else job.kind
                 print(f"      {what}: {found[slug(job)].describe()}")
     counts = Counter(status.state for status in found.values())
-    shown = [state for state in ORDER if state != "damaged" or counts[state]]   # named when there is one
+    shown = [state for state in ORDER if state not in ("damaged", "stale") or counts[state]]   # named when there is one
     print(f"{len(jobs)} jobs: " + ", ".join(f"{counts[state]} {state}" for state in shown))
     return dict(counts)
 
@@ -180,7 +184,7 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     jobs = make_jobs(plans, probe=suite.probe)
     missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]
                for job in jobs if job.kind == "pretrain"}
-    counts = print_status(jobs, suite, missing, damaged_stages(jobs, suite))
+    counts = print_status(jobs, suite, missing, damaged_stages(jobs, suite), {item.path: item.reason for item in stale})
     results = Path(suite.results_dir) / suite.name
     if not results.is_dir():   # a mistyped --results-dir reads as nothing run
         print(f"note: no results folder {results}: nothing has run there yet (or another --results-dir was meant)")

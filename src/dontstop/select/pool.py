@@ -46,7 +46,7 @@ def scan_pool(path: str | Path, skip_keys: Iterable[bytes], exclude: Iterable[by
     dev sentence inside a pool paragraph too, with the unit "sentence")."""
     path = Path(path)
     seen, exclude = set(skip_keys), set(exclude)
-    lines, pieces, codes, source_index = array("q"), array("L"), array("H"), {}   # 14 B a candidate
+    lines, pieces, codes, source_index = array("q"), array("I"), array("H"), {}   # 14 B a candidate
     duplicates = excluded = 0
     for line_no, raw in tqdm(_raw_lines(path), desc="scan pool", unit="line", mininterval=2):
         text, source = parse_line(path, line_no, raw)
@@ -68,7 +68,7 @@ def scan_pool(path: str | Path, skip_keys: Iterable[bytes], exclude: Iterable[by
 def fetch_candidates(path: str | Path, scan: PoolScan, rows: np.ndarray) -> Iterator[tuple[str, str]]:
     """(text, source) of the scan's candidates `rows`, which must be sorted (file order)."""
     path = Path(path)
-    wanted = iter(zip(scan.lines[rows].tolist(), scan.pieces[rows].tolist()))
+    wanted = _line_and_piece(scan, np.asarray(rows))
     target = next(wanted, None)
     for line_no, raw in _raw_lines(path):
         if target is None:
@@ -79,6 +79,14 @@ def fetch_candidates(path: str | Path, scan: PoolScan, rows: np.ndarray) -> Iter
             while target is not None and target[0] == line_no:   # several sentences of one line
                 yield candidates[target[1]], source
                 target = next(wanted, None)
+
+
+def _line_and_piece(scan: PoolScan, rows: np.ndarray, chunk: int = 1_000_000) -> Iterator[tuple[int, int]]:
+    """(line, sentence) of each row, a million at a time: as Python ints, all of a 1e7 pool's
+    would take about 700 MB."""
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        yield from zip(scan.lines[part].tolist(), scan.pieces[part].tolist())
 
 
 def parse_line(path: Path, line_no: int, raw: str) -> tuple[str, str]:
