@@ -114,7 +114,7 @@ def build_mini(data_dir: Path, seed: int = 0, progress: bool = True) -> dict:
     # What pretraining reads as one document is one line (formats.text_key: a tokenized copy too)
     curated = {"aclsum-roles": decks["roles"]["train"].deal_all(held_out.allows),
                "rt-polarity": decks["snippets"].deal(CURATED_REVIEWS, held_out.allows)}
-    curated = {key: unique(examples, key=lambda e: e["text"], same=text_key) for key, examples in curated.items()}
+    curated = {task: unique(examples, key=lambda e: e["text"], same=text_key) for task, examples in curated.items()}
     corpora = _corpora(papers_by_split, reviews, decks, articles, wikipedia, held_out)
     pools = {d: _pool(d, corpora[d], corpora["general"], rng) for d in MINI_DOMAINS}
     return _write_all(out, seed, tasks, curated, corpora, pools)

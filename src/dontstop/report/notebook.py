@@ -197,7 +197,8 @@ def nearest_neighbours(cache: Path, suite: str, stage: dict, sentences: int = 3,
     pool = Path(workdir) / (stage.get("selection", {}).get("pool") or "")   # keyed by its content
     if not pool.is_file():
         return None, f"{pool}: the pool file is gone; the index alone cannot show its text"
-    pool_sha256, unit = file_sha256(pool), stage.get("selection", {}).get("unit", "line")   # "line": stages before units
+    # A stage recorded before pools were cut into sentences selected whole lines
+    pool_sha256, unit = file_sha256(pool), stage.get("selection", {}).get("unit", "line")
     index_dir = next((d for d, key in indexes.items()
                       if key.get("pool_sha256") == pool_sha256 and key.get("unit", "line") == unit), None)
     if index_dir is None:   # an index of another pool, or of one before the keys named pools by content

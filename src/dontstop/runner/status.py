@@ -184,7 +184,8 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     jobs = make_jobs(plans, probe=suite.probe)
     missing = {slug(job): [path for path in _inputs(job.stage) if not Path(path).is_file()]
                for job in jobs if job.kind == "pretrain"}
-    counts = print_status(jobs, suite, missing, damaged_stages(jobs, suite), {item.path: item.reason for item in stale})
+    stale_reasons = {item.path: item.reason for item in stale}
+    counts = print_status(jobs, suite, missing, damaged_stages(jobs, suite), stale_reasons)
     results = Path(suite.results_dir) / suite.name
     if not results.is_dir():   # a mistyped --results-dir reads as nothing run
         print(f"note: no results folder {results}: nothing has run there yet (or another --results-dir was meant)")
