@@ -34,6 +34,36 @@ def test_same_seed_same_bytes(built, tmp_path):
     assert build_mini(tmp_path, seed=0, progress=False) == manifest
 
 
+def test_the_runner_builds_again_a_benchmark_an_older_builder_wrote(built, tmp_path, capsys):
+    """data/mini is built when missing, and was never again: after a pull that changed what the
+    builder writes (2026-12-06: corpora and pools by the new text key), every run from those
+    corpora was refused as stale against the committed results. A manifest of an older build (it
+    names its sources, and no builder) is built again, with its seed; a stand-in without sources is
+    taken as it is."""
+    import dataclasses
+
+    from dontstop.runner.mini_data import ensure_mini_data
+    from dontstop.suites import load_suite
+
+    _, manifest = built
+    suite = dataclasses.replace(load_suite("mini"), data_dir=str(tmp_path / "data"))
+    (tmp_path / "data" / "mini").mkdir(parents=True)
+    older = {key: value for key, value in manifest.items() if key != "builder"}
+    (tmp_path / "data" / "mini" / "manifest.json").write_text(json.dumps(older))
+    ensure_mini_data(suite, dry_run=True)
+    assert capsys.readouterr().out.startswith(
+        "mini benchmark data written by an older dontstop (builder 1, now 2: other corpus and pool files) in "
+        f"{tmp_path / 'data' / 'mini'}: the run builds it first")
+    ensure_mini_data(suite)
+    assert capsys.readouterr().out.startswith("mini benchmark data written by an older dontstop (builder 1, now 2: "
+                                              "other corpus and pool files): building it")
+    assert json.loads((tmp_path / "data" / "mini" / "manifest.json").read_text()) == manifest
+    ensure_mini_data(suite)   # as this version builds it
+    (tmp_path / "data" / "mini" / "manifest.json").write_text("{}")   # a stand-in
+    ensure_mini_data(suite, dry_run=True)
+    assert capsys.readouterr().out == ""
+
+
 def test_rebuilding_with_another_seed_is_refused(built):
     data_dir, _ = built
     with pytest.raises(UserError, match="built with seed 0"):

@@ -31,6 +31,11 @@ from .mini_sources import (SOURCE_PACKAGES, lede_example, load_aclsum, load_bbc,
                            load_rotten_tomatoes, load_wikipedia, plot_examples, review_examples,
                            role_examples, section_examples, unique)
 
+# What build_mini writes, by version: bump it when a change here changes the files, so that the
+# runner builds again a data/mini an older version wrote (runner/mini_data.py). 2 (2026-12-06):
+# corpus, curated and pool files one document a line by formats.text_key (a tokenized copy of dev
+# text, or of another document, left out); 1: the manifests before, which name no builder.
+BUILDER_VERSION = 2
 TRAIN_SIZE, DEV_SIZE, TEST_SIZE = 500, 300, 500
 CURATED_REVIEWS = 3000        # unlabeled RT snippets, the stand-in for IMDB's 50K
 MIN_DOCUMENT_WORDS = 5        # shorter full-text fragments are equations and captions
@@ -237,7 +242,7 @@ def _write_all(out: _Output, seed: int, tasks: dict, curated: dict, corpora: dic
     for domain, pool in pools.items():
         out.write(f"pools/{domain}.jsonl", pool)
     manifest = {
-        "suite": "mini", "seed": seed, "files": out.files,
+        "suite": "mini", "seed": seed, "builder": BUILDER_VERSION, "files": out.files,
         "sources": {dist: importlib.metadata.version(dist) for dist in SOURCE_PACKAGES},
         "counts": {"tasks": {key: {split: _counts(e["label"] for e in splits[split])
                                    for split in SPLITS}
