@@ -3,7 +3,7 @@ an older version of the builder (`dontstop reproduce` on a fresh machine, or aft
 changed what the builder writes: `make reproduce`)."""
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from ..fileio import check_writable_dir, read_json
 from ..suites import Suite
@@ -13,8 +13,11 @@ def ensure_mini_data(suite: Suite, dry_run: bool = False) -> None:
     """Build <data_dir>/mini/ (dontstop data build-mini) if the suite reads it and it is missing or
     an older builder wrote it; with `dry_run`, only say that the real run will (a dry run writes
     nothing, and a mistyped --data-dir must not get a benchmark built in it)."""
+    if not suite.built_data:
+        return
     manifest = suite.data_folder / "manifest.json"
-    why = suite.built_data and why_build(manifest)
+    built = read_json(manifest) if manifest.exists() else None
+    why = why_build(built)
     if not why:
         return
     check_writable_dir(suite.data_folder.parent)   # a --data-dir under a file: one line, not OSError
@@ -25,18 +28,16 @@ def ensure_mini_data(suite: Suite, dry_run: bool = False) -> None:
     from ..data.mini import build_mini
 
     print(f"mini benchmark data {why}: building it (dontstop data build-mini)")
-    seed = read_json(manifest).get("seed", 0) if manifest.exists() else 0   # an older build: again with its seed
-    build_mini(suite.data_folder.parent, seed=seed)
+    build_mini(suite.data_folder.parent, seed=built.get("seed", 0) if built else 0)   # an older build: its seed
 
 
-def why_build(manifest: Path) -> str | None:
-    """Why the benchmark must be built, or None. An older build's corpora and pools are not the
-    ones the committed results were made from: their stages would get other keys, and every run
-    from them would be refused as stale. A manifest that names no sources was not written by
-    build_mini (a test's stand-in) and is taken as it is."""
-    if not manifest.exists():
+def why_build(built: dict[str, Any] | None) -> str | None:
+    """Why the benchmark must be built, given its manifest (None: there is none), or None. An older
+    build's corpora and pools are not the ones the committed results were made from: their stages
+    would get other keys, and every run from them would be refused as stale. A manifest that names
+    no sources was not written by build_mini (a test's stand-in) and is taken as it is."""
+    if built is None:
         return "missing"
-    built = read_json(manifest)
     if "sources" not in built:
         return None
     from ..data.mini import BUILDER_VERSION   # pandas and the sources' readers: only for a real build's manifest
