@@ -45,17 +45,21 @@ def verdict(difference: float, p_value: float, mdd: float = np.nan, effect: floa
     return "underpowered" if effect > 0 and mdd > effect else "not significant"
 
 
+# The columns of the test that decides a row (its `test`): its p-value and its minimum detectable
+# difference; `deciding` picks the same columns for a whole frame.
+DECIDED_BY = {"paired": ("p_paired", "mdd_paired"), "welch": ("p_value", "mdd")}
+
+
 def compare(runs: pd.DataFrame, claim: str, task: str, better: str, worse: str,
             names: dict[str, str], effect: float = np.nan) -> dict:
     a, b = scores(runs, task, better), scores(runs, task, worse)
     row = {"claim": claim, "task": task, "comparison": f"{names[better]} − {names[worse]}",
            "p_value": welch(a, b)[1], "mdd": min_detectable_difference(a, b), "paper_effect": effect,
            **paired_statistics(*seed_pairs(runs, task, better, worse))}
-    if row["n_pairs"] >= MIN_PAIRS:
-        row["test"], p_value, mdd = "paired", row["p_paired"], row["mdd_paired"]
-    else:
-        row["test"], p_value, mdd = "welch", row["p_value"], row["mdd"]
+    row["test"] = "paired" if row["n_pairs"] >= MIN_PAIRS else "welch"
+    if row["test"] == "welch":
         row["difference"] = np.mean(a) - np.mean(b) if a and b else np.nan
+    p_value, mdd = (row[column] for column in DECIDED_BY[row["test"]])
     return {**row, "verdict": verdict(row["difference"], p_value, mdd, effect)}
 
 
@@ -81,7 +85,7 @@ def beats_every_other(runs: pd.DataFrame, claim: Claim, task: str, layout: Layou
 def one_sided_p(row: dict) -> float:
     """The p-value of the test that decided `row`, one-sided in the claim's direction; 1 when
     the comparison could not be tested."""
-    p_value = row["p_paired"] if row["test"] == "paired" else row["p_value"]
+    p_value = row[DECIDED_BY[row["test"]][0]]
     if np.isnan(p_value):
         return 1.0
     return p_value / 2 if row["difference"] > 0 else 1 - p_value / 2
