@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, record, stamp
 from lora_cost import checkpoint_figures
-from dontstop.data.formats import leakage_keys
+from dontstop.data.leakage import leakage_guard
 from dontstop.overrides import folder
 from dontstop.pretrain.trainer import run_pretraining
 from dontstop.recipes import PretrainRecipe
@@ -64,7 +64,7 @@ def run_variant(name: str, kind: str, overrides: dict, base: str, data_dir: Path
     try:
         pretrain = run_pretraining(PretrainRecipe(**{**recipe, "base_model": base, "output_dir": str(out),
                                                      "corpora": [str(data_dir / "mini" / CORPUS[full_kind])]}),
-                                   exclude_keys=leakage_keys(suite.leakage_task_dirs()))
+                                   guard=leakage_guard(suite.leakage_task_dirs()))
         figures = checkpoint_figures(out)
     finally:
         shutil.rmtree(out.parent)

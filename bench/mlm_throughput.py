@@ -32,6 +32,7 @@ from common import RESULTS_DIR, DATA_DIR, ensure_mini_data, peak_memory_mb, reco
 from dontstop.pretrain.mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss, mask_tokens
 from dontstop.pretrain.sequences import DocumentSequences, PackedSequences, write_token_stream
 from dontstop.models import load_pretrained, resolve_model
+from dontstop.data.leakage import LeakageGuard
 from dontstop.pretrain.corpus import scan_corpus
 from dontstop.pretrain.trainer import PretrainRun, check_recipe
 from dontstop.recipes import PretrainRecipe
@@ -171,7 +172,7 @@ def ours_row(setup: Setup) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         recipe = setup.recipe(Path(scratch) / "checkpoint")
         check_recipe(recipe)
-        run = TimedRun(recipe, None, "bench")
+        run = TimedRun(recipe, LeakageGuard(), "bench")
         run.train(None)
         result = run.finish()
     row = finish_row("ours: dontstop pretrain", setup, run.model, run.step_seconds, result.tokens,

@@ -197,7 +197,7 @@ def test_a_claim_on_a_table_that_holds_no_claims_is_refused_at_load(tmp_path):
 
 
 def test_the_leakage_guard_refuses_a_missing_dev_or_test_file(mini_tree):
-    from dontstop.data.formats import leakage_keys
+    from dontstop.data.leakage import leakage_keys
     from dontstop.overrides import folder
     from dontstop.suites import load_suite
 
@@ -215,3 +215,75 @@ def test_the_leakage_guard_refuses_a_missing_dev_or_test_file(mini_tree):
     assert leakage_keys(suite.leakage_task_dirs(running=["aclsum-roles"]))
     with pytest.raises(UserError, match="rt-polarity/dev.jsonl: not found"):
         leakage_keys(suite.leakage_task_dirs(running=["rt-polarity"]))
+
+
+def test_a_finished_stage_that_did_not_hold_out_a_task_added_since_is_refused_before_fine_tuning_it(mini_suite, capsys):
+    """A stage drops the dev/test text of the suite's tasks there when it is built (the paper's are
+    downloaded one by one; a study gains a task), and its key does not name them (a new task would
+    rebuild every DAPT stage): DAPT-cs built before ACL-Sections was there pretrained on a dev
+    sentence of it, and ACL-Sections was then fine-tuned on it. Refused before any work, by `run`
+    and `status`; its corpus is searched once per new set of files; a stage that held the task out,
+    or holds none of its text, is used."""
+    import json
+    import re
+
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.data.leakage import leakage_guard
+    from dontstop.records import PretrainRecord
+    from dontstop.runner.job_actions import build_stage
+    from dontstop.runner.jobs import check_job_models, make_jobs
+    from dontstop.runner.plan import plan_runs
+    from dontstop.runner.status import damaged_stages
+
+    tiny = {"max_steps": 2, "batch_size": 2, "per_device_batch_size": 2, "max_length": 16}
+    mini_suite.recipes = {**mini_suite.recipes, "base": tiny, "dapt": tiny}
+    sections = Path(mini_suite.task_dir("aclsum-sections"))
+    Path(mini_suite.domain_corpora["cs"]).write_text("cs doc\naclsum-sections dev text 1\nanother cs doc\n")
+    later = sections.rename(sections.with_name("downloaded-later"))
+    dapt = load_condition(EXPERIMENTS_DIR / "dapt")
+    stages = plan_runs(mini_suite, dapt, ["aclsum-roles"])[0].stages
+
+    def build() -> None:
+        for stage in stages:
+            if not stage.record_path.exists():
+                build_stage(stage, mini_suite, leakage_guard(mini_suite.leakage_task_dirs(), mini_suite.cache_dir), False)
+
+    build()
+    record = PretrainRecord.read(stages[-1].record_path)
+    assert record.excluded_keys == [] and len(record.guarded_sha256) == 2 * (len(mini_suite.tasks) - 1)
+    later.rename(sections)
+    jobs = make_jobs([plan for task in ("aclsum-roles", "aclsum-sections") for plan in plan_runs(mini_suite, dapt, [task])])
+    dev = sections / "dev.jsonl"
+    refusal = (rf"{re.escape(str(stages[-1].checkpoint_dir))}: its corpus holds 1 dev/test text\(s\) of aclsum-sections "
+               rf"that it did not hold out \(.*; the first: {re.escape(str(dev))}:2\); fine-tuning on it would test on text it was "
+               "pretrained on; .*remove its folder to build it again$")
+    with pytest.raises(UserError, match=refusal):
+        check_job_models(jobs, mini_suite)
+    assert capsys.readouterr().out.count("searching its corpus") == 2   # the base stage's and DAPT's
+    with pytest.raises(UserError, match=refusal):
+        check_job_models(jobs, mini_suite)   # the answer kept: not searched again
+    damaged = damaged_stages(jobs, mini_suite)   # `dontstop status` shows the same line
+    assert len(damaged) == 1 and "aclsum-sections that it did not hold out" in next(iter(damaged.values()))
+    assert "searching" not in capsys.readouterr().out
+    check_job_models([job for job in jobs if job.plan is None or job.plan.task.key == "aclsum-roles"], mini_suite)
+    # a record written before stages kept their guard: the count of dropped documents decides
+    record_path = stages[-1].record_path
+    old = {key: value for key, value in json.loads(record_path.read_text()).items()
+           if key not in ("guarded_sha256", "excluded_keys")}
+    record_path.write_text(json.dumps(old))
+    with pytest.raises(UserError, match=refusal):
+        check_job_models(jobs, mini_suite)
+    record_path.write_text(json.dumps({**old, "excluded_documents": 1}))
+    check_job_models(jobs, mini_suite)   # one such text may have been dropped: not refused
+    # the dev sentence edited out of the corpus's reach: searched again (new file), nothing found
+    record_path.write_text(json.dumps({**old, "guarded_sha256": record.guarded_sha256, "excluded_keys": []}))
+    dev.write_text(dev.read_text().replace("dev text 1", "dev text one"))
+    check_job_models(jobs, mini_suite)
+    assert "searching its corpus" in capsys.readouterr().out
+    # built again with the task there: held out, and nothing to search
+    shutil.rmtree(stages[-1].checkpoint_dir)
+    dev.write_text(dev.read_text().replace("dev text one", "dev text 1"))
+    build()
+    assert PretrainRecord.read(record_path).excluded_documents == 1
+    check_job_models(jobs, mini_suite)
+    assert "searching" not in capsys.readouterr().out

@@ -95,7 +95,8 @@ def test_one_text_in_two_unicode_forms_is_one_document_for_dedup_and_the_leakage
     """Korean saved as NFD (macOS, some editors) is every syllable split into jamo; a full-width
     copy is how Chinese and Japanese input methods type ASCII. Both were other documents: the NFD
     copy of a dev sentence was pretrained on and could be selected by kNN-TAPT."""
-    from dontstop.data.formats import iter_corpus, leakage_keys, text_key
+    from dontstop.data.formats import iter_corpus, text_key
+    from dontstop.data.leakage import leakage_keys
     from dontstop.select.pool import scan_pool
 
     dev = ["오늘 날씨가 정말 좋네요", "Phở ở Hà Nội rất ngon"]
@@ -115,7 +116,8 @@ def test_a_tokenized_copy_of_raw_text_is_one_document_for_dedup_and_the_leakage_
     mini benchmark's DAPT corpus held two ACL-Roles dev sentences so, and pretrained on them, and
     kNN could select six from the pool. Every text with a letter or digit is keyed by its letters,
     marks and digits alone; one without keeps its punctuation (':)' is not ':(')."""
-    from dontstop.data.formats import iter_corpus, leakage_keys, text_key
+    from dontstop.data.formats import iter_corpus, text_key
+    from dontstop.data.leakage import leakage_keys
     from dontstop import stage_identity
     from dontstop.select.pool import scan_pool
 

@@ -20,6 +20,7 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 from dontstop import wandb_log
 from dontstop.adapters import adapter_base
 from dontstop.cli import main
+from dontstop.data.leakage import LeakageGuard
 from dontstop.fileio import UserError
 from dontstop.models import load_pretrained, resolve_model
 from dontstop.pretrain.trainer import PretrainRun, run_pretraining
@@ -70,7 +71,7 @@ def test_a_lora_stage_stores_only_its_adapter_and_names_its_base(lora_chain, tin
 
 
 def test_the_optimizer_gets_only_the_adapters_and_the_head_transform(tiny_roberta_dir, tiny_corpus, tmp_path):
-    run = PretrainRun(lora_recipe(tiny_roberta_dir, tiny_corpus, tmp_path / "out"), None, "lora")
+    run = PretrainRun(lora_recipe(tiny_roberta_dir, tiny_corpus, tmp_path / "out"), LeakageGuard(), "lora")
     optimized = {id(p) for group in run.optimizer.param_groups for p in group["params"]}
     trainable = {name for name, p in run.model.named_parameters() if id(p) in optimized}
     assert trainable == {name for name, p in run.model.named_parameters() if p.requires_grad}

@@ -11,6 +11,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from dontstop.cli import build_parser, main
 from dontstop.data.formats import text_key
+from dontstop.data.leakage import LeakageGuard
 from dontstop.fileio import UserError, sha256_file
 from dontstop.pretrain.mlm import BatchSchedule, heldout_mlm_loss, mask_tokens, masked_only_mlm_loss
 from dontstop.pretrain.sequences import DocumentSequences, PackedSequences, write_token_stream
@@ -165,10 +166,11 @@ def test_pretrain_saves_a_checkpoint_that_reloads_and_learned(model_name, tiny_c
     excluded_text = tiny_corpus.read_text().splitlines()[5]
     out = tmp_path / "ckpt"
     record = run_pretraining(recipe(model_name, tiny_corpus, out, max_steps=8),
-                             exclude_keys={text_key(excluded_text)})
+                             guard=LeakageGuard(frozenset({text_key(excluded_text)}), {"dev.jsonl": "ab12"}))
     assert PretrainRecord.read(out / "pretrain_record.json") == record
     assert not (out / "resume").exists()
     assert record.steps == 8 and record.sequences == 64 and record.excluded_documents == 1
+    assert record.excluded_keys == [text_key(excluded_text).hex()] and record.guarded_sha256 == {"dev.jsonl": "ab12"}
     assert 0 < record.tokens <= 64 * 32 and record.tokens_per_s > 0
     assert record.heldout_loss_after < record.heldout_loss_before
     # what loading checks the weights against, and what trained them (a 1-CPU run here)

@@ -116,6 +116,11 @@ class PretrainRecord(_RecordFile):
     weights_sha256: dict[str, str] = field(default_factory=dict)
     processes: int = 1                # training processes (GPUs) that shared each optimizer step
     device: str = "cpu"               # "cpu", "cuda:NVIDIA H200", ...
+    # The leakage guard it was built under (data/leakage.py): each task dev/test file held out ->
+    # its sha256, and the text_key (hex) of each corpus document dropped as one of their texts.
+    # None: built before dontstop recorded them (runner/stage_guard.py then compares counts).
+    guarded_sha256: dict[str, str] | None = None
+    excluded_keys: list[str] | None = None
 
 
 @dataclass

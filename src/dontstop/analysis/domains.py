@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 
 from ..config import from_dict
-from ..data.formats import leakage_keys
+from ..data.leakage import leakage_keys
 from ..suites import Suite, checkpoints_dir
 from ..fileio import UserError
 from ..recipes import PretrainRecipe

@@ -281,19 +281,3 @@ def check_corpus(path: str | Path, pool: bool = False, duplicates: bool = True) 
         return [Problem(str(path), None, "text", f"{documents - len(seen)} exact duplicate "
                         f"document(s) of {documents}", "warning")]
     return []
-
-
-def leakage_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
-    """text_key of every dev and test example of the given task directories: the leakage guard
-    of a suite (Suite.leakage_task_dirs). Pretraining and selection drop matching documents,
-    whatever the corpus files hold. A missing dev or test file is an error (a mistyped folder
-    must not turn the leakage guard off)."""
-    keys = set()
-    for directory in task_dirs:
-        for split in ("dev", "test"):
-            path = Path(directory) / f"{split}.jsonl"
-            if not path.is_file():
-                raise UserError(f"{path}: not found; the leakage guard needs the dev and test "
-                                "files of every task (build or download the data first)")
-            keys |= {text_key(e.text) for e in load_split(path)}
-    return keys

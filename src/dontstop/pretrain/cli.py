@@ -15,7 +15,7 @@ import yaml
 
 from .. import wandb_log
 from ..config import parse_yaml
-from ..data.formats import leakage_keys
+from ..data.leakage import leakage_guard
 from ..fileio import UserError
 from ..flags import add_flag
 from ..recipes import PretrainRecipe, check_flags
@@ -90,7 +90,7 @@ def _main(args) -> int:
     from .trainer import run_pretraining   # here: torch and transformers, not for `--help`
 
     record = run_pretraining(recipe_from_args(args), wandb=not args.no_wandb and wandb_log.configured(),
-                             exclude_keys=leakage_keys(args.exclude_dev_test_of))
+                             guard=leakage_guard(args.exclude_dev_test_of))
     losses = " -> ".join("n/a" if loss is None else f"{loss:.3f}"
                          for loss in (record.heldout_loss_before, record.heldout_loss_after))
     print(f"pretrained {record.steps} steps, {record.tokens:,} tokens at {record.tokens_per_s:,.0f} "

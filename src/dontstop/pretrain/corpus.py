@@ -22,8 +22,12 @@ class Corpus:
     paths: list[str]
     exclude_keys: set[bytes] | None
     documents: int                  # kept documents, training and held-out
-    excluded: int                   # documents dropped because they match task dev/test text
+    excluded_keys: frozenset[bytes]   # of the documents dropped because they match task dev/test text
     heldout_positions: frozenset[int]
+
+    @property
+    def excluded(self) -> int:     # documents, each once (deduplicated first)
+        return len(self.excluded_keys)
 
     def _kept(self) -> Iterator[str]:
         return iter_corpus(self.paths, dedup=True, exclude=self.exclude_keys)
@@ -43,15 +47,16 @@ class Corpus:
 
 def scan_corpus(recipe: PretrainRecipe, exclude_keys: set[bytes] | None) -> Corpus:
     """One streamed pass counts the documents; then a seeded choice of the held-out ones."""
-    documents, excluded = 0, 0
+    documents, excluded = 0, set()
     for text in iter_corpus(recipe.corpora, dedup=True):
-        if exclude_keys and text_key(text) in exclude_keys:
-            excluded += 1
+        key = text_key(text)
+        if exclude_keys and key in exclude_keys:
+            excluded.add(key)
         else:
             documents += 1
     if not documents:
         raise UserError(f"{', '.join(recipe.corpora)}: no documents left to pretrain on "
-                        f"({excluded} excluded as task dev/test text)")
+                        f"({len(excluded)} excluded as task dev/test text)")
     count = min(recipe.heldout_documents, int(documents * HELDOUT_FRACTION_CAP))
     positions = frozenset(random.Random(recipe.seed).sample(range(documents), count))
-    return Corpus(list(recipe.corpora), exclude_keys, documents, excluded, positions)
+    return Corpus(list(recipe.corpora), exclude_keys, documents, frozenset(excluded), positions)

@@ -55,7 +55,8 @@ def weights_sha256(checkpoint_dir: Path) -> dict[str, str]:
 
 def finished_record(recipe, recipe_fields: dict[str, Any], name: str, schedule: BatchSchedule,
                     corpus: Corpus, stream: dict[str, int], progress: dict[str, Any],
-                    heldout_after: float | None, processes: int, device: str) -> PretrainRecord:
+                    heldout_after: float | None, processes: int, device: str,
+                    guarded: dict[str, str]) -> PretrainRecord:
     """The record of a finished run; `weights_sha256` is filled in once the weights are saved."""
     return PretrainRecord(
         name=name, base_model=recipe.base_model, corpus_files=list(recipe.corpora),
@@ -64,7 +65,8 @@ def finished_record(recipe, recipe_fields: dict[str, Any], name: str, schedule: 
         epochs=progress["step"] / schedule.steps_per_epoch,
         sequences=progress["step"] * recipe.batch_size, tokens=progress["tokens"],
         documents=stream["documents"], heldout_documents=len(corpus.heldout_positions),
-        excluded_documents=corpus.excluded, bytes=stream["bytes"],
+        excluded_documents=corpus.excluded, guarded_sha256=guarded,
+        excluded_keys=sorted(key.hex() for key in corpus.excluded_keys), bytes=stream["bytes"],
         wall_time_s=progress["wall_time_s"],
         tokens_per_s=progress["tokens"] / max(progress["train_time_s"], 1e-9),
         final_train_loss=progress["loss"],

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .. import wandb_log
 from ..data.encoding import utf8_problem
+from ..data.leakage import LeakageGuard
 from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
 from ..models import check_available
 from ..recipes import PretrainRecipe, with_added_fields
@@ -65,24 +66,25 @@ def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
     check_output_dir(output_dir)
 
 
-def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, exclude_keys: set[bytes] | None = None,
+def run_pretraining(recipe: PretrainRecipe, *, wandb: bool = False, guard: LeakageGuard | None = None,
                     name: str | None = None, group: str | None = None,
                     wandb_config: dict[str, Any] | None = None) -> PretrainRecord:
     """`dontstop pretrain ...`: continued MLM pretraining; returns the written record.
 
-    `exclude_keys` (data.text_key digests of task dev/test text) are dropped from the corpus
-    here, at run time, whatever the corpus file holds; the record counts them. W&B (wandb_log):
+    The documents of `guard.keys` (data.text_key digests of task dev/test text) are dropped from
+    the corpus here, at run time, whatever the corpus file holds; the record keeps their keys and
+    the files guarded (`guard.files`: path -> sha256). W&B (wandb_log):
     a run named after the output folder, in `group` (default "pretrain"), with `wandb_config`
     added to the recipe; its input is the base model's artifact, its output the checkpoint's.
     """
     check_recipe(recipe, process_state().num_processes)
     with torch_threads(recipe.threads):
-        return _pretrain(recipe, exclude_keys, name, wandb, group, wandb_config)
+        return _pretrain(recipe, guard or LeakageGuard(), name, wandb, group, wandb_config)
 
 
-def _pretrain(recipe: PretrainRecipe, exclude_keys: set[bytes] | None, name: str | None, wandb: bool,
+def _pretrain(recipe: PretrainRecipe, guard: LeakageGuard, name: str | None, wandb: bool,
               group: str | None, wandb_config: dict[str, Any] | None) -> PretrainRecord:
-    run = PretrainRun(recipe, exclude_keys, name or Path(recipe.output_dir).name)
+    run = PretrainRun(recipe, guard, name or Path(recipe.output_dir).name)
     logger = wandb_log.start_run(wandb and run.accelerator.is_main_process, group=group or "pretrain",
                                  job_type="pretrain", name=Path(recipe.output_dir).name,
                                  config={**_jsonable(recipe), "lineage": run.name, "processes": run.processes,
@@ -123,7 +125,7 @@ def process_state():
 class PretrainRun:
     """One pretraining: model, data, optimizer and progress, resumed from <out>/resume/ if there."""
 
-    def __init__(self, recipe: PretrainRecipe, exclude_keys: set[bytes] | None, name: str):
+    def __init__(self, recipe: PretrainRecipe, guard: LeakageGuard, name: str):
         from accelerate import Accelerator
         from accelerate.utils import set_seed
         from transformers import AutoModelForMaskedLM, AutoTokenizer, get_linear_schedule_with_warmup
@@ -144,7 +146,7 @@ class PretrainRun:
         check_sequence_length(recipe.max_length, sequence_limit(self.model.config), recipe.base_model,
                               "pretrain recipe")   # before the corpus is read
         self.peft_model = wrap_for_training(self.model, recipe)  # LoRA in place; None: train every weight
-        self.corpus = scan_corpus(recipe, exclude_keys)
+        self.guard, self.corpus = guard, scan_corpus(recipe, set(guard.keys))
         self.heldout = self.corpus.heldout_documents()
         with self.accelerator.main_process_first():             # the main process tokenizes
             self.stream = self._token_stream()
@@ -281,7 +283,8 @@ class PretrainRun:
         self._stop_if_diverged(heldout_after, "the held-out documents after training")
         self.progress["wall_time_s"] = self.wall_before + time.time() - self.began
         record = finished_record(self.recipe, _jsonable(self.recipe), self.name, self.schedule, self.corpus,
-                                 self.stream, self.progress, heldout_after, self.processes, self.device)
+                                 self.stream, self.progress, heldout_after, self.processes, self.device,
+                                 self.guard.files)
         if self.accelerator.is_main_process:
             save_model(self.accelerator.unwrap_model(self.trainer).mlm_model, self.peft_model, self.recipe)
             self.tokenizer.save_pretrained(self.output_dir)

@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..data.formats import Problem, check_corpus, iter_corpus, leakage_keys, load_split, parse_split, text_key
+from ..data.formats import Problem, check_corpus, iter_corpus, load_split, parse_split, text_key
+from ..data.leakage import leakage_keys
 from ..data.task_checks import check_task
 from ..suites import Suite
 from ..fileio import atomic_write_json, raise_problems, read_json

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data.formats import leakage_keys, load_split
+from ..data.formats import load_split
+from ..data.leakage import LeakageGuard, leakage_keys
 from ..suites import Suite
 from ..fileio import UserError, file_sha256, job_lock, sha256_text
 from ..recipes import FinetuneRecipe, PretrainRecipe
@@ -21,19 +22,20 @@ from ..records import (METRICS_FILE, PRETRAIN_RECORD_FILE, SELECT_RECORD_FILE, S
                        MetricsRecord, PretrainRecord, SelectRecord)
 from ..stage_identity import record_difference
 from .plan import RunPlan, Stage, input_sha256
+from .stage_guard import check_stage_guard, tasks_on
 
 
-def build_stage(stage: Stage, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
+def build_stage(stage: Stage, suite: Suite, guard: LeakageGuard, wandb: bool) -> None:
     from ..pretrain.trainer import run_pretraining
 
     corpora = list(stage.corpora)
     if stage.selection:
-        corpora.append(_select(stage, suite, exclude))
+        corpora.append(_select(stage, suite, set(guard.keys)))
     recipe = PretrainRecipe(**{**stage.recipe, "base_model": stage.parent, "corpora": corpora,
                                "output_dir": stage.checkpoint_dir, "seed": suite.pretrain_seed})
     # W&B: pretraining runs grouped by recipe kind (comparable loss curves); the checkpoint folder
     # (<lineage>-<hash8>) names the run and its model artifact, whose parent is stage.parent's
-    run_pretraining(recipe, wandb=wandb, exclude_keys=exclude, name=stage.lineage,
+    run_pretraining(recipe, wandb=wandb, guard=guard, name=stage.lineage,
                     group=f"pretrain/{stage.kind}",
                     wandb_config={"suite": suite.name, "stage": stage.name, "kind": stage.kind,
                                   "stage_key": stage.key, "selection": stage.selection})
@@ -130,10 +132,10 @@ def finetune_recipe(plan: RunPlan, suite: Suite, seed: int = 0) -> FinetuneRecip
                              "suite": plan.suite, "data_dir": suite.data_dir, "seed": seed})
 
 
-def run_job(job, suite: Suite, exclude: set[bytes], wandb: bool) -> None:
+def run_job(job, suite: Suite, guard: LeakageGuard, wandb: bool) -> None:
     """One job of runner/jobs.py (any launcher): build a stage, fine-tune a seed, or probe."""
     if job.kind == "pretrain":
-        build_stage(job.stage, suite, exclude, wandb)
+        build_stage(job.stage, suite, guard, wandb)
     elif job.kind == "probe":
         probe_job(job.plan, suite)
     else:
@@ -165,13 +167,15 @@ def check_models_available(jobs) -> None:
 
 def check_finished_stages(jobs, suite: Suite) -> None:
     """Every finished stage that an unfinished job builds on is whole and is the stage asked
-    (check_finished_stage), before any work; where a job starts from it, its weights and tokenizer too."""
+    (check_finished_stage), before any work; where a job starts from it, its weights and tokenizer
+    too; and it held out the dev and test text of the tasks to be fine-tuned on it (stage_guard)."""
     unfinished = [job for job in jobs if not job.done()]
     needed = {path for job in unfinished for path in job.needs}
     starts = {job.stage.parent if job.kind == "pretrain" else job.plan.model for job in unfinished}
     sha = input_sha256(suite, planning_only=False)
     for stage in (job.stage for job in jobs if job.kind == "pretrain" and job.done() and job.done_file in needed):
         check_finished_stage(stage, suite, sha, load=stage.checkpoint_dir in starts)
+        check_stage_guard(stage, tasks_on(stage, unfinished), suite)
 
 
 def check_finished_stage(stage: Stage, suite: Suite, sha: Callable[[str], str], load: bool) -> None:

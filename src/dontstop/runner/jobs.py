@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.formats import leakage_keys
+from ..data.leakage import LeakageGuard, leakage_guard
 from ..suites import Suite
 from ..fileio import UserError, check_writable_dir, is_locked, job_lock
 from ..records import METRICS_FILE, PROBE_FILE
@@ -62,13 +62,13 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
     processes = max(1, min(workers, todo))   # a worker with no job to take would only load torch
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
           f"on {processes} worker(s)", flush=True)
-    exclude = leakage_keys(suite.leakage_task_dirs(running=tasks_of(plans)))
+    guard = leakage_guard(suite.leakage_task_dirs(running=tasks_of(plans)), suite.cache_dir)
     start = (time.time(), len(jobs) - todo)   # for the ETA: when, and how many were done then
     if workers <= 1:
         _single_thread()   # the same arithmetic as a worker process: same seed, same metrics
-        finished = work(jobs, suite, exclude, wandb, start)
+        finished = work(jobs, suite, guard, wandb, start)
     else:
-        finished = _run_workers(jobs, suite, exclude, wandb, start, processes)
+        finished = _run_workers(jobs, suite, guard, wandb, start, processes)
     began = start[0]
     left = sum(not job.done() for job in jobs)
     print(f"done: {finished} job(s) finished in {clock(time.time() - began)}"
@@ -184,7 +184,7 @@ def _needs(stage: Stage, stages: list[Stage]) -> tuple[Path, ...]:
     return tuple(s.record_path for s in parents)
 
 
-def work(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
+def work(jobs: list[Job], suite: Suite, guard: LeakageGuard, wandb: bool,
          start: tuple[float, int]) -> int:
     """One worker: take the first ready, unlocked, unfinished job until none is left."""
     finished = 0
@@ -198,7 +198,7 @@ def work(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
                 if not mine or job.done():
                     continue
                 _announce(job, jobs, start)
-                run_job(job, suite, exclude, wandb)
+                run_job(job, suite, guard, wandb)
                 finished, ran = finished + 1, True
                 break
         if not ran:
@@ -221,13 +221,13 @@ def _announce(job: Job, jobs: list[Job], start: tuple[float, int]) -> None:
           flush=True)
 
 
-def _run_workers(jobs: list[Job], suite: Suite, exclude: set[bytes], wandb: bool,
+def _run_workers(jobs: list[Job], suite: Suite, guard: LeakageGuard, wandb: bool,
                  start: tuple[float, int], workers: int) -> int:
     # concurrent.futures, not multiprocessing.Pool: a worker killed outright (the kernel's OOM
     # killer, a kill -9) breaks the executor, where a Pool waited forever for its result
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as executor:
-        results = [executor.submit(work, jobs, suite, exclude, wandb, start) for _ in range(workers)]
+        results = [executor.submit(work, jobs, suite, guard, wandb, start) for _ in range(workers)]
         try:
             return sum(result.result() for result in results)  # re-raises a worker's error here
         except BrokenProcessPool:

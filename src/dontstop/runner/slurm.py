@@ -22,7 +22,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..data.formats import leakage_keys
+from ..data.leakage import leakage_keys
 from ..suites import Suite
 from ..fileio import UserError, job_lock, raise_problems
 from ..recipes import AT_LEAST_1, NON_NEGATIVE

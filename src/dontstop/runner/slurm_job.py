@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.formats import leakage_keys
+from ..data.leakage import LeakageGuard, leakage_guard
 from ..suites import Suite
 from ..fileio import atomic_output, job_lock
 from .jobs import Job
@@ -63,7 +63,7 @@ class RunnerJob:
             if self.launch is not None:
                 _launch(self.launch, node)
             else:   # the local workers' own dispatch: a stage, a fine-tuning seed or a probe
-                run_job(job, self.suite, leakage(self.suite) if job.kind == "pretrain" else set(), self.wandb)
+                run_job(job, self.suite, leakage(self.suite) if job.kind == "pretrain" else LeakageGuard(), self.wandb)
         return f"{job.label}: finished"
 
     def checkpoint(self):
@@ -84,9 +84,9 @@ def _stop(signum: int, frame) -> None:
     raise SystemExit(f"stopped by {signal.Signals(signum).name} (scancel, or Slurm ending the job)")
 
 
-def leakage(suite: Suite) -> set[bytes]:
+def leakage(suite: Suite) -> LeakageGuard:
     """The leakage guard of runner/jobs.py, computed where the stage is built."""
-    return leakage_keys(suite.leakage_task_dirs())
+    return leakage_guard(suite.leakage_task_dirs(), suite.cache_dir)
 
 
 def write_spec(path: Path, job: Job, suite: Suite, wandb: bool) -> str:

@@ -7,7 +7,8 @@ job in <results>/<suite>/slurm/jobs.json: queued or running while squeue says so
 waits on a parent that failed (afterok never satisfied), failed once Slurm has ended it. Without
 Slurm, a job whose lock a live process holds is running (a local runner) and any other is not started.
 A finished pretraining stage whose checkpoint `run` would refuse (runner/job_actions.check_finished_stage:
-its weights, config, tokenizer or record missing, truncated or of another stage) is damaged, not done;
+its weights, config, tokenizer or record missing, truncated or of another stage; or, runner/stage_guard,
+pretrained on the dev/test text of a task added since that is still to be fine-tuned on it) is damaged, not done;
 so is a stage still to build whose folder or finished selection `run` would refuse
 (check_stage_to_build).
 """
@@ -24,6 +25,7 @@ from ..fileio import UserError, check_dir_path, is_locked
 from .finished import stale_results
 from .inputs import check_inputs
 from .job_actions import check_finished_stage, check_stage_to_build
+from .stage_guard import check_stage_guard, tasks_on
 from .jobs import Job, clock, make_jobs
 from .plan import input_sha256, plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
@@ -209,6 +211,7 @@ def damaged_stages(jobs: list[Job], suite: Suite) -> dict[str, str]:
         try:
             if job.done():
                 check_finished_stage(job.stage, suite, sha, load=True)
+                check_stage_guard(job.stage, tasks_on(job.stage, jobs), suite)
             else:
                 check_stage_to_build(job.stage, suite)
         except UserError as e:

@@ -10,7 +10,8 @@ import argparse
 
 from pathlib import Path
 
-from ..data.formats import iter_corpus, leakage_keys, text_key
+from ..data.formats import iter_corpus, text_key
+from ..data.leakage import leakage_keys
 from ..data.sentences import DEFAULT_POOL_UNIT, POOL_UNITS
 from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_flag

@@ -1,0 +1,50 @@
+"""The leakage guard: the dev and test text of a suite's tasks (the folders Suite.leakage_task_dirs
+names), which no pretraining or selection may see. Pretraining and selection drop a document whose
+text_key is one of the guard's `keys`, whatever the corpus files hold. A pretraining stage also
+records the files it held out, by content (`files`, PretrainRecord.guarded_sha256), so that a task
+added to the suite after it was built, or a dev file changed since, is known not to have been held
+out (runner/stage_guard.py checks the stage before that task is fine-tuned on it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from ..fileio import UserError, file_sha256
+from .formats import load_split, text_key
+
+SPLITS = ("dev", "test")
+
+
+@dataclass(frozen=True)
+class LeakageGuard:
+    keys: frozenset[bytes] = frozenset()              # text_key of every dev and test example
+    files: dict[str, str] = field(default_factory=dict)   # each dev/test file read -> its sha256
+
+
+def guarded_files(task_dirs: Iterable[str | Path]) -> list[Path]:
+    """The dev and test file of each task folder. A missing one is an error: a mistyped folder
+    must not turn the leakage guard off."""
+    paths = []
+    for directory in task_dirs:
+        for split in SPLITS:
+            path = Path(directory) / f"{split}.jsonl"
+            if not path.is_file():
+                raise UserError(f"{path}: not found; the leakage guard needs the dev and test "
+                                "files of every task (build or download the data first)")
+            paths.append(path)
+    return paths
+
+
+def leakage_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
+    """text_key of every dev and test example of the given task folders."""
+    return {text_key(e.text) for path in guarded_files(task_dirs) for e in load_split(path)}
+
+
+def leakage_guard(task_dirs: Iterable[str | Path], memo_dir: str | Path | None = None) -> LeakageGuard:
+    """The keys of leakage_keys and the files they were read from, for a stage's record
+    (file_sha256 memoised in `memo_dir`, the cache)."""
+    paths = guarded_files(task_dirs)
+    return LeakageGuard(frozenset(text_key(e.text) for path in paths for e in load_split(path)),
+                        {str(path): file_sha256(path, memo_dir) for path in paths})
