@@ -171,7 +171,8 @@ def test_table1_puts_dapt_lora_beside_dapt_when_it_was_scored():
 
 
 def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
-    from dontstop.analysis.domains import suite_corpora, suite_samples
+    from dontstop.analysis.domains import pretraining_heldout, suite_corpora, suite_samples
+    from dontstop.data.formats import text_key
     from dontstop.suites import Suite
     from dontstop.fileio import sha256_file
     from dontstop.pretrain.corpus import scan_corpus
@@ -197,6 +198,13 @@ def test_suite_samples_score_only_what_dapt_held_out(tmp_path):
     assert len(samples["cs"]) == 3 and set(samples["cs"]) <= set(split.heldout_documents())
     assert not set(samples["cs"]) & set(split.training_documents())
     assert len(samples["general"]) == 3 and all(d.startswith("general") for d in samples["general"])
+    # the split pretraining made: without the documents its record says it dropped, whatever the
+    # leakage guard is now (a task added since, its dev text in the corpus, shifted every position)
+    dropped = text_key("cs document 7")
+    pretrain_record(corpus_files=[cs], corpus_sha256={cs: sha256_file(cs)}, recipe=recipe, steps=1,
+                    excluded_documents=1, excluded_keys=[dropped.hex()]).write(dapt_cs)
+    held_out = pretraining_heldout(dapt_cs, cs, suite)
+    assert held_out == scan_corpus(PretrainRecipe(**recipe), {dropped}).heldout_documents() != split.heldout_documents()
     with open(cs, "a", encoding="utf-8") as f:
         f.write("a document added after pretraining\n")
     # another corpus is another DAPT stage (its key covers the corpus): this one is no longer the

@@ -120,7 +120,8 @@ def suite_samples(suite: Suite, corpora: dict[str, str], documents: int,
 
 def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str]:
     """The documents a stage trained on `corpus` held out, re-derived the way pretraining split them
-    (same corpus, same leakage guard, same seed); [] if the checkpoint was trained on other files.
+    (same corpus, the documents its record says it dropped as dev/test text, same seed: a task
+    added to the suite since would shift every position); [] if the checkpoint was trained on other files.
     The checkpoint is the suite's own stage on `corpus` as it is now (its key covers the corpus's
     content), so the split is the one pretraining made."""
     from ..pretrain.corpus import scan_corpus
@@ -130,7 +131,9 @@ def pretraining_heldout(checkpoint: Path, corpus: str, suite: Suite) -> list[str
     if record.corpus_files != [corpus]:
         return []
     recipe = from_dict(PretrainRecipe, record.recipe, str(record_path))
-    return scan_corpus(recipe, leakage_keys(suite.leakage_task_dirs())).heldout_documents()
+    dropped = (leakage_keys(suite.leakage_task_dirs()) if record.excluded_keys is None   # an older record
+               else {bytes.fromhex(key) for key in record.excluded_keys})
+    return scan_corpus(recipe, dropped).heldout_documents()
 
 
 def analyze_suite(suite: Suite, out_dir: Path, *, seed: int = 0, top: int = 10000,
