@@ -251,8 +251,10 @@ def test_a_finished_stage_that_did_not_hold_out_a_task_added_since_is_refused_be
     build()
     record = PretrainRecord.read(stages[-1].record_path)
     assert record.excluded_keys == [] and len(record.guarded_sha256) == 2 * (len(mini_suite.tasks) - 1)
-    later.rename(sections)
     jobs = make_jobs([plan for task in ("aclsum-roles", "aclsum-sections") for plan in plan_runs(mini_suite, dapt, [task])])
+    check_job_models(jobs, mini_suite)   # not downloaded yet (a dry run, status): nothing to search for
+    assert damaged_stages(jobs, mini_suite) == {}
+    later.rename(sections)
     dev = sections / "dev.jsonl"
     refusal = (rf"{re.escape(str(stages[-1].checkpoint_dir))}: its corpus holds 1 dev/test text\(s\) of aclsum-sections "
                rf"that it did not hold out \(.*; the first: {re.escape(str(dev))}:2\); fine-tuning on it would test on text it was "
