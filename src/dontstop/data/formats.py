@@ -16,7 +16,7 @@ import math
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import AbstractSet, Iterable, Iterator
 
 import regex
 
@@ -196,7 +196,7 @@ def text_key(text: str) -> bytes:
 
 
 def iter_corpus(paths: Iterable[str | Path], dedup: bool = True,
-                exclude: set[bytes] | None = None) -> Iterator[str]:
+                exclude: AbstractSet[bytes] | None = None) -> Iterator[str]:
     """Stream documents from text or jsonl files, dropping exact duplicates and `exclude` keys."""
     seen: set[bytes] = set()
     for path in paths:

@@ -14,7 +14,7 @@ from typing import Iterable
 from ..fileio import UserError, file_sha256
 from .formats import load_split, text_key
 
-SPLITS = ("dev", "test")
+GUARDED_SPLITS = ("dev", "test")   # of a task folder (tasks.SPLITS adds train)
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def guarded_files(task_dirs: Iterable[str | Path]) -> list[Path]:
     must not turn the leakage guard off."""
     paths = []
     for directory in task_dirs:
-        for split in SPLITS:
+        for split in GUARDED_SPLITS:
             path = Path(directory) / f"{split}.jsonl"
             if not path.is_file():
                 raise UserError(f"{path}: not found; the leakage guard needs the dev and test "
@@ -39,12 +39,15 @@ def guarded_files(task_dirs: Iterable[str | Path]) -> list[Path]:
 
 def leakage_keys(task_dirs: Iterable[str | Path]) -> set[bytes]:
     """text_key of every dev and test example of the given task folders."""
-    return {text_key(e.text) for path in guarded_files(task_dirs) for e in load_split(path)}
+    return _text_keys(guarded_files(task_dirs))
 
 
 def leakage_guard(task_dirs: Iterable[str | Path], memo_dir: str | Path | None = None) -> LeakageGuard:
     """The keys of leakage_keys and the files they were read from, for a stage's record
     (file_sha256 memoised in `memo_dir`, the cache)."""
     paths = guarded_files(task_dirs)
-    return LeakageGuard(frozenset(text_key(e.text) for path in paths for e in load_split(path)),
-                        {str(path): file_sha256(path, memo_dir) for path in paths})
+    return LeakageGuard(frozenset(_text_keys(paths)), {str(path): file_sha256(path, memo_dir) for path in paths})
+
+
+def _text_keys(paths: list[Path]) -> set[bytes]:
+    return {text_key(e.text) for path in paths for e in load_split(path)}

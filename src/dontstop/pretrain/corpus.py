@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterator
+from typing import AbstractSet, Iterator
 
 from ..data.formats import iter_corpus, text_key
 from ..fileio import UserError
@@ -20,7 +20,7 @@ class Corpus:
     from the files whenever needed, never held in memory; the kept documents at
     `heldout_positions` are held out from training."""
     paths: list[str]
-    exclude_keys: set[bytes] | None
+    exclude_keys: AbstractSet[bytes] | None
     documents: int                  # kept documents, training and held-out
     excluded_keys: frozenset[bytes]   # of the documents dropped because they match task dev/test text
     heldout_positions: frozenset[int]
@@ -45,7 +45,7 @@ class Corpus:
         return heldout
 
 
-def scan_corpus(recipe: PretrainRecipe, exclude_keys: set[bytes] | None) -> Corpus:
+def scan_corpus(recipe: PretrainRecipe, exclude_keys: AbstractSet[bytes] | None) -> Corpus:
     """One streamed pass counts the documents; then a seeded choice of the held-out ones."""
     documents, excluded = 0, set()
     for text in iter_corpus(recipe.corpora, dedup=True):

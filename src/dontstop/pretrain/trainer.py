@@ -146,7 +146,7 @@ class PretrainRun:
         check_sequence_length(recipe.max_length, sequence_limit(self.model.config), recipe.base_model,
                               "pretrain recipe")   # before the corpus is read
         self.peft_model = wrap_for_training(self.model, recipe)  # LoRA in place; None: train every weight
-        self.guard, self.corpus = guard, scan_corpus(recipe, set(guard.keys))
+        self.guard, self.corpus = guard, scan_corpus(recipe, guard.keys)
         self.heldout = self.corpus.heldout_documents()
         with self.accelerator.main_process_first():             # the main process tokenizes
             self.stream = self._token_stream()

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import AbstractSet, Any, Callable, Iterable
 
 from ..data.formats import load_split
 from ..data.leakage import LeakageGuard, leakage_keys
@@ -30,7 +30,7 @@ def build_stage(stage: Stage, suite: Suite, guard: LeakageGuard, wandb: bool) ->
 
     corpora = list(stage.corpora)
     if stage.selection:
-        corpora.append(_select(stage, suite, set(guard.keys)))
+        corpora.append(_select(stage, suite, guard.keys))
     recipe = PretrainRecipe(**{**stage.recipe, "base_model": stage.parent, "corpora": corpora,
                                "output_dir": stage.checkpoint_dir, "seed": suite.pretrain_seed})
     # W&B: pretraining runs grouped by recipe kind (comparable loss curves); the checkpoint folder
@@ -41,7 +41,7 @@ def build_stage(stage: Stage, suite: Suite, guard: LeakageGuard, wandb: bool) ->
                                   "stage_key": stage.key, "selection": stage.selection})
 
 
-def _select(stage: Stage, suite: Suite, exclude: set[bytes]) -> str:
+def _select(stage: Stage, suite: Suite, exclude: AbstractSet[bytes]) -> str:
     from ..select.selection import select_corpus
 
     queries_path, pool, embedding, asked = _selection_asked(stage, suite)
@@ -92,7 +92,7 @@ def _selection_asked(stage: Stage, suite: Suite) -> tuple[str, str, dict[str, An
 
 
 def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, Any],
-               exclude: set[bytes]) -> Path:
+               exclude: AbstractSet[bytes]) -> Path:
     """One fitted embedder + faiss index per (task text, pool, embedding settings, held-out text
     kept out of the index), shared by 50NN, 150NN and 500NN: only the search differs between
     them. Everything select_corpus keys the folder by names it: another leakage guard (a task
@@ -168,22 +168,24 @@ def check_models_available(jobs) -> None:
 def check_finished_stages(jobs, suite: Suite) -> None:
     """Every finished stage that an unfinished job builds on is whole and is the stage asked
     (check_finished_stage), before any work; where a job starts from it, its weights and tokenizer
-    too; and it held out the dev and test text of the tasks to be fine-tuned on it (stage_guard)."""
+    too; and it held out the dev and test text of the tasks to be fine-tuned on it."""
     unfinished = [job for job in jobs if not job.done()]
     needed = {path for job in unfinished for path in job.needs}
     starts = {job.stage.parent if job.kind == "pretrain" else job.plan.model for job in unfinished}
     sha = input_sha256(suite, planning_only=False)
     for stage in (job.stage for job in jobs if job.kind == "pretrain" and job.done() and job.done_file in needed):
-        check_finished_stage(stage, suite, sha, load=stage.checkpoint_dir in starts)
-        check_stage_guard(stage, tasks_on(stage, unfinished), suite)
+        check_finished_stage(stage, suite, sha, load=stage.checkpoint_dir in starts,
+                             tasks=tasks_on(stage, unfinished))
 
 
-def check_finished_stage(stage: Stage, suite: Suite, sha: Callable[[str], str], load: bool) -> None:
+def check_finished_stage(stage: Stage, suite: Suite, sha: Callable[[str], str], load: bool,
+                         tasks: Iterable[str]) -> None:
     """One finished stage is whole and is the stage asked: its record readable and made from the
     stage's recipe, inputs (`sha`: path -> sha256, runner/plan.input_sha256) and seed (not a folder
     copied or renamed from another stage: stage_identity.record_difference), and, with `load`, its
-    weights those the record lists and a tokenizer with a vocabulary. A finished stage is never
-    built over, so the one line says to remove the folder. `dontstop status` shows the same line."""
+    weights those the record lists and a tokenizer with a vocabulary; and it held out the dev and
+    test text of the `tasks` to be fine-tuned on it (stage_guard). A finished stage is never built
+    over, so the one line says to remove the folder. `dontstop status` shows the same line."""
     from transformers import AutoTokenizer
 
     from ..models import load_pretrained
@@ -200,6 +202,7 @@ def check_finished_stage(stage: Stage, suite: Suite, sha: Callable[[str], str], 
             load_pretrained(AutoTokenizer, stage.checkpoint_dir)   # and the weights, by their hash
     except UserError as e:
         raise UserError(f"{e}; a finished stage is never built over: remove its folder to build it again") from None
+    check_stage_guard(stage, tasks, suite)   # its line says to remove the folder itself
 
 
 def check_stages_to_build(jobs, suite: Suite) -> None:

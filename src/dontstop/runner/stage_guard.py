@@ -19,8 +19,8 @@ from typing import Iterable
 from tqdm import tqdm
 
 from ..data.formats import iter_corpus, load_split, text_key
-from ..data.leakage import SPLITS
-from ..fileio import UserError, atomic_write_json, file_sha256, read_json, sha256_text
+from ..data.leakage import GUARDED_SPLITS
+from ..fileio import UserError, atomic_write_json, file_sha256, read_json, sha256_file, sha256_text
 from ..records import SELECTED_CORPUS_FILE, PretrainRecord
 from ..suites import Suite
 from .plan import Stage
@@ -42,13 +42,13 @@ def check_stage_guard(stage: Stage, tasks: Iterable[str], suite: Suite) -> None:
     held_out = set((record.guarded_sha256 or {}).values())
     # a file not there yet (a paper task not downloaded: a dry run, status) has no text to search
     # for; `run` refuses it before this (runner/inputs.py)
-    files = [Path(suite.task_dir(task)) / f"{split}.jsonl" for task in sorted(tasks) for split in SPLITS]
+    files = [Path(suite.task_dir(task)) / f"{split}.jsonl" for task in sorted(tasks) for split in GUARDED_SPLITS]
     unguarded = {str(path): sha for path in files
                  if path.is_file() and (sha := file_sha256(path, suite.cache_dir)) not in held_out}
     if not unguarded:
         return
     # the answer holds for this record (a stage built again is another) and these files' content
-    identity = sha256_text(json.dumps([sha256_text(record_path.read_text(encoding="utf-8")), unguarded], sort_keys=True))
+    identity = sha256_text(json.dumps([sha256_file(record_path), unguarded], sort_keys=True))
     answer = Path(suite.cache_dir) / suite.name / GUARD_CHECKS / f"{Path(stage.checkpoint_dir).name}-{identity[:16]}.json"
     if answer.is_file():
         leaked = read_json(answer)["leaked"]

@@ -25,7 +25,7 @@ from ..fileio import UserError, check_dir_path, is_locked
 from .finished import stale_results
 from .inputs import check_inputs
 from .job_actions import check_finished_stage, check_stage_to_build
-from .stage_guard import check_stage_guard, tasks_on
+from .stage_guard import tasks_on
 from .jobs import Job, clock, make_jobs
 from .plan import input_sha256, plan_runs
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
@@ -210,8 +210,7 @@ def damaged_stages(jobs: list[Job], suite: Suite) -> dict[str, str]:
     for job in (job for job in jobs if job.kind == "pretrain"):
         try:
             if job.done():
-                check_finished_stage(job.stage, suite, sha, load=True)
-                check_stage_guard(job.stage, tasks_on(job.stage, jobs), suite)
+                check_finished_stage(job.stage, suite, sha, load=True, tasks=tasks_on(job.stage, jobs))
             else:
                 check_stage_to_build(job.stage, suite)
         except UserError as e:
