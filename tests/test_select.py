@@ -9,7 +9,7 @@ import pytest
 from dontstop.select import index as knn_index
 from dontstop.cli import main
 from dontstop.data.formats import text_key
-from dontstop.data.sentences import POOL_UNITS, split_sentences
+from dontstop.data.sentences import POOL_UNITS, QUERY_UNITS, split_sentences
 from dontstop.select.embed import EMBEDDERS, BowEmbedder, EncoderEmbedder, load_embedder
 from dontstop.fileio import UserError
 from dontstop.records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
@@ -164,20 +164,50 @@ def test_knn_selects_sentences_of_pool_paragraphs_and_a_held_out_sentence_inside
     assert set(texts) <= set(paragraphs) and all(len(split_sentences(t)) >= 2 for t in texts)
 
 
-def test_a_knn_stage_names_its_pool_unit_so_a_selection_of_whole_lines_is_another_stage(mini_suite):
-    """The stage key holds the unit: a cache (or finished run) selected from whole pool lines is not
-    taken for one selected from sentences."""
+def test_each_sentence_of_a_task_text_is_a_query_and_a_pool_copy_of_one_is_not_selected(tmp_path):
+    """The paper takes the k nearest domain sentences of every task *sentence*. A task text of two
+    sentences queried as one text: k candidates near neither topic's centre (RAND: k draws for two
+    sentences), and a pool copy of one of its sentences was selected (only copies of the whole
+    text were dropped), so the task's sentence was pretrained on twice. `query_unit="text"` keeps
+    that older behaviour (a task already one sentence a text selects the same either way)."""
+    rng = np.random.default_rng(0)
+
+    def sentence(topic):
+        return topic_sentence(rng, topic).capitalize() + "."
+
+    task_sentences = [sentence(0), sentence(5)]
+    records = [{"text": sentence(t), "source": f"topic{t}"} for t in range(12) for _ in range(12)]
+    pool = write_pool(tmp_path / "pool.jsonl", records + [{"text": task_sentences[0], "source": "topic0"}])
+    task_texts = [" ".join(task_sentences)] * 2   # a copy of the text: one text, two sentences
+    by_sentence = select_corpus(task_texts, pool, tmp_path / "sentences", k=6)
+    corpus = read_corpus(tmp_path / "sentences")
+    assert (by_sentence.query_unit, by_sentence.task_texts, by_sentence.queries) == ("sentence", 1, 2)
+    assert corpus[0] == {"text": task_texts[0], "source": "task"} and corpus[1]["source"] != "task"
+    assert by_sentence.pool_size == 144 and by_sentence.candidates_before_dedup == 12
+    assert by_sentence.selected_by_source == {"topic0": 6, "topic5": 6}   # each sentence its own topic's
+    by_text = select_corpus(task_texts, pool, tmp_path / "texts", k=6, query_unit="text")
+    texts = [row["text"] for row in read_corpus(tmp_path / "texts")[1:]]
+    assert (by_text.query_unit, by_text.queries, by_text.pool_size) == ("text", 1, 145)
+    assert task_sentences[0] in texts and by_text.candidates_before_dedup == 6
+    rand = select_corpus(task_texts, pool, tmp_path / "rand", method="random", k=6)
+    assert rand.candidates_before_dedup == 12
+    assert task_sentences[0] not in [row["text"] for row in read_corpus(tmp_path / "rand")[1:]]
+
+
+def test_a_knn_stage_names_its_pool_and_query_units_so_another_unit_is_another_stage(mini_suite):
+    """The stage key holds both units: a cache (or finished run) selected from whole pool lines,
+    or queried with whole task texts, is not taken for one of sentences."""
     from dontstop.conditions import EXPERIMENTS_DIR, load_condition
     from dontstop.runner.plan import plan_runs
 
-    def knn_stage():
+    def knn_stage(**settings):
+        mini_suite.selection = {**mini_suite.selection, **settings}
         return plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0].stages[-1]
 
-    sentences = knn_stage()
-    mini_suite.selection = {**mini_suite.selection, "unit": "line"}
-    lines = knn_stage()
-    assert (sentences.selection["unit"], lines.selection["unit"]) == ("sentence", "line")
-    assert sentences.key != lines.key and sentences.selection_dir != lines.selection_dir
+    stages = [knn_stage(), knn_stage(unit="line"), knn_stage(unit="sentence", query_unit="text")]
+    assert [(s.selection["unit"], s.selection["query_unit"]) for s in stages] == [
+        ("sentence", "sentence"), ("line", "sentence"), ("sentence", "text")]
+    assert len({s.key for s in stages}) == len({s.selection_dir for s in stages}) == 3
 
 
 def test_random_selection_is_reproducible_by_seed(tmp_path):
@@ -269,6 +299,7 @@ def test_a_suites_selection_keys_are_select_corpus_keywords():
     assert SELECTION_RANGES["embedder"].choices == EMBEDDERS     # the suite checks' choices are select's
     assert SELECTION_RANGES["index"].choices == knn_index.INDEX_TYPES
     assert SELECTION_RANGES["unit"].choices == POOL_UNITS
+    assert SELECTION_RANGES["query_unit"].choices == QUERY_UNITS
 
 
 def test_an_output_folder_holding_the_pool_or_the_task_text_is_refused_and_they_are_kept(tmp_path, capsys):

@@ -165,7 +165,7 @@ class SelectRecord(_RecordFile):
     recall_at_k: float | None         # of the approximate index against exact search
     pool: str
     pool_size: int                    # pool candidates (of the unit) after the scan's exclusions
-    queries: int                      # distinct task texts
+    queries: int                      # distinct queries: task sentences, or texts (query_unit)
     candidates_before_dedup: int
     selected: int
     duplicates_removed: int
@@ -180,6 +180,8 @@ class SelectRecord(_RecordFile):
     nprobe: int | None = None
     nlist: int | None = None
     unit: str = "line"                # a candidate: "sentence" of a pool line, or the "line" (records before units)
+    query_unit: str = "text"          # a query: "sentence" of a task text, or the "text" (records before it)
+    task_texts: int | None = None     # distinct task texts, written first in corpus.jsonl (None: before query_unit)
 
 
 @dataclass

@@ -29,15 +29,17 @@ class SelectionSettings:
     k_scale: float = 1.0        # k of a knn:<k> / random:<k> stage x this (the mini pools are small)
     bow_tokens: str = "sklearn"  # how the bow embedder finds words (select/embed.BOW_TOKENS)
     unit: str = "sentence"       # a candidate: a sentence of a pool line, or the line (data/sentences.py)
+    query_unit: str = "sentence"  # a query: a sentence of a task text, or the text (data/sentences.py)
 
 
 # The values a selection setting takes (a dim of 0 failed inside scikit-learn, mid-run; an
 # unknown embedder or index in select_corpus, once the stages before it were built). The
-# choices are select/embed.EMBEDDERS, select/index.INDEX_TYPES and data/sentences.POOL_UNITS
-# (a test holds them equal; a shared basic imports no phase).
+# choices are select/embed.EMBEDDERS, select/index.INDEX_TYPES and data/sentences.POOL_UNITS and
+# QUERY_UNITS (a test holds them equal; a shared basic imports no phase).
 SELECTION_RANGES = {"dim": AT_LEAST_1, "nprobe": AT_LEAST_1, "k_scale": POSITIVE,
                     "embedder": OneOf(("bow", "encoder")), "index": OneOf(("flat", "ivf")),
-                    "bow_tokens": OneOf(("sklearn", "scripts")), "unit": OneOf(("sentence", "line"))}
+                    "bow_tokens": OneOf(("sklearn", "scripts")), "unit": OneOf(("sentence", "line")),
+                    "query_unit": OneOf(("sentence", "text"))}
 
 
 def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:

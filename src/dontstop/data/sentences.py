@@ -3,6 +3,7 @@ paper's candidates were domain sentences, a pool's lines are often paragraphs or
 
     split_sentences("It works! Dr. Smith agrees, e.g. here.")  # ['It works!', 'Dr.', 'Smith agrees, e.g. here.']
     pool_candidates(line_text, "sentence" | "line")            # a pool line's candidates
+    task_queries(task_texts, "sentence" | "text")              # what a selection searches with
 
 A sentence ends at Unicode's sentence-terminal punctuation (. ! ? 。 ！ ？ । ؟ ። ...) with any
 closing brackets or quotes after it, then
@@ -16,8 +17,12 @@ from __future__ import annotations
 
 import regex
 
+from .formats import text_key
+
 POOL_UNITS = ("sentence", "line")   # what one selection candidate is: a sentence of a pool line, or the line
 DEFAULT_POOL_UNIT = "sentence"      # the paper's
+QUERY_UNITS = ("sentence", "text")  # what one query is: a sentence of a task text, or the whole text
+DEFAULT_QUERY_UNIT = "sentence"     # the paper's: "for each task sentence", its k nearest candidates
 
 _TERMINAL = r"\p{Sentence_Terminal}[\p{Pe}\p{Pf}\"']*"
 _WIDE_TERMINAL = r"[\p{Sentence_Terminal}&&[\p{East_Asian_Width=W}\p{East_Asian_Width=F}]][\p{Pe}\p{Pf}]*"
@@ -37,3 +42,16 @@ def pool_candidates(text: str, unit: str) -> list[str]:
     if unit not in POOL_UNITS:
         raise ValueError(f"unknown pool unit {unit!r}; known: {', '.join(POOL_UNITS)}")
     return split_sentences(text) if unit == "sentence" else [text.strip()]
+
+
+def task_queries(task_texts: list[str], unit: str) -> list[str]:
+    """What a kNN or RAND selection searches with: every sentence of the task texts, or each text
+    whole; exact copies (data.text_key) once, first occurrence kept, in order."""
+    if unit not in QUERY_UNITS:
+        raise ValueError(f"unknown query unit {unit!r}; known: {', '.join(QUERY_UNITS)}")
+    pieces = (piece for text in task_texts
+              for piece in (split_sentences(text) if unit == "sentence" else [text]))
+    unique: dict[bytes, str] = {}
+    for piece in pieces:
+        unique.setdefault(text_key(piece), piece)
+    return list(unique.values())

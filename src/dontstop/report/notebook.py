@@ -25,6 +25,7 @@ from ..conditions import Conditions
 from ..suites import Suite
 from ..fileio import atomic_write_text, file_sha256, read_json, sha256_text
 from ..records import SELECTED_CORPUS_FILE, MetricsRecord
+from ..data.sentences import task_queries
 from ..select.embed import load_embedder
 from ..select.index import load_index, search
 from ..select.pool import fetch_candidates, load_scan
@@ -150,12 +151,12 @@ def selections(runs: pd.DataFrame) -> pd.DataFrame:
             selection = stage.get("selection")
             if selection:
                 rows.append({"task": run.task, "condition": run.condition, "stage": stage.get("lineage"),
-                             **{k: selection.get(k) for k in ("method", "k", "unit", "queries", "pool_size",
-                                                              "candidates_before_dedup", "selected",
+                             **{k: selection.get(k) for k in ("method", "k", "unit", "query_unit", "queries",
+                                                              "pool_size", "candidates_before_dedup", "selected",
                                                               "duplicates_removed", "embedder", "index")},
                              "selected_by_source": selection.get("selected_by_source", {}),
                              "pool_by_source": selection.get("pool_by_source", {}), "record": stage})
-    frame = pd.DataFrame(rows, columns=["task", "condition", "stage", "method", "k", "unit", "queries",
+    frame = pd.DataFrame(rows, columns=["task", "condition", "stage", "method", "k", "unit", "query_unit", "queries",
                                        "pool_size", "candidates_before_dedup", "selected",
                                        "duplicates_removed", "embedder", "index",
                                        "selected_by_source", "pool_by_source", "record"])
@@ -190,7 +191,9 @@ def nearest_neighbours(cache: Path, suite: str, stage: dict, sentences: int = 3,
     if not (selection / SELECTED_CORPUS_FILE).is_file():
         return None, f"{selection}: not in the cache (rerun the study with this --cache-dir)"
     with open(selection / SELECTED_CORPUS_FILE, encoding="utf-8") as f:
-        queries = [row["text"] for row in map(json.loads, f) if row.get("source") == "task"]
+        task_texts = [row["text"] for row in map(json.loads, f) if row.get("source") == "task"]
+    # the queries as the selection made them (a record from before query units: whole texts)
+    queries = task_queries(task_texts, stage.get("selection", {}).get("query_unit", "text"))
     indexes = _index_dirs(Path(cache) / suite / "indexes", sha256_text("\n".join(queries)))
     if not indexes:
         return None, f"{Path(cache) / suite / 'indexes'}: no saved index built for {selection.name}'s task text"

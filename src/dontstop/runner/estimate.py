@@ -29,6 +29,7 @@ import numpy as np
 
 from ..conditions import EXPERIMENTS_DIR
 from ..data.formats import iter_corpus
+from ..data.sentences import task_queries
 from ..fileio import UserError, read_json
 from ..models import model_config
 from ..recipes import PretrainRecipe
@@ -192,7 +193,9 @@ class Estimator:
         query's size, as for packed sequences), at most the pool's lines (of sentences: fewer)."""
         parts = [self.file_sequences(path, max_length) for path in stage.corpora]
         if stage.selection:
-            queries = self.file_sequences(stage.selection["queries"], max_length)
+            task_file = stage.selection["queries"]
+            queries = (document_sequences(query_tokens(task_file, stage.selection["query_unit"]), max_length), True) \
+                if Path(task_file).is_file() else self.file_sequences(task_file, max_length)
             pool = Path(stage.selection["pool"])
             k = stage.selection["k"] * stage.selection.get("k_scale", 1.0)   # as the runner selects
             selected = min(int(k * len(queries[0])), count_lines(pool) if pool.is_file() else math.inf)
@@ -231,6 +234,17 @@ def document_tokens(path: str) -> np.ndarray:
 @functools.lru_cache(maxsize=32)
 def _document_tokens(path: str, _version: int) -> np.ndarray:
     return np.array([math.ceil(len(text) / CHARS_PER_TOKEN) for text in iter_corpus([path])], dtype=np.int64)
+
+
+def query_tokens(path: str, unit: str) -> np.ndarray:
+    """Tokens of each query a selection makes of a task file (data/sentences.task_queries)."""
+    return _query_tokens(str(path), unit, Path(path).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _query_tokens(path: str, unit: str, _version: int) -> np.ndarray:
+    queries = task_queries(list(iter_corpus([path])), unit)
+    return np.array([math.ceil(len(text) / CHARS_PER_TOKEN) for text in queries], dtype=np.int64)
 
 
 def document_sequences(tokens: np.ndarray, max_length: int) -> np.ndarray:

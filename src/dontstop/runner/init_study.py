@@ -37,8 +37,9 @@ domain_corpora:              # unlabeled text, one document a line (.txt) or {{"
   my-domain: corpora/my-domain.txt
   # other-domain: corpora/other.txt   # a second domain: ¬DAPT (DAPT on the wrong domain) runs too
 # pools: {{my-domain: pools/my-domain.jsonl}}   # kNN-TAPT and RAND-TAPT candidates of the domain
-# selection: {{bow_tokens: scripts, unit: sentence}}   # kNN's words: scripts (any language, the default) | sklearn;
-#   its candidates: a sentence of a pool line (the default, the paper's) | line (the whole line)
+# selection: {{bow_tokens: scripts, unit: sentence, query_unit: sentence}}   # kNN's words: scripts (any language,
+#   the default) | sklearn; its candidates: a sentence of a pool line (the default, the paper's) | line (the
+#   whole line); its queries: each sentence of a task text (the default, the paper's) | text (the whole text)
 # curated: {{my-task: curated/my-task.txt}}     # Curated-TAPT: more unlabeled text like the task's
 # A second task of the same domain gets Transfer-TAPT (TAPT on the other task's text).
 # recipes: {{dapt: {{max_steps: 1000}}}}        # merged key by key into the extended suite's

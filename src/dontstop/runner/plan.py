@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..conditions import Condition
-from ..data.sentences import DEFAULT_POOL_UNIT
+from ..data.sentences import DEFAULT_POOL_UNIT, DEFAULT_QUERY_UNIT
 from ..suites import Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, file_sha256
 from ..records import PRETRAIN_RECORD_FILE
@@ -204,8 +204,10 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
         name, recipe_kind, corpora = f"{'knn' if kind == 'knn' else 'rand'}{k}-{task.key}", "tapt_large", []
         pool = suite.data_path(suite.pools.get(task.domain) or _required(
             suite, "domain_corpora", task.domain, "candidate pool", "--pool"))
-        # the unit always named: the stage key of a selection from whole lines (before units) differs
-        selection = {"method": kind, "k": k, "pool": pool, "unit": DEFAULT_POOL_UNIT, **suite.selection,
+        # the units always named: the stage key of a selection from whole lines (before units), or
+        # of one that queried with whole task texts (before query units), differs
+        selection = {"method": kind, "k": k, "pool": pool, "unit": DEFAULT_POOL_UNIT,
+                     "query_unit": DEFAULT_QUERY_UNIT, **suite.selection,
                      "queries": str(suite.task_dir(task.key) / "train.jsonl")}
     recipe = stage_recipe(suite, recipe_kind)
     sha = input_sha256(suite, planning_only)

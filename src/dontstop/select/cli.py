@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..data.formats import iter_corpus, text_key
 from ..data.leakage import leakage_keys
-from ..data.sentences import DEFAULT_POOL_UNIT, POOL_UNITS
+from ..data.sentences import DEFAULT_POOL_UNIT, DEFAULT_QUERY_UNIT, POOL_UNITS, QUERY_UNITS
 from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_flag
 from ..records import SELECTED_CORPUS_FILE
@@ -25,13 +25,15 @@ from .selection import METHODS, select_corpus
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("select", help="kNN-TAPT / RAND-TAPT corpus from a pool")
-    parser.add_argument("--task-text", required=True, help="task train.jsonl or .txt (queries)")
+    parser.add_argument("--task-text", required=True, help="task train.jsonl or .txt (its sentences query)")
     parser.add_argument("--pool", required=True, help="pool .jsonl {text, source} or .txt")
     parser.add_argument("--out", required=True, help="new folder for corpus.jsonl + record")
     parser.add_argument("--method", choices=METHODS, default="knn")
     parser.add_argument("--k", type=int, default=50, help="candidates per task sentence")
     parser.add_argument("--unit", choices=POOL_UNITS, default=DEFAULT_POOL_UNIT,
                         help="a candidate: a sentence of a pool line (the paper's) or the whole line")
+    parser.add_argument("--query-unit", choices=QUERY_UNITS, default=DEFAULT_QUERY_UNIT,
+                        help="a query: a sentence of a task text (the paper's) or the whole text")
     parser.add_argument("--embedder", choices=EMBEDDERS, default="bow")
     parser.add_argument("--encoder-model", default="bundled:minilm")
     parser.add_argument("--dim", type=int, default=128, help="bow vector size (VAMPIRE: 81)")
@@ -57,22 +59,22 @@ def _run(args: argparse.Namespace) -> int:
     if (Path(args.out) / SELECTED_CORPUS_FILE).resolve() == Path(args.task_text).resolve():
         raise UserError(f"{args.task_text}: the task text is the {SELECTED_CORPUS_FILE} this selection "
                         f"would write in {args.out}; choose another output folder")
-    queries, exclude = list(iter_corpus([args.task_text])), leakage_keys(args.exclude_dev_test_of)
-    if not queries:
+    task_texts, exclude = list(iter_corpus([args.task_text])), leakage_keys(args.exclude_dev_test_of)
+    if not task_texts:
         raise UserError(f"{args.task_text}: no task text to select for (no documents)")
-    _check_no_heldout_queries(args.task_text, queries, exclude)
-    select_corpus(queries, args.pool, args.out, method=args.method, k=args.k,
+    _check_no_heldout_texts(args.task_text, task_texts, exclude)
+    select_corpus(task_texts, args.pool, args.out, method=args.method, k=args.k,
                   embedder=args.embedder, encoder_model=args.encoder_model, dim=args.dim,
                   index=args.index, nprobe=args.nprobe, exclude=exclude,
                   seed=args.seed, index_dir=args.index_dir, bow_tokens=args.bow_tokens,
-                  unit=args.unit)
+                  unit=args.unit, query_unit=args.query_unit)
     return 0
 
 
-def _check_no_heldout_queries(task_text: str, queries: list[str], exclude: set[bytes]) -> None:
+def _check_no_heldout_texts(task_text: str, task_texts: list[str], exclude: set[bytes]) -> None:
     """The task text opens the selected corpus: dev/test text there (a dev split given as
     --task-text) would be pretrained on, the very leakage --exclude-dev-test-of guards against."""
-    held_out = [text for text in queries if text_key(text) in exclude]
+    held_out = [text for text in task_texts if text_key(text) in exclude]
     if held_out:
-        raise UserError(f"{task_text}: {len(held_out)} of its {len(queries)} texts are dev/test text of "
+        raise UserError(f"{task_text}: {len(held_out)} of its {len(task_texts)} texts are dev/test text of "
                         f"--exclude-dev-test-of (the first: {held_out[0][:60]!r}); give the task's train split")

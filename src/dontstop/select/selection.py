@@ -2,9 +2,10 @@
 called by `dontstop select` (select/cli.py) and the runner.
 
 kNN: every task sentence (query) takes its k nearest pool candidates by cosine similarity;
-the union, without exact-text duplicates, is added to the task text. A candidate is a sentence
-of a pool line (`unit="sentence"`, the paper's) or the whole line (`unit="line"`). RAND: k
-uniformly random pool candidates per query instead (the paper's RAND-TAPT uses 50). Held-out
+the union, without exact-text duplicates, is added to the task text. A query is a sentence of a
+task text (`query_unit="sentence"`, the paper's) or the whole text (`"text"`); a candidate is a
+sentence of a pool line (`unit="sentence"`, the paper's) or the whole line (`unit="line"`). RAND:
+k uniformly random pool candidates per query instead (the paper's RAND-TAPT uses 50). Held-out
 task text (`exclude`, data.text_key of dev/test) is never indexed, so it can never be selected.
 
 The pool is streamed (tens of millions of lines fit): one pass keeps only line numbers and
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import index as knn_index
 from ..data.formats import text_key
-from ..data.sentences import DEFAULT_POOL_UNIT, POOL_UNITS
+from ..data.sentences import DEFAULT_POOL_UNIT, DEFAULT_QUERY_UNIT, POOL_UNITS, QUERY_UNITS, task_queries
 from .embed import EMBEDDERS, Embedder, load_embedder, make_embedder
 from ..fileio import (UserError, atomic_output, atomic_write_json, file_sha256, read_json,
                       sha256_text)
@@ -48,13 +49,13 @@ class EmbeddingSettings:
     unit: str = DEFAULT_POOL_UNIT  # what a candidate is; keyed only when not "line" (older indexes)
 
 
-def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path, *,
+def select_corpus(task_texts: list[str], pool_path: str | Path, out_dir: str | Path, *,
                   method: str = "knn", k: int = 50, embedder: str = "bow",
                   encoder_model: str = "bundled:minilm", dim: int = 128,
                   index: str = "flat", nprobe: int = knn_index.DEFAULT_NPROBE,
                   exclude: frozenset[bytes] | set[bytes] = frozenset(), seed: int = 0,
                   index_dir: str | Path | None = None, bow_tokens: str = "sklearn",
-                  unit: str = DEFAULT_POOL_UNIT) -> SelectRecord:
+                  unit: str = DEFAULT_POOL_UNIT, query_unit: str = DEFAULT_QUERY_UNIT) -> SelectRecord:
     """Select, write corpus.jsonl + select_record.json into out_dir, return the record.
 
     `index_dir` keeps the fitted embedder, the faiss index and the pool scan so the next
@@ -62,18 +63,21 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
     """
     started = time.time()
     out_dir, pool_path = Path(out_dir), Path(pool_path)
-    _check_arguments(queries, pool_path, out_dir, method, k, nprobe, embedder, index, unit)
-    queries = _unique(queries)
+    _check_arguments(task_texts, pool_path, out_dir, method, k, nprobe, embedder, index, unit, query_unit)
+    task_texts = task_queries(task_texts, "text")   # without exact copies
+    queries = task_queries(task_texts, query_unit)
+    # A pool candidate equal to a task text or sentence is in the corpus already, as task text.
+    task_keys = {text_key(text) for text in task_texts + queries}
     if method == "random":
-        scan = _nonempty(scan_pool(pool_path, {text_key(q) for q in queries}, exclude, unit), pool_path)
+        scan = _nonempty(scan_pool(pool_path, task_keys, exclude, unit), pool_path)
         candidates = _random_candidates(len(scan.lines), len(queries), k, seed)
         details = {"embedder": None, "index": None, "recall_at_k": None}
     else:
         settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed, bow_tokens, unit)
-        scan, candidates, details = _knn_candidates(queries, pool_path, exclude, settings,
+        scan, candidates, details = _knn_candidates(queries, task_keys, pool_path, exclude, settings,
                                                     k, nprobe, index_dir)
     selected = np.unique(candidates[candidates >= 0])   # union over queries, pool order
-    corpus_bytes = _write_corpus(out_dir / SELECTED_CORPUS_FILE, queries, pool_path, scan, selected)
+    corpus_bytes = _write_corpus(out_dir / SELECTED_CORPUS_FILE, task_texts, pool_path, scan, selected)
     found = int((candidates >= 0).sum())
     record = SelectRecord(method=method, k=k, seed=seed, **details, pool=str(pool_path),
                           pool_size=len(scan.lines), queries=len(queries),
@@ -83,6 +87,7 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
                           excluded_heldout=scan.excluded_heldout, bytes=corpus_bytes,
                           selected_by_source=scan.count_by_source(selected),
                           pool_by_source=scan.count_by_source(), unit=unit,
+                          query_unit=query_unit, task_texts=len(task_texts),
                           wall_time_s=round(time.time() - started, 3))
     record.write(out_dir)
     print(f"selected {len(selected)} of {len(scan.lines)} pool {unit}s for {len(queries)} "
@@ -90,8 +95,8 @@ def select_corpus(queries: list[str], pool_path: str | Path, out_dir: str | Path
     return record
 
 
-def _check_arguments(queries: list[str], pool_path: Path, out_dir: Path, method: str, k: int,
-                     nprobe: int, embedder: str, index: str, unit: str) -> None:
+def _check_arguments(task_texts: list[str], pool_path: Path, out_dir: Path, method: str, k: int,
+                     nprobe: int, embedder: str, index: str, unit: str, query_unit: str) -> None:
     if (out_dir / SELECT_RECORD_FILE).exists():
         raise UserError(f"{out_dir}: already holds a selection; choose another output folder")
     if (out_dir / SELECTED_CORPUS_FILE).resolve() == pool_path.resolve():   # it was replaced, pool lost
@@ -104,9 +109,11 @@ def _check_arguments(queries: list[str], pool_path: Path, out_dir: Path, method:
                         f"{', '.join(EMBEDDERS)} / {', '.join(knn_index.INDEX_TYPES)}")
     if unit not in POOL_UNITS:
         raise UserError(f"unknown pool unit {unit!r}; known: {', '.join(POOL_UNITS)}")
+    if query_unit not in QUERY_UNITS:
+        raise UserError(f"unknown query unit {query_unit!r}; known: {', '.join(QUERY_UNITS)}")
     if k < 1 or nprobe < 1:
         raise UserError(f"k and nprobe must be at least 1 (got k={k}, nprobe={nprobe})")
-    if not queries:
+    if not task_texts:
         raise UserError("no task text to select for (empty queries)")
 
 
@@ -118,14 +125,6 @@ def _nonempty(scan: PoolScan, pool_path: Path) -> PoolScan:
                         f"duplicate(s) of task text or of each other, {scan.excluded_heldout} "
                         "held-out dev/test text)")
     return scan
-
-
-def _unique(texts: list[str]) -> list[str]:
-    """Task texts without exact duplicates (data.text_key), first occurrence kept."""
-    unique: dict[bytes, str] = {}
-    for text in texts:
-        unique.setdefault(text_key(text), text)
-    return list(unique.values())
 
 
 def _random_candidates(pool_size: int, n_queries: int, k: int, seed: int) -> np.ndarray:
@@ -144,11 +143,11 @@ def _sample(vectors: np.ndarray, seed: int) -> np.ndarray:
     return vectors[np.sort(rows)]
 
 
-def _knn_candidates(queries: list[str], pool_path: Path, exclude, settings: EmbeddingSettings,
-                    k: int, nprobe: int, index_dir: str | Path | None
+def _knn_candidates(queries: list[str], task_keys: set[bytes], pool_path: Path, exclude,
+                    settings: EmbeddingSettings, k: int, nprobe: int, index_dir: str | Path | None
                     ) -> tuple[PoolScan, np.ndarray, dict]:
     """Pool scan, neighbour ids [queries, k] and the record's embedding fields."""
-    scan, model, faiss_index = _knn_model(queries, pool_path, exclude, settings, index_dir)
+    scan, model, faiss_index = _knn_model(queries, task_keys, pool_path, exclude, settings, index_dir)
     query_vectors = model.transform(queries)
     candidates = knn_index.search(faiss_index, query_vectors, k, nprobe)
     recall = knn_index.recall_at_k(faiss_index, _sample(query_vectors, settings.seed), k, nprobe)
@@ -159,12 +158,13 @@ def _knn_candidates(queries: list[str], pool_path: Path, exclude, settings: Embe
     return scan, candidates, details
 
 
-def _knn_model(queries: list[str], pool_path: Path, exclude, settings: EmbeddingSettings,
-               index_dir: str | Path | None) -> tuple[PoolScan, Embedder, object]:
+def _knn_model(queries: list[str], task_keys: set[bytes], pool_path: Path, exclude,
+               settings: EmbeddingSettings, index_dir: str | Path | None
+               ) -> tuple[PoolScan, Embedder, object]:
     """The pool scan, fitted embedder and filled faiss index: reused from index_dir if built
     for the same inputs, else built (and saved there when index_dir is given)."""
     if not index_dir:
-        return _build_knn_model(queries, pool_path, exclude, settings)
+        return _build_knn_model(queries, task_keys, pool_path, exclude, settings)
     folder = Path(index_dir)
     # The pool by content (memoised in the folder by size and mtime): a copied or touched pool of
     # the same bytes is the same pool, and the runner names its index folders by content too.
@@ -181,7 +181,7 @@ def _knn_model(queries: list[str], pool_path: Path, exclude, settings: Embedding
                             "give a new --index-dir")
         print(f"reusing index from {folder}")
         return _load_knn_model(folder)
-    scan, model, faiss_index = _build_knn_model(queries, pool_path, exclude, settings)
+    scan, model, faiss_index = _build_knn_model(queries, task_keys, pool_path, exclude, settings)
     model.save(folder / "embedder")
     save_scan(scan, folder / "pool_scan.npz")
     knn_index.save_index(faiss_index, folder / "index.faiss")
@@ -198,15 +198,15 @@ def _load_knn_model(folder: Path) -> tuple[PoolScan, Embedder, object]:
     return scan, model, knn_index.load_index(folder / "index.faiss")
 
 
-def _build_knn_model(queries: list[str], pool_path: Path, exclude, settings: EmbeddingSettings
-                     ) -> tuple[PoolScan, Embedder, object]:
-    scan = _nonempty(scan_pool(pool_path, {text_key(q) for q in queries}, exclude, settings.unit), pool_path)
+def _build_knn_model(queries: list[str], task_keys: set[bytes], pool_path: Path, exclude,
+                     settings: EmbeddingSettings) -> tuple[PoolScan, Embedder, object]:
+    scan = _nonempty(scan_pool(pool_path, task_keys, exclude, settings.unit), pool_path)
     rng = np.random.default_rng(settings.seed)
     sample_rows = np.sort(rng.choice(len(scan.lines), min(FIT_SAMPLE, len(scan.lines)),
                                      replace=False))
     sample = [text for text, _ in fetch_candidates(pool_path, scan, sample_rows)]
     print(f"fitting the {settings.embedder} embedder on {len(sample)} pool {settings.unit}s "
-          f"+ {len(queries)} task texts")
+          f"+ {len(queries)} task queries")
     model = make_embedder(settings.embedder, dim=settings.dim, seed=settings.seed,
                           encoder_model=settings.encoder_model, bow_tokens=settings.bow_tokens
                           ).fit(sample + queries)
@@ -227,10 +227,10 @@ def _embedded_shards(model: Embedder, pool_path: Path, scan: PoolScan):
         yield model.transform(shard)
 
 
-def _write_corpus(path: Path, queries: list[str], pool_path: Path, scan: PoolScan, rows: np.ndarray) -> int:
+def _write_corpus(path: Path, task_texts: list[str], pool_path: Path, scan: PoolScan, rows: np.ndarray) -> int:
     """Task text (source "task") then the selected pool candidates in pool order; bytes."""
     with atomic_output(path) as f:
-        for text in queries:
+        for text in task_texts:
             f.write(json.dumps({"text": text, "source": "task"}, ensure_ascii=False) + "\n")
         for text, source in fetch_candidates(pool_path, scan, rows):
             f.write(json.dumps({"text": text, "source": source}, ensure_ascii=False) + "\n")
