@@ -210,6 +210,36 @@ def test_a_knn_stage_names_its_pool_and_query_units_so_another_unit_is_another_s
     assert len({s.key for s in stages}) == len({s.selection_dir for s in stages}) == 3
 
 
+def test_a_run_on_a_selection_made_with_another_setting_is_stale_naming_it(mini_suite):
+    """A run fine-tuned on a kNN stage that queried with whole task texts (before query units) is
+    stale, and its line says why: it named only the two checkpoints' hashes."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.finetune.resolve import resolve_recipe
+    from dontstop.records import MetricsRecord
+    from dontstop.runner.finished import run_difference
+    from dontstop.runner.job_actions import finetune_recipe
+    from dontstop.runner.plan import plan_runs
+    from conftest import REPO
+
+    plan = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0]
+    base, knn = plan.stages
+    old_checkpoint = knn.checkpoint_dir[:-8] + "51800bbd"
+    committed = MetricsRecord.read(REPO / "results" / "mini" / "aclsum-roles" / "baseline" / "seed_0" / "metrics.json")
+    old_selection = {"method": "knn", "k": 5, "seed": 0, "embedder": "bow", "index": "flat", "dim": 128,
+                     "unit": "sentence", "queries": 500, "selected": 2288}   # a record before query units
+    record = dataclasses.replace(
+        committed, model=old_checkpoint, published=False,
+        config=dataclasses.asdict(resolve_recipe(finetune_recipe(plan, mini_suite, 0), plan.task)),
+        pretraining=[{"name": base.name, "recipe": {"output_dir": base.checkpoint_dir}},
+                     {"name": knn.name, "recipe": {"output_dir": old_checkpoint}, "selection": old_selection}])
+    reason = run_difference(record, plan, 0, mini_suite, allow_mixed=True)
+    assert reason == (f"starting checkpoint: finished from {old_checkpoint}, asked {knn.checkpoint_dir} "
+                      "(stage knn50-aclsum-roles's selection: query_unit 'text', asked 'sentence')")
+    record.pretraining[1]["selection"]["query_unit"] = "sentence"   # the same selection: another input
+    assert run_difference(record, plan, 0, mini_suite, allow_mixed=True).endswith(
+        "(stage knn50-aclsum-roles was built from other settings or inputs)")
+
+
 def test_random_selection_is_reproducible_by_seed(tmp_path):
     pool, rng = topic_pool(tmp_path)
     queries = [topic_sentence(rng, 3) for _ in range(6)]

@@ -22,6 +22,7 @@ from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord, fini
 from ..tasks import SPLITS
 from .plan import RunPlan
 from .job_actions import finetune_recipe
+from .selection_settings import selection_differences
 
 COMPARED_ELSEWHERE = ("model", "data_dir")  # by identity (model_identity) and by content (data_sha256)
 
@@ -59,7 +60,7 @@ def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite
         if not machine and name not in COMPARED_ELSEWHERE and record.config.get(name) != value:
             return f"{name}: finished with {record.config.get(name)!r}, asked {value!r}"
     if model_identity(record.model) != model_identity(plan.model):
-        return f"starting checkpoint: finished from {record.model}, asked {plan.model}"
+        return f"starting checkpoint: finished from {record.model}, asked {plan.model}" + _rebuilt(record, plan, suite)
     if record.published != plan.from_released:   # metrics.json's `published`: from a released checkpoint
         return f"released checkpoint: finished with {record.published}, asked {plan.from_released}"
     if not allow_mixed:
@@ -70,6 +71,22 @@ def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite
                 return (f"{split} data: finished from sha256 {record.data_sha256[split][:8]}, the file "
                         f"now has {current[:8]} (or keep it with --allow-mixed)")
     return None
+
+
+def _rebuilt(record: MetricsRecord, plan: RunPlan, suite: Suite) -> str:
+    """Which stage of the lineage the run's checkpoint was built otherwise than asked now, and for a
+    selection stage the setting: its key (`<lineage>-<key8>`) changed, or the stage was not in it."""
+    built = {stage.get("name"): stage for stage in record.pretraining or []}
+    for stage in plan.stages:
+        was = built.get(stage.name, {})
+        if stage.released or Path(was.get("recipe", {}).get("output_dir") or "").name == Path(stage.checkpoint_dir).name:
+            continue
+        if not was:
+            return f" (its lineage had no stage {stage.name})"
+        differences = was.get("selection") and stage.selection and selection_differences(was["selection"], stage, suite)
+        return (f" (stage {stage.name}'s selection: {'; '.join(differences)})" if differences
+                else f" (stage {stage.name} was built from other settings or inputs)")
+    return ""
 
 
 def probe_difference(record: ProbeRecord, plan: RunPlan, suite: Suite) -> str | None:

@@ -22,6 +22,7 @@ from ..records import (METRICS_FILE, PRETRAIN_RECORD_FILE, SELECT_RECORD_FILE, S
                        MetricsRecord, PretrainRecord, SelectRecord)
 from ..stage_identity import record_difference
 from .plan import RunPlan, Stage, input_sha256
+from .selection_settings import selection_asked, selection_differences
 from .stage_guard import check_stage_guard, tasks_on
 
 
@@ -44,7 +45,7 @@ def build_stage(stage: Stage, suite: Suite, guard: LeakageGuard, wandb: bool) ->
 def _select(stage: Stage, suite: Suite, exclude: AbstractSet[bytes]) -> str:
     from ..select.selection import select_corpus
 
-    queries_path, pool, embedding, asked = _selection_asked(stage, suite)
+    queries_path, pool, embedding, asked = selection_asked(stage, suite)
     out_dir = stage.selection_dir
     index_dir = _index_dir(suite, queries_path, pool, embedding, exclude)
     # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
@@ -80,15 +81,6 @@ def build_missing_selections(plans: list[RunPlan], suite: Suite) -> None:
             continue
         print(f"selection {stage.lineage}: not in the cache; made again for the notebook", flush=True)
         _select(stage, suite, exclude)
-
-
-def _selection_asked(stage: Stage, suite: Suite) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
-    """A selection stage's task text and pool paths, its embedding settings (select_corpus's
-    keywords the suite gives), and its method, k (the condition's k x the suite's k_scale) and seed."""
-    embedding = dict(stage.selection)
-    queries_path, pool, method = embedding.pop("queries"), embedding.pop("pool"), embedding.pop("method")
-    k = max(1, round(embedding.pop("k") * embedding.pop("k_scale", 1.0)))
-    return queries_path, pool, embedding, {"method": method, "k": k, "seed": suite.pretrain_seed}
 
 
 def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, Any],
@@ -234,9 +226,7 @@ def check_finished_selection(stage: Stage, suite: Suite) -> None:
     if not (folder / SELECT_RECORD_FILE).is_file():
         return
     recorded = dataclasses.asdict(SelectRecord.read(folder / SELECT_RECORD_FILE))
-    _, _, embedding, asked = _selection_asked(stage, suite)
-    differences = [f"{key} {recorded[key]!r}, asked {value!r}" for key, value in {**embedding, **asked}.items()
-                   if recorded.get(key) is not None and recorded[key] != value]
+    differences = selection_differences(recorded, stage, suite)
     corpus = folder / SELECTED_CORPUS_FILE
     size = corpus.stat().st_size if corpus.is_file() else None
     if size != recorded["bytes"]:
