@@ -60,7 +60,8 @@ def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite
         if not machine and name not in COMPARED_ELSEWHERE and record.config.get(name) != value:
             return f"{name}: finished with {record.config.get(name)!r}, asked {value!r}"
     if model_identity(record.model) != model_identity(plan.model):
-        return f"starting checkpoint: finished from {record.model}, asked {plan.model}" + _rebuilt(record, plan, suite)
+        return (f"starting checkpoint: finished from {record.model}, asked {plan.model}"
+                + _rebuilt(record, plan, suite))
     if record.published != plan.from_released:   # metrics.json's `published`: from a released checkpoint
         return f"released checkpoint: finished with {record.published}, asked {plan.from_released}"
     if not allow_mixed:
@@ -79,11 +80,13 @@ def _rebuilt(record: MetricsRecord, plan: RunPlan, suite: Suite) -> str:
     built = {stage.get("name"): stage for stage in record.pretraining or []}
     for stage in plan.stages:
         was = built.get(stage.name, {})
-        if stage.released or Path(was.get("recipe", {}).get("output_dir") or "").name == Path(stage.checkpoint_dir).name:
+        checkpoint = Path(was.get("recipe", {}).get("output_dir") or "").name
+        if stage.released or checkpoint == Path(stage.checkpoint_dir).name:
             continue
         if not was:
             return f" (its lineage had no stage {stage.name})"
-        differences = was.get("selection") and stage.selection and selection_differences(was["selection"], stage, suite)
+        differences = (was.get("selection") and stage.selection
+                       and selection_differences(was["selection"], stage, suite))
         return (f" (stage {stage.name}'s selection: {'; '.join(differences)})" if differences
                 else f" (stage {stage.name} was built from other settings or inputs)")
     return ""
