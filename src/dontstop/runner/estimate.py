@@ -193,20 +193,19 @@ class Estimator:
         query's size, as for packed sequences), at most the pool's lines (of sentences: fewer)."""
         parts = [self.file_sequences(path, max_length) for path in stage.corpora]
         if stage.selection:
-            task_file = stage.selection["queries"]
-            queries = (document_sequences(query_tokens(task_file, stage.selection["query_unit"]), max_length), True) \
-                if Path(task_file).is_file() else self.file_sequences(task_file, max_length)
+            queries = self.file_sequences(stage.selection["queries"], max_length, unit=stage.selection["query_unit"])
             pool = Path(stage.selection["pool"])
             k = stage.selection["k"] * stage.selection.get("k_scale", 1.0)   # as the runner selects
             selected = min(int(k * len(queries[0])), count_lines(pool) if pool.is_file() else math.inf)
             parts.append((np.resize(queries[0], selected), queries[1] and pool.is_file()))
         return np.concatenate([lengths for lengths, _ in parts]), all(exact for _, exact in parts)
 
-    def file_sequences(self, path: str, max_length: int) -> tuple[np.ndarray, bool]:
-        """(tokens of each one-document sequence, exact) of one file: a document longer than
-        max_length fills several; a task file not downloaded yet, its registry size of full ones."""
+    def file_sequences(self, path: str, max_length: int, unit: str = "text") -> tuple[np.ndarray, bool]:
+        """(tokens of each one-document sequence, exact) of one file (`unit` "sentence": of each of
+        its sentences): a document longer than max_length fills several; a task file not downloaded
+        yet, its registry size of full ones."""
         if Path(path).is_file():
-            return document_sequences(document_tokens(path), max_length), True
+            return document_sequences(document_tokens(path, unit), max_length), True
         return np.full(int(self.file_tokens(path, max_length)[0] // max_length), max_length), False
 
     def finetune_seconds(self, plan: RunPlan) -> tuple[float, bool]:
@@ -225,26 +224,19 @@ class Estimator:
         return passes * (self.finetune_share or 1.0) / self.pretrain.value, exact and exact_dev and exact_test
 
 
-def document_tokens(path: str) -> np.ndarray:
+def document_tokens(path: str, unit: str = "text") -> np.ndarray:
     """Tokens of each document of a corpus file (~CHARS_PER_TOKEN characters a token), exact
-    duplicates dropped as training drops them; read once per file and version."""
-    return _document_tokens(str(path), Path(path).stat().st_mtime_ns)
+    duplicates dropped as training drops them; with unit "sentence", of each distinct sentence of
+    them (a selection's queries, data/sentences.task_queries). Read once per file, version and unit."""
+    return _document_tokens(str(path), Path(path).stat().st_mtime_ns, unit)
 
 
 @functools.lru_cache(maxsize=32)
-def _document_tokens(path: str, _version: int) -> np.ndarray:
-    return np.array([math.ceil(len(text) / CHARS_PER_TOKEN) for text in iter_corpus([path])], dtype=np.int64)
-
-
-def query_tokens(path: str, unit: str) -> np.ndarray:
-    """Tokens of each query a selection makes of a task file (data/sentences.task_queries)."""
-    return _query_tokens(str(path), unit, Path(path).stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _query_tokens(path: str, unit: str, _version: int) -> np.ndarray:
-    queries = task_queries(list(iter_corpus([path])), unit)
-    return np.array([math.ceil(len(text) / CHARS_PER_TOKEN) for text in queries], dtype=np.int64)
+def _document_tokens(path: str, _version: int, unit: str) -> np.ndarray:
+    texts = iter_corpus([path])
+    if unit != "text":
+        texts = task_queries(list(texts), unit)
+    return np.array([math.ceil(len(text) / CHARS_PER_TOKEN) for text in texts], dtype=np.int64)
 
 
 def document_sequences(tokens: np.ndarray, max_length: int) -> np.ndarray:
