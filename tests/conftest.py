@@ -151,7 +151,11 @@ def metrics_record(**fields):
                     lineage="base", metric="macro_f1", dev=scores, test=scores, dev_metric=0.5,
                     test_metric=0.5, best_epoch=1, epochs_run=1, dev_curve=[0.5], train_examples=10,
                     wall_time_s=1.0, config={}, versions={}, git_commit=None, data_sha256={})
-    return MetricsRecord(**{**defaults, **fields})
+    record = {**defaults, **fields}
+    for split in ("dev", "test"):   # a record's <split>_metric is its <split>[metric] (records.py checks it)
+        if split not in fields:
+            record[split] = {**scores, record["metric"]: record[f"{split}_metric"]}
+    return MetricsRecord(**record)
 
 
 def probe_record(**fields):
@@ -162,7 +166,10 @@ def probe_record(**fields):
     defaults = dict(suite="mini", task="aclsum-roles", condition="baseline", model="m", lineage="base",
                     metric="macro_f1", dev=scores, test=scores, test_metric=0.5, train_examples=10,
                     features=128, max_length=64, wall_time_s=1.0, versions={}, git_commit=None)
-    return ProbeRecord(**{**defaults, **fields})
+    record = {**defaults, **fields}
+    if "test" not in fields:   # its test_metric is its test[metric]
+        record["test"] = {**scores, record["metric"]: record["test_metric"]}
+    return ProbeRecord(**record)
 
 
 @pytest.fixture(scope="session")

@@ -539,24 +539,37 @@ def test_aggregate_reads_each_run_once(mini_results, tmp_path, monkeypatch):
     assert sorted(read) == sorted(mini_results.rglob("metrics.json"))
 
 
-@pytest.mark.parametrize("case", ["tables_are_the_results", "plots_is_a_file", "overlap_not_there"])
+@pytest.mark.parametrize("case", ["tables_are_the_results", "plots_is_a_file", "overlap_not_there", "overlap_nan",
+                                  "run_of_another_metric"])
 def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_written(case, mini_results, tmp_path,
                                                                                      capsys):
     """The tables written into the results folder (among the runs) were accepted; a file in place of
     plots/ (or a read-only one) failed with the system's words, exit 1, after the tables had been
-    replaced; an --overlap file that is not there was skipped, its claim `missing`."""
+    replaced; an --overlap file that is not there was skipped, its claim `missing`; one with a NaN
+    cell gave the farthest-domain claim a verdict; a run scored by accuracy sat in a macro-F1 row."""
     from dontstop.cli import main
 
     tables = tmp_path / "tables"
     assert main(["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tables)]) == 0
     write_run(mini_results, "aclsum-roles", "tapt", 3, 99.0)   # the next tables would differ
+    overlap = tmp_path / "overlap.csv"
+    if case == "overlap_nan":
+        overlap.write_text("corpus,general,cs\ngeneral,100,nan\ncs,nan,100\n")
+    if case == "run_of_another_metric":
+        run = mini_results / "mini" / "aclsum-roles" / "tapt" / "seed_3" / "metrics.json"
+        run.write_text(run.read_text().replace('"metric": "macro_f1"', '"metric": "accuracy"'))
     before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
     flags, says = {"tables_are_the_results": (["--tables-dir", str(mini_results)],
                                               f"{mini_results}/mini: the tables would go among the runs of "),
                    "plots_is_a_file": (["--tables-dir", str(tables)],
                                        f"{tables}/mini/plots: not a writable directory ({tables}/mini/plots is a file)"),
-                   "overlap_not_there": (["--tables-dir", str(tables), "--overlap", str(tmp_path / "overlap.csv")],
-                                         f"--overlap {tmp_path}/overlap.csv: no such file")}[case]
+                   "overlap_not_there": (["--tables-dir", str(tables), "--overlap", str(overlap)],
+                                         f"--overlap {tmp_path}/overlap.csv: no such file"),
+                   "overlap_nan": (["--tables-dir", str(tables), "--overlap", str(overlap)],
+                                   f"{overlap}: not a corpus x corpus matrix of percentages"),
+                   "run_of_another_metric": (["--tables-dir", str(tables)],
+                                             f"{mini_results}/mini/aclsum-roles/tapt/seed_3/metrics.json: field "
+                                             "'metric' is 'accuracy': the suite scores aclsum-roles by macro_f1")}[case]
     if case == "plots_is_a_file":
         shutil.rmtree(tables / "mini" / "plots")
         (tables / "mini" / "plots").write_text("notes")

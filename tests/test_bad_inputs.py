@@ -302,6 +302,14 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
     (["--seeds", "-1"], "--seeds -1: must be in [0, 4294967296)"),
     (["--seeds", "0", "0"], "--seeds 0 0: seed 0 given twice (each seed is one run)"),
     (["--workers", "0"], "--workers 0: must be >= 1"),
+    # planned (and its cost counted) twice:
+    (["--tasks", "rt-polarity", "rt-polarity"], "--tasks rt-polarity rt-polarity: task rt-polarity given twice"),
+    # 0 was a ZeroDivisionError in the dry run's estimate, a negative rate a cost of -7001.2 min
+    (["--set", "estimate_tokens_per_s=0"], "--set estimate_tokens_per_s=0: key 'estimate_tokens_per_s': 0; must be > 0"),
+    # taken as k = 1: 50NN, 150NN, 500NN and RAND one selection under four names
+    (["--set", "selection.k_scale=0.001", "--conditions", "knn_tapt_50"],
+     "suite mini: selection.k_scale 0.001: stage knn50-aclsum-roles would select 50 x 0.001 = 0.05 neighbours per "
+     "query, under 1; give at least 0.02"),
 ])
 def test_bad_run_flags_are_one_line_naming_the_flag(world, capsys, argv, message):
     tmp_path, _, flags = world

@@ -160,8 +160,22 @@ def _nan_probe(cell):
     return probe_record(test_metric=float("nan")).write(cell / "baseline")
 
 
+def _test_metric_edited(cell):
+    return metrics_record(test_metric=0.99, test={"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}).write(
+        cell / "baseline" / "seed_0")
+
+
+def _probe_test_metric_edited(cell):
+    metrics_record().write(cell / "baseline" / "seed_0")
+    return probe_record(test_metric=0.99, test={"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}).write(
+        cell / "baseline")
+
+
 @pytest.mark.parametrize("damage, says", [
     (_not_utf8, ": invalid JSON (not UTF-8 at byte offset 0: invalid start byte)"),
+    # what the tables read, edited by hand: another cell became the bold best, exit 0
+    (_test_metric_edited, ": field 'test_metric' is 0.99, but test.macro_f1 is 0.5 (edited by hand?)"),
+    (_probe_test_metric_edited, ": field 'test_metric' is 0.99, but test.macro_f1 is 0.5 (edited by hand?)"),
     (_nan_in_dev_curve, ": field 'dev_curve[1]' is nan: not a fraction in [0, 1]"),
     (_nan_probe, ": field 'test_metric' is nan: not a fraction in [0, 1]"),
 ])

@@ -81,6 +81,19 @@ def test_duplicate_ids_and_leakage_are_reported(tmp_path):
     assert len(problems) == 2
 
 
+def test_test_text_in_dev_and_one_text_of_two_labels_are_warnings(tmp_path):
+    """Neither was said at all: part of dev copied into test (epochs chosen on test text), and two
+    annotators' files joined (one text, two labels). Warnings: some datasets label a text twice."""
+    write_lines(tmp_path / "train.jsonl", [record("one", "true"), record("two", "false"), record("One", "false")])
+    write_lines(tmp_path / "dev.jsonl", [record("three", "true"), record("four", "false")])
+    write_lines(tmp_path / "test.jsonl", [record("five", "true"), record("four", "false")])
+    problems = check_task(tmp_path, PAPER_TASKS["hyperpartisan_news"])
+    assert [(p.error_line, p.severity) for p in problems] == [
+        (f"{tmp_path}/test.jsonl:2: field 'text': also appears in dev.jsonl (leakage)", "warning"),
+        (f"{tmp_path}/train.jsonl:3: field 'label': 'false', but line 1 has the same text with label 'true'",
+         "warning")]
+
+
 def test_data_check_cli_exit_codes(tmp_path, capsys):
     good = write_lines(tmp_path / "chemprot" / "train.jsonl", [record("x binds y", "INHIBITOR")])
     assert main(["data", "check", str(good), "--task", "chemprot"]) == 0
@@ -161,6 +174,19 @@ def test_a_jsonl_corpus_not_named_jsonl_is_refused(tmp_path, name):
         list(iter_corpus([corpus]))
     assert list(iter_corpus([write_lines(tmp_path / "prose.txt", ["{braces} open a line", "text"])])) == [
         "{braces} open a line", "text"]
+
+
+@pytest.mark.parametrize("lines", [["[", '  {"text": "a review"}', "]"], ['[{"text": "a review"}]']])
+def test_a_corpus_saved_as_a_json_array_is_refused(tmp_path, lines):
+    """json.dump of a list: its brackets, braces and keys were pretrained on as documents (or, on
+    one line, the whole corpus was one document), whatever the file's name."""
+    for name in ("corpus.json", "corpus.jsonl"):
+        corpus = write_lines(tmp_path / name, lines)
+        assert [p.error_line for p in check_corpus(corpus)] == [
+            f"{corpus}:1: a JSON array, but a corpus is one document a line, as text or as JSON lines "
+            '({"text": ...}) in a file named .jsonl (as text its syntax would be pretrained on)']
+    assert list(iter_corpus([write_lines(tmp_path / "talk.txt", ["[Applause] Thank you", "text"])])) == [
+        "[Applause] Thank you", "text"]
 
 
 def test_a_task_folder_of_csv_splits_beside_a_good_one_is_an_error_naming_the_csv(tmp_path, capsys):

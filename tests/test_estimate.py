@@ -110,3 +110,23 @@ def test_the_wall_time_on_several_workers_follows_the_runners_order_and_dependen
     assert wall_seconds(jobs, seconds, 2) == 19
     assert wall_seconds(jobs, seconds, 8) == 17   # never below the longest chain: base, dapt-news, run
     assert wall_seconds([job("run", "stage-built-earlier")], {Path("run"): 3}, 2) == 3
+
+
+def test_damaged_records_and_memos_of_the_cache_are_no_traceback(mini_suite):
+    """A stage record of another stage (its tokens_per_s a word, or a JSON list) ended the dry run in a
+    TypeError; it is no estimate now. The cache's file-hash memo holding a list stopped every command
+    that hashes a file: it is a shortcut, made again."""
+    from dontstop.fileio import file_sha256
+    from dontstop.records import PRETRAIN_RECORD_FILE
+    from dontstop.suites import checkpoints_dir
+
+    stages = checkpoints_dir(mini_suite)
+    for name, text in (("a", '{"tokens_per_s": "fast"}'), ("b", "[1]"), ("c", "{cut"), ("d", '{"tokens_per_s": 5000}')):
+        (stages / name).mkdir(parents=True)
+        (stages / name / PRETRAIN_RECORD_FILE).write_text(text)
+    estimator = Estimator.for_suite(mini_suite)
+    assert estimator.tokens_per_s == 5000 and "1 pretraining record" in estimator.pretrain.source
+    memo = Path(mini_suite.cache_dir) / "file_sha256.json"
+    memo.write_text("[]")
+    corpus = Path(mini_suite.data_path(mini_suite.base_corpus))
+    assert len(file_sha256(corpus, mini_suite.cache_dir)) == 64 and str(corpus.resolve()) in memo.read_text()

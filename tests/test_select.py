@@ -1,6 +1,7 @@
 """kNN-TAPT / RAND-TAPT selection: embedders, faiss search, dedup, leakage, the record."""
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +304,10 @@ def test_bad_pool_line_is_a_one_line_user_error(tmp_path, capsys):
     (["--seed", "-1", "--method", "random"], "--seed -1: must be in [0, 4294967296)"),   # a traceback
     (["--k", "0"], "--k 0: must be >= 1"),
     (["--index-dir", "{file}/index"], "{file}/index: not a writable directory ({file} is a file)"),  # after embedding
+    # found after the pool scan: transformers' two lines, naming no model, exit 1
+    (["--embedder", "encoder", "--encoder-model", "org/not-cached"], "org/not-cached: not in the local cache and "
+                                                                     "offline"),
+    (["--embedder", "encoder", "--encoder-model", "./no-model"], "--encoder-model ./no-model: no such folder"),
 ])
 def test_a_bad_select_flag_is_one_line_before_any_work(flags, message, tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")
@@ -312,8 +317,29 @@ def test_a_bad_select_flag_is_one_line_before_any_work(flags, message, tmp_path,
     pool.write_text("fine words here\nother words there\n")
     flags = [flag.format(file=tmp_path / "file") for flag in flags]
     assert main(["select", "--task-text", str(task), "--pool", str(pool), "--out", str(tmp_path / "out"), *flags]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"dontstop: error: {message.format(file=tmp_path / 'file')}"]
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"dontstop: error: {message.format(file=tmp_path / 'file')}"), line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_jsonl_pool_named_txt_and_an_output_folder_holding_a_corpus_are_refused(tmp_path, capsys):
+    """A JSON-lines pool named .txt was read as text (its syntax selected into the corpus to pretrain
+    on, though `data check` refuses it); a --out holding a corpus.jsonl of the user's was written over."""
+    task = tmp_path / "task.txt"
+    task.write_text("some task sentence\n")
+    pool = tmp_path / "pool.txt"
+    pool.write_text('{"text": "fine words here"}\n{"text": "other words there"}\n')
+    select = ["select", "--task-text", str(task), "--method", "random", "--k", "1"]
+    assert main([*select, "--pool", str(pool), "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (f"dontstop: error: {pool}:1: a JSON object, but only a file named "
+                                                        ".jsonl is read as JSON (as text its syntax would be "
+                                                        "pretrained on); rename it to .jsonl")   # after the scan bar
+    pool = pool.rename(tmp_path / "pool.jsonl")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / SELECTED_CORPUS_FILE).write_text('{"text": "my own corpus"}\n')
+    assert main([*select, "--pool", str(pool), "--out", str(tmp_path / "mine")]) == 2
+    assert "holds a corpus.jsonl that no selection made" in capsys.readouterr().err
+    assert (tmp_path / "mine" / SELECTED_CORPUS_FILE).read_text() == '{"text": "my own corpus"}\n'
 
 
 def test_a_suites_selection_keys_are_select_corpus_keywords():
@@ -473,6 +499,26 @@ def test_a_curated_file_or_pool_of_nothing_but_task_text_is_refused_when_the_pla
     check_inputs(plans, mini_suite)
 
 
+def test_a_domain_or_base_corpus_of_nothing_but_dev_and_test_text_is_refused_when_the_plan_is_checked(
+        mini_suite, tmp_path):
+    """A task's dev file given as a domain corpus: pretraining drops dev/test text, so DAPT stopped
+    with nothing to pretrain on once the base stage had been built (minutes; hours on a real model)."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.inputs import check_inputs
+    from dontstop.runner.plan import plan_runs
+
+    dev = Path(mini_suite.task_dir("rt-polarity")) / "dev.jsonl"
+    mini_suite.domain_corpora["reviews"] = str(dev)
+    plans = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), ["rt-polarity"])
+    with pytest.raises(UserError) as refused:
+        check_inputs(plans, mini_suite)
+    assert str(refused.value) == (f"{dev}: every document of this dapt corpus is dev/test text of the suite's tasks, "
+                                  "which pretraining drops: dapt-reviews would pretrain on nothing (a task file "
+                                  "given by mistake?)")
+    mini_suite.domain_corpora["reviews"] = str(write_pool(tmp_path / "reviews.jsonl", [{"text": "a review"}]))
+    check_inputs(plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), ["rt-polarity"]), mini_suite)
+
+
 def test_a_finished_selection_copied_from_another_stage_or_cut_is_refused_before_any_work(mini_suite, tmp_path):
     """A kNN stage pretrains on its selection folder's corpus.jsonl once the stages before it are
     built: a folder copied from 50NN into 150NN's place was pretrained on as 150NN, and one whose
@@ -497,6 +543,13 @@ def test_a_finished_selection_copied_from_another_stage_or_cut_is_refused_before
     with pytest.raises(UserError, match=r"a finished selection, not the one its stage asks \(k 5, asked 15;"):
         check_job_models(jobs, mini_suite)
     shutil.rmtree(knn150.selection_dir)
+    record = json.loads((knn50.selection_dir / SELECT_RECORD_FILE).read_text())
+    for field, value, says in (("pool", "/elsewhere/news.jsonl", "pool news.jsonl, asked pool.jsonl"),
+                               ("task_texts", 7, "7 task texts, ")):   # another pool's or task's, copied in
+        (knn50.selection_dir / SELECT_RECORD_FILE).write_text(json.dumps({**record, field: value}))
+        with pytest.raises(UserError, match=re.escape(f"not the one its stage asks ({says}")):
+            check_job_models(jobs, mini_suite)
+    (knn50.selection_dir / SELECT_RECORD_FILE).write_text(json.dumps(record))
     (knn50.selection_dir / SELECTED_CORPUS_FILE).unlink()
     with pytest.raises(UserError, match=rf"{knn50.selection_dir}: .*corpus.jsonl missing, recorded \d+; .*remove "
                                         "the folder to select again"):

@@ -171,6 +171,21 @@ def _duplicate(folder: Path) -> Path:
     return folder / "study.yaml"
 
 
+def _data_twice(folder: Path) -> Path:
+    """A task's `data:` pasted twice: YAML kept the last one, so the task trained on other data."""
+    study = folder / "study.yaml"
+    study.write_text(study.read_text(encoding="utf-8").replace(
+        "    data: data/comments\n", "    data: data/comments\n    data: data/other\n", 1), encoding="utf-8")
+    return study
+
+
+def _no_extends_no_steps(spec: dict) -> None:
+    """Without `extends`, a recipe the file does not give has no steps or epochs (the suite checks
+    read the recipes given): DAPT stopped at its stage, once the jobs before it had run."""
+    spec.pop("extends")
+    spec["recipes"].pop("dapt")
+
+
 def _latin1(folder: Path) -> Path:
     """The study file saved by an editor in Latin-1 (a traceback: UnicodeDecodeError)."""
     study = bad_study(folder, lambda s: s["tasks"]["comments"].update(display="Commentaires négatifs"))
@@ -213,6 +228,24 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                           "key 'seeds': expected list[int], got list ['a']"),
     "shared_display": (lambda f: bad_study(f, lambda s: s["tasks"].update(replies=dict(s["tasks"]["comments"]))),
                        "key 'tasks.replies.display': '논란 댓글' names task 'comments' too"),
+    # each of these was accepted (exit 0) or found once jobs ran, or a traceback:
+    "nested_key_twice": (_data_twice, "key 'tasks.comments.data': given twice (first on line"),
+    "domains_unknown_key": (lambda f: bad_study(f, lambda s: s.update(domains={"news_comments": {"irrelevent": "wiki"}})),
+                            "key 'domains.news_comments.irrelevent': unknown; known keys: display, irrelevant"),
+    "empty_display": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(display=" ")),
+                      "key 'tasks.comments.display': empty; it is the task's table row"),
+    "empty_data": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="")),
+                   "key 'tasks.comments.data': empty"),
+    "task_keys_differing_in_case": (
+        lambda f: bad_study(f, lambda s: s["tasks"].update(Comments={**s["tasks"]["comments"], "display": "x"})),
+        "key 'tasks.comments': differs from task 'Comments' only in case"),   # the file lists Comments first
+    "estimate_rate_zero": (lambda f: bad_study(f, lambda s: s.update(estimate_tokens_per_s=0)),
+                           "key 'estimate_tokens_per_s': 0; must be > 0"),
+    "max_steps_over_given_epochs": (lambda f: bad_study(f, lambda s: s["recipes"]["tapt"].update(max_steps=5)),
+                                    "recipes.tapt: key 'max_steps': 5; epochs is 1 too: give exactly one of "
+                                    "max_steps (--steps) and epochs (--epochs), the other null"),
+    "no_extends_no_steps": (lambda f: bad_study(f, _no_extends_no_steps),
+                            "recipes.dapt (stage dapt-news_comments): key 'max_steps': None; give exactly one"),
 }
 
 
@@ -251,6 +284,21 @@ def test_a_missing_corpus_given_by_a_flag_is_refused_by_run_and_reported_by_stat
     assert code == 2 and "gone.txt" in line, line
     # nothing built: the cache holds only the memos of file hashes and input checks
     assert not (tmp_path / "results").exists() and all(p.suffix == ".json" for p in (tmp_path / "cache").iterdir())
+
+
+def test_a_flag_naming_a_domain_the_study_lacks_is_refused(korean_study, tmp_path, capsys):
+    """`--domain-corpus news_coment=F` (a typo of the study's domain) added a domain no task has and
+    changed nothing, exit 0; a domain of the file is replaced as on a built-in suite."""
+    corpus = korean_study / "corpora" / "comments.txt"
+
+    def dry_run(pair: str) -> int:
+        return main(["reproduce", "--suite", str(korean_study / "study.yaml"), "--dry-run", "--domain-corpus", pair,
+                     "--cache-dir", str(tmp_path / "cache"), "--results-dir", str(tmp_path / "results")])
+    assert dry_run(f"news_coment={corpus}") == 2
+    assert capsys.readouterr().err.strip() == (
+        f"dontstop: error: --domain-corpus news_coment={corpus}: unknown domain 'news_coment' in study "
+        "'korean-comments'; known: news_comments, wiki (a new domain goes in the study file's domain_corpora)")
+    assert dry_run(f"wiki={corpus}") == 0
 
 
 def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, capsys):

@@ -62,7 +62,33 @@ def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]
         raise UserError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of keys to values")
+    _refuse_a_key_twice(path, node)
     return data, _key_lines(node)
+
+
+def _refuse_a_key_twice(path: Path, root: yaml.Node) -> None:
+    """A key given twice in any mapping of the file: YAML keeps the last one silently, so a task's
+    `data:` pasted twice trained it on another task's data, a domain's corpus on another's."""
+    walked: set[int] = set()   # an alias repeats its anchor's node: walk it once
+
+    def walk(node: yaml.Node, above: str) -> None:
+        if id(node) in walked:
+            return
+        walked.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item, above)
+        if not isinstance(node, yaml.MappingNode):
+            return
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            name, line = f"{above}{key.value}", key.start_mark.line + 1
+            if name in first and key.value != "<<":   # "<<" merges an anchor's keys; given twice, two merges
+                raise UserError(f"{path}:{line}: key '{name}': given twice (first on line {first[name]})")
+            first.setdefault(name, line)
+            walk(value, f"{name}.")
+
+    walk(root, "")
 
 
 def yaml_fields(cls_or_instance: Any) -> list[str]:

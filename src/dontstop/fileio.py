@@ -164,7 +164,7 @@ def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
     if memo_key in _MEMO:
         return _MEMO[memo_key]
     memo_path = Path(memo_dir) / "file_sha256.json" if memo_dir is not None else None
-    memo = read_json(memo_path) if memo_path and memo_path.exists() else {}
+    memo = read_memo(memo_path) if memo_path else {}
     if memo_key not in memo:
         memo[memo_key] = sha256_file(path)
         if memo_path:
@@ -174,6 +174,16 @@ def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
                 pass
     _MEMO[memo_key] = memo[memo_key]
     return _MEMO[memo_key]
+
+
+def read_memo(path: Path) -> dict:
+    """A memo file of this cache (file hashes, input verdicts): a shortcut, so one damaged (a JSON
+    list, cut short) is started again rather than stopping every command (it was a traceback)."""
+    try:
+        memo = read_json(path) if path.exists() else {}
+    except UserError:
+        return {}
+    return memo if isinstance(memo, dict) else {}
 
 
 def sha256_text(text: str) -> str:

@@ -237,8 +237,10 @@ def violations(cls: type, values: Mapping[str, Any], *, whole: bool = False,
 def _pretrain_rules(recipe: Mapping[str, Any], num_processes: int) -> list[Violation]:
     found = []
     if (recipe.get("max_steps") is None) == (recipe.get("epochs") is None):
-        found.append(Violation("max_steps", recipe.get("max_steps"),
-                               "give exactly one of max_steps (--steps) and epochs (--epochs)"))
+        # both set is most often a study's max_steps over its extended suite's epochs (merged key by key)
+        both = f"epochs is {recipe['epochs']!r} too: " if recipe.get("epochs") is not None else ""
+        found.append(Violation("max_steps", recipe.get("max_steps"), f"{both}give exactly one of max_steps "
+                               "(--steps) and epochs (--epochs)" + (", the other null" if both else "")))
     per_step = recipe["per_device_batch_size"] * num_processes
     if recipe["batch_size"] % per_step:
         found.append(Violation("batch_size", recipe["batch_size"], "must be a multiple of per_device_batch_size "

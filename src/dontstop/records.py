@@ -20,6 +20,7 @@ the suite, task, condition and seed it names.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -268,6 +269,12 @@ def _check_scores(path: str | Path, record, **more: float | list[float]) -> None
     for name, value in scores.items():
         if not 0 <= value <= 1:
             raise UserError(f"{path}: field {name!r} is {value!r}: not a fraction in [0, 1]")
+    # test_metric is what the tables read: one edited by hand made another cell the bold best
+    for split in ("test", "dev") if "dev_metric" in more else ("test",):
+        given, kept = getattr(record, f"{split}_metric"), getattr(record, split).get(record.metric)
+        if kept is None or not math.isclose(given, kept, rel_tol=1e-9, abs_tol=1e-12):
+            raise UserError(f"{path}: field '{split}_metric' is {given!r}, but {split}.{record.metric} is {kept!r} "
+                            "(edited by hand?)")
 
 
 def _read(cls: type, path: str | Path):

@@ -34,32 +34,18 @@ the key and what is wrong:
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .config import located, yaml_fields
-from .fileio import UserError, unicode_twin
-from .tasks import EPOCHS_BY_PROFILE, SUITES, Domain, Task
+from .fileio import UserError
+from .study_tasks import existing, is_folder_name, own_tasks, study_domains
+from .tasks import SUITES, Task
 
 MERGED = ("recipes", "quick", "finetune", "selection")    # merged into the extended suite's
 TASK_DATA = ("domain_corpora", "pools", "curated")         # about tasks: not inherited with own tasks
 FOLDERS = ("data_dir", "results_dir", "cache_dir")
-TASK_KEYS = ("display", "data", "metric", "domain", "profile", "transfer")
-REQUIRED_TASK_KEYS = ("data", "metric", "domain")
-METRICS = ("macro_f1", "micro_f1", "accuracy")
-FOLDER_CHARACTERS = re.compile(r"^\w[\w.-]*$")   # checked with combining marks as letters
-
-
-def is_folder_name(name: Any) -> bool:
-    """A results path component in any script: letters, digits, '.', '-', '_' and the combining
-    marks of a word (Hindi and Thai vowel signs: the regex `\\w` alone refused "टिप्पणी" and "ความเห็น")."""
-    return isinstance(name, str) and bool(FOLDER_CHARACTERS.match(
-        "".join("_" if unicodedata.category(c).startswith("M") else c for c in name)))
 
 
 def is_study(data: dict[str, Any]) -> bool:
@@ -117,19 +103,19 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
     if name in SUITES:
         raise UserError(f"{_at(path, lines, 'name')}: key 'name': {name!r} is a built-in suite's name; "
                         "give the study its own (its results go to results/<name>/)")
-    _check_duplicates(path)
-    own_tasks = isinstance(data.get("tasks"), dict)
+    has_own_tasks = isinstance(data.get("tasks"), dict)
     fields = {} if parent is None else {key: getattr(parent, key) for key in yaml_fields(parent)}
-    for key in TASK_DATA if own_tasks else ():
+    for key in TASK_DATA if has_own_tasks else ():
         fields.pop(key, None)
     for key, value in data.items():
         if key in MERGED and isinstance(value, dict) and isinstance(fields.get(key), dict):
             value = _merged(fields[key], value)
         fields[key] = _resolved(path, lines, key, value, folder, from_flags)
     domains_given = fields.pop("domains", None)
-    if own_tasks:
-        tasks = _own_tasks(path, data["tasks"], folder, fields)
-        facts = {"task_table": tasks, "domain_table": _domains(path, lines, domains_given, tasks, fields),
+    if has_own_tasks:
+        tasks = own_tasks(path, data["tasks"], folder, fields)
+        facts = {"task_table": tasks,
+                 "domain_table": study_domains(path, lines, domains_given, tasks, fields, from_flags),
                  "released": {}, "registry": None, "own_tasks": True}
         fields["tasks"] = list(tasks)
         # A study's own tasks may be in any language: the bow embedder finds words in every
@@ -183,7 +169,7 @@ def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: P
     def input_file(keys: tuple[str, ...], given: str) -> str:
         if keys in from_flags:
             return str(folder / Path(given).expanduser())
-        return _existing(at, ".".join(keys), folder, given)
+        return existing(at, ".".join(keys), folder, given)
 
     if key in ("domain_corpora", "pools", "curated") and isinstance(value, dict):
         return {name: input_file((key, name), given) if isinstance(given, str) else given
@@ -192,108 +178,18 @@ def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: P
         return input_file((key,), value)
     if key in FOLDERS and isinstance(value, str):
         return str(folder / Path(value).expanduser())
-    if key == "base_model" and isinstance(value, str) and (
-            value.startswith((".", "/", "~")) or (folder / value).exists()):
-        return _existing(at, key, folder, value, is_folder=True)
+    if key == "base_model" and _local_model(value, folder):
+        return existing(at, key, folder, value, is_folder=True)
+    if key == "selection" and isinstance(value, dict) and _local_model(value.get("encoder_model"), folder):
+        # against the file's folder too, not where the command runs (another folder there was used)
+        return {**value, "encoder_model": existing(at, "selection.encoder_model", folder, value["encoder_model"],
+                                                   is_folder=True)}
     return value
 
 
-def _existing(at: str, key: str, folder: Path, given: str, is_folder: bool = False) -> str:
-    candidate = folder / Path(given).expanduser()
-    if not (candidate.is_dir() if is_folder else candidate.is_file()):
-        wrong = "a file, not a folder" if candidate.is_file() else "a folder, not a file" if candidate.is_dir() else None
-        raise UserError(f"{at}: key '{key}': {candidate}: {wrong or 'no such ' + ('folder' if is_folder else 'file')}"
-                        + unicode_twin(candidate))
-    return str(candidate)
-
-
-def _own_tasks(path: Path, given: dict, folder: Path, fields: dict) -> dict[str, Task]:
-    """The study's Task objects, each checked key by key."""
-    task_lines = _task_lines(path)
-    specs = {}
-    for key, spec in given.items():
-        at = f"{path}:{task_lines[key]}" if key in task_lines else str(path)
-        if not is_folder_name(key):
-            raise UserError(f"{at}: key 'tasks': task key {key!r} is not a folder name")
-        if not isinstance(spec, dict):
-            raise UserError(f"{at}: key 'tasks.{key}': expected a mapping of {', '.join(TASK_KEYS)}")
-        for field in spec:
-            if field not in TASK_KEYS:
-                raise UserError(f"{at}: key 'tasks.{key}.{field}': unknown; known keys: {', '.join(TASK_KEYS)}")
-        missing = [field for field in REQUIRED_TASK_KEYS if spec.get(field) is None]
-        if missing:
-            raise UserError(f"{at}: key 'tasks.{key}': missing required key(s): {', '.join(missing)}")
-        for field, known in (("metric", METRICS), ("profile", tuple(EPOCHS_BY_PROFILE))):
-            if field in spec and spec[field] not in known:
-                raise UserError(f"{at}: key 'tasks.{key}.{field}': {spec[field]!r} is not one of {', '.join(known)}")
-        for field in ("display", "domain", "data", "transfer"):
-            if field in spec and not isinstance(spec[field], str):
-                raise UserError(f"{at}: key 'tasks.{key}.{field}': expected str, got {spec[field]!r}")
-        specs[key] = (at, {**spec, "data": _existing(at, f"tasks.{key}.data", folder, spec["data"], is_folder=True)})
-    pools, curated = fields.get("pools") or {}, fields.get("curated") or {}
-    tasks = {}
-    for key, (at, spec) in specs.items():
-        partners = [other for other, (_, s) in specs.items() if other != key and s["domain"] == spec["domain"]]
-        transfer = spec.get("transfer", partners[0] if partners else None)
-        if transfer is not None and transfer not in partners:
-            raise UserError(f"{at}: key 'tasks.{key}.transfer': {transfer!r} is not another task of "
-                            f"domain {spec['domain']!r}")
-        tasks[key] = Task(key, spec.get("display", key), spec["domain"], spec["metric"], spec.get("profile", "low"),
-                          curated=curated.get(key), transfer=transfer,
-                          knn=isinstance(pools, dict) and spec["domain"] in pools, data=spec["data"])
-    return tasks
-
-
-def _domains(path: Path, lines: dict[str, int], given: Any, tasks: dict[str, Task], fields: dict) -> dict[str, Domain]:
-    """Every domain of a task or a corpus; each one's irrelevant domain (for ¬DAPT) is the given
-    one, else the first other domain that has a corpus."""
-    corpora = fields.get("domain_corpora") or {}
-    keys = list(dict.fromkeys([t.domain for t in tasks.values()] + list(corpora)))
-    given = given or {}
-    at = _at(path, lines, "domains")
-    if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
-        raise UserError(f"{at}: key 'domains': expected a mapping of domain to {{display, irrelevant}}")
-    for mapping, what in ((given, "domains"), (fields.get("pools") or {}, "pools")):
-        for key in mapping:
-            if key not in keys:
-                raise UserError(f"{_at(path, lines, what)}: key '{what}.{key}': no task or domain corpus "
-                                f"has domain {key!r}; known: {', '.join(keys)}")
-    for key in fields.get("curated") or {}:
-        if key not in tasks:
-            raise UserError(f"{_at(path, lines, 'curated')}: key 'curated.{key}': not a task of this study; "
-                            f"known: {', '.join(tasks)}")
-    domains = {}
-    for key in keys:
-        spec = given.get(key, {})
-        irrelevant = spec.get("irrelevant", next((other for other in corpora if other != key), None))
-        if irrelevant is not None and (irrelevant == key or irrelevant not in corpora):
-            raise UserError(f"{at}: key 'domains.{key}.irrelevant': {irrelevant!r} is not another domain "
-                            "of domain_corpora")
-        domains[key] = Domain(key, str(spec.get("display", key)), irrelevant)
-    return domains
-
-
-def _check_duplicates(path: Path) -> None:
-    """A key given twice (YAML would keep the last one silently), at the top or among the tasks."""
-    root = yaml.compose(path.read_text(encoding="utf-8"))
-    nodes = [("", root)] + [(f"{k.value}.", v) for k, v in getattr(root, "value", []) if k.value == "tasks"]
-    for prefix, node in nodes:
-        if not isinstance(node, yaml.MappingNode):
-            continue
-        seen: dict[str, int] = {}
-        for key, _ in node.value:
-            if key.value in seen:
-                raise UserError(f"{path}:{key.start_mark.line + 1}: key '{prefix}{key.value}': given twice "
-                                f"(first on line {seen[key.value]})")
-            seen[key.value] = key.start_mark.line + 1
-
-
-def _task_lines(path: Path) -> dict[str, int]:
-    root = yaml.compose(path.read_text(encoding="utf-8"))
-    for key, value in root.value:
-        if key.value == "tasks" and isinstance(value, yaml.MappingNode):
-            return {k.value: k.start_mark.line + 1 for k, _ in value.value}
-    return {}
+def _local_model(value: Any, folder: Path) -> bool:
+    """A model given as a folder (a path, or a name found in the study's folder), not a hub id."""
+    return isinstance(value, str) and (value.startswith((".", "/", "~")) or (folder / value).exists())
 
 
 def _at(path: Path, lines: dict[str, int], key: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .conditions import EXPERIMENTS_DIR
 from .config import from_dict, nested_key_lines, shared_names
 from .fileio import UserError, raise_problems
 from .overrides import Override, given_for
@@ -67,9 +68,17 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
         problems += [f"{where(keys + (v.field,))}: {'.'.join(keys)}: {v.as_key()}"
                      for v in range_violations(SELECTION_RANGES, settings or {})]
     seeds = {"seeds": suite.seeds, "quick_seeds": suite.quick_seeds, "pretrain_seed": suite.pretrain_seed}
+    # the dry run's rate: 0 was a ZeroDivisionError, a negative or NaN one a cost of -7001.2 min
+    problems += [f"{where((v.field,))}: {v.as_key()}" for v in range_violations(
+        {"estimate_tokens_per_s": POSITIVE}, {"estimate_tokens_per_s": suite.estimate_tokens_per_s})]
+    bench = suite.estimate_bench and EXPERIMENTS_DIR.parent / suite.estimate_bench
+    if bench and not bench.is_file():   # its GPU rates were replaced by the CPU default, still called GPU
+        problems.append(f"{where(('estimate_bench',))}: key 'estimate_bench': {bench}: no such file")
     problems += [f"{where((v.field,))}: {v.as_key()}" for v in range_violations(dict.fromkeys(seeds, SEED), seeds)]
     problems += [f"{where((key,))}: key '{key}': seed {seed} given twice" for key in ("seeds", "quick_seeds")
                  for seed in sorted({s for s in getattr(suite, key) if getattr(suite, key).count(s) > 1})]
+    problems += [f"{where(('tasks',))}: key 'tasks': task {key} given twice" for key in dict.fromkeys(suite.tasks)
+                 if suite.tasks.count(key) > 1]
     # Nothing to fine-tune: refused before the pretraining stages, which would run for nothing.
     problems += [f"{where((key,))}: key '{key}': empty; give at least one" for key in ("seeds", "quick_seeds", "tasks")
                  if isinstance(getattr(suite, key), list) and not getattr(suite, key)]
@@ -141,8 +150,8 @@ def section_problems(recipes: Mapping[str, Any], finetune: Mapping[str, Any], qu
                      if kind in quick else [])
         seen[kind] = alone + quick_too
         problems += [f"{where(('recipes', kind))}: recipes.{kind}: {v.as_key()}" for v in alone if v not in inherited]
-        problems += [f"{where(('quick', kind))}: quick.{kind}: {v.as_key()}" for v in quick_too
-                     if v not in alone and v not in inherited]
+        problems += [f"{where(('quick', kind))}: quick.{kind}: {v.as_key()}" for v in quick_too   # said once
+                     if v.field not in {w.field for w in alone + inherited}]
     return problems
 
 

@@ -2,8 +2,8 @@
 what `dontstop run` checks before any work (runner/inputs.py) and what a download must pass
 (download.py), so that all three refuse the same files. Each split's own lines are
 formats.parse_split's; here: a train split of one label, a dev or test label that train never
-has, a held-out split that is a copy of another, and dev/test text also in train (leakage, a
-warning).
+has, a held-out split that is a copy of another, and (warnings) dev/test text also in train, test
+text also in dev (leakage), and one text given two labels in a split.
 """
 from __future__ import annotations
 
@@ -37,6 +37,21 @@ def check_splits(paths: dict[str, Path], task: Task | None = None) -> list[Probl
         problems += _labels_unseen_in_train(paths, splits)
     problems += _copied_splits(paths, splits)
     problems += leakage_problems(splits["train"], {s: splits[s] for s in ("dev", "test")}, paths)
+    problems += leakage_problems(splits["dev"], {"test": splits["test"]}, paths, "dev.jsonl")   # epochs chosen on it
+    return problems + _two_labels(paths, splits)
+
+
+def _two_labels(paths: dict[str, Path], splits: dict[str, list[Example]]) -> list[Problem]:
+    """A text given again with another label in the same split (two annotators' files joined): a
+    warning, since some datasets label one text twice on purpose (a sentence per entity pair)."""
+    problems = []
+    for split, examples in splits.items():
+        first: dict[str, Example] = {}
+        for e in examples:
+            seen = first.setdefault(normalize(e.text), e)
+            if seen.label != e.label:
+                problems.append(Problem(str(paths[split]), e.line, "label", f"{e.label!r}, but line {seen.line} "
+                                        f"has the same text with label {seen.label!r}", "warning"))
     return problems
 
 
@@ -57,9 +72,9 @@ def _labels_unseen_in_train(paths: dict[str, Path], splits: dict[str, list[Examp
 
 
 def leakage_problems(train: list[Example], held_out: dict[str, list[Example]],
-                     paths: dict[str, Path]) -> list[Problem]:
+                     paths: dict[str, Path], seen_in: str = "train.jsonl") -> list[Problem]:
     train_texts = {normalize(e.text) for e in train}
     return [Problem(str(paths[split]), e.line, "text",
-                    "also appears in train.jsonl (leakage)", "warning")
+                    f"also appears in {seen_in} (leakage)", "warning")
             for split, examples in held_out.items() for e in examples
             if normalize(e.text) in train_texts]

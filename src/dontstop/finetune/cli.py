@@ -6,10 +6,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .. import wandb_log
+from ..fileio import UserError
 from ..overrides import folder
 from ..recipes import FinetuneRecipe, check_flags
+from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE, MetricsRecord
 from ..suites import load_suite
 
 
@@ -41,6 +44,7 @@ def _finetune_command(args: argparse.Namespace) -> int:
     task = suite.task(args.task)   # its folder, metric and profile come with it
     recipe = FinetuneRecipe(model=args.model, task=args.task, suite=suite.name,
                             data_dir=args.data_dir, **flags)
+    _check_out(Path(args.out), recipe, args.skip_finished)
     from .trainer import run_finetune   # here: torch, transformers and peft, not for `--help`
 
     metrics = run_finetune(recipe, args.out, task=task, condition=args.condition, lineage=args.lineage,
@@ -50,3 +54,21 @@ def _finetune_command(args: argparse.Namespace) -> int:
           f"test {metrics.test_metric:.4f} (best epoch {metrics.best_epoch}/{metrics.epochs_run}, "
           f"{metrics.wall_time_s:.1f} s)")
     return 0
+
+
+def _check_out(out: Path, recipe: FinetuneRecipe, skip_finished: bool) -> None:
+    """--out is no model's folder (config.json there is the model's: it was replaced by the run's,
+    and the checkpoint no longer loaded), and a finished run kept by --skip-finished is the one asked
+    (one of another task, seed or model was returned as this one, exit 0)."""
+    if any((out / name).exists() for name in ("model.safetensors", "pytorch_model.bin", PRETRAIN_RECORD_FILE)) \
+            or (Path(recipe.model).is_dir() and out.resolve() == Path(recipe.model).resolve()):
+        raise UserError(f"--out {out}: holds a model, whose config.json the run's would replace; choose another --out")
+    if skip_finished and (out / METRICS_FILE).is_file():
+        found = MetricsRecord.read(out / METRICS_FILE)
+        asked = {"task": recipe.task, "seed": recipe.seed, "model": recipe.model, "suite": recipe.suite}
+        same_folder = Path(found.model).exists() and Path(found.model).resolve() == Path(recipe.model).resolve()
+        differ = [f"{key} {getattr(found, key)!r}, asked {value!r}" for key, value in asked.items()
+                  if getattr(found, key) != value and not (key == "model" and same_folder)]
+        if differ:
+            raise UserError(f"{out / METRICS_FILE}: --skip-finished: a finished run, but not the one asked "
+                            f"({'; '.join(differ)}); choose another --out")

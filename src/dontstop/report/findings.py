@@ -98,12 +98,20 @@ def load_overlap(path: Path) -> dict[str, float] | None:
     domain corpora (the paper suite: RoBERTa's own data is not public, so there is no "PT")."""
     if not path.exists():
         return None
-    if path.suffix == ".json":
-        matrix = pd.DataFrame(read_json(path).get("overlap_percent", {}))
-    else:
-        matrix = pd.read_csv(path, index_col=0)
-    if matrix.empty or [str(i) for i in matrix.index] != [str(c) for c in matrix.columns]:
-        raise UserError(f"{path}: not a corpus x corpus matrix (expected `dontstop analyze vocab` output)")
+    wrong = UserError(f"{path}: not a corpus x corpus matrix of percentages (expected `dontstop analyze vocab` "
+                      "output)")   # a NaN or a word in a cell gave a verdict, or a traceback
+    try:
+        if path.suffix == ".json":
+            data = read_json(path)
+            matrix = pd.DataFrame(data.get("overlap_percent", {}) if isinstance(data, dict) else {})
+        else:
+            matrix = pd.read_csv(path, index_col=0)
+        matrix = matrix.astype(float)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError, TypeError):
+        raise wrong from None
+    if matrix.empty or [str(i) for i in matrix.index] != [str(c) for c in matrix.columns] \
+            or not ((matrix >= 0) & (matrix <= 100)).all().all():
+        raise wrong
     if GENERAL not in matrix.columns:
         return None
     return {str(k): float(v) for k, v in matrix[GENERAL].items() if k != GENERAL}

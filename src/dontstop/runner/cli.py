@@ -134,6 +134,9 @@ def _flag_problems(suite: Suite, args: argparse.Namespace) -> list[str]:
             suite.task(key)
         except UserError as e:
             problems.append(f"--tasks {key}: {e}")
+    tasks = args.tasks or []   # planned twice: the plan, its cost and the progress counted it twice
+    problems += [f"--tasks {' '.join(tasks)}: task {key} given twice" for key in dict.fromkeys(tasks)
+                 if tasks.count(key) > 1]
     seeds = args.seeds or []
     problems += [v.as_flag("--seeds") for seed in seeds
                  for v in range_violations({"seed": SEED}, {"seed": seed})]

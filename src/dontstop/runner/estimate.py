@@ -54,6 +54,21 @@ class Rate:
     upper_bound: bool = False   # a rate slower than what will run (e.g. fp32 where bf16 will)
 
 
+def _recorded(paths, field: str) -> list[float]:
+    """`field` of each record that holds it as a positive number: a damaged record (a stage's this
+    plan may not even use) is no estimate, and no traceback; its own job or status says what is wrong."""
+    found = []
+    for path in paths:
+        try:
+            value = read_json(path)
+        except UserError:
+            continue
+        value = value.get(field) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
+            found.append(value)
+    return found
+
+
 def bench_rates(path: Path) -> dict[str, Rate]:
     """The newest GPU rates in a bench/gpu_paper.py results file: "pretrain" and "finetune".
 
@@ -123,9 +138,8 @@ class Estimator:
     @classmethod
     def for_suite(cls, suite: Suite) -> "Estimator":
         records = checkpoints_dir(suite).glob(f"*/{PRETRAIN_RECORD_FILE}")
-        rates = [rate for rate in (read_json(p).get("tokens_per_s") for p in records) if rate]
-        finished = Path(suite.results_dir, suite.name).glob(f"*/*/seed_*/{METRICS_FILE}")
-        times = [t for t in (read_json(p).get("wall_time_s") for p in finished) if t]
+        rates = _recorded(records, "tokens_per_s")
+        times = _recorded(Path(suite.results_dir, suite.name).glob(f"*/*/seed_*/{METRICS_FILE}"), "wall_time_s")
         bench = bench_rates(REPO / suite.estimate_bench) if suite.estimate_bench else {}
         if rates:
             pretrain = Rate(statistics.median(rates), f"this cache's {len(rates)} pretraining record(s)")

@@ -18,7 +18,7 @@ from ..data.formats import Problem, check_corpus, iter_corpus, load_split, parse
 from ..data.leakage import leakage_keys
 from ..data.task_checks import check_task
 from ..suites import Suite
-from ..fileio import atomic_write_json, raise_problems, read_json
+from ..fileio import atomic_write_json, raise_problems, read_memo
 from ..tasks import SPLITS
 from .plan import RunPlan, unique_stages
 
@@ -38,7 +38,7 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, s
     `shown` (status): a missing corpus anywhere is no problem here, since status names it in its
     stage's line (a corpus deleted after submission is why a stage's job failed: status must show it)."""
     memo_path = Path(suite.cache_dir) / MEMO
-    memo = read_json(memo_path) if memo_path.exists() else {}
+    memo = read_memo(memo_path)
     before = dict(memo)
     problems: list[Problem] = []
     whole = _whole_tasks(plans, suite)
@@ -100,10 +100,11 @@ def _corpora(plans: list[RunPlan], suite: Suite) -> list[tuple[str, bool]]:
 
 def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Problem]:
     """A curated file or kNN/RAND pool (of a stage still to build) holding no document but the
-    task's own train text and the suite's dev/test text (a task file given by mistake): pretraining
-    and selection drop both, so Curated-TAPT was TAPT under another name, with exit 0, and a kNN
-    stage stopped after the stages before it had been built. Stops at a pool's first other document."""
-    checked: dict[tuple[str, str], tuple[str, str]] = {}   # (task text, pool or curated file) -> (stage, what)
+    task's own train text and the suite's dev/test text, or a base or domain corpus holding none but
+    the dev/test text (a task file given by mistake): pretraining and selection drop both, so
+    Curated-TAPT was TAPT under another name, with exit 0, and a kNN or DAPT stage stopped after
+    the stages before it had been built. Stops at a file's first other document."""
+    checked: dict[tuple[str | None, str], tuple[str, str]] = {}   # (task text, file) -> (stage, what)
     for stage in unique_stages(plans):
         if stage.released or stage.record_path.exists():
             continue
@@ -112,16 +113,21 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Proble
             (stage.corpora if stage.kind == "tapt_large" and len(stage.corpora) == 2 else (None, None))
         if extra and Path(train).is_file() and Path(extra).is_file():
             checked.setdefault((train, extra), (stage.name, "kNN/RAND pool" if selection else "curated file"))
+        for corpus in stage.corpora if stage.kind in ("base", "dapt", "dapt_lora") else ():
+            if Path(corpus).is_file():
+                checked.setdefault((None, corpus), (stage.name, f"{stage.kind.split('_')[0]} corpus"))
     if not checked:   # the dev/test text of every task is read only when there is a file to check
         return []
     guarded = [d for d in suite.leakage_task_dirs() if all((d / f"{s}.jsonl").is_file() for s in ("dev", "test"))]
     held_out, problems = leakage_keys(guarded), []
     for (train, extra), (name, what) in checked.items():
-        known = held_out | {text_key(e.text) for e in load_split(train)}
+        known = held_out | ({text_key(e.text) for e in load_split(train)} if train else set())
         if next(iter_corpus([extra], dedup=False, exclude=known), None) is None:
-            problems.append(Problem(str(extra), None, None, f"every document of this {what} is text of {train} "
-                                    "or dev/test text of the suite's tasks, which pretraining drops: "
-                                    f"{name} would pretrain on the task's text alone (a task file given "
+            text = f"text of {train} or dev/test text of the suite's tasks" if train else \
+                "dev/test text of the suite's tasks"
+            alone = "on the task's text alone" if train else "on nothing"
+            problems.append(Problem(str(extra), None, None, f"every document of this {what} is {text}, which "
+                                    f"pretraining drops: {name} would pretrain {alone} (a task file given "
                                     "by mistake?)"))
     return problems
 

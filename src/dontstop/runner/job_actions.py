@@ -15,6 +15,7 @@ from typing import AbstractSet, Any, Callable, Iterable
 
 from ..data.formats import load_split
 from ..data.leakage import LeakageGuard, leakage_keys
+from ..data.sentences import task_queries
 from ..suites import Suite
 from ..fileio import UserError, file_sha256, job_lock, sha256_text
 from ..recipes import FinetuneRecipe, PretrainRecipe
@@ -227,6 +228,12 @@ def check_finished_selection(stage: Stage, suite: Suite) -> None:
         return
     recorded = dataclasses.asdict(SelectRecord.read(folder / SELECT_RECORD_FILE))
     differences = selection_differences(recorded, stage, suite)
+    queries_path, pool, _, _ = selection_asked(stage, suite)   # another pool's or task's, copied in
+    if Path(recorded["pool"]).name != Path(pool).name:
+        differences.append(f"pool {Path(recorded['pool']).name}, asked {Path(pool).name}")
+    texts = len(task_queries([e.text for e in load_split(queries_path)], "text"))
+    if recorded["task_texts"] not in (None, texts):
+        differences.append(f"{recorded['task_texts']} task texts, {queries_path} has {texts}")
     corpus = folder / SELECTED_CORPUS_FILE
     size = corpus.stat().st_size if corpus.is_file() else None
     if size != recorded["bytes"]:

@@ -20,7 +20,8 @@ from typing import Any, Callable
 from ..conditions import Condition
 from ..data.sentences import DEFAULT_POOL_UNIT, DEFAULT_QUERY_UNIT
 from ..suites import Suite, checkpoint_name, checkpoints_dir
-from ..fileio import UserError, file_sha256
+from ..fileio import UserError, file_sha256, raise_problems
+from ..recipes import PretrainRecipe, violations
 from ..records import PRETRAIN_RECORD_FILE
 from ..stage_identity import stage_key, stage_recipe
 from ..models import in_local_cache
@@ -200,8 +201,11 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
         name, recipe_kind = f"curated-{task.key}", "tapt_large"
         corpora = [str(suite.task_dir(task.key) / "train.jsonl"), _curated_pool(suite, task)]
     else:  # knn:<k> or random:<k>
-        k = int(arg)
+        k, scale = int(arg), suite.selection.get("k_scale", 1.0)
         name, recipe_kind, corpora = f"{'knn' if kind == 'knn' else 'rand'}{k}-{task.key}", "tapt_large", []
+        if round(k * scale) < 1:   # it was taken as 1: 50NN, 150NN, 500NN and RAND all one selection
+            raise UserError(f"suite {suite.name}: selection.k_scale {scale}: stage {name} would select {k} x {scale} "
+                            f"= {k * scale:g} neighbours per query, under 1; give at least {1 / k:g}")
         pool = suite.data_path(suite.pools.get(task.domain) or _required(
             suite, "domain_corpora", task.domain, "candidate pool", "--pool"))
         # the units always named: the stage key of a selection from whole lines (before units), or
@@ -210,6 +214,10 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
                      "query_unit": DEFAULT_QUERY_UNIT, **suite.selection,
                      "queries": str(suite.task_dir(task.key) / "train.jsonl")}
     recipe = stage_recipe(suite, recipe_kind)
+    # the suite checks read the recipes given: one a study without `extends` lacks has no steps or
+    # epochs, which its stage found once the jobs before it had run
+    raise_problems([f"{suite.source}: recipes.{recipe_kind} (stage {name}): {v.as_key()}"
+                    for v in violations(PretrainRecipe, recipe, whole=True)])
     sha = input_sha256(suite, planning_only)
     key = stage_key(parent=parent_key or parent, name=name, kind=recipe_kind,
                     inputs={p: sha(p) for p in corpora}, recipe=recipe, seed=suite.pretrain_seed,

@@ -15,7 +15,8 @@ from ..data.leakage import leakage_keys
 from ..data.sentences import DEFAULT_POOL_UNIT, DEFAULT_QUERY_UNIT, POOL_UNITS, QUERY_UNITS
 from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_flag
-from ..records import SELECTED_CORPUS_FILE
+from ..models import check_available
+from ..records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE
 from ..recipes import AT_LEAST_1, SEED, range_violations
 from ..suite_checks import SELECTION_RANGES
 from . import index as knn_index
@@ -56,6 +57,15 @@ def _run(args: argparse.Namespace) -> int:
         {**SELECTION_RANGES, "k": AT_LEAST_1, "seed": SEED}, numbers)])
     for folder in [args.out, *([args.index_dir] if args.index_dir else [])]:   # written after the embedding
         check_writable_dir(folder)
+    corpus = Path(args.out) / SELECTED_CORPUS_FILE   # the pool or task text there: each has its own line below
+    if corpus.is_file() and not (Path(args.out) / SELECT_RECORD_FILE).is_file() \
+            and corpus.resolve() not in (Path(args.pool).resolve(), Path(args.task_text).resolve()):
+        raise UserError(f"--out {args.out}: holds a {SELECTED_CORPUS_FILE} that no selection made (no "
+                        f"{SELECT_RECORD_FILE}), which this one would replace; choose another output folder")
+    if args.embedder == "encoder":   # before the pool scan, after which a model missing offline failed
+        if args.encoder_model.startswith((".", "/", "~")) and not Path(args.encoder_model).expanduser().is_dir():
+            raise UserError(f"--encoder-model {args.encoder_model}: no such folder")
+        check_available(args.encoder_model)
     if (Path(args.out) / SELECTED_CORPUS_FILE).resolve() == Path(args.task_text).resolve():
         raise UserError(f"{args.task_text}: the task text is the {SELECTED_CORPUS_FILE} this selection "
                         f"would write in {args.out}; choose another output folder")
