@@ -13,6 +13,7 @@ from scipy import stats
 from dontstop.conditions import EXPERIMENTS_DIR, load_conditions
 from dontstop.fileio import UserError
 from dontstop.records import MetricsRecord
+from dontstop.tasks import get_task
 from dontstop.report import cli as report_cli
 from dontstop.report.findings import findings_frame, verdict
 from dontstop.report.published import load_published, published_cell
@@ -29,7 +30,7 @@ TABLES = ("table5", "table6", "table7", "table8", "table9", "significance", "fin
 def write_run(root, task, condition, seed, score, suite="mini", data="a", stages=()):
     scores = {"accuracy": score / 100, "macro_f1": score / 100, "micro_f1": score / 100}
     MetricsRecord(suite=suite, task=task, condition=condition, seed=seed, model="m", lineage="base",
-                  metric="macro_f1", dev=scores, test=scores, dev_metric=score / 100,
+                  metric=get_task(suite, task).metric, dev=scores, test=scores, dev_metric=score / 100,
                   test_metric=score / 100, best_epoch=1, epochs_run=1, dev_curve=[score / 100],
                   train_examples=10, wall_time_s=1.0, config={}, versions={"python": "3.11"},
                   git_commit="abc1234", data_sha256={"train": data * 64, "dev": "d" * 64, "test": "e" * 64},
@@ -521,7 +522,7 @@ def test_a_quick_run_is_told_apart_where_the_full_suite_leaves_epochs_to_the_tas
     from conftest import metrics_record
 
     run = tmp_path / "results" / "paper" / "chemprot" / "baseline" / "seed_0"
-    metrics_record(suite="paper", task="chemprot", config={"epochs": 1, "lr": 2e-5}).write(run)
+    metrics_record(suite="paper", task="chemprot", metric="micro_f1", config={"epochs": 1, "lr": 2e-5}).write(run)
     assert main(["aggregate", "--suite", "paper", "--results-dir", str(tmp_path / "results"),
                  "--tables-dir", str(tmp_path / "tables")]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
@@ -540,7 +541,7 @@ def test_aggregate_reads_each_run_once(mini_results, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("case", ["tables_are_the_results", "plots_is_a_file", "overlap_not_there", "overlap_nan",
-                                  "run_of_another_metric"])
+                                  "run_of_another_metric", "run_of_another_lineage"])
 def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_written(case, mini_results, tmp_path,
                                                                                      capsys):
     """The tables written into the results folder (among the runs) were accepted; a file in place of
@@ -555,9 +556,11 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     overlap = tmp_path / "overlap.csv"
     if case == "overlap_nan":
         overlap.write_text("corpus,general,cs\ngeneral,100,nan\ncs,nan,100\n")
+    run = mini_results / "mini" / "aclsum-roles" / "tapt" / "seed_3" / "metrics.json"
     if case == "run_of_another_metric":
-        run = mini_results / "mini" / "aclsum-roles" / "tapt" / "seed_3" / "metrics.json"
         run.write_text(run.read_text().replace('"metric": "macro_f1"', '"metric": "accuracy"'))
+    if case == "run_of_another_lineage":   # a DAPT + TAPT run copied in, its condition edited: tabled as TAPT
+        run.write_text(run.read_text().replace('"lineage": "base"', '"lineage": "base+dapt-cs+tapt-aclsum-roles"'))
     before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
     flags, says = {"tables_are_the_results": (["--tables-dir", str(mini_results)],
                                               f"{mini_results}/mini: the tables would go among the runs of "),
@@ -567,6 +570,10 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
                                          f"--overlap {tmp_path}/overlap.csv: no such file"),
                    "overlap_nan": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                    f"{overlap}: not a corpus x corpus matrix of percentages"),
+                   "run_of_another_lineage": (["--tables-dir", str(tables)],
+                                              f"{mini_results}/mini/aclsum-roles/tapt/seed_0/metrics.json and {run}: "
+                                              "runs of one cell fine-tuned from two lineages, 'base' and "
+                                              "'base+dapt-cs+tapt-aclsum-roles'"),
                    "run_of_another_metric": (["--tables-dir", str(tables)],
                                              f"{mini_results}/mini/aclsum-roles/tapt/seed_3/metrics.json: field "
                                              "'metric' is 'accuracy': the suite scores aclsum-roles by macro_f1")}[case]

@@ -89,6 +89,20 @@ def test_weights_that_differ_from_their_recorded_hash_are_refused(bert_tiny_copy
         load_pretrained(AutoModelForMaskedLM, str(bert_tiny_copy))
 
 
+def test_truncated_weights_of_a_record_older_than_their_hashes_are_refused(bert_tiny_copy):
+    """A record written before weights_sha256 existed: a cut model.safetensors passed `status` and the
+    dry run, and failed when its job loaded it, after other jobs had run. Its header says its size."""
+    from dontstop.models import check_recorded_weights
+
+    pretrain_record().write(bert_tiny_copy)   # no weights_sha256
+    check_recorded_weights(bert_tiny_copy)
+    weights = bert_tiny_copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:10000])
+    with pytest.raises(UserError, match=f"^{bert_tiny_copy}: cannot load checkpoint: model.safetensors is cut "
+                                        r"short \(corrupt or truncated\)$"):
+        check_recorded_weights(bert_tiny_copy)
+
+
 @pytest.fixture
 def mini_tree(tmp_path) -> dict:
     """A tiny data tree for the mini suite (every task, the general corpus) and the CLI flags that
@@ -171,8 +185,14 @@ def _probe_test_metric_edited(cell):
         cell / "baseline")
 
 
+def _record_a_folder(cell):
+    (cell / "baseline" / "seed_0" / "metrics.json").mkdir(parents=True)   # "Is a directory", exit 1
+    return cell / "baseline" / "seed_0" / "metrics.json"
+
+
 @pytest.mark.parametrize("damage, says", [
     (_not_utf8, ": invalid JSON (not UTF-8 at byte offset 0: invalid start byte)"),
+    (_record_a_folder, ": a folder, not a file; remove it"),
     # what the tables read, edited by hand: another cell became the bold best, exit 0
     (_test_metric_edited, ": field 'test_metric' is 0.99, but test.macro_f1 is 0.5 (edited by hand?)"),
     (_probe_test_metric_edited, ": field 'test_metric' is 0.99, but test.macro_f1 is 0.5 (edited by hand?)"),

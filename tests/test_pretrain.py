@@ -191,7 +191,7 @@ def test_same_seed_same_numbers(tiny_corpus, tmp_path):
     assert runs[0].final_train_loss != runs[2].final_train_loss
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path):
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path, capsys):
     out = tmp_path / "killed"
     argv = ["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(tiny_corpus), "--out", str(out),
             "--steps", "16", "--batch-size", "4", "--per-device-batch-size", "2", "--max-length", "32",
@@ -212,6 +212,13 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path
     assert saved and not (out / "pretrain_record.json").exists(), "the run was not killed mid-way"
     saved_step = int(saved[-1].name.removeprefix("step-"))
 
+    # another recipe is refused before the corpus is read: its tokens were written over the run's first
+    tokens = (out / "resume" / "tokens.bin").read_bytes()
+    assert main([*argv, "--lr", "3e-4"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"dontstop: error: {saved[-1]}: an unfinished run with another recipe (lr: 0.0001 there, 0.0003 asked); "
+        "choose another --out")
+    assert (out / "resume" / "tokens.bin").read_bytes() == tokens
     assert main(argv) == 0                     # the same command again resumes
     resumed = PretrainRecord.read(out / "pretrain_record.json")
     assert 0 < resumed.resumed_from_step == saved_step < 16

@@ -284,8 +284,10 @@ def test_record_has_every_contract_field_and_index_is_reused(tmp_path):
     assert again.selected == first.selected
     with pytest.raises(UserError, match="already holds a selection"):
         select_corpus(queries, pool, tmp_path / "k5", k=5)
-    with pytest.raises(UserError, match="built for another"):
+    with pytest.raises(UserError, match=r"built for another pool, task or embedder \(queries differ\)"):
         select_corpus(queries[:2], pool, tmp_path / "k6", k=5, index_dir=tmp_path / "index")
+    with pytest.raises(UserError, match=r"\(dim differ\)"):   # it said "another pool, task or embedder" alone
+        select_corpus(queries, pool, tmp_path / "k7", k=5, dim=16, index_dir=tmp_path / "index")
 
 
 def test_bad_pool_line_is_a_one_line_user_error(tmp_path, capsys):
@@ -308,6 +310,8 @@ def test_bad_pool_line_is_a_one_line_user_error(tmp_path, capsys):
     (["--embedder", "encoder", "--encoder-model", "org/not-cached"], "org/not-cached: not in the local cache and "
                                                                      "offline"),
     (["--embedder", "encoder", "--encoder-model", "./no-model"], "--encoder-model ./no-model: no such folder"),
+    (["--exclude-dev-test-of", "{file}"], "{file}: a file; give the task's folder, which holds dev.jsonl and "
+                                          "test.jsonl"),   # "{file}/dev.jsonl: not found"
 ])
 def test_a_bad_select_flag_is_one_line_before_any_work(flags, message, tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")

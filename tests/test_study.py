@@ -244,6 +244,10 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "max_steps_over_given_epochs": (lambda f: bad_study(f, lambda s: s["recipes"]["tapt"].update(max_steps=5)),
                                     "recipes.tapt: key 'max_steps': 5; epochs is 1 too: give exactly one of "
                                     "max_steps (--steps) and epochs (--epochs), the other null"),
+    # against the file's folder, as every path of the file: it was the one where the command ran
+    "encoder_model_missing": (lambda f: bad_study(f, lambda s: s["selection"].update(embedder="encoder",
+                                                                                    encoder_model="./models/none")),
+                              "key 'selection.encoder_model': {f}/models/none: no such folder"),
     "no_extends_no_steps": (lambda f: bad_study(f, _no_extends_no_steps),
                             "recipes.dapt (stage dapt-news_comments): key 'max_steps': None; give exactly one"),
 }
@@ -305,6 +309,7 @@ def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, cap
     folder = tmp_path / "my study"
     dry = ["reproduce", "--suite", str(folder / "study.yaml"), "--dry-run", "--cache-dir", str(tmp_path / "cache")]
     assert main(["init-study", str(folder)]) == 0
+    assert f"then: cd '{folder}' && dontstop reproduce" in capsys.readouterr().out   # quoted: pasted, it ran
     text = (folder / "study.yaml").read_text()
     assert "name: my-study " in text and "# " in text and (folder / "data" / "my-task").is_dir()
     assert main(dry) == 2   # nothing filled yet

@@ -1,5 +1,5 @@
-"""YAML in, dataclass out: keys are exactly a dataclass's fields; unknown keys and wrong
-types are rejected with one line naming the file, the line and the key.
+"""YAML in, dataclass out: keys are exactly a dataclass's fields; unknown keys, a key given twice
+at any depth, and wrong types are rejected with one line naming the file, the line and the key.
 
     experiments/tapt/config.yaml:3: key 'epoch': unknown; known keys: condition, stages, ...
 """

@@ -140,6 +140,8 @@ def read_json(path: str | Path) -> Any:
         raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
     except UnicodeDecodeError as e:   # a damaged file: bytes that are no text at all
         raise UserError(f"{path}: invalid JSON (not UTF-8 at byte offset {e.start}: {e.reason})") from None
+    except IsADirectoryError:         # a record's name taken by a folder: "Is a directory", exit 1
+        raise UserError(f"{path}: a folder, not a file; remove it") from None
 
 
 def sha256_file(path: str | Path) -> str:

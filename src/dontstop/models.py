@@ -15,6 +15,7 @@ Accepted names:
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -168,13 +169,33 @@ def check_recorded_weights(checkpoint: Path) -> None:
 
     if not (checkpoint / PRETRAIN_RECORD_FILE).is_file():
         return
-    for name, recorded in PretrainRecord.read(checkpoint / PRETRAIN_RECORD_FILE).weights_sha256.items():
+    recorded_weights = PretrainRecord.read(checkpoint / PRETRAIN_RECORD_FILE).weights_sha256
+    for path in [] if recorded_weights else sorted(checkpoint.glob("*.safetensors")):   # a record older than them
+        if not _whole_safetensors(path):   # truncated: found only when a job loaded it, after others had run
+            raise UserError(f"{checkpoint}: cannot load checkpoint: {path.name} is cut short (corrupt or truncated)")
+    for name, recorded in recorded_weights.items():
         if not (checkpoint / name).is_file():
             raise UserError(f"{checkpoint}: cannot load checkpoint: {name} is missing "
                             f"({PRETRAIN_RECORD_FILE} lists it)")
         if file_sha256(checkpoint / name) != recorded:
             raise UserError(f"{checkpoint}: cannot load checkpoint: {name} differs from the sha256 "
                             f"{PRETRAIN_RECORD_FILE} recorded when it was written (corrupt or modified)")
+
+
+def _whole_safetensors(path: Path) -> bool:
+    """Whether a .safetensors file holds every byte its header promises: an 8-byte little-endian
+    header length, the JSON header, then the tensors up to their largest end offset."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        if length > size - 8:
+            return False
+        try:
+            header = json.loads(f.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return False
+    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    return size == 8 + length + max(ends, default=0)
 
 
 def check_finite_weights(model, path: str) -> None:

@@ -10,11 +10,11 @@
     domain_corpora: {news_comments: corpora/comments.txt, wiki: corpora/wiki.txt}
 
 suites.load_suite reads it into a Suite whose tasks and domains are the file's (tasks.Task,
-tasks.Domain, on the Suite itself). The rules, each checked here with one line naming the file,
-the key and what is wrong:
-- relative paths (a task's `data`, corpora, pools, curated pools, a local `base_model`, the
-  folders) resolve against the file's folder, and must exist; paths inherited from the extended
-  suite stay relative to its data folder (<data_dir>/<that suite>/);
+tasks.Domain, on the Suite itself; study_tasks.py checks those). The rules, each checked with one
+line naming the file, the key and what is wrong:
+- relative paths (a task's `data`, corpora, pools, curated pools, a local `base_model` or
+  `selection.encoder_model`, the folders) resolve against the file's folder, and must exist;
+  paths inherited from the extended suite stay relative to its data folder (<data_dir>/<that suite>/);
 - `recipes`, `quick`, `finetune` and `selection` are merged key by key into the extended
   suite's; any other key given replaces the extended suite's value;
 - `tasks` is a mapping (the study's own tasks: then `domain_corpora`, `pools` and `curated` are

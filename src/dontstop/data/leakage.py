@@ -28,6 +28,8 @@ def guarded_files(task_dirs: Iterable[str | Path]) -> list[Path]:
     must not turn the leakage guard off."""
     paths = []
     for directory in task_dirs:
+        if Path(directory).is_file():   # it said "<file>/dev.jsonl: not found"
+            raise UserError(f"{directory}: a file; give the task's folder, which holds dev.jsonl and test.jsonl")
         for split in GUARDED_SPLITS:
             path = Path(directory) / f"{split}.jsonl"
             if not path.is_file():

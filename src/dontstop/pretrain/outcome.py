@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
-from ..fileio import UserError, sha256_file
+from ..fileio import UserError, read_json, sha256_file
 from ..provenance import git_commit, software_versions
+from ..recipes import with_added_fields
 from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
 from .corpus import Corpus
 from .mlm import BatchSchedule
@@ -31,6 +32,21 @@ def check_output_dir(output_dir: Path, remedy: str = "choose another --out") -> 
         raise UserError(f"{output_dir}: already holds a finished checkpoint; {remedy}")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "resume").is_dir():
         raise UserError(f"{output_dir}: not empty and not an unfinished pretraining run; {remedy}")
+
+
+def check_resumable(resume_dir: Path, asked: dict[str, Any]) -> None:
+    """Before the corpus is read: the latest saved state in <out>/resume/ was made with the recipe
+    asked (as JSON, `asked`). Said after tokenizing, an unfinished run of another corpus had its
+    token file written over by this one's (minutes to hours to tokenize again), naming no field."""
+    states = sorted(resume_dir.glob("step-*"))
+    if not states:
+        return
+    saved = with_added_fields(read_json(states[-1] / "progress.json")["recipe"])
+    differ = [f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in sorted(saved.keys() | asked.keys())
+              if saved.get(key) != asked.get(key)]
+    if differ:
+        raise UserError(f"{states[-1]}: an unfinished run with another recipe ({'; '.join(differ[:3])}); "
+                        "choose another --out")
 
 
 def check_finite(name: str, what: str, loss: float | None, lr: float) -> None:

@@ -31,13 +31,14 @@ from ..data.encoding import utf8_problem
 from ..data.leakage import LeakageGuard
 from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
 from ..models import check_available
-from ..recipes import PretrainRecipe, with_added_fields
+from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
 from ..records import PretrainRecord
 from .adapter import adapter_recipe, save_model, trainable_parameters, wrap_for_training
 from .corpus import scan_corpus
 from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss
-from .outcome import check_finite, check_output_dir, device_name, finished_record, weights_sha256
+from .outcome import (check_finite, check_output_dir, check_resumable, device_name, finished_record,
+                      weights_sha256)
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
 from .sequences import training_sequences, write_token_stream
 
@@ -135,6 +136,7 @@ class PretrainRun:
         self.began, self.recipe, self.name = time.time(), recipe, name
         self.output_dir, self.resume_dir = Path(recipe.output_dir), Path(recipe.output_dir) / "resume"
         self.created_output = not self.output_dir.exists()
+        check_resumable(self.resume_dir, _jsonable(recipe))
         self.accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                                        gradient_accumulation_steps=self._micro_batches_per_step())
         self.processes, self.device = self.accelerator.num_processes, device_name(self.accelerator.device)
@@ -195,9 +197,7 @@ class PretrainRun:
         """The progress of the latest saved state (after loading it), or a fresh start."""
         states = sorted(self.resume_dir.glob("step-*"))
         if states:
-            progress = read_json(states[-1] / "progress.json")
-            if with_added_fields(progress["recipe"]) != _jsonable(self.recipe):
-                raise UserError(f"{states[-1]}: an unfinished run with another recipe; choose another --out")
+            progress = read_json(states[-1] / "progress.json")   # its recipe checked before the corpus was read
             self.accelerator.load_state(str(states[-1]))
             return {**progress, "resumed_from_step": progress["step"]}
         return {"step": 0, "resumed_from_step": 0, "loss": None, "tokens": 0, "train_time_s": 0.0,

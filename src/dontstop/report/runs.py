@@ -52,6 +52,7 @@ def load_runs(results_dir: str | Path, suite: Suite | str, conditions: Condition
     suite = as_suite(suite)
     records = read_runs(results_dir, suite) if records is None else records
     rows = [_run_row(path, record, suite, conditions) for path, record in records.items()]
+    _one_lineage_per_cell(records)
     mixed = mixed_settings(records)
     if mixed:
         raise UserError(f"{mixed}: runs made from other settings (a --set, or an edited suite, between "
@@ -76,6 +77,18 @@ def _run_row(path: Path, record: MetricsRecord, suite: Suite, conditions: Condit
             "git_commit": record.git_commit or "unknown",
             "versions": " ".join(f"{k} {v}" for k, v in sorted(record.versions.items())),
             "pretraining": record.pretraining, "published": record.published, "path": str(path)}
+
+
+def _one_lineage_per_cell(records: dict[Path, MetricsRecord]) -> None:
+    """Every seed of a (task, condition) cell was fine-tuned from one pretraining lineage: a TAPT run
+    copied into the baseline's folder (its condition edited) was tabled as a baseline seed."""
+    first: dict[tuple[str, str | None], tuple[str, Path]] = {}
+    for path, record in records.items():
+        lineage, seen = first.setdefault((record.task, record.condition), (record.lineage, path))
+        if record.lineage != lineage:
+            raise UserError(f"{seen} and {path}: runs of one cell fine-tuned from two lineages, {lineage!r} and "
+                            f"{record.lineage!r} (a run copied from another condition?); `dontstop status` names "
+                            "the stale one")
 
 
 def mixed_settings(records: dict[Path, MetricsRecord]) -> str | None:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from pathlib import Path
 
@@ -230,7 +231,7 @@ def _default_workers() -> int:
 def _init_study(args: argparse.Namespace) -> int:
     study = init_study(Path(args.folder), args.name)
     print(f"wrote {study}, {study.parent / 'README.md'} and the folders data/my-task/ and corpora/;\n"
-          f"fill them, then: cd {study.parent} && dontstop reproduce --suite study.yaml --dry-run")
+          f"fill them, then: cd {shlex.quote(str(study.parent))} && dontstop reproduce --suite study.yaml --dry-run")
     return 0
 
 

@@ -157,14 +157,16 @@ def launch(plans: list[RunPlan], suite: Suite, options: SlurmOptions, *, wandb: 
     jobs = prepare_jobs(plans, suite, allow_mixed, rerun_stale=rerun_stale, analysis=analysis)
     leakage_keys(suite.leakage_task_dirs(running=tasks_of(plans)))   # the jobs read them: fail here first
     submitted, active, finished = submit(jobs, suite, options, wandb)
-    print(f"{len(jobs)} jobs: {finished} already finished, {active} queued or running, {submitted} "
-          f"submitted; logs in {logs_dir(suite)}/<job>/", flush=True)
-    if not options.wait:
-        print("`dontstop status` with the same --suite, --results-dir and --quick shows where they stand")
-        return 0
+    # From here Ctrl-C stops the following, not the jobs: say so (cli.main prints it). The try opens
+    # before the line a reader waits for, so a Ctrl-C right after it is said so too (a test's race).
     try:
+        print(f"{len(jobs)} jobs: {finished} already finished, {active} queued or running, {submitted} "
+              f"submitted; logs in {logs_dir(suite)}/<job>/", flush=True)
+        if not options.wait:
+            print("`dontstop status` with the same --suite, --results-dir and --quick shows where they stand")
+            return 0
         done, failed = follow(jobs, suite, options.poll_s)
-    except KeyboardInterrupt:   # Ctrl-C stops the following, not the jobs: say so (cli.main prints it)
+    except KeyboardInterrupt:
         raise KeyboardInterrupt("the submitted jobs go on in Slurm: `dontstop status` shows them, the same "
                                 "command with --wait follows them again, scancel stops them") from None
     if failed:

@@ -176,8 +176,10 @@ def _knn_model(queries: list[str], task_keys: set[bytes], pool_path: Path, exclu
     if settings.unit == "line":   # as saved before pools were cut into sentences
         del key["unit"]
     if (folder / "index_key.json").is_file():
-        if read_json(folder / "index_key.json") != key:
-            raise UserError(f"{folder}: index was built for another pool, task or embedder; "
+        saved = read_json(folder / "index_key.json")
+        if saved != key:   # named: it said "another pool, task or embedder" when only --dim changed
+            differ = ", ".join(name for name in sorted(saved.keys() | key.keys()) if saved.get(name) != key.get(name))
+            raise UserError(f"{folder}: index was built for another pool, task or embedder ({differ} differ); "
                             "give a new --index-dir")
         print(f"reusing index from {folder}")
         return _load_knn_model(folder)
