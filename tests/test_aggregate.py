@@ -588,14 +588,22 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
 
 
-@pytest.mark.parametrize("command", ["aggregate", "run"])
-def test_a_wandb_project_name_wandb_refuses_is_one_line_before_any_work(command, mini_results, mini_build, tmp_path,
-                                                                        capsys, monkeypatch):
-    """W&B refused the name only at its first run (after the work), in a warning, and logged nothing."""
+@pytest.mark.parametrize("command, setting, says", [
+    ("aggregate", {"WANDB_PROJECT": "my/study#2"}, "WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"),
+    ("run", {"WANDB_PROJECT": "my/study#2"}, "WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"),
+    ("run", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
+    ("run", {"WANDB_DIR": "{file}/wandb"}, "{file}/wandb: not a writable directory ({file} is a file)"),
+])
+def test_a_wandb_project_name_wandb_refuses_is_one_line_before_any_work(command, setting, says, mini_results, mini_build,
+                                                                        tmp_path, capsys, monkeypatch):
+    """W&B refused the name (a mode, a folder) only at its first run (after the work), in a warning,
+    and logged nothing, exit 0."""
     from dontstop.cli import main
 
+    (tmp_path / "file").write_text("not a folder")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_PROJECT", "my/study#2")
+    for key, value in setting.items():
+        monkeypatch.setenv(key, value.format(file=tmp_path / "file"))
     given = {"aggregate": ["aggregate", "--wandb", "--results-dir", str(mini_results),
                            "--tables-dir", str(tmp_path / "tables")],
              "run": ["run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "0", "--quick",
@@ -603,7 +611,7 @@ def test_a_wandb_project_name_wandb_refuses_is_one_line_before_any_work(command,
                      "--cache-dir", str(tmp_path / "cache")]}[command]
     assert main(given) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("dontstop: error: WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"), line
+    assert line.startswith(f"dontstop: error: {says.format(file=tmp_path / 'file')}"), line
     assert not (tmp_path / "tables").exists() and not (tmp_path / "new-results").exists()
 
 

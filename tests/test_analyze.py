@@ -1,6 +1,7 @@
 """Domain analysis: vocabulary overlap on planted corpora, and the MLM-loss matrix."""
 import hashlib
 import itertools
+import json
 import random
 import string
 
@@ -112,6 +113,12 @@ def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
     out = str(tmp_path / "out")
     assert main(["analyze", "vocab", str(planted["cs"]), "--names", "a", "b", "--out", out]) == 2
     assert "need 1 distinct name(s)" in capsys.readouterr().err
+    assert main(["analyze", "vocab", str(planted["cs"]), str(planted["cs"]), "--names", "a", " ", "--out", out]) == 2
+    assert "need 2 distinct name(s), one per corpus file, none blank" in capsys.readouterr().err   # a nameless row
+    pretty = tmp_path / "pretty.json"   # json.dump(..., indent=2) of an object: its keys and quotes were words
+    pretty.write_text(json.dumps({"documents": ["a text", "another"]}, indent=2), encoding="utf-8")
+    assert main(["analyze", "vocab", str(planted["cs"]), str(pretty), "--out", out]) == 2
+    assert f"{pretty}:1: a JSON object, but only a file named .jsonl is read as JSON" in capsys.readouterr().err
     empty = tmp_path / "empty.txt"
     empty.write_text("\n", encoding="utf-8")
     assert main(["analyze", "vocab", str(planted["cs"]), str(empty), "--out", out]) == 2
@@ -293,6 +300,14 @@ def test_a_mistyped_later_model_is_refused_before_any_model_scores(text_corpora,
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines()[-1] == f"dontstop: error: {tmp_path / 'no-such-ckpt'}: model path does not exist"
     assert "loss" not in captured.out and not out.exists()
+    # under 8 nothing was masked (a loss of 0.0 written); past the model's positions, a traceback;
+    # both before any corpus is read (a corpus that is not there would be named first otherwise)
+    argv = [*argv[:3], "base=bundled:bert-tiny", "--corpora", f"cs={tmp_path / 'not-read.txt'}", "--out", str(out)]
+    for length, says in (("2", "--max-length 2: must be >= 8"),
+                         ("100000", "--max-length (model base): key 'max_length': 100000; bundled:bert-tiny takes "
+                                    "at most 512 tokens a sequence")):
+        assert main([*argv, "--max-length", length]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f"dontstop: error: {says}"
 
 
 def test_a_cache_the_analysis_cannot_write_to_costs_only_the_hash_memo(tmp_path):

@@ -106,6 +106,14 @@ def test_the_folders_given_to_run_are_checked_as_one(experiments, tmp_path, monk
     with pytest.raises(UserError, match=r"^experiments/tpat: no such condition folder; the condition folders of "
                        rf"{experiments}: baseline, .*, tapt, tapt_lora, transfer_tapt$"):
         load_condition_folders(["experiments/tpat"], experiments)
+    # a claim (or a significance test) naming a typo of a condition: accepted outside --experiments-dir
+    own = shutil.copytree(experiments / "dapt_lora", tmp_path / "mine" / "lora_dapt")
+    (own / "config.yaml").write_text((own / "config.yaml").read_text().replace("condition: dapt_lora", "condition: "
+                                     "lora_dapt").replace("worse: dapt\n", "worse: dapt_lroa\n").replace(
+                                     'display: "DAPT (LoRA)"', 'display: "LoRA DAPT"'))
+    with pytest.raises(UserError, match=rf"^{own}/config.yaml: condition 'dapt_lroa' is not a folder of "
+                                        rf"{experiments} nor one given$"):
+        load_condition_folders([own], experiments)
 
 
 def test_run_refuses_them_before_any_work(experiments, tmp_path, capsys):

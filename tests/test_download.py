@@ -1,6 +1,7 @@
 """`dontstop data download` against a local HTTP server serving paper-format fixtures."""
 import http.server
 import json
+import re
 import shutil
 import socket
 import threading
@@ -106,6 +107,11 @@ def test_download_writes_files_and_manifest_then_is_a_no_op(tmp_path, server):
     FixtureServer.requests.clear()
     assert download_task(task, tmp_path, base=server, progress=False) == manifest
     assert FixtureServer.requests == []
+    for damaged in ([1, 2], {**manifest, "train": "abc"}, {**manifest, "dev": {"url": "x"}}):   # a traceback each
+        (tmp_path / "manifest.json").write_text(json.dumps(damaged))
+        with pytest.raises(UserError, match=re.escape(f"{tmp_path}/manifest.json: not the manifest a download "
+                                                      "writes ({split: {url, sha256, bytes}}); remove it")):
+            download_task(task, tmp_path, base=server, progress=False)
 
 
 def test_interrupted_transfer_resumes_from_the_partial_file(tmp_path, server):

@@ -70,6 +70,21 @@ def test_a_lora_stage_stores_only_its_adapter_and_names_its_base(lora_chain, tin
             f"base_model.model.lm_head.{m}.{p}" for m in ("dense", "layer_norm") for p in ("weight", "bias")}
 
 
+def test_an_adapter_whose_bases_come_back_to_it_is_one_line(lora_chain, tmp_path):
+    """A base of "./", or two adapters naming each other: a RecursionError of 2000 lines, exit 1."""
+    from dontstop.fileio import UserError
+    from dontstop.models import resolve_model
+
+    dapt, _ = lora_chain
+    pair = [shutil.copytree(dapt, tmp_path / name) for name in ("a", "b")]
+    for folder, base in ((pair[0], "../b"), (pair[1], "../a")):
+        config = json.loads((folder / "adapter_config.json").read_text())
+        (folder / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": base}))
+    with pytest.raises(UserError, match=re.escape(f"{pair[0]}: LoRA checkpoint whose chain of bases comes back "
+                                                  f"to {pair[0]} (adapter_config.json base_model_name_or_path: a cycle)")):
+        resolve_model(str(pair[0]))
+
+
 def test_the_optimizer_gets_only_the_adapters_and_the_head_transform(tiny_roberta_dir, tiny_corpus, tmp_path):
     run = PretrainRun(lora_recipe(tiny_roberta_dir, tiny_corpus, tmp_path / "out"), LeakageGuard(), "lora")
     optimized = {id(p) for group in run.optimizer.param_groups for p in group["params"]}

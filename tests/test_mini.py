@@ -35,6 +35,29 @@ def test_same_seed_same_bytes(built, tmp_path):
     assert build_mini(tmp_path, seed=0, progress=False) == manifest
 
 
+def test_a_folder_or_readme_build_mini_did_not_write_is_refused_before_the_build(tmp_path, capsys):
+    """A user's own corpora in <data-dir>/mini/, or notes given as --readme, were written over (exit
+    0); the README's default is now beside the build (data/README.md described a build elsewhere).
+    A build interrupted before its manifest is resumed."""
+    from dontstop.cli import main
+    from dontstop.data.mini import BUILDING, _check_previous_build
+
+    own = tmp_path / "data" / "mini" / "corpora" / "cs.txt"
+    own.parent.mkdir(parents=True)
+    own.write_text("my own corpus\n")
+    notes = tmp_path / "notes.md"
+    notes.write_text("# my notes\n")
+    assert main(["data", "build-mini", "--data-dir", str(tmp_path / "data")]) == 2
+    assert capsys.readouterr().err.strip() == (f"dontstop: error: {tmp_path}/data/mini: holds files that no "
+                                               "build-mini wrote (no manifest.json), which it would write over; "
+                                               "give another --data-dir, or empty the folder")
+    assert main(["data", "build-mini", "--data-dir", str(tmp_path / "other"), "--readme", str(notes)]) == 2
+    assert "a file build-mini did not write, which it would replace" in capsys.readouterr().err
+    assert own.read_text() == "my own corpus\n" and notes.read_text() == "# my notes\n"
+    (own.parent.parent / BUILDING).touch()   # a build of ours, interrupted: resumed
+    _check_previous_build(own.parent.parent, seed=0)
+
+
 def test_the_runner_builds_again_a_benchmark_an_older_builder_wrote(built, tmp_path, capsys):
     """data/mini is built when missing, and was never again: after a pull that changed what the
     builder writes (2026-12-06: corpora and pools by the new text key), every run from those

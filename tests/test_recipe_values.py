@@ -81,6 +81,7 @@ def test_a_fine_tuning_max_length_past_the_models_positions_is_one_line_and_no_r
     (["--lr", "inf"], "--lr inf: must be a finite number"),
     (["--lr", "nan"], "--lr nan: must be a finite number"),
     (["--lora", "alpha=.inf"], "pretrain recipe: adapter: alpha inf: must be a finite number"),
+    (["--lora", "rank=2", "rank=4"], "--lora rank=4: key 'rank' given twice"),   # the last one was kept
     (["--model", "roberta-base"], "roberta-base: not in the local cache and offline (HF_HUB_OFFLINE=1"),
 ])
 def test_a_bad_pretrain_value_or_a_model_missing_offline_is_one_line_before_anything_is_written(

@@ -197,13 +197,17 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
         raise UserError(f"{root / key / 'config.yaml'}: key 'display': {name!r} names condition {first!r} too; "
                         "every condition needs a name of its own")
     for condition in found:
-        where = root / condition.condition / "config.yaml"
-        referenced = [c.better for c in condition.claims] + [
-            c.worse for c in condition.claims if c.worse != BEST_OTHER] + condition.significance_against
-        for key in referenced:
+        for key in _referenced(condition):
             if key not in conditions:
-                raise UserError(f"{where}: condition {key!r} is not a folder of {root}")
+                raise UserError(f"{root / condition.condition / 'config.yaml'}: condition {key!r} is not a folder "
+                                f"of {root}")
     return conditions
+
+
+def _referenced(condition: Condition) -> list[str]:
+    """The conditions a condition's claims and significance tests compare it with."""
+    return ([c.better for c in condition.claims] + [c.worse for c in condition.claims if c.worse != BEST_OTHER]
+            + condition.significance_against)
 
 
 def _contents(folder: Path) -> str:
@@ -253,6 +257,13 @@ def load_condition_folders(paths: list[str], experiments_dir: str | Path = EXPER
                 raise UserError(f"{folder / 'config.yaml'}: condition {key!r} is also {shipped}, with stages "
                                 f"{stages} there and {condition.stages} here; {writes}, which the tables "
                                 "read as the one there: rename this folder and its key")
+    known = {path.parent.name for path in Path(experiments_dir).glob("*/config.yaml")} | {
+        condition.condition for condition in loaded.values()}
+    for folder, condition in loaded.items():   # a claim on a typo of a condition was never tested
+        for key in _referenced(condition):
+            if key not in known:
+                raise UserError(f"{folder / 'config.yaml'}: condition {key!r} is not a folder of {experiments_dir} "
+                                "nor one given")
     return list(loaded.values())
 
 

@@ -51,6 +51,13 @@ def resolve_model(name: str) -> str:
 
 def _check_adapter_base(path: Path) -> None:
     """A LoRA checkpoint is only loadable with its base (which may be a LoRA checkpoint too)."""
+    seen, current = {path.resolve()}, path
+    while adapters.is_adapter_checkpoint(below := Path(adapters.adapter_base(current)).expanduser()):
+        if below.resolve() in seen:   # "./", or two adapters naming each other: a RecursionError
+            raise UserError(f"{path}: LoRA checkpoint whose chain of bases comes back to {below} "
+                            "(adapter_config.json base_model_name_or_path: a cycle)")
+        seen.add(below.resolve())
+        current = below
     base = adapters.adapter_base(path)
     try:
         resolve_model(base)

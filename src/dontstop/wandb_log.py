@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .fileio import UserError
+from .fileio import UserError, check_writable_dir
 from .records import PRETRAIN_RECORD_FILE
 
 PROJECT = "dontstop"
@@ -123,6 +123,13 @@ def check_project() -> None:
     except wandb.errors.UsageError as error:
         raise UserError(f"WANDB_PROJECT={project!r}: W&B refuses this project name ({error}); "
                         "set another, or turn W&B off") from None
+    mode = os.environ.get("WANDB_MODE")
+    try:   # a mistyped mode ("offlne") failed each run's start, after the work: nothing logged, exit 0
+        wandb.Settings(mode=mode) if mode else None
+    except ValueError:   # pydantic's ValidationError
+        raise UserError(f"WANDB_MODE={mode!r}: not a W&B mode; give online, offline or disabled") from None
+    if os.environ.get("WANDB_DIR"):   # where wandb/ goes: under a file, the same late warning
+        check_writable_dir(os.environ["WANDB_DIR"])
 
 
 def start_run(enabled: bool, *, group: str, job_type: str, name: str, config: dict[str, Any],

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..config import parse_pairs
 from ..fileio import UserError, check_writable_dir
 from ..flags import add_pair_flags, add_suite_flags, suite_overrides
+from ..recipes import PretrainRecipe, check_flags
 from ..study_file import tables_dir
 from ..suites import Suite, analysis_dir, load_suite
 from . import vocab
@@ -73,8 +74,9 @@ def positive_int(text: str) -> int:
 def _vocab(args: argparse.Namespace) -> int:
     if args.corpora:
         names = args.names or [Path(path).stem for path in args.corpora]
-        if len(names) != len(args.corpora) or len(set(names)) != len(names):
-            raise UserError(f"--names: need {len(args.corpora)} distinct name(s), one per corpus file")
+        if len(names) != len(args.corpora) or len(set(names)) != len(names) or not all(n.strip() for n in names):
+            raise UserError(f"--names: need {len(args.corpora)} distinct name(s), one per corpus file, none "
+                            "blank")   # a blank one was a nameless row and column of the matrix
         corpora = dict(zip(names, args.corpora))
     elif args.names:
         raise UserError("--names needs corpus paths, one name per path")
@@ -87,18 +89,30 @@ def _vocab(args: argparse.Namespace) -> int:
 
 def _mlm_loss(args: argparse.Namespace) -> int:
     suite = None if args.corpora and args.models else _suite(args)
+    # the models, the folder and the length first: they were checked after every corpus was read
+    models = parse_pairs(args.models, "--models") if args.models else suite_models(suite)
+    corpora = parse_pairs(args.corpora, "--corpora") if args.corpora else suite_corpora(suite)
+    out_dir = _writable_out_dir(args, MLM_OUTPUT_FILES)
+    _check_max_length(args.max_length, models)
     if args.corpora:
-        corpora = parse_pairs(args.corpora, "--corpora")
         samples = {name: vocab.sample_corpus(path, args.documents, args.seed, name)
                    for name, path in corpora.items()}
     else:
-        corpora = suite_corpora(suite)
         samples = suite_samples(suite, corpora, args.documents, args.seed)
-    models = parse_pairs(args.models, "--models") if args.models else suite_models(suite)
-    out_dir = _writable_out_dir(args, MLM_OUTPUT_FILES)
     measure_mlm_loss(models, corpora, samples, out_dir, documents=args.documents,
                      max_length=args.max_length, seed=args.seed)
     return 0
+
+
+def _check_max_length(max_length: int, models: dict[str, str]) -> None:
+    """Room for text beside the special tokens (under 8, nothing was masked and the loss written was
+    0.0; a length of 1 was not applied at all), and within each model's positions (a traceback)."""
+    from ..models import check_available, check_sequence_length, model_sequence_limit
+
+    check_flags(PretrainRecipe, {"max_length": max_length})
+    for name, model in models.items():
+        check_available(model)
+        check_sequence_length(max_length, model_sequence_limit(model), model, f"--max-length (model {name})")
 
 
 def _writable_out_dir(args: argparse.Namespace, files: tuple[str, ...]) -> Path:

@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build = commands.add_parser("build-mini", help="build the offline mini benchmark")
     build.add_argument("--data-dir", default="data")
     build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--readme", default="data/README.md", help="where to write the size table")
+    build.add_argument("--readme", help="where to write the size table (default: <data-dir>/README.md)")
     build.set_defaults(func=_build_mini)
 
 
@@ -66,13 +66,18 @@ def _download(args: argparse.Namespace) -> int:
 
 def _build_mini(args: argparse.Namespace) -> int:
     from .mini import build_mini
-    from .mini_readme import write_data_readme
+    from .mini_readme import GENERATED, write_data_readme
 
-    for folder in (args.data_dir, Path(args.readme).parent):   # before the build, not after it
+    # beside the build it describes (data/README.md described a build elsewhere, of another seed)
+    readme = Path(args.readme or Path(args.data_dir) / "README.md")
+    for folder in (args.data_dir, readme.parent):   # before the build, not after it
         check_writable_dir(folder)
+    if readme.is_file() and GENERATED not in readme.read_text(encoding="utf-8", errors="replace")[:200]:
+        raise UserError(f"--readme {readme}: a file build-mini did not write, which it would replace; "
+                        "give another --readme")
     manifest = build_mini(Path(args.data_dir), seed=args.seed)
-    write_data_readme(manifest, Path(args.readme))
-    print(f"mini benchmark built in {Path(args.data_dir) / 'mini'}; sizes in {args.readme}")
+    write_data_readme(manifest, readme)
+    print(f"mini benchmark built in {Path(args.data_dir) / 'mini'}; sizes in {readme}")
     return 0
 
 

@@ -66,6 +66,10 @@ def download_task(task: Task, dest_dir: str | Path, base: str | None = None,
     dest_dir = Path(dest_dir)
     manifest_path = dest_dir / "manifest.json"
     manifest = read_json(manifest_path) if manifest_path.exists() else {}
+    if not (isinstance(manifest, dict) and all(isinstance(e, dict) and isinstance(e.get("sha256"), str)
+                                               for e in manifest.values())):   # a traceback, exit 1
+        raise UserError(f"{manifest_path}: not the manifest a download writes ({{split: {{url, sha256, bytes}}}}); "
+                        "remove it to fetch the task again")
     if _malformed_on_disk(task, dest_dir):   # an earlier mirror served them: fetch them all again
         manifest = {}
     urls = data_urls(task.key, data_base(base))

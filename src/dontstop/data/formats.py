@@ -247,7 +247,7 @@ def _corpus_line(path: Path, line_no: int, raw: str, pool: bool) -> tuple[str, P
 def misnamed_json(path: Path, line_no: int, raw: str) -> Problem | None:
     """A first line of JSON the file is not read as (an object in a file not named .jsonl, an array
     opened): read as text, its syntax would be pretrained on, or selected from a pool."""
-    if line_no == 1 and path.suffix != ".jsonl" and _json_object(raw):
+    if line_no == 1 and path.suffix != ".jsonl" and (_json_object(raw) or raw.strip() == "{"):   # or pretty-printed
         return Problem(str(path), line_no, None, "a JSON object, but only a file named .jsonl is read as JSON "
                        "(as text its syntax would be pretrained on); rename it to .jsonl")
     if line_no == 1 and _json_array(raw):

@@ -36,6 +36,7 @@ from .mini_sources import (SOURCE_PACKAGES, lede_example, load_aclsum, load_bbc,
 # corpus, curated and pool files one document a line by formats.text_key (a tokenized copy of dev
 # text, or of another document, left out); 1: the manifests before, which name no builder.
 BUILDER_VERSION = 2
+BUILDING = ".building"           # in mini/ from a build's start until its manifest is written
 TRAIN_SIZE, DEV_SIZE, TEST_SIZE = 500, 300, 500
 CURATED_REVIEWS = 3000        # unlabeled RT snippets, the stand-in for IMDB's 50K
 MIN_DOCUMENT_WORDS = 5        # shorter full-text fragments are equations and captions
@@ -130,9 +131,15 @@ def _check_previous_build(root: Path, seed: int) -> None:
     if manifest.exists() and read_json(manifest).get("seed") != seed:
         raise UserError(f"{manifest}: built with seed {read_json(manifest).get('seed')}; "
                         f"delete {root} to rebuild with seed {seed}")
+    # Files no build wrote (no manifest, no build under way: a user's own corpora) were written over.
+    if root.is_dir() and any(root.iterdir()) and not manifest.exists() and not (root / BUILDING).exists():
+        raise UserError(f"{root}: holds files that no build-mini wrote (no manifest.json), which it would "
+                        "write over; give another --data-dir, or empty the folder")
     # A same-seed rebuild rewrites the files (identical unless the code or the packages
     # changed). The manifest goes first and is written last: it only describes finished builds.
     manifest.unlink(missing_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / BUILDING).touch()   # until the manifest is written: an interrupted build is resumed
 
 
 def _with_fewer_nones(examples: list[dict], rng: random.Random) -> list[dict]:
@@ -250,6 +257,7 @@ def _write_all(out: _Output, seed: int, tasks: dict, curated: dict, corpora: dic
                    "pools": {d: _counts(r["source"] for r in pool) for d, pool in pools.items()}},
     }
     atomic_write_json(out.root / "manifest.json", manifest)
+    (out.root / BUILDING).unlink(missing_ok=True)
     out.note(f"manifest.json: {len(out.files)} files in {out.root}")
     return manifest
 

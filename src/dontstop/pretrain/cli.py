@@ -79,6 +79,8 @@ def adapter_from_args(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"--lora {pair}: expected KEY=VALUE")
+        if key in adapter:   # the last one was kept without a word
+            raise UserError(f"--lora {pair}: key '{key}' given twice")
         try:
             adapter[key] = parse_yaml(value)
         except yaml.YAMLError:
