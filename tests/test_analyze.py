@@ -119,6 +119,8 @@ def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
     pretty.write_text(json.dumps({"documents": ["a text", "another"]}, indent=2), encoding="utf-8")
     assert main(["analyze", "vocab", str(planted["cs"]), str(pretty), "--out", out]) == 2
     assert f"{pretty}:1: a JSON object, but only a file named .jsonl is read as JSON" in capsys.readouterr().err
+    assert main(["analyze", "vocab", str(planted["cs"]), str(tmp_path), "--out", out]) == 2
+    assert f"{tmp_path}: a folder, not a corpus file" in capsys.readouterr().err   # "corpus file not found"
     empty = tmp_path / "empty.txt"
     empty.write_text("\n", encoding="utf-8")
     assert main(["analyze", "vocab", str(planted["cs"]), str(empty), "--out", out]) == 2

@@ -83,6 +83,10 @@ def test_an_adapter_whose_bases_come_back_to_it_is_one_line(lora_chain, tmp_path
     with pytest.raises(UserError, match=re.escape(f"{pair[0]}: LoRA checkpoint whose chain of bases comes back "
                                                   f"to {pair[0]} (adapter_config.json base_model_name_or_path: a cycle)")):
         resolve_model(str(pair[0]))
+    (pair[1] / "adapter_model.safetensors").unlink()   # peft said "Repo id must be in the form ..."
+    with pytest.raises(UserError, match=re.escape(f"{pair[1]}: LoRA checkpoint without its weights "
+                                                  "(adapter_model.safetensors missing)")):
+        resolve_model(str(pair[1]))
 
 
 def test_the_optimizer_gets_only_the_adapters_and_the_head_transform(tiny_roberta_dir, tiny_corpus, tmp_path):

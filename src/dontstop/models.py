@@ -39,6 +39,9 @@ def resolve_model(name: str) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if adapters.is_adapter_checkpoint(path):
+            if not any((path / name).is_file() for name in (adapters.ADAPTER_WEIGHTS, "adapter_model.bin")):
+                # peft said "Repo id must be in the form ...", naming no file
+                raise UserError(f"{path}: LoRA checkpoint without its weights ({adapters.ADAPTER_WEIGHTS} missing)")
             _check_adapter_base(path)
             return str(path)
         if not (path / "config.json").is_file():
@@ -199,9 +202,9 @@ def _whole_safetensors(path: Path) -> bool:
             return False
         try:
             header = json.loads(f.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            ends = [int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"]
+        except (UnicodeDecodeError, ValueError, AttributeError, KeyError, TypeError, IndexError):   # no header
             return False
-    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
     return size == 8 + length + max(ends, default=0)
 
 

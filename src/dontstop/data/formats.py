@@ -211,7 +211,7 @@ def iter_corpus(paths: Iterable[str | Path], dedup: bool = True,
 
 def _iter_documents(path: Path, pool: bool = False) -> Iterator[str]:
     if not path.is_file():
-        raise UserError(f"{path}: corpus file not found")
+        raise UserError(f"{path}: " + ("a folder, not a corpus file" if path.is_dir() else "corpus file not found"))
     for line_no, raw in text_lines(path):
         text, problem = _corpus_line(path, line_no, raw, pool)
         if problem:
