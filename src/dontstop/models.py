@@ -39,7 +39,7 @@ def resolve_model(name: str) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if adapters.is_adapter_checkpoint(path):
-            if not any((path / name).is_file() for name in (adapters.ADAPTER_WEIGHTS, "adapter_model.bin")):
+            if not any((path / weights).is_file() for weights in (adapters.ADAPTER_WEIGHTS, "adapter_model.bin")):
                 # peft said "Repo id must be in the form ...", naming no file
                 raise UserError(f"{path}: LoRA checkpoint without its weights ({adapters.ADAPTER_WEIGHTS} missing)")
             _check_adapter_base(path)

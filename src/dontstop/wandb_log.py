@@ -109,11 +109,13 @@ def model_artifact(model: str) -> ModelArtifact:
     return ModelArtifact(artifact_name(model, "base-"), HUB_URL + model)
 
 
-def check_project() -> None:
-    """The W&B project (WANDB_PROJECT, else "dontstop") is a name W&B takes, by wandb's own check,
-    before any work: W&B refused it only at its first run, after the work, in a warning line, and
-    then logged nothing. A mistyped setting, unlike an unreachable server, is the user's to fix."""
-    if os.environ.get("WANDB_MODE") == "disabled":
+def check_settings() -> None:
+    """The W&B settings this process reads from its environment, by wandb's own checks, before any
+    work: the project (WANDB_PROJECT, else "dontstop"), WANDB_MODE and WANDB_DIR. W&B refused a bad
+    one only at its first run, after the work, in a warning line, and then logged nothing. A
+    mistyped setting, unlike an unreachable server, is the user's to fix."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode == "disabled":
         return
     project = os.environ.get("WANDB_PROJECT") or PROJECT
     import wandb
@@ -123,9 +125,9 @@ def check_project() -> None:
     except wandb.errors.UsageError as error:
         raise UserError(f"WANDB_PROJECT={project!r}: W&B refuses this project name ({error}); "
                         "set another, or turn W&B off") from None
-    mode = os.environ.get("WANDB_MODE")
-    try:   # a mistyped mode ("offlne") failed each run's start, after the work: nothing logged, exit 0
-        wandb.Settings(mode=mode) if mode else None
+    try:
+        if mode:
+            wandb.Settings(mode=mode)   # a mistyped one ("offlne") failed each run's start
     except ValueError:   # pydantic's ValidationError
         raise UserError(f"WANDB_MODE={mode!r}: not a W&B mode; give online, offline or disabled") from None
     if os.environ.get("WANDB_DIR"):   # where wandb/ goes: under a file, the same late warning

@@ -50,7 +50,7 @@ def _aggregate(args: argparse.Namespace) -> int:
     suite = with_quick(suite, overrides) if args.quick else suite
     check_tables_root(tables_root, suite)
     if args.wandb:
-        wandb_log.check_project()
+        wandb_log.check_settings()
     if args.overlap and not Path(args.overlap).is_file():   # it was skipped: the claim it decides said "missing"
         raise UserError(f"--overlap {args.overlap}: no such file (`dontstop analyze vocab` writes it)")
     records = read_runs(suite.results_dir, suite)

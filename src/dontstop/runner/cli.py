@@ -214,7 +214,7 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: 
         return 0
     wandb = not args.no_wandb and wandb_log.configured()
     if wandb:
-        wandb_log.check_project()
+        wandb_log.check_settings()
     if args.launcher == "slurm":
         return launch_on_slurm(plans, suite, slurm_options(args), wandb=wandb, allow_mixed=args.allow_mixed,
                                rerun_stale=args.rerun_stale, analysis=analysis)

@@ -60,10 +60,10 @@ def _recorded(paths, field: str) -> list[float]:
     found = []
     for path in paths:
         try:
-            value = read_json(path)
+            record = read_json(path)
         except UserError:
             continue
-        value = value.get(field) if isinstance(value, dict) else None
+        value = record.get(field) if isinstance(record, dict) else None
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
             found.append(value)
     return found

@@ -203,7 +203,7 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     else:  # knn:<k> or random:<k>
         k, scale = int(arg), suite.selection.get("k_scale", 1.0)
         name, recipe_kind, corpora = f"{'knn' if kind == 'knn' else 'rand'}{k}-{task.key}", "tapt_large", []
-        if round(k * scale) < 1:   # it was taken as 1: 50NN, 150NN, 500NN and RAND all one selection
+        if scaled_k(k, scale) < 1:   # it was taken as 1: 50NN, 150NN, 500NN and RAND all one selection
             raise UserError(f"suite {suite.name}: selection.k_scale {scale}: stage {name} would select {k} x {scale} "
                             f"= {k * scale:g} neighbours per query, under 1; give at least {1 / k:g}")
         pool = suite.data_path(suite.pools.get(task.domain) or _required(
@@ -228,6 +228,11 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     checkpoint_dir = checkpoints_dir(suite) / checkpoint_name(lineage, key)
     return Stage(name, recipe_kind, parent, tuple(corpora), recipe, key, lineage,
                  str(checkpoint_dir), selection, released)
+
+
+def scaled_k(k: int, scale: float) -> int:
+    """The candidates per query a knn:<k> or random:<k> stage selects: k x the suite's k_scale."""
+    return round(k * scale)
 
 
 def _curated_pool(suite: Suite, task: Task) -> str:

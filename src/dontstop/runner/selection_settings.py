@@ -8,7 +8,7 @@ from typing import Any
 
 from ..records import SelectRecord
 from ..suites import Suite
-from .plan import Stage
+from .plan import Stage, scaled_k
 
 # What a record lacking a field was made with (an older record): SelectRecord's defaults
 RECORD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SelectRecord)
@@ -20,7 +20,7 @@ def selection_asked(stage: Stage, suite: Suite) -> tuple[str, str, dict[str, Any
     keywords the suite gives), and its method, k (the condition's k x the suite's k_scale) and seed."""
     embedding = dict(stage.selection)
     queries_path, pool, method = embedding.pop("queries"), embedding.pop("pool"), embedding.pop("method")
-    k = max(1, round(embedding.pop("k") * embedding.pop("k_scale", 1.0)))
+    k = scaled_k(embedding.pop("k"), embedding.pop("k_scale", 1.0))   # at least 1: the plan refuses less
     return queries_path, pool, embedding, {"method": method, "k": k, "seed": suite.pretrain_seed}
 
 

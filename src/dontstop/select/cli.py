@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.encoder_model.startswith((".", "/", "~")) and not Path(args.encoder_model).expanduser().is_dir():
             raise UserError(f"--encoder-model {args.encoder_model}: no such folder")
         check_available(args.encoder_model)
-    if (Path(args.out) / SELECTED_CORPUS_FILE).resolve() == Path(args.task_text).resolve():
+    if corpus.resolve() == Path(args.task_text).resolve():
         raise UserError(f"{args.task_text}: the task text is the {SELECTED_CORPUS_FILE} this selection "
                         f"would write in {args.out}; choose another output folder")
     task_texts, exclude = list(iter_corpus([args.task_text])), leakage_keys(args.exclude_dev_test_of)
