@@ -34,6 +34,14 @@ def examples(task, split, count, labels=("a", "b")):
              "id": f"{split}{i}"} for i in range(count)]
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """Each case runs in its own folder, so a bad input wrongly accepted writes its default
+    relative outputs (paper_tables/, results/) there, where `nothing_written` sees them, and
+    never into the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def world(tmp_path):
     """A mini-shaped data tree in tmp_path/data and the command-line flags that point at it."""
@@ -71,6 +79,7 @@ def refused(capsys, *argv, lines=1) -> list[str]:
 
 def nothing_written(tmp_path):
     assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "paper_tables").exists()              # the tables' default, relative
     assert not (tmp_path / "cache" / "mini").exists()          # no checkpoint, selection or index
     assert not [p for p in tmp_path.rglob("*") if p.name in ("metrics.json", "pretrain_record.json", "config.json")]
 
@@ -316,6 +325,22 @@ def test_bad_run_flags_are_one_line_naming_the_flag(world, capsys, argv, message
     [line] = refused(capsys, "reproduce", "--conditions", "baseline", *flags, *argv)
     assert line.startswith(message), line
     nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--workers", "abc"], "run: argument --workers: invalid int value: 'abc' ('dontstop run --help' lists"),
+    (["analyze", "vocab", "--top", "0"], "analyze vocab: argument --top: 0: must be at least 1"),
+    (["finetune", "--task", "rt-polarity"], "finetune: the following arguments are required: --suite, --model, --out"),
+    (["reproduce", "--conditoins", "dapt"], "reproduce: unrecognized arguments: --conditoins dapt"),
+    (["reprodcue"], "argument command: invalid choice: 'reprodcue' (choose from"),
+])
+def test_a_flag_argparse_refuses_is_one_line_naming_the_command(tmp_path, capsys, argv, message):
+    """argparse printed its whole usage block (up to 20 lines) above its error line."""
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 2 and line.startswith(f"dontstop: error: {message}"), line
+    assert not list(tmp_path.iterdir())
 
 
 # --- Suite YAML: the recipe ranges, with file:line and key ---------------------------------------

@@ -2,8 +2,8 @@
 
 The only importer of the phases' cli modules. Every module in COMMANDS defines `register(subparsers)`, which adds its sub-command(s)
 and sets `func(args) -> int`. Only the chosen command's module is imported (the trainers
-pull in torch and transformers; `dontstop data check` should not wait for them). User
-errors (UserError) print as one line on stderr and exit 2, UserErrors as one line per problem
+pull in torch and transformers; `dontstop data check` should not wait for them). A flag
+argparse refuses and user errors (UserError) print as one line on stderr and exit 2, UserErrors as one line per problem
 found; a failing disk or file system (OSError: no space left, permission denied) prints as
 one line and exits 1; a reader that stops reading our output (`| head`) ends it quietly, exit 141.
 """
@@ -32,11 +32,42 @@ COMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a flag's error is one line like every other bad input's (argparse prints
+    its whole usage block above it), naming the command whose `--help` lists the flags. Every
+    sub-command's parser is one too (add_subparsers makes them of the parser's own class)."""
+
+    def error(self, message: str, prog: str | None = None):
+        prog = prog or self.prog
+        command = prog.removeprefix("dontstop").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"dontstop: error: {where}{message} ('{prog} --help' lists the flags)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """Flags no command knows are the chosen command's error, not the top parser's (each
+        sub-command's parser leaves its name in `_prog`, the innermost chosen one last)."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        prog = vars(parsed).pop("_prog", None)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}", prog)
+        return parsed
+
+
+def _each_subparser(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in dict.fromkeys(action.choices.values()):   # an alias maps to the same parser
+                yield subparser
+                yield from _each_subparser(subparser)
+
+
 def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dontstop", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="dontstop", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in dict.fromkeys(COMMANDS[c] for c in commands or COMMANDS):
         importlib.import_module(module_name).register(subparsers)
+    for subparser in _each_subparser(parser):
+        subparser.set_defaults(_prog=subparser.prog)
     return parser
 
 
