@@ -78,7 +78,9 @@ def test_duplicate_ids_and_leakage_are_reported(tmp_path):
     problems = [str(p) for p in check_task(tmp_path, PAPER_TASKS["hyperpartisan_news"])]
     assert any("train.jsonl:2: field 'id': duplicate id 'a'" in p for p in problems)
     assert any("dev.jsonl:1: field 'text': also appears in train.jsonl (leakage)" in p for p in problems)
-    assert len(problems) == 2
+    assert problems[-1] == (f"{tmp_path}: train/dev/test hold 2/2/1 examples, the published HyperPartisan "
+                            "splits 515/65/65 (a sample, or a copy cut short?) [warning]")
+    assert len(problems) == 3
 
 
 def test_test_text_in_dev_and_one_text_of_two_labels_are_warnings(tmp_path):
@@ -87,7 +89,7 @@ def test_test_text_in_dev_and_one_text_of_two_labels_are_warnings(tmp_path):
     write_lines(tmp_path / "train.jsonl", [record("one", "true"), record("two", "false"), record("One", "false")])
     write_lines(tmp_path / "dev.jsonl", [record("three", "true"), record("four", "false")])
     write_lines(tmp_path / "test.jsonl", [record("five", "true"), record("four", "false")])
-    problems = check_task(tmp_path, PAPER_TASKS["hyperpartisan_news"])
+    problems = check_task(tmp_path, PAPER_TASKS["hyperpartisan_news"])[:-1]   # [-1]: not the published sizes
     assert [(p.error_line, p.severity) for p in problems] == [
         (f"{tmp_path}/test.jsonl:2: field 'text': also appears in dev.jsonl (leakage)", "warning"),
         (f"{tmp_path}/train.jsonl:3: field 'label': 'false', but line 1 has the same text with label 'true'",

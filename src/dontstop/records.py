@@ -115,6 +115,9 @@ class PretrainRecord(_RecordFile):
     git_commit: str | None
     # file name -> sha256 of each weights file as written; loading checks it (models.load_pretrained)
     weights_sha256: dict[str, str] = field(default_factory=dict)
+    # A LoRA stage: the same of its base folder's weights, which its adapter was trained on (loading
+    # checks them: models._check_base_unchanged). None: a full stage, a hub id, or an older record.
+    base_weights_sha256: dict[str, str] | None = None
     processes: int = 1                # training processes (GPUs) that shared each optimizer step
     device: str = "cpu"               # "cpu", "cuda:NVIDIA H200", ...
     # The leakage guard it was built under (data/leakage.py): each task dev/test file held out ->

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from ..fileio import UserError, atomic_write_json, raise_problems, read_json, sha256_file
 from ..tasks import S3_DATA, SPLITS, Task, data_urls
-from .task_checks import check_splits, check_task
+from .task_checks import check_splits, check_task, unlike_published
 
 CHUNK = 1 << 16          # 64 KiB network reads
 TIMEOUT_S = 60
@@ -81,6 +82,9 @@ def download_task(task: Task, dest_dir: str | Path, base: str | None = None,
         _finish(dest_dir / f"{split}.jsonl")
         manifest[split] = staged[split]
         atomic_write_json(manifest_path, manifest)  # record each split as soon as it is done
+    if new:
+        for problem in unlike_published({split: dest_dir / f"{split}.jsonl" for split in SPLITS}, task):
+            print(f"note: {problem.error_line}", file=sys.stderr)
     return manifest
 
 

@@ -3,7 +3,8 @@ what `dontstop run` checks before any work (runner/inputs.py) and what a downloa
 (download.py), so that all three refuse the same files. Each split's own lines are
 formats.parse_split's; here: a train split of one label, a dev or test label that train never
 has, a held-out split that is a copy of another, and (warnings) dev/test text also in train, test
-text also in dev (leakage), and one text given two labels in a split.
+text also in dev (leakage), one text given two labels in a split, and a registry task whose
+splits do not hold its published numbers of examples.
 """
 from __future__ import annotations
 
@@ -40,7 +41,22 @@ def check_splits(paths: dict[str, Path], task: Task | None = None) -> list[Probl
     problems += _copied_splits(paths, keys)
     problems += _leakage(paths, splits, keys, "train", ("dev", "test"))
     problems += _leakage(paths, splits, keys, "dev", ("test",))   # epochs chosen on test text
-    return problems + _two_labels(paths, splits, keys)
+    return problems + _two_labels(paths, splits, keys) + unlike_published(paths, task)
+
+
+def unlike_published(paths: dict[str, Path], task: Task | None) -> list[Problem]:
+    """A warning when a registry task's splits do not hold the published numbers of examples: a
+    mirror serving a sample, or a file cut short at a line's end, passes every other check (a
+    sample is allowed: a rehearsal's stand-in data is one). Counts the non-blank lines."""
+    if task is None or not task.sizes or not all(path.is_file() for path in paths.values()):
+        return []
+    counts = [sum(1 for line in paths[split].open("rb") if line.strip()) for split in SPLITS]
+    if counts == list(task.sizes):
+        return []
+    where = Path(paths["train"]).parent
+    return [Problem(str(where), None, None, f"train/dev/test hold {'/'.join(map(str, counts))} examples, the "
+                    f"published {task.name} splits {'/'.join(map(str, task.sizes))} (a sample, or a copy cut "
+                    "short?)", "warning")]
 
 
 def _two_labels(paths: dict[str, Path], splits: dict[str, list[Example]], keys: dict[str, list[str]]

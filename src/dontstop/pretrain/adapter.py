@@ -62,6 +62,15 @@ def wrap_for_training(model, recipe: PretrainRecipe):
     return peft_model
 
 
+def base_weights(recipe: PretrainRecipe) -> dict[str, str] | None:
+    """The weights files of a LoRA stage's base folder -> sha256 (its record keeps them, and a
+    checkpoint whose base holds others is refused when loaded); None for a hub id."""
+    from ..models import resolve_model, weights_sha256
+
+    base_dir = Path(resolve_model(recipe.base_model))
+    return weights_sha256(base_dir) if base_dir.is_dir() else None
+
+
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """What the optimizer gets: every parameter of a full stage; the adapters and the head's
     transform of a LoRA stage (peft froze the rest)."""

@@ -21,8 +21,6 @@ from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
 from .corpus import Corpus
 from .mlm import BatchSchedule
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin")   # what save_pretrained writes the weights as
-
 
 def check_output_dir(output_dir: Path, remedy: str = "choose another --out") -> None:
     """A pretraining writes only into an empty folder or its own unfinished run (<out>/resume/):
@@ -61,12 +59,6 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return device.type
-
-
-def weights_sha256(checkpoint_dir: Path) -> dict[str, str]:
-    """file name -> sha256 of every weights file in the checkpoint folder."""
-    return {path.name: sha256_file(path) for path in sorted(checkpoint_dir.iterdir())
-            if path.suffix in WEIGHT_SUFFIXES}
 
 
 def finished_record(recipe, recipe_fields: dict[str, Any], name: str, schedule: BatchSchedule,

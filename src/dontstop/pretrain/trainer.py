@@ -30,15 +30,14 @@ from .. import wandb_log
 from ..data.encoding import utf8_problem
 from ..data.leakage import LeakageGuard
 from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
-from ..models import check_available
+from ..models import check_available, weights_sha256
 from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
 from ..records import PretrainRecord
-from .adapter import adapter_recipe, save_model, trainable_parameters, wrap_for_training
+from .adapter import adapter_recipe, base_weights, save_model, trainable_parameters, wrap_for_training
 from .corpus import scan_corpus
 from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss
-from .outcome import (check_finite, check_output_dir, check_resumable, device_name, finished_record,
-                      weights_sha256)
+from .outcome import check_finite, check_output_dir, check_resumable, device_name, finished_record
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
 from .sequences import training_sequences, write_token_stream
 
@@ -148,6 +147,7 @@ class PretrainRun:
         check_sequence_length(recipe.max_length, sequence_limit(self.model.config), recipe.base_model,
                               "pretrain recipe")   # before the corpus is read
         self.peft_model = wrap_for_training(self.model, recipe)  # LoRA in place; None: train every weight
+        self.base_weights = base_weights(recipe) if self.peft_model else None   # as loaded: what LoRA trains on
         self.guard, self.corpus = guard, scan_corpus(recipe, guard.keys)
         self.heldout = self.corpus.heldout_documents()
         with self.accelerator.main_process_first():             # the main process tokenizes
@@ -288,7 +288,7 @@ class PretrainRun:
         if self.accelerator.is_main_process:
             save_model(self.accelerator.unwrap_model(self.trainer).mlm_model, self.peft_model, self.recipe)
             self.tokenizer.save_pretrained(self.output_dir)
-            record.weights_sha256 = weights_sha256(self.output_dir)
+            record.weights_sha256, record.base_weights_sha256 = weights_sha256(self.output_dir), self.base_weights
             record.write(self.output_dir)
             shutil.rmtree(self.resume_dir)  # our own resume states, useless once finished
         self.accelerator.wait_for_everyone()
