@@ -118,6 +118,12 @@ BAD_TASK_FILES = {   # what is done to rt-polarity, and what the one line says
                            r"train\.jsonl: field 'label': every example has the label 'a'; a classifier needs two"),
     "test copied from train": ("test", lambda p: shutil.copy(p.parent / "train.jsonl", p),
                                r"test\.jsonl: field 'text': every text also appears in train\.jsonl \(a copied split\?\)"),
+    # valid JSON: a traceback in the classifier's tokenizer once the base stage had been built
+    "lone surrogate in a text": ("train", lambda p: append(p, b'{"text": "half \\ud800 a pair", "label": "a"}\n'),
+                                 r"train\.jsonl:7: field 'text': holds a lone surrogate \\ud800 at character 6"),
+    # json keeps the last: trained with the pasted row's label
+    "key twice in a line": ("dev", lambda p: append(p, b'{"label": "a", "text": "pasted", "label": "b"}\n'),
+                            r"dev\.jsonl:3: field 'label': given twice in one object"),
 }
 
 
@@ -207,6 +213,8 @@ BAD_CORPORA = {   # (condition on rt-polarity or, kNN, aclsum-roles; file under 
                                 r"reviews\.txt:1: a JSON object, but only a file named \.jsonl is read as JSON"),
     "gzipped base corpus": ("baseline", "corpora/general.txt", gzip.compress(b"general text\n"),
                             r"general\.txt:1: not UTF-8 at byte offset 1 \(byte 0x8b: invalid start byte; a gzip file\?"),
+    "lone surrogate in a pool": ("rand_tapt", "pools/cs.jsonl", b'{"text": "x \\udc80 y"}\n',
+                                 r"cs\.jsonl:1: field 'text': holds a lone surrogate \\udc80 at character 3"),
 }
 
 

@@ -58,6 +58,12 @@ def test_registry_holds_the_papers_facts():
     ('{"text": "a sentence", "label": "INHIBITOR "}', "label",
      "'INHIBITOR ' has spaces at an end (a class apart from 'INHIBITOR'); remove them"),
     ('{"text": "a sentence", "label": NaN}', "label", "NaN is not a label (an empty cell?)"),
+    # each was read as a good line: the last label kept, an invisible text, a class named True
+    ('{"text": "a sentence", "label": "INHIBITOR", "text": "another"}', "text",
+     "given twice in one object (JSON keeps the last one without a word)"),
+    ('{"text": "\\u0000\\u0001\\u007f", "label": "INHIBITOR"}', "text", "empty"),
+    ('{"text": "a sentence", "label": true}', "label", "expected one label (a string or number), got bool True"),
+    ('{"text": "a sentence", "label": "INHIBITOR", "id": "\\udfff"}', "id", "holds a lone surrogate \\udfff"),
 ])
 def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line, field, message):
     path = write_lines(tmp_path / "train.jsonl", [record("fine", "INHIBITOR"), line])

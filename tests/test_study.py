@@ -234,6 +234,9 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                             "key 'domains.news_comments.irrelevent': unknown; known keys: display, irrelevant"),
     "empty_display": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(display=" ")),
                       "key 'tasks.comments.display': empty; it is the task's table row"),
+    # every job ran, then writing the tables failed (UnicodeEncodeError), half of them written
+    "display_lone_surrogate": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(display="댓글 \ud800")),
+                               "key 'tasks.comments.display': holds a lone surrogate \\ud800 at character 4"),
     "empty_data": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="")),
                    "key 'tasks.comments.data': empty"),
     "task_keys_differing_in_case": (

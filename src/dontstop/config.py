@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .fileio import UserError
+from .fileio import UserError, lone_surrogate
 
 T = TypeVar("T")
 # Field metadata of a dataclass field that is filled by code, never read from a YAML file.
@@ -62,19 +62,23 @@ def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]
         raise UserError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of keys to values")
-    _refuse_a_key_twice(path, node)
+    _refuse_what_yaml_keeps_silently(path, node)
     return data, _key_lines(node)
 
 
-def _refuse_a_key_twice(path: Path, root: yaml.Node) -> None:
+def _refuse_what_yaml_keeps_silently(path: Path, root: yaml.Node) -> None:
     """A key given twice in any mapping of the file: YAML keeps the last one silently, so a task's
-    `data:` pasted twice trained it on another task's data, a domain's corpus on another's."""
+    `data:` pasted twice trained it on another task's data, a domain's corpus on another's. And a
+    value holding a lone surrogate ("\\ud800" in quotes): a task's display name of one ran every
+    job, then failed writing the tables."""
     walked: set[int] = set()   # an alias repeats its anchor's node: walk it once
 
     def walk(node: yaml.Node, above: str) -> None:
         if id(node) in walked:
             return
         walked.add(id(node))
+        if isinstance(node, yaml.ScalarNode) and (problem := lone_surrogate(node.value)):
+            raise UserError(f"{path}:{node.start_mark.line + 1}: key '{above.rstrip('.')}': {problem}")
         if isinstance(node, yaml.SequenceNode):
             for item in node.value:
                 walk(item, above)

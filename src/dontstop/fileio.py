@@ -11,12 +11,14 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import tempfile
 import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 HASH_CHUNK = 1 << 20  # 1 MiB reads keep hashing a 50 GB corpus at constant memory
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")   # code points that UTF-8 cannot encode
 
 
 def _umask() -> int:
@@ -65,6 +67,15 @@ def unicode_twins(name: str, names: Iterable[str]) -> list[str]:
     names and some editors save text)."""
     want = unicodedata.normalize("NFC", name)
     return [other for other in names if other != name and unicodedata.normalize("NFC", other) == want]
+
+
+def lone_surrogate(text: str) -> str | None:
+    """What is wrong with a string holding a lone surrogate (a JSON or YAML escape such as \\ud800,
+    half of a UTF-16 pair: valid JSON and YAML, but no Unicode text: the tokenizer raises a
+    TypeError on it, writing it a UnicodeEncodeError), else None."""
+    found = LONE_SURROGATE.search(text)
+    return (f"holds a lone surrogate \\u{ord(found.group()):04x} at character {found.start() + 1} (half of a "
+            "UTF-16 pair, an escape of broken text: no Unicode character)") if found else None
 
 
 def unicode_twin(path: Path) -> str:

@@ -23,6 +23,7 @@ import regex
 from ..fileio import UserError
 from ..tasks import Task
 from .encoding import ENCODING, text_lines, utf8_problem
+from .json_lines import parse_json_line
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,9 @@ def parse_split(path: str | Path, labels: Iterable[str] | None = None
 
 def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
                 ) -> tuple[Example | None, list[Problem]]:
-    try:
-        record = json.loads(raw)
-    except json.JSONDecodeError as e:
-        return None, [Problem(path, line_no, None, f"malformed JSON ({e.msg} at column {e.colno})")]
+    record, field, problem = parse_json_line(raw)
+    if problem:
+        return None, [Problem(path, line_no, field, problem)]
     if not isinstance(record, dict):
         return None, [Problem(path, line_no, None, "expected a JSON object")]
     text = record.get("text")
@@ -101,7 +101,7 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
         return None, [Problem(path, line_no, "text", "empty")]
     if "label" not in record or record["label"] is None:
         return None, [Problem(path, line_no, "label", "missing")]
-    if isinstance(record["label"], (list, dict)):   # multi-label data would train as one odd class
+    if isinstance(record["label"], (list, dict, bool)):   # multi-label data would train as one odd class
         return None, [Problem(path, line_no, "label", f"expected one label (a string or number), got "
                               f"{type(record['label']).__name__} {record['label']!r}")]
     label_problem = _label_problem(record["label"])
@@ -182,12 +182,13 @@ def normalize(text: str) -> str:
 
 def blank(text: str) -> bool:
     """No visible character: only whitespace of any script (U+3000 ideographic space, U+00A0 no-break
-    space, ...) and invisible format characters (U+200B zero-width space, U+200C/U+200D joiners,
-    U+FEFF, bidi marks: Unicode category Cf), which text pasted from the web often holds alone."""
+    space, ...), invisible format characters (U+200B zero-width space, U+200C/U+200D joiners,
+    U+FEFF, bidi marks: Unicode category Cf), which text pasted from the web often holds alone,
+    and control characters (Cc: U+0000, U+007F), which the tokenizer drops."""
     stripped = text.strip()
-    if not stripped or unicodedata.category(stripped[0]) != "Cf":   # the common case, at C speed
+    if not stripped or unicodedata.category(stripped[0]) not in ("Cf", "Cc"):   # the common case, at C speed
         return not stripped
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in stripped)
+    return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in stripped)
 
 
 def text_key(text: str) -> bytes:
@@ -228,10 +229,9 @@ def _corpus_line(path: Path, line_no: int, raw: str, pool: bool) -> tuple[str, P
         return "", problem
     if path.suffix != ".jsonl" or not raw.strip():
         return "" if blank(raw) else raw.strip(), None
-    try:
-        record = json.loads(raw)
-    except json.JSONDecodeError as e:
-        return "", Problem(str(path), line_no, None, f"malformed JSON ({e.msg} at column {e.colno})")
+    record, field, problem = parse_json_line(raw)
+    if problem:
+        return "", Problem(str(path), line_no, field, problem)
     if not isinstance(record, dict):
         return "", Problem(str(path), line_no, None, "expected a JSON object")
     text = record.get("text")

@@ -9,7 +9,6 @@ only its line number (8 B), its sentence in that line (4 B) and a source code (2
 """
 from __future__ import annotations
 
-import json
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from tqdm import tqdm
 
 from ..data.encoding import text_lines
 from ..data.formats import blank, misnamed_json, text_key
+from ..data.json_lines import parse_json_line
 from ..data.sentences import pool_candidates
 from ..fileio import UserError, atomic_output
 
@@ -95,10 +95,9 @@ def parse_line(path: Path, line_no: int, raw: str) -> tuple[str, str]:
         raise UserError(misnamed.error_line)
     if path.suffix != ".jsonl":
         return raw.strip(), path.stem   # never blank: _raw_lines skips those lines
-    try:
-        record = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{line_no}: malformed JSON ({e.msg})") from None
+    record, field, problem = parse_json_line(raw)
+    if problem:
+        raise UserError(f"{path}:{line_no}:{f' field {field!r}:' if field else ''} {problem}")
     text = record.get("text") if isinstance(record, dict) else None
     if not isinstance(text, str) or blank(text):
         raise UserError(f"{path}:{line_no}: field 'text': missing, empty or not a string")
