@@ -516,6 +516,36 @@ def test_quick_runs_make_quick_tables_never_the_full_ones(tmp_path, capsys):
     assert {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()} == before
 
 
+def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_a_half_written_one_resumed(
+        mini_results, tmp_path, capsys, monkeypatch):
+    """A folder holding one's own runs.csv and findings.md, and no index naming its runs: aggregate
+    wrote over both (exit 0). A folder aggregate left half-written (interrupted) is its own."""
+    from dontstop.cli import main
+    from dontstop.report import write
+
+    out = tmp_path / "tables" / "mini"
+    (out / "analysis").mkdir(parents=True)               # `dontstop analyze` writes there first: allowed
+    (out / "analysis" / "README.md").write_text("the analysis\n")
+    argv = ["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tmp_path / "tables")]
+    for name in ("runs.csv", "findings.md"):
+        (out / name).write_text("precious\n")
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"dontstop: error: {out}: holds files no aggregate wrote (findings.md, runs.csv: no README.md naming the "
+        "runs they are the tables of); give these runs' tables a folder of their own (--tables-dir), or empty that one"]
+    assert (out / "runs.csv").read_text() == (out / "findings.md").read_text() == "precious\n"
+    for name in ("runs.csv", "findings.md"):
+        (out / name).unlink()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(write, "make_plots", interrupted)   # after the tables, before the plots and index
+    assert main(argv) == 130
+    assert (out / "table5.md").is_file() and "(table5.md)" not in (out / "README.md").read_text()
+    monkeypatch.undo()
+    assert main(argv) == 0 and "(table5.md)" in (out / "README.md").read_text()
+
+
 def test_a_quick_run_is_told_apart_where_the_full_suite_leaves_epochs_to_the_task(tmp_path, capsys):
     """The paper suite sets no fine-tuning epochs (10 or 3 by task): a run of its quick 1 epoch is refused."""
     from dontstop.cli import main

@@ -21,7 +21,8 @@ def check_tables_root(tables_root: Path, suite: Suite) -> None:
     place, failed once the tables had been replaced: half old, half new), none lies among the
     runs of <results>/<suite>, whose README.md, plots/ or analysis/ it would overwrite, and none
     holds the tables of other runs (`reproduce --results-dir results-lr` replaced paper_tables/mini,
-    the default run's, which the README shows)."""
+    the default run's, which the README shows) or files no aggregate wrote (its index, written
+    first, names the runs; `analysis/` is `dontstop analyze`'s)."""
     out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
     if out.resolve() == runs.resolve() or runs.resolve() in out.resolve().parents:
         raise UserError(f"{out}: the tables would go among the runs of {runs} (the tables and results "
@@ -30,6 +31,11 @@ def check_tables_root(tables_root: Path, suite: Suite) -> None:
     if theirs and theirs.resolve() != runs.resolve():
         raise UserError(f"{out / 'README.md'}: these are the tables of the runs in {theirs}, not of {runs}; "
                         "give these runs' tables a folder of their own (--tables-dir), or remove that one first")
+    others = sorted(entry.name for entry in out.iterdir() if entry.name != "analysis") if out.is_dir() else []
+    if theirs is None and others:   # a runs.csv or findings.md of one's own was written over
+        raise UserError(f"{out}: holds files no aggregate wrote ({', '.join(others[:3])}"
+                        f"{', ...' if len(others) > 3 else ''}: no README.md naming the runs they are the tables "
+                        "of); give these runs' tables a folder of their own (--tables-dir), or empty that one")
     for folder in (out, out / "plots", analysis_dir(tables_root, suite.name)):
         check_writable_dir(folder)
 

@@ -136,6 +136,9 @@ def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_p
     that makes them again from the runs in `runs_folder`."""
     suite = layout.suite
     tables = build_tables(runs, layout, load_overlap(overlap_path), probes)
+    # the index first, naming the runs: a folder left half-written (interrupted) is still known as
+    # one of ours (tables_folder.check_tables_root), and rewritten whole at the end
+    write_index(out_dir, suite, {}, [], flag_mixed, list(notes), command, runs_folder)
     written = []
     for name, (title, tidy, grid_) in tables.items():
         if flag_mixed:
