@@ -351,6 +351,23 @@ def test_a_flag_argparse_refuses_is_one_line_naming_the_command(tmp_path, capsys
     assert not list(tmp_path.iterdir())
 
 
+def test_a_training_cut_of_one_label_is_refused_by_run_and_finetune_before_any_work(world, capsys):
+    """`--set finetune.max_train_examples=1`: the whole train split has two labels, the one example
+    trained on has one; a one-class classifier was trained and its metrics written, exit 0."""
+    tmp_path, root, flags = world
+    train = root / "tasks" / "rt-polarity" / "train.jsonl"
+    says = (f"{train}: field 'label': the first 1 example(s), all that finetune.max_train_examples trains on, "
+            "have the label 'a' alone; a classifier needs two labels or more")
+    for command in (["reproduce", "--dry-run"], ["reproduce"]):
+        assert refused(capsys, *command, "--conditions", "baseline", "--tasks", "rt-polarity", *flags,
+                       "--set", "quick.finetune.max_train_examples=1") == [says]
+    assert refused(capsys, "finetune", "--task", "rt-polarity", "--suite", "mini", "--model", "bundled:bert-tiny",
+                   "--data-dir", tmp_path / "data", "--max-train-examples", "1", "--out", tmp_path / "run",
+                   "--no-wandb") == [says]
+    nothing_written(tmp_path)
+    assert not (tmp_path / "run").exists()
+
+
 # --- Suite YAML: the recipe ranges, with file:line and key ---------------------------------------
 
 SUITE_EDITS = {   # (section path, key, value, what the one line says after "file:line: ")

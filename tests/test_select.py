@@ -523,6 +523,24 @@ def test_a_domain_or_base_corpus_of_nothing_but_dev_and_test_text_is_refused_whe
     check_inputs(plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), ["rt-polarity"]), mini_suite)
 
 
+def test_a_tapt_corpus_of_nothing_but_another_tasks_test_text_is_refused_when_the_plan_is_checked(mini_suite):
+    """A task whose train split is another task's test split: TAPT dropped every document as
+    dev/test text and stopped once jobs had started."""
+    import shutil
+
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.inputs import check_inputs
+    from dontstop.runner.plan import plan_runs
+
+    train = Path(mini_suite.task_dir("rt-polarity")) / "train.jsonl"
+    shutil.copy(train, Path(mini_suite.task_dir("bbc-topic")) / "test.jsonl")
+    with pytest.raises(UserError) as refused:
+        check_inputs(plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["rt-polarity"]), mini_suite)
+    assert str(refused.value) == (f"{train}: every document of this tapt corpus is dev/test text of the suite's "
+                                  "tasks, which pretraining drops: tapt-rt-polarity would pretrain on nothing (a "
+                                  "split copied from another task's?)")
+
+
 def test_a_finished_selection_copied_from_another_stage_or_cut_is_refused_before_any_work(mini_suite, tmp_path):
     """A kNN stage pretrains on its selection folder's corpus.jsonl once the stages before it are
     built: a folder copied from 50NN into 150NN's place was pretrained on as 150NN, and one whose

@@ -44,6 +44,17 @@ def check_splits(paths: dict[str, Path], task: Task | None = None) -> list[Probl
     return problems + _two_labels(paths, splits, keys) + unlike_published(paths, task)
 
 
+def one_label_cut(train: list[Example], cut: int | None, path: str | Path) -> Problem | None:
+    """The examples fine-tuning trains on, the first `cut` (finetune.max_train_examples) of train,
+    hold two labels or more (a whole train split of one label is check_splits' error): a cut of
+    one label trained a one-class classifier and wrote its metrics, exit 0."""
+    labels = {e.label for e in train[:cut]} if cut and cut < len(train) else set()
+    if len(labels) != 1:
+        return None
+    return Problem(str(path), None, "label", f"the first {cut} example(s), all that finetune.max_train_examples "
+                   f"trains on, have the label {labels.pop()!r} alone; a classifier needs two labels or more")
+
+
 def unlike_published(paths: dict[str, Path], task: Task | None) -> list[Problem]:
     """A warning when a registry task's splits do not hold the published numbers of examples: a
     mirror serving a sample, or a file cut short at a line's end, passes every other check (a

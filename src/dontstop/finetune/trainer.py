@@ -29,6 +29,7 @@ from transformers import DataCollatorWithPadding, get_scheduler
 from .. import wandb_log
 from .classifier import SequenceClassifier, encode, load_classifier, predict
 from ..data.formats import Example, label_set, load_split, task_dir
+from ..data.task_checks import one_label_cut
 from ..fileio import UserError, atomic_write_json, check_writable_dir, sha256_file
 from ..models import check_sequence_length, sequence_limit
 from .metrics import classification_scores
@@ -144,6 +145,8 @@ def load_task_data(recipe: FinetuneRecipe, task: Task) -> TaskData:
     labels = label_set(task, train, paths["train"])
     splits = {"train": train[:recipe.max_train_examples],
               "dev": load_split(paths["dev"], labels), "test": load_split(paths["test"], labels)}
+    if problem := one_label_cut(train, recipe.max_train_examples, paths["train"]):
+        raise UserError(problem.error_line)
     return TaskData(splits, labels, paths)
 
 

@@ -16,14 +16,14 @@ from typing import Callable
 
 from ..data.formats import Problem, check_corpus, iter_corpus, load_split, parse_split, text_key
 from ..data.leakage import leakage_keys
-from ..data.task_checks import check_task
+from ..data.task_checks import check_task, one_label_cut
 from ..suites import Suite
 from ..fileio import atomic_write_json, raise_problems, read_memo
 from ..tasks import SPLITS
 from .plan import RunPlan, unique_stages
 
 MEMO = "input_checks.json"
-CHECKS_VERSION = 2       # bump when a check changes: earlier verdicts are then redone
+CHECKS_VERSION = 3       # bump when a check changes: earlier verdicts are then redone
 SHOWN = 20               # problems listed; `dontstop data check` lists every one
 LARGE_BYTES = 1 << 30    # files this large get a line saying they are being checked
 
@@ -66,7 +66,7 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, s
     if memo != before:
         atomic_write_json(memo_path, memo)
     if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
-        problems += _nothing_beyond_task_text(plans, suite)
+        problems += _nothing_beyond_task_text(plans, suite) + _one_label_cuts(plans, suite)
     raise_problems([p.error_line for p in problems if p.severity == "error"], SHOWN,
                    f"; `dontstop data check {Path(suite.data_dir) / suite.name}` lists every one")
 
@@ -100,8 +100,8 @@ def _corpora(plans: list[RunPlan], suite: Suite) -> list[tuple[str, bool]]:
 
 def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Problem]:
     """A curated file or kNN/RAND pool (of a stage still to build) holding no document but the
-    task's own train text and the suite's dev/test text, or a base or domain corpus holding none but
-    the dev/test text (a task file given by mistake): pretraining and selection drop both, so
+    task's own train text and the suite's dev/test text, or a base, domain or TAPT corpus holding none
+    but the dev/test text (a task file given by mistake, a train split copied from another task's test): pretraining and selection drop both, so
     Curated-TAPT was TAPT under another name, with exit 0, and a kNN or DAPT stage stopped after
     the stages before it had been built. Stops at a file's first other document."""
     checked: dict[tuple[str | None, str], tuple[str, str]] = {}   # (task text, file) -> (stage, what)
@@ -113,7 +113,7 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Proble
             (stage.corpora if stage.kind == "tapt_large" and len(stage.corpora) == 2 else (None, None))
         if extra and Path(train).is_file() and Path(extra).is_file():
             checked.setdefault((train, extra), (stage.name, "kNN/RAND pool" if selection else "curated file"))
-        for corpus in stage.corpora if stage.kind in ("base", "dapt", "dapt_lora") else ():
+        for corpus in () if extra else stage.corpora:   # base, domain and TAPT corpora
             if Path(corpus).is_file():
                 checked.setdefault((None, corpus), (stage.name, f"{stage.kind.split('_')[0]} corpus"))
     if not checked:   # the dev/test text of every task is read only when there is a file to check
@@ -126,10 +126,17 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Proble
             text = f"text of {train} or dev/test text of the suite's tasks" if train else \
                 "dev/test text of the suite's tasks"
             alone = "on the task's text alone" if train else "on nothing"
+            mistake = "a split copied from another task's?" if what == "tapt corpus" else "a task file given by mistake?"
             problems.append(Problem(str(extra), None, None, f"every document of this {what} is {text}, which "
-                                    f"pretraining drops: {name} would pretrain {alone} (a task file given "
-                                    "by mistake?)"))
+                                    f"pretraining drops: {name} would pretrain {alone} ({mistake})"))
     return problems
+
+
+def _one_label_cuts(plans: list[RunPlan], suite: Suite) -> list[Problem]:
+    cut = suite.finetune.get("max_train_examples")
+    paths = [suite.task_dir(key) / "train.jsonl" for key in dict.fromkeys(plan.task.key for plan in plans)]
+    return [problem for path in paths if cut and path.is_file()
+            if (problem := one_label_cut(load_split(path), cut, path))]
 
 
 def _checked_corpus(path: str, pool: bool) -> list[Problem]:
