@@ -1,5 +1,6 @@
 """dontstop aggregate: results tree -> the paper's tables, significance, findings, plots, notebook."""
 import argparse
+import json
 import shutil
 import shlex
 import warnings
@@ -544,6 +545,35 @@ def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_a_half_writt
     assert (out / "table5.md").is_file() and "(table5.md)" not in (out / "README.md").read_text()
     monkeypatch.undo()
     assert main(argv) == 0 and "(table5.md)" in (out / "README.md").read_text()
+
+
+def test_runs_behind_symlinked_folders_count_and_bad_probe_metrics_or_costs_are_one_line(mini_results, tmp_path,
+                                                                                         capsys):
+    """A seed folder moved to another disk and linked back was done for `status` and missing from
+    the tables; an accuracy probe was a macro-F1 row's bold best; a stage's tokens of "lots" was a
+    TypeError traceback in Table 9."""
+    from dontstop.cli import main
+    from conftest import probe_record
+
+    cell = mini_results / "mini" / "aclsum-roles" / "baseline"
+    shutil.move(cell / "seed_2", tmp_path / "elsewhere")
+    (cell / "seed_2").symlink_to(tmp_path / "elsewhere")
+    runs = load_runs(mini_results, "mini", CONDITIONS)
+    assert sorted(runs[(runs.task == "aclsum-roles") & (runs.condition == "baseline")].seed) == [0, 1, 2]
+    argv = ["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tmp_path / "tables")]
+    probe_record(metric="accuracy", test_metric=0.9).write(cell)
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (f"dontstop: error: {cell}/probe.json: field 'metric' is 'accuracy': "
+                                               "the suite scores aclsum-roles by macro_f1")
+    (cell / "probe.json").unlink()
+    dapt = mini_results / "mini" / "aclsum-roles" / "dapt" / "seed_0" / "metrics.json"
+    record = json.loads(dapt.read_text())
+    record["pretraining"][0]["tokens"] = "lots"
+    dapt.write_text(json.dumps(record))
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (f"dontstop: error: {dapt}: field 'pretraining[0].tokens' is 'lots': "
+                                               "not a count or a duration (a number >= 0)")
+    assert not (tmp_path / "tables").exists()
 
 
 def test_a_quick_run_is_told_apart_where_the_full_suite_leaves_epochs_to_the_task(tmp_path, capsys):

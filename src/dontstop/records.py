@@ -247,10 +247,19 @@ def finished_runs(suite_results: str | Path) -> tuple[dict[Path, MetricsRecord],
     """Every metrics.json and probe.json under <results>/<suite>/, each checked against its folder
     (read_run, read_probe): what `aggregate`, `status` and `run` read, so all three refuse the same
     misplaced file with the same line."""
-    root = Path(suite_results)
-    runs = {path: read_run(path) for path in sorted(root.glob(f"**/{METRICS_FILE}"))}
-    probes = {path: read_probe(path) for path in sorted(root.glob(f"**/{PROBE_FILE}"))}
+    runs = {path: read_run(path) for path in result_files(suite_results, METRICS_FILE)}
+    probes = {path: read_probe(path) for path in result_files(suite_results, PROBE_FILE)}
     return runs, probes
+
+
+def result_files(suite_results: str | Path, name: str) -> list[Path]:
+    """Every file `name` under <results>/<suite>/: at any depth (a misplaced one is refused by
+    its folder check), and in its place (<task>/<condition>/[seed_N/]) through a symlinked
+    folder too, which `**` does not follow (a seed folder moved to another disk and linked back
+    was done for `status` and missing from the tables, without a word)."""
+    root = Path(suite_results)
+    placed = root.glob(f"*/*/seed_*/{name}" if name == METRICS_FILE else f"*/*/{name}")
+    return sorted(set(root.glob(f"**/{name}")) | set(placed))
 
 
 def _check_folder(path: Path, record, expected: dict[str, tuple[int, str | None]]) -> None:

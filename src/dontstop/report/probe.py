@@ -15,7 +15,9 @@ import pandas as pd
 from scipy import stats
 
 from ..conditions import Conditions
-from ..records import PROBE_FILE, read_probe
+from ..fileio import UserError
+from ..records import PROBE_FILE, read_probe, result_files
+from ..suites import Suite
 from .render import Grid, signed
 from .runs import summarize
 from .tables import Layout
@@ -23,11 +25,15 @@ from .tables import Layout
 COLUMNS = ["task", "condition", "probe", "probe_gain", "finetune", "finetune_gain"]
 
 
-def load_probes(results_dir: str | Path, suite: str, conditions: Conditions) -> pd.DataFrame:
+def load_probes(results_dir: str | Path, suite: Suite, conditions: Conditions) -> pd.DataFrame:
     """Every probe.json of the suite whose condition is a folder of experiments/, score in percent."""
     rows = []
-    for path in sorted((Path(results_dir) / suite).glob(f"*/*/{PROBE_FILE}")):
+    for path in result_files(Path(results_dir) / suite.name, PROBE_FILE):
         record = read_probe(path)   # it sits in the folder of its task and condition
+        task = suite.task_table.get(record.task)
+        if task is not None and record.metric != task.metric:   # an accuracy probe was the bold best
+            raise UserError(f"{path}: field 'metric' is {record.metric!r}: the suite scores {record.task} "
+                            f"by {task.metric}")
         if record.condition in conditions:
             rows.append({"task": record.task, "condition": record.condition, "probe": 100 * record.test_metric})
     return pd.DataFrame(rows, columns=["task", "condition", "probe"])

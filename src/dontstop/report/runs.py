@@ -7,6 +7,7 @@ The test metric is in percent from here on.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -17,11 +18,12 @@ from scipy import stats
 from ..conditions import Conditions
 from ..fileio import UserError
 from ..recipes import MACHINE_FIELDS, MACHINE_PRETRAIN_FIELDS, RECIPE_KINDS, with_added_fields
-from ..records import METRICS_FILE, MetricsRecord, read_run
+from ..records import METRICS_FILE, MetricsRecord, read_run, result_files
 from ..stage_identity import PER_STAGE_FIELDS
 from ..suites import Suite, load_suite
 
 OWN_FINETUNE_FIELDS = ("seed", "model", "suite", "task", "data_dir")   # a run's own, or compared elsewhere
+COST_FIELDS = ("steps", "documents", "bytes", "tokens", "wall_time_s")  # PretrainRecord fields Table 9 sums
 RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "data", "git_commit",
                "versions", "pretraining", "published", "path"]
 # Scores are percent; below this, per-seed scores or differences are equal up to float rounding.
@@ -42,7 +44,7 @@ def as_suite(suite: Suite | str) -> Suite:
 def read_runs(results_dir: str | Path, suite: Suite | str) -> dict[Path, MetricsRecord]:
     """Every metrics.json of `suite` under `results_dir`, read (and checked: each in its folder) once."""
     root = Path(results_dir) / as_suite(suite).name
-    return {path: read_run(path) for path in sorted(root.glob(f"**/{METRICS_FILE}"))}
+    return {path: read_run(path) for path in result_files(root, METRICS_FILE)}
 
 
 def load_runs(results_dir: str | Path, suite: Suite | str, conditions: Conditions,
@@ -71,6 +73,7 @@ def _run_row(path: Path, record: MetricsRecord, suite: Suite, conditions: Condit
     for name, (ok, problem) in checks.items():
         if not ok:
             raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}: {problem}")
+    _check_costs(path, record.pretraining)
     return {"task": record.task, "condition": record.condition, "seed": record.seed,
             "score": 100 * record.test_metric, "dev_score": 100 * record.dev_metric,
             "metric": record.metric, "data": data_version(record.data_sha256),
@@ -144,6 +147,18 @@ def filter_runs(runs: pd.DataFrame, tasks: list[str] | None = None,
     if conditions:
         keep &= runs.condition.isin(conditions)
     return runs[keep]
+
+
+def _check_costs(path: Path, stages: list[dict]) -> None:
+    """Table 9 sums each stage's steps, documents, bytes, tokens and seconds: a value that is no
+    number was a TypeError traceback, a NaN a silent "—"."""
+    for i, stage in enumerate(stages):
+        for name in COST_FIELDS:
+            value = stage.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 <= value < math.inf):
+                raise UserError(f"{path}: field 'pretraining[{i}].{name}' is {value!r}: not a count or a "
+                                "duration (a number >= 0)")
 
 
 def data_version(data_sha256: dict[str, str]) -> str:

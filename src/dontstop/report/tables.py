@@ -19,12 +19,11 @@ from ..tasks import Task
 from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
 from .render import Grid, count, duration, format_cell, format_p, signed
-from .runs import scores, summarize, welch
+from .runs import COST_FIELDS, scores, summarize, welch
 
 RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--from-released`), not pretrained here."
 # Our table5 files print Table 3's ¬DAPT beside Table 5: the two are one table here.
 SAME_FILE = {"3": ("3", "5"), "5": ("3", "5")}
-COST_FIELDS = ("steps", "documents", "bytes", "tokens", "wall_time_s")  # PretrainRecord fields
 
 
 @dataclass(frozen=True)

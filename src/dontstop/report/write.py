@@ -56,7 +56,7 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
     layout = make_layout(suite, shown_conditions(conditions, runs))
     written = write_report(runs, layout, out_dir, overlap_path=overlap,
                            flag_mixed=bool(mixed) and not no_mixed_warning, wandb=wandb, notes=notes,
-                           probes=load_probes(results_dir, name, conditions),
+                           probes=load_probes(results_dir, suite, conditions),
                            command=command or f"dontstop aggregate --suite {given}",
                            runs_folder=results_dir / name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
