@@ -191,14 +191,20 @@ def test_cli_runs_a_registry_task_and_refuses_to_redo_it(data_dir, tmp_path, cap
     assert main([*argv, "--skip-finished", "--seed", "4"]) == 2
     assert capsys.readouterr().err.strip().endswith("a finished run, but not the one asked (seed 3, asked 4); "
                                                     "choose another --out")
-    # --out a model's folder: its config.json was replaced by the run's, and it loaded no more
-    model = tmp_path / "model"
-    (model / "model.safetensors").parent.mkdir()
-    (model / "model.safetensors").write_bytes(b"weights")
-    (model / "config.json").write_text('{"model_type": "bert"}')
-    assert main([*argv[:argv.index("--out")], "--out", str(model), *argv[argv.index("--out") + 2:]]) == 2
-    assert "holds a model, whose config.json the run's would replace" in capsys.readouterr().err
-    assert (model / "config.json").read_text() == '{"model_type": "bert"}'
+    # and one of another recipe: the 1-epoch run was returned for 2 epochs
+    assert main([*argv, "--skip-finished", "--epochs", "2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("a finished run, but not the one asked (epochs: finished "
+                                                    "with 1, asked 2); choose another --out")
+    # --out a model's folder: its config.json was replaced by the run's, and it loaded no more (a
+    # sharded model's too: only model.safetensors and pytorch_model.bin were looked for)
+    for weights in ("model.safetensors", "model-00001-of-00002.safetensors", "adapter_config.json"):
+        model = tmp_path / weights
+        model.mkdir()
+        (model / weights).write_bytes(b"weights")
+        (model / "config.json").write_text('{"model_type": "bert"}')
+        assert main([*argv[:argv.index("--out")], "--out", str(model), *argv[argv.index("--out") + 2:]]) == 2
+        assert "holds a model, whose config.json the run's would replace" in capsys.readouterr().err
+        assert (model / "config.json").read_text() == '{"model_type": "bert"}'
 
 
 def test_dev_label_unseen_in_train_is_a_one_line_error(data_dir, tmp_path):

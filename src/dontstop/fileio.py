@@ -219,6 +219,8 @@ def job_lock(lock_path: str | Path, wait: bool = False) -> Iterator[bool]:
     """
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
+    if lock_path.is_dir():   # "Is a directory", exit 1: nothing of ours makes one there
+        raise UserError(f"{lock_path}: a folder where a lock file goes (made by hand or a copy?); remove it")
     with open(lock_path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)

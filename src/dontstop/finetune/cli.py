@@ -14,6 +14,7 @@ from ..overrides import folder
 from ..recipes import FinetuneRecipe, check_flags
 from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE, MetricsRecord
 from ..suites import load_suite
+from ..tasks import Task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def _finetune_command(args: argparse.Namespace) -> int:
     task = suite.task(args.task)   # its folder, metric and profile come with it
     recipe = FinetuneRecipe(model=args.model, task=args.task, suite=suite.name,
                             data_dir=args.data_dir, **flags)
-    _check_out(Path(args.out), recipe, args.skip_finished)
+    _check_out(Path(args.out), recipe, task, args.skip_finished)
     from .trainer import run_finetune   # here: torch, transformers and peft, not for `--help`
 
     metrics = run_finetune(recipe, args.out, task=task, condition=args.condition, lineage=args.lineage,
@@ -56,19 +57,30 @@ def _finetune_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_out(out: Path, recipe: FinetuneRecipe, skip_finished: bool) -> None:
+def _check_out(out: Path, recipe: FinetuneRecipe, task: Task, skip_finished: bool) -> None:
     """--out is no model's folder (config.json there is the model's: it was replaced by the run's,
     and the checkpoint no longer loaded), and a finished run kept by --skip-finished is the one asked
-    (one of another task, seed or model was returned as this one, exit 0)."""
-    if any((out / name).exists() for name in ("model.safetensors", "pytorch_model.bin", PRETRAIN_RECORD_FILE)) \
-            or (Path(recipe.model).is_dir() and out.resolve() == Path(recipe.model).resolve()):
+    (one of another task, seed, model or recipe was returned as this one, exit 0)."""
+    if _holds_a_model(out) or (Path(recipe.model).is_dir() and out.resolve() == Path(recipe.model).resolve()):
         raise UserError(f"--out {out}: holds a model, whose config.json the run's would replace; choose another --out")
     if skip_finished and (out / METRICS_FILE).is_file():
+        from .resolve import recipe_difference   # torch: not for `--help`
+
         found = MetricsRecord.read(out / METRICS_FILE)
         asked = {"task": recipe.task, "seed": recipe.seed, "model": recipe.model, "suite": recipe.suite}
         same_folder = Path(found.model).exists() and Path(found.model).resolve() == Path(recipe.model).resolve()
         differ = [f"{key} {getattr(found, key)!r}, asked {value!r}" for key, value in asked.items()
                   if getattr(found, key) != value and not (key == "model" and same_folder)]
+        if not differ and (difference := recipe_difference(found.config, recipe, task)):
+            differ.append(difference)
         if differ:
             raise UserError(f"{out / METRICS_FILE}: --skip-finished: a finished run, but not the one asked "
                             f"({'; '.join(differ)}); choose another --out")
+
+
+def _holds_a_model(folder: Path) -> bool:
+    """Weights of any format save_pretrained or peft writes (sharded ones and their index too),
+    or a pretraining record: a run folder holds none of them."""
+    return folder.is_dir() and any(
+        path.suffix in (".safetensors", ".bin", ".h5", ".msgpack") or path.name.endswith(".index.json")
+        or path.name in ("adapter_config.json", PRETRAIN_RECORD_FILE) for path in folder.iterdir())

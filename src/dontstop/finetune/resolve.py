@@ -7,16 +7,17 @@ for every command on a results folder): torch alone says which device this machi
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import torch
 
 from ..fileio import UserError
-from ..recipes import FinetuneRecipe, check_recipe
+from ..recipes import MACHINE_FIELDS, FinetuneRecipe, check_recipe
 from ..tasks import Task
 
 SCHEDULE_BY_PROFILE = {"low": "constant", "high": "linear"}
 GPU_PAD_MULTIPLE = 32   # FinetuneRecipe.pad_to_multiple_of on a GPU: at most 512 / 32 = 16 shapes
+COMPARED_ELSEWHERE = ("model", "data_dir")  # by identity (model_identity) and by content (data_sha256)
 
 
 def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
@@ -35,3 +36,14 @@ def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
     return replace(recipe, epochs=task.epochs if recipe.epochs is None else recipe.epochs,
                    schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device,
                    precision=precision, pad_to_multiple_of=pad_to_multiple_of)
+
+
+def recipe_difference(finished: dict, asked: FinetuneRecipe, task: Task) -> str | None:
+    """The first field in which a finished run's resolved recipe (its metrics.json `config`)
+    differs from what `asked` resolves to here, or None. What the machine chooses when left at
+    `auto` (device, precision, padding) is not compared: a run is the same on another machine."""
+    for name, value in asdict(resolve_recipe(asked, task)).items():
+        machine = name in MACHINE_FIELDS and getattr(asked, name) == MACHINE_FIELDS[name]
+        if not machine and name not in COMPARED_ELSEWHERE and finished.get(name) != value:
+            return f"{name}: finished with {finished.get(name)!r}, asked {value!r}"
+    return None

@@ -12,20 +12,16 @@ counted as finished nor mixed into the tables.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..suites import Suite, checkpoint_lineage
 from ..fileio import UserError, file_sha256
-from ..recipes import MACHINE_FIELDS
 from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord, finished_runs
 from ..tasks import SPLITS
 from .plan import RunPlan
 from .job_actions import finetune_recipe
 from .selection_settings import selection_differences
-
-COMPARED_ELSEWHERE = ("model", "data_dir")  # by identity (model_identity) and by content (data_sha256)
-
 
 @dataclass(frozen=True)
 class Stale:
@@ -52,13 +48,10 @@ def stale_results(plans: list[RunPlan], suite: Suite, allow_mixed: bool) -> list
 def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite,
                    allow_mixed: bool) -> str | None:
     """The first field in which a finished run differs from what `plan` asks for `seed`, or None."""
-    from ..finetune.resolve import resolve_recipe   # torch, not the trainer's transformers and sklearn
+    from ..finetune.resolve import recipe_difference   # torch, not the trainer's transformers and sklearn
 
-    asked = finetune_recipe(plan, suite, seed)
-    for name, value in asdict(resolve_recipe(asked, plan.task)).items():
-        machine = name in MACHINE_FIELDS and getattr(asked, name) == MACHINE_FIELDS[name]
-        if not machine and name not in COMPARED_ELSEWHERE and record.config.get(name) != value:
-            return f"{name}: finished with {record.config.get(name)!r}, asked {value!r}"
+    if difference := recipe_difference(record.config, finetune_recipe(plan, suite, seed), plan.task):
+        return difference
     if model_identity(record.model) != model_identity(plan.model):
         return (f"starting checkpoint: finished from {record.model}, asked {plan.model}"
                 + _rebuilt(record, plan, suite))
