@@ -231,6 +231,18 @@ def test_a_bad_corpus_pool_or_curated_file_is_refused_before_any_work(world, cap
     assert re.search(message, capsys.readouterr().out)
 
 
+def test_a_csv_export_given_as_a_domain_corpus_is_refused_before_any_work(world, capsys):
+    """Read as text: its quotes, commas and label column were pretrained on, after a clean dry run."""
+    tmp_path, root, flags = world
+    table = root / "corpora" / "reviews.csv"
+    table.write_text('text,label\n"a fine, long review",pos\n')
+    for dry_run in ([], ["--dry-run"]):
+        [line] = refused(capsys, "reproduce", "--conditions", "dapt", "--tasks", "rt-polarity",
+                         "--domain-corpus", f"reviews={table}", *flags, *dry_run)
+        assert line.startswith(f"{table}:1: a CSV file, but a corpus is text, one document a line (.txt)"), line
+    nothing_written(tmp_path)
+
+
 def test_a_folder_given_as_a_corpus_is_refused_by_a_dry_run_too(world, capsys):
     """A dry run takes a path that does not exist as data not downloaded yet; a folder is a wrong path."""
     tmp_path, root, flags = world

@@ -324,6 +324,12 @@ def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, cap
     out = capsys.readouterr().out
     assert "skipped not_dapt (¬DAPT) on my-task: no second domain corpus" in out and "dapt-my-domain" in out
     assert main(["init-study", str(folder)]) == 2 and "study.yaml: already exists" in capsys.readouterr().err
+    for name, says in (("", "--name '': empty; give the study's name, or leave --name out for the folder's"),
+                       ("a/b", "--name a/b: not a folder name (its results and tables go in a folder of that name"),
+                       ("mini", "--name mini: a study needs a name of its own, not a built-in suite's")):
+        assert main(["init-study", str(tmp_path / "other"), "--name", name]) == 2   # "": the folder's, unsaid
+        assert capsys.readouterr().err.startswith(f"dontstop: error: {says}")
+    assert not (tmp_path / "other").exists()
     with pytest.raises(UserError, match="key 'name': 'mini' is the built-in suite"):
         load_suite(str(shutil.copy(REPO / "experiments" / "suites" / "mini.yaml", tmp_path / "mini.yaml")))
 

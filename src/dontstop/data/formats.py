@@ -23,6 +23,7 @@ import regex
 from ..fileio import UserError
 from ..tasks import Task
 from .encoding import ENCODING, text_lines, utf8_problem
+from .corpus_format import wrong_format
 from .json_lines import parse_json_line
 
 
@@ -224,9 +225,9 @@ def _iter_documents(path: Path, pool: bool = False) -> Iterator[str]:
 def _corpus_line(path: Path, line_no: int, raw: str, pool: bool) -> tuple[str, Problem | None]:
     """The document on one line of a corpus (text: the line; jsonl: its `text`), "" for none.
     A pool's jsonl line must hold text and may name its `source` (select/pool.py); a first line
-    of JSON the file is not read as is refused (misnamed_json)."""
-    if problem := misnamed_json(path, line_no, raw):
-        return "", problem
+    of JSON or a table the file is not read as is refused (corpus_format.wrong_format)."""
+    if message := wrong_format(path, line_no, raw):
+        return "", Problem(str(path), line_no, None, message)
     if path.suffix != ".jsonl" or not raw.strip():
         return "" if blank(raw) else raw.strip(), None
     record, field, problem = parse_json_line(raw)
@@ -242,33 +243,6 @@ def _corpus_line(path: Path, line_no: int, raw: str, pool: bool) -> tuple[str, P
     if pool and not isinstance(record.get("source", ""), str):
         return "", Problem(str(path), line_no, "source", "not a string")
     return "" if blank(text) else text.strip(), None
-
-
-def misnamed_json(path: Path, line_no: int, raw: str) -> Problem | None:
-    """A first line of JSON the file is not read as (an object in a file not named .jsonl, an array
-    opened): read as text, its syntax would be pretrained on, or selected from a pool."""
-    if line_no == 1 and path.suffix != ".jsonl" and (_json_object(raw) or raw.strip() == "{"):   # or pretty-printed
-        return Problem(str(path), line_no, None, "a JSON object, but only a file named .jsonl is read as JSON "
-                       "(as text its syntax would be pretrained on); rename it to .jsonl")
-    if line_no == 1 and _json_array(raw):
-        return Problem(str(path), line_no, None, "a JSON array, but a corpus is one document a line, as text or "
-                       "as JSON lines ({\"text\": ...}) in a file named .jsonl (as text its syntax would be "
-                       "pretrained on)")
-    return None
-
-
-def _json_array(raw: str) -> bool:
-    """'[' alone (json.dump with indent), or '[{' / '["': not a text's bracket ("[Applause] Thanks")."""
-    return regex.match(r'\s*\[\s*(?:$|[{"])', raw) is not None
-
-
-def _json_object(raw: str) -> bool:
-    if not raw.lstrip().startswith("{"):
-        return False
-    try:
-        return isinstance(json.loads(raw), dict)
-    except json.JSONDecodeError:
-        return False
 
 
 def check_corpus(path: str | Path, pool: bool = False, duplicates: bool = True) -> list[Problem]:

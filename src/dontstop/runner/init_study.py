@@ -73,9 +73,14 @@ def init_study(folder: Path, name: str | None = None) -> Path:
     """Write DIR/study.yaml, DIR/README.md and the data folders; returns the study file. An
     existing study.yaml is never replaced."""
     folder = Path(folder)
+    if name is not None and not name.strip():   # taken as no name: the folder's was used, without a word
+        raise UserError(f"--name {name!r}: empty; give the study's name, or leave --name out for the folder's")
     name = name or name_of(folder.resolve().name) or "my-study"
-    if not is_folder_name(name) or name in SUITES:
-        raise UserError(f"--name {name}: a study needs a folder name of its own, not {', '.join(SUITES)}")
+    if name in SUITES:
+        raise UserError(f"--name {name}: a study needs a name of its own, not a built-in suite's ({', '.join(SUITES)})")
+    if not is_folder_name(name):   # "a/b" was told "not paper, mini"
+        raise UserError(f"--name {name}: not a folder name (its results and tables go in a folder of that name: "
+                        "letters, digits, '-', '_' and '.', no '/')")
     check_writable_dir(folder)
     study, readme = folder / "study.yaml", folder / "README.md"
     for path in (study, readme):

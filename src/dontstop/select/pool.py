@@ -18,7 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.encoding import text_lines
-from ..data.formats import blank, misnamed_json, text_key
+from ..data.corpus_format import wrong_format
+from ..data.formats import blank, text_key
 from ..data.json_lines import parse_json_line
 from ..data.sentences import pool_candidates
 from ..fileio import UserError, atomic_output
@@ -90,9 +91,8 @@ def _line_and_piece(scan: PoolScan, rows: np.ndarray, chunk: int = 1_000_000) ->
 
 
 def parse_line(path: Path, line_no: int, raw: str) -> tuple[str, str]:
-    misnamed = misnamed_json(path, line_no, raw)   # a jsonl pool named .txt: its syntax was selected
-    if misnamed:
-        raise UserError(misnamed.error_line)
+    if message := wrong_format(path, line_no, raw):   # a jsonl pool named .txt: its syntax was selected
+        raise UserError(f"{path}:{line_no}: {message}")
     if path.suffix != ".jsonl":
         return raw.strip(), path.stem   # never blank: _raw_lines skips those lines
     record, field, problem = parse_json_line(raw)
