@@ -79,6 +79,23 @@ def test_a_bad_set_value_is_one_line_naming_the_flag(command, given, message, tm
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "finetune.lr=1e-4", "--set", "finetune={epochs: 3}"],
+     "--set finetune={epochs: 3}: sets key 'finetune', which --set finetune.lr=1e-4 sets a part of, or is part of; "
+     "give each setting once"),
+    (["--set", "domain_corpora.cs=/x.txt", "--domain-corpus", "cs=/y.txt"],
+     "--domain-corpus cs=/y.txt: sets key 'domain_corpora.cs', which --set domain_corpora.cs=/x.txt sets too"),
+    (["--set", "seeds=[0,1]", "--seeds", "2", "3"],
+     "--seeds 2 3: runs in place of the suite's seeds, which --set seeds=[0,1] sets; give one of them"),
+])
+def test_two_flags_setting_one_value_are_one_line_naming_both(argv, message, tmp_path, capsys):
+    """The later one replaced the earlier (the lr was lost; status showed seeds 2 and 3 alone)."""
+    assert main(["reproduce", "--dry-run", "--results-dir", str(tmp_path / "results"), *argv]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"dontstop: error: {message}"), line
+    assert not (tmp_path / "results").exists()
+
+
 @pytest.mark.parametrize("given, message", [
     ("seeds=[0,1,2]", "--quick runs quick_seeds ([0]) instead; set quick_seeds for a quick run"),
     ("finetune.epochs=3", "--quick runs quick.finetune.epochs (1) instead; set quick.finetune.epochs for a quick run"),

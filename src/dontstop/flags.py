@@ -17,7 +17,7 @@ import shlex
 import sys
 
 from .config import parse_pairs
-from .overrides import Override, folder, from_pairs, parse_set
+from .overrides import Override, check_one_setting_each, folder, from_pairs, parse_set
 
 NOTE = "dontstop: note: {old} is deprecated and will be removed in the next release; use {new}"
 FOLDERS = {   # flag -> (the Suite key it overrides, its help)
@@ -81,6 +81,7 @@ def suite_overrides(args: argparse.Namespace) -> list[Override]:
     for flag in ("--from-released", "--from-released-dapt"):
         key = flag[2:].replace("-", "_")
         found += [Override((key,), True, flag)] if getattr(args, key, False) else []
+    check_one_setting_each(found)
     return found
 
 

@@ -62,6 +62,18 @@ def parse_set(values: list[str]) -> list[Override]:
     return list(found.values())
 
 
+def check_one_setting_each(overrides: list[Override]) -> None:
+    """No two flags set one key, or a key and a part of it (`--set finetune.lr=1e-4 --set
+    finetune={epochs: 3}`): the later one replaced the earlier without a word."""
+    for i, later in enumerate(overrides):
+        for earlier in overrides[:i]:
+            shorter = min(len(earlier.keys), len(later.keys))
+            if earlier.keys[:shorter] == later.keys[:shorter]:
+                raise UserError(f"{later.given}: sets key '{'.'.join(later.keys)}', which {earlier.given} "
+                                f"{'sets too' if earlier.keys == later.keys else 'sets a part of, or is part of'}; "
+                                "give each setting once")
+
+
 def from_pairs(flag: str, section: str, pairs: dict[str, str], given: list[str]) -> list[Override]:
     """NAME=PATH flags (config.parse_pairs) as overrides of `section`.NAME, paths made absolute."""
     texts = dict(zip(pairs, given))

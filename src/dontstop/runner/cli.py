@@ -143,6 +143,9 @@ def _flag_problems(suite: Suite, args: argparse.Namespace) -> list[str]:
                  for v in range_violations({"seed": SEED}, {"seed": seed})]
     problems += [f"--seeds {' '.join(map(str, seeds))}: seed {seed} given twice (each seed is one run)"
                  for seed in sorted({s for s in seeds if seeds.count(s) > 1})]
+    problems += [f"--seeds {' '.join(map(str, seeds))}: runs in place of the suite's seeds, which --set {value} "
+                 "sets; give one of them" for value in getattr(args, "set_values", [])   # one was dropped, unsaid
+                 if seeds and value.partition("=")[0] in ("seeds", "quick_seeds")]
     problems += [v.as_flag("--workers") for v in range_violations({"workers": AT_LEAST_1},
                                                                   {"workers": getattr(args, "workers", None)})]
     return problems + slurm_flag_problems(args)
