@@ -226,7 +226,9 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "no_tasks": (lambda f: bad_study(f, lambda s: s.update(tasks={})), "key 'tasks': empty; give at least one"),
     "seeds_not_numbers": (lambda f: bad_study(f, lambda s: s.update(seeds=["a"])),
                           "key 'seeds': expected list[int], got list ['a']"),
-    "shared_display": (lambda f: bad_study(f, lambda s: s["tasks"].update(replies=dict(s["tasks"]["comments"]))),
+    "shared_display": (lambda f: bad_study(shutil.copytree(f / "data" / "comments", f / "data" / "replies").parents[1],
+                                           lambda s: s["tasks"].update(replies={**s["tasks"]["comments"],
+                                                                                "data": "data/replies"})),
                        "key 'tasks.replies.display': '논란 댓글' names task 'comments' too"),
     # each of these was accepted (exit 0) or found once jobs ran, or a traceback:
     "nested_key_twice": (_data_twice, "key 'tasks.comments.data': given twice (first on line"),
@@ -237,6 +239,10 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     # every job ran, then writing the tables failed (UnicodeEncodeError), half of them written
     "display_lone_surrogate": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(display="댓글 \ud800")),
                                "key 'tasks.comments.display': holds a lone surrogate \\ud800 at character 4"),
+    # two identical table rows, and Transfer-TAPT planned as TAPT on the same text
+    "shared_data": (lambda f: bad_study(f, lambda s: s["tasks"].update(
+                        replies={**s["tasks"]["comments"], "display": "replies"})),
+                    "key 'tasks.replies.data': {f}/data/comments is the data of task 'comments' too; each task needs its own"),
     "empty_data": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="")),
                    "key 'tasks.comments.data': empty"),
     "task_keys_differing_in_case": (

@@ -67,6 +67,11 @@ def own_tasks(path: Path, given: dict, folder: Path, fields: dict) -> dict[str, 
         key, _, first = clash[0]
         raise UserError(f"{specs[key][0]}: key 'tasks.{key}': differs from task {first!r} only in case; their "
                         "results folders would be one on macOS or Windows: rename one")
+    folders = shared_names({key: str(Path(spec["data"]).resolve()) for key, (_, spec) in specs.items()})
+    if folders:   # pasted twice: two identical table rows, and Transfer-TAPT was TAPT on the same text
+        key, folder_of_both, first = folders[0]
+        raise UserError(f"{specs[key][0]}: key 'tasks.{key}.data': {folder_of_both} is the data of task {first!r} "
+                        "too; each task needs its own")
     pools, curated = fields.get("pools") or {}, fields.get("curated") or {}
     tasks = {}
     for key, (at, spec) in specs.items():
