@@ -253,6 +253,17 @@ def test_random_selection_is_reproducible_by_seed(tmp_path):
     assert runs["a"].selected_by_source.get("other", 0) > runs["a"].selected / 2
 
 
+@pytest.mark.parametrize("method", ["knn", "random"])
+def test_a_k_past_the_pools_size_selects_the_whole_pool(method, tmp_path):
+    """--k 50000000000 scanned the pool, then asked numpy for 102 TiB (a traceback, exit 1)."""
+    pool, rng = topic_pool(tmp_path)
+    queries = [topic_sentence(rng, 0) for _ in range(3)]
+    whole = select_corpus(queries, pool, tmp_path / "whole", method=method, k=180)   # the pool's 180 lines
+    huge = select_corpus(queries, pool, tmp_path / "huge", method=method, k=50_000_000_000)
+    assert huge.selected == whole.selected == huge.pool_size == 180 and huge.k == 50_000_000_000
+    assert read_corpus(tmp_path / "huge") == read_corpus(tmp_path / "whole")
+
+
 def test_bow_embedder_save_load_gives_identical_vectors(tmp_path):
     pool, rng = topic_pool(tmp_path)
     texts = [json.loads(line)["text"] for line in pool.read_text().splitlines()]

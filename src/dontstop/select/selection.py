@@ -70,7 +70,7 @@ def select_corpus(task_texts: list[str], pool_path: str | Path, out_dir: str | P
     task_keys = {text_key(text) for text in task_texts + queries}
     if method == "random":
         scan = _nonempty(scan_pool(pool_path, task_keys, exclude, unit), pool_path)
-        candidates = _random_candidates(len(scan.lines), len(queries), k, seed)
+        candidates = _random_candidates(len(scan.lines), len(queries), min(k, len(scan.lines)), seed)
         details = {"embedder": None, "index": None, "recall_at_k": None}
     else:
         settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed, bow_tokens, unit)
@@ -128,7 +128,8 @@ def _nonempty(scan: PoolScan, pool_path: Path) -> PoolScan:
 
 
 def _random_candidates(pool_size: int, n_queries: int, k: int, seed: int) -> np.ndarray:
-    """k distinct uniformly random pool ids per query, [n_queries, k], -1 past the pool."""
+    """k distinct uniformly random pool ids per query, [n_queries, k], -1 past the pool (a k
+    over the pool's size is capped by the caller: the same draws)."""
     rng = np.random.default_rng(seed)
     draws = min(k, pool_size)
     candidates = np.full((n_queries, k), -1, dtype=np.int64)
@@ -149,6 +150,8 @@ def _knn_candidates(queries: list[str], task_keys: set[bytes], pool_path: Path, 
     """Pool scan, neighbour ids [queries, k] and the record's embedding fields."""
     scan, model, faiss_index = _knn_model(queries, task_keys, pool_path, exclude, settings, index_dir)
     query_vectors = model.transform(queries)
+    # past the pool's size every candidate is found (the rest are -1 pads): a k of 5e10 allocated 102 TiB
+    k = min(k, faiss_index.ntotal)
     candidates = knn_index.search(faiss_index, query_vectors, k, nprobe)
     recall = knn_index.recall_at_k(faiss_index, _sample(query_vectors, settings.seed), k, nprobe)
     details = {"embedder": settings.embedder, "dim": model.dim, "index": settings.index,
