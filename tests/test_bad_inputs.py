@@ -335,6 +335,8 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
     (["--tasks", "rt-polarity", "rt-polarity"], "--tasks rt-polarity rt-polarity: task rt-polarity given twice"),
     # 0 was a ZeroDivisionError in the dry run's estimate, a negative rate a cost of -7001.2 min
     (["--set", "estimate_tokens_per_s=0"], "--set estimate_tokens_per_s=0: key 'estimate_tokens_per_s': 0; must be > 0"),
+    # the base stage (many minutes on a real model) was built before the first fine-tuning run said so
+    (["--set", "finetune.device=cuda:63"], "fine-tuning recipe: key 'device': 'cuda:63', but torch sees "),
     # taken as k = 1: 50NN, 150NN, 500NN and RAND one selection under four names
     (["--set", "selection.k_scale=0.001", "--conditions", "knn_tapt_50"],
      "suite mini: selection.k_scale 0.001: stage knn50-aclsum-roles would select 50 x 0.001 = 0.05 neighbours per "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
+import os
+
 import torch
 
 from ..fileio import UserError
@@ -47,3 +49,16 @@ def recipe_difference(finished: dict, asked: FinetuneRecipe, task: Task) -> str 
         if not machine and name not in COMPARED_ELSEWHERE and finished.get(name) != value:
             return f"{name}: finished with {finished.get(name)!r}, asked {value!r}"
     return None
+
+
+def check_device(device: str) -> None:
+    """A device this machine has (recipes.py checked its spelling): `cuda` on a machine where torch
+    sees no GPU failed with a traceback at the first fine-tuning run, after every pretraining stage.
+    Checked where the run happens: by the trainer, and before any work by a local `run`/`reproduce`."""
+    index = int(device.partition(":")[2] or 0)
+    if device.startswith("cuda") and index >= torch.cuda.device_count():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise UserError(f"fine-tuning recipe: key 'device': {device!r}, but torch sees {torch.cuda.device_count()} "
+                        f"CUDA device(s) here (CUDA_VISIBLE_DEVICES={'unset' if visible is None else repr(visible)})")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("fine-tuning recipe: key 'device': 'mps', but torch sees no Apple GPU here")

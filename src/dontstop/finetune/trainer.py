@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -34,7 +33,7 @@ from ..fileio import UserError, atomic_write_json, check_writable_dir, sha256_fi
 from ..models import check_sequence_length, sequence_limit
 from .metrics import classification_scores
 from ..recipes import FinetuneRecipe
-from .resolve import resolve_recipe
+from .resolve import check_device, resolve_recipe
 from ..provenance import git_commit, software_versions
 from ..records import METRICS_FILE, RUN_CONFIG_FILE, MetricsRecord
 from ..tasks import SPLITS, Task, get_task
@@ -122,18 +121,6 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
                            "test_metric": metrics.test_metric, "dev_metric": metrics.dev_metric,
                            "best_epoch": best.epoch, "epochs_run": len(dev_curve)})
     return metrics
-
-
-def check_device(device: str) -> None:
-    """A device this machine has (recipes.py checked its spelling): `cuda` on a machine where torch
-    sees no GPU failed with a traceback at the first fine-tuning run, after every pretraining stage."""
-    index = int(device.partition(":")[2] or 0)
-    if device.startswith("cuda") and index >= torch.cuda.device_count():
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        raise UserError(f"fine-tuning recipe: key 'device': {device!r}, but torch sees {torch.cuda.device_count()} "
-                        f"CUDA device(s) here (CUDA_VISIBLE_DEVICES={'unset' if visible is None else repr(visible)})")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise UserError("fine-tuning recipe: key 'device': 'mps', but torch sees no Apple GPU here")
 
 
 def load_task_data(recipe: FinetuneRecipe, task: Task) -> TaskData:

@@ -202,6 +202,10 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: bool) -> int:
     """Print the plan (--dry-run) or execute it; return the number of jobs finished.
     `analysis`: the domain analysis follows (reproduce), so the stages it reads are built too."""
+    if args.launcher == "local":   # runs here: a GPU it asks for must be here, before any stage is built
+        from ..finetune.resolve import check_device   # torch
+
+        check_device(suite.finetune.get("device") or "auto")
     if args.launcher == "local" and (args.workers or 0) > cpu_count():
         print(f"note: --workers {args.workers} is more than this machine's {cpu_count()} CPU cores: each worker "
               "computes with one thread and holds its own model, so the extra ones add memory, not speed",
