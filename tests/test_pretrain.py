@@ -219,6 +219,23 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path
         f"dontstop: error: {saved[-1]}: an unfinished run with another recipe (lr: 0.0001 there, 0.0003 asked); "
         "choose another --out")
     assert (out / "resume" / "tokens.bin").read_bytes() == tokens
+    # a saved state damaged is one line naming it (a 36-line SafetensorError, an EOFError, exit 1)
+    state = saved[-1]
+    (state / "progress.json").rename(state / "progress.kept")
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"dontstop: error: {state}: a saved state without its progress.json (cut short?); remove that folder to "
+        "resume from the state before it (or from the start)")
+    (state / "progress.kept").rename(state / "progress.json")
+    weights = (state / "model.safetensors").read_bytes()
+    (state / "model.safetensors").write_bytes(weights[:1000])
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"dontstop: error: {state}: a saved state that cannot be loaded (") and line.endswith(
+        "); remove that folder to resume from the state before it (or from the start)"), line
+    (state / "model.safetensors").write_bytes(weights)
+    # a token file cut short is written again: it was trained on as it was (other weights)
+    (out / "resume" / "tokens.bin").write_bytes(tokens[:len(tokens) // 2])
     assert main(argv) == 0                     # the same command again resumes
     resumed = PretrainRecord.read(out / "pretrain_record.json")
     assert 0 < resumed.resumed_from_step == saved_step < 16

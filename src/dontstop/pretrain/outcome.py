@@ -21,6 +21,8 @@ from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
 from .corpus import Corpus
 from .mlm import BatchSchedule
 
+REMOVE_STATE = "remove that folder to resume from the state before it (or from the start)"
+
 
 def check_output_dir(output_dir: Path, remedy: str = "choose another --out") -> None:
     """A pretraining writes only into an empty folder or its own unfinished run (<out>/resume/):
@@ -39,12 +41,28 @@ def check_resumable(resume_dir: Path, asked: dict[str, Any]) -> None:
     states = sorted(resume_dir.glob("step-*"))
     if not states:
         return
+    if not (states[-1] / "progress.json").is_file():   # "No such file or directory", exit 1, no advice
+        raise UserError(f"{states[-1]}: a saved state without its progress.json (cut short?); {REMOVE_STATE}")
     saved = with_added_fields(read_json(states[-1] / "progress.json")["recipe"])
     differ = [f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in sorted(saved.keys() | asked.keys())
               if saved.get(key) != asked.get(key)]
     if differ:
         raise UserError(f"{states[-1]}: an unfinished run with another recipe ({'; '.join(differ[:3])}); "
                         "choose another --out")
+
+
+def load_saved_state(accelerator, state: Path) -> dict[str, Any]:
+    """The progress of a saved state in <out>/resume/, after loading it into `accelerator`'s
+    model, optimizer and scheduler. A file of it cut short or emptied was a traceback (a
+    SafetensorError of 36 lines, an EOFError), exit 1."""
+    progress = read_json(state / "progress.json")
+    try:
+        accelerator.load_state(str(state))
+    except Exception as e:   # whatever torch, safetensors or pickle raise on a damaged file
+        first_line = (str(e).strip().splitlines() or [""])[0][:160]
+        raise UserError(f"{state}: a saved state that cannot be loaded ({type(e).__name__}: {first_line}); "
+                        f"{REMOVE_STATE}") from None
+    return progress
 
 
 def check_finite(name: str, what: str, loss: float | None, lr: float) -> None:

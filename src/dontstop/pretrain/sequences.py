@@ -56,6 +56,12 @@ def write_token_stream(tokenizer, documents: Iterable[str], path: Path, total: i
     return counts
 
 
+def whole_token_file(path: Path, tokenizer, tokens: int) -> bool:
+    """Whether the token file holds the `tokens` its description counted, every byte of them: one
+    cut short was trained on as it was (other batches, other weights than the run it resumes)."""
+    return path.is_file() and path.stat().st_size == tokens * np.dtype(token_dtype(tokenizer)).itemsize
+
+
 def token_dtype(tokenizer) -> type:
     return np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
 

@@ -37,9 +37,10 @@ from ..records import PretrainRecord
 from .adapter import adapter_recipe, base_weights, save_model, trainable_parameters, wrap_for_training
 from .corpus import scan_corpus
 from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss
-from .outcome import check_finite, check_output_dir, check_resumable, device_name, finished_record
+from .outcome import (check_finite, check_output_dir, check_resumable, device_name, finished_record,
+                      load_saved_state)
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
-from .sequences import training_sequences, write_token_stream
+from .sequences import training_sequences, whole_token_file, write_token_stream
 
 TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
 WANDB_SUMMARY = ("steps", "tokens", "tokens_per_s", "wall_time_s", "final_train_loss",
@@ -176,10 +177,10 @@ class PretrainRun:
         description = {"recipe": _jsonable(self.recipe), "documents": self.corpus.documents,
                        "excluded": self.corpus.excluded, "tokenizer": self.tokenizer.name_or_path}
         meta_path = self.resume_dir / f"{TOKENS}.json"
-        if meta_path.exists() and (self.resume_dir / TOKENS).exists():
-            meta = read_json(meta_path)
-            if meta["description"] == description:
-                return meta["counts"]
+        meta = read_json(meta_path) if meta_path.exists() else {}
+        if meta.get("description") == description and whole_token_file(self.resume_dir / TOKENS, self.tokenizer,
+                                                                        meta["counts"]["tokens"]):
+            return meta["counts"]
         self.resume_dir.mkdir(parents=True, exist_ok=True)      # also marks the output dir as ours
         counts = write_token_stream(self.tokenizer, self.corpus.training_documents(), self.resume_dir / TOKENS,
                                     total=self.corpus.documents - len(self.heldout),
@@ -196,9 +197,8 @@ class PretrainRun:
     def _resume_or_start(self) -> dict[str, Any]:
         """The progress of the latest saved state (after loading it), or a fresh start."""
         states = sorted(self.resume_dir.glob("step-*"))
-        if states:
-            progress = read_json(states[-1] / "progress.json")   # its recipe checked before the corpus was read
-            self.accelerator.load_state(str(states[-1]))
+        if states:   # its recipe checked before the corpus was read
+            progress = load_saved_state(self.accelerator, states[-1])
             return {**progress, "resumed_from_step": progress["step"]}
         return {"step": 0, "resumed_from_step": 0, "loss": None, "tokens": 0, "train_time_s": 0.0,
                 "wall_time_s": 0.0, "heldout_loss_before": self.heldout_loss(),
