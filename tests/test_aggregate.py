@@ -1,6 +1,7 @@
 """dontstop aggregate: results tree -> the paper's tables, significance, findings, plots, notebook."""
 import argparse
 import json
+import re
 import shutil
 import shlex
 import warnings
@@ -178,6 +179,8 @@ def test_paper_suite_puts_published_value_and_delta_beside(tmp_path):
 def test_aggregate_writes_every_format_plot_index_and_wandb_run(mini_results, tmp_path, capsys,
                                                                monkeypatch):
     from wandb_records import find_offline_runs, summarize_run, wait_for_exit
+
+    monkeypatch.chdir(tmp_path)   # where the planted runs' task data is not: their hashes compare with nothing
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -548,13 +551,14 @@ def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_a_half_writt
 
 
 def test_runs_behind_symlinked_folders_count_and_bad_probe_metrics_or_costs_are_one_line(mini_results, tmp_path,
-                                                                                         capsys):
+                                                                                         capsys, monkeypatch):
     """A seed folder moved to another disk and linked back was done for `status` and missing from
     the tables; an accuracy probe was a macro-F1 row's bold best; a stage's tokens of "lots" was a
     TypeError traceback in Table 9."""
     from dontstop.cli import main
     from conftest import probe_record
 
+    monkeypatch.chdir(tmp_path)   # where the planted runs' task data is not: their hashes compare with nothing
     cell = mini_results / "mini" / "aclsum-roles" / "baseline"
     shutil.move(cell / "seed_2", tmp_path / "elsewhere")
     (cell / "seed_2").symlink_to(tmp_path / "elsewhere")
@@ -574,6 +578,37 @@ def test_runs_behind_symlinked_folders_count_and_bad_probe_metrics_or_costs_are_
     assert capsys.readouterr().err.strip() == (f"dontstop: error: {dapt}: field 'pretraining[0].tokens' is 'lots': "
                                                "not a count or a duration (a number >= 0)")
     assert not (tmp_path / "tables").exists()
+
+
+def test_a_run_whose_seed_task_or_suite_differs_from_its_config_is_one_line(tmp_path):
+    """A seed folder copied over another and its `seed` edited: counted as that seed (45.3 -> 44.9)."""
+    from dontstop.records import read_run
+    from conftest import metrics_record
+
+    run = tmp_path / "mini" / "aclsum-roles" / "baseline" / "seed_3"
+    metrics_record(seed=3, config={"seed": 0, "task": "aclsum-roles", "suite": "mini"}).write(run)
+    with pytest.raises(UserError, match=re.escape(f"{run}/metrics.json: field 'seed' is 3, but config.seed is 0 "
+                                                  "(a copy of another run, edited by hand?)")):
+        read_run(run / "metrics.json")
+
+
+def test_runs_of_other_data_than_on_disk_are_named_in_a_warning(mini_results, tmp_path, capsys, monkeypatch):
+    """`status` calls them stale and `run` refuses them; aggregate tabled them without a word."""
+    from dontstop.cli import main
+
+    monkeypatch.chdir(tmp_path)   # the suite's data folder: tmp_path/data
+
+    for split in ("train", "dev", "test"):   # the planted runs recorded other hashes
+        (tmp_path / "data" / "mini" / "tasks" / "rt-polarity").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / "mini" / "tasks" / "rt-polarity" / f"{split}.jsonl").write_text("{}\n")
+    argv = ["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tmp_path / "tables")]
+    assert main(argv) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "task data" in line]
+    assert warning == [f"dontstop: warning: 4 run(s) made from other task data than the files on disk now "
+                       f"({mini_results}/mini/rt-polarity/baseline/seed_0/metrics.json: dev data sha256 dddddddd, "
+                       "the file now ca3d163b); `status` calls them stale: redo them with `dontstop run ... "
+                       "--rerun-stale` (--no-mixed-warning to silence it)"]
+    assert main([*argv, "--no-mixed-warning"]) == 0 and "task data" not in capsys.readouterr().err
 
 
 def test_a_quick_run_is_told_apart_where_the_full_suite_leaves_epochs_to_the_task(tmp_path, capsys):
@@ -603,13 +638,14 @@ def test_aggregate_reads_each_run_once(mini_results, tmp_path, monkeypatch):
 @pytest.mark.parametrize("case", ["tables_are_the_results", "plots_is_a_file", "overlap_not_there", "overlap_nan",
                                   "run_of_another_metric", "run_of_another_lineage"])
 def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_written(case, mini_results, tmp_path,
-                                                                                     capsys):
+                                                                                     capsys, monkeypatch):
     """The tables written into the results folder (among the runs) were accepted; a file in place of
     plots/ (or a read-only one) failed with the system's words, exit 1, after the tables had been
     replaced; an --overlap file that is not there was skipped, its claim `missing`; one with a NaN
     cell gave the farthest-domain claim a verdict; a run scored by accuracy sat in a macro-F1 row."""
     from dontstop.cli import main
 
+    monkeypatch.chdir(tmp_path)   # where the planted runs' task data is not: their hashes compare with nothing
     tables = tmp_path / "tables"
     assert main(["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tables)]) == 0
     write_run(mini_results, "aclsum-roles", "tapt", 3, 99.0)   # the next tables would differ

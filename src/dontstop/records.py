@@ -84,6 +84,10 @@ class MetricsRecord(_RecordFile):
     def read(cls, path: str | Path) -> "MetricsRecord":
         record = _read(cls, path)
         _check_scores(path, record, dev_curve=record.dev_curve, dev_metric=record.dev_metric)
+        for name in ("seed", "task", "suite"):   # a copy of another run whose seed was edited counted as that seed
+            if record.config.get(name, getattr(record, name)) != getattr(record, name):
+                raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}, but config.{name} is "
+                                f"{record.config[name]!r} (a copy of another run, edited by hand?)")
         return record
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from ..conditions import Conditions
-from ..fileio import UserError
+from ..fileio import UserError, file_sha256
 from ..recipes import MACHINE_FIELDS, MACHINE_PRETRAIN_FIELDS, RECIPE_KINDS, with_added_fields
 from ..records import METRICS_FILE, MetricsRecord, read_run, result_files
 from ..stage_identity import PER_STAGE_FIELDS
@@ -159,6 +159,21 @@ def _check_costs(path: Path, stages: list[dict]) -> None:
                                       or not 0 <= value < math.inf):
                 raise UserError(f"{path}: field 'pretraining[{i}].{name}' is {value!r}: not a count or a "
                                 "duration (a number >= 0)")
+
+
+def other_data_than_on_disk(records: dict[Path, MetricsRecord], suite: Suite) -> list[str]:
+    """"<metrics.json>: <split> data ..." for each run made from other task data than the split
+    files on disk now (`status` calls it stale, `run` refuses it); a split not on disk (tables
+    made where the data is not) is not compared. Each file hashed once a process."""
+    found = []
+    for path, record in records.items():
+        task_dir = suite.task_dir(record.task) if record.task in suite.tasks else None
+        for split, recorded in sorted(record.data_sha256.items()):
+            file = task_dir / f"{split}.jsonl" if task_dir else None
+            if file is not None and file.is_file() and file_sha256(file) != recorded:
+                found.append(f"{path}: {split} data sha256 {recorded[:8]}, the file now {file_sha256(file)[:8]}")
+                break
+    return found
 
 
 def data_version(data_sha256: dict[str, str]) -> str:

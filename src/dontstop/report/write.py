@@ -20,7 +20,7 @@ from .plots import make_plots
 from .probe import load_probes, probe_frame, probe_grid
 from .published import load_published
 from .render import Grid, to_latex, to_markdown
-from .runs import as_suite, load_runs, mixed_data, provenance_markdown
+from .runs import as_suite, load_runs, mixed_data, other_data_than_on_disk, provenance_markdown, read_runs
 from .tables import (Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, significance_frame,
                      significance_grid, table_specs)
 from .tables_folder import WRITTEN_BY
@@ -42,6 +42,7 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
     suite = as_suite(suite)
     name, conditions = suite.name, load_conditions(experiments_dir)
     given = suite.source if suite.is_study else name   # as --suite names it
+    records = read_runs(results_dir, suite) if records is None else records
     runs = load_runs(results_dir, suite, conditions, records)
     if runs.empty:
         raise UserError(f"{results_dir / name}: no metrics.json found; run `dontstop run ... --suite {given}` first")
@@ -49,6 +50,11 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
     if mixed and not no_mixed_warning:
         print(f"dontstop: warning: runs made from different data versions for "
               f"{', '.join(mixed)}; see provenance.md (--no-mixed-warning to silence it)", file=sys.stderr)
+    other_data = other_data_than_on_disk(records, suite)
+    if other_data and not no_mixed_warning:   # tabled without a word, while `status` called them stale
+        print(f"dontstop: warning: {len(other_data)} run(s) made from other task data than the files on disk now "
+              f"({other_data[0]}); `status` calls them stale: redo them with `dontstop run ... --rerun-stale` "
+              "(--no-mixed-warning to silence it)", file=sys.stderr)
     out_dir = tables_root / name
     if (out_dir / "README.md").exists():
         print(f"replacing the tables and plots of an earlier aggregate in {out_dir}/")
