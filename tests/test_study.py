@@ -275,6 +275,19 @@ def test_a_bad_study_file_stops_before_any_work_in_one_line(case, korean_study, 
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
 
 
+def test_set_reaches_a_study_files_own_tasks_and_domains(korean_study, tmp_path, capsys):
+    """`--set tasks.comments.metric=accuracy` said "key 'tasks' is not a mapping": the overrides were
+    checked against the built-in suite's list of task keys, not the study's own mapping."""
+    folder = shutil.copytree(korean_study, tmp_path / "study")
+    dry = ["status", "--suite", str(folder / "study.yaml"), "--results-dir", str(tmp_path / "results"),
+           "--cache-dir", str(tmp_path / "cache")]
+    assert main([*dry, "--set", "tasks.comments.metric=accuracy"]) == 0
+    capsys.readouterr()
+    assert main([*dry, "--set", "tasks.comments.metric=f1"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "key 'tasks.comments.metric': 'f1' is not one of macro_f1, micro_f1, accuracy" in line, line
+
+
 def test_conditions_that_need_no_missing_input_still_run_their_plan(korean_study, tmp_path, capsys):
     study = bad_study(shutil.copytree(korean_study, tmp_path / "study"),
                       lambda s: s["domain_corpora"].pop("news_comments"))

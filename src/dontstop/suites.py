@@ -106,8 +106,12 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides:
                             "or a path to a suite YAML")
     data, lines = read_yaml_mapping(path)
     written = [override for override in overrides if override.in_file]
+    own_tasks = isinstance(data.get("tasks"), dict)   # a study's own: `tasks` and `domains` are mappings
     data = apply_overrides(_renamed_keys(path, data, lines), written)
-    raise_problems(override_problems(Suite, data, written))
+    # a study's own tasks and domains are checked as the study file's (study_tasks.py), not as the Suite's
+    # list of keys: `--set tasks.T.metric=accuracy` was "key 'tasks' is not a mapping"
+    raise_problems(override_problems(Suite, data, [override for override in written if not (
+        own_tasks and override.keys[0] in ("tasks", "domains") and len(override.keys) > 1)]))
     lines = {**lines, **{override.keys[0]: override.given for override in written}}   # where each was given
     study = study_file.is_study(data)
     if study:   # its own tasks, or a subset of the extended suite's, with its keys over that suite's
