@@ -77,6 +77,14 @@ def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line,
         load_split(path, PAPER_TASKS["chemprot"].labels)
 
 
+def test_a_split_that_is_a_folder_or_a_link_to_itself_says_so(tmp_path):
+    """Both were "file not found", beside a file that is there."""
+    (tmp_path / "train.jsonl").mkdir()
+    os.symlink("test.jsonl", tmp_path / "test.jsonl")
+    assert [p.error_line for p in parse_split(tmp_path / "train.jsonl")[1] + parse_split(tmp_path / "test.jsonl")[1]] == [
+        f"{tmp_path}/train.jsonl: a folder, not a file", f"{tmp_path}/test.jsonl: a link to nothing, or to itself"]
+
+
 def test_duplicate_ids_and_leakage_are_reported(tmp_path):
     write_lines(tmp_path / "train.jsonl", [record("one", "true", "a"), record("Two  words", "false", "a")])
     write_lines(tmp_path / "dev.jsonl", [record("two words", "false", "d"), record("four", "true", "e")])

@@ -30,7 +30,8 @@ def is_folder_name(name: Any) -> bool:
 def existing(at: str, key: str, folder: Path, given: str, is_folder: bool = False) -> str:
     candidate = folder / Path(given).expanduser()
     if not (candidate.is_dir() if is_folder else candidate.is_file()):
-        wrong = "a file, not a folder" if candidate.is_file() else "a folder, not a file" if candidate.is_dir() else None
+        wrong = ("a file, not a folder" if candidate.is_file() else "a folder, not a file" if candidate.is_dir()
+                 else "a link to nothing, or to itself" if candidate.is_symlink() else None)
         raise UserError(f"{at}: key '{key}': {candidate}: {wrong or 'no such ' + ('folder' if is_folder else 'file')}"
                         + unicode_twin(candidate))
     return str(candidate)

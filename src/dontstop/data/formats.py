@@ -64,8 +64,10 @@ def parse_split(path: str | Path, labels: Iterable[str] | None = None
     path = Path(path)
     allowed = set(labels) if labels is not None else None
     examples, problems, seen_ids = [], [], {}
-    if not path.is_file():
-        return [], [Problem(str(path), None, None, "file not found" + split_in_another_format(path))]
+    if not path.is_file():   # a folder or a link to nothing was "file not found" too
+        what = ("a folder, not a file" if path.is_dir() else "a link to nothing, or to itself" if path.is_symlink()
+                else "file not found" + split_in_another_format(path))
+        return [], [Problem(str(path), None, None, what)]
     not_utf8 = utf8_problem(path)
     if not_utf8:   # reported, then the other lines read with replacement characters for what else is wrong
         problems.append(Problem(str(path), not_utf8.line, None, not_utf8.error_message))
