@@ -67,6 +67,15 @@ def test_status_piped_to_a_reader_that_stops_ends_quietly(mini_build, tmp_path):
         status.stderr.close()
 
 
+def test_a_job_failing_in_one_of_two_workers_is_one_line_without_leaked_semaphore_warnings():
+    """Under the error line came two `resource_tracker: ... leaked semaphore` warnings: tqdm's
+    multiprocessing lock in the worker stopped mid-job (worker_setup gives it a thread lock)."""
+    result = subprocess.run([sys.executable, str(REPO / "tests" / "worker_error.py")], capture_output=True,
+                            text=True, cwd=REPO, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line and not line.startswith("job ")]   # the bars
+    assert result.returncode == 2 and lines == ["dontstop: error: the job's one line"], result.stderr
+
+
 def test_kill_then_rerun_gives_the_uninterrupted_results(reference, tmp_path):
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "cache", tmp_path / "cache")  # the TAPT stage is built

@@ -65,7 +65,7 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
     guard = leakage_guard(suite.leakage_task_dirs(running=tasks_of(plans)), suite.cache_dir)
     start = (time.time(), len(jobs) - todo)   # for the ETA: when, and how many were done then
     if workers <= 1:
-        _single_thread()   # the same arithmetic as a worker process: same seed, same metrics
+        worker_setup()   # the same arithmetic as a worker process: same seed, same metrics
         finished = work(jobs, suite, guard, wandb, start)
     else:
         finished = _run_workers(jobs, suite, guard, wandb, start, processes)
@@ -226,7 +226,7 @@ def _run_workers(jobs: list[Job], suite: Suite, guard: LeakageGuard, wandb: bool
     # concurrent.futures, not multiprocessing.Pool: a worker killed outright (the kernel's OOM
     # killer, a kill -9) breaks the executor, where a Pool waited forever for its result
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_single_thread) as executor:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=worker_setup) as executor:
         results = [executor.submit(work, jobs, suite, guard, wandb, start) for _ in range(workers)]
         try:
             return sum(result.result() for result in results)  # re-raises a worker's error here
@@ -240,11 +240,18 @@ def _run_workers(jobs: list[Job], suite: Suite, guard: LeakageGuard, wandb: bool
             raise
 
 
-def _single_thread() -> None:
-    """One BLAS/OpenMP thread per worker: N workers on N cores beat N threads each."""
+def worker_setup() -> None:
+    """One BLAS/OpenMP thread per worker: N workers on N cores beat N threads each. And tqdm's
+    write lock a thread lock: its default multiprocessing lock, made in each spawned worker (so
+    never shared between them), was a semaphore a worker stopped mid-job never released: two
+    `resource_tracker: ... leaked semaphore` warnings under the error line of a job that failed."""
+    import threading
+
     import torch
+    from tqdm import tqdm
 
     torch.set_num_threads(1)
+    tqdm.set_lock(threading.RLock())
 
 
 def ensure_writable(directory: str | Path) -> None:
