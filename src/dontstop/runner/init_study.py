@@ -77,7 +77,8 @@ def init_study(folder: Path, name: str | None = None) -> Path:
         raise UserError(f"--name {name!r}: empty; give the study's name, or leave --name out for the folder's")
     name = name or name_of(folder.resolve().name) or "my-study"
     if name in SUITES:
-        raise UserError(f"--name {name}: a study needs a name of its own, not a built-in suite's ({', '.join(SUITES)})")
+        raise UserError(f"--name {name}: a study needs a name of its own, not a built-in suite's "
+                        f"({', '.join(SUITES)})")
     if not is_folder_name(name):   # "a/b" was told "not paper, mini"
         raise UserError(f"--name {name}: not a folder name (its results and tables go in a folder of that name: "
                         "letters, digits, '-', '_' and '.', no '/')")

@@ -100,10 +100,11 @@ def _corpora(plans: list[RunPlan], suite: Suite) -> list[tuple[str, bool]]:
 
 def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Problem]:
     """A curated file or kNN/RAND pool (of a stage still to build) holding no document but the
-    task's own train text and the suite's dev/test text, or a base, domain or TAPT corpus holding none
-    but the dev/test text (a task file given by mistake, a train split copied from another task's test): pretraining and selection drop both, so
-    Curated-TAPT was TAPT under another name, with exit 0, and a kNN or DAPT stage stopped after
-    the stages before it had been built. Stops at a file's first other document."""
+    task's own train text and the suite's dev/test text, or a base, domain or TAPT corpus holding
+    none but the dev/test text (a task file given by mistake, a train split copied from another
+    task's test): pretraining and selection drop both, so Curated-TAPT was TAPT under another
+    name, with exit 0, and a kNN, DAPT or TAPT stage stopped after the stages before it had been
+    built. Stops at a file's first other document."""
     checked: dict[tuple[str | None, str], tuple[str, str]] = {}   # (task text, file) -> (stage, what)
     for stage in unique_stages(plans):
         if stage.released or stage.record_path.exists():
@@ -126,7 +127,8 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Proble
             text = f"text of {train} or dev/test text of the suite's tasks" if train else \
                 "dev/test text of the suite's tasks"
             alone = "on the task's text alone" if train else "on nothing"
-            mistake = "a split copied from another task's?" if what == "tapt corpus" else "a task file given by mistake?"
+            mistake = ("a split copied from another task's?" if what == "tapt corpus"
+                       else "a task file given by mistake?")
             problems.append(Problem(str(extra), None, None, f"every document of this {what} is {text}, which "
                                     f"pretraining drops: {name} would pretrain {alone} ({mistake})"))
     return problems
