@@ -39,6 +39,11 @@ DAMAGES = {   # name -> (damage to the finished TAPT checkpoint, what the line s
     "weights_missing": (lambda ck: (ck / "model.safetensors").unlink(),
                         ": cannot load checkpoint: model.safetensors is missing (pretrain_record.json lists it)"),
     "config_missing": (lambda ck: (ck / "config.json").unlink(), ": not a model directory (no config.json)"),
+    # status said "done", and the first job to load it failed ("For details look at the above report!")
+    "config_edited": (lambda ck: (ck / "config.json").write_text((ck / "config.json").read_text().replace(
+                          '"hidden_size": 128', '"hidden_size": 64')),
+                      ": cannot load checkpoint: config.json differs from the sha256 pretrain_record.json recorded "
+                      "when it was written (corrupt or modified)"),
     "tokenizer_missing": (lambda ck: [(ck / name).unlink() for name in ("tokenizer.json", "tokenizer_config.json")],
                           ": cannot load checkpoint: its tokenizer holds only its 5 special tokens"),
     "record_truncated": (lambda ck: (ck / "pretrain_record.json").write_text('{"name": "base+ta'),

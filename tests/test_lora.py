@@ -62,7 +62,7 @@ def test_a_lora_stage_stores_only_its_adapter_and_names_its_base(lora_chain, tin
         assert (folder / config["base_model_name_or_path"]).resolve() == Path(adapter_base(folder)).resolve() == base.resolve()
         record = PretrainRecord.read(folder / PRETRAIN_RECORD_FILE)
         assert record.base_model == str(base) and record.recipe["adapter"]["rank"] == 4
-        assert record.base_weights_sha256 == weights_sha256(base) and len(record.base_weights_sha256) == 1
+        assert record.base_weights_sha256 == weights_sha256(base) and len(record.base_weights_sha256) == 2
         with safe_open(str(folder / "adapter_model.safetensors"), "pt") as f:
             stored = list(f.keys())
         # the adapters of query and value in both layers, and the MLM head's transform: nothing else

@@ -174,7 +174,7 @@ def test_pretrain_saves_a_checkpoint_that_reloads_and_learned(model_name, tiny_c
     assert 0 < record.tokens <= 64 * 32 and record.tokens_per_s > 0
     assert record.heldout_loss_after < record.heldout_loss_before
     # what loading checks the weights against, and what trained them (a 1-CPU run here)
-    assert record.weights_sha256 == {"model.safetensors": sha256_file(out / "model.safetensors")}
+    assert record.weights_sha256 == {name: sha256_file(out / name) for name in ("config.json", "model.safetensors")}
     assert (record.processes, record.device) == (1, "cpu")
     reloaded = AutoModelForMaskedLM.from_pretrained(out)
     original = AutoModelForMaskedLM.from_pretrained(resolve_model(model_name))

