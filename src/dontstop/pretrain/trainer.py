@@ -30,7 +30,7 @@ from .. import wandb_log
 from ..data.encoding import utf8_problem
 from ..data.leakage import LeakageGuard
 from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
-from ..models import check_available, weights_sha256
+from ..models import check_available, check_sequence_length, model_sequence_limit, weights_sha256
 from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
 from ..records import PretrainRecord
@@ -56,6 +56,8 @@ def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
         raise UserError("pretrain recipe: no corpus given")
     adapter_recipe(recipe)   # a bad adapter section fails now (its target names: once the model is loaded)
     check_available(recipe.base_model)   # the tokenizer's own error was two lines naming no model, exit 1
+    check_sequence_length(recipe.max_length, model_sequence_limit(recipe.base_model), recipe.base_model,
+                          "pretrain recipe")   # from its config: the weights' loading bar came first
     for path in map(Path, recipe.corpora):
         if not path.is_file() or path.stat().st_size == 0:
             raise UserError(f"{path}: corpus file {'is empty' if path.is_file() else 'not found'}")
@@ -131,7 +133,7 @@ class PretrainRun:
         from accelerate.utils import set_seed
         from transformers import AutoModelForMaskedLM, AutoTokenizer, get_linear_schedule_with_warmup
 
-        from ..models import check_sequence_length, load_pretrained, sequence_limit
+        from ..models import load_pretrained
 
         self.began, self.recipe, self.name = time.time(), recipe, name
         self.output_dir, self.resume_dir = Path(recipe.output_dir), Path(recipe.output_dir) / "resume"
@@ -145,8 +147,6 @@ class PretrainRun:
         if self.tokenizer.mask_token is None:
             raise UserError(f"{recipe.base_model}: tokenizer has no mask token; not a masked-LM model")
         self.model = load_pretrained(AutoModelForMaskedLM, recipe.base_model, attn_implementation="sdpa")
-        check_sequence_length(recipe.max_length, sequence_limit(self.model.config), recipe.base_model,
-                              "pretrain recipe")   # before the corpus is read
         self.peft_model = wrap_for_training(self.model, recipe)  # LoRA in place; None: train every weight
         self.base_weights = base_weights(recipe) if self.peft_model else None   # as loaded: what LoRA trains on
         self.guard, self.corpus = guard, scan_corpus(recipe, guard.keys)
