@@ -82,8 +82,9 @@ def _check_base_unchanged(path: Path, base_dir: Path) -> None:
                 if (path / PRETRAIN_RECORD_FILE).is_file() else None)
     if not recorded or not base_dir.is_dir():   # a full stage, a hub id, or a record older than the field
         return
-    now = weights_sha256(base_dir)
-    changed = sorted(name for name in recorded.keys() | now.keys() if recorded.get(name) != now.get(name))
+    now = weights_sha256(base_dir)   # a config a record older than its hashing did not list is not compared
+    names = recorded.keys() | {name for name in now if Path(name).suffix in WEIGHT_SUFFIXES}
+    changed = sorted(name for name in names if recorded.get(name) != now.get(name))
     if changed:
         raise UserError(f"{path}: LoRA checkpoint trained on other weights than its base {base_dir} holds now "
                         f"({changed[0]}: not the sha256 its {PRETRAIN_RECORD_FILE} recorded); put that base "

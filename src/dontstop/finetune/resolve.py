@@ -7,9 +7,8 @@ for every command on a results folder): torch alone says which device this machi
 """
 from __future__ import annotations
 
-from dataclasses import asdict, replace
-
 import os
+from dataclasses import asdict, replace
 
 import torch
 
