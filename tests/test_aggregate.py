@@ -520,10 +520,11 @@ def test_quick_runs_make_quick_tables_never_the_full_ones(tmp_path, capsys):
     assert {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()} == before
 
 
-def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_a_half_written_one_resumed(
+def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_an_interrupted_aggregate_changes_nothing(
         mini_results, tmp_path, capsys, monkeypatch):
     """A folder holding one's own runs.csv and findings.md, and no index naming its runs: aggregate
-    wrote over both (exit 0). A folder aggregate left half-written (interrupted) is its own."""
+    wrote over both (exit 0). An aggregate interrupted after its tables, before its plots, left
+    half of the earlier tables replaced; now none, and the next one writes them all."""
     from dontstop.cli import main
     from dontstop.report import write
 
@@ -545,9 +546,16 @@ def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_a_half_writt
         raise KeyboardInterrupt
     monkeypatch.setattr(write, "make_plots", interrupted)   # after the tables, before the plots and index
     assert main(argv) == 130
-    assert (out / "table5.md").is_file() and "(table5.md)" not in (out / "README.md").read_text()
+    assert sorted(path.name for path in out.iterdir()) == ["analysis"]
     monkeypatch.undo()
     assert main(argv) == 0 and "(table5.md)" in (out / "README.md").read_text()
+    assert sorted(path.name for path in out.parent.iterdir()) == ["mini"]   # nothing left beside it
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    (mini_results / "mini" / "aclsum-roles" / "dapt" / "seed_0" / "metrics.json").unlink()   # other tables now
+    monkeypatch.setattr(write, "make_plots", interrupted)
+    assert main(argv) == 130
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    assert (out / "analysis" / "README.md").read_text() == "the analysis\n"
 
 
 def test_runs_behind_symlinked_folders_count_and_bad_probe_metrics_or_costs_are_one_line(mini_results, tmp_path,

@@ -26,6 +26,7 @@ from dontstop.models import load_pretrained, resolve_model, weights_sha256
 from dontstop.pretrain.trainer import PretrainRun, run_pretraining
 from dontstop.recipes import PretrainRecipe
 from dontstop.records import PRETRAIN_RECORD_FILE, MetricsRecord, PretrainRecord
+from conftest import write_tiny_mini_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "rt-polarity"
@@ -194,8 +195,9 @@ def test_a_lora_checkpoint_whose_base_was_built_again_is_one_line(tiny_roberta_d
         with pytest.raises(UserError, match=re.escape(message)):
             load(str(tapt))
     capsys.readouterr()
+    write_tiny_mini_tasks(tmp_path / "data")   # a clean clone has no data/mini
     assert main(["finetune", "--task", TASK, "--suite", "mini", "--model", str(tapt), "--out",
-                 str(tmp_path / "run"), "--data-dir", str(REPO / "data")]) == 2
+                 str(tmp_path / "run"), "--data-dir", str(tmp_path / "data")]) == 2
     assert capsys.readouterr().err.strip() == f"dontstop: error: {message}"
     assert not (tmp_path / "run").exists()
     load_pretrained(AutoModel, str(dapt))   # the rebuilt base itself loads

@@ -49,9 +49,17 @@ def test_a_study_file_names_the_line_of_each_value_the_runner_would_replace_or_c
 
 
 def test_a_gpu_device_passes_the_suite_checks_on_a_machine_without_one(tmp_path, capsys):
-    """A Slurm login node has no GPU: the suite's `device: cuda` is checked where the run runs."""
-    assert main(["run", "experiments/tapt", "--quick", "--set", "finetune.device=cuda", "--dry-run",
-                 "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    """A Slurm login node has no GPU: the suite's `device: cuda` is checked where the run runs; a
+    dry run of the local launcher says it would be refused here, and plans."""
+    from conftest import write_tiny_mini_tasks
+
+    write_tiny_mini_tasks(tmp_path / "data")   # a clean clone has no data/mini
+    assert main(["run", "experiments/tapt", "--quick", "--set", "finetune.device=cuda:63", "--dry-run",
+                 "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+                 "--data-dir", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    assert "note: fine-tuning recipe: key 'device': 'cuda:63', but torch sees " in out and "fine-tuning: " in out
+    assert not (tmp_path / "results").exists()   # the run itself: test_bad_inputs.py (finetune.device=cuda:63)
 
 
 def test_a_gpu_device_on_a_machine_without_one_is_one_line_and_no_run_folder(mini_build, tmp_path, monkeypatch):

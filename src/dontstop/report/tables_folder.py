@@ -4,12 +4,15 @@
 seaborn and pandas on a 2-core CPU)."""
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 from ..fileio import UserError, check_writable_dir
 from ..suites import Suite, analysis_dir
 
+ANALYSIS = "analysis"   # `dontstop analyze`'s subfolder of the tables folder, kept across aggregates
 # The index's second line: the command that makes the tables again, and the runs they come from.
 WRITTEN_BY = "Written by `{command}` from {runs}/**/metrics.json."
 WRITTEN_FROM = re.compile(r"^Written by `.*` from (?P<runs>.+)/\*\*/metrics\.json\.$", re.MULTILINE)
@@ -21,8 +24,9 @@ def check_tables_root(tables_root: Path, suite: Suite) -> None:
     place, failed once the tables had been replaced: half old, half new), none lies among the
     runs of <results>/<suite>, whose README.md, plots/ or analysis/ it would overwrite, and none
     holds the tables of other runs (`reproduce --results-dir results-lr` replaced paper_tables/mini,
-    the default run's, which the README shows) or files no aggregate wrote (its index, written
-    first, names the runs; `analysis/` is `dontstop analyze`'s)."""
+    the default run's, which the README shows) or files no aggregate wrote (its index names the
+    runs; `analysis/` is `dontstop analyze`'s). The tables' root too: they are written beside
+    their folder first (staging_folder)."""
     out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
     if out.resolve() == runs.resolve() or runs.resolve() in out.resolve().parents:
         raise UserError(f"{out}: the tables would go among the runs of {runs} (the tables and results "
@@ -31,12 +35,12 @@ def check_tables_root(tables_root: Path, suite: Suite) -> None:
     if theirs and theirs.resolve() != runs.resolve():
         raise UserError(f"{out / 'README.md'}: these are the tables of the runs in {theirs}, not of {runs}; "
                         "give these runs' tables a folder of their own (--tables-dir), or remove that one first")
-    others = sorted(entry.name for entry in out.iterdir() if entry.name != "analysis") if out.is_dir() else []
+    others = sorted(entry.name for entry in out.iterdir() if entry.name != ANALYSIS) if out.is_dir() else []
     if theirs is None and others:   # a runs.csv or findings.md of one's own was written over
         raise UserError(f"{out}: holds files no aggregate wrote ({', '.join(others[:3])}"
                         f"{', ...' if len(others) > 3 else ''}: no README.md naming the runs they are the tables "
                         "of); give these runs' tables a folder of their own (--tables-dir), or empty that one")
-    for folder in (out, out / "plots", analysis_dir(tables_root, suite.name)):
+    for folder in (out.parent, out, out / "plots", analysis_dir(tables_root, suite.name)):
         check_writable_dir(folder)
 
 
@@ -46,3 +50,38 @@ def tables_runs(out_dir: Path) -> Path | None:
     index = out_dir / "README.md"
     found = WRITTEN_FROM.search(index.read_text(encoding="utf-8", errors="replace")) if index.is_file() else None
     return Path(found["runs"]) if found else None
+
+
+def staging_folder(out_dir: Path) -> Path:
+    """Where aggregate writes a suite's tables before they replace those in `out_dir` whole (a
+    hidden sibling); emptied first: what an interrupted aggregate left there is never shown."""
+    staging = out_dir.with_name(f".{out_dir.name}.being-written")
+    _recover_analysis(out_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging
+
+
+def replace_tables(staging: Path, out_dir: Path) -> None:
+    """Put the tables written in `staging` in the place of `out_dir`'s, keeping its analysis/:
+    an aggregate stopped before this leaves the earlier tables whole (it had left half of them
+    replaced, so findings.md and table5.md told of different runs)."""
+    replaced = _replaced_folder(out_dir)
+    shutil.rmtree(replaced, ignore_errors=True)
+    if out_dir.exists():
+        os.replace(out_dir, replaced)
+    os.replace(staging, out_dir)
+    _recover_analysis(out_dir)
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+def _replaced_folder(out_dir: Path) -> Path:
+    return out_dir.with_name(f".{out_dir.name}.replaced")
+
+
+def _recover_analysis(out_dir: Path) -> None:
+    """Move the domain analysis back from the earlier tables' folder: where replace_tables stopped
+    between putting the new tables in place and doing so, it is there still."""
+    analysis = _replaced_folder(out_dir) / ANALYSIS
+    if analysis.is_dir() and not (out_dir / ANALYSIS).exists():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(analysis, out_dir / ANALYSIS)

@@ -1,7 +1,8 @@
 """Write paper_tables/<suite>/: every table as Markdown, CSV and LaTeX, the plots, the
 provenance of the runs and a README index. Called by `dontstop aggregate` and `reproduce`.
 
-Every file is derived from results/ alone and rewritten whole (atomically) on each run.
+Every file is derived from results/ alone, written into a hidden sibling folder and put in
+place of the earlier tables at the end, all at once (tables_folder.replace_tables).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .render import Grid, to_latex, to_markdown
 from .runs import as_suite, load_runs, mixed_data, other_data_than_on_disk, provenance_markdown, read_runs
 from .tables import (Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, significance_frame,
                      significance_grid, table_specs)
-from .tables_folder import WRITTEN_BY
+from .tables_folder import WRITTEN_BY, replace_tables, staging_folder
 from .wandb_upload import log_to_wandb
 
 MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; see provenance.md."
@@ -60,11 +61,13 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
         print(f"replacing the tables and plots of an earlier aggregate in {out_dir}/")
     overlap = overlap or analysis_dir(tables_root, name) / "vocab_overlap.csv"
     layout = make_layout(suite, shown_conditions(conditions, runs))
-    written = write_report(runs, layout, out_dir, overlap_path=overlap,
+    staging = staging_folder(out_dir)
+    written = write_report(runs, layout, staging, overlap_path=overlap,
                            flag_mixed=bool(mixed) and not no_mixed_warning, wandb=wandb, notes=notes,
                            probes=load_probes(results_dir, suite, conditions),
                            command=command or f"dontstop aggregate --suite {given}",
                            runs_folder=results_dir / name)
+    replace_tables(staging, out_dir)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
 
@@ -142,9 +145,6 @@ def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_p
     that makes them again from the runs in `runs_folder`."""
     suite = layout.suite
     tables = build_tables(runs, layout, load_overlap(overlap_path), probes)
-    # the index first, naming the runs: a folder left half-written (interrupted) is still known as
-    # one of ours (tables_folder.check_tables_root), and rewritten whole at the end
-    write_index(out_dir, suite, {}, [], flag_mixed, list(notes), command, runs_folder)
     written = []
     for name, (title, tidy, grid_) in tables.items():
         if flag_mixed:

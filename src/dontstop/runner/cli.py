@@ -205,7 +205,13 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: 
     if args.launcher == "local":   # runs here: a GPU it asks for must be here, before any stage is built
         from ..finetune.resolve import check_device   # torch
 
-        check_device(suite.finetune.get("device") or "auto")
+        try:
+            check_device(suite.finetune.get("device") or "auto")
+        except UserError as e:   # a dry run on a Slurm login node plans a GPU suite: it says so, and plans
+            if not args.dry_run:
+                raise
+            print(f"note: {e}: run here, it would be refused (--launcher slurm runs it where the GPU is)",
+                  flush=True)
     if args.launcher == "local" and (args.workers or 0) > cpu_count():
         print(f"note: --workers {args.workers} is more than this machine's {cpu_count()} CPU cores: each worker "
               "computes with one thread and holds its own model, so the extra ones add memory, not speed",
