@@ -220,3 +220,14 @@ def reference(mini_build, tmp_path_factory):
     root = tmp_path_factory.mktemp("reference")
     dontstop("run", *SUBSET, "--workers", "1", data_dir=data_dir, root=root)
     return data_dir, root
+
+
+def check_lora_cost_row(row: dict) -> None:
+    """A smoke row of bench/lora_cost.py (--device cpu, or cuda on the CPU): LoRA against full DAPT."""
+    assert row["row"] == "dapt lora vs full" and row["device"] == "cpu" and row["steps"] == row["full_steps"] == 3
+    for key in ("tokens_per_s", "peak_memory_mb", "checkpoint_mb", "trainable_params"):
+        assert row[key] > 0 and row[f"full_{key}"] > 0, key
+    assert row["trainable_params"] < row["full_trainable_params"] / 20      # adapters + head transform only
+    assert row["checkpoint_mb"] < row["full_checkpoint_mb"] / 20
+    assert row["trainable_fraction"] == pytest.approx(row["trainable_params"] / row["full_trainable_params"], abs=1e-5)
+    assert row["tokens"] == row["full_tokens"]                              # the same data on both sides

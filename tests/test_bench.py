@@ -17,6 +17,8 @@ from transformers import DataCollatorWithPadding
 from dontstop.finetune.classifier import encode, load_classifier
 from dontstop.data.formats import Example
 
+from conftest import check_lora_cost_row
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
 
@@ -105,20 +107,13 @@ def test_select_scale_smoke(tmp_path):
     assert embed["encoder_minilm_docs_per_s"] > 0 and embed["encoder_documents"] > 0
 
 
-@pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_lora_cost_smoke(device, mini_build, tmp_path):
-    """--device cpu: the mini model through the trainer; --device cuda --smoke: the GPU path's
-    code (random-weight model, our optimizer step) on the CPU at a tiny shape."""
-    rows = run_script("lora_cost.py", "--device", device, "--data-dir", str(mini_build[0]),
-                      "--results", str(tmp_path / "lora.jsonl"))
-    [row] = rows
-    assert row["row"] == "dapt lora vs full" and row["device"] == "cpu" and row["steps"] == row["full_steps"] == 3
-    for key in ("tokens_per_s", "peak_memory_mb", "checkpoint_mb", "trainable_params"):
-        assert row[key] > 0 and row[f"full_{key}"] > 0, key
-    assert row["trainable_params"] < row["full_trainable_params"] / 20      # adapters + head transform only
-    assert row["checkpoint_mb"] < row["full_checkpoint_mb"] / 20
-    assert row["trainable_fraction"] == pytest.approx(row["trainable_params"] / row["full_trainable_params"], abs=1e-5)
-    assert row["tokens"] == row["full_tokens"]                              # the same data on both sides
+def test_lora_cost_smoke(mini_build, tmp_path):
+    """--device cpu: the mini model through the trainer; --device cuda --smoke (the GPU path's
+    code: a random-weight model, our optimizer step, on the CPU at a tiny shape) runs in
+    test_gpu_bench.py::test_smoke_rows_of_the_device_script, with these checks."""
+    [row] = run_script("lora_cost.py", "--device", "cpu", "--data-dir", str(mini_build[0]),
+                       "--results", str(tmp_path / "lora.jsonl"))
+    check_lora_cost_row(row)
 
 
 def test_lora_defaults_smoke(mini_build, tmp_path):
