@@ -550,12 +550,16 @@ def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_an_interrupt
     monkeypatch.undo()
     assert main(argv) == 0 and "(table5.md)" in (out / "README.md").read_text()
     assert sorted(path.name for path in out.parent.iterdir()) == ["mini"]   # nothing left beside it
+    (out / "results.ipynb").write_text("a study's executed notebook\n")     # reproduce writes it there
     before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
     (mini_results / "mini" / "aclsum-roles" / "dapt" / "seed_0" / "metrics.json").unlink()   # other tables now
     monkeypatch.setattr(write, "make_plots", interrupted)
     assert main(argv) == 130
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
-    assert (out / "analysis" / "README.md").read_text() == "the analysis\n"
+    monkeypatch.undo()
+    assert main(argv) == 0 and (out / "table5.md").read_bytes() != before[out / "table5.md"]
+    assert (out / "analysis" / "README.md").read_text() == "the analysis\n"   # what others wrote stays
+    assert (out / "results.ipynb").read_text() == "a study's executed notebook\n"
 
 
 def test_runs_behind_symlinked_folders_count_and_bad_probe_metrics_or_costs_are_one_line(mini_results, tmp_path,

@@ -12,7 +12,10 @@ from pathlib import Path
 from ..fileio import UserError, check_writable_dir
 from ..suites import Suite, analysis_dir
 
-ANALYSIS = "analysis"   # `dontstop analyze`'s subfolder of the tables folder, kept across aggregates
+# What others write into a suite's tables folder, kept when an aggregate replaces the tables:
+# `dontstop analyze`'s domain analysis, and the notebook `reproduce` executes for a study file.
+ANALYSIS, STUDY_NOTEBOOK = "analysis", "results.ipynb"
+KEPT = (ANALYSIS, STUDY_NOTEBOOK)
 # The index's second line: the command that makes the tables again, and the runs they come from.
 WRITTEN_BY = "Written by `{command}` from {runs}/**/metrics.json."
 WRITTEN_FROM = re.compile(r"^Written by `.*` from (?P<runs>.+)/\*\*/metrics\.json\.$", re.MULTILINE)
@@ -35,7 +38,7 @@ def check_tables_root(tables_root: Path, suite: Suite) -> None:
     if theirs and theirs.resolve() != runs.resolve():
         raise UserError(f"{out / 'README.md'}: these are the tables of the runs in {theirs}, not of {runs}; "
                         "give these runs' tables a folder of their own (--tables-dir), or remove that one first")
-    others = sorted(entry.name for entry in out.iterdir() if entry.name != ANALYSIS) if out.is_dir() else []
+    others = sorted(entry.name for entry in out.iterdir() if entry.name not in KEPT) if out.is_dir() else []
     if theirs is None and others:   # a runs.csv or findings.md of one's own was written over
         raise UserError(f"{out}: holds files no aggregate wrote ({', '.join(others[:3])}"
                         f"{', ...' if len(others) > 3 else ''}: no README.md naming the runs they are the tables "
@@ -56,21 +59,21 @@ def staging_folder(out_dir: Path) -> Path:
     """Where aggregate writes a suite's tables before they replace those in `out_dir` whole (a
     hidden sibling); emptied first: what an interrupted aggregate left there is never shown."""
     staging = out_dir.with_name(f".{out_dir.name}.being-written")
-    _recover_analysis(out_dir)
+    _recover_kept(out_dir)
     shutil.rmtree(staging, ignore_errors=True)
     return staging
 
 
 def replace_tables(staging: Path, out_dir: Path) -> None:
-    """Put the tables written in `staging` in the place of `out_dir`'s, keeping its analysis/:
-    an aggregate stopped before this leaves the earlier tables whole (it had left half of them
-    replaced, so findings.md and table5.md told of different runs)."""
+    """Put the tables written in `staging` in the place of `out_dir`'s, keeping what others wrote
+    there (KEPT): an aggregate stopped before this leaves the earlier tables whole (it had left
+    half of them replaced, so findings.md and table5.md told of different runs)."""
     replaced = _replaced_folder(out_dir)
     shutil.rmtree(replaced, ignore_errors=True)
     if out_dir.exists():
         os.replace(out_dir, replaced)
     os.replace(staging, out_dir)
-    _recover_analysis(out_dir)
+    _recover_kept(out_dir)
     shutil.rmtree(replaced, ignore_errors=True)
 
 
@@ -78,10 +81,11 @@ def _replaced_folder(out_dir: Path) -> Path:
     return out_dir.with_name(f".{out_dir.name}.replaced")
 
 
-def _recover_analysis(out_dir: Path) -> None:
-    """Move the domain analysis back from the earlier tables' folder: where replace_tables stopped
-    between putting the new tables in place and doing so, it is there still."""
-    analysis = _replaced_folder(out_dir) / ANALYSIS
-    if analysis.is_dir() and not (out_dir / ANALYSIS).exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        os.replace(analysis, out_dir / ANALYSIS)
+def _recover_kept(out_dir: Path) -> None:
+    """Move what others wrote (KEPT) from the earlier tables' folder into `out_dir`: where
+    replace_tables stopped between putting the new tables in place and doing so, it is there still."""
+    for name in KEPT:
+        earlier = _replaced_folder(out_dir) / name
+        if earlier.exists() and not (out_dir / name).exists():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(earlier, out_dir / name)

@@ -26,7 +26,7 @@ from ..fileio import UserError, raise_problems
 from ..flags import add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
 from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
-from ..report.tables_folder import check_tables_root
+from ..report.tables_folder import STUDY_NOTEBOOK, check_tables_root
 from ..study_file import tables_dir
 from ..suites import Suite, load_suite, with_quick
 from .analysis_tables import analyze_and_aggregate
@@ -195,7 +195,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         update_readme(REPO_README, history, tables)
         refresh_notebook(suite, tables_root, plans)
     elif suite.is_study:   # a study's own executed copy, beside its tables
-        refresh_notebook(suite, tables_root, plans, out=tables / "results.ipynb")
+        refresh_notebook(suite, tables_root, plans, out=tables / STUDY_NOTEBOOK)
     return 0
 
 
