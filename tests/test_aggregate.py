@@ -562,6 +562,39 @@ def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_an_interrupt
     assert (out / "results.ipynb").read_text() == "a study's executed notebook\n"
 
 
+def test_two_aggregates_into_one_tables_root_take_turns(tmp_path):
+    """Both write beside the tables folder, in one staging folder: the second waits until the
+    first has put its tables in place (it would empty the first's staging folder mid-write)."""
+    import threading
+    from dontstop.report.tables_folder import written_whole
+
+    out = tmp_path / "tables" / "mini"
+    first_in, release, seen = threading.Event(), threading.Event(), []
+
+    def aggregate(name: str, hold: bool) -> None:
+        if not hold:
+            first_in.wait(10)
+        with written_whole(out) as staging:
+            seen.append((name, (out / "README.md").read_text() if out.is_dir() else None))
+            staging.mkdir()
+            (staging / "README.md").write_text(f"{name}\n")
+            if hold:
+                first_in.set()
+                release.wait(10)
+
+    threads = [threading.Thread(target=aggregate, args=args) for args in (("first", True), ("second", False))]
+    for thread in threads:
+        thread.start()
+    first_in.wait(10)
+    threading.Event().wait(0.5)   # time for the second to enter, were it not waiting
+    assert seen == [("first", None)]
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert seen == [("first", None), ("second", "first\n")] and (out / "README.md").read_text() == "second\n"
+    assert sorted(path.name for path in out.parent.iterdir()) == ["mini"]
+
+
 def test_runs_behind_symlinked_folders_count_and_bad_probe_metrics_or_costs_are_one_line(mini_results, tmp_path,
                                                                                          capsys, monkeypatch):
     """A seed folder moved to another disk and linked back was done for `status` and missing from

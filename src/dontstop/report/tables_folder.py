@@ -4,10 +4,13 @@
 seaborn and pandas on a 2-core CPU)."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 from ..fileio import UserError, check_writable_dir
 from ..suites import Suite, analysis_dir
@@ -29,7 +32,7 @@ def check_tables_root(tables_root: Path, suite: Suite) -> None:
     holds the tables of other runs (`reproduce --results-dir results-lr` replaced paper_tables/mini,
     the default run's, which the README shows) or files no aggregate wrote (its index names the
     runs; `analysis/` is `dontstop analyze`'s). The tables' root too: they are written beside
-    their folder first (staging_folder)."""
+    their folder first (written_whole)."""
     out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
     if out.resolve() == runs.resolve() or runs.resolve() in out.resolve().parents:
         raise UserError(f"{out}: the tables would go among the runs of {runs} (the tables and results "
@@ -55,26 +58,35 @@ def tables_runs(out_dir: Path) -> Path | None:
     return Path(found["runs"]) if found else None
 
 
-def staging_folder(out_dir: Path) -> Path:
-    """Where aggregate writes a suite's tables before they replace those in `out_dir` whole (a
-    hidden sibling); emptied first: what an interrupted aggregate left there is never shown."""
-    staging = out_dir.with_name(f".{out_dir.name}.being-written")
-    _recover_kept(out_dir)
-    shutil.rmtree(staging, ignore_errors=True)
-    return staging
-
-
-def replace_tables(staging: Path, out_dir: Path) -> None:
-    """Put the tables written in `staging` in the place of `out_dir`'s, keeping what others wrote
-    there (KEPT): an aggregate stopped before this leaves the earlier tables whole (it had left
-    half of them replaced, so findings.md and table5.md told of different runs)."""
-    replaced = _replaced_folder(out_dir)
-    shutil.rmtree(replaced, ignore_errors=True)
-    if out_dir.exists():
-        os.replace(out_dir, replaced)
-    os.replace(staging, out_dir)
-    _recover_kept(out_dir)
-    shutil.rmtree(replaced, ignore_errors=True)
+@contextlib.contextmanager
+def written_whole(out_dir: Path) -> Iterator[Path]:
+    """A folder to write a suite's tables into (a hidden sibling of `out_dir`), put in the place
+    of `out_dir` at the end, all at once, keeping what others wrote there (KEPT): an aggregate
+    stopped before that leaves the earlier tables whole (it had left half of them replaced, so
+    findings.md and table5.md told of different runs). One aggregate at a time per tables root
+    (a lock on that folder, which dies with its process): a second waits, then writes its own."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    root = os.open(out_dir.parent, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):   # NFS takes flock as a write lock, which a folder cannot hold
+            fcntl.flock(root, fcntl.LOCK_EX)
+        staging = out_dir.with_name(f".{out_dir.name}.being-written")
+        _recover_kept(out_dir)
+        shutil.rmtree(staging, ignore_errors=True)   # a killed aggregate's
+        try:
+            yield staging
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        replaced = _replaced_folder(out_dir)
+        shutil.rmtree(replaced, ignore_errors=True)
+        if out_dir.exists():
+            os.replace(out_dir, replaced)
+        os.replace(staging, out_dir)
+        _recover_kept(out_dir)
+        shutil.rmtree(replaced, ignore_errors=True)
+    finally:
+        os.close(root)
 
 
 def _replaced_folder(out_dir: Path) -> Path:
@@ -83,7 +95,7 @@ def _replaced_folder(out_dir: Path) -> Path:
 
 def _recover_kept(out_dir: Path) -> None:
     """Move what others wrote (KEPT) from the earlier tables' folder into `out_dir`: where
-    replace_tables stopped between putting the new tables in place and doing so, it is there still."""
+    written_whole stopped between putting the new tables in place and doing so, it is there still."""
     for name in KEPT:
         earlier = _replaced_folder(out_dir) / name
         if earlier.exists() and not (out_dir / name).exists():

@@ -2,7 +2,7 @@
 provenance of the runs and a README index. Called by `dontstop aggregate` and `reproduce`.
 
 Every file is derived from results/ alone, written into a hidden sibling folder and put in
-place of the earlier tables at the end, all at once (tables_folder.replace_tables).
+place of the earlier tables at the end, all at once (tables_folder.written_whole).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .render import Grid, to_latex, to_markdown
 from .runs import as_suite, load_runs, mixed_data, other_data_than_on_disk, provenance_markdown, read_runs
 from .tables import (Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, significance_frame,
                      significance_grid, table_specs)
-from .tables_folder import WRITTEN_BY, replace_tables, staging_folder
+from .tables_folder import WRITTEN_BY, written_whole
 from .wandb_upload import log_to_wandb
 
 MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; see provenance.md."
@@ -61,13 +61,12 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
         print(f"replacing the tables and plots of an earlier aggregate in {out_dir}/")
     overlap = overlap or analysis_dir(tables_root, name) / "vocab_overlap.csv"
     layout = make_layout(suite, shown_conditions(conditions, runs))
-    staging = staging_folder(out_dir)
-    written = write_report(runs, layout, staging, overlap_path=overlap,
-                           flag_mixed=bool(mixed) and not no_mixed_warning, wandb=wandb, notes=notes,
-                           probes=load_probes(results_dir, suite, conditions),
-                           command=command or f"dontstop aggregate --suite {given}",
-                           runs_folder=results_dir / name)
-    replace_tables(staging, out_dir)
+    probes = load_probes(results_dir, suite, conditions)   # a bad probe.json stops it before any folder is made
+    with written_whole(out_dir) as staging:
+        written = write_report(runs, layout, staging, overlap_path=overlap,
+                               flag_mixed=bool(mixed) and not no_mixed_warning, wandb=wandb, notes=notes, probes=probes,
+                               command=command or f"dontstop aggregate --suite {given}",
+                               runs_folder=results_dir / name)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
 
