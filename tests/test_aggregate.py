@@ -520,6 +520,30 @@ def test_quick_runs_make_quick_tables_never_the_full_ones(tmp_path, capsys):
     assert {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()} == before
 
 
+def test_runs_whose_stage_was_built_with_another_recipe_than_the_suites_are_refused(tmp_path, capsys):
+    """A suite's recipes.dapt edited after its runs (`status` calls them stale): their tables were
+    titled with the new recipe, without a word."""
+    from dontstop.cli import main
+    from dontstop.stage_identity import resolved_recipe, stage_recipe
+    from dontstop.suites import load_suite
+
+    recipe = {**resolved_recipe(stage_recipe(load_suite("mini"), "dapt")), "base_model": "m", "corpora": ["cs.txt"],
+              "output_dir": "o", "seed": 0}
+    dapt = {**stage("dapt-cs", 1000), "kind": "dapt", "recipe": json.loads(json.dumps(recipe))}
+    for seed in range(2):
+        write_run(tmp_path / "results", "aclsum-roles", "baseline", seed, 60.0 + seed)
+        write_run(tmp_path / "results", "aclsum-roles", "dapt", seed, 70.0 + seed, stages=[dapt])
+    argv = ["aggregate", "--results-dir", str(tmp_path / "results"), "--tables-dir", str(tmp_path / "tables")]
+    assert main([*argv, "--set", "recipes.dapt.lr=1e-4"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"dontstop: error: {tmp_path}/results/mini/aclsum-roles/dapt/seed_0/metrics.json: its stage dapt-cs "
+        f"(recipes.dapt) lr: built with {recipe['lr']!r}, the stage asks 0.0001; aggregate the results of "
+        "`reproduce --quick` with --quick, those of a run made with --set with the same --set; redo runs made "
+        "before the suite was edited (`dontstop run ... --rerun-stale`)")
+    assert not (tmp_path / "tables").exists()
+    assert main(argv) == 0   # the suite as they were made
+
+
 def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_an_interrupted_aggregate_changes_nothing(
         mini_results, tmp_path, capsys, monkeypatch):
     """A folder holding one's own runs.csv and findings.md, and no index naming its runs: aggregate

@@ -64,17 +64,27 @@ def record_difference(record: PretrainRecord, *, recipe: dict[str, Any], inputs:
     resolved `recipe` of stage_recipe, the content of its `inputs`: file -> sha256, the pretraining
     `seed`), or None. The folder name is the key, so only a folder copied or renamed from another
     stage differs; what says how fast it trained (threads, compile) is not compared."""
-    asked = with_added_fields(json.loads(json.dumps(resolved_recipe(recipe))))   # lists, not tuples
-    built = with_added_fields(record.recipe)
-    for name, value in asked.items():
-        if name not in MACHINE_PRETRAIN_FIELDS and built.get(name) != value:
-            return f"{name}: built with {built.get(name)!r}, the stage asks {value!r}"
+    difference = recipe_difference(record.recipe, recipe)
+    if difference:
+        return difference
     if record.recipe.get("seed") != seed:
         return f"seed: built with {record.recipe.get('seed')!r}, the stage asks {seed!r}"
     built_from = set(record.corpus_sha256.values())
     for path, sha in inputs.items():
         if sha not in built_from:
             return f"input {path}: built from other content (sha256 {sha[:8]} now)"
+    return None
+
+
+def recipe_difference(built: dict[str, Any], recipe: dict[str, Any]) -> str | None:
+    """The first field where a stage's saved recipe (`built`: its record's) differs from the
+    resolved `recipe` of stage_recipe, or None; what says how fast it trained (threads, compile)
+    is not compared."""
+    asked = with_added_fields(json.loads(json.dumps(resolved_recipe(recipe))))   # lists, not tuples
+    built = with_added_fields(built)
+    for name, value in asked.items():
+        if name not in MACHINE_PRETRAIN_FIELDS and built.get(name) != value:
+            return f"{name}: built with {built.get(name)!r}, the stage asks {value!r}"
     return None
 
 

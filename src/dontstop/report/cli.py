@@ -57,7 +57,8 @@ def _aggregate(args: argparse.Namespace) -> int:
     difference = asked_settings_difference(records, suite, args.quick)
     if difference:   # the tables would claim the suite's recipe for runs of another
         raise UserError(f"{difference}; aggregate the results of `reproduce --quick` with --quick, "
-                        "those of a run made with --set with the same --set")
+                        "those of a run made with --set with the same --set; redo runs made before the suite "
+                        "was edited (`dontstop run ... --rerun-stale`)")
     aggregate(suite, Path(suite.results_dir), tables_root,
               experiments_dir=Path(args.experiments_dir), overlap=Path(args.overlap) if args.overlap else None,
               no_mixed_warning=args.no_mixed_warning, wandb=args.wandb, records=records,

@@ -19,7 +19,7 @@ from ..conditions import Conditions
 from ..fileio import UserError, file_sha256
 from ..recipes import MACHINE_FIELDS, MACHINE_PRETRAIN_FIELDS, RECIPE_KINDS, with_added_fields
 from ..records import METRICS_FILE, MetricsRecord, read_run, result_files
-from ..stage_identity import PER_STAGE_FIELDS
+from ..stage_identity import PER_STAGE_FIELDS, recipe_difference, stage_recipe
 from ..suites import Suite, load_suite
 
 OWN_FINETUNE_FIELDS = ("seed", "model", "suite", "task", "data_dir")   # a run's own, or compared elsewhere
@@ -111,10 +111,12 @@ def mixed_settings(records: dict[Path, MetricsRecord]) -> str | None:
 
 def asked_settings_difference(records: dict[Path, MetricsRecord], suite: Suite, quick: bool) -> str | None:
     """Where a finished run of `suite` (`records`: read_runs) was fine-tuned otherwise than `suite`'s
-    fine-tuning section asks (`dontstop aggregate` builds the tables of the suite it is given), or
-    a full suite's tables would show a --quick run (its shortened values, where the full suite
-    leaves them to the task), else None. Without it, `aggregate --results-dir results/quick`
-    replaced the full tables with those of 1-epoch smoke runs."""
+    fine-tuning section asks (`dontstop aggregate` builds the tables of the suite it is given), a
+    full suite's tables would show a --quick run (its shortened values, where the full suite
+    leaves them to the task), or a run's pretraining stage was built with another recipe than the
+    suite's now, else None. Without it, `aggregate --results-dir results/quick` replaced the full
+    tables with those of 1-epoch smoke runs, and a suite's recipes.dapt edited after its runs
+    titled their tables."""
     quick_values = {} if quick else {key: value for key, value in suite.quick.get("finetune", {}).items()
                                      if suite.finetune.get(key) is None}
     for path, record in records.items():
@@ -124,6 +126,12 @@ def asked_settings_difference(records: dict[Path, MetricsRecord], suite: Suite, 
                 return f"{path}: finetune.{key} is {config.get(key)!r} here, the suite asks {value!r}"
         if quick_values and all(config.get(key) == value for key, value in quick_values.items()):
             return f"{path}: a --quick run ({', '.join(f'finetune.{k} {v!r}' for k, v in quick_values.items())})"
+        for stage in record.pretraining:   # a suite's recipe edited since: `status` calls the run stale
+            kind = stage.get("kind")
+            difference = (kind in RECIPE_KINDS and isinstance(stage.get("recipe"), dict)
+                          and recipe_difference(stage["recipe"], stage_recipe(suite, kind)))
+            if difference:
+                return f"{path}: its stage {stage.get('name')} (recipes.{kind}) {difference}"
     return None
 
 
