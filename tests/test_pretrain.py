@@ -152,6 +152,15 @@ def test_pretraining_on_one_document_sequences_counts_epochs_in_documents(tiny_c
     assert recipe_from_args(args).pack_documents is True
 
 
+def test_a_document_longer_than_the_models_positions_is_tokenized_without_the_tokenizers_warning(tmp_path, caplog):
+    """Every DAPT corpus has one: the tokenizer warned that it "will result in indexing errors",
+    while the document goes on in the next sequence(s)."""
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("bundled:bert-tiny"))
+    counts = write_token_stream(tokenizer, ["word " * 700], tmp_path / "tokens.bin", show_progress=False)
+    assert counts["tokens"] > tokenizer.model_max_length
+    assert not [record for record in caplog.records if "indexing errors" in record.getMessage()]
+
+
 def test_heldout_masks_do_not_depend_on_the_model(tiny_corpus):
     path = resolve_model("bundled:bert-tiny")
     tokenizer = AutoTokenizer.from_pretrained(path)

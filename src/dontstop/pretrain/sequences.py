@@ -41,7 +41,9 @@ def write_token_stream(tokenizer, documents: Iterable[str], path: Path, total: i
     bar = tqdm(total=total, desc="tokenize", unit="docs", disable=not show_progress)
     with open(temporary, "wb") as out:
         for chunk in _chunks(documents, TOKENIZE_CHUNK):
-            encoded = tokenizer(chunk, add_special_tokens=False)["input_ids"]
+            # verbose=False: a document longer than the model's positions goes on in the next
+            # sequence(s); the tokenizer's "will result in indexing errors" warning is not ours
+            encoded = tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
             ids = np.concatenate([np.asarray(doc + [tokenizer.sep_token_id], dtype=dtype) for doc in encoded])
             out.write(ids.tobytes())
             counts["tokens"] += len(ids)

@@ -48,7 +48,8 @@ def language_notes(suite: Suite, task_keys: list[str] | None = None) -> list[str
 def _unknown(tokenizer, texts: list[str]) -> str | None:
     if tokenizer.unk_token_id is None or not texts:
         return None
-    ids = [i for row in tokenizer(texts, add_special_tokens=False)["input_ids"] for i in row]
+    # verbose=False: counting tokens, not feeding a model (no "indexing errors" warning for a long text)
+    ids = [i for row in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] for i in row]
     share = sum(i == tokenizer.unk_token_id for i in ids) / max(len(ids), 1)
     if share <= UNKNOWN_SHARE:
         return None
