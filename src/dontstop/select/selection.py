@@ -70,7 +70,7 @@ def select_corpus(task_texts: list[str], pool_path: str | Path, out_dir: str | P
     task_keys = {text_key(text) for text in task_texts + queries}
     if method == "random":
         scan = _nonempty(scan_pool(pool_path, task_keys, exclude, unit), pool_path)
-        candidates = _random_candidates(len(scan.lines), len(queries), min(k, len(scan.lines)), seed)
+        candidates = _random_candidates(len(scan.lines), len(queries), k, seed)
         details = {"embedder": None, "index": None, "recall_at_k": None}
     else:
         settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed, bow_tokens, unit)
@@ -128,13 +128,13 @@ def _nonempty(scan: PoolScan, pool_path: Path) -> PoolScan:
 
 
 def _random_candidates(pool_size: int, n_queries: int, k: int, seed: int) -> np.ndarray:
-    """k distinct uniformly random pool ids per query, [n_queries, k], -1 past the pool (a k
-    over the pool's size is capped by the caller: the same draws)."""
+    """k distinct uniformly random pool ids per query, [n_queries, min(k, pool_size)]: past the
+    pool's size every id is drawn (a k of 5e10 allocated 102 TiB of -1 pads)."""
     rng = np.random.default_rng(seed)
     draws = min(k, pool_size)
-    candidates = np.full((n_queries, k), -1, dtype=np.int64)
+    candidates = np.empty((n_queries, draws), dtype=np.int64)
     for row in candidates:
-        row[:draws] = rng.choice(pool_size, size=draws, replace=False)
+        row[:] = rng.choice(pool_size, size=draws, replace=False)
     return candidates
 
 
