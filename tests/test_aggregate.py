@@ -144,6 +144,12 @@ def test_findings_report_holds_reversed_and_missing(mini_results, tmp_path):
     assert farthest.index[0].startswith("cs") and farthest.verdict.iloc[0] == "holds"  # +10.5 vs +1
     no_overlap = findings_frame(runs, layout, None)
     assert no_overlap.verdict.iloc[-1].startswith("missing")
+    # an overlap of other domains (`reviews` renamed): the farthest of the others was the verdict
+    write_run(mini_results, "bbc-topic", "baseline", 0, 70.0)
+    write_run(mini_results, "bbc-topic", "dapt", 0, 90.0)
+    partial = findings_frame(load_runs(mini_results, "mini", CONDITIONS), layout, {"cs": 20.0, "news": 10.0})
+    farthest = partial.set_index("claim").loc["DAPT gains most on the domain farthest from the base model's data"]
+    assert farthest.verdict == "missing (no vocabulary overlap for reviews)"
 
 
 def test_published_csv_cells_match_facts():
@@ -584,6 +590,14 @@ def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_an_interrupt
     assert main(argv) == 0 and (out / "table5.md").read_bytes() != before[out / "table5.md"]
     assert (out / "analysis" / "README.md").read_text() == "the analysis\n"   # what others wrote stays
     assert (out / "results.ipynb").read_text() == "a study's executed notebook\n"
+    for mine in (out / "notes.md", out / "plots" / "custom.png"):   # went with the earlier tables, exit 0
+        mine.write_text("mine\n")
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == (f"dontstop: error: {out}/notes.md: a file no aggregate wrote (its "
+                                               "index, README.md, does not list it; 1 more); the tables replace "
+                                               "their folder whole: move it out first")
+    assert (out / "notes.md").read_text() == (out / "plots" / "custom.png").read_text() == "mine\n"
 
 
 def test_two_aggregates_into_one_tables_root_take_turns(tmp_path):
@@ -622,7 +636,7 @@ def test_two_aggregates_into_one_tables_root_take_turns(tmp_path):
 def test_runs_behind_symlinked_folders_count_and_bad_probe_metrics_or_costs_are_one_line(mini_results, tmp_path,
                                                                                          capsys, monkeypatch):
     """A seed folder moved to another disk and linked back was done for `status` and missing from
-    the tables; an accuracy probe was a macro-F1 row's bold best; a stage's tokens of "lots" was a
+    the tables (and, moved once more, its dangling link too, with `run` failing on it, exit 1); an accuracy probe was a macro-F1 row's bold best; a stage's tokens of "lots" was a
     TypeError traceback in Table 9."""
     from dontstop.cli import main
     from conftest import probe_record
@@ -634,6 +648,13 @@ def test_runs_behind_symlinked_folders_count_and_bad_probe_metrics_or_costs_are_
     runs = load_runs(mini_results, "mini", CONDITIONS)
     assert sorted(runs[(runs.task == "aclsum-roles") & (runs.condition == "baseline")].seed) == [0, 1, 2]
     argv = ["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tmp_path / "tables")]
+    shutil.move(tmp_path / "elsewhere", tmp_path / "moved-again")   # the cell lost a seed, maybe became the bold best
+    for command in (argv, ["status", "--results-dir", str(mini_results), "--cache-dir", str(tmp_path / "cache")]):
+        assert main(command) == 2
+        assert capsys.readouterr().err.strip() == (f"dontstop: error: {cell}/seed_2: a link to nothing "
+                                                   f"({tmp_path}/elsewhere): a folder moved again? link it to "
+                                                   "where the folder is now, or remove the link")
+    shutil.move(tmp_path / "moved-again", tmp_path / "elsewhere")
     probe_record(metric="accuracy", test_metric=0.9).write(cell)
     assert main(argv) == 2
     assert capsys.readouterr().err.strip() == (f"dontstop: error: {cell}/probe.json: field 'metric' is 'accuracy': "
@@ -704,11 +725,13 @@ def test_aggregate_reads_each_run_once(mini_results, tmp_path, monkeypatch):
     assert sorted(read) == sorted(mini_results.rglob("metrics.json"))
 
 
-@pytest.mark.parametrize("case", ["tables_are_the_results", "plots_is_a_file", "overlap_not_there", "overlap_nan",
+@pytest.mark.parametrize("case", ["tables_are_the_results", "tables_are_the_cache", "plots_is_a_file",
+                                  "overlap_not_there", "overlap_nan", "overlap_of_other_domains",
                                   "run_of_another_metric", "run_of_another_lineage"])
 def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_written(case, mini_results, tmp_path,
                                                                                      capsys, monkeypatch):
-    """The tables written into the results folder (among the runs) were accepted; a file in place of
+    """The tables written into the results folder (among the runs) were accepted, and into the cache
+    folder they replaced the pretraining stages (`reproduce --cache-dir X --tables-dir X`); a file in place of
     plots/ (or a read-only one) failed with the system's words, exit 1, after the tables had been
     replaced; an --overlap file that is not there was skipped, its claim `missing`; one with a NaN
     cell gave the farthest-domain claim a verdict; a run scored by accuracy sat in a macro-F1 row."""
@@ -721,6 +744,9 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     overlap = tmp_path / "overlap.csv"
     if case == "overlap_nan":
         overlap.write_text("corpus,general,cs\ngeneral,100,nan\ncs,nan,100\n")
+    if case == "overlap_of_other_domains":   # `reviews` renamed (analyze vocab --names): decided on cs and news
+        overlap.write_text("corpus,general,cs,news,Reviews\ngeneral,100,40,50,45\ncs,40,100,30,30\n"
+                           "news,50,30,100,35\nReviews,45,30,35,100\n")
     run = mini_results / "mini" / "aclsum-roles" / "tapt" / "seed_3" / "metrics.json"
     if case == "run_of_another_metric":
         run.write_text(run.read_text().replace('"metric": "macro_f1"', '"metric": "accuracy"'))
@@ -729,12 +755,18 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
     flags, says = {"tables_are_the_results": (["--tables-dir", str(mini_results)],
                                               f"{mini_results}/mini: the tables would go among the runs of "),
+                   "tables_are_the_cache": (["--set", f"cache_dir={tmp_path}", "--tables-dir", str(tmp_path)],
+                                            f"{tmp_path}/mini: the tables would go among the pretraining stages of "
+                                            f"{tmp_path}/mini (the tables and cache folders are one)"),
                    "plots_is_a_file": (["--tables-dir", str(tables)],
                                        f"{tables}/mini/plots: not a writable directory ({tables}/mini/plots is a file)"),
                    "overlap_not_there": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                          f"--overlap {tmp_path}/overlap.csv: no such file"),
                    "overlap_nan": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                    f"{overlap}: not a corpus x corpus matrix of percentages"),
+                   "overlap_of_other_domains": (["--tables-dir", str(tables), "--overlap", str(overlap)],
+                                                f"--overlap {overlap}: no row for 'reviews' (it needs general and "
+                                                "the suite's domains: cs, reviews, news)"),
                    "run_of_another_lineage": (["--tables-dir", str(tables)],
                                               f"{mini_results}/mini/aclsum-roles/tapt/seed_0/metrics.json and {run}: "
                                               "runs of one cell fine-tuned from two lineages, 'base' and "
@@ -785,3 +817,20 @@ def test_a_difference_that_rounds_to_zero_is_shown_without_a_minus_sign():
     from dontstop.report.render import signed
 
     assert [signed(v) for v in (-0.03, 0.04, -0.06, 2.25, float("nan"))] == ["+0.0", "+0.0", "-0.1", "+2.2", "—"]
+
+
+def test_a_set_that_only_chooses_runs_is_refused_and_left_out_of_the_tables_command(mini_results, tmp_path, capsys):
+    """`aggregate --set seeds=[0,1]` tabled every seed it found, without a word; the command a
+    `reproduce --set seeds=[0,1]` wrote into its tables' README would now be refused."""
+    from dontstop.cli import main
+    from dontstop.flags import aggregate_command
+
+    assert main(["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tmp_path / "tables"),
+                 "--set", "seeds=[0,1]"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "dontstop: error: --set seeds=[0,1]: aggregate tables every run it finds; seeds only chooses what `run` "
+        "and `reproduce` make (to table fewer runs, keep them in a --results-dir of their own)")
+    assert not (tmp_path / "tables").exists()
+    given = argparse.Namespace(suite="mini", quick=False, set_values=["seeds=[0,1]", "finetune.lr=1e-4"],
+                               results_dir=None, tables_dir=None)
+    assert aggregate_command(given) == "dontstop aggregate --suite mini --set finetune.lr=1e-4"

@@ -328,6 +328,11 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
     (["--pool", "nwes=X"], "--pool nwes=X: key 'pools': unknown domain 'nwes' in suite 'mini'; known: cs, reviews, news"),
     (["--curated-corpus", "rt-polarty=X"], "--curated-corpus rt-polarty=X: key 'curated': unknown task 'rt-polarty' "
                                            "in suite 'mini'; known: aclsum-roles, aclsum-sections, rt-polarity"),
+    # ¬DAPT was DAPT: the claim that it is worse compared a corpus with itself
+    (["--domain-corpus", "news=data/mini/corpora/reviews.txt"],
+     "--domain-corpus news=data/mini/corpora/reviews.txt: key 'domain_corpora.news': "),
+    # a path without its .yaml: studies/mine.yaml was read (and a folder's namesake file)
+    (["--suite", "studies/mine"], "--suite studies/mine: no suite file; give a suite's name (mini, paper) or the path"),
     (["--seeds", "-1"], "--seeds -1: must be in [0, 4294967296)"),
     (["--seeds", "0", "0"], "--seeds 0 0: seed 0 given twice (each seed is one run)"),
     (["--workers", "0"], "--workers 0: must be >= 1"),

@@ -121,6 +121,11 @@ def test_data_check_cli_exit_codes(tmp_path, capsys):
     assert main(["data", "check", str(empty)]) == 2
     assert "empty corpus" in capsys.readouterr().out
     assert main(["data", "check", str(tmp_path / "missing.jsonl")]) == 2
+    capsys.readouterr()
+    good_corpus = write_lines(tmp_path / "corpus2.txt", ["some text"])   # an unknown --task was ignored on it
+    assert main(["data", "check", str(good_corpus), "--task", "chemprott"]) == 2
+    assert capsys.readouterr().err.strip().startswith("dontstop: error: --task chemprott: unknown task; known: "
+                                                      "chemprot, rct-20k")
 
 
 def test_corpus_streaming_dedups_and_excludes(tmp_path):

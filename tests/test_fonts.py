@@ -100,3 +100,27 @@ def test_the_hint_names_a_font_package_that_has_the_missing_script(system_fonts,
     assert "apt-get install fonts-noto-core)" in err and "cjk" not in err
     assert fonts.install_hint("댓글ข่าว").startswith("install a font that has them (Debian: apt-get install "
                                                   "fonts-noto-cjk fonts-noto-core)")
+
+
+def test_a_dollar_sign_in_a_label_is_drawn_as_text(system_fonts):
+    """A study's task named `Tweets #$AAPL vs #$TSLA` was read as mathtext: a ParseException
+    traceback while drawing the plots, after every job had run."""
+    title = "Tweets #$AAPL vs #$TSLA"
+    with pytest.raises(ValueError, match="Expected end of text"):
+        draw(title)
+    with label_fonts([title]):
+        assert draw(title) == []
+    assert matplotlib.rcParams["text.parse_math"]   # restored after
+
+
+def test_a_names_markup_characters_are_escaped_in_markdown_and_latex():
+    """A `|` in a study's name split its Markdown row one column on (the DAPT score stood under
+    ¬DAPT); `$ { } \\ ^ ~` reached the LaTeX table as markup."""
+    from dontstop.report.render import Grid, to_latex, to_markdown
+
+    grid = Grid(["Task", "DAPT"], [["Reviews | IMDb 50%", "59.7"], ["a$b{c}\\d^e~f", "1.0"]], bold={(0, 1)})
+    markdown = to_markdown(grid, "Table")
+    assert "| Reviews \\| IMDb 50% | **59.7** |" in markdown
+    assert [line.replace("\\|", "").count("|") for line in markdown.splitlines()[2:]] == [3] * 4
+    assert (r"a\$b\{c\}\textbackslash{}d\^{}e\~{}f & 1.0 \\" in to_latex(grid, "Table")
+            and r"Reviews \textbar{} IMDb 50\% & \textbf{59.7} \\" in to_latex(grid, "Table"))

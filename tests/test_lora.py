@@ -213,14 +213,23 @@ def test_an_unknown_target_module_lists_the_models_names(tiny_corpus, tmp_path, 
     assert not (tmp_path / "out" / "resume" / "tokens.bin").exists()       # before any work
     with pytest.raises(UserError, match="adapter: rank 0: must be >= 1"):
         run_pretraining(lora_recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "x", adapter={"rank": 0}))
+    # BERT-tiny's hidden size is 128: rank 100000 trained on, a 1.8 GB adapter at 17 s a step
+    with pytest.raises(UserError, match=re.escape("pretrain recipe: adapter: key 'rank': 129; the adapted layers "
+                                                  "of BertForMaskedLM take a rank of at most 128 (a higher one "
+                                                  "adds weights, not capacity)")):
+        run_pretraining(lora_recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "x", adapter={"rank": 129}))
+    assert not (tmp_path / "x" / "resume" / "tokens.bin").exists()
 
 
 def test_an_adapter_the_trainer_would_refuse_is_refused_by_the_suite_first(tiny_corpus, tmp_path):
     """The suite's checks and the trainer's ask the same rules (recipes.adapter_violations)."""
     from dontstop.suites import load_suite
 
-    cases = [({"target_modules": []}, "key 'target_modules': []; must name at least one layer",
-              "target_modules []: must name at least one layer"),
+    cases = [({"target_modules": []}, "key 'target_modules': []; must name layers, each once",
+              "target_modules []: must name layers, each once"),
+             ({"target_modules": ["query", "query"]},   # accepted, and a stage key of its own
+              "key 'target_modules': ['query', 'query']; must name layers, each once",
+              "target_modules ['query', 'query']: must name layers, each once"),
              ({"rank": 0}, "key 'rank': 0; must be >= 1", "rank 0: must be >= 1")]
     for adapter, in_suite, in_trainer in cases:
         with pytest.raises(UserError, match=re.escape(f"recipes.dapt_lora: adapter: {in_suite}")):
@@ -252,7 +261,16 @@ def test_an_adapter_on_a_stage_that_trains_every_weight_is_one_line(tmp_path):
     assert result.returncode == 2 and "recipes.dapt_lora: adapter: key 'ranks': unknown" in result.stderr
 
 
-def test_the_runner_refuses_an_unknown_target_module_before_any_work(mini_build, tmp_path):
+def test_the_runner_refuses_an_unknown_target_module_or_a_rank_past_the_layers_before_any_work(mini_build, tmp_path,
+                                                                                                capsys):
+    (tmp_path / "rank").mkdir()
+    rank = write_suite(tmp_path / "rank", dapt_lora={"adapter": {"rank": 200}})
+    assert main(["run", "experiments/dapt_lora", "--suite", str(rank), "--tasks", TASK, "--quick", "--dry-run",
+                 "--data-dir", str(mini_build[0]), "--results-dir", str(tmp_path / "results"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert capsys.readouterr().err.strip() == ("dontstop: error: suite mini-lora: recipes.dapt_lora: adapter: key "
+                                               "'rank': 200; the adapted layers of BertForMaskedLM take a rank of at "
+                                               "most 128 (a higher one adds weights, not capacity)")
     suite = write_suite(tmp_path, dapt_lora={"adapter": {"target_modules": ["query", "q_proj"]}})
     result = dontstop("run", "experiments/dapt_lora", "--suite", str(suite), "--tasks", TASK, "--quick",
                       "--data-dir", str(mini_build[0]), "--results-dir", str(tmp_path / "results"),

@@ -64,6 +64,37 @@ def test_a_model_folder_without_its_tokenizer_files_is_refused(tiny_roberta_dir,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_without_an_mlm_head_is_refused_before_any_work(tiny_roberta_dir, tiny_corpus, tmp_path,
+                                                                 monkeypatch):
+    """A sentence encoder (bundled:minilm, or an `*Model` saved without its head) loaded as
+    `*ForMaskedLM` got a random head: transformers printed its table of missing weights, and the
+    stage trained on, exit 0, its held-out MLM losses meaningless. The names of its saved weights
+    tell, for a folder and for a hub id in the Hugging Face cache alike."""
+    import shutil
+
+    from huggingface_hub import constants
+    from paper_world import add_repo
+    from transformers import AutoModel
+
+    from dontstop.pretrain.start_model import check_mlm_head
+
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_roberta_dir, encoder)
+    AutoModel.from_pretrained(tiny_roberta_dir).save_pretrained(encoder)   # the encoder alone, over the MLM
+    for name, weights in (("bundled:minilm", "model.safetensors"), (str(encoder), "model.safetensors")):
+        with pytest.raises(UserError, match=rf"^{name}: no MLM head among its weights \({weights} holds no "
+                                            r"lm_head\.\* or cls\.\*: a sentence encoder\?\); continued pretraining"):
+            run_pretraining(recipe(name, tiny_corpus, tmp_path / "out", max_steps=1))
+        assert not (tmp_path / "out").exists()
+    add_repo(tmp_path / "hub", "someone/encoder", {path.name: path.read_bytes() for path in encoder.iterdir()})
+    add_repo(tmp_path / "hub", "someone/mlm", {path.name: path.read_bytes() for path in tiny_roberta_dir.iterdir()})
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(UserError, match="^someone/encoder: no MLM head among its weights"):
+        check_mlm_head("someone/encoder")
+    for name in ("someone/mlm", str(tiny_roberta_dir), "bundled:bert-tiny", "someone/not-downloaded"):
+        check_mlm_head(name)
+
+
 def test_masked_only_loss_equals_the_stock_loss(model_name, tiny_corpus):
     path = resolve_model(model_name)
     tokenizer = AutoTokenizer.from_pretrained(path)

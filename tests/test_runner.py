@@ -277,6 +277,20 @@ def test_a_stage_or_run_longer_than_its_models_positions_is_refused_before_any_w
         assert not (tmp_path / "cache" / "mini").exists() and not (tmp_path / "results").exists()   # not even empty
 
 
+def test_a_base_model_without_an_mlm_head_is_refused_before_any_work(mini_build, tmp_path, capsys):
+    """`base_model: bundled:minilm` (a sentence encoder) passed the dry run, and every stage built on a random head."""
+    from dontstop.cli import main
+
+    data_dir, _ = mini_build
+    for dry in (["--dry-run"], []):
+        assert main(["reproduce", "--quick", *dry, "--set", "base_model=bundled:minilm", "--data-dir", str(data_dir),
+                     "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
+                     "--no-wandb"]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("dontstop: error: bundled:minilm: no MLM head among its weights"), line
+        assert not (tmp_path / "cache" / "mini").exists() and not (tmp_path / "results").exists()
+
+
 def test_dry_run_prints_the_plan_without_running(mini_build, tmp_path):
     data_dir, _ = mini_build
     result = dontstop("reproduce", "--dry-run", data_dir=data_dir, root=tmp_path)

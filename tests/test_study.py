@@ -218,6 +218,13 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "not_utf8": (_latin1, "study.yaml:45: not UTF-8 at byte offset 746 (byte 0xe9: invalid continuation byte); save it as UTF-8"),
     "builtin_name": (lambda f: bad_study(f, lambda s: s.update(name="mini")),
                      "key 'name': 'mini' is a built-in suite's name"),
+    "builtin_name_in_other_case": (lambda f: bad_study(f, lambda s: s.update(name="Mini")),
+                                   "key 'name': 'Mini' is 'mini' in all but case, a built-in suite's name"),
+    # nested stage folders: checkpoints/dapt-news/comments-1a2b3c4d/
+    "domain_not_a_folder_name": (lambda f: bad_study(f, lambda s: (
+                                     s["tasks"]["comments"].update(domain="news/comments"),
+                                     s["domain_corpora"].update({"news/comments": s["domain_corpora"]["news_comments"]}))),
+                                 "key 'domain_corpora': domain 'news/comments' is not a folder name"),
     "copied_mini": (lambda f: shutil.copy(REPO / "experiments" / "suites" / "mini.yaml", f / "mini.yaml"),
                     "key 'name': 'mini' is the built-in suite of"),
     "unknown_task_key": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(lable="x")),
@@ -243,6 +250,10 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "shared_data": (lambda f: bad_study(f, lambda s: s["tasks"].update(
                         replies={**s["tasks"]["comments"], "display": "replies"})),
                     "key 'tasks.replies.data': {f}/data/comments is the data of task 'comments' too; each task needs its own"),
+    # ¬DAPT was DAPT: the claim that it is worse compared a corpus with itself
+    "shared_corpus": (lambda f: bad_study(f, lambda s: s["domain_corpora"].update(wiki="corpora/comments.txt")),
+                      "key 'domain_corpora.wiki': {f}/corpora/comments.txt is the corpus of domain "
+                      "'news_comments' too; each domain needs its own"),
     "empty_data": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="")),
                    "key 'tasks.comments.data': empty"),
     "task_keys_differing_in_case": (
@@ -324,7 +335,7 @@ def test_a_flag_naming_a_domain_the_study_lacks_is_refused(korean_study, tmp_pat
     assert capsys.readouterr().err.strip() == (
         f"dontstop: error: --domain-corpus news_coment={corpus}: unknown domain 'news_coment' in study "
         "'korean-comments'; known: news_comments, wiki (a new domain goes in the study file's domain_corpora)")
-    assert dry_run(f"wiki={corpus}") == 0
+    assert dry_run(f"wiki={shutil.copy(corpus, tmp_path / 'wiki.txt')}") == 0
 
 
 def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, capsys):

@@ -85,12 +85,16 @@ def suite_overrides(args: argparse.Namespace) -> list[Override]:
     return found
 
 
+# Suite keys that choose which runs are made, never how they are tabled: `aggregate` refuses them.
+RUN_ONLY_KEYS = ("seeds", "quick_seeds", "probe", "quick_probe", "estimate_tokens_per_s", "estimate_bench")
+
+
 def aggregate_command(args: argparse.Namespace) -> str:
     """The `dontstop aggregate` command that makes these tables again from the same runs (their
     README names it): the flags of `args` that choose the runs and the tables' folder."""
     words = ["dontstop", "aggregate", "--suite", str(args.suite), *(["--quick"] if args.quick else [])]
     for value in args.set_values:
-        words += ["--set", value]
+        words += [] if value.partition("=")[0].split(".")[0] in RUN_ONLY_KEYS else ["--set", value]
     for flag in ("--results-dir", "--tables-dir"):
         given = getattr(args, flag[2:].replace("-", "_"), None)
         words += [flag, str(given)] if given else []

@@ -291,6 +291,6 @@ ADAPTER_RANGES: dict[str, Rule] = {"kind": OneOf(("lora",)), "rank": AT_LEAST_1,
 def adapter_violations(adapter: AdapterRecipe) -> list[Violation]:
     """Every value of `adapter` out of its range, and an empty `target_modules` (no layer to adapt)."""
     found = range_violations(ADAPTER_RANGES, dataclasses.asdict(adapter))
-    if not adapter.target_modules:
-        found.append(Violation("target_modules", adapter.target_modules, "must name at least one layer"))
+    if not adapter.target_modules or len(set(adapter.target_modules)) < len(adapter.target_modules):
+        found.append(Violation("target_modules", adapter.target_modules, "must name layers, each once"))
     return found

@@ -14,7 +14,7 @@ file name they live under (docs/CONTRACTS.md): no other module spells these name
 
 Writer, readers and tests all go through these classes, so a field is named in one place.
 Reading checks every key and type (config.from_dict) and fails with one line naming the file;
-reading from a results tree (`finished_runs`) also checks that each file sits in the folder of
+reading from a results tree (results_tree.py) also checks that each file sits in the folder of
 the suite, task, condition and seed it names.
 """
 from __future__ import annotations
@@ -245,25 +245,6 @@ def read_probe(path: str | Path) -> ProbeRecord:
     _check_folder(Path(path), record, {"condition": (1, record.condition), "task": (2, record.task),
                                        "suite": (3, record.suite)})
     return record
-
-
-def finished_runs(suite_results: str | Path) -> tuple[dict[Path, MetricsRecord], dict[Path, ProbeRecord]]:
-    """Every metrics.json and probe.json under <results>/<suite>/, each checked against its folder
-    (read_run, read_probe): what `aggregate`, `status` and `run` read, so all three refuse the same
-    misplaced file with the same line."""
-    runs = {path: read_run(path) for path in result_files(suite_results, METRICS_FILE)}
-    probes = {path: read_probe(path) for path in result_files(suite_results, PROBE_FILE)}
-    return runs, probes
-
-
-def result_files(suite_results: str | Path, name: str) -> list[Path]:
-    """Every file `name` under <results>/<suite>/: at any depth (a misplaced one is refused by
-    its folder check), and in its place (<task>/<condition>/[seed_N/]) through a symlinked
-    folder too, which `**` does not follow (a seed folder moved to another disk and linked back
-    was done for `status` and missing from the tables, without a word)."""
-    root = Path(suite_results)
-    placed = root.glob(f"*/*/seed_*/{name}" if name == METRICS_FILE else f"*/*/{name}")
-    return sorted(set(root.glob(f"**/{name}")) | set(placed))
 
 
 def _check_folder(path: Path, record, expected: dict[str, tuple[int, str | None]]) -> None:

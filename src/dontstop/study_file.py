@@ -100,8 +100,10 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
     if not is_folder_name(name):
         raise UserError(f"{_at(path, lines, 'name')}: key 'name': expected a folder name "
                         f"(letters, digits, '.', '-', '_'), got {name!r}")
-    if name in SUITES:
-        raise UserError(f"{_at(path, lines, 'name')}: key 'name': {name!r} is a built-in suite's name; "
+    twin = next((suite for suite in SUITES if suite.casefold() == name.casefold()), None)
+    if twin:   # `Mini`: results/Mini/ is results/mini/ on a disk that ignores case (macOS, Windows)
+        how = "" if twin == name else f"{twin!r} in all but case, "
+        raise UserError(f"{_at(path, lines, 'name')}: key 'name': {name!r} is {how}a built-in suite's name; "
                         "give the study its own (its results go to results/<name>/)")
     has_own_tasks = isinstance(data.get("tasks"), dict)
     fields = {} if parent is None else {key: getattr(parent, key) for key in yaml_fields(parent)}

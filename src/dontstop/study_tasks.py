@@ -95,6 +95,11 @@ def study_domains(path: Path, lines: dict[str, int], given: Any, tasks: dict[str
     keys = list(dict.fromkeys([t.domain for t in tasks.values()] + list(corpora)))
     given = given or {}
     at = located(str(path), lines, "domains")
+    for key in keys:   # `news/comments` made nested stage folders, checkpoints/dapt-news/comments-1a2b3c4d/
+        if not is_folder_name(key):
+            where = "domain_corpora" if key in corpora else "tasks"
+            raise UserError(f"{located(str(path), lines, where)}: key '{where}': domain {key!r} is not a folder "
+                            "name (letters, digits, '.', '-', '_'): it names the DAPT stage's folder")
     if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
         raise UserError(f"{at}: key 'domains': expected a mapping of domain to {{display, irrelevant}}")
     for key, spec in given.items():   # a typo of `irrelevant` chose another ¬DAPT domain silently

@@ -92,6 +92,10 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
                 lookup(name)
             except UserError as e:
                 problems.append(f"{where((key, name) if isinstance(names, dict) else (key,))}: key '{key}': {e}")
+    corpora = {domain: str(Path(suite.data_path(path)).resolve()) for domain, path in suite.domain_corpora.items()}
+    # one text as two domains: ¬DAPT was DAPT, and the claim that it is worse compared a corpus with itself
+    problems += [f"{where(('domain_corpora', domain))}: key 'domain_corpora.{domain}': {path} is the corpus of "
+                 f"domain {first!r} too; each domain needs its own" for domain, path, first in shared_names(corpora)]
     raise_problems(problems)
 
 

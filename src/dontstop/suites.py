@@ -99,9 +99,12 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides:
     line's `overrides` written into its mapping first (overrides.py) and checked with it."""
     path = Path(name_or_path)
     if not path.suffix:
+        known = sorted(p.stem for p in (Path(root) / "suites").glob("*.yaml"))
+        if len(path.parts) > 1:   # a folder, or a file without its suffix: `/a/study` read /a/study.yaml
+            raise UserError(f"--suite {name_or_path}: {'a folder' if path.is_dir() else 'no suite file'}; give a "
+                            f"suite's name ({', '.join(known)}) or the path of a suite YAML")
         path = Path(root) / "suites" / f"{name_or_path}.yaml"
         if not path.is_file():
-            known = sorted(p.stem for p in (Path(root) / "suites").glob("*.yaml"))
             raise UserError(f"--suite {name_or_path}: unknown suite; known: {', '.join(known)} "
                             "or a path to a suite YAML")
     data, lines = read_yaml_mapping(path)

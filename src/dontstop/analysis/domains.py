@@ -22,7 +22,8 @@ from ..data.leakage import leakage_keys
 from ..suites import Suite, checkpoints_dir
 from ..fileio import UserError
 from ..recipes import PretrainRecipe
-from ..records import PRETRAIN_RECORD_FILE, PretrainRecord, finished_runs
+from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
+from ..results_tree import finished_runs
 from ..stage_identity import domain_checkpoints
 from . import vocab
 

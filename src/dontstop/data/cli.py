@@ -82,6 +82,9 @@ def _build_mini(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    known = [key for suite in ([args.suite] if args.suite else SUITES) for key in SUITES[suite].tasks]
+    if args.task and args.task not in known:   # checked on a corpus it was ignored, exit 0
+        raise UserError(f"--task {args.task}: unknown task; known: {', '.join(dict.fromkeys(known))}")
     problems: list[Problem] = []
     checked = 0
     for path in map(Path, args.paths):

@@ -44,7 +44,7 @@ def lora_config(model, adapter: AdapterRecipe, where: str = "pretrain recipe: ad
     from peft import LoraConfig
 
     return LoraConfig(r=adapter.rank, lora_alpha=adapter.alpha, lora_dropout=adapter.dropout,
-                      target_modules=target_layers(model, adapter.target_modules, where),
+                      target_modules=target_layers(model, adapter.target_modules, adapter.rank, where),
                       modules_to_save=head_transform(model) if adapter.train_head else None, bias="none")
 
 
@@ -111,4 +111,5 @@ def check_target_modules(adapter: dict, model_name: str, where: str) -> None:
                         f"({first_line})") from None
     with torch.device("meta"):
         model = AutoModelForMaskedLM.from_config(config)
-    target_layers(model, from_dict(AdapterRecipe, adapter, where).target_modules, where)
+    section = from_dict(AdapterRecipe, adapter, where)
+    target_layers(model, section.target_modules, section.rank, where)

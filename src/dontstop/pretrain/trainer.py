@@ -41,6 +41,7 @@ from .outcome import (check_finite, check_output_dir, check_resumable, device_na
                       load_saved_state)
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
 from .sequences import training_sequences, whole_token_file, write_token_stream
+from .start_model import check_masked_lm
 
 TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
 WANDB_SUMMARY = ("steps", "tokens", "tokens_per_s", "wall_time_s", "final_train_loss",
@@ -144,8 +145,7 @@ class PretrainRun:
         self.processes, self.device = self.accelerator.num_processes, device_name(self.accelerator.device)
         set_seed(recipe.seed)  # a model without a trained MLM head (bundled:minilm) starts the same
         self.tokenizer = load_pretrained(AutoTokenizer, recipe.base_model)   # refused if its vocabulary is gone
-        if self.tokenizer.mask_token is None:
-            raise UserError(f"{recipe.base_model}: tokenizer has no mask token; not a masked-LM model")
+        check_masked_lm(recipe.base_model, self.tokenizer)   # a mask token, and an MLM head among its weights
         self.model = load_pretrained(AutoModelForMaskedLM, recipe.base_model, attn_implementation="sdpa")
         self.peft_model = wrap_for_training(self.model, recipe)  # LoRA in place; None: train every weight
         self.base_weights = base_weights(recipe) if self.peft_model else None   # as loaded: what LoRA trains on

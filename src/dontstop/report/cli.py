@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import wandb_log
 from ..conditions import EXPERIMENTS_DIR
 from ..fileio import UserError
-from ..flags import add_flag, add_suite_flags, aggregate_command, suite_overrides
+from ..flags import RUN_ONLY_KEYS, add_flag, add_suite_flags, aggregate_command, suite_overrides
 from ..study_file import tables_dir
 from ..suites import load_suite, with_quick
 from .runs import asked_settings_difference, read_runs
@@ -48,11 +48,25 @@ def _aggregate(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, overrides=overrides)
     tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
     suite = with_quick(suite, overrides) if args.quick else suite
+    for override in overrides:   # `--set seeds=[0,1]` tabled all five seeds, without a word
+        if override.keys[0] in RUN_ONLY_KEYS:
+            raise UserError(f"{override.given}: aggregate tables every run it finds; {override.keys[0]} only "
+                            "chooses what `run` and `reproduce` make (to table fewer runs, keep them in a "
+                            "--results-dir of their own)")
     check_tables_root(tables_root, suite)
     if args.wandb:
         wandb_log.check_settings()
     if args.overlap and not Path(args.overlap).is_file():   # it was skipped: the claim it decides said "missing"
         raise UserError(f"--overlap {args.overlap}: no such file (`dontstop analyze vocab` writes it)")
+    if args.overlap:   # one of other corpora (a domain renamed) decided the claim on the domains it had
+        from .findings import GENERAL, load_overlap   # pandas: not for --help
+
+        overlap = load_overlap(Path(args.overlap))
+        missing = [GENERAL] if overlap is None else [domain for domain in suite.domain_corpora if domain not in overlap]
+        if missing:
+            raise UserError(f"--overlap {args.overlap}: no row for {', '.join(map(repr, missing))} (it needs "
+                            f"{GENERAL} and the suite's domains: {', '.join(suite.domain_corpora)}); give the "
+                            "`dontstop analyze vocab` output of this suite's corpora")
     records = read_runs(suite.results_dir, suite)
     difference = asked_settings_difference(records, suite, args.quick)
     if difference:   # the tables would claim the suite's recipe for runs of another

@@ -126,8 +126,10 @@ def farthest_domain_gains_most(runs: pd.DataFrame, layout: Layout, overlap: dict
            "difference": np.nan, "p_value": np.nan, "mdd": np.nan, "paper_effect": np.nan, "test": "none"}
     gains = domain_gains(runs, layout, tasks, claim.better, claim.worse)
     known = {d: g for d, g in gains.items() if overlap and d in overlap}
-    if len(known) < 2:
+    unmeasured = sorted(set(gains) - set(known))   # the farthest of the others is no verdict on all of them
+    if len(known) < 2 or (overlap is not None and unmeasured):
         missing = ("no vocabulary overlap with the general corpus" if overlap is None
+                   else f"no vocabulary overlap for {', '.join(unmeasured)}" if unmeasured
                    else "fewer than two domains measured")
         return {**row, "verdict": f"missing ({missing})"}
     farthest = min(known, key=overlap.get)

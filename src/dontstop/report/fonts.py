@@ -87,6 +87,7 @@ def use_label_fonts(texts: Iterable[str]) -> None:
         print(f"dontstop: warning: no installed font draws {missing!r} (in the figures' labels): they "
               f"show as boxes; {install_hint(missing)}", file=sys.stderr)
     matplotlib.rcParams["font.family"] = families
+    matplotlib.rcParams["text.parse_math"] = False   # labels are names: a `$` in one was a mathtext traceback
     for character in missing:
         warnings.filterwarnings("ignore", message=rf"Glyph {ord(character)} ", category=UserWarning)
 

@@ -16,7 +16,8 @@ from scipy import stats
 
 from ..conditions import Conditions
 from ..fileio import UserError
-from ..records import PROBE_FILE, read_probe, result_files
+from ..records import PROBE_FILE, read_probe
+from ..results_tree import result_files
 from ..suites import Suite
 from .render import Grid, signed
 from .runs import summarize

@@ -54,7 +54,8 @@ def duration(seconds: float) -> str:
 
 def to_markdown(grid_: Grid, title: str) -> str:
     def line(cells: list[str], row: int) -> str:
-        marked = [f"**{c}**" if (row, j) in grid_.bold else c for j, c in enumerate(cells)]
+        escaped = [c.replace("|", r"\|") for c in cells]   # a `|` in a study's name split its row one column on
+        marked = [f"**{c}**" if (row, j) in grid_.bold else c for j, c in enumerate(escaped)]
         return "| " + " | ".join(marked) + " |"
 
     lines = [f"# {title}", ""] + ([grid_.note, ""] if grid_.note else [])
@@ -63,8 +64,10 @@ def to_markdown(grid_: Grid, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "±": r"$\pm$", "¬": r"$\neg$",
-                 "—": "---", "−": "$-$", "Δ": r"$\Delta$", "×": r"$\times$", "→": r"$\to$", "≥": r"$\geq$"}
+LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
+                 "\\": r"\textbackslash{}", "^": r"\^{}", "~": r"\~{}", "|": r"\textbar{}",
+                 "±": r"$\pm$", "¬": r"$\neg$", "—": "---", "−": "$-$", "Δ": r"$\Delta$", "×": r"$\times$",
+                 "→": r"$\to$", "≥": r"$\geq$"}
 
 
 def latex_escape(text: str) -> str:

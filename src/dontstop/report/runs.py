@@ -18,7 +18,8 @@ from scipy import stats
 from ..conditions import Conditions
 from ..fileio import UserError, file_sha256
 from ..recipes import MACHINE_FIELDS, MACHINE_PRETRAIN_FIELDS, RECIPE_KINDS, with_added_fields
-from ..records import METRICS_FILE, MetricsRecord, read_run, result_files
+from ..records import METRICS_FILE, MetricsRecord, read_run
+from ..results_tree import result_files
 from ..stage_identity import PER_STAGE_FIELDS, recipe_difference, stage_recipe
 from ..suites import Suite, load_suite
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..fileio import UserError, check_writable_dir
-from ..suites import Suite, analysis_dir
+from ..suites import Suite, analysis_dir, checkpoints_dir
 
 # What others write into a suite's tables folder, kept when an aggregate replaces the tables:
 # `dontstop analyze`'s domain analysis, and the notebook `reproduce` executes for a study file.
@@ -28,15 +28,18 @@ def check_tables_root(tables_root: Path, suite: Suite) -> None:
     """Before any work (`reproduce` writes the tables after every run): each folder the tables,
     plots and domain analysis go into can be written (a read-only plots folder, or a file in its
     place, failed once the tables had been replaced: half old, half new), none lies among the
-    runs of <results>/<suite>, whose README.md, plots/ or analysis/ it would overwrite, and none
-    holds the tables of other runs (`reproduce --results-dir results-lr` replaced paper_tables/mini,
-    the default run's, which the README shows) or files no aggregate wrote (its index names the
-    runs; `analysis/` is `dontstop analyze`'s). The tables' root too: they are written beside
-    their folder first (written_whole)."""
+    runs of <results>/<suite> or the stages of <cache>/<suite> (or holds them), which replacing
+    the folder would delete, and none holds the tables of other runs (`reproduce --results-dir
+    results-lr` replaced paper_tables/mini, the default run's, which the README shows) or files no
+    aggregate wrote (its index names the runs and links every file it wrote; `analysis/` is
+    `dontstop analyze`'s). The tables' root too: they are written beside their folder first
+    (written_whole)."""
     out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
-    if out.resolve() == runs.resolve() or runs.resolve() in out.resolve().parents:
-        raise UserError(f"{out}: the tables would go among the runs of {runs} (the tables and results "
-                        "folders are one); give the tables a folder of their own (--tables-dir)")
+    stages = checkpoints_dir(suite).parent.absolute()
+    for folder, what, flag in ((runs, "the runs", "results"), (stages, "the pretraining stages", "cache")):
+        if _nested(out, folder):   # the tables replace their whole folder (written_whole): what was in it goes
+            raise UserError(f"{out}: the tables would go among {what} of {folder} (the tables and {flag} "
+                            "folders are one); give the tables a folder of their own (--tables-dir)")
     theirs = tables_runs(out)
     if theirs and theirs.resolve() != runs.resolve():
         raise UserError(f"{out / 'README.md'}: these are the tables of the runs in {theirs}, not of {runs}; "
@@ -48,6 +51,24 @@ def check_tables_root(tables_root: Path, suite: Suite) -> None:
                         "of); give these runs' tables a folder of their own (--tables-dir), or empty that one")
     for folder in (out.parent, out, out / "plots", analysis_dir(tables_root, suite.name)):
         check_writable_dir(folder)
+    strays = _unlisted_files(out) if theirs else []
+    if strays:   # notes.md or a plot of one's own went with the earlier tables, said only as "replacing"
+        raise UserError(f"{out / strays[0]}: a file no aggregate wrote (its index, README.md, does not list it"
+                        f"{f'; {len(strays) - 1} more' if len(strays) > 1 else ''}); the tables replace their "
+                        "folder whole: move it out first")
+
+
+def _unlisted_files(out_dir: Path) -> list[str]:
+    """The files of an aggregate's folder (outside KEPT) that its index does not link to."""
+    listed = set(re.findall(r"\]\(([^)]+)\)", (out_dir / "README.md").read_text(encoding="utf-8", errors="replace")))
+    found = (path.relative_to(out_dir) for path in out_dir.rglob("*") if path.is_file() or path.is_symlink())
+    return sorted(str(path) for path in found if path.parts[0] not in KEPT and str(path) not in listed | {"README.md"})
+
+
+def _nested(first: Path, second: Path) -> bool:
+    """Whether two folders are one, or one lies inside the other (links resolved)."""
+    first, second = first.resolve(), second.resolve()
+    return first == second or first in second.parents or second in first.parents
 
 
 def tables_runs(out_dir: Path) -> Path | None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..suites import Suite, checkpoint_lineage
 from ..fileio import UserError, file_sha256
-from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord, finished_runs
+from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord
+from ..results_tree import finished_runs
 from ..tasks import SPLITS
 from .plan import RunPlan
 from .job_actions import finetune_recipe

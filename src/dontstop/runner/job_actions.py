@@ -146,16 +146,21 @@ def probe_job(plan: RunPlan, suite: Suite) -> None:
 
 def check_models_available(jobs) -> None:
     """Every model an unfinished job starts from can be loaded (a hub id offline must be in the
-    cache): one line naming the first missing one, before any work."""
+    cache), and one a pretraining starts from has an MLM head: one line naming the first that
+    cannot, before any work."""
     from ..models import check_available
+    from ..pretrain.start_model import check_mlm_head
 
-    starts = {job.stage.parent for job in jobs if job.kind == "pretrain" and not job.done()}
+    pretraining = {job.stage.parent for job in jobs if job.kind == "pretrain" and not job.done()}
+    starts = set(pretraining)
     starts |= {job.plan.model for job in jobs if job.kind == "finetune" and not job.done()}
     starts |= {job.stage.selection.get("encoder_model", "bundled:minilm") for job in jobs   # kNN's encoder
                if job.kind == "pretrain" and not job.done() and (job.stage.selection or {}).get("embedder") == "encoder"}
     ours = {job.stage.checkpoint_dir for job in jobs if job.kind == "pretrain"}  # built by earlier jobs
     for name in sorted(starts - ours):
         check_available(name)
+    for name in sorted(pretraining - ours):
+        check_mlm_head(name)
 
 
 def check_finished_stages(jobs, suite: Suite) -> None:
