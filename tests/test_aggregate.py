@@ -834,3 +834,17 @@ def test_a_set_that_only_chooses_runs_is_refused_and_left_out_of_the_tables_comm
     given = argparse.Namespace(suite="mini", quick=False, set_values=["seeds=[0,1]", "finetune.lr=1e-4"],
                                results_dir=None, tables_dir=None)
     assert aggregate_command(given) == "dontstop aggregate --suite mini --set finetune.lr=1e-4"
+
+
+def test_a_run_of_a_condition_the_experiments_dir_lacks_names_that_folder(mini_results, tmp_path, capsys):
+    """The line said "not a condition folder of experiments/" when --experiments-dir named another."""
+    from conftest import metrics_record
+    from dontstop.cli import main
+
+    experiments = shutil.copytree(EXPERIMENTS_DIR, tmp_path / "my-experiments")
+    run = mini_results / "mini" / "aclsum-roles" / "mine" / "seed_0"
+    metrics_record(condition="mine").write(run)
+    assert main(["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tmp_path / "tables"),
+                 "--experiments-dir", str(experiments)]) == 2
+    assert f"{run}/metrics.json: field 'condition' is 'mine': not a condition folder of {experiments}/ (known: " \
+        in capsys.readouterr().err

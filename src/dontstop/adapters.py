@@ -82,7 +82,8 @@ def target_layers(model, leaf_names: list[str], rank: int, where: str) -> list[s
             raise UserError(f"{where}: target module {name!r} is not a Linear layer of "
                             f"{type(model).__name__}'s encoder; its Linear layers: {', '.join(known)}")
     chosen = [full for full, leaf in layers.items() if leaf in leaf_names]
-    most = min(min(model.get_submodule(full).in_features, model.get_submodule(full).out_features) for full in chosen)
+    adapted = [model.get_submodule(full) for full in chosen]
+    most = min(min(layer.in_features, layer.out_features) for layer in adapted)
     if rank > most:
         raise UserError(f"{where}: key 'rank': {rank}; the adapted layers of {type(model).__name__} take a rank of "
                         f"at most {most} (a higher one adds weights, not capacity)")

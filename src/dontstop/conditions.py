@@ -88,6 +88,7 @@ class Condition:
 class Conditions:
     """Every condition folder of an experiments directory, in `order`."""
     members: tuple[Condition, ...]
+    root: Path = EXPERIMENTS_DIR    # the experiments directory they are the folders of
 
     def __iter__(self):
         return iter(self.members)
@@ -188,7 +189,7 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
         key, _, first = clash[0]
         raise UserError(f"{root / key / 'config.yaml'}: condition {key!r} differs from condition {first!r} "
                         "only in case; their results folders would be one on macOS or Windows: rename one")
-    conditions = Conditions(tuple(sorted(found, key=lambda e: (e.order, e.condition))))
+    conditions = Conditions(tuple(sorted(found, key=lambda e: (e.order, e.condition))), root)
     if sum(not e.stages for e in found) != 1:
         raise UserError(f"{root}: exactly one condition must have no stages (the baseline)")
     shared = shared_names(conditions.display)   # two table columns of one name

@@ -67,7 +67,7 @@ def _run_row(path: Path, record: MetricsRecord, suite: Suite, conditions: Condit
     checks = {"suite": (record.suite == suite.name, f"expected {suite.name!r}"),
               "task": (record.task in suite.tasks, f"not a task of the {suite.name} suite"),
               "condition": (record.condition in conditions,
-                            f"not a condition folder of experiments/ (known: {', '.join(conditions.display)})")}
+                            f"not a condition folder of {conditions.root}/ (known: {', '.join(conditions.display)})")}
     task = suite.task_table.get(record.task)
     if task is not None:   # an accuracy run in a macro-F1 row was its bold best
         checks["metric"] = (record.metric == task.metric, f"the suite scores {record.task} by {task.metric}")

@@ -78,7 +78,7 @@ def shown_conditions(conditions: Conditions, runs: pd.DataFrame) -> Conditions:
     kept = [e for e in conditions if e.default or e.condition in ran]
     named = {key for e in kept for key in [*e.significance_against, *(c.better for c in e.claims),
                                            *(c.worse for c in e.claims)]}
-    return Conditions(tuple(e for e in conditions if e in kept or e.condition in named))
+    return Conditions(tuple(e for e in conditions if e in kept or e.condition in named), conditions.root)
 
 
 def make_layout(suite: Suite | str, conditions: Conditions) -> Layout:
