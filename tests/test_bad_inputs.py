@@ -167,6 +167,19 @@ def test_only_the_planned_tasks_must_be_there(world, capsys):
     nothing_written(tmp_path)
 
 
+def test_a_task_folder_copied_over_another_is_refused_before_any_work(world, capsys):
+    """Two tasks of the same files (a folder copied under another task's name) made two identical
+    table rows, and the Transfer-TAPT of either was TAPT on its own text, exit 0."""
+    tmp_path, root, flags = world
+    shutil.rmtree(root / "tasks" / "rt-subjectivity")
+    shutil.copytree(root / "tasks" / "rt-polarity", root / "tasks" / "rt-subjectivity")
+    for extra in ([], ["--dry-run"]):
+        [line] = refused(capsys, "reproduce", "--conditions", "baseline", *flags, *extra)
+        assert line == (f"{root / 'tasks' / 'rt-subjectivity'}: the same train, dev and test files as task "
+                        f"'rt-polarity' ({root / 'tasks' / 'rt-polarity'}): a copied folder? each task needs its own data")
+    nothing_written(tmp_path)
+
+
 def test_valid_inputs_pass_the_same_checks_and_a_later_change_is_seen(world, capsys):
     tmp_path, root, flags = world
     assert main(["reproduce", "--dry-run", *map(str, flags)]) == 0, capsys.readouterr().err

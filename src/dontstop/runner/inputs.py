@@ -18,7 +18,7 @@ from ..data.formats import Problem, check_corpus, iter_corpus, load_split, parse
 from ..data.leakage import leakage_keys
 from ..data.task_checks import check_task, one_label_cut
 from ..suites import Suite
-from ..fileio import atomic_write_json, raise_problems, read_memo
+from ..fileio import atomic_write_json, file_sha256, raise_problems, read_memo
 from ..tasks import SPLITS
 from .plan import RunPlan, unique_stages
 
@@ -66,7 +66,8 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, s
     if memo != before:
         atomic_write_json(memo_path, memo)
     if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
-        problems += _nothing_beyond_task_text(plans, suite) + _one_label_cuts(plans, suite)
+        problems += [*_nothing_beyond_task_text(plans, suite), *_one_label_cuts(plans, suite),
+                     *_copied_tasks(whole, suite)]
     raise_problems([p.error_line for p in problems if p.severity == "error"], SHOWN,
                    f"; `dontstop data check {Path(suite.data_dir) / suite.name}` lists every one")
 
@@ -139,6 +140,22 @@ def _one_label_cuts(plans: list[RunPlan], suite: Suite) -> list[Problem]:
     paths = [suite.task_dir(key) / "train.jsonl" for key in dict.fromkeys(plan.task.key for plan in plans)]
     return [problem for path in paths if cut and path.is_file()
             if (problem := one_label_cut(load_split(path), cut, path))]
+
+
+def _copied_tasks(keys: list[str], suite: Suite) -> list[Problem]:
+    """A task whose three files are byte for byte another's (a folder copied under a new name):
+    two identical table rows, and its Transfer-TAPT was TAPT. Hashes are memoised (file_sha256)."""
+    first: dict[tuple[str, ...], str] = {}
+    problems = []
+    for key in keys:
+        files = [suite.task_dir(key) / f"{split}.jsonl" for split in SPLITS]
+        if all(path.is_file() for path in files):
+            digest = tuple(file_sha256(path, suite.cache_dir) for path in files)
+            if first.setdefault(digest, key) != key:
+                problems.append(Problem(str(suite.task_dir(key)), None, None, "the same train, dev and test files as "
+                                        f"task {first[digest]!r} ({suite.task_dir(first[digest])}): a copied "
+                                        "folder? each task needs its own data"))
+    return problems
 
 
 def _checked_corpus(path: str, pool: bool) -> list[Problem]:
