@@ -350,13 +350,21 @@ def fill_hf_cache(cache_dir: str | Path, model_dir: str | Path,
 # --- S3 --------------------------------------------------------------------------------------------
 
 class QuietRangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files with single byte-range support (S3 answers `Range: bytes=N-` with 206,
-    which resumable downloads rely on), and no access log on stderr."""
+    """Static files with single byte-range support as S3 has it (`Range: bytes=N-` answered with
+    206, unless If-Range names another version than the ETag S3 sends), which resumable
+    downloads rely on, and no access log on stderr."""
+
+    def end_headers(self):
+        path = Path(self.translate_path(self.path))
+        if path.is_file():
+            self.send_header("ETag", _etag(path))
+        super().end_headers()
 
     def send_head(self):
         requested = self.headers.get("Range", "")
         path = Path(self.translate_path(self.path))
-        if not requested.startswith("bytes=") or not path.is_file():
+        if not requested.startswith("bytes=") or not path.is_file() \
+                or self.headers.get("If-Range", _etag(path)) != _etag(path):
             return super().send_head()
         size = path.stat().st_size
         start_text, _, end_text = requested[len("bytes="):].partition("-")
@@ -379,6 +387,10 @@ class QuietRangeHandler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+def _etag(path: Path) -> str:
+    return f'"{hashlib.md5(path.read_bytes()).hexdigest()}"'   # S3's, for a file sent in one part
 
 
 @contextlib.contextmanager

@@ -790,6 +790,10 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     ("run", {"WANDB_PROJECT": "my/study#2"}, "WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"),
     ("run", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
     ("run", {"WANDB_DIR": "{file}/wandb"}, "{file}/wandb: not a writable directory ({file} is a file)"),
+    # a dry run passed; finetune and pretrain trained on without logging, in a warning, exit 0
+    ("dry-run", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
+    ("finetune", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
+    ("pretrain", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
 ])
 def test_a_wandb_project_name_wandb_refuses_is_one_line_before_any_work(command, setting, says, mini_results, mini_build,
                                                                         tmp_path, capsys, monkeypatch):
@@ -801,11 +805,17 @@ def test_a_wandb_project_name_wandb_refuses_is_one_line_before_any_work(command,
     monkeypatch.setenv("WANDB_MODE", "offline")
     for key, value in setting.items():
         monkeypatch.setenv(key, value.format(file=tmp_path / "file"))
+    run = ["run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "0", "--quick",
+           "--data-dir", str(mini_build[0]), "--results-dir", str(tmp_path / "new-results"),
+           "--cache-dir", str(tmp_path / "cache")]
     given = {"aggregate": ["aggregate", "--wandb", "--results-dir", str(mini_results),
                            "--tables-dir", str(tmp_path / "tables")],
-             "run": ["run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "0", "--quick",
-                     "--data-dir", str(mini_build[0]), "--results-dir", str(tmp_path / "new-results"),
-                     "--cache-dir", str(tmp_path / "cache")]}[command]
+             "run": run, "dry-run": [*run, "--dry-run"],
+             "finetune": ["finetune", "--suite", "mini", "--task", "rt-polarity", "--model", "bundled:bert-tiny",
+                          "--data-dir", str(mini_build[0]), "--out", str(tmp_path / "new-results" / "run")],
+             "pretrain": ["pretrain", "--model", "bundled:bert-tiny", "--steps", "1", "--corpus",
+                          str(mini_build[0] / "mini" / "corpora" / "cs.txt"), "--out", str(tmp_path / "new-results")],
+             }[command]
     assert main(given) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"dontstop: error: {says.format(file=tmp_path / 'file')}"), line

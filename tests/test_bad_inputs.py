@@ -373,6 +373,9 @@ def test_bad_run_flags_are_one_line_naming_the_flag(world, capsys, argv, message
     (["finetune", "--task", "rt-polarity"], "finetune: the following arguments are required: --suite, --model, --out"),
     (["reproduce", "--conditoins", "dapt"], "reproduce: unrecognized arguments: --conditoins dapt"),
     (["reprodcue"], "argument command: invalid choice: 'reprodcue' (choose from"),
+    # accepted, where every other command refuses a seed numpy and torch cannot take
+    (["data", "build-mini", "--seed", "-1"], "data build-mini: argument --seed: -1: must be in [0, 4294967296)"),
+    (["analyze", "mlm-loss", "--seed", "-1"], "analyze mlm-loss: argument --seed: -1: must be in [0, 4294967296)"),
 ])
 def test_a_flag_argparse_refuses_is_one_line_naming_the_command(tmp_path, capsys, argv, message):
     """argparse printed its whole usage block (up to 20 lines) above its error line."""
@@ -478,9 +481,27 @@ def test_pretrain_refuses_a_corpus_that_is_not_utf8_before_training(world, capsy
     (["--epochs", "0"], "--epochs 0: must be >= 1"),
     (["--lr", "-1"], "--lr -1.0: must be > 0"),
     (["--batch-size", "0"], "--batch-size 0: must be >= 1"),
+    # recorded as given, and tabled so: a run from the base model as TAPT, a condition of "../../x"
+    (["--model", "{checkpoint}", "--lineage", "base+tapt-rt-polarity"],
+     "--lineage 'base+tapt-rt-polarity': --model {checkpoint} is a checkpoint of lineage 'base'"),
+    (["--condition", "../../x"], "--condition '../../x': not a folder name (letters, digits, '.', '-', '_')"),
+    (["--lineage", ""], "--lineage '': empty"),
+    (["--out", "{notes}"], "--out {notes}: holds a config.json no run wrote, which the run's would replace; "
+                              "choose another --out"),
 ])
 def test_bad_finetune_flags_are_one_line_and_leave_no_run_folder(world, capsys, argv, message):
+    from conftest import pretrain_record
+    from dontstop.models import bundled_model_dir
+
     tmp_path, _, _ = world
+    checkpoint = tmp_path / "cache" / "mini" / "checkpoints" / "base-0123abcd"   # a base stage of ours
+    shutil.copytree(bundled_model_dir("bert-tiny"), checkpoint)
+    pretrain_record().write(checkpoint)
+    notes = tmp_path / "notes"   # a folder of one's own, its config.json replaced by the run's
+    (notes / "config.json").parent.mkdir()
+    (notes / "config.json").write_text('{"my": "settings"}')
+    argv = [a.format(checkpoint=checkpoint, notes=notes) for a in argv]
+    message = message.format(checkpoint=checkpoint, notes=notes)
     out = tmp_path / "adhoc" / "seed_-1"
     assert refused(capsys, "finetune", "--suite", "mini", "--task", "rt-polarity", "--model", "bundled:bert-tiny",
                    "--out", out, "--data-dir", tmp_path / "data", "--no-wandb", *argv) == [message]
@@ -523,6 +544,8 @@ def test_data_and_select_commands_refuse_an_output_under_a_file_or_an_empty_task
     assert refused(capsys, "data", "build-mini", "--data-dir", file / "data") == [
         f"{file / 'data'}: not a writable directory ({file} is a file)"]
     assert refused(capsys, "data", "build-mini", "--data-dir", tmp_path / "data", "--readme", file / "README.md") == [under]
+    assert refused(capsys, "data", "build-mini", "--data-dir", tmp_path / "data", "--readme", tmp_path) == [
+        f"--readme {tmp_path}: a folder; give the path of the file to write"]   # after the build: a temp file, exit 1
     assert not (tmp_path / "data").exists()
     # nothing listens on the mirror's port: the folder is refused before any download is tried
     assert refused(capsys, "data", "download", HYPERPARTISAN.key, "--data-dir", file,

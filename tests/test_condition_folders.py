@@ -31,6 +31,8 @@ def condition_folder(root, key, text):
 
 @pytest.mark.parametrize("keys, message", [
     ({"display": "''"}, r"config.yaml:2: key 'display': empty; it is the condition's table row"),
+    # a Markdown row split in two in table6.md, findings.md and significance.md
+    ({"display": '"Mi\\nne"'}, r"config.yaml:2: key 'display': holds '\\n'; it is the condition's table row, one line"),
     ({"order": ".nan"}, r"config.yaml:4: key 'order': nan; must be a finite number"),      # sorted nowhere
     ({"stages": "[tapt]", "significance_against": "[mine]"},
      r"config.yaml:6: key 'significance_against': 'mine' is this condition \(a test against itself\)"),
@@ -69,6 +71,15 @@ def test_a_folder_of_the_experiments_dir_without_config_yaml_is_refused(experime
     make(experiments)
     with pytest.raises(UserError, match=rf"experiments/mine: a folder of .*experiments without config.yaml {found}; "
                        "every folder there but suites/ is a condition"):
+        load_conditions(experiments)
+
+
+def test_two_conditions_whose_names_read_the_same_are_refused(experiments):
+    """`display: "TAPT "` (a trailing space) made a second column that reads TAPT."""
+    text = (experiments / "tapt" / "config.yaml").read_text()
+    condition_folder(experiments, "mine", text.replace("condition: tapt", "condition: mine")
+                     .replace('display: "TAPT"', 'display: "TAPT "'))
+    with pytest.raises(UserError, match=r"tapt/config.yaml: key 'display': 'TAPT' names condition 'mine' too"):
         load_conditions(experiments)
 
 

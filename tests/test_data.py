@@ -122,6 +122,9 @@ def test_data_check_cli_exit_codes(tmp_path, capsys):
     assert "empty corpus" in capsys.readouterr().out
     assert main(["data", "check", str(tmp_path / "missing.jsonl")]) == 2
     capsys.readouterr()
+    too_long = tmp_path / ("a" * 300)   # an OSError from the path given: the user's to fix, exit 2 (was 1)
+    assert main(["data", "check", str(too_long)]) == 2
+    assert capsys.readouterr().err.strip() == f"dontstop: error: {too_long}: File name too long"
     good_corpus = write_lines(tmp_path / "corpus2.txt", ["some text"])   # an unknown --task was ignored on it
     assert main(["data", "check", str(good_corpus), "--task", "chemprott"]) == 2
     assert capsys.readouterr().err.strip().startswith("dontstop: error: --task chemprott: unknown task; known: "

@@ -1,4 +1,5 @@
 """`dontstop data download` against a local HTTP server serving paper-format fixtures."""
+import hashlib
 import http.server
 import json
 import re
@@ -20,8 +21,9 @@ TASK_FILES = ["dev.jsonl", "manifest.json", "test.jsonl", "train.jsonl"]
 
 
 class FixtureServer(http.server.BaseHTTPRequestHandler):
-    """Serves FIXTURE at any <...>/<split>.jsonl with Range support; `cut_after` bytes then
-    drops the connection once."""
+    """Serves FIXTURE at any <...>/<split>.jsonl as S3 does: an ETag of its bytes, and Range
+    honoured unless If-Range names another version (then the whole file, 200); `cut_after`
+    bytes then drops the connection once."""
     files = FIXTURE
     cut_after = None
     requests = []
@@ -29,9 +31,13 @@ class FixtureServer(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         name = self.path.rsplit("/", 1)[-1].removesuffix(".jsonl")
         body = self.files[name]
+        etag = f'"{hashlib.md5(body).hexdigest()}"'
         start = int(self.headers.get("Range", "bytes=0-")[6:].rstrip("-") or 0)
+        if self.headers.get("If-Range", etag) != etag:   # changed since the .part began
+            start = 0
         type(self).requests.append((name, start))
         self.send_response(206 if start else 200)
+        self.send_header("ETag", etag)
         self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
         payload = body[start:]
@@ -125,13 +131,31 @@ def test_interrupted_transfer_resumes_from_the_partial_file(tmp_path, server):
     assert FixtureServer.requests[-1] == ("train", 1000)
 
 
+def test_a_partial_file_of_another_version_or_mirror_is_fetched_again_from_the_start(tmp_path, server):
+    """A .part was resumed whatever it held: the file changed on the server (or another mirror
+    given) had its rest appended to the old bytes, two versions in one file, exit 0."""
+    FixtureServer.cut_after = 1000
+    target = tmp_path / "train.jsonl"
+    with pytest.raises(UserError, match="interrupted"):
+        fetch(f"{server}/train.jsonl", target, None, progress=False)
+    FixtureServer.files["train"] = FIXTURE["train"].replace(b"sentence", b"SENTENCE")   # a new version
+    fetch(f"{server}/train.jsonl", target, None, progress=False)
+    assert target.read_bytes() == FixtureServer.files["train"] and FixtureServer.requests[-1] == ("train", 0)
+    FixtureServer.cut_after = 1000
+    with pytest.raises(UserError, match="interrupted"):
+        fetch(f"{server}/train.jsonl", tmp_path / "dev.jsonl", None, progress=False)
+    fetch(f"{server}/other-mirror/train.jsonl", tmp_path / "dev.jsonl", None, progress=False)   # another URL
+    assert FixtureServer.requests[-1] == ("train", 0)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["dev.jsonl", "train.jsonl"]   # no .part left
+
+
 def test_cut_transfer_on_the_command_line_is_one_line_and_resumes(workdir, server, capsys):
     FixtureServer.cut_after = 1000
     assert main(["data", "download", "hyperpartisan_news", "--data-url", server]) == 2
     line = one_error_line(capsys)
     assert f"{server}/hyperpartisan_news/train.jsonl" in line and "interrupted" in line
     dest = workdir / "data" / "paper" / "tasks" / "hyperpartisan_news"
-    assert sorted(p.name for p in dest.iterdir()) == ["train.jsonl.part"]
+    assert sorted(p.name for p in dest.iterdir()) == ["train.jsonl.part", "train.jsonl.part-source"]
     assert main(["data", "download", "hyperpartisan_news", "--data-url", server]) == 0
     assert sorted(p.name for p in dest.iterdir()) == TASK_FILES
     assert all((dest / f"{split}.jsonl").read_bytes() == FIXTURE[split] for split in SPLITS)
@@ -240,7 +264,8 @@ def test_a_split_missing_on_the_server_creates_no_final_file(workdir, s3, capsys
     assert main(["data", "download", "sciie", "--data-url", url]) == 2
     assert f"{url}/sciie/dev.jsonl" in one_error_line(capsys)
     dest = workdir / "data" / "paper" / "tasks" / "sciie"
-    assert sorted(p.name for p in dest.iterdir()) == ["train.jsonl.part"]  # kept to resume from
+    # kept to resume from, with the version it is of
+    assert sorted(p.name for p in dest.iterdir()) == ["train.jsonl.part", "train.jsonl.part-source"]
     (root / "sciie" / "dev.jsonl").write_bytes(dev)
     assert main(["data", "download", "sciie", "--data-url", url]) == 0
     assert sorted(p.name for p in dest.iterdir()) == TASK_FILES
@@ -274,3 +299,39 @@ def test_unknown_task_keys_name_the_known_ones(workdir, capsys):
     assert main(["data", "download", "--all", "chemprot"]) == 2
     assert "--all" in one_error_line(capsys)
     assert not (workdir / "data").exists()
+
+
+class OddServer(http.server.BaseHTTPRequestHandler):
+    """A mirror that answers every request with `reply`: (status, headers)."""
+    reply = (200, {})
+
+    def do_GET(self):
+        status, headers = self.reply
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value.format(path=self.path))
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("reply, says", [
+    ((200, {"Content-Length": "abc"}), "no valid HTTP response (Content-Length 'abc')"),   # a ValueError traceback
+    ((302, {"Location": "{path}"}), "HTTP 302 The HTTP server returned a redirect error that would lead to an "
+                                    "infinite loop. The last 30x error message was: Found"),   # three lines
+])
+def test_a_mirror_answering_oddly_is_one_line(tmp_path, reply, says):
+    OddServer.reply = reply
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OddServer)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/train.jsonl"
+        with pytest.raises(UserError) as error:
+            fetch(url, tmp_path / "train.jsonl", None, progress=False)
+        assert str(error.value) == f"{url}: {says}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert not list(tmp_path.iterdir())

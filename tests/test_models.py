@@ -46,3 +46,11 @@ def test_the_tokens_a_sequence_can_hold_follow_the_models_positions():
     assert sequence_limit(BertConfig(max_position_embeddings=512)) == 512
     assert sequence_limit(DebertaV2Config(relative_attention=True, position_biased_input=False)) is None
     assert model_sequence_limit("bundled:bert-tiny") == 512
+
+
+def test_the_offline_message_quotes_the_setting_as_given(monkeypatch):
+    """`HF_HUB_OFFLINE=yes` was quoted back as HF_HUB_OFFLINE=1."""
+    from dontstop.models import _offline_message
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "yes")
+    assert "roberta-base: not in the local cache and offline (HF_HUB_OFFLINE=yes, cache " in _offline_message("roberta-base")

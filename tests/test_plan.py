@@ -6,6 +6,7 @@ copied condition folder passes them as it is (`test_a_copied_condition_folder_pa
 import dataclasses
 import json
 import random
+import re
 import shutil
 
 import pytest
@@ -88,6 +89,14 @@ def test_a_copied_condition_folder_passes_the_same_checks(mini_suite, tmp_path):
     assert "my_dapt_tapt" in [c.condition for c in select_conditions(conditions, None)]
     assert write_readmes(experiments) == [experiments / "my_dapt_tapt" / README]   # its README, rendered
     assert write_readmes(experiments, check=True) == []
+    mine = experiments / "my_dapt_tapt" / README   # one's own notes there were written over, exit 0
+    mine.write_text("My notes on this condition\n")
+    with pytest.raises(UserError, match=re.escape(f"{mine}: a README `dontstop readmes` did not write (its title "
+                                                  "is not '# My DAPT + TAPT (`my_dapt_tapt`)'), which it would "
+                                                  "replace; move it aside")):
+        write_readmes(experiments)
+    assert mine.read_text() == "My notes on this condition\n"
+    assert write_readmes(experiments, check=True) == [mine]
 
 
 def test_the_default_run_is_every_condition_whose_folder_says_default():

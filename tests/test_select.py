@@ -323,6 +323,11 @@ def test_bad_pool_line_is_a_one_line_user_error(tmp_path, capsys):
     (["--embedder", "encoder", "--encoder-model", "./no-model"], "--encoder-model ./no-model: no such folder"),
     (["--exclude-dev-test-of", "{file}"], "{file}: a file; give the task's folder, which holds dev.jsonl and "
                                           "test.jsonl"),   # "{file}/dev.jsonl: not found"
+    # ignored without a word: a bag-of-words selection, an exact search, a random one
+    (["--encoder-model", "bundled:bert-tiny"], "--encoder-model bundled:bert-tiny: only --method knn --embedder "
+                                               "encoder uses it; leave it out"),
+    (["--nprobe", "5"], "--nprobe 5: only --method knn --index ivf uses it; leave it out"),
+    (["--method", "random", "--dim", "5"], "--dim 5: only --method knn with the bow embedder uses it; leave it out"),
 ])
 def test_a_bad_select_flag_is_one_line_before_any_work(flags, message, tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")

@@ -243,6 +243,8 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                             "key 'domains.news_comments.irrelevent': unknown; known keys: display, irrelevant"),
     "empty_display": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(display=" ")),
                       "key 'tasks.comments.display': empty; it is the task's table row"),
+    "display_line_break": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(display="댓글\n답글")),
+                           "key 'tasks.comments.display': holds '\\n'; it is the task's table row, one line"),
     # every job ran, then writing the tables failed (UnicodeEncodeError), half of them written
     "display_lone_surrogate": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(display="댓글 \ud800")),
                                "key 'tasks.comments.display': holds a lone surrogate \\ud800 at character 4"),

@@ -10,6 +10,7 @@ one line and exits 1; a reader that stops reading our output (`| head`) ends it 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import select
@@ -97,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _os_error(e: OSError) -> int:
+    """One line naming the file; exit 1 (the machine's trouble: a full disk, a permission), but 2
+    for a path no file system takes (a name too long: the flag's value, a user's to fix)."""
     where = f"{e.filename}: " if e.filename else ""
     print(f"dontstop: error: {where}{e.strerror or e}", file=sys.stderr)
-    return 1
+    return 2 if e.errno == errno.ENAMETOOLONG else 1
 
 
 def _stdout_reader_gone() -> bool:

@@ -11,10 +11,11 @@ repeats its config by hand and drifts from it.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .conditions import APPLIES_TO_TEXT, PAPER_TABLES, Condition, Conditions, load_conditions
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, raise_problems
 from .suites import Suite, load_suite
 
 README = "README.md"
@@ -48,12 +49,20 @@ def write_readmes(experiments_dir: Path, check: bool = False) -> list[Path]:
     """Render the README of every condition folder under `experiments_dir`; returns those that
     differed (and, unless `check`, were rewritten)."""
     conditions, paper = load_conditions(experiments_dir), load_suite("paper")
-    differ = []
-    for condition in conditions:
-        path = experiments_dir / condition.condition / README
-        text = render_readme(condition, conditions, paper)
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            differ.append(path)
-            if not check:
-                atomic_write_text(path, text)
+    rendered = {experiments_dir / c.condition / README: render_readme(c, conditions, paper) for c in conditions}
+    differ = [path for path, text in rendered.items()
+              if not path.is_file() or path.read_text(encoding="utf-8", errors="replace") != text]
+    # a README of one's own in a condition folder (not a rendering: another title) was written over
+    raise_problems([] if check else [f"{path}: a README `dontstop readmes` did not write (its title is not "
+                                     f"{rendered[path].splitlines()[0]!r}), which it would replace; move it aside"
+                                     for path in differ if path.is_file() and not _rendered_title(path)])
+    for path in [] if check else differ:
+        atomic_write_text(path, rendered[path])
     return differ
+
+
+def _rendered_title(path: Path) -> bool:
+    """Whether a README's first line is a rendering's title, `# <display> (`<condition>`)`: of
+    this condition, or of the one its folder was copied from."""
+    first = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    return re.fullmatch(r"# .+ \(`[^`]+`\)", first) is not None

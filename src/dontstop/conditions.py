@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import from_dict, located, read_yaml_mapping, shared_names
+from .config import as_shown, from_dict, located, read_yaml_mapping, shared_names, unprintable
 from .fileio import UserError, unicode_twins
 from .tasks import SuiteTasks, Task
 
@@ -155,6 +155,9 @@ def _check_values(condition: Condition, where) -> None:
     (NaN), a test against itself or twice, a stage whose input the tasks of `applies_to` lack."""
     if not condition.display.strip():
         raise UserError(f"{where('display')}: key 'display': empty; it is the condition's table row")
+    if unprintable(condition.display):
+        raise UserError(f"{where('display')}: key 'display': holds {unprintable(condition.display)!r}; it is the "
+                        "condition's table row, one line")
     if not math.isfinite(condition.order):
         raise UserError(f"{where('order')}: key 'order': {condition.order}; must be a finite number")
     against = condition.significance_against
@@ -192,7 +195,8 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
     conditions = Conditions(tuple(sorted(found, key=lambda e: (e.order, e.condition))), root)
     if sum(not e.stages for e in found) != 1:
         raise UserError(f"{root}: exactly one condition must have no stages (the baseline)")
-    shared = shared_names(conditions.display)   # two table columns of one name
+    # two table columns of one name
+    shared = shared_names({key: as_shown(name) for key, name in conditions.display.items()})
     if shared:
         key, name, first = shared[0]
         raise UserError(f"{root / key / 'config.yaml'}: key 'display': {name!r} names condition {first!r} too; "

@@ -169,6 +169,18 @@ def nested_key_lines(path: str | Path) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def as_shown(name: str) -> str:
+    """A display name as a table shows it: runs of spaces are one, none at either end ("TAPT "
+    and "TAPT" were two columns that read the same)."""
+    return " ".join(name.split())
+
+
+def unprintable(name: str) -> str | None:
+    """The first line break or other control character of a display name, if one (a Markdown
+    table's row, split in two by it)."""
+    return next((character for character in name if not character.isprintable()), None)
+
+
 def shared_names(names: dict[str, str]) -> list[tuple[str, str, str]]:
     """(key, name, the first key of that name) for every key whose display name an earlier key
     already has: two table rows (or columns) of one name, which no reader can tell apart."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 
@@ -175,7 +176,8 @@ def check_sequence_length(max_length: int, limit: int | None, model: str, where:
 def _offline_message(hub_id: str) -> str:
     from huggingface_hub import constants
 
-    return (f"{hub_id}: not in the local cache and offline (HF_HUB_OFFLINE=1, cache "
+    given = os.environ.get("HF_HUB_OFFLINE", "1")   # as set: `yes` was quoted as 1
+    return (f"{hub_id}: not in the local cache and offline (HF_HUB_OFFLINE={given}, cache "
             f"{constants.HF_HUB_CACHE}); fetch it where there is network: hf download {hub_id}")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .conditions import EXPERIMENTS_DIR
-from .config import from_dict, nested_key_lines, shared_names
+from .config import as_shown, from_dict, nested_key_lines, shared_names
 from .fileio import UserError, raise_problems
 from .overrides import Override, given_for
 from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, OneOf, RECIPE_KINDS, SEED, SET_BY_THE_RUNNER, AdapterRecipe,
@@ -178,6 +178,6 @@ def _adapter_problems(keys: tuple[str, ...], overrides: Mapping[str, Any],
 
 def _shared_display_names(suite, where: Callable[[tuple[str, ...]], str]) -> list[str]:
     """Two tasks with one display name (config.shared_names); an unknown task key is the lookups' to say."""
-    names = {key: suite.task_table[key].name for key in suite.tasks if key in suite.task_table}
+    names = {key: as_shown(suite.task_table[key].name) for key in suite.tasks if key in suite.task_table}
     return [f"{where(('tasks', key, 'display'))}: key 'tasks.{key}.display': {name!r} names task {first!r} too; "
             "every task's table row needs a name of its own" for key, name, first in shared_names(names)]

@@ -109,6 +109,16 @@ def model_artifact(model: str) -> ModelArtifact:
     return ModelArtifact(artifact_name(model, "base-"), HUB_URL + model)
 
 
+def wanted(no_wandb: bool) -> bool:
+    """Whether a command logs to W&B (no --no-wandb, and W&B configured), its settings checked
+    first (check_settings): `finetune` and `pretrain` trained on without logging, and a dry run
+    passed, where `run` refused a mistyped WANDB_MODE."""
+    on = not no_wandb and configured()
+    if on:
+        check_settings()
+    return on
+
+
 def check_settings() -> None:
     """The W&B settings this process reads from its environment, by wandb's own checks, before any
     work: the project (WANDB_PROJECT, else "dontstop"), WANDB_MODE and WANDB_DIR. W&B refused a bad

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..config import parse_pairs
 from ..fileio import UserError, check_writable_dir
-from ..flags import add_pair_flags, add_suite_flags, suite_overrides
+from ..flags import add_pair_flags, add_suite_flags, seed_flag, suite_overrides
 from ..recipes import PretrainRecipe, check_flags
 from ..study_file import tables_dir
 from ..suites import Suite, analysis_dir, load_suite
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     add_suite_flags(parser, folders=("--data-dir", "--cache-dir"))   # --suite, --set and the data and cache roots
-    parser.add_argument("--seed", type=int, default=0, help="document sample (and mask) seed")
+    parser.add_argument("--seed", type=seed_flag, default=0, help="document sample (and mask) seed")
     parser.add_argument("--out", type=Path, help="this analysis's folder (default: paper_tables/<suite>/analysis)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_pair_flags(parser, ("--domain-corpus",))

@@ -14,6 +14,7 @@ from pathlib import Path
 from .formats import Problem, check_corpus, parse_split, task_dir
 from .task_checks import check_task
 from ..fileio import UserError, check_writable_dir
+from ..flags import seed_flag
 from ..tasks import PAPER_TASKS, SUITES, get_task
 
 CORPUS_SUFFIXES = (".txt", ".jsonl")
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     build = commands.add_parser("build-mini", help="build the offline mini benchmark")
     build.add_argument("--data-dir", default="data")
-    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--seed", type=seed_flag, default=0)
     build.add_argument("--readme", help="where to write the size table (default: <data-dir>/README.md)")
     build.set_defaults(func=_build_mini)
 
@@ -72,6 +73,8 @@ def _build_mini(args: argparse.Namespace) -> int:
     readme = Path(args.readme or Path(args.data_dir) / "README.md")
     for folder in (args.data_dir, readme.parent):   # before the build, not after it
         check_writable_dir(folder)
+    if readme.is_dir():   # found after the whole build, in a line naming a temporary file, exit 1
+        raise UserError(f"--readme {readme}: a folder; give the path of the file to write")
     if readme.is_file() and GENERATED not in readme.read_text(encoding="utf-8", errors="replace")[:200]:
         raise UserError(f"--readme {readme}: a file build-mini did not write, which it would replace; "
                         "give another --readme")

@@ -5,7 +5,9 @@ paper's S3 bucket unless `--data-url` or, below it, the DONTSTOP_DATA_URL enviro
 names a mirror with the same layout (data_base).
 
 Each file is streamed into `<name>.part`; an interrupted transfer is resumed with an HTTP
-Range request on the next call. A task's splits are renamed into place together, once all of
+Range request on the next call, from the same URL and only while the server still has the
+version it began (If-Range with the ETag or Last-Modified kept in `<name>.part-source`; else
+it starts over). A task's splits are renamed into place together, once all of
 them have arrived, so a failed request (an HTTP error such as 404, a refused connection, a cut
 transfer) creates or replaces no final file; only a cut transfer leaves a `.part` behind, to
 resume from. Each finished file's sha256 and size go into `manifest.json` beside it. A second
@@ -103,7 +105,7 @@ def _check_staged(task: Task, dest_dir: Path, new: list[str], urls: dict[str, st
     if not errors:
         return
     for split in new:
-        _part(dest_dir / f"{split}.jsonl").unlink(missing_ok=True)
+        _drop_part(dest_dir / f"{split}.jsonl")
     served = {str(paths[split]): urls[split] for split in new}
     raise_problems([f"{dataclasses.replace(p, path=served.get(p.path, p.path)).error_line}; "
                     "nothing was replaced" for p in errors], where_all=f" (in {', '.join(urls.values())})")
@@ -121,8 +123,35 @@ def _part(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 
 
+def _part_source(part: Path) -> Path:
+    """Beside a .part: the URL its bytes come from and the version the server named for them
+    (ETag, else Last-Modified), which a resumed request must still match (If-Range)."""
+    return part.with_name(part.name + "-source")
+
+
 def _finish(path: Path) -> None:
     os.replace(_part(path), path)
+    _part_source(_part(path)).unlink(missing_ok=True)
+
+
+def _drop_part(path: Path) -> None:
+    _part(path).unlink(missing_ok=True)
+    _part_source(_part(path)).unlink(missing_ok=True)
+
+
+def _resume_headers(url: str, part: Path) -> dict[str, str]:
+    """Range and If-Range to resume `part`: only for the URL it came from and the version the
+    server named then, which the server still has or else sends the whole file again (a .part
+    of another mirror, or of a file changed since, had the rest of the new one appended to it:
+    two versions in one file, recorded in manifest.json as fetched). Else no header: from the start."""
+    have = part.stat().st_size if part.exists() else 0
+    try:
+        source = read_json(_part_source(part)) if have else {}
+    except UserError:   # a damaged note: the bytes cannot be vouched for
+        source = {}
+    if not (isinstance(source, dict) and source.get("url") == url and source.get("version")):
+        return {}
+    return {"Range": f"bytes={have}-", "If-Range": source["version"]}
 
 
 def _stage(url: str, path: Path, recorded: dict | None, progress: bool) -> dict:
@@ -136,7 +165,7 @@ def _stage(url: str, path: Path, recorded: dict | None, progress: bool) -> dict:
     _stream_to(url, part, progress)
     digest, size = sha256_file(part), part.stat().st_size
     if recorded and recorded.get("sha256") not in (None, digest):
-        os.unlink(part)
+        _drop_part(path)
         raise UserError(f"{url}: checksum mismatch (got sha256 {digest[:12]}…, manifest.json "
                         f"records {recorded['sha256'][:12]}…); nothing was replaced")
     return {"url": url, "sha256": digest, "bytes": size}
@@ -145,15 +174,17 @@ def _stage(url: str, path: Path, recorded: dict | None, progress: bool) -> dict:
 def _stream_to(url: str, part: Path, progress: bool) -> None:
     """Append the rest of `url` to `part`, resuming from its current size. Nothing is
     written, and no folder made, unless the server answers with the file."""
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    headers = _resume_headers(url, part)
+    have = part.stat().st_size if headers else 0
+    request = urllib.request.Request(url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
         e.close()
         if e.code == 416 and have:               # nothing left to fetch: .part is complete
             return
-        raise UserError(f"{url}: HTTP {e.code} {e.reason}") from None
+        reason = " ".join(str(e.reason).split())   # a redirect loop's is three lines
+        raise UserError(f"{url}: HTTP {e.code} {reason}") from None
     except (urllib.error.URLError, OSError) as e:
         raise UserError(f"{url}: cannot connect ({getattr(e, 'reason', e)})") from None
     except http.client.HTTPException as e:       # not an HTTP server on the other end
@@ -162,10 +193,13 @@ def _stream_to(url: str, part: Path, progress: bool) -> None:
         raise UserError(f"{url}: not a URL to download from ({e})") from None
     with response:
         resumed = have and getattr(response, "status", 200) == 206
-        expected = _expected_total(response, have if resumed else 0)
+        expected = _expected_total(response, have if resumed else 0, url)
         mode = "ab" if resumed else "wb"         # a server that ignores Range sends it all again
         written = have if resumed else 0
         part.parent.mkdir(parents=True, exist_ok=True)
+        if not resumed:   # what a later call may resume: this URL, in this version
+            atomic_write_json(_part_source(part), {"url": url, "version": response.headers.get("ETag")
+                                                   or response.headers.get("Last-Modified")})
         with open(part, mode) as out, tqdm(total=expected, initial=written, unit="B",
                                            unit_scale=True, desc=part.stem,
                                            disable=True if not progress else None) as bar:
@@ -189,6 +223,8 @@ def _copy(response, out, bar, written: int, url: str) -> int:
     return written
 
 
-def _expected_total(response, offset: int) -> int | None:
+def _expected_total(response, offset: int, url: str) -> int | None:
     length = response.headers.get("Content-Length")
+    if length is not None and not length.strip().isdigit():   # int() raised: a traceback, exit 1
+        raise UserError(f"{url}: no valid HTTP response (Content-Length {length!r})")
     return offset + int(length) if length is not None else None

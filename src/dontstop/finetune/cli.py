@@ -6,14 +6,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from .. import wandb_log
 from ..fileio import UserError
 from ..overrides import folder
 from ..recipes import FinetuneRecipe, check_flags
-from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE, MetricsRecord
-from ..suites import load_suite
+from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE, RUN_CONFIG_FILE, MetricsRecord
+from ..study_tasks import is_folder_name
+from ..suites import checkpoint_lineage, load_suite
 from ..tasks import Task
 
 
@@ -31,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-train-examples", type=int, help="first N training examples only")
     parser.add_argument("--condition", help="recorded in metrics.json (the runner sets it)")
-    parser.add_argument("--lineage", default="base", help="pretraining lineage of --model")
+    parser.add_argument("--lineage", help="pretraining lineage of --model (default: a checkpoint of ours "
+                                          "names its own, base-...-1a2b3c4d; any other model: base)")
     parser.add_argument("--skip-finished", action="store_true", help="leave a finished run as it is")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
     parser.set_defaults(func=_finetune_command)
@@ -46,15 +49,30 @@ def _finetune_command(args: argparse.Namespace) -> int:
     recipe = FinetuneRecipe(model=args.model, task=args.task, suite=suite.name,
                             data_dir=args.data_dir, **flags)
     _check_out(Path(args.out), recipe, task, args.skip_finished)
+    lineage = _lineage(args)
     from .trainer import run_finetune   # here: torch, transformers and peft, not for `--help`
 
-    metrics = run_finetune(recipe, args.out, task=task, condition=args.condition, lineage=args.lineage,
-                           wandb=not args.no_wandb and wandb_log.configured(),
+    metrics = run_finetune(recipe, args.out, task=task, condition=args.condition, lineage=lineage,
+                           wandb=wandb_log.wanted(args.no_wandb),
                            reuse_finished=args.skip_finished)
     print(f"{metrics.task} seed {metrics.seed}: {metrics.metric} dev {metrics.dev_metric:.4f} "
           f"test {metrics.test_metric:.4f} (best epoch {metrics.best_epoch}/{metrics.epochs_run}, "
           f"{metrics.wall_time_s:.1f} s)")
     return 0
+
+
+def _lineage(args: argparse.Namespace) -> str:
+    """The lineage the run records (the tables read it): a checkpoint of ours names its own in its
+    folder's name; --lineage is checked against it, and --condition is a folder name (the tables
+    took `--lineage base+tapt-x` for a run from the base model, as TAPT, and `--condition ../../x`)."""
+    if args.condition is not None and not is_folder_name(args.condition):
+        raise UserError(f"--condition {args.condition!r}: not a folder name (letters, digits, '.', '-', '_')")
+    model = Path(args.model)
+    own = checkpoint_lineage(model.name) if (model / PRETRAIN_RECORD_FILE).is_file() else None
+    if args.lineage is not None and (not args.lineage.strip() or own and args.lineage != own):
+        raise UserError(f"--lineage {args.lineage!r}: " + (f"--model {args.model} is a checkpoint of lineage {own!r}"
+                                                            if own else "empty"))
+    return args.lineage or own or "base"
 
 
 def _check_out(out: Path, recipe: FinetuneRecipe, task: Task, skip_finished: bool) -> None:
@@ -63,6 +81,9 @@ def _check_out(out: Path, recipe: FinetuneRecipe, task: Task, skip_finished: boo
     (one of another task, seed, model or recipe was returned as this one, exit 0)."""
     if _holds_a_model(out) or (Path(recipe.model).is_dir() and out.resolve() == Path(recipe.model).resolve()):
         raise UserError(f"--out {out}: holds a model, whose config.json the run's would replace; choose another --out")
+    if (out / RUN_CONFIG_FILE).is_file() and not _a_runs_config(out / RUN_CONFIG_FILE):   # one's own, replaced
+        raise UserError(f"--out {out}: holds a {RUN_CONFIG_FILE} no run wrote, which the run's would replace; "
+                        "choose another --out")
     if skip_finished and (out / METRICS_FILE).is_file():
         from .resolve import recipe_difference   # torch: not for `--help`
 
@@ -76,6 +97,15 @@ def _check_out(out: Path, recipe: FinetuneRecipe, task: Task, skip_finished: boo
         if differ:
             raise UserError(f"{out / METRICS_FILE}: --skip-finished: a finished run, but not the one asked "
                             f"({'; '.join(differ)}); choose another --out")
+
+
+def _a_runs_config(path: Path) -> bool:
+    """Whether a config.json is the resolved recipe a run writes first (an interrupted run's: redone)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(found, dict) and {"model", "task", "suite", "seed"} <= found.keys()
 
 
 def _holds_a_model(folder: Path) -> bool:

@@ -91,7 +91,7 @@ def adapter_from_args(pairs: list[str]) -> dict[str, Any]:
 def _main(args) -> int:
     from .trainer import run_pretraining   # here: torch and transformers, not for `--help`
 
-    record = run_pretraining(recipe_from_args(args), wandb=not args.no_wandb and wandb_log.configured(),
+    record = run_pretraining(recipe_from_args(args), wandb=wandb_log.wanted(args.no_wandb),
                              guard=leakage_guard(args.exclude_dev_test_of))
     losses = " -> ".join("n/a" if loss is None else f"{loss:.3f}"
                          for loss in (record.heldout_loss_before, record.heldout_loss_after))

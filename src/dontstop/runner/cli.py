@@ -216,6 +216,7 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: 
         print(f"note: --workers {args.workers} is more than this machine's {cpu_count()} CPU cores: each worker "
               "computes with one thread and holds its own model, so the extra ones add memory, not speed",
               flush=True)
+    wandb = wandb_log.wanted(args.no_wandb)   # a dry run checks what the run would
     if args.dry_run:
         stale = stale_results(plans, suite, args.allow_mixed)
         jobs = make_jobs(plans, suite.probe, analysis_stages(suite, plans) if analysis else [], {s.path for s in stale})
@@ -225,9 +226,6 @@ def _go(plans: list[RunPlan], suite: Suite, args: argparse.Namespace, analysis: 
         if stale and not args.rerun_stale:
             refuse(stale)
         return 0
-    wandb = not args.no_wandb and wandb_log.configured()
-    if wandb:
-        wandb_log.check_settings()
     if args.launcher == "slurm":
         return launch_on_slurm(plans, suite, slurm_options(args), wandb=wandb, allow_mixed=args.allow_mixed,
                                rerun_stale=args.rerun_stale, analysis=analysis)

@@ -24,6 +24,11 @@ from .embed import BOW_TOKENS, EMBEDDERS
 from .selection import METHODS, select_corpus
 
 
+# kNN's settings: flags default to None, so that one given where it does nothing is refused (_unused_flags)
+KNN_DEFAULTS = {"embedder": "bow", "encoder_model": "bundled:minilm", "dim": 128, "bow_tokens": "sklearn",
+                "index": "flat", "nprobe": knn_index.DEFAULT_NPROBE}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("select", help="kNN-TAPT / RAND-TAPT corpus from a pool")
     parser.add_argument("--task-text", required=True, help="task train.jsonl or .txt (its sentences query)")
@@ -35,15 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a candidate: a sentence of a pool line (the paper's) or the whole line")
     parser.add_argument("--query-unit", choices=QUERY_UNITS, default=DEFAULT_QUERY_UNIT,
                         help="a query: a sentence of a task text (the paper's) or the whole text")
-    parser.add_argument("--embedder", choices=EMBEDDERS, default="bow")
-    parser.add_argument("--encoder-model", default="bundled:minilm")
-    parser.add_argument("--dim", type=int, default=128, help="bow vector size (VAMPIRE: 81)")
-    parser.add_argument("--bow-tokens", choices=BOW_TOKENS, default="sklearn",
-                        help="words of the bow embedder: sklearn (space-separated scripts) or "
+    parser.add_argument("--embedder", choices=EMBEDDERS, help="kNN: how texts become vectors (default bow)")
+    parser.add_argument("--encoder-model", help="--embedder encoder: its model (default bundled:minilm)")
+    parser.add_argument("--dim", type=int, help="--embedder bow: vector size (default 128; VAMPIRE: 81)")
+    parser.add_argument("--bow-tokens", choices=BOW_TOKENS,
+                        help="--embedder bow: its words: sklearn (space-separated scripts, the default) or "
                              "scripts (also Chinese, Japanese, Thai, Hindi...)")
-    parser.add_argument("--index", choices=knn_index.INDEX_TYPES, default="flat")
-    parser.add_argument("--nprobe", type=int, default=knn_index.DEFAULT_NPROBE,
-                        help="IVF lists scanned per query")
+    parser.add_argument("--index", choices=knn_index.INDEX_TYPES, help="kNN: the faiss index (default flat)")
+    parser.add_argument("--nprobe", type=int,
+                        help=f"--index ivf: lists scanned per query (default {knn_index.DEFAULT_NPROBE})")
     parser.add_argument("--index-dir", help="folder to save the index in, or reuse it from")
     add_flag(parser, "--exclude-dev-test-of", old=["--exclude-from"], nargs="*", default=[], metavar="TASK_DIR",
              help="task folders whose dev/test text must never be selected (their leakage keys)")
@@ -51,7 +56,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
+def _unused_flags(args: argparse.Namespace) -> list[str]:
+    """One line per flag given where it does nothing: it was ignored without a word (an encoder
+    model without --embedder encoder got a bag-of-words selection, exit 0)."""
+    knn, encoder, ivf = args.method == "knn", args.embedder == "encoder", args.index == "ivf"
+    used_by = {"embedder": (knn, "--method knn"), "index": (knn, "--method knn"), "index_dir": (knn, "--method knn"),
+               "encoder_model": (knn and encoder, "--method knn --embedder encoder"),
+               "dim": (knn and not encoder, "--method knn with the bow embedder"),
+               "bow_tokens": (knn and not encoder, "--method knn with the bow embedder"),
+               "nprobe": (knn and ivf, "--method knn --index ivf")}
+    return [f"--{key.replace('_', '-')} {getattr(args, key)}: only {what} uses it; leave it out"
+            for key, (used, what) in used_by.items() if getattr(args, key) is not None and not used]
+
+
 def _run(args: argparse.Namespace) -> int:
+    raise_problems(_unused_flags(args))
+    for key, value in KNN_DEFAULTS.items():
+        setattr(args, key, value if getattr(args, key) is None else getattr(args, key))
     numbers = {"k": args.k, "dim": args.dim, "nprobe": args.nprobe, "seed": args.seed}
     raise_problems([v.as_flag(f"--{v.field}") for v in range_violations(
         {**SELECTION_RANGES, "k": AT_LEAST_1, "seed": SEED}, numbers)])
