@@ -405,3 +405,19 @@ def test_the_paper_suites_tapt_trains_on_all_of_the_task_text(condition):
         recipe = PretrainRecipe(**{**stage.recipe, "base_model": "roberta-base", "corpora": [], "output_dir": ""})
         assert recipe.heldout_documents == 0, (condition, key)
         assert not recipe.pack_documents, (condition, key)   # a batch of 256 documents, as Table 9 counts
+
+
+def test_a_stage_key_is_the_same_whichever_way_the_data_folder_is_spelled(tmp_path, monkeypatch):
+    """`--data-dir /home/me/repo/data`, the folder `data` is, built every stage again: the keys
+    named the input files as written; now as under `data/`, their content hashed as before."""
+    from conftest import write_tiny_mini_tasks
+    from dontstop.overrides import folder
+
+    write_tiny_mini_tasks(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    keys = []
+    for data in ("data", str(tmp_path / "data"), "./data/../data"):
+        suite = load_suite("mini", overrides=folder("--data-dir", "data_dir", data))
+        plans = [plan for condition in load_conditions() for plan in plan_runs(suite, condition, planning_only=True)]
+        keys.append(sorted(stage.key for stage in unique_stages(plans)))
+    assert keys[0] == keys[1] == keys[2] and len(keys[0]) > 20

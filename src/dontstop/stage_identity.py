@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,6 +36,7 @@ TEXT_KEY_RULE = 2
 # Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder
 # (named by the key itself) and the suite's `pretrain_seed`; each is in the key on its own.
 PER_STAGE_FIELDS = ("base_model", "corpora", "output_dir", "seed")
+DEFAULT_DATA_DIR = Suite.data_dir   # how keys spell the data folder, wherever it is (keyed_path)
 
 
 def resolved_recipe(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +47,15 @@ def resolved_recipe(overrides: dict[str, Any]) -> dict[str, Any]:
     added_at_old_value = {key for key, old in ADDED_PRETRAIN_FIELDS.items() if recipe[key] == old}
     return {key: value for key, value in recipe.items()
             if key not in PER_STAGE_FIELDS and key not in added_at_old_value}
+
+
+def keyed_path(suite: Suite, path: str) -> str:
+    """An input file as a stage key names it: one under the suite's data folder as from the
+    default `data` (`--data-dir /home/me/repo/data` is that folder, yet its stages were all built
+    again, each "built from other settings or inputs"); any other as given. Its content is in the
+    key on its own (sha256)."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(suite.data_dir))
+    return path if relative.startswith("..") else os.path.join(DEFAULT_DATA_DIR, relative)
 
 
 def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], recipe: dict[str, Any],
@@ -111,14 +122,16 @@ def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) ->
     parent, lineage = suite.base_model, ""
     if suite.base_corpus:
         corpus = suite.data_path(suite.base_corpus)
-        parent = stage_key(parent=parent, name="base", kind="base", inputs={corpus: sha(corpus)},
+        parent = stage_key(parent=parent, name="base", kind="base",
+                           inputs={keyed_path(suite, corpus): sha(corpus)},
                            recipe=suite.recipes.get("base", {}), seed=suite.pretrain_seed)
         found["base"] = checkpoints_dir(suite) / checkpoint_name("base", parent)
         lineage = "base+"
     for kind in ("dapt", "dapt_lora"):
         for domain, path in ({} if suite.dapt_from_released and kind == "dapt" else suite.domain_corpora).items():
             corpus, name = suite.data_path(path), f"{kind}-{domain}"
-            key = stage_key(parent=parent, name=name, kind=kind, inputs={corpus: sha(corpus)},
+            key = stage_key(parent=parent, name=name, kind=kind,
+                            inputs={keyed_path(suite, corpus): sha(corpus)},
                             recipe=stage_recipe(suite, kind), seed=suite.pretrain_seed)
             found[name] = checkpoints_dir(suite) / checkpoint_name(f"{lineage}{name}", key)
     return found

@@ -23,7 +23,7 @@ from ..suites import Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, file_sha256, raise_problems
 from ..recipes import PretrainRecipe, violations
 from ..records import PRETRAIN_RECORD_FILE
-from ..stage_identity import stage_key, stage_recipe
+from ..stage_identity import keyed_path, stage_key, stage_recipe
 from ..models import in_local_cache
 from ..tasks import NO_HUB_PAGE, Task
 
@@ -219,11 +219,12 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     raise_problems([f"{suite.source}: recipes.{recipe_kind} (stage {name}): {v.as_key()}"
                     for v in violations(PretrainRecipe, recipe, whole=True)])
     sha = input_sha256(suite, planning_only)
+    keyed_selection = selection and {**selection, "pool_sha256": sha(selection["pool"]),
+                                     "queries_sha256": sha(selection["queries"]),
+                                     **{part: keyed_path(suite, selection[part]) for part in ("pool", "queries")}}
     key = stage_key(parent=parent_key or parent, name=name, kind=recipe_kind,
-                    inputs={p: sha(p) for p in corpora}, recipe=recipe, seed=suite.pretrain_seed,
-                    released=released,
-                    selection=selection and {**selection, "pool_sha256": sha(selection["pool"]),
-                                             "queries_sha256": sha(selection["queries"])})
+                    inputs={keyed_path(suite, p): sha(p) for p in corpora}, recipe=recipe,
+                    seed=suite.pretrain_seed, released=released, selection=keyed_selection)
     lineage = "+".join([s.name for s in earlier] + [name])
     checkpoint_dir = checkpoints_dir(suite) / checkpoint_name(lineage, key)
     return Stage(name, recipe_kind, parent, tuple(corpora), recipe, key, lineage,
