@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,12 +49,14 @@ def resolved_recipe(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def keyed_path(suite: Suite, path: str) -> str:
-    """An input file as a stage key names it: one under the suite's data folder as from the
-    default `data` (`--data-dir /home/me/repo/data` is that folder, yet its stages were all built
-    again, each "built from other settings or inputs"); any other as given. Its content is in the
-    key on its own (sha256)."""
-    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(suite.data_dir))
-    return path if relative.startswith("..") else os.path.join(DEFAULT_DATA_DIR, relative)
+    """An input file as a stage key names it: one the suite names under its data folder as under
+    the default `data` (`--data-dir /home/me/repo/data` is that folder, yet its stages were all
+    built again, each "built from other settings or inputs"); any other as given, and every path
+    of a study's own tasks (found from the study file, whatever the data folder). Its content is
+    in the key on its own (sha256)."""
+    if suite.own_tasks or not Path(path).is_relative_to(suite.data_dir):
+        return path
+    return str(Path(DEFAULT_DATA_DIR) / Path(path).relative_to(suite.data_dir))
 
 
 def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], recipe: dict[str, Any],
