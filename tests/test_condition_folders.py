@@ -74,20 +74,23 @@ def test_a_folder_of_the_experiments_dir_without_config_yaml_is_refused(experime
         load_conditions(experiments)
 
 
+def copy_of_tapt(experiments, key, display):
+    """The shipped tapt folder copied as condition `key`, shown as `display`."""
+    text = (experiments / "tapt" / "config.yaml").read_text()
+    return condition_folder(experiments, key, text.replace("condition: tapt", f"condition: {key}")
+                            .replace('display: "TAPT"', f'display: "{display}"'))
+
+
 def test_two_conditions_whose_names_read_the_same_are_refused(experiments):
     """`display: "TAPT "` (a trailing space) made a second column that reads TAPT."""
-    text = (experiments / "tapt" / "config.yaml").read_text()
-    condition_folder(experiments, "mine", text.replace("condition: tapt", "condition: mine")
-                     .replace('display: "TAPT"', 'display: "TAPT "'))
+    copy_of_tapt(experiments, "mine", "TAPT ")
     with pytest.raises(UserError, match=r"tapt/config.yaml: key 'display': 'TAPT' names condition 'mine' too"):
         load_conditions(experiments)
 
 
 def test_two_conditions_differing_only_in_case_are_refused(experiments):
     """results/<suite>/<task>/Tapt and .../tapt are one folder on macOS and Windows."""
-    text = (experiments / "tapt" / "config.yaml").read_text()
-    condition_folder(experiments, "Tapt", text.replace("condition: tapt", "condition: Tapt")
-                     .replace('display: "TAPT"', 'display: "Tapt"'))
+    copy_of_tapt(experiments, "Tapt", "Tapt")
     with pytest.raises(UserError, match=r"tapt/config.yaml: condition 'tapt' differs from condition 'Tapt' only in case"):
         load_conditions(experiments)
     with pytest.raises(UserError, match=r"Tapt/config.yaml: condition 'Tapt' differs from 'tapt' of .* only in case"):

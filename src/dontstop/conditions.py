@@ -155,9 +155,9 @@ def _check_values(condition: Condition, where) -> None:
     (NaN), a test against itself or twice, a stage whose input the tasks of `applies_to` lack."""
     if not condition.display.strip():
         raise UserError(f"{where('display')}: key 'display': empty; it is the condition's table row")
-    if unprintable(condition.display):
-        raise UserError(f"{where('display')}: key 'display': holds {unprintable(condition.display)!r}; it is the "
-                        "condition's table row, one line")
+    if character := unprintable(condition.display):
+        raise UserError(f"{where('display')}: key 'display': holds {character!r}; it is the condition's table "
+                        "row, one line")
     if not math.isfinite(condition.order):
         raise UserError(f"{where('order')}: key 'order': {condition.order}; must be a finite number")
     against = condition.significance_against

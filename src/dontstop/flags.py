@@ -18,6 +18,7 @@ import sys
 
 from .config import parse_pairs
 from .overrides import Override, check_one_setting_each, folder, from_pairs, parse_set
+from .recipes import SEED
 
 NOTE = "dontstop: note: {old} is deprecated and will be removed in the next release; use {new}"
 FOLDERS = {   # flag -> (the Suite key it overrides, its help)
@@ -86,11 +87,11 @@ def suite_overrides(args: argparse.Namespace) -> list[Override]:
 
 
 def seed_flag(text: str) -> int:
-    """argparse type of a --seed: numpy and torch take 32-bit unsigned seeds (recipes.SEED); -1
-    was accepted by the commands of the domain analysis and the mini build."""
+    """argparse type of a --seed, in recipes.SEED's range (numpy and torch take 32-bit unsigned
+    seeds); -1 was accepted by the commands of the domain analysis and the mini build."""
     value = int(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"{text}: must be in [0, {2**32})")
+    if not SEED.allows(value):
+        raise argparse.ArgumentTypeError(f"{text}: {SEED}")
     return value
 
 

@@ -62,9 +62,9 @@ def own_tasks(path: Path, given: dict, folder: Path, fields: dict) -> dict[str, 
             if field in spec and not spec[field].strip():   # data "" was the study's own folder
                 raise UserError(f"{at}: key 'tasks.{key}.{field}': empty" +
                                 ("; it is the task's table row" if field == "display" else ""))
-        if unprintable(spec.get("display", "")):   # a line break split the task's Markdown rows in two
-            raise UserError(f"{at}: key 'tasks.{key}.display': holds {unprintable(spec['display'])!r}; it is the "
-                            "task's table row, one line")
+        if character := unprintable(spec.get("display", "")):   # a line break split the task's Markdown rows
+            raise UserError(f"{at}: key 'tasks.{key}.display': holds {character!r}; it is the task's table row, "
+                            "one line")
         specs[key] = (at, {**spec, "data": existing(at, f"tasks.{key}.data", folder, spec["data"], is_folder=True)})
     clash = shared_names({key: key.casefold() for key in specs})
     if clash:   # one results folder, results/<name>/<task>/, on a disk that ignores case

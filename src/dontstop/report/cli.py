@@ -56,11 +56,12 @@ def _aggregate(args: argparse.Namespace) -> int:
     check_tables_root(tables_root, suite)
     if args.wandb:
         wandb_log.check_settings()
-    if args.overlap and not Path(args.overlap).is_file():   # it was skipped: the claim it decides said "missing"
-        raise UserError(f"--overlap {args.overlap}: no such file (`dontstop analyze vocab` writes it)")
-    if args.overlap:   # one of other corpora (a domain renamed) decided the claim on the domains it had
+    if args.overlap:
         from .findings import GENERAL, load_overlap   # pandas: not for --help
 
+        if not Path(args.overlap).is_file():   # it was skipped: the claim it decides said "missing"
+            raise UserError(f"--overlap {args.overlap}: no such file (`dontstop analyze vocab` writes it)")
+        # one of other corpora (a domain renamed) decided the claim on the domains it had
         overlap = load_overlap(Path(args.overlap))
         missing = [GENERAL] if overlap is None else [domain for domain in suite.domain_corpora if domain not in overlap]
         if missing:

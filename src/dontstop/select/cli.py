@@ -72,7 +72,8 @@ def _unused_flags(args: argparse.Namespace) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     raise_problems(_unused_flags(args))
     for key, value in KNN_DEFAULTS.items():
-        setattr(args, key, value if getattr(args, key) is None else getattr(args, key))
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     numbers = {"k": args.k, "dim": args.dim, "nprobe": args.nprobe, "seed": args.seed}
     raise_problems([v.as_flag(f"--{v.field}") for v in range_violations(
         {**SELECTION_RANGES, "k": AT_LEAST_1, "seed": SEED}, numbers)])
