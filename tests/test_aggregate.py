@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import built_lineage_of
 from dontstop.conditions import EXPERIMENTS_DIR, load_conditions
 from dontstop.fileio import UserError
 from dontstop.records import MetricsRecord
@@ -29,9 +30,10 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "results.ipynb"
 TABLES = ("table5", "table6", "table7", "table8", "table9", "significance", "findings")
 
 
-def write_run(root, task, condition, seed, score, suite="mini", data="a", stages=()):
+def write_run(root, task, condition, seed, score, suite="mini", data="a", stages=(), lineage=None):
     scores = {"accuracy": score / 100, "macro_f1": score / 100, "micro_f1": score / 100}
-    MetricsRecord(suite=suite, task=task, condition=condition, seed=seed, model="m", lineage="base",
+    lineage = lineage or built_lineage_of({"suite": suite, "task": task, "condition": condition})
+    MetricsRecord(suite=suite, task=task, condition=condition, seed=seed, model="m", lineage=lineage,
                   metric=get_task(suite, task).metric, dev=scores, test=scores, dev_metric=score / 100,
                   test_metric=score / 100, best_epoch=1, epochs_run=1, dev_curve=[score / 100],
                   train_examples=10, wall_time_s=1.0, config={}, versions={"python": "3.11"},
@@ -266,7 +268,7 @@ def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp
         .replace("order: 3 ", "order: 12 ").split("claims:")[0]
         + 'claims:\n  - {claim: "Long-TAPT beats TAPT", better: long_tapt, worse: tapt, table: "5", order: 95}\n')
     for seed, value in enumerate([75.0, 76.0, 77.0]):
-        write_run(mini_results, "aclsum-roles", "long_tapt", seed, value)
+        write_run(mini_results, "aclsum-roles", "long_tapt", seed, value, lineage="base+tapt-aclsum-roles")
     out = tmp_path / "paper_tables"
     args = aggregate_args(mini_results, out, "--experiments-dir", str(experiments))
     assert args.func(args) == 0
@@ -307,7 +309,8 @@ def test_probe_table_beside_the_fine_tuning_table(mini_results, tmp_path):
     planted = {"baseline": 50.0, "dapt": 60.0, "tapt": 45.0, "dapt_tapt": 58.0, "not_dapt": 48.0}
     for condition, score in planted.items():
         scores = {"accuracy": score / 100, "macro_f1": score / 100, "micro_f1": score / 100}
-        ProbeRecord(suite="mini", task="aclsum-roles", condition=condition, model="m", lineage="l",
+        ProbeRecord(suite="mini", task="aclsum-roles", condition=condition, model="m",
+                    lineage=built_lineage_of({"condition": condition}),
                     metric="macro_f1", dev=scores, test=scores, test_metric=score / 100, train_examples=9,
                     features=128, max_length=128, wall_time_s=1.0, versions={}, git_commit=None
                     ).write(mini_results / "mini" / "aclsum-roles" / condition)
@@ -751,7 +754,8 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     if case == "run_of_another_metric":
         run.write_text(run.read_text().replace('"metric": "macro_f1"', '"metric": "accuracy"'))
     if case == "run_of_another_lineage":   # a DAPT + TAPT run copied in, its condition edited: tabled as TAPT
-        run.write_text(run.read_text().replace('"lineage": "base"', '"lineage": "base+dapt-cs+tapt-aclsum-roles"'))
+        run.write_text(run.read_text().replace('"lineage": "base+tapt-aclsum-roles"',
+                                               '"lineage": "base+dapt-cs+tapt-aclsum-roles"'))
     before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
     flags, says = {"tables_are_the_results": (["--tables-dir", str(mini_results)],
                                               f"{mini_results}/mini: the tables would go among the runs of "),
@@ -768,9 +772,10 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
                                                 f"--overlap {overlap}: no row for 'reviews' (it needs general and "
                                                 "the suite's domains: cs, reviews, news)"),
                    "run_of_another_lineage": (["--tables-dir", str(tables)],
-                                              f"{mini_results}/mini/aclsum-roles/tapt/seed_0/metrics.json and {run}: "
-                                              "runs of one cell fine-tuned from two lineages, 'base' and "
-                                              "'base+dapt-cs+tapt-aclsum-roles'"),
+                                              f"{run}: fine-tuned from lineage 'base+dapt-cs+tapt-aclsum-roles', but "
+                                              f"{CONDITIONS.root}/tapt/config.yaml builds 'base+tapt-aclsum-roles' on "
+                                              "aclsum-roles (its stages edited since, or a cell copied from another "
+                                              "condition?)"),
                    "run_of_another_metric": (["--tables-dir", str(tables)],
                                              f"{mini_results}/mini/aclsum-roles/tapt/seed_3/metrics.json: field "
                                              "'metric' is 'accuracy': the suite scores aclsum-roles by macro_f1")}[case]

@@ -159,6 +159,23 @@ def test_a_probe_in_another_conditions_folder_is_one_line_not_a_pandas_traceback
                                           "'baseline' but its folder is 'tapt'")
 
 
+@pytest.mark.parametrize("record", ["run", "probe"])
+def test_a_cell_copied_from_another_condition_is_refused_by_aggregate(record, mini_tree, capsys):
+    """TAPT's cell copied over DAPT's, `condition` edited in each file (or DAPT's `stages` edited
+    since its runs): aggregate tabled TAPT's scores as DAPT's, while status said stale."""
+    cell = mini_tree["results"] / "mini" / "aclsum-roles"
+    metrics_record().write(cell / "baseline" / "seed_0")
+    tapt = "base+tapt-aclsum-roles"
+    written = (metrics_record(condition="dapt", lineage=tapt).write(cell / "dapt" / "seed_0") if record == "run"
+               else probe_record(condition="dapt", lineage=tapt).write(cell / "dapt"))
+    assert main(["aggregate", "--results-dir", str(mini_tree["results"]), "--tables-dir", str(mini_tree["tables"])]) == 2
+    assert the_error(capsys) == (f"dontstop: error: {written}: fine-tuned from lineage '{tapt}', but "
+                                 f"{REPO / 'experiments'}/dapt/config.yaml builds 'base+dapt-cs' on aclsum-roles (its "
+                                 "stages edited since, or a cell copied from another condition?); `dontstop status` "
+                                 "names the stale runs, `run --rerun-stale` redoes them")
+    assert not (mini_tree["tables"] / "mini").exists()
+
+
 def _not_utf8(cell):
     metrics_record().write(cell / "baseline" / "seed_0")
     (cell / "baseline" / "seed_0" / "metrics.json").write_bytes(b"\xff\xfe{garbage")

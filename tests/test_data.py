@@ -64,6 +64,10 @@ def test_registry_holds_the_papers_facts():
     ('{"text": "\\u0000\\u0001\\u007f", "label": "INHIBITOR"}', "text", "empty"),
     ('{"text": "a sentence", "label": true}', "label", "expected one label (a string or number), got bool True"),
     ('{"text": "a sentence", "label": "INHIBITOR", "id": "\\udfff"}', "id", "holds a lone surrogate \\udfff"),
+    # a class apart that prints as INHIBITOR: data check said 0 errors and the task had one class more
+    ('{"text": "a sentence", "label": "INHIBITOR\\u200b"}', "label",
+     "'INHIBITOR\\u200b' has an invisible character at an end (U+200B: a class apart from 'INHIBITOR'); remove it"),
+    ('{"text": "a sentence", "label": "\\u200b\\u200c"}', "label", "empty"),
 ])
 def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line, field, message):
     path = write_lines(tmp_path / "train.jsonl", [record("fine", "INHIBITOR"), line])
@@ -75,6 +79,14 @@ def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line,
         assert f"field '{field}'" in text
     with pytest.raises(UserError, match=f"{path}:2:"):
         load_split(path, PAPER_TASKS["chemprot"].labels)
+
+
+def test_a_number_label_is_one_class_however_it_is_spelled(tmp_path):
+    """JSON 1 and 1.0 (a spreadsheet export mixes them) were the classes '1' and '1.0': four classes
+    for two, and data check said nothing."""
+    path = write_lines(tmp_path / "train.jsonl", [json.dumps({"text": f"t{i}", "label": label})
+                                                  for i, label in enumerate([1, 1.0, 0, 0.0, 2.5, "1"])])
+    assert [example.label for example in load_split(path)] == ["1", "1", "0", "0", "2.5", "1"]
 
 
 def test_a_split_that_is_a_folder_or_a_link_to_itself_says_so(tmp_path):

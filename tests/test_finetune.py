@@ -21,6 +21,7 @@ from dontstop.fileio import UserError, sha256_file
 from dontstop.finetune.trainer import length_grouped_batches, run_finetune
 from dontstop.records import MetricsRecord
 from dontstop.recipes import FinetuneRecipe
+from dontstop.suites import load_suite
 from dontstop.tasks import Task
 
 SCORES = {"accuracy", "macro_f1", "micro_f1"}
@@ -185,6 +186,8 @@ def test_cli_runs_a_registry_task_and_refuses_to_redo_it(data_dir, tmp_path, cap
     assert main(argv) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["train_examples"] == 50 and metrics["seed"] == 3 and metrics["condition"] is None
+    # the suite's recipe under the flags, as `run` gives it (a mini cell redone by hand ran at 2e-5, not 2e-4)
+    assert metrics["config"]["lr"] == load_suite("mini").finetune["lr"] == 2e-4
     assert main(argv) == 2 and "already finished" in capsys.readouterr().err
     assert main(argv + ["--skip-finished"]) == 0
     # a finished run of another seed was kept as this one, exit 0

@@ -21,6 +21,7 @@ from dontstop.report.render import to_markdown
 from dontstop.report.runs import load_runs
 from dontstop.report.write import build_tables, make_layout, shown_conditions
 from dontstop.runner.plan import plan_runs, unique_stages
+from dontstop.stage_identity import built_lineage
 from dontstop.suites import load_suite, with_quick
 from dontstop.tasks import MINI_TASKS
 
@@ -42,6 +43,7 @@ def check_plans(key, experiments_dir, suite):
     assert plans, f"{key}: applies to no task of the mini suite"
     for plan in plans:
         assert [stage.kind for stage in plan.stages][:1] == ["base"] and len(plan.stages) == 1 + len(condition.stages)
+        assert plan.lineage == built_lineage(suite, plan.task, condition.stages)   # what aggregate checks runs by
     return conditions
 
 
@@ -52,8 +54,9 @@ def tables_with_runs(conditions, suite, results) -> str:
         for task in (t for t in suite.tasks if condition.applies(suite.task(t), suite)):
             for seed in (0, 1, 2):
                 score = random.Random(f"{task} {condition.condition} {seed}").uniform(0.3, 0.7)
-                metrics_record(task=task, condition=condition.condition, seed=seed, test_metric=score).write(
-                    results / suite.name / task / condition.condition / f"seed_{seed}")
+                lineage = built_lineage(suite, suite.task(task), condition.stages)   # what aggregate checks
+                metrics_record(task=task, condition=condition.condition, seed=seed, test_metric=score,
+                               lineage=lineage).write(results / suite.name / task / condition.condition / f"seed_{seed}")
     runs = load_runs(results, suite, conditions)
     tables = build_tables(runs, make_layout(suite, shown_conditions(conditions, runs)), overlap=None)
     return "\n".join(to_markdown(grid, title) for name, (title, _, grid) in tables.items() if name.startswith("table"))

@@ -1,4 +1,5 @@
 """Continued MLM pretraining: the masked-only loss, checkpoints, resume after SIGKILL, errors."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from dontstop.pretrain.sequences import DocumentSequences, PackedSequences, writ
 from dontstop.models import resolve_model
 from dontstop.pretrain.cli import recipe_from_args
 from dontstop.pretrain.trainer import run_pretraining
-from dontstop.recipes import PretrainRecipe
+from dontstop.recipes import AdapterRecipe, PretrainRecipe
 from dontstop.records import PretrainRecord
 
 SMALL = {"batch_size": 8, "per_device_batch_size": 4, "max_length": 32, "heldout_documents": 20,
@@ -309,6 +310,17 @@ def test_cli_flags_override_the_papers_preset():
     recipe = recipe_from_args(args)
     assert (recipe.max_steps, recipe.epochs, recipe.batch_size, recipe.lr) == (None, 3, 2048, 1e-3)
     assert recipe.corpora == ["a.txt", "b.jsonl"] and recipe.betas == (0.9, 0.98) and recipe.eps == 1e-6
+
+
+@pytest.mark.parametrize("preset, lr", [("dapt", 2e-3), ("tapt", 1e-3), (None, 1e-4)])
+def test_lora_flags_give_the_lora_lr_and_a_resolved_adapter(preset, lr):
+    """`--recipe dapt --lora` trained at DAPT's full-training lr (0.10 nats worse for LoRA, docs/lora.md)
+    and recorded the adapter as typed ({'rank': 16}), where a runner stage records every default."""
+    argv = ["pretrain", "--model", "m", "--corpus", "a.txt", "--out", "o", "--lora", "rank=16"]
+    recipe = recipe_from_args(build_parser().parse_args(argv + (["--recipe", preset] if preset else [])))
+    assert recipe.lr == lr and recipe.adapter == {**dataclasses.asdict(AdapterRecipe()), "rank": 16}
+    given = recipe_from_args(build_parser().parse_args(argv + ["--recipe", "dapt", "--lr", "1e-4"]))
+    assert given.lr == 1e-4   # a flag still replaces the preset's
 
 
 def test_cli_reports_an_empty_corpus_as_one_line(tmp_path, capsys):

@@ -268,12 +268,16 @@ def test_a_stage_or_run_longer_than_its_models_positions_is_refused_before_any_w
     from dontstop.cli import main
 
     data_dir, _ = mini_build
-    for key, where in (("recipes.tapt.max_length", "recipes.tapt"), ("finetune.max_length", "finetune")):
+    too_long = "key 'max_length': 1000; bundled:bert-tiny takes at most 512 tokens a sequence"
+    for key, where, says in (("recipes.tapt.max_length", "recipes.tapt", too_long),
+                             ("finetune.max_length", "finetune", too_long),
+                             # batches padded past the positions (a traceback mid-run, and a dry run passed)
+                             ("finetune.pad_to_multiple_of", "finetune", "key 'pad_to_multiple_of': 1000; it pads "
+                              "max_length 64 to 1000 tokens, and bundled:bert-tiny takes at most 512 a sequence")):
         assert main(["reproduce", "--quick", "--set", f"{key}=1000", "--data-dir", str(data_dir), "--results-dir",
                      str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--no-wandb"]) == 2
         [line] = capsys.readouterr().err.strip().splitlines()
-        assert line == (f"dontstop: error: suite mini: {where}: key 'max_length': 1000; bundled:bert-tiny takes "
-                        "at most 512 tokens a sequence")
+        assert line == f"dontstop: error: suite mini: {where}: {says}"
         assert not (tmp_path / "cache" / "mini").exists() and not (tmp_path / "results").exists()   # not even empty
 
 

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from dontstop.cli import main
+from dontstop.config import read_yaml_mapping
 from dontstop.conditions import load_conditions
 from dontstop.suites import load_suite
 from dontstop.fileio import UserError
@@ -179,6 +180,17 @@ def _data_twice(folder: Path) -> Path:
     return study
 
 
+def _edited(folder: Path, *replacements: tuple[str, str]) -> Path:
+    """study.yaml with each (old, new) of its text replaced once: what yaml.safe_dump would quote."""
+    study = folder / "study.yaml"
+    text = study.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert old in text
+        text = text.replace(old, new, 1)
+    study.write_text(text, encoding="utf-8")
+    return study
+
+
 def _no_extends_no_steps(spec: dict) -> None:
     """Without `extends`, a recipe the file does not give has no steps or epochs (the suite checks
     read the recipes given): DAPT stopped at its stage, once the jobs before it had run."""
@@ -270,6 +282,19 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "encoder_model_missing": (lambda f: bad_study(f, lambda s: s["selection"].update(embedder="encoder",
                                                                                     encoder_model="./models/none")),
                               "key 'selection.encoder_model': {f}/models/none: no such folder"),
+    # YAML reads an unquoted no, yes, on, off, null or number as no string: a domain `no` (Norwegian)
+    # was a traceback (TypeError in a join), a study or task value of one "expected a folder name, got False"
+    "domain_key_yaml_reads_as_false": (lambda f: _edited(f, ("  news_comments: corpora", "  no: corpora"),
+                                                         ("domain: news_comments", "domain: 'no'")),
+                                       "key 'domain_corpora.no': YAML reads no as a boolean, not a name; quote it ('no')"),
+    "task_key_yaml_reads_as_a_number": (lambda f: _edited(f, ("  comments:\n", "  2024:\n")),
+                                        "key 'tasks.2024': YAML reads 2024 as a number, not a name; quote it ('2024')"),
+    "name_yaml_reads_as_false": (lambda f: _edited(f, ("name: korean-comments", "name: off")),
+                                 "key 'name': expected a folder name (letters, digits, '.', '-', '_'), got False "
+                                 "(YAML reads an unquoted no, yes, on, off, null or number so: quote a name)"),
+    "domain_value_yaml_reads_as_false": (lambda f: _edited(f, ("  news_comments: corpora", "  'no': corpora"),
+                                                           ("domain: news_comments", "domain: no")),
+                                         "key 'tasks.comments.domain': expected str, got False (YAML reads an"),
     "no_extends_no_steps": (lambda f: bad_study(f, _no_extends_no_steps),
                             "recipes.dapt (stage dapt-news_comments): key 'max_steps': None; give exactly one"),
 }
@@ -309,6 +334,19 @@ def test_conditions_that_need_no_missing_input_still_run_their_plan(korean_study
     assert "2 (task, condition) pairs" in capsys.readouterr().out
 
 
+def test_the_dry_run_says_what_fine_tuning_gets_and_which_tasks_its_label_budget_cuts(korean_study, tmp_path, capsys):
+    """A study that `extends: mini` fine-tuned on mini's label budget (the first 200 training
+    examples of each task), and no line said so."""
+    dry = ["reproduce", "--suite", str(korean_study / "study.yaml"), "--conditions", "baseline", "--dry-run",
+           "--cache-dir", str(tmp_path / "cache"), "--results-dir", str(tmp_path / "results")]
+    assert main([*dry, "--set", "finetune.max_train_examples=30"]) == 0
+    assert ("fine-tuning recipe (the suite's finetune): lr 0.001, batch 8, at most 12 epochs, patience 12, texts "
+            "cut at 32 tokens, the first 30 training examples of a task (finetune.max_train_examples; null: all): "
+            "fewer than in comments (40)\n") in capsys.readouterr().out
+    assert main([*dry, "--set", "finetune.max_train_examples=null", "--set", "finetune.epochs=null"]) == 0
+    assert "at most the task profile's epochs (low 10, high 3), patience 12, texts cut at 32 tokens\n" in capsys.readouterr().out
+
+
 def test_a_missing_corpus_given_by_a_flag_is_refused_by_run_and_reported_by_status(korean_study, tmp_path, capsys):
     """The study file's own paths are checked when it is read; a flag's path (`--domain-corpus
     D=PATH`) by the command that reads it, as on a built-in suite: `run` before any work, while
@@ -346,7 +384,10 @@ def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, cap
     assert main(["init-study", str(folder)]) == 0
     assert f"then: cd '{folder}' && dontstop reproduce" in capsys.readouterr().out   # quoted: pasted, it ran
     text = (folder / "study.yaml").read_text()
-    assert "name: my-study " in text and "# " in text and (folder / "data" / "my-task").is_dir()
+    assert 'name: "my-study" ' in text and "# " in text and (folder / "data" / "my-task").is_dir()
+    # quoted: a folder `no` (or on, null, 2024) wrote `name: no`, which its own loader read as false
+    assert main(["init-study", str(tmp_path / "no")]) == 0
+    assert read_yaml_mapping(tmp_path / "no" / "study.yaml")[0]["name"] == "no"
     assert main(dry) == 2   # nothing filled yet
     assert "corpora/my-domain.txt: no such file" in capsys.readouterr().err
     shutil.copy(korean_study / "corpora" / "comments.txt", folder / "corpora" / "my-domain.txt")

@@ -54,7 +54,7 @@ def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]
         raise UserError(f"{path}:{line}: not UTF-8 at byte offset {e.start} "
                         f"(byte 0x{raw[e.start]:02x}: {e.reason}); save it as UTF-8") from None
     try:
-        node = yaml.compose(text)
+        node = yaml.compose(text, Loader=_Loader)
         data = parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -66,11 +66,23 @@ def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]
     return data, _key_lines(node)
 
 
+# What YAML makes of an unquoted key that is not a string: `no`, `yes`, `on`, `off`, `2024`, `1e3`, `null`.
+YAML_KINDS = {"bool": "boolean", "int": "number", "float": "number", "null": "null", "timestamp": "date"}
+
+
+def unquoted_hint(value: Any) -> str:
+    """For a value YAML read as no string where a name was meant (`name: no` is false): say so."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return " (YAML reads an unquoted no, yes, on, off, null or number so: quote a name)"
+    return ""
+
+
 def _refuse_what_yaml_keeps_silently(path: Path, root: yaml.Node) -> None:
     """A key given twice in any mapping of the file: YAML keeps the last one silently, so a task's
     `data:` pasted twice trained it on another task's data, a domain's corpus on another's. And a
     value holding a lone surrogate ("\\ud800" in quotes): a task's display name of one ran every
-    job, then failed writing the tables."""
+    job, then failed writing the tables. And a key YAML reads as no string (`no:`, Norway's code,
+    is false; `2024:` a number): names are strings."""
     walked: set[int] = set()   # an alias repeats its anchor's node: walk it once
 
     def walk(node: yaml.Node, above: str) -> None:
@@ -87,6 +99,10 @@ def _refuse_what_yaml_keeps_silently(path: Path, root: yaml.Node) -> None:
         first: dict[str, int] = {}
         for key, value in node.value:
             name, line = f"{above}{key.value}", key.start_mark.line + 1
+            if key.tag.rsplit(":", 1)[-1] not in ("str", "merge"):   # a domain `no:` failed in a join (TypeError)
+                raise UserError(f"{path}:{line}: key '{name}': YAML reads {key.value} as a "
+                                f"{YAML_KINDS.get(key.tag.rsplit(':', 1)[-1], 'value')}, not a name; "
+                                f"quote it ('{key.value}')")
             if name in first and key.value != "<<":   # "<<" merges an anchor's keys; given twice, two merges
                 raise UserError(f"{path}:{line}: key '{name}': given twice (first on line {first[name]})")
             first.setdefault(name, line)
@@ -112,7 +128,7 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str,
             raise UserError(f"{where}: key '{key}': unknown; known keys: {', '.join(fields)}")
         if not matches_type(value, hints[key]):
             raise UserError(f"{where}: key '{key}': expected {type_name(hints[key])}, "
-                            f"got {type(value).__name__} {value!r}")
+                            f"got {type(value).__name__} {value!r}{unquoted_hint(value)}")
     missing = [name for name, f in fields.items() if name not in data
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:

@@ -167,10 +167,16 @@ def model_sequence_limit(name: str) -> int | None:
     return sequence_limit(model_config(name))
 
 
-def check_sequence_length(max_length: int, limit: int | None, model: str, where: str) -> None:
-    """Refuse a recipe whose sequences `model` cannot hold (its embedding would fail mid-run)."""
+def check_sequence_length(max_length: int, limit: int | None, model: str, where: str,
+                          multiple: int | None = None) -> None:
+    """Refuse a recipe whose sequences `model` cannot hold (its embedding would fail mid-run), those
+    of max_length padded up to a `multiple` (fine-tuning's pad_to_multiple_of) too."""
     if limit is not None and max_length > limit:
         raise UserError(f"{where}: key 'max_length': {max_length}; {model} takes at most {limit} tokens a sequence")
+    padded = -(-max_length // multiple) * multiple if multiple else max_length
+    if limit is not None and padded > limit:
+        raise UserError(f"{where}: key 'pad_to_multiple_of': {multiple}; it pads max_length {max_length} to "
+                        f"{padded} tokens, and {model} takes at most {limit} a sequence")
 
 
 def _offline_message(hub_id: str) -> str:

@@ -245,6 +245,9 @@ def _pretrain_rules(recipe: Mapping[str, Any], num_processes: int) -> list[Viola
     if recipe["batch_size"] % per_step:
         found.append(Violation("batch_size", recipe["batch_size"], "must be a multiple of per_device_batch_size "
                                f"{recipe['per_device_batch_size']} x {num_processes} process(es)"))
+    if recipe["mask_prob"] * recipe["batch_size"] * recipe["max_length"] < 1:   # a TAPT of loss 0 was saved, exit 0
+        found.append(Violation("mask_prob", recipe["mask_prob"], "masks under one token a step of batch_size x "
+                               f"max_length ({recipe['batch_size']} x {recipe['max_length']}): it would train nothing"))
     return found
 
 

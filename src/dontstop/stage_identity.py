@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .suites import Suite, checkpoint_name, checkpoints_dir
+from .tasks import Task
 from .fileio import file_sha256
 from .config import from_dict
 from .recipes import (ADDED_PRETRAIN_FIELDS, LORA_RECIPES, MACHINE_PRETRAIN_FIELDS, AdapterRecipe, PretrainRecipe,
@@ -109,6 +110,30 @@ def stage_recipe(suite: Suite, kind: str) -> dict[str, Any]:
     recipe = {**suite.recipes.get(LORA_RECIPES[kind], {}), **suite.recipes.get(kind, {})}
     adapter = from_dict(AdapterRecipe, recipe.get("adapter") or {}, f"suite {suite.name}: recipes.{kind}: adapter")
     return {**recipe, "adapter": dataclasses.asdict(adapter)}
+
+
+def stage_name(suite: Suite, task: Task, spec: str) -> str:
+    """A stage's part of a lineage on `task`: "base", "dapt-<domain>" (¬DAPT: the irrelevant
+    domain), "tapt-<task>" (Transfer-TAPT: the partner's), "curated-<task>", "knn50-<task>",
+    "rand50-<task>"; a LoRA stage's kind is dapt_lora or tapt_lora."""
+    kind, _, arg = spec.partition(":")
+    if kind == "dapt":
+        domain = suite.domain(task.domain)
+        domain = suite.domain(domain.irrelevant) if arg == "irrelevant" else domain
+        return f"{'dapt_lora' if arg == 'lora' else 'dapt'}-{domain.key}"
+    if kind == "tapt":
+        source = suite.task(task.transfer) if arg == "transfer" else task
+        return f"{'tapt_lora' if arg == 'lora' else 'tapt'}-{source.key}"
+    if kind in ("knn", "random"):
+        return f"{'knn' if kind == 'knn' else 'rand'}{int(arg)}-{task.key}"
+    return "base" if kind == "base" else f"{kind}-{task.key}"
+
+
+def built_lineage(suite: Suite, task: Task, specs: list[str]) -> str:
+    """The lineage a condition of these stages fine-tunes `task` from when its stages are built
+    here (after the suite's base stage, if it has one); "base" for none."""
+    names = [stage_name(suite, task, spec) for spec in (["base"] if suite.base_corpus else []) + list(specs)]
+    return "+".join(names) or "base"
 
 
 def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) -> dict[str, Path]:

@@ -38,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import located, yaml_fields
+from .config import located, unquoted_hint, yaml_fields
 from .fileio import UserError
 from .study_tasks import existing, is_folder_name, own_tasks, study_domains
 from .tasks import SUITES, Task
@@ -99,7 +99,7 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
     name = data.get("name")
     if not is_folder_name(name):
         raise UserError(f"{_at(path, lines, 'name')}: key 'name': expected a folder name "
-                        f"(letters, digits, '.', '-', '_'), got {name!r}")
+                        f"(letters, digits, '.', '-', '_'), got {name!r}{unquoted_hint(name)}")
     twin = next((suite for suite in SUITES if suite.casefold() == name.casefold()), None)
     if twin:   # `Mini`: results/Mini/ is results/mini/ on a disk that ignores case (macOS, Windows)
         how = "" if twin == name else f"{twin!r} in all but case, "

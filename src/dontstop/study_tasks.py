@@ -9,7 +9,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from .config import located, nested_key_lines, shared_names, unprintable
+from .config import located, nested_key_lines, shared_names, unprintable, unquoted_hint
 from .fileio import UserError, unicode_twin
 from .tasks import EPOCHS_BY_PROFILE, Domain, Task
 
@@ -58,7 +58,8 @@ def own_tasks(path: Path, given: dict, folder: Path, fields: dict) -> dict[str, 
                 raise UserError(f"{at}: key 'tasks.{key}.{field}': {spec[field]!r} is not one of {', '.join(known)}")
         for field in ("display", "domain", "data", "transfer"):
             if field in spec and not isinstance(spec[field], str):
-                raise UserError(f"{at}: key 'tasks.{key}.{field}': expected str, got {spec[field]!r}")
+                raise UserError(f"{at}: key 'tasks.{key}.{field}': expected str, "
+                                f"got {spec[field]!r}{unquoted_hint(spec[field])}")
             if field in spec and not spec[field].strip():   # data "" was the study's own folder
                 raise UserError(f"{at}: key 'tasks.{key}.{field}': empty" +
                                 ("; it is the task's table row" if field == "display" else ""))

@@ -110,7 +110,7 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
     label_problem = _label_problem(record["label"])
     if label_problem:
         return None, [Problem(path, line_no, "label", label_problem)]
-    label = unicodedata.normalize("NFC", str(record["label"]))   # one label, however its accents are stored
+    label = unicodedata.normalize("NFC", _label_text(record["label"]))   # one label, however its accents are stored
     if allowed is not None and label not in allowed:
         return None, [Problem(path, line_no, "label", f"{label!r} is not in the label set "
                               f"({', '.join(sorted(allowed))})")]
@@ -133,11 +133,33 @@ def _label_problem(label: object) -> str | None:
     as a class of its own; one with spaces at an end as a class apart from the same label without."""
     if isinstance(label, float) and not math.isfinite(label):
         return f"{json.dumps(label)} is not a label (an empty cell?)"
-    if isinstance(label, str) and not label.strip():
+    if isinstance(label, str) and blank(label):
         return "empty"
     if isinstance(label, str) and label != label.strip():
         return f"{label!r} has spaces at an end (a class apart from {label.strip()!r}); remove them"
+    if isinstance(label, str) and (core := _visible_core(label)) != label:   # U+200B: prints as the label
+        invisible = label[0] if unicodedata.category(label[0]) in INVISIBLE else label[-1]
+        return (f"{label!r} has an invisible character at an end (U+{ord(invisible):04X}: a class apart from "
+                f"{core!r}); remove it")
     return None
+
+
+def _visible_core(label: str) -> str:
+    """`label` without the format (Cf: U+200B, U+FEFF, bidi marks) and control characters at its ends."""
+    start, end = 0, len(label)
+    while start < end and unicodedata.category(label[start]) in INVISIBLE:
+        start += 1
+    while end > start and unicodedata.category(label[end - 1]) in INVISIBLE:
+        end -= 1
+    return label[start:end]
+
+
+def _label_text(label: object) -> str:
+    """A label as text; a JSON number by its value, so that 1 and 1.0 (one number, two spellings a
+    spreadsheet export mixes) are one class, not '1' and '1.0'."""
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label)
 
 
 def load_split(path: str | Path, labels: Iterable[str] | None = None) -> list[Example]:
@@ -167,6 +189,8 @@ def label_set(task: Task, train: list[Example], train_path: str | Path = "train.
     return labels
 
 
+# Unicode categories no reader sees: format (U+200B zero-width space, U+FEFF, bidi marks) and control characters.
+INVISIBLE = ("Cf", "Cc")
 # Everything but letters, marks and digits: whitespace, punctuation, symbols (regex: \p{...} classes)
 _NOT_WORD_CHARACTERS = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
 
@@ -189,9 +213,9 @@ def blank(text: str) -> bool:
     U+FEFF, bidi marks: Unicode category Cf), which text pasted from the web often holds alone,
     and control characters (Cc: U+0000, U+007F), which the tokenizer drops."""
     stripped = text.strip()
-    if not stripped or unicodedata.category(stripped[0]) not in ("Cf", "Cc"):   # the common case, at C speed
+    if not stripped or unicodedata.category(stripped[0]) not in INVISIBLE:   # the common case, at C speed
         return not stripped
-    return all(c.isspace() or unicodedata.category(c) in ("Cf", "Cc") for c in stripped)
+    return all(c.isspace() or unicodedata.category(c) in INVISIBLE for c in stripped)
 
 
 def text_key(text: str) -> bytes:

@@ -2,6 +2,9 @@
 
     dontstop finetune --suite mini --task aclsum-roles --model bundled:bert-tiny --seed 0 \\
         --out results/mini/aclsum-roles/adhoc/seed_0 --no-wandb
+
+The recipe is the suite's (its `finetune` section over FinetuneRecipe's defaults, as `run` gives
+its runs), each flag given replacing one of its values.
 """
 from __future__ import annotations
 
@@ -27,11 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="run folder for config.json and metrics.json")
     parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--epochs", type=int, help="default: the task profile's (10 or 3)")
-    parser.add_argument("--max-length", type=int, default=512, help="tokens per text")
-    parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-train-examples", type=int, help="first N training examples only")
+    # default of each: the suite's `finetune` value, else FinetuneRecipe's (README "Commands")
+    parser.add_argument("--epochs", type=int, help="default: the suite's, else the task profile's (10 or 3)")
+    parser.add_argument("--max-length", type=int, help="tokens per text (default: the suite's, else 512)")
+    parser.add_argument("--lr", type=float, help="default: the suite's, else 2e-5")
+    parser.add_argument("--batch-size", type=int, help="default: the suite's, else 16")
+    parser.add_argument("--max-train-examples", type=int,
+                        help="first N training examples only (default: the suite's, else all)")
     parser.add_argument("--condition", help="recorded in metrics.json (the runner sets it)")
     parser.add_argument("--lineage", help="pretraining lineage of --model (default: a checkpoint of ours "
                                           "names its own, base-...-1a2b3c4d; any other model: base)")
@@ -41,13 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _finetune_command(args: argparse.Namespace) -> int:
-    flags = dict(seed=args.seed, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                 max_length=args.max_length, max_train_examples=args.max_train_examples)
-    check_flags(FinetuneRecipe, flags)   # before the run folder is made
+    given = {key: value for key, value in dict(
+        seed=args.seed, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+        max_length=args.max_length, max_train_examples=args.max_train_examples).items() if value is not None}
+    check_flags(FinetuneRecipe, given)   # before the run folder is made
     suite = load_suite(args.suite, overrides=folder("--data-dir", "data_dir", args.data_dir))
     task = suite.task(args.task)   # its folder, metric and profile come with it
-    recipe = FinetuneRecipe(model=args.model, task=args.task, suite=suite.name,
-                            data_dir=args.data_dir, **flags)
+    # the suite's recipe, as `run` gives its runs (a mini cell redone by hand ran at lr 2e-5 and 512
+    # tokens, not mini's 2e-4 and 64), each flag given replacing its value
+    recipe = FinetuneRecipe(**{**suite.finetune, "model": args.model, "task": args.task, "suite": suite.name,
+                               "data_dir": args.data_dir, **given})
     _check_out(Path(args.out), recipe, task, args.skip_finished)
     lineage = _lineage(args)
     from .trainer import run_finetune   # here: torch, transformers and peft, not for `--help`

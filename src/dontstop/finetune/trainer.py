@@ -86,8 +86,8 @@ def run_finetune(recipe: FinetuneRecipe, out_dir: str | Path, *, task: Task | No
     with seeded(recipe.seed), timed(timings, "load_s"):   # before config.json: a model that fails writes nothing
         model, tokenizer = load_classifier(recipe.model, len(data.labels), recipe.dropout, recipe.seed)
         model.to(recipe.device)
-    check_sequence_length(recipe.max_length, sequence_limit(model.encoder.config), recipe.model,
-                          "fine-tuning recipe")   # roberta-base's tokenizer sets no limit: it crashed mid-run
+    check_sequence_length(recipe.max_length, sequence_limit(model.encoder.config), recipe.model,   # roberta-base's
+                          "fine-tuning recipe", recipe.pad_to_multiple_of)   # tokenizer sets none: it crashed mid-run
     atomic_write_json(out_dir / RUN_CONFIG_FILE, asdict(recipe))
     cell = f"{task.key}/{condition or 'adhoc'}"   # W&B group: the grouped view is mean ± std over seeds
     run = wandb_log.start_run(wandb, group=cell, job_type="finetune", name=f"{cell}/seed_{recipe.seed}",

@@ -20,7 +20,7 @@ from ..records import PROBE_FILE, read_probe
 from ..results_tree import result_files
 from ..suites import Suite
 from .render import Grid, signed
-from .runs import summarize
+from .runs import check_lineage, summarize
 from .tables import Layout
 
 COLUMNS = ["task", "condition", "probe", "probe_gain", "finetune", "finetune_gain"]
@@ -35,6 +35,7 @@ def load_probes(results_dir: str | Path, suite: Suite, conditions: Conditions) -
         if task is not None and record.metric != task.metric:   # an accuracy probe was the bold best
             raise UserError(f"{path}: field 'metric' is {record.metric!r}: the suite scores {record.task} "
                             f"by {task.metric}")
+        check_lineage(path, record.lineage, record.task, record.condition, suite, conditions, released_too=True)
         if record.condition in conditions:
             rows.append({"task": record.task, "condition": record.condition, "probe": 100 * record.test_metric})
     return pd.DataFrame(rows, columns=["task", "condition", "probe"])

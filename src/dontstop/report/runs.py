@@ -20,7 +20,7 @@ from ..fileio import UserError, file_sha256
 from ..recipes import MACHINE_FIELDS, MACHINE_PRETRAIN_FIELDS, RECIPE_KINDS, with_added_fields
 from ..records import METRICS_FILE, MetricsRecord, read_run
 from ..results_tree import result_files
-from ..stage_identity import PER_STAGE_FIELDS, recipe_difference, stage_recipe
+from ..stage_identity import PER_STAGE_FIELDS, built_lineage, recipe_difference, stage_recipe
 from ..suites import Suite, load_suite
 
 OWN_FINETUNE_FIELDS = ("seed", "model", "suite", "task", "data_dir")   # a run's own, or compared elsewhere
@@ -55,7 +55,7 @@ def load_runs(results_dir: str | Path, suite: Suite | str, conditions: Condition
     suite = as_suite(suite)
     records = read_runs(results_dir, suite) if records is None else records
     rows = [_run_row(path, record, suite, conditions) for path, record in records.items()]
-    _one_lineage_per_cell(records)
+    _one_lineage_per_cell(records, suite, conditions)
     mixed = mixed_settings(records)
     if mixed:
         raise UserError(f"{mixed}: runs made from other settings (a --set, or an edited suite, between "
@@ -83,16 +83,34 @@ def _run_row(path: Path, record: MetricsRecord, suite: Suite, conditions: Condit
             "pretraining": record.pretraining, "published": record.published, "path": str(path)}
 
 
-def _one_lineage_per_cell(records: dict[Path, MetricsRecord]) -> None:
-    """Every seed of a (task, condition) cell was fine-tuned from one pretraining lineage: a TAPT run
-    copied into the baseline's folder (its condition edited) was tabled as a baseline seed."""
+def _one_lineage_per_cell(records: dict[Path, MetricsRecord], suite: Suite, conditions: Conditions) -> None:
+    """Every seed of a (task, condition) cell was fine-tuned from one pretraining lineage, the one
+    its condition builds: a TAPT run copied into the baseline's folder (its condition edited) was
+    tabled as a baseline seed."""
     first: dict[tuple[str, str | None], tuple[str, Path]] = {}
     for path, record in records.items():
+        if not record.published:   # a released checkpoint's lineage is named by its shape, no base stage
+            check_lineage(path, record.lineage, record.task, record.condition, suite, conditions)
         lineage, seen = first.setdefault((record.task, record.condition), (record.lineage, path))
         if record.lineage != lineage:
             raise UserError(f"{seen} and {path}: runs of one cell fine-tuned from two lineages, {lineage!r} and "
                             f"{record.lineage!r} (a run copied from another condition?); `dontstop status` names "
                             "the stale one")
+
+
+def check_lineage(path: Path, lineage: str, task: str, condition: str | None, suite: Suite,
+                  conditions: Conditions, released_too: bool = False) -> None:
+    """A run's or probe's lineage is the one its condition's stages build on its task now: the runs
+    of a condition whose `stages` were edited since (stale, `status` said) were tabled as its row, as
+    was a cell copied from another condition with `condition` edited in each file. `released_too`:
+    a released checkpoint's lineage (no base stage) passes too."""
+    if condition not in conditions or task not in suite.task_table:
+        return
+    expected = built_lineage(suite, suite.task(task), conditions.get(condition).stages)
+    if lineage != expected and not (released_too and lineage == expected.removeprefix("base+")):
+        raise UserError(f"{path}: fine-tuned from lineage {lineage!r}, but {conditions.root}/{condition}/config.yaml "
+                        f"builds {expected!r} on {task} (its stages edited since, or a cell copied from another "
+                        "condition?); `dontstop status` names the stale runs, `run --rerun-stale` redoes them")
 
 
 def mixed_settings(records: dict[Path, MetricsRecord]) -> str | None:

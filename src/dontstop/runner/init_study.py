@@ -19,7 +19,7 @@ STUDY_TEMPLATE = """\
 # Relative paths are relative to this file's folder. From this folder:
 #   dontstop reproduce --suite study.yaml --dry-run    # the plan, what is skipped and why, the cost
 #   dontstop reproduce --suite study.yaml              # every condition, then tables/{name}/
-name: {name}                 # results/{name}/, tables/{name}/; not a built-in suite's name
+name: "{name}"               # results/{name}/, tables/{name}/; not a built-in suite's name
 extends: mini                # recipes, seeds and every key not given here come from this suite
 base_model: bundled:bert-tiny   # tiny and uncased English (it strips accents): for your language a
                              # Hugging Face encoder with an MLM head (e.g. klue/roberta-base), or a local model folder
@@ -43,7 +43,9 @@ domain_corpora:              # unlabeled text, one document a line (.txt) or {{"
 # curated: {{my-task: curated/my-task.txt}}     # Curated-TAPT: more unlabeled text like the task's
 # A second task of the same domain gets Transfer-TAPT (TAPT on the other task's text).
 # recipes: {{dapt: {{max_steps: 1000}}}}        # merged key by key into the extended suite's
-# finetune: {{lr: 2.0e-5, max_length: 256}}
+# finetune: {{max_train_examples: null, max_length: 256, epochs: null}}   # mini's recipe, which `extends` brings,
+#   fine-tunes on the first 200 training examples of a task, cut at 64 tokens, for 15 epochs at most (lr 2e-4);
+#   this line: every example, 256 tokens, the profile's epochs. The dry run prints the recipe the runs get.
 """
 
 README_TEMPLATE = """\

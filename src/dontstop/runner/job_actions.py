@@ -37,8 +37,7 @@ def build_stage(stage: Stage, suite: Suite, guard: LeakageGuard, wandb: bool) ->
                                "output_dir": stage.checkpoint_dir, "seed": suite.pretrain_seed})
     # W&B: pretraining runs grouped by recipe kind (comparable loss curves); the checkpoint folder
     # (<lineage>-<hash8>) names the run and its model artifact, whose parent is stage.parent's
-    run_pretraining(recipe, wandb=wandb, guard=guard, name=stage.lineage,
-                    group=f"pretrain/{stage.kind}",
+    run_pretraining(recipe, wandb=wandb, guard=guard, name=stage.lineage, group=f"pretrain/{stage.kind}",
                     wandb_config={"suite": suite.name, "stage": stage.name, "kind": stage.kind,
                                   "stage_key": stage.key, "selection": stage.selection})
 
@@ -258,11 +257,11 @@ def check_stage_models(jobs, suite: Suite) -> None:
 
     limits: dict[str, int | None] = {}   # model -> sequence limit: most jobs start from the base model
 
-    def fits(max_length: int, start: str, where: str) -> str:
+    def fits(max_length: int, start: str, where: str, multiple: int | None = None) -> str:
         model = start if (Path(start) / PRETRAIN_RECORD_FILE).is_file() else suite.base_model
         if model not in limits:
             limits[model] = model_sequence_limit(model)
-        check_sequence_length(max_length, limits[model], model, where)
+        check_sequence_length(max_length, limits[model], model, where, multiple)
         return model
 
     for job in (job for job in jobs if not job.done()):
@@ -274,7 +273,8 @@ def check_stage_models(jobs, suite: Suite) -> None:
 
                 check_target_modules(job.stage.recipe["adapter"], model, f"{where}: adapter")
         else:   # a fine-tuning run or probe (the roberta-base tokenizer sets no limit: it crashed mid-run)
-            fits(finetune_recipe(job.plan, suite).max_length, job.plan.model, f"suite {suite.name}: finetune")
+            recipe = finetune_recipe(job.plan, suite)   # padded to a multiple past the positions: crashed mid-run
+            fits(recipe.max_length, job.plan.model, f"suite {suite.name}: finetune", recipe.pad_to_multiple_of)
 
 
 def check_data_consistency(plan: RunPlan, suite: Suite, allow_mixed: bool,

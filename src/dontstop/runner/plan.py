@@ -23,7 +23,7 @@ from ..suites import Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, file_sha256, raise_problems
 from ..recipes import PretrainRecipe, violations
 from ..records import PRETRAIN_RECORD_FILE
-from ..stage_identity import keyed_path, stage_key, stage_recipe
+from ..stage_identity import keyed_path, stage_key, stage_name, stage_recipe
 from ..models import in_local_cache
 from ..tasks import NO_HUB_PAGE, Task
 
@@ -176,14 +176,13 @@ def _released_stage(suite: Suite, task: Task, specs: list[str]) -> Stage | None:
 def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key: str,
                    earlier: list[Stage], planning_only: bool) -> Stage:
     kind, _, arg = spec.partition(":")
-    selection, released = None, None
+    selection, released, name = None, None, stage_name(suite, task, spec)
     if kind == "base":
-        name, recipe_kind, corpora = "base", "base", [suite.data_path(suite.base_corpus)]
+        recipe_kind, corpora = "base", [suite.data_path(suite.base_corpus)]
     elif kind == "dapt":
         domain = suite.domain(task.domain)
         domain = suite.domain(domain.irrelevant) if arg == "irrelevant" else domain
-        recipe_kind = "dapt_lora" if arg == "lora" else "dapt"
-        name, corpora = f"{recipe_kind}-{domain.key}", []
+        recipe_kind, corpora = "dapt_lora" if arg == "lora" else "dapt", []
         if suite.dapt_from_released and domain.dapt_checkpoint and all(s.kind == "base" for s in earlier) \
                 and arg != "lora":
             released = domain.dapt_checkpoint
@@ -192,17 +191,15 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
                                                  "--domain-corpus", released=arg != "lora"))]
     elif kind == "tapt":
         source = suite.task(task.transfer) if arg == "transfer" else task
-        named = "tapt_lora" if arg == "lora" else "tapt"
         # the paper's large tasks: tapt_large, and TAPT (LoRA) beside it tapt_large_lora (same batches)
         recipe_kind = source.tapt_recipe + ("_lora" if arg == "lora" else "")
-        name = f"{named}-{source.key}"
         corpora = [str(suite.task_dir(source.key) / "train.jsonl")]
     elif kind == "curated":
-        name, recipe_kind = f"curated-{task.key}", "tapt_large"
+        recipe_kind = "tapt_large"
         corpora = [str(suite.task_dir(task.key) / "train.jsonl"), _curated_pool(suite, task)]
     else:  # knn:<k> or random:<k>
         k, scale = int(arg), suite.selection.get("k_scale", 1.0)
-        name, recipe_kind, corpora = f"{'knn' if kind == 'knn' else 'rand'}{k}-{task.key}", "tapt_large", []
+        recipe_kind, corpora = "tapt_large", []
         if scaled_k(k, scale) < 1:   # it was taken as 1: 50NN, 150NN, 500NN and RAND all one selection
             raise UserError(f"suite {suite.name}: selection.k_scale {scale}: stage {name} would select {k} x {scale} "
                             f"= {k * scale:g} neighbours per query, under 1; give at least {1 / k:g}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..conditions import Condition
 from ..provenance import cpu_count
+from ..recipes import FinetuneRecipe
 from ..records import METRICS_FILE
 from ..suites import Suite
 from .estimate import Estimator, MissingInput, wall_seconds
@@ -59,6 +60,7 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
           + (f" ({len(stale_runs)} of them stale: finished from other settings, first "
              f"{stale_runs[0].path}: {stale_runs[0].reason})" if stale_runs else "")
           + f", {sum(len(p.seeds) for p in plans) - len(todo)} finished; {cost}")
+    print_finetune_recipe(suite, plans)
     device = "GPU" if suite.estimate_bench else "on this machine"
     print(f"estimated total {device}: {_duration(total)}"
           + (" without the costs marked unknown" if unknown else "")
@@ -80,6 +82,31 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
                      "from the model's shape)" if share else "")
         print(f"  fine-tuning guessed from the pretraining rate{per_token}, every epoch run (early stopping "
               "usually ends runs sooner); finished runs replace the guess by their median time")
+
+
+def print_finetune_recipe(suite: Suite, plans: list[RunPlan]) -> None:
+    """What every fine-tuning run gets (the suite's `finetune` over FinetuneRecipe's defaults), and
+    which tasks `max_train_examples` cuts: a study that `extends: mini` has mini's recipe, its
+    first 200 training examples of a task at 64 tokens, which no line said."""
+    recipe = FinetuneRecipe(**{**suite.finetune, "model": "", "task": "", "suite": suite.name})
+    epochs = (f"{recipe.epochs} epoch{'s' * (recipe.epochs > 1)}" if recipe.epochs
+              else "the task profile's epochs (low 10, high 3)")
+    line = (f"  fine-tuning recipe (the suite's finetune): lr {recipe.lr:g}, batch {recipe.batch_size}, "
+            f"at most {epochs}, patience {recipe.patience}, texts cut at {recipe.max_length} tokens")
+    if cut := recipe.max_train_examples:
+        sizes = {plan.task.key: _lines(suite.task_dir(plan.task.key) / "train.jsonl") for plan in plans}
+        cuts = [f"{key} ({size:,})" for key, size in sizes.items() if size > cut]
+        line += (f", the first {cut:,} training examples of a task (finetune.max_train_examples; null: all)"
+                 + (f": fewer than in {', '.join(cuts)}" if cuts else ""))
+    print(line)
+
+
+def _lines(path: Path) -> int:
+    """Non-blank lines of a task file (its examples), 0 when it is not there yet."""
+    if not path.is_file():
+        return 0
+    with path.open("rb") as lines:
+        return sum(1 for line in lines if line.strip())
 
 
 def _duration(seconds: float) -> str:
