@@ -1,6 +1,8 @@
 """Continued MLM pretraining: the masked-only loss, checkpoints, resume after SIGKILL, errors."""
 import dataclasses
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,8 @@ from dontstop.pretrain.mlm import BatchSchedule, heldout_mlm_loss, mask_tokens, 
 from dontstop.pretrain.sequences import DocumentSequences, PackedSequences, write_token_stream
 from dontstop.models import resolve_model
 from dontstop.pretrain.cli import recipe_from_args
-from dontstop.pretrain.trainer import run_pretraining
+from dontstop.pretrain.outcome import load_saved_state
+from dontstop.pretrain.trainer import PretrainRun, run_pretraining
 from dontstop.recipes import AdapterRecipe, PretrainRecipe
 from dontstop.records import PretrainRecord
 
@@ -290,6 +293,107 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_corpus, tmp_path
     weights = [AutoModelForMaskedLM.from_pretrained(d).state_dict() for d in (out, tmp_path / "whole")]
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
+
+
+UNFINISHED_ARGV = ["pretrain", "--model", "bundled:bert-tiny", "--steps", "4", "--batch-size", "4",
+                   "--per-device-batch-size", "2", "--max-length", "32", "--heldout-documents", "10",
+                   "--checkpoint-every", "2", "--no-wandb"]
+
+
+@pytest.fixture(scope="module")
+def unfinished_run(tiny_corpus, tmp_path_factory):
+    """A run of 4 steps stopped after its state at step 2 was saved (trained, never finished), as
+    a SIGKILL leaves it: (a copy of its folder, the command that resumes it). Its recipe names its
+    folder, so each test gets a fresh copy at the same place (unfinished_copy)."""
+    out = tmp_path_factory.mktemp("unfinished") / "run"
+    argv = [*UNFINISHED_ARGV, "--corpus", str(tiny_corpus), "--out", str(out)]
+    PretrainRun(recipe_from_args(build_parser().parse_args(argv)), LeakageGuard(), "run").train(None)
+    assert [state.name for state in out.glob("resume/step-*")] == ["step-000000002"]
+    shutil.copytree(out, out.with_name("pristine"))
+    return out, argv
+
+
+def unfinished_copy(unfinished_run):
+    out, argv = unfinished_run
+    shutil.rmtree(out)
+    shutil.copytree(out.with_name("pristine"), out)
+    return out, argv
+
+
+def files_of(folder):
+    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _edited(field, value):
+    return lambda progress: {**progress, field: value}
+
+
+PROGRESS_EDITS = {   # id -> (edit of the saved progress (a dict), what the line says after "(edited by hand?): ")
+    "past_the_end": (_edited("step", 5000), "step 5000: must be below the recipe's 4 steps"),
+    "the_last_step": (_edited("step", 4), "step 4: must be below the recipe's 4 steps"),
+    "another_folders": (_edited("step", 3), "step 3: not the step of its folder step-000000002"),
+    "negative": (_edited("step", -5), "step -5: must be a whole number >= 1"),
+    "zero": (_edited("step", 0), "step 0: must be a whole number >= 1"),
+    "a_string": (_edited("step", "2"), 'step "2": must be a whole number >= 1'),
+    "a_float": (_edited("step", 2.0), "step 2.0: must be a whole number >= 1"),
+    "a_bool": (_edited("step", True), "step true: must be a whole number >= 1"),
+    "nan": (_edited("step", float("nan")), "step NaN: must be a whole number >= 1"),
+    "missing": (lambda progress: {k: v for k, v in progress.items() if k != "step"}, "step missing"),
+    "a_list": (lambda progress: [], "it holds [], not an object"),
+    "loss_nan": (_edited("loss", float("nan")), "loss NaN: must be a finite number >= 0"),
+    "tokens_negative": (_edited("tokens", -1), "tokens -1: must be a whole number >= 0"),
+    "time_a_string": (_edited("wall_time_s", "1s"), 'wall_time_s "1s": must be a finite number >= 0'),
+    "heldout_inf": (_edited("heldout_loss_before", float("inf")),
+                    "heldout_loss_before Infinity: must be a finite number >= 0 or null"),
+    "recipe_a_list": (_edited("recipe", []), "recipe []: must be an object"),
+    "resumed_from_later": (_edited("resumed_from_step", 2), "resumed_from_step 2: must be below step 2"),
+}
+
+
+@pytest.mark.parametrize("edit", PROGRESS_EDITS)
+def test_a_saved_states_progress_edited_is_refused_before_any_work(edit, unfinished_run, capsys):
+    """A step past the recipe's end was resumed from: exit 0 and a record of 5000 steps, 115
+    trained; a negative step, a string, a list were tracebacks (exit 1). Now one line naming the
+    state, its progress.json and the field, before the corpus is read; nothing written or removed."""
+    out, argv = unfinished_copy(unfinished_run)
+    state = out / "resume" / "step-000000002"
+    spoil, says = PROGRESS_EDITS[edit]
+    (state / "progress.json").write_text(json.dumps(spoil(json.loads((state / "progress.json").read_text()))))
+    before = files_of(out)
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"dontstop: error: {state}: a saved state whose progress.json is not as it was saved (edited by hand?): "
+        f"{says}; remove that folder to resume from the state before it (or from the start)"]
+    assert files_of(out) == before
+
+
+def test_a_step_past_an_epochs_recipes_end_is_refused_before_the_state_is_loaded(unfinished_run):
+    """An epochs recipe's total steps are known once its corpus is counted: checked as it is loaded."""
+    out, _ = unfinished_copy(unfinished_run)
+    with pytest.raises(UserError, match=r"step-000000002: .*: step 2: must be below the recipe's 2 steps; remove"):
+        load_saved_state(None, out / "resume" / "step-000000002", total_steps=2)
+
+
+TOKEN_DESCRIPTION_DAMAGES = {   # id -> what becomes of resume/tokens.bin.json ({"description", "counts"})
+    "cut_short": lambda whole: json.dumps(whole)[:20],
+    "a_list": lambda whole: "[]",
+    "no_counts": lambda whole: json.dumps({"description": whole["description"]}),
+    "a_count_missing": lambda whole: json.dumps({**whole, "counts": {"tokens": whole["counts"]["tokens"]}}),
+}
+
+
+@pytest.mark.parametrize("damage", TOKEN_DESCRIPTION_DAMAGES)
+def test_a_damaged_token_file_description_is_written_again_and_the_run_resumes(damage, unfinished_run):
+    """resume/tokens.bin.json cut short was a line saying nothing to do (exit 2), one edited a
+    traceback (once trained, for a count missing): it is tokenized again, as a token file cut
+    short is, and the run resumes."""
+    out, argv = unfinished_copy(unfinished_run)
+    description = out / "resume" / "tokens.bin.json"
+    whole = json.loads(description.read_text())
+    description.write_text(TOKEN_DESCRIPTION_DAMAGES[damage](whole))
+    assert main(argv) == 0
+    record = PretrainRecord.read(out / "pretrain_record.json")
+    assert (record.resumed_from_step, record.steps, record.documents) == (2, 4, whole["counts"]["documents"])
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -8,6 +8,7 @@ weights' hashes once they are written.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ def check_resumable(resume_dir: Path, asked: dict[str, Any]) -> None:
         return
     if not (states[-1] / "progress.json").is_file():   # "No such file or directory", exit 1, no advice
         raise UserError(f"{states[-1]}: a saved state without its progress.json (cut short?); {REMOVE_STATE}")
-    saved = with_added_fields(read_json(states[-1] / "progress.json")["recipe"])
+    progress = read_json(states[-1] / "progress.json")
+    check_progress(states[-1], progress, asked.get("max_steps"))   # an epochs recipe: its total in load_saved_state
+    saved = with_added_fields(progress["recipe"])
     differ = [f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in sorted(saved.keys() | asked.keys())
               if saved.get(key) != asked.get(key)]
     if differ:
@@ -51,11 +54,61 @@ def check_resumable(resume_dir: Path, asked: dict[str, Any]) -> None:
                         "choose another --out")
 
 
-def load_saved_state(accelerator, state: Path) -> dict[str, Any]:
+def _count(value: Any) -> bool:      # JSON's true is an int in Python; 115.0 is a float
+    return type(value) is int and value >= 0
+
+
+def _measure(value: Any) -> bool:    # JSON's NaN and 1e999 (inf) load as floats
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
+# The fields of a saved state's progress.json (PretrainRun.progress): field -> (check, what it must be)
+PROGRESS_FIELDS = {
+    "step": (lambda value: _count(value) and value >= 1, "a whole number >= 1"),   # saved after a step
+    "resumed_from_step": (_count, "a whole number >= 0"),
+    "tokens": (_count, "a whole number >= 0"), "loss": (_measure, "a finite number >= 0"),
+    "train_time_s": (_measure, "a finite number >= 0"), "wall_time_s": (_measure, "a finite number >= 0"),
+    "heldout_loss_before": (lambda value: value is None or _measure(value),   # None: no held-out documents
+                            "a finite number >= 0 or null"),
+    "recipe": (lambda value: isinstance(value, dict), "an object"),
+}
+
+
+def check_progress(state: Path, progress: Any, total_steps: int | None) -> None:
+    """A saved state's progress.json holds what PretrainRun saved: every field of it, and a step
+    below the recipe's `total_steps` (None: not known yet) that is its folder's (step-<n>). Edited
+    by hand, a step past the end finished at once, exit 0, with a record of steps never trained
+    (5000 claimed, 115 trained); a negative step, a string, a list were tracebacks, exit 1."""
+    problem = _progress_problem(state.name, progress, total_steps)
+    if problem:
+        raise UserError(f"{state}: a saved state whose progress.json is not as it was saved (edited by "
+                        f"hand?): {problem}; {REMOVE_STATE}")
+
+
+def _progress_problem(folder: str, progress: Any, total_steps: int | None) -> str | None:
+    if not isinstance(progress, dict):
+        return f"it holds {json.dumps(progress)[:40]}, not an object"
+    for field, (valid, allowed) in PROGRESS_FIELDS.items():
+        if field not in progress:
+            return f"{field} missing"
+        if not valid(progress[field]):
+            return f"{field} {json.dumps(progress[field])[:40]}: must be {allowed}"
+    step = progress["step"]
+    if total_steps is not None and step >= total_steps:   # the last step's state is the finished checkpoint
+        return f"step {step}: must be below the recipe's {total_steps} steps"
+    if folder != f"step-{step:09d}":    # the name _save_resume_state gives it
+        return f"step {step}: not the step of its folder {folder}"
+    if progress["resumed_from_step"] >= step:
+        return f"resumed_from_step {progress['resumed_from_step']}: must be below step {step}"
+    return None
+
+
+def load_saved_state(accelerator, state: Path, total_steps: int) -> dict[str, Any]:
     """The progress of a saved state in <out>/resume/, after loading it into `accelerator`'s
     model, optimizer and scheduler. A file of it cut short or emptied was a traceback (a
     SafetensorError of 36 lines, an EOFError), exit 1."""
     progress = read_json(state / "progress.json")
+    check_progress(state, progress, total_steps)   # the total of an epochs recipe is known only now
     try:
         accelerator.load_state(str(state))
     except Exception as e:   # whatever torch, safetensors or pickle raise on a damaged file

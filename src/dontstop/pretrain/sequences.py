@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..fileio import UserError
+from ..fileio import UserError, read_json
 
 TOKENIZE_CHUNK = 1000               # documents per call of the (Rust, batched) tokenizer
 GPU_PAD_MULTIPLE = 32               # one-document sequences on a GPU: at most 512 / 32 = 16 batch widths
@@ -58,10 +58,26 @@ def write_token_stream(tokenizer, documents: Iterable[str], path: Path, total: i
     return counts
 
 
-def whole_token_file(path: Path, tokenizer, tokens: int) -> bool:
-    """Whether the token file holds the `tokens` its description counted, every byte of them: one
-    cut short was trained on as it was (other batches, other weights than the run it resumes)."""
-    return path.is_file() and path.stat().st_size == tokens * np.dtype(token_dtype(tokenizer)).itemsize
+def token_description_file(path: Path) -> Path:
+    """Where the description of the token file at `path` is kept: {"description", "counts"}."""
+    return path.with_name(f"{path.name}.json")
+
+
+def saved_token_counts(path: Path, tokenizer, description: dict) -> dict[str, int] | None:
+    """The counts of the token file at `path` if its description file says it was written for
+    `description` and it holds every token counted; None: it is tokenized again. A token file
+    cut short was trained on as it was (other batches, other weights than the run it resumes); a
+    description cut short was a line without advice, one edited (a list, a count gone) a traceback."""
+    try:
+        meta = read_json(token_description_file(path)) if token_description_file(path).is_file() else None
+    except UserError:   # not JSON, not UTF-8: written again, with the token file
+        return None
+    counts = meta.get("counts") if isinstance(meta, dict) and meta.get("description") == description else None
+    if not (isinstance(counts, dict) and all(type(counts.get(key)) is int and counts[key] >= 0
+                                             for key in ("tokens", "documents", "bytes"))):
+        return None
+    whole = path.is_file() and path.stat().st_size == counts["tokens"] * np.dtype(token_dtype(tokenizer)).itemsize
+    return counts if whole else None
 
 
 def token_dtype(tokenizer) -> type:

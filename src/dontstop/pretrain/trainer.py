@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .. import wandb_log
 from ..data.encoding import utf8_problem
 from ..data.leakage import LeakageGuard
-from ..fileio import UserError, atomic_write_json, check_writable_dir, read_json
+from ..fileio import UserError, atomic_write_json, check_writable_dir
 from ..models import check_available, check_sequence_length, model_sequence_limit, weights_sha256
 from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
@@ -40,7 +40,7 @@ from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss
 from .outcome import (check_finite, check_output_dir, check_resumable, device_name, finished_record,
                       load_saved_state)
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
-from .sequences import training_sequences, whole_token_file, write_token_stream
+from .sequences import saved_token_counts, token_description_file, training_sequences, write_token_stream
 from .start_model import check_masked_lm
 
 TOKENS = "tokens.bin"       # the tokenized training documents, in <out>/resume/ until finished
@@ -176,16 +176,15 @@ class PretrainRun:
         and its counts; written once, by the first process to get here."""
         description = {"recipe": _jsonable(self.recipe), "documents": self.corpus.documents,
                        "excluded": self.corpus.excluded, "tokenizer": self.tokenizer.name_or_path}
-        meta_path = self.resume_dir / f"{TOKENS}.json"
-        meta = read_json(meta_path) if meta_path.exists() else {}
-        if meta.get("description") == description and whole_token_file(self.resume_dir / TOKENS, self.tokenizer,
-                                                                        meta["counts"]["tokens"]):
-            return meta["counts"]
+        counts = saved_token_counts(self.resume_dir / TOKENS, self.tokenizer, description)
+        if counts:
+            return counts
         self.resume_dir.mkdir(parents=True, exist_ok=True)      # also marks the output dir as ours
         counts = write_token_stream(self.tokenizer, self.corpus.training_documents(), self.resume_dir / TOKENS,
                                     total=self.corpus.documents - len(self.heldout),
                                     show_progress=self.accelerator.is_main_process)
-        atomic_write_json(meta_path, {"description": description, "counts": counts})
+        atomic_write_json(token_description_file(self.resume_dir / TOKENS), {"description": description,
+                                                                             "counts": counts})
         return counts
 
     def heldout_loss(self) -> float | None:
@@ -198,7 +197,7 @@ class PretrainRun:
         """The progress of the latest saved state (after loading it), or a fresh start."""
         states = sorted(self.resume_dir.glob("step-*"))
         if states:   # its recipe checked before the corpus was read
-            progress = load_saved_state(self.accelerator, states[-1])
+            progress = load_saved_state(self.accelerator, states[-1], self.schedule.total_steps)
             return {**progress, "resumed_from_step": progress["step"]}
         return {"step": 0, "resumed_from_step": 0, "loss": None, "tokens": 0, "train_time_s": 0.0,
                 "wall_time_s": 0.0, "heldout_loss_before": self.heldout_loss(),
