@@ -730,7 +730,8 @@ def test_aggregate_reads_each_run_once(mini_results, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("case", ["tables_are_the_results", "tables_are_the_cache", "plots_is_a_file",
                                   "overlap_not_there", "overlap_nan", "overlap_of_other_domains",
-                                  "run_of_another_metric", "run_of_another_lineage"])
+                                  "run_of_another_metric", "run_of_another_lineage", "tables_among_the_conditions",
+                                  "overlap_fractions", "overlap_asymmetric"])
 def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_written(case, mini_results, tmp_path,
                                                                                      capsys, monkeypatch):
     """The tables written into the results folder (among the runs) were accepted, and into the cache
@@ -747,6 +748,10 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     overlap = tmp_path / "overlap.csv"
     if case == "overlap_nan":
         overlap.write_text("corpus,general,cs\ngeneral,100,nan\ncs,nan,100\n")
+    if case == "overlap_fractions":   # read as overlaps of 0.4%
+        overlap.write_text("corpus,general,cs\ngeneral,1,0.4\ncs,0.4,1\n")
+    if case == "overlap_asymmetric":   # cs,general 10 against general,cs 36.8: the verdict flipped
+        overlap.write_text("corpus,general,cs\ngeneral,100,36.8\ncs,10,100\n")
     if case == "overlap_of_other_domains":   # `reviews` renamed (analyze vocab --names): decided on cs and news
         overlap.write_text("corpus,general,cs,news,Reviews\ngeneral,100,40,50,45\ncs,40,100,30,30\n"
                            "news,50,30,100,35\nReviews,45,30,35,100\n")
@@ -768,6 +773,14 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
                                          f"--overlap {tmp_path}/overlap.csv: no such file"),
                    "overlap_nan": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                    f"{overlap}: not a corpus x corpus matrix of percentages"),
+                   "overlap_fractions": (["--tables-dir", str(tables), "--overlap", str(overlap)],
+                                         f"{overlap}: not a corpus x corpus matrix of percentages (expected `dontstop "
+                                         "analyze vocab` output): a corpus overlaps itself by 100, its diagonal is 1 "
+                                         "(fractions, not percentages?)"),
+                   "overlap_asymmetric": (["--tables-dir", str(tables), "--overlap", str(overlap)],
+                                          f"{overlap}: not a corpus x corpus matrix of percentages (expected "
+                                          "`dontstop analyze vocab` output): the overlap of a with b is that of b "
+                                          "with a, this matrix is not symmetric"),
                    "overlap_of_other_domains": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                                 f"--overlap {overlap}: no row for 'reviews' (it needs general and "
                                                 "the suite's domains: cs, reviews, news)"),
@@ -776,6 +789,10 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
                                               f"{CONDITIONS.root}/tapt/config.yaml builds 'base+tapt-aclsum-roles' on "
                                               "aclsum-roles (its stages edited since, or a cell copied from another "
                                               "condition?)"),
+                   # experiments/mini, a folder without config.yaml, which every later command refused
+                   "tables_among_the_conditions": (["--tables-dir", str(EXPERIMENTS_DIR / "suites")],
+                                                   f"{EXPERIMENTS_DIR}/suites/mini: the tables would go among the "
+                                                   f"condition folders of {EXPERIMENTS_DIR}"),
                    "run_of_another_metric": (["--tables-dir", str(tables)],
                                              f"{mini_results}/mini/aclsum-roles/tapt/seed_3/metrics.json: field "
                                              "'metric' is 'accuracy': the suite scores aclsum-roles by macro_f1")}[case]

@@ -376,6 +376,9 @@ def test_bad_run_flags_are_one_line_naming_the_flag(world, capsys, argv, message
     # accepted, where every other command refuses a seed numpy and torch cannot take
     (["data", "build-mini", "--seed", "-1"], "data build-mini: argument --seed: -1: must be in [0, 4294967296)"),
     (["analyze", "mlm-loss", "--seed", "-1"], "analyze mlm-loss: argument --seed: -1: must be in [0, 4294967296)"),
+    # given with no folder: the selection's leakage guard was off, without a word
+    (["select", "--task-text", "t", "--pool", "p", "--out", "o", "--exclude-dev-test-of"],
+     "select: argument --exclude-dev-test-of: expected at least one argument"),
 ])
 def test_a_flag_argparse_refuses_is_one_line_naming_the_command(tmp_path, capsys, argv, message):
     """argparse printed its whole usage block (up to 20 lines) above its error line."""

@@ -215,6 +215,11 @@ def _record_a_folder(cell):
     (_probe_test_metric_edited, ": field 'test_metric' is 0.99, but test.macro_f1 is 0.5 (edited by hand?)"),
     (_nan_in_dev_curve, ": field 'dev_curve[1]' is nan: not a fraction in [0, 1]"),
     (_nan_probe, ": field 'test_metric' is nan: not a fraction in [0, 1]"),
+    # a copied seed folder renamed seed_-1, its seed edited: one more seed tabled while status said 5/5
+    (lambda cell: metrics_record(seed=-1).write(cell / "baseline" / "seed_-1"),
+     ": field 'seed' is -1, which no run writes (a seed is in [0, 2^32); edited by hand?)"),
+    (lambda cell: metrics_record(best_epoch=9).write(cell / "baseline" / "seed_0"),
+     ": field 'best_epoch' is 9, which no run writes (from 1 to epochs_run; edited by hand?)"),
 ])
 def test_a_damaged_record_is_one_line_everywhere(damage, says, mini_tree, capsys):
     """A record of bytes that are no text was a UnicodeDecodeError traceback; NaN (which JSON files

@@ -53,7 +53,7 @@ def test_a_study_merges_a_set_value_over_the_suite_it_extends(tmp_path):
     ("recipes.dapt_lora.adapter.rank=0", "--set recipes.dapt_lora.adapter.rank=0: recipes.dapt_lora: adapter: "
                                          "key 'rank': 0; must be >= 1"),
     ("recipes.dpat.lr=1", "--set recipes.dpat.lr=1: key 'recipes': unknown recipe 'dpat'; known: base, dapt"),
-    ("selection.dim=0", "--set selection.dim=0: selection: key 'dim': 0; must be >= 1"),
+    ("selection.dim=0", "--set selection.dim=0: selection: key 'dim': 0; must be in [1, 1024)"),
     ("selection.embeder=bow", "--set selection.embeder=bow: selection: key 'embeder': unknown; known keys: embedder"),
     ("seeds=[0, 0]", "--set seeds=[0, 0]: key 'seeds': seed 0 given twice"),
     ("seeds=zero", "--set seeds=zero: key 'seeds': expected list[int], got str 'zero'"),

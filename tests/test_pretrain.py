@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -394,6 +395,16 @@ def test_a_damaged_token_file_description_is_written_again_and_the_run_resumes(d
     assert main(argv) == 0
     record = PretrainRecord.read(out / "pretrain_record.json")
     assert (record.resumed_from_step, record.steps, record.documents) == (2, 4, whole["counts"]["documents"])
+
+
+def test_an_unfinished_run_moved_whole_resumes_where_it_is_now(unfinished_run, tmp_path):
+    """A folder moved to another disk was "an unfinished run with another recipe (output_dir: ...)":
+    its trained steps were lost unless it went back."""
+    out, argv = unfinished_copy(unfinished_run)
+    moved = shutil.move(out, tmp_path / "moved")
+    assert main([*argv[:argv.index("--out")], "--out", str(moved)]) == 0
+    record = PretrainRecord.read(Path(moved) / "pretrain_record.json")
+    assert (record.resumed_from_step, record.steps, record.recipe["output_dir"]) == (2, 4, str(moved))
 
 
 @pytest.mark.parametrize("overrides, message", [

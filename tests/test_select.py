@@ -313,7 +313,8 @@ def test_bad_pool_line_is_a_one_line_user_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--dim", "0"], "--dim 0: must be >= 1"),                           # failed inside scikit-learn
+    (["--dim", "0"], "--dim 0: must be in [1, 1024)"),                     # failed inside scikit-learn
+    (["--dim", "100000"], "--dim 100000: must be in [1, 1024)"),          # killed for memory (22 GB), no word
     (["--seed", "-1", "--method", "random"], "--seed -1: must be in [0, 4294967296)"),   # a traceback
     (["--k", "0"], "--k 0: must be >= 1"),
     (["--index-dir", "{file}/index"], "{file}/index: not a writable directory ({file} is a file)"),  # after embedding

@@ -230,6 +230,9 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "not_utf8": (_latin1, "study.yaml:45: not UTF-8 at byte offset 746 (byte 0xe9: invalid continuation byte); save it as UTF-8"),
     "builtin_name": (lambda f: bad_study(f, lambda s: s.update(name="mini")),
                      "key 'name': 'mini' is a built-in suite's name"),
+    # results/quick/quick/: the study's full run and its --quick run in one another's folders
+    "name_of_the_quick_folder": (lambda f: bad_study(f, lambda s: s.update(name="quick")),
+                                 "key 'name': 'quick' is the folder of `--quick` runs (results/quick/<name>/)"),
     "builtin_name_in_other_case": (lambda f: bad_study(f, lambda s: s.update(name="Mini")),
                                    "key 'name': 'Mini' is 'mini' in all but case, a built-in suite's name"),
     # nested stage folders: checkpoints/dapt-news/comments-1a2b3c4d/
@@ -399,7 +402,9 @@ def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, cap
     assert main(["init-study", str(folder)]) == 2 and "study.yaml: already exists" in capsys.readouterr().err
     for name, says in (("", "--name '': empty; give the study's name, or leave --name out for the folder's"),
                        ("a/b", "--name a/b: not a folder name (its results and tables go in a folder of that name"),
-                       ("mini", "--name mini: a study needs a name of its own, not a built-in suite's")):
+                       ("mini", "--name mini: a study needs a name of its own, not a built-in suite's"),
+                       ("quick", "--name quick: a study needs a name of its own, not a built-in suite's "
+                                 "(paper, mini) nor quick (`--quick` runs' folder)")):
         assert main(["init-study", str(tmp_path / "other"), "--name", name]) == 2   # "": the folder's, unsaid
         assert capsys.readouterr().err.startswith(f"dontstop: error: {says}")
     assert not (tmp_path / "other").exists()

@@ -41,7 +41,7 @@ from typing import Any
 from .config import located, unquoted_hint, yaml_fields
 from .fileio import UserError
 from .study_tasks import existing, is_folder_name, own_tasks, study_domains
-from .tasks import SUITES, Task
+from .tasks import QUICK_FOLDER, SUITES, Task
 
 MERGED = ("recipes", "quick", "finetune", "selection")    # merged into the extended suite's
 TASK_DATA = ("domain_corpora", "pools", "curated")         # about tasks: not inherited with own tasks
@@ -105,6 +105,9 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
         how = "" if twin == name else f"{twin!r} in all but case, "
         raise UserError(f"{_at(path, lines, 'name')}: key 'name': {name!r} is {how}a built-in suite's name; "
                         "give the study its own (its results go to results/<name>/)")
+    if name.casefold() == QUICK_FOLDER:
+        raise UserError(f"{_at(path, lines, 'name')}: key 'name': {name!r} is the folder of `--quick` runs "
+                        f"(results/{QUICK_FOLDER}/<name>/); give the study another name")
     has_own_tasks = isinstance(data.get("tasks"), dict)
     fields = {} if parent is None else {key: getattr(parent, key) for key in yaml_fields(parent)}
     for key in TASK_DATA if has_own_tasks else ():

@@ -14,7 +14,7 @@ from .conditions import EXPERIMENTS_DIR
 from .config import as_shown, from_dict, nested_key_lines, shared_names
 from .fileio import UserError, raise_problems
 from .overrides import Override, given_for
-from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, OneOf, RECIPE_KINDS, SEED, SET_BY_THE_RUNNER, AdapterRecipe,
+from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, OneOf, Range, RECIPE_KINDS, SEED, SET_BY_THE_RUNNER, AdapterRecipe,
                       FinetuneRecipe, PretrainRecipe, Violation, adapter_violations, range_violations, violations)
 
 
@@ -37,7 +37,8 @@ class SelectionSettings:
 # unknown embedder or index in select_corpus, once the stages before it were built). The
 # choices are select/embed.EMBEDDERS, select/index.INDEX_TYPES and data/sentences.POOL_UNITS and
 # QUERY_UNITS (a test holds them equal; a shared basic imports no phase).
-SELECTION_RANGES = {"dim": AT_LEAST_1, "nprobe": AT_LEAST_1, "k_scale": POSITIVE,
+# dim: the bow embedder's SVD size (VAMPIRE's 81, ours 128); 100,000 was killed for memory (22 GB) after the pool scan
+SELECTION_RANGES = {"dim": Range(1, 1024), "nprobe": AT_LEAST_1, "k_scale": POSITIVE,
                     "embedder": OneOf(("bow", "encoder")), "index": OneOf(("flat", "ivf")),
                     "bow_tokens": OneOf(("sklearn", "scripts")), "unit": OneOf(("sentence", "line")),
                     "query_unit": OneOf(("sentence", "text"))}

@@ -22,7 +22,7 @@ from .fileio import UserError, raise_problems
 from .overrides import Override, apply_overrides, override_problems
 from .recipes import RECIPE_KINDS
 from .suite_checks import check_sections
-from .tasks import Domain, SuiteTasks, Task
+from .tasks import QUICK_FOLDER, Domain, SuiteTasks, Task
 
 CHECKPOINT_NAME = re.compile(r"^(?P<lineage>.+)-[0-9a-f]{8}$")
 # Suite keys renamed in this release (the glossary of docs/CONTRACTS.md): old -> new.
@@ -155,7 +155,7 @@ def with_quick(suite: Suite, overrides: list[Override] = ()) -> Suite:
     recipes = {kind: {**suite.recipes.get(kind, {}), **suite.quick.get(kind, {})}
                for kind in set(suite.recipes) | (set(suite.quick) & set(RECIPE_KINDS))}
     return replace(suite, recipes=recipes, seeds=list(suite.quick_seeds),
-                   results_dir=str(Path(suite.results_dir) / "quick"),
+                   results_dir=str(Path(suite.results_dir) / QUICK_FOLDER),
                    finetune={**suite.finetune, **suite.quick.get("finetune", {})},
                    selection={**suite.selection, **suite.quick.get("selection", {})},
                    probe=suite.probe and suite.quick_probe)

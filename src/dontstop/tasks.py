@@ -180,6 +180,9 @@ SUITES: dict[str, Registry] = {
     "mini": Registry(MINI_TASKS, MINI_DOMAINS, {}, published_numbers=False, built_data=True),
 }
 DEFAULT_SUITE = "mini"   # what `--suite` names when not given; the README shows its results
+# `--quick` runs' folder, above the suite's: <results>/quick/<suite>/, <tables>/quick/<suite>/; so no
+# study is named so (a study `quick` nested as results/quick/quick/)
+QUICK_FOLDER = "quick"
 
 
 class SuiteTasks:

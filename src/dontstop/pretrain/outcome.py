@@ -47,8 +47,9 @@ def check_resumable(resume_dir: Path, asked: dict[str, Any]) -> None:
     progress = read_json(states[-1] / "progress.json")
     check_progress(states[-1], progress, asked.get("max_steps"))   # an epochs recipe: its total in load_saved_state
     saved = with_added_fields(progress["recipe"])
+    # output_dir is where the folder is, not what it trains: a folder moved whole was "another recipe"
     differ = [f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in sorted(saved.keys() | asked.keys())
-              if saved.get(key) != asked.get(key)]
+              if saved.get(key) != asked.get(key) and key != "output_dir"]
     if differ:
         raise UserError(f"{states[-1]}: an unfinished run with another recipe ({'; '.join(differ[:3])}); "
                         "choose another --out")

@@ -21,6 +21,7 @@ from ..fileio import UserError
 from ..flags import RUN_ONLY_KEYS, add_flag, add_suite_flags, aggregate_command, suite_overrides
 from ..study_file import tables_dir
 from ..suites import load_suite, with_quick
+from ..tasks import QUICK_FOLDER
 from .runs import asked_settings_difference, read_runs
 from .tables_folder import check_tables_root
 from .write import aggregate
@@ -46,14 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _aggregate(args: argparse.Namespace) -> int:
     overrides = suite_overrides(args)
     suite = load_suite(args.suite, overrides=overrides)
-    tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
+    tables_root = tables_dir(suite, args.tables_dir) / (QUICK_FOLDER if args.quick else "")
     suite = with_quick(suite, overrides) if args.quick else suite
     for override in overrides:   # `--set seeds=[0,1]` tabled all five seeds, without a word
         if override.keys[0] in RUN_ONLY_KEYS:
             raise UserError(f"{override.given}: aggregate tables every run it finds; {override.keys[0]} only "
                             "chooses what `run` and `reproduce` make (to table fewer runs, keep them in a "
                             "--results-dir of their own)")
-    check_tables_root(tables_root, suite)
+    check_tables_root(tables_root, suite, Path(args.experiments_dir))
     if args.wandb:
         wandb_log.check_settings()
     if args.overlap:

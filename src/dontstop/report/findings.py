@@ -112,6 +112,12 @@ def load_overlap(path: Path) -> dict[str, float] | None:
     if matrix.empty or [str(i) for i in matrix.index] != [str(c) for c in matrix.columns] \
             or not ((matrix >= 0) & (matrix <= 100)).all().all():
         raise wrong
+    # fractions (a diagonal of 1.0) read as 0.4% overlaps; an asymmetric one flipped the verdict
+    if not np.allclose(np.diag(matrix.to_numpy()), 100, atol=0.01):
+        raise UserError(f"{wrong}: a corpus overlaps itself by 100, its diagonal is {np.diag(matrix.to_numpy())[0]:g} "
+                        "(fractions, not percentages?)")
+    if not np.allclose(matrix.to_numpy(), matrix.to_numpy().T, atol=0.01):
+        raise UserError(f"{wrong}: the overlap of a with b is that of b with a, this matrix is not symmetric")
     if GENERAL not in matrix.columns:
         return None
     return {str(k): float(v) for k, v in matrix[GENERAL].items() if k != GENERAL}

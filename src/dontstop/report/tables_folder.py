@@ -24,7 +24,7 @@ WRITTEN_BY = "Written by `{command}` from {runs}/**/metrics.json."
 WRITTEN_FROM = re.compile(r"^Written by `.*` from (?P<runs>.+)/\*\*/metrics\.json\.$", re.MULTILINE)
 
 
-def check_tables_root(tables_root: Path, suite: Suite) -> None:
+def check_tables_root(tables_root: Path, suite: Suite, experiments_dir: Path) -> None:
     """Before any work (`reproduce` writes the tables after every run): each folder the tables,
     plots and domain analysis go into can be written (a read-only plots folder, or a file in its
     place, failed once the tables had been replaced: half old, half new), none lies among the
@@ -33,10 +33,12 @@ def check_tables_root(tables_root: Path, suite: Suite) -> None:
     results-lr` replaced paper_tables/mini, the default run's, which the README shows) or files no
     aggregate wrote (its index names the runs and links every file it wrote; `analysis/` is
     `dontstop analyze`'s). The tables' root too: they are written beside their folder first
-    (written_whole)."""
+    (written_whole). Nor among the condition folders of `experiments_dir`, where <tables>/<suite>
+    was a folder without config.yaml, which every later command refused."""
     out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
     stages = checkpoints_dir(suite).parent.absolute()
-    for folder, what, flag in ((runs, "the runs", "results"), (stages, "the pretraining stages", "cache")):
+    for folder, what, flag in ((runs, "the runs", "results"), (stages, "the pretraining stages", "cache"),
+                               (Path(experiments_dir).absolute(), "the condition folders", "experiments")):
         if _nested(out, folder):   # the tables replace their whole folder (written_whole): what was in it goes
             raise UserError(f"{out}: the tables would go among {what} of {folder} (the tables and {flag} "
                             "folders are one); give the tables a folder of their own (--tables-dir)")

@@ -29,6 +29,7 @@ from ..recipes import AT_LEAST_1, SEED, range_violations
 from ..report.tables_folder import STUDY_NOTEBOOK, check_tables_root
 from ..study_file import tables_dir
 from ..suites import Suite, load_suite, with_quick
+from ..tasks import QUICK_FOLDER
 from .analysis_tables import analyze_and_aggregate
 from .finished import refuse, stale_results
 from .history import check_history, record_invocation
@@ -180,8 +181,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     print_language_notes(suite, args.tasks)
-    tables_root = tables_dir(suite, args.tables_dir) / ("quick" if args.quick else "")
-    check_tables_root(tables_root, suite)   # written after every run: refused now, not then
+    tables_root = tables_dir(suite, args.tables_dir) / (QUICK_FOLDER if args.quick else "")
+    check_tables_root(tables_root, suite, args.experiments_dir)   # written after every run: refused now
     check_history(suite)              # RUN.json: appended to after every run, read now
     began = time.time()
     finished = _go(plans, suite, args, analysis=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..fileio import UserError, atomic_write_text, check_writable_dir
 from ..study_file import is_folder_name
-from ..tasks import SUITES
+from ..tasks import QUICK_FOLDER, SUITES
 
 STUDY_TEMPLATE = """\
 # Does DAPT or TAPT help my task? A study file of dontstop (README: "Your own task").
@@ -78,9 +78,9 @@ def init_study(folder: Path, name: str | None = None) -> Path:
     if name is not None and not name.strip():   # taken as no name: the folder's was used, without a word
         raise UserError(f"--name {name!r}: empty; give the study's name, or leave --name out for the folder's")
     name = name or name_of(folder.resolve().name) or "my-study"
-    if name in SUITES:
+    if name in SUITES or name.casefold() == QUICK_FOLDER:
         raise UserError(f"--name {name}: a study needs a name of its own, not a built-in suite's "
-                        f"({', '.join(SUITES)})")
+                        f"({', '.join(SUITES)}) nor {QUICK_FOLDER} (`--quick` runs' folder)")
     if not is_folder_name(name):   # "a/b" was told "not paper, mini"
         raise UserError(f"--name {name}: not a folder name (its results and tables go in a folder of that name: "
                         "letters, digits, '-', '_' and '.', no '/')")
