@@ -104,7 +104,8 @@ def check_lineage(path: Path, lineage: str, task: str, condition: str | None, su
     of a condition whose `stages` were edited since (stale, `status` said) were tabled as its row, as
     was a cell copied from another condition with `condition` edited in each file. `released_too`:
     a released checkpoint's lineage (no base stage) passes too."""
-    if condition not in conditions or task not in suite.task_table:
+    if condition not in conditions or task not in suite.task_table \
+            or not conditions.get(condition).applies(suite.task(task), suite):   # Transfer-TAPT without a partner
         return
     expected = built_lineage(suite, suite.task(task), conditions.get(condition).stages)
     if lineage != expected and not (released_too and lineage == expected.removeprefix("base+")):
