@@ -775,12 +775,12 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
                                    f"{overlap}: not a corpus x corpus matrix of percentages"),
                    "overlap_fractions": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                          f"{overlap}: not a corpus x corpus matrix of percentages (expected `dontstop "
-                                         "analyze vocab` output): a corpus overlaps itself by 100, its diagonal is 1 "
-                                         "(fractions, not percentages?)"),
+                                         "analyze vocab` output): a corpus overlaps itself by 100, but general,general "
+                                         "is 1 (fractions, not percentages?)"),
                    "overlap_asymmetric": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                           f"{overlap}: not a corpus x corpus matrix of percentages (expected "
-                                          "`dontstop analyze vocab` output): the overlap of a with b is that of b "
-                                          "with a, this matrix is not symmetric"),
+                                          "`dontstop analyze vocab` output): general,cs is 36.8 but cs,general is 10 "
+                                          "(an overlap is one number for both)"),
                    "overlap_of_other_domains": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                                 f"--overlap {overlap}: no row for 'reviews' (it needs general and "
                                                 "the suite's domains: cs, reviews, news)"),
@@ -790,9 +790,10 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
                                               "aclsum-roles (its stages edited since, or a cell copied from another "
                                               "condition?)"),
                    # experiments/mini, a folder without config.yaml, which every later command refused
-                   "tables_among_the_conditions": (["--tables-dir", str(EXPERIMENTS_DIR / "suites")],
-                                                   f"{EXPERIMENTS_DIR}/suites/mini: the tables would go among the "
-                                                   f"condition folders of {EXPERIMENTS_DIR}"),
+                   "tables_among_the_conditions": (["--tables-dir", str(EXPERIMENTS_DIR)],
+                                                   f"--tables-dir {EXPERIMENTS_DIR}/mini: among the condition folders "
+                                                   f"of {EXPERIMENTS_DIR}, where {EXPERIMENTS_DIR}/mini would be a "
+                                                   "folder without config.yaml"),
                    "run_of_another_metric": (["--tables-dir", str(tables)],
                                              f"{mini_results}/mini/aclsum-roles/tapt/seed_3/metrics.json: field "
                                              "'metric' is 'accuracy': the suite scores aclsum-roles by macro_f1")}[case]
@@ -865,6 +866,12 @@ def test_a_set_that_only_chooses_runs_is_refused_and_left_out_of_the_tables_comm
     assert not (tmp_path / "tables").exists()
     given = argparse.Namespace(suite="mini", quick=False, set_values=["seeds=[0,1]", "finetune.lr=1e-4"],
                                results_dir=None, tables_dir=None)
+    assert aggregate_command(given) == "dontstop aggregate --suite mini --set finetune.lr=1e-4"
+    # one's own condition folders are the tables' columns: the command without them refused its own runs
+    given.experiments_dir = str(tmp_path / "mine")
+    assert aggregate_command(given) == ("dontstop aggregate --suite mini --set finetune.lr=1e-4 "
+                                        f"--experiments-dir {tmp_path}/mine")
+    given.experiments_dir = str(EXPERIMENTS_DIR)
     assert aggregate_command(given) == "dontstop aggregate --suite mini --set finetune.lr=1e-4"
 
 

@@ -158,3 +158,29 @@ def test_starting_from_released_checkpoints_a_suite_has_none_of_is_refused(flag,
     assert flag in refused(capsys, "reproduce", flag, "--dry-run", "--results-dir", tmp_path / "results",
                            "--cache-dir", tmp_path / "cache", "--tables-dir", tmp_path / "tables")
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("flag, folder, top", [("--results-dir", "res", "res"), ("--cache-dir", "cache", "cache"),
+                                               ("--tables-dir", ".", "mini")])
+def test_an_output_folder_among_the_condition_folders_is_refused_before_any_work(flag, folder, top, experiments,
+                                                                                tmp_path, capsys):
+    """`--results-dir experiments/res` wrote its runs, then every command refused experiments/res
+    (a folder without config.yaml); so did `--tables-dir experiments` (experiments/mini)."""
+    given = (experiments / folder).resolve()
+    line = refused(capsys, "reproduce", "--dry-run", "--experiments-dir", experiments, flag, given,
+                   *(["--results-dir", tmp_path / "r"] if flag != "--results-dir" else []),
+                   *(["--cache-dir", tmp_path / "c"] if flag != "--cache-dir" else []))
+    written = given / "mini" if flag == "--tables-dir" else given
+    assert line == (f"{flag} {written}: among the condition folders of {experiments.resolve()}, where "
+                    f"{experiments.resolve() / top} would be a folder without config.yaml, which every command "
+                    "refuses; give it a folder of its own")
+    assert sorted(p.name for p in experiments.iterdir()) == sorted(p.name for p in EXPERIMENTS_DIR.iterdir())
+
+
+def test_a_study_file_in_suites_keeps_its_tables_there(experiments, tmp_path):
+    """A study kept in experiments/suites/ (found by `--suite <name>`) has its tables/ beside it:
+    suites/ is no condition folder, so that is no place among them (it was refused as one)."""
+    from dontstop.conditions import check_outside_conditions
+
+    check_outside_conditions(experiments / "suites" / "tables" / "quick" / "study", experiments, "--tables-dir")
+    check_outside_conditions(experiments / "tapt" / "results", experiments, "--results-dir")   # in a condition's own

@@ -66,7 +66,9 @@ def test_registry_holds_the_papers_facts():
     ('{"text": "a sentence", "label": "INHIBITOR", "id": "\\udfff"}', "id", "holds a lone surrogate \\udfff"),
     # a class apart that prints as INHIBITOR: data check said 0 errors and the task had one class more
     ('{"text": "a sentence", "label": "INHIBITOR\\u200b"}', "label",
-     "'INHIBITOR\\u200b' has an invisible character at an end (U+200B: a class apart from 'INHIBITOR'); remove it"),
+     "'INHIBITOR\\u200b' holds an invisible character (U+200B: a class apart from 'INHIBITOR'); remove it"),
+    ('{"text": "a sentence", "label": "INHI\\u2060BITOR"}', "label",
+     "'INHI\\u2060BITOR' holds an invisible character (U+2060: a class apart from 'INHIBITOR'); remove it"),
     ('{"text": "a sentence", "label": "\\u200b\\u200c"}', "label", "empty"),
 ])
 def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line, field, message):
@@ -87,6 +89,13 @@ def test_a_number_label_is_one_class_however_it_is_spelled(tmp_path):
     path = write_lines(tmp_path / "train.jsonl", [json.dumps({"text": f"t{i}", "label": label})
                                                   for i, label in enumerate([1, 1.0, 0, 0.0, 2.5, "1"])])
     assert [example.label for example in load_split(path)] == ["1", "1", "0", "0", "2.5", "1"]
+
+
+def test_a_joiner_inside_a_label_is_spelling_not_an_invisible_character(tmp_path):
+    """Persian and Indic words (and emoji) hold U+200C/U+200D inside: such a label is a label."""
+    path = write_lines(tmp_path / "train.jsonl", [json.dumps({"text": "t", "label": "می\u200cخواهم"}),
+                                                  json.dumps({"text": "u", "label": "क्\u200dष"})])
+    assert [example.label for example in load_split(path)] == ["می\u200cخواهم", "क्\u200dष"]
 
 
 def test_a_split_that_is_a_folder_or_a_link_to_itself_says_so(tmp_path):

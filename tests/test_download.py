@@ -120,6 +120,25 @@ def test_download_writes_files_and_manifest_then_is_a_no_op(tmp_path, server):
             download_task(task, tmp_path, base=server, progress=False)
 
 
+def test_a_split_edited_since_or_of_ones_own_is_kept_aside_not_replaced_unsaid(tmp_path, server, capsys):
+    """A split edited after its download, or the files one put there by hand (no manifest), were
+    replaced by the mirror's, exit 0, without a word."""
+    task = PAPER_TASKS["hyperpartisan_news"]
+    download_task(task, tmp_path, base=server, progress=False)
+    edited = (tmp_path / "train.jsonl").read_bytes().replace(b'"text": "', b'"text": "MY EDIT ', 1)
+    (tmp_path / "train.jsonl").write_bytes(edited)
+    (tmp_path / "manifest.json").unlink()   # one's own files: none recorded
+    (tmp_path / "train.jsonl.replaced-1").write_text("an earlier one")
+    capsys.readouterr()
+    download_task(task, tmp_path, base=server, progress=False)
+    assert (tmp_path / "train.jsonl").read_bytes() == FIXTURE["train"]
+    assert (tmp_path / "train.jsonl.replaced-2").read_bytes() == edited
+    assert (tmp_path / "train.jsonl.replaced-1").read_text() == "an earlier one"
+    assert not list(tmp_path.glob("dev.jsonl.replaced-*"))   # the same bytes as the mirror's: nothing to keep
+    assert (f"note: {tmp_path}/train.jsonl: not the bytes manifest.json records (edited, or files of one's own?); "
+            "kept as train.jsonl.replaced-2") in capsys.readouterr().err
+
+
 def test_interrupted_transfer_resumes_from_the_partial_file(tmp_path, server):
     FixtureServer.cut_after = 1000
     target = tmp_path / "train.jsonl"

@@ -176,6 +176,25 @@ def _check_choice(path: Path, key: str, values: list[str], known: tuple[str, ...
             raise UserError(f"{path}: key '{key}': {value!r} is not one of {', '.join(known)}")
 
 
+def _looked_at(folder: Path) -> bool:
+    """Whether a folder of the experiments folder is taken for a condition's."""
+    return folder.name not in NOT_CONDITIONS and not folder.name.startswith((".", "_"))
+
+
+def check_outside_conditions(folder: str | Path, root: str | Path, flag: str) -> None:
+    """A folder a command writes (`flag`'s) is not, nor lies in, a folder of `root` taken for a
+    condition's without being one: experiments/mini (`--tables-dir experiments`) or experiments/res
+    (`--results-dir`) had no config.yaml, and every later command refused it. suites/ and a condition
+    folder of its own are fine (a study file in suites/ keeps its tables/ there)."""
+    folder, root = Path(folder).resolve(), Path(root).resolve()
+    if folder != root and root not in folder.parents:
+        return
+    top = root / folder.relative_to(root).parts[0] if folder != root else root
+    if folder == root or (_looked_at(top) and not (top / "config.yaml").is_file()):
+        raise UserError(f"{flag} {folder}: among the condition folders of {root}, where {top} would be a "
+                        "folder without config.yaml, which every command refuses; give it a folder of its own")
+
+
 def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
     """Every condition folder under `root` (a folder holding */config.yaml), checked together."""
     root = Path(root)
@@ -183,8 +202,7 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
     if not found:
         raise UserError(f"{root}: no condition folders (*/config.yaml)")
     for folder in sorted(root.iterdir()):   # else a condition no command would run, report or name
-        if folder.name not in NOT_CONDITIONS and not folder.name.startswith((".", "_")) \
-                and (folder.is_dir() or folder.is_symlink()) and not (folder / "config.yaml").is_file():
+        if _looked_at(folder) and (folder.is_dir() or folder.is_symlink()) and not (folder / "config.yaml").is_file():
             raise UserError(f"{folder}: a folder of {root} without config.yaml ({_contents(folder)}); "
                             "every folder there but suites/ is a condition (copy another's config.yaml)")
     clash = shared_names({e.condition: e.condition.casefold() for e in found})

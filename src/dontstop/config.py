@@ -128,7 +128,7 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str,
             raise UserError(f"{where}: key '{key}': unknown; known keys: {', '.join(fields)}")
         if not matches_type(value, hints[key]):
             raise UserError(f"{where}: key '{key}': expected {type_name(hints[key])}, "
-                            f"got {type(value).__name__} {value!r}{unquoted_hint(value)}")
+                            f"got {type(value).__name__} {value!r}")
     missing = [name for name, f in fields.items() if name not in data
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
+from .conditions import EXPERIMENTS_DIR
 from .config import parse_pairs
 from .overrides import Override, check_one_setting_each, folder, from_pairs, parse_set
 from .recipes import SEED
@@ -108,4 +110,7 @@ def aggregate_command(args: argparse.Namespace) -> str:
     for flag in ("--results-dir", "--tables-dir"):
         given = getattr(args, flag[2:].replace("-", "_"), None)
         words += [flag, str(given)] if given else []
+    experiments = getattr(args, "experiments_dir", None)   # one's own condition folders: the tables' columns
+    if experiments and Path(experiments).resolve() != EXPERIMENTS_DIR.resolve():
+        words += ["--experiments-dir", str(experiments)]
     return shlex.join(words)

@@ -81,6 +81,7 @@ def download_task(task: Task, dest_dir: str | Path, base: str | None = None,
     new = [split for split, entry in staged.items() if entry is not manifest.get(split)]
     _check_staged(task, dest_dir, new, urls)
     for split in new:                             # its .part goes into place
+        _keep_aside(dest_dir / f"{split}.jsonl")
         _finish(dest_dir / f"{split}.jsonl")
         manifest[split] = staged[split]
         atomic_write_json(manifest_path, manifest)  # record each split as soon as it is done
@@ -132,6 +133,20 @@ def _part_source(part: Path) -> Path:
 def _finish(path: Path) -> None:
     os.replace(_part(path), path)
     _part_source(_part(path)).unlink(missing_ok=True)
+
+
+def _keep_aside(path: Path) -> None:
+    """A split on disk that is not what the manifest records (edited since its download, one's own
+    files put there, or damaged) is renamed <split>.jsonl.replaced-<n>, saying so: it was replaced
+    without a word. The same bytes as those fetched are simply replaced."""
+    if not path.exists() or sha256_file(path) == sha256_file(_part(path)):
+        return
+    n = 1
+    while (kept := path.with_name(f"{path.name}.replaced-{n}")).exists():
+        n += 1
+    os.replace(path, kept)
+    print(f"note: {path}: not the bytes manifest.json records (edited, or files of one's own?); kept as "
+          f"{kept.name}", file=sys.stderr)
 
 
 def _drop_part(path: Path) -> None:

@@ -137,21 +137,15 @@ def _label_problem(label: object) -> str | None:
         return "empty"
     if isinstance(label, str) and label != label.strip():
         return f"{label!r} has spaces at an end (a class apart from {label.strip()!r}); remove them"
-    if isinstance(label, str) and (core := _visible_core(label)) != label:   # U+200B: prints as the label
-        invisible = label[0] if unicodedata.category(label[0]) in INVISIBLE else label[-1]
-        return (f"{label!r} has an invisible character at an end (U+{ord(invisible):04X}: a class apart from "
-                f"{core!r}); remove it")
+    # U+200B anywhere: a class apart that prints as another; the joiners U+200C/D only at an end (inside,
+    # Persian and Indic words and emoji hold them)
+    invisible = [c for i, c in enumerate(label) if unicodedata.category(c) in INVISIBLE
+                 and (c not in JOINERS or i in (0, len(label) - 1))] if isinstance(label, str) else []
+    if invisible:
+        seen = "".join(c for c in label if c not in invisible)
+        return (f"{label!r} holds an invisible character (U+{ord(invisible[0]):04X}: a class apart from "
+                f"{seen!r}); remove it")
     return None
-
-
-def _visible_core(label: str) -> str:
-    """`label` without the format (Cf: U+200B, U+FEFF, bidi marks) and control characters at its ends."""
-    start, end = 0, len(label)
-    while start < end and unicodedata.category(label[start]) in INVISIBLE:
-        start += 1
-    while end > start and unicodedata.category(label[end - 1]) in INVISIBLE:
-        end -= 1
-    return label[start:end]
 
 
 def _label_text(label: object) -> str:
@@ -191,6 +185,7 @@ def label_set(task: Task, train: list[Example], train_path: str | Path = "train.
 
 # Unicode categories no reader sees: format (U+200B zero-width space, U+FEFF, bidi marks) and control characters.
 INVISIBLE = ("Cf", "Cc")
+JOINERS = "\u200c\u200d"   # zero-width non-joiner and joiner: spelling, inside a Persian or Indic word
 # Everything but letters, marks and digits: whitespace, punctuation, symbols (regex: \p{...} classes)
 _NOT_WORD_CHARACTERS = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
 

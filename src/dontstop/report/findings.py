@@ -113,11 +113,14 @@ def load_overlap(path: Path) -> dict[str, float] | None:
             or not ((matrix >= 0) & (matrix <= 100)).all().all():
         raise wrong
     # fractions (a diagonal of 1.0) read as 0.4% overlaps; an asymmetric one flipped the verdict
-    if not np.allclose(np.diag(matrix.to_numpy()), 100, atol=0.01):
-        raise UserError(f"{wrong}: a corpus overlaps itself by 100, its diagonal is {np.diag(matrix.to_numpy())[0]:g} "
-                        "(fractions, not percentages?)")
-    if not np.allclose(matrix.to_numpy(), matrix.to_numpy().T, atol=0.01):
-        raise UserError(f"{wrong}: the overlap of a with b is that of b with a, this matrix is not symmetric")
+    for row in matrix.index:
+        if abs(matrix.loc[row, row] - 100) > 0.01:
+            raise UserError(f"{wrong}: a corpus overlaps itself by 100, but {row},{row} is {matrix.loc[row, row]:g} "
+                            "(fractions, not percentages?)")
+        for column in matrix.columns:
+            if abs(matrix.loc[row, column] - matrix.loc[column, row]) > 0.01:
+                raise UserError(f"{wrong}: {row},{column} is {matrix.loc[row, column]:g} but {column},{row} is "
+                                f"{matrix.loc[column, row]:g} (an overlap is one number for both)")
     if GENERAL not in matrix.columns:
         return None
     return {str(k): float(v) for k, v in matrix[GENERAL].items() if k != GENERAL}

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from ..conditions import check_outside_conditions
 from ..fileio import UserError, check_writable_dir
 from ..suites import Suite, analysis_dir, checkpoints_dir
 
@@ -33,12 +34,12 @@ def check_tables_root(tables_root: Path, suite: Suite, experiments_dir: Path) ->
     results-lr` replaced paper_tables/mini, the default run's, which the README shows) or files no
     aggregate wrote (its index names the runs and links every file it wrote; `analysis/` is
     `dontstop analyze`'s). The tables' root too: they are written beside their folder first
-    (written_whole). Nor among the condition folders of `experiments_dir`, where <tables>/<suite>
-    was a folder without config.yaml, which every later command refused."""
+    (written_whole). Nor among the condition folders of `experiments_dir`
+    (conditions.check_outside_conditions)."""
     out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
     stages = checkpoints_dir(suite).parent.absolute()
-    for folder, what, flag in ((runs, "the runs", "results"), (stages, "the pretraining stages", "cache"),
-                               (Path(experiments_dir).absolute(), "the condition folders", "experiments")):
+    check_outside_conditions(out, experiments_dir, "--tables-dir")
+    for folder, what, flag in ((runs, "the runs", "results"), (stages, "the pretraining stages", "cache")):
         if _nested(out, folder):   # the tables replace their whole folder (written_whole): what was in it goes
             raise UserError(f"{out}: the tables would go among {what} of {folder} (the tables and {flag} "
                             "folders are one); give the tables a folder of their own (--tables-dir)")

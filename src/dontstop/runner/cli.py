@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .. import wandb_log
 from ..condition_readme import write_readmes
-from ..conditions import EXPERIMENTS_DIR, Condition, load_condition_folders, load_conditions, select_conditions
+from ..conditions import (EXPERIMENTS_DIR, Condition, check_outside_conditions, load_condition_folders,
+                          load_conditions, select_conditions)
 from ..data.study import check_study_data
 from ..fileio import UserError, raise_problems
 from ..flags import add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
@@ -156,6 +157,8 @@ def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Nam
     """Every (condition, task) plan, then every input file they read checked in one pass, before
     any work (runner/inputs.py). Files that do not exist are allowed only with --dry-run; with
     them all there, these plans are the plans to run."""
+    for folder, flag in ((suite.results_dir, "--results-dir"), (suite.cache_dir, "--cache-dir")):
+        check_outside_conditions(folder, args.experiments_dir, flag)
     plans = [plan for condition in conditions
              for plan in plan_runs(suite, condition, args.tasks, args.seeds, planning_only=True)]
     check_inputs(plans, suite, missing_ok=args.dry_run)

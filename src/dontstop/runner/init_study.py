@@ -78,7 +78,7 @@ def init_study(folder: Path, name: str | None = None) -> Path:
     if name is not None and not name.strip():   # taken as no name: the folder's was used, without a word
         raise UserError(f"--name {name!r}: empty; give the study's name, or leave --name out for the folder's")
     name = name or name_of(folder.resolve().name) or "my-study"
-    if name in SUITES or name.casefold() == QUICK_FOLDER:
+    if name.casefold() in (*SUITES, QUICK_FOLDER):   # `Paper` too: the loader refuses a name of another case
         raise UserError(f"--name {name}: a study needs a name of its own, not a built-in suite's "
                         f"({', '.join(SUITES)}) nor {QUICK_FOLDER} (`--quick` runs' folder)")
     if not is_folder_name(name):   # "a/b" was told "not paper, mini"
