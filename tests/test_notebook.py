@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import built_lineage_of
 from dontstop.records import MetricsRecord, ProbeRecord
 from dontstop.report.notebook import execute_notebook
 from dontstop.select.selection import select_corpus
@@ -37,7 +38,7 @@ def write_run(root: Path, suite: str, task: str, condition: str, seed: int, scor
     scores = {"accuracy": score / 100, "macro_f1": score / 100, "micro_f1": score / 100}
     curve = [score / 100 - 0.1, score / 100 - 0.02 * (seed == 0), score / 100 - 0.01 * (seed != 0)]
     MetricsRecord(suite=suite, task=task, condition=condition, seed=seed, model="m",
-                  lineage=stages[-1]["lineage"] if stages else "base", metric=metric,
+                  lineage=built_lineage_of({"suite": suite, "task": task, "condition": condition}), metric=metric,
                   dev={**scores, metric: max(curve)}, test=scores, dev_metric=max(curve), test_metric=score / 100,
                   best_epoch=curve.index(max(curve)) + 1, epochs_run=3, dev_curve=curve,
                   train_examples=10, wall_time_s=1.0, config={"epochs": 3}, versions={},
@@ -85,7 +86,8 @@ def mini_study(tmp_path, monkeypatch):
         for seed, value in enumerate(values):
             write_run(results, "mini", task, condition, seed, value, stages[condition])
         probe = 40 + values[0] / 2
-        ProbeRecord(suite="mini", task=task, condition=condition, model="m", lineage="x", metric="macro_f1",
+        ProbeRecord(suite="mini", task=task, condition=condition, model="m",
+                    lineage=built_lineage_of({"task": task, "condition": condition}), metric="macro_f1",
                     dev={}, test={"macro_f1": probe / 100}, test_metric=probe / 100, train_examples=10, features=8,
                     max_length=16, wall_time_s=0.1, versions={}, git_commit=None).write(results / "mini" / task / condition)
     analysis = tables / "mini" / "analysis"
