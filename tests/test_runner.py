@@ -67,6 +67,26 @@ def test_status_piped_to_a_reader_that_stops_ends_quietly(mini_build, tmp_path):
         status.stderr.close()
 
 
+def test_status_says_an_interrupted_stage_resumes_from_its_saved_state(mini_build, tmp_path, capsys):
+    """A stage an interrupted run had trained for hours, its states saved, was "not started"."""
+    from dontstop.cli import main
+    from dontstop.overrides import folder
+    from dontstop.runner.plan import plan_runs
+    from dontstop.suites import with_quick
+
+    data_dir, _ = mini_build
+    flags = {"--data-dir": str(data_dir), "--results-dir": str(tmp_path / "results"),
+             "--cache-dir": str(tmp_path / "cache")}
+    suite = with_quick(load_suite("mini", overrides=[o for flag, value in flags.items()
+                                                     for o in folder(flag, flag[2:].replace("-", "_"), value)]), [])
+    [plan] = plan_runs(suite, load_conditions().get("tapt"), ["rt-polarity"], planning_only=True)
+    (Path(plan.stages[0].checkpoint_dir) / "resume" / "step-000000010").mkdir(parents=True)   # the base stage's
+    assert main(["status", "--quick", "--conditions", "tapt", "--tasks", "rt-polarity",
+                 *[word for pair in flags.items() for word in pair]]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("base ")]
+    assert line.endswith("not started; an earlier run saved step-000000010: the next one resumes from it"), line
+
+
 def test_a_job_failing_in_one_of_two_workers_is_one_line_without_leaked_semaphore_warnings():
     """Under the error line came two `resource_tracker: ... leaked semaphore` warnings: tqdm's
     multiprocessing lock in the worker stopped mid-job (worker_setup gives it a thread lock)."""

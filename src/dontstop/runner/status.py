@@ -115,6 +115,9 @@ def print_status(jobs: list[Job], suite: Suite, missing_inputs: dict[str, list[s
                 why = "; input missing: " + ", ".join(missing)
             if status.state == "not started" and job.done_file not in needed:
                 why += " (no unfinished run needs it)"
+            saved = sorted((job.done_file.parent / "resume").glob("step-*")) if status.state == "not started" else []
+            if saved:   # it said "not started" of a stage an interrupted run had trained for hours
+                why += f"; an earlier run saved {saved[-1].name}: the next one resumes from it"
             print(f"  {job.stage.lineage:44s} {status.describe()}{why}")
     cells: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
