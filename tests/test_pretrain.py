@@ -20,11 +20,12 @@ from dontstop.fileio import UserError, sha256_file
 from dontstop.pretrain.mlm import BatchSchedule, heldout_mlm_loss, mask_tokens, masked_only_mlm_loss
 from dontstop.pretrain.sequences import DocumentSequences, PackedSequences, write_token_stream
 from dontstop.models import resolve_model
-from dontstop.pretrain.cli import recipe_from_args
+from dontstop.pretrain.cli import LORA_LR, recipe_from_args
 from dontstop.pretrain.outcome import load_saved_state
 from dontstop.pretrain.trainer import PretrainRun, run_pretraining
 from dontstop.recipes import AdapterRecipe, PretrainRecipe
 from dontstop.records import PretrainRecord
+from dontstop.suites import load_suite
 
 SMALL = {"batch_size": 8, "per_device_batch_size": 4, "max_length": 32, "heldout_documents": 20,
          "lr": 1e-3}
@@ -436,6 +437,8 @@ def test_lora_flags_give_the_lora_lr_and_a_resolved_adapter(preset, lr):
     assert recipe.lr == lr and recipe.adapter == {**dataclasses.asdict(AdapterRecipe()), "rank": 16}
     given = recipe_from_args(build_parser().parse_args(argv + ["--recipe", "dapt", "--lr", "1e-4"]))
     assert given.lr == 1e-4   # a flag still replaces the preset's
+    # the paper suite's LoRA recipes, spelled in pretrain/cli.py too
+    assert {kind: load_suite("paper").recipes[f"{kind}_lora"]["lr"] for kind in LORA_LR} == LORA_LR
 
 
 def test_cli_reports_an_empty_corpus_as_one_line(tmp_path, capsys):

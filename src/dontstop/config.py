@@ -98,11 +98,10 @@ def _refuse_what_yaml_keeps_silently(path: Path, root: yaml.Node) -> None:
             return
         first: dict[str, int] = {}
         for key, value in node.value:
-            name, line = f"{above}{key.value}", key.start_mark.line + 1
-            if key.tag.rsplit(":", 1)[-1] not in ("str", "merge"):   # a domain `no:` failed in a join (TypeError)
+            name, line, kind = f"{above}{key.value}", key.start_mark.line + 1, key.tag.rsplit(":", 1)[-1]
+            if kind not in ("str", "merge"):   # a domain `no:` failed in a join (TypeError)
                 raise UserError(f"{path}:{line}: key '{name}': YAML reads {key.value} as a "
-                                f"{YAML_KINDS.get(key.tag.rsplit(':', 1)[-1], 'value')}, not a name; "
-                                f"quote it ('{key.value}')")
+                                f"{YAML_KINDS.get(kind, 'value')}, not a name; quote it ('{key.value}')")
             if name in first and key.value != "<<":   # "<<" merges an anchor's keys; given twice, two merges
                 raise UserError(f"{path}:{line}: key '{name}': given twice (first on line {first[name]})")
             first.setdefault(name, line)

@@ -86,13 +86,15 @@ class MetricsRecord(_RecordFile):
         _check_scores(path, record, dev_curve=record.dev_curve, dev_metric=record.dev_metric)
         # what a run writes of itself (the notebook plots dev curves and early stops; a seed of 10^14
         # or -1 in a copied folder was tabled as one more seed)
-        for name, holds in {"seed": 0 <= record.seed < 2**32, "epochs_run": len(record.dev_curve) == record.epochs_run,
-                            "best_epoch": 1 <= record.best_epoch <= record.epochs_run,
-                            "train_examples": record.train_examples >= 1,
-                            "wall_time_s": math.isfinite(record.wall_time_s) and record.wall_time_s >= 0}.items():
+        for name, (holds, written) in {
+                "seed": (0 <= record.seed < 2**32, "a seed is in [0, 2^32)"),
+                "epochs_run": (len(record.dev_curve) == record.epochs_run, "one dev_curve point per epoch run"),
+                "best_epoch": (1 <= record.best_epoch <= record.epochs_run, "from 1 to epochs_run"),
+                "train_examples": (record.train_examples >= 1, "at least 1"),
+                "wall_time_s": (math.isfinite(record.wall_time_s) and record.wall_time_s >= 0, "seconds, >= 0")}.items():
             if not holds:
                 raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}, which no run writes "
-                                f"({_WRITES[name]}; edited by hand?)")
+                                f"({written}; edited by hand?)")
         for name in ("seed", "task", "suite"):   # a copy of another run whose seed was edited counted as that seed
             if record.config.get(name, getattr(record, name)) != getattr(record, name):
                 raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}, but config.{name} is "
@@ -263,10 +265,6 @@ def _check_folder(path: Path, record, expected: dict[str, tuple[int, str | None]
         if found != folder:
             raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r} but its folder is "
                             f"{found!r} (a copied or moved folder?); move it back or remove it")
-
-
-_WRITES = {"seed": "a seed is in [0, 2^32)", "epochs_run": "one dev_curve point per epoch run",
-           "best_epoch": "from 1 to epochs_run", "train_examples": "at least 1", "wall_time_s": "seconds, >= 0"}
 
 
 def _check_scores(path: str | Path, record, **more: float | list[float]) -> None:

@@ -81,7 +81,7 @@ def download_task(task: Task, dest_dir: str | Path, base: str | None = None,
     new = [split for split, entry in staged.items() if entry is not manifest.get(split)]
     _check_staged(task, dest_dir, new, urls)
     for split in new:                             # its .part goes into place
-        _keep_aside(dest_dir / f"{split}.jsonl")
+        _keep_aside(dest_dir / f"{split}.jsonl", staged[split]["sha256"])
         _finish(dest_dir / f"{split}.jsonl")
         manifest[split] = staged[split]
         atomic_write_json(manifest_path, manifest)  # record each split as soon as it is done
@@ -135,11 +135,11 @@ def _finish(path: Path) -> None:
     _part_source(_part(path)).unlink(missing_ok=True)
 
 
-def _keep_aside(path: Path) -> None:
+def _keep_aside(path: Path, fetched_sha256: str) -> None:
     """A split on disk that is not what the manifest records (edited since its download, one's own
     files put there, or damaged) is renamed <split>.jsonl.replaced-<n>, saying so: it was replaced
-    without a word. The same bytes as those fetched are simply replaced."""
-    if not path.exists() or sha256_file(path) == sha256_file(_part(path)):
+    without a word. The same bytes as those fetched (`fetched_sha256`, _stage's) are simply replaced."""
+    if not path.exists() or sha256_file(path) == fetched_sha256:
         return
     n = 1
     while (kept := path.with_name(f"{path.name}.replaced-{n}")).exists():
