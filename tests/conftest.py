@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -205,11 +206,64 @@ def korean_study(tmp_path_factory) -> Path:
     return build_korean_study(tmp_path_factory.mktemp("korean-study")).parent
 
 
+@pytest.fixture(scope="session")
+def korean_reproduced(korean_study, tmp_path_factory):
+    """`dontstop reproduce --suite study.yaml --workers 2` of the Korean study, from a copy of its
+    folder (results, cache and tables there): (folder, its result). Read it, never write into it."""
+    folder = tmp_path_factory.mktemp("korean-reproduced") / "study"
+    shutil.copytree(korean_study, folder)
+    protected = {path: path.read_bytes() for path in (REPO / "README.md", REPO / "notebooks" / "results.ipynb")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "WANDB_MODE": "disabled"}
+    result = subprocess.run([sys.executable, "-m", "dontstop", "reproduce", "--suite", "study.yaml", "--no-wandb",
+                             "--workers", "2"], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert {path: path.read_bytes() for path in protected} == protected   # the repository's are not a study's
+    return folder, result
+
+
+def wandb_env(root: Path) -> dict[str, str]:
+    """Offline, silent, and everything wandb writes (runs, staging, cache, settings) under root."""
+    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(root / "wandb_dir")}
+    for var, sub in [("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"),
+                     ("WANDB_ARTIFACT_DIR", "artifacts"), ("WANDB_CONFIG_DIR", "config")]:
+        env[var] = str(root / "wandb_home" / sub)
+    return env
+
+
+@pytest.fixture(scope="session")
+def wandb_study(mini_build, tmp_path_factory):
+    """One quick `dontstop run` with W&B offline of TAPT, DAPT + TAPT, DAPT (LoRA) and DAPT + TAPT
+    (LoRA) on rt-polarity, seed 0, read back by test_wandb_lineage.py and test_lora.py:
+    (root, {W&B run name: WandbRun}, {lineage: checkpoint folder})."""
+    pytest.importorskip("wandb")
+    from dontstop.records import PRETRAIN_RECORD_FILE, PretrainRecord
+    from wandb_records import find_offline_runs, summarize_run, wait_for_exit
+
+    data_dir, _ = mini_build
+    root = tmp_path_factory.mktemp("wandb_study")
+    conditions = [f"experiments/{name}" for name in ("tapt", "dapt_tapt", "dapt_lora", "dapt_tapt_lora")]
+    command = [sys.executable, "-m", "dontstop", "run", *conditions, "--tasks", "rt-polarity", "--seeds", "0",
+               "--quick", "--data-dir", str(data_dir), "--results-dir", str(root / "results"),
+               "--cache-dir", str(root / "cache")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **wandb_env(root)}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "warning: W&B" not in result.stderr
+    runs = [summarize_run(wait_for_exit(path)) for path in find_offline_runs(root / "wandb_dir")]
+    checkpoints = {PretrainRecord.read(record).name: record.parent
+                   for record in (root / "cache").rglob(PRETRAIN_RECORD_FILE)}
+    return root, {run.name: run for run in runs}, checkpoints
+
+
+def quick_argv(*args, data_dir, root) -> list[str]:
+    """The arguments of `dontstop args... --quick` with its own results and cache folders, no W&B."""
+    return [*map(str, args), "--quick", "--no-wandb", "--data-dir", str(data_dir),
+            "--results-dir", str(root / "results"), "--cache-dir", str(root / "cache")]
+
+
 def dontstop(*args, data_dir, root, check=True, **popen):
     """`python -m dontstop run|reproduce ... --quick` with its own results and cache folders."""
-    command = [sys.executable, "-m", "dontstop", *map(str, args), "--quick", "--no-wandb",
-               "--data-dir", str(data_dir), "--results-dir", str(root / "results"),
-               "--cache-dir", str(root / "cache")]
+    command = [sys.executable, "-m", "dontstop", *quick_argv(*args, data_dir=data_dir, root=root)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     if popen:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -218,6 +272,17 @@ def dontstop(*args, data_dir, root, check=True, **popen):
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def dontstop_here(capsys, *args, data_dir, root) -> subprocess.CompletedProcess:
+    """dontstop's command line as `dontstop` gives it, run in this process (no interpreter to start
+    and no torch to import again): for commands refused or answered before any job starts."""
+    from dontstop.cli import main
+
+    argv = quick_argv(*args, data_dir=data_dir, root=root)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out, err)
 
 
 def refused(capsys, *argv) -> str:

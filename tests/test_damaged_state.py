@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import RUN_CONDITIONS, dontstop, metrics_of
+from conftest import RUN_CONDITIONS, dontstop, dontstop_here, metrics_of
 
 
 def copy_of(reference, tmp_path):
@@ -54,7 +54,8 @@ DAMAGES = {   # name -> (damage to the finished TAPT checkpoint, what the line s
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_a_damaged_finished_stage_is_refused_before_any_work_and_status_shows_that_line(damage, reference, tmp_path):
+def test_a_damaged_finished_stage_is_refused_before_any_work_and_status_shows_that_line(damage, reference, tmp_path,
+                                                                                       capsys):
     """A finished stage is never built over; before, a missing weights file, config or record
     failed after other runs had been made, and a checkpoint without its tokenizer files or
     trained with another recipe was fine-tuned from as if whole (the tokenizer of 5 special
@@ -65,13 +66,13 @@ def test_a_damaged_finished_stage_is_refused_before_any_work_and_status_shows_th
     spoil, says = DAMAGES[damage]
     spoil(checkpoint)
     before = metrics_of(tmp_path)
-    result = dontstop("run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path, check=False)
+    result = dontstop_here(capsys, "run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path)
     refused_before_any_work(result, tmp_path, f"{checkpoint}{says}")
     assert "a finished stage is never built over: remove its folder to build it again" in result.stderr
     assert metrics_of(tmp_path) == before
 
-    status = dontstop("status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity", "--seeds", "0", "1", "2",
-                      data_dir=reference[0], root=tmp_path).stdout
+    status = dontstop_here(capsys, "status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity", "--seeds",
+                           "0", "1", "2", data_dir=reference[0], root=tmp_path).stdout
     stages = dict(line.split(None, 1) for line in status.split("fine-tuning runs")[0].splitlines()[2:])
     assert stages == {"base": "done", "base+tapt-rt-polarity": "damaged: " + result.stderr.strip().removeprefix(
         "dontstop: error: ")}, status
@@ -79,16 +80,16 @@ def test_a_damaged_finished_stage_is_refused_before_any_work_and_status_shows_th
 
 
 def test_a_stage_folder_of_weights_without_their_record_is_refused_before_any_work_and_shown_by_status(
-        reference, tmp_path):
+        reference, tmp_path, capsys):
     """A stage folder holding weights but no pretrain_record.json (deleted; a copy) is not finished,
     and pretraining refuses a folder of other files: that came after baseline seed 3 had run."""
     checkpoint = copy_of(reference, tmp_path)
     (checkpoint / "pretrain_record.json").unlink()
-    result = dontstop("run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path, check=False)
+    result = dontstop_here(capsys, "run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path)
     says = ": not empty and not an unfinished pretraining run; its stage is built in this folder: move it away"
     refused_before_any_work(result, tmp_path, f"{checkpoint}{says}")
-    status = dontstop("status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity", "--seeds", "0", "1", "2",
-                      data_dir=reference[0], root=tmp_path).stdout
+    status = dontstop_here(capsys, "status", "--conditions", "baseline", "tapt", "--tasks", "rt-polarity", "--seeds",
+                           "0", "1", "2", data_dir=reference[0], root=tmp_path).stdout
     stages = dict(line.split(None, 1) for line in status.split("fine-tuning runs")[0].splitlines()[2:])
     assert stages["base+tapt-rt-polarity"].startswith(f"damaged: {checkpoint}{says}"), status
 
@@ -112,7 +113,7 @@ def read_only(folder):
 
 
 @pytest.mark.parametrize("where", ["condition", "checkpoints"])
-def test_a_read_only_folder_a_job_writes_into_is_refused_before_any_work(where, reference, tmp_path):
+def test_a_read_only_folder_a_job_writes_into_is_refused_before_any_work(where, reference, tmp_path, capsys):
     """A read-only condition folder failed with the system's words (exit 1) once the runs before it
     had been made; a read-only checkpoints folder, at the first stage's lock."""
     checkpoint = copy_of(reference, tmp_path)
@@ -121,29 +122,29 @@ def test_a_read_only_folder_a_job_writes_into_is_refused_before_any_work(where, 
     if where == "checkpoints":
         shutil.rmtree(checkpoint)       # the TAPT stage to build again, into the read-only folder
     with read_only(folder):
-        result = dontstop("run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path, check=False)
+        result = dontstop_here(capsys, "run", *RUN_CONDITIONS, "--seeds", "0", "3", data_dir=reference[0], root=tmp_path)
     refused_before_any_work(result, tmp_path, f"{folder}: not a writable directory (no write permission on {folder})")
 
 
-def test_a_damaged_run_history_is_refused_before_any_work(reference, tmp_path):
+def test_a_damaged_run_history_is_refused_before_any_work(reference, tmp_path, capsys):
     """reproduce appends to RUN.json after every job; a damaged one failed then, after all the work."""
     copy_of(reference, tmp_path)
     history = tmp_path / "results" / "quick" / "mini" / "RUN.json"
     history.write_text('{"suite": "mini", "invocations": [{"comm')
-    result = dontstop("reproduce", "--conditions", "baseline", "--tasks", "rt-polarity", "--seeds", "0", "3",
-                      "--tables-dir", tmp_path / "tables", data_dir=reference[0], root=tmp_path, check=False)
+    result = dontstop_here(capsys, "reproduce", "--conditions", "baseline", "--tasks", "rt-polarity", "--seeds", "0",
+                           "3", "--tables-dir", tmp_path / "tables", data_dir=reference[0], root=tmp_path)
     refused_before_any_work(result, tmp_path, f"{history}:1: invalid JSON")
     assert not list((tmp_path / "cache").rglob("base+dapt-*"))   # the analysis's stages neither
 
 
-def test_a_folder_where_a_lock_file_goes_is_one_line_naming_it(reference, tmp_path):
+def test_a_folder_where_a_lock_file_goes_is_one_line_naming_it(reference, tmp_path, capsys):
     """`status` and `run` ended with "...lock: Is a directory", exit 1 (both take the lock with
     fileio.job_lock: `status` shows it)."""
     copy_of(reference, tmp_path)
     lock = tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "baseline" / ".seed_3.lock"
     lock.mkdir()
-    result = dontstop("status", "--tasks", "rt-polarity", "--seeds", "0", "3", data_dir=reference[0],
-                      root=tmp_path, check=False)
+    result = dontstop_here(capsys, "status", "--tasks", "rt-polarity", "--seeds", "0", "3", data_dir=reference[0],
+                           root=tmp_path)
     refused_before_any_work(result, tmp_path, f"{lock}: a folder where a lock file goes (made by hand or a "
                                               "copy?); remove it")
 

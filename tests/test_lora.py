@@ -283,20 +283,11 @@ def test_the_runner_refuses_an_unknown_target_module_or_a_rank_past_the_layers_b
 
 
 @pytest.fixture(scope="module")
-def runner(mini_build, tmp_path_factory):
-    """`dontstop run` of DAPT (LoRA) and DAPT + TAPT (LoRA) on one task, --quick, W&B offline:
-    (root, {lineage: checkpoint}, {run name: W&B run})."""
-    from test_wandb_lineage import wandb_env
-    from wandb_records import find_offline_runs, summarize_run, wait_for_exit
-
-    root = tmp_path_factory.mktemp("lora_runner")
-    result = dontstop("run", "experiments/dapt_lora", "experiments/dapt_tapt_lora", "--tasks", TASK, "--seeds", "0",
-                      "--quick", "--data-dir", str(mini_build[0]), "--results-dir", str(root / "results"),
-                      "--cache-dir", str(root / "cache"), env=wandb_env(root) | {"WANDB_MODE": "offline"})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    checkpoints = {PretrainRecord.read(r).name: r.parent for r in (root / "cache").rglob(PRETRAIN_RECORD_FILE)}
-    runs = [summarize_run(wait_for_exit(path)) for path in find_offline_runs(root / "wandb_dir")]
-    return root, checkpoints, {run.name: run for run in runs}
+def runner(wandb_study):
+    """The shared W&B study (conftest.py) with its DAPT (LoRA) and DAPT + TAPT (LoRA) runs on one task:
+    (root, {lineage: checkpoint} of the base and LoRA stages, {run name: W&B run})."""
+    root, runs, checkpoints = wandb_study
+    return root, {lineage: folder for lineage, folder in checkpoints.items() if lineage == "base" or "lora" in lineage}, runs
 
 
 def test_dapt_lora_is_built_once_and_fine_tuning_starts_from_the_merged_adapter(runner):

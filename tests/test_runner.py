@@ -18,7 +18,7 @@ import pytest
 from dontstop.conditions import load_conditions
 from dontstop.records import RunHistory
 from dontstop.suites import load_suite
-from conftest import REPO, SUBSET, dontstop, metrics_of
+from conftest import REPO, SUBSET, dontstop, dontstop_here, metrics_of, refused
 
 
 def finished_lines(output):
@@ -176,70 +176,72 @@ def test_two_runners_share_the_work_without_doing_a_job_twice(reference, tmp_pat
         {k: m["test"] for k, m in metrics_of(reference_root).items()}
 
 
-def test_a_corrupt_checkpoint_is_one_line_naming_it(reference, tmp_path):
+def test_a_corrupt_checkpoint_is_one_line_naming_it(reference, tmp_path, capsys):
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "cache", tmp_path / "cache")
     weights = next((tmp_path / "cache").rglob("base+tapt-rt-polarity-*/model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:100_000])
-    result = dontstop("run", "experiments/tapt", "--tasks", "rt-polarity", "--seeds", "7",
-                      data_dir=data_dir, root=tmp_path, check=False)
+    result = dontstop_here(capsys, "run", "experiments/tapt", "--tasks", "rt-polarity", "--seeds", "7",
+                           data_dir=data_dir, root=tmp_path)
     assert result.returncode == 2
     assert f"{weights.parent}: cannot load checkpoint" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-def test_changed_data_is_refused_unless_allowed(reference, tmp_path):
+def test_changed_data_is_refused_unless_allowed(reference, tmp_path, capsys):
     data_dir, reference_root = reference
     shutil.copytree(data_dir, tmp_path / "data")
     shutil.copytree(reference_root / "results", tmp_path / "results")
     train = tmp_path / "data" / "mini" / "tasks" / "rt-polarity" / "train.jsonl"
     with open(train, "a") as f:
         f.write(json.dumps({"text": "an extra review", "label": "fresh", "id": "extra"}) + "\n")
-    result = dontstop("run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "5",
-                      data_dir=tmp_path / "data", root=tmp_path, check=False)
+    result = dontstop_here(capsys, "run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "5",
+                           data_dir=tmp_path / "data", root=tmp_path)
     assert result.returncode == 2 and "made from different train data" in result.stderr
     assert "--allow-mixed" in result.stderr and not (tmp_path / "results" / "quick" / "mini" /
                                                      "rt-polarity" / "baseline" / "seed_5").exists()
 
 
-def test_a_run_finished_with_another_recipe_is_refused_or_redone(mini_build, tmp_path):
+def test_a_run_finished_with_another_recipe_is_refused_or_redone(reference, tmp_path, capsys):
     """Changing the fine-tuning lr makes every finished run stale: --dry-run and run refuse them in
     one line naming the field and the run; --rerun-stale redoes one, keeping the old file beside."""
-    data_dir, _ = mini_build
-    suite = tmp_path / "stale.yaml"   # a study on mini, its results under results/quick/stale/
-    suite.write_text("name: stale\nextends: mini\n")
-    argv = ["run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "0", "1", "2", "--suite", suite]
-    dontstop(*argv, data_dir=data_dir, root=tmp_path)
-    suite.write_text("name: stale\nextends: mini\nfinetune: {lr: 3.0e-4}\n")
-    runs = tmp_path / "results" / "quick" / "stale" / "rt-polarity" / "baseline"
+    from dontstop.cli import main
+
+    data_dir, reference_root = reference
+    shutil.copytree(reference_root / "results", tmp_path / "results")   # finished at the mini suite's lr
+    runs = tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "baseline"
     before = {path: path.read_bytes() for path in runs.rglob("*.json")}
-    argv = ["run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "0", "1", "2", "--suite", suite]
+    study = ["--tasks", "rt-polarity", "--seeds", "0", "1", "2", "--set", "finetune.lr=3.0e-4", "--quick",
+             "--no-wandb", "--data-dir", str(data_dir), "--results-dir", str(tmp_path / "results"),
+             "--cache-dir", str(tmp_path / "cache")]
     expected = (f"{runs / 'seed_0' / 'metrics.json'}: finished from other settings than asked now "
                 "(lr: finished with 0.0002, asked 0.0003); 2 more result(s) like it; redo them with --rerun-stale")
     for extra in (["--dry-run"], []):
-        result = dontstop(*argv, *extra, data_dir=data_dir, root=tmp_path, check=False)
-        assert result.returncode == 2 and result.stderr.strip() == f"dontstop: error: {expected} " \
+        assert refused(capsys, "run", "experiments/baseline", *study, *extra) == f"{expected} " \
             "(the old files are kept as *.stale-<n>.json) or choose another --results-dir"
         assert {path: path.read_bytes() for path in runs.rglob("*.json")} == before   # nothing touched
-    dry = dontstop(*argv, "--dry-run", data_dir=data_dir, root=tmp_path, check=False)
-    assert "fine-tuning: 3 run(s) to do (3 of them stale" in dry.stdout
-    status = dontstop("status", "--conditions", "baseline", *argv[2:], data_dir=data_dir, root=tmp_path).stdout
+    assert main(["run", "experiments/baseline", *study, "--dry-run", "--rerun-stale"]) == 0
+    assert "fine-tuning: 3 run(s) to do (3 of them stale" in capsys.readouterr().out
+    assert main(["status", "--conditions", "baseline", *study]) == 0
+    status = capsys.readouterr().out
     # it said "done 3/3", and their stages "not started (no unfinished run needs it)"
     assert re.search(r"rt-polarity +baseline +stale 3/3", status) and re.search(r"^\d+ jobs: .*, 3 stale,", status, re.M)
-    redone = dontstop(*argv[:5], "0", *argv[-2:], "--rerun-stale", data_dir=data_dir, root=tmp_path)
+    redone = dontstop("run", "experiments/baseline", *study[:2], "--seeds", "0", *study[6:8], "--rerun-stale",
+                      data_dir=data_dir, root=tmp_path)
     assert f"stale, to redo: {runs / 'seed_0' / 'metrics.json'} (lr: " in redone.stdout
     assert (runs / "seed_0" / "metrics.stale-0.json").read_bytes() == before[runs / "seed_0" / "metrics.json"]
     assert json.loads((runs / "seed_0" / "metrics.json").read_text())["config"]["lr"] == 3e-4
     assert (runs / "seed_1" / "metrics.json").read_bytes() == before[runs / "seed_1" / "metrics.json"]
 
 
-def test_a_clean_cache_builds_no_stage_when_every_run_is_finished(reference, tmp_path):
+def test_a_clean_cache_builds_no_stage_when_every_run_is_finished(reference, tmp_path, capsys):
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "results", tmp_path / "results")     # the cache is not copied
-    dry = dontstop("run", *SUBSET, "--dry-run", data_dir=data_dir, root=tmp_path)
-    assert "stage skip" in dry.stdout and "stage build" not in dry.stdout
+    dry = dontstop_here(capsys, "run", *SUBSET, "--dry-run", data_dir=data_dir, root=tmp_path)
+    assert dry.returncode == 0 and "stage skip" in dry.stdout and "stage build" not in dry.stdout
     assert "fine-tuning: 0 run(s) to do, 6 finished" in dry.stdout
-    result = dontstop("run", *SUBSET, data_dir=data_dir, root=tmp_path)
+    result = dontstop_here(capsys, "run", *SUBSET, data_dir=data_dir, root=tmp_path)
+    assert result.returncode == 0, result.stderr
     assert "6 jobs, 6 already finished, 0 to run" in result.stdout
     assert not list((tmp_path / "cache").rglob("pretrain_record.json"))
 
@@ -315,10 +317,10 @@ def test_a_base_model_without_an_mlm_head_is_refused_before_any_work(mini_build,
         assert not (tmp_path / "cache" / "mini").exists() and not (tmp_path / "results").exists()
 
 
-def test_dry_run_prints_the_plan_without_running(mini_build, tmp_path):
+def test_dry_run_prints_the_plan_without_running(mini_build, tmp_path, capsys):
     data_dir, _ = mini_build
-    result = dontstop("reproduce", "--dry-run", data_dir=data_dir, root=tmp_path)
-    assert "stage build" in result.stdout and "dapt-cs+tapt-aclsum-roles" in result.stdout
+    result = dontstop_here(capsys, "reproduce", "--dry-run", data_dir=data_dir, root=tmp_path)
+    assert result.returncode == 0 and "stage build" in result.stdout and "dapt-cs+tapt-aclsum-roles" in result.stdout
     assert "estimated total on this machine" in result.stdout
     assert not (tmp_path / "results").exists()
 

@@ -397,28 +397,23 @@ def test_a_bad_slurm_flag_is_one_line_before_any_work_even_in_a_dry_run(flags, m
     assert not (tmp_path / "results").exists()
 
 
-def test_slurm_runs_a_study_file_with_its_own_tasks_as_the_local_launcher_does(slurm_cluster, korean_study, tmp_path):
+def test_slurm_runs_a_study_file_with_its_own_tasks_as_the_local_launcher_does(slurm_cluster, korean_study,
+                                                                               korean_reproduced, tmp_path):
     """A study file with its own tasks and domains (Korean, tests/korean_study.py) under Slurm: each
     job unpickles the Suite, whose tasks and domains travel with it (no job looks a task up by the
-    suite's name), and gives the local launcher's metrics. Baseline, DAPT and ¬DAPT (the study's
-    second domain), 2 seeds."""
-    study = korean_study / "study.yaml"
-    subset = [REPO / "experiments" / name for name in ("baseline", "dapt", "not_dapt")]
-
-    def run(root, *launcher):
-        command = [sys.executable, "-m", "dontstop", "run", *map(str, subset), "--suite", str(study), "--no-wandb",
-                   "--results-dir", str(root / "results"), "--cache-dir", str(root / "cache"), *launcher]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        return result
-
-    run(tmp_path / "local", "--workers", "2")
-    result = run(tmp_path / "slurm", *SLURM, "--wait")
+    suite's name), and gives the metrics of the local launcher (conftest's korean_reproduced, the
+    whole study run with 2 workers). Baseline, DAPT and ¬DAPT (the study's second domain), 2 seeds."""
+    subset = {"baseline", "dapt", "not_dapt"}
+    command = [sys.executable, "-m", "dontstop", "run", *[str(REPO / "experiments" / name) for name in sorted(subset)],
+               "--suite", str(korean_study / "study.yaml"), "--no-wandb", "--results-dir", str(tmp_path / "results"),
+               "--cache-dir", str(tmp_path / "cache"), *SLURM, "--wait"]
+    result = subprocess.run(command, cwd=tmp_path, env={**os.environ, **ENV}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "8 jobs: 0 already finished, 0 queued or running, 8 submitted" in result.stdout, result.stdout
-    assert scores(tmp_path / "slurm") == scores(tmp_path / "local") and len(scores(tmp_path / "local")) == 6
-    assert {key.split("/")[2] for key in scores(tmp_path / "slurm")} == {"baseline", "dapt", "not_dapt"}
-    jobs = json.loads((tmp_path / "slurm" / "results" / "korean-comments" / "slurm" / "jobs.json").read_text())["jobs"]
+    local = {key: found for key, found in scores(korean_reproduced[0]).items() if key.split("/")[2] in subset}
+    assert scores(tmp_path) == local and len(local) == 6
+    jobs = json.loads((tmp_path / "results" / "korean-comments" / "slurm" / "jobs.json").read_text())["jobs"]
     assert len(jobs) == 8 and all(slurm_cluster.wait_for_state(job["job_id"], {"COMPLETED"}) == "COMPLETED"
                                   for job in jobs.values())
 

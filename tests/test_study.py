@@ -39,20 +39,8 @@ def run_dontstop(*args, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def reproduced(korean_study, tmp_path_factory):
-    """`dontstop reproduce --suite study.yaml` from the study's folder: (folder, its result)."""
-    folder = tmp_path_factory.mktemp("run") / "study"
-    shutil.copytree(korean_study, folder)
-    protected = {path: path.read_bytes() for path in (REPO / "README.md", REPO / "notebooks" / "results.ipynb")}
-    result = run_dontstop("reproduce", "--suite", "study.yaml", "--no-wandb", "--workers", "2", cwd=folder)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert {path: path.read_bytes() for path in protected} == protected   # the repository's are not a study's
-    return folder, result
-
-
-def test_a_korean_study_runs_every_condition_its_inputs_allow_through_tables(reproduced):
-    folder, result = reproduced
+def test_a_korean_study_runs_every_condition_its_inputs_allow_through_tables(korean_reproduced):
+    folder, result = korean_reproduced
     skipped = [line for line in result.stdout.splitlines() if line.startswith("skipped ")]
     assert len(skipped) == len(SKIPPED)
     for condition, why in SKIPPED.items():
@@ -85,8 +73,8 @@ def test_a_korean_study_runs_every_condition_its_inputs_allow_through_tables(rep
     assert "논란 댓글" in notebook and '"output_type": "error"' not in notebook
 
 
-def test_status_and_aggregate_take_the_study_file_too(reproduced, tmp_path):
-    folder, _ = reproduced
+def test_status_and_aggregate_take_the_study_file_too(korean_reproduced, tmp_path):
+    folder, _ = korean_reproduced
     status = run_dontstop("status", "--suite", folder / "study.yaml", "--results-dir", folder / "results",
                           "--cache-dir", folder / "cache", cwd=tmp_path)
     assert status.returncode == 0 and "14 jobs: 14 done" in status.stdout, status.stdout + status.stderr

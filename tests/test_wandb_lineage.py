@@ -1,49 +1,25 @@
 """W&B from the real runner, offline: groups, job types, logged keys, checkpoints as `model`
 artifacts by reference, and the lineage edges base -> TAPT -> fine-tuning and
 base -> DAPT -> DAPT+TAPT -> fine-tuning, read back from the offline run files
-(tests/wandb_records.py). One quick runner call (TAPT and DAPT+TAPT on rt-polarity, 1 seed)."""
+(tests/wandb_records.py). One quick runner call, shared with test_lora.py (conftest's
+wandb_study: TAPT, DAPT+TAPT and their LoRA counterparts on rt-polarity, 1 seed)."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from dontstop import wandb_log
 from dontstop.records import PRETRAIN_RECORD_FILE, PretrainRecord
-from wandb_records import find_offline_runs, summarize_run, wait_for_exit
 
 pytest.importorskip("wandb")
-REPO = Path(__file__).resolve().parents[1]
 TASK = "rt-polarity"
 
 
-def wandb_env(root: Path) -> dict[str, str]:
-    """Offline, silent, and everything wandb writes (runs, staging, cache, settings) under root."""
-    env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(root / "wandb_dir")}
-    for var, sub in [("WANDB_DATA_DIR", "data"), ("WANDB_CACHE_DIR", "cache"),
-                     ("WANDB_ARTIFACT_DIR", "artifacts"), ("WANDB_CONFIG_DIR", "config")]:
-        env[var] = str(root / "wandb_home" / sub)
-    return env
-
-
 @pytest.fixture(scope="module")
-def logged(mini_build, tmp_path_factory):
-    """The runner's offline W&B runs: (root, {run name: WandbRun}, {lineage: checkpoint dir})."""
-    data_dir, _ = mini_build
-    root = tmp_path_factory.mktemp("wandb_lineage")
-    command = [sys.executable, "-m", "dontstop", "run", "experiments/tapt", "experiments/dapt_tapt",
-               "--tasks", TASK, "--seeds", "0", "--quick", "--data-dir", str(data_dir),
-               "--results-dir", str(root / "results"), "--cache-dir", str(root / "cache")]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **wandb_env(root)}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "warning: W&B" not in result.stderr
-    runs = [summarize_run(wait_for_exit(path)) for path in find_offline_runs(root / "wandb_dir")]
-    checkpoints = {PretrainRecord.read(record).name: record.parent
-                   for record in (root / "cache").rglob(PRETRAIN_RECORD_FILE)}
-    return root, {run.name: run for run in runs}, checkpoints
+def logged(wandb_study):
+    """The shared W&B study's runs, and its checkpoints but the LoRA ones (test_lora.py reads those):
+    (root, {run name: WandbRun}, {lineage: checkpoint folder})."""
+    root, runs, checkpoints = wandb_study
+    return root, runs, {lineage: folder for lineage, folder in checkpoints.items() if "lora" not in lineage}
 
 
 def produced(run):
