@@ -220,6 +220,13 @@ def _record_a_folder(cell):
      ": field 'seed' is -1, which no run writes (a seed is in [0, 2^32); edited by hand?)"),
     (lambda cell: metrics_record(best_epoch=9).write(cell / "baseline" / "seed_0"),
      ": field 'best_epoch' is 9, which no run writes (from 1 to epochs_run; edited by hand?)"),
+    # more epochs or examples than the run's own recipe allows (both were tabled)
+    (lambda cell: metrics_record(epochs_run=3, dev_curve=[0.5] * 3, config={"epochs": 2}).write(cell / "baseline" / "seed_0"),
+     ": field 'epochs_run' is 3, which no run writes (one dev_curve point per epoch run, at most config.epochs; "
+     "edited by hand?)"),
+    (lambda cell: metrics_record(train_examples=300, config={"max_train_examples": 200}).write(cell / "baseline" / "seed_0"),
+     ": field 'train_examples' is 300, which no run writes (at least 1, at most config.max_train_examples; "
+     "edited by hand?)"),
 ])
 def test_a_damaged_record_is_one_line_everywhere(damage, says, mini_tree, capsys):
     """A record of bytes that are no text was a UnicodeDecodeError traceback; NaN (which JSON files

@@ -85,12 +85,15 @@ class MetricsRecord(_RecordFile):
         record = _read(cls, path)
         _check_scores(path, record, dev_curve=record.dev_curve, dev_metric=record.dev_metric)
         # what a run writes of itself (the notebook plots dev curves and early stops; a seed of 10^14
-        # or -1 in a copied folder was tabled as one more seed)
+        # or -1 in a copied folder was tabled as one more seed; so were more epochs than its recipe's)
+        epochs, budget = (_bound(record.config.get(key)) for key in ("epochs", "max_train_examples"))
         for name, (holds, written) in {
                 "seed": (0 <= record.seed < 2**32, "a seed is in [0, 2^32)"),
-                "epochs_run": (len(record.dev_curve) == record.epochs_run, "one dev_curve point per epoch run"),
+                "epochs_run": (len(record.dev_curve) == record.epochs_run and record.epochs_run <= epochs,
+                               "one dev_curve point per epoch run, at most config.epochs"),
                 "best_epoch": (1 <= record.best_epoch <= record.epochs_run, "from 1 to epochs_run"),
-                "train_examples": (record.train_examples >= 1, "at least 1"),
+                "train_examples": (1 <= record.train_examples <= budget,
+                                   "at least 1, at most config.max_train_examples"),
                 "wall_time_s": (math.isfinite(record.wall_time_s) and record.wall_time_s >= 0, "seconds, >= 0")}.items():
             if not holds:
                 raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}, which no run writes "
@@ -265,6 +268,11 @@ def _check_folder(path: Path, record, expected: dict[str, tuple[int, str | None]
         if found != folder:
             raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r} but its folder is "
                             f"{found!r} (a copied or moved folder?); move it back or remove it")
+
+
+def _bound(value: Any) -> float:
+    """A recipe's upper bound (epochs, max_train_examples) as a number; none (None, or not a number): inf."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else math.inf
 
 
 def _check_scores(path: str | Path, record, **more: float | list[float]) -> None:
