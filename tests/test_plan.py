@@ -96,10 +96,20 @@ def test_a_copied_condition_folder_passes_the_same_checks(mini_suite, tmp_path):
     mine.write_text("My notes on this condition\n")
     with pytest.raises(UserError, match=re.escape(f"{mine}: a README `dontstop readmes` did not write (its title "
                                                   "is not '# My DAPT + TAPT (`my_dapt_tapt`)'), which it would "
-                                                  "replace; move it aside")):
+                                                  "replace; move it aside (notes of your own go under a '## Notes' "
+                                                  "heading at its end, which it keeps)")):
         write_readmes(experiments)
     assert mine.read_text() == "My notes on this condition\n"
     assert write_readmes(experiments, check=True) == [mine]
+    # notes under a `## Notes` heading stay below each new rendering (they were written over)
+    mine.unlink()
+    write_readmes(experiments)
+    notes = "## Notes\n\nThe W&B group of its first runs: my-dapt-tapt-1.\n"
+    mine.write_text(mine.read_text() + "\n" + notes)
+    assert write_readmes(experiments, check=True) == []
+    config.write_text(config.read_text().replace('display: "My DAPT + TAPT"', 'display: "Mine"'))
+    assert write_readmes(experiments) == [mine]
+    assert mine.read_text().startswith("# Mine (`my_dapt_tapt`)\n") and mine.read_text().endswith("\n\n" + notes)
 
 
 def test_the_default_run_is_every_condition_whose_folder_says_default():

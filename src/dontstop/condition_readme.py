@@ -1,6 +1,7 @@
 """Each condition's README.md, rendered from its config.yaml (`dontstop readmes` writes them;
 tests/test_plan.py checks that every shipped one equals its rendering), so that no README
-repeats its config by hand and drifts from it.
+repeats its config by hand and drifts from it. Notes of one's own go under a `## Notes` heading
+at the end: `dontstop readmes` keeps that section as it is below a new rendering.
 
     # TAPT (`tapt`)
 
@@ -19,6 +20,7 @@ from .fileio import atomic_write_text, raise_problems
 from .suites import Suite, load_suite
 
 README = "README.md"
+NOTES = re.compile(r"^## Notes[ \t]*$", re.M)   # from this heading to the end, a README is one's own
 
 
 def render_readme(condition: Condition, conditions: Conditions, paper: Suite) -> str:
@@ -49,16 +51,25 @@ def write_readmes(experiments_dir: Path, check: bool = False) -> list[Path]:
     """Render the README of every condition folder under `experiments_dir`; returns those that
     differed (and, unless `check`, were rewritten)."""
     conditions, paper = load_conditions(experiments_dir), load_suite("paper")
-    rendered = {experiments_dir / c.condition / README: render_readme(c, conditions, paper) for c in conditions}
+    rendered = {path: render_readme(c, conditions, paper) + _own_notes(path)
+                for c in conditions for path in [experiments_dir / c.condition / README]}
     differ = [path for path, text in rendered.items()
               if not path.is_file() or path.read_text(encoding="utf-8", errors="replace") != text]
     # a README of one's own in a condition folder (not a rendering: another title) was written over
     raise_problems([] if check else [f"{path}: a README `dontstop readmes` did not write (its title is not "
-                                     f"{rendered[path].splitlines()[0]!r}), which it would replace; move it aside"
+                                     f"{rendered[path].splitlines()[0]!r}), which it would replace; move it aside "
+                                     "(notes of your own go under a '## Notes' heading at its end, which it keeps)"
                                      for path in differ if path.is_file() and not _rendered_title(path)])
     for path in [] if check else differ:
         atomic_write_text(path, rendered[path])
     return differ
+
+
+def _own_notes(path: Path) -> str:
+    """The README's `## Notes` section, from its heading to the end, after a blank line ('' if none)."""
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    found = NOTES.search(text)
+    return "\n" + text[found.start():] if found else ""
 
 
 def _rendered_title(path: Path) -> bool:
