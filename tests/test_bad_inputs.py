@@ -276,7 +276,8 @@ def test_a_corpus_path_that_does_not_exist_is_refused_by_a_dry_run_and_named_by_
     study = ["--conditions", "dapt", "--tasks", "rt-polarity", "--domain-corpus", f"reviews={missing}", *flags]
     for command in (["reproduce", "--dry-run"], ["reproduce"]):
         [line] = refused(capsys, *command, *study)
-        assert line == f"{missing}: input file not found (build or download the data first)"
+        assert line == (f"{missing}: input file not found (a path given outside the data folder: by the study "
+                        "file, --set, --domain-corpus, --pool or --curated-corpus)")   # no download makes it
     assert main(["status", *map(str, study)]) == 0
     [stage] = [line for line in capsys.readouterr().out.splitlines() if "dapt-reviews" in line]
     assert stage.endswith(f"not started; input missing: {missing}"), stage

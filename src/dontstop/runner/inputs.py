@@ -26,6 +26,10 @@ MEMO = "input_checks.json"
 CHECKS_VERSION = 3       # bump when a check changes: earlier verdicts are then redone
 SHOWN = 20               # problems listed; `dontstop data check` lists every one
 LARGE_BYTES = 1 << 30    # files this large get a line saying they are being checked
+# A missing file under the data folder is data not built or downloaded yet; elsewhere, nothing makes it
+MISSING_DATA = "input file not found (build or download the data first)"
+MISSING_GIVEN = ("input file not found (a path given outside the data folder: by the study file, --set, "
+                 "--domain-corpus, --pool or --curated-corpus)")
 
 
 def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, shown: bool = False) -> None:
@@ -60,9 +64,10 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, s
         problems += found
     data_root = Path(suite.data_dir).resolve()
     for path, pool in _corpora(plans, suite):
-        still_to_fetch = missing_ok and (shown or data_root in Path(path).resolve().parents)
+        data = data_root in Path(path).resolve().parents
         problems += _memoised(memo, "pool" if pool else "corpus", [Path(path)],
-                              lambda path=path, pool=pool: _checked_corpus(path, pool), still_to_fetch)
+                              lambda path=path, pool=pool: _checked_corpus(path, pool),
+                              missing_ok and (shown or data), MISSING_DATA if data else MISSING_GIVEN)
     if memo != before:
         atomic_write_json(memo_path, memo)
     if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
@@ -167,18 +172,18 @@ def _checked_corpus(path: str, pool: bool) -> list[Problem]:
 
 
 def _memoised(memo: dict, kind: str, paths: list[Path], check: Callable[[], list[Problem]],
-              missing_ok: bool) -> list[Problem]:
+              missing_ok: bool, missing: str = MISSING_DATA) -> list[Problem]:
     """check() for these files; a clean verdict is remembered by their path, size and mtime (and
     CHECKS_VERSION); problems are found again each time (they get fixed, and a broken file can
-    have thousands). With `missing_ok`, a file that does not exist is not a problem."""
+    have thousands). With `missing_ok`, a file that does not exist is not a problem; else it is
+    `missing`."""
     folders = [path for path in paths if path.is_dir()]   # not "not downloaded yet": a wrong path
     if folders:
         return [Problem(str(path), None, None, "a folder, not a file") for path in folders]
     if not all(path.is_file() for path in paths):
         if missing_ok:
             return []
-        return [Problem(str(path), None, None, "input file not found (build or download the data first)")
-                for path in paths if not path.is_file()]
+        return [Problem(str(path), None, None, missing) for path in paths if not path.is_file()]
     key = "|".join([f"v{CHECKS_VERSION}", kind] + [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
                                                    for p in paths])
     if key in memo:
