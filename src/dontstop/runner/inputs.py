@@ -64,10 +64,10 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, s
         problems += found
     data_root = Path(suite.data_dir).resolve()
     for path, pool in _corpora(plans, suite):
-        data = data_root in Path(path).resolve().parents
+        under_data = data_root in Path(path).resolve().parents
         problems += _memoised(memo, "pool" if pool else "corpus", [Path(path)],
                               lambda path=path, pool=pool: _checked_corpus(path, pool),
-                              missing_ok and (shown or data), MISSING_DATA if data else MISSING_GIVEN)
+                              missing_ok and (shown or under_data), MISSING_DATA if under_data else MISSING_GIVEN)
     if memo != before:
         atomic_write_json(memo_path, memo)
     if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
