@@ -18,7 +18,7 @@ import pytest
 from dontstop.conditions import load_conditions
 from dontstop.records import RunHistory
 from dontstop.suites import load_suite
-from conftest import REPO, SUBSET, dontstop, dontstop_here, metrics_of, refused
+from conftest import REPO, SUBSET, dontstop, dontstop_here, metrics_of, quick_argv, refused
 
 
 def finished_lines(output):
@@ -205,28 +205,27 @@ def test_changed_data_is_refused_unless_allowed(reference, tmp_path, capsys):
 def test_a_run_finished_with_another_recipe_is_refused_or_redone(reference, tmp_path, capsys):
     """Changing the fine-tuning lr makes every finished run stale: --dry-run and run refuse them in
     one line naming the field and the run; --rerun-stale redoes one, keeping the old file beside."""
-    from dontstop.cli import main
-
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "results", tmp_path / "results")   # finished at the mini suite's lr
     runs = tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "baseline"
     before = {path: path.read_bytes() for path in runs.rglob("*.json")}
-    study = ["--tasks", "rt-polarity", "--seeds", "0", "1", "2", "--set", "finetune.lr=3.0e-4", "--quick",
-             "--no-wandb", "--data-dir", str(data_dir), "--results-dir", str(tmp_path / "results"),
-             "--cache-dir", str(tmp_path / "cache")]
+    other_lr = ["--tasks", "rt-polarity", "--set", "finetune.lr=3.0e-4"]
+    every = [*other_lr, "--seeds", "0", "1", "2"]
     expected = (f"{runs / 'seed_0' / 'metrics.json'}: finished from other settings than asked now "
                 "(lr: finished with 0.0002, asked 0.0003); 2 more result(s) like it; redo them with --rerun-stale")
     for extra in (["--dry-run"], []):
-        assert refused(capsys, "run", "experiments/baseline", *study, *extra) == f"{expected} " \
-            "(the old files are kept as *.stale-<n>.json) or choose another --results-dir"
+        argv = quick_argv("run", "experiments/baseline", *every, *extra, data_dir=data_dir, root=tmp_path)
+        assert refused(capsys, *argv) == f"{expected} (the old files are kept as *.stale-<n>.json) or choose another " \
+            "--results-dir"
         assert {path: path.read_bytes() for path in runs.rglob("*.json")} == before   # nothing touched
-    assert main(["run", "experiments/baseline", *study, "--dry-run", "--rerun-stale"]) == 0
-    assert "fine-tuning: 3 run(s) to do (3 of them stale" in capsys.readouterr().out
-    assert main(["status", "--conditions", "baseline", *study]) == 0
-    status = capsys.readouterr().out
+    dry = dontstop_here(capsys, "run", "experiments/baseline", *every, "--dry-run", "--rerun-stale",
+                        data_dir=data_dir, root=tmp_path)
+    assert dry.returncode == 0 and "fine-tuning: 3 run(s) to do (3 of them stale" in dry.stdout
+    status = dontstop_here(capsys, "status", "--conditions", "baseline", *every, data_dir=data_dir, root=tmp_path)
     # it said "done 3/3", and their stages "not started (no unfinished run needs it)"
-    assert re.search(r"rt-polarity +baseline +stale 3/3", status) and re.search(r"^\d+ jobs: .*, 3 stale,", status, re.M)
-    redone = dontstop("run", "experiments/baseline", *study[:2], "--seeds", "0", *study[6:8], "--rerun-stale",
+    assert status.returncode == 0 and re.search(r"rt-polarity +baseline +stale 3/3", status.stdout)
+    assert re.search(r"^\d+ jobs: .*, 3 stale,", status.stdout, re.M)
+    redone = dontstop("run", "experiments/baseline", *other_lr, "--seeds", "0", "--rerun-stale",
                       data_dir=data_dir, root=tmp_path)
     assert f"stale, to redo: {runs / 'seed_0' / 'metrics.json'} (lr: " in redone.stdout
     assert (runs / "seed_0" / "metrics.stale-0.json").read_bytes() == before[runs / "seed_0" / "metrics.json"]
