@@ -51,29 +51,28 @@ def write_readmes(experiments_dir: Path, check: bool = False) -> list[Path]:
     """Render the README of every condition folder under `experiments_dir`; returns those that
     differed (and, unless `check`, were rewritten)."""
     conditions, paper = load_conditions(experiments_dir), load_suite("paper")
-    rendered = {path: render_readme(c, conditions, paper) + _own_notes(path)
-                for c in conditions for path in [experiments_dir / c.condition / README]}
-    differ = [path for path, text in rendered.items()
-              if not path.is_file() or path.read_text(encoding="utf-8", errors="replace") != text]
+    folders = {experiments_dir / c.condition / README: c for c in conditions}
+    on_disk = {path: path.read_text(encoding="utf-8", errors="replace") for path in folders if path.is_file()}
+    rendered = {path: render_readme(c, conditions, paper) + _own_notes(on_disk.get(path, ""))
+                for path, c in folders.items()}
+    differ = [path for path, text in rendered.items() if on_disk.get(path) != text]
     # a README of one's own in a condition folder (not a rendering: another title) was written over
     raise_problems([] if check else [f"{path}: a README `dontstop readmes` did not write (its title is not "
                                      f"{rendered[path].splitlines()[0]!r}), which it would replace; move it aside "
                                      "(notes of your own go under a '## Notes' heading at its end, which it keeps)"
-                                     for path in differ if path.is_file() and not _rendered_title(path)])
+                                     for path in differ if path in on_disk and not _rendered_title(on_disk[path])])
     for path in [] if check else differ:
         atomic_write_text(path, rendered[path])
     return differ
 
 
-def _own_notes(path: Path) -> str:
-    """The README's `## Notes` section, from its heading to the end, after a blank line ('' if none)."""
-    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+def _own_notes(text: str) -> str:
+    """A README's `## Notes` section, from its heading to the end, after a blank line ('' if none)."""
     found = NOTES.search(text)
     return "\n" + text[found.start():] if found else ""
 
 
-def _rendered_title(path: Path) -> bool:
+def _rendered_title(text: str) -> bool:
     """Whether a README's first line is a rendering's title, `# <display> (`<condition>`)`: of
     this condition, or of the one its folder was copied from."""
-    first = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
-    return re.fullmatch(r"# .+ \(`[^`]+`\)", first) is not None
+    return re.fullmatch(r"# .+ \(`[^`]+`\)", text.split("\n", 1)[0]) is not None

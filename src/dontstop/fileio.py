@@ -163,6 +163,7 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+MISSING_DATA = "input file not found (build or download the data first)"   # an input the data folder lacks
 _MEMO: dict[str, str] = {}   # this process's hashes, by file_sha256's memo key
 
 
@@ -171,7 +172,7 @@ def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
     process always, and across processes in <memo_dir>/file_sha256.json when `memo_dir` is given."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: input file not found (build or download the data first)" + unicode_twin(path))
+        raise UserError(f"{path}: {MISSING_DATA}" + unicode_twin(path))
     stat = path.stat()
     memo_key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     if memo_key in _MEMO:

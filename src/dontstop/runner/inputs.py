@@ -18,7 +18,7 @@ from ..data.formats import Problem, check_corpus, iter_corpus, load_split, parse
 from ..data.leakage import leakage_keys
 from ..data.task_checks import check_task, one_label_cut
 from ..suites import Suite
-from ..fileio import atomic_write_json, file_sha256, raise_problems, read_memo
+from ..fileio import MISSING_DATA, atomic_write_json, file_sha256, raise_problems, read_memo
 from ..tasks import SPLITS
 from .plan import RunPlan, unique_stages
 
@@ -26,8 +26,8 @@ MEMO = "input_checks.json"
 CHECKS_VERSION = 3       # bump when a check changes: earlier verdicts are then redone
 SHOWN = 20               # problems listed; `dontstop data check` lists every one
 LARGE_BYTES = 1 << 30    # files this large get a line saying they are being checked
-# A missing file under the data folder is data not built or downloaded yet; elsewhere, nothing makes it
-MISSING_DATA = "input file not found (build or download the data first)"
+# A missing file under the data folder is data not built or downloaded yet (fileio.MISSING_DATA);
+# elsewhere, nothing makes it
 MISSING_GIVEN = ("input file not found (a path given outside the data folder: by the study file, --set, "
                  "--domain-corpus, --pool or --curated-corpus)")
 
