@@ -408,6 +408,29 @@ def test_an_unfinished_run_moved_whole_resumes_where_it_is_now(unfinished_run, t
     assert (record.resumed_from_step, record.steps, record.recipe["output_dir"]) == (2, 4, str(moved))
 
 
+def test_an_unfinished_stage_in_a_cache_moved_whole_resumes(tiny_corpus, tmp_path, capsys):
+    """A stage starts from its parent beside it in the cache's checkpoints folder; its saved recipe
+    names the parent by path. The whole cache moved (another disk, another --cache-dir), the same
+    command with the new paths read as "an unfinished run with another recipe (base_model: ...)".
+    It resumes now; a parent of another name beside it is still another recipe."""
+    old = tmp_path / "cache" / "checkpoints"
+    shutil.copytree(resolve_model("bundled:bert-tiny"), old / "dapt-1a2b3c4d")
+
+    def argv(checkpoints, parent="dapt-1a2b3c4d"):
+        return ["pretrain", "--model", str(checkpoints / parent), *UNFINISHED_ARGV[3:], "--corpus", str(tiny_corpus),
+                "--out", str(checkpoints / "dapt+tapt-5e6f7a8b")]
+    PretrainRun(recipe_from_args(build_parser().parse_args(argv(old))), LeakageGuard(), "stage").train(None)
+    new = tmp_path / "moved" / "checkpoints"
+    shutil.move(tmp_path / "cache", tmp_path / "moved")
+    shutil.copytree(new / "dapt-1a2b3c4d", new / "dapt-99999999")
+    assert main(argv(new, "dapt-99999999")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"dontstop: error: {new}/dapt+tapt-5e6f7a8b/resume/step-000000002: an unfinished run with another recipe "
+        f"(base_model: '{old}/dapt-1a2b3c4d' there, '{new}/dapt-99999999' asked); choose another --out")
+    assert main(argv(new)) == 0
+    assert PretrainRecord.read(new / "dapt+tapt-5e6f7a8b" / "pretrain_record.json").resumed_from_step == 2
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"max_steps": None}, "exactly one of max_steps"),
     ({"epochs": 2}, "exactly one of max_steps"),

@@ -47,12 +47,23 @@ def check_resumable(resume_dir: Path, asked: dict[str, Any]) -> None:
     progress = read_json(states[-1] / "progress.json")
     check_progress(states[-1], progress, asked.get("max_steps"))   # an epochs recipe: its total in load_saved_state
     saved = with_added_fields(progress["recipe"])
+    placed = {"saved": _as_placed(saved), "asked": _as_placed(asked)}
     # output_dir is where the folder is, not what it trains: a folder moved whole was "another recipe"
     differ = [f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in sorted(saved.keys() | asked.keys())
-              if saved.get(key) != asked.get(key) and key != "output_dir"]
+              if placed["saved"].get(key) != placed["asked"].get(key) and key != "output_dir"]
     if differ:
         raise UserError(f"{states[-1]}: an unfinished run with another recipe ({'; '.join(differ[:3])}); "
                         "choose another --out")
+
+
+def _as_placed(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe with a base_model that lies beside its output_dir (a stage's parent, in the same
+    checkpoints folder of the cache) named by its folder name alone: a cache moved whole (another
+    disk, another --cache-dir) names the same parent by another path, which read as another recipe."""
+    base, out = recipe.get("base_model"), recipe.get("output_dir")
+    if isinstance(base, str) and isinstance(out, str) and base and Path(base).parent == Path(out).parent:
+        return {**recipe, "base_model": f"(beside it) {Path(base).name}"}
+    return recipe
 
 
 def _count(value: Any) -> bool:      # JSON's true is an int in Python; 115.0 is a float
