@@ -18,8 +18,8 @@ from ..conditions import PAPER_TABLES, Conditions
 from ..tasks import Task
 from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
-from .render import Grid, count, duration, format_cell, format_p, signed
-from .runs import COST_FIELDS, scores, summarize, welch
+from .render import Grid, count, duration, format_cell, signed
+from .runs import COST_FIELDS, summarize
 
 RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--from-released`), not pretrained here."
 # Our table5 files print Table 3's ¬DAPT beside Table 5: the two are one table here.
@@ -212,33 +212,5 @@ def cost_grid(cells: pd.DataFrame, layout: Layout) -> Grid:
         result.rows.append(line)
     return result
 
-
-def significance_frame(runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
-    """Welch t-test over seeds: every condition vs the baseline, then the pairs a condition's
-    `significance_against` names (DAPT + TAPT vs DAPT and vs TAPT)."""
-    conditions = layout.conditions
-    pairs = [(e.condition, conditions.baseline) for e in conditions if e.condition != conditions.baseline]
-    pairs += [(e.condition, other) for e in conditions for other in e.significance_against]
-    rows = []
-    for task in layout.tasks:
-        for condition, reference in pairs:
-            a, b = scores(runs, task, condition), scores(runs, task, reference)
-            if a and b:
-                t, p = welch(a, b)
-                rows.append({"task": task, "condition": condition, "reference": reference,
-                             "difference": np.mean(a) - np.mean(b), "n": len(a),
-                             "n_reference": len(b), "t": t, "p_value": p})
-    return pd.DataFrame(rows, columns=["task", "condition", "reference", "difference", "n",
-                                       "n_reference", "t", "p_value"])
-
-
-def significance_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
-    names = layout.names
-    rows = [[names[r.task], names[r.condition], names[r.reference], signed(r.difference),
-             f"{r.n} / {r.n_reference}", format_p(r.p_value)] for r in frame.itertuples()]
-    note = ("Welch's t-test (scipy.stats.ttest_ind, equal_var=False, two-sided) over seeds; "
-            "difference = condition minus reference, test metric ×100.")
-    return Grid(["Task", "Condition", "Reference", "Difference", "n / n ref.", "p"], rows,
-                bold={(i, 5) for i, p in enumerate(frame.p_value) if p < 0.05}, note=note)
 
 

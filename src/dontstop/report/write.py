@@ -22,8 +22,8 @@ from .probe import load_probes, probe_frame, probe_grid
 from .published import load_published
 from .render import Grid, to_latex, to_markdown
 from .runs import as_suite, load_runs, mixed_data, other_data_than_on_disk, provenance_markdown, read_runs
-from .tables import (Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, significance_frame,
-                     significance_grid, table_specs)
+from .significance import TITLE as SIGNIFICANCE_TITLE, significance_frame, significance_grid
+from .tables import Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, table_specs
 from .tables_folder import WRITTEN_BY, written_whole
 from .wandb_upload import log_to_wandb
 
@@ -105,8 +105,7 @@ def build_tables(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] |
         cost = cost_frame(runs, layout)
         tables["table9"] = (COST_TITLE, cost, cost_grid(cost, layout))
     significance = significance_frame(runs, layout)
-    tables["significance"] = ("Significance over seeds (Welch's t-test)", significance,
-                              significance_grid(significance, layout))
+    tables["significance"] = (SIGNIFICANCE_TITLE, significance, significance_grid(significance, layout))
     findings = findings_frame(runs, layout, overlap)
     tables["findings"] = ("The paper's claims against this suite's runs", findings,
                           findings_grid(findings, layout))
