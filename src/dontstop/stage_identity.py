@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .suites import Suite, checkpoint_name, checkpoints_dir
-from .tasks import Task
+from .tasks import Domain, Task
 from .fileio import file_sha256
 from .config import from_dict
 from .recipes import (ADDED_PRETRAIN_FIELDS, LORA_RECIPES, MACHINE_PRETRAIN_FIELDS, AdapterRecipe, PretrainRecipe,
@@ -112,18 +112,28 @@ def stage_recipe(suite: Suite, kind: str) -> dict[str, Any]:
     return {**recipe, "adapter": dataclasses.asdict(adapter)}
 
 
+def dapt_domain(suite: Suite, task: Task, arg: str) -> Domain:
+    """The domain a `dapt[:<arg>]` stage pretrains on for `task`: the task's own, or for
+    `dapt:irrelevant` (¬DAPT) its domain's irrelevant one."""
+    domain = suite.domain(task.domain)
+    return suite.domain(domain.irrelevant) if arg == "irrelevant" else domain
+
+
+def tapt_source(suite: Suite, task: Task, arg: str) -> Task:
+    """The task whose training text a `tapt[:<arg>]` stage pretrains on for `task`: its own, or
+    for `tapt:transfer` (Transfer-TAPT) its partner task's."""
+    return suite.task(task.transfer) if arg == "transfer" else task
+
+
 def stage_name(suite: Suite, task: Task, spec: str) -> str:
     """A stage's part of a lineage on `task`: "base", "dapt-<domain>" (¬DAPT: the irrelevant
     domain), "tapt-<task>" (Transfer-TAPT: the partner's), "curated-<task>", "knn50-<task>",
     "rand50-<task>"; a LoRA stage's kind is dapt_lora or tapt_lora."""
     kind, _, arg = spec.partition(":")
     if kind == "dapt":
-        domain = suite.domain(task.domain)
-        domain = suite.domain(domain.irrelevant) if arg == "irrelevant" else domain
-        return f"{'dapt_lora' if arg == 'lora' else 'dapt'}-{domain.key}"
+        return f"{'dapt_lora' if arg == 'lora' else 'dapt'}-{dapt_domain(suite, task, arg).key}"
     if kind == "tapt":
-        source = suite.task(task.transfer) if arg == "transfer" else task
-        return f"{'tapt_lora' if arg == 'lora' else 'tapt'}-{source.key}"
+        return f"{'tapt_lora' if arg == 'lora' else 'tapt'}-{tapt_source(suite, task, arg).key}"
     if kind in ("knn", "random"):
         return f"{'knn' if kind == 'knn' else 'rand'}{int(arg)}-{task.key}"
     return "base" if kind == "base" else f"{kind}-{task.key}"

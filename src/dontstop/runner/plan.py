@@ -23,7 +23,7 @@ from ..suites import Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, file_sha256, raise_problems
 from ..recipes import PretrainRecipe, violations
 from ..records import PRETRAIN_RECORD_FILE
-from ..stage_identity import keyed_path, stage_key, stage_name, stage_recipe
+from ..stage_identity import dapt_domain, keyed_path, stage_key, stage_name, stage_recipe, tapt_source
 from ..models import in_local_cache
 from ..tasks import NO_HUB_PAGE, Task
 
@@ -180,8 +180,7 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     if kind == "base":
         recipe_kind, corpora = "base", [suite.data_path(suite.base_corpus)]
     elif kind == "dapt":
-        domain = suite.domain(task.domain)
-        domain = suite.domain(domain.irrelevant) if arg == "irrelevant" else domain
+        domain = dapt_domain(suite, task, arg)
         recipe_kind, corpora = "dapt_lora" if arg == "lora" else "dapt", []
         if suite.dapt_from_released and domain.dapt_checkpoint and all(s.kind == "base" for s in earlier) \
                 and arg != "lora":
@@ -190,7 +189,7 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
             corpora = [suite.data_path(_required(suite, "domain_corpora", domain.key, "domain corpus",
                                                  "--domain-corpus", released=arg != "lora"))]
     elif kind == "tapt":
-        source = suite.task(task.transfer) if arg == "transfer" else task
+        source = tapt_source(suite, task, arg)
         # the paper's large tasks: tapt_large, and TAPT (LoRA) beside it tapt_large_lora (same batches)
         recipe_kind = source.tapt_recipe + ("_lora" if arg == "lora" else "")
         corpora = [str(suite.task_dir(source.key) / "train.jsonl")]

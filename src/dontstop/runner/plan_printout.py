@@ -11,7 +11,7 @@ from ..provenance import cpu_count
 from ..recipes import FinetuneRecipe
 from ..records import METRICS_FILE
 from ..suites import Suite
-from .estimate import Estimator, MissingInput, wall_seconds
+from .estimate import Estimator, MissingInput, count_lines, wall_seconds
 from .finished import Stale
 from .jobs import Job
 from .plan import RunPlan, never_on_the_hub, released_id, unique_stages
@@ -94,19 +94,12 @@ def print_finetune_recipe(suite: Suite, plans: list[RunPlan]) -> None:
     line = (f"  fine-tuning recipe (the suite's finetune): lr {recipe.lr:g}, batch {recipe.batch_size}, "
             f"at most {epochs}, patience {recipe.patience}, texts cut at {recipe.max_length} tokens")
     if cut := recipe.max_train_examples:
-        sizes = {plan.task.key: _lines(suite.task_dir(plan.task.key) / "train.jsonl") for plan in plans}
+        files = {plan.task.key: suite.task_dir(plan.task.key) / "train.jsonl" for plan in plans}
+        sizes = {key: count_lines(path) if path.is_file() else 0 for key, path in files.items()}   # 0: not there yet
         cuts = [f"{key} ({size:,})" for key, size in sizes.items() if size > cut]
         line += (f", the first {cut:,} training examples of a task (finetune.max_train_examples; null: all)"
                  + (f": fewer than in {', '.join(cuts)}" if cuts else ""))
     print(line)
-
-
-def _lines(path: Path) -> int:
-    """Non-blank lines of a task file (its examples), 0 when it is not there yet."""
-    if not path.is_file():
-        return 0
-    with path.open("rb") as lines:
-        return sum(1 for line in lines if line.strip())
 
 
 def _duration(seconds: float) -> str:
