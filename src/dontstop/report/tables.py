@@ -211,6 +211,3 @@ def cost_grid(cells: pd.DataFrame, layout: Layout) -> Grid:
             result.bold.add((i, 7))
         result.rows.append(line)
     return result
-
-
-
