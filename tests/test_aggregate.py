@@ -574,7 +574,46 @@ def test_runs_whose_stage_was_built_with_another_recipe_than_the_suites_are_refu
         "`reproduce --quick` with --quick, those of a run made with --set with the same --set; redo runs made "
         "before the suite was edited (`dontstop run ... --rerun-stale`)")
     assert not (tmp_path / "tables").exists()
+    # the stage's seed, and the base stage's start model: `status` called them stale, aggregate tabled them
+    base = {**dapt, "name": "base", "kind": "base", "base_model": "bundled:bert-tiny",
+            "recipe": {**resolved_recipe(stage_recipe(load_suite("mini"), "base")), "base_model": "bundled:bert-tiny",
+                       "corpora": ["general.txt"], "output_dir": "o", "seed": 0}}
+    write_run(tmp_path / "results", "aclsum-roles", "tapt", 0, 50.0, stages=[base])
+    for flag, says in (("pretrain_seed=5", "dapt-cs pretrain_seed: built with 0, the suite asks 5"),
+                       ("base_model=bundled:minilm", "base base_model: built from 'bundled:bert-tiny', the suite "
+                                                     "asks 'bundled:minilm'")):
+        assert main([*argv, "--set", flag]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[0].split("; aggregate the results")[0].endswith(
+            f"metrics.json: its stage {says}")
+    assert not (tmp_path / "tables").exists()
     assert main(argv) == 0   # the suite as they were made
+
+
+def test_runs_whose_stage_was_built_from_another_corpus_than_the_suite_names_are_named_in_a_warning(
+        tmp_path, capsys, monkeypatch):
+    """`aggregate --set domain_corpora.cs=...` (or runs made with --domain-corpus, aggregated
+    without it) tabled DAPT runs of one corpus as those of another; `status` called them stale."""
+    from dontstop.cli import main
+    from dontstop.fileio import sha256_file
+
+    monkeypatch.chdir(tmp_path)   # the suite's data folder, tmp_path/data, holds no task files to compare
+    (tmp_path / "cs.txt").write_text("the corpus the stage was built from\n")
+    (tmp_path / "news.txt").write_text("another corpus\n")
+    dapt = {**stage("dapt-cs", 1000), "kind": "dapt",
+            "corpus_sha256": {str(tmp_path / "cs.txt"): sha256_file(tmp_path / "cs.txt")}}
+    for seed in range(2):
+        write_run(tmp_path / "results", "aclsum-roles", "dapt", seed, 70.0 + seed, stages=[dapt])
+    argv = ["aggregate", "--results-dir", str(tmp_path / "results"), "--tables-dir", str(tmp_path / "tables"),
+            "--no-mixed-warning"]
+    assert main([*argv[:-1], "--set", f"domain_corpora.cs={tmp_path}/news.txt"]) == 0
+    warnings_ = [line for line in capsys.readouterr().err.splitlines() if "corpora" in line]
+    assert warnings_ == [f"dontstop: warning: 2 run(s) made from other task data or corpora than the files on disk "
+                         f"now ({tmp_path}/results/mini/aclsum-roles/dapt/seed_0/metrics.json: stage dapt-cs corpus "
+                         f"sha256 {sha256_file(tmp_path / 'cs.txt')[:8]}, domain_corpora.cs ({tmp_path}/news.txt) now "
+                         f"{sha256_file(tmp_path / 'news.txt')[:8]}); `status` calls them stale: redo them with "
+                         "`dontstop run ... --rerun-stale` (--no-mixed-warning to silence it)"]
+    assert main([*argv[:-1], "--set", f"domain_corpora.cs={tmp_path}/cs.txt"]) == 0
+    assert "corpora" not in capsys.readouterr().err
 
 
 def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_an_interrupted_aggregate_changes_nothing(
@@ -721,7 +760,7 @@ def test_runs_of_other_data_than_on_disk_are_named_in_a_warning(mini_results, tm
     argv = ["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tmp_path / "tables")]
     assert main(argv) == 0
     warning = [line for line in capsys.readouterr().err.splitlines() if "task data" in line]
-    assert warning == [f"dontstop: warning: 4 run(s) made from other task data than the files on disk now "
+    assert warning == [f"dontstop: warning: 4 run(s) made from other task data or corpora than the files on disk now "
                        f"({mini_results}/mini/rt-polarity/baseline/seed_0/metrics.json: dev data sha256 dddddddd, "
                        "the file now ca3d163b); `status` calls them stale: redo them with `dontstop run ... "
                        "--rerun-stale` (--no-mixed-warning to silence it)"]

@@ -152,6 +152,23 @@ def asked_settings_difference(records: dict[Path, MetricsRecord], suite: Suite, 
                           and recipe_difference(stage["recipe"], stage_recipe(suite, kind)))
             if difference:
                 return f"{path}: its stage {stage.get('name')} (recipes.{kind}) {difference}"
+            if own := _own_setting_difference(stage, suite):
+                return f"{path}: its stage {stage.get('name')} {own}"
+    return None
+
+
+def _own_setting_difference(stage: dict, suite: Suite) -> str | None:
+    """A stage's pretraining seed (every stage's: suite.pretrain_seed) and the base stage's start
+    model (suite.base_model, a hub or bundled id) against the suite's now, or None: `status` calls
+    a run of other ones stale; aggregate tabled it (`--set pretrain_seed=5`, `--set base_model=...`)."""
+    recipe = stage.get("recipe")
+    if stage.get("kind") not in RECIPE_KINDS or not isinstance(recipe, dict):
+        return None   # a released checkpoint: nothing was trained here
+    if recipe.get("seed", suite.pretrain_seed) != suite.pretrain_seed:
+        return f"pretrain_seed: built with {recipe['seed']!r}, the suite asks {suite.pretrain_seed!r}"
+    base = suite.base_model   # a local folder is named by its path, which moves with the study
+    if stage.get("kind") == "base" and not Path(base).expanduser().exists() and stage.get("base_model") != base:
+        return f"base_model: built from {stage.get('base_model')!r}, the suite asks {base!r}"
     return None
 
 
@@ -191,8 +208,9 @@ def _check_costs(path: Path, stages: list[dict]) -> None:
 
 def other_data_than_on_disk(records: dict[Path, MetricsRecord], suite: Suite) -> list[str]:
     """"<metrics.json>: <split> data ..." for each run made from other task data than the split
-    files on disk now (`status` calls it stale, `run` refuses it); a split not on disk (tables
-    made where the data is not) is not compared. Each file hashed once a process."""
+    files on disk now, or whose base or DAPT stage was built from another corpus than the file
+    the suite names for it now (`status` calls it stale, `run` refuses it); a file not on disk
+    (tables made where the data is not) is not compared. Each file hashed once a process."""
     found = []
     for path, record in records.items():
         task_dir = suite.task_dir(record.task) if record.task in suite.tasks else None
@@ -201,7 +219,26 @@ def other_data_than_on_disk(records: dict[Path, MetricsRecord], suite: Suite) ->
             if file is not None and file.is_file() and file_sha256(file) != recorded:
                 found.append(f"{path}: {split} data sha256 {recorded[:8]}, the file now {file_sha256(file)[:8]}")
                 break
+        else:
+            found += [f"{path}: {other}" for stage in record.pretraining if (other := _other_corpus(stage, suite))][:1]
     return found
+
+
+def _other_corpus(stage: dict, suite: Suite) -> str | None:
+    """"stage dapt-cs corpus sha256 ..., domain_corpora.cs (<path>) now ..." where a base or DAPT
+    stage was built from another corpus than the suite's base_corpus or domain_corpora.<domain>
+    now (`--set`, `--domain-corpus`). Memoised in the suite's cache if there is one (gigabytes)."""
+    kind, domain = stage.get("kind"), str(stage.get("name", "")).partition("-")[2]
+    key = ("base_corpus" if kind == "base" and suite.base_corpus else f"domain_corpora.{domain}"
+           if kind in ("dapt", "dapt_lora") and domain in suite.domain_corpora else None)
+    recorded = list((stage.get("corpus_sha256") or {}).values())
+    if key is None or not recorded:
+        return None
+    file = Path(suite.data_path(suite.base_corpus if kind == "base" else suite.domain_corpora[domain]))
+    memo = suite.cache_dir if Path(suite.cache_dir).is_dir() else None
+    if file.is_file() and (now := file_sha256(file, memo)) not in recorded:
+        return f"stage {stage.get('name')} corpus sha256 {recorded[0][:8]}, {key} ({file}) now {now[:8]}"
+    return None
 
 
 def data_version(data_sha256: dict[str, str]) -> str:
