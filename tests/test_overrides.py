@@ -43,6 +43,22 @@ def test_a_study_merges_a_set_value_over_the_suite_it_extends(tmp_path):
     assert suite.finetune == {**load_suite("mini").finetune, "patience": 5, "lr": 1e-4}
 
 
+
+def test_a_mapping_set_to_a_merged_section_is_merged_as_a_study_files_is(mini_suite, tmp_path):
+    """`--set 'finetune={epochs: 3}'` replaced mini's fine-tuning recipe with the code's defaults
+    (lr 2e-5, 512 tokens, every example) and `--set 'recipes.tapt={epochs: 2}'` dropped mini's
+    TAPT batch and length, without a word; a study file's sections were merged key by key."""
+    mini = load_suite("mini")
+    assert mini_with(mini_suite, "finetune={epochs: 3}").finetune == {**mini.finetune, "epochs": 3}
+    assert mini_with(mini_suite, "recipes.tapt={epochs: 2}").recipes == {**mini.recipes, "tapt": {
+        **mini.recipes["tapt"], "epochs": 2}}
+    assert mini_with(mini_suite, "selection={k_scale: 0.5}").selection == {**mini.selection, "k_scale": 0.5}
+    study = tmp_path / "study.yaml"
+    study.write_text("name: lr-study\nextends: mini\nfinetune: {patience: 5}\n")
+    suite = load_suite(str(study), overrides=parse_set(["finetune={lr: 1.0e-4}"]))
+    assert suite.finetune == {**mini.finetune, "patience": 5, "lr": 1e-4}
+    assert mini_with(mini_suite, "seeds=[3]").seeds == [3]   # a value of another key still replaces
+
 @pytest.mark.parametrize("given, message", [
     ("finetune.learning_rate=1", "--set finetune.learning_rate=1: finetune: key 'learning_rate': unknown; known keys:"),
     ("finetune.lr=abc", "--set finetune.lr=abc: finetune: key 'lr': 'abc'; expected float"),

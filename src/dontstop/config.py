@@ -31,6 +31,19 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
     r"|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
 
 
+# The sections of a suite or study file whose mappings are merged key by key (nested mappings
+# too) into those they are given over: a study's over the suite it extends, `--set` over the file.
+MERGED_SECTIONS = ("recipes", "quick", "finetune", "selection")
+
+
+def merged(base: dict, given: dict) -> dict:
+    """`given` over `base`, key by key, nested mappings too."""
+    out = dict(base)
+    for key, value in given.items():
+        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
 def parse_yaml(text: str) -> Any:
     """A YAML document (a file's text, or one value given on the command line)."""
     return yaml.load(text, Loader=_Loader)

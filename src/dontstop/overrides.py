@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from .config import matches_type, parse_yaml, type_name, yaml_fields
+from .config import MERGED_SECTIONS, matches_type, merged, parse_yaml, type_name, yaml_fields
 from .fileio import UserError
 
 KEY = re.compile(r"^[\w-]+$")             # one part of a dotted path: a YAML key of ours
@@ -64,7 +64,7 @@ def parse_set(values: list[str]) -> list[Override]:
 
 def check_one_setting_each(overrides: list[Override]) -> None:
     """No two flags set one key, or a key and a part of it (`--set finetune.lr=1e-4 --set
-    finetune={epochs: 3}`): the later one replaced the earlier without a word."""
+    finetune={lr: 3e-4}`): the later one replaced the earlier without a word."""
     for i, later in enumerate(overrides):
         for earlier in overrides[:i]:
             shorter = min(len(earlier.keys), len(later.keys))
@@ -88,7 +88,7 @@ def folder(flag: str, key: str, path: str | None) -> list[Override]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[Override]) -> dict[str, Any]:
     """A copy of a suite file's mapping with every override written in (a mapping on the way is
-    made when missing)."""
+    made when missing; a mapping given to one of the MERGED_SECTIONS merged into what is there)."""
     out = copy.deepcopy(data)
     for override in overrides:
         node = out
@@ -98,7 +98,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[Override]) -> dict[str
             if not isinstance(node[key], dict):
                 raise UserError(f"{override.given}: key '{'.'.join(override.keys[:depth])}' is not a mapping")
             node = node[key]
-        node[override.keys[-1]] = override.value
+        value, earlier = override.value, node.get(override.keys[-1])
+        # a mapping given to a section merged key by key (`--set finetune={epochs: 3}`) is merged as a study
+        # file's is: it replaced mini's fine-tuning recipe with the code's defaults (lr 2e-5, 512 tokens)
+        if override.keys[0] in MERGED_SECTIONS and isinstance(value, dict) and isinstance(earlier, dict):
+            value = merged(earlier, value)
+        node[override.keys[-1]] = value
     return out
 
 

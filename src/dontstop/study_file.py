@@ -38,12 +38,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import located, unquoted_hint, yaml_fields
+from .config import MERGED_SECTIONS, located, merged, unquoted_hint, yaml_fields
 from .fileio import UserError
 from .study_tasks import existing, is_folder_name, own_tasks, study_domains
 from .tasks import QUICK_FOLDER, SUITES, Task
 
-MERGED = ("recipes", "quick", "finetune", "selection")    # merged into the extended suite's
 TASK_DATA = ("domain_corpora", "pools", "curated")         # about tasks: not inherited with own tasks
 FOLDERS = ("data_dir", "results_dir", "cache_dir")
 
@@ -113,8 +112,8 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
     for key in TASK_DATA if has_own_tasks else ():
         fields.pop(key, None)
     for key, value in data.items():
-        if key in MERGED and isinstance(value, dict) and isinstance(fields.get(key), dict):
-            value = _merged(fields[key], value)
+        if key in MERGED_SECTIONS and isinstance(value, dict) and isinstance(fields.get(key), dict):
+            value = merged(fields[key], value)
         fields[key] = _resolved(path, lines, key, value, folder, from_flags)
     domains_given = fields.pop("domains", None)
     if has_own_tasks:
@@ -156,14 +155,6 @@ def refresh_tasks(task_table: dict[str, Task], pools: dict[str, str], curated: d
     where the task has a pool."""
     return {key: replace(task, knn=task.domain in pools, curated=curated.get(key, task.curated))
             for key, task in task_table.items()}
-
-
-def _merged(base: dict, given: dict) -> dict:
-    """`given` over `base`, key by key, nested mappings too."""
-    out = dict(base)
-    for key, value in given.items():
-        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return out
 
 
 def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: Path,
