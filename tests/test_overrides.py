@@ -59,6 +59,7 @@ def test_a_mapping_set_to_a_merged_section_is_merged_as_a_study_files_is(mini_su
     assert suite.finetune == {**mini.finetune, "patience": 5, "lr": 1e-4}
     assert mini_with(mini_suite, "seeds=[3]").seeds == [3]   # a value of another key still replaces
 
+
 @pytest.mark.parametrize("given, message", [
     ("finetune.learning_rate=1", "--set finetune.learning_rate=1: finetune: key 'learning_rate': unknown; known keys:"),
     ("finetune.lr=abc", "--set finetune.lr=abc: finetune: key 'lr': 'abc'; expected float"),
@@ -79,6 +80,7 @@ def test_a_mapping_set_to_a_merged_section_is_merged_as_a_study_files_is(mini_su
     ("seeds=[]", "--set seeds=[]: key 'seeds': empty; give at least one"),
     ("tasks=[]", "--set tasks=[]: key 'tasks': empty; give at least one"),
     ("tasks=[aclsum-rolse]", "--set tasks=[aclsum-rolse]: key 'tasks': unknown task 'aclsum-rolse' in suite 'mini'"),
+    ("base_corpus=corpora/news.txt", "--set base_corpus=corpora/news.txt: key 'base_corpus': "),   # a domain's
     ("domain_corpora.cz=x.txt", "--set domain_corpora.cz=x.txt: key 'domain_corpora': unknown domain 'cz'"),
     ("learning_rate=1", "--set learning_rate=1: key 'learning_rate': unknown; known keys: name, base_model"),
     ("name=other", "--set name=other: key 'name' cannot be set here"),

@@ -259,6 +259,10 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "shared_corpus": (lambda f: bad_study(f, lambda s: s["domain_corpora"].update(wiki="corpora/comments.txt")),
                       "key 'domain_corpora.wiki': {f}/corpora/comments.txt is the corpus of domain "
                       "'news_comments' too; each domain needs its own"),
+    # "RoBERTa" had seen the domain's text: DAPT differed from it only in steps
+    "base_corpus_a_domains": (lambda f: bad_study(f, lambda s: s.update(base_corpus="corpora/comments.txt")),
+                              "key 'domain_corpora.news_comments': {f}/corpora/comments.txt is the base_corpus too "
+                              "(the base stage trains on general text); a domain needs text of its own"),
     "empty_data": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="")),
                    "key 'tasks.comments.data': empty"),
     "task_keys_differing_in_case": (

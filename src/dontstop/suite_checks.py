@@ -97,6 +97,15 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
     # one text as two domains: ¬DAPT was DAPT, and the claim that it is worse compared a corpus with itself
     problems += [f"{where(('domain_corpora', domain))}: key 'domain_corpora.{domain}': {path} is the corpus of "
                  f"domain {first!r} too; each domain needs its own" for domain, path, first in shared_names(corpora)]
+    # the base stage trained on a domain's text: "RoBERTa" had seen the domain, and DAPT differed only in steps
+    base = suite.base_corpus and str(Path(suite.data_path(suite.base_corpus)).resolve())
+    for domain in [domain for domain, path in corpora.items() if path == base]:
+        if given := given_for(list(overrides), ("base_corpus",)):   # the flag that made them one
+            key, other = "base_corpus", f"corpus of domain {domain!r}"
+        else:
+            given, key, other = where(("domain_corpora", domain)), f"domain_corpora.{domain}", "base_corpus"
+        problems.append(f"{given}: key '{key}': {base} is the {other} too (the base stage trains on general "
+                        "text); a domain needs text of its own")
     raise_problems(problems)
 
 
