@@ -202,6 +202,14 @@ def _probe_test_metric_edited(cell):
         cell / "baseline")
 
 
+def _probe_of(**fields):
+    """A probe of a baseline cell with a run, its `fields` as no probe writes them."""
+    def damage(cell):
+        metrics_record().write(cell / "baseline" / "seed_0")
+        return probe_record(**fields).write(cell / "baseline")
+    return damage
+
+
 def _record_a_folder(cell):
     (cell / "baseline" / "seed_0" / "metrics.json").mkdir(parents=True)   # "Is a directory", exit 1
     return cell / "baseline" / "seed_0" / "metrics.json"
@@ -227,6 +235,11 @@ def _record_a_folder(cell):
     (lambda cell: metrics_record(train_examples=300, config={"max_train_examples": 200}).write(cell / "baseline" / "seed_0"),
      ": field 'train_examples' is 300, which no run writes (at least 1, at most config.max_train_examples; "
      "edited by hand?)"),
+    # a probe's sizes and time (each passed into the probe table, while metrics.json refused the same)
+    (_probe_of(features=-1), ": field 'features' is -1, which no probe writes (the encoder's hidden size, at least 1; "
+     "edited by hand?)"),
+    (_probe_of(train_examples=0), ": field 'train_examples' is 0, which no probe writes (at least 1; edited by hand?)"),
+    (_probe_of(wall_time_s=-3.0), ": field 'wall_time_s' is -3.0, which no probe writes (seconds, >= 0; edited by hand?)"),
 ])
 def test_a_damaged_record_is_one_line_everywhere(damage, says, mini_tree, capsys):
     """A record of bytes that are no text was a UnicodeDecodeError traceback; NaN (which JSON files

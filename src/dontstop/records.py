@@ -20,13 +20,13 @@ the suite, task, condition and seed it names.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .config import from_dict
 from .fileio import UserError, atomic_write_json, read_json
+from .record_checks import bound, check_folder, check_scores, check_written, seconds
 
 METRICS_FILE = "metrics.json"
 PRETRAIN_RECORD_FILE = "pretrain_record.json"
@@ -83,21 +83,17 @@ class MetricsRecord(_RecordFile):
     @classmethod
     def read(cls, path: str | Path) -> "MetricsRecord":
         record = _read(cls, path)
-        _check_scores(path, record, dev_curve=record.dev_curve, dev_metric=record.dev_metric)
+        check_scores(path, record, dev_curve=record.dev_curve, dev_metric=record.dev_metric)
         # what a run writes of itself (the notebook plots dev curves and early stops; a seed of 10^14
         # or -1 in a copied folder was tabled as one more seed; so were more epochs than its recipe's)
-        epochs, budget = (_bound(record.config.get(key)) for key in ("epochs", "max_train_examples"))
-        for name, (holds, written) in {
-                "seed": (0 <= record.seed < 2**32, "a seed is in [0, 2^32)"),
-                "epochs_run": (len(record.dev_curve) == record.epochs_run and record.epochs_run <= epochs,
-                               "one dev_curve point per epoch run, at most config.epochs"),
-                "best_epoch": (1 <= record.best_epoch <= record.epochs_run, "from 1 to epochs_run"),
-                "train_examples": (1 <= record.train_examples <= budget,
-                                   "at least 1, at most config.max_train_examples"),
-                "wall_time_s": (math.isfinite(record.wall_time_s) and record.wall_time_s >= 0, "seconds, >= 0")}.items():
-            if not holds:
-                raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}, which no run writes "
-                                f"({written}; edited by hand?)")
+        epochs, budget = (bound(record.config.get(key)) for key in ("epochs", "max_train_examples"))
+        check_written(path, record, "run", {
+            "seed": (0 <= record.seed < 2**32, "a seed is in [0, 2^32)"),
+            "epochs_run": (len(record.dev_curve) == record.epochs_run and record.epochs_run <= epochs,
+                           "one dev_curve point per epoch run, at most config.epochs"),
+            "best_epoch": (1 <= record.best_epoch <= record.epochs_run, "from 1 to epochs_run"),
+            "train_examples": (1 <= record.train_examples <= budget, "at least 1, at most config.max_train_examples"),
+            "wall_time_s": (seconds(record.wall_time_s), "seconds, >= 0")})
         for name in ("seed", "task", "suite"):   # a copy of another run whose seed was edited counted as that seed
             if record.config.get(name, getattr(record, name)) != getattr(record, name):
                 raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}, but config.{name} is "
@@ -169,7 +165,12 @@ class ProbeRecord(_RecordFile):
     @classmethod
     def read(cls, path: str | Path) -> "ProbeRecord":
         record = _read(cls, path)
-        _check_scores(path, record)
+        check_scores(path, record)
+        check_written(path, record, "probe", {   # a negative size or time passed into the probe table
+            "train_examples": (record.train_examples >= 1, "at least 1"),
+            "features": (record.features >= 1, "the encoder's hidden size, at least 1"),
+            "max_length": (record.max_length >= 1, "tokens per text, at least 1"),
+            "wall_time_s": (seconds(record.wall_time_s), "seconds, >= 0")})
         return record
 
 
@@ -248,7 +249,7 @@ def read_run(path: str | Path) -> MetricsRecord:
     <results>/<suite>/<task>/<condition>/seed_<seed>/metrics.json (a copied or moved run folder
     would count a run twice, or in the wrong cell)."""
     record = MetricsRecord.read(path)
-    _check_folder(Path(path), record, {"seed": (1, f"seed_{record.seed}"), "condition": (2, record.condition),
+    check_folder(Path(path), record, {"seed": (1, f"seed_{record.seed}"), "condition": (2, record.condition),
                                        "task": (3, record.task), "suite": (4, record.suite)})
     return record
 
@@ -256,41 +257,9 @@ def read_run(path: str | Path) -> MetricsRecord:
 def read_probe(path: str | Path) -> ProbeRecord:
     """A probe.json of a results tree: <results>/<suite>/<task>/<condition>/probe.json."""
     record = ProbeRecord.read(path)
-    _check_folder(Path(path), record, {"condition": (1, record.condition), "task": (2, record.task),
+    check_folder(Path(path), record, {"condition": (1, record.condition), "task": (2, record.task),
                                        "suite": (3, record.suite)})
     return record
-
-
-def _check_folder(path: Path, record, expected: dict[str, tuple[int, str | None]]) -> None:
-    """`expected`: field -> (which parent folder of `path` names it, the name the record implies)."""
-    for name, (level, folder) in expected.items():
-        found = path.parents[level - 1].name if len(path.parents) >= level else ""
-        if found != folder:
-            raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r} but its folder is "
-                            f"{found!r} (a copied or moved folder?); move it back or remove it")
-
-
-def _bound(value: Any) -> float:
-    """A recipe's upper bound (epochs, max_train_examples) as a number; none (None, or not a number): inf."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else math.inf
-
-
-def _check_scores(path: str | Path, record, **more: float | list[float]) -> None:
-    """Every score of a run or probe record (its test_metric, dev and test scores, and `more`) is a
-    fraction in [0, 1]: NaN (which JSON files may hold) or a percentage would pass into the tables."""
-    scores = {"test_metric": record.test_metric, **{f"dev.{k}": v for k, v in record.dev.items()},
-              **{f"test.{k}": v for k, v in record.test.items()}}
-    for name, value in more.items():
-        scores.update({f"{name}[{i}]": v for i, v in enumerate(value)} if isinstance(value, list) else {name: value})
-    for name, value in scores.items():
-        if not 0 <= value <= 1:
-            raise UserError(f"{path}: field {name!r} is {value!r}: not a fraction in [0, 1]")
-    # test_metric is what the tables read: one edited by hand made another cell the bold best
-    for split in ("test", "dev") if "dev_metric" in more else ("test",):
-        given, kept = getattr(record, f"{split}_metric"), getattr(record, split).get(record.metric)
-        if kept is None or not math.isclose(given, kept, rel_tol=1e-9, abs_tol=1e-12):
-            raise UserError(f"{path}: field '{split}_metric' is {given!r}, but {split}.{record.metric} is {kept!r} "
-                            "(edited by hand?)")
 
 
 def _read(cls: type, path: str | Path):
