@@ -336,7 +336,7 @@ def test_probe_table_beside_the_fine_tuning_table(mini_results, tmp_path):
         ProbeRecord(suite="mini", task="aclsum-roles", condition=condition, model="m",
                     lineage=built_lineage_of({"condition": condition}),
                     metric="macro_f1", dev=scores, test=scores, test_metric=score / 100, train_examples=9,
-                    features=128, max_length=128, wall_time_s=1.0, versions={}, git_commit=None
+                    features=128, max_length=64, wall_time_s=1.0, versions={}, git_commit=None
                     ).write(mini_results / "mini" / "aclsum-roles" / condition)
     out = tmp_path / "paper_tables"
     args = aggregate_args(mini_results, out)
@@ -346,6 +346,13 @@ def test_probe_table_beside_the_fine_tuning_table(mini_results, tmp_path):
     # probe gains (+10, -2, -5, +8) against fine-tuned gains (+10.5, -1.5, -5, +10): same order
     assert "Spearman ρ = 1.00 (4 cells)" in probe
     assert "probe.md" in (out / "mini" / "README.md").read_text()
+    # a probe of texts cut at another length than the suite's (`status` calls it stale) was tabled
+    dapt = mini_results / "mini" / "aclsum-roles" / "dapt" / "probe.json"
+    dapt.write_text(dapt.read_text().replace('"max_length": 64', '"max_length": 100000'))
+    with pytest.raises(UserError, match=re.escape(
+            f"{dapt}: field 'max_length' is 100000, but the suite probes texts cut at finetune.max_length 64 "
+            "(`status` calls it stale: redo it with `dontstop run ... --rerun-stale`)")):
+        args.func(args)
 
 
 # Matched seeds (×100): on RT-Subjectivity DAPT is the baseline plus about 1 point on every seed

@@ -89,7 +89,7 @@ def mini_study(tmp_path, monkeypatch):
         ProbeRecord(suite="mini", task=task, condition=condition, model="m",
                     lineage=built_lineage_of({"task": task, "condition": condition}), metric="macro_f1",
                     dev={}, test={"macro_f1": probe / 100}, test_metric=probe / 100, train_examples=10, features=8,
-                    max_length=16, wall_time_s=0.1, versions={}, git_commit=None).write(results / "mini" / task / condition)
+                    max_length=64, wall_time_s=0.1, versions={}, git_commit=None).write(results / "mini" / task / condition)
     analysis = tables / "mini" / "analysis"
     analysis.mkdir(parents=True)
     (analysis / "vocab_overlap.csv").write_text(

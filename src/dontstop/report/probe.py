@@ -16,6 +16,7 @@ from scipy import stats
 
 from ..conditions import Conditions
 from ..fileio import UserError
+from ..recipes import FinetuneRecipe
 from ..records import PROBE_FILE, read_probe
 from ..results_tree import result_files
 from ..suites import Suite
@@ -29,6 +30,8 @@ COLUMNS = ["task", "condition", "probe", "probe_gain", "finetune", "finetune_gai
 def load_probes(results_dir: str | Path, suite: Suite, conditions: Conditions) -> pd.DataFrame:
     """Every probe.json of the suite whose condition is a folder of experiments/, score in percent."""
     rows = []
+    # the texts' length a probe of the suite reads (the runner probes with the fine-tuning recipe's)
+    max_length = FinetuneRecipe(**{**suite.finetune, "model": "", "task": "", "suite": suite.name}).max_length
     for path in result_files(Path(results_dir) / suite.name, PROBE_FILE):
         record = read_probe(path)   # it sits in the folder of its task and condition
         task = suite.task_table.get(record.task)
@@ -36,6 +39,10 @@ def load_probes(results_dir: str | Path, suite: Suite, conditions: Conditions) -
             raise UserError(f"{path}: field 'metric' is {record.metric!r}: the suite scores {record.task} "
                             f"by {task.metric}")
         check_lineage(path, record.lineage, record.task, record.condition, suite, conditions, released_too=True)
+        if record.max_length != max_length:   # `status` called it stale; the probe table showed it
+            raise UserError(f"{path}: field 'max_length' is {record.max_length}, but the suite probes texts cut at "
+                            f"finetune.max_length {max_length} (`status` calls it stale: redo it with "
+                            "`dontstop run ... --rerun-stale`)")
         if record.condition in conditions:
             rows.append({"task": record.task, "condition": record.condition, "probe": 100 * record.test_metric})
     return pd.DataFrame(rows, columns=["task", "condition", "probe"])
