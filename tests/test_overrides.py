@@ -81,6 +81,8 @@ def test_a_mapping_set_to_a_merged_section_is_merged_as_a_study_files_is(mini_su
     ("tasks=[]", "--set tasks=[]: key 'tasks': empty; give at least one"),
     ("tasks=[aclsum-rolse]", "--set tasks=[aclsum-rolse]: key 'tasks': unknown task 'aclsum-rolse' in suite 'mini'"),
     ("base_corpus=corpora/news.txt", "--set base_corpus=corpora/news.txt: key 'base_corpus': "),   # a domain's
+    ('base_model=""', "--set base_model=\"\": key 'base_model': empty; give a hub id, bundled:<name> or a model "
+                      "folder"),   # it was ".: not a model directory", naming no flag
     ("domain_corpora.cz=x.txt", "--set domain_corpora.cz=x.txt: key 'domain_corpora': unknown domain 'cz'"),
     ("learning_rate=1", "--set learning_rate=1: key 'learning_rate': unknown; known keys: name, base_model"),
     ("name=other", "--set name=other: key 'name' cannot be set here"),

@@ -263,6 +263,11 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "base_corpus_a_domains": (lambda f: bad_study(f, lambda s: s.update(base_corpus="corpora/comments.txt")),
                               "key 'domain_corpora.news_comments': {f}/corpora/comments.txt is the base_corpus too "
                               "(the base stage trains on general text); a domain needs text of its own"),
+    # "" resolved to the study's own folder: ".../study: not a model directory (no config.json)" once a job ran
+    "empty_base_model": (lambda f: bad_study(f, lambda s: s.update(base_model="")),
+                         "key 'base_model': empty; give a hub id, bundled:<name> or a model folder"),
+    "empty_encoder_model": (lambda f: bad_study(f, lambda s: s["selection"].update(embedder="encoder", encoder_model="")),
+                            "key 'selection.encoder_model': empty; give a hub id, bundled:<name> or a model folder"),
     "empty_data": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="")),
                    "key 'tasks.comments.data': empty"),
     "task_keys_differing_in_case": (

@@ -174,6 +174,10 @@ def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: P
         return input_file((key,), value)
     if key in FOLDERS and isinstance(value, str):
         return str(folder / Path(value).expanduser())
+    empty = {"base_model": value == "", "selection": isinstance(value, dict) and value.get("encoder_model") == ""}
+    if empty.get(key):   # "" was the study's own folder, "not a model directory" once a job loaded it
+        given = "selection.encoder_model" if key == "selection" else key
+        raise UserError(f"{at}: key '{given}': empty; give a hub id, bundled:<name> or a model folder")
     if key == "base_model" and _local_model(value, folder):
         return existing(at, key, folder, value, is_folder=True)
     if key == "selection" and isinstance(value, dict) and _local_model(value.get("encoder_model"), folder):

@@ -83,6 +83,8 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
     # Nothing to fine-tune: refused before the pretraining stages, which would run for nothing.
     problems += [f"{where((key,))}: key '{key}': empty; give at least one" for key in ("seeds", "quick_seeds", "tasks")
                  if isinstance(getattr(suite, key), list) and not getattr(suite, key)]
+    if not suite.base_model.strip():   # it was ".: not a model directory", naming no key or flag
+        problems.append(f"{where(('base_model',))}: key 'base_model': empty; give a hub id, bundled:<name> or a model folder")
     problems += _shared_display_names(suite, where)
     problems += _released_problems(suite, where)
     lookups = [("tasks", suite.task, suite.tasks), ("domain_corpora", suite.domain, suite.domain_corpora),
