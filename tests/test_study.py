@@ -324,6 +324,11 @@ def test_set_reaches_a_study_files_own_tasks_and_domains(korean_study, tmp_path,
     assert main([*dry, "--set", "tasks.comments.metric=f1"]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "key 'tasks.comments.metric': 'f1' is not one of macro_f1, micro_f1, accuracy" in line, line
+    # a typo of a task: "study.yaml: key 'tasks.coments': missing required key(s): data, domain"
+    assert main([*dry, "--set", "tasks.coments.metric=accuracy"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"dontstop: error: --set tasks.coments.metric=accuracy: key 'tasks.coments': {folder / 'study.yaml'} has no "
+        "such task; known: comments"]
 
 
 def test_conditions_that_need_no_missing_input_still_run_their_plan(korean_study, tmp_path, capsys):

@@ -110,6 +110,10 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides:
     data, lines = read_yaml_mapping(path)
     written = [override for override in overrides if override.in_file]
     own_tasks = isinstance(data.get("tasks"), dict)   # a study's own: `tasks` and `domains` are mappings
+    for override in written if own_tasks else []:   # a field of a task not there: "missing data, domain"
+        if len(override.keys) > 2 and override.keys[0] == "tasks" and override.keys[1] not in data["tasks"]:
+            raise UserError(f"{override.given}: key 'tasks.{override.keys[1]}': {path} has no such task; "
+                            f"known: {', '.join(map(str, data['tasks']))}")
     data = apply_overrides(_renamed_keys(path, data, lines), written)
     # a study's own tasks and domains are checked as the study file's (study_tasks.py), not as the Suite's
     # list of keys: `--set tasks.T.metric=accuracy` was "key 'tasks' is not a mapping"
