@@ -396,3 +396,17 @@ def test_analysis_that_cannot_run_is_a_note_and_the_tables_are_still_built(tmp_p
     assert "## Not computed" in index and "vocabulary overlap (Figure 2): skipped" in index
     chemprot = next(line for line in (out / "table5.md").read_text().splitlines() if "ChemProt" in line)
     assert chemprot.startswith("| ChemProt | **80.0 ± — (1)** | 81.9 ± 1.0 (-1.9, too few seeds) |")
+
+
+@pytest.mark.parametrize("flag", ["--results-dir", "--cache-dir"])
+def test_runs_or_stages_among_the_suites_tables_are_refused_before_any_work(flag, tmp_path, capsys, monkeypatch):
+    """`run --results-dir paper_tables` wrote its runs into paper_tables/mini, the default run's
+    tables, and every later `aggregate` refused that folder (files no aggregate wrote)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "paper_tables" / "mini").mkdir(parents=True)
+    other = "--cache-dir" if flag == "--results-dir" else "--results-dir"
+    line = refused(capsys, "run", str(REPO / "experiments" / "baseline"), "--dry-run", "--no-wandb",
+                   "--data-dir", str(REPO / "data"), flag, "paper_tables", other, "elsewhere")
+    assert line == (f"{flag} paper_tables: paper_tables/mini would lie among the tables of paper_tables/mini (or "
+                    "hold them); give it a folder of its own")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["paper_tables", "paper_tables/mini"]

@@ -68,6 +68,15 @@ def _unlisted_files(out_dir: Path) -> list[str]:
     return sorted(str(path) for path in found if path.parts[0] not in KEPT and str(path) not in listed | {"README.md"})
 
 
+def check_outside_tables(folder: Path, tables: Path, flag: str, given: str) -> None:
+    """A runs or stages folder (`flag`'s <given>/<suite>) that is, or lies inside, or holds the
+    suite's tables folder: `run --results-dir paper_tables` wrote its runs among the default run's
+    tables, which every later aggregate refused as files no aggregate wrote."""
+    if tables.is_dir() and _nested(folder, tables):
+        raise UserError(f"{flag} {given}: {folder} would lie among the tables of {tables} (or hold them); "
+                        "give it a folder of its own")
+
+
 def _nested(first: Path, second: Path) -> bool:
     """Whether two folders are one, or one lies inside the other (links resolved)."""
     first, second = first.resolve(), second.resolve()

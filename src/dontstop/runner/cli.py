@@ -27,7 +27,7 @@ from ..fileio import UserError, raise_problems
 from ..flags import add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
 from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
-from ..report.tables_folder import STUDY_NOTEBOOK, check_tables_root
+from ..report.tables_folder import STUDY_NOTEBOOK, check_outside_tables, check_tables_root
 from ..study_file import tables_dir
 from ..suites import Suite, load_suite, with_quick
 from ..tasks import QUICK_FOLDER
@@ -159,6 +159,7 @@ def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Nam
     them all there, these plans are the plans to run."""
     for folder, flag in ((suite.results_dir, "--results-dir"), (suite.cache_dir, "--cache-dir")):
         check_outside_conditions(folder, args.experiments_dir, flag)
+        check_outside_tables(Path(folder) / suite.name, tables_dir(suite, None) / suite.name, flag, folder)
     plans = [plan for condition in conditions
              for plan in plan_runs(suite, condition, args.tasks, args.seeds, planning_only=True)]
     check_inputs(plans, suite, missing_ok=args.dry_run)
