@@ -801,7 +801,7 @@ def test_aggregate_reads_each_run_once(mini_results, tmp_path, monkeypatch):
 @pytest.mark.parametrize("case", ["tables_are_the_results", "tables_are_the_cache", "plots_is_a_file",
                                   "overlap_not_there", "overlap_nan", "overlap_of_other_domains",
                                   "run_of_another_metric", "run_of_another_lineage", "tables_among_the_conditions",
-                                  "overlap_fractions", "overlap_asymmetric"])
+                                  "overlap_fractions", "overlap_asymmetric", "overlap_a_folder"])
 def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_written(case, mini_results, tmp_path,
                                                                                      capsys, monkeypatch):
     """The tables written into the results folder (among the runs) were accepted, and into the cache
@@ -841,6 +841,9 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
                                        f"{tables}/mini/plots: not a writable directory ({tables}/mini/plots is a file)"),
                    "overlap_not_there": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                          f"--overlap {tmp_path}/overlap.csv: no such file"),
+                   "overlap_a_folder": (["--tables-dir", str(tables), "--overlap", str(tmp_path)],   # "no such file"
+                                        f"--overlap {tmp_path}: a folder, not a file (`dontstop analyze vocab` writes "
+                                        "it: <tables-dir>/<suite>/analysis/vocab_overlap.csv)"),
                    "overlap_nan": (["--tables-dir", str(tables), "--overlap", str(overlap)],
                                    f"{overlap}: not a corpus x corpus matrix of percentages"),
                    "overlap_fractions": (["--tables-dir", str(tables), "--overlap", str(overlap)],

@@ -5,6 +5,7 @@ finished record: a diverged pretraining, a checkpoint with NaN weights or with w
 not the bytes pretraining wrote, a results file outside the folder it names (aggregate, status and
 run alike), a claim on a table that cannot hold it, a task folder without its dev or test file.
 """
+import json
 import shutil
 from pathlib import Path
 
@@ -246,6 +247,18 @@ def test_a_damaged_record_is_one_line_everywhere(damage, says, mini_tree, capsys
     may hold) in a run's dev scores or curve, or anywhere in a probe, passed into the tables."""
     path = damage(mini_tree["results"] / "mini" / "aclsum-roles")
     refused_everywhere(mini_tree, capsys, f"{path}{says}")
+
+
+def test_a_run_history_entry_that_is_no_record_is_named(tmp_path):
+    """One entry of RUN.json edited into a number: the line quoted the whole history (kilobytes)."""
+    from dontstop.records import RunHistory
+
+    history = {"suite": "mini", "invocations": [{"command": "dontstop reproduce"}] * 20 + [5]}
+    (tmp_path / "mini").mkdir()
+    (tmp_path / "mini" / "RUN.json").write_text(json.dumps(history))
+    with pytest.raises(UserError) as refused:
+        RunHistory.read(tmp_path / "mini", "mini")
+    assert str(refused.value) == f"{tmp_path}/mini/RUN.json: key 'invocations[20]': expected Invocation, got int 5"
 
 
 def test_a_run_history_of_another_suite_is_refused(tmp_path):

@@ -139,13 +139,23 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str,
         if key not in fields:
             raise UserError(f"{where}: key '{key}': unknown; known keys: {', '.join(fields)}")
         if not matches_type(value, hints[key]):
-            raise UserError(f"{where}: key '{key}': expected {type_name(hints[key])}, "
-                            f"got {type(value).__name__} {value!r}")
+            name, hint, value = _wrong_part(key, value, hints[key])
+            raise UserError(f"{where}: key '{name}': expected {type_name(hint)}, got {type(value).__name__} {value!r}")
     missing = [name for name, f in fields.items() if name not in data
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise UserError(f"{source}: missing required key(s): {', '.join(missing)}")
     return cls(**{key: _nested(value, hints[key], f"{source}: {key}") for key, value in data.items()})
+
+
+def _wrong_part(key: str, value: Any, hint: Any) -> tuple[str, Any, Any]:
+    """(name, hint, value) of what does not match: in a list of records (RUN.json's invocations) the
+    first item that is none, not the whole list (a 2.8 kB line naming no entry)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]) and isinstance(value, list):
+        return next(((f"{key}[{i}]", args[0], item) for i, item in enumerate(value) if not matches_type(item, args[0])),
+                    (key, hint, value))
+    return key, hint, value
 
 
 def _nested(value: Any, hint: Any, source: str) -> Any:

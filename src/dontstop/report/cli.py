@@ -61,7 +61,9 @@ def _aggregate(args: argparse.Namespace) -> int:
         from .findings import GENERAL, load_overlap   # pandas: not for --help
 
         if not Path(args.overlap).is_file():   # it was skipped: the claim it decides said "missing"
-            raise UserError(f"--overlap {args.overlap}: no such file (`dontstop analyze vocab` writes it)")
+            what = "a folder, not a file" if Path(args.overlap).is_dir() else "no such file"
+            raise UserError(f"--overlap {args.overlap}: {what} (`dontstop analyze vocab` writes it: "
+                            "<tables-dir>/<suite>/analysis/vocab_overlap.csv)")
         # one of other corpora (a domain renamed) decided the claim on the domains it had
         overlap = load_overlap(Path(args.overlap))
         missing = [GENERAL] if overlap is None else [domain for domain in suite.domain_corpora if domain not in overlap]
