@@ -755,6 +755,19 @@ def test_a_run_whose_seed_task_or_suite_differs_from_its_config_is_one_line(tmp_
         read_run(run / "metrics.json")
 
 
+def test_a_run_of_a_task_the_suite_does_not_have_names_the_suites_tasks(mini_results, tmp_path, capsys):
+    """`aggregate --set tasks=[rt-polarity]` over runs of two tasks blamed a results file ("not a
+    task of the mini suite"), not saying which tasks the flag had left."""
+    from dontstop.cli import main
+
+    assert main(["aggregate", "--results-dir", str(mini_results), "--tables-dir", str(tmp_path / "tables"),
+                 "--set", "tasks=[rt-polarity]"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert re.fullmatch(rf"dontstop: error: {mini_results}/mini/aclsum-roles/\w+/seed_\d/metrics.json: field 'task' is "
+                        r"'aclsum-roles': not a task of the mini suite \(its tasks: rt-polarity\)", line), line
+    assert not (tmp_path / "tables").exists()
+
+
 def test_runs_of_other_data_than_on_disk_are_named_in_a_warning(mini_results, tmp_path, capsys, monkeypatch):
     """`status` calls them stale and `run` refuses them; aggregate tabled them without a word."""
     from dontstop.cli import main

@@ -65,7 +65,8 @@ def load_runs(results_dir: str | Path, suite: Suite | str, conditions: Condition
 
 def _run_row(path: Path, record: MetricsRecord, suite: Suite, conditions: Conditions) -> dict:
     checks = {"suite": (record.suite == suite.name, f"expected {suite.name!r}"),
-              "task": (record.task in suite.tasks, f"not a task of the {suite.name} suite"),
+              "task": (record.task in suite.tasks, f"not a task of the {suite.name} suite (its tasks: "
+                                                   f"{', '.join(suite.tasks)})"),   # `--set tasks=[...]` narrows them
               "condition": (record.condition in conditions,
                             f"not a condition folder of {conditions.root}/ (known: {', '.join(conditions.display)})")}
     task = suite.task_table.get(record.task)
