@@ -266,6 +266,8 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     # "" resolved to the study's own folder: ".../study: not a model directory (no config.json)" once a job ran
     "empty_base_model": (lambda f: bad_study(f, lambda s: s.update(base_model="")),
                          "key 'base_model': empty; give a hub id, bundled:<name> or a model folder"),
+    "unknown_bundled_model": (lambda f: bad_study(f, lambda s: s.update(base_model="bundled:bert-huge")),   # no line
+                              "key 'base_model': 'bundled:bert-huge': unknown bundled model; known: bundled:bert-tiny"),
     "empty_encoder_model": (lambda f: bad_study(f, lambda s: s["selection"].update(embedder="encoder", encoder_model="")),
                             "key 'selection.encoder_model': empty; give a hub id, bundled:<name> or a model folder"),
     "empty_data": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="")),

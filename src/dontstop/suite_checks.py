@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from .conditions import EXPERIMENTS_DIR
 from .config import as_shown, from_dict, nested_key_lines, shared_names
 from .fileio import UserError, raise_problems
+from .models import BUNDLED
 from .overrides import Override, given_for
 from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, OneOf, Range, RECIPE_KINDS, SEED, SET_BY_THE_RUNNER, AdapterRecipe,
                       FinetuneRecipe, PretrainRecipe, Violation, adapter_violations, range_violations, violations)
@@ -85,6 +86,9 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
                  if isinstance(getattr(suite, key), list) and not getattr(suite, key)]
     if not suite.base_model.strip():   # it was ".: not a model directory", naming no key or flag
         problems.append(f"{where(('base_model',))}: key 'base_model': empty; give a hub id, bundled:<name> or a model folder")
+    elif suite.base_model.startswith("bundled:") and suite.base_model.removeprefix("bundled:") not in BUNDLED:
+        problems.append(f"{where(('base_model',))}: key 'base_model': {suite.base_model!r}: unknown bundled model; "
+                        f"known: {', '.join(f'bundled:{name}' for name in BUNDLED)}")   # it named no key
     problems += _shared_display_names(suite, where)
     problems += _released_problems(suite, where)
     lookups = [("tasks", suite.task, suite.tasks), ("domain_corpora", suite.domain, suite.domain_corpora),
