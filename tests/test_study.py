@@ -266,6 +266,9 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     # "" resolved to the study's own folder: ".../study: not a model directory (no config.json)" once a job ran
     "empty_base_model": (lambda f: bad_study(f, lambda s: s.update(base_model="")),
                          "key 'base_model': empty; give a hub id, bundled:<name> or a model folder"),
+    # the whole section was quoted, naming no entry
+    "quick_seeds_as_a_section": (lambda f: bad_study(f, lambda s: s.update(quick={"seeds": [0]})),
+                                 "key 'quick.seeds': expected dict[str, Any], got list [0]"),
     "unknown_bundled_model": (lambda f: bad_study(f, lambda s: s.update(base_model="bundled:bert-huge")),   # no line
                               "key 'base_model': 'bundled:bert-huge': unknown bundled model; known: bundled:bert-tiny"),
     "empty_encoder_model": (lambda f: bad_study(f, lambda s: s["selection"].update(embedder="encoder", encoder_model="")),

@@ -150,12 +150,16 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str,
 
 def _wrong_part(key: str, value: Any, hint: Any) -> tuple[str, Any, Any]:
     """(name, hint, value) of what does not match: in a list of records (RUN.json's invocations) the
-    first item that is none, not the whole list (a 2.8 kB line naming no entry)."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]) and isinstance(value, list):
-        return next(((f"{key}[{i}]", args[0], item) for i, item in enumerate(value) if not matches_type(item, args[0])),
-                    (key, hint, value))
-    return key, hint, value
+    first item that is none, in a mapping of str keys (a study's `quick`) the first value of
+    another type, not the whole list or section (a 2.8 kB line naming no entry)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list and args and dataclasses.is_dataclass(args[0]) and isinstance(value, list):
+        parts = [(f"{key}[{i}]", args[0], item) for i, item in enumerate(value)]
+    elif origin is dict and len(args) == 2 and args[0] is str and isinstance(value, dict):
+        parts = [(f"{key}.{name}", args[1], item) for name, item in value.items() if isinstance(name, str)]
+    else:
+        parts = []
+    return next((part for part in parts if not matches_type(part[2], part[1])), (key, hint, value))
 
 
 def _nested(value: Any, hint: Any, source: str) -> Any:
