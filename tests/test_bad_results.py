@@ -261,6 +261,23 @@ def test_a_run_history_entry_that_is_no_record_is_named(tmp_path):
     assert str(refused.value) == f"{tmp_path}/mini/RUN.json: key 'invocations[20]': expected Invocation, got int 5"
 
 
+@pytest.mark.parametrize("field, value, written", [
+    ("finished_at", "yesterday", "an ISO time, 2026-12-07T08:02:44"),
+    ("wall_time_s", float("nan"), "seconds, >= 0"), ("wall_time_s", -3.0, "seconds, >= 0"),
+    ("jobs_finished", -1, "a count")])
+def test_a_run_history_entry_no_reproduce_writes_is_named(field, value, written, tmp_path):
+    """Each passed `reproduce --dry-run` and went into the README's line (its date, its minutes)."""
+    from dontstop.records import Invocation, RunHistory
+
+    call = {"command": "dontstop reproduce", "finished_at": "2026-12-07T08:02:44", "wall_time_s": 60.0,
+            "jobs_finished": 3, "quick": False, "runs": 3, "git_commit": None, "machine": "x", "versions": {}}
+    RunHistory("mini", [Invocation(**call), Invocation(**{**call, field: value})]).write(tmp_path / "mini")
+    with pytest.raises(UserError) as refused:
+        RunHistory.read(tmp_path / "mini", "mini")
+    assert str(refused.value) == (f"{tmp_path}/mini/RUN.json: field 'invocations[1].{field}' is {value!r}, which no "
+                                  f"reproduce call writes ({written}; edited by hand?)")
+
+
 def test_a_run_history_of_another_suite_is_refused(tmp_path):
     from dontstop.records import RunHistory
 

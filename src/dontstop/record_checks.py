@@ -4,6 +4,7 @@ have written. Each failure is one line naming the file and the field.
 """
 from __future__ import annotations
 
+import datetime
 import math
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,22 @@ from typing import Any
 from .fileio import UserError
 
 
-def check_written(path: str | Path, record, writer: str, checks: dict[str, tuple[bool, str]]) -> None:
+def check_written(path: str | Path, record, writer: str, checks: dict[str, tuple[bool, str]], within: str = "") -> None:
     """`checks`: field -> (whether it holds, what a `writer` writes there); one line for the first
-    that does not."""
+    that does not, the field named `within` its place in the file (`invocations[2].`)."""
     for name, (holds, written) in checks.items():
         if not holds:
-            raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}, which no {writer} writes "
+            raise UserError(f"{path}: field '{within}{name}' is {getattr(record, name)!r}, which no {writer} writes "
                             f"({written}; edited by hand?)")
+
+
+def iso_time(value: str) -> bool:
+    """A time as written with datetime.isoformat ("2026-12-07T08:02:44")."""
+    try:
+        datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def seconds(value: float) -> bool:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from .config import from_dict
 from .fileio import UserError, atomic_write_json, read_json
-from .record_checks import bound, check_folder, check_scores, check_written, seconds
+from .record_checks import bound, check_folder, check_scores, check_written, iso_time, seconds
 
 METRICS_FILE = "metrics.json"
 PRETRAIN_RECORD_FILE = "pretrain_record.json"
@@ -241,6 +241,12 @@ class RunHistory(_RecordFile):
         if history.suite != suite:
             raise UserError(f"{path}: field 'suite' is {history.suite!r} but this is the history of "
                             f"{suite!r} (a copied file?); move it back or remove it")
+        for i, call in enumerate(history.invocations):   # the README's line gives their times and dates
+            check_written(path, call, "reproduce call", {
+                "finished_at": (iso_time(call.finished_at), "an ISO time, 2026-12-07T08:02:44"),
+                "wall_time_s": (seconds(call.wall_time_s), "seconds, >= 0"),
+                "jobs_finished": (call.jobs_finished >= 0, "a count"), "runs": (call.runs >= 0, "a count")},
+                within=f"invocations[{i}].")
         return history
 
 
