@@ -184,3 +184,22 @@ def test_a_study_file_in_suites_keeps_its_tables_there(experiments, tmp_path):
 
     check_outside_conditions(experiments / "suites" / "tables" / "quick" / "study", experiments, "--tables-dir")
     check_outside_conditions(experiments / "tapt" / "results", experiments, "--results-dir")   # in a condition's own
+
+
+@pytest.mark.parametrize("spelling", ["--experiments-dir", "--experiments"])
+@pytest.mark.parametrize("command", ["run", "status", "aggregate"])
+def test_an_experiments_dir_that_is_no_folder_is_one_line_naming_the_flag(command, spelling, tmp_path, capsys):
+    """A file (or a folder not there) given as --experiments-dir said "experiments/tapt/config.yaml:
+    condition 'baseline' is not a folder of <file>" (run) or "no condition folders" (status, aggregate)."""
+    from dontstop.cli import main
+
+    (tmp_path / "afile").write_text("")
+    for given, what in ((tmp_path / "afile", "a file"), (tmp_path / "nope", "no such folder")):
+        with pytest.raises(SystemExit) as stopped:   # argparse's own exit, as for every flag it refuses
+            main([command, *(["experiments/tapt"] if command == "run" else []), spelling, str(given),
+                  "--results-dir", str(tmp_path / "results"), *(["--dry-run"] if command == "run" else [])])
+        assert stopped.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"dontstop: error: {command}: argument {spelling}: {given}: {what}; give the folder that holds the "
+            f"condition folders ('dontstop {command} --help' lists the flags)")
+    assert not (tmp_path / "results").exists()

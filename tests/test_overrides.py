@@ -185,7 +185,7 @@ def test_tables_never_mix_runs_of_two_settings(tmp_path):
 @pytest.mark.parametrize("old, new, value", [
     (["--results", "R"], "--results-dir", ("results_dir", "R")),
     (["--out", "T"], "--tables-dir", ("tables_dir", "T")),
-    (["--experiments", "E"], "--experiments-dir", ("experiments_dir", "E")),
+    (["--experiments", str(EXPERIMENTS_DIR)], "--experiments-dir", ("experiments_dir", str(EXPERIMENTS_DIR))),
     (["--allow-mixed"], "--no-mixed-warning", ("no_mixed_warning", True)),
 ])
 def test_aggregates_old_spellings_still_work_with_a_note(old, new, value, capsys):
@@ -199,7 +199,8 @@ def test_aggregates_old_spellings_still_work_with_a_note(old, new, value, capsys
     ("run", ["--task", "rt-polarity"], "--tasks", ("tasks", ["rt-polarity"])),
     ("reproduce", ["--published"], "--from-released", ("from_released", True)),
     ("status", ["--published-dapt"], "--from-released-dapt", ("from_released_dapt", True)),
-    ("reproduce", ["--experiments", "E"], "--experiments-dir", ("experiments_dir", "E")),
+    ("reproduce", ["--experiments", str(EXPERIMENTS_DIR)], "--experiments-dir",
+     ("experiments_dir", str(EXPERIMENTS_DIR))),
     ("pretrain", ["--exclude-heldout-of", "T"], "--exclude-dev-test-of", ("exclude_dev_test_of", ["T"])),
     ("select", ["--exclude-from", "T"], "--exclude-dev-test-of", ("exclude_dev_test_of", ["T"])),
 ])

@@ -51,8 +51,22 @@ def add_flag(parser: argparse.ArgumentParser, *names: str, old: tuple[str, ...] 
     action = parser.add_argument(*names, **kwargs)
     for spelling in old:
         parser.add_argument(spelling, action=_OldSpelling, target=action, dest=action.dest, nargs=action.nargs,
-                            metavar=action.metavar, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                            type=action.type, metavar=action.metavar, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return action
+
+
+def add_experiments_dir(parser: argparse.ArgumentParser) -> None:
+    """--experiments-dir: the folder of condition folders, which must be one (a file, or a folder
+    not there, read as "condition 'baseline' is not a folder of <file>")."""
+    add_flag(parser, "--experiments-dir", old=["--experiments"], default=str(EXPERIMENTS_DIR),
+             type=_folder_of_conditions, help="folder of condition folders (default: the repository's experiments/)")
+
+
+def _folder_of_conditions(value: str) -> str:
+    if not Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: {'a file' if Path(value).exists() else 'no such folder'}; "
+                                         "give the folder that holds the condition folders")
+    return value
 
 
 def add_suite_flags(parser: argparse.ArgumentParser, folders: tuple[str, ...] = tuple(FOLDERS),

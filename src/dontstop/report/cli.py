@@ -16,9 +16,8 @@ import argparse
 from pathlib import Path
 
 from .. import wandb_log
-from ..conditions import EXPERIMENTS_DIR
 from ..fileio import UserError
-from ..flags import RUN_ONLY_KEYS, add_flag, add_suite_flags, aggregate_command, suite_overrides
+from ..flags import RUN_ONLY_KEYS, add_experiments_dir, add_flag, add_suite_flags, aggregate_command, suite_overrides
 from ..study_file import tables_dir
 from ..suites import load_suite, with_quick
 from ..tasks import QUICK_FOLDER
@@ -32,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_suite_flags(parser, folders=("--results-dir",), old={"--results-dir": ["--results"]})
     add_flag(parser, "--tables-dir", old=["--out"], help="root of <suite>/ tables and plots (default: "
              "paper_tables; a study's: tables/ beside its file)")
-    add_flag(parser, "--experiments-dir", old=["--experiments"], default=str(EXPERIMENTS_DIR),
-             help="folder of condition folders (default: the repository's experiments/)")
+    add_experiments_dir(parser)
     parser.add_argument("--overlap", help="per-domain vocabulary overlap with the general corpus "
                         "(CSV or JSON; default <tables-dir>/<suite>/analysis/vocab_overlap.csv)")
     add_flag(parser, "--no-mixed-warning", old=["--allow-mixed"], action="store_true",

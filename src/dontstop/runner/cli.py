@@ -20,11 +20,11 @@ from pathlib import Path
 
 from .. import wandb_log
 from ..condition_readme import write_readmes
-from ..conditions import (EXPERIMENTS_DIR, Condition, check_outside_conditions, load_condition_folders,
+from ..conditions import (Condition, check_outside_conditions, load_condition_folders,
                           load_conditions, select_conditions)
 from ..data.study import check_study_data
 from ..fileio import UserError, raise_problems
-from ..flags import add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
+from ..flags import add_experiments_dir, add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
 from ..provenance import cpu_count
 from ..recipes import AT_LEAST_1, SEED, range_violations
 from ..report.tables_folder import STUDY_NOTEBOOK, check_outside_tables, check_tables_root
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.set_defaults(func=_init_study)
 
     readmes = subparsers.add_parser("readmes", help="each condition's README.md, rendered from its config.yaml")
-    _experiments_dir(readmes)
+    add_experiments_dir(readmes)
     readmes.add_argument("--check", action="store_true", help="write nothing; exit 2 if a README differs")
     readmes.set_defaults(func=_readmes)
 
@@ -89,11 +89,6 @@ def _selection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
     parser.add_argument("--conditions", nargs="+", help="condition names (default: every default one)")
     parser.add_argument("--seeds", nargs="+", type=int)
-
-
-def _experiments_dir(parser: argparse.ArgumentParser) -> None:
-    add_flag(parser, "--experiments-dir", old=["--experiments"], default=str(EXPERIMENTS_DIR),
-             help="folder of condition folders (default: the repository's experiments/)")
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +109,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
              help="start every condition the authors released (DAPT, TAPT, DAPT + TAPT, "
              "Curated-TAPT, ...) from its released allenai/* checkpoint (paper suite)")
     add_pair_flags(parser)    # --domain-corpus, --pool, --curated-corpus NAME=PATH
-    _experiments_dir(parser)
+    add_experiments_dir(parser)
     add_launcher_arguments(parser)   # --launcher local|slurm, --wait and the Slurm job options
 
 
