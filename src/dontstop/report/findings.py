@@ -25,10 +25,10 @@ import pandas as pd
 
 from ..conditions import BEST_OTHER, Claim
 from ..fileio import UserError, read_json
-from .paired import MIN_PAIRS, holm, paired_statistics, seed_pairs
+from .paired import MIN_PAIRS, compared, holm
 from .power import POWER, min_detectable_difference, paper_effect
 from .render import Grid, format_p, signed
-from .runs import scores, welch
+from .runs import scores
 from .tables import Layout, tasks_of_table
 
 ALPHA = 0.05
@@ -52,13 +52,9 @@ DECIDED_BY = {"paired": ("p_paired", "mdd_paired"), "welch": ("p_value", "mdd")}
 
 def compare(runs: pd.DataFrame, claim: str, task: str, better: str, worse: str,
             names: dict[str, str], effect: float = np.nan) -> dict:
-    a, b = scores(runs, task, better), scores(runs, task, worse)
     row = {"claim": claim, "task": task, "comparison": f"{names[better]} − {names[worse]}",
-           "p_value": welch(a, b)[1], "mdd": min_detectable_difference(a, b), "paper_effect": effect,
-           **paired_statistics(*seed_pairs(runs, task, better, worse))}
-    row["test"] = "paired" if row["n_pairs"] >= MIN_PAIRS else "welch"
-    if row["test"] == "welch":
-        row["difference"] = np.mean(a) - np.mean(b) if a and b else np.nan
+           "mdd": min_detectable_difference(scores(runs, task, better), scores(runs, task, worse)),
+           "paper_effect": effect, **compared(runs, task, better, worse)}
     p_value, mdd = (row[column] for column in DECIDED_BY[row["test"]])
     return {**row, "verdict": verdict(row["difference"], p_value, mdd, effect)}
 

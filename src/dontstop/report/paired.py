@@ -9,7 +9,7 @@ the mean of d, `r_seeds` the Pearson correlation of a and b across those seeds, 
 Student's paired two-sided t-test (scipy's ttest_rel: t = mean(d) / (s_d / sqrt(n)), n - 1
 df) and `mdd_paired` its minimum detectable difference (report/power.py). With fewer pairs
 every column is NaN and the comparison falls back to Welch's test over all seeds.
-`holm` adjusts the p-values of every claim tested in one findings table together.
+`compared` is one comparison as the findings and the significance table make it; `holm` adjusts the p-values of every claim tested in one findings table together.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from scipy import stats
 
 from ..fileio import UserError
 from .power import paired_min_detectable_difference
-from .runs import EQUAL_WITHIN, p_without_spread
+from .runs import EQUAL_WITHIN, p_without_spread, scores, welch
 
 MIN_PAIRS = 3
 PAIRED_COLUMNS = ["n_pairs", "difference", "r_seeds", "p_paired", "mdd_paired"]
@@ -51,6 +51,20 @@ def paired_statistics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
         p = float(stats.ttest_rel(a, b).pvalue)
     return {"n_pairs": n, "difference": float(d.mean()), "r_seeds": correlation(a, b), "p_paired": p,
             "mdd_paired": paired_min_detectable_difference(d)}
+
+
+def compared(runs: pd.DataFrame, task: str, a: str, b: str) -> dict[str, float | str]:
+    """Conditions `a` − `b` on `task` as the findings and the significance table test them: the
+    PAIRED_COLUMNS over their shared seeds, Welch's `t` and `p_value` over all seeds, and `test`:
+    "paired" with at least MIN_PAIRS shared seeds (`difference` the mean per-seed difference),
+    else "welch" (`difference` the difference of the means; NaN without runs on a side)."""
+    scores_a, scores_b = scores(runs, task, a), scores(runs, task, b)
+    t, p = welch(scores_a, scores_b)
+    row = {**paired_statistics(*seed_pairs(runs, task, a, b)), "t": t, "p_value": p}
+    row["test"] = "paired" if row["n_pairs"] >= MIN_PAIRS else "welch"
+    if row["test"] == "welch":
+        row["difference"] = np.mean(scores_a) - np.mean(scores_b) if scores_a and scores_b else np.nan
+    return row
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .paired import MIN_PAIRS, paired_statistics, seed_pairs
+from .paired import MIN_PAIRS, compared
 from .render import Grid, format_p, signed
-from .runs import scores, welch
+from .runs import scores
 from .tables import Layout
 
 TITLE = "Significance over seeds (paired by seed, else Welch's t-test)"
@@ -36,13 +36,8 @@ def significance_frame(runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
         for condition, reference in pairs:
             a, b = scores(runs, task, condition), scores(runs, task, reference)
             if a and b:
-                t, p = welch(a, b)
-                paired = paired_statistics(*seed_pairs(runs, task, condition, reference))
-                test = "paired" if paired["n_pairs"] >= MIN_PAIRS else "welch"
-                rows.append({"task": task, "condition": condition, "reference": reference, "test": test,
-                             "difference": paired["difference"] if test == "paired" else np.mean(a) - np.mean(b),
-                             "n": len(a), "n_reference": len(b), "n_pairs": paired["n_pairs"],
-                             "r_seeds": paired["r_seeds"], "p_paired": paired["p_paired"], "t": t, "p_value": p})
+                rows.append({"task": task, "condition": condition, "reference": reference, "n": len(a),
+                             "n_reference": len(b), **compared(runs, task, condition, reference)})
     return pd.DataFrame(rows, columns=SIGNIFICANCE_COLUMNS)
 
 
