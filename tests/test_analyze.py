@@ -291,17 +291,21 @@ def test_mlm_loss_cli_writes_tables(perturbed_model, text_corpora, tmp_path, cap
     assert "--models base: expected NAME=PATH" in capsys.readouterr().err
 
 
-def test_a_mistyped_later_model_is_refused_before_any_model_scores(text_corpora, tmp_path, capsys):
+def test_a_mistyped_later_model_is_refused_before_any_model_scores(text_corpora, tmp_path, capsys, monkeypatch):
     """`--models base=... dapt-cs=<typo>`: the base model scored every corpus first (minutes on the
-    paper's models and 500 documents), then the typo ended the command."""
+    paper's models and 500 documents), then the typo ended the command. A hub id this machine has
+    not cached, offline, is refused as early."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "analysis"
-    argv = ["analyze", "mlm-loss", "--models", "base=bundled:bert-tiny", f"dapt-cs={tmp_path / 'no-such-ckpt'}",
-            "--corpora", *(f"{name}={path}" for name, path in text_corpora.items()),
-            "--documents", "4", "--max-length", "32", "--out", str(out)]
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    assert captured.err.strip().splitlines()[-1] == f"dontstop: error: {tmp_path / 'no-such-ckpt'}: model path does not exist"
-    assert "loss" not in captured.out and not out.exists()
+    for later, says in ((str(tmp_path / "no-such-ckpt"), f"{tmp_path / 'no-such-ckpt'}: model path does not exist"),
+                        ("nobody-x/no-such-model", "nobody-x/no-such-model: not in the local cache and offline")):
+        argv = ["analyze", "mlm-loss", "--models", "base=bundled:bert-tiny", f"dapt-cs={later}",
+                "--corpora", *(f"{name}={path}" for name, path in text_corpora.items()),
+                "--documents", "4", "--max-length", "32", "--out", str(out)]
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.err.strip().splitlines()[-1].startswith(f"dontstop: error: {says}")
+        assert "loss" not in captured.out and not out.exists()
     # under 8 nothing was masked (a loss of 0.0 written); past the model's positions, a traceback;
     # both before any corpus is read (a corpus that is not there would be named first otherwise)
     argv = [*argv[:3], "base=bundled:bert-tiny", "--corpora", f"cs={tmp_path / 'not-read.txt'}", "--out", str(out)]

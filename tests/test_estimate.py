@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition
-from dontstop.runner.estimate import (CHARS_PER_TOKEN, FORWARD_SPEEDUP, Estimator, classifier_cost_share,
-                                      document_sequences, expected_longest)
+from dontstop.runner.estimate import FORWARD_SPEEDUP, Estimator, classifier_cost_share
+from dontstop.runner.text_size import CHARS_PER_TOKEN, document_sequences, expected_longest
 from dontstop.runner.plan import plan_runs
 
 
@@ -27,7 +27,7 @@ def test_fine_tuning_counts_the_examples_trained_on_each_cut_at_max_length(mini_
         write_split(splits / f"{split}.jsonl", examples, chars=400)
     plan = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "baseline"), ["rt-polarity"])[0]
     estimator = Estimator.for_suite(mini_suite)
-    per_example = (splits / "train.jsonl").stat().st_size / 500 / CHARS_PER_TOKEN   # ~ 110 tokens
+    per_example = 400 / CHARS_PER_TOKEN   # the text's 100 tokens; its line's key, id and label are no text
     assert estimator.split_tokens(splits / "train.jsonl", 512) == (pytest.approx(500 * per_example), True)
     assert estimator.split_tokens(splits / "train.jsonl", 64, 200) == (200 * 64, True)   # cut, and capped
 
@@ -71,6 +71,15 @@ def test_a_knn_stage_counts_k_as_the_runner_selects_it(mini_suite, pack_document
         stage.selection["k_scale"] = k_scale
         tokens[k_scale] = estimator.stage_seconds(stage)[1]
     assert tokens[0.1] < tokens[1.0] / 5   # 5 documents a task text instead of 50
+
+
+def test_a_packed_stage_counts_the_tokens_of_a_jsonl_files_texts_not_of_its_bytes(mini_suite):
+    """Counted by bytes, a line's keys, id and label were text: the dry run gave mini's TAPT stages
+    40-96 steps where they ran 24-72 (their pretrain records)."""
+    write_split(mini_suite.task_dir("rt-polarity") / "train.jsonl", 500, chars=40)   # 10 tokens a text
+    stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["rt-polarity"])[0].stages[-1]
+    stage.recipe.update(epochs=1, batch_size=1, max_length=128, pack_documents=True)
+    assert Estimator.for_suite(mini_suite).stage_seconds(stage)[1:] == (40 * 128, 40, True)   # 5,000 tokens
 
 
 def test_one_document_sequences_count_documents_for_the_steps_and_padding_for_the_compute(mini_suite):

@@ -88,6 +88,10 @@ def test_a_mapping_set_to_a_merged_section_is_merged_as_a_study_files_is(mini_su
     ("name=other", "--set name=other: key 'name' cannot be set here"),
     ("finetune.lr", "--set finetune.lr: expected KEY=VALUE"),
     ("finetune.lr=[1", "--set finetune.lr=[1: the value is not YAML"),
+    # YAML 1.1's octal: seeds 0, 1, 8 ran, and 64 training examples, without a word
+    ("seeds=[000, 001, 010]", "--set seeds=[000, 001, 010]: 000 is an octal number to YAML (0); write the number "
+                              "without leading zeros, or quote it"),
+    ("finetune.max_train_examples=0100", "--set finetune.max_train_examples=0100: 0100 is an octal number to YAML (64)"),
 ])
 @pytest.mark.parametrize("command", ["reproduce", "run", "status", "aggregate"])
 def test_a_bad_set_value_is_one_line_naming_the_flag(command, given, message, tmp_path, capsys):

@@ -87,6 +87,23 @@ def test_status_and_aggregate_take_the_study_file_too(korean_reproduced, tmp_pat
     assert again == (folder / "tables" / "korean-comments" / "table5.md").read_text(encoding="utf-8")
 
 
+def test_a_study_folder_moved_or_copied_elsewhere_keeps_its_stages_and_runs(korean_reproduced, tmp_path):
+    """Stage keys named a study's own files (its tasks, corpora, local model) by absolute path: the
+    same folder moved, renamed or copied to a cluster built every stage again and called every run
+    stale ("built from other settings or inputs"). Its files are keyed relative to the study file."""
+    moved = tmp_path / "elsewhere" / "renamed"
+    shutil.copytree(korean_reproduced[0], moved, symlinks=True)
+    plan = run_dontstop("reproduce", "--suite", "study.yaml", "--dry-run", "--no-wandb", cwd=moved)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "stage build" not in plan.stdout and "0 run(s) to do" in plan.stdout, plan.stdout
+    status = run_dontstop("status", "--suite", "study.yaml", cwd=moved)
+    assert "14 jobs: 14 done" in status.stdout, status.stdout + status.stderr
+    tables = run_dontstop("aggregate", "--suite", "study.yaml", "--tables-dir", "again", cwd=moved)
+    assert tables.returncode == 0, tables.stderr
+    assert ((moved / "again" / "korean-comments" / "table5.md").read_text(encoding="utf-8")
+            == (moved / "tables" / "korean-comments" / "table5.md").read_text(encoding="utf-8"))
+
+
 def test_keys_resolve_against_the_file_and_extend_the_suite(tmp_path, monkeypatch):
     study = build_korean_study(tmp_path / "rich", rich=True)
     monkeypatch.chdir(REPO)   # relative paths follow the file, not the working directory
@@ -144,6 +161,21 @@ def bad_study(folder: Path, change) -> Path:
     change(spec)
     (folder / "study.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
     return folder / "study.yaml"
+
+
+def _octal_seed(folder: Path) -> Path:
+    """`seeds: [0, 010]`: YAML 1.1 reads 010 as octal, so seed 8 ran, without a word."""
+    study = bad_study(folder, lambda s: s.update(seeds=[0, 7777]))
+    study.write_text(study.read_text(encoding="utf-8").replace("- 7777", "- 010"), encoding="utf-8")
+    return study
+
+
+def _copied_corpus(folder: Path, key: str, of: str) -> Path:
+    """A byte-for-byte copy of corpora/<of>.txt given as `key` (a domain's corpus, or base_corpus):
+    the same path was refused, the copy accepted."""
+    shutil.copy(folder / "corpora" / f"{of}.txt", folder / "corpora" / "copy.txt")
+    return bad_study(folder, lambda s: s.update(base_corpus="corpora/copy.txt") if key == "base_corpus"
+                     else s["domain_corpora"].update({key: "corpora/copy.txt"}))
 
 
 def _unseen_label(folder: Path) -> Path:
@@ -206,7 +238,9 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                     "key 'domain_corpora': no domain corpus for domain 'news_coments' (tasks.comments.domain), which "
                     "a chosen condition needs; add `news_coments: PATH` there (or pass --domain-corpus "
                     "news_coments=PATH), or give the task a domain that has one: news_comments, wiki"),
-    "duplicate_task": (_duplicate, "key 'tasks.comments': given twice"),
+    "task_named_as_a_results_file": (lambda f: bad_study(f, lambda s: s["tasks"].update({"RUN.json": s["tasks"]["comments"]})),
+                                     "key 'tasks': task key 'RUN.json' names what the results folder holds beside its tasks"),
+    "duplicate_task": (_duplicate, "key 'tasks.comments': given twice (first on line "),
     "extends_no_suite": (lambda f: bad_study(f, lambda s: s.update(extends="minii")),
                          "key 'extends': 'minii' names no suite; known: mini, paper"),
     "missing_path": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="data/nope")),
@@ -215,6 +249,8 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                        "key 'domain_corpora.wiki': {f}/wiki.txt: no such file"),
     "corpus_is_a_folder": (lambda f: bad_study(f, lambda s: s["domain_corpora"].update(wiki="corpora")),
                            "key 'domain_corpora.wiki': {f}/corpora: a folder, not a file"),
+    "data_is_a_file": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="data/comments/train.jsonl")),
+                       "key 'tasks.comments.data': {f}/data/comments/train.jsonl: a file, not a folder"),
     "not_utf8": (_latin1, "study.yaml:45: not UTF-8 at byte offset 746 (byte 0xe9: invalid continuation byte); save it as UTF-8"),
     "builtin_name": (lambda f: bad_study(f, lambda s: s.update(name="mini")),
                      "key 'name': 'mini' is a built-in suite's name"),
@@ -244,6 +280,8 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "nested_key_twice": (_data_twice, "key 'tasks.comments.data': given twice (first on line"),
     "domains_unknown_key": (lambda f: bad_study(f, lambda s: s.update(domains={"news_comments": {"irrelevent": "wiki"}})),
                             "key 'domains.news_comments.irrelevent': unknown; known keys: display, irrelevant"),
+    "irrelevant_a_list": (lambda f: bad_study(f, lambda s: s.update(domains={"news_comments": {"irrelevant": ["wiki"]}})),
+                          "key 'domains.news_comments.irrelevant': ['wiki'] is not another domain of domain_corpora"),
     "empty_display": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(display=" ")),
                       "key 'tasks.comments.display': empty; it is the task's table row"),
     "display_line_break": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(display="댓글\n답글")),
@@ -259,11 +297,18 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "shared_corpus": (lambda f: bad_study(f, lambda s: s["domain_corpora"].update(wiki="corpora/comments.txt")),
                       "key 'domain_corpora.wiki': {f}/corpora/comments.txt is the corpus of domain "
                       "'news_comments' too; each domain needs its own"),
+    "octal_seed": (_octal_seed, "010 is an octal number to YAML (8); write the number without leading zeros"),
+    "copied_corpus": (lambda f: _copied_corpus(f, "wiki", "comments"),
+                      "key 'domain_corpora.wiki': {f}/corpora/copy.txt (a copy of {f}/corpora/comments.txt) is the "
+                      "corpus of domain 'news_comments' too; each domain needs its own"),
     # "RoBERTa" had seen the domain's text: DAPT differed from it only in steps
     "base_corpus_a_domains": (lambda f: bad_study(f, lambda s: s.update(base_corpus="corpora/comments.txt")),
                               "key 'domain_corpora.news_comments': {f}/corpora/comments.txt is the base_corpus too "
                               "(the base stage trains on general text); a domain needs text of its own"),
     # "" resolved to the study's own folder: ".../study: not a model directory (no config.json)" once a job ran
+    "base_corpus_a_copy_of_a_domains": (lambda f: _copied_corpus(f, "base_corpus", "comments"),
+                                        "key 'domain_corpora.news_comments': {f}/corpora/comments.txt (a copy of "
+                                        "{f}/corpora/copy.txt) is the base_corpus too"),
     "empty_base_model": (lambda f: bad_study(f, lambda s: s.update(base_model="")),
                          "key 'base_model': empty; give a hub id, bundled:<name> or a model folder"),
     # the whole section was quoted, naming no entry
@@ -334,6 +379,17 @@ def test_set_reaches_a_study_files_own_tasks_and_domains(korean_study, tmp_path,
     assert capsys.readouterr().err.strip().splitlines() == [
         f"dontstop: error: --set tasks.coments.metric=accuracy: key 'tasks.coments': {folder / 'study.yaml'} has no "
         "such task; known: comments"]
+    # each was checked as the extended suite's list of task keys, or blamed the file's line
+    for given, says in (("tasks=[comments]", f"key 'tasks': {folder / 'study.yaml'} declares its own tasks, a mapping; "
+                                              "to run some of them give --tasks KEY ..."),   # "unknown task ... in suite 'mini'"
+                        ("tasks.comments=null", "key 'tasks.comments': expected a mapping of display, data"),  # study.yaml:7
+                        ("tasks={}", "key 'tasks': empty; give at least one task"),   # "expected list[str], got dict"
+                        ("domains={wiki: {irrelevant: nope}}", "key 'domains.wiki.irrelevant': 'nope' is not another domain")):
+        assert main([*dry, "--set", given]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"dontstop: error: --set {given}: {says}"), line
+    # a whole mapping is the study's own, as in its file ("key 'domains': unknown; known keys: ...")
+    assert main([*dry, "--set", "domains={wiki: {irrelevant: news_comments}}"]) == 0
 
 
 def test_conditions_that_need_no_missing_input_still_run_their_plan(korean_study, tmp_path, capsys):
@@ -385,7 +441,9 @@ def test_a_flag_naming_a_domain_the_study_lacks_is_refused(korean_study, tmp_pat
     assert capsys.readouterr().err.strip() == (
         f"dontstop: error: --domain-corpus news_coment={corpus}: unknown domain 'news_coment' in study "
         "'korean-comments'; known: news_comments, wiki (a new domain goes in the study file's domain_corpora)")
-    assert dry_run(f"wiki={shutil.copy(corpus, tmp_path / 'wiki.txt')}") == 0
+    wiki = tmp_path / "wiki.txt"   # a text of its own: a copy of news_comments' is refused as one text
+    wiki.write_text("위키 문서 하나\n" + corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    assert dry_run(f"wiki={wiki}") == 0
 
 
 def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, capsys):

@@ -26,6 +26,17 @@ class _Loader(yaml.SafeLoader):
     `1.0e-4` and reads `1e-4` as a string): the files and `--set` share it."""
 
 
+def _no_octal(loader: _Loader, node: yaml.ScalarNode) -> int:
+    """An integer, refusing YAML 1.1's octal: `seeds: [000, 001, 010]` ran seeds 0, 1 and 8, and
+    `max_train_examples: 0100` trained on 64 examples, without a word."""
+    if re.fullmatch(r"[-+]?0[0-7_]+", node.value):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value} is an octal number to YAML ({loader.construct_yaml_int(node)}); write "
+            "the number without leading zeros, or quote it", node.start_mark)
+    return loader.construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _no_octal)
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
     r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
     r"|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
@@ -72,7 +83,9 @@ def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        problem = getattr(e, "problem", e)   # one YAML reads, but not as meant (an octal number): as it is
+        raise UserError(f"{path}{line}: {problem}" if isinstance(e, yaml.constructor.ConstructorError)
+                        else f"{path}{line}: invalid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of keys to values")
     _refuse_what_yaml_keeps_silently(path, node)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import filecmp
 import hashlib
 import json
 import os
@@ -198,6 +199,12 @@ def read_memo(path: Path) -> dict:
     except UserError:
         return {}
     return memo if isinstance(memo, dict) else {}
+
+
+def same_text(path: str, other: str) -> bool:
+    """One file, or two that hold the same bytes (a copy). Files of other sizes are never read, so
+    comparing GBs of corpora is cheap."""
+    return path == other or (Path(path).is_file() and Path(other).is_file() and filecmp.cmp(path, other, shallow=False))
 
 
 def sha256_text(text: str) -> str:

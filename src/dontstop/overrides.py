@@ -55,7 +55,9 @@ def parse_set(values: list[str]) -> list[Override]:
         try:
             value = parse_yaml(raw)
         except yaml.YAMLError as e:
-            raise UserError(f"--set {text}: the value is not YAML ({getattr(e, 'problem', e)})") from None
+            problem = getattr(e, "problem", e)
+            raise UserError(f"--set {text}: {problem}" if isinstance(e, yaml.constructor.ConstructorError)
+                            else f"--set {text}: the value is not YAML ({problem})") from None
         if keys in found:
             raise UserError(f"--set {text}: key '{key}' given twice")
         found[keys] = Override(keys, value, f"--set {text}")

@@ -35,6 +35,9 @@ SELECT_RECORD_FILE = "select_record.json"
 SELECTED_CORPUS_FILE = "corpus.jsonl"     # beside it: task text, then the selected documents
 RUN_CONFIG_FILE = "config.json"           # beside metrics.json: the resolved recipe, written first
 RUN_HISTORY_FILE = "RUN.json"
+SLURM_FOLDER, SLURM_LOGS_FOLDER = "slurm", "slurm-logs"   # the launcher's job registry and logs
+# What a suite's results folder holds beside its task folders: no task may be named so
+SUITE_RESULTS_OWN = (RUN_HISTORY_FILE, SLURM_FOLDER, SLURM_LOGS_FOLDER)
 
 
 class _RecordFile:

@@ -50,14 +50,24 @@ def resolved_recipe(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def keyed_path(suite: Suite, path: str) -> str:
-    """An input file as a stage key names it: one the suite names under its data folder as under
-    the default `data` (`--data-dir /home/me/repo/data` is that folder, yet its stages were all
-    built again, each "built from other settings or inputs"); any other as given, and every path
-    of a study's own tasks (found from the study file, whatever the data folder). Its content is
-    in the key on its own (sha256)."""
-    if suite.own_tasks or not Path(path).is_relative_to(suite.data_dir):
-        return path
-    return str(Path(DEFAULT_DATA_DIR) / Path(path).relative_to(suite.data_dir))
+    """An input file (or a local base model) as a stage key names it: one the suite names under its
+    data folder as under the default `data` (`--data-dir /home/me/repo/data` is that folder, yet its
+    stages were all built again, each "built from other settings or inputs"); an absolute path in
+    the suite file's folder (a study's own tasks, corpora, pools, model) relative to that folder, so
+    a study folder moved, renamed or copied to a cluster keeps its stages (every one was built
+    again, every run stale); any other as given. Its content is in the key on its own (sha256)."""
+    if not suite.own_tasks and Path(path).is_relative_to(suite.data_dir):
+        return str(Path(DEFAULT_DATA_DIR) / Path(path).relative_to(suite.data_dir))
+    inside = in_suite_folder(suite, path)
+    return path if inside is None else f"<suite file's folder>/{inside.as_posix()}"
+
+
+def in_suite_folder(suite: Suite, path: str) -> Path | None:
+    """An absolute path's place in the suite file's folder (a study's own files), else None."""
+    folder = Path(suite.source).resolve().parent if suite.source else None
+    if folder and Path(path).is_absolute() and Path(path).resolve().is_relative_to(folder):
+        return Path(path).resolve().relative_to(folder)
+    return None
 
 
 def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], recipe: dict[str, Any],
@@ -155,7 +165,7 @@ def domain_checkpoints(suite: Suite, sha: Callable[[str], str] | None = None) ->
     `sha`: file -> sha256 (default: memoised in the suite's cache)."""
     sha = sha or (lambda path: file_sha256(path, suite.cache_dir))
     found: dict[str, Path] = {}
-    parent, lineage = suite.base_model, ""
+    parent, lineage = keyed_path(suite, suite.base_model), ""
     if suite.base_corpus:
         corpus = suite.data_path(suite.base_corpus)
         parent = stage_key(parent=parent, name="base", kind="base",

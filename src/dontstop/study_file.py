@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .config import MERGED_SECTIONS, located, merged, unquoted_hint, yaml_fields
 from .fileio import UserError
@@ -88,11 +88,11 @@ def builtin_facts(path: Path, name: str, tasks: list[str], root: Path, lines: di
 
 
 def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
-                 from_flags: frozenset[tuple[str, ...]] = frozenset()) -> tuple[dict, dict]:
+                 from_flags: Mapping[tuple[str, ...], str] = {}) -> tuple[dict, dict]:
     """(the Suite's YAML fields, its facts: task_table, domain_table, released, registry,
     own_tasks, data_name) of a study file; `parent` is the extended Suite, or None. `from_flags`:
-    the key paths a command-line flag gave (`--domain-corpus reviews=F`: ("domain_corpora",
-    "reviews")); their files are checked by the command that reads them (runner/inputs.py), as a
+    the key paths a command-line flag gave, each to that flag (`--domain-corpus reviews=F`:
+    ("domain_corpora", "reviews")), which a mistake in them names; their files are checked by the command that reads them (runner/inputs.py), as a
     built-in suite's are, so that `status` still reports on a run whose corpus is gone."""
     folder = path.resolve().parent
     name = data.get("name")
@@ -117,7 +117,9 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
         fields[key] = _resolved(path, lines, key, value, folder, from_flags)
     domains_given = fields.pop("domains", None)
     if has_own_tasks:
-        tasks = own_tasks(path, data["tasks"], folder, fields)
+        if not data["tasks"]:   # `--set 'tasks={}'` said the curated pool's task was none of ""
+            raise UserError(f"{_at(path, lines, 'tasks')}: key 'tasks': empty; give at least one task")
+        tasks = own_tasks(path, data["tasks"], folder, fields, from_flags)
         facts = {"task_table": tasks,
                  "domain_table": study_domains(path, lines, domains_given, tasks, fields, from_flags),
                  "released": {}, "registry": None, "own_tasks": True}
@@ -158,7 +160,7 @@ def refresh_tasks(task_table: dict[str, Task], pools: dict[str, str], curated: d
 
 
 def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: Path,
-              from_flags: frozenset[tuple[str, ...]]) -> Any:
+              from_flags: Mapping[tuple[str, ...], str]) -> Any:
     """A given key's paths, absolute against the study file's folder; the file's inputs must exist."""
     at = _at(path, lines, key)
 

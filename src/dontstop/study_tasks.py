@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .config import located, nested_key_lines, shared_names, unprintable, unquoted_hint
 from .fileio import UserError, unicode_twin
+from .records import SUITE_RESULTS_OWN
 from .tasks import EPOCHS_BY_PROFILE, Domain, Task
 
 TASK_KEYS = ("display", "data", "metric", "domain", "profile", "transfer")
@@ -37,14 +38,22 @@ def existing(at: str, key: str, folder: Path, given: str, is_folder: bool = Fals
     return str(candidate)
 
 
-def own_tasks(path: Path, given: dict, folder: Path, fields: dict) -> dict[str, Task]:
-    """The study's Task objects, each checked key by key."""
+def own_tasks(path: Path, given: dict, folder: Path, fields: dict,
+              from_flags: Mapping[tuple[str, ...], str] = {}) -> dict[str, Task]:
+    """The study's Task objects, each checked key by key; a mistake names the flag that gave the
+    value (`from_flags`: key path -> flag), else the file's line of the task."""
     task_lines = _task_lines(path)
     specs = {}
     for key, spec in given.items():
-        at = f"{path}:{task_lines[key]}" if key in task_lines else str(path)
+        at = (from_flags.get(("tasks", key)) or from_flags.get(("tasks",))
+              or (f"{path}:{task_lines[key]}" if key in task_lines else str(path)))
+        if isinstance(spec, dict):   # a field a flag gave (--set tasks.T.metric=...) names the flag
+            at = next((from_flags[("tasks", key, field)] for field in spec if ("tasks", key, field) in from_flags), at)
         if not is_folder_name(key):
             raise UserError(f"{at}: key 'tasks': task key {key!r} is not a folder name")
+        if str(key).casefold() in {name.casefold() for name in SUITE_RESULTS_OWN}:
+            raise UserError(f"{at}: key 'tasks': task key {key!r} names what the results folder holds beside "
+                            f"its tasks ({', '.join(SUITE_RESULTS_OWN)}); choose another")
         if not isinstance(spec, dict):
             raise UserError(f"{at}: key 'tasks.{key}': expected a mapping of {', '.join(TASK_KEYS)}")
         for field in spec:
@@ -92,7 +101,7 @@ def own_tasks(path: Path, given: dict, folder: Path, fields: dict) -> dict[str, 
 
 
 def study_domains(path: Path, lines: dict[str, int], given: Any, tasks: dict[str, Task], fields: dict,
-             from_flags: frozenset[tuple[str, ...]]) -> dict[str, Domain]:
+             from_flags: Mapping[tuple[str, ...], str]) -> dict[str, Domain]:
     """Every domain of a task or a corpus; each one's irrelevant domain (for ¬DAPT) is the given
     one, else the first other domain that has a corpus."""
     corpora = fields.get("domain_corpora") or {}
@@ -130,7 +139,7 @@ def study_domains(path: Path, lines: dict[str, int], given: Any, tasks: dict[str
     for key in keys:
         spec = given.get(key, {})
         irrelevant = spec.get("irrelevant", next((other for other in corpora if other != key), None))
-        if irrelevant is not None and (irrelevant == key or irrelevant not in corpora):
+        if irrelevant is not None and (not isinstance(irrelevant, str) or irrelevant == key or irrelevant not in corpora):
             raise UserError(f"{at}: key 'domains.{key}.irrelevant': {irrelevant!r} is not another domain "
                             "of domain_corpora")
         domains[key] = Domain(key, str(spec.get("display", key)), irrelevant)

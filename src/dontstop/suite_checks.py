@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 from .conditions import EXPERIMENTS_DIR
 from .config import as_shown, from_dict, nested_key_lines, shared_names
-from .fileio import UserError, raise_problems
+from .fileio import UserError, raise_problems, same_text
 from .models import BUNDLED
 from .overrides import Override, given_for
 from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, OneOf, Range, RECIPE_KINDS, SEED, SET_BY_THE_RUNNER, AdapterRecipe,
@@ -100,19 +100,30 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
             except UserError as e:
                 problems.append(f"{where((key, name) if isinstance(names, dict) else (key,))}: key '{key}': {e}")
     corpora = {domain: str(Path(suite.data_path(path)).resolve()) for domain, path in suite.domain_corpora.items()}
-    # one text as two domains: ¬DAPT was DAPT, and the claim that it is worse compared a corpus with itself
-    problems += [f"{where(('domain_corpora', domain))}: key 'domain_corpora.{domain}': {path} is the corpus of "
-                 f"domain {first!r} too; each domain needs its own" for domain, path, first in shared_names(corpora)]
+    # one text (one file, or a copy) as two domains: ¬DAPT was DAPT, and the claim that it is worse
+    # compared a corpus with itself
+    domains = list(corpora)
+    for later, (domain, corpus) in enumerate(corpora.items()):
+        if first := next((earlier for earlier in domains[:later] if same_text(corpora[earlier], corpus)), None):
+            problems.append(f"{where(('domain_corpora', domain))}: key 'domain_corpora.{domain}': {corpus} "
+                            f"{_is_or_copy(corpus, corpora[first])} the corpus of domain {first!r} too; "
+                            "each domain needs its own")
     # the base stage trained on a domain's text: "RoBERTa" had seen the domain, and DAPT differed only in steps
     base = suite.base_corpus and str(Path(suite.data_path(suite.base_corpus)).resolve())
-    for domain in [domain for domain, path in corpora.items() if path == base]:
+    for domain in [domain for domain, corpus in corpora.items() if base and same_text(base, corpus)]:
         if given := given_for(list(overrides), ("base_corpus",)):   # the flag that made them one
-            key, other = "base_corpus", f"corpus of domain {domain!r}"
+            key, corpus, other, what = "base_corpus", base, corpora[domain], f"corpus of domain {domain!r}"
         else:
-            given, key, other = where(("domain_corpora", domain)), f"domain_corpora.{domain}", "base_corpus"
-        problems.append(f"{given}: key '{key}': {base} is the {other} too (the base stage trains on general "
-                        "text); a domain needs text of its own")
+            given, key, what = where(("domain_corpora", domain)), f"domain_corpora.{domain}", "base_corpus"
+            corpus, other = corpora[domain], base
+        problems.append(f"{given}: key '{key}': {corpus} {_is_or_copy(corpus, other)} the {what} too (the base "
+                        "stage trains on general text); a domain needs text of its own")
     raise_problems(problems)
+
+
+def _is_or_copy(path: str, other: str) -> str:
+    """How `path` is another key's text: the same file, or a copy of it (named)."""
+    return "is" if path == other else f"(a copy of {other}) is"
 
 
 def _released_problems(suite, where: Callable[[tuple[str, ...]], str]) -> list[str]:

@@ -114,18 +114,22 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides:
         if len(override.keys) > 2 and override.keys[0] == "tasks" and override.keys[1] not in data["tasks"]:
             raise UserError(f"{override.given}: key 'tasks.{override.keys[1]}': {path} has no such task; "
                             f"known: {', '.join(map(str, data['tasks']))}")
+        if override.keys == ("tasks",) and not isinstance(override.value, dict):   # checked as mini's tasks
+            raise UserError(f"{override.given}: key 'tasks': {path} declares its own tasks, a mapping; to run some "
+                            "of them give --tasks KEY ...")
     data = apply_overrides(_renamed_keys(path, data, lines), written)
     # a study's own tasks and domains are checked as the study file's (study_tasks.py), not as the Suite's
     # list of keys: `--set tasks.T.metric=accuracy` was "key 'tasks' is not a mapping"
     raise_problems(override_problems(Suite, data, [override for override in written if not (
-        own_tasks and override.keys[0] in ("tasks", "domains") and len(override.keys) > 1)]))
+        own_tasks and override.keys[0] in ("tasks", "domains") and (len(override.keys) > 1 or override.keys == ("domains",)
+                                                                     or isinstance(override.value, dict)))]))
     lines = {**lines, **{override.keys[0]: override.given for override in written}}   # where each was given
     study = study_file.is_study(data)
     if study:   # its own tasks, or a subset of the extended suite's, with its keys over that suite's
         parent = data.get("extends") is not None and load_suite(
             study_file.extends_ref(path, data, lines, root, _chain), root, _chain=_chain + (str(path.resolve()),))
         data, facts = study_file.study_fields(path, data, lines, parent or None,
-                                              frozenset(override.keys for override in written))
+                                              {override.keys: override.given for override in written})
     suite = from_dict(Suite, data, str(path), lines)
     if not study:
         facts = study_file.builtin_facts(path, suite.name, suite.tasks, root, lines)

@@ -10,15 +10,14 @@ pretraining rate: a classifier's training step costs per token the masked-LM ste
 not its head (classifier_cost_share, from the model's shape: 0.40 for BERT-tiny, whose vocabulary
 projection outweighs its 2 layers; 0.93 for roberta-base), and evaluation is forward passes only.
 Every epoch counts (no early stop), over the examples the recipe trains on (`max_train_examples`),
-each cut at its `max_length`. Text is ~4 characters per token (English BPE / WordPiece), which is
-all an estimate needs. A task file not downloaded yet counts as its registry size of examples, each
-a full max_length sequence: an upper bound, flagged as such. A stage of one-document sequences
-(`pack_documents: false`, the paper's TAPT) counts its documents for the steps and the padding of
-its micro-batches (each as wide as its longest sequence) for the compute.
+each cut at its `max_length`. Text is ~4 characters per token (runner/text_size.py). A task file
+not downloaded yet counts as its registry size of examples, each a full max_length sequence: an
+upper bound, flagged as such. A stage of one-document sequences (`pack_documents: false`, the
+paper's TAPT) counts its documents for the steps and the padding of its micro-batches (each as wide
+as its longest sequence) for the compute.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import statistics
@@ -28,8 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from ..conditions import EXPERIMENTS_DIR
-from ..data.formats import iter_corpus
-from ..data.sentences import task_queries
 from ..fileio import UserError, read_json
 from ..models import model_config
 from ..recipes import PretrainRecipe
@@ -37,8 +34,8 @@ from ..suites import Suite, checkpoints_dir
 from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .jobs import Job
 from .plan import RunPlan, Stage
+from .text_size import CHARS_PER_TOKEN, count_lines, document_sequences, document_tokens, expected_longest, text_tokens
 
-CHARS_PER_TOKEN = 4.0
 FORWARD_SPEEDUP = 3.0   # a training step (forward + backward) ~ 3 forward passes of compute
 REPO = EXPERIMENTS_DIR.parent
 
@@ -150,11 +147,11 @@ class Estimator:
         return cls(suite, pretrain, bench.get("finetune"), run_s, suite_classifier_share(suite) if guess else None)
 
     def file_tokens(self, path: str, max_length: int) -> tuple[float, bool]:
-        """(tokens, exact) of a training file: from its size, or, for a task split not
-        downloaded yet, one max_length sequence per example of the registry's size."""
+        """(tokens, exact) of a training file: of its text, or, for a task split not downloaded
+        yet, one max_length sequence per example of the registry's size."""
         path_ = Path(path)
         if path_.is_file():
-            return path_.stat().st_size / CHARS_PER_TOKEN, True
+            return text_tokens(path_), True
         suite = self.suite
         task = next((t for t in suite.task_table.values() if suite.task_dir(t.key) == path_.parent), None)
         if task is None or not task.sizes:
@@ -169,7 +166,7 @@ class Estimator:
             tokens, exact = self.file_tokens(str(path), max_length)   # registry size x max_length
             return (min(tokens, max_examples * max_length) if max_examples else tokens), exact
         examples = count_lines(path)
-        per_example = path.stat().st_size / max(examples, 1) / CHARS_PER_TOKEN
+        per_example = self.file_tokens(str(path), max_length)[0] / max(examples, 1)
         return min(examples, max_examples or examples) * min(per_example, max_length), True
 
     def stage_seconds(self, stage: Stage) -> tuple[float, int, int, bool]:
@@ -236,44 +233,6 @@ class Estimator:
         # each epoch trains, then scores dev; test is scored once, by the best epoch's model
         passes = epochs * (train + dev / FORWARD_SPEEDUP) + test / FORWARD_SPEEDUP
         return passes * (self.finetune_share or 1.0) / self.pretrain.value, exact and exact_dev and exact_test
-
-
-def document_tokens(path: str, unit: str = "text") -> np.ndarray:
-    """Tokens of each document of a corpus file (~CHARS_PER_TOKEN characters a token), exact
-    duplicates dropped as training drops them; with unit "sentence", of each distinct sentence of
-    them (a selection's queries, data/sentences.task_queries). Read once per file, version and unit."""
-    return _document_tokens(str(path), Path(path).stat().st_mtime_ns, unit)
-
-
-@functools.lru_cache(maxsize=32)
-def _document_tokens(path: str, _version: int, unit: str) -> np.ndarray:
-    texts = iter_corpus([path])
-    if unit != "text":
-        texts = task_queries(list(texts), unit)
-    return np.array([math.ceil(len(text) / CHARS_PER_TOKEN) for text in texts], dtype=np.int64)
-
-
-def document_sequences(tokens: np.ndarray, max_length: int) -> np.ndarray:
-    """Tokens of each sequence (special tokens included) when every document starts its own and a
-    longer one goes on in the next: full max_length sequences, then the document's remainder."""
-    body = max_length - 2
-    full = tokens // body
-    rest = tokens - full * body
-    return np.concatenate([np.full(int(full.sum()), max_length), rest[rest > 0] + 2])
-
-
-def expected_longest(lengths: np.ndarray, batch: int) -> float:
-    """The expected longest of `batch` sequences drawn at random from `lengths`: the width a
-    micro-batch padded to its longest has (P(longest <= w) = F(w) ** batch)."""
-    values, counts = np.unique(lengths, return_counts=True)
-    at_most = np.cumsum(counts) / len(lengths)
-    return float(np.sum(values * np.diff(at_most ** batch, prepend=0.0)))
-
-
-def count_lines(path: Path) -> int:
-    """Non-blank lines of a file: examples of a jsonl split, documents of a pool."""
-    with open(path, "rb") as lines:
-        return sum(1 for line in lines if line.strip())
 
 
 def wall_seconds(jobs: list[Job], seconds: dict[Path, float], workers: int) -> float:

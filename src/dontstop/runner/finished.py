@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..suites import Suite, checkpoint_lineage
 from ..fileio import UserError, file_sha256
+from ..stage_identity import in_suite_folder
 from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord
 from ..results_tree import finished_runs
 from ..tasks import SPLITS
@@ -53,7 +54,7 @@ def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite
 
     if difference := recipe_difference(record.config, finetune_recipe(plan, suite, seed), plan.task):
         return difference
-    if model_identity(record.model) != model_identity(plan.model):
+    if not same_model(record.model, plan.model, suite):
         return (f"starting checkpoint: finished from {record.model}, asked {plan.model}"
                 + _rebuilt(record, plan, suite))
     if record.published != plan.from_released:   # metrics.json's `published`: from a released checkpoint
@@ -88,11 +89,20 @@ def _rebuilt(record: MetricsRecord, plan: RunPlan, suite: Suite) -> str:
 
 def probe_difference(record: ProbeRecord, plan: RunPlan, suite: Suite) -> str | None:
     asked = finetune_recipe(plan, suite)
-    if model_identity(record.model) != model_identity(plan.model):
+    if not same_model(record.model, plan.model, suite):
         return f"starting checkpoint: probed {record.model}, asked {plan.model}"
     if record.max_length != asked.max_length:
         return f"max_length: probed with {record.max_length}, asked {asked.max_length}"
     return None
+
+
+def same_model(finished: str, asked: str, suite: Suite) -> bool:
+    """Whether a result was made from the starting checkpoint asked: the same model_identity, or,
+    for a model folder in the study's own folder, the same place in it (the result names the folder
+    where the study lay then: a study moved, renamed or copied to a cluster called its runs stale)."""
+    inside = in_suite_folder(suite, asked)
+    return (model_identity(finished) == model_identity(asked)
+            or inside is not None and Path(finished).parts[-len(inside.parts):] == inside.parts)
 
 
 def model_identity(model: str) -> str:

@@ -218,7 +218,7 @@ def _resolve_stage(suite: Suite, task: Task, spec: str, parent: str, parent_key:
     keyed_selection = selection and {**selection, "pool_sha256": sha(selection["pool"]),
                                      "queries_sha256": sha(selection["queries"]),
                                      **{part: keyed_path(suite, selection[part]) for part in ("pool", "queries")}}
-    key = stage_key(parent=parent_key or parent, name=name, kind=recipe_kind,
+    key = stage_key(parent=parent_key or keyed_path(suite, parent), name=name, kind=recipe_kind,
                     inputs={keyed_path(suite, p): sha(p) for p in corpora}, recipe=recipe,
                     seed=suite.pretrain_seed, released=released, selection=keyed_selection)
     lineage = "+".join([s.name for s in earlier] + [name])

@@ -11,7 +11,8 @@ from ..provenance import cpu_count
 from ..recipes import FinetuneRecipe
 from ..records import METRICS_FILE
 from ..suites import Suite
-from .estimate import Estimator, MissingInput, count_lines, wall_seconds
+from .estimate import Estimator, MissingInput, wall_seconds
+from .text_size import count_lines
 from .finished import Stale
 from .jobs import Job
 from .plan import RunPlan, never_on_the_hub, released_id, unique_stages

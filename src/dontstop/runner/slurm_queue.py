@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..suites import Suite
 from ..fileio import UserError, atomic_write_json, read_json
+from ..records import SLURM_FOLDER, SLURM_LOGS_FOLDER
 from .jobs import Job
 
 QUERY_TIMEOUT_S = 60
@@ -75,11 +76,11 @@ def slug(job: Job) -> str:
 
 
 def slurm_dir(suite: Suite) -> Path:
-    return Path(suite.results_dir) / suite.name / "slurm"
+    return Path(suite.results_dir) / suite.name / SLURM_FOLDER
 
 
 def logs_dir(suite: Suite) -> Path:
-    return Path(suite.results_dir) / suite.name / "slurm-logs"
+    return Path(suite.results_dir) / suite.name / SLURM_LOGS_FOLDER
 
 
 def read_registry(suite: Suite, jobs: list[Job] = ()) -> dict[str, Submitted]:

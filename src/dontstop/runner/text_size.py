@@ -1,0 +1,62 @@
+"""How many tokens a training file holds, for the `--dry-run` estimate (runner/estimate.py),
+without a tokenizer: a token is ~CHARS_PER_TOKEN characters (English BPE / WordPiece), which is
+all an estimate needs."""
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..data.formats import iter_corpus
+from ..data.sentences import task_queries
+
+CHARS_PER_TOKEN = 4.0
+
+
+def text_tokens(path: Path) -> float:
+    """Tokens of a training file's text: of a jsonl file's texts, not its keys, ids and labels
+    (counted, they made the dry run's mini TAPT steps up to 1.7x those run); of a plain corpus, from
+    its size in bytes (a DAPT corpus of GBs is not read for an estimate)."""
+    if path.suffix == ".jsonl":
+        return float(document_tokens(str(path)).sum())
+    return path.stat().st_size / CHARS_PER_TOKEN
+
+
+def document_tokens(path: str, unit: str = "text") -> np.ndarray:
+    """Tokens of each document of a corpus file (~CHARS_PER_TOKEN characters a token), exact
+    duplicates dropped as training drops them; with unit "sentence", of each distinct sentence of
+    them (a selection's queries, data/sentences.task_queries). Read once per file, version and unit."""
+    return _document_tokens(str(path), Path(path).stat().st_mtime_ns, unit)
+
+
+@functools.lru_cache(maxsize=32)
+def _document_tokens(path: str, _version: int, unit: str) -> np.ndarray:
+    texts = iter_corpus([path])
+    if unit != "text":
+        texts = task_queries(list(texts), unit)
+    return np.array([math.ceil(len(text) / CHARS_PER_TOKEN) for text in texts], dtype=np.int64)
+
+
+def document_sequences(tokens: np.ndarray, max_length: int) -> np.ndarray:
+    """Tokens of each sequence (special tokens included) when every document starts its own and a
+    longer one goes on in the next: full max_length sequences, then the document's remainder."""
+    body = max_length - 2
+    full = tokens // body
+    rest = tokens - full * body
+    return np.concatenate([np.full(int(full.sum()), max_length), rest[rest > 0] + 2])
+
+
+def expected_longest(lengths: np.ndarray, batch: int) -> float:
+    """The expected longest of `batch` sequences drawn at random from `lengths`: the width a
+    micro-batch padded to its longest has (P(longest <= w) = F(w) ** batch)."""
+    values, counts = np.unique(lengths, return_counts=True)
+    at_most = np.cumsum(counts) / len(lengths)
+    return float(np.sum(values * np.diff(at_most ** batch, prepend=0.0)))
+
+
+def count_lines(path: Path) -> int:
+    """Non-blank lines of a file: examples of a jsonl split, documents of a pool."""
+    with open(path, "rb") as lines:
+        return sum(1 for line in lines if line.strip())
