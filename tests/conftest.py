@@ -15,9 +15,14 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+# This checkout's src/ before whatever `dontstop` the venv installed (an editable install of another
+# checkout, as a .venv linked from it: its tests ran that checkout's code), in this process and in
+# every dontstop process and Slurm job the tests start (they inherit the environment).
+sys.path.insert(0, str(REPO / "src"))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
 pytest_plugins = ["slurm_cluster"]   # the session fixture `slurm_cluster`: a real one-node Slurm
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0-4, as in roberta-base
-REPO = Path(__file__).resolve().parents[1]
 RUN_CONDITIONS = ["experiments/baseline", "experiments/tapt", "--tasks", "rt-polarity"]
 SUBSET = [*RUN_CONDITIONS, "--seeds", "0", "1", "2"]   # the runner tests' study: 2 conditions x 3 seeds
 
