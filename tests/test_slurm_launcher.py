@@ -174,7 +174,8 @@ def test_a_preempted_or_timed_out_slurm_job_requeues_itself_and_resumes_while_ru
         slurm_cluster.run(["scancel", "--signal=USR2", job_id])
         # Slurm holds a requeued batch job for two minutes (BeginTime) before it may start again;
         # the test lets it start at once, as an administrator can.
-        wait_for(lambda: slurm_cluster.run(["squeue", "-h", "-j", job_id, "-o", "%T %r"]).stdout.split()
+        # check=False: a poll that slurmctld, busy with the requeue, answers with an error polls again
+        wait_for(lambda: slurm_cluster.run(["squeue", "-h", "-j", job_id, "-o", "%T %r"], check=False).stdout.split()
                  == ["PENDING", "BeginTime"], 60, "the job not requeued")
         slurm_cluster.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
         out, _ = waiting.communicate(timeout=300)
