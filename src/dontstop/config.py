@@ -55,6 +55,13 @@ def merged(base: dict, given: dict) -> dict:
     return out
 
 
+def yaml_problem(error: yaml.YAMLError, invalid: str) -> str:
+    """What a YAML error says: as it is for text YAML reads, but not as meant (an octal number),
+    else `<invalid> (<its problem>)` for text that is no YAML."""
+    problem = getattr(error, "problem", error)
+    return str(problem) if isinstance(error, yaml.constructor.ConstructorError) else f"{invalid} ({problem})"
+
+
 def parse_yaml(text: str) -> Any:
     """A YAML document (a file's text, or one value given on the command line)."""
     return yaml.load(text, Loader=_Loader)
@@ -83,9 +90,7 @@ def read_yaml_mapping(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", e)   # one YAML reads, but not as meant (an octal number): as it is
-        raise UserError(f"{path}{line}: {problem}" if isinstance(e, yaml.constructor.ConstructorError)
-                        else f"{path}{line}: invalid YAML ({problem})") from None
+        raise UserError(f"{path}{line}: {yaml_problem(e, 'invalid YAML')}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of keys to values")
     _refuse_what_yaml_keeps_silently(path, node)

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from .config import MERGED_SECTIONS, matches_type, merged, parse_yaml, type_name, yaml_fields
+from .config import MERGED_SECTIONS, matches_type, merged, parse_yaml, type_name, yaml_fields, yaml_problem
 from .fileio import UserError
 
 KEY = re.compile(r"^[\w-]+$")             # one part of a dotted path: a YAML key of ours
@@ -55,9 +55,7 @@ def parse_set(values: list[str]) -> list[Override]:
         try:
             value = parse_yaml(raw)
         except yaml.YAMLError as e:
-            problem = getattr(e, "problem", e)
-            raise UserError(f"--set {text}: {problem}" if isinstance(e, yaml.constructor.ConstructorError)
-                            else f"--set {text}: the value is not YAML ({problem})") from None
+            raise UserError(f"--set {text}: {yaml_problem(e, 'the value is not YAML')}") from None
         if keys in found:
             raise UserError(f"--set {text}: key '{key}' given twice")
         found[keys] = Override(keys, value, f"--set {text}")

@@ -259,7 +259,7 @@ def read_run(path: str | Path) -> MetricsRecord:
     would count a run twice, or in the wrong cell)."""
     record = MetricsRecord.read(path)
     check_folder(Path(path), record, {"seed": (1, f"seed_{record.seed}"), "condition": (2, record.condition),
-                                       "task": (3, record.task), "suite": (4, record.suite)})
+                                      "task": (3, record.task), "suite": (4, record.suite)})
     return record
 
 
@@ -267,7 +267,7 @@ def read_probe(path: str | Path) -> ProbeRecord:
     """A probe.json of a results tree: <results>/<suite>/<task>/<condition>/probe.json."""
     record = ProbeRecord.read(path)
     check_folder(Path(path), record, {"condition": (1, record.condition), "task": (2, record.task),
-                                       "suite": (3, record.suite)})
+                                      "suite": (3, record.suite)})
     return record
 
 

@@ -92,8 +92,9 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
     """(the Suite's YAML fields, its facts: task_table, domain_table, released, registry,
     own_tasks, data_name) of a study file; `parent` is the extended Suite, or None. `from_flags`:
     the key paths a command-line flag gave, each to that flag (`--domain-corpus reviews=F`:
-    ("domain_corpora", "reviews")), which a mistake in them names; their files are checked by the command that reads them (runner/inputs.py), as a
-    built-in suite's are, so that `status` still reports on a run whose corpus is gone."""
+    ("domain_corpora", "reviews")), which a mistake in them names; their files are checked by the
+    command that reads them (runner/inputs.py), as a built-in suite's are, so that `status` still
+    reports on a run whose corpus is gone."""
     folder = path.resolve().parent
     name = data.get("name")
     if not is_folder_name(name):

@@ -51,7 +51,7 @@ def own_tasks(path: Path, given: dict, folder: Path, fields: dict,
             at = next((from_flags[("tasks", key, field)] for field in spec if ("tasks", key, field) in from_flags), at)
         if not is_folder_name(key):
             raise UserError(f"{at}: key 'tasks': task key {key!r} is not a folder name")
-        if str(key).casefold() in {name.casefold() for name in SUITE_RESULTS_OWN}:
+        if key.casefold() in {name.casefold() for name in SUITE_RESULTS_OWN}:
             raise UserError(f"{at}: key 'tasks': task key {key!r} names what the results folder holds beside "
                             f"its tasks ({', '.join(SUITE_RESULTS_OWN)}); choose another")
         if not isinstance(spec, dict):

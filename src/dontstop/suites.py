@@ -120,9 +120,9 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides:
     data = apply_overrides(_renamed_keys(path, data, lines), written)
     # a study's own tasks and domains are checked as the study file's (study_tasks.py), not as the Suite's
     # list of keys: `--set tasks.T.metric=accuracy` was "key 'tasks' is not a mapping"
+    # (a whole `tasks` given is a mapping here: anything else was refused above)
     raise_problems(override_problems(Suite, data, [override for override in written if not (
-        own_tasks and override.keys[0] in ("tasks", "domains") and (len(override.keys) > 1 or override.keys == ("domains",)
-                                                                     or isinstance(override.value, dict)))]))
+        own_tasks and override.keys[0] in ("tasks", "domains"))]))
     lines = {**lines, **{override.keys[0]: override.given for override in written}}   # where each was given
     study = study_file.is_study(data)
     if study:   # its own tasks, or a subset of the extended suite's, with its keys over that suite's

@@ -9,7 +9,8 @@ the mean of d, `r_seeds` the Pearson correlation of a and b across those seeds, 
 Student's paired two-sided t-test (scipy's ttest_rel: t = mean(d) / (s_d / sqrt(n)), n - 1
 df) and `mdd_paired` its minimum detectable difference (report/power.py). With fewer pairs
 every column is NaN and the comparison falls back to Welch's test over all seeds.
-`compared` is one comparison as the findings and the significance table make it; `holm` adjusts the p-values of every claim tested in one findings table together.
+`compared` is one comparison as the findings and the significance table make it; `holm` adjusts
+the p-values of every claim tested in one findings table together.
 """
 from __future__ import annotations
 

@@ -149,9 +149,8 @@ def asked_settings_difference(records: dict[Path, MetricsRecord], suite: Suite, 
             return f"{path}: a --quick run ({', '.join(f'finetune.{k} {v!r}' for k, v in quick_values.items())})"
         for stage in record.pretraining:   # a suite's recipe edited since: `status` calls the run stale
             kind = stage.get("kind")
-            difference = (kind in RECIPE_KINDS and isinstance(stage.get("recipe"), dict)
-                          and recipe_difference(stage["recipe"], stage_recipe(suite, kind)))
-            if difference:
+            if difference := (kind in RECIPE_KINDS and isinstance(stage.get("recipe"), dict)
+                              and recipe_difference(stage["recipe"], stage_recipe(suite, kind))):
                 return f"{path}: its stage {stage.get('name')} (recipes.{kind}) {difference}"
             if own := _own_setting_difference(stage, suite):
                 return f"{path}: its stage {stage.get('name')} {own}"
@@ -230,14 +229,15 @@ def _other_corpus(stage: dict, suite: Suite) -> str | None:
     stage was built from another corpus than the suite's base_corpus or domain_corpora.<domain>
     now (`--set`, `--domain-corpus`). Memoised in the suite's cache if there is one (gigabytes)."""
     kind, domain = stage.get("kind"), str(stage.get("name", "")).partition("-")[2]
-    key = ("base_corpus" if kind == "base" and suite.base_corpus else f"domain_corpora.{domain}"
-           if kind in ("dapt", "dapt_lora") and domain in suite.domain_corpora else None)
-    recorded = list((stage.get("corpus_sha256") or {}).values())
-    if key is None or not recorded:
+    if kind == "base" and suite.base_corpus:
+        key, given = "base_corpus", suite.base_corpus
+    elif kind in ("dapt", "dapt_lora") and domain in suite.domain_corpora:
+        key, given = f"domain_corpora.{domain}", suite.domain_corpora[domain]
+    else:
         return None
-    file = Path(suite.data_path(suite.base_corpus if kind == "base" else suite.domain_corpora[domain]))
+    recorded, file = list((stage.get("corpus_sha256") or {}).values()), Path(suite.data_path(given))
     memo = suite.cache_dir if Path(suite.cache_dir).is_dir() else None
-    if file.is_file() and (now := file_sha256(file, memo)) not in recorded:
+    if recorded and file.is_file() and (now := file_sha256(file, memo)) not in recorded:
         return f"stage {stage.get('name')} corpus sha256 {recorded[0][:8]}, {key} ({file}) now {now[:8]}"
     return None
 

@@ -53,8 +53,8 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
               f"{', '.join(mixed)}; see provenance.md (--no-mixed-warning to silence it)", file=sys.stderr)
     other_data = other_data_than_on_disk(records, suite)
     if other_data and not no_mixed_warning:   # tabled without a word, while `status` called them stale
-        print(f"dontstop: warning: {len(other_data)} run(s) made from other task data or corpora than the files on disk now "
-              f"({other_data[0]}); `status` calls them stale: redo them with `dontstop run ... --rerun-stale` "
+        print(f"dontstop: warning: {len(other_data)} run(s) made from other task data or corpora than the files on "
+              f"disk now ({other_data[0]}); `status` calls them stale: redo them with `dontstop run ... --rerun-stale` "
               "(--no-mixed-warning to silence it)", file=sys.stderr)
     out_dir = tables_root / name
     if (out_dir / "README.md").exists():
