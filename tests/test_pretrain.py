@@ -431,6 +431,35 @@ def test_an_unfinished_stage_in_a_cache_moved_whole_resumes(tiny_corpus, tmp_pat
     assert PretrainRecord.read(new / "dapt+tapt-5e6f7a8b" / "pretrain_record.json").resumed_from_step == 2
 
 
+def test_an_unfinished_run_moved_with_its_corpus_resumes_without_tokenizing_again(tiny_corpus, tmp_path,
+                                                                                 monkeypatch, capsys):
+    """A study folder holds its corpora and its cache: moved whole (renamed, copied to a cluster),
+    its unfinished stage was "an unfinished run with another recipe (corpora: ...)", its trained
+    steps lost unless it went back, and its corpus would have been tokenized again (hours for a
+    paper-size domain). A corpus that did not move with the folder is still another recipe."""
+    def argv(study):
+        return [*UNFINISHED_ARGV, "--corpus", str(study / "corpora" / "acl.txt"),
+                "--out", str(study / "cache" / "checkpoints" / "dapt-1a2b3c4d")]
+    (tmp_path / "study" / "corpora").mkdir(parents=True)
+    shutil.copy(tiny_corpus, tmp_path / "study" / "corpora" / "acl.txt")
+    PretrainRun(recipe_from_args(build_parser().parse_args(argv(tmp_path / "study"))), LeakageGuard(), "run").train(None)
+    moved = tmp_path / "elsewhere" / "renamed"
+    shutil.move(tmp_path / "study", moved)
+    shutil.copytree(moved / "corpora", tmp_path / "other" / "corpora")   # the same text, not the folder's
+    out = moved / "cache" / "checkpoints" / "dapt-1a2b3c4d"
+    assert main([*argv(tmp_path / "other")[:-1], str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"dontstop: error: {out}/resume/step-000000002: an unfinished run with another recipe (corpora: "
+        f"['{tmp_path}/study/corpora/acl.txt'] there, ['{tmp_path}/other/corpora/acl.txt'] asked); choose another --out")
+
+    def tokenized_again(*args, **kwargs):
+        raise AssertionError("the moved run's token file was written again")
+    monkeypatch.setattr("dontstop.pretrain.trainer.write_token_stream", tokenized_again)
+    assert main(argv(moved)) == 0
+    record = PretrainRecord.read(out / "pretrain_record.json")
+    assert (record.resumed_from_step, record.steps, record.corpus_files) == (2, 4, [str(moved / "corpora" / "acl.txt")])
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"max_steps": None}, "exactly one of max_steps"),
     ({"epochs": 2}, "exactly one of max_steps"),

@@ -68,23 +68,42 @@ def test_status_piped_to_a_reader_that_stops_ends_quietly(mini_build, tmp_path):
 
 
 def test_status_says_an_interrupted_stage_resumes_from_its_saved_state(mini_build, tmp_path, capsys):
-    """A stage an interrupted run had trained for hours, its states saved, was "not started"."""
+    """A stage an interrupted run had trained for hours, its states saved, was "not started". A
+    saved state that pretraining would refuse (another recipe) was found only when its job started,
+    after the jobs before it: now it is a damaged stage, and `run` refuses it before any work."""
     from dontstop.cli import main
+    from dontstop.fileio import atomic_write_json
     from dontstop.overrides import folder
+    from dontstop.pretrain.outcome import recipe_json
+    from dontstop.runner.job_actions import stage_recipe
     from dontstop.runner.plan import plan_runs
     from dontstop.suites import with_quick
 
     data_dir, _ = mini_build
     flags = {"--data-dir": str(data_dir), "--results-dir": str(tmp_path / "results"),
              "--cache-dir": str(tmp_path / "cache")}
+    argv = ["--quick", "--conditions", "tapt", "--tasks", "rt-polarity", *[word for pair in flags.items() for word in pair]]
     suite = with_quick(load_suite("mini", overrides=[o for flag, value in flags.items()
                                                      for o in folder(flag, flag[2:].replace("-", "_"), value)]), [])
     [plan] = plan_runs(suite, load_conditions().get("tapt"), ["rt-polarity"], planning_only=True)
-    (Path(plan.stages[0].checkpoint_dir) / "resume" / "step-000000010").mkdir(parents=True)   # the base stage's
-    assert main(["status", "--quick", "--conditions", "tapt", "--tasks", "rt-polarity",
-                 *[word for pair in flags.items() for word in pair]]) == 0
+    base = plan.stages[0]
+    state = Path(base.checkpoint_dir) / "resume" / "step-000000004"   # the base stage's (of 10 steps)
+    state.mkdir(parents=True)
+    progress = {"step": 4, "resumed_from_step": 0, "tokens": 16384, "loss": 6.5, "train_time_s": 9.0,
+                "wall_time_s": 10.0, "heldout_loss_before": 8.0, "recipe": recipe_json(stage_recipe(base, suite))}
+    atomic_write_json(state / "progress.json", progress)
+    assert main(["status", *argv]) == 0
     [line] = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("base ")]
-    assert line.endswith("not started; an earlier run saved step-000000010: the next one resumes from it"), line
+    assert line.endswith("not started; an earlier run saved step-000000004: the next one resumes from it"), line
+
+    atomic_write_json(state / "progress.json", {**progress, "recipe": {**progress["recipe"], "lr": 0.1}})
+    assert main(["status", *argv]) == 0
+    assert "1 damaged" in capsys.readouterr().out
+    assert main(["run", "experiments/tapt", "--quick", *argv[3:], "--no-wandb"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"dontstop: error: {state}: an unfinished run with another recipe (lr: 0.1 there, "
+        f"{progress['recipe']['lr']!r} asked); its stage is built in this folder: move it away to build the stage")
+    assert not (tmp_path / "results").exists() and sorted(state.parent.iterdir()) == [state]   # no work, no token file
 
 
 def test_a_job_failing_in_one_of_two_workers_is_one_line_without_leaked_semaphore_warnings():

@@ -309,6 +309,11 @@ BAD = {   # case: (how to break the basic study, what the one line says)
     "base_corpus_a_copy_of_a_domains": (lambda f: _copied_corpus(f, "base_corpus", "comments"),
                                         "key 'domain_corpora.news_comments': {f}/corpora/comments.txt (a copy of "
                                         "{f}/corpora/copy.txt) is the base_corpus too"),
+    # its corpus replaced the base corpus in the vocabulary overlap (a 2 x 2 matrix of 3 corpora), exit 0,
+    # and the farthest-domain claim read that row
+    "domain_named_general": (lambda f: bad_study(f, lambda s: s["domain_corpora"].update(general=s["domain_corpora"].pop("wiki"))),
+                             "key 'domain_corpora.general': 'general' names the general text (base_corpus) in the "
+                             "domain analysis; give the domain another name"),
     "empty_base_model": (lambda f: bad_study(f, lambda s: s.update(base_model="")),
                          "key 'base_model': empty; give a hub id, bundled:<name> or a model folder"),
     # the whole section was quoted, naming no entry

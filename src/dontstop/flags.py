@@ -20,7 +20,7 @@ from pathlib import Path
 from .conditions import EXPERIMENTS_DIR
 from .config import parse_pairs
 from .overrides import Override, check_one_setting_each, folder, from_pairs, parse_set
-from .recipes import SEED
+from .value_rules import SEED
 
 NOTE = "dontstop: note: {old} is deprecated and will be removed in the next release; use {new}"
 FOLDERS = {   # flag -> (the Suite key it overrides, its help)

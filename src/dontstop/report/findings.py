@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..conditions import BEST_OTHER, Claim
 from ..fileio import UserError, read_json
+from ..tasks import GENERAL_TEXT as GENERAL   # the corpus standing in for the base model's pretraining data
 from .paired import MIN_PAIRS, compared, holm
 from .power import POWER, min_detectable_difference, paper_effect
 from .render import Grid, format_p, signed
@@ -32,7 +33,6 @@ from .runs import scores
 from .tables import Layout, tasks_of_table
 
 ALPHA = 0.05
-GENERAL = "general"  # the corpus standing in for the base model's pretraining data
 COLUMNS = ["claim", "task", "comparison", "difference", "p_value", "verdict", "mdd", "paper_effect",
            "test", "n_pairs", "r_seeds", "p_paired", "mdd_paired", "p_holm"]
 

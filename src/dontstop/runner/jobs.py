@@ -26,8 +26,9 @@ from ..fileio import UserError, check_writable_dir, is_locked, job_lock
 from ..records import METRICS_FILE, PROBE_FILE
 from .finished import refuse, retire, stale_results
 from .plan import RunPlan, Stage, domain_stages, unique_stages
-from .job_actions import (check_data_consistency, check_finished_stages, check_models_available,
-                          check_stage_models, check_stages_to_build, run_job)
+from .job_actions import run_job
+from .job_checks import (check_data_consistency, check_finished_stages, check_models_available,
+                         check_stage_models, check_stages_to_build)
 
 POLL_S = 2.0  # how often a worker waiting on another worker's stage looks again
 

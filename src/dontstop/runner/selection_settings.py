@@ -1,5 +1,5 @@
 """What a kNN / RAND stage asks its selection to be made with, and how a made one differs from it:
-read by the check of a finished selection before its stage is built (job_actions) and by the reason a
+read by the check of a finished selection before its stage is built (job_checks) and by the reason a
 finished run is stale (finished.py: a run fine-tuned on a selection made otherwise)."""
 from __future__ import annotations
 

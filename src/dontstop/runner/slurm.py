@@ -25,7 +25,7 @@ from pathlib import Path
 from ..data.leakage import leakage_keys
 from ..suites import Suite
 from ..fileio import UserError, job_lock, raise_problems
-from ..recipes import AT_LEAST_1, NON_NEGATIVE
+from ..value_rules import AT_LEAST_1, NON_NEGATIVE
 from .job_actions import finetune_recipe
 from .jobs import Job, prepare_jobs, tasks_of
 from .plan import RunPlan

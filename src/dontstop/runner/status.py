@@ -6,7 +6,7 @@ A job is done when its last file exists (as for the local launcher). Otherwise S
 job in <results>/<suite>/slurm/jobs.json: queued or running while squeue says so, blocked while it
 waits on a parent that failed (afterok never satisfied), failed once Slurm has ended it. Without
 Slurm, a job whose lock a live process holds is running (a local runner) and any other is not started.
-A finished pretraining stage whose checkpoint `run` would refuse (runner/job_actions.check_finished_stage:
+A finished pretraining stage whose checkpoint `run` would refuse (runner/job_checks.check_finished_stage:
 its weights, config, tokenizer or record missing, truncated or of another stage; or, runner/stage_guard,
 pretrained on the dev/test text of a task added since that is still to be fine-tuned on it) is damaged, not done;
 so is a stage still to build whose folder or finished selection `run` would refuse
@@ -24,7 +24,7 @@ from ..suites import Suite, checkpoints_dir
 from ..fileio import UserError, check_dir_path, is_locked
 from .finished import stale_results
 from .inputs import check_inputs
-from .job_actions import check_finished_stage, check_stage_to_build
+from .job_checks import check_finished_stage, check_stage_to_build
 from .stage_guard import tasks_on
 from .jobs import Job, clock, make_jobs
 from .plan import input_sha256, plan_runs

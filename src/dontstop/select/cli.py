@@ -17,7 +17,7 @@ from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_flag
 from ..models import check_available
 from ..records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE
-from ..recipes import AT_LEAST_1, SEED, range_violations
+from ..value_rules import AT_LEAST_1, SEED, range_violations
 from ..suite_checks import SELECTION_RANGES
 from . import index as knn_index
 from .embed import BOW_TOKENS, EMBEDDERS
