@@ -131,6 +131,18 @@ def test_test_text_in_dev_and_one_text_of_two_labels_are_warnings(tmp_path):
          "warning")]
 
 
+def test_train_labels_differing_only_in_case_or_width_are_a_warning(tmp_path):
+    """`Fresh` among `fresh`, or a full-width `ｆｒｅｓｈ`: a class of its own, trained and scored without
+    a word (`data check`: 0 warnings). A warning, each variant once: some label sets are case-sensitive."""
+    write_lines(tmp_path / "train.jsonl", [record("one", "fresh"), record("two", "rotten"), record("three", "Fresh"),
+                                           record("four", "ｆｒｅｓｈ"), record("five", "Fresh")])
+    write_lines(tmp_path / "dev.jsonl", [record("six", "fresh"), record("seven", "rotten")])
+    write_lines(tmp_path / "test.jsonl", [record("eight", "fresh"), record("nine", "rotten")])
+    assert [(p.error_line, p.severity) for p in check_task(tmp_path)] == [
+        (f"{tmp_path}/train.jsonl:{line}: field 'label': {label!r} differs from 'fresh' (line 1) only in case or "
+         "width: two classes (one label meant?)", "warning") for line, label in ((3, "Fresh"), (4, "ｆｒｅｓｈ"))]
+
+
 def test_data_check_cli_exit_codes(tmp_path, capsys):
     good = write_lines(tmp_path / "chemprot" / "train.jsonl", [record("x binds y", "INHIBITOR")])
     assert main(["data", "check", str(good), "--task", "chemprot"]) == 0

@@ -368,6 +368,25 @@ def test_a_bad_study_file_stops_before_any_work_in_one_line(case, korean_study, 
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
 
 
+def test_a_warning_of_a_studys_own_data_is_a_note_not_a_refusal(korean_study, tmp_path, capsys):
+    """A text given two labels in train (a sentence per entity pair, on purpose) stopped a study as
+    an error, while `data check` and a built-in suite's run tolerate it as a warning; a study's
+    warnings are now one note per task, the run goes on."""
+    folder = shutil.copytree(korean_study, tmp_path / "study")
+    train = folder / "data" / "comments" / "train.jsonl"
+    first = json.loads(train.read_text(encoding="utf-8").splitlines()[0])
+    other = next(json.loads(line)["label"] for line in train.read_text(encoding="utf-8").splitlines()
+                 if json.loads(line)["label"] != first["label"])
+    with train.open("a", encoding="utf-8") as f:
+        f.write(json.dumps({**first, "id": "again", "label": other}, ensure_ascii=False) + "\n")
+    assert main(["reproduce", "--suite", str(folder / "study.yaml"), "--dry-run", "--results-dir",
+                 str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: task 'comments': ")]
+    lines = len(train.read_text(encoding="utf-8").splitlines())
+    assert notes == [f"note: task 'comments': {train}:{lines}: field 'label': {other!r}, but line 1 has the same "
+                     f"text with label {first['label']!r}"], notes
+
+
 def test_set_reaches_a_study_files_own_tasks_and_domains(korean_study, tmp_path, capsys):
     """`--set tasks.comments.metric=accuracy` said "key 'tasks' is not a mapping": the overrides were
     checked against the built-in suite's list of task keys, not the study's own mapping."""

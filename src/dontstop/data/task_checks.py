@@ -3,11 +3,12 @@ what `dontstop run` checks before any work (runner/inputs.py) and what a downloa
 (download.py), so that all three refuse the same files. Each split's own lines are
 formats.parse_split's; here: a train split of one label, a dev or test label that train never
 has, a held-out split that is a copy of another, and (warnings) dev/test text also in train, test
-text also in dev (leakage), one text given two labels in a split, and a registry task whose
-splits do not hold its published numbers of examples.
+text also in dev (leakage), one text given two labels in a split, train labels that differ only in
+case or width, and a registry task whose splits do not hold its published numbers of examples.
 """
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 from ..tasks import SPLITS, Task
@@ -41,7 +42,7 @@ def check_splits(paths: dict[str, Path], task: Task | None = None) -> list[Probl
     problems += _copied_splits(paths, keys)
     problems += _leakage(paths, splits, keys, "train", ("dev", "test"))
     problems += _leakage(paths, splits, keys, "dev", ("test",))   # epochs chosen on test text
-    return problems + _two_labels(paths, splits, keys) + unlike_published(paths, task)
+    return problems + _two_labels(paths, splits, keys) + _labels_alike(paths, splits) + unlike_published(paths, task)
 
 
 def one_label_cut(train: list[Example], cut: int | None, path: str | Path) -> Problem | None:
@@ -82,6 +83,21 @@ def _two_labels(paths: dict[str, Path], splits: dict[str, list[Example]], keys: 
             if seen.label != e.label:
                 problems.append(Problem(str(paths[split]), e.line, "label", f"{e.label!r}, but line {seen.line} "
                                         f"has the same text with label {seen.label!r}", "warning"))
+    return problems
+
+
+def _labels_alike(paths: dict[str, Path], splits: dict[str, list[Example]]) -> list[Problem]:
+    """Train labels that differ only in case or width (`Fresh` among `fresh`, a full-width `ｆｒｅｓｈ`):
+    each is its own class, trained and scored silently. A warning, since some label sets are case-
+    sensitive; NFC and NFD forms of a label are one label already (formats.parse_split)."""
+    first: dict[str, Example] = {}
+    said, problems = set(), []
+    for e in splits["train"]:
+        seen = first.setdefault(unicodedata.normalize("NFKC", e.label).casefold(), e)
+        if seen.label != e.label and e.label not in said:   # each variant once, at its first line
+            said.add(e.label)
+            problems.append(Problem(str(paths["train"]), e.line, "label", f"{e.label!r} differs from {seen.label!r} "
+                                    f"(line {seen.line}) only in case or width: two classes (one label meant?)", "warning"))
     return problems
 
 
