@@ -410,7 +410,7 @@ def test_a_training_cut_of_one_label_is_refused_by_run_and_finetune_before_any_w
 # --- Suite YAML: the recipe ranges, with file:line and key ---------------------------------------
 
 SUITE_EDITS = {   # (section path, key, value, what the one line says after "file:line: ")
-    "recipe batch_size 0": (("recipes", "base"), "batch_size", 0, "recipes.base: key 'batch_size': 0; must be >= 1"),
+    "recipe batch_size 0": (("recipes", "base"), "batch_size", 0, "recipes.base: key 'batch_size': 0; must be in [1, 65536]"),
     "quick max_steps 0": (("quick", "base"), "max_steps", 0, "quick.base: key 'max_steps': 0; must be >= 1"),
     "negative fine-tuning lr": (("finetune",), "lr", -0.1, "finetune: key 'lr': -0.1; must be > 0"),
     "negative fine-tuning epochs": (("finetune",), "epochs", -2, "finetune: key 'epochs': -2; must be >= 1"),
@@ -460,8 +460,8 @@ def test_every_suite_problem_is_listed_at_once(world, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--steps", "0"], "--steps 0: must be >= 1"),
-    (["--batch-size", "0"], "--batch-size 0: must be >= 1"),
-    (["--per-device-batch-size", "0"], "--per-device-batch-size 0: must be >= 1"),
+    (["--batch-size", "0"], "--batch-size 0: must be in [1, 65536]"),
+    (["--per-device-batch-size", "0"], "--per-device-batch-size 0: must be in [1, 65536]"),
     (["--seed", "-1"], "--seed -1: must be in [0, 4294967296)"),
     (["--lr", "0"], "--lr 0.0: must be > 0"),
     (["--max-length", "4"], "--max-length 4: must be >= 8"),
@@ -489,7 +489,7 @@ def test_pretrain_refuses_a_corpus_that_is_not_utf8_before_training(world, capsy
     (["--seed", "-1"], "--seed -1: must be in [0, 4294967296)"),
     (["--epochs", "0"], "--epochs 0: must be >= 1"),
     (["--lr", "-1"], "--lr -1.0: must be > 0"),
-    (["--batch-size", "0"], "--batch-size 0: must be >= 1"),
+    (["--batch-size", "0"], "--batch-size 0: must be in [1, 65536]"),
     # recorded as given, and tabled so: a run from the base model as TAPT, a condition of "../../x"
     (["--model", "{checkpoint}", "--lineage", "base+tapt-rt-polarity"],
      "--lineage 'base+tapt-rt-polarity': --model {checkpoint} is a checkpoint of lineage 'base'"),

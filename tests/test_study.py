@@ -387,6 +387,16 @@ def test_a_warning_of_a_studys_own_data_is_a_note_not_a_refusal(korean_study, tm
                      f"text with label {first['label']!r}"], notes
 
 
+def test_a_mistake_in_a_tasks_field_names_the_fields_line(korean_study, tmp_path, capsys):
+    """It named the task's line (`study.yaml:14`), lines above the wrong `metric`."""
+    study = shutil.copytree(korean_study, tmp_path / "study") / "study.yaml"
+    study.write_text(study.read_text(encoding="utf-8").replace("metric: macro_f1", "metric: f1", 1), encoding="utf-8")
+    line = next(n for n, text in enumerate(study.read_text(encoding="utf-8").splitlines(), 1) if "metric: f1" in text)
+    assert main(["status", "--suite", str(study), "--results-dir", str(tmp_path / "results")]) == 2
+    assert capsys.readouterr().err.strip() == (f"dontstop: error: {study}:{line}: key 'tasks.comments.metric': 'f1' is "
+                                               "not one of macro_f1, micro_f1, accuracy")
+
+
 def test_set_reaches_a_study_files_own_tasks_and_domains(korean_study, tmp_path, capsys):
     """`--set tasks.comments.metric=accuracy` said "key 'tasks' is not a mapping": the overrides were
     checked against the built-in suite's list of task keys, not the study's own mapping."""

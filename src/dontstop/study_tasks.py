@@ -41,14 +41,17 @@ def existing(at: str, key: str, folder: Path, given: str, is_folder: bool = Fals
 def own_tasks(path: Path, given: dict, folder: Path, fields: dict,
               from_flags: Mapping[tuple[str, ...], str] = {}) -> dict[str, Task]:
     """The study's Task objects, each checked key by key; a mistake names the flag that gave the
-    value (`from_flags`: key path -> flag), else the file's line of the task."""
-    task_lines = _task_lines(path)
+    value (`from_flags`: key path -> flag), else the file's line of the task or of its field."""
+    lines = nested_key_lines(path)
     specs = {}
     for key, spec in given.items():
         at = (from_flags.get(("tasks", key)) or from_flags.get(("tasks",))
-              or (f"{path}:{task_lines[key]}" if key in task_lines else str(path)))
+              or (f"{path}:{lines[('tasks', key)]}" if ("tasks", key) in lines else str(path)))
         if isinstance(spec, dict):   # a field a flag gave (--set tasks.T.metric=...) names the flag
             at = next((from_flags[("tasks", key, field)] for field in spec if ("tasks", key, field) in from_flags), at)
+
+        def at_field(field: str, key: str = key, at: str = at) -> str:
+            return _field_at(path, lines, from_flags, ("tasks", key, field), at)
         if not is_folder_name(key):
             raise UserError(f"{at}: key 'tasks': task key {key!r} is not a folder name")
         if key.casefold() in {name.casefold() for name in SUITE_RESULTS_OWN}:
@@ -58,24 +61,27 @@ def own_tasks(path: Path, given: dict, folder: Path, fields: dict,
             raise UserError(f"{at}: key 'tasks.{key}': expected a mapping of {', '.join(TASK_KEYS)}")
         for field in spec:
             if field not in TASK_KEYS:
-                raise UserError(f"{at}: key 'tasks.{key}.{field}': unknown; known keys: {', '.join(TASK_KEYS)}")
+                raise UserError(f"{at_field(field)}: key 'tasks.{key}.{field}': unknown; known keys: {', '.join(TASK_KEYS)}")
         missing = [field for field in REQUIRED_TASK_KEYS if spec.get(field) is None]
         if missing:
             raise UserError(f"{at}: key 'tasks.{key}': missing required key(s): {', '.join(missing)}")
         for field, known in (("metric", METRICS), ("profile", tuple(EPOCHS_BY_PROFILE))):
             if field in spec and spec[field] not in known:
-                raise UserError(f"{at}: key 'tasks.{key}.{field}': {spec[field]!r} is not one of {', '.join(known)}")
+                raise UserError(f"{at_field(field)}: key 'tasks.{key}.{field}': {spec[field]!r} is not one of "
+                                f"{', '.join(known)}")
         for field in ("display", "domain", "data", "transfer"):
             if field in spec and not isinstance(spec[field], str):
-                raise UserError(f"{at}: key 'tasks.{key}.{field}': expected str, "
+                raise UserError(f"{at_field(field)}: key 'tasks.{key}.{field}': expected str, "
                                 f"got {spec[field]!r}{unquoted_hint(spec[field])}")
             if field in spec and not spec[field].strip():   # data "" was the study's own folder
-                raise UserError(f"{at}: key 'tasks.{key}.{field}': empty" +
+                raise UserError(f"{at_field(field)}: key 'tasks.{key}.{field}': empty" +
                                 ("; it is the task's table row" if field == "display" else ""))
         if character := unprintable(spec.get("display", "")):   # a line break split the task's Markdown rows
-            raise UserError(f"{at}: key 'tasks.{key}.display': holds {character!r}; it is the task's table row, "
+            raise UserError(f"{at_field('display')}: key 'tasks.{key}.display': holds {character!r}; it is the "
+                            "task's table row, "
                             "one line")
-        specs[key] = (at, {**spec, "data": existing(at, f"tasks.{key}.data", folder, spec["data"], is_folder=True)})
+        specs[key] = (at, {**spec, "data": existing(at_field("data"), f"tasks.{key}.data", folder, spec["data"],
+                                                    is_folder=True)})
     clash = shared_names({key: key.casefold() for key in specs})
     if clash:   # one results folder, results/<name>/<task>/, on a disk that ignores case
         key, _, first = clash[0]
@@ -92,7 +98,8 @@ def own_tasks(path: Path, given: dict, folder: Path, fields: dict,
         partners = [other for other, (_, s) in specs.items() if other != key and s["domain"] == spec["domain"]]
         transfer = spec.get("transfer", partners[0] if partners else None)
         if transfer is not None and transfer not in partners:
-            raise UserError(f"{at}: key 'tasks.{key}.transfer': {transfer!r} is not another task of "
+            where = _field_at(path, lines, from_flags, ("tasks", key, "transfer"), at)
+            raise UserError(f"{where}: key 'tasks.{key}.transfer': {transfer!r} is not another task of "
                             f"domain {spec['domain']!r}")
         tasks[key] = Task(key, spec.get("display", key), spec["domain"], spec["metric"], spec.get("profile", "low"),
                           curated=curated.get(key), transfer=transfer,
@@ -146,5 +153,8 @@ def study_domains(path: Path, lines: dict[str, int], given: Any, tasks: dict[str
     return domains
 
 
-def _task_lines(path: Path) -> dict[str, int]:
-    return {keys[1]: line for keys, line in nested_key_lines(path).items() if keys[0] == "tasks" and len(keys) == 2}
+def _field_at(path: Path, lines: dict[tuple[str, ...], int], from_flags: Mapping[tuple[str, ...], str],
+              keys: tuple[str, ...], fallback: str) -> str:
+    """Where a task's field was given: its flag, else its line (the task's line named the task, not
+    the wrong field), else `fallback`."""
+    return from_flags.get(keys) or (f"{path}:{lines[keys]}" if keys in lines else fallback)

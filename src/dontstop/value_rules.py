@@ -75,13 +75,13 @@ class Violation:
     value: Any
     allowed: str                     # "must be >= 1"
 
-    def __str__(self) -> str:        # in a recipe: "batch_size 0: must be >= 1"
+    def __str__(self) -> str:        # in a recipe: "epochs 0: must be >= 1"
         return f"{self.field} {self.value!r}: {self.allowed}"
 
-    def as_key(self) -> str:         # in a config file: "key 'batch_size': 0; must be >= 1"
+    def as_key(self) -> str:         # in a config file: "key 'epochs': 0; must be >= 1"
         return f"key '{self.field}': {self.value!r}; {self.allowed}"
 
-    def as_flag(self, flag: str) -> str:  # on the command line: "--batch-size 0: must be >= 1"
+    def as_flag(self, flag: str) -> str:  # on the command line: "--epochs 0: must be >= 1"
         return f"{flag} {self.value}: {self.allowed}"
 
 
