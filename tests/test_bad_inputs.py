@@ -5,17 +5,21 @@ The runner's cases run `dontstop run|reproduce|status` in this process on a tiny
 data tree (5 tasks, the corpora, pools and curated files), so a check that is missing would
 start the real (quick) work and the "nothing written" assertions would catch it.
 """
+import contextlib
 import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 import yaml
 
 from dontstop.cli import main
+from dontstop.config import nested_key_lines
 from dontstop.data.download import download_task
 from dontstop.conditions import EXPERIMENTS_DIR
 from dontstop.records import MetricsRecord
@@ -77,6 +81,27 @@ def refused(capsys, *argv, lines=1) -> list[str]:
     return [line.removeprefix("dontstop: error: ") for line in err]
 
 
+@contextlib.contextmanager
+def never_blocking(seconds: int = 60):
+    """A fifo opened for reading waits for a writer forever: a check that opened one fails here
+    instead of hanging the test run."""
+    def blocked(*_):
+        raise TimeoutError(f"still running after {seconds} s: blocked reading a fifo?")
+    earlier = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, earlier)
+
+
+def fifo(path: Path) -> None:
+    """`path` replaced by a fifo (a named pipe)."""
+    path.unlink()
+    os.mkfifo(path)
+
+
 def nothing_written(tmp_path):
     assert not (tmp_path / "results").exists()
     assert not (tmp_path / "paper_tables").exists()              # the tables' default, relative
@@ -124,6 +149,8 @@ BAD_TASK_FILES = {   # what is done to rt-polarity, and what the one line says
     # json keeps the last: trained with the pasted row's label
     "key twice in a line": ("dev", lambda p: append(p, b'{"label": "a", "text": "pasted", "label": "b"}\n'),
                             r"dev\.jsonl:3: field 'label': given twice in one object"),
+    # "file not found", beside the path that is there; never opened (a fifo waits for a writer)
+    "fifo as a split": ("dev", fifo, r"dev\.jsonl: a fifo \(named pipe\), not a regular file; give a file"),
 }
 
 
@@ -132,10 +159,12 @@ def test_a_bad_task_file_is_refused_before_the_base_stage_and_by_data_check(worl
     tmp_path, root, flags = world
     split, damage, message = BAD_TASK_FILES[case]
     damage(root / "tasks" / "rt-polarity" / f"{split}.jsonl")
-    [line] = refused(capsys, "run", EXPERIMENTS_DIR / "tapt", "--tasks", "rt-polarity", *flags)
+    with never_blocking():
+        [line] = refused(capsys, "run", EXPERIMENTS_DIR / "tapt", "--tasks", "rt-polarity", *flags)
     assert re.search(message, line) and line.startswith(str(root / "tasks" / "rt-polarity")), line
     nothing_written(tmp_path)   # the base stage did not train before the problem was found
-    assert main(["data", "check", str(root / "tasks" / "rt-polarity")]) == 2   # data check agrees
+    with never_blocking():
+        assert main(["data", "check", str(root / "tasks" / "rt-polarity")]) == 2   # data check agrees
     assert re.search(message, capsys.readouterr().out)
 
 
@@ -257,12 +286,37 @@ def test_a_csv_export_given_as_a_domain_corpus_is_refused_before_any_work(world,
 
 
 def test_a_folder_given_as_a_corpus_is_refused_by_a_dry_run_too(world, capsys):
-    """A dry run takes a path that does not exist as data not downloaded yet; a folder is a wrong path."""
+    """A dry run takes a path that does not exist as data not downloaded yet; a folder is a wrong path.
+    The line names the flag and key (it was `.../corpora: a folder, not a file`)."""
     tmp_path, root, flags = world
     for dry_run in ([], ["--dry-run"]):
         [line] = refused(capsys, "reproduce", "--conditions", "dapt", "--tasks", "rt-polarity",
                          "--domain-corpus", f"reviews={root / 'corpora'}", *flags, *dry_run)
-        assert line == f"{root / 'corpora'}: a folder, not a file"
+        assert line == (f"--domain-corpus reviews={root / 'corpora'}: key 'domain_corpora.reviews': "
+                        f"{root / 'corpora'}: a folder, not a file")
+    nothing_written(tmp_path)
+
+
+def test_a_fifo_or_device_given_as_a_corpus_says_so_and_is_never_read(world, capsys):
+    """A fifo in a corpus's place, or /dev/zero given as one, was "input file not found" (the path
+    is there); nothing opens it: a fifo opened for reading waits for a writer."""
+    tmp_path, root, flags = world
+    corpus = root / "corpora" / "reviews.txt"
+    fifo(corpus)
+    mini = EXPERIMENTS_DIR / "suites" / "mini.yaml"
+    at = nested_key_lines(mini)[("domain_corpora", "reviews")]
+    with never_blocking():
+        for dry_run in ([], ["--dry-run"]):
+            assert refused(capsys, "reproduce", "--conditions", "dapt", "--tasks", "rt-polarity", *flags,
+                           *dry_run) == [f"{mini}:{at}: key 'domain_corpora.reviews': {corpus}: a fifo (named pipe), "
+                                         "not a regular file; give a file"]
+        assert refused(capsys, "reproduce", "--dry-run", "--conditions", "dapt", "--tasks", "rt-polarity",
+                       "--domain-corpus", "reviews=/dev/zero", *flags) == [
+            "--domain-corpus reviews=/dev/zero: key 'domain_corpora.reviews': /dev/zero: a character device, not a "
+            "regular file; give a file"]
+        assert main(["data", "check", str(corpus)]) == 2
+    assert capsys.readouterr().out.splitlines()[0] == (f"{corpus}: a fifo (named pipe), not a regular file; give a "
+                                                       "file [error]")
     nothing_written(tmp_path)
 
 

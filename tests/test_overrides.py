@@ -83,6 +83,16 @@ def test_a_mapping_set_to_a_merged_section_is_merged_as_a_study_files_is(mini_su
     ("base_corpus=corpora/news.txt", "--set base_corpus=corpora/news.txt: key 'base_corpus': "),   # a domain's
     ('base_model=""', "--set base_model=\"\": key 'base_model': empty; give a hub id, bundled:<name> or a model "
                       "folder"),   # it was ".: not a model directory", naming no flag
+    # "" (or nothing: a shell drops the quotes of '') was the data folder, "data/mini: a folder, not a file", or no
+    # base stage without a word; a folder or a device named no flag either
+    ("base_corpus=", "--set base_corpus=: key 'base_corpus': empty; give a corpus file, or null for no base stage"),
+    ('base_corpus=""', "--set base_corpus=\"\": key 'base_corpus': empty; give a corpus file, or null for no base "
+                       "stage"),
+    ('domain_corpora.cs=""', "--set domain_corpora.cs=\"\": key 'domain_corpora.cs': empty; give the domain's "
+                             "corpus file"),
+    ("pools.cs=/", "--set pools.cs=/: key 'pools.cs': /: a folder, not a file"),
+    ("curated.rt-polarity=/dev/null", "--set curated.rt-polarity=/dev/null: key 'curated.rt-polarity': /dev/null: a "
+                                      "character device, not a regular file; give a file"),
     ("domain_corpora.cz=x.txt", "--set domain_corpora.cz=x.txt: key 'domain_corpora': unknown domain 'cz'"),
     ("learning_rate=1", "--set learning_rate=1: key 'learning_rate': unknown; known keys: name, base_model"),
     ("name=other", "--set name=other: key 'name' cannot be set here"),

@@ -211,6 +211,13 @@ def _edited(folder: Path, *replacements: tuple[str, str]) -> Path:
     return study
 
 
+def _fifo(folder: Path, name: str) -> Path:
+    """The study's file `name` replaced by a fifo (a named pipe: opened for reading, it waits for a writer)."""
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+    return folder / "study.yaml"
+
+
 def _no_extends_no_steps(spec: dict) -> None:
     """Without `extends`, a recipe the file does not give has no steps or epochs (the suite checks
     read the recipes given): DAPT stopped at its stage, once the jobs before it had run."""
@@ -352,6 +359,17 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                                          "key 'tasks.comments.domain': expected str, got False (YAML reads an"),
     "no_extends_no_steps": (lambda f: bad_study(f, _no_extends_no_steps),
                             "recipes.dapt (stage dapt-news_comments): key 'max_steps': None; give exactly one"),
+    # "" was the study's own folder: "key 'base_corpus': .../study: a folder, not a file"
+    "empty_base_corpus": (lambda f: bad_study(f, lambda s: s.update(base_corpus="")),
+                          "key 'base_corpus': empty; give a corpus file, or null for no base stage"),
+    "empty_domain_corpus": (lambda f: bad_study(f, lambda s: s["domain_corpora"].update(wiki=" ")),
+                            "key 'domain_corpora.wiki': empty; give the domain's corpus file"),
+    # a fifo was "file not found" / "no such file", beside the path that is there (and never opened: it blocks)
+    "split_a_fifo": (lambda f: _fifo(f, "data/comments/dev.jsonl"),
+                     "key 'tasks.comments.data': {f}/data/comments/dev.jsonl: a fifo (named pipe), not a regular "
+                     "file; give a file"),
+    "corpus_a_fifo": (lambda f: _fifo(f, "corpora/wiki.txt"),
+                      "key 'domain_corpora.wiki': {f}/corpora/wiki.txt: a fifo (named pipe), not a regular file"),
 }
 
 
@@ -478,6 +496,48 @@ def test_a_flag_naming_a_domain_the_study_lacks_is_refused(korean_study, tmp_pat
     wiki = tmp_path / "wiki.txt"   # a text of its own: a copy of news_comments' is refused as one text
     wiki.write_text("위키 문서 하나\n" + corpus.read_text(encoding="utf-8"), encoding="utf-8")
     assert dry_run(f"wiki={wiki}") == 0
+
+
+@pytest.mark.parametrize("flag, says", [
+    # each said "dontstop: error: .../study: a folder, not a file" (the study's folder), naming no flag
+    (["--set", "base_corpus="], "key 'base_corpus': empty; give a corpus file, or null for no base stage"),
+    (["--set", 'base_corpus=""'], "key 'base_corpus': empty; give a corpus file, or null for no base stage"),
+    (["--set", "domain_corpora.wiki=''"], "key 'domain_corpora.wiki': empty; give the domain's corpus file"),
+    (["--set", "pools.wiki="], "key 'pools.wiki': empty; give a pool file, or leave the domain out of pools"),
+    (["--set", "curated.comments="], "key 'curated.comments': empty; give a curated file, or leave the task out of "
+                                     "curated"),
+    # a folder: "{f}/corpora: a folder, not a file", naming no flag
+    (["--set", "base_corpus=corpora"], "key 'base_corpus': {f}/corpora: a folder, not a file"),
+    (["--domain-corpus", "wiki={f}/corpora"], "key 'domain_corpora.wiki': {f}/corpora: a folder, not a file"),
+    (["--pool", "news_comments={f}/corpora"], "key 'pools.news_comments': {f}/corpora: a folder, not a file"),
+    (["--curated-corpus", "comments={f}/corpora"], "key 'curated.comments': {f}/corpora: a folder, not a file"),
+    (["--domain-corpus", "wiki=/dev/zero"], "key 'domain_corpora.wiki': /dev/zero: a character device, not a "
+                                            "regular file; give a file"),
+], ids=["set_base_corpus_bare", "set_base_corpus_quoted", "set_domain_corpus", "set_pool", "set_curated",
+        "set_base_corpus_folder", "domain_corpus_folder", "pool_folder", "curated_folder", "domain_corpus_device"])
+def test_an_empty_or_folder_corpus_given_by_a_flag_names_the_flag(flag, says, korean_study, tmp_path, capsys):
+    folder = shutil.copytree(korean_study, tmp_path / "study")
+    flag = [part.format(f=folder) for part in flag]
+    assert main(["reproduce", "--suite", str(folder / "study.yaml"), "--dry-run", *flag,
+                 "--cache-dir", str(tmp_path / "cache"), "--results-dir", str(tmp_path / "results")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == f"dontstop: error: {' '.join(flag)}: {says.format(f=folder)}", line
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("taken", ["corpora", "data", "data/my-task"])
+def test_init_study_where_a_file_takes_a_folders_name_is_one_line_and_makes_nothing(taken, tmp_path, capsys):
+    """A file `corpora` was "dontstop: error: .../corpora: File exists", exit 1, once data/my-task/
+    had been made; a file `data` was ".../data/my-task: Not a directory"."""
+    folder = tmp_path / "study"
+    (folder / taken).parent.mkdir(parents=True)
+    (folder / taken).write_text("x")
+    before = sorted(folder.rglob("*"))
+    assert main(["init-study", str(folder)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"dontstop: error: {folder / taken}: a file, not a folder (init-study makes the folder {taken}/ there); "
+        "move it away, or choose another folder"]
+    assert sorted(folder.rglob("*")) == before
 
 
 def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, capsys):

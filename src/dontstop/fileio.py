@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -86,6 +87,31 @@ def unicode_twin(path: Path) -> str:
     twins = unicode_twins(path.name, [entry.name for entry in path.parent.iterdir()] if path.parent.is_dir() else [])
     return (f" ({twins[0]!r} is there: the same letters in another Unicode form, NFC and NFD, as "
             "macOS keeps file names; rename it or retype the name)") if twins else ""
+
+
+# What a path holds that is neither a regular file nor a folder, by os.stat's mode
+SPECIAL_FILES = ((stat.S_ISFIFO, "a fifo (named pipe)"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def wrong_kind(path: str | Path, folder: bool = False) -> str | None:
+    """What stands at `path` in place of the regular file (or, `folder`, the folder) an input must
+    be: "a folder, not a file", "a fifo (named pipe), not a regular file", "a link to nothing, or to
+    itself"; None where the right kind is, or nothing (each caller says what is missing). A fifo
+    or a device (/dev/zero) was "file not found" beside the path that is there; told by its mode,
+    never opened: opening a fifo blocks until something writes to it."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:   # not there; or a link to nothing, or a loop of links (ELOOP)
+        return "a link to nothing, or to itself" if path.is_symlink() else None
+    if stat.S_ISDIR(mode):
+        return None if folder else "a folder, not a file"
+    if stat.S_ISREG(mode):
+        return "a file, not a folder" if folder else None
+    kind = next((name for test, name in SPECIAL_FILES if test(mode)), "not a file")
+    # an input is read more than once (hashed, checked, then trained on): a fifo's text only once
+    return f"{kind}, not a {'folder' if folder else 'regular file'}; give a {'folder' if folder else 'file'}"
 
 
 def check_writable_dir(directory: str | Path) -> None:
@@ -173,7 +199,7 @@ def file_sha256(path: str | Path, memo_dir: str | Path | None = None) -> str:
     process always, and across processes in <memo_dir>/file_sha256.json when `memo_dir` is given."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: {MISSING_DATA}" + unicode_twin(path))
+        raise UserError(f"{path}: {wrong_kind(path) or MISSING_DATA + unicode_twin(path)}")
     stat = path.stat()
     memo_key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     if memo_key in _MEMO:

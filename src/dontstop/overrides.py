@@ -3,18 +3,18 @@
     --set finetune.lr=1e-4 --set recipes.dapt.max_steps=200 --set seeds=[0,1,2]
 
 `--set KEY=VALUE` names any key of a suite or study file by its dotted path and reads VALUE as
-YAML (config.parse_yaml, as the file is read). The flags that stand for a suite key are
-overrides too: the NAME=PATH flags (`--domain-corpus`, `--pool`, `--curated-corpus`, their paths
-made absolute: relative to where the command runs) and `--from-released[-dapt]`. suites.load_suite
-writes them all into the file's mapping (apply_overrides), then checks the result with the file's
-own checks (config.from_dict, suite_checks.check_sections), so a wrong key, type or range is the
-same one line, naming the flag that gave it instead of a file line. The folder flags
-(`--results-dir`, `--cache-dir`, `--data-dir`) say where, not what: they replace the loaded
-suite's folder as given (relative to where the command runs, a study's too), where `--set
-results_dir=...` is read as the file would read it. A run
-made under an override records it as any suite value: in its resolved recipe (metrics.json's
-`config`) and in the key of every pretraining stage it changes, so its results are never mixed
-with those made without it (runner/finished.py refuses them as stale).
+YAML (config.parse_yaml, as the file is read; an empty VALUE is the empty string, null is `null`).
+The flags that stand for a suite key are overrides too: the NAME=PATH flags (`--domain-corpus`,
+`--pool`, `--curated-corpus`, their paths made absolute: relative to where the command runs) and
+`--from-released[-dapt]`. suites.load_suite writes them all into the file's mapping
+(apply_overrides), then checks the result with the file's own checks (config.from_dict,
+suite_checks.check_sections), so a wrong key, type or range is the same one line, naming the flag
+that gave it instead of a file line. The folder flags (`--results-dir`, `--cache-dir`,
+`--data-dir`) say where, not what: they replace the loaded suite's folder as given (relative to
+where the command runs, a study's too), where `--set results_dir=...` is read as the file would
+read it. A run made under an override records it as any suite value: in its resolved recipe
+(metrics.json's `config`) and in the key of every pretraining stage it changes, so its results are
+never mixed with those made without it (runner/finished.py refuses them as stale).
 """
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def parse_set(values: list[str]) -> list[Override]:
         if not sep or not all(KEY.match(part) for part in keys):
             raise UserError(f"--set {text}: expected KEY=VALUE, KEY a suite key or a dotted path into one "
                             "(finetune.lr=1e-4)")
-        try:
-            value = parse_yaml(raw)
+        try:   # nothing after '=' is the empty string typed (a shell drops the quotes of `base_corpus=''`),
+            value = parse_yaml(raw) if raw.strip() else raw   # not YAML's null: mini ran without its base stage
         except yaml.YAMLError as e:
             raise UserError(f"--set {text}: {yaml_problem(e, 'the value is not YAML')}") from None
         if keys in found:

@@ -166,6 +166,8 @@ def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: P
     at = _at(path, lines, key)
 
     def input_file(keys: tuple[str, ...], given: str) -> str:
+        if not given.strip():   # refused naming its key or flag (suite_checks), as a built-in suite's:
+            return given        # it was the study's own folder, "a folder, not a file"
         if keys in from_flags:
             return str(folder / Path(given).expanduser())
         return existing(at, ".".join(keys), folder, given)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .config import located, nested_key_lines, shared_names, unprintable, unquoted_hint
-from .fileio import UserError, unicode_twin
+from .fileio import UserError, unicode_twin, wrong_kind
 from .records import SUITE_RESULTS_OWN
 from .tasks import EPOCHS_BY_PROFILE, Domain, Task
 
@@ -31,8 +31,7 @@ def is_folder_name(name: Any) -> bool:
 def existing(at: str, key: str, folder: Path, given: str, is_folder: bool = False) -> str:
     candidate = folder / Path(given).expanduser()
     if not (candidate.is_dir() if is_folder else candidate.is_file()):
-        wrong = ("a file, not a folder" if candidate.is_file() else "a folder, not a file" if candidate.is_dir()
-                 else "a link to nothing, or to itself" if candidate.is_symlink() else None)
+        wrong = wrong_kind(candidate, folder=is_folder)   # a fifo or /dev/zero was "no such file"
         raise UserError(f"{at}: key '{key}': {candidate}: {wrong or 'no such ' + ('folder' if is_folder else 'file')}"
                         + unicode_twin(candidate))
     return str(candidate)

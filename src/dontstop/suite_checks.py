@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 from .conditions import EXPERIMENTS_DIR
 from .config import as_shown, from_dict, nested_key_lines, shared_names
-from .fileio import UserError, raise_problems, same_text
+from .fileio import UserError, raise_problems, same_text, wrong_kind
 from .models import BUNDLED
 from .overrides import Override, given_for
 from .recipes import (LORA_RECIPES, RECIPE_KINDS, SET_BY_THE_RUNNER, AdapterRecipe, FinetuneRecipe, PretrainRecipe,
@@ -45,6 +45,10 @@ SELECTION_RANGES = {"dim": Range(1, 1024), "nprobe": AT_LEAST_1, "k_scale": POSI
                     "embedder": OneOf(("bow", "encoder")), "index": OneOf(("flat", "ivf")),
                     "bow_tokens": OneOf(("sklearn", "scripts")), "unit": OneOf(("sentence", "line")),
                     "query_unit": OneOf(("sentence", "text"))}
+# What a corpus key given empty is told to give instead
+CORPUS_KEYS = {"base_corpus": "a corpus file, or null for no base stage", "domain_corpora": "the domain's corpus file",
+               "pools": "a pool file, or leave the domain out of pools",
+               "curated": "a curated file, or leave the task out of curated"}
 
 
 def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
@@ -95,17 +99,22 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
     problems += _released_problems(suite, where)
     lookups = [("tasks", suite.task, suite.tasks), ("domain_corpora", suite.domain, suite.domain_corpora),
                ("pools", suite.domain, suite.pools), ("curated", suite.task, suite.curated)]
+    unknown = set()   # a name the suite has not: its path is not looked at
     for key, lookup, names in lookups:
         for name in names:
             try:
                 lookup(name)
             except UserError as e:
                 problems.append(f"{where((key, name) if isinstance(names, dict) else (key,))}: key '{key}': {e}")
+                unknown.add((key, name))
     if GENERAL_TEXT in suite.domain_corpora:   # its corpus replaced the base corpus in Figure 2 and the findings
         problems.append(f"{where(('domain_corpora', GENERAL_TEXT))}: key 'domain_corpora.{GENERAL_TEXT}': "
                         f"'{GENERAL_TEXT}' names the general text (base_corpus) in the domain analysis; "
                         "give the domain another name")
-    corpora = {domain: str(Path(suite.data_path(path)).resolve()) for domain, path in suite.domain_corpora.items()}
+    wrong = _corpus_problems(suite, where, unknown)
+    problems += wrong.values()
+    corpora = {domain: str(Path(suite.data_path(path)).resolve()) for domain, path in suite.domain_corpora.items()
+               if ("domain_corpora", domain) not in wrong}
     # one text (one file, or a copy) as two domains: ¬DAPT was DAPT, and the claim that it is worse
     # compared a corpus with itself
     domains = list(corpora)
@@ -115,7 +124,8 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
                             f"{_is_or_copy(corpus, corpora[first])} the corpus of domain {first!r} too; "
                             "each domain needs its own")
     # the base stage trained on a domain's text: "RoBERTa" had seen the domain, and DAPT differed only in steps
-    base = suite.base_corpus and str(Path(suite.data_path(suite.base_corpus)).resolve())
+    base = (suite.base_corpus and ("base_corpus",) not in wrong
+            and str(Path(suite.data_path(suite.base_corpus)).resolve()))
     for domain in [domain for domain, corpus in corpora.items() if base and same_text(base, corpus)]:
         if given := given_for(list(overrides), ("base_corpus",)):   # the flag that made them one
             key, corpus, other, what = "base_corpus", base, corpora[domain], f"corpus of domain {domain!r}"
@@ -125,6 +135,27 @@ def check_sections(suite, path: Path, overrides: list[Override] = ()) -> None:
         problems.append(f"{given}: key '{key}': {corpus} {_is_or_copy(corpus, other)} the {what} too (the base "
                         "stage trains on general text); a domain needs text of its own")
     raise_problems(problems)
+
+
+def _corpus_problems(suite, where: Callable[[tuple[str, ...]], str], unknown: set[tuple[str, str]]
+                     ) -> dict[tuple[str, ...], str]:
+    """The line of each corpus, pool or curated path that is empty, or a folder, a fifo or a device,
+    by its keys (("pools", "cs")), naming its file line or flag. Neither was named: "" was the study's
+    own folder (a built-in suite's data folder), `dontstop: error: /my/study: a folder, not a file`,
+    and a folder given by `--set`, `--domain-corpus`, `--pool` or `--curated-corpus` that line too."""
+    given = [(("base_corpus",), suite.base_corpus)]
+    given += [((key, name), path) for key in ("domain_corpora", "pools", "curated")
+              for name, path in getattr(suite, key).items() if (key, name) not in unknown]
+    problems = {}
+    for keys, path in given:
+        if not isinstance(path, str):   # null: no base stage
+            continue
+        found = Path(suite.data_path(path))
+        if not path.strip():
+            problems[keys] = f"{where(keys)}: key '{'.'.join(keys)}': empty; give {CORPUS_KEYS[keys[0]]}"
+        elif found.exists() and (what := wrong_kind(found)):   # not there: the plan's input checks say so
+            problems[keys] = f"{where(keys)}: key '{'.'.join(keys)}': {found}: {what}"
+    return problems
 
 
 def _is_or_copy(path: str, other: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .formats import Problem, check_corpus, parse_split, task_dir
 from .task_checks import check_task
-from ..fileio import UserError, check_writable_dir
+from ..fileio import UserError, check_writable_dir, wrong_kind
 from ..flags import seed_flag
 from ..tasks import PAPER_TASKS, SUITES, get_task
 
@@ -118,8 +118,8 @@ def _mini_leakage(root: Path) -> list[Problem]:
 
 def _targets(path: Path, seen: set[Path]) -> list[tuple[str, Path]]:
     """What to check under a path: ('task', folder), ('split', file), ('corpus', file), or
-    ('unreadable', path) for a link to nothing or to itself. A folder reached twice (a link to a
-    folder above) is checked once."""
+    ('unreadable', path) for a link to nothing or to itself, a fifo or a device. A folder reached
+    twice (a link to a folder above) is checked once."""
     if path.is_file():
         is_split = path.suffix == ".jsonl" and path.stem in ("train", "dev", "test")
         return [("split" if is_split else "corpus", path)]
@@ -148,7 +148,9 @@ def _splits_in_another_format(folder: Path) -> bool:
 
 def _check_one(kind: str, path: Path, args: argparse.Namespace) -> list[Problem]:
     if kind == "unreadable":
-        return [Problem(str(path), None, None, "not a readable file (a link to nothing, or to itself?)")]
+        # a fifo or a device found (a fifo: never opened, it would block) is said as what it is
+        special = path.exists() and wrong_kind(path)
+        return [Problem(str(path), None, None, special or "not a readable file (a link to nothing, or to itself?)")]
     if kind == "corpus":   # a pool (data/<suite>/pools/) must hold text on every jsonl line
         return check_corpus(path, pool=path.parent.name == "pools")
     task = _task_for(path if kind == "task" else path.parent, args)

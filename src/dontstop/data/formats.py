@@ -20,7 +20,7 @@ from typing import AbstractSet, Iterable, Iterator
 
 import regex
 
-from ..fileio import UserError
+from ..fileio import UserError, wrong_kind
 from ..tasks import Task
 from .encoding import ENCODING, text_lines, utf8_problem
 from .corpus_format import wrong_format
@@ -64,9 +64,8 @@ def parse_split(path: str | Path, labels: Iterable[str] | None = None
     path = Path(path)
     allowed = set(labels) if labels is not None else None
     examples, problems, seen_ids = [], [], {}
-    if not path.is_file():   # a folder or a link to nothing was "file not found" too
-        what = ("a folder, not a file" if path.is_dir() else "a link to nothing, or to itself" if path.is_symlink()
-                else "file not found" + split_in_another_format(path))
+    if not path.is_file():   # a folder, a link to nothing or a fifo was "file not found" too
+        what = wrong_kind(path) or "file not found" + split_in_another_format(path)
         return [], [Problem(str(path), None, None, what)]
     not_utf8 = utf8_problem(path)
     if not_utf8:   # reported, then the other lines read with replacement characters for what else is wrong
@@ -234,7 +233,8 @@ def iter_corpus(paths: Iterable[str | Path], dedup: bool = True,
 
 def _iter_documents(path: Path, pool: bool = False) -> Iterator[str]:
     if not path.is_file():
-        raise UserError(f"{path}: " + ("a folder, not a corpus file" if path.is_dir() else "corpus file not found"))
+        raise UserError(f"{path}: " + ("a folder, not a corpus file" if path.is_dir()
+                                       else wrong_kind(path) or "corpus file not found"))
     for line_no, raw in text_lines(path):
         text, problem = _corpus_line(path, line_no, raw, pool)
         if problem:
@@ -272,8 +272,8 @@ def check_corpus(path: str | Path, pool: bool = False, duplicates: bool = True) 
     refuse them) and, with `duplicates`, its exact duplicates (a warning; a set of 8-byte keys,
     ~2 GB for 25M documents)."""
     path = Path(path)
-    if not path.is_file():
-        return [Problem(str(path), None, None, "file not found")]
+    if not path.is_file():   # a fifo or a device too (never opened: a fifo blocks)
+        return [Problem(str(path), None, None, wrong_kind(path) or "file not found")]
     not_utf8 = utf8_problem(path)
     if not_utf8:
         return [Problem(str(path), not_utf8.line, None, not_utf8.error_message)]

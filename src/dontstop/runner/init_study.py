@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..fileio import UserError, atomic_write_text, check_writable_dir
+from ..fileio import UserError, atomic_write_text, check_writable_dir, wrong_kind
 from ..study_file import is_folder_name
 from ..tasks import QUICK_FOLDER, SUITES
+
+SUBFOLDERS = ("data", "data/my-task", "corpora")   # the folders init-study makes, a parent before its child
 
 STUDY_TEMPLATE = """\
 # Does DAPT or TAPT help my task? A study file of dontstop (README: "Your own task").
@@ -90,8 +92,16 @@ def init_study(folder: Path, name: str | None = None) -> Path:
     for path in (study, readme):
         if path.exists():
             raise UserError(f"{path}: already exists; choose another folder")
-    for sub in ("data/my-task", "corpora"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
+    # every folder it makes checked before the first is made: a file named `corpora` was "File exists",
+    # exit 1, once data/my-task/ had been made (a file `data`: "Not a directory")
+    subs = [folder / sub for sub in SUBFOLDERS]
+    for sub in subs:
+        if what := wrong_kind(sub, folder=True):
+            raise UserError(f"{sub}: {what} (init-study makes the folder {sub.relative_to(folder)}/ there); "
+                            "move it away, or choose another folder")
+        check_writable_dir(sub)
+    for sub in subs:
+        sub.mkdir(parents=True, exist_ok=True)
     atomic_write_text(readme, README_TEMPLATE.format(name=name))
     atomic_write_text(study, STUDY_TEMPLATE.format(name=name))
     return study

@@ -18,7 +18,7 @@ from ..data.formats import Problem, check_corpus, iter_corpus, load_split, parse
 from ..data.leakage import leakage_keys
 from ..data.task_checks import check_task, one_label_cut
 from ..suites import Suite
-from ..fileio import MISSING_DATA, atomic_write_json, file_sha256, raise_problems, read_memo
+from ..fileio import MISSING_DATA, atomic_write_json, file_sha256, raise_problems, read_memo, wrong_kind
 from ..tasks import SPLITS
 from .plan import RunPlan, unique_stages
 
@@ -177,9 +177,11 @@ def _memoised(memo: dict, kind: str, paths: list[Path], check: Callable[[], list
     CHECKS_VERSION); problems are found again each time (they get fixed, and a broken file can
     have thousands). With `missing_ok`, a file that does not exist is not a problem; else it is
     `missing`."""
-    folders = [path for path in paths if path.is_dir()]   # not "not downloaded yet": a wrong path
-    if folders:
-        return [Problem(str(path), None, None, "a folder, not a file") for path in folders]
+    # a folder, a fifo or a device (/dev/zero) is there, so not "not downloaded yet": a wrong path (a fifo
+    # or a device was "input file not found"); told without opening it (a fifo blocks)
+    wrong = [(path, what) for path in paths if path.exists() and (what := wrong_kind(path))]
+    if wrong:
+        return [Problem(str(path), None, None, what) for path, what in wrong]
     if not all(path.is_file() for path in paths):
         if missing_ok:
             return []
