@@ -83,9 +83,8 @@ def test_a_mapping_set_to_a_merged_section_is_merged_as_a_study_files_is(mini_su
     ("base_corpus=corpora/news.txt", "--set base_corpus=corpora/news.txt: key 'base_corpus': "),   # a domain's
     ('base_model=""', "--set base_model=\"\": key 'base_model': empty; give a hub id, bundled:<name> or a model "
                       "folder"),   # it was ".: not a model directory", naming no flag
-    # "" (or nothing: a shell drops the quotes of '') was the data folder, "data/mini: a folder, not a file", or no
-    # base stage without a word; a folder or a device named no flag either
-    ("base_corpus=", "--set base_corpus=: key 'base_corpus': empty; give a corpus file, or null for no base stage"),
+    # "" was the data folder, "data/mini: a folder, not a file"; a folder or a device named no flag either
+    # (nothing after '=' is YAML's null: no base stage, as `base_corpus:` in the file)
     ('base_corpus=""', "--set base_corpus=\"\": key 'base_corpus': empty; give a corpus file, or null for no base "
                        "stage"),
     ('domain_corpora.cs=""', "--set domain_corpora.cs=\"\": key 'domain_corpora.cs': empty; give the domain's "

@@ -500,11 +500,11 @@ def test_a_flag_naming_a_domain_the_study_lacks_is_refused(korean_study, tmp_pat
 
 @pytest.mark.parametrize("flag, says", [
     # each said "dontstop: error: .../study: a folder, not a file" (the study's folder), naming no flag
-    (["--set", "base_corpus="], "key 'base_corpus': empty; give a corpus file, or null for no base stage"),
+    # (nothing after '=' is YAML's null: `--set base_corpus=` is no base stage, `pools.wiki=` "expected str")
     (["--set", 'base_corpus=""'], "key 'base_corpus': empty; give a corpus file, or null for no base stage"),
     (["--set", "domain_corpora.wiki=''"], "key 'domain_corpora.wiki': empty; give the domain's corpus file"),
-    (["--set", "pools.wiki="], "key 'pools.wiki': empty; give a pool file, or leave the domain out of pools"),
-    (["--set", "curated.comments="], "key 'curated.comments': empty; give a curated file, or leave the task out of "
+    (["--set", "pools.wiki=''"], "key 'pools.wiki': empty; give a pool file, or leave the domain out of pools"),
+    (["--set", "curated.comments=''"], "key 'curated.comments': empty; give a curated file, or leave the task out of "
                                      "curated"),
     # a folder: "{f}/corpora: a folder, not a file", naming no flag
     (["--set", "base_corpus=corpora"], "key 'base_corpus': {f}/corpora: a folder, not a file"),
@@ -513,7 +513,7 @@ def test_a_flag_naming_a_domain_the_study_lacks_is_refused(korean_study, tmp_pat
     (["--curated-corpus", "comments={f}/corpora"], "key 'curated.comments': {f}/corpora: a folder, not a file"),
     (["--domain-corpus", "wiki=/dev/zero"], "key 'domain_corpora.wiki': /dev/zero: a character device, not a "
                                             "regular file; give a file"),
-], ids=["set_base_corpus_bare", "set_base_corpus_quoted", "set_domain_corpus", "set_pool", "set_curated",
+], ids=["set_base_corpus_quoted", "set_domain_corpus", "set_pool", "set_curated",
         "set_base_corpus_folder", "domain_corpus_folder", "pool_folder", "curated_folder", "domain_corpus_device"])
 def test_an_empty_or_folder_corpus_given_by_a_flag_names_the_flag(flag, says, korean_study, tmp_path, capsys):
     folder = shutil.copytree(korean_study, tmp_path / "study")

@@ -3,7 +3,7 @@
     --set finetune.lr=1e-4 --set recipes.dapt.max_steps=200 --set seeds=[0,1,2]
 
 `--set KEY=VALUE` names any key of a suite or study file by its dotted path and reads VALUE as
-YAML (config.parse_yaml, as the file is read; an empty VALUE is the empty string, null is `null`).
+YAML (config.parse_yaml, as the file is read: an empty VALUE is null, as `key:` in the file).
 The flags that stand for a suite key are overrides too: the NAME=PATH flags (`--domain-corpus`,
 `--pool`, `--curated-corpus`, their paths made absolute: relative to where the command runs) and
 `--from-released[-dapt]`. suites.load_suite writes them all into the file's mapping
@@ -52,8 +52,8 @@ def parse_set(values: list[str]) -> list[Override]:
         if not sep or not all(KEY.match(part) for part in keys):
             raise UserError(f"--set {text}: expected KEY=VALUE, KEY a suite key or a dotted path into one "
                             "(finetune.lr=1e-4)")
-        try:   # nothing after '=' is the empty string typed (a shell drops the quotes of `base_corpus=''`),
-            value = parse_yaml(raw) if raw.strip() else raw   # not YAML's null: mini ran without its base stage
+        try:
+            value = parse_yaml(raw)
         except yaml.YAMLError as e:
             raise UserError(f"--set {text}: {yaml_problem(e, 'the value is not YAML')}") from None
         if keys in found:
