@@ -171,15 +171,21 @@ def _built_lineage(suite_name: str, task: str, condition: str) -> str:
 
 
 def metrics_record(**fields):
-    """A MetricsRecord with plausible values (a 0.5 macro-F1); `fields` override them."""
+    """A MetricsRecord with plausible values (a 0.5 macro-F1); `fields` override them. As a run
+    writes one: a time of its own (a seed's), and a record of each stage of its lineage (aggregate
+    refuses two seeds of one cell with the same results, or with other stage records)."""
     from dontstop.records import MetricsRecord
 
     scores = {"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}
     defaults = dict(suite="mini", task="aclsum-roles", condition="baseline", seed=0, model="m",
                     lineage=built_lineage_of(fields), metric="macro_f1", dev=scores, test=scores, dev_metric=0.5,
                     test_metric=0.5, best_epoch=1, epochs_run=1, dev_curve=[0.5], train_examples=10,
-                    wall_time_s=1.0, config={}, versions={}, git_commit=None, data_sha256={})
+                    wall_time_s=1.0 + fields.get("seed", 0), config={}, versions={}, git_commit=None,
+                    data_sha256={})
     record = {**defaults, **fields}
+    stages = [] if record["lineage"] == "base" else record["lineage"].split("+")
+    record.setdefault("pretraining", [{"name": name, "lineage": "+".join(stages[:i + 1])}
+                                      for i, name in enumerate(stages)])
     for split in ("dev", "test"):   # a record's <split>_metric is its <split>[metric] (records.py checks it)
         if split not in fields:
             record[split] = {**scores, record["metric"]: record[f"{split}_metric"]}

@@ -30,13 +30,17 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "results.ipynb"
 TABLES = ("table5", "table6", "table7", "table8", "table9", "significance", "findings")
 
 
-def write_run(root, task, condition, seed, score, suite="mini", data="a", stages=(), lineage=None):
+def write_run(root, task, condition, seed, score, suite="mini", data="a", stages=None, lineage=None):
+    """A run as the runner writes one: a time of its own, and its stages' records (the same in every
+    seed of a cell; aggregate refuses a copied run, and a cell whose seeds hold other stages)."""
     scores = {"accuracy": score / 100, "macro_f1": score / 100, "micro_f1": score / 100}
     lineage = lineage or built_lineage_of({"suite": suite, "task": task, "condition": condition})
+    if stages is None:
+        stages = [] if lineage == "base" else [stage(f"{condition}-{task}", 100_000)]
     MetricsRecord(suite=suite, task=task, condition=condition, seed=seed, model="m", lineage=lineage,
                   metric=get_task(suite, task).metric, dev=scores, test=scores, dev_metric=score / 100,
                   test_metric=score / 100, best_epoch=1, epochs_run=1, dev_curve=[score / 100],
-                  train_examples=10, wall_time_s=1.0, config={}, versions={"python": "3.11"},
+                  train_examples=10, wall_time_s=1.0 + seed, config={}, versions={"python": "3.11"},
                   git_commit="abc1234", data_sha256={"train": data * 64, "dev": "d" * 64, "test": "e" * 64},
                   pretraining=list(stages)).write(root / suite / task / condition / f"seed_{seed}")
 

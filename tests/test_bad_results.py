@@ -177,6 +177,91 @@ def test_a_cell_copied_from_another_condition_is_refused_by_aggregate(record, mi
     assert not (mini_tree["tables"] / "mini").exists()
 
 
+@pytest.fixture
+def finished_cells(tmp_path) -> Path:
+    """The committed mini runs of aclsum-roles and rt-polarity, baseline and TAPT, copied (records as
+    runs write them: dev curves, times, stage records): a results folder to edit by hand."""
+    results = tmp_path / "results"
+    for task in ("aclsum-roles", "rt-polarity"):
+        for condition in ("baseline", "tapt"):
+            shutil.copytree(REPO / "results" / "mini" / task / condition, results / "mini" / task / condition)
+    return results
+
+
+def edited(run_dir: Path, edit) -> Path:
+    """The run's metrics.json, `edit`ed by hand (a function changing its JSON object in place)."""
+    path = run_dir / "metrics.json"
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record, indent=2))
+    return path
+
+
+def refused_by_aggregate(results: Path, capsys) -> str:
+    """aggregate's one line, before any table is written."""
+    tables = results.parent / "tables"
+    assert main(["aggregate", "--results-dir", str(results), "--tables-dir", str(tables)]) == 2
+    assert not tables.exists()
+    return the_error(capsys)
+
+
+def test_a_run_marked_as_from_a_released_checkpoint_the_suite_lacks_is_refused_by_aggregate(finished_cells, capsys):
+    """`"published": true` edited into a mini TAPT run: its cell was tabled † "fine-tuned from the
+    authors' released checkpoint" in Tables 5, 6, 7 and LoRA (the mini suite has none), exit 0, while
+    `status` called the run stale. A paper-suite run from the authors' checkpoint is tabled so."""
+    from dontstop.conditions import load_conditions
+    from dontstop.report.runs import load_runs
+    from dontstop.stage_identity import released_checkpoints
+    from dontstop.suites import load_suite
+
+    path = edited(finished_cells / "mini" / "rt-polarity" / "tapt" / "seed_0", lambda r: r.update(published=True))
+    model = json.loads(path.read_text())["model"]
+    assert refused_by_aggregate(finished_cells, capsys) == (
+        f"dontstop: error: {path}: field 'published' is True, but {model!r} is no released checkpoint of the mini "
+        "suite for tapt on rt-polarity (it has none; edited by hand?)")
+    paper, conditions = load_suite("paper"), load_conditions()
+    chemprot, hub_id = paper.task("chemprot"), "allenai/dsp_roberta_base_tapt_chemprot_4169"
+    assert released_checkpoints(paper, chemprot, conditions.get("tapt").stages) == [hub_id]
+    assert released_checkpoints(paper, chemprot, conditions.get("dapt").stages) == ["allenai/biomed_roberta_base"]
+    assert released_checkpoints(paper, chemprot, conditions.get("tapt_lora").stages) == []   # none was released
+    released = {"name": "tapt-chemprot", "lineage": "tapt-chemprot", "kind": "released", "released": hub_id}
+    paper_results = finished_cells.parent / "paper_results"
+    metrics_record(suite="paper", task="chemprot", condition="tapt", metric="micro_f1", model=hub_id, published=True,
+                   lineage="tapt-chemprot", pretraining=[released]).write(paper_results / "paper" / "chemprot" / "tapt" / "seed_0")
+    assert load_runs(paper_results, "paper", conditions).published.tolist() == [True]
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda r: r.update(pretraining=[]), "field 'pretraining' is [], but a run of lineage 'base+tapt-aclsum-roles' "
+     "records each of its stages there (edited by hand?)"),
+    (lambda r: r["pretraining"][1].update(steps=99999, wall_time_s=99999),
+     "field 'pretraining[1].steps' is 99999 here, 32 in seed_1/metrics.json and 3 other seeds of its cell, all "
+     "fine-tuned from one checkpoint (edited by hand?); remove this run's folder and run it again"),
+], ids=["emptied", "steps_edited"])
+def test_a_seed_whose_pretraining_records_are_not_its_cells_is_refused_by_aggregate(edit, says, finished_cells, capsys):
+    """Table 9 read the first seed's stage records alone: emptied by hand, the TAPT row was
+    `— — — — —`; its steps and seconds edited to 99999, "100K steps, 27.8 h" (seeds 1-4: 32 steps)."""
+    path = edited(finished_cells / "mini" / "aclsum-roles" / "tapt" / "seed_0", edit)
+    assert refused_by_aggregate(finished_cells, capsys) == f"dontstop: error: {path}: {says}"
+
+
+def test_a_copied_seed_folder_with_its_seed_edited_is_refused_by_aggregate(finished_cells, capsys):
+    """seed_0 copied to seed_5, `seed` and `config.seed` edited to 5: TAPT was tabled `65.2 ± 2.0 (6)`,
+    the sixth run's scores and dev curve seed_0's. A seed run on purpose (`run --seeds 5`) counts."""
+    from dontstop.conditions import load_conditions
+    from dontstop.report.runs import load_runs
+
+    cell = finished_cells / "mini" / "rt-polarity" / "tapt"
+    shutil.copytree(cell / "seed_0", cell / "seed_5")
+    path = edited(cell / "seed_5", lambda r: r.update(seed=5, config={**r["config"], "seed": 5}))
+    assert refused_by_aggregate(finished_cells, capsys) == (
+        f"dontstop: error: {path}: the same results (dev curve, dev and test scores, wall time) as seed_0/metrics.json "
+        "(a copied folder, its seed edited?); remove the copy")
+    edited(cell / "seed_5", lambda r: r.update(wall_time_s=r["wall_time_s"] + 0.25))   # a run of its own, its time
+    runs = load_runs(finished_cells, "mini", load_conditions())
+    assert sorted(runs.seed[(runs.task == "rt-polarity") & (runs.condition == "tapt")]) == [0, 1, 2, 3, 4, 5]
+
+
 def _not_utf8(cell):
     metrics_record().write(cell / "baseline" / "seed_0")
     (cell / "baseline" / "seed_0" / "metrics.json").write_bytes(b"\xff\xfe{garbage")

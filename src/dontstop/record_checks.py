@@ -1,15 +1,26 @@
 """What a record file's fields must hold beyond their types (records.py reads them through
 these): the folder it sits in, scores that are fractions, sizes and times a run or probe could
-have written. Each failure is one line naming the file and the field.
+have written, and the seeds of one cell against each other. Each failure is one line naming
+the file and the field.
 """
 from __future__ import annotations
 
 import datetime
+import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from .fileio import UserError
+
+COST_FIELDS = ("steps", "documents", "bytes", "tokens", "wall_time_s")  # PretrainRecord fields Table 9 sums
+# What a run measured of itself: no two runs of a second or more share all of it (their times
+# alone differ). Shorter ones may: a tiny model's run (one epoch, the majority class whatever the
+# seed) matched another's scores and every millisecond of its times, two seeds of the paper rehearsal.
+RESULT_FIELDS = ("dev_curve", "dev", "test", "wall_time_s", "timings")
+TIMED_APART_S = 1.0
+ABSENT = object()   # a key one stage record has and the other lacks
 
 
 def check_written(path: str | Path, record, writer: str, checks: dict[str, tuple[bool, str]], within: str = "") -> None:
@@ -65,3 +76,83 @@ def check_scores(path: str | Path, record, **more: float | list[float]) -> None:
         if kept is None or not math.isclose(given, kept, rel_tol=1e-9, abs_tol=1e-12):
             raise UserError(f"{path}: field '{split}_metric' is {given!r}, but {split}.{record.metric} is {kept!r} "
                             "(edited by hand?)")
+
+
+def check_costs(path: Path, stages: list[dict]) -> None:
+    """Table 9 sums each stage's steps, documents, bytes, tokens and seconds: a value that is no
+    number was a TypeError traceback, a NaN a silent "—"."""
+    for i, stage in enumerate(stages):
+        for name in COST_FIELDS:
+            value = stage.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 <= value < math.inf):
+                raise UserError(f"{path}: field 'pretraining[{i}].{name}' is {value!r}: not a count or a "
+                                "duration (a number >= 0)")
+
+
+def check_cells(records: dict[Path, Any]) -> None:
+    """The seeds of each (task, condition) cell of `records` (metrics.json -> MetricsRecord)
+    against each other: one pretraining lineage record (check_one_pretraining), no two the same
+    run (check_no_copies)."""
+    cells: dict[tuple[str, str, str | None], dict[Path, Any]] = {}
+    for path, record in records.items():
+        cells.setdefault((record.suite, record.task, record.condition), {})[path] = record
+    for cell in cells.values():
+        check_one_pretraining(cell)
+        check_no_copies(cell)
+
+
+def check_one_pretraining(cell: dict[Path, Any]) -> None:
+    """Every seed of a cell was fine-tuned from one checkpoint, so all hold its `pretraining`
+    records, one per stage where its lineage has any. Table 9 read the first seed's alone: one
+    emptied by hand was a row of `— — — — —`, one whose TAPT steps and seconds were edited to
+    99999 "100K steps, 27.8 h", while the other seeds said 32 steps. The seed that differs from
+    most of them is named."""
+    for path, record in cell.items():
+        if not record.pretraining and record.lineage != "base":
+            raise UserError(f"{path}: field 'pretraining' is [], but a run of lineage {record.lineage!r} records "
+                            "each of its stages there (edited by hand?)")
+    kept = {path: json.dumps(record.pretraining, sort_keys=True) for path, record in cell.items()}
+    counts = Counter(kept.values())
+    most = counts.most_common(1)[0][0]   # a tie: the first seed's
+    reference = next(path for path, text in kept.items() if text == most)
+    for path, text in kept.items():
+        if text != most:
+            field, here, there = _first_difference(json.loads(text), json.loads(most), "pretraining")
+            others = {1: "", 2: " and 1 other seed"}.get(counts[most], f" and {counts[most] - 1} other seeds")
+            raise UserError(f"{path}: field {field!r} is {here} here, {there} in {_in_cell(reference)}{others} of its "
+                            "cell, all fine-tuned from one checkpoint (edited by hand?); remove this run's folder "
+                            "and run it again")
+
+
+def _first_difference(here: Any, there: Any, field: str) -> tuple[str, str, str]:
+    """(field, its value here, there) at the first place two records' JSON values differ."""
+    if field == "pretraining" and len(here) != len(there):
+        return field, f"{len(here)} stage record(s)", f"{len(there)}"
+    if isinstance(here, dict) and isinstance(there, dict) or isinstance(here, list) and isinstance(there, list) \
+            and len(here) == len(there):
+        keys = range(len(here)) if isinstance(here, list) else sorted(set(here) | set(there))
+        for key in keys:
+            mine, theirs = (value[key] if isinstance(value, list) else value.get(key, ABSENT) for value in (here, there))
+            if mine != theirs:
+                return _first_difference(mine, theirs, f"{field}[{key}]" if isinstance(key, int) else f"{field}.{key}")
+    return field, *("absent" if value is ABSENT else repr(value) for value in (here, there))
+
+
+def check_no_copies(cell: dict[Path, Any]) -> None:
+    """No two seeds of a cell hold the same results (dev curve, scores, wall time and its parts):
+    a run folder copied and its seed edited (in metrics.json and its config) was tabled as one
+    more seed, `65.2 ± 2.0 (6)`, its scores and dev curve those of seed_0. Seeds run on purpose
+    later (`run --seeds 5 6`) are runs of their own, with times of their own (runs under
+    TIMED_APART_S are not compared)."""
+    first: dict[str, Path] = {}
+    for path, record in cell.items():
+        results = json.dumps([getattr(record, name) for name in RESULT_FIELDS], sort_keys=True)
+        if record.wall_time_s >= TIMED_APART_S and (seen := first.setdefault(results, path)) != path:
+            raise UserError(f"{path}: the same results (dev curve, dev and test scores, wall time) as "
+                            f"{_in_cell(seen)} (a copied folder, its seed edited?); remove the copy")
+
+
+def _in_cell(path: Path) -> str:
+    """A metrics.json as named beside another of its cell: seed_0/metrics.json."""
+    return f"{path.parent.name}/{path.name}"

@@ -135,6 +135,29 @@ def tapt_source(suite: Suite, task: Task, arg: str) -> Task:
     return suite.task(task.transfer) if arg == "transfer" else task
 
 
+def released_id(suite: Suite, task: Task, specs: list[str]) -> tuple[Task, str, str | None]:
+    """(source task, shape, hub id) of the authors' released checkpoint standing for all of `specs`
+    on this task: TAPT, DAPT + TAPT, Curated-TAPT, DAPT + Curated-TAPT, and Transfer-TAPT (the
+    partner task's released TAPT model: TAPT on the partner's text); hub id None where none was."""
+    source, shape = task, "+".join(spec.partition(":")[0] for spec in specs)
+    if specs == ["tapt:transfer"]:
+        source, shape = suite.task(task.transfer), "tapt"
+    lora = any(spec.endswith(":lora") for spec in specs)   # no LoRA checkpoint was released: built here
+    return source, shape, None if lora or shape == "dapt" else suite.released.get(source.key, {}).get(shape)
+
+
+def released_checkpoints(suite: Suite, task: Task, specs: list[str]) -> list[str]:
+    """Every released checkpoint a run of these stages on `task` may be fine-tuned from (its
+    metrics.json `published`): the one standing for all of them (`--from-released`), or for DAPT
+    alone (¬DAPT too) its domain's released DAPT model (`--from-released-dapt`), as runner/plan.py
+    starts them; none: [] (the mini suite's, and any LoRA condition's)."""
+    found = [hub_id] if (hub_id := released_id(suite, task, specs)[2]) else []
+    *earlier, (kind, _, arg) = [spec.partition(":") for spec in ["base", *specs]]
+    if kind == "dapt" and arg != "lora" and all(spec[0] == "base" for spec in earlier):
+        found += [checkpoint] if (checkpoint := dapt_domain(suite, task, arg).dapt_checkpoint) else []
+    return found
+
+
 def stage_name(suite: Suite, task: Task, spec: str) -> str:
     """A stage's part of a lineage on `task`: "base", "dapt-<domain>" (¬DAPT: the irrelevant
     domain), "tapt-<task>" (Transfer-TAPT: the partner's), "curated-<task>", "knn50-<task>",

@@ -7,7 +7,6 @@ The test metric is in percent from here on.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
@@ -18,13 +17,13 @@ from scipy import stats
 from ..conditions import Conditions
 from ..fileio import UserError, file_sha256
 from ..recipes import MACHINE_FIELDS, MACHINE_PRETRAIN_FIELDS, RECIPE_KINDS, with_added_fields
+from ..record_checks import check_cells, check_costs
 from ..records import METRICS_FILE, MetricsRecord, read_run
 from ..results_tree import result_files
-from ..stage_identity import PER_STAGE_FIELDS, built_lineage, recipe_difference, stage_recipe
+from ..stage_identity import PER_STAGE_FIELDS, built_lineage, recipe_difference, released_checkpoints, stage_recipe
 from ..suites import Suite, load_suite
 
 OWN_FINETUNE_FIELDS = ("seed", "model", "suite", "task", "data_dir")   # a run's own, or compared elsewhere
-COST_FIELDS = ("steps", "documents", "bytes", "tokens", "wall_time_s")  # PretrainRecord fields Table 9 sums
 RUN_COLUMNS = ["task", "condition", "seed", "score", "dev_score", "metric", "data", "git_commit",
                "versions", "pretraining", "published", "path"]
 # Scores are percent; below this, per-seed scores or differences are equal up to float rounding.
@@ -56,6 +55,7 @@ def load_runs(results_dir: str | Path, suite: Suite | str, conditions: Condition
     records = read_runs(results_dir, suite) if records is None else records
     rows = [_run_row(path, record, suite, conditions) for path, record in records.items()]
     _one_lineage_per_cell(records, suite, conditions)
+    check_cells(records)
     mixed = mixed_settings(records)
     if mixed:
         raise UserError(f"{mixed}: runs made from other settings (a --set, or an edited suite, between "
@@ -75,7 +75,7 @@ def _run_row(path: Path, record: MetricsRecord, suite: Suite, conditions: Condit
     for name, (ok, problem) in checks.items():
         if not ok:
             raise UserError(f"{path}: field {name!r} is {getattr(record, name)!r}: {problem}")
-    _check_costs(path, record.pretraining)
+    check_costs(path, record.pretraining)
     return {"task": record.task, "condition": record.condition, "seed": record.seed,
             "score": 100 * record.test_metric, "dev_score": 100 * record.dev_metric,
             "metric": record.metric, "data": data_version(record.data_sha256),
@@ -90,13 +90,25 @@ def _one_lineage_per_cell(records: dict[Path, MetricsRecord], suite: Suite, cond
     tabled as a baseline seed."""
     first: dict[tuple[str, str | None], tuple[str, Path]] = {}
     for path, record in records.items():
-        if not record.published:   # a released checkpoint's lineage is named by its shape, no base stage
+        if record.published:   # a released checkpoint's lineage is named by its shape, no base stage
+            _check_released(path, record, suite, conditions)
+        else:
             check_lineage(path, record.lineage, record.task, record.condition, suite, conditions)
         lineage, seen = first.setdefault((record.task, record.condition), (record.lineage, path))
         if record.lineage != lineage:
             raise UserError(f"{seen} and {path}: runs of one cell fine-tuned from two lineages, {lineage!r} and "
                             f"{record.lineage!r} (a run copied from another condition?); `dontstop status` names "
                             "the stale one")
+
+
+def _check_released(path: Path, record: MetricsRecord, suite: Suite, conditions: Conditions) -> None:
+    """A run `published` (fine-tuned from a released checkpoint) was from one the suite has for its cell: a mini
+    TAPT run so edited was tabled † "fine-tuned from the authors' released checkpoint"; `status` called it stale."""
+    condition, task = conditions.get(record.condition), suite.task(record.task)
+    released = released_checkpoints(suite, task, condition.stages) if condition.applies(task, suite) else []
+    if record.model not in released:
+        raise UserError(f"{path}: field 'published' is True, but {record.model!r} is no released checkpoint of the {suite.name} "
+                        f"suite for {record.condition} on {record.task} (it has {' or '.join(released) or 'none'}; edited by hand?)")
 
 
 def check_lineage(path: Path, lineage: str, task: str, condition: str | None, suite: Suite,
@@ -192,18 +204,6 @@ def filter_runs(runs: pd.DataFrame, tasks: list[str] | None = None,
     if conditions:
         keep &= runs.condition.isin(conditions)
     return runs[keep]
-
-
-def _check_costs(path: Path, stages: list[dict]) -> None:
-    """Table 9 sums each stage's steps, documents, bytes, tokens and seconds: a value that is no
-    number was a TypeError traceback, a NaN a silent "—"."""
-    for i, stage in enumerate(stages):
-        for name in COST_FIELDS:
-            value = stage.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not 0 <= value < math.inf):
-                raise UserError(f"{path}: field 'pretraining[{i}].{name}' is {value!r}: not a count or a "
-                                "duration (a number >= 0)")
 
 
 def other_data_than_on_disk(records: dict[Path, MetricsRecord], suite: Suite) -> list[str]:

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ..conditions import PAPER_TABLES, Conditions
+from ..record_checks import COST_FIELDS
 from ..tasks import Task
 from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
 from .render import Grid, count, duration, format_cell, signed
-from .runs import COST_FIELDS, summarize
+from .runs import summarize
 
 RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--from-released`), not pretrained here."
 # Our table5 files print Table 3's ¬DAPT beside Table 5: the two are one table here.
@@ -180,7 +181,8 @@ def pretraining_cost(runs: pd.DataFrame, task: str, condition: str) -> dict[str,
     """Steps, documents, bytes, tokens and seconds of adaptive pretraining behind one condition.
 
     Every seed of a condition starts from the same checkpoint, so the first run's records
-    stand for all; the baseline adapts nothing and costs nothing.
+    stand for all (record_checks.check_one_pretraining refuses seeds that differ); the baseline
+    adapts nothing and costs nothing.
     """
     found = runs[(runs.task == task) & (runs.condition == condition)]
     if found.empty:

@@ -23,7 +23,7 @@ from ..suites import Suite, checkpoint_name, checkpoints_dir
 from ..fileio import UserError, file_sha256, raise_problems
 from ..recipes import PretrainRecipe, violations
 from ..records import PRETRAIN_RECORD_FILE
-from ..stage_identity import dapt_domain, keyed_path, stage_key, stage_name, stage_recipe, tapt_source
+from ..stage_identity import dapt_domain, keyed_path, released_id, stage_key, stage_name, stage_recipe, tapt_source
 from ..models import in_local_cache
 from ..tasks import NO_HUB_PAGE, Task
 
@@ -141,17 +141,6 @@ def _resolve_stages(suite: Suite, task: Task, specs: list[str], planning_only: b
         stages.append(stage)
         parent, parent_key = stage.released or stage.checkpoint_dir, stage.key
     return stages
-
-
-def released_id(suite: Suite, task: Task, specs: list[str]) -> tuple[Task, str, str | None]:
-    """(source task, shape, hub id) of the authors' released checkpoint standing for all of `specs`
-    on this task: TAPT, DAPT + TAPT, Curated-TAPT, DAPT + Curated-TAPT, and Transfer-TAPT (the
-    partner task's released TAPT model: TAPT on the partner's text); hub id None where none was."""
-    source, shape = task, "+".join(spec.partition(":")[0] for spec in specs)
-    if specs == ["tapt:transfer"]:
-        source, shape = suite.task(task.transfer), "tapt"
-    lora = any(spec.endswith(":lora") for spec in specs)   # no LoRA checkpoint was released: built here
-    return source, shape, None if lora or shape == "dapt" else suite.released.get(source.key, {}).get(shape)
 
 
 def never_on_the_hub(hub_id: str | None) -> bool:

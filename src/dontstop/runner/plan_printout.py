@@ -10,12 +10,13 @@ from ..conditions import Condition
 from ..provenance import cpu_count
 from ..recipes import FinetuneRecipe
 from ..records import METRICS_FILE
+from ..stage_identity import released_id
 from ..suites import Suite
 from .estimate import Estimator, MissingInput, wall_seconds
 from .text_size import count_lines
 from .finished import Stale
 from .jobs import Job
-from .plan import RunPlan, never_on_the_hub, released_id, unique_stages
+from .plan import RunPlan, never_on_the_hub, unique_stages
 
 
 def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: list[Job],
