@@ -245,6 +245,22 @@ def test_a_seed_whose_pretraining_records_are_not_its_cells_is_refused_by_aggreg
     assert refused_by_aggregate(finished_cells, capsys) == f"dontstop: error: {path}: {says}"
 
 
+def test_seeds_of_a_stage_built_again_or_of_other_checkpoints_are_tabled(finished_cells):
+    """A stage of one key built again (another machine, a cache cleared before more seeds) has times
+    of its own; a seed fine-tuned from other checkpoints (--allow-mixed data) other counts: neither
+    is an edit, and neither was refused before."""
+    from dontstop.conditions import load_conditions
+    from dontstop.report.runs import load_runs
+
+    cell = finished_cells / "mini" / "aclsum-roles" / "tapt"
+    edited(cell / "seed_0", lambda r: r["pretraining"][1].update(wall_time_s=1234.5))
+    other = "cache/mini/checkpoints/base+tapt-aclsum-roles-00000000"
+    edited(cell / "seed_1", lambda r: r["pretraining"][1].update(steps=40, recipe={**r["pretraining"][1]["recipe"],
+                                                                                   "output_dir": other}))
+    runs = load_runs(finished_cells, "mini", load_conditions())
+    assert sorted(runs.seed[(runs.task == "aclsum-roles") & (runs.condition == "tapt")]) == [0, 1, 2, 3, 4]
+
+
 def test_a_copied_seed_folder_with_its_seed_edited_is_refused_by_aggregate(finished_cells, capsys):
     """seed_0 copied to seed_5, `seed` and `config.seed` edited to 5: TAPT was tabled `65.2 ± 2.0 (6)`,
     the sixth run's scores and dev curve seed_0's. A seed run on purpose (`run --seeds 5`) counts."""

@@ -15,6 +15,7 @@ from typing import Any
 from .fileio import UserError
 
 COST_FIELDS = ("steps", "documents", "bytes", "tokens", "wall_time_s")  # PretrainRecord fields Table 9 sums
+STAGE_COUNTS = COST_FIELDS[:-1]   # the same wherever a stage of one key is built; its time is not
 # What a run measured of itself: no two runs of a second or more share all of it (their times
 # alone differ). Shorter ones may: a tiny model's run (one epoch, the majority class whatever the
 # seed) matched another's scores and every millisecond of its times, two seeds of the paper rehearsal.
@@ -106,23 +107,32 @@ def check_one_pretraining(cell: dict[Path, Any]) -> None:
     """Every seed of a cell was fine-tuned from one checkpoint, so all hold its `pretraining`
     records, one per stage where its lineage has any. Table 9 read the first seed's alone: one
     emptied by hand was a row of `— — — — —`, one whose TAPT steps and seconds were edited to
-    99999 "100K steps, 27.8 h", while the other seeds said 32 steps. The seed that differs from
-    most of them is named."""
+    99999 "100K steps, 27.8 h", while the other seeds said 32 steps. Seeds from the same
+    checkpoints (their folders, named by stage key) must agree on what a stage is (STAGE_COUNTS;
+    its times and hashes differ where it was built again: another machine, a cache cleared); the
+    seed that differs from most of them is named. Seeds from other checkpoints (--allow-mixed
+    data) are not compared."""
     for path, record in cell.items():
         if not record.pretraining and record.lineage != "base":
             raise UserError(f"{path}: field 'pretraining' is [], but a run of lineage {record.lineage!r} records "
                             "each of its stages there (edited by hand?)")
-    kept = {path: json.dumps(record.pretraining, sort_keys=True) for path, record in cell.items()}
-    counts = Counter(kept.values())
-    most = counts.most_common(1)[0][0]   # a tie: the first seed's
-    reference = next(path for path, text in kept.items() if text == most)
-    for path, text in kept.items():
-        if text != most:
-            field, here, there = _first_difference(json.loads(text), json.loads(most), "pretraining")
-            others = {1: "", 2: " and 1 other seed"}.get(counts[most], f" and {counts[most] - 1} other seeds")
-            raise UserError(f"{path}: field {field!r} is {here} here, {there} in {_in_cell(reference)}{others} of its "
-                            "cell, all fine-tuned from one checkpoint (edited by hand?); remove this run's folder "
-                            "and run it again")
+    groups: dict[tuple[str, ...], dict[Path, str]] = {}
+    for path, record in cell.items():
+        stages = [stage if isinstance(stage, dict) else {} for stage in record.pretraining or []]
+        checkpoints = tuple(Path(str((stage.get("recipe") or {}).get("output_dir") or "")).name for stage in stages)
+        groups.setdefault(checkpoints, {})[path] = json.dumps(
+            [{name: stage.get(name) for name in STAGE_COUNTS} for stage in stages], sort_keys=True)
+    for kept in groups.values():
+        counts = Counter(kept.values())
+        most = counts.most_common(1)[0][0]   # a tie: the first seed's
+        reference = next(path for path, text in kept.items() if text == most)
+        for path, text in kept.items():
+            if text != most:
+                field, here, there = _first_difference(json.loads(text), json.loads(most), "pretraining")
+                others = {1: "", 2: " and 1 other seed"}.get(counts[most], f" and {counts[most] - 1} other seeds")
+                raise UserError(f"{path}: field {field!r} is {here} here, {there} in {_in_cell(reference)}{others} "
+                                "of its cell, all fine-tuned from one checkpoint (edited by hand?); remove this run's "
+                                "folder and run it again")
 
 
 def _first_difference(here: Any, there: Any, field: str) -> tuple[str, str, str]:
