@@ -73,6 +73,19 @@ def test_a_knn_stage_counts_k_as_the_runner_selects_it(mini_suite, pack_document
     assert tokens[0.1] < tokens[1.0] / 5   # 5 documents a task text instead of 50
 
 
+def test_a_knn_stage_whose_k_asks_for_the_whole_pool_says_so(mini_suite):
+    """A pool of 3 lines gave 50NN, 150NN and 500NN one corpus, each "steps~1", without a word."""
+    write_split(mini_suite.task_dir("aclsum-roles") / "train.jsonl", 100, chars=40)
+    pool = Path(mini_suite.data_path(mini_suite.pools["cs"]))
+    stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0].stages[-1]
+    estimator = Estimator.for_suite(mini_suite)
+    asked = int(stage.selection["k"] * stage.selection.get("k_scale", 1.0) * 100)   # one sentence a task text
+    write_split(pool, asked + 1, chars=40)   # one candidate a line, distinct
+    assert estimator.whole_pool(stage) is None
+    write_split(pool, asked, chars=40)
+    assert estimator.whole_pool(stage) == asked
+
+
 def test_a_packed_stage_counts_the_tokens_of_a_jsonl_files_texts_not_of_its_bytes(mini_suite):
     """Counted by bytes, a line's keys, id and label were text: the dry run gave mini's TAPT stages
     40-96 steps where they ran 24-72 (their pretrain records)."""

@@ -211,6 +211,23 @@ class Estimator:
             parts.append((np.resize(queries[0], selected), queries[1] and pool.is_file()))
         return np.concatenate([lengths for lengths, _ in parts]), all(exact for _, exact in parts)
 
+    def whole_pool(self, stage: Stage) -> int | None:
+        """The candidates of a kNN / RAND stage's pool when its k per task text asks for all of them
+        or more, else None: every larger k then selects the same corpus (a pool of 3 lines gave
+        50NN, 150NN and 500NN one corpus, without a word). Counted only where the pool has no more
+        lines than k asks for (a paper-size pool is never split into sentences here)."""
+        selection = stage.selection or {}
+        pool, queries = Path(selection.get("pool", "")), Path(selection.get("queries", ""))
+        if not (pool.is_file() and queries.is_file()):
+            return None
+        asked = selection["k"] * selection.get("k_scale", 1.0) * len(
+            document_tokens(str(queries), selection.get("query_unit", "text")))
+        if count_lines(pool) > asked:
+            return None
+        unit = {"line": "text"}.get(selection.get("unit", "line"), "sentence")   # a candidate: a line, or its sentences
+        candidates = len(document_tokens(str(pool), unit))
+        return candidates if candidates <= asked else None
+
     def file_sequences(self, path: str, max_length: int, unit: str = "text") -> tuple[np.ndarray, bool]:
         """(tokens of each one-document sequence, exact) of one file (`unit` "sentence": of each of
         its sentences): a document longer than max_length fills several; a task file not downloaded
