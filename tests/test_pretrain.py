@@ -460,6 +460,31 @@ def test_an_unfinished_run_moved_with_its_corpus_resumes_without_tokenizing_agai
     assert (record.resumed_from_step, record.steps, record.corpus_files) == (2, 4, [str(moved / "corpora" / "acl.txt")])
 
 
+@pytest.mark.parametrize("saved_before_saved_in", [False, True])
+def test_an_unfinished_stage_of_relative_paths_resumes_in_a_cache_given_elsewhere(saved_before_saved_in, tiny_corpus,
+                                                                                  tmp_path, monkeypatch):
+    """The runner names a stage's folder, its parent and a mini corpus relative to where it runs
+    (`cache/mini/checkpoints/...`, `data/mini/corpora/cs.txt`). The cache moved to `--cache-dir
+    /scratch/cache`: its parent lies beside it there, the corpus where it was. A state saved before
+    `saved_in` was recorded reads its relative folder from the working folder, as the runner runs."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(resolve_model("bundled:bert-tiny"), tmp_path / "cache" / "checkpoints" / "dapt-1a2b3c4d")
+    shutil.copy(tiny_corpus, tmp_path / "acl.txt")
+
+    def argv(checkpoints):
+        return ["pretrain", "--model", f"{checkpoints}/dapt-1a2b3c4d", *UNFINISHED_ARGV[3:], "--corpus", "acl.txt",
+                "--out", f"{checkpoints}/dapt+tapt-5e6f7a8b"]
+    PretrainRun(recipe_from_args(build_parser().parse_args(argv("cache/checkpoints"))), LeakageGuard(), "stage").train(None)
+    resume = tmp_path / "cache" / "checkpoints" / "dapt+tapt-5e6f7a8b" / "resume"
+    if saved_before_saved_in:
+        for saved in (resume / "step-000000002" / "progress.json", resume / "tokens.bin.json"):
+            saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k != "saved_in"}))
+    shutil.move(tmp_path / "cache", tmp_path / "scratch" / "cache")
+    assert main(argv(tmp_path / "scratch" / "cache" / "checkpoints")) == 0
+    record = PretrainRecord.read(tmp_path / "scratch" / "cache" / "checkpoints" / "dapt+tapt-5e6f7a8b" / "pretrain_record.json")
+    assert record.resumed_from_step == 2
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"max_steps": None}, "exactly one of max_steps"),
     ({"epochs": 2}, "exactly one of max_steps"),

@@ -55,8 +55,7 @@ def check_resumable(resume_dir: Path, asked: dict[str, Any], remedy: str = "choo
     progress = read_json(states[-1] / "progress.json")
     check_progress(states[-1], progress, asked.get("max_steps"))   # an epochs recipe: its total in load_saved_state
     saved = with_added_fields(progress["recipe"])
-    # a state saved before saved_in was recorded: its output_dir, where that was absolute
-    where_now = relocation(progress.get("saved_in", saved.get("output_dir")), resume_dir.parent)
+    where_now = relocation(progress.get("saved_in"), resume_dir.parent, saved.get("output_dir"))
     differ = recipe_differences(saved, asked, where_now)
     if differ:
         raise UserError(f"{states[-1]}: an unfinished run with another recipe ({'; '.join(differ[:3])}); {remedy}")

@@ -74,8 +74,11 @@ def saved_token_counts(path: Path, tokenizer, description: dict, folder: Path) -
         meta = read_json(token_description_file(path)) if token_description_file(path).is_file() else None
     except UserError:   # not JSON, not UTF-8: written again, with the token file
         return None
-    written_for = isinstance(meta, dict) and same_place(
-        _what_it_holds(meta.get("description")), _what_it_holds(description), relocation(meta.get("saved_in"), folder))
+    saved = meta.get("description") if isinstance(meta, dict) else None
+    output_dir = saved.get("recipe", {}).get("output_dir") if isinstance(saved, dict) and isinstance(
+        saved.get("recipe"), dict) else None
+    written_for = saved is not None and same_place(_what_it_holds(saved), _what_it_holds(description),
+                                                   relocation(meta.get("saved_in"), folder, output_dir))
     counts = meta.get("counts") if written_for else None
     if not (isinstance(counts, dict) and all(type(counts.get(key)) is int and counts[key] >= 0
                                              for key in ("tokens", "documents", "bytes"))):
