@@ -231,34 +231,37 @@ def test_a_run_marked_as_from_a_released_checkpoint_the_suite_lacks_is_refused_b
     assert load_runs(paper_results, "paper", conditions).published.tolist() == [True]
 
 
-@pytest.mark.parametrize("edit, says", [
-    (lambda r: r.update(pretraining=[]), "field 'pretraining' is [], but a run of lineage 'base+tapt-aclsum-roles' "
-     "records each of its stages there (edited by hand?)"),
-    (lambda r: r["pretraining"][1].update(steps=99999, wall_time_s=99999),
-     "field 'pretraining[1].steps' is 99999 here, 32 in seed_1/metrics.json and 3 other seeds of its cell, all "
-     "fine-tuned from one checkpoint (edited by hand?); remove this run's folder and run it again"),
-], ids=["emptied", "steps_edited"])
-def test_a_seed_whose_pretraining_records_are_not_its_cells_is_refused_by_aggregate(edit, says, finished_cells, capsys):
-    """Table 9 read the first seed's stage records alone: emptied by hand, the TAPT row was
-    `— — — — —`; its steps and seconds edited to 99999, "100K steps, 27.8 h" (seeds 1-4: 32 steps)."""
-    path = edited(finished_cells / "mini" / "aclsum-roles" / "tapt" / "seed_0", edit)
-    assert refused_by_aggregate(finished_cells, capsys) == f"dontstop: error: {path}: {says}"
+def test_a_seed_whose_pretraining_records_are_not_its_cells_is_refused_by_aggregate(finished_cells, capsys):
+    """Table 9 read the first seed's stage records alone: its steps and seconds edited to 99999, the
+    TAPT row was "100K steps, 27.8 h" (seeds 1-4: 32 steps)."""
+    path = edited(finished_cells / "mini" / "aclsum-roles" / "tapt" / "seed_0",
+                  lambda r: r["pretraining"][1].update(steps=99999, wall_time_s=99999))
+    assert refused_by_aggregate(finished_cells, capsys) == (
+        f"dontstop: error: {path}: field 'pretraining[1].steps' is 99999 here, 32 in seed_1/metrics.json and 3 other "
+        "seeds of its cell, all fine-tuned from one checkpoint (edited by hand?); remove this run's folder and run it "
+        "again")
 
 
 def test_seeds_of_a_stage_built_again_or_of_other_checkpoints_are_tabled(finished_cells):
     """A stage of one key built again (another machine, a cache cleared before more seeds) has times
-    of its own; a seed fine-tuned from other checkpoints (--allow-mixed data) other counts: neither
-    is an edit, and neither was refused before."""
+    of its own; a seed fine-tuned from other checkpoints (--allow-mixed data) other counts; a run of
+    `dontstop finetune --condition tapt` no records. None is an edit, and none was refused before.
+    Table 9 reads the first seed that has records: an emptied seed_0 was a row of zeros."""
     from dontstop.conditions import load_conditions
     from dontstop.report.runs import load_runs
+    from dontstop.report.tables import pretraining_cost
 
     cell = finished_cells / "mini" / "aclsum-roles" / "tapt"
-    edited(cell / "seed_0", lambda r: r["pretraining"][1].update(wall_time_s=1234.5))
+    before = pretraining_cost(load_runs(finished_cells, "mini", load_conditions()), "aclsum-roles", "tapt")
+    edited(cell / "seed_0", lambda r: r.update(pretraining=[]))
+    edited(cell / "seed_1", lambda r: r["pretraining"][1].update(wall_time_s=1234.5))
     other = "cache/mini/checkpoints/base+tapt-aclsum-roles-00000000"
-    edited(cell / "seed_1", lambda r: r["pretraining"][1].update(steps=40, recipe={**r["pretraining"][1]["recipe"],
-                                                                                   "output_dir": other}))
+    edited(cell / "seed_2", lambda r: (r.update(model=other), r["pretraining"][1].update(
+        steps=40, recipe={**r["pretraining"][1]["recipe"], "output_dir": other})))
     runs = load_runs(finished_cells, "mini", load_conditions())
     assert sorted(runs.seed[(runs.task == "aclsum-roles") & (runs.condition == "tapt")]) == [0, 1, 2, 3, 4]
+    after = pretraining_cost(runs, "aclsum-roles", "tapt")
+    assert after["steps"] == before["steps"] == 32 and after["wall_time_s"] == 1234.5   # seed_1's, the first recorded
 
 
 def test_a_copied_seed_folder_with_its_seed_edited_is_refused_by_aggregate(finished_cells, capsys):

@@ -135,7 +135,8 @@ def test_train_labels_differing_only_in_case_or_width_are_a_warning(tmp_path):
     """`Fresh` among `fresh`, or a full-width `ｆｒｅｓｈ`: a class of its own, trained and scored without
     a word (`data check`: 0 warnings). A warning, each variant once: some label sets are case-sensitive."""
     write_lines(tmp_path / "train.jsonl", [record("one", "fresh"), record("two", "rotten"), record("three", "Fresh"),
-                                           record("four", "ｆｒｅｓｈ"), record("five", "Fresh")])
+                                           record("four", "ｆｒｅｓｈ"), record("five", "Fresh"), record("ten", "x2"),
+                                           record("eleven", "x²")])   # a superscript is no width: two labels
     write_lines(tmp_path / "dev.jsonl", [record("six", "fresh"), record("seven", "rotten")])
     write_lines(tmp_path / "test.jsonl", [record("eight", "fresh"), record("nine", "rotten")])
     assert [(p.error_line, p.severity) for p in check_task(tmp_path)] == [

@@ -460,28 +460,35 @@ def test_an_unfinished_run_moved_with_its_corpus_resumes_without_tokenizing_agai
     assert (record.resumed_from_step, record.steps, record.corpus_files) == (2, 4, [str(moved / "corpora" / "acl.txt")])
 
 
-@pytest.mark.parametrize("saved_before_saved_in", [False, True])
-def test_an_unfinished_stage_of_relative_paths_resumes_in_a_cache_given_elsewhere(saved_before_saved_in, tiny_corpus,
-                                                                                  tmp_path, monkeypatch):
+@pytest.mark.parametrize("cache_then, saved_before_saved_in", [("cache", False), ("cache", True),
+                                                                ("../scratch/cache", False)],
+                         ids=["relative", "saved_before_saved_in", "parent_folder"])
+def test_an_unfinished_stage_of_relative_paths_resumes_in_a_cache_given_elsewhere(
+        cache_then, saved_before_saved_in, tiny_corpus, tmp_path, monkeypatch):
     """The runner names a stage's folder, its parent and a mini corpus relative to where it runs
-    (`cache/mini/checkpoints/...`, `data/mini/corpora/cs.txt`). The cache moved to `--cache-dir
-    /scratch/cache`: its parent lies beside it there, the corpus where it was. A state saved before
-    `saved_in` was recorded reads its relative folder from the working folder, as the runner runs."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(resolve_model("bundled:bert-tiny"), tmp_path / "cache" / "checkpoints" / "dapt-1a2b3c4d")
-    shutil.copy(tiny_corpus, tmp_path / "acl.txt")
+    (`cache/mini/checkpoints/...`, `data/mini/corpora/cs.txt`). The cache moved and given by another
+    `--cache-dir`: its parent lies beside it there, the corpus where it was. A state saved before
+    `saved_in` was recorded reads its relative folder from the working folder, as the runner runs;
+    one in `../scratch/cache` needs the working folder it was saved from (`started_in`)."""
+    (tmp_path / "proj").mkdir()
+    monkeypatch.chdir(tmp_path / "proj")
+    shutil.copytree(resolve_model("bundled:bert-tiny"), Path(cache_then) / "checkpoints" / "dapt-1a2b3c4d")
+    shutil.copy(tiny_corpus, "acl.txt")
 
     def argv(checkpoints):
         return ["pretrain", "--model", f"{checkpoints}/dapt-1a2b3c4d", *UNFINISHED_ARGV[3:], "--corpus", "acl.txt",
                 "--out", f"{checkpoints}/dapt+tapt-5e6f7a8b"]
-    PretrainRun(recipe_from_args(build_parser().parse_args(argv("cache/checkpoints"))), LeakageGuard(), "stage").train(None)
-    resume = tmp_path / "cache" / "checkpoints" / "dapt+tapt-5e6f7a8b" / "resume"
-    if saved_before_saved_in:
-        for saved in (resume / "step-000000002" / "progress.json", resume / "tokens.bin.json"):
-            saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k != "saved_in"}))
-    shutil.move(tmp_path / "cache", tmp_path / "scratch" / "cache")
-    assert main(argv(tmp_path / "scratch" / "cache" / "checkpoints")) == 0
-    record = PretrainRecord.read(tmp_path / "scratch" / "cache" / "checkpoints" / "dapt+tapt-5e6f7a8b" / "pretrain_record.json")
+    PretrainRun(recipe_from_args(build_parser().parse_args(argv(f"{cache_then}/checkpoints"))), LeakageGuard(),
+                "stage").train(None)
+    resume = Path(cache_then) / "checkpoints" / "dapt+tapt-5e6f7a8b" / "resume"
+    for saved in (resume / "step-000000002" / "progress.json", resume / "tokens.bin.json"):
+        places = {key: json.loads(saved.read_text())[key] for key in ("saved_in", "started_in")}
+        assert places == {"saved_in": os.path.abspath(resume.parent), "started_in": str(tmp_path / "proj")}
+        if saved_before_saved_in:
+            saved.write_text(json.dumps({k: v for k, v in json.loads(saved.read_text()).items() if k not in places}))
+    shutil.move(Path(cache_then), tmp_path / "big" / "cache")
+    assert main(argv(tmp_path / "big" / "cache" / "checkpoints")) == 0
+    record = PretrainRecord.read(tmp_path / "big" / "cache" / "checkpoints" / "dapt+tapt-5e6f7a8b" / "pretrain_record.json")
     assert record.resumed_from_step == 2
 
 

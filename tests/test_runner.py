@@ -75,7 +75,7 @@ def test_status_says_an_interrupted_stage_resumes_from_its_saved_state(mini_buil
     from dontstop.fileio import atomic_write_json
     from dontstop.overrides import folder
     from dontstop.pretrain.outcome import recipe_json
-    from dontstop.runner.job_actions import stage_recipe
+    from dontstop.runner.job_actions import pretrain_recipe
     from dontstop.runner.plan import plan_runs
     from dontstop.suites import with_quick
 
@@ -90,7 +90,7 @@ def test_status_says_an_interrupted_stage_resumes_from_its_saved_state(mini_buil
     state = Path(base.checkpoint_dir) / "resume" / "step-000000004"   # the base stage's (of 10 steps)
     state.mkdir(parents=True)
     progress = {"step": 4, "resumed_from_step": 0, "tokens": 16384, "loss": 6.5, "train_time_s": 9.0,
-                "wall_time_s": 10.0, "heldout_loss_before": 8.0, "recipe": recipe_json(stage_recipe(base, suite))}
+                "wall_time_s": 10.0, "heldout_loss_before": 8.0, "recipe": recipe_json(pretrain_recipe(base, suite))}
     atomic_write_json(state / "progress.json", progress)
     assert main(["status", *argv]) == 0
     [line] = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("base ")]

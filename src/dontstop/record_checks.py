@@ -104,23 +104,17 @@ def check_cells(records: dict[Path, Any]) -> None:
 
 
 def check_one_pretraining(cell: dict[Path, Any]) -> None:
-    """Every seed of a cell was fine-tuned from one checkpoint, so all hold its `pretraining`
-    records, one per stage where its lineage has any. Table 9 read the first seed's alone: one
-    emptied by hand was a row of `— — — — —`, one whose TAPT steps and seconds were edited to
-    99999 "100K steps, 27.8 h", while the other seeds said 32 steps. Seeds from the same
-    checkpoints (their folders, named by stage key) must agree on what a stage is (STAGE_COUNTS;
-    its times and hashes differ where it was built again: another machine, a cache cleared); the
-    seed that differs from most of them is named. Seeds from other checkpoints (--allow-mixed
-    data) are not compared."""
-    for path, record in cell.items():
-        if not record.pretraining and record.lineage != "base":
-            raise UserError(f"{path}: field 'pretraining' is [], but a run of lineage {record.lineage!r} records "
-                            "each of its stages there (edited by hand?)")
-    groups: dict[tuple[str, ...], dict[Path, str]] = {}
-    for path, record in cell.items():
-        stages = [stage if isinstance(stage, dict) else {} for stage in record.pretraining or []]
-        checkpoints = tuple(Path(str((stage.get("recipe") or {}).get("output_dir") or "")).name for stage in stages)
-        groups.setdefault(checkpoints, {})[path] = json.dumps(
+    """The seeds of a cell fine-tuned from one checkpoint (their `model`'s folder, named by its stage
+    key) hold its `pretraining` records alike: Table 9 read the first seed's alone, so one whose TAPT
+    steps and seconds were edited to 99999 was "100K steps, 27.8 h", while the other seeds said 32. They agree on what each stage counts
+    (STAGE_COUNTS; its times differ where it was built again: another machine, a cache cleared);
+    the seed that differs from most of them is named. Seeds of other checkpoints (--allow-mixed
+    data), and runs without records (`dontstop finetune`'s; Table 9 reads the first that has them),
+    are not compared with them."""
+    groups: dict[str, dict[Path, str]] = {}
+    for path, record in ((path, record) for path, record in cell.items() if record.pretraining):
+        stages = [stage if isinstance(stage, dict) else {} for stage in record.pretraining]
+        groups.setdefault(Path(str(record.model)).name, {})[path] = json.dumps(
             [{name: stage.get(name) for name in STAGE_COUNTS} for stage in stages], sort_keys=True)
     for kept in groups.values():
         counts = Counter(kept.values())

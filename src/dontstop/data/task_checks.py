@@ -93,12 +93,18 @@ def _labels_alike(paths: dict[str, Path], splits: dict[str, list[Example]]) -> l
     first: dict[str, Example] = {}
     said, problems = set(), []
     for e in splits["train"]:
-        seen = first.setdefault(unicodedata.normalize("NFKC", e.label).casefold(), e)
+        seen = first.setdefault(_case_and_width_folded(e.label), e)
         if seen.label != e.label and e.label not in said:   # each variant once, at its first line
             said.add(e.label)
             problems.append(Problem(str(paths["train"]), e.line, "label", f"{e.label!r} differs from {seen.label!r} "
                                     f"(line {seen.line}) only in case or width: two classes (one label meant?)", "warning"))
     return problems
+
+
+def _case_and_width_folded(label: str) -> str:
+    """A label without case, its full-width and half-width forms (U+FF00-U+FFEF) as plain ones;
+    NFKC alone would fold superscripts and circled digits too (x² and x2), which are no width."""
+    return "".join(unicodedata.normalize("NFKC", c) if 0xFF00 <= ord(c) <= 0xFFEF else c for c in label).casefold()
 
 
 def _copied_splits(paths: dict[str, Path], keys: dict[str, list[str]]) -> list[Problem]:

@@ -55,7 +55,7 @@ def check_resumable(resume_dir: Path, asked: dict[str, Any], remedy: str = "choo
     progress = read_json(states[-1] / "progress.json")
     check_progress(states[-1], progress, asked.get("max_steps"))   # an epochs recipe: its total in load_saved_state
     saved = with_added_fields(progress["recipe"])
-    where_now = relocation(progress.get("saved_in"), resume_dir.parent, saved.get("output_dir"))
+    where_now = relocation(progress, resume_dir.parent, saved.get("output_dir"))
     differ = recipe_differences(saved, asked, where_now)
     if differ:
         raise UserError(f"{states[-1]}: an unfinished run with another recipe ({'; '.join(differ[:3])}); {remedy}")
@@ -81,6 +81,7 @@ PROGRESS_FIELDS = {
 }
 OPTIONAL_PROGRESS_FIELDS = {   # absent from a state saved before it was recorded
     "saved_in": (lambda value: isinstance(value, str) and Path(value).is_absolute(), "an absolute path"),
+    "started_in": (lambda value: isinstance(value, str) and Path(value).is_absolute(), "an absolute path"),
 }
 
 

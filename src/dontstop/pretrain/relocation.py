@@ -5,47 +5,47 @@ inputs by path: its corpora, its base model's folder, its output folder. A folde
 (another disk, a cache under another --cache-dir, a study folder renamed or copied to a cluster
 with its corpora and its cache) names every one of them by another path, which read as "an
 unfinished run with another recipe" (its trained steps lost unless it went back) and tokenized the
-corpus again. Each file records where its folder was (`saved_in`, absolute). The folder's path then
+corpus again. Each file records where its folder was (`saved_in`) and the working folder its
+relative paths start from (`started_in`), both absolute. The folder's path then
 and now share a tail (`cache/mini/checkpoints/dapt-cs-1a2b3c4d`); what lay under the old head
 (`/tmp/study`) lies under the new one (`/scratch/study`) if it moved with the folder, and what did
-not move is where it was (a relative path: against the folder the run started from).
+not move is where it was.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 Relocation = Callable[[str], set[str]]   # a path named then -> the places it may name now
 
 
-def saved_in(folder: Path | str) -> str:
-    """What a saved file records as its folder's place: absolute, symbolic links kept."""
-    return os.path.abspath(folder)
+def where_saved(folder: Path | str) -> dict[str, str]:
+    """What a saved file records of where it was made: its folder (`saved_in`) and the working
+    folder its relative paths start from (`started_in`), both absolute, symbolic links kept."""
+    return {"saved_in": os.path.abspath(folder), "started_in": os.getcwd()}
 
 
-def relocation(then: Any, now: Path | str, output_dir: Any = None) -> Relocation:
-    """The places a path named by a file saved in a folder at `then` (its `saved_in`) may name now
-    that the folder is at `now`: the path as written, where it was (a relative one against the
-    folder the run started from: `then` less the saved `output_dir`), and where it lies now if it
-    was under the old head. A file saved before `saved_in` was recorded gives its absolute
-    `output_dir`, or a relative one taken from the working folder (the runner's, as then)."""
+def relocation(saved: Mapping[str, Any], now: Path | str, output_dir: Any = None) -> Relocation:
+    """The places a path named by a `saved` file (a resume state's progress, a token file's
+    description file) may name now that its folder is at `now`: the path as written, where it was
+    (a relative one against `started_in`), and, if that was under the old head, where it lies now.
+    A file saved before they were recorded: its `output_dir` and relative paths against the
+    working folder (the runner's, as then)."""
+    then, started = saved.get("saved_in"), saved.get("started_in")
     if then is None and isinstance(output_dir, str) and output_dir:
         then = os.path.abspath(output_dir)
     if not (isinstance(then, str) and os.path.isabs(then)):
         return lambda path: {path}
-    old, new = Path(then).parts, Path(saved_in(now)).parts
-    given = Path(output_dir).parts if isinstance(output_dir, str) and not os.path.isabs(output_dir) else ()
-    started = Path(*old[:len(old) - len(given)]) if 0 < len(given) < len(old) and old[-len(given):] == given else None
+    started = started if isinstance(started, str) and os.path.isabs(started) else os.getcwd()
+    old, new = Path(then).parts, Path(os.path.abspath(now)).parts
     tail = 0   # parts shared at the end; each head keeps at least its root
     while tail < min(len(old), len(new)) - 1 and old[-1 - tail] == new[-1 - tail]:
         tail += 1
     old_head, new_head = Path(*old[:len(old) - tail]), Path(*new[:len(new) - tail])
 
     def places(path: str) -> set[str]:
-        was = path if os.path.isabs(path) else str(started / path) if started else None
-        if was is None:
-            return {path}
+        was = os.path.normpath(os.path.join(started, path))   # an absolute path is kept as it is
         moved = {str(new_head / Path(was).relative_to(old_head))} if Path(was).is_relative_to(old_head) else set()
         return {path, was, *moved}
     return places
@@ -63,8 +63,14 @@ def same_place(saved: Any, asked: Any, where_now: Relocation) -> bool:
     return saved == asked
 
 
+def without_place(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A recipe less its output_dir: where its folder is, not what it trains or tokenizes."""
+    return {key: value for key, value in recipe.items() if key != "output_dir"}
+
+
 def recipe_differences(saved: dict[str, Any], asked: dict[str, Any], where_now: Relocation) -> list[str]:
-    """Each field in which a saved recipe differs from the one asked, as "field: saved there, asked
-    asked"; output_dir is where the folder is now, not what it trains, and is not compared."""
+    """Each field but output_dir in which a saved recipe differs from the one asked, as "field:
+    saved there, asked asked"."""
+    saved, asked = without_place(saved), without_place(asked)
     return [f"{key}: {saved.get(key)!r} there, {asked.get(key)!r} asked" for key in sorted(saved.keys() | asked.keys())
-            if key != "output_dir" and not same_place(saved.get(key), asked.get(key), where_now)]
+            if not same_place(saved.get(key), asked.get(key), where_now)]

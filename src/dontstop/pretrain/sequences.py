@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from ..fileio import UserError, read_json
-from .relocation import relocation, same_place
+from .relocation import relocation, same_place, without_place
 
 TOKENIZE_CHUNK = 1000               # documents per call of the (Rust, batched) tokenizer
 GPU_PAD_MULTIPLE = 32               # one-document sequences on a GPU: at most 512 / 32 = 16 batch widths
@@ -78,7 +78,7 @@ def saved_token_counts(path: Path, tokenizer, description: dict, folder: Path) -
     output_dir = saved.get("recipe", {}).get("output_dir") if isinstance(saved, dict) and isinstance(
         saved.get("recipe"), dict) else None
     written_for = saved is not None and same_place(_what_it_holds(saved), _what_it_holds(description),
-                                                   relocation(meta.get("saved_in"), folder, output_dir))
+                                                   relocation(meta, folder, output_dir))
     counts = meta.get("counts") if written_for else None
     if not (isinstance(counts, dict) and all(type(counts.get(key)) is int and counts[key] >= 0
                                              for key in ("tokens", "documents", "bytes"))):
@@ -88,9 +88,9 @@ def saved_token_counts(path: Path, tokenizer, description: dict, folder: Path) -
 
 
 def _what_it_holds(description: Any) -> Any:
-    """A token file's description less its recipe's output_dir: where the file lies, not what it holds."""
+    """A token file's description less where its folder is (relocation.without_place)."""
     if isinstance(description, dict) and isinstance(description.get("recipe"), dict):
-        return {**description, "recipe": {k: v for k, v in description["recipe"].items() if k != "output_dir"}}
+        return {**description, "recipe": without_place(description["recipe"])}
     return description
 
 

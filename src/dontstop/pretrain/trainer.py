@@ -39,7 +39,7 @@ from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss
 from .outcome import (check_finite, check_output_dir, check_resumable, device_name, finished_record,
                       load_saved_state, recipe_json)
 from .pipeline import PREFETCH_MICRO_BATCHES, MicroBatch, MicroBatchStream
-from .relocation import saved_in
+from .relocation import where_saved
 from .sequences import saved_token_counts, token_description_file, training_sequences, write_token_stream
 from .start_model import check_masked_lm
 
@@ -184,7 +184,7 @@ class PretrainRun:
                                     total=self.corpus.documents - len(self.heldout),
                                     show_progress=self.accelerator.is_main_process)
         atomic_write_json(token_description_file(self.resume_dir / TOKENS),
-                          {"description": description, "counts": counts, "saved_in": saved_in(self.output_dir)})
+                          {"description": description, "counts": counts, **where_saved(self.output_dir)})
         return counts
 
     def heldout_loss(self) -> float | None:
@@ -272,7 +272,7 @@ class PretrainRun:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             atomic_write_json(temporary / "progress.json",
-                              {**self.progress, "saved_in": saved_in(self.resume_dir.parent)})
+                              {**self.progress, **where_saved(self.resume_dir.parent)})
             temporary.rename(final)
             for older in sorted(self.resume_dir.glob("step-*"))[:-1]:
                 shutil.rmtree(older)

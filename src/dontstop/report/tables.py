@@ -180,15 +180,17 @@ def cost_frame(runs: pd.DataFrame, layout: Layout) -> pd.DataFrame:
 def pretraining_cost(runs: pd.DataFrame, task: str, condition: str) -> dict[str, float]:
     """Steps, documents, bytes, tokens and seconds of adaptive pretraining behind one condition.
 
-    Every seed of a condition starts from the same checkpoint, so the first run's records
-    stand for all (record_checks.check_one_pretraining refuses seeds that differ); the baseline
-    adapts nothing and costs nothing.
+    Every seed of a condition starts from the same checkpoint, so the first run's records that
+    has any stand for all (record_checks.check_one_pretraining refuses seeds that differ; a run
+    of `dontstop finetune` records none, and a first seed emptied by hand was a row of zeros);
+    the baseline adapts nothing and costs nothing.
     """
     found = runs[(runs.task == task) & (runs.condition == condition)]
     if found.empty:
         return dict.fromkeys(COST_FIELDS, np.nan)
+    recorded = next((stages for stages in found["pretraining"] if stages), [])
     # The suite's base stage (the mini suite's "RoBERTa") is the base model's own pretraining.
-    stages = [stage for stage in found.iloc[0]["pretraining"] if stage.get("kind") != "base"]
+    stages = [stage for stage in recorded if stage.get("kind") != "base"]
     return {name: float(sum(stage.get(name, 0) for stage in stages)) for name in COST_FIELDS}
 
 

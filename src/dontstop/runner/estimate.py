@@ -33,7 +33,7 @@ from ..recipes import PretrainRecipe
 from ..suites import Suite, checkpoints_dir
 from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .jobs import Job
-from .plan import RunPlan, Stage
+from .plan import RunPlan, Stage, scaled_k
 from .text_size import CHARS_PER_TOKEN, count_lines, document_sequences, document_tokens, expected_longest, text_tokens
 
 FORWARD_SPEEDUP = 3.0   # a training step (forward + backward) ~ 3 forward passes of compute
@@ -212,21 +212,18 @@ class Estimator:
         return np.concatenate([lengths for lengths, _ in parts]), all(exact for _, exact in parts)
 
     def whole_pool(self, stage: Stage) -> int | None:
-        """The candidates of a kNN / RAND stage's pool when its k per task text asks for all of them
-        or more, else None: every larger k then selects the same corpus (a pool of 3 lines gave
-        50NN, 150NN and 500NN one corpus, without a word). Counted only where the pool has no more
-        lines than k asks for (a paper-size pool is never split into sentences here)."""
+        """The candidates of a kNN / RAND stage's pool when its k per query (each task sentence)
+        is at least their number, else None: each query then takes every candidate, and every
+        larger k the same corpus (a pool of 3 lines gave 50NN, 150NN and 500NN one corpus, without
+        a word). A pool of more lines than k is never split into sentences here."""
         selection = stage.selection or {}
-        pool, queries = Path(selection.get("pool", "")), Path(selection.get("queries", ""))
-        if not (pool.is_file() and queries.is_file()):
-            return None
-        asked = selection["k"] * selection.get("k_scale", 1.0) * len(
-            document_tokens(str(queries), selection.get("query_unit", "text")))
-        if count_lines(pool) > asked:
+        pool = Path(selection.get("pool", ""))
+        per_query = scaled_k(selection.get("k", 0), selection.get("k_scale", 1.0))
+        if not pool.is_file() or count_lines(pool) > per_query:   # a line holds a candidate or more
             return None
         unit = {"line": "text"}.get(selection.get("unit", "line"), "sentence")   # a candidate: a line, or its sentences
         candidates = len(document_tokens(str(pool), unit))
-        return candidates if candidates <= asked else None
+        return candidates if candidates <= per_query else None
 
     def file_sequences(self, path: str, max_length: int, unit: str = "text") -> tuple[np.ndarray, bool]:
         """(tokens of each one-document sequence, exact) of one file (`unit` "sentence": of each of

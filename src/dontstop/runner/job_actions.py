@@ -27,8 +27,8 @@ def build_stage(stage: Stage, suite: Suite, guard: LeakageGuard, wandb: bool) ->
     from ..pretrain.trainer import run_pretraining
 
     if stage.selection:
-        _select(stage, suite, guard.keys)   # the corpus that stage_recipe adds
-    recipe = stage_recipe(stage, suite)
+        _select(stage, suite, guard.keys)   # the corpus that pretrain_recipe adds
+    recipe = pretrain_recipe(stage, suite)
     # W&B: pretraining runs grouped by recipe kind (comparable loss curves); the checkpoint folder
     # (<lineage>-<hash8>) names the run and its model artifact, whose parent is stage.parent's
     run_pretraining(recipe, wandb=wandb, guard=guard, name=stage.lineage, group=f"pretrain/{stage.kind}",
@@ -36,7 +36,7 @@ def build_stage(stage: Stage, suite: Suite, guard: LeakageGuard, wandb: bool) ->
                                   "stage_key": stage.key, "selection": stage.selection})
 
 
-def stage_recipe(stage: Stage, suite: Suite) -> PretrainRecipe:
+def pretrain_recipe(stage: Stage, suite: Suite) -> PretrainRecipe:
     """The recipe a stage is built with: a selection stage's corpora end with its selection's."""
     selected = [str(stage.selection_dir / SELECTED_CORPUS_FILE)] if stage.selection else []
     return PretrainRecipe(**{**stage.recipe, "base_model": stage.parent, "corpora": [*stage.corpora, *selected],

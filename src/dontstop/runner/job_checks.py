@@ -18,7 +18,7 @@ from ..recipes import PretrainRecipe
 from ..records import (METRICS_FILE, PRETRAIN_RECORD_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE,
                        MetricsRecord, PretrainRecord, SelectRecord)
 from ..stage_identity import record_difference
-from .job_actions import finetune_recipe, stage_recipe
+from .job_actions import finetune_recipe, pretrain_recipe
 from .plan import RunPlan, Stage, input_sha256
 from .selection_settings import selection_asked, selection_differences
 from .stage_guard import check_stage_guard, tasks_on
@@ -102,7 +102,7 @@ def check_stage_to_build(stage: Stage, suite: Suite) -> None:
 
         remedy = "its stage is built in this folder: move it away to build the stage"
         check_output_dir(Path(stage.checkpoint_dir), remedy)
-        check_resumable(Path(stage.checkpoint_dir) / "resume", recipe_json(stage_recipe(stage, suite)), remedy)
+        check_resumable(Path(stage.checkpoint_dir) / "resume", recipe_json(pretrain_recipe(stage, suite)), remedy)
     if stage.selection:
         check_finished_selection(stage, suite)
 

@@ -48,8 +48,8 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
         print(f"  stage {state:9s} {stage.lineage:48s} steps{'~' if exact else '<'}{steps:>9,d} "
               f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(stage_s)}")
         if state == "build" and (whole := estimator.whole_pool(stage)) is not None:
-            print(f"    note: its k asks for all {whole:,d} candidates of {Path(stage.selection['pool']).name} or more: "
-                  "it selects the whole pool, as a larger k would (the same corpus)")
+            print(f"    note: its k per query is at least the {whole:,d} candidates of "
+                  f"{Path(stage.selection['pool']).name}: it selects the whole pool, as a larger k would (the same corpus)")
     todo = [(p, s) for p in plans for s in p.seeds
             if not (p.run_dir(s) / METRICS_FILE).exists() or p.run_dir(s) / METRICS_FILE in redo]
     try:
