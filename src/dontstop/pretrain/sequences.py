@@ -75,10 +75,9 @@ def saved_token_counts(path: Path, tokenizer, description: dict, folder: Path) -
     except UserError:   # not JSON, not UTF-8: written again, with the token file
         return None
     saved = meta.get("description") if isinstance(meta, dict) else None
-    output_dir = saved.get("recipe", {}).get("output_dir") if isinstance(saved, dict) and isinstance(
-        saved.get("recipe"), dict) else None
-    written_for = saved is not None and same_place(_what_it_holds(saved), _what_it_holds(description),
-                                                   relocation(meta, folder, output_dir))
+    recipe = saved.get("recipe") if isinstance(saved, dict) else None
+    where_now = relocation(meta, folder, recipe.get("output_dir")) if isinstance(recipe, dict) else None
+    written_for = where_now is not None and same_place(_what_it_holds(saved), _what_it_holds(description), where_now)
     counts = meta.get("counts") if written_for else None
     if not (isinstance(counts, dict) and all(type(counts.get(key)) is int and counts[key] >= 0
                                              for key in ("tokens", "documents", "bytes"))):

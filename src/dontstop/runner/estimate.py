@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ..conditions import EXPERIMENTS_DIR
+from ..data.formats import iter_corpus, text_key
+from ..data.sentences import DEFAULT_POOL_UNIT, pool_candidates
 from ..fileio import UserError, read_json
 from ..models import model_config
 from ..recipes import PretrainRecipe
@@ -215,15 +217,16 @@ class Estimator:
         """The candidates of a kNN / RAND stage's pool when its k per query (each task sentence)
         is at least their number, else None: each query then takes every candidate, and every
         larger k the same corpus (a pool of 3 lines gave 50NN, 150NN and 500NN one corpus, without
-        a word). A pool of more lines than k is never split into sentences here."""
+        a word). A pool of more lines than k is never split into sentences here; its candidates are
+        the selection's own (data/sentences.pool_candidates), each text once (select/pool.scan_pool)."""
         selection = stage.selection or {}
         pool = Path(selection.get("pool", ""))
         per_query = scaled_k(selection.get("k", 0), selection.get("k_scale", 1.0))
         if not pool.is_file() or count_lines(pool) > per_query:   # a line holds a candidate or more
             return None
-        unit = {"line": "text"}.get(selection.get("unit", "line"), "sentence")   # a candidate: a line, or its sentences
-        candidates = len(document_tokens(str(pool), unit))
-        return candidates if candidates <= per_query else None
+        candidates = {text_key(candidate) for text in iter_corpus([pool])
+                      for candidate in pool_candidates(text, selection.get("unit", DEFAULT_POOL_UNIT))}
+        return len(candidates) if len(candidates) <= per_query else None
 
     def file_sequences(self, path: str, max_length: int, unit: str = "text") -> tuple[np.ndarray, bool]:
         """(tokens of each one-document sequence, exact) of one file (`unit` "sentence": of each of
