@@ -3,6 +3,7 @@ examples a fine-tuning recipe trains on, cut at its max_length, and a kNN stage'
 runner selects it (the suite's k_scale). Before, the mini suite's fine-tuning was estimated at
 7.9 h (every one of 500 examples, 3x the pretraining cost per token) for runs that took 37 min."""
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import pytest
 
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition
 from dontstop.runner.estimate import FORWARD_SPEEDUP, Estimator, classifier_cost_share
+from dontstop.runner.selection_size import whole_pool
 from dontstop.runner.text_size import CHARS_PER_TOKEN, document_sequences, expected_longest
 from dontstop.runner.plan import plan_runs
 
@@ -73,6 +75,47 @@ def test_a_knn_stage_counts_k_as_the_runner_selects_it(mini_suite, pack_document
     assert tokens[0.1] < tokens[1.0] / 5   # 5 documents a task text instead of 50
 
 
+def test_a_selection_stage_counts_the_candidates_its_queries_draw_then_the_corpus_it_made(mini_suite):
+    """k x queries of query-sized text put the mini's 50NN, 150NN, 500NN and RAND stages at 24, 72,
+    240 and 24 steps where they ran 19, 45, 103 and 23: queries draw some candidates alike, and a
+    candidate is a pool sentence. The distinct draws expected are RAND's; kNN's are an estimate."""
+    from dontstop.select.selection import select_corpus
+
+    queries = mini_suite.task_dir("aclsum-roles") / "train.jsonl"
+    write_split(queries, 100, chars=40)
+    pool = Path(mini_suite.data_path(mini_suite.pools["cs"]))
+    write_split(pool, 2_000, chars=80)   # 2,000 candidates of 20 tokens, one sentence each
+    stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "rand_tapt"), ["aclsum-roles"])[0].stages[-1]
+    stage.selection["k_scale"] = 0.2   # 10 per query
+    stage.recipe.update(epochs=1, batch_size=1, max_length=128, pack_documents=True, heldout_documents=0)
+    estimator = Estimator.for_suite(mini_suite)
+    paths, drawn, exact = estimator.stage_texts(stage, 128)
+    expected = 2_000 * (1 - (1 - 10 / 2_000) ** 100)   # 788.3, where 100 x 10 = 1,000
+    assert paths == [str(queries)] and len(drawn) == round(expected) and set(drawn) == {20} and exact
+
+    texts = [json.loads(line)["text"] for line in queries.read_text().splitlines()]
+    record = select_corpus(texts, pool, stage.selection_dir, method="random", k=10, seed=3)
+    assert record.selected == pytest.approx(expected, rel=0.05)
+    made, drawn, exact = estimator.stage_texts(stage, 128)   # once made, the selection's own corpus
+    assert made == [str(stage.selection_dir / "corpus.jsonl")] and len(drawn) == 0 and exact
+    steps = math.ceil((100 * 10 + record.selected * 20) / 128)   # its texts' tokens, 128 a step
+    assert estimator.stage_seconds(stage)[1:] == (steps * 128, steps, True)
+
+
+def test_a_stage_trains_on_its_documents_but_those_held_out(mini_suite):
+    """Pretraining holds out recipes.heldout_documents of a corpus, at most 10% of them (50 of the
+    mini's 500 TAPT texts), to score its MLM loss: they are no steps."""
+    write_split(mini_suite.task_dir("rt-polarity") / "train.jsonl", 500, chars=40)   # 10 tokens a text
+    stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["rt-polarity"])[0].stages[-1]
+    stage.recipe.update(epochs=1, batch_size=1, max_length=10, pack_documents=True, heldout_documents=200)
+    estimator = Estimator.for_suite(mini_suite)
+    assert estimator.stage_seconds(stage)[2] == 450
+    stage.recipe["heldout_documents"] = 20
+    assert estimator.stage_seconds(stage)[2] == 480
+    stage.recipe.update(pack_documents=False, max_length=128)   # one document a sequence
+    assert estimator.stage_seconds(stage)[2] == 480
+
+
 def test_a_knn_stage_whose_k_asks_for_the_whole_pool_says_so(mini_suite):
     """A pool of 3 lines gave 50NN, 150NN and 500NN one corpus, each "steps~1", without a word. Each
     query takes its k nearest, so only a k per query of at least the pool's candidates takes them
@@ -81,12 +124,11 @@ def test_a_knn_stage_whose_k_asks_for_the_whole_pool_says_so(mini_suite):
     write_split(mini_suite.task_dir("aclsum-roles") / "train.jsonl", 100, chars=40)
     pool = Path(mini_suite.data_path(mini_suite.pools["cs"]))
     stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0].stages[-1]
-    estimator = Estimator.for_suite(mini_suite)
     per_query = round(stage.selection["k"] * stage.selection.get("k_scale", 1.0))
     write_split(pool, per_query + 1, chars=40)   # one candidate a line, distinct; 100 queries ask 100 x k
-    assert estimator.whole_pool(stage) is None
+    assert whole_pool(stage) is None
     write_split(pool, per_query, chars=40)
-    assert estimator.whole_pool(stage) == per_query
+    assert whole_pool(stage) == per_query
 
 
 def test_a_packed_stage_counts_the_tokens_of_a_jsonl_files_texts_not_of_its_bytes(mini_suite):
@@ -95,6 +137,7 @@ def test_a_packed_stage_counts_the_tokens_of_a_jsonl_files_texts_not_of_its_byte
     write_split(mini_suite.task_dir("rt-polarity") / "train.jsonl", 500, chars=40)   # 10 tokens a text
     stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["rt-polarity"])[0].stages[-1]
     stage.recipe.update(epochs=1, batch_size=1, max_length=128, pack_documents=True)
+    stage.recipe["heldout_documents"] = 0
     assert Estimator.for_suite(mini_suite).stage_seconds(stage)[1:] == (40 * 128, 40, True)   # 5,000 tokens
 
 

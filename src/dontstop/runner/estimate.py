@@ -14,7 +14,8 @@ each cut at its `max_length`. Text is ~4 characters per token (runner/text_size.
 not downloaded yet counts as its registry size of examples, each a full max_length sequence: an
 upper bound, flagged as such. A stage of one-document sequences (`pack_documents: false`, the
 paper's TAPT) counts its documents for the steps and the padding of its micro-batches (each as wide
-as its longest sequence) for the compute.
+as its longest sequence) for the compute. A kNN or RAND stage counts the candidates it is expected
+to select (runner/selection_size.py), and its selection's corpus once made.
 """
 from __future__ import annotations
 
@@ -27,8 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from ..conditions import EXPERIMENTS_DIR
-from ..data.formats import iter_corpus, text_key
-from ..data.sentences import DEFAULT_POOL_UNIT, pool_candidates
 from ..fileio import UserError, read_json
 from ..models import model_config
 from ..recipes import PretrainRecipe
@@ -36,7 +35,9 @@ from ..suites import Suite, checkpoints_dir
 from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .jobs import Job
 from .plan import RunPlan, Stage, scaled_k
-from .text_size import CHARS_PER_TOKEN, count_lines, document_sequences, document_tokens, expected_longest, text_tokens
+from .selection_size import drawn_candidates, selected_corpus
+from .text_size import (count_lines, document_sequences, document_tokens, expected_longest, file_documents,
+                        text_tokens, trained_share)
 
 FORWARD_SPEEDUP = 3.0   # a training step (forward + backward) ~ 3 forward passes of compute
 REPO = EXPERIMENTS_DIR.parent
@@ -173,60 +174,50 @@ class Estimator:
 
     def stage_seconds(self, stage: Stage) -> tuple[float, int, int, bool]:
         """(seconds, tokens, optimizer steps, exact) for building one stage; tokens count the
-        padding a batch of one-document sequences carries, which costs as much as text."""
+        padding a batch of one-document sequences carries, which costs as much as text. The
+        documents pretraining holds out (recipes.heldout_documents, at most 10%) are not trained on."""
         recipe = stage.recipe
         max_length = recipe.get("max_length", 512)
         tokens_per_step = recipe.get("batch_size", 256) * max_length
         exact = True
         if recipe.get("max_steps"):
             steps = recipe["max_steps"]
-        elif not recipe.get("pack_documents", PretrainRecipe.pack_documents):
-            lengths, exact = self.sequence_lengths(stage, max_length)
-            batch = recipe.get("batch_size", PretrainRecipe.batch_size)
-            steps = recipe.get("epochs", 1) * math.ceil(len(lengths) / batch)
-            width = expected_longest(lengths, recipe.get("per_device_batch_size", PretrainRecipe.per_device_batch_size))
-            tokens_per_step = batch * width
         else:
-            sizes = [self.file_tokens(p, max_length) for p in stage.corpora]
-            corpus_tokens, exact = sum(s for s, _ in sizes), all(e for _, e in sizes)
-            if stage.selection:  # k candidates per query (each ~ a query's size), at most the pool
-                queries, exact_q = self.file_tokens(stage.selection["queries"], max_length)
-                pool = Path(stage.selection["pool"])
-                pool_tokens = pool.stat().st_size / CHARS_PER_TOKEN if pool.is_file() else math.inf
-                k = stage.selection["k"] * stage.selection.get("k_scale", 1.0)   # as the runner selects
-                corpus_tokens += min(k * queries, pool_tokens)
-                exact = exact and exact_q and pool.is_file()
-            steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / tokens_per_step)
+            paths, drawn, exact = self.stage_texts(stage, max_length)
+            documents = [file_documents(path) if Path(path).is_file() else None for path in paths]
+            kept = trained_share(None if None in documents else sum(documents) + len(drawn), recipe)
+            if not recipe.get("pack_documents", PretrainRecipe.pack_documents):
+                parts = [self.file_sequences(path, max_length) for path in paths]
+                lengths = np.concatenate([lengths for lengths, _ in parts] + [document_sequences(drawn, max_length)])
+                exact = exact and all(part_exact for _, part_exact in parts)
+                batch = recipe.get("batch_size", PretrainRecipe.batch_size)
+                steps = recipe.get("epochs", 1) * math.ceil(len(lengths) * kept / batch)
+                width = expected_longest(lengths, recipe.get("per_device_batch_size", PretrainRecipe.per_device_batch_size))
+                tokens_per_step = batch * width
+            else:
+                sizes = [self.file_tokens(path, max_length) for path in paths]
+                corpus_tokens = (sum(size for size, _ in sizes) + drawn.sum()) * kept
+                exact = exact and all(size_exact for _, size_exact in sizes)
+                steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / tokens_per_step)
         tokens = steps * tokens_per_step
         return tokens / self.pretrain.value, int(tokens), int(steps), exact
 
-    def sequence_lengths(self, stage: Stage, max_length: int) -> tuple[np.ndarray, bool]:
-        """(tokens of each one-document sequence, exact) of a stage's corpus, as
-        sequences.DocumentSequences cuts it; a selection adds k candidates per query (each ~ a
-        query's size, as for packed sequences), at most the pool's lines (of sentences: fewer)."""
-        parts = [self.file_sequences(path, max_length) for path in stage.corpora]
-        if stage.selection:
-            queries = self.file_sequences(stage.selection["queries"], max_length, unit=stage.selection["query_unit"])
-            pool = Path(stage.selection["pool"])
-            k = stage.selection["k"] * stage.selection.get("k_scale", 1.0)   # as the runner selects
-            selected = min(int(k * len(queries[0])), count_lines(pool) if pool.is_file() else math.inf)
-            parts.append((np.resize(queries[0], selected), queries[1] and pool.is_file()))
-        return np.concatenate([lengths for lengths, _ in parts]), all(exact for _, exact in parts)
-
-    def whole_pool(self, stage: Stage) -> int | None:
-        """The candidates of a kNN / RAND stage's pool when its k per query (each task sentence)
-        is at least their number, else None: each query then takes every candidate, and every
-        larger k the same corpus (a pool of 3 lines gave 50NN, 150NN and 500NN one corpus, without
-        a word). A pool of more lines than k is never split into sentences here; its candidates are
-        the selection's own (data/sentences.pool_candidates), each text once (select/pool.scan_pool)."""
-        selection = stage.selection or {}
-        pool = Path(selection.get("pool", ""))
-        per_query = scaled_k(selection.get("k", 0), selection.get("k_scale", 1.0))
-        if not pool.is_file() or count_lines(pool) > per_query:   # a line holds a candidate or more
-            return None
-        candidates = {text_key(candidate) for text in iter_corpus([pool])
-                      for candidate in pool_candidates(text, selection.get("unit", DEFAULT_POOL_UNIT))}
-        return len(candidates) if len(candidates) <= per_query else None
+    def stage_texts(self, stage: Stage, max_length: int) -> tuple[list[str], np.ndarray, bool]:
+        """(files, tokens of each selected candidate not in a file yet, exact) a stage trains on. A
+        selection stage's own corpus once made; before, the task texts it writes first and the
+        candidates its queries are expected to draw (runner/selection_size.py); a pool not there
+        yet, k candidates per query, each of a query's size (exact False)."""
+        if not stage.selection:
+            return list(stage.corpora), np.zeros(0, dtype=np.int64), True
+        if (made := selected_corpus(stage)) is not None:
+            return [*stage.corpora, str(made)], np.zeros(0, dtype=np.int64), True
+        selection = stage.selection
+        texts = [*stage.corpora, selection["queries"]]
+        queries, exact = self.file_sequences(selection["queries"], max_length, unit=selection["query_unit"])
+        if Path(selection["pool"]).is_file():
+            return texts, drawn_candidates(stage, len(queries)), exact
+        per_query = scaled_k(selection["k"], selection.get("k_scale", 1.0))
+        return texts, np.resize(queries, per_query * len(queries)), False
 
     def file_sequences(self, path: str, max_length: int, unit: str = "text") -> tuple[np.ndarray, bool]:
         """(tokens of each one-document sequence, exact) of one file (`unit` "sentence": of each of

@@ -13,6 +13,7 @@ from ..records import METRICS_FILE
 from ..stage_identity import released_id
 from ..suites import Suite
 from .estimate import Estimator, MissingInput, wall_seconds
+from .selection_size import whole_pool
 from .text_size import count_lines
 from .finished import Stale
 from .jobs import Job
@@ -47,7 +48,7 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
         seconds[stage.record_path] = stage_s
         print(f"  stage {state:9s} {stage.lineage:48s} steps{'~' if exact else '<'}{steps:>9,d} "
               f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(stage_s)}")
-        if state == "build" and (whole := estimator.whole_pool(stage)) is not None:
+        if state == "build" and (whole := whole_pool(stage)) is not None:
             print(f"    note: its k per query is at least the {whole:,d} candidates of "
                   f"{Path(stage.selection['pool']).name}: it selects the whole pool, as a larger k would (the same corpus)")
     todo = [(p, s) for p in plans for s in p.seeds

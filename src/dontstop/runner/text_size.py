@@ -11,8 +11,11 @@ import numpy as np
 
 from ..data.formats import iter_corpus
 from ..data.sentences import task_queries
+from ..pretrain.corpus import HELDOUT_FRACTION_CAP
+from ..recipes import PretrainRecipe
 
 CHARS_PER_TOKEN = 4.0
+READ_BYTES_MAX = 64 * 2**20   # a plain text corpus larger than this is sized by its bytes, never read
 
 
 def text_tokens(path: Path) -> float:
@@ -28,11 +31,12 @@ def document_tokens(path: str, unit: str = "text") -> np.ndarray:
     """Tokens of each document of a corpus file (~CHARS_PER_TOKEN characters a token), exact
     duplicates dropped as training drops them; with unit "sentence", of each distinct sentence of
     them (a selection's queries, data/sentences.task_queries). Read once per file, version and unit."""
-    return _document_tokens(str(path), Path(path).stat().st_mtime_ns, unit)
+    status = Path(path).stat()   # a file rewritten within one clock tick keeps its mtime: its size too
+    return _document_tokens(str(path), (status.st_mtime_ns, status.st_size), unit)
 
 
 @functools.lru_cache(maxsize=32)
-def _document_tokens(path: str, _version: int, unit: str) -> np.ndarray:
+def _document_tokens(path: str, _version: tuple[int, int], unit: str) -> np.ndarray:
     texts = iter_corpus([path])
     if unit != "text":
         texts = task_queries(list(texts), unit)
@@ -54,6 +58,25 @@ def expected_longest(lengths: np.ndarray, batch: int) -> float:
     values, counts = np.unique(lengths, return_counts=True)
     at_most = np.cumsum(counts) / len(lengths)
     return float(np.sum(values * np.diff(at_most ** batch, prepend=0.0)))
+
+
+def file_documents(path: str | Path) -> int | None:
+    """Documents of a corpus file, exact duplicates once, as training counts them; None for a plain
+    text file too large to read for an estimate (a DAPT corpus of GBs), whose held-out share is nil."""
+    if Path(path).suffix != ".jsonl" and Path(path).stat().st_size > READ_BYTES_MAX:
+        return None
+    return len(document_tokens(str(path)))
+
+
+def trained_share(documents: int | None, recipe: dict) -> float:
+    """The share of a stage's documents it trains on: all but those held out for the MLM loss
+    (pretrain/corpus.scan_corpus: heldout_documents, at most HELDOUT_FRACTION_CAP of them; 50 of the
+    mini's 500 TAPT texts); of a corpus too large to count (None), all."""
+    if not documents:
+        return 1.0
+    heldout = min(recipe.get("heldout_documents", PretrainRecipe.heldout_documents),
+                  int(documents * HELDOUT_FRACTION_CAP))
+    return 1.0 - heldout / documents
 
 
 def count_lines(path: Path) -> int:
