@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_condition_folders, load_conditions
+from dontstop.condition_folders import load_condition_folders
+from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions
 from dontstop.fileio import UserError
 from dontstop.overrides import Override
 from dontstop.suites import load_suite
@@ -128,6 +129,27 @@ def test_the_folders_given_to_run_are_checked_as_one(experiments, tmp_path, monk
     with pytest.raises(UserError, match=rf"^{own}/config.yaml: condition 'dapt_lroa' is not a folder of "
                                         rf"{experiments} nor one given$"):
         load_condition_folders([own], experiments)
+
+
+def test_a_claim_on_a_table_that_does_not_show_its_conditions_is_refused(experiments, tmp_path):
+    """Transfer-TAPT's `tables: ["6"]` edited to `["lora"]`: its claim was still tested on Table 6's
+    tasks, a finding whose scores no table had; Table 3's ¬DAPT is tested on Table 5, one file."""
+    config = experiments / "transfer_tapt" / "config.yaml"
+    config.write_text(config.read_text().replace('tables: ["6"]', 'tables: ["lora"]'))
+    message = (r"transfer_tapt/config.yaml: key 'claims': 'Transfer-TAPT is worse than TAPT' is tested on table '6', "
+               r"which does not show condition 'transfer_tapt' \(its tables: lora\); add '6' to its tables, or test "
+               r"the claim on a table that shows it$")
+    with pytest.raises(UserError, match=message):
+        load_conditions(experiments)
+    own = shutil.copytree(experiments / "transfer_tapt", tmp_path / "mine" / "transfer_tapt")
+    shutil.copy(EXPERIMENTS_DIR / "transfer_tapt" / "config.yaml", experiments / "transfer_tapt" / "config.yaml")
+    with pytest.raises(UserError, match=message):   # a folder given to `dontstop run`
+        load_condition_folders([own], experiments)
+    tapt = experiments / "tapt" / "config.yaml"   # the claim's other condition, of the experiments folder
+    tapt.write_text(tapt.read_text().replace('tables: ["5", "6",', 'tables: ["5",'))
+    with pytest.raises(UserError, match=r"which does not show condition 'tapt' \(its tables: 5, 7, 8, 9, lora\)"):
+        load_condition_folders([experiments / "transfer_tapt"], experiments)
+    assert load_conditions(EXPERIMENTS_DIR)   # the shipped claims: ¬DAPT (Table 3) on Table 5 among them
 
 
 def test_run_refuses_them_before_any_work(experiments, tmp_path, capsys):

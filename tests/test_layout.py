@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dontstop"
 # The pipeline's phases in the order data flows; a phase may import shared basics and the phases before it.
 PHASES = ("data", "select", "pretrain", "finetune", "analysis", "report", "runner")
-SHARED = {"tasks", "conditions", "suites", "overrides", "flags", "condition_readme", "study_file", "study_tasks",
+SHARED = {"tasks", "conditions", "condition_folders", "suites", "overrides", "flags", "condition_readme", "study_file", "study_tasks",
           "recipes", "records", "config", "fileio", "models", "adapters", "provenance", "wandb_log", "stage_identity",
           "suite_checks", "record_checks", "value_rules"}
 MAX_LINES = 300

@@ -11,7 +11,6 @@ group; `display` is its table row; `tables` says which of the paper's tables it 
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,8 @@ TABLES = PAPER_TABLES + ("lora",)   # "lora": ours, beside the paper's (report/t
 CLAIM_TABLES = ("3", "5", "6", "7", "8", "lora")   # those whose tasks a claim is tested on
                                                    # (report/tables.py); Table 9 is the cost of one task's conditions
 CLAIM_TESTS = ("welch", "farthest_domain")
+# Tables 3 and 5 are one file here (table5: Table 5's rows beside Table 3's ¬DAPT): one table to a claim.
+SAME_FILE = {"3": ("3", "5"), "5": ("3", "5")}
 # Stages that read an input only some tasks have, and the applies_to that skips the others.
 STAGE_NEEDS = {"tapt:transfer": "transfer", "curated": "curated"}
 BEST_OTHER = "best_other"   # Claim.worse: each other condition of the claim's table (better beats them all)
@@ -220,14 +221,28 @@ def load_conditions(root: str | Path = EXPERIMENTS_DIR) -> Conditions:
         raise UserError(f"{root / key / 'config.yaml'}: key 'display': {name!r} names condition {first!r} too; "
                         "every condition needs a name of its own")
     for condition in found:
-        for key in _referenced(condition):
+        for key in referenced_conditions(condition):
             if key not in conditions:
                 raise UserError(f"{root / condition.condition / 'config.yaml'}: condition {key!r} is not a folder "
                                 f"of {root}")
+        check_claim_tables(condition, {e.condition: e for e in found}, root / condition.condition / "config.yaml")
     return conditions
 
 
-def _referenced(condition: Condition) -> list[str]:
+def check_claim_tables(condition: Condition, by_key: dict[str, Condition], config_path: Path) -> None:
+    """Each claim compares conditions its table shows: tested where a table left one out (its
+    `tables` edited), the findings gave a difference no table had the scores of."""
+    for claim in condition.claims:
+        shown = SAME_FILE.get(claim.table, (claim.table,))
+        for key in (claim.better, claim.worse):
+            if key in by_key and not set(shown) & set(by_key[key].tables):
+                tables = ", ".join(by_key[key].tables) or "none"
+                raise UserError(f"{config_path}: key 'claims': {claim.claim!r} is tested on table {claim.table!r}, "
+                                f"which does not show condition {key!r} (its tables: {tables}); add {claim.table!r} "
+                                "to its tables, or test the claim on a table that shows it")
+
+
+def referenced_conditions(condition: Condition) -> list[str]:
     """The conditions a condition's claims and significance tests compare it with."""
     return ([c.better for c in condition.claims] + [c.worse for c in condition.claims if c.worse != BEST_OTHER]
             + condition.significance_against)
@@ -238,56 +253,6 @@ def _contents(folder: Path) -> str:
         return "a link to nothing"
     held = sorted(p.name for p in folder.iterdir())
     return f"it holds {', '.join(held[:5])}" if held else "empty"
-
-
-def _nearest_condition(given: str, experiments_dir: Path) -> str:
-    """The hint for a condition folder that is not there: the folder of that name in the
-    experiments folder, or the names there."""
-    if (experiments_dir / Path(given).name / "config.yaml").is_file():
-        return f"did you mean {experiments_dir / Path(given).name}?"
-    known = sorted(p.parent.name for p in experiments_dir.glob("*/config.yaml"))
-    return f"the condition folders of {experiments_dir}: {', '.join(known)}"
-
-
-def load_condition_folders(paths: list[str], experiments_dir: str | Path = EXPERIMENTS_DIR) -> list[Condition]:
-    """The conditions of `dontstop run`'s folders (a folder given twice, once). Refused: a file
-    for a folder; two folders of one key (or of keys differing only in case); a folder whose key
-    is a condition of `experiments_dir` with other stages. Each pair would write one
-    results/<suite>/<task>/<key>/, which the tables read as the condition of that name."""
-    loaded: dict[Path, Condition] = {}
-    for given in paths:
-        folder = Path(os.path.abspath(given))   # `dontstop run .` in a condition folder: its name
-        if folder.is_file():
-            raise UserError(f"{given}: a file; give the condition's folder ({folder.parent}), "
-                            "which holds its config.yaml")
-        if not folder.exists():   # `run tapt` for `run experiments/tapt`, or a typo of a key
-            raise UserError(f"{given}: no such condition folder; " + _nearest_condition(given, Path(experiments_dir)))
-        loaded.setdefault(folder, load_condition(folder))
-    first = {condition.condition.casefold(): folder for folder, condition in reversed(loaded.items())}
-    for folder, condition in loaded.items():
-        key, twin = condition.condition, first[condition.condition.casefold()]
-        writes = f"both would write results/<suite>/<task>/{key}/"
-        if twin != folder:
-            same = loaded[twin].condition
-            raise UserError(f"{folder / 'config.yaml'}: condition {key!r} is given twice (also {twin}); {writes}: "
-                            "give one, or rename one folder and its key" if same == key else
-                            f"{folder / 'config.yaml'}: condition {key!r} differs from {same!r} of {twin} only in "
-                            f"case; on macOS and Windows {writes}: rename one folder and its key")
-        shipped = Path(experiments_dir) / key
-        if (shipped / "config.yaml").is_file() and shipped.resolve() != folder.resolve():
-            stages = load_condition(shipped).stages
-            if stages != condition.stages:
-                raise UserError(f"{folder / 'config.yaml'}: condition {key!r} is also {shipped}, with stages "
-                                f"{stages} there and {condition.stages} here; {writes}, which the tables "
-                                "read as the one there: rename this folder and its key")
-    known = {path.parent.name for path in Path(experiments_dir).glob("*/config.yaml")} | {
-        condition.condition for condition in loaded.values()}
-    for folder, condition in loaded.items():   # a claim on a typo of a condition was never tested
-        for key in _referenced(condition):
-            if key not in known:
-                raise UserError(f"{folder / 'config.yaml'}: condition {key!r} is not a folder of {experiments_dir} "
-                                "nor one given")
-    return list(loaded.values())
 
 
 def select_conditions(conditions: Conditions, keys: list[str] | None) -> list[Condition]:

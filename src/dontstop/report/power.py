@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ..conditions import BEST_OTHER, Claim
+from ..conditions import BEST_OTHER, SAME_FILE, Claim
 from .published import published_cell
-from .tables import SAME_FILE, Layout
+from .tables import Layout
 
 ALPHA = 0.05
 POWER = 0.8

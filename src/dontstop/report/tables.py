@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..conditions import PAPER_TABLES, Conditions
+from ..conditions import PAPER_TABLES, SAME_FILE, Conditions
 from ..record_checks import COST_FIELDS
 from ..tasks import Task
 from .agreement import add_verdicts
@@ -23,8 +23,6 @@ from .render import Grid, count, duration, format_cell, signed
 from .runs import summarize
 
 RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--from-released`), not pretrained here."
-# Our table5 files print Table 3's ¬DAPT beside Table 5: the two are one table here.
-SAME_FILE = {"3": ("3", "5"), "5": ("3", "5")}
 
 
 @dataclass(frozen=True)

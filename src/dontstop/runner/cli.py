@@ -20,8 +20,8 @@ from pathlib import Path
 
 from .. import wandb_log
 from ..condition_readme import write_readmes
-from ..conditions import (Condition, check_outside_conditions, load_condition_folders,
-                          load_conditions, select_conditions)
+from ..condition_folders import load_condition_folders
+from ..conditions import Condition, check_outside_conditions, load_conditions, select_conditions
 from ..data.study import check_study_data
 from ..fileio import UserError, raise_problems
 from ..flags import add_experiments_dir, add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
