@@ -25,7 +25,8 @@ from .value_rules import SEED
 NOTE = "dontstop: note: {old} is deprecated and will be removed in the next release; use {new}"
 FOLDERS = {   # flag -> (the Suite key it overrides, its help)
     "--results-dir": ("results_dir", "root of <suite>/<task>/<condition>/seed_<n>/ (default: the suite's: results)"),
-    "--cache-dir": ("cache_dir", "root of <suite>/checkpoints/ and selections/ (default: the suite's: cache)"),
+    "--cache-dir": ("cache_dir", "root of <suite>/checkpoints/, selections/, indexes/ and guard_checks/ "
+                                 "(default: the suite's: cache)"),
     "--data-dir": ("data_dir", "root of <suite>/tasks/ and the suite's relative paths (default: the suite's: data)"),
 }
 PAIRS = {"--domain-corpus": ("domain_corpora", "DOMAIN=PATH", "a domain's DAPT corpus, beside the suite's"),
