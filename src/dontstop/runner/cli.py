@@ -53,8 +53,8 @@ from .status import show_status
 def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="run one or more conditions (their folders)")
     run.add_argument("conditions", nargs="+", metavar="CONDITION_DIR", help="condition folders, e.g. experiments/tapt")
-    add_flag(run, "--tasks", nargs="+", old=["--task"], help="task keys (default: the suite's)")
-    run.add_argument("--seeds", nargs="+", type=int, help="fine-tuning seeds (default: the suite's)")
+    add_flag(run, "--tasks", nargs="+", action="extend", old=["--task"], help="task keys (default: the suite's)")
+    run.add_argument("--seeds", nargs="+", action="extend", type=int, help="fine-tuning seeds (default: the suite's)")
     _common_arguments(run)
     run.set_defaults(func=_run)
 
@@ -86,9 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _selection_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
-    parser.add_argument("--conditions", nargs="+", help="condition names (default: every default one)")
-    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--tasks", nargs="+", action="extend", help="task keys (default: the suite's)")
+    parser.add_argument("--conditions", nargs="+", action="extend", help="condition names (default: every default one)")
+    parser.add_argument("--seeds", nargs="+", action="extend", type=int)
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
