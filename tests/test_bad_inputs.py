@@ -424,6 +424,18 @@ def test_bad_run_flags_are_one_line_naming_the_flag(world, capsys, argv, message
     nothing_written(tmp_path)
 
 
+def test_reproduce_of_conditions_skipped_on_every_chosen_task_is_refused_before_any_work(world, capsys):
+    """`--conditions curated_tapt` on a task without a curated pool: `reproduce` ran no job, then the
+    domain analysis (a model scored on every corpus, its files written), then failed: "no metrics.json
+    found; run `dontstop run ...` first" (`run` refused it at once)."""
+    tmp_path, _, flags = world
+    for dry_run in ([], ["--dry-run"]):
+        assert refused(capsys, "reproduce", "--conditions", "curated_tapt", "--tasks", "bbc-topic", *flags,
+                       *dry_run) == ["--conditions curated_tapt: no condition applies to the chosen tasks (each is "
+                                     "skipped, above)"]
+    nothing_written(tmp_path)
+
+
 @pytest.mark.parametrize("argv, dest, values", [
     (["reproduce", "--tasks", "a", "--tasks", "b"], "tasks", ["a", "b"]),
     (["status", "--conditions", "dapt", "--conditions", "tapt"], "conditions", ["dapt", "tapt"]),

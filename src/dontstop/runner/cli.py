@@ -179,6 +179,9 @@ def _reproduce(args: argparse.Namespace) -> int:
     ensure_mini_data(suite, dry_run=args.dry_run)
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
+    if not plans:   # it ran no job, then the domain analysis, then failed: "no metrics.json found"
+        raise UserError(f"--conditions {' '.join(args.conditions or [])}: no condition applies to the chosen "
+                        "tasks (each is skipped, above)")
     print_language_notes(suite, args.tasks)
     tables_root = tables_dir(suite, args.tables_dir) / (QUICK_FOLDER if args.quick else "")
     check_tables_root(tables_root, suite, args.experiments_dir)   # written after every run: refused now
