@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dontstop.cli import main
+from dontstop.cli import build_parser, main
 from dontstop.config import nested_key_lines
 from dontstop.data.download import download_task
 from dontstop.conditions import EXPERIMENTS_DIR
@@ -403,6 +403,8 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
     (["--suite", "studies/mine"], "--suite studies/mine: no suite file; give a suite's name (mini, paper) or the path"),
     (["--seeds", "-1"], "--seeds -1: must be in [0, 4294967296)"),
     (["--seeds", "0", "0"], "--seeds 0 0: seed 0 given twice (each seed is one run)"),
+    # a list flag given again kept its last values alone: the first seed was dropped without a word
+    (["--seeds", "0", "--seeds", "0"], "--seeds 0 0: seed 0 given twice (each seed is one run)"),
     (["--workers", "0"], "--workers 0: must be >= 1"),
     # planned (and its cost counted) twice:
     (["--tasks", "rt-polarity", "rt-polarity"], "--tasks rt-polarity rt-polarity: task rt-polarity given twice"),
@@ -420,6 +422,35 @@ def test_bad_run_flags_are_one_line_naming_the_flag(world, capsys, argv, message
     [line] = refused(capsys, "reproduce", "--conditions", "baseline", *flags, *argv)
     assert line.startswith(message), line
     nothing_written(tmp_path)
+
+
+def test_reproduce_of_conditions_skipped_on_every_chosen_task_is_refused_before_any_work(world, capsys):
+    """`--conditions curated_tapt` on a task without a curated pool: `reproduce` ran no job, then the
+    domain analysis (a model scored on every corpus, its files written), then failed: "no metrics.json
+    found; run `dontstop run ...` first" (`run` refused it at once)."""
+    tmp_path, _, flags = world
+    for dry_run in ([], ["--dry-run"]):
+        assert refused(capsys, "reproduce", "--conditions", "curated_tapt", "--tasks", "bbc-topic", *flags,
+                       *dry_run) == ["--conditions curated_tapt: no condition applies to the chosen tasks (each is "
+                                     "skipped, above)"]
+    nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("argv, dest, values", [
+    (["reproduce", "--tasks", "a", "--tasks", "b"], "tasks", ["a", "b"]),
+    (["status", "--conditions", "dapt", "--conditions", "tapt"], "conditions", ["dapt", "tapt"]),
+    (["run", "experiments/dapt", "--seeds", "0", "--seeds", "1"], "seeds", [0, 1]),
+    (["pretrain", "--model", "m", "--out", "o", "--corpus", "a.txt", "--corpus", "b.txt"], "corpus", ["a.txt", "b.txt"]),
+    # only the last folder's dev/test text was held out: the first task's was pretrained on, or selected
+    (["pretrain", "--model", "m", "--out", "o", "--corpus", "c.txt", "--exclude-dev-test-of", "A",
+      "--exclude-dev-test-of", "B"], "exclude_dev_test_of", ["A", "B"]),
+    (["select", "--task-text", "t", "--pool", "p", "--out", "o", "--exclude-dev-test-of", "A",
+      "--exclude-from", "B"], "exclude_dev_test_of", ["A", "B"]),
+    (["analyze", "mlm-loss", "--models", "base=x", "--models", "dapt=y"], "models", ["base=x", "dapt=y"]),
+])
+def test_a_list_flag_given_twice_keeps_the_values_of_both(argv, dest, values):
+    """argparse's `nargs="+"` kept the last one's values alone, without a word."""
+    assert getattr(build_parser().parse_args(argv), dest) == values
 
 
 @pytest.mark.parametrize("argv, message", [

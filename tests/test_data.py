@@ -284,3 +284,14 @@ def test_data_check_refuses_a_folder_with_nothing_to_check_and_links_to_nothing(
     assert capsys.readouterr().out.splitlines() == [
         f"{tmp_path / 'loop.txt'}: not a readable file (a link to nothing, or to itself?) [error]",
         "checked 2 item(s): 1 error(s), 0 warning(s)"]
+
+
+def test_data_check_of_a_study_file_is_an_error_naming_the_command_that_checks_its_data(tmp_path, capsys):
+    """`dontstop data check study.yaml` read the study file as a corpus, one document a line, and
+    said "0 error(s)" of a study whose data it never looked at (a corpus named .yaml too)."""
+    study = write_lines(tmp_path / "study.yaml", ["name: comments-study", "extends: mini"])
+    assert main(["data", "check", str(study)]) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        f"{study}:1: a YAML file (a suite or study file?), but a corpus is text, one document a line (.txt), or "
+        f'JSON lines ({{"text": ...}}, .jsonl); `dontstop reproduce --suite {study} --dry-run` checks every file '
+        "a study reads [error]", "checked 1 item(s): 1 error(s), 0 warning(s)"]

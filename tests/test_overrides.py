@@ -10,10 +10,11 @@ from conftest import metrics_record
 from dontstop.cli import build_parser, main
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions
 from dontstop.fileio import UserError
-from dontstop.overrides import folder, parse_set
+from dontstop.overrides import folder, from_pairs, parse_set
 from dontstop.report.write import aggregate
 from dontstop.runner.finished import stale_results
 from dontstop.runner.plan import plan_runs
+from dontstop.study_file import tables_dir
 from dontstop.suites import load_suite
 
 
@@ -159,6 +160,23 @@ def test_a_set_value_that_quick_keeps_or_its_quick_key_passes_under_quick(tmp_pa
 def test_the_same_key_set_twice_is_refused():
     with pytest.raises(UserError, match="--set finetune.lr=2: key 'finetune.lr' given twice"):
         parse_set(["finetune.lr=1", "finetune.lr=2"])
+
+
+def test_a_folder_or_path_flag_starting_with_a_tilde_is_under_the_home_folder(tmp_path, monkeypatch, capsys):
+    """`--results-dir=~/runs` (and `--domain-corpus 'cs=~/cs.txt'`, quoted) reach the program with
+    the ~ the shell left: a folder named ~ was made in the working folder, and `status` said
+    "results in ~/runs/mini", which reads as the home folder; a study file's ~ was the home folder."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    assert main(["status", "--results-dir=~/runs", "--cache-dir=~/cache"]) == 0
+    assert f"suite mini: results in {home / 'runs' / 'mini'}" in capsys.readouterr().out
+    assert not list(work.iterdir())
+    [corpus] = from_pairs("--domain-corpus", "domain_corpora", {"cs": "~/cs.txt"}, ["cs=~/cs.txt"])
+    assert corpus.value == str(home / "cs.txt") and corpus.given == "--domain-corpus cs=~/cs.txt"
+    assert tables_dir(load_suite("mini"), "~/tables") == home / "tables"
 
 
 def test_an_override_is_a_new_stage_key_and_makes_finished_runs_stale(mini_suite):

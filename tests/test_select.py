@@ -363,6 +363,18 @@ def test_a_jsonl_pool_named_txt_and_an_output_folder_holding_a_corpus_are_refuse
     assert (tmp_path / "mine" / SELECTED_CORPUS_FILE).read_text() == '{"text": "my own corpus"}\n'
 
 
+def test_a_pool_that_is_a_folder_is_said_so(tmp_path, capsys):
+    """`--pool data/mini/pools` (the folder, not a file in it) was "pool file not found" beside the
+    folder that is there."""
+    task = tmp_path / "task.txt"
+    task.write_text("some task sentence\n")
+    (tmp_path / "pools").mkdir()
+    assert main(["select", "--task-text", str(task), "--pool", str(tmp_path / "pools"), "--out", str(tmp_path / "out"),
+                 "--method", "random", "--k", "1"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"dontstop: error: {tmp_path / 'pools'}: a folder, not a file"
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_suites_selection_keys_are_select_corpus_keywords():
     """suite_checks.SelectionSettings (what a suite's `selection` and `--set selection.*` may give)
     names select_corpus's embedding keywords with their defaults, and the runner's k_scale."""

@@ -19,6 +19,7 @@ never mixed with those made without it (runner/finished.py refuses them as stale
 from __future__ import annotations
 
 import copy
+import os
 import re
 import typing
 from dataclasses import dataclass
@@ -75,15 +76,17 @@ def check_one_setting_each(overrides: list[Override]) -> None:
 
 
 def from_pairs(flag: str, section: str, pairs: dict[str, str], given: list[str]) -> list[Override]:
-    """NAME=PATH flags (config.parse_pairs) as overrides of `section`.NAME, paths made absolute."""
+    """NAME=PATH flags (config.parse_pairs) as overrides of `section`.NAME, paths made absolute (a
+    leading ~ is the home folder, as in a study file: the shell leaves it in `cs=~/cs.txt` quoted)."""
     texts = dict(zip(pairs, given))
-    return [Override((section, name), str(Path(path).resolve()), f"{flag} {texts[name]}")
+    return [Override((section, name), str(Path(path).expanduser().resolve()), f"{flag} {texts[name]}")
             for name, path in pairs.items()]
 
 
 def folder(flag: str, key: str, path: str | None) -> list[Override]:
-    """A folder flag (`--results-dir R`) as the override of `key`, as given; none if not given."""
-    return [Override((key,), path, f"{flag} {path}", in_file=False)] if path else []
+    """A folder flag (`--results-dir R`) as the override of `key`, as given; none if not given. A
+    leading ~ is the home folder: the shell leaves it in `--results-dir=~/runs`, which made ./~/runs."""
+    return [Override((key,), os.path.expanduser(path), f"{flag} {path}", in_file=False)] if path else []
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[Override]) -> dict[str, Any]:

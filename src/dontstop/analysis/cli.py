@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     overlap = commands.add_parser("vocab", help="top-K unigram overlap between corpora (Figure 2)")
     overlap.add_argument("corpora", nargs="*", help="corpus files (default: the suite's)")
-    overlap.add_argument("--names", nargs="+", help="one name per corpus (default: file names)")
+    overlap.add_argument("--names", nargs="+", action="extend", help="one name per corpus (default: file names)")
     overlap.add_argument("--top", type=positive_int, default=10000, help="words per vocabulary")
     overlap.add_argument("--sample-docs", type=positive_int, default=10000,
                          help="documents sampled from each corpus")
@@ -43,9 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     loss = commands.add_parser("mlm-loss", help="held-out MLM loss of each model on each corpus "
                                "(Tables 1 and 12)")
-    loss.add_argument("--models", nargs="+", metavar="NAME=PATH", help="the first is the base "
+    loss.add_argument("--models", nargs="+", action="extend", metavar="NAME=PATH", help="the first is the base "
                       "model (default: base=<suite base model> and the suite's DAPT checkpoints)")
-    loss.add_argument("--corpora", nargs="+", metavar="NAME=PATH", help="default: the suite's")
+    loss.add_argument("--corpora", nargs="+", action="extend", metavar="NAME=PATH", help="default: the suite's")
     loss.add_argument("--documents", type=positive_int, default=500, help="documents per corpus")
     loss.add_argument("--max-length", type=positive_int, default=128, help="tokens per document")
     _common_arguments(loss)

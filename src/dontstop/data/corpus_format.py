@@ -1,7 +1,8 @@
 """A corpus, pool or curated file is read as its name says: `.jsonl` as JSON lines ({"text": ...}),
 anything else as text, one document a line. A file in another format would be read without an
 error and its syntax pretrained on (or selected from a pool): a JSON object or array in a file
-not named .jsonl, a spreadsheet's CSV or TSV export (quotes, commas and its label column).
+not named .jsonl, a spreadsheet's CSV or TSV export (quotes, commas and its label column), a
+suite or study file (`dontstop data check study.yaml`).
 Judged from the name and the first line, as it is read.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import regex
 
 TABLES = (".csv", ".tsv")
+SUITE_FILES = (".yaml", ".yml")
 
 
 def wrong_format(path: Path, line_no: int, raw: str) -> str | None:
@@ -22,6 +24,10 @@ def wrong_format(path: Path, line_no: int, raw: str) -> str | None:
         return (f"a {path.suffix[1:].upper()} file, but a corpus is text, one document a line (.txt), or JSON "
                 "lines ({\"text\": ...}, .jsonl); as text its quotes, separators and columns would be "
                 "pretrained on: export its text column")
+    if path.suffix.lower() in SUITE_FILES:   # `data check study.yaml` read it as a corpus: "0 error(s)"
+        return (f"a YAML file (a suite or study file?), but a corpus is text, one document a line (.txt), or JSON "
+                f"lines ({{\"text\": ...}}, .jsonl); `dontstop reproduce --suite {path} --dry-run` checks "
+                "every file a study reads")
     if path.suffix != ".jsonl" and (_json_object(raw) or raw.strip() == "{"):   # or pretty-printed
         return ("a JSON object, but only a file named .jsonl is read as JSON (as text its syntax would be "
                 "pretrained on); rename it to .jsonl")

@@ -34,7 +34,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("pretrain", help="continued masked-LM pretraining (DAPT / TAPT)",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="bundled:bert-tiny, a checkpoint directory or a hub id")
-    parser.add_argument("--corpus", required=True, nargs="+", help=".txt (one document a line) or .jsonl (text)")
+    parser.add_argument("--corpus", required=True, nargs="+", action="extend",
+                        help=".txt (one document a line) or .jsonl (text)")
     parser.add_argument("--out", required=True, help="output checkpoint directory (must be new or unfinished)")
     parser.add_argument("--recipe", choices=sorted(PRESETS),
                         help="paper Table 13 preset (with --lora, the paper suite's LoRA lr: 2e-3 / 1e-3); flags override it")
@@ -51,10 +52,11 @@ def register(subparsers) -> None:
                              "or one document a sequence (--no-pack-documents; --recipe tapt, as the paper)")
     parser.add_argument("--checkpoint-every", type=int, help="optimizer steps between resumable states")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--lora", nargs="*", metavar="KEY=VALUE",
+    parser.add_argument("--lora", nargs="*", action="extend", metavar="KEY=VALUE",
                         help="train LoRA adapters instead of every weight; keys: the fields of "
                              "recipes.AdapterRecipe (rank=16 alpha=32 'target_modules=[query, value]')")
-    add_flag(parser, "--exclude-dev-test-of", old=["--exclude-heldout-of"], nargs="+", default=[], metavar="TASK_DIR",
+    add_flag(parser, "--exclude-dev-test-of", old=["--exclude-heldout-of"], nargs="+", action="extend", default=[],
+             metavar="TASK_DIR",
              help="drop corpus documents equal to these tasks' dev/test text (their leakage keys)")
     parser.add_argument("--no-wandb", action="store_true", help="do not log to Weights & Biases")
     parser.set_defaults(func=_main)

@@ -53,8 +53,8 @@ from .status import show_status
 def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="run one or more conditions (their folders)")
     run.add_argument("conditions", nargs="+", metavar="CONDITION_DIR", help="condition folders, e.g. experiments/tapt")
-    add_flag(run, "--tasks", nargs="+", old=["--task"], help="task keys (default: the suite's)")
-    run.add_argument("--seeds", nargs="+", type=int, help="fine-tuning seeds (default: the suite's)")
+    add_flag(run, "--tasks", nargs="+", action="extend", old=["--task"], help="task keys (default: the suite's)")
+    run.add_argument("--seeds", nargs="+", action="extend", type=int, help="fine-tuning seeds (default: the suite's)")
     _common_arguments(run)
     run.set_defaults(func=_run)
 
@@ -86,9 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _selection_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks", nargs="+", help="task keys (default: the suite's)")
-    parser.add_argument("--conditions", nargs="+", help="condition names (default: every default one)")
-    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--tasks", nargs="+", action="extend", help="task keys (default: the suite's)")
+    parser.add_argument("--conditions", nargs="+", action="extend", help="condition names (default: every default one)")
+    parser.add_argument("--seeds", nargs="+", action="extend", type=int)
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -179,6 +179,9 @@ def _reproduce(args: argparse.Namespace) -> int:
     ensure_mini_data(suite, dry_run=args.dry_run)
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
+    if not plans:   # it ran no job, then the domain analysis, then failed: "no metrics.json found"
+        raise UserError(f"--conditions {' '.join(args.conditions or [])}: no condition applies to the chosen "
+                        "tasks (each is skipped, above)")
     print_language_notes(suite, args.tasks)
     tables_root = tables_dir(suite, args.tables_dir) / (QUICK_FOLDER if args.quick else "")
     check_tables_root(tables_root, suite, args.experiments_dir)   # written after every run: refused now

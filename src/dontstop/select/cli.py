@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--nprobe", type=int,
                         help=f"--index ivf: lists scanned per query (default {knn_index.DEFAULT_NPROBE})")
     parser.add_argument("--index-dir", help="folder to save the index in, or reuse it from")
-    add_flag(parser, "--exclude-dev-test-of", old=["--exclude-from"], nargs="+", default=[], metavar="TASK_DIR",
+    add_flag(parser, "--exclude-dev-test-of", old=["--exclude-from"], nargs="+", action="extend", default=[],
+             metavar="TASK_DIR",
              help="task folders whose dev/test text must never be selected (their leakage keys)")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=_run)

@@ -22,7 +22,7 @@ from ..data.corpus_format import wrong_format
 from ..data.formats import blank, text_key
 from ..data.json_lines import parse_json_line
 from ..data.sentences import pool_candidates
-from ..fileio import UserError, atomic_output
+from ..fileio import UserError, atomic_output, wrong_kind
 
 
 @dataclass
@@ -109,8 +109,8 @@ def parse_line(path: Path, line_no: int, raw: str) -> tuple[str, str]:
 
 def _raw_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, line) of every non-blank line."""
-    if not path.is_file():
-        raise UserError(f"{path}: pool file not found")
+    if not path.is_file():   # a folder (or a fifo) was "pool file not found" beside the path that is there
+        raise UserError(f"{path}: {wrong_kind(path) or 'pool file not found'}")
     for line_no, raw in text_lines(path):   # bytes that are not UTF-8: one line naming the offset
         if not blank(raw):
             yield line_no, raw
