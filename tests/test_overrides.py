@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 
 from conftest import metrics_record
-from dontstop.cli import build_parser, main
+from dontstop.cli import build_parser, main, under_home
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions
 from dontstop.fileio import UserError
 from dontstop.overrides import folder, from_pairs, parse_set
 from dontstop.report.write import aggregate
 from dontstop.runner.finished import stale_results
 from dontstop.runner.plan import plan_runs
-from dontstop.study_file import tables_dir
 from dontstop.suites import load_suite
 
 
@@ -163,9 +162,9 @@ def test_the_same_key_set_twice_is_refused():
 
 
 def test_a_folder_or_path_flag_starting_with_a_tilde_is_under_the_home_folder(tmp_path, monkeypatch, capsys):
-    """`--results-dir=~/runs` (and `--domain-corpus 'cs=~/cs.txt'`, quoted) reach the program with
-    the ~ the shell left: a folder named ~ was made in the working folder, and `status` said
-    "results in ~/runs/mini", which reads as the home folder; a study file's ~ was the home folder."""
+    """`--results-dir=~/runs`, `--out=~/ck` (and `--domain-corpus 'cs=~/cs.txt'`, quoted) reach the
+    program with the ~ the shell left: a folder named ~ was made in the working folder, and `status`
+    said "results in ~/runs/mini", which reads as the home folder; a study file's ~ was the home folder."""
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
@@ -176,7 +175,9 @@ def test_a_folder_or_path_flag_starting_with_a_tilde_is_under_the_home_folder(tm
     assert not list(work.iterdir())
     [corpus] = from_pairs("--domain-corpus", "domain_corpora", {"cs": "~/cs.txt"}, ["cs=~/cs.txt"])
     assert corpus.value == str(home / "cs.txt") and corpus.given == "--domain-corpus cs=~/cs.txt"
-    assert tables_dir(load_suite("mini"), "~/tables") == home / "tables"
+    args = under_home(build_parser().parse_args(["pretrain", "--model", "m", "--out=~/ck", "--corpus", "~/a.txt", "b.txt"]))
+    assert (args.out, args.corpus) == (str(home / "ck"), [str(home / "a.txt"), "b.txt"])
+    assert under_home(build_parser().parse_args(["analyze", "vocab", "--out=~/an"])).out == home / "an"   # a Path
 
 
 def test_an_override_is_a_new_stage_key_and_makes_finished_runs_stale(mini_suite):

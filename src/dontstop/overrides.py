@@ -19,7 +19,6 @@ never mixed with those made without it (runner/finished.py refuses them as stale
 from __future__ import annotations
 
 import copy
-import os
 import re
 import typing
 from dataclasses import dataclass
@@ -84,9 +83,8 @@ def from_pairs(flag: str, section: str, pairs: dict[str, str], given: list[str])
 
 
 def folder(flag: str, key: str, path: str | None) -> list[Override]:
-    """A folder flag (`--results-dir R`) as the override of `key`, as given; none if not given. A
-    leading ~ is the home folder: the shell leaves it in `--results-dir=~/runs`, which made ./~/runs."""
-    return [Override((key,), os.path.expanduser(path), f"{flag} {path}", in_file=False)] if path else []
+    """A folder flag (`--results-dir R`) as the override of `key`, as given; none if not given."""
+    return [Override((key,), path, f"{flag} {path}", in_file=False)] if path else []
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[Override]) -> dict[str, Any]:

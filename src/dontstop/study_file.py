@@ -149,7 +149,7 @@ def tables_dir(suite: Any, given: str | None) -> Path:
     """Where a suite's tables go: `given` (--tables-dir, --out), else a study's beside its file
     (<its folder>/tables/<name>/), a built-in suite's in paper_tables/<name>/."""
     if given:
-        return Path(given).expanduser()   # `--tables-dir=~/t`: the shell leaves the ~, which made ./~/t
+        return Path(given)
     return Path(suite.source).parent / "tables" if suite.is_study else Path("paper_tables")
 
 
