@@ -178,6 +178,9 @@ def test_a_folder_or_path_flag_starting_with_a_tilde_is_under_the_home_folder(tm
     args = under_home(build_parser().parse_args(["pretrain", "--model", "m", "--out=~/ck", "--corpus", "~/a.txt", "b.txt"]))
     assert (args.out, args.corpus) == (str(home / "ck"), [str(home / "a.txt"), "b.txt"])
     assert under_home(build_parser().parse_args(["analyze", "vocab", "--out=~/an"])).out == home / "an"   # a Path
+    (home / "exps").mkdir()   # its check ran before the ~ was expanded: "~/exps: no such folder"
+    assert under_home(build_parser().parse_args(["status", "--experiments-dir=~/exps"])).experiments_dir == \
+        str(home / "exps")
 
 
 def test_an_override_is_a_new_stage_key_and_makes_finished_runs_stale(mini_suite):

@@ -13,6 +13,7 @@ folder one command writes (`dontstop pretrain`, `finetune`, `select`, `analyze`)
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -64,6 +65,7 @@ def add_experiments_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _folder_of_conditions(value: str) -> str:
+    value = os.path.expanduser(value)   # checked before cli.under_home sees it: `--experiments-dir=~/exps`
     if not Path(value).is_dir():
         raise argparse.ArgumentTypeError(f"{value}: {'a file' if Path(value).exists() else 'no such folder'}; "
                                          "give the folder that holds the condition folders")
