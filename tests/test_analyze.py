@@ -291,6 +291,18 @@ def test_mlm_loss_cli_writes_tables(perturbed_model, text_corpora, tmp_path, cap
     assert "--models base: expected NAME=PATH" in capsys.readouterr().err
 
 
+def test_mlm_loss_corpora_starting_with_a_tilde_are_under_the_home_folder(text_corpora, tmp_path, monkeypatch):
+    """`--corpora 'cs=~/cs.txt'` (quoted, or after '=' where the shell leaves the ~): the path was
+    taken literally, "~/cs.txt: corpus file not found", where every other path flag is the home folder's."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    out = tmp_path / "analysis"
+    argv = ["analyze", "mlm-loss", "--models", "base=bundled:bert-tiny",
+            "--corpora", *(f"{name}=~/{path.name}" for name, path in text_corpora.items()),
+            "--documents", "4", "--max-length", "32", "--out", str(out)]
+    assert main(argv) == 0
+    assert list(pd.read_csv(out / "mlm_loss.csv", index_col=0).columns) == ["news", "cs"]
+
+
 def test_a_mistyped_later_model_is_refused_before_any_model_scores(text_corpora, tmp_path, capsys, monkeypatch):
     """`--models base=... dapt-cs=<typo>`: the base model scored every corpus first (minutes on the
     paper's models and 500 documents), then the typo ended the command. A hub id this machine has
