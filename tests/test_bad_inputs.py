@@ -431,9 +431,15 @@ def test_reproduce_of_conditions_skipped_on_every_chosen_task_is_refused_before_
     tmp_path, _, flags = world
     for dry_run in ([], ["--dry-run"]):
         assert refused(capsys, "reproduce", "--conditions", "curated_tapt", "--tasks", "bbc-topic", *flags,
-                       *dry_run) == ["--conditions curated_tapt: no condition applies to the chosen tasks (each is "
-                                     "skipped, above)"]
-    nothing_written(tmp_path)
+                       *dry_run) == ["--conditions curated_tapt: no condition applies to the chosen tasks "
+                                     "(curated_tapt: no curated pool)"]   # it said "(each is skipped, above)": a
+    nothing_written(tmp_path)                                              # built-in suite's tasks print no such line
+    own = tmp_path / "own"   # the default conditions, --conditions not given: it said "--conditions : no ..."
+    shutil.copytree(EXPERIMENTS_DIR / "baseline", own / "baseline")
+    config = own / "baseline" / "config.yaml"
+    config.write_text(config.read_text().replace("applies_to: all", "applies_to: curated"))
+    assert refused(capsys, "reproduce", "--experiments-dir", own, "--tasks", "bbc-topic", *flags, "--dry-run") == [
+        "no condition applies to the chosen tasks (baseline: no curated pool)"]
 
 
 @pytest.mark.parametrize("argv, dest, values", [

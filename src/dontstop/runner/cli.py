@@ -180,8 +180,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     if not plans:   # it ran no job, then the domain analysis, then failed: "no metrics.json found"
-        raise UserError(f"--conditions {' '.join(args.conditions or [])}: no condition applies to the chosen "
-                        "tasks (each is skipped, above)")
+        # why, here: a built-in suite prints no "skipped" line (print_skipped), and --conditions may be unsaid
+        why = {c.condition: "; ".join(dict.fromkeys(filter(None, (c.missing_input(suite.task(key), suite)
+                                                                  for key in args.tasks or suite.tasks))))
+               for c in conditions}
+        raise UserError(f"{'--conditions ' + ' '.join(args.conditions) + ': ' if args.conditions else ''}no "
+                        f"condition applies to the chosen tasks ({'; '.join(f'{k}: {v}' for k, v in why.items())})")
     print_language_notes(suite, args.tasks)
     tables_root = tables_dir(suite, args.tables_dir) / (QUICK_FOLDER if args.quick else "")
     check_tables_root(tables_root, suite, args.experiments_dir)   # written after every run: refused now
