@@ -102,6 +102,17 @@ def test_a_selection_stage_counts_the_candidates_its_queries_draw_then_the_corpu
     assert estimator.stage_seconds(stage)[1:] == (steps * 128, steps, True)
 
 
+def test_a_selection_counts_its_queries_not_the_sequences_they_fill(mini_suite):
+    """A query longer than max_length (`selection.query_unit: text`, a long task text) is one query
+    of the selection, but filled 3 sequences of 128 tokens: Q was taken as 300 where 100 query."""
+    write_split(mini_suite.task_dir("aclsum-roles") / "train.jsonl", 100, chars=1_200)   # 300 tokens a text
+    write_split(Path(mini_suite.data_path(mini_suite.pools["cs"])), 2_000, chars=80)
+    stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "rand_tapt"), ["aclsum-roles"])[0].stages[-1]
+    stage.selection.update(k_scale=0.2, query_unit="text")   # 10 per query
+    drawn = Estimator.for_suite(mini_suite).stage_texts(stage, 128)[1]
+    assert len(drawn) == round(2_000 * (1 - (1 - 10 / 2_000) ** 100))   # 788, not 1,554
+
+
 def test_a_stage_trains_on_its_documents_but_those_held_out(mini_suite):
     """Pretraining holds out recipes.heldout_documents of a corpus, at most 10% of them (50 of the
     mini's 500 TAPT texts), to score its MLM loss: they are no steps."""

@@ -214,10 +214,12 @@ class Estimator:
         selection = stage.selection
         texts = [*stage.corpora, selection["queries"]]
         queries, exact = self.file_sequences(selection["queries"], max_length, unit=selection["query_unit"])
+        # one query a sentence (or text), however many sequences it fills; not there yet: one a sequence
+        count = len(document_tokens(selection["queries"], selection["query_unit"])) if exact else len(queries)
         if Path(selection["pool"]).is_file():
-            return texts, drawn_candidates(stage, len(queries)), exact
+            return texts, drawn_candidates(stage, count), exact
         per_query = scaled_k(selection["k"], selection.get("k_scale", 1.0))
-        return texts, np.resize(queries, per_query * len(queries)), False
+        return texts, np.resize(queries, per_query * count), False
 
     def file_sequences(self, path: str, max_length: int, unit: str = "text") -> tuple[np.ndarray, bool]:
         """(tokens of each one-document sequence, exact) of one file (`unit` "sentence": of each of
