@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from conftest import metrics_record
-from dontstop.cli import build_parser, main, under_home
+from dontstop.cli import build_parser, expand_home, main
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions
 from dontstop.fileio import UserError
+from dontstop.config import parse_pairs
 from dontstop.overrides import folder, from_pairs, parse_set
 from dontstop.report.write import aggregate
 from dontstop.runner.finished import stale_results
@@ -162,9 +163,10 @@ def test_the_same_key_set_twice_is_refused():
 
 
 def test_a_folder_or_path_flag_starting_with_a_tilde_is_under_the_home_folder(tmp_path, monkeypatch, capsys):
-    """`--results-dir=~/runs`, `--out=~/ck` (and `--domain-corpus 'cs=~/cs.txt'`, quoted) reach the
-    program with the ~ the shell left: a folder named ~ was made in the working folder, and `status`
-    said "results in ~/runs/mini", which reads as the home folder; a study file's ~ was the home folder."""
+    """`--results-dir=~/runs`, `--out=~/ck`, `--set results_dir=~/r` (and `--domain-corpus
+    'cs=~/cs.txt'`, quoted) reach the program with the ~ the shell left: a folder named ~ was made
+    in the working folder, and `status` said "results in ~/runs/mini", which reads as the home
+    folder; a study file's ~ was the home folder."""
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
@@ -173,13 +175,18 @@ def test_a_folder_or_path_flag_starting_with_a_tilde_is_under_the_home_folder(tm
     assert main(["status", "--results-dir=~/runs", "--cache-dir=~/cache"]) == 0
     assert f"suite mini: results in {home / 'runs' / 'mini'}" in capsys.readouterr().out
     assert not list(work.iterdir())
-    [corpus] = from_pairs("--domain-corpus", "domain_corpora", {"cs": "~/cs.txt"}, ["cs=~/cs.txt"])
+    [corpus] = from_pairs("--domain-corpus", "domain_corpora", parse_pairs(["cs=~/cs.txt"], "--domain-corpus"),
+                          ["cs=~/cs.txt"])
     assert corpus.value == str(home / "cs.txt") and corpus.given == "--domain-corpus cs=~/cs.txt"
-    args = under_home(build_parser().parse_args(["pretrain", "--model", "m", "--out=~/ck", "--corpus", "~/a.txt", "b.txt"]))
+    # --set of a built-in suite: its paths were ./~/r, or data/mini/~/x.txt (a study file's were expanded)
+    assert main(["status", "--set", "results_dir=~/r"]) == 0
+    assert f"suite mini: results in {home / 'r' / 'mini'}" in capsys.readouterr().out
+    assert parse_set(["domain_corpora={cs: ~/x.txt}"])[0].value == {"cs": str(home / "x.txt")}
+    args = expand_home(build_parser().parse_args(["pretrain", "--model", "m", "--out=~/ck", "--corpus", "~/a.txt", "b.txt"]))
     assert (args.out, args.corpus) == (str(home / "ck"), [str(home / "a.txt"), "b.txt"])
-    assert under_home(build_parser().parse_args(["analyze", "vocab", "--out=~/an"])).out == home / "an"   # a Path
+    assert expand_home(build_parser().parse_args(["analyze", "vocab", "--out=~/an"])).out == home / "an"   # a Path
     (home / "exps").mkdir()   # its check ran before the ~ was expanded: "~/exps: no such folder"
-    assert under_home(build_parser().parse_args(["status", "--experiments-dir=~/exps"])).experiments_dir == \
+    assert expand_home(build_parser().parse_args(["status", "--experiments-dir=~/exps"])).experiments_dir == \
         str(home / "exps")
 
 

@@ -15,9 +15,8 @@ import importlib
 import os
 import select
 import sys
-from pathlib import Path
 
-from .fileio import UserError
+from .fileio import UserError, under_home
 
 COMMANDS = {
     "data": "dontstop.data.cli",          # data download | check | build-mini
@@ -76,7 +75,7 @@ def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     chosen = [argv[0]] if argv and argv[0] in COMMANDS else None
-    args = under_home(build_parser(chosen).parse_args(argv))
+    args = expand_home(build_parser(chosen).parse_args(argv))
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()   # a reader gone shows here, inside this try, not as Python's message at exit
@@ -98,18 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def under_home(args: argparse.Namespace) -> argparse.Namespace:
-    """Every flag value that starts with ~ under the home folder, as the shell makes a path it
-    expands: it leaves the ~ in `--out=~/x`, `--cache-dir=~/c` or a quoted path, which made a
-    folder named ~ in the working folder (a NAME=PATH pair's path: overrides.from_pairs)."""
-    def expanded(value):
-        if isinstance(value, list):
-            return [expanded(item) for item in value]
-        if isinstance(value, (str, Path)) and str(value).startswith("~"):
-            return type(value)(os.path.expanduser(value))
-        return value
+def expand_home(args: argparse.Namespace) -> argparse.Namespace:
+    """Every flag value that starts with ~ under the home folder (fileio.under_home): the shell
+    leaves the ~ in `--out=~/x`, `--cache-dir=~/c` or a quoted path."""
     for name, value in vars(args).items():
-        setattr(args, name, expanded(value))
+        setattr(args, name, under_home(value))
     return args
 
 

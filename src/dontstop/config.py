@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .fileio import UserError, lone_surrogate
+from .fileio import UserError, lone_surrogate, under_home
 
 T = TypeVar("T")
 # Field metadata of a dataclass field that is filled by code, never read from a YAML file.
@@ -196,7 +196,8 @@ def located(source: str, key_lines: dict[str, int | str], key: str) -> str:
 
 
 def parse_pairs(values: list[str], flag: str) -> dict[str, str]:
-    """["cs=data/cs.txt", ...] -> {"cs": "data/cs.txt"}, in the order given (NAME=PATH flags)."""
+    """["cs=data/cs.txt", ...] -> {"cs": "data/cs.txt"}, in the order given (NAME=PATH flags); a
+    PATH starting with ~ under the home folder (fileio.under_home: `'cs=~/cs.txt'`, quoted)."""
     parsed: dict[str, str] = {}
     for value in values:
         name, sep, path = value.partition("=")
@@ -204,7 +205,7 @@ def parse_pairs(values: list[str], flag: str) -> dict[str, str]:
             raise UserError(f"{flag} {value}: expected NAME=PATH")
         if name in parsed:
             raise UserError(f"{flag} {value}: name {name!r} given twice")
-        parsed[name] = path
+        parsed[name] = under_home(path)
     return parsed
 
 

@@ -114,6 +114,19 @@ def wrong_kind(path: str | Path, folder: bool = False) -> str | None:
     return f"{kind}, not a {'folder' if folder else 'regular file'}; give a {'folder' if folder else 'file'}"
 
 
+def under_home(value: Any) -> Any:
+    """A value with each string (or path) that starts with ~ under the home folder, as the shell
+    expands a path, through lists and mappings: it leaves the ~ in `--out=~/x`, a quoted path, a
+    `--set results_dir=~/r` or `cs=~/cs.txt`, which named a folder ~ in the working folder."""
+    if isinstance(value, list):
+        return [under_home(item) for item in value]
+    if isinstance(value, dict):
+        return {key: under_home(item) for key, item in value.items()}
+    if isinstance(value, (str, Path)) and str(value).startswith("~"):
+        return type(value)(os.path.expanduser(value))
+    return value
+
+
 def check_writable_dir(directory: str | Path) -> None:
     """Refuse an output folder that can never be written (a file on its path, a folder not
     writable) before any work, not when the tables are written after the study's runs. Creates

@@ -13,13 +13,13 @@ folder one command writes (`dontstop pretrain`, `finetune`, `select`, `analyze`)
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
 
 from .conditions import EXPERIMENTS_DIR
 from .config import parse_pairs
+from .fileio import under_home
 from .overrides import Override, check_one_setting_each, folder, from_pairs, parse_set
 from .value_rules import SEED
 
@@ -65,7 +65,7 @@ def add_experiments_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _folder_of_conditions(value: str) -> str:
-    value = os.path.expanduser(value)   # checked before cli.under_home sees it: `--experiments-dir=~/exps`
+    value = under_home(value)   # checked before cli.expand_home sees it: `--experiments-dir=~/exps`
     if not Path(value).is_dir():
         raise argparse.ArgumentTypeError(f"{value}: {'a file' if Path(value).exists() else 'no such folder'}; "
                                          "give the folder that holds the condition folders")

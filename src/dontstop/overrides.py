@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from .config import MERGED_SECTIONS, matches_type, merged, parse_yaml, type_name, yaml_fields, yaml_problem
-from .fileio import UserError
+from .fileio import UserError, under_home
 
 KEY = re.compile(r"^[\w-]+$")             # one part of a dotted path: a YAML key of ours
 FIXED = {"name": "names the suite and its results folder (write a study file with `extends`)",
@@ -53,7 +53,7 @@ def parse_set(values: list[str]) -> list[Override]:
             raise UserError(f"--set {text}: expected KEY=VALUE, KEY a suite key or a dotted path into one "
                             "(finetune.lr=1e-4)")
         try:
-            value = parse_yaml(raw)
+            value = under_home(parse_yaml(raw))   # `--set results_dir=~/r`: the shell leaves that ~
         except yaml.YAMLError as e:
             raise UserError(f"--set {text}: {yaml_problem(e, 'the value is not YAML')}") from None
         if keys in found:
@@ -75,10 +75,9 @@ def check_one_setting_each(overrides: list[Override]) -> None:
 
 
 def from_pairs(flag: str, section: str, pairs: dict[str, str], given: list[str]) -> list[Override]:
-    """NAME=PATH flags (config.parse_pairs) as overrides of `section`.NAME, paths made absolute (a
-    leading ~ is the home folder, as in a study file: the shell leaves it in `cs=~/cs.txt` quoted)."""
+    """NAME=PATH flags (config.parse_pairs) as overrides of `section`.NAME, paths made absolute."""
     texts = dict(zip(pairs, given))
-    return [Override((section, name), str(Path(path).expanduser().resolve()), f"{flag} {texts[name]}")
+    return [Override((section, name), str(Path(path).resolve()), f"{flag} {texts[name]}")
             for name, path in pairs.items()]
 
 

@@ -91,8 +91,7 @@ def _mlm_loss(args: argparse.Namespace) -> int:
     suite = None if args.corpora and args.models else _suite(args)
     # the models, the folder and the length first: they were checked after every corpus was read
     models = parse_pairs(args.models, "--models") if args.models else suite_models(suite)
-    corpora = ({name: str(Path(path).expanduser()) for name, path in parse_pairs(args.corpora, "--corpora").items()}
-               if args.corpora else suite_corpora(suite))   # 'cs=~/cs.txt': the shell leaves that ~ (cli.under_home)
+    corpora = parse_pairs(args.corpora, "--corpora") if args.corpora else suite_corpora(suite)
     out_dir = _writable_out_dir(args, MLM_OUTPUT_FILES)
     _check_max_length(args.max_length, models)
     if args.corpora:
