@@ -440,6 +440,9 @@ def test_reproduce_of_conditions_skipped_on_every_chosen_task_is_refused_before_
     config.write_text(config.read_text().replace("applies_to: all", "applies_to: curated"))
     assert refused(capsys, "reproduce", "--experiments-dir", own, "--tasks", "bbc-topic", *flags, "--dry-run") == [
         "no condition applies to the chosen tasks (baseline: no curated pool)"]
+    assert refused(capsys, "run", EXPERIMENTS_DIR / "curated_tapt", "--tasks", "bbc-topic", *flags) == [
+        "no condition applies to the chosen tasks (curated_tapt: no curated pool)"]   # it did not say why
+    nothing_written(tmp_path)
 
 
 @pytest.mark.parametrize("argv, dest, values", [

@@ -167,10 +167,20 @@ def _run(args: argparse.Namespace) -> int:
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     if not plans:
-        raise UserError("no condition applies to the chosen tasks")
+        raise _none_applies(suite, conditions, args.tasks, "")
     print_language_notes(suite, args.tasks)
     _go(plans, suite, args, analysis=False)
     return 0
+
+
+def _none_applies(suite: Suite, conditions: list[Condition], task_keys: list[str] | None, given: str) -> UserError:
+    """No condition applies to a chosen task: the error says why for each (a built-in suite's tasks
+    print no "skipped" line), after `given`, the flag that chose them."""
+    why = {c.condition: "; ".join(dict.fromkeys(filter(None, (c.missing_input(suite.task(key), suite)
+                                                              for key in task_keys or suite.tasks))))
+           for c in conditions}
+    return UserError(f"{given}no condition applies to the chosen tasks "
+                     f"({'; '.join(f'{key}: {reason}' for key, reason in why.items())})")
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -180,12 +190,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     if not plans:   # it ran no job, then the domain analysis, then failed: "no metrics.json found"
-        # why, here: a built-in suite prints no "skipped" line (print_skipped), and --conditions may be unsaid
-        why = {c.condition: "; ".join(dict.fromkeys(filter(None, (c.missing_input(suite.task(key), suite)
-                                                                  for key in args.tasks or suite.tasks))))
-               for c in conditions}
-        raise UserError(f"{'--conditions ' + ' '.join(args.conditions) + ': ' if args.conditions else ''}no "
-                        f"condition applies to the chosen tasks ({'; '.join(f'{k}: {v}' for k, v in why.items())})")
+        raise _none_applies(suite, conditions, args.tasks, f"--conditions {' '.join(args.conditions)}: "
+                            if args.conditions else "")
     print_language_notes(suite, args.tasks)
     tables_root = tables_dir(suite, args.tables_dir) / (QUICK_FOLDER if args.quick else "")
     check_tables_root(tables_root, suite, args.experiments_dir)   # written after every run: refused now
