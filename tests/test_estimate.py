@@ -90,7 +90,7 @@ def test_a_selection_stage_counts_the_candidates_its_queries_draw_then_the_corpu
     stage.recipe.update(epochs=1, batch_size=1, max_length=128, pack_documents=True, heldout_documents=0)
     estimator = Estimator.for_suite(mini_suite)
     paths, drawn, exact = estimator.stage_texts(stage, 128)
-    expected = 2_000 * (1 - (1 - 10 / 2_000) ** 100)   # 788.3, where 100 x 10 = 1,000
+    expected = 2_000 * (1 - (1 - 10 / 2_000) ** 100)   # 788.5, where 100 x 10 = 1,000
     assert paths == [str(queries)] and len(drawn) == round(expected) and set(drawn) == {20} and exact
 
     texts = [json.loads(line)["text"] for line in queries.read_text().splitlines()]
@@ -111,6 +111,19 @@ def test_a_selection_counts_its_queries_not_the_sequences_they_fill(mini_suite):
     stage.selection.update(k_scale=0.2, query_unit="text")   # 10 per query
     drawn = Estimator.for_suite(mini_suite).stage_texts(stage, 128)[1]
     assert len(drawn) == round(2_000 * (1 - (1 - 10 / 2_000) ** 100))   # 788, not 1,554
+
+
+def test_a_pool_past_the_sample_is_counted_from_its_head_scaled_by_its_bytes(tmp_path, monkeypatch):
+    """A paper-size pool (GBs) is not read for an estimate: its first POOL_SAMPLE_BYTES are."""
+    from dontstop.runner import selection_size
+
+    pool = tmp_path / "pool.jsonl"
+    write_split(pool, 2_000, chars=80)   # ~110 bytes a line, one candidate each
+    monkeypatch.setattr(selection_size, "POOL_SAMPLE_BYTES", 11_000)   # ~100 lines
+    sample = selection_size.pool_sample(pool, "sentence")
+    assert not sample.whole and sample.candidates == pytest.approx(2_000, rel=0.02) and set(sample.tokens) == {20}
+    assert selection_size.expected_distinct(2_000, 10, 100) == pytest.approx(788.46, abs=0.01)
+    assert selection_size.expected_distinct(2_000, 3_000, 1) == 2_000   # k past the pool: all of it
 
 
 def test_a_stage_trains_on_its_documents_but_those_held_out(mini_suite):

@@ -54,19 +54,21 @@ def pool_sample(path: str | Path, unit: str) -> PoolSample:
 
 @functools.lru_cache(maxsize=8)
 def _pool_sample(path: str, _version: tuple[int, int], unit: str) -> PoolSample:
-    keys, tokens, read = set(), [], 0
+    """Scaled past the sample by bytes: a pool whose duplicates gather past its head counts more
+    candidates than it has (the selection drops them, select/pool.scan_pool)."""
+    keys, tokens, read, whole = set(), [], 0, True
     for line_no, raw in text_lines(path):
-        read += len(raw.encode())
-        if read > POOL_SAMPLE_BYTES:
+        if read + len(raw.encode()) > POOL_SAMPLE_BYTES:
+            whole = False
             break
+        read += len(raw.encode())
         if blank(raw):
             continue
         for candidate in pool_candidates(parse_line(Path(path), line_no, raw)[0], unit):
             if (key := text_key(candidate)) not in keys:
                 keys.add(key)
                 tokens.append(math.ceil(len(candidate) / CHARS_PER_TOKEN))
-    whole = read <= POOL_SAMPLE_BYTES
-    share = 1.0 if whole else read / Path(path).stat().st_size   # of the pool's bytes read
+    share = 1.0 if whole else max(read, 1) / Path(path).stat().st_size   # of the pool's bytes read
     return PoolSample(round(len(keys) / share), np.array(tokens or [0], dtype=np.int64), whole)
 
 

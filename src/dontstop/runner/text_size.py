@@ -15,7 +15,7 @@ from ..pretrain.corpus import HELDOUT_FRACTION_CAP
 from ..recipes import PretrainRecipe
 
 CHARS_PER_TOKEN = 4.0
-READ_BYTES_MAX = 64 * 2**20   # a plain text corpus larger than this is sized by its bytes, never read
+READ_BYTES_MAX = 64 * 2**20   # a plain text corpus larger than this is not read to count its documents
 
 
 def text_tokens(path: Path) -> float:
