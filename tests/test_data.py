@@ -144,6 +144,26 @@ def test_train_labels_differing_only_in_case_or_width_are_a_warning(tmp_path):
          "width: two classes (one label meant?)", "warning") for line, label in ((3, "Fresh"), (4, "ｆｒｅｓｈ"))]
 
 
+def test_a_train_label_written_as_a_number_among_strings_is_a_warning(tmp_path):
+    """`1` among "pos" and "neg" (a cell a spreadsheet read as a number) was a third class of one
+    example, without a word; a label set of numbers alone, or "1" given both ways, says nothing."""
+    lines = [json.dumps({"text": f"text {i}", "label": ["pos", "neg"][i % 2]}) for i in range(6)]
+    lines[3] = json.dumps({"text": "text 3", "label": 1})
+    lines[4] = json.dumps({"text": "text 4\u2028still line 5", "label": 2.5}, ensure_ascii=False)   # U+2028 within
+    write_lines(tmp_path / "train.jsonl", lines)
+    write_lines(tmp_path / "dev.jsonl", [record("six", "pos"), record("seven", "neg")])
+    write_lines(tmp_path / "test.jsonl", [record("eight", "pos"), record("nine", "neg")])
+    assert [(p.error_line, p.severity) for p in check_task(tmp_path)] == [
+        (f"{tmp_path}/train.jsonl:{line}: field 'label': {label} is a number where the other labels are strings "
+         "('neg', 'pos'): a class of its own of 1 example(s) (a word meant?)", "warning")
+        for line, label in ((4, 1), (5, 2.5))]
+    write_lines(tmp_path / "train.jsonl", [json.dumps({"text": f"t {i}", "label": i % 2}) for i in range(4)]
+                + [json.dumps({"text": "t 4", "label": "1"})])
+    for split in ("dev", "test"):
+        write_lines(tmp_path / f"{split}.jsonl", [record(f"{split} 0", 0), record(f"{split} 1", 1)])
+    assert check_task(tmp_path) == []   # 0, 1 and "1": two labels, all numbers
+
+
 def test_data_check_cli_exit_codes(tmp_path, capsys):
     good = write_lines(tmp_path / "chemprot" / "train.jsonl", [record("x binds y", "INHIBITOR")])
     assert main(["data", "check", str(good), "--task", "chemprot"]) == 0

@@ -4,14 +4,17 @@ what `dontstop run` checks before any work (runner/inputs.py) and what a downloa
 formats.parse_split's; here: a train split of one label, a dev or test label that train never
 has, a held-out split that is a copy of another, and (warnings) dev/test text also in train, test
 text also in dev (leakage), one text given two labels in a split, train labels that differ only in
-case or width, and a registry task whose splits do not hold its published numbers of examples.
+case or width or are numbers among words, and a registry task whose splits do not hold its
+published numbers of examples.
 """
 from __future__ import annotations
 
+import json
 import unicodedata
 from pathlib import Path
 
 from ..tasks import SPLITS, Task
+from .encoding import ENCODING
 from .formats import Example, Problem, normalize, one_label_problem, parse_split
 
 
@@ -42,7 +45,8 @@ def check_splits(paths: dict[str, Path], task: Task | None = None) -> list[Probl
     problems += _copied_splits(paths, keys)
     problems += _leakage(paths, splits, keys, "train", ("dev", "test"))
     problems += _leakage(paths, splits, keys, "dev", ("test",))   # epochs chosen on test text
-    return problems + _two_labels(paths, splits, keys) + _labels_alike(paths, splits) + unlike_published(paths, task)
+    return (problems + _two_labels(paths, splits, keys) + _labels_alike(paths, splits)
+            + _numbers_among_words(paths["train"], splits["train"]) + unlike_published(paths, task))
 
 
 def one_label_cut(train: list[Example], cut: int | None, path: str | Path) -> Problem | None:
@@ -99,6 +103,35 @@ def _labels_alike(paths: dict[str, Path], splits: dict[str, list[Example]]) -> l
             problems.append(Problem(str(paths["train"]), e.line, "label", f"{e.label!r} differs from {seen.label!r} "
                                     f"(line {seen.line}) only in case or width: two classes (one label meant?)", "warning"))
     return problems
+
+
+def _numbers_among_words(path: Path, train: list[Example]) -> list[Problem]:
+    """Train labels written as JSON numbers among labels written as strings (`1` among "pos" and
+    "neg": a cell a spreadsheet read as a number): each a class of its own, trained and scored
+    silently. A warning, since a label set may mix them on purpose. The file is read again only
+    when some labels read as numbers and some do not."""
+    numeric = {e.label for e in train if _reads_as_number(e.label)}
+    if not numeric or len(numeric) == len({e.label for e in train}):
+        return []
+    with open(path, encoding=ENCODING, errors="replace") as f:   # its lines as parse_split numbers them
+        lines = f.readlines()
+    first: dict[str, Example] = {}
+    for e in train:
+        if e.label in numeric and not isinstance(json.loads(lines[e.line - 1])["label"], str):
+            first.setdefault(e.label, e)
+    words = sorted({e.label for e in train} - set(first))
+    return [Problem(str(path), e.line, "label", f"{json.loads(lines[e.line - 1])['label']!r} is a number where the "
+                    f"other labels are strings ({', '.join(map(repr, words[:3]))}{', ...' if len(words) > 3 else ''}): "
+                    f"a class of its own of {sum(x.label == label for x in train)} example(s) (a word meant?)", "warning")
+            for label, e in first.items()]
+
+
+def _reads_as_number(label: str) -> bool:
+    try:
+        float(label)
+        return True
+    except ValueError:
+        return False
 
 
 def _case_and_width_folded(label: str) -> str:
