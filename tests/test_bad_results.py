@@ -326,6 +326,10 @@ def _record_a_folder(cell):
     # what the tables read, edited by hand: another cell became the bold best, exit 0
     (_test_metric_edited, ": field 'test_metric' is 0.99, but test.macro_f1 is 0.5 (edited by hand?)"),
     (_probe_test_metric_edited, ": field 'test_metric' is 0.99, but test.macro_f1 is 0.5 (edited by hand?)"),
+    # a metric no run writes: it said "field 'test_metric' is 0.5, but test.f1 is None"
+    (lambda cell: metrics_record(metric="f1", dev={"macro_f1": 0.5}, test={"accuracy": 0.5, "macro_f1": 0.5,
+                                                                       "micro_f1": 0.5}).write(cell / "baseline" / "seed_0"),
+     ": field 'metric' is 'f1', but its test scores are accuracy, macro_f1, micro_f1 (edited by hand?)"),
     (_nan_in_dev_curve, ": field 'dev_curve[1]' is nan: not a fraction in [0, 1]"),
     (_nan_probe, ": field 'test_metric' is nan: not a fraction in [0, 1]"),
     # a copied seed folder renamed seed_-1, its seed edited: one more seed tabled while status said 5/5

@@ -74,7 +74,10 @@ def check_scores(path: str | Path, record, **more: float | list[float]) -> None:
     # test_metric is what the tables read: one edited by hand made another cell the bold best
     for split in ("test", "dev") if "dev_metric" in more else ("test",):
         given, kept = getattr(record, f"{split}_metric"), getattr(record, split).get(record.metric)
-        if kept is None or not math.isclose(given, kept, rel_tol=1e-9, abs_tol=1e-12):
+        if kept is None:   # it said "test_metric is 0.66, but test.f1 is None"
+            raise UserError(f"{path}: field 'metric' is {record.metric!r}, but its {split} scores are "
+                            f"{', '.join(getattr(record, split)) or 'none'} (edited by hand?)")
+        if not math.isclose(given, kept, rel_tol=1e-9, abs_tol=1e-12):
             raise UserError(f"{path}: field '{split}_metric' is {given!r}, but {split}.{record.metric} is {kept!r} "
                             "(edited by hand?)")
 
