@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 from ..tasks import SPLITS, Task
@@ -110,20 +111,23 @@ def _numbers_among_words(path: Path, train: list[Example]) -> list[Problem]:
     "neg": a cell a spreadsheet read as a number): each a class of its own, trained and scored
     silently. A warning, since a label set may mix them on purpose. The file is read again only
     when some labels read as numbers and some do not."""
-    numeric = {e.label for e in train if _reads_as_number(e.label)}
-    if not numeric or len(numeric) == len({e.label for e in train}):
+    counts = Counter(e.label for e in train)
+    numeric = {label for label in counts if _reads_as_number(label)}
+    if not numeric or len(numeric) == len(counts):
         return []
     with open(path, encoding=ENCODING, errors="replace") as f:   # its lines as parse_split numbers them
         lines = f.readlines()
-    first: dict[str, Example] = {}
+    written: dict[str, tuple[Example, object]] = {}   # label -> its first line written as a number, that number
     for e in train:
-        if e.label in numeric and not isinstance(json.loads(lines[e.line - 1])["label"], str):
-            first.setdefault(e.label, e)
-    words = sorted({e.label for e in train} - set(first))
-    return [Problem(str(path), e.line, "label", f"{json.loads(lines[e.line - 1])['label']!r} is a number where the "
-                    f"other labels are strings ({', '.join(map(repr, words[:3]))}{', ...' if len(words) > 3 else ''}): "
-                    f"a class of its own of {sum(x.label == label for x in train)} example(s) (a word meant?)", "warning")
-            for label, e in first.items()]
+        if e.label in numeric and e.label not in written:
+            value = json.loads(lines[e.line - 1])["label"]
+            if not isinstance(value, str):
+                written[e.label] = (e, value)
+    words = sorted(set(counts) - set(written))
+    return [Problem(str(path), e.line, "label", f"{value!r} is a number where the other labels are strings "
+                    f"({', '.join(map(repr, words[:3]))}{', ...' if len(words) > 3 else ''}): a class of its own of "
+                    f"{counts[label]} example(s) (a word meant?)", "warning")
+            for label, (e, value) in written.items()]
 
 
 def _reads_as_number(label: str) -> bool:

@@ -41,7 +41,7 @@ from .mini_data import ensure_mini_data
 from .notebook_refresh import refresh_notebook
 from .plan import RunPlan, plan_runs
 from .language_fit import print_language_notes
-from .plan_printout import print_plan, print_skipped
+from .plan_printout import print_plan, print_skipped, skipped_tasks
 from .readme_block import REPO_README, is_the_repo_study, update_readme
 from .slurm import add_arguments as add_launcher_arguments
 from .slurm import launch as launch_on_slurm
@@ -176,9 +176,7 @@ def _run(args: argparse.Namespace) -> int:
 def _none_applies(suite: Suite, conditions: list[Condition], task_keys: list[str] | None, given: str) -> UserError:
     """No condition applies to a chosen task: the error says why for each (a built-in suite's tasks
     print no "skipped" line), after `given`, the flag that chose them."""
-    why = {c.condition: "; ".join(dict.fromkeys(filter(None, (c.missing_input(suite.task(key), suite)
-                                                              for key in task_keys or suite.tasks))))
-           for c in conditions}
+    why = {c.condition: "; ".join(dict.fromkeys(skipped_tasks(suite, c, task_keys).values())) for c in conditions}
     return UserError(f"{given}no condition applies to the chosen tasks "
                      f"({'; '.join(f'{key}: {reason}' for key, reason in why.items())})")
 

@@ -120,11 +120,15 @@ def print_skipped(suite: Suite, conditions: list[Condition], task_keys: list[str
     if not suite.own_tasks:
         return
     for condition in conditions:
-        why = {key: condition.missing_input(suite.task(key), suite) for key in task_keys or suite.tasks}
-        skipped = {key: reason for key, reason in why.items() if reason}
-        if skipped:
+        if skipped := skipped_tasks(suite, condition, task_keys):
             print(f"skipped {condition.condition} ({condition.display}) on {', '.join(skipped)}: "
                   f"{'; '.join(dict.fromkeys(skipped.values()))}", flush=True)
+
+
+def skipped_tasks(suite: Suite, condition: Condition, task_keys: list[str] | None) -> dict[str, str]:
+    """The chosen tasks (default: the suite's) a condition does not run on, and why (its input missing)."""
+    why = {key: condition.missing_input(suite.task(key), suite) for key in task_keys or suite.tasks}
+    return {key: reason for key, reason in why.items() if reason}
 
 
 def print_built_for_released(suite: Suite, conditions: list[Condition], task_keys: list[str] | None) -> None:
