@@ -195,6 +195,65 @@ def test_each_sentence_of_a_task_text_is_a_query_and_a_pool_copy_of_one_is_not_s
     assert task_sentences[0] not in [row["text"] for row in read_corpus(tmp_path / "rand")[1:]]
 
 
+def test_a_held_out_text_of_several_sentences_is_never_selected_sentence_by_sentence(tmp_path):
+    """With sentence candidates a dev text of two sentences in the pool, as a line of its own or
+    inside a paragraph, was two candidates whose keys were not the dev text's: both were selected,
+    in order, so the kNN-TAPT model pretrained on the dev text. Each sentence of a held-out text is
+    kept out of the pool now (one on a line of its own too), with either unit."""
+    from dontstop.data.leakage import guarded_files, leakage_keys, selection_exclude
+
+    dev = "The held out review praises the acting. It also hates the ending!"
+    task = tmp_path / "task"
+    task.mkdir()
+    write_pool(task / "dev.jsonl", [{"text": dev, "label": "pos"}])
+    write_pool(task / "test.jsonl", [{"text": "A test review.", "label": "neg"}])
+    others = ["Another review of a film.", "Nothing more here.", "Plain line about cars."]
+    pool = write_pool(tmp_path / "pool.jsonl", [{"text": t, "source": "rev"} for t in (
+        dev, f"{others[0]} {dev.upper()}  {others[1]}", others[2], "It also hates the ending.")])
+    query = ["A task review sentence about films."]
+    whole_texts_only = select_corpus(query, pool, tmp_path / "before", method="random", k=100,
+                                     exclude=frozenset(leakage_keys([task])))   # k past the pool: all selected
+    assert "The held out review praises the acting." in [row["text"] for row in read_corpus(tmp_path / "before")]
+    assert whole_texts_only.excluded_heldout == 0
+    exclude = frozenset(selection_exclude(guarded_files([task])))
+    record = select_corpus(query, pool, tmp_path / "all", method="random", k=100, exclude=exclude)
+    assert [row["text"] for row in read_corpus(tmp_path / "all")[1:]] == others
+    assert (record.excluded_heldout, record.pool_size) == (5, 3)
+    by_line = select_corpus(query, pool, tmp_path / "lines", method="random", k=100, exclude=exclude, unit="line")
+    assert (by_line.excluded_heldout, by_line.pool_size) == (2, 2)   # the paragraph is a line of other text
+
+
+def test_a_selection_stage_is_keyed_by_the_selection_rule_and_other_stages_are_not(mini_suite, monkeypatch):
+    """A corpus selected under another rule (before dev sentences were kept out and empty kNN
+    queries took nothing) is another corpus: its stage is built again, its runs are stale."""
+    from dontstop import stage_identity
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.plan import plan_runs
+
+    def keys():
+        return {name: plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / name), ["aclsum-roles"])[0].stages[-1].key
+                for name in ("knn_tapt_50", "rand_tapt", "tapt")}
+
+    now = keys()
+    monkeypatch.setattr(stage_identity, "SELECTION_RULE", 1)
+    before = keys()
+    assert now["knn_tapt_50"] != before["knn_tapt_50"] and now["rand_tapt"] != before["rand_tapt"]
+    assert now["tapt"] == before["tapt"]
+
+
+def test_a_query_with_no_known_word_selects_no_neighbours(tmp_path):
+    """A query whose words the bow embedder does not know (stop words, a fragment such as '2 .',
+    of which ACL-Roles has five) is a zero vector, equally near every candidate: it took the first
+    k candidates of the pool, whatever they were. It now takes none."""
+    rng = np.random.default_rng(0)
+    records = [{"text": topic_sentence(rng, t), "source": "planted" if t == 0 else "other"}
+               for t in (*range(1, 12), 0) for _ in range(15)]   # the task's topic last in the pool
+    pool = write_pool(tmp_path / "pool.jsonl", records)
+    record = select_corpus([topic_sentence(rng, 0), "It is what it is."], pool, tmp_path / "out", k=5)
+    assert record.queries == 2 and record.candidates_before_dedup == 5
+    assert record.selected_by_source == {"planted": 5}
+
+
 def test_a_knn_stage_names_its_pool_and_query_units_so_another_unit_is_another_stage(mini_suite):
     """The stage key holds both units: a cache (or finished run) selected from whole pool lines,
     or queried with whole task texts, is not taken for one of sentences."""

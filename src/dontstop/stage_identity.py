@@ -2,10 +2,10 @@
 
 A stage's key is the sha256 of its parent (the base model, or the parent stage's key), its name and
 kind, the content (sha256) of every input file, the selection settings, the pretraining seed, the
-rule that decides which texts are one (TEXT_KEY_RULE) and the *resolved* recipe: every field of
-recipes.PretrainRecipe, defaults included, so that changing a default in recipes.py builds a new
-checkpoint instead of silently reusing an old one (a field added later is left out at the value
-every earlier stage was built with: recipes.ADDED_PRETRAIN_FIELDS).
+rule that decides which texts are one (TEXT_KEY_RULE), a selection's rule (SELECTION_RULE) and the
+*resolved* recipe: every field of recipes.PretrainRecipe, defaults included, so that changing a
+default in recipes.py builds a new checkpoint instead of silently reusing an old one (a field added
+later is left out at the value every earlier stage was built with: recipes.ADDED_PRETRAIN_FIELDS).
 The runner names checkpoint folders by it (runner/plan.py: `<lineage>-<key8>`); the domain
 analysis finds the suite's own base and DAPT checkpoints by it (`domain_checkpoints`), never by what
 happens to lie in the cache; and before a finished stage is built on, its record must be that of the
@@ -32,6 +32,11 @@ from .records import PretrainRecord
 # its letters, marks and digits (a tokenized copy of raw text is the same text, and a dev sentence
 # so copied into a corpus is dropped); before, whitespace-collapsed text, and no entry in the key.
 TEXT_KEY_RULE = 2
+# How a kNN or RAND selection picks its candidates, in every selection stage's key: a corpus selected
+# under another rule is another corpus. 2 (2026-12-07): each sentence of a dev/test text is kept out
+# of the pool (data/leakage.selection_exclude), and a kNN query of no word the embedder knows takes
+# no neighbours (it took the pool's first k); before, neither, and no entry in the key.
+SELECTION_RULE = 2
 
 # Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder
 # (named by the key itself) and the suite's `pretrain_seed`; each is in the key on its own.
@@ -78,6 +83,8 @@ def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], reci
     identity = {"parent": parent, "name": name, "kind": kind, "inputs": inputs,
                 "recipe": resolved_recipe(recipe), "seed": seed, "published": released,
                 "selection": selection, "text_key_rule": TEXT_KEY_RULE}
+    if selection:
+        identity["selection_rule"] = SELECTION_RULE
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 

@@ -13,6 +13,7 @@ from typing import Iterable
 
 from ..fileio import UserError, file_sha256
 from .formats import load_split, text_key
+from .sentences import split_sentences
 
 GUARDED_SPLITS = ("dev", "test")   # of a task folder (tasks.SPLITS adds train)
 
@@ -53,3 +54,13 @@ def leakage_guard(task_dirs: Iterable[str | Path], memo_dir: str | Path | None =
 
 def _text_keys(paths: list[Path]) -> set[bytes]:
     return {text_key(e.text) for path in paths for e in load_split(path)}
+
+
+def selection_exclude(paths: Iterable[str | Path]) -> set[bytes]:
+    """What a kNN or RAND selection keeps out of its pool: the text_key of every dev and test text
+    of `paths` (the guard's files) and of each sentence of one. A dev text of several sentences in
+    a pool line is as many sentence candidates, none of them its text: each was selected, in
+    order, and the kNN-TAPT model pretrained on the dev text. A pool sentence that is a part of a
+    held-out text is kept out too (a common one, "Results.", is no loss to a selection)."""
+    return {key for path in paths for e in load_split(Path(path))
+            for key in (text_key(e.text), *map(text_key, split_sentences(e.text)))}

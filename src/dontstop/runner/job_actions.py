@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import AbstractSet, Any
 
 from ..data.formats import load_split
-from ..data.leakage import LeakageGuard, leakage_keys
+from ..data.leakage import LeakageGuard, guarded_files, selection_exclude
 from ..suites import Suite
 from ..fileio import file_sha256, job_lock, sha256_text
 from ..recipes import FinetuneRecipe, PretrainRecipe
@@ -27,7 +27,7 @@ def build_stage(stage: Stage, suite: Suite, guard: LeakageGuard, wandb: bool) ->
     from ..pretrain.trainer import run_pretraining
 
     if stage.selection:
-        _select(stage, suite, guard.keys)   # the corpus that pretrain_recipe adds
+        _select(stage, suite, selection_exclude(guard.files))   # the corpus that pretrain_recipe adds
     recipe = pretrain_recipe(stage, suite)
     # W&B: pretraining runs grouped by recipe kind (comparable loss curves); the checkpoint folder
     # (<lineage>-<hash8>) names the run and its model artifact, whose parent is stage.parent's
@@ -72,7 +72,8 @@ def build_missing_selections(plans: list[RunPlan], suite: Suite) -> None:
                for stage in plan.stages
                if stage.selection and stage.selection["method"] == "knn"
                and not (stage.selection_dir / SELECT_RECORD_FILE).exists()}
-    exclude = leakage_keys(suite.leakage_task_dirs(running={plan.task.key for plan in plans})) if missing else set()
+    exclude = (selection_exclude(guarded_files(suite.leakage_task_dirs(running={plan.task.key for plan in plans})))
+               if missing else set())
     for stage in missing.values():
         megabytes = Path(stage.selection["pool"]).stat().st_size / 1e6
         if megabytes > NOTEBOOK_POOL_MAX_MB:
