@@ -241,6 +241,25 @@ def test_a_selection_stage_is_keyed_by_the_selection_rule_and_other_stages_are_n
     assert now["tapt"] == before["tapt"]
 
 
+def test_a_knn_selection_embeds_and_searches_on_one_thread_whatever_the_machine(tmp_path, monkeypatch):
+    """On 2 threads the bow embedder's SVD and faiss's search summed in another order than on 1
+    (aclsum-roles' vectors moved by 1e-4, 770 of its 500NN neighbour ids changed): a selection
+    depended on the machine's cores and the launcher. Both run on one BLAS and OpenMP thread."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threads, search = [], knn_index.search
+    def counting_search(*args, **kwargs):
+        threads.extend(library["num_threads"] for library in threadpool_info())
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(knn_index, "search", counting_search)
+    pool, rng = topic_pool(tmp_path)
+    with threadpool_limits(limits=2):
+        select_corpus([topic_sentence(rng, 0)], pool, tmp_path / "out", k=5)
+        assert {library["num_threads"] for library in threadpool_info()} == {2}   # given back after
+    assert threads and set(threads) == {1}
+
+
 def test_a_query_with_no_known_word_selects_no_neighbours(tmp_path):
     """A query whose words the bow embedder does not know (stop words, a fragment such as '2 .',
     of which ACL-Roles has five) is a zero vector, equally near every candidate: it took the first

@@ -34,8 +34,9 @@ from .records import PretrainRecord
 TEXT_KEY_RULE = 2
 # How a kNN or RAND selection picks its candidates, in every selection stage's key: a corpus selected
 # under another rule is another corpus. 2 (2026-12-07): each sentence of a dev/test text is kept out
-# of the pool (data/leakage.selection_exclude), and a kNN query of no word the embedder knows takes
-# no neighbours (it took the pool's first k); before, neither, and no entry in the key.
+# of the pool (data/leakage.selection_exclude), a kNN query of no word the embedder knows takes no
+# neighbours (it took the pool's first k), and embedding and search run on one thread (on more
+# they depended on the cores); before, none of these, and no entry in the key.
 SELECTION_RULE = 2
 
 # Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder

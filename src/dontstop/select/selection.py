@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import index as knn_index
 from ..data.formats import text_key
@@ -74,8 +75,13 @@ def select_corpus(task_texts: list[str], pool_path: str | Path, out_dir: str | P
         details = {"embedder": None, "index": None, "recall_at_k": None}
     else:
         settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed, bow_tokens, unit)
-        scan, candidates, details = _knn_candidates(queries, task_keys, pool_path, exclude, settings,
-                                                    k, nprobe, index_dir)
+        # One BLAS and OpenMP thread: on more, the bow embedder's SVD and faiss's search sum in another
+        # order (on 2 threads aclsum-roles' vectors moved by 1e-4 and 770 of its 500NN neighbour ids
+        # changed), so a selection depended on the machine's cores and on the launcher. On the mini's
+        # pool one thread is no slower (the index in 6 s, not 21 s, beside another process).
+        with threadpool_limits(limits=1):
+            scan, candidates, details = _knn_candidates(queries, task_keys, pool_path, exclude, settings,
+                                                        k, nprobe, index_dir)
     selected = np.unique(candidates[candidates >= 0])   # union over queries, pool order
     corpus_bytes = _write_corpus(out_dir / SELECTED_CORPUS_FILE, task_texts, pool_path, scan, selected)
     found = int((candidates >= 0).sum())
