@@ -119,6 +119,10 @@ TABLE_COLUMNS = {
                   "peak_memory_mb", "full_peak_memory_mb", "peak_memory_ratio"],
     "lora_defaults": ["run", "row", "recipe_lr", "trainable_params", "checkpoint_mb", "heldout_loss_before",
                       "heldout_loss_after", "tokens_per_s", "load_average_1min"],
+    "lora_merge": ["run", "row", "load_s_median", "load_s_min", "load_s_max", "merge_s", "load_ratio",
+                   "load_average_1min"],
+    "base_threads": ["run", "row", "threads", "steps", "tokens_per_s", "speedup", "train_time_s", "peak_memory_mb",
+                     "load_average_1min"],
 }
 
 

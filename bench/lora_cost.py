@@ -1,4 +1,4 @@
-"""python bench/lora_cost.py [--device cpu|cuda] [--smoke --results PATH] [--steps N] [--threads T]
+"""python bench/lora_cost.py [--device cpu|cuda] [--smoke --results PATH] [--steps N] [--threads T] [--count-paper-shape]
 
 What a LoRA pretraining stage costs and saves against the full stage, measured in one run
 (ratios compare rows of the same run): trainable parameters and checkpoint size (what the
@@ -18,6 +18,10 @@ masked-only loss, fused AdamW over the trainable parameters) at micro-batch 32 x
 torch.cuda.max_memory_allocated. Appends the row "dapt lora vs full" to bench/results/gpu_paper.jsonl.
 With --smoke it runs the same code on the CPU with gpu_paper's tiny shape (2 layers, hidden 64,
 64 tokens), written only to --results: the check that the GPU path works, with no GPU figure.
+
+--count-paper-shape: no timing, on the CPU: the roberta-base shape's parameters, the default
+adapter's trainable parameters and its checkpoint size (the LoRA side's model, saved as a stage
+saves it). Row "lora roberta-base shape (counted)" in bench/results/lora_cost.jsonl.
 """
 from __future__ import annotations
 
@@ -138,6 +142,18 @@ def paper_side(lora: bool, steps: int, smoke: bool) -> dict:
             "steps": steps, "tokens": tokens, "micro_batch": micro_batch, "accumulation": accumulation, "seq": seq}
 
 
+def count_paper_shape() -> dict:
+    """The default adapter on the roberta-base shape, counted and saved on the CPU: no timing."""
+    run = LoraBenchRun("cpu", ROBERTA_BASE, 8, 1, 1, 1, lora=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        figures = checkpoint_figures(run.save(Path(scratch) / "checkpoint"))
+    # the model's own weights are the frozen ones: peft adds the adapters and a trained copy of
+    # each module it saves whole (the head's transform) beside the frozen original
+    parameters = sum(p.numel() for p in run.model.parameters() if not p.requires_grad)
+    return {"row": "lora roberta-base shape (counted)", **figures, "full_params": parameters,
+            "trainable_fraction": round(figures["trainable_params"] / parameters, 5)}
+
+
 def compare(full: dict, lora: dict) -> dict:
     """The LoRA side's figures, the full side's as full_*, and the ratios LoRA / full."""
     return {"row": "dapt lora vs full", **lora, **{f"full_{key}": value for key, value in full.items()},
@@ -156,7 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (--device cpu)")
     parser.add_argument("--data-dir", default=str(DATA_DIR), help="holds mini/corpora/cs.txt (--device cpu)")
     parser.add_argument("--results", help="JSON lines file to append to (required with --smoke)")
+    parser.add_argument("--count-paper-shape", action="store_true",
+                        help="no timing: the default adapter's size on the roberta-base shape, on the CPU")
     args = parser.parse_args(argv)
+    if args.count_paper_shape:
+        record(Path(args.results) if args.results else RESULTS_DIR / "lora_cost.jsonl",
+               {**run_isolated(count_paper_shape), "model": "roberta-base shape, random weights", "device": "cpu",
+                **stamp(time.strftime("%Y%m%d-%H%M%S"), {"count_paper_shape": True})})
+        return 0
     if args.smoke and not args.results:
         parser.error("--smoke needs --results PATH: smoke rows never go to bench/results/")
     if args.device == "cuda" and not args.smoke and not torch.cuda.is_available():

@@ -1,4 +1,4 @@
-"""python bench/select_scale.py [--max-pool 1e7] [--dim 64] [--k 50] [--rows ...] [--repeats N] [--smoke]
+"""python bench/select_scale.py [--max-pool 1e7] [--dim 64] [--k 50] [--rows ...] [--repeats N] [--smoke] [--split-pool F]
 
 How kNN selection scales with the pool on this machine:
 - `ivf` rows: synthetic clustered unit vectors (1e4 .. --max-pool, generated in shards of
@@ -12,7 +12,11 @@ How kNN selection scales with the pool on this machine:
   bundled BERT-tiny) on real text, with encoder/bow ratios from the same process;
 - `real-text` rows: `dontstop select` end to end (bow embedder, flat and ivf) on a pool of
   ACL paper paragraphs (aclsum, source "cs") and Wikipedia extracts (ovos wiki, "general")
-  with aclsum train sentences as queries.
+  with aclsum train sentences as queries;
+- `split`: what cutting a pool into sentences (data/sentences.py, kNN's default candidates)
+  costs: every line of the mini benchmark's data/mini/pools/cs.jsonl split into sentences
+  (`pool_candidates(text, "sentence")`) against taking it whole (`"line"`), same lines, after
+  reading them (median of 3 passes each).
 Every row runs in a fresh process so its peak memory (ru_maxrss) is its own. Prints a table
 and appends one JSON line per row to bench/results/select_scale.jsonl (or --results).
 """
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import run_isolated   # a fresh process per row: its ru_maxrss is that row's alone
+from common import DATA_DIR, ensure_mini_data, run_isolated   # run_isolated: each row its own ru_maxrss
 
 RESULTS = Path(__file__).parent / "results" / "select_scale.jsonl"
 SHARD = 100_000          # vectors generated and added per step: 1e5 * 64 * 4 B = 26 MB
@@ -38,7 +42,7 @@ TRAIN = 100_000          # IVF training sample, as select.FIT_SAMPLE
 CLUSTERS = 1000          # topics in the synthetic pool
 QUERIES, RECALL_QUERIES = 1000, 100
 RECALL_NPROBES = (8, 32, 128)
-ROW_KINDS = ["ivf", "flat-vs-sklearn", "embed", "real-text"]
+ROW_KINDS = ["ivf", "flat-vs-sklearn", "embed", "real-text", "split"]
 
 
 def clustered(n: int, dim: int, seed: int) -> np.ndarray:
@@ -185,6 +189,29 @@ def real_text_row(index: str, k: int) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
+def split_row(pool: str) -> dict:
+    """Seconds per pool line to split it into sentences, and to take it whole (the baseline)."""
+    from dontstop.data.sentences import pool_candidates
+
+    texts = [json.loads(line)["text"] for line in open(pool, encoding="utf-8")]
+    figures = {}
+    for unit in ("line", "sentence"):
+        passes = []
+        for _ in range(3):
+            start = time.perf_counter()
+            candidates = sum(len(pool_candidates(text, unit)) for text in texts)
+            passes.append(time.perf_counter() - start)
+        figures[unit] = (sorted(passes)[1], candidates)
+    (line_s, _), (sentence_s, sentences) = figures["line"], figures["sentence"]
+    shown = Path(pool).resolve()
+    shown = shown.relative_to(DATA_DIR.parent) if shown.is_relative_to(DATA_DIR.parent) else shown
+    return {"row": "split", "pool": str(shown), "lines": len(texts), "sentences": sentences,
+            "words_per_line": round(sum(len(t.split()) for t in texts) / len(texts), 1),
+            "split_s": sentence_s, "split_us_per_line": round(sentence_s / len(texts) * 1e6, 1),
+            "whole_line_s": line_s, "split_vs_whole_line": round(sentence_s / line_s, 1),
+            "peak_rss_mb": peak_rss_mb()}
+
+
 def write_real_pool(folder: Path) -> tuple[Path, list[str]]:
     """ACL paper paragraphs ("cs") + Wikipedia extracts ("general"); aclsum train sentences."""
     aclsum = Path(importlib.util.find_spec("aclsum").submodule_search_locations[0]) / "dataset"
@@ -215,27 +242,34 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--nprobe", type=int, default=32)
-    parser.add_argument("--rows", nargs="+", choices=ROW_KINDS, default=ROW_KINDS, help="which rows to run")
+    parser.add_argument("--rows", nargs="+", choices=ROW_KINDS, help="which rows to run (default: all; --smoke: ivf, embed)")
     parser.add_argument("--embed-documents", type=int, default=10_000,
                         help="documents the bow embedder fits and embeds")
     parser.add_argument("--encoder-documents", type=int, default=512, help="documents each encoder embeds")
     parser.add_argument("--repeats", type=int, default=1, help="run the chosen rows this many times")
     parser.add_argument("--results", default=str(RESULTS), help="JSON lines file the rows are appended to")
+    parser.add_argument("--split-pool", default=str(DATA_DIR / "mini" / "pools" / "cs.jsonl"),
+                        help="the jsonl pool the split row cuts into sentences")
     parser.add_argument("--smoke", action="store_true",
                         help="a plumbing check: ivf at 1e4 and embed on 300 documents (16 for encoders)")
     args = parser.parse_args()
     if args.smoke:
-        args.max_pool, args.rows, args.embed_documents, args.encoder_documents = 1e4, ["ivf", "embed"], 300, 16
+        args.max_pool, args.embed_documents, args.encoder_documents = 1e4, 300, 16
+    rows = args.rows or (["ivf", "embed"] if args.smoke else ROW_KINDS)
     sizes = [n for n in (10_000, 100_000, 1_000_000, 10_000_000) if n <= args.max_pool]
     jobs = []
-    if "ivf" in args.rows:
+    if "ivf" in rows:
         jobs += [(ivf_row, n, args.dim, args.k, args.nprobe) for n in sizes]
-    if "flat-vs-sklearn" in args.rows:
+    if "flat-vs-sklearn" in rows:
         jobs.append((flat_vs_sklearn_row, args.dim, args.k))
-    if "embed" in args.rows:
+    if "embed" in rows:
         jobs.append((embed_row, args.embed_documents, args.encoder_documents))
-    if "real-text" in args.rows:
+    if "real-text" in rows:
         jobs += [(real_text_row, "flat", args.k), (real_text_row, "ivf", args.k)]
+    if "split" in rows:
+        if args.split_pool == str(DATA_DIR / "mini" / "pools" / "cs.jsonl"):
+            ensure_mini_data()
+        jobs.append((split_row, args.split_pool))
     jobs *= args.repeats
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)

@@ -123,3 +123,39 @@ def test_lora_defaults_smoke(mini_build, tmp_path):
     assert (full["row"], full["lora"], lora["lora"]) == ("dapt full", False, True) and full["steps"] == lora["steps"] == 3
     assert full["heldout_loss_before"] == lora["heldout_loss_before"]       # the same held-out documents and masks
     assert lora["trainable_params"] < full["trainable_params"] / 20 and lora["adapter"]["target_modules"] == ["query", "value"]
+
+
+def test_select_scale_split_row_counts_sentences_against_whole_lines(tmp_path):
+    pool = tmp_path / "pool.jsonl"
+    lines = [{"text": "One sentence here. Another one follows! A third?", "source": "cs"},
+             {"text": "A single sentence without an end", "source": "general"}]
+    pool.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    [row] = run_script("select_scale.py", "--rows", "split", "--split-pool", str(pool),
+                       "--results", str(tmp_path / "split.jsonl"))
+    assert (row["row"], row["lines"], row["sentences"], row["words_per_line"]) == ("split", 2, 4, 7.0)
+
+
+def test_lora_merge_smoke(mini_build, tmp_path):
+    """Loads of a full checkpoint, one adapter and an adapter on an adapter, each row against the
+    full checkpoint's load in the same run (no timing asserted)."""
+    rows = run_script("lora_merge.py", "--data-dir", str(mini_build[0]), "--results", str(tmp_path / "merge.jsonl"))
+    assert [r["row"] for r in rows] == ["full", "one adapter", "two adapters"]
+    assert rows[0]["merge_s"] == 0 and rows[0]["load_ratio"] == 1 and len({r["run"] for r in rows}) == 1
+    assert all(r["load_s_min"] <= r["load_s_median"] <= r["load_s_max"] for r in rows)
+
+
+def test_base_threads_smoke(mini_build, tmp_path):
+    rows = run_script("base_threads.py", "--data-dir", str(mini_build[0]), "--threads", "1", "2",
+                      "--results", str(tmp_path / "threads.jsonl"))
+    assert [(r["threads"], r["recipe"]["threads"]) for r in rows] == [(1, 1), (2, 2)]
+    assert rows[0]["speedup"] == 1 and rows[0]["tokens"] == rows[1]["tokens"] > 0 and rows[1]["steps"] == 2
+
+
+def test_lora_cost_counts_the_default_adapter_on_the_paper_shape(tmp_path):
+    """No timing: the figures docs/lora.md quotes for roberta-base (1,919,232 trainable of 124.7M)."""
+    results = tmp_path / "count.jsonl"
+    completed = subprocess.run([sys.executable, str(BENCH / "lora_cost.py"), "--count-paper-shape", "--results",
+                                str(results)], env=ENV, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    [row] = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
+    assert (row["trainable_params"], row["full_params"]) == (1_919_232, 124_697_433)

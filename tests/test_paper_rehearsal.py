@@ -1,4 +1,4 @@
-"""A rehearsal of the paper's study, offline, in about a minute: the real commands, the real
+"""A rehearsal of the paper's study, offline, in about three minutes on 2 cores: the real commands, the real
 hub-loading and download code, on stand-ins (tests/paper_world.py): a tiny RoBERTa in a
 Hugging Face cache under every released id, the 9 tasks in the paper's format served over
 HTTP as S3 would, four small domain corpora. Only the recipes are shrunk (a study file that
