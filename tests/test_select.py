@@ -199,10 +199,11 @@ def test_a_held_out_text_of_several_sentences_is_never_selected_sentence_by_sent
     """With sentence candidates a dev text of two sentences in the pool, as a line of its own or
     inside a paragraph, was two candidates whose keys were not the dev text's: both were selected,
     in order, so the kNN-TAPT model pretrained on the dev text. Each sentence of a held-out text is
-    kept out of the pool now (one on a line of its own too), with either unit."""
+    kept out of the pool now (one on a line of its own too), with either unit; a fragment the
+    splitter makes ('Five stars.', '1.', '(2015) .') says nothing of the text and is not."""
     from dontstop.data.leakage import guarded_files, leakage_keys, selection_exclude
 
-    dev = "The held out review praises the acting. It also hates the ending!"
+    dev = "The held out review praises the acting. It also hates the ending! Five stars."
     task = tmp_path / "task"
     task.mkdir()
     write_pool(task / "dev.jsonl", [{"text": dev, "label": "pos"}])
@@ -217,8 +218,8 @@ def test_a_held_out_text_of_several_sentences_is_never_selected_sentence_by_sent
     assert whole_texts_only.excluded_heldout == 0
     exclude = frozenset(selection_exclude(guarded_files([task])))
     record = select_corpus(query, pool, tmp_path / "all", method="random", k=100, exclude=exclude)
-    assert [row["text"] for row in read_corpus(tmp_path / "all")[1:]] == others
-    assert (record.excluded_heldout, record.pool_size) == (5, 3)
+    assert [row["text"] for row in read_corpus(tmp_path / "all")[1:]] == ["Five stars.", *others]
+    assert (record.excluded_heldout, record.pool_size) == (5, 4)
     by_line = select_corpus(query, pool, tmp_path / "lines", method="random", k=100, exclude=exclude, unit="line")
     assert (by_line.excluded_heldout, by_line.pool_size) == (2, 2)   # the paragraph is a line of other text
 

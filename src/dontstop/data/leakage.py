@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Iterable
 
 from ..fileio import UserError, file_sha256
-from .formats import load_split, text_key
+from .formats import load_split, normalize, text_key
 from .sentences import split_sentences
 
 GUARDED_SPLITS = ("dev", "test")   # of a task folder (tasks.SPLITS adds train)
+# A sentence of a held-out text that a selection keeps out on its own has at least this many letters
+# and digits (data/formats.normalize; about four words): the splitter's fragments of ACL-Roles' dev
+# and test texts ('.', '1.', '(2015) .') were 324 pool fragments kept out as held-out text.
+SENTENCE_KEY_MIN_CHARACTERS = 20
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,9 @@ def _text_keys(paths: list[Path]) -> set[bytes]:
 
 def selection_exclude(paths: Iterable[str | Path]) -> set[bytes]:
     """What a kNN or RAND selection keeps out of its pool: the text_key of every dev and test text
-    of `paths` (the guard's files) and of each sentence of one. A dev text of several sentences in
-    a pool line is as many sentence candidates, none of them its text: each was selected, in
-    order, and the kNN-TAPT model pretrained on the dev text. A pool sentence that is a part of a
-    held-out text is kept out too (a common one, "Results.", is no loss to a selection)."""
+    of `paths` (the guard's files) and of each sentence of one that says something of its own. A
+    dev text of several sentences in a pool line is as many sentence candidates, none of them its
+    text: each was selected, in order, and the kNN-TAPT model pretrained on the dev text."""
     return {key for path in paths for e in load_split(Path(path))
-            for key in (text_key(e.text), *map(text_key, split_sentences(e.text)))}
+            for key in (text_key(e.text), *(text_key(sentence) for sentence in split_sentences(e.text)
+                                            if len(normalize(sentence)) >= SENTENCE_KEY_MIN_CHARACTERS))}
