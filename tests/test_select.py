@@ -256,9 +256,27 @@ def test_a_knn_selection_embeds_and_searches_on_one_thread_whatever_the_machine(
     monkeypatch.setattr(knn_index, "search", counting_search)
     pool, rng = topic_pool(tmp_path)
     with threadpool_limits(limits=2):
+        before = {library["filepath"]: library["num_threads"] for library in threadpool_info()}
         select_corpus([topic_sentence(rng, 0)], pool, tmp_path / "out", k=5)
-        assert {library["num_threads"] for library in threadpool_info()} == {2}   # given back after
-    assert threads and set(threads) == {1}
+        after = {library["filepath"]: library["num_threads"] for library in threadpool_info()}
+        assert {path: after[path] for path in before} == before   # given back after
+    assert threads and set(threads) == {1} and 2 in before.values()
+
+
+@pytest.mark.parametrize("shell", [{}, {"OPENBLAS_NUM_THREADS": "4"}, {"OMP_NUM_THREADS": "1"}])
+def test_every_dontstop_process_starts_openblas_on_one_thread_whatever_the_shell_says(shell):
+    """Started on one thread or limited to one later, OpenBLAS gave ACL-Roles' 500NN 44,149 or
+    44,148 candidates: a selection followed the shell's OPENBLAS_NUM_THREADS / OMP_NUM_THREADS and
+    the launcher (submitit loads numpy first; its sbatch script exports it: test_slurm_launcher.py)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import dontstop, numpy, threadpoolctl; print(sorted({l['num_threads'] for l in "
+            "threadpoolctl.threadpool_info() if l['internal_api'] == 'openblas'}))")
+    env = {**{k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}, **shell}
+    started = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert started.stdout.strip() == "[1]"
 
 
 def test_a_query_with_no_known_word_selects_no_neighbours(tmp_path):

@@ -361,6 +361,9 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
                          "#SBATCH --dependency=afterok:12:13"]) <= set(sbatch(stage, ["12", "13"]))
     assert set(common + ["#SBATCH --nodes=1", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4"]) \
         <= set(sbatch(run, []))
+    for job in (stage, run):   # before python: a kNN selection follows how OpenBLAS started (test_select.py)
+        script = sbatch(job, [])
+        assert script.index("export OPENBLAS_NUM_THREADS=1") < script.index("python -m submitit.core._submit x")
 
     command = launch_command(Launch(4, 2, "/logs/stage.pkl"), node=1, head="node7", port=20012)
     assert command[:4] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]

@@ -268,5 +268,7 @@ def sbatch_parameters(job: Job, options: SlurmOptions, parents: list[str]) -> di
                       partition=options.partition, account=options.account,
                       gpus_per_node=(options.pretrain_gpus if pretrain else options.finetune_gpus) or None,
                       dependency=f"afterok:{':'.join(parents)}" if parents else None,
-                      additional_parameters=dict(options.sbatch))
+                      additional_parameters=dict(options.sbatch),
+                      # before python: submitit loads numpy (OpenBLAS) before dontstop can set it (__init__.py)
+                      setup=["export OPENBLAS_NUM_THREADS=1"])
     return {key: value for key, value in parameters.items() if value is not None}
