@@ -370,6 +370,25 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                      "file; give a file"),
     "corpus_a_fifo": (lambda f: _fifo(f, "corpora/wiki.txt"),
                       "key 'domain_corpora.wiki': {f}/corpora/wiki.txt: a fifo (named pipe), not a regular file"),
+    # a section written as a YAML list (`- comments: ...`) or a string: a TypeError or AttributeError
+    # traceback (tasks, curated, selection), or a domain named after one letter of the string ('/', 'p')
+    "tasks_a_yaml_list": (lambda f: bad_study(f, lambda s: s.update(tasks=[{"comments": None, **s["tasks"]["comments"]}])),
+                          "key 'tasks': expected a mapping of task key to its display, data, metric and domain (the "
+                          "study's own tasks) or a list of the extended suite's task keys, got a YAML list "
+                          "('- comments: ...'); write each entry without its leading '- '"),
+    "tasks_a_string": (lambda f: bad_study(f, lambda s: s.update(tasks="comments")),
+                       "or a list of the extended suite's task keys, got str 'comments'"),
+    "corpora_a_yaml_list": (lambda f: bad_study(f, lambda s: s.update(domain_corpora=[
+                                {key: value} for key, value in s["domain_corpora"].items()])),
+                            "key 'domain_corpora': expected a mapping of domain to corpus file, got a YAML list "
+                            "('- news_comments: ...'); write each entry without its leading '- '"),
+    "pools_a_string": (lambda f: bad_study(f, lambda s: s.update(pools="corpora/comments.txt")),
+                       "key 'pools': expected a mapping of domain to pool file, got str 'corpora/comments.txt'"),
+    "curated_a_list": (lambda f: bad_study(f, lambda s: s.update(curated=["corpora/comments.txt"])),
+                       "key 'curated': expected a mapping of task to curated file, got list ['corpora/comments.txt']"),
+    "selection_a_yaml_list": (lambda f: bad_study(f, lambda s: s.update(selection=[{"dim": 8}])),
+                              "key 'selection': expected a mapping of kNN selection setting to value, got a YAML "
+                              "list ('- dim: ...')"),
 }
 
 
