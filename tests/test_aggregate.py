@@ -902,7 +902,9 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     ("aggregate", {"WANDB_PROJECT": "my/study#2"}, "WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"),
     ("run", {"WANDB_PROJECT": "my/study#2"}, "WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"),
     ("run", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
-    ("run", {"WANDB_DIR": "{file}/wandb"}, "{file}/wandb: not a writable directory ({file} is a file)"),
+    # the path alone, as if a flag had given it: the variable may be set in a shell profile
+    ("run", {"WANDB_DIR": "{file}/wandb"}, "WANDB_DIR={file}/wandb: not a writable directory ({file} is a file)"),
+    ("dry-run", {"WANDB_DIR": "{file}"}, "WANDB_DIR={file}: not a writable directory ({file} is a file)"),
     # a dry run passed; finetune and pretrain trained on without logging, in a warning, exit 0
     ("dry-run", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
     ("finetune", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
