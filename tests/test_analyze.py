@@ -3,6 +3,7 @@ import hashlib
 import itertools
 import json
 import random
+import shutil
 import string
 
 import numpy as np
@@ -115,6 +116,16 @@ def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
     assert "need 1 distinct name(s)" in capsys.readouterr().err
     assert main(["analyze", "vocab", str(planted["cs"]), str(planted["cs"]), "--names", "a", " ", "--out", out]) == 2
     assert "need 2 distinct name(s), one per corpus file, none blank" in capsys.readouterr().err   # a nameless row
+    # named by their file names: "--names: need 2 distinct name(s)", a flag that was not given
+    assert main(["analyze", "vocab", str(planted["cs"]), str(planted["cs"]), "--out", out]) == 2
+    assert capsys.readouterr().err.strip() == f"dontstop: error: {planted['cs']}: given twice"
+    other = tmp_path / "other" / planted["cs"].name
+    other.parent.mkdir()
+    shutil.copy(planted["news"], other)
+    assert main(["analyze", "vocab", str(planted["cs"]), str(other), "--out", out]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"dontstop: error: {planted['cs']} and {other}: both named {planted['cs'].stem!r} by their file names (the "
+        "rows of the matrix); give --names, one per corpus file")
     pretty = tmp_path / "pretty.json"   # json.dump(..., indent=2) of an object: its keys and quotes were words
     pretty.write_text(json.dumps({"documents": ["a text", "another"]}, indent=2), encoding="utf-8")
     assert main(["analyze", "vocab", str(planted["cs"]), str(pretty), "--out", out]) == 2

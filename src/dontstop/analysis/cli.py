@@ -73,6 +73,8 @@ def positive_int(text: str) -> int:
 
 def _vocab(args: argparse.Namespace) -> int:
     if args.corpora:
+        if not args.names:   # named by their file names, the rows of the matrix: "--names: need 2 ..." unasked
+            _check_stems(args.corpora)
         names = args.names or [Path(path).stem for path in args.corpora]
         if len(names) != len(args.corpora) or len(set(names)) != len(names) or not all(n.strip() for n in names):
             raise UserError(f"--names: need {len(args.corpora)} distinct name(s), one per corpus file, none "
@@ -85,6 +87,20 @@ def _vocab(args: argparse.Namespace) -> int:
     out_dir = _writable_out_dir(args, vocab.OUTPUT_FILES)
     vocab.run(corpora, args.top, args.sample_docs, args.seed, out_dir)
     return 0
+
+
+def _check_stems(paths: list[str]) -> None:
+    """Corpus files given without --names name their rows by file name: one file given twice, or
+    two files of one name in other folders (cs/train.txt, news/train.txt), is said so."""
+    first: dict[str, str] = {}
+    for path in paths:
+        stem = Path(path).stem
+        if stem in first:
+            same = Path(path).resolve() == Path(first[stem]).resolve()
+            raise UserError(f"{path}: given twice" if same else
+                            f"{first[stem]} and {path}: both named {stem!r} by their file names (the rows of the "
+                            "matrix); give --names, one per corpus file")
+        first[stem] = path
 
 
 def _mlm_loss(args: argparse.Namespace) -> int:
