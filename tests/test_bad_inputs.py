@@ -366,6 +366,29 @@ def test_status_of_a_results_or_cache_folder_under_a_file_is_one_line_and_of_non
     assert not (tmp_path / "results").exists()
 
 
+def test_a_results_or_cache_folder_given_one_level_too_deep_is_refused(world, capsys):
+    """`--results-dir results/mini`, the suite's own folder: `run` wrote its runs to
+    results/mini/mini/ without a word, `aggregate` said "no metrics.json found" beside them and
+    `status` showed every job not started. A new folder of the suite's name is a root like any other."""
+    tmp_path, _, flags = world
+    suite = tmp_path / "results" / "mini"
+    (suite / "rt-polarity").mkdir(parents=True)
+    (tmp_path / "cache" / "mini" / "checkpoints").mkdir(parents=True)
+    says = (f"--results-dir {suite}: the folder of suite mini itself (it holds rt-polarity); give the folder above "
+            f"it, {tmp_path / 'results'} (--results-dir is the root of <suite>/...)")
+    for quick in ([], ["--quick"]):   # --quick: <results>/quick/mini/
+        given = [*flags[1:], *quick, "--results-dir", suite]   # the last one counts
+        assert refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--tasks", "rt-polarity", "--dry-run", *given) == [says]
+        assert refused(capsys, "status", *given) == [says]
+        assert refused(capsys, "aggregate", *quick, "--results-dir", suite, "--tables-dir", tmp_path / "tables") == [says]
+    assert refused(capsys, "reproduce", "--dry-run", *flags, "--cache-dir", tmp_path / "cache" / "mini") == [
+        f"--cache-dir {tmp_path / 'cache' / 'mini'}: the folder of suite mini itself (it holds checkpoints); give "
+        f"the folder above it, {tmp_path / 'cache'} (--cache-dir is the root of <suite>/...)"]
+    assert sorted(p.name for p in (tmp_path / "results").rglob("*")) == ["mini", "rt-polarity"]
+    assert not (tmp_path / "tables").exists()
+    assert main(["status", "--conditions", "baseline", *map(str, flags), "--results-dir", str(tmp_path / "new" / "mini")]) == 0
+
+
 def test_a_dry_run_builds_no_data_and_says_what_it_cannot_cost(tmp_path, capsys):
     """A dry run writes nothing: with the mini benchmark missing (a mistyped --data-dir) it built the
     benchmark there, then crashed costing the runs of tasks not built yet; now it says both."""
