@@ -677,6 +677,25 @@ def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_an_interrupt
     assert (out / "notes.md").read_text() == (out / "plots" / "custom.png").read_text() == "mine\n"
 
 
+def test_a_tables_folder_given_one_level_too_deep_is_refused(mini_results, tmp_path, capsys):
+    """`--tables-dir paper_tables/mini`, a suite's tables folder: the tables went into
+    paper_tables/mini/mini/, among the earlier ones (exit 0), and the next aggregate into
+    paper_tables refused them as files no aggregate wrote."""
+    from dontstop.cli import main
+
+    argv = ["aggregate", "--results-dir", str(mini_results), "--tables-dir"]
+    assert main(argv + [str(tmp_path / "tables")]) == 0
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    capsys.readouterr()
+    for quick in ([], ["--quick"]):   # <tables>/quick/<suite>/
+        assert main(argv + [str(tmp_path / "tables" / "mini"), *quick]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"dontstop: error: --tables-dir {tmp_path / 'tables' / 'mini'}: a suite's tables folder itself (its "
+            f"README.md is an aggregate's index); give the folder above it, {tmp_path / 'tables'} (--tables-dir is "
+            "the root of <suite>/...)")
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
 def test_two_aggregates_into_one_tables_root_take_turns(tmp_path):
     """Both write beside the tables folder, in one staging folder: the second waits until the
     first has put its tables in place (it would empty the first's staging folder mid-write)."""
