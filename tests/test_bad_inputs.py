@@ -424,6 +424,8 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
      "--domain-corpus news=data/mini/corpora/reviews.txt: key 'domain_corpora.news': "),
     # a path without its .yaml: studies/mine.yaml was read (and a folder's namesake file)
     (["--suite", "studies/mine"], "--suite studies/mine: no suite file; give a suite's name (mini, paper) or the path"),
+    # the folder `init-study` made: "unknown suite; known: mini, paper or a path to a suite YAML"
+    (["--suite", "made"], "--suite made: a folder; give its study file, made/study.yaml"),
     (["--seeds", "-1"], "--seeds -1: must be in [0, 4294967296)"),
     (["--seeds", "0", "0"], "--seeds 0 0: seed 0 given twice (each seed is one run)"),
     # a list flag given again kept its last values alone: the first seed was dropped without a word
@@ -442,6 +444,9 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
 ])
 def test_bad_run_flags_are_one_line_naming_the_flag(world, capsys, argv, message):
     tmp_path, _, flags = world
+    for study in ("made", "mini"):   # study folders in the working folder; `mini` is still the built-in suite
+        (tmp_path / study).mkdir()
+        (tmp_path / study / "study.yaml").write_text(f"name: {study}-study\nextends: mini\n")
     [line] = refused(capsys, "reproduce", "--conditions", "baseline", *flags, *argv)
     assert line.startswith(message), line
     nothing_written(tmp_path)
