@@ -587,12 +587,16 @@ def test_every_suite_problem_is_listed_at_once(world, capsys):
     (["--seed", "-1"], "--seed -1: must be in [0, 4294967296)"),
     (["--lr", "0"], "--lr 0.0: must be > 0"),
     (["--max-length", "4"], "--max-length 4: must be >= 8"),
+    # ".: not a model directory (no config.json)", naming no flag; "corpus file not found" beside the folder
+    (["--model", ""], "--model '': empty; give bundled:<name>, a checkpoint folder or a hub id"),
+    (["--corpus", "{root}/tasks/rt-polarity"], "{root}/tasks/rt-polarity: a folder, not a file"),
 ])
 def test_bad_pretrain_flags_are_one_line_before_anything_is_written(world, capsys, argv, message):
     tmp_path, root, _ = world
     out = tmp_path / "ckpt"
     base = ["pretrain", "--model", "bundled:bert-tiny", "--corpus", root / "corpora" / "cs.txt", "--out", out,
             "--steps", "2", "--batch-size", "4", "--per-device-batch-size", "4", "--no-wandb"]
+    argv, message = [a.format(root=root) for a in argv], message.format(root=root)
     assert refused(capsys, *base, *argv) == [message]
     assert not out.exists()
 
@@ -617,6 +621,7 @@ def test_pretrain_refuses_a_corpus_that_is_not_utf8_before_training(world, capsy
      "--lineage 'base+tapt-rt-polarity': --model {checkpoint} is a checkpoint of lineage 'base'"),
     (["--condition", "../../x"], "--condition '../../x': not a folder name (letters, digits, '.', '-', '_')"),
     (["--lineage", ""], "--lineage '': empty"),
+    (["--model", ""], "--model '': empty; give bundled:<name>, a checkpoint folder or a hub id"),   # ".: not a model"
     (["--out", "{notes}"], "--out {notes}: holds a config.json no run wrote, which the run's would replace; "
                               "choose another --out"),
 ])
