@@ -386,6 +386,9 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                        "key 'pools': expected a mapping of domain to pool file, got str 'corpora/comments.txt'"),
     "curated_a_list": (lambda f: bad_study(f, lambda s: s.update(curated=["corpora/comments.txt"])),
                        "key 'curated': expected a mapping of task to curated file, got list ['corpora/comments.txt']"),
+    # looked up on the hub as an org/name id: "models/mine: not in the local cache and offline", naming no key
+    "base_model_mistyped_under_a_folder": (lambda f: bad_study(f, lambda s: s.update(base_model="model/tiny")),
+                                           "key 'base_model': {f}/model/tiny: no such folder"),
     "selection_a_yaml_list": (lambda f: bad_study(f, lambda s: s.update(selection=[{"dim": 8}])),
                               "key 'selection': expected a mapping of kNN selection setting to value, got a YAML "
                               "list ('- dim: ...')"),
