@@ -589,6 +589,11 @@ def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, cap
         assert main(["init-study", str(tmp_path / "other"), "--name", name]) == 2   # "": the folder's, unsaid
         assert capsys.readouterr().err.startswith(f"dontstop: error: {says}")
     assert not (tmp_path / "other").exists()
+    assert main(["init-study", str(tmp_path / "Mini")]) == 2   # the folder's name: it said "--name Mini"
+    assert capsys.readouterr().err.strip() == (
+        "dontstop: error: Mini (the folder name): a study needs a name of its own, not a built-in suite's (paper, "
+        "mini) nor quick (`--quick` runs' folder); give one with --name")
+    assert not (tmp_path / "Mini").exists()
     with pytest.raises(UserError, match="key 'name': 'mini' is the built-in suite"):
         load_suite(str(shutil.copy(REPO / "experiments" / "suites" / "mini.yaml", tmp_path / "mini.yaml")))
 
