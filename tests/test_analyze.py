@@ -116,6 +116,11 @@ def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
     assert "need 1 distinct name(s)" in capsys.readouterr().err
     assert main(["analyze", "vocab", str(planted["cs"]), str(planted["cs"]), "--names", "a", " ", "--out", out]) == 2
     assert "need 2 distinct name(s), one per corpus file, none blank" in capsys.readouterr().err   # a nameless row
+    # corpus files given: the flags choosing the suite's were ignored, a bad value accepted, exit 0
+    for flag in (["--domain-corpus", "x=y"], ["--data-dir", "nowhere"]):
+        assert main(["analyze", "vocab", str(planted["cs"]), str(planted["news"]), *flag, "--out", out]) == 2
+        assert capsys.readouterr().err.strip() == (f"dontstop: error: {' '.join(flag)}: analyze vocab reads the "
+                                                   "corpus files given, not the suite's; leave it out")
     # named by their file names: "--names: need 2 distinct name(s)", a flag that was not given
     assert main(["analyze", "vocab", str(planted["cs"]), str(planted["cs"]), "--out", out]) == 2
     assert capsys.readouterr().err.strip() == f"dontstop: error: {planted['cs']}: given twice"
@@ -300,6 +305,11 @@ def test_mlm_loss_cli_writes_tables(perturbed_model, text_corpora, tmp_path, cap
     assert "| base |" in (out / "mlm_loss.md").read_text()
     assert main(argv[:3] + ["base"] + argv[4:]) == 2
     assert "--models base: expected NAME=PATH" in capsys.readouterr().err
+    # every input given: the flags choosing the suite's were ignored, a bad value accepted, exit 0
+    for flag, says in ((["--set", "finetune.lr=abc"], "--set finetune.lr=abc"), (["--cache-dir", "nowhere"], "--cache-dir nowhere")):
+        assert main(argv + ["--overwrite", *flag]) == 2
+        assert capsys.readouterr().err.strip() == (f"dontstop: error: {says}: analyze mlm-loss reads the --models and "
+                                                   "--corpora given, not the suite's; leave it out")
 
 
 def test_mlm_loss_corpora_starting_with_a_tilde_are_under_the_home_folder(text_corpora, tmp_path, monkeypatch):
