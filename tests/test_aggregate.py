@@ -677,6 +677,25 @@ def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_an_interrupt
     assert (out / "notes.md").read_text() == (out / "plots" / "custom.png").read_text() == "mine\n"
 
 
+def test_a_tables_folder_given_one_level_too_deep_is_refused(mini_results, tmp_path, capsys):
+    """`--tables-dir paper_tables/mini`, a suite's tables folder: the tables went into
+    paper_tables/mini/mini/, among the earlier ones (exit 0), and the next aggregate into
+    paper_tables refused them as files no aggregate wrote."""
+    from dontstop.cli import main
+
+    argv = ["aggregate", "--results-dir", str(mini_results), "--tables-dir"]
+    assert main(argv + [str(tmp_path / "tables")]) == 0
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    capsys.readouterr()
+    for quick in ([], ["--quick"]):   # <tables>/quick/<suite>/
+        assert main(argv + [str(tmp_path / "tables" / "mini"), *quick]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"dontstop: error: --tables-dir {tmp_path / 'tables' / 'mini'}: a suite's tables folder itself (its "
+            f"README.md is an aggregate's index); give the folder above it, {tmp_path / 'tables'} (--tables-dir is "
+            "the root of <suite>/...)")
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
 def test_two_aggregates_into_one_tables_root_take_turns(tmp_path):
     """Both write beside the tables folder, in one staging folder: the second waits until the
     first has put its tables in place (it would empty the first's staging folder mid-write)."""
@@ -902,7 +921,9 @@ def test_a_tables_folder_aggregate_cannot_fill_is_refused_before_anything_is_wri
     ("aggregate", {"WANDB_PROJECT": "my/study#2"}, "WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"),
     ("run", {"WANDB_PROJECT": "my/study#2"}, "WANDB_PROJECT='my/study#2': W&B refuses this project name (Invalid"),
     ("run", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
-    ("run", {"WANDB_DIR": "{file}/wandb"}, "{file}/wandb: not a writable directory ({file} is a file)"),
+    # the path alone, as if a flag had given it: the variable may be set in a shell profile
+    ("run", {"WANDB_DIR": "{file}/wandb"}, "WANDB_DIR={file}/wandb: not a writable directory ({file} is a file)"),
+    ("dry-run", {"WANDB_DIR": "{file}"}, "WANDB_DIR={file}: not a writable directory ({file} is a file)"),
     # a dry run passed; finetune and pretrain trained on without logging, in a warning, exit 0
     ("dry-run", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),
     ("finetune", {"WANDB_MODE": "offlne"}, "WANDB_MODE='offlne': not a W&B mode; give online, offline or disabled"),

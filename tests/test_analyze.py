@@ -3,6 +3,7 @@ import hashlib
 import itertools
 import json
 import random
+import shutil
 import string
 
 import numpy as np
@@ -115,6 +116,21 @@ def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
     assert "need 1 distinct name(s)" in capsys.readouterr().err
     assert main(["analyze", "vocab", str(planted["cs"]), str(planted["cs"]), "--names", "a", " ", "--out", out]) == 2
     assert "need 2 distinct name(s), one per corpus file, none blank" in capsys.readouterr().err   # a nameless row
+    # corpus files given: the flags choosing the suite's were ignored, a bad value accepted, exit 0
+    for flag in (["--domain-corpus", "x=y"], ["--data-dir", "nowhere"]):
+        assert main(["analyze", "vocab", str(planted["cs"]), str(planted["news"]), *flag, "--out", out]) == 2
+        assert capsys.readouterr().err.strip() == (f"dontstop: error: {' '.join(flag)}: analyze vocab reads the "
+                                                   "corpus files given, not the suite's; leave it out")
+    # named by their file names: "--names: need 2 distinct name(s)", a flag that was not given
+    assert main(["analyze", "vocab", str(planted["cs"]), str(planted["cs"]), "--out", out]) == 2
+    assert capsys.readouterr().err.strip() == f"dontstop: error: {planted['cs']}: given twice"
+    other = tmp_path / "other" / planted["cs"].name
+    other.parent.mkdir()
+    shutil.copy(planted["news"], other)
+    assert main(["analyze", "vocab", str(planted["cs"]), str(other), "--out", out]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"dontstop: error: {planted['cs']} and {other}: both named {planted['cs'].stem!r} by their file names (the "
+        "rows of the matrix); give --names, one per corpus file")
     pretty = tmp_path / "pretty.json"   # json.dump(..., indent=2) of an object: its keys and quotes were words
     pretty.write_text(json.dumps({"documents": ["a text", "another"]}, indent=2), encoding="utf-8")
     assert main(["analyze", "vocab", str(planted["cs"]), str(pretty), "--out", out]) == 2
@@ -289,6 +305,11 @@ def test_mlm_loss_cli_writes_tables(perturbed_model, text_corpora, tmp_path, cap
     assert "| base |" in (out / "mlm_loss.md").read_text()
     assert main(argv[:3] + ["base"] + argv[4:]) == 2
     assert "--models base: expected NAME=PATH" in capsys.readouterr().err
+    # every input given: the flags choosing the suite's were ignored, a bad value accepted, exit 0
+    for flag, says in ((["--set", "finetune.lr=abc"], "--set finetune.lr=abc"), (["--cache-dir", "nowhere"], "--cache-dir nowhere")):
+        assert main(argv + ["--overwrite", *flag]) == 2
+        assert capsys.readouterr().err.strip() == (f"dontstop: error: {says}: analyze mlm-loss reads the --models and "
+                                                   "--corpora given, not the suite's; leave it out")
 
 
 def test_mlm_loss_corpora_starting_with_a_tilde_are_under_the_home_folder(text_corpora, tmp_path, monkeypatch):

@@ -366,6 +366,29 @@ def test_status_of_a_results_or_cache_folder_under_a_file_is_one_line_and_of_non
     assert not (tmp_path / "results").exists()
 
 
+def test_a_results_or_cache_folder_given_one_level_too_deep_is_refused(world, capsys):
+    """`--results-dir results/mini`, the suite's own folder: `run` wrote its runs to
+    results/mini/mini/ without a word, `aggregate` said "no metrics.json found" beside them and
+    `status` showed every job not started. A new folder of the suite's name is a root like any other."""
+    tmp_path, _, flags = world
+    suite = tmp_path / "results" / "mini"
+    (suite / "rt-polarity").mkdir(parents=True)
+    (tmp_path / "cache" / "mini" / "checkpoints").mkdir(parents=True)
+    says = (f"--results-dir {suite}: the folder of suite mini itself (it holds rt-polarity); give the folder above "
+            f"it, {tmp_path / 'results'} (--results-dir is the root of <suite>/...)")
+    for quick in ([], ["--quick"]):   # --quick: <results>/quick/mini/
+        given = [*flags[1:], *quick, "--results-dir", suite]   # the last one counts
+        assert refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--tasks", "rt-polarity", "--dry-run", *given) == [says]
+        assert refused(capsys, "status", *given) == [says]
+        assert refused(capsys, "aggregate", *quick, "--results-dir", suite, "--tables-dir", tmp_path / "tables") == [says]
+    assert refused(capsys, "reproduce", "--dry-run", *flags, "--cache-dir", tmp_path / "cache" / "mini") == [
+        f"--cache-dir {tmp_path / 'cache' / 'mini'}: the folder of suite mini itself (it holds checkpoints); give "
+        f"the folder above it, {tmp_path / 'cache'} (--cache-dir is the root of <suite>/...)"]
+    assert sorted(p.name for p in (tmp_path / "results").rglob("*")) == ["mini", "rt-polarity"]
+    assert not (tmp_path / "tables").exists()
+    assert main(["status", "--conditions", "baseline", *map(str, flags), "--results-dir", str(tmp_path / "new" / "mini")]) == 0
+
+
 def test_a_dry_run_builds_no_data_and_says_what_it_cannot_cost(tmp_path, capsys):
     """A dry run writes nothing: with the mini benchmark missing (a mistyped --data-dir) it built the
     benchmark there, then crashed costing the runs of tasks not built yet; now it says both."""
@@ -401,6 +424,8 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
      "--domain-corpus news=data/mini/corpora/reviews.txt: key 'domain_corpora.news': "),
     # a path without its .yaml: studies/mine.yaml was read (and a folder's namesake file)
     (["--suite", "studies/mine"], "--suite studies/mine: no suite file; give a suite's name (mini, paper) or the path"),
+    # the folder `init-study` made: "unknown suite; known: mini, paper or a path to a suite YAML"
+    (["--suite", "made"], "--suite made: a folder; give its study file, made/study.yaml"),
     (["--seeds", "-1"], "--seeds -1: must be in [0, 4294967296)"),
     (["--seeds", "0", "0"], "--seeds 0 0: seed 0 given twice (each seed is one run)"),
     # a list flag given again kept its last values alone: the first seed was dropped without a word
@@ -419,6 +444,9 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
 ])
 def test_bad_run_flags_are_one_line_naming_the_flag(world, capsys, argv, message):
     tmp_path, _, flags = world
+    for study in ("made", "mini"):   # study folders in the working folder; `mini` is still the built-in suite
+        (tmp_path / study).mkdir()
+        (tmp_path / study / "study.yaml").write_text(f"name: {study}-study\nextends: mini\n")
     [line] = refused(capsys, "reproduce", "--conditions", "baseline", *flags, *argv)
     assert line.startswith(message), line
     nothing_written(tmp_path)
@@ -559,12 +587,16 @@ def test_every_suite_problem_is_listed_at_once(world, capsys):
     (["--seed", "-1"], "--seed -1: must be in [0, 4294967296)"),
     (["--lr", "0"], "--lr 0.0: must be > 0"),
     (["--max-length", "4"], "--max-length 4: must be >= 8"),
+    # ".: not a model directory (no config.json)", naming no flag; "corpus file not found" beside the folder
+    (["--model", ""], "--model '': empty; give bundled:<name>, a checkpoint folder or a hub id"),
+    (["--corpus", "{root}/tasks/rt-polarity"], "{root}/tasks/rt-polarity: a folder, not a file"),
 ])
 def test_bad_pretrain_flags_are_one_line_before_anything_is_written(world, capsys, argv, message):
     tmp_path, root, _ = world
     out = tmp_path / "ckpt"
     base = ["pretrain", "--model", "bundled:bert-tiny", "--corpus", root / "corpora" / "cs.txt", "--out", out,
             "--steps", "2", "--batch-size", "4", "--per-device-batch-size", "4", "--no-wandb"]
+    argv, message = [a.format(root=root) for a in argv], message.format(root=root)
     assert refused(capsys, *base, *argv) == [message]
     assert not out.exists()
 
@@ -589,6 +621,7 @@ def test_pretrain_refuses_a_corpus_that_is_not_utf8_before_training(world, capsy
      "--lineage 'base+tapt-rt-polarity': --model {checkpoint} is a checkpoint of lineage 'base'"),
     (["--condition", "../../x"], "--condition '../../x': not a folder name (letters, digits, '.', '-', '_')"),
     (["--lineage", ""], "--lineage '': empty"),
+    (["--model", ""], "--model '': empty; give bundled:<name>, a checkpoint folder or a hub id"),   # ".: not a model"
     (["--out", "{notes}"], "--out {notes}: holds a config.json no run wrote, which the run's would replace; "
                               "choose another --out"),
 ])

@@ -389,6 +389,15 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
      "--sbatch time: the launcher sets it for each job (give --time, --pretrain-time or --finetune-time)"),
     (["--launcher", "slurm", "--sbatch", "qos="],   # refused only when submitting, not by a dry run
      "--sbatch qos=: expected KEY=VALUE (e.g. qos=high) or a bare flag (exclusive)"),
+    # passed by a dry run, refused by sbatch only when the study was submitted, or kept the last one silently
+    (["--launcher", "slurm", "--partition", ""],
+     "--partition '': empty; give a name, or leave the flag out (`#SBATCH --partition=` fails at submission)"),
+    (["--launcher", "slurm", "--sbatch", "qos=high", "--sbatch", "qos=low"],
+     "--sbatch qos=low: option 'qos' given twice (first as --sbatch qos=high)"),
+    (["--launcher", "slurm", "--sbatch", "t=10"],
+     "--sbatch t=10: give sbatch's long name, time= (the launcher writes #SBATCH --<KEY>, and sbatch has no --t)"),
+    (["--launcher", "slurm", "--sbatch", "gpus=2"],
+     "--sbatch gpus: the launcher sets it for each job (give --pretrain-gpus or --finetune-gpus)"),
     (["--wait"], "--wait: follows Slurm jobs; add --launcher slurm (the local launcher always waits)"),   # ignored
     (["--launcher", "slurm", "--workers", "4"],   # ignored
      "--workers 4: the local launcher's; --launcher slurm runs each stage and run as a Slurm job of its own"),

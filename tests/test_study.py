@@ -370,6 +370,28 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                      "file; give a file"),
     "corpus_a_fifo": (lambda f: _fifo(f, "corpora/wiki.txt"),
                       "key 'domain_corpora.wiki': {f}/corpora/wiki.txt: a fifo (named pipe), not a regular file"),
+    # a section written as a YAML list (`- comments: ...`) or a string: a TypeError or AttributeError
+    # traceback (tasks, curated, selection), or a domain named after one letter of the string ('/', 'p')
+    "tasks_a_yaml_list": (lambda f: bad_study(f, lambda s: s.update(tasks=[{"comments": None, **s["tasks"]["comments"]}])),
+                          "key 'tasks': expected a mapping of task key to its display, data, metric and domain (the "
+                          "study's own tasks) or a list of the extended suite's task keys, got a YAML list "
+                          "('- comments: ...'); write each entry without its leading '- '"),
+    "tasks_a_string": (lambda f: bad_study(f, lambda s: s.update(tasks="comments")),
+                       "or a list of the extended suite's task keys, got str 'comments'"),
+    "corpora_a_yaml_list": (lambda f: bad_study(f, lambda s: s.update(domain_corpora=[
+                                {key: value} for key, value in s["domain_corpora"].items()])),
+                            "key 'domain_corpora': expected a mapping of domain to corpus file, got a YAML list "
+                            "('- news_comments: ...'); write each entry without its leading '- '"),
+    "pools_a_string": (lambda f: bad_study(f, lambda s: s.update(pools="corpora/comments.txt")),
+                       "key 'pools': expected a mapping of domain to pool file, got str 'corpora/comments.txt'"),
+    "curated_a_list": (lambda f: bad_study(f, lambda s: s.update(curated=["corpora/comments.txt"])),
+                       "key 'curated': expected a mapping of task to curated file, got list ['corpora/comments.txt']"),
+    # looked up on the hub as an org/name id: "models/mine: not in the local cache and offline", naming no key
+    "base_model_mistyped_under_a_folder": (lambda f: bad_study(f, lambda s: s.update(base_model="model/tiny")),
+                                           "key 'base_model': {f}/model/tiny: no such folder"),
+    "selection_a_yaml_list": (lambda f: bad_study(f, lambda s: s.update(selection=[{"dim": 8}])),
+                              "key 'selection': expected a mapping of kNN selection setting to value, got a YAML "
+                              "list ('- dim: ...')"),
 }
 
 
@@ -567,6 +589,11 @@ def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, cap
         assert main(["init-study", str(tmp_path / "other"), "--name", name]) == 2   # "": the folder's, unsaid
         assert capsys.readouterr().err.startswith(f"dontstop: error: {says}")
     assert not (tmp_path / "other").exists()
+    assert main(["init-study", str(tmp_path / "Mini")]) == 2   # the folder's name: it said "--name Mini"
+    assert capsys.readouterr().err.strip() == (
+        "dontstop: error: Mini (the folder name): a study needs a name of its own, not a built-in suite's (paper, "
+        "mini) nor quick (`--quick` runs' folder); give one with --name")
+    assert not (tmp_path / "Mini").exists()
     with pytest.raises(UserError, match="key 'name': 'mini' is the built-in suite"):
         load_suite(str(shutil.copy(REPO / "experiments" / "suites" / "mini.yaml", tmp_path / "mini.yaml")))
 

@@ -45,6 +45,9 @@ from .tasks import QUICK_FOLDER, SUITES, Task
 
 TASK_DATA = ("domain_corpora", "pools", "curated")         # about tasks: not inherited with own tasks
 FOLDERS = ("data_dir", "results_dir", "cache_dir")
+SECTIONS = {"domain_corpora": "domain to corpus file", "pools": "domain to pool file",   # key -> what it maps
+            "curated": "task to curated file", "selection": "kNN selection setting to value",
+            "domains": "domain to {display, irrelevant}"}
 
 
 def is_study(data: dict[str, Any]) -> bool:
@@ -108,6 +111,7 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
     if name.casefold() == QUICK_FOLDER:
         raise UserError(f"{_at(path, lines, 'name')}: key 'name': {name!r} is the folder of `--quick` runs "
                         f"(results/{QUICK_FOLDER}/<name>/); give the study another name")
+    _check_sections(path, data, lines)
     has_own_tasks = isinstance(data.get("tasks"), dict)
     fields = {} if parent is None else {key: getattr(parent, key) for key in yaml_fields(parent)}
     for key in TASK_DATA if has_own_tasks else ():
@@ -143,6 +147,32 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
                                 f"{parent.name!r}; known: {', '.join(parent.task_table)}")
     facts["data_name"] = (parent.data_name or parent.name) if parent is not None else name
     return fields, facts
+
+
+def _check_sections(path: Path, data: dict, lines: dict[str, int]) -> None:
+    """The sections read before the Suite's own type checks, in their shape: a mapping of the
+    sections keyed by domain or task, `tasks` a mapping or a list of task keys. Given as a string
+    or a YAML list (`- polar: ...`) they were iterated as they came: a traceback (`curated`,
+    `selection`, `tasks: - polar:`), or a domain named '/' or 'p', one letter of the string."""
+    for key in SECTIONS:
+        value = data.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise UserError(f"{_at(path, lines, key)}: key '{key}': expected a mapping of {SECTIONS[key]}, "
+                            f"got {_shown(value)}")
+    tasks = data.get("tasks")
+    if tasks is not None and not isinstance(tasks, dict) and not (
+            isinstance(tasks, list) and all(isinstance(key, str) for key in tasks)):
+        raise UserError(f"{_at(path, lines, 'tasks')}: key 'tasks': expected a mapping of task key to its display, "
+                        f"data, metric and domain (the study's own tasks) or a list of the extended suite's task "
+                        f"keys, got {_shown(tasks)}")
+
+
+def _shown(value: Any) -> str:
+    """What was given, in a line: a YAML list of mappings (`- reviews: corpora/reviews.txt`) by its
+    first entry's key, since its dashes made the list (the whole list was a line of kilobytes)."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) and item for item in value):
+        return f"a YAML list ('- {next(iter(value[0]))}: ...'); write each entry without its leading '- '"
+    return f"{type(value).__name__} {value!r}"
 
 
 def tables_dir(suite: Any, given: str | None) -> Path:
@@ -193,8 +223,11 @@ def _resolved(path: Path, lines: dict[str, int], key: str, value: Any, folder: P
 
 
 def _local_model(value: Any, folder: Path) -> bool:
-    """A model given as a folder (a path, or a name found in the study's folder), not a hub id."""
-    return isinstance(value, str) and (value.startswith((".", "/", "~")) or (folder / value).exists())
+    """A model given as a folder (a path, or a name found in the study's folder, or under a folder
+    of the study's: `models/my-bert` mistyped, beside `models/`), not a hub id (`org/name`: it was
+    looked up on the hub, "not in the local cache and offline", naming no key)."""
+    return isinstance(value, str) and (value.startswith((".", "/", "~")) or (folder / value).exists()
+                                       or ("/" in value and (folder / value.split("/")[0]).is_dir()))
 
 
 def _at(path: Path, lines: dict[str, int], key: str) -> str:

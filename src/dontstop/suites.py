@@ -100,6 +100,9 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides:
     path = Path(name_or_path)
     if not path.suffix:
         known = sorted(p.stem for p in (Path(root) / "suites").glob("*.yaml"))
+        builtin = len(path.parts) == 1 and (Path(root) / "suites" / f"{name_or_path}.yaml").is_file()
+        if not builtin and (path / "study.yaml").is_file():   # the study's folder, as `init-study DIR` made it
+            raise UserError(f"--suite {name_or_path}: a folder; give its study file, {path / 'study.yaml'}")
         if len(path.parts) > 1:   # a folder, or a file without its suffix: `/a/study` read /a/study.yaml
             raise UserError(f"--suite {name_or_path}: {'a folder' if path.is_dir() else 'no suite file'}; give a "
                             f"suite's name ({', '.join(known)}) or the path of a suite YAML")

@@ -141,7 +141,10 @@ def check_settings() -> None:
     except ValueError:   # pydantic's ValidationError
         raise UserError(f"WANDB_MODE={mode!r}: not a W&B mode; give online, offline or disabled") from None
     if os.environ.get("WANDB_DIR"):   # where wandb/ goes: under a file, the same late warning
-        check_writable_dir(os.environ["WANDB_DIR"])
+        try:
+            check_writable_dir(os.environ["WANDB_DIR"])
+        except UserError as error:   # named by its variable: set in a shell profile, the path alone said nothing
+            raise UserError(f"WANDB_DIR={error}") from None
 
 
 def start_run(enabled: bool, *, group: str, job_type: str, name: str, config: dict[str, Any],

@@ -73,6 +73,9 @@ def positive_int(text: str) -> int:
 
 def _vocab(args: argparse.Namespace) -> int:
     if args.corpora:
+        _check_no_suite_inputs(args, "analyze vocab reads the corpus files given")
+        if not args.names:   # named by their file names, the rows of the matrix: "--names: need 2 ..." unasked
+            _check_stems(args.corpora)
         names = args.names or [Path(path).stem for path in args.corpora]
         if len(names) != len(args.corpora) or len(set(names)) != len(names) or not all(n.strip() for n in names):
             raise UserError(f"--names: need {len(args.corpora)} distinct name(s), one per corpus file, none "
@@ -87,7 +90,33 @@ def _vocab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_stems(paths: list[str]) -> None:
+    """Corpus files given without --names name their rows by file name: one file given twice, or
+    two files of one name in other folders (cs/train.txt, news/train.txt), is said so."""
+    first: dict[str, str] = {}
+    for path in paths:
+        stem = Path(path).stem
+        if stem in first:
+            same = Path(path).resolve() == Path(first[stem]).resolve()
+            raise UserError(f"{path}: given twice" if same else
+                            f"{first[stem]} and {path}: both named {stem!r} by their file names (the rows of the "
+                            "matrix); give --names, one per corpus file")
+        first[stem] = path
+
+
+def _check_no_suite_inputs(args: argparse.Namespace, reads: str) -> None:
+    """The flags that choose the suite's inputs, given where every input is given instead: they were
+    ignored without a word, a bad `--set` value or a missing --data-dir accepted."""
+    given = [f"--set {value}" for value in args.set_values] + [f"--domain-corpus {pair}" for pair in args.domain_corpus]
+    given += [f"{flag} {getattr(args, key)}" for flag, key in (("--data-dir", "data_dir"), ("--cache-dir", "cache_dir"))
+              if getattr(args, key, None) is not None]
+    if given:
+        raise UserError(f"{given[0]}: {reads}, not the suite's; leave it out")
+
+
 def _mlm_loss(args: argparse.Namespace) -> int:
+    if args.corpora and args.models:
+        _check_no_suite_inputs(args, "analyze mlm-loss reads the --models and --corpora given")
     suite = None if args.corpora and args.models else _suite(args)
     # the models, the folder and the length first: they were checked after every corpus was read
     models = parse_pairs(args.models, "--models") if args.models else suite_models(suite)

@@ -67,6 +67,8 @@ def recipe_from_args(args) -> PretrainRecipe:
     overrides = {field.name: getattr(args, field.name) for field in dataclasses.fields(PretrainRecipe)
                  if getattr(args, field.name, None) is not None}
     check_flags(PretrainRecipe, overrides, {"max_steps": "--steps"})   # before anything is loaded
+    if not args.model.strip():   # "" was the working folder: ".: not a model directory", naming no flag
+        raise UserError(f"--model {args.model!r}: empty; give bundled:<name>, a checkpoint folder or a hub id")
     preset = dict(PRESETS.get(args.recipe, {}))
     if "max_steps" in overrides or "epochs" in overrides:  # a length flag replaces the preset's
         for length in ("max_steps", "epochs"):

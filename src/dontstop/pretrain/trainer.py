@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .. import wandb_log
 from ..data.encoding import utf8_problem
 from ..data.leakage import LeakageGuard
-from ..fileio import UserError, atomic_write_json, check_writable_dir
+from ..fileio import UserError, atomic_write_json, check_writable_dir, wrong_kind
 from ..models import check_available, check_sequence_length, model_sequence_limit, weights_sha256
 from ..recipes import PretrainRecipe
 from ..recipes import check_recipe as check_recipe_values
@@ -60,8 +60,10 @@ def check_recipe(recipe: PretrainRecipe, num_processes: int = 1) -> None:
     check_sequence_length(recipe.max_length, model_sequence_limit(recipe.base_model), recipe.base_model,
                           "pretrain recipe")   # from its config: the weights' loading bar came first
     for path in map(Path, recipe.corpora):
-        if not path.is_file() or path.stat().st_size == 0:
-            raise UserError(f"{path}: corpus file {'is empty' if path.is_file() else 'not found'}")
+        if not path.is_file():   # a task folder given as a corpus was "corpus file not found", beside it
+            raise UserError(f"{path}: {wrong_kind(path) or 'corpus file not found'}")
+        if path.stat().st_size == 0:
+            raise UserError(f"{path}: corpus file is empty")
         not_utf8 = utf8_problem(path)
         if not_utf8:
             raise UserError(str(not_utf8))

@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import wandb_log
 from ..fileio import UserError
 from ..flags import RUN_ONLY_KEYS, add_experiments_dir, add_flag, add_suite_flags, aggregate_command, suite_overrides
+from ..results_tree import check_root_given
 from ..study_file import tables_dir
 from ..suites import load_suite, with_quick
 from ..tasks import QUICK_FOLDER
@@ -69,6 +70,7 @@ def _aggregate(args: argparse.Namespace) -> int:
             raise UserError(f"--overlap {args.overlap}: no row for {', '.join(map(repr, missing))} (it needs "
                             f"{GENERAL} and the suite's domains: {', '.join(suite.domain_corpora)}); give the "
                             "`dontstop analyze vocab` output of this suite's corpora")
+    check_root_given(suite.results_dir, suite.name, suite.tasks, "--results-dir")   # "no metrics.json" beside them
     records = read_runs(suite.results_dir, suite)
     difference = asked_settings_difference(records, suite, args.quick)
     if difference:   # the tables would claim the suite's recipe for runs of another

@@ -15,6 +15,7 @@ from typing import Iterator
 from ..conditions import check_outside_conditions
 from ..fileio import UserError, check_writable_dir
 from ..suites import Suite, analysis_dir, checkpoints_dir
+from ..tasks import QUICK_FOLDER
 
 # What others write into a suite's tables folder, kept when an aggregate replaces the tables:
 # `dontstop analyze`'s domain analysis, and the notebook `reproduce` executes for a study file.
@@ -39,6 +40,12 @@ def check_tables_root(tables_root: Path, suite: Suite, experiments_dir: Path) ->
     out, runs = (Path(tables_root) / suite.name).absolute(), (Path(suite.results_dir) / suite.name).absolute()
     stages = checkpoints_dir(suite).parent.absolute()
     check_outside_conditions(out, experiments_dir, "--tables-dir")
+    # `--tables-dir paper_tables/mini`, one level too deep: the tables went into paper_tables/mini/mini/,
+    # among the earlier ones, whose next aggregate refused them as files it did not write
+    given = out.parent.parent if out.parent.name == QUICK_FOLDER else out.parent   # --quick: <tables>/quick/<suite>
+    if tables_runs(given) is not None:
+        raise UserError(f"--tables-dir {given}: a suite's tables folder itself (its README.md is an aggregate's "
+                        f"index); give the folder above it, {given.parent} (--tables-dir is the root of <suite>/...)")
     for folder, what, flag in ((runs, "the runs", "results"), (stages, "the pretraining stages", "cache")):
         if _nested(out, folder):   # the tables replace their whole folder (written_whole): what was in it goes
             raise UserError(f"{out}: the tables would go among {what} of {folder} (the tables and {flag} "

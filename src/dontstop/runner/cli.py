@@ -26,6 +26,7 @@ from ..data.study import check_study_data
 from ..fileio import UserError, raise_problems
 from ..flags import add_experiments_dir, add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
 from ..provenance import cpu_count
+from ..results_tree import check_root_given
 from ..value_rules import AT_LEAST_1, SEED, range_violations
 from ..report.tables_folder import STUDY_NOTEBOOK, check_outside_tables, check_tables_root
 from ..study_file import tables_dir
@@ -153,6 +154,7 @@ def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Nam
     any work (runner/inputs.py). Files that do not exist are allowed only with --dry-run; with
     them all there, these plans are the plans to run."""
     for folder, flag in ((suite.results_dir, "--results-dir"), (suite.cache_dir, "--cache-dir")):
+        check_root_given(folder, suite.name, suite.tasks, flag)
         check_outside_conditions(folder, args.experiments_dir, flag)
         check_outside_tables(Path(folder) / suite.name, tables_dir(suite, None) / suite.name, flag, folder)
     plans = [plan for condition in conditions

@@ -80,10 +80,12 @@ def init_study(folder: Path, name: str | None = None) -> Path:
     folder = Path(folder)
     if name is not None and not name.strip():   # taken as no name: the folder's was used, without a word
         raise UserError(f"--name {name!r}: empty; give the study's name, or leave --name out for the folder's")
+    flag = name is not None   # else the folder's name: `init-study Mini` said "--name Mini", a flag not given
     name = name or name_of(folder.resolve().name) or "my-study"
     if name.casefold() in (*SUITES, QUICK_FOLDER):   # `Paper` too: the loader refuses a name of another case
-        raise UserError(f"--name {name}: a study needs a name of its own, not a built-in suite's "
-                        f"({', '.join(SUITES)}) nor {QUICK_FOLDER} (`--quick` runs' folder)")
+        raise UserError(f"{'--name ' if flag else ''}{name}{'' if flag else ' (the folder name)'}: a study needs a "
+                        f"name of its own, not a built-in suite's ({', '.join(SUITES)}) nor {QUICK_FOLDER} (`--quick` "
+                        f"runs' folder){'' if flag else '; give one with --name'}")
     if not is_folder_name(name):   # "a/b" was told "not paper, mini"
         raise UserError(f"--name {name}: not a folder name (its results and tables go in a folder of that name: "
                         "letters, digits, '-', '_' and '.', no '/')")

@@ -71,7 +71,14 @@ OWN_SBATCH = {"time": "give --time, --pretrain-time or --finetune-time", "partit
               "dependency": "each job waits on its parent stages' jobs",
               "job-name": "dontstop-<job>", "output": "logs go to slurm-logs/<job>/",
               "error": "logs go to slurm-logs/<job>/", "signal": "submitit's USR2 before the time limit",
-              "requeue": "submitit requeues a timed-out job", "array": "one job per stage and run"}
+              "requeue": "submitit requeues a timed-out job", "array": "one job per stage and run",
+              "ntasks": "one task a node", "gpus": "give --pretrain-gpus or --finetune-gpus",
+              "open-mode": "each attempt of a requeued job appends to its log"}
+# sbatch's one-letter options: the launcher writes `--<key>`, so `--sbatch t=10` was `#SBATCH --t=10`,
+# an option sbatch calls ambiguous only when the study is submitted.
+SHORT_SBATCH = {"t": "time", "p": "partition", "A": "account", "N": "nodes", "c": "cpus-per-task", "n": "ntasks",
+                "G": "gpus", "d": "dependency", "J": "job-name", "o": "output", "e": "error", "a": "array",
+                "q": "qos", "C": "constraint", "w": "nodelist", "x": "exclude", "D": "chdir", "m": "distribution"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +115,8 @@ def flag_problems(args: argparse.Namespace) -> list[str]:
                if args.wait else [])
     problems = [f"{flag} {value}: {JOB_FLAGS[flag]}" for flag, value in given.items()
                 if JOB_FLAGS[flag] is not None and not JOB_FLAGS[flag].allows(value)]
+    problems += [f"{flag} {value!r}: empty; give a name, or leave the flag out (`#SBATCH {flag}=` fails at submission)"
+                 for flag, value in given.items() if isinstance(value, str) and not value.strip()]
     if getattr(args, "workers", None) is not None:   # it was ignored
         problems.append(f"--workers {args.workers}: the local launcher's; --launcher slurm runs each stage "
                         "and run as a Slurm job of its own")
@@ -141,11 +150,19 @@ def options_from_args(args: argparse.Namespace) -> SlurmOptions:
 def _sbatch_options(values: list[str]) -> dict[str, str | bool]:
     """--sbatch qos=high --sbatch exclusive -> {"qos": "high", "exclusive": True} (#SBATCH --exclusive)."""
     options: dict[str, str | bool] = {}
+    given: dict[str, str] = {}   # option name -> the --sbatch value that gave it
     for value in values:
         key, sep, setting = value.partition("=")
         key = key.strip().lstrip("-")
         if not key or (sep and not setting):
             raise UserError(f"--sbatch {value}: expected KEY=VALUE (e.g. qos=high) or a bare flag (exclusive)")
+        if key in SHORT_SBATCH:
+            raise UserError(f"--sbatch {value}: give sbatch's long name, {SHORT_SBATCH[key]}= (the launcher writes "
+                            f"#SBATCH --<KEY>, and sbatch has no --{key})")
+        name = key.replace("_", "-")
+        if name in given:   # the last one was kept, without a word
+            raise UserError(f"--sbatch {value}: option {name!r} given twice (first as --sbatch {given[name]})")
+        given[name] = value
         options[key] = setting if sep else True
     return options
 

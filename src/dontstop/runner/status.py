@@ -22,6 +22,7 @@ from pathlib import Path
 from ..conditions import Condition
 from ..suites import Suite, checkpoints_dir
 from ..fileio import UserError, check_dir_path, is_locked
+from ..results_tree import check_root_given
 from .finished import stale_results
 from .inputs import check_inputs
 from .job_checks import check_finished_stage, check_stage_to_build
@@ -181,8 +182,9 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     the inputs that exist as `run` would (runner/inputs.py), check every results file as `run`
     does (its folder, and whether it is stale) and every finished stage's checkpoint as `run`
     does, then print every job."""
-    for folder in (suite.results_dir, suite.cache_dir):
+    for folder, flag in ((suite.results_dir, "--results-dir"), (suite.cache_dir, "--cache-dir")):
         check_dir_path(folder)
+        check_root_given(folder, suite.name, suite.tasks, flag)
     plans = [plan for c in conditions for plan in plan_runs(suite, c, tasks, seeds, planning_only=True)]
     check_inputs(plans, suite, missing_ok=True, shown=True)   # each missing input: in its stage's line
     stale = stale_results(plans, suite, allow_mixed)
