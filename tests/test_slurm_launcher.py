@@ -376,6 +376,27 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
         options_from_args(build_parser(["run"]).parse_args(flags + ["--nodes", "2"]))
 
 
+@pytest.mark.parametrize("given, minutes", [("600", 600), ("90:30", 91), ("10:00:00", 600), ("1-0", 1440),
+                                            ("2-12:30", 3630), ("1-00:00:01", 1441)])
+def test_a_time_limit_is_minutes_or_one_of_sbatchs_forms(given, minutes):
+    """`--time 10:00:00`, as sbatch and every cluster's docs write it, was refused as an invalid int."""
+    from dontstop.cli import build_parser
+    from dontstop.runner.slurm import options_from_args
+
+    args = build_parser(["run"]).parse_args(["run", "experiments/tapt", "--launcher", "slurm", "--time", given])
+    options = options_from_args(args)
+    assert options.pretrain_time == options.finetune_time == minutes
+
+
+def test_a_time_limit_in_no_form_of_sbatchs_is_one_line_naming_them(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dontstop", "reproduce", "--dry-run", "--launcher", "slurm",
+                             "--time", "10h", "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert result.returncode == 2 and not (tmp_path / "results").exists()
+    assert result.stderr.strip().splitlines() == [
+        "dontstop: error: reproduce: argument --time: '10h': give minutes, or sbatch's MIN, MIN:SEC, H:MIN:SEC, "
+        "D-H, D-H:MIN or D-H:MIN:SEC ('dontstop reproduce --help' lists the flags)"]
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--launcher", "slurm", "--time", "0"], "--time 0: must be >= 1"),   # was taken as unset: 1440 minutes
     (["--launcher", "slurm", "--pretrain-gpus", "-1"], "--pretrain-gpus -1: must be >= 0"),

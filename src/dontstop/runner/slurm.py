@@ -26,6 +26,7 @@ from ..data.leakage import leakage_keys
 from ..suites import Suite
 from ..fileio import UserError, job_lock, raise_problems
 from ..value_rules import AT_LEAST_1, NON_NEGATIVE
+from .slurm_time import slurm_minutes
 from .job_actions import finetune_recipe
 from .jobs import Job, prepare_jobs, tasks_of
 from .plan import RunPlan
@@ -90,9 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="follow the jobs to their end (reproduce: then the analysis and tables)")
     slurm.add_argument("--partition")
     slurm.add_argument("--account")
-    slurm.add_argument("--time", type=int, metavar="MIN", help="time limit of every job, minutes")
-    slurm.add_argument("--pretrain-time", type=int, metavar="MIN", help="default --time, else 1440")
-    slurm.add_argument("--finetune-time", type=int, metavar="MIN", help="default --time, else 240")
+    slurm.add_argument("--time", type=slurm_minutes, metavar="MIN",
+                       help="time limit of every job: minutes, or sbatch's H:MIN:SEC, D-H:MIN, ...")
+    slurm.add_argument("--pretrain-time", type=slurm_minutes, metavar="MIN", help="default --time, else 1440")
+    slurm.add_argument("--finetune-time", type=slurm_minutes, metavar="MIN", help="default --time, else 240")
     slurm.add_argument("--pretrain-gpus", type=int, help="GPUs per node of a pretraining job (default 0)")
     slurm.add_argument("--pretrain-cpus", type=int, help=f"default 1, or {CPUS_PER_GPU} per GPU")
     slurm.add_argument("--finetune-gpus", type=int, choices=(0, 1), help="default 0")
