@@ -164,6 +164,22 @@ def test_a_train_label_written_as_a_number_among_strings_is_a_warning(tmp_path):
     assert check_task(tmp_path) == []   # 0, 1 and "1": two labels, all numbers
 
 
+def test_a_train_label_of_one_example_among_frequent_ones_is_a_warning(tmp_path):
+    """'fr esh' once among 12 'fresh' and 12 'rotten' (a typo) was a class of one example, trained
+    and scored without a word; beside a label of fewer than LONE_LABEL_AMONG examples it says nothing."""
+    from dontstop.data.task_checks import LONE_LABEL_AMONG
+
+    rows = [record(f"text {i}", ["fresh", "rotten"][i % 2]) for i in range(2 * LONE_LABEL_AMONG + 4)]
+    write_lines(tmp_path / "train.jsonl", rows[:7] + [record("text x", "fr esh")] + rows[7:])
+    write_lines(tmp_path / "dev.jsonl", [record("six", "fresh"), record("seven", "rotten")])
+    write_lines(tmp_path / "test.jsonl", [record("eight", "fresh"), record("nine", "rotten")])
+    assert [(p.error_line, p.severity) for p in check_task(tmp_path)] == [
+        (f"{tmp_path}/train.jsonl:8: field 'label': 'fr esh' labels this example alone, where every other label "
+         f"has {LONE_LABEL_AMONG + 2} or more: a class of its own (a typo of 'fresh'?)", "warning")]
+    write_lines(tmp_path / "train.jsonl", rows[:LONE_LABEL_AMONG + 1] + [record("text x", "fr esh")])
+    assert check_task(tmp_path) == []   # 'rotten' has 5: a label set of rare classes
+
+
 def test_data_check_cli_exit_codes(tmp_path, capsys):
     good = write_lines(tmp_path / "chemprot" / "train.jsonl", [record("x binds y", "INHIBITOR")])
     assert main(["data", "check", str(good), "--task", "chemprot"]) == 0

@@ -4,11 +4,12 @@ what `dontstop run` checks before any work (runner/inputs.py) and what a downloa
 formats.parse_split's; here: a train split of one label, a dev or test label that train never
 has, a held-out split that is a copy of another, and (warnings) dev/test text also in train, test
 text also in dev (leakage), one text given two labels in a split, train labels that differ only in
-case or width or are numbers among words, and a registry task whose splits do not hold its
-published numbers of examples.
+case or width or are numbers among words, a train label of one example among frequent ones, and a
+registry task whose splits do not hold its published numbers of examples.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import unicodedata
 from collections import Counter
@@ -17,6 +18,10 @@ from pathlib import Path
 from ..tasks import SPLITS, Task
 from .encoding import ENCODING
 from .formats import Example, Problem, normalize, one_label_problem, parse_split
+
+# A train label of one example is warned of when every other label has at least this many: a typo
+# then, most likely ('fr esh' once among 249 'fresh'), where a label set of rare classes has several.
+LONE_LABEL_AMONG = 10
 
 
 def check_task(directory: str | Path, task: Task | None = None) -> list[Problem]:
@@ -47,7 +52,8 @@ def check_splits(paths: dict[str, Path], task: Task | None = None) -> list[Probl
     problems += _leakage(paths, splits, keys, "train", ("dev", "test"))
     problems += _leakage(paths, splits, keys, "dev", ("test",))   # epochs chosen on test text
     return (problems + _two_labels(paths, splits, keys) + _labels_alike(paths, splits)
-            + _numbers_among_words(paths["train"], splits["train"]) + unlike_published(paths, task))
+            + _numbers_among_words(paths["train"], splits["train"]) + _lone_labels(paths["train"], splits["train"])
+            + unlike_published(paths, task))
 
 
 def one_label_cut(train: list[Example], cut: int | None, path: str | Path) -> Problem | None:
@@ -128,6 +134,24 @@ def _numbers_among_words(path: Path, train: list[Example]) -> list[Problem]:
                     f"({', '.join(map(repr, words[:3]))}{', ...' if len(words) > 3 else ''}): a class of its own of "
                     f"{counts[label]} example(s) (a word meant?)", "warning")
             for label, (e, value) in written.items()]
+
+
+def _lone_labels(path: Path, train: list[Example]) -> list[Problem]:
+    """A train label of one example where every other label has LONE_LABEL_AMONG or more (a typo:
+    `fr esh` once among 249 `fresh`): a class of its own, trained and scored silently. A warning,
+    since a real class may be that rare."""
+    counts = Counter(e.label for e in train)
+    frequent = sorted(label for label, n in counts.items() if n > 1)
+    if not frequent or min(counts[label] for label in frequent) < LONE_LABEL_AMONG:
+        return []
+    problems = []
+    for e in train:
+        if counts[e.label] == 1:
+            close = difflib.get_close_matches(e.label, frequent, n=1)
+            problems.append(Problem(str(path), e.line, "label", f"{e.label!r} labels this example alone, where "
+                                    f"every other label has {min(counts[label] for label in frequent)} or more: a "
+                                    f"class of its own (a typo{f' of {close[0]!r}' if close else ''}?)", "warning"))
+    return problems
 
 
 def _reads_as_number(label: str) -> bool:

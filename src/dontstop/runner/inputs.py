@@ -23,7 +23,7 @@ from ..tasks import SPLITS
 from .plan import RunPlan, unique_stages
 
 MEMO = "input_checks.json"
-CHECKS_VERSION = 3       # bump when a check changes: earlier verdicts are then redone
+CHECKS_VERSION = 4       # bump when a check changes: earlier verdicts are then redone
 SHOWN = 20               # problems listed; `dontstop data check` lists every one
 LARGE_BYTES = 1 << 30    # files this large get a line saying they are being checked
 # A missing file under the data folder is data not built or downloaded yet (fileio.MISSING_DATA);
