@@ -292,6 +292,19 @@ def test_a_query_with_no_known_word_selects_no_neighbours(tmp_path):
     assert record.selected_by_source == {"planted": 5}
 
 
+def test_a_query_with_no_known_word_takes_no_part_in_the_recall(tmp_path):
+    """An IVF index's recall@k is measured on queries that search: a zero vector (no known word)
+    took its probed lists' first k against all lists' first k, a recall of 0 that lowered the
+    record's recall_at_k by its share of the sampled queries."""
+    pool, rng = topic_pool(tmp_path, per_topic=40)   # 480 lines: 12 lists, one probed
+    query = topic_sentence(rng, 0)
+    alone = select_corpus([query], pool, tmp_path / "alone", k=20, index="ivf", nprobe=1)
+    with_empty = select_corpus([query, "It is what it is.", "It was."], pool, tmp_path / "empty",
+                               k=20, index="ivf", nprobe=1)
+    assert with_empty.nlist == alone.nlist > 1 and with_empty.candidates_before_dedup == 20
+    assert with_empty.recall_at_k == alone.recall_at_k > 0
+
+
 def test_a_knn_stage_names_its_pool_and_query_units_so_another_unit_is_another_stage(mini_suite):
     """The stage key holds both units: a cache (or finished run) selected from whole pool lines,
     or queried with whole task texts, is not taken for one of sentences."""

@@ -362,8 +362,9 @@ def test_slurm_multi_gpu_pretraining_asks_for_every_node_and_runs_accelerate_on_
     assert set(common + ["#SBATCH --nodes=1", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4"]) \
         <= set(sbatch(run, []))
     for job in (stage, run):   # before python: a kNN selection follows how OpenBLAS started (test_select.py)
-        script = sbatch(job, [])
-        assert script.index("export OPENBLAS_NUM_THREADS=1") < script.index("python -m submitit.core._submit x")
+        script = sbatch(job, [])   # the command is srun's line: `srun --unbuffered ... python -m submitit...`
+        [command] = [number for number, line in enumerate(script) if "python -m submitit.core._submit x" in line]
+        assert script.index("export OPENBLAS_NUM_THREADS=1") < command
 
     command = launch_command(Launch(4, 2, "/logs/stage.pkl"), node=1, head="node7", port=20012)
     assert command[:4] == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
@@ -415,8 +416,20 @@ def test_a_time_limit_in_no_form_of_sbatchs_is_one_line_naming_them(tmp_path):
      "--partition '': empty; give a name, or leave the flag out (`#SBATCH --partition=` fails at submission)"),
     (["--launcher", "slurm", "--sbatch", "qos=high", "--sbatch", "qos=low"],
      "--sbatch qos=low: option 'qos' given twice (first as --sbatch qos=high)"),
+    # a one-letter key the launcher sets: it was told "time=", which was refused next as the launcher's
     (["--launcher", "slurm", "--sbatch", "t=10"],
-     "--sbatch t=10: give sbatch's long name, time= (the launcher writes #SBATCH --<KEY>, and sbatch has no --t)"),
+     "--sbatch t=10: sbatch's -t, --time, which the launcher sets for each job (give --time, --pretrain-time or "
+     "--finetune-time)"),
+    (["--launcher", "slurm", "--sbatch", "L=matlab:1"],
+     "--sbatch L=matlab:1: give sbatch's long name, licenses= (the launcher writes #SBATCH --<KEY>, and sbatch has "
+     "no --L)"),
+    # one-letter bare flags were written #SBATCH --H and #SBATCH --s, refused by sbatch at submission
+    (["--launcher", "slurm", "--sbatch", "H"],
+     "--sbatch H: give sbatch's long name, hold (the launcher writes #SBATCH --<KEY>, and sbatch has no --H)"),
+    (["--launcher", "slurm", "--sbatch", "s"],
+     "--sbatch s: give sbatch's long name, oversubscribe (the launcher writes #SBATCH --<KEY>, and sbatch has no --s)"),
+    (["--launcher", "slurm", "--sbatch", "Z=1"],
+     "--sbatch Z=1: give sbatch's long option name (the launcher writes #SBATCH --<KEY>, and sbatch has no --Z)"),
     (["--launcher", "slurm", "--sbatch", "gpus=2"],
      "--sbatch gpus: the launcher sets it for each job (give --pretrain-gpus or --finetune-gpus)"),
     (["--wait"], "--wait: follows Slurm jobs; add --launcher slurm (the local launcher always waits)"),   # ignored

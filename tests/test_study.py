@@ -562,6 +562,21 @@ def test_init_study_where_a_file_takes_a_folders_name_is_one_line_and_makes_noth
     assert sorted(folder.rglob("*")) == before
 
 
+def test_a_cached_hub_id_beside_a_folder_of_its_org_is_a_hub_id(tmp_path, monkeypatch):
+    """`allenai/cs_roberta_base` from the hub, in a study folder that keeps another allenai model
+    in allenai/: it was taken for a mistyped folder ("allenai/cs_roberta_base: no such folder"),
+    though the Hugging Face cache held it. A mistyped folder the cache does not hold still is."""
+    from dontstop import models
+
+    (tmp_path / "allenai" / "biomed_roberta_base").mkdir(parents=True)
+    study = tmp_path / "study.yaml"
+    study.write_text("name: s1\nextends: mini\nbase_model: allenai/cs_roberta_base\n")
+    with pytest.raises(UserError, match="key 'base_model': .*allenai/cs_roberta_base: no such folder"):
+        load_suite(str(study))
+    monkeypatch.setattr(models, "in_local_cache", lambda hub_id: hub_id == "allenai/cs_roberta_base")
+    assert load_suite(str(study)).base_model == "allenai/cs_roberta_base"
+
+
 def test_init_study_writes_a_commented_study_to_fill(korean_study, tmp_path, capsys):
     folder = tmp_path / "my study"
     dry = ["reproduce", "--suite", str(folder / "study.yaml"), "--dry-run", "--cache-dir", str(tmp_path / "cache")]

@@ -30,6 +30,7 @@ from .slurm_time import slurm_minutes
 from .job_actions import finetune_recipe
 from .jobs import Job, prepare_jobs, tasks_of
 from .plan import RunPlan
+from .sbatch_options import OWN_SBATCH, sbatch_options
 from .slurm_job import Launch, RunnerJob, write_spec
 from .slurm_queue import (Submitted, cancel, check_slurm, logs_dir, read_registry, remember,
                           settings_difference, slug, slurm_dir, slurm_states, write_registry)
@@ -59,27 +60,6 @@ class SlurmOptions:
 JOB_FLAGS = {"--partition": None, "--account": None, "--time": AT_LEAST_1, "--pretrain-time": AT_LEAST_1,
              "--finetune-time": AT_LEAST_1, "--pretrain-gpus": NON_NEGATIVE, "--pretrain-cpus": AT_LEAST_1,
              "--finetune-gpus": None, "--finetune-cpus": AT_LEAST_1, "--nodes": AT_LEAST_1, "--sbatch": None}
-
-
-# sbatch options the launcher sets per job, and how (a flag to give instead of --sbatch KEY=...): one
-# given twice was a second #SBATCH line that overrode the launcher's (a dependency=, the order of
-# the stages; a job-name=, the name squeue shows; an output=, where status looks for the log).
-OWN_SBATCH = {"time": "give --time, --pretrain-time or --finetune-time", "partition": "give --partition",
-              "account": "give --account", "nodes": "give --nodes",
-              "gpus-per-node": "give --pretrain-gpus or --finetune-gpus",
-              "cpus-per-task": "give --pretrain-cpus or --finetune-cpus",
-              "ntasks-per-node": "one task a node",
-              "dependency": "each job waits on its parent stages' jobs",
-              "job-name": "dontstop-<job>", "output": "logs go to slurm-logs/<job>/",
-              "error": "logs go to slurm-logs/<job>/", "signal": "submitit's USR2 before the time limit",
-              "requeue": "submitit requeues a timed-out job", "array": "one job per stage and run",
-              "ntasks": "one task a node", "gpus": "give --pretrain-gpus or --finetune-gpus",
-              "open-mode": "each attempt of a requeued job appends to its log"}
-# sbatch's one-letter options: the launcher writes `--<key>`, so `--sbatch t=10` was `#SBATCH --t=10`,
-# an option sbatch calls ambiguous only when the study is submitted.
-SHORT_SBATCH = {"t": "time", "p": "partition", "A": "account", "N": "nodes", "c": "cpus-per-task", "n": "ntasks",
-                "G": "gpus", "d": "dependency", "J": "job-name", "o": "output", "e": "error", "a": "array",
-                "q": "qos", "C": "constraint", "w": "nodelist", "x": "exclude", "D": "chdir", "m": "distribution"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +103,7 @@ def flag_problems(args: argparse.Namespace) -> list[str]:
         problems.append(f"--workers {args.workers}: the local launcher's; --launcher slurm runs each stage "
                         "and run as a Slurm job of its own")
     try:
-        own = [key for key in _sbatch_options(args.sbatch) if key.replace("_", "-") in OWN_SBATCH]
+        own = [key for key in sbatch_options(args.sbatch) if key.replace("_", "-") in OWN_SBATCH]
         problems += [f"--sbatch {key}: the launcher sets it for each job ({OWN_SBATCH[key.replace('_', '-')]})"
                      for key in own]
     except UserError as e:
@@ -146,27 +126,7 @@ def options_from_args(args: argparse.Namespace) -> SlurmOptions:
         args.partition, args.account, first(args.pretrain_time, args.time, 1440),
         first(args.finetune_time, args.time, 240), pretrain_gpus, cpus(args.pretrain_cpus, pretrain_gpus),
         finetune_gpus, cpus(args.finetune_cpus, finetune_gpus), first(args.nodes, 1),
-        _sbatch_options(args.sbatch), args.wait)
-
-
-def _sbatch_options(values: list[str]) -> dict[str, str | bool]:
-    """--sbatch qos=high --sbatch exclusive -> {"qos": "high", "exclusive": True} (#SBATCH --exclusive)."""
-    options: dict[str, str | bool] = {}
-    given: dict[str, str] = {}   # option name -> the --sbatch value that gave it
-    for value in values:
-        key, sep, setting = value.partition("=")
-        key = key.strip().lstrip("-")
-        if not key or (sep and not setting):
-            raise UserError(f"--sbatch {value}: expected KEY=VALUE (e.g. qos=high) or a bare flag (exclusive)")
-        if key in SHORT_SBATCH:
-            raise UserError(f"--sbatch {value}: give sbatch's long name, {SHORT_SBATCH[key]}= (the launcher writes "
-                            f"#SBATCH --<KEY>, and sbatch has no --{key})")
-        name = key.replace("_", "-")
-        if name in given:   # the last one was kept, without a word
-            raise UserError(f"--sbatch {value}: option {name!r} given twice (first as --sbatch {given[name]})")
-        given[name] = value
-        options[key] = setting if sep else True
-    return options
+        sbatch_options(args.sbatch), args.wait)
 
 
 def launch(plans: list[RunPlan], suite: Suite, options: SlurmOptions, *, wandb: bool,

@@ -160,9 +160,11 @@ def _knn_candidates(queries: list[str], task_keys: set[bytes], pool_path: Path, 
     k = min(k, faiss_index.ntotal)
     candidates = knn_index.search(faiss_index, query_vectors, k, nprobe)
     # A query of no word the bow embedder knows (stop words, '2 .') is a zero vector, as near every
-    # candidate as any other: faiss returned the pool's first k. It has no neighbours.
-    candidates[~query_vectors.any(axis=1)] = -1
-    recall = knn_index.recall_at_k(faiss_index, _sample(query_vectors, settings.seed), k, nprobe)
+    # candidate as any other: faiss returned the pool's first k. It has no neighbours, and no part in
+    # the recall (an IVF index's first k of its probed lists, against all lists': it counted as 0).
+    searched = query_vectors.any(axis=1)
+    candidates[~searched] = -1
+    recall = knn_index.recall_at_k(faiss_index, _sample(query_vectors[searched], settings.seed), k, nprobe)
     details = {"embedder": settings.embedder, "dim": model.dim, "index": settings.index,
                "encoder_model": settings.encoder_model if settings.embedder == "encoder" else None,
                "nprobe": nprobe if settings.index == "ivf" else None,
