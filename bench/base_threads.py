@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, peak_memory_mb, record, run_isolated, stamp
+from common import RESULTS_DIR, parse_with_data_and_smoke, peak_memory_mb, record, run_isolated, stamp
 
 
 def base_side(threads: int, steps: int, data_dir: str, smoke: bool) -> dict:
@@ -48,14 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, help="optimizer steps per row (default 30; --smoke 2)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="one row per value; the first is the baseline")
-    parser.add_argument("--data-dir", default=str(DATA_DIR), help="holds mini/corpora/general.txt")
-    parser.add_argument("--smoke", action="store_true", help="seconds: a plumbing check")
-    parser.add_argument("--results", help="JSON lines file to append to (required with --smoke)")
-    args = parser.parse_args(argv)
-    if args.smoke and not args.results:
-        parser.error("--smoke needs --results PATH: smoke rows never go to bench/results/")
-    if args.data_dir == str(DATA_DIR):
-        ensure_mini_data()
+    args = parse_with_data_and_smoke(parser, argv, data_help="holds mini/corpora/general.txt")
     steps = args.steps or (2 if args.smoke else 30)
     run, baseline = time.strftime("%Y%m%d-%H%M%S"), None
     for threads in args.threads:

@@ -86,6 +86,26 @@ def record(path: Path, row: dict) -> None:
         f.write(json.dumps(row) + "\n")
 
 
+def parse_with_data_and_smoke(parser, argv: list[str] | None, data_help: str):
+    """argv parsed with --data-dir (the mini data, built if it is the default and missing),
+    --smoke and --results added, as checked_smoke checks them."""
+    parser.add_argument("--data-dir", default=str(DATA_DIR), help=data_help)
+    parser.add_argument("--smoke", action="store_true", help="seconds: a plumbing check")
+    parser.add_argument("--results", help="JSON lines file to append to (required with --smoke)")
+    args = checked_smoke(parser, parser.parse_args(argv))
+    if args.data_dir == str(DATA_DIR):
+        ensure_mini_data()
+    return args
+
+
+def checked_smoke(parser, args):
+    """The parsed args, a --smoke run refused without --results: smoke rows are plumbing checks,
+    never figures, so they never go to bench/results/."""
+    if args.smoke and not args.results:
+        parser.error("--smoke needs --results PATH: smoke rows never go to bench/results/")
+    return args
+
+
 def ensure_mini_data() -> None:
     """Build data/mini (`dontstop data build-mini`) if a fresh clone lacks it."""
     if not (DATA_DIR / "mini" / "manifest.json").exists():

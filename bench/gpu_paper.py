@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from common import RESULTS_DIR, record, stamp
+from common import RESULTS_DIR, checked_smoke, record, stamp
 from gpu_common import (FINETUNE_BATCH, PAPER_BATCH, PAPER_DAPT_STEPS, PAPER_LENGTH, ROBERTA_BASE,
                         SMOKE_SHAPE, Settings, peak_tflops)
 
@@ -63,8 +63,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results", help="JSON lines file to append to (default bench/results/gpu_paper.jsonl; "
                                           "required with --smoke)")
     args = parser.parse_args(argv)
-    if args.smoke and not args.results:
-        parser.error("--smoke needs --results PATH: smoke rows never go to bench/results/")
+    checked_smoke(parser, args)
     return args
 
 

@@ -36,7 +36,7 @@ from types import SimpleNamespace
 
 import torch
 
-from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, peak_memory_mb, record, run_isolated, stamp
+from common import DATA_DIR, RESULTS_DIR, checked_smoke, ensure_mini_data, peak_memory_mb, record, run_isolated, stamp
 from gpu_common import PAPER_DAPT_LR, PAPER_DAPT_STEPS, ROBERTA_BASE, SMOKE_SHAPE, RobertaIds, random_weight_model
 from gpu_dapt import BenchRun, RandomSequences
 from dontstop.recipes import PretrainRecipe
@@ -180,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                {**run_isolated(count_paper_shape), "model": "roberta-base shape, random weights", "device": "cpu",
                 **stamp(time.strftime("%Y%m%d-%H%M%S"), {"count_paper_shape": True})})
         return 0
-    if args.smoke and not args.results:
-        parser.error("--smoke needs --results PATH: smoke rows never go to bench/results/")
+    checked_smoke(parser, args)
     if args.device == "cuda" and not args.smoke and not torch.cuda.is_available():
         print("no CUDA device; run --device cuda --smoke for the same code on the CPU", file=sys.stderr)
         return 2

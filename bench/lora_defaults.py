@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, record, stamp
+from common import DATA_DIR, RESULTS_DIR, checked_smoke, ensure_mini_data, record, stamp
 from lora_cost import checkpoint_figures
 from dontstop.data.leakage import leakage_guard
 from dontstop.overrides import folder
@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", help="JSON lines file (default bench/results/lora_defaults.jsonl; "
                                           "required with --smoke)")
     args = parser.parse_args(argv)
-    if args.smoke and not args.results:
-        parser.error("--smoke needs --results PATH: smoke rows never go to bench/results/")
+    checked_smoke(parser, args)
     if args.data_dir == DATA_DIR:
         ensure_mini_data()
     run_id, results = time.strftime("%Y%m%d-%H%M%S"), Path(args.results or RESULTS_DIR / "lora_defaults.jsonl")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from common import DATA_DIR, RESULTS_DIR, ensure_mini_data, record, run_isolated, stamp
+from common import RESULTS_DIR, parse_with_data_and_smoke, record, run_isolated, stamp
 from dontstop.pretrain.trainer import run_pretraining
 from dontstop.recipes import PretrainRecipe
 from dontstop.stage_identity import stage_recipe
@@ -74,14 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, help="timed loads per row (default 7; --smoke 2)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each row's process")
-    parser.add_argument("--data-dir", default=str(DATA_DIR), help="holds mini/corpora/cs.txt")
-    parser.add_argument("--smoke", action="store_true", help="seconds: a plumbing check")
-    parser.add_argument("--results", help="JSON lines file to append to (required with --smoke)")
-    args = parser.parse_args(argv)
-    if args.smoke and not args.results:
-        parser.error("--smoke needs --results PATH: smoke rows never go to bench/results/")
-    if args.data_dir == str(DATA_DIR):
-        ensure_mini_data()
+    args = parse_with_data_and_smoke(parser, argv, data_help="holds mini/corpora/cs.txt")
     repeats = args.repeats or (2 if args.smoke else 7)
     run = time.strftime("%Y%m%d-%H%M%S")
     with tempfile.TemporaryDirectory() as scratch:
