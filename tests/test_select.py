@@ -279,6 +279,21 @@ def test_every_dontstop_process_starts_openblas_on_one_thread_whatever_the_shell
     assert started.stdout.strip() == "[1]"
 
 
+def test_an_index_saved_under_an_older_selection_rule_is_refused_naming_it(tmp_path):
+    """A `select --index-dir` folder saved before SELECTION_RULE 2 holds an embedder fitted and a
+    pool embedded on several threads (and a scan that kept dev sentences): reused, a new k selected
+    from it. Its index_key.json lacks the rule, so it is refused."""
+    pool, rng = topic_pool(tmp_path)
+    queries = [topic_sentence(rng, 0)]
+    select_corpus(queries, pool, tmp_path / "k5", k=5, index_dir=tmp_path / "index")
+    key_file = tmp_path / "index" / "index_key.json"
+    key = json.loads(key_file.read_text())
+    assert key.pop("selection_rule") == 2
+    key_file.write_text(json.dumps(key))
+    with pytest.raises(UserError, match=r"\(selection_rule differ\); give a new --index-dir"):
+        select_corpus(queries, pool, tmp_path / "k10", k=10, index_dir=tmp_path / "index")
+
+
 def test_a_query_with_no_known_word_selects_no_neighbours(tmp_path):
     """A query whose words the bow embedder does not know (stop words, a fragment such as '2 .',
     of which ACL-Roles has five) is a zero vector, equally near every candidate: it took the first
