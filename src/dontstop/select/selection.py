@@ -77,7 +77,7 @@ def select_corpus(task_texts: list[str], pool_path: str | Path, out_dir: str | P
     else:
         settings = EmbeddingSettings(embedder, encoder_model, dim, index, seed, bow_tokens, unit)
         # One BLAS and OpenMP thread: on more, the bow embedder's SVD and faiss's search sum in another
-        # order (on 2 threads aclsum-roles' vectors moved by 1e-4 and 770 of its 500NN neighbour ids
+        # order (on 2 threads aclsum-roles' vectors moved by 1e-4 and 770 of its k = 500 neighbour ids
         # changed), so a selection depended on the machine's cores and on the launcher. On the mini's
         # pool one thread is no slower (the index in 6 s, not 21 s, beside another process).
         with threadpool_limits(limits=1):
