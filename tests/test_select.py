@@ -244,7 +244,7 @@ def test_a_selection_stage_is_keyed_by_the_selection_rule_and_other_stages_are_n
 
 def test_a_knn_selection_embeds_and_searches_on_one_thread_whatever_the_machine(tmp_path, monkeypatch):
     """On 2 threads the bow embedder's SVD and faiss's search summed in another order than on 1
-    (aclsum-roles' vectors moved by 1e-4, 770 of its 500NN neighbour ids changed): a selection
+    (aclsum-roles' vectors moved by 1e-4, 770 of its k = 500 neighbour ids changed): a selection
     depended on the machine's cores and the launcher. Both run on one BLAS and OpenMP thread."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -265,7 +265,7 @@ def test_a_knn_selection_embeds_and_searches_on_one_thread_whatever_the_machine(
 
 @pytest.mark.parametrize("shell", [{}, {"OPENBLAS_NUM_THREADS": "4"}, {"OMP_NUM_THREADS": "1"}])
 def test_every_dontstop_process_starts_openblas_on_one_thread_whatever_the_shell_says(shell):
-    """Started on one thread or limited to one later, OpenBLAS gave ACL-Roles' 500NN 44,149 or
+    """Started on one thread or limited to one later, OpenBLAS gave ACL-Roles' `select --k 500` 44,149 or
     44,148 candidates: a selection followed the shell's OPENBLAS_NUM_THREADS / OMP_NUM_THREADS and
     the launcher (submitit loads numpy first; its sbatch script exports it: test_slurm_launcher.py)."""
     import os
