@@ -222,3 +222,29 @@ def test_damaged_records_and_memos_of_the_cache_are_no_traceback(mini_suite):
     memo.write_text("[]")
     corpus = Path(mini_suite.data_path(mini_suite.base_corpus))
     assert len(file_sha256(corpus, mini_suite.cache_dir)) == 64 and str(corpus.resolve()) in memo.read_text()
+
+
+def test_the_fp32_fine_tuning_row_is_a_rate_said_not_to_be_a_bound_and_a_real_path_row_replaces_it(tmp_path,
+                                                                                                   monkeypatch):
+    """The 16 x 512 fp32 row was printed as 'an upper bound', its runs' '<' too: it leaves out
+    evaluation and a real run's per-batch costs, which took a real epoch past its step rate on the
+    H200 of issue 20. The newer "finetune real path" row (a whole epoch) replaces it."""
+    from dontstop.runner import estimate
+
+    monkeypatch.setattr(estimate, "REPO", tmp_path)
+    rows = [{"row": "finetune fp32", "device": "cuda", "device_name": "H200", "date": "2026-11-25T10:00:00",
+             "tokens_per_s": 68000.0},
+            {"row": "dapt", "device": "cuda", "device_name": "H200", "date": "2026-11-25T10:00:00",
+             "tokens_per_s": 343000.0},
+            {"row": "finetune fp32", "device": "cpu", "device_name": "cpu", "date": "2026-12-01T10:00:00",
+             "tokens_per_s": 1.0}]   # a CPU smoke row is never a GPU rate
+    bench = tmp_path / "gpu_paper.jsonl"
+    bench.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    finetune = estimate.bench_rates(bench)["finetune"]
+    assert finetune.value == 68000.0 and finetune.source.endswith("so not a bound")
+    assert "H200, 2026-11-25, gpu_paper.jsonl 'finetune fp32'" in finetune.source
+    real = {"row": "finetune real path", "device": "cuda", "device_name": "H200", "date": "2026-12-08T10:00:00",
+            "train_tokens": 600000, "epoch_s": 12.0}
+    bench.write_text(bench.read_text(encoding="utf-8") + json.dumps(real) + "\n", encoding="utf-8")
+    assert estimate.bench_rates(bench)["finetune"] == estimate.Rate(50000.0, "H200, 2026-12-08, gpu_paper.jsonl "
+                                                                             "'finetune real path'")

@@ -70,8 +70,8 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
     device = "GPU" if suite.estimate_bench else "on this machine"
     print(f"estimated total {device}: {_duration(total)}"
           + (" without the costs marked unknown" if unknown else "")
-          + (" (an upper bound: task files not downloaded yet count as full 512-token sequences, or a "
-             "rate slower than what will run; '<' above)" if bounded else ""))
+          + (" (task files not downloaded yet counted as full 512-token sequences: their tokens, '<' "
+             "above, are upper bounds)" if bounded else ""))
     if workers and not unknown:   # workers beyond the cores share them: no faster than one a core
         sharing = f" sharing {cpu_count()} CPU cores" if workers > cpu_count() else ""
         print(f"  on {workers} worker(s) (--workers){sharing}, in the runner's order: about "
@@ -80,8 +80,7 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
     if estimator.finetune_run_s is not None:
         print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.1f} s)")
     elif estimator.finetune is not None:
-        print(f"  fine-tuning at {estimator.finetune.value:,.0f} training tokens/s ({estimator.finetune.source}"
-              + (", an upper bound" if estimator.finetune.upper_bound else "") + ")")
+        print(f"  fine-tuning at {estimator.finetune.value:,.0f} training tokens/s ({estimator.finetune.source})")
     else:
         share = estimator.finetune_share
         per_token = (f" at {share:.2f} of its cost per token (a classifier runs no masked-LM head; "
