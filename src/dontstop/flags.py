@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .conditions import EXPERIMENTS_DIR
 from .config import parse_pairs
-from .fileio import under_home
+from .fileio import UserError, under_home
 from .overrides import Override, check_one_setting_each, folder, from_pairs, parse_set
 from .value_rules import SEED
 
@@ -131,3 +131,10 @@ def aggregate_command(args: argparse.Namespace) -> str:
     if experiments and Path(experiments).resolve() != EXPERIMENTS_DIR.resolve():
         words += ["--experiments-dir", str(experiments)]
     return shlex.join(words)
+
+
+def check_model_flag(model: str) -> None:
+    """`pretrain` and `finetune`'s --model: an empty one was the working folder (".: not a model
+    directory"), naming no flag."""
+    if not model.strip():
+        raise UserError(f"--model {model!r}: empty; give bundled:<name>, a checkpoint folder or a hub id")

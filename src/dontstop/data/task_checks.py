@@ -142,15 +142,16 @@ def _lone_labels(path: Path, train: list[Example]) -> list[Problem]:
     since a real class may be that rare."""
     counts = Counter(e.label for e in train)
     frequent = sorted(label for label, n in counts.items() if n > 1)
-    if not frequent or min(counts[label] for label in frequent) < LONE_LABEL_AMONG:
+    fewest = min((counts[label] for label in frequent), default=0)
+    if fewest < LONE_LABEL_AMONG:
         return []
     problems = []
     for e in train:
         if counts[e.label] == 1:
             close = difflib.get_close_matches(e.label, frequent, n=1)
             problems.append(Problem(str(path), e.line, "label", f"{e.label!r} labels this example alone, where "
-                                    f"every other label has {min(counts[label] for label in frequent)} or more: a "
-                                    f"class of its own (a typo{f' of {close[0]!r}' if close else ''}?)", "warning"))
+                                    f"every other label has {fewest} or more: a class of its own "
+                                    f"(a typo{f' of {close[0]!r}' if close else ''}?)", "warning"))
     return problems
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import wandb_log
 from ..fileio import UserError
+from ..flags import check_model_flag
 from ..overrides import folder
 from ..recipes import FinetuneRecipe, check_flags
 from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE, RUN_CONFIG_FILE, MetricsRecord
@@ -50,8 +51,7 @@ def _finetune_command(args: argparse.Namespace) -> int:
         seed=args.seed, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
         max_length=args.max_length, max_train_examples=args.max_train_examples).items() if value is not None}
     check_flags(FinetuneRecipe, given)   # before the run folder is made
-    if not args.model.strip():   # "" was the working folder: ".: not a model directory", naming no flag
-        raise UserError(f"--model {args.model!r}: empty; give bundled:<name>, a checkpoint folder or a hub id")
+    check_model_flag(args.model)
     suite = load_suite(args.suite, overrides=folder("--data-dir", "data_dir", args.data_dir))
     task = suite.task(args.task)   # its folder, metric and profile come with it
     # the suite's recipe, as `run` gives its runs (a mini cell redone by hand ran at lr 2e-5 and 512

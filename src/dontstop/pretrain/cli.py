@@ -17,7 +17,7 @@ from .. import wandb_log
 from ..config import from_dict, parse_yaml
 from ..data.leakage import leakage_guard
 from ..fileio import UserError
-from ..flags import add_flag
+from ..flags import add_flag, check_model_flag
 from ..recipes import AdapterRecipe, PretrainRecipe, check_flags
 
 # Paper Table 13; the remaining fields keep their (shared) dataclass defaults.
@@ -67,8 +67,7 @@ def recipe_from_args(args) -> PretrainRecipe:
     overrides = {field.name: getattr(args, field.name) for field in dataclasses.fields(PretrainRecipe)
                  if getattr(args, field.name, None) is not None}
     check_flags(PretrainRecipe, overrides, {"max_steps": "--steps"})   # before anything is loaded
-    if not args.model.strip():   # "" was the working folder: ".: not a model directory", naming no flag
-        raise UserError(f"--model {args.model!r}: empty; give bundled:<name>, a checkpoint folder or a hub id")
+    check_model_flag(args.model)
     preset = dict(PRESETS.get(args.recipe, {}))
     if "max_steps" in overrides or "epochs" in overrides:  # a length flag replaces the preset's
         for length in ("max_steps", "epochs"):

@@ -58,10 +58,11 @@ def _pool_sample(path: str, _version: tuple[int, int], unit: str) -> PoolSample:
     candidates than it has (the selection drops them, select/pool.scan_pool)."""
     keys, tokens, read, whole = set(), [], 0, True
     for line_no, raw in text_lines(path):
-        if read + len(raw.encode()) > POOL_SAMPLE_BYTES:
+        size = len(raw.encode())
+        if read + size > POOL_SAMPLE_BYTES:
             whole = False
             break
-        read += len(raw.encode())
+        read += size
         if blank(raw):
             continue
         for candidate in pool_candidates(parse_line(Path(path), line_no, raw)[0], unit):
