@@ -170,16 +170,40 @@ def test_findings_report_holds_reversed_and_missing(mini_results, tmp_path):
     assert findings.loc[("TAPT beats the baseline", "aclsum-roles"), "verdict"] == "reversed"
     assert findings.loc[("kNN-TAPT rises with k", "aclsum-roles"), "difference"] == pytest.approx(5.0)
     assert findings.loc[("Transfer-TAPT is worse than TAPT", "aclsum-roles"), "verdict"] == "missing"
-    farthest = findings.loc["DAPT gains most on the domain farthest from the base model's data"]
-    assert farthest.index[0].startswith("cs") and farthest.verdict.iloc[0] == "holds"  # +10.5 vs +1
     no_overlap = findings_frame(runs, layout, None)
     assert no_overlap.verdict.iloc[-1].startswith("missing")
-    # an overlap of other domains (`reviews` renamed): the farthest of the others was the verdict
     write_run(mini_results, "bbc-topic", "baseline", 0, 70.0)
-    write_run(mini_results, "bbc-topic", "dapt", 0, 90.0)
-    partial = findings_frame(load_runs(mini_results, "mini", CONDITIONS), layout, {"cs": 20.0, "news": 10.0})
+    write_run(mini_results, "bbc-topic", "dapt", 0, 72.0)
+    runs = load_runs(mini_results, "mini", CONDITIONS)
+    findings = findings_frame(runs, layout, {"cs": 20.0, "reviews": 40.0, "news": 30.0}).set_index(["claim", "task"])
+    farthest = findings.loc["DAPT gains most on the domain farthest from the base model's data"]
+    assert farthest.index[0].startswith("cs") and farthest.verdict.iloc[0] == "holds"  # +10.5 vs +1 and +2
+    # an overlap of other domains (`reviews` renamed): the farthest of the others was the verdict
+    partial = findings_frame(runs, layout, {"cs": 20.0, "news": 10.0})
     farthest = partial.set_index("claim").loc["DAPT gains most on the domain farthest from the base model's data"]
     assert farthest.verdict == "missing (no vocabulary overlap for reviews)"
+
+
+def test_the_farthest_domain_claim_is_missing_where_a_domain_has_no_gain(mini_results):
+    """The farthest domain (reviews, the lowest overlap) without DAPT runs: the claim named the next
+    farthest (cs, 20%) farthest and gave it a verdict; a domain of the table's tasks without a gain
+    (no runs on one side of any of its tasks) makes it `missing`, as a domain without an overlap does."""
+    shutil.rmtree(mini_results / "mini" / "rt-polarity" / "dapt")
+    write_run(mini_results, "bbc-topic", "baseline", 0, 70.0)
+    write_run(mini_results, "bbc-topic", "dapt", 0, 90.0)
+    layout, overlap = make_layout("mini", CONDITIONS), {"cs": 20.0, "reviews": 10.0, "news": 30.0}
+
+    def farthest_row():
+        frame = findings_frame(load_runs(mini_results, "mini", CONDITIONS), layout, overlap)
+        return frame[frame.claim.str.startswith("DAPT gains most")].iloc[0]
+
+    row = farthest_row()
+    assert (row.task, row.verdict) == ("all", "missing (no DAPT − RoBERTa gain on reviews)")
+    assert np.isnan(row.difference)
+    write_run(mini_results, "rt-polarity", "dapt", 0, 95.0)   # reviews measured again: +14 over 80 and 82
+    row = farthest_row()
+    assert row.task == "reviews (overlap 10%)"
+    assert (row.verdict, row.difference) == ("reversed", pytest.approx(14 - 20))   # news gained +20
 
 
 def test_published_csv_cells_match_facts():

@@ -132,9 +132,14 @@ def farthest_domain_gains_most(runs: pd.DataFrame, layout: Layout, overlap: dict
     gains = domain_gains(runs, layout, tasks, claim.better, claim.worse)
     known = {d: g for d, g in gains.items() if overlap and d in overlap}
     unmeasured = sorted(set(gains) - set(known))   # the farthest of the others is no verdict on all of them
-    if len(known) < 2 or (overlap is not None and unmeasured):
+    # A domain of the table's tasks with no gain (no runs of one side on any of its tasks) was left
+    # out: with the farthest domain's DAPT runs gone, the next farthest was named farthest and decided it.
+    ungained = [d for d in dict.fromkeys(layout.tasks[key].domain for key in tasks) if d not in gains]
+    if len(known) < 2 or (overlap is not None and (unmeasured or ungained)):
+        names = layout.names
         missing = ("no vocabulary overlap with the general corpus" if overlap is None
                    else f"no vocabulary overlap for {', '.join(unmeasured)}" if unmeasured
+                   else f"no {names[claim.better]} − {names[claim.worse]} gain on {', '.join(ungained)}" if ungained
                    else "fewer than two domains measured")
         return {**row, "verdict": f"missing ({missing})"}
     farthest = min(known, key=overlap.get)
