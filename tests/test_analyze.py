@@ -58,14 +58,36 @@ def test_planted_overlap_is_exact_symmetric_and_ordered(planted):
 
 
 def test_short_top_lists_shrink_to_the_smallest_and_say_so(tmp_path):
-    corpora = {"big": write_corpus(tmp_path / "big.txt", planted_words("big", 30)),
+    # big holds small's 6 words twice in every document, its 24 others once
+    corpora = {"big": write_corpus(tmp_path / "big.txt", planted_words("big", 30) + planted_words("big", 6)),
                "small": write_corpus(tmp_path / "small.txt", planted_words("big", 6))}
     result = vocab.measure_overlap(corpora, top=TOP, sample_docs=100, seed=0)
     assert result.top_used == 6
     assert any("only 6 distinct words" in note for note in result.notes)
     assert result.matrix.at["small", "small"] == 100.0
-    # big's 6 most frequent words (ties alphabetical) are exactly small's 6 words
+    # big's 6 most frequent words are exactly small's 6 words
     assert result.matrix.at["big", "small"] == 100.0
+
+
+def test_words_tied_at_the_cut_are_not_chosen_alike_in_every_corpus(tmp_path):
+    """Two corpora of 200 words each, all seen once (tied), 100 of them shared; top 50. Ties broken
+    alphabetically took the same 50 shared words ("ab...", before "zx..."/"zy...") into both lists:
+    100% overlap. Each corpus's own order of its text (here shuffled) takes about a quarter of the
+    shared words into each list, as any tie-break that knows nothing of the other corpus would."""
+    shared = planted_words("ab", 100)
+    corpora = {}
+    for name, seed in (("zx", 1), ("zy", 2)):
+        words = shared + planted_words(name, 100)
+        random.Random(seed).shuffle(words)
+        corpora[name] = tmp_path / f"{name}.txt"
+        corpora[name].write_text("".join(" ".join(words[i:i + 10]) + "\n" for i in range(0, 200, 10)),
+                                 encoding="utf-8")
+    matrix = vocab.vocab_overlap(corpora, top=50, sample_docs=100, seed=0)
+    assert matrix.at["zx", "zy"] < 40   # about 12.5% (25 of 100 shared in each list, a quarter of those in both)
+    assert matrix.at["zx", "zx"] == 100.0
+    shutil.copy(corpora["zx"], tmp_path / "copy.txt")   # the same text: the same ties broken the same way
+    assert vocab.vocab_overlap({"zx": corpora["zx"], "copy": tmp_path / "copy.txt"}, top=50,
+                               sample_docs=100).at["zx", "copy"] == 100.0
 
 
 def test_reservoir_sample_is_seeded_uniform_and_streams_once(tmp_path):

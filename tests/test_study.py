@@ -626,5 +626,6 @@ def test_vocabulary_overlap_counts_words_the_same_way_in_every_script(tmp_path):
         corpora[name] = tmp_path / f"{name}.txt"
         corpora[name].write_text("\n".join(lines) + "\n", encoding="utf-8")
     matrix = vocab_overlap(corpora, top=5, sample_docs=10)
-    # top 5 of each: 정말 (twice), then ties in code-point order; a and b share 정말, 감사합니다, 날씨
+    # top 5 of each: 정말 (twice), then the words tied at 1 in the order the text holds them; a and b share
+    # 정말, 좋은, 감사합니다
     assert matrix.loc["a", "b"] == 60.0 and matrix.loc["a", "en"] == 0.0
