@@ -1,0 +1,119 @@
+"""A `--set` that the run it is given to never reads, refused in one line before any work.
+
+    --set quick.tapt.epochs=2               (no --quick)       a full run reads recipes.tapt.epochs
+    --set selection.encoder_model=M         (embedder bow)     the bag-of-words embedder loads no model
+    --set recipes.base.max_steps=5          (base_corpus null) the suite has no base stage
+    --set finetune.warmup_ratio=0.1         (constant schedule on every task) no warm-up to shape
+    --set quick_probe=true --quick          (probe false)      a quick run probes only where a full one does
+
+Each was accepted without a word, exit 0: the researcher believed the run made with it, and
+where the key is part of a stage's key or a run's recorded recipe (selection, warmup_ratio) the
+run rebuilt kNN stages or redid every fine-tuning run, to the same numbers, calling the finished
+ones stale. The opposite of the first, a full-run key that --quick replaces, is suites.with_quick's.
+
+Only the command line's settings: a suite or study file holds the values of several runs on
+purpose (its `quick` block beside the full recipes, an encoder model for the day its embedder is
+switched). And only what no run of this suite reads: a `--conditions` or `--tasks` that leaves a
+stage or task out narrows one run, and the same `--set` serves the others.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from .config import MERGED_SECTIONS
+from .overrides import Override
+from .suite_checks import SelectionSettings
+from .suites import Suite
+
+QUICK_ONLY = {"quick_seeds": ("seeds",), "quick_probe": ("probe",)}   # top-level quick keys -> the full run's
+# A selection setting -> (the setting that decides whether it is read, the value it must have, who reads it)
+SELECTION_READERS = {"encoder_model": ("embedder", "encoder", "the encoder embedder reads it"),
+                     "dim": ("embedder", "bow", "the bow embedder reads it (the encoder's vectors are its model's "
+                                            "hidden size)"),
+                     "bow_tokens": ("embedder", "bow", "the bow embedder reads it"),
+                     "nprobe": ("index", "ivf", "the ivf index reads it (a flat index compares every vector)")}
+
+
+def unused_settings(suite: Suite, overrides: list[Override], quick: bool) -> list[str]:
+    """One line per command-line setting (`overrides`, --set and the flags standing for suite keys)
+    that no run of `suite` reads, with or without --quick (`quick`); `suite` is as loaded, before
+    suites.with_quick. A setting is a path into the suite (a mapping given to a section merged key
+    by key is each of its keys)."""
+    problems = []
+    for override in overrides:
+        found = next(filter(None, (_unused(suite, path, quick) for path in _paths(override.keys, override.value))),
+                     None)
+        if found:
+            problems.append(f"{override.given}: {found}")
+    return problems
+
+
+def _paths(keys: tuple[str, ...], value: Any) -> Iterator[tuple[str, ...]]:
+    """The leaf keys a setting sets: `finetune={lr: 1e-4}` sets finetune.lr (merged, not replaced)."""
+    if keys[0] in MERGED_SECTIONS and isinstance(value, dict) and value:
+        for key, inner in value.items():
+            yield from _paths(keys + (str(key),), inner)
+    else:
+        yield keys
+
+
+def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
+    """Why no run reads the setting at `path`, or None."""
+    if not quick and (path[0] in QUICK_ONLY or path[0] == "quick"):
+        full = QUICK_ONLY.get(path[0]) or _full_counterpart(path)
+        if not full:
+            return "a run without --quick reads none of it; set the full run's recipes, finetune or selection, or add --quick"
+        value = _value(suite, full)
+        return (f"a run without --quick runs {'.'.join(full)} ({'not set' if value is None else value}) instead; "
+                f"set {'.'.join(full)}, or add --quick")
+    if quick and path[0] == "quick_probe" and suite.quick_probe and not suite.probe:
+        return ("a quick run probes where probe and quick_probe both say so, and probe is false; set probe=true "
+                "too, or leave it out")
+    # under --quick, quick.<section> is merged over the full one: the same rules read it
+    section = path[1:] if quick and path[0] == "quick" and len(path) > 1 else path
+    if section[0] == "selection" and len(section) > 1 and section[1] in SELECTION_READERS:
+        decider, needed, reader = SELECTION_READERS[section[1]]
+        settings = {**suite.selection, **(suite.quick.get("selection", {}) if quick else {})}
+        now = settings.get(decider, getattr(SelectionSettings, decider))
+        if now != needed:
+            return (f"only {reader}, and selection.{decider} is {now}; set selection.{decider}="
+                    f"{needed} too, or leave it out")
+    stage = section[1] if section[0] == "recipes" and len(section) > 1 else section[0]   # quick.base: recipes.base's
+    if stage == "base" and not suite.base_corpus:
+        return (f"the base stage's recipe, and suite {suite.name} has no base stage (base_corpus is null); "
+                "give base_corpus a corpus file to add one, or leave it out")
+    if section[:2] == ("finetune", "warmup_ratio"):
+        return _no_linear_schedule(suite, quick)
+    return None
+
+
+def _full_counterpart(path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The full run's key of a `quick.*` path: quick.finetune.epochs -> finetune.epochs,
+    quick.tapt.epochs -> recipes.tapt.epochs; None for `quick` itself."""
+    if len(path) == 1:
+        return None
+    return path[1:] if path[1] in ("finetune", "selection") else ("recipes",) + path[1:]
+
+
+def _value(suite: Suite, keys: tuple[str, ...]) -> Any:
+    """The suite's value at `keys` (None where it is not set)."""
+    node: Any = getattr(suite, keys[0])
+    for key in keys[1:]:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _no_linear_schedule(suite: Suite, quick: bool) -> str | None:
+    """Why finetune.warmup_ratio is read by no run, or None: it shapes the linear schedule's
+    warm-up alone, and every task of the suite fine-tunes on the constant one."""
+    finetune = {**suite.finetune, **(suite.quick.get("finetune", {}) if quick else {})}
+    if finetune.get("schedule"):
+        chosen = {finetune["schedule"]}
+        why = f"finetune.schedule is {finetune['schedule']}"
+    else:
+        chosen = {suite.task(key).schedule for key in suite.tasks}
+        why = "finetune.schedule is not set: each task's profile chooses it"
+    if "linear" in chosen:
+        return None
+    return (f"only the linear schedule reads it, and every task of suite {suite.name} fine-tunes on the constant "
+            f"one ({why}); set finetune.schedule=linear too, or leave it out")
