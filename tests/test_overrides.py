@@ -206,6 +206,13 @@ def test_a_quick_key_set_without_quick_is_refused(command, given, message, tmp_p
      "give base_corpus a corpus file to add one, or leave it out"),
     (["--suite", "paper", "--quick", "--set", "quick.base={max_steps: 5}"],
      "--set quick.base={max_steps: 5}: the base stage's recipe, and suite paper has no base stage"),
+    # mini's TAPT (LoRA) stages run tapt_lora: tapt_large_lora is the paper's large tasks'
+    (["--set", "recipes.tapt_large_lora.lr=1e-3"],
+     "--set recipes.tapt_large_lora.lr=1e-3: no stage of suite mini reads it: the TAPT of each of its tasks runs "
+     "recipes.tapt, not recipes.tapt_large; set recipes.tapt_lora, or leave it out"),
+    (["--suite", "paper", "--set", "tasks=[ag, imdb]", "--set", "recipes.tapt_lora.lr=1e-3"],
+     "--set recipes.tapt_lora.lr=1e-3: no stage of suite paper reads it: the TAPT of each of its tasks runs "
+     "recipes.tapt_large, not recipes.tapt; set recipes.tapt_large_lora, or leave it out"),
     (["--suite", "paper", "--quick", "--set", "quick_probe=true"],
      "--set quick_probe=true: a quick run probes where probe and quick_probe both say so, and probe is false; "
      "set probe=true too, or leave it out"),
@@ -227,7 +234,7 @@ def test_a_set_value_read_once_its_deciding_key_is_set_too_passes(tmp_path, caps
     """What each refusal above asks for runs: the key that decides it, set beside it."""
     for given in (["selection.embedder=encoder", "selection.encoder_model=bundled:minilm"],
                   ["selection.index=ivf", "selection.nprobe=4"], ["finetune.schedule=linear", "finetune.warmup_ratio=0.2"],
-                  ["recipes.base.lr=1e-3"], ["quick.selection.dim=64"]):
+                  ["recipes.base.lr=1e-3"], ["quick.selection.dim=64"], ["recipes.tapt_lora.lr=1e-3"]):
         flags = [flag for setting in given for flag in ("--set", setting)]
         assert main(["run", "experiments/knn_tapt_50", "--tasks", "aclsum-roles", "--dry-run", "--quick", *flags,
                      "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0, given

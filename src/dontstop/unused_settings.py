@@ -3,6 +3,7 @@
     --set quick.tapt.epochs=2               (no --quick)       a full run reads recipes.tapt.epochs
     --set selection.encoder_model=M         (embedder bow)     the bag-of-words embedder loads no model
     --set recipes.base.max_steps=5          (base_corpus null) the suite has no base stage
+    --set recipes.tapt_large_lora.lr=1e-3   (mini)             no mini task's TAPT is tapt_large
     --set finetune.warmup_ratio=0.1         (constant schedule on every task) no warm-up to shape
     --set quick_probe=true --quick          (probe false)      a quick run probes only where a full one does
 
@@ -26,6 +27,8 @@ from .suite_checks import SelectionSettings
 from .suites import Suite
 
 QUICK_ONLY = {"quick_seeds": ("seeds",), "quick_probe": ("probe",)}   # top-level quick keys -> the full run's
+# The TAPT recipes -> the Task.tapt_recipe of the tasks whose TAPT (or TAPT (LoRA)) stage reads them
+TAPT_READERS = {"tapt": "tapt", "tapt_lora": "tapt", "tapt_large_lora": "tapt_large"}
 # A selection setting -> (the setting that decides whether it is read, the value it must have, who reads it)
 SELECTION_READERS = {"encoder_model": ("embedder", "encoder", "the encoder embedder reads it"),
                      "dim": ("embedder", "bow", "the bow embedder reads it (the encoder's vectors are its model's "
@@ -82,9 +85,32 @@ def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
     if stage == "base" and not suite.base_corpus:
         return (f"the base stage's recipe, and suite {suite.name} has no base stage (base_corpus is null); "
                 "give base_corpus a corpus file to add one, or leave it out")
+    if stage in TAPT_READERS:
+        return _no_tapt_reads(suite, stage, "quick." if path[0] == "quick" else "recipes.")
     if section[:2] == ("finetune", "warmup_ratio"):
         return _no_linear_schedule(suite, quick)
     return None
+
+
+def _no_tapt_reads(suite: Suite, kind: str, section: str) -> str | None:
+    """Why no TAPT stage of the suite reads recipes.`kind`, or None: each task's TAPT runs one
+    recipe (Task.tapt_recipe: the paper's tasks of 5K examples or more, tapt_large), Transfer-TAPT
+    its partner's; no other stage reads tapt, tapt_lora or tapt_large_lora. `section`: where the
+    key to set instead is (recipes. or quick.)."""
+    lora = kind.endswith("_lora")
+    used = set()
+    for key in suite.tasks:
+        task = suite.task(key)
+        used.add(task.tapt_recipe)
+        if task.transfer and not lora and task.transfer in suite.task_table:   # Transfer-TAPT has no LoRA twin
+            used.add(suite.task(task.transfer).tapt_recipe)
+    needed = TAPT_READERS[kind]
+    if needed in used:
+        return None
+    other = sorted(used)[0]   # tapt or tapt_large: every task runs the one that is not `needed`
+    instead = other + ("_lora" if lora else "")
+    return (f"no stage of suite {suite.name} reads it: the TAPT of each of its tasks runs recipes.{other}, not "
+            f"recipes.{needed}; set {section}{instead}, or leave it out")
 
 
 def _full_counterpart(path: tuple[str, ...]) -> tuple[str, ...] | None:
