@@ -6,6 +6,7 @@
     --set recipes.tapt_large_lora.lr=1e-3   (mini)             no mini task's TAPT is tapt_large
     --set finetune.warmup_ratio=0.1         (constant schedule on every task) no warm-up to shape
     --set quick_probe=true --quick          (probe false)      a quick run probes only where a full one does
+    --pool reviews=P                        (mini)             mini's kNN- and RAND-TAPT run on aclsum-roles (cs)
 
 Each was accepted without a word, exit 0: the researcher believed the run made with it, and
 where the key is part of a stage's key or a run's recorded recipe (selection, warmup_ratio) the
@@ -89,7 +90,23 @@ def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
         return _no_tapt_reads(suite, stage, "quick." if path[0] == "quick" else "recipes.")
     if section[:2] == ("finetune", "warmup_ratio"):
         return _no_linear_schedule(suite, quick)
+    if path[0] == "pools" and len(path) == 2:
+        return _no_selection_from(suite, path[1])
     return None
+
+
+def _no_selection_from(suite: Suite, domain: str) -> str | None:
+    """Why no stage selects from the pool of `domain`, or None: kNN- and RAND-TAPT run on the tasks
+    of the automated-selection study (Task.knn: a built-in suite's Table 8 tasks, a study's tasks
+    of a domain with a pool), from the pool of each one's domain; nothing else reads a pool."""
+    tasks = [suite.task(key) for key in suite.tasks]
+    if any(task.knn and task.domain == domain for task in tasks):
+        return None
+    if not any(task.domain == domain for task in tasks):
+        return f"no task of suite {suite.name} is of domain {domain}, so none selects from its pool; leave it out"
+    selecting = ", ".join(task.key for task in tasks if task.knn) or "none"
+    return (f"no task of suite {suite.name} selects from a pool of domain {domain}: kNN- and RAND-TAPT run on the "
+            f"tasks of its selection study alone ({selecting}); leave it out")
 
 
 def _no_tapt_reads(suite: Suite, kind: str, section: str) -> str | None:
