@@ -219,6 +219,9 @@ def test_a_quick_key_set_without_quick_is_refused(command, given, message, tmp_p
      "RAND-TAPT run on the tasks of its selection study alone (aclsum-roles); leave it out"),
     (["--set", "tasks=[rt-polarity]", "--set", "pools.cs=/x/cs.jsonl"],
      "--set pools.cs=/x/cs.jsonl: no task of suite mini is of domain cs, so none selects from its pool"),
+    (["--suite", "paper", "--set", "tasks=[ag, imdb]", "--set", "selection.k_scale=0.5"],
+     "--set selection.k_scale=0.5: no task of suite paper selects: kNN- and RAND-TAPT run on the tasks of its "
+     "selection study (chemprot, rct-sample, citation_intent), and none of them is among its tasks; leave it out"),
     (["--suite", "paper", "--quick", "--set", "quick_probe=true"],
      "--set quick_probe=true: a quick run probes where probe and quick_probe both say so, and probe is false; "
      "set probe=true too, or leave it out"),

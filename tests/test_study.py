@@ -550,13 +550,18 @@ def test_an_empty_or_folder_corpus_given_by_a_flag_names_the_flag(flag, says, ko
 def test_a_pool_flag_makes_a_studys_tasks_of_its_domain_select_and_one_of_no_tasks_domain_is_refused(
         korean_study, tmp_path, capsys):
     """A study's tasks of a domain with a pool are its selection study: `--pool news_comments=P` adds
-    kNN- and RAND-TAPT on its task; a pool of the corpus-only domain wiki was read by no stage, exit 0."""
+    kNN- and RAND-TAPT on its task (and a selection setting is read); a pool of the corpus-only domain
+    wiki, or a selection setting of the study without pools, was read by no stage, exit 0."""
     folder = shutil.copytree(korean_study, tmp_path / "study")
     pool = folder / "corpora" / "comments.txt"
     dry = ["reproduce", "--suite", str(folder / "study.yaml"), "--dry-run", "--cache-dir", str(tmp_path / "cache"),
            "--results-dir", str(tmp_path / "results")]
-    assert main([*dry, "--pool", f"news_comments={pool}"]) == 0
+    assert main([*dry, "--pool", f"news_comments={pool}", "--set", "selection.k_scale=0.5"]) == 0
     assert "knn50-comments" in capsys.readouterr().out
+    assert main([*dry, "--set", "selection.k_scale=0.5"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "dontstop: error: --set selection.k_scale=0.5: no task of suite korean-comments selects: kNN- and RAND-TAPT "
+        "run on the tasks of a domain given a pool (pools, or --pool), and it gives none; leave it out")
     assert main([*dry, "--pool", f"wiki={pool}"]) == 2
     assert capsys.readouterr().err.strip() == (f"dontstop: error: --pool wiki={pool}: no task of suite korean-comments "
                                                "is of domain wiki, so none selects from its pool; leave it out")

@@ -7,6 +7,7 @@
     --set finetune.warmup_ratio=0.1         (constant schedule on every task) no warm-up to shape
     --set quick_probe=true --quick          (probe false)      a quick run probes only where a full one does
     --pool reviews=P                        (mini)             mini's kNN- and RAND-TAPT run on aclsum-roles (cs)
+    --set selection.k_scale=0.5             (no pools)         a study without pools selects nothing
 
 Each was accepted without a word, exit 0: the researcher believed the run made with it, and
 where the key is part of a stage's key or a run's recorded recipe (selection, warmup_ratio) the
@@ -75,6 +76,8 @@ def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
                 "too, or leave it out")
     # under --quick, quick.<section> is merged over the full one: the same rules read it
     section = path[1:] if quick and path[0] == "quick" and len(path) > 1 else path
+    if section[0] == "selection" and not any(suite.task(key).knn for key in suite.tasks):
+        return _no_task_selects(suite)
     if section[0] == "selection" and len(section) > 1 and section[1] in SELECTION_READERS:
         decider, needed, reader = SELECTION_READERS[section[1]]
         settings = {**suite.selection, **(suite.quick.get("selection", {}) if quick else {})}
@@ -93,6 +96,16 @@ def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
     if path[0] == "pools" and len(path) == 2:
         return _no_selection_from(suite, path[1])
     return None
+
+
+def _no_task_selects(suite: Suite) -> str:
+    """Why no stage reads a selection setting: no task of the suite selects (Task.knn)."""
+    if suite.own_tasks:
+        return (f"no task of suite {suite.name} selects: kNN- and RAND-TAPT run on the tasks of a domain given a "
+                "pool (pools, or --pool), and it gives none; leave it out")
+    study = [task.key for task in suite.task_table.values() if task.knn]
+    return (f"no task of suite {suite.name} selects: kNN- and RAND-TAPT run on the tasks of its selection study "
+            f"({', '.join(study)}), and none of them is among its tasks; leave it out")
 
 
 def _no_selection_from(suite: Suite, domain: str) -> str | None:
