@@ -67,7 +67,8 @@ def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
     if not quick and (path[0] in QUICK_ONLY or path[0] == "quick"):
         full = QUICK_ONLY.get(path[0]) or _full_counterpart(path)
         if not full:
-            return "a run without --quick reads none of it; set the full run's recipes, finetune or selection, or add --quick"
+            return ("a run without --quick reads none of it; set the full run's recipes, finetune or selection, "
+                    "or add --quick")
         value = _value(suite, full)
         return (f"a run without --quick runs {'.'.join(full)} ({'not set' if value is None else value}) instead; "
                 f"set {'.'.join(full)}, or add --quick")
