@@ -11,11 +11,12 @@ from dontstop.cli import build_parser, expand_home, main
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions
 from dontstop.fileio import UserError
 from dontstop.config import parse_pairs
-from dontstop.overrides import folder, from_pairs, parse_set
+from dontstop.overrides import Override, folder, from_pairs, parse_set
 from dontstop.report.write import aggregate
 from dontstop.runner.finished import stale_results
 from dontstop.runner.plan import plan_runs
 from dontstop.suites import load_suite
+from dontstop.unused_settings import unused_settings
 
 
 def mini_with(mini_suite, *sets):
@@ -222,6 +223,11 @@ def test_a_quick_key_set_without_quick_is_refused(command, given, message, tmp_p
     (["--suite", "paper", "--set", "tasks=[ag, imdb]", "--set", "selection.k_scale=0.5"],
      "--set selection.k_scale=0.5: no task of suite paper selects: kNN- and RAND-TAPT run on the tasks of its "
      "selection study (chemprot, rct-sample, citation_intent), and none of them is among its tasks; leave it out"),
+    # every DAPT model of the paper's domains is released: the dapt recipe reaches DAPT (LoRA) alone
+    (["--suite", "paper", "--set", "from_released_dapt=true", "--set", "recipes.dapt.lr=1e-4"],
+     "--set recipes.dapt.lr=1e-4: no stage of suite paper reads it: DAPT starts from the released models "
+     "(from_released_dapt), and DAPT (LoRA) runs recipes.dapt_lora.lr (0.002) in its place; set "
+     "recipes.dapt_lora.lr, or leave it out"),
     (["--suite", "paper", "--quick", "--set", "quick_probe=true"],
      "--set quick_probe=true: a quick run probes where probe and quick_probe both say so, and probe is false; "
      "set probe=true too, or leave it out"),
@@ -247,6 +253,10 @@ def test_a_set_value_read_once_its_deciding_key_is_set_too_passes(tmp_path, caps
         assert main(["run", "experiments/knn_tapt_50", "--tasks", "aclsum-roles", "--dry-run", "--quick", *flags,
                      "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0, given
     capsys.readouterr()
+    # DAPT (LoRA) takes the dapt recipe's steps (its own section gives the lr alone)
+    overrides = [Override(("from_released_dapt",), True, "--from-released-dapt"),
+                 *parse_set(["recipes.dapt.max_steps=100"])]
+    assert unused_settings(load_suite("paper", overrides=overrides), overrides, quick=False) == []
 
 
 def test_the_same_key_set_twice_is_refused():

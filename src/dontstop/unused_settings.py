@@ -8,6 +8,7 @@
     --set quick_probe=true --quick          (probe false)      a quick run probes only where a full one does
     --pool reviews=P                        (mini)             mini's kNN- and RAND-TAPT run on aclsum-roles (cs)
     --set selection.k_scale=0.5             (no pools)         a study without pools selects nothing
+    --set recipes.dapt.lr=1e-4 --from-released-dapt (paper)    DAPT is released, DAPT (LoRA) has its own lr
 
 Each was accepted without a word, exit 0: the researcher believed the run made with it, and
 where the key is part of a stage's key or a run's recorded recipe (selection, warmup_ratio) the
@@ -90,8 +91,12 @@ def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
     if stage == "base" and not suite.base_corpus:
         return (f"the base stage's recipe, and suite {suite.name} has no base stage (base_corpus is null); "
                 "give base_corpus a corpus file to add one, or leave it out")
+    prefix = "quick." if path[0] == "quick" else "recipes."   # where a recipe key to set instead is
     if stage in TAPT_READERS:
-        return _no_tapt_reads(suite, stage, "quick." if path[0] == "quick" else "recipes.")
+        return _no_tapt_reads(suite, stage, prefix)
+    rest = section[2:] if section[0] == "recipes" else section[1:]
+    if stage == "dapt" and rest:
+        return _no_dapt_reads(suite, rest[0], quick, prefix)
     if section[:2] == ("finetune", "warmup_ratio"):
         return _no_linear_schedule(suite, quick)
     if path[0] == "pools" and len(path) == 2:
@@ -142,6 +147,22 @@ def _no_tapt_reads(suite: Suite, kind: str, section: str) -> str | None:
     instead = other + ("_lora" if lora else "")
     return (f"no stage of suite {suite.name} reads it: the TAPT of each of its tasks runs recipes.{other}, not "
             f"recipes.{needed}; set {section}{instead}, or leave it out")
+
+
+def _no_dapt_reads(suite: Suite, key: str, quick: bool, section: str) -> str | None:
+    """Why no stage reads recipes.dapt.`key`, or None: with from_released_dapt every DAPT model
+    of the suite's domains (¬DAPT's too) is a released one, and DAPT (LoRA), which runs the dapt
+    recipe with its own keys on top (stage_identity.stage_recipe), gives `key` itself."""
+    if not suite.dapt_from_released:
+        return None
+    domains = {suite.task(task).domain for task in suite.tasks}
+    domains |= {suite.domain(domain).irrelevant for domain in domains if suite.domain(domain).irrelevant}
+    lora = {**suite.recipes.get("dapt_lora", {}), **(suite.quick.get("dapt_lora", {}) if quick else {})}
+    if key not in lora or not all(suite.domain(domain).dapt_checkpoint for domain in domains):
+        return None
+    return (f"no stage of suite {suite.name} reads it: DAPT starts from the released models (from_released_dapt), "
+            f"and DAPT (LoRA) runs recipes.dapt_lora.{key} ({lora[key]}) in its place; set {section}dapt_lora.{key}, "
+            "or leave it out")
 
 
 def _full_counterpart(path: tuple[str, ...]) -> tuple[str, ...] | None:
