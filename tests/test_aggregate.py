@@ -334,6 +334,21 @@ def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp
         load_runs(mini_results, "mini", CONDITIONS)
 
 
+def test_a_curated_pool_given_to_another_task_puts_its_runs_in_table_7(mini_results, tmp_path):
+    """`reproduce --curated-corpus rt-subjectivity=P` runs Curated-TAPT on a task the registry gives
+    no curated pool; Table 7 listed the registry's curated tasks alone and left those runs out."""
+    pool = tmp_path / "curated.txt"
+    pool.write_text("more subjective snippets\n")
+    for seed, value in enumerate([64.0, 65.0, 66.0]):
+        write_run(mini_results, "rt-subjectivity", "curated_tapt", seed, value,
+                  lineage="base+curated-rt-subjectivity")
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(mini_results, out, "--set", f"curated.rt-subjectivity={pool}")
+    assert args.func(args) == 0
+    table7 = (out / "mini" / "table7.md").read_text()
+    assert "RT-Subjectivity" in table7 and "65.0 ± 1.0 (3)" in table7
+
+
 def test_minimum_detectable_difference_and_underpowered_verdicts(mini_results):
     from dontstop.report.power import min_detectable_difference, paired_min_detectable_difference
 

@@ -201,6 +201,19 @@ def test_data_check_cli_exit_codes(tmp_path, capsys):
                                                       "chemprot, rct-20k")
 
 
+def test_data_check_refuses_a_task_or_suite_flag_given_corpora_alone(tmp_path, capsys):
+    """`data check corpus.txt --task rt-polarity` said '0 error(s)', exit 0: --task chooses the labels
+    a split is checked against, and a corpus has none (nor is it checked against the task's text)."""
+    corpus = write_lines(tmp_path / "corpus.txt", ["some text"])
+    for flag in (["--task", "chemprot"], ["--suite", "paper"]):
+        assert main(["data", "check", str(corpus), *flag]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"dontstop: error: {' '.join(flag)}: chooses the labels a task split is checked against, and {corpus} "
+            "holds corpora or pools alone (no labels; checked against no task's text); leave it out")
+    split = write_lines(tmp_path / "chemprot" / "train.jsonl", [record("x binds y", "INHIBITOR")])
+    assert main(["data", "check", str(corpus), str(split), "--task", "chemprot"]) == 0   # a split among them: read
+
+
 def test_corpus_streaming_dedups_and_excludes(tmp_path):
     from dontstop.data.formats import text_key
 

@@ -11,11 +11,12 @@ from dontstop.cli import build_parser, expand_home, main
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition, load_conditions
 from dontstop.fileio import UserError
 from dontstop.config import parse_pairs
-from dontstop.overrides import folder, from_pairs, parse_set
+from dontstop.overrides import Override, folder, from_pairs, parse_set
 from dontstop.report.write import aggregate
 from dontstop.runner.finished import stale_results
 from dontstop.runner.plan import plan_runs
 from dontstop.suites import load_suite
+from dontstop.unused_settings import unused_settings
 
 
 def mini_with(mini_suite, *sets):
@@ -155,6 +156,107 @@ def test_a_set_value_that_quick_keeps_or_its_quick_key_passes_under_quick(tmp_pa
         assert main(["run", "experiments/tapt", "--tasks", "rt-polarity", "--dry-run", "--quick", "--set", given,
                      "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0, given
     assert "fine-tuning: 2 run(s) to do" in capsys.readouterr().out   # quick_seeds=[0,1]
+
+
+@pytest.mark.parametrize("given, message", [
+    ("quick.tapt.epochs=2", "a run without --quick runs recipes.tapt.epochs (8) instead; set recipes.tapt.epochs, "
+                            "or add --quick"),
+    ("quick_seeds=[0,1,2]", "a run without --quick runs seeds ([0, 1, 2, 3, 4]) instead; set seeds, or add --quick"),
+    ("quick.finetune={epochs: 3}", "a run without --quick runs finetune.epochs (15) instead; set finetune.epochs"),
+    ("quick.selection.k_scale=0.5", "a run without --quick runs selection.k_scale (0.1) instead"),
+    ("quick_probe=true", "a run without --quick runs probe (True) instead; set probe, or add --quick"),
+])
+@pytest.mark.parametrize("command", ["reproduce", "run", "status", "aggregate"])
+def test_a_quick_key_set_without_quick_is_refused(command, given, message, tmp_path, capsys):
+    """`reproduce --set quick.tapt.epochs=2` ran TAPT for mini's 8 epochs, without a word: a full
+    run reads the full keys. The opposite of test_a_set_value_that_quick_replaces_is_refused_under_quick
+    (aggregate refuses quick_seeds and quick_probe as keys that only choose runs, first)."""
+    argv = [command, *(["experiments/tapt"] if command == "run" else []), "--set", given,
+            "--results-dir", str(tmp_path / "results"), *(["--dry-run"] if command != "aggregate" else [])]
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    if command == "aggregate" and given.startswith(("quick_seeds", "quick_probe")):
+        message = "aggregate tables every run it finds"
+    assert line.startswith(f"dontstop: error: --set {given}: {message}"), line
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    # the bow embedder loads no model: the kNN stages were built again under a new key, to the same
+    # selection, and every finished kNN run called stale
+    (["--set", "selection.encoder_model=bundled:minilm"],
+     "--set selection.encoder_model=bundled:minilm: only the encoder embedder reads it, and selection.embedder is "
+     "bow; set selection.embedder=encoder too, or leave it out"),
+    (["--set", "selection={embedder: encoder, dim: 64}"],
+     "--set selection={embedder: encoder, dim: 64}: only the bow embedder reads it (the encoder's vectors are its "
+     "model's hidden size), and selection.embedder is encoder; set selection.embedder=bow too, or leave it out"),
+    (["--set", "selection.nprobe=4"], "--set selection.nprobe=4: only the ivf index reads it (a flat index compares "
+                                      "every vector), and selection.index is flat; set selection.index=ivf too"),
+    (["--quick", "--set", "quick.selection.bow_tokens=scripts", "--set", "selection.embedder=encoder"],
+     "--set quick.selection.bow_tokens=scripts: only the bow embedder reads it, and selection.embedder is encoder"),
+    # mini's tasks are low-resource, fine-tuned at a constant rate: every run was redone, to the same numbers
+    (["--set", "finetune.warmup_ratio=0.2"],
+     "--set finetune.warmup_ratio=0.2: only the linear schedule reads it, and every task of suite mini fine-tunes on "
+     "the constant one (finetune.schedule is not set: each task's profile chooses it); set finetune.schedule=linear "
+     "too, or leave it out"),
+    (["--set", "finetune={schedule: constant, warmup_ratio: 0.2}"],
+     "--set finetune={schedule: constant, warmup_ratio: 0.2}: only the linear schedule reads it, and every task of "
+     "suite mini fine-tunes on the constant one (finetune.schedule is constant)"),
+    (["--set", "base_corpus=", "--set", "recipes.base.lr=1e-3"],
+     "--set recipes.base.lr=1e-3: the base stage's recipe, and suite mini has no base stage (base_corpus is null); "
+     "give base_corpus a corpus file to add one, or leave it out"),
+    (["--suite", "paper", "--quick", "--set", "quick.base={max_steps: 5}"],
+     "--set quick.base={max_steps: 5}: the base stage's recipe, and suite paper has no base stage"),
+    # mini's TAPT (LoRA) stages run tapt_lora: tapt_large_lora is the paper's large tasks'
+    (["--set", "recipes.tapt_large_lora.lr=1e-3"],
+     "--set recipes.tapt_large_lora.lr=1e-3: no stage of suite mini reads it: the TAPT of each of its tasks runs "
+     "recipes.tapt, not recipes.tapt_large; set recipes.tapt_lora, or leave it out"),
+    (["--suite", "paper", "--set", "tasks=[ag, imdb]", "--set", "recipes.tapt_lora.lr=1e-3"],
+     "--set recipes.tapt_lora.lr=1e-3: no stage of suite paper reads it: the TAPT of each of its tasks runs "
+     "recipes.tapt_large, not recipes.tapt; set recipes.tapt_large_lora, or leave it out"),
+    # mini's kNN- and RAND-TAPT run on ACL-Roles (Table 8's tasks): a reviews pool changed nothing
+    (["--pool", "reviews=/x/reviews.jsonl"],
+     "--pool reviews=/x/reviews.jsonl: no task of suite mini selects from a pool of domain reviews: kNN- and "
+     "RAND-TAPT run on the tasks of its selection study alone (aclsum-roles); leave it out"),
+    (["--set", "tasks=[rt-polarity]", "--set", "pools.cs=/x/cs.jsonl"],
+     "--set pools.cs=/x/cs.jsonl: no task of suite mini is of domain cs, so none selects from its pool"),
+    (["--suite", "paper", "--set", "tasks=[ag, imdb]", "--set", "selection.k_scale=0.5"],
+     "--set selection.k_scale=0.5: no task of suite paper selects: kNN- and RAND-TAPT run on the tasks of its "
+     "selection study (chemprot, rct-sample, citation_intent), and none of them is among its tasks; leave it out"),
+    # every DAPT model of the paper's domains is released: the dapt recipe reaches DAPT (LoRA) alone
+    (["--suite", "paper", "--set", "from_released_dapt=true", "--set", "recipes.dapt.lr=1e-4"],
+     "--set recipes.dapt.lr=1e-4: no stage of suite paper reads it: DAPT starts from the released models "
+     "(from_released_dapt), and DAPT (LoRA) runs recipes.dapt_lora.lr (0.002) in its place; set "
+     "recipes.dapt_lora.lr, or leave it out"),
+    (["--suite", "paper", "--quick", "--set", "quick_probe=true"],
+     "--set quick_probe=true: a quick run probes where probe and quick_probe both say so, and probe is false; "
+     "set probe=true too, or leave it out"),
+])
+def test_a_set_value_no_run_of_the_suite_reads_is_refused(argv, message, tmp_path, capsys):
+    """A setting the suite's runs never read was accepted without a word, exit 0; where it is part of a
+    stage's key or a run's recipe, the runs made before it were redone to the same numbers, as stale.
+    aggregate refuses it too (it has no --pool; quick_probe it refuses as a key that only chooses runs)."""
+    for command in ["reproduce", *(["aggregate"] if "--pool" not in argv and "quick_probe=true" not in argv else [])]:
+        assert main([command, *argv, "--results-dir", str(tmp_path / "results"),
+                     *(["--dry-run"] if command != "aggregate" else [])]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith(f"dontstop: error: {message}"), (command, line)
+        assert not (tmp_path / "results").exists()
+
+
+def test_a_set_value_read_once_its_deciding_key_is_set_too_passes(tmp_path, capsys):
+    """What each refusal above asks for runs: the key that decides it, set beside it."""
+    for given in (["selection.embedder=encoder", "selection.encoder_model=bundled:minilm"],
+                  ["selection.index=ivf", "selection.nprobe=4"], ["finetune.schedule=linear", "finetune.warmup_ratio=0.2"],
+                  ["recipes.base.lr=1e-3"], ["quick.selection.dim=64"], ["recipes.tapt_lora.lr=1e-3"]):
+        flags = [flag for setting in given for flag in ("--set", setting)]
+        assert main(["run", "experiments/knn_tapt_50", "--tasks", "aclsum-roles", "--dry-run", "--quick", *flags,
+                     "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0, given
+    capsys.readouterr()
+    # DAPT (LoRA) takes the dapt recipe's steps (its own section gives the lr alone)
+    overrides = [Override(("from_released_dapt",), True, "--from-released-dapt"),
+                 *parse_set(["recipes.dapt.max_steps=100"])]
+    assert unused_settings(load_suite("paper", overrides=overrides), overrides, quick=False) == []
 
 
 def test_the_same_key_set_twice_is_refused():

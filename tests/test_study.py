@@ -547,6 +547,26 @@ def test_an_empty_or_folder_corpus_given_by_a_flag_names_the_flag(flag, says, ko
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
 
 
+def test_a_pool_flag_makes_a_studys_tasks_of_its_domain_select_and_one_of_no_tasks_domain_is_refused(
+        korean_study, tmp_path, capsys):
+    """A study's tasks of a domain with a pool are its selection study: `--pool news_comments=P` adds
+    kNN- and RAND-TAPT on its task (and a selection setting is read); a pool of the corpus-only domain
+    wiki, or a selection setting of the study without pools, was read by no stage, exit 0."""
+    folder = shutil.copytree(korean_study, tmp_path / "study")
+    pool = folder / "corpora" / "comments.txt"
+    dry = ["reproduce", "--suite", str(folder / "study.yaml"), "--dry-run", "--cache-dir", str(tmp_path / "cache"),
+           "--results-dir", str(tmp_path / "results")]
+    assert main([*dry, "--pool", f"news_comments={pool}", "--set", "selection.k_scale=0.5"]) == 0
+    assert "knn50-comments" in capsys.readouterr().out
+    assert main([*dry, "--set", "selection.k_scale=0.5"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "dontstop: error: --set selection.k_scale=0.5: no task of suite korean-comments selects: kNN- and RAND-TAPT "
+        "run on the tasks of a domain given a pool (pools, or --pool), and it gives none; leave it out")
+    assert main([*dry, "--pool", f"wiki={pool}"]) == 2
+    assert capsys.readouterr().err.strip() == (f"dontstop: error: --pool wiki={pool}: no task of suite korean-comments "
+                                               "is of domain wiki, so none selects from its pool; leave it out")
+
+
 @pytest.mark.parametrize("taken", ["corpora", "data", "data/my-task"])
 def test_init_study_where_a_file_takes_a_folders_name_is_one_line_and_makes_nothing(taken, tmp_path, capsys):
     """A file `corpora` was "dontstop: error: .../corpora: File exists", exit 1, once data/my-task/

@@ -14,7 +14,9 @@ that gave it instead of a file line. The folder flags (`--results-dir`, `--cache
 where the command runs, a study's too), where `--set results_dir=...` is read as the file would
 read it. A run made under an override records it as any suite value: in its resolved recipe
 (metrics.json's `config`) and in the key of every pretraining stage it changes, so its results are
-never mixed with those made without it (runner/finished.py refuses them as stale).
+never mixed with those made without it (runner/finished.py refuses them as stale). An override that
+no run of the suite reads (a quick key without --quick, an encoder model for the bow embedder) is
+refused by unused_settings.py; one that --quick replaces, by suites.with_quick.
 """
 from __future__ import annotations
 

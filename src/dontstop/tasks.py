@@ -38,8 +38,10 @@ def data_urls(task_key: str, base: str | None = None) -> dict[str, str]:
     return {split: f"{base}/{task_key}/{split}.jsonl" for split in SPLITS}
 
 
-# Fine-tuning profiles of Table 14: low-resource tasks train 10 epochs, high-resource 3.
+# Fine-tuning profiles of Table 14: low-resource tasks train 10 epochs, high-resource 3, the
+# first at a constant rate, the second on a linear schedule (warm-up, then linear decay).
 EPOCHS_BY_PROFILE = {"low": 10, "high": 3}
+SCHEDULE_BY_PROFILE = {"low": "constant", "high": "linear"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class Task:
     @property
     def epochs(self) -> int:
         return EPOCHS_BY_PROFILE[self.profile]
+
+    @property
+    def schedule(self) -> str:
+        """The fine-tuning schedule of its profile (a suite's finetune.schedule, if set, comes first)."""
+        return SCHEDULE_BY_PROFILE[self.profile]
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ def _check(args: argparse.Namespace) -> int:
     known = [key for suite in ([args.suite] if args.suite else SUITES) for key in SUITES[suite].tasks]
     if args.task and args.task not in known:   # checked on a corpus it was ignored, exit 0
         raise UserError(f"--task {args.task}: unknown task; known: {', '.join(dict.fromkeys(known))}")
+    _check_label_flags(args)
     problems: list[Problem] = []
     checked = 0
     for path in map(Path, args.paths):
@@ -107,6 +108,17 @@ def _check(args: argparse.Namespace) -> int:
     errors = sum(p.severity == "error" for p in problems)
     print(f"checked {checked} item(s): {errors} error(s), {len(problems) - errors} warning(s)")
     return 2 if errors else 0   # an error is what `dontstop run` refuses; warnings it tolerates
+
+
+def _check_label_flags(args: argparse.Namespace) -> None:
+    """--task and --suite choose the label set a task split is checked against: given with corpora
+    and pools alone they were ignored, exit 0 ('0 error(s)' read as the corpus checked against the
+    task, which no check does: pretraining drops a task's dev/test text itself)."""
+    given = [f"{flag} {value}" for flag, value in (("--task", args.task), ("--suite", args.suite)) if value]
+    kinds = {kind for path in map(Path, args.paths) if path.exists() for kind, _ in _targets(path, set())}
+    if given and kinds and not kinds & {"task", "split"}:
+        raise UserError(f"{given[0]}: chooses the labels a task split is checked against, and {' '.join(args.paths)} "
+                        "holds corpora or pools alone (no labels; checked against no task's text); leave it out")
 
 
 def _mini_leakage(root: Path) -> list[Problem]:

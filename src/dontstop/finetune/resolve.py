@@ -16,7 +16,6 @@ from ..fileio import UserError
 from ..recipes import MACHINE_FIELDS, FinetuneRecipe, check_recipe
 from ..tasks import Task
 
-SCHEDULE_BY_PROFILE = {"low": "constant", "high": "linear"}
 GPU_PAD_MULTIPLE = 32   # FinetuneRecipe.pad_to_multiple_of on a GPU: at most 512 / 32 = 16 shapes
 COMPARED_ELSEWHERE = ("model", "data_dir")  # by identity (model_identity) and by content (data_sha256)
 
@@ -35,7 +34,7 @@ def resolve_recipe(recipe: FinetuneRecipe, task: Task) -> FinetuneRecipe:
         precision = "bf16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "fp32"
     pad_to_multiple_of = recipe.pad_to_multiple_of or (GPU_PAD_MULTIPLE if device.startswith("cuda") else 1)
     return replace(recipe, epochs=task.epochs if recipe.epochs is None else recipe.epochs,
-                   schedule=recipe.schedule or SCHEDULE_BY_PROFILE[task.profile], device=device,
+                   schedule=recipe.schedule or task.schedule, device=device,
                    precision=precision, pad_to_multiple_of=pad_to_multiple_of)
 
 

@@ -16,12 +16,13 @@ import argparse
 from pathlib import Path
 
 from .. import wandb_log
-from ..fileio import UserError
+from ..fileio import UserError, raise_problems
 from ..flags import RUN_ONLY_KEYS, add_experiments_dir, add_flag, add_suite_flags, aggregate_command, suite_overrides
 from ..results_tree import check_root_given
 from ..study_file import tables_dir
 from ..suites import load_suite, with_quick
 from ..tasks import QUICK_FOLDER
+from ..unused_settings import unused_settings
 from .runs import asked_settings_difference, read_runs
 from .tables_folder import check_tables_root
 from .write import aggregate
@@ -47,12 +48,13 @@ def _aggregate(args: argparse.Namespace) -> int:
     overrides = suite_overrides(args)
     suite = load_suite(args.suite, overrides=overrides)
     tables_root = tables_dir(suite, args.tables_dir) / (QUICK_FOLDER if args.quick else "")
-    suite = with_quick(suite, overrides) if args.quick else suite
+    full, suite = suite, with_quick(suite, overrides) if args.quick else suite
     for override in overrides:   # `--set seeds=[0,1]` tabled all five seeds, without a word
         if override.keys[0] in RUN_ONLY_KEYS:
             raise UserError(f"{override.given}: aggregate tables every run it finds; {override.keys[0]} only "
                             "chooses what `run` and `reproduce` make (to table fewer runs, keep them in a "
                             "--results-dir of their own)")
+    raise_problems(unused_settings(full, overrides, args.quick))   # as `run` refuses it: no run was made with it
     check_tables_root(tables_root, suite, Path(args.experiments_dir))
     if args.wandb:
         wandb_log.check_settings()

@@ -32,6 +32,7 @@ from ..report.tables_folder import STUDY_NOTEBOOK, check_outside_tables, check_t
 from ..study_file import tables_dir
 from ..suites import Suite, load_suite, with_quick
 from ..tasks import QUICK_FOLDER
+from ..unused_settings import unused_settings
 from .analysis_tables import analyze_and_aggregate
 from .finished import refuse, stale_results
 from .history import check_history, record_invocation
@@ -117,11 +118,11 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_suite(args: argparse.Namespace) -> Suite:
     """The suite with the command line's overrides (--set, the folder and NAME=PATH flags,
     --from-released), checked as the suite file is (suites.load_suite), then the flags that are
-    no suite keys: task keys, seeds and workers; all problems at once, one line each. A study's
-    own task files are checked here too."""
+    no suite keys: task keys, seeds and workers, and a setting no run reads (unused_settings.py);
+    all problems at once, one line each. A study's own task files are checked here too."""
     overrides = suite_overrides(args)
     suite = load_suite(args.suite, overrides=overrides)
-    raise_problems(_flag_problems(suite, args))
+    raise_problems(_flag_problems(suite, args) + unused_settings(suite, overrides, args.quick))
     check_study_data(suite)
     return with_quick(suite, overrides) if args.quick else suite
 
