@@ -25,7 +25,6 @@ import functools
 import random
 import re
 import time
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +35,9 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from tqdm import tqdm
 
 from ..data.formats import iter_corpus
-from ..data.scripts import letter_classes
+from ..data.scripts import letter_classes, word_form
 from ..fileio import UserError, atomic_output, atomic_write_json
 
-# Full-width ASCII (U+FF01-U+FF5E: "ＧＰＴ", as Chinese and Japanese input methods type it) -> ASCII.
-FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 OUTPUT_FILES = ("vocab_overlap.csv", "vocab_overlap.json", "vocab_overlap.png", "vocab_overlap.pdf")
 
 
@@ -124,7 +121,7 @@ def word_pattern() -> re.Pattern:
 
 def words(text: str) -> list[str]:
     """The words of a text, in order, the same way for every language (see the module docstring)."""
-    return word_pattern().findall(unicodedata.normalize("NFC", text).translate(FULL_WIDTH).lower())
+    return word_pattern().findall(word_form(text))
 
 
 def word_counts(documents: Iterable[str]) -> Counter:
