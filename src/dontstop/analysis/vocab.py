@@ -17,7 +17,9 @@ M: "don't" -> "don", "gpt-2" -> "gpt", "한국어는" is one word); in scripts w
 between words (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) every letter is a word of its
 own, as BERT's tokenizer splits CJK characters. Digits, punctuation and symbols are never part
 of a word. sklearn's English stop-word list is then removed from every corpus alike: it holds
-only Latin-script words, so other languages keep their function words.
+only English words, so other languages keep their function words, but for those spelt as English
+ones (Spanish "de", "con", "un", "no", "me"; French "de", "on", "un"; German "in", "an", "am",
+"so"), which it removes too: alike in every corpus, so an overlap counts the same words on each side.
 """
 from __future__ import annotations
 
