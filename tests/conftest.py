@@ -145,7 +145,7 @@ def pretrain_record(**fields):
                     steps=1, resumed_from_step=0, epochs=1.0, sequences=1, tokens=1, documents=1,
                     heldout_documents=0, excluded_documents=0, bytes=1, wall_time_s=1.0,
                     tokens_per_s=1.0, final_train_loss=1.0, heldout_loss_before=None,
-                    heldout_loss_after=None, versions={}, git_commit=None)
+                    heldout_loss_after=None, versions={}, git_commit=None, warmup_steps=0)
     return PretrainRecord(**{**defaults, **fields})
 
 

@@ -768,6 +768,36 @@ def test_two_aggregates_into_one_tables_root_take_turns(tmp_path):
     assert sorted(path.name for path in out.parent.iterdir()) == ["mini"]
 
 
+def test_probes_that_all_score_alike_say_there_is_no_correlation_not_nan(mini_results, tmp_path, recwarn):
+    """A small task's probes often score the same on every checkpoint: the probe table's note said
+    `Pearson r = nan, Spearman ρ = nan` and scipy warned twice (ConstantInputWarning) on stderr."""
+    from dontstop.records import ProbeRecord
+    from dontstop.report.notebook_plots import probe_plot
+    from dontstop.report.probe import correlation
+
+    for condition in ("baseline", "dapt", "tapt", "dapt_tapt", "not_dapt"):
+        scores = {"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}
+        ProbeRecord(suite="mini", task="aclsum-roles", condition=condition, model="m",
+                    lineage=built_lineage_of({"condition": condition}),
+                    metric="macro_f1", dev=scores, test=scores, test_metric=0.5, train_examples=9,
+                    features=128, max_length=64, wall_time_s=1.0, versions={}, git_commit=None
+                    ).write(mini_results / "mini" / "aclsum-roles" / condition)
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(mini_results, out)
+    assert args.func(args) == 0
+    probe = (out / "mini" / "probe.md").read_text()
+    assert ("No correlation of probe gain and fine-tuned gain: the probe gain is the same in all 4 cells "
+            "with fine-tuning runs.") in probe
+    assert "nan" not in probe
+    assert not [w for w in recwarn if "constant" in str(w.message).lower()]
+    frame = pd.read_csv(out / "mini" / "probe.csv")
+    r, rho, n = correlation(frame, "baseline")
+    assert np.isnan(r) and np.isnan(rho) and n == 4
+    figure = probe_plot(frame, make_layout("mini", CONDITIONS), r, rho)   # the notebook's plot of it
+    assert figure.axes[0].get_title() == "Does the probe predict fine-tuning? no correlation (a gain is constant)"
+    assert not [w for w in recwarn if "constant" in str(w.message).lower()]
+
+
 def test_runs_behind_symlinked_folders_count_and_bad_probe_metrics_or_costs_are_one_line(mini_results, tmp_path,
                                                                                          capsys, monkeypatch):
     """A seed folder moved to another disk and linked back was done for `status` and missing from

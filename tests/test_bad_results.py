@@ -503,3 +503,45 @@ def test_a_finished_stage_that_did_not_hold_out_a_task_added_since_is_refused_be
     assert PretrainRecord.read(record_path).excluded_documents == 1
     check_job_models(jobs, mini_suite)
     assert "searching" not in capsys.readouterr().out
+
+
+def test_a_stage_of_one_step_built_at_lr_0_is_refused_and_the_runs_and_probe_made_from_it_are_stale(mini_suite):
+    """A stage of one optimizer step ran it at lr 0 before the warmup skipped such a stage
+    (pretrain/mlm.warmup_steps): its model was its parent's, bit for bit, and a Spanish study's
+    TAPT, TAPT (LoRA) and 50NN-TAPT scored exactly its baseline. Its key is unchanged (the step count
+    is known only once its corpus is tokenized), so its record (no `warmup_steps`) is refused as
+    damaged, and the runs and probe fine-tuned from it are stale: redone by --rerun-stale."""
+    import dataclasses
+    import re
+
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.finetune.trainer import resolve_recipe
+    from dontstop.runner.finished import stale_results
+    from dontstop.runner.job_actions import finetune_recipe
+    from dontstop.runner.job_checks import check_finished_stage
+    from dontstop.runner.plan import plan_runs
+
+    [plan] = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["rt-polarity"], [0])
+    tapt = plan.stages[-1]
+    at_lr_0 = re.escape(f"{tapt.checkpoint_dir}: its one optimizer step ran at lr 0 (all warmup: it was built before a "
+                        "stage of one step skipped the warmup), so its model is its parent's unchanged; a finished stage "
+                        "is never built over: remove its folder to build it again")
+    for warmup_steps, steps in ((None, 1), (1, 1)):
+        pretrain_record(name=tapt.name, steps=steps, warmup_steps=warmup_steps).write(tapt.checkpoint_dir)
+        with pytest.raises(UserError, match=f"^{at_lr_0}$"):
+            check_finished_stage(tapt, mini_suite, lambda path: "missing", load=False, tasks=[])
+    for warmup_steps, steps in ((0, 1), (None, 2)):   # one step at its lr; an older stage of two steps
+        pretrain_record(name=tapt.name, steps=steps, warmup_steps=warmup_steps).write(tapt.checkpoint_dir)
+        with pytest.raises(UserError, match="built from other settings"):   # the record's recipe, not its lr 0
+            check_finished_stage(tapt, mini_suite, lambda path: "missing", load=False, tasks=[])
+    config = dataclasses.asdict(resolve_recipe(finetune_recipe(plan, mini_suite, 0), plan.task))
+    base = {"name": "base", "steps": 500}
+    for tapt_record, stale in (({"name": tapt.name, "steps": 1}, True), ({"name": tapt.name, "steps": 1, "warmup_steps": 0}, False),
+                               ({"name": tapt.name, "steps": 24}, False)):
+        metrics_record(task="rt-polarity", condition="tapt", model=plan.model, lineage=plan.lineage, config=config,
+                       pretraining=[base, tapt_record]).write(plan.run_dir(0))
+        probe_record(task="rt-polarity", condition="tapt", model=plan.model, lineage=plan.lineage).write(plan.cell_dir)
+        found = stale_results([plan], mini_suite, allow_mixed=True)
+        assert [s.path for s in found] == ([plan.run_dir(0) / "metrics.json", plan.cell_dir / "probe.json"] if stale else [])
+        assert all(s.reason == f"starting checkpoint: its stage {tapt.name} ran its one optimizer step at lr 0 (built "
+                   "before a stage of one step skipped the warmup), so it fine-tuned its parent's model" for s in found)

@@ -185,6 +185,41 @@ def test_the_vocabulary_overlap_counts_a_word_in_two_unicode_forms_once(tmp_path
     assert matrix.loc["nfc", "nfd"] == 100.0
 
 
+# Two topics of Spanish text whose words carry accents: a pool stored decomposed (NFD) shares them
+# with a task stored precomposed (NFC) only when both are compared in one form.
+SPANISH_TOPICS = {"cocina": "café sartén limón jamón azúcar pastelería panadería cafetería".split(),
+           "fútbol": "árbitro fútbol campeón él balón estadio delantero portería".split()}
+
+
+def test_the_bow_embedder_of_every_script_reads_a_word_in_two_unicode_forms_as_one(tmp_path):
+    """The vocabulary overlap read "café" in NFC and NFD as one word, the kNN bag of words of
+    `bow_tokens: scripts` (which the README says counts words the same way) as two: a text and its
+    NFD copy were at cosine 0.27, and an NFD pool (macOS) shared no accented word with an NFC task:
+    its neighbours were the other topic's lines. Its selections are another stage; sklearn's are not."""
+    from dontstop import stage_identity
+    from dontstop.select.embed import BowEmbedder
+
+    rng = random.Random(0)
+    lines = {topic: [" ".join(rng.choice(words) for _ in range(5)) for _ in range(30)] for topic, words in SPANISH_TOPICS.items()}
+    embedder = BowEmbedder(dim=16, tokens="scripts").fit(lines["cocina"] + lines["fútbol"])
+    texts = lines["cocina"][:5] + ["ＣＡＦÉ con azúcar"]
+    vectors = embedder.transform(texts)
+    copies = embedder.transform([nfd(text) for text in texts[:5]] + ["café con azúcar"])
+    assert (vectors * copies).sum(axis=1) == pytest.approx([1.0] * 6, abs=1e-5)
+    # the kitchen stored NFD, football NFC: kitchen queries in NFC find the kitchen
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": nfd(line), "source": "cocina"} for line in lines["cocina"]]
+                       + [{"text": line, "source": "fútbol"} for line in lines["fútbol"]])
+    queries = [" ".join(rng.choice(SPANISH_TOPICS["cocina"]) for _ in range(5)) for _ in range(6)]
+    record = select_corpus(queries, pool, tmp_path / "knn", k=3, dim=8, bow_tokens="scripts")
+    assert record.selected_by_source.get("fútbol", 0) == 0 and record.selected_by_source["cocina"] > 0
+    knn = {"method": "knn", "embedder": "bow"}
+    assert stage_identity.selection_rule({**knn, "bow_tokens": "scripts"}) == stage_identity.SCRIPTS_WORDS_RULE
+    assert stage_identity.selection_rule({**knn, "bow_tokens": "sklearn"}) == stage_identity.SELECTION_RULE
+    assert stage_identity.selection_rule(knn) == stage_identity.SELECTION_RULE   # the built-in suites'
+    assert stage_identity.selection_rule({"method": "random", "bow_tokens": "scripts"}) == stage_identity.SELECTION_RULE
+    assert stage_identity.SCRIPTS_WORDS_RULE != stage_identity.SELECTION_RULE
+
+
 def test_task_keys_and_study_names_in_scripts_with_vowel_signs_are_folder_names(korean_study, tmp_path, capsys):
     """Hindi and Thai write vowels as combining marks, which `\\w` is not: a study named in Hindi,
     or with a Thai task key, was refused as 'not a folder name'. They run into folders of that name."""

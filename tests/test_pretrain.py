@@ -229,6 +229,24 @@ def test_pretrain_saves_a_checkpoint_that_reloads_and_learned(model_name, tiny_c
     assert AutoTokenizer.from_pretrained(out).mask_token is not None
 
 
+def test_a_stage_of_one_optimizer_step_trains_at_its_lr_not_at_the_warmups_zero(tiny_corpus, tmp_path):
+    """transformers' warmup starts at lr 0: a stage of one step (a small study's kNN-TAPT or TAPT at
+    one epoch of batch 32) ran that step at lr 0, and its model was its parent's bit for bit (its
+    held-out loss the same before and after), tabled as adapted. With two steps or more the warmup
+    is ceil(warmup_ratio x steps), as before."""
+    from dontstop.pretrain.mlm import warmup_steps
+
+    assert [warmup_steps(0.06, total) for total in (1, 2, 16, 17, 500)] == [0, 1, 1, 2, 30]
+    assert warmup_steps(0.5, 2) == 1 and warmup_steps(0.0, 1) == 0
+    record = run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, tmp_path / "one", max_steps=1))
+    assert (record.steps, record.warmup_steps) == (1, 0)
+    assert record.heldout_loss_after != record.heldout_loss_before
+    trained = AutoModelForMaskedLM.from_pretrained(tmp_path / "one")
+    original = AutoModelForMaskedLM.from_pretrained(resolve_model("bundled:bert-tiny"))
+    assert not torch.equal(trained.base_model.embeddings.word_embeddings.weight,
+                           original.base_model.embeddings.word_embeddings.weight)
+
+
 def test_same_seed_same_numbers(tiny_corpus, tmp_path):
     runs = [run_pretraining(recipe("bundled:bert-tiny", tiny_corpus, tmp_path / f"run{i}", seed=seed, max_steps=2))
             for i, seed in enumerate([0, 0, 1])]

@@ -104,6 +104,35 @@ def test_a_study_folder_moved_or_copied_elsewhere_keeps_its_stages_and_runs(kore
             == (moved / "tables" / "korean-comments" / "table5.md").read_text(encoding="utf-8"))
 
 
+def test_a_study_run_from_another_folder_keeps_its_results_and_cache_beside_its_file(tmp_path, monkeypatch, capsys):
+    """A study's tables went beside its file, its results and cache into the working folder's
+    results/ and cache/: run from another folder (a Spanish study's `--suite ~/es/study.yaml` from
+    the repository), its outputs were split, and `status` from the study's own folder found none of
+    its runs. Both default to the study's folder now, as its tables; a study that extends it keeps
+    its own; a folder a study file writes, or a flag gives, is kept."""
+    study = build_korean_study(tmp_path / "es")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    suite = load_suite(str(study))
+    assert (suite.results_dir, suite.cache_dir) == ("../es/results", "../es/cache")   # from the working folder, as a flag's
+    assert main(["status", "--suite", str(study)]) == 0
+    assert capsys.readouterr().out.startswith("suite korean-comments: results in ../es/results/korean-comments\n")
+    (tmp_path / "es" / "more").mkdir()   # a study extending it: beside its own file
+    (tmp_path / "es" / "more" / "seeds.yaml").write_text("name: more-seeds\nextends: ../study.yaml\nseeds: [0, 1, 2]\n")
+    more = load_suite(str(tmp_path / "es" / "more" / "seeds.yaml"))
+    assert (more.results_dir, more.cache_dir) == ("../es/more/results", "../es/more/cache")
+    monkeypatch.chdir(tmp_path / "es")   # from the study's folder: `results`, as before
+    assert (load_suite("study.yaml").results_dir, load_suite("study.yaml").cache_dir) == ("results", "cache")
+    monkeypatch.chdir(elsewhere)
+    study.write_text(study.read_text(encoding="utf-8") + "results_dir: ../shared-results\n", encoding="utf-8")
+    assert load_suite(str(study)).results_dir == str(tmp_path / "es" / ".." / "shared-results")   # written: kept
+    assert load_suite(str(tmp_path / "es" / "more" / "seeds.yaml")).results_dir == str(tmp_path / "es" / ".." / "shared-results")
+    assert load_suite("mini").results_dir == "results"   # a built-in suite's: the working folder's, as before
+    assert main(["status", "--suite", str(study), "--results-dir", "mine"]) == 0   # a flag: as given
+    assert capsys.readouterr().out.startswith("suite korean-comments: results in mine/korean-comments\n")
+
+
 def test_keys_resolve_against_the_file_and_extend_the_suite(tmp_path, monkeypatch):
     study = build_korean_study(tmp_path / "rich", rich=True)
     monkeypatch.chdir(REPO)   # relative paths follow the file, not the working directory

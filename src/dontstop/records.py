@@ -142,6 +142,9 @@ class PretrainRecord(_RecordFile):
     # None: built before dontstop recorded them (runner/stage_guard.py then compares counts).
     guarded_sha256: dict[str, str] | None = None
     excluded_keys: list[str] | None = None
+    # Optimizer steps of linear warmup from lr 0 (pretrain/mlm.warmup_steps). None: a record older
+    # than the field, whose stage of 1 step ran that step at lr 0 (runner/job_checks refuses it).
+    warmup_steps: int | None = None
 
 
 @dataclass

@@ -38,6 +38,19 @@ TEXT_KEY_RULE = 2
 # neighbours (it took the pool's first k), and embedding and search run on one thread (on more
 # they depended on the cores); before, none of these, and no entry in the key.
 SELECTION_RULE = 2
+# 3 (2026-12-07), only where a kNN selection's bow embedder finds words in every script
+# (`selection.bow_tokens: scripts`, a study's default): it compares them in one Unicode form
+# (data/scripts.word_form: NFC, full-width as ASCII), as the vocabulary overlap does; before, an NFD
+# pool shared no accented word with an NFC task. The sklearn words (the built-in suites') are unchanged.
+SCRIPTS_WORDS_RULE = 3
+
+
+def selection_rule(selection: dict[str, Any]) -> int:
+    """The rule a selection of these settings (method, embedder, bow_tokens; select's defaults where
+    absent) was made under: SCRIPTS_WORDS_RULE where its words are the scripts ones, else SELECTION_RULE."""
+    scripts_words = (selection.get("method", "knn") == "knn" and selection.get("embedder", "bow") == "bow"
+                     and selection.get("bow_tokens") == "scripts")
+    return SCRIPTS_WORDS_RULE if scripts_words else SELECTION_RULE
 
 # Given per stage, not by the suite's recipe: the parent, the input files, the checkpoint folder
 # (named by the key itself) and the suite's `pretrain_seed`; each is in the key on its own.
@@ -85,7 +98,7 @@ def stage_key(*, parent: str, name: str, kind: str, inputs: dict[str, str], reci
                 "recipe": resolved_recipe(recipe), "seed": seed, "published": released,
                 "selection": selection, "text_key_rule": TEXT_KEY_RULE}
     if selection:
-        identity["selection_rule"] = SELECTION_RULE
+        identity["selection_rule"] = selection_rule(selection)
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 

@@ -28,12 +28,14 @@ line naming the file, the key and what is wrong:
   has a pool (`pools`), Curated-TAPT on a task with a curated pool (`curated`), Transfer-TAPT
   where a task has a partner, ¬DAPT where another domain has a corpus: its DAPT model is the
   irrelevant one (the first other domain of `domain_corpora`, or `domains: {D: {irrelevant: E}}`);
-- `name` names results/<name>/ and may not be a built-in suite's (mini, paper);
+- `name` names results/<name>/ and may not be a built-in suite's (mini, paper); results/, cache/
+  and tables/ lie beside the file unless it (or a study file it extends) or a flag says otherwise;
 - with its own tasks, `selection.bow_tokens` defaults to `scripts`: kNN-TAPT's bag of words finds
   words in any script (select/embed.py; the built-in suites keep scikit-learn's `sklearn`).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,6 +47,12 @@ from .tasks import QUICK_FOLDER, SUITES, Task
 
 TASK_DATA = ("domain_corpora", "pools", "curated")         # about tasks: not inherited with own tasks
 FOLDERS = ("data_dir", "results_dir", "cache_dir")
+# A study's results and cache, where its file (or a study file it extends) does not say: beside the
+# file, as its tables are (tables_dir). They were the working folder's `results/` and `cache/`: a
+# study run from another folder left them there and its tables beside the file, and `status` from
+# the study's folder found none of its runs. Relative to the working folder (`results` from the
+# study's folder, as before), as the tables' index names its runs folder: a study moved whole keeps them.
+OUTPUT_FOLDERS = {"results_dir": "results", "cache_dir": "cache"}
 SECTIONS = {"domain_corpora": "domain to corpus file", "pools": "domain to pool file",   # key -> what it maps
             "curated": "task to curated file", "selection": "kNN selection setting to value",
             "domains": "domain to {display, irrelevant}"}
@@ -120,6 +128,9 @@ def study_fields(path: Path, data: dict, lines: dict[str, int], parent: Any,
         if key in MERGED_SECTIONS and isinstance(value, dict) and isinstance(fields.get(key), dict):
             value = merged(fields[key], value)
         fields[key] = _resolved(path, lines, key, value, folder, from_flags)
+    for key, default in OUTPUT_FOLDERS.items():   # beside the file, as its tables: not the working folder's
+        if key not in data and not _given_by_a_study_file(parent, key):
+            fields[key] = _beside(folder, default)
     domains_given = fields.pop("domains", None)
     if has_own_tasks:
         if not data["tasks"]:   # `--set 'tasks={}'` said the curated pool's task was none of ""
@@ -173,6 +184,18 @@ def _shown(value: Any) -> str:
     if isinstance(value, list) and value and all(isinstance(item, dict) and item for item in value):
         return f"a YAML list ('- {next(iter(value[0]))}: ...'); write each entry without its leading '- '"
     return f"{type(value).__name__} {value!r}"
+
+
+def _given_by_a_study_file(parent: Any, key: str) -> bool:
+    """Whether the extended suite's `key` was written in a study file of its chain (kept), not
+    a built-in suite's working-folder default or a study's default beside its own file."""
+    return (parent is not None and parent.is_study
+            and getattr(parent, key) != _beside(Path(parent.source).resolve().parent, OUTPUT_FOLDERS[key]))
+
+
+def _beside(folder: Path, name: str) -> str:
+    """<folder>/<name>, relative to the working folder."""
+    return os.path.relpath(folder / name)
 
 
 def tables_dir(suite: Any, given: str | None) -> Path:

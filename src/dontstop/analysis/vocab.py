@@ -18,7 +18,9 @@ M: "don't" -> "don", "gpt-2" -> "gpt", "한국어는" is one word); in scripts w
 between words (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) every letter is a word of its
 own, as BERT's tokenizer splits CJK characters. Digits, punctuation and symbols are never part
 of a word. sklearn's English stop-word list is then removed from every corpus alike: it holds
-only Latin-script words, so other languages keep their function words.
+only English words, so other languages keep their function words, but for those spelt as English
+ones (Spanish "de", "con", "un", "no", "me"; French "de", "on", "un"; German "in", "an", "am",
+"so"), which it removes too: alike in every corpus, so an overlap counts the same words on each side.
 """
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ import functools
 import random
 import re
 import time
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +38,9 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from tqdm import tqdm
 
 from ..data.formats import iter_corpus
-from ..data.scripts import letter_classes
+from ..data.scripts import letter_classes, word_form
 from ..fileio import UserError, atomic_output, atomic_write_json
 
-# Full-width ASCII (U+FF01-U+FF5E: "ＧＰＴ", as Chinese and Japanese input methods type it) -> ASCII.
-FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 OUTPUT_FILES = ("vocab_overlap.csv", "vocab_overlap.json", "vocab_overlap.png", "vocab_overlap.pdf")
 
 
@@ -125,7 +124,7 @@ def word_pattern() -> re.Pattern:
 
 def words(text: str) -> list[str]:
     """The words of a text, in order, the same way for every language (see the module docstring)."""
-    return word_pattern().findall(unicodedata.normalize("NFC", text).translate(FULL_WIDTH).lower())
+    return word_pattern().findall(word_form(text))
 
 
 def word_counts(documents: Iterable[str]) -> Counter:

@@ -5,7 +5,9 @@ Scripts written without spaces between words (Han, Hiragana, Katakana, Thai, Lao
 give no word boundaries a regex can see: a Chinese sentence is one run of letters. There every
 letter is a token of its own, as BERT's tokenizer splits CJK characters; in every other script a
 word is a run of letters, combining marks included (a Devanagari vowel sign or an NFD accent is
-not a word break: "मौसम", "café").
+not a word break: "मौसम", "café"). Both compare words in one form (`word_form`): NFC, full-width
+ASCII as ASCII, lowercased, so a word stored decomposed (macOS, Hangul as jamo) or typed full-width
+is the same word.
 
     letter_classes().unspaced      # a regex character-class body: letters of unspaced scripts
     letter_classes().spaced        # letters of every other script
@@ -57,6 +59,16 @@ def letter_classes() -> LetterClasses:
 
 def _range(first: int, last: int) -> str:
     return re.escape(chr(first)) + (f"-{re.escape(chr(last))}" if last > first else "")
+
+
+# Full-width ASCII (U+FF01-U+FF5E: "ＧＰＴ", as Chinese and Japanese input methods type it) -> ASCII.
+FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+
+
+def word_form(text: str) -> str:
+    """The text in the one form its words are compared in: NFC ("café" precomposed, whether it was
+    stored so or with a combining accent), full-width ASCII as ASCII, lowercased."""
+    return unicodedata.normalize("NFC", text).translate(FULL_WIDTH).lower()
 
 
 @functools.cache

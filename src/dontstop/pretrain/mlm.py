@@ -116,6 +116,14 @@ def heldout_mlm_loss(model, tokenizer, texts: list[str], max_length: int, seed: 
     return loss_sum / max(masked_count, 1)
 
 
+def warmup_steps(ratio: float, total: int) -> int:
+    """Optimizer steps of linear warmup: `ratio` of `total`, rounded up, but never every step. The
+    warmup starts at lr 0 (transformers' schedule), so a stage of one step (a small study's
+    kNN-TAPT at one epoch of batch 32) trained at lr 0 alone: its model was its parent's, bit for
+    bit, tabled as adapted. With two steps or more this is ceil(ratio * total), as before."""
+    return min(math.ceil(ratio * total), total - 1)
+
+
 class BatchSchedule:
     """Which sequences each process feeds at each optimizer step, as a pure function of the step.
 
@@ -129,6 +137,7 @@ class BatchSchedule:
         self.process, self.per_process = process, recipe.batch_size // processes
         self.steps_per_epoch = math.ceil(sequences / recipe.batch_size)
         self.total_steps = recipe.max_steps or recipe.epochs * self.steps_per_epoch
+        self.warmup_steps = warmup_steps(recipe.warmup_ratio, self.total_steps)
         self.micro_batches_per_step = math.ceil(self.per_process / recipe.per_device_batch_size)
         self._order: tuple[int, torch.Tensor] | None = None
 

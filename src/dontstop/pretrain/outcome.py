@@ -152,6 +152,7 @@ def finished_record(recipe, recipe_fields: dict[str, Any], name: str, schedule: 
         name=name, base_model=recipe.base_model, corpus_files=list(recipe.corpora),
         corpus_sha256={path: sha256_file(path) for path in recipe.corpora},
         recipe=recipe_fields, steps=progress["step"], resumed_from_step=progress["resumed_from_step"],
+        warmup_steps=schedule.warmup_steps,
         epochs=progress["step"] / schedule.steps_per_epoch,
         sequences=progress["step"] * recipe.batch_size, tokens=progress["tokens"],
         documents=stream["documents"], heldout_documents=len(corpus.heldout_positions),

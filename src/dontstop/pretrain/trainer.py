@@ -16,7 +16,6 @@ A loss that turns NaN or infinite stops the run with one line, nothing saved (pr
 from __future__ import annotations
 
 import contextlib
-import math
 import shutil
 import time
 from pathlib import Path
@@ -163,7 +162,7 @@ class PretrainRun:
         optimizer = torch.optim.AdamW(trainable_parameters(self.model), lr=recipe.lr, betas=tuple(recipe.betas),
                                       eps=recipe.eps, weight_decay=recipe.weight_decay, fused=True)
         total = self.schedule.total_steps
-        self.scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(recipe.warmup_ratio * total), total)
+        self.scheduler = get_linear_schedule_with_warmup(optimizer, self.schedule.warmup_steps, total)
         self.compiled = on_gpu if recipe.compile is None else recipe.compile
         self.trainer, self.optimizer = self.accelerator.prepare(MaskedOnlyMLM(self.model, self.compiled), optimizer)
         self.accelerator.register_for_checkpointing(self.scheduler)  # stepped by us, once per step

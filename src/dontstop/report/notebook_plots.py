@@ -220,7 +220,8 @@ def probe_plot(frame: pd.DataFrame, layout: Layout, r: float, rho: float) -> plt
     handles += [Line2D([], [], marker=markers[t], linestyle="", color="grey", label=names[t]) for t in tasks]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set(xlabel="probe gain over the baseline ×100", ylabel="fine-tuned gain over the baseline ×100",
-           title=f"Does the probe predict fine-tuning? Pearson r = {r:.2f}, Spearman ρ = {rho:.2f}")
+           title="Does the probe predict fine-tuning? " + (f"Pearson r = {r:.2f}, Spearman ρ = {rho:.2f}"
+                                                           if math.isfinite(r) else "no correlation (a gain is constant)"))
     fig.tight_layout()
     return fig
 

@@ -4,7 +4,9 @@ probe's gains over the baseline track the fine-tuned gains.
 
 A probe is deterministic (no seeds): a cell is one number. The correlation is over the
 (task, condition) cells that have both a probe and fine-tuning runs, gains against the
-baseline of the same task; Pearson and Spearman (scipy).
+baseline of the same task; Pearson and Spearman (scipy). Where either gain is the same in every
+cell (a small task's probes often all score alike) there is no correlation: NaN, and the note
+says why (scipy warned and the note printed `r = nan`).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from ..records import PROBE_FILE, read_probe
 from ..results_tree import result_files
 from ..suites import Suite
 from .render import Grid, signed
-from .runs import check_lineage, summarize
+from .runs import EQUAL_WITHIN, check_lineage, summarize
 from .tables import Layout
 
 COLUMNS = ["task", "condition", "probe", "probe_gain", "finetune", "finetune_gain"]
@@ -68,10 +70,31 @@ def probe_frame(probes: pd.DataFrame, runs: pd.DataFrame, layout: Layout) -> pd.
 def correlation(frame: pd.DataFrame, baseline: str) -> tuple[float, float, int]:
     """(Pearson r, Spearman rho, cells) of probe gain against fine-tuned gain."""
     cells = frame[(frame.condition != baseline)].dropna(subset=["probe_gain", "finetune_gain"])
-    if len(cells) < 3:
+    if len(cells) < 3 or constant_gain(cells):
         return np.nan, np.nan, len(cells)
     return (float(stats.pearsonr(cells.probe_gain, cells.finetune_gain)[0]),
             float(stats.spearmanr(cells.probe_gain, cells.finetune_gain)[0]), len(cells))
+
+
+def constant_gain(cells: pd.DataFrame) -> str | None:
+    """'probe' or 'fine-tuned' when that gain is the same in every cell (no correlation), else None."""
+    for column, name in (("probe_gain", "probe"), ("finetune_gain", "fine-tuned")):
+        if np.ptp(cells[column].to_numpy()) <= EQUAL_WITHIN:
+            return name
+    return None
+
+
+def correlation_note(frame: pd.DataFrame, baseline: str) -> str:
+    """The probe table's sentence on the correlation, or why there is none."""
+    r, rho, n = correlation(frame, baseline)
+    if n < 3:
+        return f"Too few cells with fine-tuning runs ({n}) for a correlation."
+    if np.isnan(r):
+        cells = frame[(frame.condition != baseline)].dropna(subset=["probe_gain", "finetune_gain"])
+        return (f"No correlation of probe gain and fine-tuned gain: the {constant_gain(cells)} gain is the "
+                f"same in all {n} cells with fine-tuning runs.")
+    return ("Across the cells with fine-tuning runs, probe gain vs fine-tuned gain: "
+            f"Pearson r = {r:.2f}, Spearman ρ = {rho:.2f} ({n} cells).")
 
 
 def probe_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
@@ -94,10 +117,7 @@ def probe_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
             if cell.probe == best:
                 grid.bold.add((i, j))
         grid.rows.append(line)
-    r, rho, n = correlation(frame, layout.conditions.baseline)
     grid.note = ("Frozen-encoder linear probe: mean-pooled last hidden states, logistic regression "
                  "(deterministic, no seeds), test metric ×100, gain over the baseline in brackets. "
-                 + ("Across the cells with fine-tuning runs, probe gain vs fine-tuned gain: "
-                    f"Pearson r = {r:.2f}, Spearman ρ = {rho:.2f} ({n} cells)." if n >= 3 else
-                    f"Too few cells with fine-tuning runs ({n}) for a correlation."))
+                 + correlation_note(frame, layout.conditions.baseline))
     return grid

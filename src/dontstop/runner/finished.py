@@ -37,14 +37,26 @@ def stale_results(plans: list[RunPlan], suite: Suite, allow_mixed: bool) -> list
     runs, probes = finished_runs(Path(suite.results_dir) / suite.name)
     stale = []
     for plan in plans:
+        at_lr_0 = None   # a seed's stage that trained at lr 0: the cell's probe, of the same checkpoint, is stale too
         for seed in plan.seeds:
             path = plan.run_dir(seed) / METRICS_FILE
             reason = path in runs and run_difference(runs[path], plan, seed, suite, allow_mixed)
             stale += [Stale(path, reason)] if reason else []
+            at_lr_0 = at_lr_0 or (path in runs and trained_at_lr_0(runs[path]))
         path = plan.cell_dir / PROBE_FILE
-        reason = suite.probe and path in probes and probe_difference(probes[path], plan, suite)
+        reason = suite.probe and path in probes and (probe_difference(probes[path], plan, suite) or at_lr_0)
         stale += [Stale(path, reason)] if reason else []
     return stale
+
+
+def trained_at_lr_0(record: MetricsRecord) -> str | None:
+    """Why a run's starting checkpoint is its parent's model: a stage of its lineage of one optimizer
+    step built before that step skipped the warmup (pretrain/mlm.warmup_steps) ran it at lr 0."""
+    for stage in record.pretraining or []:
+        if stage.get("steps") == 1 and stage.get("warmup_steps") != 0:
+            return (f"starting checkpoint: its stage {stage.get('name')} ran its one optimizer step at lr 0 "
+                    "(built before a stage of one step skipped the warmup), so it fine-tuned its parent's model")
+    return None
 
 
 def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite,
@@ -57,6 +69,8 @@ def run_difference(record: MetricsRecord, plan: RunPlan, seed: int, suite: Suite
     if not same_model(record.model, plan.model, suite):
         return (f"starting checkpoint: finished from {record.model}, asked {plan.model}"
                 + _rebuilt(record, plan, suite))
+    if at_lr_0 := trained_at_lr_0(record):
+        return at_lr_0
     if record.published != plan.from_released:   # metrics.json's `published`: from a released checkpoint
         return f"released checkpoint: finished with {record.published}, asked {plan.from_released}"
     if not allow_mixed:

@@ -18,7 +18,7 @@ from ..data.leakage import LeakageGuard, guarded_files, selection_exclude
 from ..suites import Suite
 from ..fileio import file_sha256, job_lock, sha256_text
 from ..recipes import FinetuneRecipe, PretrainRecipe
-from ..stage_identity import SELECTION_RULE
+from ..stage_identity import selection_rule
 from ..records import METRICS_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, PretrainRecord, SelectRecord
 from .plan import RunPlan, Stage
 from .selection_settings import selection_asked
@@ -91,9 +91,10 @@ def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, 
     kept out of the index, selection rule), shared by 50NN, 150NN and 500NN: only the search
     differs between them. Everything select_corpus keys the folder by names it: another leakage
     guard (a task downloaded since, a dev file edited) gets a folder of its own, not a refusal
-    mid-run; so does an index built under another rule (stage_identity.SELECTION_RULE)."""
+    mid-run; so does an index built under another rule (stage_identity.selection_rule)."""
     identity = json.dumps([file_sha256(queries_path, suite.cache_dir), file_sha256(pool, suite.cache_dir),
-                           embedding, sha256_text(b"".join(sorted(exclude)).hex()), SELECTION_RULE], sort_keys=True)
+                           embedding, sha256_text(b"".join(sorted(exclude)).hex()),
+                           selection_rule({"method": "knn", **embedding})], sort_keys=True)
     return Path(suite.cache_dir) / suite.name / "indexes" / hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

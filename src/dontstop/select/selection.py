@@ -30,7 +30,7 @@ from .embed import EMBEDDERS, Embedder, load_embedder, make_embedder
 from ..fileio import (UserError, atomic_output, atomic_write_json, file_sha256, read_json,
                       sha256_text)
 from ..records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
-from ..stage_identity import SELECTION_RULE
+from ..stage_identity import selection_rule
 from .pool import PoolScan, fetch_candidates, load_scan, save_scan, scan_pool
 
 METHODS = ("knn", "random")
@@ -186,7 +186,7 @@ def _knn_model(queries: list[str], task_keys: set[bytes], pool_path: Path, exclu
     key = {"pool_sha256": file_sha256(pool_path, folder),
            "queries": sha256_text("\n".join(queries)),
            "exclude": sha256_text(b"".join(sorted(exclude)).hex()), **asdict(settings),
-           "selection_rule": SELECTION_RULE}   # one saved under another (on several threads) is refused
+           "selection_rule": selection_rule(asdict(settings))}   # one saved under another (on several threads) is refused
     if settings.bow_tokens == EmbeddingSettings.bow_tokens:   # as saved before the setting existed
         del key["bow_tokens"]
     if settings.unit == "line":   # as saved before pools were cut into sentences
