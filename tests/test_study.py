@@ -133,6 +133,30 @@ def test_a_study_run_from_another_folder_keeps_its_results_and_cache_beside_its_
     assert capsys.readouterr().out.startswith("suite korean-comments: results in mine/korean-comments\n")
 
 
+def test_a_studys_results_or_cache_left_in_the_working_folder_are_named_not_started_again(tmp_path, monkeypatch, capsys):
+    """Results and checkpoints a study made before its outputs lay beside its file (the working
+    folder's results/<name>/, cache/<name>/): every command says to move them, in one line, where
+    the new folder is empty (a run started every stage again beside them); a flag that names the
+    old folder runs on it, and once moved nothing is said."""
+    study = build_korean_study(tmp_path / "es")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cache" / "korean-comments" / "checkpoints").mkdir(parents=True)
+    for command in (["status"], ["reproduce", "--dry-run"], ["aggregate"]):
+        assert main([*command, "--suite", str(study)]) == 2
+        assert capsys.readouterr().err.strip().endswith(
+            "cache/korean-comments: study korean-comments's cache from before a study's cache lay beside its file; "
+            "move it there (mv cache/korean-comments es/cache/korean-comments), or give --cache-dir cache")
+    assert main(["status", "--suite", str(study), "--cache-dir", "cache"]) == 0   # the old folder, as given
+    capsys.readouterr()
+    (tmp_path / "es" / "cache").mkdir()
+    (tmp_path / "cache" / "korean-comments").rename(tmp_path / "es" / "cache" / "korean-comments")
+    (tmp_path / "results" / "quick" / "korean-comments").mkdir(parents=True)   # a --quick run's too
+    assert main(["status", "--suite", str(study)]) == 2
+    assert "results/quick/korean-comments: study korean-comments's results from before" in capsys.readouterr().err
+    (tmp_path / "results" / "quick" / "korean-comments").rmdir()
+    assert main(["status", "--suite", str(study)]) == 0
+
+
 def test_keys_resolve_against_the_file_and_extend_the_suite(tmp_path, monkeypatch):
     study = build_korean_study(tmp_path / "rich", rich=True)
     monkeypatch.chdir(REPO)   # relative paths follow the file, not the working directory

@@ -198,6 +198,22 @@ def _beside(folder: Path, name: str) -> str:
     return os.path.relpath(folder / name)
 
 
+def check_no_outputs_left_behind(suite: Any, given: set[str]) -> None:
+    """A study's results or cache where they went before they lay beside its file (the working
+    folder's results/<name>/, cache/<name>/), and none where they go now: one line saying to move
+    them, not a run that starts every stage and run again beside them. `given`: the folder keys
+    a flag gave (they are used as given)."""
+    for key, default in OUTPUT_FOLDERS.items():
+        if key in given or getattr(suite, key) != _beside(Path(suite.source).resolve().parent, default):
+            continue   # a flag's or the file's own folder: used as given
+        for inner in (Path(suite.name), Path(QUICK_FOLDER) / suite.name):
+            before, now = Path(default) / inner, Path(getattr(suite, key)) / inner
+            if before.is_dir() and before.resolve() != now.resolve() and not now.exists():
+                raise UserError(f"{before}: study {suite.name}'s {default} from before a study's {default} lay "
+                                f"beside its file; move it there (mv {before} {now}), or give "
+                                f"--{key.replace('_', '-')} {default}")
+
+
 def tables_dir(suite: Any, given: str | None) -> Path:
     """Where a suite's tables go: `given` (--tables-dir, --out), else a study's beside its file
     (<its folder>/tables/<name>/), a built-in suite's in paper_tables/<name>/."""

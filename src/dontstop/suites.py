@@ -139,6 +139,8 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides:
     folders = {override.keys[0]: override.value for override in overrides if not override.in_file}
     suite = replace(suite, source=str(path), **facts, **folders)
     check_sections(suite, path, written)
+    if study and not _chain:   # the study run, not one it extends
+        study_file.check_no_outputs_left_behind(suite, given=set(folders))
     # a curated pool given to a task whose registry entry has none (`--curated-corpus rt-subjectivity=P`,
     # a study extending a suite): Curated-TAPT runs on it, so it is a Curated task (Table 7 left its runs out)
     return replace(suite, task_table={key: task if task.curated or key not in suite.curated
