@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -761,7 +762,7 @@ def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_ca
     assert (knn50.selection_dir / SELECT_RECORD_FILE).exists() and not knn150.selection_dir.exists()
     assert not knn50.record_path.exists()   # no pretraining
     assert capsys.readouterr().out.startswith(
-        "selection base+knn50-aclsum-roles: not in the cache; made again for the notebook\n")
+        "selection base+knn50-aclsum-roles: not in the cache (or its index); made again for the notebook\n")
     record = {"lineage": knn50.lineage, "corpus_files": [str(knn50.selection_dir / SELECTED_CORPUS_FILE)],
               "selection": {"pool": mini_suite.pools["cs"], "k": 5, "unit": "sentence"}}
     found, why = nearest_neighbours(mini_suite.cache_dir, mini_suite.name, record)
@@ -773,5 +774,16 @@ def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_ca
         f.write(json.dumps({"text": "one more document", "source": "other"}) + "\n")
     found, why = nearest_neighbours(mini_suite.cache_dir, mini_suite.name, record)
     assert found is None and why.startswith(f"{pool}: not the pool the saved index ")
-    build_missing_selections(plans, mini_suite)   # made: nothing more to do
+    build_missing_selections(plans, mini_suite)   # made: nothing more to do (for the edited pool, below)
+    assert capsys.readouterr().out.endswith("its index is not made again, and the notebook skips its nearest neighbours\n")
+    pool.write_text("".join(pool.read_text(encoding="utf-8").splitlines(keepends=True)[:-1]), encoding="utf-8")
+    build_missing_selections(plans, mini_suite)
     assert capsys.readouterr().out == ""
+    made = (knn50.selection_dir / SELECTED_CORPUS_FILE).read_bytes()
+    shutil.rmtree(Path(mini_suite.cache_dir) / mini_suite.name / "indexes")   # removed to free the disk
+    build_missing_selections(plans, mini_suite)   # the index alone: the selection made is left as it is
+    assert capsys.readouterr().out.startswith(
+        "selection base+knn50-aclsum-roles: not in the cache (or its index); made again for the notebook\n")
+    assert (knn50.selection_dir / SELECTED_CORPUS_FILE).read_bytes() == made
+    assert sorted(p.name for p in knn50.selection_dir.parent.iterdir()) == [knn50.selection_dir.name]   # no scratch left
+    assert nearest_neighbours(mini_suite.cache_dir, mini_suite.name, record)[1] == ""

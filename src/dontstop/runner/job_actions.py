@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import AbstractSet, Any
 
 from ..data.formats import load_split
 from ..data.leakage import LeakageGuard, guarded_files, selection_exclude
 from ..suites import Suite
-from ..fileio import file_sha256, job_lock, sha256_text
+from ..fileio import file_sha256, job_lock, sha256_file, sha256_text
 from ..recipes import FinetuneRecipe, PretrainRecipe
 from ..stage_identity import selection_rule
 from ..records import METRICS_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, PretrainRecord, SelectRecord
@@ -44,7 +46,9 @@ def pretrain_recipe(stage: Stage, suite: Suite) -> PretrainRecipe:
                              "output_dir": stage.checkpoint_dir, "seed": suite.pretrain_seed})
 
 
-def _select(stage: Stage, suite: Suite, exclude: AbstractSet[bytes]) -> None:
+def _select(stage: Stage, suite: Suite, exclude: AbstractSet[bytes], index_too: bool = False) -> None:
+    """The stage's selection, unless made; `index_too`: and its saved index (what the notebook
+    reads), unless saved (a stage's pretraining reads the selection alone)."""
     from ..select.selection import select_corpus
 
     queries_path, pool, embedding, asked = selection_asked(stage, suite)
@@ -52,9 +56,20 @@ def _select(stage: Stage, suite: Suite, exclude: AbstractSet[bytes]) -> None:
     index_dir = _index_dir(suite, queries_path, pool, embedding, exclude)
     # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
     with job_lock(index_dir.with_suffix(".lock"), wait=True):
-        if not (out_dir / SELECT_RECORD_FILE).exists():
-            select_corpus([e.text for e in load_split(queries_path)], pool, out_dir,
-                          exclude=frozenset(exclude), index_dir=index_dir, **embedding, **asked)
+        if (out_dir / SELECT_RECORD_FILE).exists():
+            if index_too and not (index_dir / "index_key.json").exists():
+                # the selection is there and its index is not (indexes/ removed to free the disk): the index
+                # alone, made by the same selection into a scratch folder, so the one made is left as it is
+                with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as scratch:
+                    select_corpus([e.text for e in load_split(queries_path)], pool, scratch,
+                                  exclude=frozenset(exclude), index_dir=index_dir, **embedding, **asked)
+                    if sha256_file(Path(scratch) / SELECTED_CORPUS_FILE) != sha256_file(out_dir / SELECTED_CORPUS_FILE):
+                        shutil.rmtree(index_dir)   # the pool or task changed since: its neighbours were not selected
+                        print(f"note: selection {stage.lineage}: its inputs changed since it was made; its index "
+                              "is not made again, and the notebook skips its nearest neighbours", flush=True)
+            return
+        select_corpus([e.text for e in load_split(queries_path)], pool, out_dir,
+                      exclude=frozenset(exclude), index_dir=index_dir, **embedding, **asked)
 
 
 # The largest pool whose selection `reproduce` makes again for the notebook alone: the mini cs pool
@@ -64,25 +79,27 @@ NOTEBOOK_POOL_MAX_MB = 100
 
 def build_missing_selections(plans: list[RunPlan], suite: Suite) -> None:
     """The selection (the documents picked, the saved embedder and faiss index) of each kNN stage
-    of `plans` with a finished run that the cache lacks (a clean clone of finished results): what
-    the results notebook shows of kNN-TAPT, which `reproduce` executes next. The selection alone,
-    exactly as the stage makes it (its pretraining is not needed), and only from a pool of at
-    most NOTEBOOK_POOL_MAX_MB; from a larger one the notebook says the selection is not there."""
-    missing = {stage.key: stage for plan in plans
-               if any((plan.run_dir(seed) / METRICS_FILE).exists() for seed in plan.seeds)
-               for stage in plan.stages
-               if stage.selection and stage.selection["method"] == "knn"
-               and not (stage.selection_dir / SELECT_RECORD_FILE).exists()}
+    of `plans` with a finished run that the cache lacks (a clean clone of finished results; or its
+    index alone, the cache's indexes/ removed): what the results notebook shows of kNN-TAPT, which
+    `reproduce` executes next. The selection alone, exactly as the stage makes it (its pretraining
+    is not needed), and only from a pool of at most NOTEBOOK_POOL_MAX_MB; from a larger one the
+    notebook says the selection is not there."""
+    knn = {stage.key: stage for plan in plans
+           if any((plan.run_dir(seed) / METRICS_FILE).exists() for seed in plan.seeds)
+           for stage in plan.stages if stage.selection and stage.selection["method"] == "knn"}
     exclude = (selection_exclude(guarded_files(suite.leakage_task_dirs(running={plan.task.key for plan in plans})))
-               if missing else set())
+               if knn else set())
+    missing = {key: stage for key, stage in knn.items()
+               if not (stage.selection_dir / SELECT_RECORD_FILE).exists()
+               or not (_index_dir(suite, *selection_asked(stage, suite)[:3], exclude) / "index_key.json").exists()}
     for stage in missing.values():
         megabytes = Path(stage.selection["pool"]).stat().st_size / 1e6
         if megabytes > NOTEBOOK_POOL_MAX_MB:
             print(f"note: selection {stage.lineage}: not in the cache, and its pool of {megabytes:,.0f} MB is "
                   "too large to select from again for the notebook alone: it skips the nearest neighbours", flush=True)
             continue
-        print(f"selection {stage.lineage}: not in the cache; made again for the notebook", flush=True)
-        _select(stage, suite, exclude)
+        print(f"selection {stage.lineage}: not in the cache (or its index); made again for the notebook", flush=True)
+        _select(stage, suite, exclude, index_too=True)
 
 
 def _index_dir(suite: Suite, queries_path: str, pool: str, embedding: dict[str, Any],
