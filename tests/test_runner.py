@@ -209,6 +209,24 @@ def test_a_runner_stopped_by_a_signal_of_its_own_takes_its_workers_with_it(how, 
     assert {k: m["test"] for k, m in after.items()} == {k: m["test"] for k, m in expected.items()}
 
 
+def test_a_signal_the_runner_was_started_to_ignore_stays_ignored():
+    """`nohup dontstop run ...` ignores SIGHUP, so that the run goes on when its terminal closes:
+    the runner's own handler (runner/stopping.py) must not take that back."""
+    from dontstop.runner.stopping import Stopped, stopped_by_signals
+
+    before, term = signal.signal(signal.SIGHUP, signal.SIG_IGN), signal.getsignal(signal.SIGTERM)
+    try:
+        with stopped_by_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)   # nothing happens
+            with pytest.raises(Stopped, match="^stopped by SIGTERM; finished jobs are kept"):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)   # the handler runs at the next bytecode; never slept out
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) == term
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_more_workers_than_jobs_or_cores_start_only_what_has_a_job_and_say_so(reference, tmp_path):
     """--workers 999 started 999 processes, each importing torch and loading a model, for one job
     (the out-of-memory line followed); now only as many as there are jobs, with a note on cores."""

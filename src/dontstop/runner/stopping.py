@@ -33,12 +33,16 @@ class Stopped(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def stopped_by_signals() -> Iterator[None]:
-    """While the runner runs: SIGTERM and SIGHUP raise Stopped where it is (only the main thread
-    can set a handler; elsewhere, as in a test's thread, the signals keep their handlers)."""
+    """While the runner runs: SIGTERM and SIGHUP raise Stopped where it is, unless ignored (nohup
+    ignores SIGHUP). Only the main thread can set a handler: elsewhere, as in a test's thread,
+    the signals keep theirs."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:   # `nohup dontstop run ...` goes on when its terminal closes
+            signal.signal(signum, _stop)
     try:
         yield
     finally:
