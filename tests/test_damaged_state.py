@@ -166,3 +166,88 @@ def test_two_runners_with_other_settings_never_end_as_if_every_run_were_theirs(r
         else:
             assert runner.returncode == 2 and "from other settings than asked" in output, output[-2000:]
     assert len(made) == 1 or "finished meanwhile by another runner" in "".join(outputs)
+
+
+def test_two_reproduce_calls_ending_together_both_keep_their_entry_in_the_run_history(tmp_path, monkeypatch):
+    """Two `reproduce` calls on one results folder share its jobs and each appends its call to
+    RUN.json after them: ending together, each read the history before the other wrote it, and
+    the first call's entry was written over. Its command is recorded as a shell takes it (a path
+    with a space was two words)."""
+    import sys
+    import threading
+
+    from dontstop.overrides import folder
+    from dontstop.records import RunHistory
+    from dontstop.runner import history
+    from dontstop.suites import load_suite
+
+    results = tmp_path / "my results"
+    suite = load_suite("mini", overrides=folder("--results-dir", "results_dir", str(results)))
+    both_read = threading.Barrier(2, timeout=3)   # each call reads before either writes, if nothing stops it
+    read = RunHistory.read
+
+    def read_then_wait(*args):
+        found = read(*args)
+        with contextlib.suppress(threading.BrokenBarrierError):   # the other waits on the lock meanwhile
+            both_read.wait()
+        return found
+
+    monkeypatch.setattr(RunHistory, "read", read_then_wait)
+    monkeypatch.setattr(sys, "argv", ["dontstop", "reproduce", "--results-dir", str(results)])
+    calls = [threading.Thread(target=history.record_invocation, args=(suite, False, seconds, [], 1))
+             for seconds in (10.0, 20.0)]
+    for call in calls:
+        call.start()
+    for call in calls:
+        call.join()
+    invocations = read(results / "mini", "mini").invocations
+    assert sorted(call.wall_time_s for call in invocations) == [10.0, 20.0]
+    assert invocations[0].command == f"dontstop reproduce --results-dir '{results}'"
+
+
+def test_status_of_results_it_may_not_write_reads_the_locks_an_interrupted_run_left(reference, tmp_path, capsys):
+    """`status` only reads, but it took each lock it found, opening the file for writing, to see
+    whether a runner held it: on results it may not write (a read-only mount, a colleague's
+    folder) it failed with `.../.seed_3.lock: Read-only file system`, exit 1, at the first lock
+    an interrupted run had left. It tries a shared lock now, on the file opened for reading."""
+    from dontstop.fileio import job_lock
+
+    copy_of(reference, tmp_path)
+    lock = tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "baseline" / ".seed_3.lock"
+    lock.touch()   # the run of seed 3 was interrupted
+
+    def status() -> str:
+        result = dontstop_here(capsys, "status", "--conditions", "baseline", "--tasks", "rt-polarity", "--seeds",
+                               "0", "3", data_dir=reference[0], root=tmp_path)
+        assert result.returncode == 0 and not result.stderr, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    with read_only(lock):
+        assert status().startswith("3 jobs: 2 done, 0 running") and status().endswith(", 1 not started")
+    with job_lock(lock) as mine, read_only(lock):   # a runner holds it
+        assert mine and status().startswith("3 jobs: 2 done, 1 running")
+
+
+def test_a_full_disk_when_a_run_writes_its_metrics_is_one_line_naming_the_file(reference, tmp_path, capsys,
+                                                                               monkeypatch):
+    """A write that fails names no file (`OSError: [Errno 28] No space left on device`): a run that
+    had fine-tuned for minutes ended with `dontstop: error: No space left on device`, which of the
+    study's folders left unsaid. Now the line names the file that was being written."""
+    import errno
+    import os
+
+    copy_of(reference, tmp_path)
+    fsync = os.fsync
+
+    def full_disk_for_metrics(fd):   # where a full disk shows on a network file system: at the flush
+        if ".metrics.json." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk_for_metrics)
+    result = dontstop_here(capsys, "run", "experiments/baseline", "--tasks", "rt-polarity", "--seeds", "3",
+                           "--workers", "1", data_dir=reference[0], root=tmp_path)
+    seed = tmp_path / "results" / "quick" / "mini" / "rt-polarity" / "baseline" / "seed_3"
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        f"dontstop: error: {seed / 'metrics.json'}: No space left on device"), result.stderr[-2000:]
+    assert [path.name for path in seed.iterdir()] == ["config.json"]   # no record, no temporary file

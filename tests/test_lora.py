@@ -167,6 +167,27 @@ def test_merged_model_equals_base_plus_adapter(lora_chain, tiny_roberta_dir, tin
         assert (plain - ours).abs().max() > 100 * TOLERANCE["atol"]
 
 
+def test_a_full_temporary_folder_while_merging_a_lora_checkpoint_is_one_line_naming_it(lora_chain, tmp_path,
+                                                                                      monkeypatch):
+    """Each job that loads a LoRA checkpoint saves it merged into a temporary folder ($TMPDIR): a
+    full one was safetensors' traceback (`SafetensorError: ... (os error 28)`), naming no folder."""
+    import tempfile
+
+    import transformers.modeling_utils
+    from safetensors import SafetensorError
+
+    def full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", full)
+    with pytest.raises(OSError) as raised:
+        load_pretrained(AutoModel, str(lora_chain[0]))
+    assert raised.value.strerror == "No space left on device"
+    assert re.fullmatch(rf"{re.escape(str(tmp_path))}/dontstop-merged-\w+", raised.value.filename)   # what cli.main prints
+    assert not list(tmp_path.glob("dontstop-merged-*"))   # removed
+
+
 def test_a_lora_checkpoint_whose_base_is_missing_is_one_line(lora_chain, tiny_corpus, tmp_path, capsys):
     moved = tmp_path / "tapt_lora"
     shutil.copytree(lora_chain[1], moved)                      # without the DAPT (LoRA) stage it names

@@ -570,6 +570,56 @@ def test_a_full_disk_while_tokenizing_is_one_line_and_nothing_finished(tiny_corp
     assert not (out / "pretrain_record.json").exists()
 
 
+@pytest.mark.parametrize("saving", ["a_state", "the_weights"])
+def test_a_full_disk_while_saving_a_state_or_the_weights_is_one_line_naming_the_folder(saving, tiny_corpus, tmp_path,
+                                                                                     capsys, monkeypatch):
+    """A full disk while accelerate saved a resume state (torch.save: `RuntimeError: [enforce fail at
+    inline_container.cc:672] . unexpected pos 9792 vs 9684`) or while the weights were saved
+    (safetensors: `SafetensorError: ... No space left on device (os error 28)`) was a traceback of 30
+    lines naming no file, and the half-written state stayed, holding the room a rerun needs."""
+    import accelerate
+    import transformers.modeling_utils
+    from safetensors import SafetensorError
+
+    import dontstop.save_errors
+
+    def torch_save_on_a_full_disk(self, output_dir, **kwargs):
+        Path(output_dir).mkdir(parents=True)
+        (Path(output_dir) / "optimizer.bin").write_bytes(b"PK\x03\x04 half a zip")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 9792 vs 9684")
+
+    def safetensors_on_a_full_disk(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    out = tmp_path / "out"
+    if saving == "a_state":
+        monkeypatch.setattr(accelerate.Accelerator, "save_state", torch_save_on_a_full_disk)
+        # the half-written state fills the disk: once it is removed, there is room again
+        monkeypatch.setattr(dontstop.save_errors, "free_bytes",
+                            lambda folder: 4096 if list((out / "resume").glob(".tmp-*/optimizer.bin")) else 1 << 30)
+    else:
+        monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", safetensors_on_a_full_disk)
+    code = main(["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(tiny_corpus), "--out", str(out),
+                 "--steps", "2", "--checkpoint-every", "1", "--batch-size", "4", "--per-device-batch-size", "4",
+                 "--no-wandb"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    where = out / "resume" / "step-000000001" if saving == "a_state" else out
+    assert code == 1 and error == f"dontstop: error: {where}: No space left on device"
+    assert not (out / "pretrain_record.json").exists() and not list((out / "resume").glob(".tmp-*"))
+
+
+def test_a_library_error_while_saving_with_room_to_spare_is_not_called_a_full_disk(tmp_path):
+    """Only the system's error, or a failure on a full file system, is said as one; another error
+    of the library stays itself (a traceback: a defect to see whole)."""
+    from dontstop.save_errors import written_or_os_error
+
+    partial = tmp_path / ".tmp-step-000000001"
+    partial.mkdir()
+    with pytest.raises(RuntimeError, match="unexpected pos"), written_or_os_error(tmp_path, partial=partial):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 9792 vs 9684")
+    assert not partial.exists()
+
+
 def test_wandb_offline_writes_a_run_directory(tiny_corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -3,6 +3,7 @@
 Every run here uses --quick recipes (1-epoch TAPT, 2-epoch fine-tuning) so the whole file
 stays within a few minutes on 2 cores.
 """
+import contextlib
 import json
 import os
 import re
@@ -165,6 +166,66 @@ def test_a_worker_killed_outright_ends_the_run_in_one_line_and_a_rerun_resumes(r
     dontstop("run", *SUBSET, "--workers", "2", data_dir=data_dir, root=tmp_path)
     after, expected = metrics_of(tmp_path), metrics_of(reference_root)
     assert {k: m["test"] for k, m in after.items()} == {k: m["test"] for k, m in expected.items()}
+
+
+def gone(pids: list[int], within_s: float = 60.0) -> bool:
+    """Whether every process of `pids` has ended (a zombie, ended but not yet reaped, counts)."""
+    deadline = time.time() + within_s
+    while time.time() < deadline:
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
+                 and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"]
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_runner_stopped_by_a_signal_of_its_own_takes_its_workers_with_it(how, reference, tmp_path):
+    """`kill PID` (SIGTERM: `timeout`, a batch system) or kill -9 of the runner alone, not of its
+    process group: the runner died at once without a word, and its workers ran on, took every job
+    left, then waited forever on the runner that was gone. Now SIGTERM is one line, exit 143, the
+    workers stopped; after a kill -9 the workers end themselves; the same command resumes."""
+    data_dir, reference_root = reference
+    shutil.copytree(reference_root / "cache", tmp_path / "cache")
+    runner = dontstop("run", *SUBSET, "--workers", "2", data_dir=data_dir, root=tmp_path, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not list((tmp_path / "results").rglob(".seed_*.lock")) and time.time() < deadline:
+            time.sleep(0.2)   # a worker is inside a fine-tuning run
+        workers = worker_pids(runner.pid)
+        os.kill(runner.pid, getattr(signal, how))
+        output = runner.communicate(timeout=120)[0]
+        assert workers and gone(workers), output[-2000:]
+        if how == "SIGTERM":
+            assert runner.returncode == 143 and output.strip().splitlines()[-1] == (
+                "dontstop: interrupted; stopped by SIGTERM; finished jobs are kept: rerun the same command "
+                "to resume"), output[-2000:]
+    finally:   # the whole group, the runner gone or not: its workers outlived it before
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(runner.pid, signal.SIGKILL)
+    assert len(metrics_of(tmp_path)) < 6   # stopped with runs left to do, which no orphan made since
+    dontstop("run", *SUBSET, "--workers", "2", data_dir=data_dir, root=tmp_path)
+    after, expected = metrics_of(tmp_path), metrics_of(reference_root)
+    assert {k: m["test"] for k, m in after.items()} == {k: m["test"] for k, m in expected.items()}
+
+
+def test_a_signal_the_runner_was_started_to_ignore_stays_ignored():
+    """`nohup dontstop run ...` ignores SIGHUP, so that the run goes on when its terminal closes:
+    the runner's own handler (runner/stopping.py) must not take that back."""
+    from dontstop.runner.stopping import Stopped, stopped_by_signals
+
+    before, term = signal.signal(signal.SIGHUP, signal.SIG_IGN), signal.getsignal(signal.SIGTERM)
+    try:
+        with stopped_by_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)   # nothing happens
+            with pytest.raises(Stopped, match="^stopped by SIGTERM; finished jobs are kept"):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)   # the handler runs at the next bytecode; never slept out
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN and signal.getsignal(signal.SIGTERM) == term
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_more_workers_than_jobs_or_cores_start_only_what_has_a_job_and_say_so(reference, tmp_path):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .fileio import UserError
+from .save_errors import written_or_os_error
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -126,7 +127,8 @@ def merged_checkpoint(base_model, adapter_dir: str | Path) -> Iterator[Path]:
             # is initialized: in a stage on several processes (a LoRA stage whose base is a LoRA
             # checkpoint) the others found this folder empty. The folder is this process's own.
             merged.should_save_on_this_rank = lambda is_main_process: is_main_process
-            merged.save_pretrained(folder)
+            with written_or_os_error(folder):   # a full temporary folder ($TMPDIR): one line naming it
+                merged.save_pretrained(folder)
         del merged
         yield folder
     finally:

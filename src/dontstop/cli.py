@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:   # a command may say what goes on without it (Slurm jobs)
         print(f"dontstop: interrupted; {e.args[0] if e.args else 'rerun the same command to resume'}",
               file=sys.stderr)
-        return 130
+        return getattr(e, "exit_code", 130)   # 128 + SIGINT; a runner's SIGTERM: 143 (runner/stopping.py)
 
 
 def expand_home(args: argparse.Namespace) -> argparse.Namespace:

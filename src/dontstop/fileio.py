@@ -176,9 +176,11 @@ def atomic_output(path: str | Path, mode: str = "w") -> Iterator[Any]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None and e.errno:   # a write names no file (a full disk)
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 
@@ -251,11 +253,19 @@ def sha256_text(text: str) -> str:
 
 
 def is_locked(lock_path: str | Path) -> bool:
-    """Whether a live process holds the lock; a missing lock file is not created."""
-    if not Path(lock_path).exists():
+    """Whether a live process holds the lock; a missing lock file is not created. Only read (a
+    shared lock tried): `status` of results it may not write (a read-only mount, a colleague's
+    folder) failed with `Read-only file system` at the first lock an interrupted run had left."""
+    lock_path = Path(lock_path)
+    if not _lock_file(lock_path).exists():
         return False
-    with job_lock(lock_path) as free:
-        return not free
+    with open(lock_path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
 
 
 @contextlib.contextmanager
@@ -264,10 +274,8 @@ def job_lock(lock_path: str | Path, wait: bool = False) -> Iterator[bool]:
 
     flock locks die with their process, so a SIGKILLed runner never leaves a stale lock.
     """
-    lock_path = Path(lock_path)
+    lock_path = _lock_file(Path(lock_path))
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    if lock_path.is_dir():   # "Is a directory", exit 1: nothing of ours makes one there
-        raise UserError(f"{lock_path}: a folder where a lock file goes (made by hand or a copy?); remove it")
     with open(lock_path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -278,3 +286,9 @@ def job_lock(lock_path: str | Path, wait: bool = False) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_file(lock_path: Path) -> Path:
+    if lock_path.is_dir():   # "Is a directory", exit 1: nothing of ours makes one there
+        raise UserError(f"{lock_path}: a folder where a lock file goes (made by hand or a copy?); remove it")
+    return lock_path

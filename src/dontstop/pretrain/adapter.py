@@ -25,6 +25,7 @@ from ..adapters import base_reference, head_transform, quiet_peft, target_layers
 from ..config import from_dict
 from ..fileio import UserError, raise_problems
 from ..recipes import AdapterRecipe, PretrainRecipe, adapter_violations
+from ..save_errors import written_or_os_error
 
 
 def adapter_recipe(recipe: PretrainRecipe) -> AdapterRecipe | None:
@@ -81,12 +82,13 @@ def save_model(mlm_model, peft_model, recipe: PretrainRecipe) -> None:
     """Into recipe.output_dir: a full stage's whole model (`save_pretrained`); a LoRA stage's
     adapter weights and config only, naming its base (adapters.base_reference). peft's
     generated model card (a template to fill in) is not kept."""
-    if peft_model is None:
-        mlm_model.save_pretrained(recipe.output_dir)
-        return
     output_dir = Path(recipe.output_dir)
+    if peft_model is None:
+        with written_or_os_error(output_dir):   # a full disk: one line naming the folder
+            mlm_model.save_pretrained(output_dir)
+        return
     peft_model.peft_config["default"].base_model_name_or_path = base_reference(recipe.base_model, output_dir)
-    with quiet_peft():
+    with quiet_peft(), written_or_os_error(output_dir):
         peft_model.save_pretrained(str(output_dir), save_embedding_layers=False)   # none are trained
     (output_dir / "README.md").unlink(missing_ok=True)
 

@@ -29,9 +29,9 @@ from ..data.encoding import utf8_problem
 from ..data.leakage import LeakageGuard
 from ..fileio import UserError, atomic_write_json, check_writable_dir, wrong_kind
 from ..models import check_available, check_sequence_length, model_sequence_limit, weights_sha256
-from ..recipes import PretrainRecipe
-from ..recipes import check_recipe as check_recipe_values
+from ..recipes import PretrainRecipe, check_recipe as check_recipe_values
 from ..records import PretrainRecord
+from ..save_errors import written_or_os_error
 from .adapter import adapter_recipe, base_weights, save_model, trainable_parameters, wrap_for_training
 from .corpus import scan_corpus
 from .mlm import BatchSchedule, MaskedOnlyMLM, heldout_mlm_loss
@@ -264,10 +264,11 @@ class PretrainRun:
             raise
 
     def _save_resume_state(self) -> None:
-        """Write the state under a temporary name, then rename: a kill never leaves half a state."""
+        """Written under a temporary name, then renamed: a kill leaves no half state, a full disk none."""
         final = self.resume_dir / f"step-{self.progress['step']:09d}"
         temporary = self.resume_dir / f".tmp-{final.name}"
-        self.accelerator.save_state(str(temporary))
+        with written_or_os_error(final, partial=temporary):
+            self.accelerator.save_state(str(temporary))
         # save_state has no barrier at its end: each process writes its own random_states_<i>.pkl,
         # and the folder must not be renamed (made final) before the slowest has written its file.
         self.accelerator.wait_for_everyone()

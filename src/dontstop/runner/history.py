@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime
 import platform
+import shlex
 import sys
 from pathlib import Path
 
+from ..fileio import job_lock
 from ..provenance import cpu_count, git_commit, software_versions
 from ..records import RUN_HISTORY_FILE, Invocation, RunHistory
 from ..suites import Suite
@@ -21,16 +23,19 @@ def check_history(suite: Suite) -> None:
 
 
 def record_invocation(suite: Suite, quick: bool, seconds: float, plans: list[RunPlan], finished: int) -> RunHistory:
-    """Append this call to the suite's history and write it; returns the history."""
+    """Append this call to the suite's history and write it; returns the history. Read and written
+    under a lock: two `reproduce` calls on one results folder (which share its jobs) ending
+    together each read the history before the other wrote it, and the first call's entry was lost."""
     folder = Path(suite.results_dir) / suite.name
-    history = RunHistory.read(folder, suite.name)
-    history.invocations.append(Invocation(
-        command="dontstop " + " ".join(sys.argv[1:]),
-        finished_at=datetime.datetime.now().isoformat(timespec="seconds"),
-        wall_time_s=round(seconds, 1), jobs_finished=finished, quick=quick,
-        runs=sum(len(p.seeds) for p in plans), git_commit=git_commit(),
-        machine=f"{platform.machine()}, {cpu_count()} CPU cores, {platform.system()}",
-        versions=software_versions()))
-    history.write(folder)
+    with job_lock(folder / f".{RUN_HISTORY_FILE}.lock", wait=True):
+        history = RunHistory.read(folder, suite.name)
+        history.invocations.append(Invocation(
+            command=shlex.join(["dontstop", *sys.argv[1:]]),   # a path with spaces, quoted as a shell takes it
+            finished_at=datetime.datetime.now().isoformat(timespec="seconds"),
+            wall_time_s=round(seconds, 1), jobs_finished=finished, quick=quick,
+            runs=sum(len(p.seeds) for p in plans), git_commit=git_commit(),
+            machine=f"{platform.machine()}, {cpu_count()} CPU cores, {platform.system()}",
+            versions=software_versions()))
+        history.write(folder)
     print(f"run record: {folder / RUN_HISTORY_FILE} ({seconds / 60:.1f} min, {finished} jobs finished)")
     return history

@@ -13,6 +13,7 @@ built only when an unfinished run or probe, or the domain analysis, needs it.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +27,7 @@ from ..fileio import UserError, check_writable_dir, is_locked, job_lock
 from ..records import METRICS_FILE, PROBE_FILE
 from .finished import refuse, retire, stale_results
 from .plan import RunPlan, Stage, domain_stages, unique_stages
+from .stopping import end_with_runner, stopped_by_signals
 from .job_actions import run_job
 from .job_checks import (check_data_consistency, check_finished_stages, check_models_available,
                          check_stage_models, check_stages_to_build)
@@ -65,11 +67,12 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
           f"on {processes} worker(s)", flush=True)
     guard = leakage_guard(suite.leakage_task_dirs(running=tasks_of(plans)), suite.cache_dir)
     start = (time.time(), len(jobs) - todo)   # for the ETA: when, and how many were done then
-    if workers <= 1:
-        worker_setup()   # the same arithmetic as a worker process: same seed, same metrics
-        finished = work(jobs, suite, guard, wandb, start)
-    else:
-        finished = _run_workers(jobs, suite, guard, wandb, start, processes)
+    with stopped_by_signals():   # SIGTERM, SIGHUP: stop as on Ctrl-C, the workers too
+        if workers <= 1:
+            worker_setup()   # the same arithmetic as a worker process: same seed, same metrics
+            finished = work(jobs, suite, guard, wandb, start)
+        else:
+            finished = _run_workers(jobs, suite, guard, wandb, start, processes)
     began = start[0]
     left = sum(not job.done() for job in jobs)
     print(f"done: {finished} job(s) finished in {clock(time.time() - began)}"
@@ -227,7 +230,8 @@ def _run_workers(jobs: list[Job], suite: Suite, guard: LeakageGuard, wandb: bool
     # concurrent.futures, not multiprocessing.Pool: a worker killed outright (the kernel's OOM
     # killer, a kill -9) breaks the executor, where a Pool waited forever for its result
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=worker_setup) as executor:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=worker_start,
+                             initargs=(os.getpid(),)) as executor:
         results = [executor.submit(work, jobs, suite, guard, wandb, start) for _ in range(workers)]
         try:
             return sum(result.result() for result in results)  # re-raises a worker's error here
@@ -235,10 +239,16 @@ def _run_workers(jobs: list[Job], suite: Suite, guard: LeakageGuard, wandb: bool
             raise SystemExit("dontstop: error: a worker process was killed (out of memory? see `dmesg`); "
                              "finished jobs are kept: rerun the same command to resume (fewer --workers "
                              "use less memory)") from None
-        except BaseException:   # a job's error, or Ctrl-C: the other workers stop now, mid-job (redone next time)
+        except BaseException:   # a job's error, Ctrl-C or SIGTERM: the workers stop now, mid-job (redone next time)
             for child in multiprocessing.active_children():
                 child.terminate()
             raise
+
+
+def worker_start(runner_pid: int) -> None:
+    """A worker process: it ends once its runner is gone (killed outright), then as worker_setup."""
+    end_with_runner(runner_pid)
+    worker_setup()
 
 
 def worker_setup() -> None:
