@@ -530,14 +530,16 @@ def test_a_stage_of_one_step_built_at_lr_0_is_refused_and_the_runs_and_probe_mad
         pretrain_record(name=tapt.name, steps=steps, warmup_steps=warmup_steps).write(tapt.checkpoint_dir)
         with pytest.raises(UserError, match=f"^{at_lr_0}$"):
             check_finished_stage(tapt, mini_suite, lambda path: "missing", load=False, tasks=[])
-    for warmup_steps, steps in ((0, 1), (None, 2)):   # one step at its lr; an older stage of two steps
-        pretrain_record(name=tapt.name, steps=steps, warmup_steps=warmup_steps).write(tapt.checkpoint_dir)
+    # one step at its lr; an older stage of two steps; an older one of one step and no warmup (warmup_ratio 0)
+    for warmup_steps, steps, recipe in ((0, 1, {}), (None, 2, {}), (None, 1, {"warmup_ratio": 0.0})):
+        pretrain_record(name=tapt.name, steps=steps, warmup_steps=warmup_steps, recipe=recipe).write(tapt.checkpoint_dir)
         with pytest.raises(UserError, match="built from other settings"):   # the record's recipe, not its lr 0
             check_finished_stage(tapt, mini_suite, lambda path: "missing", load=False, tasks=[])
     config = dataclasses.asdict(resolve_recipe(finetune_recipe(plan, mini_suite, 0), plan.task))
     base = {"name": "base", "steps": 500}
     for tapt_record, stale in (({"name": tapt.name, "steps": 1}, True), ({"name": tapt.name, "steps": 1, "warmup_steps": 0}, False),
-                               ({"name": tapt.name, "steps": 24}, False)):
+                               ({"name": tapt.name, "steps": 24}, False),
+                               ({"name": tapt.name, "steps": 1, "recipe": {"warmup_ratio": 0.0}}, False)):
         metrics_record(task="rt-polarity", condition="tapt", model=plan.model, lineage=plan.lineage, config=config,
                        pretraining=[base, tapt_record]).write(plan.run_dir(0))
         probe_record(task="rt-polarity", condition="tapt", model=plan.model, lineage=plan.lineage).write(plan.cell_dir)

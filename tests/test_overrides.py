@@ -2,6 +2,7 @@
 recorded where a file's value is (the stage key, the run's resolved recipe), never mixed into
 tables with results made without them; and the spellings this release renamed, still read."""
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,33 @@ def test_a_set_value_read_once_its_deciding_key_is_set_too_passes(tmp_path, caps
                  *parse_set(["recipes.dapt.max_steps=100"])]
     assert unused_settings(load_suite("paper", overrides=overrides), overrides, quick=False) == []
 
+
+
+def test_a_setting_read_by_a_condition_folder_of_ones_own_passes(tmp_path, capsys):
+    """A condition folder of one's own is a run of the suite too: one that selects on every task
+    (`applies_to: all`) reads every domain's pool and the selection settings, one that pretrains
+    DAPT after TAPT builds DAPT from recipes.dapt under from_released_dapt. Both were refused as
+    read by no run (only experiments/'s conditions were looked at), so those runs could not be made."""
+    experiments = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS_DIR, experiments, ignore=shutil.ignore_patterns("suites"))
+    for key, stages in (("knn_all", "[knn:50]"), ("tapt_dapt", "[tapt, dapt]")):
+        (experiments / key).mkdir()
+        (experiments / key / "config.yaml").write_text(f"condition: {key}\ndisplay: {key}\ndescription: mine\n"
+                                                       f"order: 20\nstages: {stages}\napplies_to: all\n")
+    pool = tmp_path / "reviews.jsonl"
+    pool.write_text('{"text": "a review"}\n')
+    common = ["--dry-run", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
+    for argv in (["run", str(experiments / "knn_all"), "--tasks", "rt-polarity", "--pool", f"reviews={pool}"],
+                 ["reproduce", "--experiments-dir", str(experiments), "--conditions", "knn_all",
+                  "--tasks", "rt-polarity", "--set", "tasks=[rt-polarity]", "--set", "selection.k_scale=0.5",
+                  "--tables-dir", str(tmp_path / "tables")]):
+        assert main([*argv, *common]) == 0, (argv, capsys.readouterr().err)
+    capsys.readouterr()
+    overrides = [Override(("from_released_dapt",), True, "--from-released-dapt"), *parse_set(["recipes.dapt.lr=1e-4"])]
+    paper = load_suite("paper", overrides=overrides)
+    assert unused_settings(paper, overrides, False, load_conditions(experiments)) == []
+    [line] = unused_settings(paper, overrides, False, load_conditions(EXPERIMENTS_DIR))   # the shipped ones
+    assert line.startswith("--set recipes.dapt.lr=1e-4: no stage of suite paper reads it"), line
 
 def test_the_same_key_set_twice_is_refused():
     with pytest.raises(UserError, match="--set finetune.lr=2: key 'finetune.lr' given twice"):

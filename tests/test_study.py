@@ -145,10 +145,16 @@ def test_a_studys_results_or_cache_left_in_the_working_folder_are_named_not_star
         assert main([*command, "--suite", str(study)]) == 2
         assert capsys.readouterr().err.strip().endswith(
             "cache/korean-comments: study korean-comments's cache from before a study's cache lay beside its file; "
-            "move it there (mv cache/korean-comments es/cache/korean-comments), or give --cache-dir cache")
+            "move it there (mkdir -p es/cache && mv cache/korean-comments es/cache/korean-comments), or give "
+            "--cache-dir cache")   # without es/cache, the mv alone failed
     assert main(["status", "--suite", str(study), "--cache-dir", "cache"]) == 0   # the old folder, as given
+    # a copy of a study run from the original's folder: the cache there is the original's, beside its file
+    # (it was named as the copy's, to be moved into it)
+    (tmp_path / "original.yaml").write_text("name: korean-comments\nextends: mini\n", encoding="utf-8")
+    assert main(["status", "--suite", str(study)]) == 0
+    (tmp_path / "original.yaml").unlink()
     capsys.readouterr()
-    (tmp_path / "es" / "cache").mkdir()
+    (tmp_path / "es" / "cache").mkdir(exist_ok=True)   # the status above made it
     (tmp_path / "cache" / "korean-comments").rename(tmp_path / "es" / "cache" / "korean-comments")
     (tmp_path / "results" / "quick" / "korean-comments").mkdir(parents=True)   # a --quick run's too
     assert main(["status", "--suite", str(study)]) == 2

@@ -146,6 +146,21 @@ class PretrainRecord(_RecordFile):
     # than the field, whose stage of 1 step ran that step at lr 0 (runner/job_checks refuses it).
     warmup_steps: int | None = None
 
+    def one_step_at_lr_0(self) -> bool:
+        return one_step_at_lr_0(dataclasses.asdict(self))
+
+
+def one_step_at_lr_0(stage: dict[str, Any]) -> bool:
+    """Whether a stage (a PretrainRecord's fields, as metrics.json's `pretraining` keeps them) of one
+    optimizer step ran it at lr 0, all warmup: its model is its parent's. A record older than
+    `warmup_steps` warmed up ceil(warmup_ratio x steps) steps, so its one step was warmup unless its
+    recipe's warmup_ratio was 0 (that step ran at the full lr, as it does now)."""
+    if stage.get("steps") != 1:
+        return False
+    if stage.get("warmup_steps") is None:
+        return (stage.get("recipe") or {}).get("warmup_ratio") != 0
+    return stage["warmup_steps"] != 0
+
 
 @dataclass
 class ProbeRecord(_RecordFile):

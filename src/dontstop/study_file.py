@@ -202,16 +202,33 @@ def check_no_outputs_left_behind(suite: Any, given: set[str]) -> None:
     """A study's results or cache where they went before they lay beside its file (the working
     folder's results/<name>/, cache/<name>/), and none where they go now: one line saying to move
     them, not a run that starts every stage and run again beside them. `given`: the folder keys
-    a flag gave (they are used as given)."""
+    a flag gave (they are used as given). Not where a study file of that name lies in the working
+    folder (a copy of the study, run from the original's folder): they are that one's, beside it."""
     for key, default in OUTPUT_FOLDERS.items():
         if key in given or getattr(suite, key) != _beside(Path(suite.source).resolve().parent, default):
             continue   # a flag's or the file's own folder: used as given
         for inner in (Path(suite.name), Path(QUICK_FOLDER) / suite.name):
             before, now = Path(default) / inner, Path(getattr(suite, key)) / inner
-            if before.is_dir() and before.resolve() != now.resolve() and not now.exists():
+            if before.is_dir() and before.resolve() != now.resolve() and not now.exists() \
+                    and not _a_study_here_named(suite):
+                mkdir = "" if now.parent.is_dir() else f"mkdir -p {now.parent} && "   # else mv fails, or renames
                 raise UserError(f"{before}: study {suite.name}'s {default} from before a study's {default} lay "
-                                f"beside its file; move it there (mv {before} {now}), or give "
+                                f"beside its file; move it there ({mkdir}mv {before} {now}), or give "
                                 f"--{key.replace('_', '-')} {default}")
+
+
+def _a_study_here_named(suite: Any) -> bool:
+    """Whether another study file in the working folder is named as `suite` (its results/<name>/ are its own)."""
+    import yaml
+
+    for path in Path().glob("*.y*ml"):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and data.get("name") == suite.name and path.resolve() != Path(suite.source).resolve():
+            return True
+    return False
 
 
 def tables_dir(suite: Any, given: str | None) -> Path:

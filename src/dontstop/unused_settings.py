@@ -18,16 +18,22 @@ ones stale. The opposite of the first, a full-run key that --quick replaces, is 
 Only the command line's settings: a suite or study file holds the values of several runs on
 purpose (its `quick` block beside the full recipes, an encoder model for the day its embedder is
 switched). And only what no run of this suite reads: a `--conditions` or `--tasks` that leaves a
-stage or task out narrows one run, and the same `--set` serves the others.
+stage or task out narrows one run, and the same `--set` serves the others. Every condition folder
+is one such run (`conditions`: those of --experiments-dir, and `run`'s folders): a folder of one's
+own that selects on every task (`stages: [knn:50]`, `applies_to: all`) reads every domain's pool, and
+one that pretrains DAPT after TAPT (`stages: [tapt, dapt]`) builds DAPT from recipes.dapt whatever
+from_released_dapt says; they were refused as read by no run.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
+from .conditions import Condition, load_conditions
 from .config import MERGED_SECTIONS
 from .overrides import Override
 from .suite_checks import SelectionSettings
 from .suites import Suite
+from .tasks import Task
 
 QUICK_ONLY = {"quick_seeds": ("seeds",), "quick_probe": ("probe",)}   # top-level quick keys -> the full run's
 # The TAPT recipes -> the Task.tapt_recipe of the tasks whose TAPT (or TAPT (LoRA)) stage reads them
@@ -40,15 +46,17 @@ SELECTION_READERS = {"encoder_model": ("embedder", "encoder", "the encoder embed
                      "nprobe": ("index", "ivf", "the ivf index reads it (a flat index compares every vector)")}
 
 
-def unused_settings(suite: Suite, overrides: list[Override], quick: bool) -> list[str]:
+def unused_settings(suite: Suite, overrides: list[Override], quick: bool,
+                    conditions: Iterable[Condition] | None = None) -> list[str]:
     """One line per command-line setting (`overrides`, --set and the flags standing for suite keys)
-    that no run of `suite` reads, with or without --quick (`quick`); `suite` is as loaded, before
-    suites.with_quick. A setting is a path into the suite (a mapping given to a section merged key
-    by key is each of its keys)."""
+    that no run of `suite` reads, with or without --quick (`quick`), under any of `conditions`
+    (default: experiments/'s); `suite` is as loaded, before suites.with_quick. A setting is a path
+    into the suite (a mapping given to a section merged key by key is each of its keys)."""
+    conditions = list(load_conditions() if conditions is None else conditions)
     problems = []
     for override in overrides:
-        found = next(filter(None, (_unused(suite, path, quick) for path in _paths(override.keys, override.value))),
-                     None)
+        found = next(filter(None, (_unused(suite, path, quick, conditions)
+                                   for path in _paths(override.keys, override.value))), None)
         if found:
             problems.append(f"{override.given}: {found}")
     return problems
@@ -63,7 +71,7 @@ def _paths(keys: tuple[str, ...], value: Any) -> Iterator[tuple[str, ...]]:
         yield keys
 
 
-def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
+def _unused(suite: Suite, path: tuple[str, ...], quick: bool, conditions: list[Condition]) -> str | None:
     """Why no run reads the setting at `path`, or None."""
     if not quick and (path[0] in QUICK_ONLY or path[0] == "quick"):
         full = QUICK_ONLY.get(path[0]) or _full_counterpart(path)
@@ -78,7 +86,7 @@ def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
                 "too, or leave it out")
     # under --quick, quick.<section> is merged over the full one: the same rules read it
     section = path[1:] if quick and path[0] == "quick" and len(path) > 1 else path
-    if section[0] == "selection" and not any(suite.task(key).knn for key in suite.tasks):
+    if section[0] == "selection" and not _selecting(suite, conditions):
         return _no_task_selects(suite)
     if section[0] == "selection" and len(section) > 1 and section[1] in SELECTION_READERS:
         decider, needed, reader = SELECTION_READERS[section[1]]
@@ -96,12 +104,20 @@ def _unused(suite: Suite, path: tuple[str, ...], quick: bool) -> str | None:
         return _no_tapt_reads(suite, stage, prefix)
     rest = section[2:] if section[0] == "recipes" else section[1:]
     if stage == "dapt" and rest:
-        return _no_dapt_reads(suite, rest[0], quick, prefix)
+        return _no_dapt_reads(suite, rest[0], quick, prefix, conditions)
     if section[:2] == ("finetune", "warmup_ratio"):
         return _no_linear_schedule(suite, quick)
     if path[0] == "pools" and len(path) == 2:
-        return _no_selection_from(suite, path[1])
+        return _no_selection_from(suite, path[1], conditions)
     return None
+
+
+def _selecting(suite: Suite, conditions: list[Condition]) -> list[Task]:
+    """The suite's tasks a kNN- or RAND-TAPT stage runs on: the selection study's (Task.knn), and
+    any that a condition with a knn:<k> or random:<k> stage applies to (one's own, `applies_to: all`)."""
+    selectors = [c for c in conditions if any(spec.startswith(("knn:", "random:")) for spec in c.stages)]
+    return [task for task in map(suite.task, suite.tasks)
+            if task.knn or any(condition.applies(task, suite) for condition in selectors)]
 
 
 def _no_task_selects(suite: Suite) -> str:
@@ -114,16 +130,17 @@ def _no_task_selects(suite: Suite) -> str:
             f"({', '.join(study)}), and none of them is among its tasks; leave it out")
 
 
-def _no_selection_from(suite: Suite, domain: str) -> str | None:
+def _no_selection_from(suite: Suite, domain: str, conditions: list[Condition]) -> str | None:
     """Why no stage selects from the pool of `domain`, or None: kNN- and RAND-TAPT run on the tasks
     of the automated-selection study (Task.knn: a built-in suite's Table 8 tasks, a study's tasks
-    of a domain with a pool), from the pool of each one's domain; nothing else reads a pool."""
-    tasks = [suite.task(key) for key in suite.tasks]
-    if any(task.knn and task.domain == domain for task in tasks):
+    of a domain with a pool) and of any condition of one's own that selects (_selecting), from the
+    pool of each one's domain; nothing else reads a pool."""
+    tasks, selectors = [suite.task(key) for key in suite.tasks], _selecting(suite, conditions)
+    if any(task.domain == domain for task in selectors):
         return None
     if not any(task.domain == domain for task in tasks):
         return f"no task of suite {suite.name} is of domain {domain}, so none selects from its pool; leave it out"
-    selecting = ", ".join(task.key for task in tasks if task.knn) or "none"
+    selecting = ", ".join(task.key for task in selectors) or "none"
     return (f"no task of suite {suite.name} selects from a pool of domain {domain}: kNN- and RAND-TAPT run on the "
             f"tasks of its selection study alone ({selecting}); leave it out")
 
@@ -149,11 +166,13 @@ def _no_tapt_reads(suite: Suite, kind: str, section: str) -> str | None:
             f"recipes.{needed}; set {section}{instead}, or leave it out")
 
 
-def _no_dapt_reads(suite: Suite, key: str, quick: bool, section: str) -> str | None:
+def _no_dapt_reads(suite: Suite, key: str, quick: bool, section: str, conditions: list[Condition]) -> str | None:
     """Why no stage reads recipes.dapt.`key`, or None: with from_released_dapt every DAPT model
     of the suite's domains (¬DAPT's too) is a released one, and DAPT (LoRA), which runs the dapt
-    recipe with its own keys on top (stage_identity.stage_recipe), gives `key` itself."""
-    if not suite.dapt_from_released:
+    recipe with its own keys on top (stage_identity.stage_recipe), gives `key` itself. A DAPT stage
+    after another (a condition's `stages: [tapt, dapt]`) is built from the recipe (runner/plan.py)."""
+    after_another = any(spec in ("dapt", "dapt:irrelevant") for c in conditions for spec in c.stages[1:])
+    if not suite.dapt_from_released or after_another:
         return None
     domains = {suite.task(task).domain for task in suite.tasks}
     domains |= {suite.domain(domain).irrelevant for domain in domains if suite.domain(domain).irrelevant}

@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from .. import wandb_log
+from ..conditions import load_conditions
 from ..fileio import UserError, raise_problems
 from ..flags import RUN_ONLY_KEYS, add_experiments_dir, add_flag, add_suite_flags, aggregate_command, suite_overrides
 from ..results_tree import check_root_given
@@ -54,7 +55,8 @@ def _aggregate(args: argparse.Namespace) -> int:
             raise UserError(f"{override.given}: aggregate tables every run it finds; {override.keys[0]} only "
                             "chooses what `run` and `reproduce` make (to table fewer runs, keep them in a "
                             "--results-dir of their own)")
-    raise_problems(unused_settings(full, overrides, args.quick))   # as `run` refuses it: no run was made with it
+    # as `run` refuses it: no run was made with it
+    raise_problems(unused_settings(full, overrides, args.quick, load_conditions(args.experiments_dir)))
     check_tables_root(tables_root, suite, Path(args.experiments_dir))
     if args.wandb:
         wandb_log.check_settings()

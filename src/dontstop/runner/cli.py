@@ -115,14 +115,16 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     add_launcher_arguments(parser)   # --launcher local|slurm, --wait and the Slurm job options
 
 
-def resolve_suite(args: argparse.Namespace) -> Suite:
+def resolve_suite(args: argparse.Namespace, given: list[Condition] = ()) -> Suite:
     """The suite with the command line's overrides (--set, the folder and NAME=PATH flags,
     --from-released), checked as the suite file is (suites.load_suite), then the flags that are
-    no suite keys: task keys, seeds and workers, and a setting no run reads (unused_settings.py);
-    all problems at once, one line each. A study's own task files are checked here too."""
+    no suite keys: task keys, seeds and workers, and a setting no run reads (unused_settings.py:
+    under any condition of --experiments-dir or `given`, `run`'s folders); all problems at once,
+    one line each. A study's own task files are checked here too."""
     overrides = suite_overrides(args)
     suite = load_suite(args.suite, overrides=overrides)
-    raise_problems(_flag_problems(suite, args) + unused_settings(suite, overrides, args.quick))
+    conditions = [*load_conditions(args.experiments_dir), *given]
+    raise_problems(_flag_problems(suite, args) + unused_settings(suite, overrides, args.quick, conditions))
     check_study_data(suite)
     return with_quick(suite, overrides) if args.quick else suite
 
@@ -165,8 +167,8 @@ def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Nam
 
 
 def _run(args: argparse.Namespace) -> int:
-    suite = resolve_suite(args)
     conditions = load_condition_folders(args.conditions, args.experiments_dir)
+    suite = resolve_suite(args, conditions)
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     if not plans:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..suites import Suite, checkpoint_lineage
 from ..fileio import UserError, file_sha256
 from ..stage_identity import in_suite_folder
-from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord
+from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord, one_step_at_lr_0
 from ..results_tree import finished_runs
 from ..tasks import SPLITS
 from .plan import RunPlan
@@ -53,7 +53,7 @@ def trained_at_lr_0(record: MetricsRecord) -> str | None:
     """Why a run's starting checkpoint is its parent's model: a stage of its lineage of one optimizer
     step built before that step skipped the warmup (pretrain/mlm.warmup_steps) ran it at lr 0."""
     for stage in record.pretraining or []:
-        if stage.get("steps") == 1 and stage.get("warmup_steps") != 0:
+        if one_step_at_lr_0(stage):
             return (f"starting checkpoint: its stage {stage.get('name')} ran its one optimizer step at lr 0 "
                     "(built before a stage of one step skipped the warmup), so it fine-tuned its parent's model")
     return None

@@ -71,7 +71,7 @@ def check_finished_stage(stage: Stage, suite: Suite, sha: Callable[[str], str], 
     try:
         inputs = {path: sha(path) for path in stage.corpora}   # "missing": not on disk (status), not compared
         record = PretrainRecord.read(stage.record_path)
-        if record.steps == 1 and record.warmup_steps != 0:   # None: built before mlm.warmup_steps
+        if record.one_step_at_lr_0():   # built before mlm.warmup_steps skipped a 1-step stage's warmup
             raise UserError(f"{stage.checkpoint_dir}: its one optimizer step ran at lr 0 (all warmup: it was built "
                             "before a stage of one step skipped the warmup), so its model is its parent's unchanged")
         difference = record_difference(record, recipe=stage.recipe,
