@@ -370,17 +370,22 @@ def test_minimum_detectable_difference_and_underpowered_verdicts(mini_results):
     assert 0 < dapt.mdd < dapt.difference and dapt.verdict == "holds"
 
 
-def test_probe_table_beside_the_fine_tuning_table(mini_results, tmp_path):
+def write_probes(results: Path, planted: dict[str, float]) -> None:
+    """A probe of ACL-Roles per condition, scoring `planted` (test metric x100) on every metric."""
     from dontstop.records import ProbeRecord
 
-    planted = {"baseline": 50.0, "dapt": 60.0, "tapt": 45.0, "dapt_tapt": 58.0, "not_dapt": 48.0}
     for condition, score in planted.items():
         scores = {"accuracy": score / 100, "macro_f1": score / 100, "micro_f1": score / 100}
         ProbeRecord(suite="mini", task="aclsum-roles", condition=condition, model="m",
                     lineage=built_lineage_of({"condition": condition}),
                     metric="macro_f1", dev=scores, test=scores, test_metric=score / 100, train_examples=9,
                     features=128, max_length=64, wall_time_s=1.0, versions={}, git_commit=None
-                    ).write(mini_results / "mini" / "aclsum-roles" / condition)
+                    ).write(results / "mini" / "aclsum-roles" / condition)
+
+
+def test_probe_table_beside_the_fine_tuning_table(mini_results, tmp_path):
+    planted = {"baseline": 50.0, "dapt": 60.0, "tapt": 45.0, "dapt_tapt": 58.0, "not_dapt": 48.0}
+    write_probes(mini_results, planted)
     out = tmp_path / "paper_tables"
     args = aggregate_args(mini_results, out)
     assert args.func(args) == 0
@@ -771,17 +776,10 @@ def test_two_aggregates_into_one_tables_root_take_turns(tmp_path):
 def test_probes_that_all_score_alike_say_there_is_no_correlation_not_nan(mini_results, tmp_path, recwarn):
     """A small task's probes often score the same on every checkpoint: the probe table's note said
     `Pearson r = nan, Spearman ρ = nan` and scipy warned twice (ConstantInputWarning) on stderr."""
-    from dontstop.records import ProbeRecord
     from dontstop.report.notebook_plots import probe_plot
     from dontstop.report.probe import correlation
 
-    for condition in ("baseline", "dapt", "tapt", "dapt_tapt", "not_dapt"):
-        scores = {"accuracy": 0.5, "macro_f1": 0.5, "micro_f1": 0.5}
-        ProbeRecord(suite="mini", task="aclsum-roles", condition=condition, model="m",
-                    lineage=built_lineage_of({"condition": condition}),
-                    metric="macro_f1", dev=scores, test=scores, test_metric=0.5, train_examples=9,
-                    features=128, max_length=64, wall_time_s=1.0, versions={}, git_commit=None
-                    ).write(mini_results / "mini" / "aclsum-roles" / condition)
+    write_probes(mini_results, dict.fromkeys(("baseline", "dapt", "tapt", "dapt_tapt", "not_dapt"), 50.0))
     out = tmp_path / "paper_tables"
     args = aggregate_args(mini_results, out)
     assert args.func(args) == 0
