@@ -64,6 +64,11 @@ def suite_models(suite: Suite, scored: set[str] | None = None) -> dict[str, str]
         for key in dict.fromkeys(task.domain for task in suite.tasks_by_key.values()):
             if suite.domain(key).dapt_checkpoint:
                 models[f"dapt-{key}"] = suite.domain(key).dapt_checkpoint
+        # DAPT (LoRA) is never released: built here beside the released DAPT model, and scored
+        # beside it (it was built for the analysis, then left out of Table 1 and Table 12)
+        for lineage, directory in sorted(finished_checkpoints(suite).items()):
+            if lineage.startswith("dapt_lora-") and (scored is None or lineage in scored):
+                models[lineage] = str(directory)
         return models
     built = finished_checkpoints(suite)
     if suite.base_corpus:  # the suite's "RoBERTa" is its base stage, built by the runner
