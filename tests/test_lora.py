@@ -91,6 +91,23 @@ def test_an_adapter_whose_bases_come_back_to_it_is_one_line(lora_chain, tmp_path
         resolve_model(str(pair[1]))
 
 
+def test_an_adapter_saved_inside_its_base_folder_loads_from_anywhere(tiny_roberta_dir, tiny_corpus, tmp_path,
+                                                                     monkeypatch):
+    """`--out base/lora`: adapter_config.json names its base "..", which was read as a hub id and
+    looked up from the working folder: "missing or broken" elsewhere, and another model where the
+    working folder's parent is one."""
+    base = shutil.copytree(tiny_roberta_dir, tmp_path / "base")
+    run_pretraining(lora_recipe(base, tiny_corpus, base / "lora"))
+    assert json.loads((base / "lora" / "adapter_config.json").read_text())["base_model_name_or_path"] == ".."
+    monkeypatch.chdir(tmp_path)
+    assert Path(adapter_base(base / "lora")) == base
+    merged = load_pretrained(AutoModelForMaskedLM, str(base / "lora")).eval()
+    unmerged = PeftModel.from_pretrained(load_pretrained(AutoModelForMaskedLM, str(base)), str(base / "lora")).eval()
+    ids = torch.tensor([[0, 5, 6, 7, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(input_ids=ids).logits, unmerged(input_ids=ids).logits, **TOLERANCE)
+
+
 def test_the_optimizer_gets_only_the_adapters_and_the_head_transform(tiny_roberta_dir, tiny_corpus, tmp_path):
     run = PretrainRun(lora_recipe(tiny_roberta_dir, tiny_corpus, tmp_path / "out"), LeakageGuard(), "lora")
     optimized = {id(p) for group in run.optimizer.param_groups for p in group["params"]}

@@ -48,7 +48,10 @@ def adapter_base(directory: str | Path) -> str:
         raise UserError(f"{config_path}: not a readable peft adapter config ({type(e).__name__}: {e})") from None
     if not isinstance(base, str) or not base:
         raise UserError(f"{config_path}: field 'base_model_name_or_path' names no base model")
-    return os.path.normpath(Path(directory) / base) if base.startswith(("./", "../")) else base
+    # "..": the adapter saved inside its base's folder (`--out base/lora`); read as a hub id, it
+    # was looked up from wherever the command ran
+    relative = base in (".", "..") or base.startswith(("./", "../"))
+    return os.path.normpath(Path(directory) / base) if relative else base
 
 
 def base_reference(base_model: str, adapter_dir: str | Path) -> str:
