@@ -328,6 +328,33 @@ def runner(wandb_study):
     return root, {lineage: folder for lineage, folder in checkpoints.items() if lineage == "base" or "lora" in lineage}, runs
 
 
+def test_an_adapter_setting_is_in_the_stage_key_and_a_whole_number_for_a_float_is_the_same_stage(mini_suite):
+    """`--set recipes.dapt_lora.adapter.rank=4` is a new DAPT (LoRA) stage and a new TAPT (LoRA)
+    after it; `alpha=16` (read as an int) is the default 16.0: it was hashed apart, so the same
+    stage was built again and every run on it called stale (so was `recipes.tapt.warmup_ratio=0`)."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.overrides import parse_set
+    from dontstop.runner.plan import plan_runs
+    from dontstop.suites import load_suite
+
+    def keys(*settings, condition="dapt_tapt_lora"):
+        suite = load_suite("mini", overrides=parse_set(list(settings)))
+        suite.data_dir, suite.cache_dir = mini_suite.data_dir, mini_suite.cache_dir
+        suite.domain_corpora = mini_suite.domain_corpora
+        [found] = plan_runs(suite, load_condition(EXPERIMENTS_DIR / condition), ["aclsum-roles"], planning_only=True)
+        return [stage.key for stage in found.stages]
+
+    default = keys()
+    assert keys("recipes.dapt_lora.adapter.alpha=16", "recipes.dapt_lora.adapter.dropout=0.1") == default
+    base, dapt_lora, tapt_lora = default
+    for setting in ("rank=4", "alpha=8", "dropout=0", "target_modules=[query,value]", "train_head=false"):
+        changed = keys(f"recipes.dapt_lora.adapter.{setting}")
+        assert changed[0] == base and changed[1] != dapt_lora and changed[2] != tapt_lora, setting
+    assert keys("recipes.dapt_lora.adapter.dropout=0") == keys("recipes.dapt_lora.adapter.dropout=0.0")
+    assert keys("recipes.tapt.warmup_ratio=0", condition="tapt") == keys("recipes.tapt.warmup_ratio=0.0",
+                                                                         condition="tapt")
+
+
 def test_dapt_lora_is_built_once_and_fine_tuning_starts_from_the_merged_adapter(runner):
     root, checkpoints, _ = runner
     assert set(checkpoints) == {"base", "base+dapt_lora-reviews", "base+dapt_lora-reviews+tapt_lora-rt-polarity"}

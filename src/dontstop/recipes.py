@@ -214,3 +214,21 @@ def adapter_violations(adapter: AdapterRecipe) -> list[Violation]:
     if not adapter.target_modules or len(set(adapter.target_modules)) < len(adapter.target_modules):
         found.append(Violation("target_modules", adapter.target_modules, "must name layers, each once"))
     return found
+
+
+def whole_floats(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` (fields of `cls`) with a whole number given to a float field as that float:
+    YAML and `--set` read `alpha: 16` or `warmup_ratio: 0` as ints, which a stage key hashed
+    apart from the defaults' 16.0 and 0.0, so the very same stage was built again under a second
+    key and its runs called stale. Elements of a float pair (`betas`) too."""
+    hints = typing.get_type_hints(cls)
+
+    def as_float(value: Any, hint: Any) -> Any:
+        floats = hint is float or float in typing.get_args(hint)   # float | None too
+        if floats and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, (list, tuple)) and typing.get_origin(hint) in (tuple, list):
+            return type(value)(as_float(item, typing.get_args(hint)[0]) for item in value)
+        return value
+
+    return {key: as_float(value, hints[key]) if key in hints else value for key, value in values.items()}

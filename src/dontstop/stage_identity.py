@@ -24,7 +24,7 @@ from .tasks import Domain, Task
 from .fileio import file_sha256
 from .config import from_dict
 from .recipes import (ADDED_PRETRAIN_FIELDS, LORA_RECIPES, MACHINE_PRETRAIN_FIELDS, AdapterRecipe, PretrainRecipe,
-                      with_added_fields)
+                      whole_floats, with_added_fields)
 from .records import PretrainRecord
 
 # What deduplication and the leakage guard take for one text (data/formats.normalize), in every key:
@@ -62,7 +62,8 @@ def resolved_recipe(overrides: dict[str, Any]) -> dict[str, Any]:
     """A suite's recipe section with recipes.PretrainRecipe's defaults filled in; a field added
     later (ADDED_PRETRAIN_FIELDS) is left out at the value stages were built with before it."""
     given = {key: value for key, value in overrides.items() if key not in PER_STAGE_FIELDS}
-    recipe = dataclasses.asdict(PretrainRecipe(base_model="", corpora=[], output_dir="", **given))
+    recipe = whole_floats(PretrainRecipe, dataclasses.asdict(PretrainRecipe(base_model="", corpora=[], output_dir="",
+                                                                           **given)))
     added_at_old_value = {key for key, old in ADDED_PRETRAIN_FIELDS.items() if recipe[key] == old}
     return {key: value for key, value in recipe.items()
             if key not in PER_STAGE_FIELDS and key not in added_at_old_value}
@@ -140,7 +141,7 @@ def stage_recipe(suite: Suite, kind: str) -> dict[str, Any]:
         return dict(suite.recipes.get(kind, {}))
     recipe = {**suite.recipes.get(LORA_RECIPES[kind], {}), **suite.recipes.get(kind, {})}
     adapter = from_dict(AdapterRecipe, recipe.get("adapter") or {}, f"suite {suite.name}: recipes.{kind}: adapter")
-    return {**recipe, "adapter": dataclasses.asdict(adapter)}
+    return {**recipe, "adapter": whole_floats(AdapterRecipe, dataclasses.asdict(adapter))}
 
 
 def dapt_domain(suite: Suite, task: Task, arg: str) -> Domain:
