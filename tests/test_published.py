@@ -1,6 +1,7 @@
 """Starting from the authors' released checkpoints (--from-released), and whether a rerun agrees
 with the paper: the plan, the hub loading offline, the verdict per cell."""
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from dontstop.suites import load_suite
 from dontstop.fileio import UserError
 from dontstop.report.agreement import verdict
 from dontstop.runner.plan import plan_runs
+from dontstop.tasks import RELEASED_BASE_IDS
 from conftest import pretrain_record
 from paper_world import MISSING_HUB_IDS, add_repo, build_paper_world, repo_files
 
@@ -82,6 +84,39 @@ def test_the_analysis_scores_dapt_lora_beside_the_released_dapt_models(paper_sui
     assert suite_models(paper_suite) == {"base": "roberta-base", **released,
                                          "dapt_lora-biomed": str(ours["dapt_lora-biomed"])}
     assert suite_models(paper_suite, scored={"dapt-biomed"}) == {"base": "roberta-base", **released}
+
+
+@pytest.mark.parametrize("key", ["from_released", "from_released_dapt"])
+def test_released_checkpoints_on_a_study_of_another_base_model_are_refused(key, tmp_path):
+    """A study extending paper with `base_model: roberta-large` (or a base stage) and
+    --from-released: its TAPT and DAPT rows were the authors' roberta-base models, its baseline,
+    kNN and LoRA rows its own model, side by side in one table, without a word."""
+    from dontstop.suites import load_suite
+
+    flag = Override((key,), True, "--" + key.replace("_", "-"))
+    for line, base in (("base_model: roberta-large", "'roberta-large'"),
+                       (f"base_model: {tmp_path / 'tiny'}", repr(str(tmp_path / "tiny")))):
+        (tmp_path / "tiny").mkdir(exist_ok=True)
+        (tmp_path / "tiny" / "config.json").write_text('{"model_type": "roberta", "hidden_size": 64, '
+                                                       '"num_hidden_layers": 2, "vocab_size": 50265}')
+        study = tmp_path / "study.yaml"
+        study.write_text(f"name: large\nextends: paper\n{line}\n")
+        with pytest.raises(UserError, match=re.escape(
+                f"study.yaml:3: key 'base_model': {base}, but the authors' released checkpoints ({key}) were "
+                f"pretrained from roberta-base: their rows would stand beside this model's baseline; leave {key} "
+                "out, or give base_model roberta-base")):
+            load_suite(str(study), overrides=[flag])
+        assert load_suite(str(study)).base_model   # without the flag: its own model throughout
+    (tmp_path / "tiny" / "config.json").write_text('{"model_type": "roberta", "hidden_size": 768, '
+                                                   '"num_hidden_layers": 12, "vocab_size": 50265}')
+    assert getattr(load_suite(str(study), overrides=[flag]), key)            # a local copy of roberta-base
+    for base in RELEASED_BASE_IDS:
+        assert getattr(load_suite("paper", overrides=[flag, Override(("base_model",), base, "--set")]), key)
+    study.write_text("name: based\nextends: paper\nbase_corpus: general.txt\n")
+    (tmp_path / "general.txt").write_text("general text\n")
+    with pytest.raises(UserError, match=re.escape("study.yaml:3: key 'base_corpus': the suite's RoBERTa is a base "
+                                                  "stage built on")):
+        load_suite(str(study), overrides=[flag])
 
 
 def test_a_released_id_the_hub_never_showed_is_built_on_the_released_dapt_unless_the_cache_has_it(

@@ -6,6 +6,7 @@ study file.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -17,7 +18,7 @@ from .models import BUNDLED
 from .overrides import Override, given_for
 from .recipes import (LORA_RECIPES, RECIPE_KINDS, SET_BY_THE_RUNNER, AdapterRecipe, FinetuneRecipe, PretrainRecipe,
                       adapter_violations, violations)
-from .tasks import GENERAL_TEXT
+from .tasks import GENERAL_TEXT, RELEASED_BASE_IDS
 from .value_rules import AT_LEAST_1, POSITIVE, SEED, OneOf, Range, Violation, range_violations
 
 
@@ -171,9 +172,34 @@ def _released_problems(suite, where: Callable[[tuple[str, ...]], str]) -> list[s
     released_dapt = any(domain and domain.dapt_checkpoint for domain in domains)
     released = {"from_released": ("checkpoint", released_dapt or any(suite.released.get(t.key) for t in tasks)),
                 "from_released_dapt": ("DAPT model", released_dapt)}
-    return [f"{where((key,))}: key '{key}': no task of suite {suite.name!r} has a released {what} "
-            "(the paper suite's tasks have them); it would change nothing, so it is refused"
-            for key, (what, found) in released.items() if getattr(suite, key) and not found]
+    problems = [f"{where((key,))}: key '{key}': no task of suite {suite.name!r} has a released {what} "
+                "(the paper suite's tasks have them); it would change nothing, so it is refused"
+                for key, (what, found) in released.items() if getattr(suite, key) and not found]
+    given = [key for key, (_, found) in released.items() if getattr(suite, key) and found]
+    if given and not _is_roberta_base(suite.base_model):
+        # a study extending paper with base_model roberta-large: its TAPT and DAPT rows were the
+        # authors' roberta-base models, its baseline (and kNN, LoRA rows) roberta-large, without a word
+        problems.append(f"{where(('base_model',))}: key 'base_model': {suite.base_model!r}, but the authors' "
+                        f"released checkpoints ({given[0]}) were pretrained from roberta-base: their rows would "
+                        f"stand beside this model's baseline; leave {given[0]} out, or give base_model roberta-base")
+    elif given and suite.base_corpus:
+        problems.append(f"{where(('base_corpus',))}: key 'base_corpus': the suite's RoBERTa is a base stage built "
+                        f"on {suite.base_corpus}, but the authors' released checkpoints ({given[0]}) start from "
+                        f"roberta-base itself; leave {given[0]} or base_corpus out")
+    return problems
+
+
+def _is_roberta_base(model: str) -> bool:
+    """roberta-base by its hub id, or a local folder of its shape (12 layers of 768, 50,265 tokens)."""
+    config = Path(model).expanduser() / "config.json"
+    if model in RELEASED_BASE_IDS or not config.is_file():
+        return model in RELEASED_BASE_IDS
+    try:
+        shape = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True   # an unreadable config is the model loader's to name
+    return isinstance(shape, dict) and (shape.get("model_type"), shape.get("hidden_size"),
+                                        shape.get("num_hidden_layers"), shape.get("vocab_size")) == ("roberta", 768, 12, 50265)
 
 
 def section_problems(recipes: Mapping[str, Any], finetune: Mapping[str, Any], quick: Mapping[str, Any],

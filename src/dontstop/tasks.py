@@ -173,6 +173,9 @@ RELEASED: dict[str, dict[str, str]] = {
 # Listed in the official README, but no hub page was ever seen: `--from-released` uses one only
 # when the local cache holds it (someone had it); else it builds that cell from the released DAPT
 # model, and says so (runner/plan_printout.py). Loading one that is not there fails in one line.
+# Every released checkpoint was pretrained from roberta-base (its hub ids, old and new): a suite
+# that starts from them has that base model, or its baseline row is another model than theirs.
+RELEASED_BASE_IDS = ("roberta-base", "FacebookAI/roberta-base")
 NO_HUB_PAGE = frozenset({f"{_DSP}_dapt_cs_tapt_sciie_3219", f"{_DSP}_dapt_news_tapt_hyperpartisan_news_515"})
 
 
