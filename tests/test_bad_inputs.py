@@ -490,6 +490,30 @@ def test_a_list_flag_given_twice_keeps_the_values_of_both(argv, dest, values):
     assert getattr(build_parser().parse_args(argv), dest) == values
 
 
+@pytest.mark.parametrize("argv, message", [   # what each did with the empty value, the working folder
+    (["finetune", "--task", "rt-polarity", "--suite", "mini", "--model", "bundled:bert-tiny", "--out", ""],
+     "finetune: --out '': an empty path (an unset shell variable?); give a file or folder"),   # its run, here
+    (["select", "--task-text", "t.txt", "--pool", "p.txt", "--out", ""],
+     "select: --out '': an empty path (an unset shell variable?); give a file or folder"),     # its corpus, here
+    (["analyze", "vocab", "a.txt", "b.txt", "--out", ""],   # its tables, here
+     "analyze vocab: --out '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
+    (["init-study", " "], "init-study: folder ' ': an empty path (an unset shell variable?); give a file or folder"),
+    (["pretrain", "--model", "bundled:bert-tiny", "--out", "o", "--corpus", "a.txt", ""],   # ".: a folder, not a file"
+     "pretrain: --corpus '': an empty path (an unset shell variable?); give a file or folder"),
+    (["data", "check", ""], "data check: paths '': an empty path (an unset shell variable?); give a file or folder"),
+    (["status", "--results-dir", ""],   # the default results folder, without a word
+     "status: --results-dir '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
+])
+def test_an_empty_path_flag_is_one_line_and_nothing_is_written(tmp_path, capsys, argv, message):
+    """`--out "$OUT"` with OUT unset: `finetune`, `select` and `analyze` wrote their files into the
+    working folder, `init-study` its study; every path flag of every command now refuses it."""
+    with pytest.raises(SystemExit) as exit:   # refused as argparse refuses a flag: before the command runs
+        main(argv)
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 2 and line.startswith(f"dontstop: error: {message}"), line
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--workers", "abc"], "run: argument --workers: invalid int value: 'abc' ('dontstop run --help' lists"),
     (["analyze", "vocab", "--top", "0"], "analyze vocab: argument --top: 0: must be at least 1"),

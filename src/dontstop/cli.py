@@ -33,6 +33,12 @@ COMMANDS = {
 }
 
 
+# The dests of the flags (and positional arguments) that name a file or folder, in any command.
+PATH_DESTS = frozenset({"out", "corpus", "task_text", "pool", "index_dir", "data_dir", "results_dir", "cache_dir",
+                        "tables_dir", "experiments_dir", "readme", "folder", "paths", "corpora",
+                        "exclude_dev_test_of"})
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a flag's error is one line like every other bad input's (argparse prints
     its whole usage block above it), naming the command whose `--help` lists the flags. Every
@@ -51,7 +57,28 @@ class OneLineParser(argparse.ArgumentParser):
         prog = vars(parsed).pop("_prog", None)
         if unknown:
             self.error(f"unrecognized arguments: {' '.join(unknown)}", prog)
+        chosen = next((parser for parser in _each_subparser(self) if parser.prog == prog), None)
+        empty = _empty_path(chosen, parsed) if chosen else None
+        if empty:
+            self.error(empty, prog)
         return parsed
+
+
+def _empty_path(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> str | None:
+    """A path flag given an empty value (`--out "$OUT"` with OUT unset) was the working folder:
+    `finetune --out ''` and `select --out ''` wrote their files there, `analyze --out ''` its
+    tables, `init-study ''` a study; `--corpus ''` was ".: a folder, not a file"."""
+    for action in parser._actions:
+        if action.dest not in PATH_DESTS:
+            continue
+        value = getattr(parsed, action.dest, None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not item.strip():
+                name = action.option_strings[0] if action.option_strings else action.metavar or action.dest
+                optional = action.option_strings and not action.required
+                return (f"{name} {item!r}: an empty path (an unset shell variable?); give a file or folder"
+                        f"{', or leave the flag out' if optional else ''}")
+    return None
 
 
 def _each_subparser(parser: argparse.ArgumentParser):
