@@ -614,6 +614,10 @@ def test_every_suite_problem_is_listed_at_once(world, capsys):
     # ".: not a model directory (no config.json)", naming no flag; "corpus file not found" beside the folder
     (["--model", ""], "--model '': empty; give bundled:<name>, a checkpoint folder or a hub id"),
     (["--corpus", "{root}/tasks/rt-polarity"], "{root}/tasks/rt-polarity: a folder, not a file"),
+    # read once (its second copy all duplicates): a typo for another corpus pretrained on the first alone
+    (["--corpus", "{root}/corpora/cs.txt"], "--corpus {root}/corpora/cs.txt: given twice; name each corpus once"),
+    (["--corpus", "{root}/pools/../corpora/cs.txt"], "--corpus {root}/pools/../corpora/cs.txt: given twice (the file "
+                                                     "of {root}/corpora/cs.txt); name each corpus once"),
 ])
 def test_bad_pretrain_flags_are_one_line_before_anything_is_written(world, capsys, argv, message):
     tmp_path, root, _ = world
