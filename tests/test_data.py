@@ -201,6 +201,19 @@ def test_data_check_cli_exit_codes(tmp_path, capsys):
                                                       "chemprot, rct-20k")
 
 
+def test_data_check_task_of_another_suite_applies_under_a_suites_tasks_folder(tmp_path, capsys):
+    """ChemProt's files copied into data/mini/tasks/ and checked with `--task chemprot` were
+    "--task chemprot: unknown task" (the folder's suite, mini, was searched alone), though the
+    list of known tasks the flag is checked against names it."""
+    split = write_lines(tmp_path / "mini" / "tasks" / "my-chem" / "train.jsonl",
+                        [record("x binds y", "INHIBITOR"), record("x blocks y", "BLOCKS")])
+    for path in (split, split.parent):
+        assert main(["data", "check", str(path), "--task", "chemprot"]) == 2
+        captured = capsys.readouterr()
+        assert not captured.err, captured.err
+        assert f"{split}:2: field 'label': 'BLOCKS' is not in the label set (ACTIVATOR, " in captured.out
+
+
 def test_data_check_refuses_a_task_or_suite_flag_given_corpora_alone(tmp_path, capsys):
     """`data check corpus.txt --task rt-polarity` said '0 error(s)', exit 0: --task chooses the labels
     a split is checked against, and a corpus has none (nor is it checked against the task's text)."""

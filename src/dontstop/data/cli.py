@@ -174,7 +174,10 @@ def _check_one(kind: str, path: Path, args: argparse.Namespace) -> list[Problem]
 def _task_for(folder: Path, args: argparse.Namespace):
     """The registry task a folder belongs to: --task, else data/<suite>/tasks/<key>/."""
     key = args.task or folder.name
-    suite = args.suite or (folder.parent.parent.name if folder.parent.name == "tasks" else None)
+    # --task alone is looked up in every suite, as it was checked: under data/mini/tasks/, a
+    # paper task's key was "unknown task", the list of known ones naming it
+    in_folder = folder.parent.parent.name if folder.parent.name == "tasks" and not args.task else None
+    suite = args.suite or in_folder
     for candidate in ([suite] if suite else list(SUITES)):
         if candidate in SUITES and key in SUITES[candidate].tasks:
             return get_task(candidate, key)
