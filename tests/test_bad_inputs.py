@@ -389,6 +389,27 @@ def test_a_results_or_cache_folder_given_one_level_too_deep_is_refused(world, ca
     assert main(["status", "--conditions", "baseline", *map(str, flags), "--results-dir", str(tmp_path / "new" / "mini")]) == 0
 
 
+def test_a_data_folder_given_one_level_too_deep_is_refused(world, capsys):
+    """`--data-dir data/mini`, the suite's own data folder, was read as data/mini/mini/: `finetune`
+    and `analyze` said its tasks or corpora "not found", `run` and `data build-mini` built the
+    mini benchmark again in there, `data download --data-dir data/paper` fetched into data/paper/paper/."""
+    tmp_path, root, _ = world
+    says = (f"--data-dir {root}: the folder of suite mini itself (it holds tasks); give the folder above it, "
+            f"{tmp_path / 'data'} (--data-dir is the root of <suite>/...)")
+    before = set(tmp_path.rglob("*"))
+    for argv in (["finetune", "--suite", "mini", "--task", "rt-polarity", "--model", "bundled:bert-tiny", "--out",
+                  tmp_path / "run", "--no-wandb"],
+                 ["analyze", "vocab", "--out", tmp_path / "analysis"],
+                 ["run", EXPERIMENTS_DIR / "baseline", "--results-dir", tmp_path / "results"],
+                 ["status"], ["data", "build-mini"]):
+        assert refused(capsys, *argv, "--data-dir", root) == [says], argv
+    paper = tmp_path / "data" / "paper"
+    (paper / "tasks").mkdir(parents=True)
+    assert refused(capsys, "data", "download", "chemprot", "--data-dir", paper, "--data-url", "http://127.0.0.1:9") == [
+        says.replace(str(root), str(paper)).replace("suite mini", "suite paper")]
+    assert set(tmp_path.rglob("*")) == before | {paper, paper / "tasks"}   # nothing written
+
+
 def test_a_dry_run_builds_no_data_and_says_what_it_cannot_cost(tmp_path, capsys):
     """A dry run writes nothing: with the mini benchmark missing (a mistyped --data-dir) it built the
     benchmark there, then crashed costing the runs of tasks not built yet; now it says both."""

@@ -15,6 +15,7 @@ from .formats import Problem, check_corpus, parse_split, task_dir
 from .task_checks import check_task
 from ..fileio import UserError, check_writable_dir, wrong_kind
 from ..flags import seed_flag
+from ..suite_roots import DATA_HOLDS, check_root_given
 from ..tasks import PAPER_TASKS, SUITES, get_task
 
 CORPUS_SUFFIXES = (".txt", ".jsonl")
@@ -56,6 +57,7 @@ def _download(args: argparse.Namespace) -> int:
     keys = list(dict.fromkeys(args.tasks)) or list(PAPER_TASKS)
     tasks = [get_task("paper", key) for key in keys]  # an unknown key: one line naming the known
     base = data_base(args.data_url)
+    check_root_given(args.data_dir, "paper", [], "--data-dir", holds=DATA_HOLDS)   # it fetched into data/paper/paper
     check_writable_dir(args.data_dir)   # before any download, not when the first file is written
     for task in tasks:
         dest = task_dir(args.data_dir, "paper", task.key)
@@ -70,6 +72,7 @@ def _build_mini(args: argparse.Namespace) -> int:
     from .mini_readme import GENERATED, write_data_readme
 
     # beside the build it describes (data/README.md described a build elsewhere, of another seed)
+    check_root_given(args.data_dir, "mini", [], "--data-dir", holds=DATA_HOLDS)   # it built data/mini/mini
     readme = Path(args.readme or Path(args.data_dir) / "README.md")
     for folder in (args.data_dir, readme.parent):   # before the build, not after it
         check_writable_dir(folder)
