@@ -650,6 +650,29 @@ def test_bad_pretrain_flags_are_one_line_before_anything_is_written(world, capsy
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "--model", "ckpts/dapt-cs", "--corpus", "corpus.txt", "--out", "out", "--steps", "1", "--no-wandb"],
+    ["finetune", "--model", "ckpts/dapt-cs", "--suite", "mini", "--task", "rt-polarity", "--out", "out", "--no-wandb"],
+    ["analyze", "mlm-loss", "--models", "base=bundled:bert-tiny", "dapt=ckpts/dapt-cs", "--corpora", "cs=corpus.txt",
+     "--out", "out"],
+], ids=["pretrain", "finetune", "analyze"])
+def test_a_mistyped_checkpoint_folder_beside_its_folder_is_not_taken_for_a_hub_id(world, capsys, monkeypatch, argv):
+    """`--model ckpts/dapt-cs` mistyped, beside ckpts/: it was looked up as a hub id of org "ckpts",
+    `not in the local cache and offline ...; fetch it where there is network: hf download ckpts/dapt-cs`
+    (online: a hub lookup). A hub id the cache holds is one, a folder of its org's name beside it or not."""
+    from dontstop import models
+
+    tmp_path = world[0]   # the working folder: its data/mini/ is finetune's default data
+    monkeypatch.setattr(models, "in_local_cache", lambda hub_id: hub_id == "allenai/cs_roberta_base")
+    (tmp_path / "ckpts" / "dapt-cs-0123abcd").mkdir(parents=True)
+    (tmp_path / "allenai").mkdir()
+    (tmp_path / "corpus.txt").write_text("one document\nanother document\n")
+    assert refused(capsys, *argv) == ["ckpts/dapt-cs: no such folder (ckpts/ is a folder here, and no hub id "
+                                      "ckpts/dapt-cs is in the cache)"]
+    assert not (tmp_path / "out").exists()
+    assert models.resolve_model("allenai/cs_roberta_base") == "allenai/cs_roberta_base"
+
+
 def test_pretrain_refuses_a_corpus_that_is_not_utf8_before_training(world, capsys):
     tmp_path, root, _ = world
     corpus = root / "corpora" / "cs.txt"
