@@ -524,6 +524,8 @@ def test_a_list_flag_given_twice_keeps_the_values_of_both(argv, dest, values):
     (["data", "check", ""], "data check: paths '': an empty path (an unset shell variable?); give a file or folder"),
     (["status", "--results-dir", ""],   # the default results folder, without a word
      "status: --results-dir '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
+    (["aggregate", "--overlap", ""],   # the default overlap file, without a word
+     "aggregate: --overlap '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
 ])
 def test_an_empty_path_flag_is_one_line_and_nothing_is_written(tmp_path, capsys, argv, message):
     """`--out "$OUT"` with OUT unset: `finetune`, `select` and `analyze` wrote their files into the

@@ -36,7 +36,7 @@ COMMANDS = {
 # The dests of the flags (and positional arguments) that name a file or folder, in any command.
 PATH_DESTS = frozenset({"out", "corpus", "task_text", "pool", "index_dir", "data_dir", "results_dir", "cache_dir",
                         "tables_dir", "experiments_dir", "readme", "folder", "paths", "corpora",
-                        "exclude_dev_test_of"})
+                        "exclude_dev_test_of", "overlap"})
 
 
 class OneLineParser(argparse.ArgumentParser):
