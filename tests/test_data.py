@@ -70,6 +70,8 @@ def test_registry_holds_the_papers_facts():
     ('{"text": "a sentence", "label": "INHI\\u2060BITOR"}', "label",
      "'INHI\\u2060BITOR' holds an invisible character (U+2060: a class apart from 'INHIBITOR'); remove it"),
     ('{"text": "a sentence", "label": "\\u200b\\u200c"}', "label", "empty"),
+    # a line cut short (its newline inside the string): json's words end in "at", which read "at at column"
+    ('{"text": "a sentence cut sh', None, "malformed JSON (Invalid control character at column 28)"),
 ])
 def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line, field, message):
     path = write_lines(tmp_path / "train.jsonl", [record("fine", "INHIBITOR"), line])
