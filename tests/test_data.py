@@ -311,6 +311,24 @@ def test_a_corpus_saved_as_a_json_array_is_refused(tmp_path, lines):
         "[Applause] Thank you", "text"]
 
 
+@pytest.mark.parametrize("header, kind, names", [
+    ("id,text,label", "CSV", "id, text, label"), ('"Sentence","Label"', "CSV", "Sentence, Label"),
+    ("text\tlabel", "TSV", "text, label"),
+])
+def test_a_spreadsheet_export_named_txt_is_refused_by_its_header(tmp_path, header, kind, names):
+    """A CSV or TSV saved as corpus.txt was read as text: its header and every row's id, quotes and
+    label were pretrained on (a .csv or .tsv name alone was refused)."""
+    corpus = write_lines(tmp_path / "corpus.txt", [header, '1,"a review, with a comma",pos'])
+    assert [p.error_line for p in check_corpus(corpus)] == [
+        f"{corpus}:1: a {kind} header ({names}): a spreadsheet export? a corpus is text, one document a line, or "
+        'JSON lines ({"text": ...}, .jsonl); as text its separators and columns would be pretrained on: export its '
+        "text column"]
+    with pytest.raises(UserError, match="a spreadsheet export"):
+        list(iter_corpus([corpus]))
+    prose = ["Text, content and sentences, in a first line of prose", "text,label", "Review, text"]
+    assert list(iter_corpus([write_lines(tmp_path / "prose.txt", prose)])) == prose
+
+
 def test_a_task_folder_of_csv_splits_beside_a_good_one_is_an_error_naming_the_csv(tmp_path, capsys):
     """`dontstop data check data` of a study whose one task is JSON lines and another CSV: the CSV
     task folder was skipped (no train.jsonl, no corpus suffix) and the check said 0 errors."""
