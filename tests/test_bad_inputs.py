@@ -675,6 +675,29 @@ def test_a_mistyped_checkpoint_folder_beside_its_folder_is_not_taken_for_a_hub_i
     assert models.resolve_model("allenai/cs_roberta_base") == "allenai/cs_roberta_base"
 
 
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "--model", "bundled:bert-tiny", "--corpus", "corpus.txt", "--steps", "1", "--no-wandb"],
+    ["finetune", "--model", "bundled:bert-tiny", "--suite", "mini", "--task", "rt-polarity", "--no-wandb"],
+    ["select", "--task-text", "corpus.txt", "--pool", "corpus.txt"],
+    ["analyze", "vocab", "corpus.txt", "corpus2.txt"],
+], ids=["pretrain", "finetune", "select", "analyze"])
+def test_an_out_folder_among_the_condition_folders_is_refused(tmp_path, capsys, monkeypatch, argv):
+    """`--out experiments/dapt-cs`: a folder without config.yaml among the condition folders,
+    which every later `run`, `status` and `reproduce` refused (a condition's own folder is fine)."""
+    import dontstop.conditions
+
+    experiments = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS_DIR / "baseline", experiments / "baseline")
+    monkeypatch.setattr(dontstop.conditions, "EXPERIMENTS_DIR", experiments)
+    for name in ("corpus.txt", "corpus2.txt"):
+        (tmp_path / name).write_text("one document\nanother document\n")
+    out = experiments / "dapt-cs"
+    assert refused(capsys, *argv, "--out", out) == [
+        f"--out {out}: among the condition folders of {experiments}, where {out} would be a folder without "
+        "config.yaml, which every command refuses; give it a folder of its own"]
+    assert sorted(p.name for p in experiments.iterdir()) == ["baseline"]
+
+
 def test_pretrain_refuses_a_corpus_that_is_not_utf8_before_training(world, capsys):
     tmp_path, root, _ = world
     corpus = root / "corpora" / "cs.txt"

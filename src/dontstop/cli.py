@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [argv[0]] if argv and argv[0] in COMMANDS else None
     args = expand_home(build_parser(chosen).parse_args(argv))
     try:
+        _check_out_outside_conditions(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()   # a reader gone shows here, inside this try, not as Python's message at exit
         return code
@@ -122,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dontstop: interrupted; {e.args[0] if e.args else 'rerun the same command to resume'}",
               file=sys.stderr)
         return getattr(e, "exit_code", 130)   # 128 + SIGINT; a runner's SIGTERM: 143 (runner/stopping.py)
+
+
+def _check_out_outside_conditions(args: argparse.Namespace) -> None:
+    """`--out experiments/dapt-cs` (`pretrain`, `finetune`, `select`, `analyze`): a folder without
+    config.yaml among the condition folders, which every later `run`, `status` and `reproduce` refused."""
+    if getattr(args, "out", None):
+        from .conditions import EXPERIMENTS_DIR, check_outside_conditions
+
+        check_outside_conditions(args.out, EXPERIMENTS_DIR, "--out")
 
 
 def expand_home(args: argparse.Namespace) -> argparse.Namespace:
