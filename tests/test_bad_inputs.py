@@ -389,6 +389,27 @@ def test_a_results_or_cache_folder_given_one_level_too_deep_is_refused(world, ca
     assert main(["status", "--conditions", "baseline", *map(str, flags), "--results-dir", str(tmp_path / "new" / "mini")]) == 0
 
 
+def test_a_data_folder_given_one_level_too_deep_is_refused(world, capsys):
+    """`--data-dir data/mini`, the suite's own data folder, was read as data/mini/mini/: `finetune`
+    and `analyze` said its tasks or corpora "not found", `run` and `data build-mini` built the
+    mini benchmark again in there, `data download --data-dir data/paper` fetched into data/paper/paper/."""
+    tmp_path, root, _ = world
+    says = (f"--data-dir {root}: the folder of suite mini itself (it holds tasks); give the folder above it, "
+            f"{tmp_path / 'data'} (--data-dir is the root of <suite>/...)")
+    before = set(tmp_path.rglob("*"))
+    for argv in (["finetune", "--suite", "mini", "--task", "rt-polarity", "--model", "bundled:bert-tiny", "--out",
+                  tmp_path / "run", "--no-wandb"],
+                 ["analyze", "vocab", "--out", tmp_path / "analysis"],
+                 ["run", EXPERIMENTS_DIR / "baseline", "--results-dir", tmp_path / "results"],
+                 ["status"], ["data", "build-mini"]):
+        assert refused(capsys, *argv, "--data-dir", root) == [says], argv
+    paper = tmp_path / "data" / "paper"
+    (paper / "tasks").mkdir(parents=True)
+    assert refused(capsys, "data", "download", "chemprot", "--data-dir", paper, "--data-url", "http://127.0.0.1:9") == [
+        says.replace(str(root), str(paper)).replace("suite mini", "suite paper")]
+    assert set(tmp_path.rglob("*")) == before | {paper, paper / "tasks"}   # nothing written
+
+
 def test_a_dry_run_builds_no_data_and_says_what_it_cannot_cost(tmp_path, capsys):
     """A dry run writes nothing: with the mini benchmark missing (a mistyped --data-dir) it built the
     benchmark there, then crashed costing the runs of tasks not built yet; now it says both."""
@@ -488,6 +509,32 @@ def test_reproduce_of_conditions_skipped_on_every_chosen_task_is_refused_before_
 def test_a_list_flag_given_twice_keeps_the_values_of_both(argv, dest, values):
     """argparse's `nargs="+"` kept the last one's values alone, without a word."""
     assert getattr(build_parser().parse_args(argv), dest) == values
+
+
+@pytest.mark.parametrize("argv, message", [   # what each did with the empty value, the working folder
+    (["finetune", "--task", "rt-polarity", "--suite", "mini", "--model", "bundled:bert-tiny", "--out", ""],
+     "finetune: --out '': an empty path (an unset shell variable?); give a file or folder"),   # its run, here
+    (["select", "--task-text", "t.txt", "--pool", "p.txt", "--out", ""],
+     "select: --out '': an empty path (an unset shell variable?); give a file or folder"),     # its corpus, here
+    (["analyze", "vocab", "a.txt", "b.txt", "--out", ""],   # its tables, here
+     "analyze vocab: --out '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
+    (["init-study", " "], "init-study: folder ' ': an empty path (an unset shell variable?); give a file or folder"),
+    (["pretrain", "--model", "bundled:bert-tiny", "--out", "o", "--corpus", "a.txt", ""],   # ".: a folder, not a file"
+     "pretrain: --corpus '': an empty path (an unset shell variable?); give a file or folder"),
+    (["data", "check", ""], "data check: paths '': an empty path (an unset shell variable?); give a file or folder"),
+    (["status", "--results-dir", ""],   # the default results folder, without a word
+     "status: --results-dir '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
+    (["aggregate", "--overlap", ""],   # the default overlap file, without a word
+     "aggregate: --overlap '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
+])
+def test_an_empty_path_flag_is_one_line_and_nothing_is_written(tmp_path, capsys, argv, message):
+    """`--out "$OUT"` with OUT unset: `finetune`, `select` and `analyze` wrote their files into the
+    working folder, `init-study` its study; every path flag of every command now refuses it."""
+    with pytest.raises(SystemExit) as exit:   # refused as argparse refuses a flag: before the command runs
+        main(argv)
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 2 and line.startswith(f"dontstop: error: {message}"), line
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -590,6 +637,10 @@ def test_every_suite_problem_is_listed_at_once(world, capsys):
     # ".: not a model directory (no config.json)", naming no flag; "corpus file not found" beside the folder
     (["--model", ""], "--model '': empty; give bundled:<name>, a checkpoint folder or a hub id"),
     (["--corpus", "{root}/tasks/rt-polarity"], "{root}/tasks/rt-polarity: a folder, not a file"),
+    # read once (its second copy all duplicates): a typo for another corpus pretrained on the first alone
+    (["--corpus", "{root}/corpora/cs.txt"], "--corpus {root}/corpora/cs.txt: given twice; name each corpus once"),
+    (["--corpus", "{root}/pools/../corpora/cs.txt"], "--corpus {root}/pools/../corpora/cs.txt: given twice (the file "
+                                                     "of {root}/corpora/cs.txt); name each corpus once"),
 ])
 def test_bad_pretrain_flags_are_one_line_before_anything_is_written(world, capsys, argv, message):
     tmp_path, root, _ = world
@@ -599,6 +650,52 @@ def test_bad_pretrain_flags_are_one_line_before_anything_is_written(world, capsy
     argv, message = [a.format(root=root) for a in argv], message.format(root=root)
     assert refused(capsys, *base, *argv) == [message]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "--model", "ckpts/dapt-cs", "--corpus", "corpus.txt", "--out", "out", "--steps", "1", "--no-wandb"],
+    ["finetune", "--model", "ckpts/dapt-cs", "--suite", "mini", "--task", "rt-polarity", "--out", "out", "--no-wandb"],
+    ["analyze", "mlm-loss", "--models", "base=bundled:bert-tiny", "dapt=ckpts/dapt-cs", "--corpora", "cs=corpus.txt",
+     "--out", "out"],
+], ids=["pretrain", "finetune", "analyze"])
+def test_a_mistyped_checkpoint_folder_beside_its_folder_is_not_taken_for_a_hub_id(world, capsys, monkeypatch, argv):
+    """`--model ckpts/dapt-cs` mistyped, beside ckpts/: it was looked up as a hub id of org "ckpts",
+    `not in the local cache and offline ...; fetch it where there is network: hf download ckpts/dapt-cs`
+    (online: a hub lookup). A hub id the cache holds is one, a folder of its org's name beside it or not."""
+    from dontstop import models
+
+    tmp_path = world[0]   # the working folder: its data/mini/ is finetune's default data
+    monkeypatch.setattr(models, "in_local_cache", lambda hub_id: hub_id == "allenai/cs_roberta_base")
+    (tmp_path / "ckpts" / "dapt-cs-0123abcd").mkdir(parents=True)
+    (tmp_path / "allenai").mkdir()
+    (tmp_path / "corpus.txt").write_text("one document\nanother document\n")
+    assert refused(capsys, *argv) == ["ckpts/dapt-cs: no such folder (ckpts/ is a folder here, and no hub id "
+                                      "ckpts/dapt-cs is in the cache)"]
+    assert not (tmp_path / "out").exists()
+    assert models.resolve_model("allenai/cs_roberta_base") == "allenai/cs_roberta_base"
+
+
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "--model", "bundled:bert-tiny", "--corpus", "corpus.txt", "--steps", "1", "--no-wandb"],
+    ["finetune", "--model", "bundled:bert-tiny", "--suite", "mini", "--task", "rt-polarity", "--no-wandb"],
+    ["select", "--task-text", "corpus.txt", "--pool", "corpus.txt"],
+    ["analyze", "vocab", "corpus.txt", "corpus2.txt"],
+], ids=["pretrain", "finetune", "select", "analyze"])
+def test_an_out_folder_among_the_condition_folders_is_refused(tmp_path, capsys, monkeypatch, argv):
+    """`--out experiments/dapt-cs`: a folder without config.yaml among the condition folders,
+    which every later `run`, `status` and `reproduce` refused (a condition's own folder is fine)."""
+    import dontstop.conditions
+
+    experiments = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS_DIR / "baseline", experiments / "baseline")
+    monkeypatch.setattr(dontstop.conditions, "EXPERIMENTS_DIR", experiments)
+    for name in ("corpus.txt", "corpus2.txt"):
+        (tmp_path / name).write_text("one document\nanother document\n")
+    out = experiments / "dapt-cs"
+    assert refused(capsys, *argv, "--out", out) == [
+        f"--out {out}: among the condition folders of {experiments}, where {out} would be a folder without "
+        "config.yaml, which every command refuses; give it a folder of its own"]
+    assert sorted(p.name for p in experiments.iterdir()) == ["baseline"]
 
 
 def test_pretrain_refuses_a_corpus_that_is_not_utf8_before_training(world, capsys):

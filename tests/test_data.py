@@ -70,6 +70,8 @@ def test_registry_holds_the_papers_facts():
     ('{"text": "a sentence", "label": "INHI\\u2060BITOR"}', "label",
      "'INHI\\u2060BITOR' holds an invisible character (U+2060: a class apart from 'INHIBITOR'); remove it"),
     ('{"text": "a sentence", "label": "\\u200b\\u200c"}', "label", "empty"),
+    # a line cut short (its newline inside the string): json's words end in "at", which read "at at column"
+    ('{"text": "a sentence cut sh', None, "malformed JSON (Invalid control character at column 28)"),
 ])
 def test_each_bad_line_is_one_problem_naming_file_line_and_field(tmp_path, line, field, message):
     path = write_lines(tmp_path / "train.jsonl", [record("fine", "INHIBITOR"), line])
@@ -201,6 +203,19 @@ def test_data_check_cli_exit_codes(tmp_path, capsys):
                                                       "chemprot, rct-20k")
 
 
+def test_data_check_task_of_another_suite_applies_under_a_suites_tasks_folder(tmp_path, capsys):
+    """ChemProt's files copied into data/mini/tasks/ and checked with `--task chemprot` were
+    "--task chemprot: unknown task" (the folder's suite, mini, was searched alone), though the
+    list of known tasks the flag is checked against names it."""
+    split = write_lines(tmp_path / "mini" / "tasks" / "my-chem" / "train.jsonl",
+                        [record("x binds y", "INHIBITOR"), record("x blocks y", "BLOCKS")])
+    for path in (split, split.parent):
+        assert main(["data", "check", str(path), "--task", "chemprot"]) == 2
+        captured = capsys.readouterr()
+        assert not captured.err, captured.err
+        assert f"{split}:2: field 'label': 'BLOCKS' is not in the label set (ACTIVATOR, " in captured.out
+
+
 def test_data_check_refuses_a_task_or_suite_flag_given_corpora_alone(tmp_path, capsys):
     """`data check corpus.txt --task rt-polarity` said '0 error(s)', exit 0: --task chooses the labels
     a split is checked against, and a corpus has none (nor is it checked against the task's text)."""
@@ -294,6 +309,24 @@ def test_a_corpus_saved_as_a_json_array_is_refused(tmp_path, lines):
             '({"text": ...}) in a file named .jsonl (as text its syntax would be pretrained on)']
     assert list(iter_corpus([write_lines(tmp_path / "talk.txt", ["[Applause] Thank you", "text"])])) == [
         "[Applause] Thank you", "text"]
+
+
+@pytest.mark.parametrize("header, kind, names", [
+    ("id,text,label", "CSV", "id, text, label"), ('"Sentence","Label"', "CSV", "Sentence, Label"),
+    ("text\tlabel", "TSV", "text, label"),
+])
+def test_a_spreadsheet_export_named_txt_is_refused_by_its_header(tmp_path, header, kind, names):
+    """A CSV or TSV saved as corpus.txt was read as text: its header and every row's id, quotes and
+    label were pretrained on (a .csv or .tsv name alone was refused)."""
+    corpus = write_lines(tmp_path / "corpus.txt", [header, '1,"a review, with a comma",pos'])
+    assert [p.error_line for p in check_corpus(corpus)] == [
+        f"{corpus}:1: a {kind} header ({names}): a spreadsheet export? a corpus is text, one document a line, or "
+        'JSON lines ({"text": ...}, .jsonl); as text its separators and columns would be pretrained on: export its '
+        "text column"]
+    with pytest.raises(UserError, match="a spreadsheet export"):
+        list(iter_corpus([corpus]))
+    prose = ["Text, content and sentences, in a first line of prose", "text,label", "Review, text"]
+    assert list(iter_corpus([write_lines(tmp_path / "prose.txt", prose)])) == prose
 
 
 def test_a_task_folder_of_csv_splits_beside_a_good_one_is_an_error_naming_the_csv(tmp_path, capsys):

@@ -552,6 +552,31 @@ def test_cli_reports_an_empty_corpus_as_one_line(tmp_path, capsys):
     assert code == 2 and error == f"dontstop: error: {empty}: corpus file is empty"
 
 
+@pytest.mark.parametrize("name, content, message", [
+    ("corpus.csv", 'id,text\n1,"one document"\n', "corpus.csv:1: a CSV file, but a corpus is text"),
+    ("corpus.jsonl", "".join(json.dumps({"txt" if i == 36 else "text": f"document {i}"}) + "\n" for i in range(40)),
+     "corpus.jsonl:37: field 'text': missing"),
+])
+def test_a_corpus_in_the_wrong_format_is_one_line_before_any_model_loads(tmp_path, capsys, monkeypatch,
+                                                                          name, content, message):
+    """Both were found only once the tokenizer and the weights had loaded (seconds to minutes for
+    roberta-large on a GPU node), the weights' loading bar above the error."""
+    import dontstop.models
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the corpus was read")
+
+    monkeypatch.setattr(dontstop.models, "load_pretrained", no_loading)
+    corpus = tmp_path / name
+    corpus.write_text(content)
+    out = tmp_path / "out"
+    code = main(["pretrain", "--model", "bundled:bert-tiny", "--corpus", str(corpus), "--out", str(out),
+                 "--steps", "2", "--batch-size", "4", "--per-device-batch-size", "4", "--no-wandb"])
+    [error] = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and error.startswith(f"dontstop: error: {tmp_path / message}"), error
+    assert not out.exists()
+
+
 def test_a_full_disk_while_tokenizing_is_one_line_and_nothing_finished(tiny_corpus, tmp_path, capsys,
                                                                        monkeypatch):
     import errno

@@ -641,6 +641,27 @@ def test_init_study_where_a_file_takes_a_folders_name_is_one_line_and_makes_noth
     assert sorted(folder.rglob("*")) == before
 
 
+def test_init_study_among_the_condition_folders_is_one_line_and_makes_nothing(tmp_path, capsys, monkeypatch):
+    """`init-study experiments/my-study` (where the configs live) wrote a study there: a folder
+    without config.yaml among the condition folders, which every later `run`, `status`,
+    `reproduce` and `readmes` refused. suites/ holds suite and study files, and stays open."""
+    import dontstop.runner.init_study
+    from dontstop.conditions import EXPERIMENTS_DIR
+
+    experiments = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS_DIR / "baseline", experiments / "baseline")
+    (experiments / "suites").mkdir()
+    monkeypatch.setattr(dontstop.runner.init_study, "EXPERIMENTS_DIR", experiments)
+    for folder in (experiments / "my-study", experiments):
+        assert main(["init-study", str(folder)]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"dontstop: error: init-study {folder}: among the condition folders of {experiments}, where {folder} would "
+            "be a folder without config.yaml, which every command refuses; give it a folder of its own"]
+    assert sorted(p.name for p in experiments.iterdir()) == ["baseline", "suites"]
+    assert not list((experiments / "baseline").glob("study.yaml"))
+    assert main(["init-study", str(experiments / "suites" / "my-study")]) == 0
+
+
 def test_a_cached_hub_id_beside_a_folder_of_its_org_is_a_hub_id(tmp_path, monkeypatch):
     """`allenai/cs_roberta_base` from the hub, in a study folder that keeps another allenai model
     in allenai/: it was taken for a mistyped folder ("allenai/cs_roberta_base: no such folder"),

@@ -33,6 +33,12 @@ COMMANDS = {
 }
 
 
+# The dests of the flags (and positional arguments) that name a file or folder, in any command.
+PATH_DESTS = frozenset({"out", "corpus", "task_text", "pool", "index_dir", "data_dir", "results_dir", "cache_dir",
+                        "tables_dir", "experiments_dir", "readme", "folder", "paths", "corpora",
+                        "exclude_dev_test_of", "overlap"})
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a flag's error is one line like every other bad input's (argparse prints
     its whole usage block above it), naming the command whose `--help` lists the flags. Every
@@ -51,7 +57,28 @@ class OneLineParser(argparse.ArgumentParser):
         prog = vars(parsed).pop("_prog", None)
         if unknown:
             self.error(f"unrecognized arguments: {' '.join(unknown)}", prog)
+        chosen = next((parser for parser in _each_subparser(self) if parser.prog == prog), None)
+        empty = _empty_path(chosen, parsed) if chosen else None
+        if empty:
+            self.error(empty, prog)
         return parsed
+
+
+def _empty_path(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> str | None:
+    """A path flag given an empty value (`--out "$OUT"` with OUT unset) was the working folder:
+    `finetune --out ''` and `select --out ''` wrote their files there, `analyze --out ''` its
+    tables, `init-study ''` a study; `--corpus ''` was ".: a folder, not a file"."""
+    for action in parser._actions:
+        if action.dest not in PATH_DESTS:
+            continue
+        value = getattr(parsed, action.dest, None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not item.strip():
+                name = action.option_strings[0] if action.option_strings else action.metavar or action.dest
+                optional = action.option_strings and not action.required
+                return (f"{name} {item!r}: an empty path (an unset shell variable?); give a file or folder"
+                        f"{', or leave the flag out' if optional else ''}")
+    return None
 
 
 def _each_subparser(parser: argparse.ArgumentParser):
@@ -77,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [argv[0]] if argv and argv[0] in COMMANDS else None
     args = expand_home(build_parser(chosen).parse_args(argv))
     try:
+        _check_out_outside_conditions(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()   # a reader gone shows here, inside this try, not as Python's message at exit
         return code
@@ -95,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dontstop: interrupted; {e.args[0] if e.args else 'rerun the same command to resume'}",
               file=sys.stderr)
         return getattr(e, "exit_code", 130)   # 128 + SIGINT; a runner's SIGTERM: 143 (runner/stopping.py)
+
+
+def _check_out_outside_conditions(args: argparse.Namespace) -> None:
+    """`--out experiments/dapt-cs` (`pretrain`, `finetune`, `select`, `analyze`): a folder without
+    config.yaml among the condition folders, which every later `run`, `status` and `reproduce` refused."""
+    if getattr(args, "out", None):
+        from .conditions import EXPERIMENTS_DIR, check_outside_conditions
+
+        check_outside_conditions(args.out, EXPERIMENTS_DIR, "--out")
 
 
 def expand_home(args: argparse.Namespace) -> argparse.Namespace:

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from .fileio import UserError
-from .tasks import QUICK_FOLDER
 from .records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord, read_probe, read_run
 
 
@@ -34,20 +33,3 @@ def result_files(suite_results: str | Path, name: str) -> list[Path]:
                             "where the folder is now, or remove the link")
     placed = root.glob(f"*/*/seed_*/{name}" if name == METRICS_FILE else f"*/*/{name}")
     return sorted(set(root.glob(f"**/{name}")) | set(placed))
-
-
-def check_root_given(folder: str | Path, suite_name: str, task_keys: list[str], flag: str) -> None:
-    """Refuse a results or cache root given one level too deep: `--results-dir results/mini`, the
-    suite's own folder, when <results>/<suite>/ is where its runs go. `run` wrote them to
-    results/mini/mini/ without a word, `aggregate` said "no metrics.json found" beside them, and
-    `status` showed every job not started. A folder of the suite's name that does not hold its
-    runs (a new `--results-dir runs/mini`) is a root like any other."""
-    root = Path(folder)
-    root = root.parent if root.name == QUICK_FOLDER else root   # --quick: <results>/quick/<suite>/
-    if root.name != suite_name or (root / suite_name).exists():
-        return
-    held = next((name for name in ("RUN.json", "checkpoints", "selections", *task_keys) if (root / name).exists()), None)
-    if held:
-        raise UserError(f"{flag} {root}: the folder of suite {suite_name} itself (it holds {held}); give the "
-                        f"folder above it, {root.parent} ({flag} is the root of <suite>/...)")
-

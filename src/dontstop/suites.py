@@ -21,6 +21,7 @@ from .config import NOT_YAML, from_dict, read_yaml_mapping
 from .fileio import UserError, raise_problems
 from .overrides import Override, apply_overrides, override_problems
 from .recipes import RECIPE_KINDS
+from .suite_roots import DATA_HOLDS, check_root_given
 from .suite_checks import check_sections
 from .tasks import QUICK_FOLDER, Domain, SuiteTasks, Task
 
@@ -138,6 +139,8 @@ def load_suite(name_or_path: str, root: str | Path = EXPERIMENTS_DIR, overrides:
         facts = study_file.builtin_facts(path, suite.name, suite.tasks, root, lines)
     folders = {override.keys[0]: override.value for override in overrides if not override.in_file}
     suite = replace(suite, source=str(path), **facts, **folders)
+    if "data_dir" in folders:   # a suite file's own data_dir is relative to it, checked with its paths
+        check_root_given(folders["data_dir"], suite.name, [], "--data-dir", holds=DATA_HOLDS)
     check_sections(suite, path, written)
     if study and not _chain:   # the study run, not one it extends
         study_file.check_no_outputs_left_behind(suite, given=set(folders))

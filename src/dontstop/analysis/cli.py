@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     add_suite_flags(parser, folders=("--data-dir", "--cache-dir"))   # --suite, --set and the data and cache roots
     parser.add_argument("--seed", type=seed_flag, default=0, help="document sample (and mask) seed")
-    parser.add_argument("--out", type=Path, help="this analysis's folder (default: paper_tables/<suite>/analysis)")
+    parser.add_argument("--out", help="this analysis's folder (default: paper_tables/<suite>/analysis)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_pair_flags(parser, ("--domain-corpus",))
 
@@ -147,7 +147,7 @@ def _check_max_length(max_length: int, models: dict[str, str]) -> None:
 def _writable_out_dir(args: argparse.Namespace, files: tuple[str, ...]) -> Path:
     """Fail before any work if a finished output would be replaced without --overwrite."""
     suite = load_suite(args.suite)   # a study's analysis goes beside its own tables
-    out_dir = args.out or analysis_dir(tables_dir(suite, None), suite.name)
+    out_dir = Path(args.out) if args.out else analysis_dir(tables_dir(suite, None), suite.name)
     check_writable_dir(out_dir)
     existing = [str(out_dir / name) for name in files if (out_dir / name).exists()]
     if existing and not args.overwrite:

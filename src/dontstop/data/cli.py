@@ -15,6 +15,7 @@ from .formats import Problem, check_corpus, parse_split, task_dir
 from .task_checks import check_task
 from ..fileio import UserError, check_writable_dir, wrong_kind
 from ..flags import seed_flag
+from ..suite_roots import DATA_HOLDS, check_root_given
 from ..tasks import PAPER_TASKS, SUITES, get_task
 
 CORPUS_SUFFIXES = (".txt", ".jsonl")
@@ -56,6 +57,7 @@ def _download(args: argparse.Namespace) -> int:
     keys = list(dict.fromkeys(args.tasks)) or list(PAPER_TASKS)
     tasks = [get_task("paper", key) for key in keys]  # an unknown key: one line naming the known
     base = data_base(args.data_url)
+    check_root_given(args.data_dir, "paper", [], "--data-dir", holds=DATA_HOLDS)   # it fetched into data/paper/paper
     check_writable_dir(args.data_dir)   # before any download, not when the first file is written
     for task in tasks:
         dest = task_dir(args.data_dir, "paper", task.key)
@@ -70,6 +72,7 @@ def _build_mini(args: argparse.Namespace) -> int:
     from .mini_readme import GENERATED, write_data_readme
 
     # beside the build it describes (data/README.md described a build elsewhere, of another seed)
+    check_root_given(args.data_dir, "mini", [], "--data-dir", holds=DATA_HOLDS)   # it built data/mini/mini
     readme = Path(args.readme or Path(args.data_dir) / "README.md")
     for folder in (args.data_dir, readme.parent):   # before the build, not after it
         check_writable_dir(folder)
@@ -174,7 +177,10 @@ def _check_one(kind: str, path: Path, args: argparse.Namespace) -> list[Problem]
 def _task_for(folder: Path, args: argparse.Namespace):
     """The registry task a folder belongs to: --task, else data/<suite>/tasks/<key>/."""
     key = args.task or folder.name
-    suite = args.suite or (folder.parent.parent.name if folder.parent.name == "tasks" else None)
+    # --task alone is looked up in every suite, as it was checked: under data/mini/tasks/, a
+    # paper task's key was "unknown task", the list of known ones naming it
+    in_folder = folder.parent.parent.name if folder.parent.name == "tasks" and not args.task else None
+    suite = args.suite or in_folder
     for candidate in ([suite] if suite else list(SUITES)):
         if candidate in SUITES and key in SUITES[candidate].tasks:
             return get_task(candidate, key)

@@ -28,12 +28,32 @@ def wrong_format(path: Path, line_no: int, raw: str) -> str | None:
         return (f"a YAML file (a suite or study file?), but a corpus is text, one document a line (.txt), or JSON "
                 f"lines ({{\"text\": ...}}, .jsonl); `dontstop reproduce --suite {path} --dry-run` checks "
                 "every file a study reads")
+    header = _table_header(raw) if path.suffix.lower() != ".jsonl" else None
+    if header:   # a spreadsheet export named .txt: its header, then each row's quotes and label were documents
+        return (f"a {header[0]} header ({', '.join(header[1])}): a spreadsheet export? a corpus is text, one "
+                "document a line, or JSON lines ({\"text\": ...}, .jsonl); as text its separators and columns "
+                "would be pretrained on: export its text column")
     if path.suffix != ".jsonl" and (_json_object(raw) or raw.strip() == "{"):   # or pretty-printed
         return ("a JSON object, but only a file named .jsonl is read as JSON (as text its syntax would be "
                 "pretrained on); rename it to .jsonl")
     if _json_array(raw):
         return ("a JSON array, but a corpus is one document a line, as text or as JSON lines ({\"text\": ...}) "
                 "in a file named .jsonl (as text its syntax would be pretrained on)")
+    return None
+
+
+# A column a spreadsheet of texts names its text column by; a header naming one, beside other columns,
+# is no sentence ("id,text,label", "sentence\tlabel").
+TEXT_COLUMNS = {"text", "texts", "sentence", "sentences", "content", "document", "body", "review", "abstract"}
+
+
+def _table_header(raw: str) -> tuple[str, list[str]] | None:
+    """('CSV' or 'TSV', the column names) when `raw` is a table's header naming a text column."""
+    for kind, separator in (("TSV", "\t"), ("CSV", ",")):
+        names = [name.strip().strip('"').strip() for name in raw.rstrip("\r\n").split(separator)]
+        if len(names) >= 2 and all(regex.fullmatch(r"[A-Za-z_][\w.-]{0,40}", name) for name in names) \
+                and TEXT_COLUMNS & {name.lower() for name in names}:
+            return kind, names
     return None
 
 

@@ -25,7 +25,8 @@ def parse_json_line(raw: str) -> tuple[Any, str | None, str | None]:
     try:
         value = json.loads(raw, object_pairs_hook=_object)
     except json.JSONDecodeError as e:
-        return None, None, f"malformed JSON ({e.msg} at column {e.colno})"
+        # json's "Invalid control character at" (a line cut short: its newline in a string) read "at at column"
+        return None, None, f"malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})"
     except _KeyTwice as e:
         return None, e.args[0], "given twice in one object (JSON keeps the last one without a word)"
     if "\\u" in raw:   # a surrogate comes only from an escape: the line was read as UTF-8

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -67,6 +68,7 @@ def recipe_from_args(args) -> PretrainRecipe:
     overrides = {field.name: getattr(args, field.name) for field in dataclasses.fields(PretrainRecipe)
                  if getattr(args, field.name, None) is not None}
     check_flags(PretrainRecipe, overrides, {"max_steps": "--steps"})   # before anything is loaded
+    _check_distinct(args.corpus)
     check_model_flag(args.model)
     preset = dict(PRESETS.get(args.recipe, {}))
     if "max_steps" in overrides or "epochs" in overrides:  # a length flag replaces the preset's
@@ -79,6 +81,18 @@ def recipe_from_args(args) -> PretrainRecipe:
             preset["lr"] = LORA_LR[args.recipe]
     return PretrainRecipe(**{**preset, **overrides, "base_model": args.model,
                              "corpora": args.corpus, "output_dir": args.out})
+
+
+def _check_distinct(corpora: list[str]) -> None:
+    """One file named twice (`--corpus cs.txt ./cs.txt`) is read once (its second copy all
+    duplicates): a typo for another corpus pretrained on the first alone, without a word."""
+    seen: dict[Path, str] = {}   # the file -> its first spelling
+    for corpus in corpora:
+        path = Path(corpus).resolve()
+        if path in seen:
+            also = "" if seen[path] == corpus else f" (the file of {seen[path]})"
+            raise UserError(f"--corpus {corpus}: given twice{also}; name each corpus once")
+        seen[path] = corpus
 
 
 def adapter_from_args(pairs: list[str]) -> dict[str, Any]:

@@ -141,6 +141,8 @@ class PretrainRun:
         self.output_dir, self.resume_dir = Path(recipe.output_dir), Path(recipe.output_dir) / "resume"
         self.created_output = not self.output_dir.exists()
         check_resumable(self.resume_dir, recipe_json(recipe))
+        # read through before any model loads: a CSV, a jsonl line without text stopped after the load
+        self.guard, self.corpus = guard, scan_corpus(recipe, guard.keys)
         self.accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no",
                                        gradient_accumulation_steps=self._micro_batches_per_step())
         self.processes, self.device = self.accelerator.num_processes, device_name(self.accelerator.device)
@@ -150,7 +152,6 @@ class PretrainRun:
         self.model = load_pretrained(AutoModelForMaskedLM, recipe.base_model, attn_implementation="sdpa")
         self.peft_model = wrap_for_training(self.model, recipe)  # LoRA in place; None: train every weight
         self.base_weights = base_weights(recipe) if self.peft_model else None   # as loaded: what LoRA trains on
-        self.guard, self.corpus = guard, scan_corpus(recipe, guard.keys)
         self.heldout = self.corpus.heldout_documents()
         with self.accelerator.main_process_first():             # the main process tokenizes
             self.stream = self._token_stream()

@@ -19,7 +19,7 @@ from .. import wandb_log
 from ..conditions import load_conditions
 from ..fileio import UserError, raise_problems
 from ..flags import RUN_ONLY_KEYS, add_experiments_dir, add_flag, add_suite_flags, aggregate_command, suite_overrides
-from ..results_tree import check_root_given
+from ..suite_roots import check_root_given
 from ..study_file import tables_dir
 from ..suites import load_suite, with_quick
 from ..tasks import QUICK_FOLDER

@@ -26,7 +26,7 @@ from ..data.study import check_study_data
 from ..fileio import UserError, raise_problems
 from ..flags import add_experiments_dir, add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
 from ..provenance import cpu_count
-from ..results_tree import check_root_given
+from ..suite_roots import check_root_given
 from ..value_rules import AT_LEAST_1, SEED, range_violations
 from ..report.tables_folder import STUDY_NOTEBOOK, check_outside_tables, check_tables_root
 from ..study_file import tables_dir

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..conditions import EXPERIMENTS_DIR, check_outside_conditions
 from ..fileio import UserError, atomic_write_text, check_writable_dir, wrong_kind
 from ..study_file import is_folder_name
 from ..tasks import QUICK_FOLDER, SUITES
@@ -89,6 +90,8 @@ def init_study(folder: Path, name: str | None = None) -> Path:
     if not is_folder_name(name):   # "a/b" was told "not paper, mini"
         raise UserError(f"--name {name}: not a folder name (its results and tables go in a folder of that name: "
                         "letters, digits, '-', '_' and '.', no '/')")
+    # experiments/my-study: a folder without config.yaml among the conditions', which every later command refused
+    check_outside_conditions(folder, EXPERIMENTS_DIR, "init-study")
     check_writable_dir(folder)
     study, readme = folder / "study.yaml", folder / "README.md"
     for path in (study, readme):

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..conditions import Condition
 from ..suites import Suite, checkpoints_dir
 from ..fileio import UserError, check_dir_path, is_locked
-from ..results_tree import check_root_given
+from ..suite_roots import check_root_given
 from .finished import stale_results
 from .inputs import check_inputs
 from .job_checks import check_finished_stage, check_stage_to_build
