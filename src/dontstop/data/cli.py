@@ -91,13 +91,15 @@ def _check(args: argparse.Namespace) -> int:
     known = [key for suite in ([args.suite] if args.suite else SUITES) for key in SUITES[suite].tasks]
     if args.task and args.task not in known:   # checked on a corpus it was ignored, exit 0
         raise UserError(f"--task {args.task}: unknown task; known: {', '.join(dict.fromkeys(known))}")
-    _check_label_flags(args)
+    paths = list(map(Path, args.paths))
+    targets_of = {path: _targets(path, set()) for path in paths if path.exists()}   # each walked once
+    _check_label_flags(args, {kind for targets in targets_of.values() for kind, _ in targets})
     problems: list[Problem] = []
     checked = 0
-    for path in map(Path, args.paths):
+    for path in paths:
         if not path.exists():
             raise UserError(f"{path}: no such file or folder")
-        targets = _targets(path, set())
+        targets = targets_of[path]
         if not targets:   # a typo'd layout (train.json, data.csv) must not pass as "0 errors"
             problems.append(Problem(str(path), None, None, "nothing to check in this folder: no task folder "
                                     f"(train.jsonl), no corpus or pool ({', '.join(CORPUS_SUFFIXES)})"))
@@ -113,12 +115,12 @@ def _check(args: argparse.Namespace) -> int:
     return 2 if errors else 0   # an error is what `dontstop run` refuses; warnings it tolerates
 
 
-def _check_label_flags(args: argparse.Namespace) -> None:
+def _check_label_flags(args: argparse.Namespace, kinds: set[str]) -> None:
     """--task and --suite choose the label set a task split is checked against: given with corpora
-    and pools alone they were ignored, exit 0 ('0 error(s)' read as the corpus checked against the
-    task, which no check does: pretraining drops a task's dev/test text itself)."""
+    and pools alone (`kinds`: what _targets found under the paths) they were ignored, exit 0
+    ('0 error(s)' read as the corpus checked against the task, which no check does: pretraining
+    drops a task's dev/test text itself)."""
     given = [f"{flag} {value}" for flag, value in (("--task", args.task), ("--suite", args.suite)) if value]
-    kinds = {kind for path in map(Path, args.paths) if path.exists() for kind, _ in _targets(path, set())}
     if given and kinds and not kinds & {"task", "split"}:
         raise UserError(f"{given[0]}: chooses the labels a task split is checked against, and {' '.join(args.paths)} "
                         "holds corpora or pools alone (no labels; checked against no task's text); leave it out")
