@@ -33,6 +33,7 @@ PRETRAIN_RECORD_FILE = "pretrain_record.json"
 PROBE_FILE = "probe.json"
 SELECT_RECORD_FILE = "select_record.json"
 SELECTED_CORPUS_FILE = "corpus.jsonl"     # beside it: task text, then the selected documents
+INDEX_KEY_FILE = "index_key.json"         # what a saved kNN index was built for; written last (select/selection.py)
 RUN_CONFIG_FILE = "config.json"           # beside metrics.json: the resolved recipe, written first
 RUN_HISTORY_FILE = "RUN.json"
 SLURM_FOLDER, SLURM_LOGS_FOLDER = "slurm", "slurm-logs"   # the launcher's job registry and logs

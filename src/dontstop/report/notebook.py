@@ -24,7 +24,7 @@ import pandas as pd
 from ..conditions import Conditions
 from ..suites import Suite
 from ..fileio import atomic_write_text, file_sha256, read_json, sha256_text
-from ..records import SELECTED_CORPUS_FILE, MetricsRecord
+from ..records import INDEX_KEY_FILE, SELECTED_CORPUS_FILE, MetricsRecord
 from ..data.sentences import task_queries
 from ..select.embed import load_embedder
 from ..select.index import load_index, search
@@ -238,7 +238,7 @@ def neighbours_markdown(found: pd.DataFrame, width: int = 220) -> str:
 
 def _index_dirs(indexes: Path, queries_sha: str) -> dict[Path, dict]:
     """The saved indexes built for this task text (by its sha256), each with its key."""
-    keys = {path.parent: read_json(path) for path in sorted(indexes.glob("*/index_key.json"))}
+    keys = {path.parent: read_json(path) for path in sorted(indexes.glob(f"*/{INDEX_KEY_FILE}"))}
     return {folder: key for folder, key in keys.items()
             if key.get("queries") == queries_sha and (folder / "index.faiss").is_file()}
 

@@ -21,7 +21,8 @@ from ..suites import Suite
 from ..fileio import file_sha256, job_lock, sha256_file, sha256_text
 from ..recipes import FinetuneRecipe, PretrainRecipe
 from ..stage_identity import selection_rule
-from ..records import METRICS_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, PretrainRecord, SelectRecord
+from ..records import (INDEX_KEY_FILE, METRICS_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, PretrainRecord,
+                       SelectRecord)
 from .plan import RunPlan, Stage
 from .selection_settings import selection_asked
 
@@ -54,22 +55,24 @@ def _select(stage: Stage, suite: Suite, exclude: AbstractSet[bytes], index_too: 
     queries_path, pool, embedding, asked = selection_asked(stage, suite)
     out_dir = stage.selection_dir
     index_dir = _index_dir(suite, queries_path, pool, embedding, exclude)
+
+    def select_into(folder: str | Path) -> None:
+        select_corpus([e.text for e in load_split(queries_path)], pool, folder,
+                      exclude=frozenset(exclude), index_dir=index_dir, **embedding, **asked)
+
     # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
     with job_lock(index_dir.with_suffix(".lock"), wait=True):
-        if (out_dir / SELECT_RECORD_FILE).exists():
-            if index_too and not (index_dir / "index_key.json").exists():
-                # the selection is there and its index is not (indexes/ removed to free the disk): the index
-                # alone, made by the same selection into a scratch folder, so the one made is left as it is
-                with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as scratch:
-                    select_corpus([e.text for e in load_split(queries_path)], pool, scratch,
-                                  exclude=frozenset(exclude), index_dir=index_dir, **embedding, **asked)
-                    if sha256_file(Path(scratch) / SELECTED_CORPUS_FILE) != sha256_file(out_dir / SELECTED_CORPUS_FILE):
-                        shutil.rmtree(index_dir)   # the pool or task changed since: its neighbours were not selected
-                        print(f"note: selection {stage.lineage}: its inputs changed since it was made; its index "
-                              "is not made again, and the notebook skips its nearest neighbours", flush=True)
-            return
-        select_corpus([e.text for e in load_split(queries_path)], pool, out_dir,
-                      exclude=frozenset(exclude), index_dir=index_dir, **embedding, **asked)
+        if not (out_dir / SELECT_RECORD_FILE).exists():
+            select_into(out_dir)
+        elif index_too and not (index_dir / INDEX_KEY_FILE).exists():
+            # the selection is there and its index is not (indexes/ removed to free the disk): the index
+            # alone, made by the same selection into a scratch folder, so the one made is left as it is
+            with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as scratch:
+                select_into(scratch)
+                if sha256_file(Path(scratch) / SELECTED_CORPUS_FILE) != sha256_file(out_dir / SELECTED_CORPUS_FILE):
+                    shutil.rmtree(index_dir)   # the pool or task changed since: its neighbours were not selected
+                    print(f"note: selection {stage.lineage}: its inputs changed since it was made; its index "
+                          "is not made again, and the notebook skips its nearest neighbours", flush=True)
 
 
 # The largest pool whose selection `reproduce` makes again for the notebook alone: the mini cs pool
@@ -89,10 +92,11 @@ def build_missing_selections(plans: list[RunPlan], suite: Suite) -> None:
            for stage in plan.stages if stage.selection and stage.selection["method"] == "knn"}
     exclude = (selection_exclude(guarded_files(suite.leakage_task_dirs(running={plan.task.key for plan in plans})))
                if knn else set())
-    missing = {key: stage for key, stage in knn.items()
-               if not (stage.selection_dir / SELECT_RECORD_FILE).exists()
-               or not (_index_dir(suite, *selection_asked(stage, suite)[:3], exclude) / "index_key.json").exists()}
-    for stage in missing.values():
+    for stage in knn.values():
+        # asked here, not before the loop: 50NN, 150NN and 500NN share one index, which the first makes
+        if ((stage.selection_dir / SELECT_RECORD_FILE).exists()
+                and (_index_dir(suite, *selection_asked(stage, suite)[:3], exclude) / INDEX_KEY_FILE).exists()):
+            continue
         megabytes = Path(stage.selection["pool"]).stat().st_size / 1e6
         if megabytes > NOTEBOOK_POOL_MAX_MB:
             print(f"note: selection {stage.lineage}: not in the cache, and its pool of {megabytes:,.0f} MB is "

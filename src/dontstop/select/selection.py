@@ -29,7 +29,7 @@ from ..data.sentences import DEFAULT_POOL_UNIT, DEFAULT_QUERY_UNIT, POOL_UNITS, 
 from .embed import EMBEDDERS, Embedder, load_embedder, make_embedder
 from ..fileio import (UserError, atomic_output, atomic_write_json, file_sha256, read_json,
                       sha256_text)
-from ..records import SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
+from ..records import INDEX_KEY_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, SelectRecord
 from ..stage_identity import selection_rule
 from .pool import PoolScan, fetch_candidates, load_scan, save_scan, scan_pool
 
@@ -191,8 +191,8 @@ def _knn_model(queries: list[str], task_keys: set[bytes], pool_path: Path, exclu
         del key["bow_tokens"]
     if settings.unit == "line":   # as saved before pools were cut into sentences
         del key["unit"]
-    if (folder / "index_key.json").is_file():
-        saved = read_json(folder / "index_key.json")
+    if (folder / INDEX_KEY_FILE).is_file():
+        saved = read_json(folder / INDEX_KEY_FILE)
         if saved != key:   # named: it said "another pool, task or embedder" when only --dim changed
             differ = ", ".join(name for name in sorted(saved.keys() | key.keys()) if saved.get(name) != key.get(name))
             raise UserError(f"{folder}: index was built for another pool, task or embedder ({differ} differ); "
@@ -203,7 +203,7 @@ def _knn_model(queries: list[str], task_keys: set[bytes], pool_path: Path, exclu
     model.save(folder / "embedder")
     save_scan(scan, folder / "pool_scan.npz")
     knn_index.save_index(faiss_index, folder / "index.faiss")
-    atomic_write_json(folder / "index_key.json", key)   # last: a folder without it is rebuilt
+    atomic_write_json(folder / INDEX_KEY_FILE, key)   # last: a folder without it is rebuilt
     return scan, model, faiss_index
 
 
