@@ -148,7 +148,8 @@ class PretrainRecord(_RecordFile):
     warmup_steps: int | None = None
 
     def one_step_at_lr_0(self) -> bool:
-        return one_step_at_lr_0(dataclasses.asdict(self))
+        # its three fields, not dataclasses.asdict, which deep-copies every field (excluded_keys too)
+        return one_step_at_lr_0({"steps": self.steps, "warmup_steps": self.warmup_steps, "recipe": self.recipe})
 
 
 def one_step_at_lr_0(stage: dict[str, Any]) -> bool:

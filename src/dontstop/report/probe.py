@@ -67,9 +67,14 @@ def probe_frame(probes: pd.DataFrame, runs: pd.DataFrame, layout: Layout) -> pd.
     return frame.sort_values(["task", "condition"], key=lambda column: column.map(rank), ignore_index=True)
 
 
+def _correlated_cells(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """The (task, condition) cells with both a probe gain and a fine-tuned gain."""
+    return frame[(frame.condition != baseline)].dropna(subset=["probe_gain", "finetune_gain"])
+
+
 def correlation(frame: pd.DataFrame, baseline: str) -> tuple[float, float, int]:
     """(Pearson r, Spearman rho, cells) of probe gain against fine-tuned gain."""
-    cells = frame[(frame.condition != baseline)].dropna(subset=["probe_gain", "finetune_gain"])
+    cells = _correlated_cells(frame, baseline)
     if len(cells) < 3 or constant_gain(cells):
         return np.nan, np.nan, len(cells)
     return (float(stats.pearsonr(cells.probe_gain, cells.finetune_gain)[0]),
@@ -90,8 +95,8 @@ def correlation_note(frame: pd.DataFrame, baseline: str) -> str:
     if n < 3:
         return f"Too few cells with fine-tuning runs ({n}) for a correlation."
     if np.isnan(r):
-        cells = frame[(frame.condition != baseline)].dropna(subset=["probe_gain", "finetune_gain"])
-        return (f"No correlation of probe gain and fine-tuned gain: the {constant_gain(cells)} gain is the "
+        constant = constant_gain(_correlated_cells(frame, baseline))
+        return (f"No correlation of probe gain and fine-tuned gain: the {constant} gain is the "
                 f"same in all {n} cells with fine-tuning runs.")
     return ("Across the cells with fine-tuning runs, probe gain vs fine-tuned gain: "
             f"Pearson r = {r:.2f}, Spearman ρ = {rho:.2f} ({n} cells).")
