@@ -52,12 +52,17 @@ def resolve_model(name: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or not HUB_ID.match(name):
         raise UserError(f"{name}: model path does not exist")
-    org = name.split("/")[0]
-    if "/" in name and Path(org).is_dir() and not in_local_cache(name):
-        # `--model ckpts/dapt-cs` mistyped, beside ckpts/: it was looked up as a hub id of org "ckpts",
-        # "not in the local cache and offline; fetch it ...: hf download ckpts/dapt-cs" (as study_file's base_model)
-        raise UserError(f"{name}: no such folder ({org}/ is a folder here, and no hub id {name} is in the cache)")
+    if mistyped_folder(name, Path()):
+        # `--model ckpts/dapt-cs` mistyped, beside ckpts/: it was looked up as a hub id (as study_file's base_model)
+        raise UserError(f"{name}: no such folder ({name.split('/')[0]}/ is a folder here, and no hub id {name} "
+                        "is in the cache)")
     return name
+
+
+def mistyped_folder(name: str, folder: Path) -> bool:
+    """Whether `org/name`, not found as a path, is a folder under `folder` mistyped: its `org` is a
+    folder there, and the Hugging Face cache holds no hub id `org/name`."""
+    return "/" in name and (folder / name.split("/")[0]).is_dir() and not in_local_cache(name)
 
 
 def _check_adapter_base(path: Path) -> None:

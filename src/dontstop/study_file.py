@@ -282,11 +282,10 @@ def _local_model(value: Any, folder: Path) -> bool:
     """A model given as a folder (a path, or a name found in the study's folder, or under a folder
     of the study's: `models/my-bert` mistyped, beside `models/`), not a hub id (`org/name`: it was
     looked up on the hub, "not in the local cache and offline", naming no key)."""
-    from .models import in_local_cache   # a hub id the cache holds is one, beside a folder of its org's name
+    from .models import mistyped_folder   # a hub id the cache holds is one, beside a folder of its org's name
 
     return isinstance(value, str) and (value.startswith((".", "/", "~")) or (folder / value).exists()
-                                       or ("/" in value and (folder / value.split("/")[0]).is_dir()
-                                           and not in_local_cache(value)))
+                                       or mistyped_folder(value, folder))
 
 
 def _at(path: Path, lines: dict[str, int], key: str) -> str:
