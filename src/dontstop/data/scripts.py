@@ -7,7 +7,8 @@ letter is a token of its own, as BERT's tokenizer splits CJK characters; in ever
 word is a run of letters, combining marks included (a Devanagari vowel sign or an NFD accent is
 not a word break: "मौसम", "café"). Both compare words in one form (`word_form`): NFC, full-width
 ASCII as ASCII, lowercased, so a word stored decomposed (macOS, Hangul as jamo) or typed full-width
-is the same word.
+is the same word; and without what is not part of a word's spelling: Arabic and Hebrew vowel
+points, tatweel, joiners, soft hyphens, presentation forms ("كَتَبَ", "كـتـب", "ﻛﺘﺐ" are "كتب").
 
     letter_classes().unspaced      # a regex character-class body: letters of unspaced scripts
     letter_classes().spaced        # letters of every other script
@@ -21,8 +22,11 @@ import unicodedata
 from dataclasses import dataclass
 
 # Blocks of scripts written without spaces between words: Thai and Lao, Myanmar, Khmer, kana,
-# CJK ideographs (and their extensions and compatibility forms), halfwidth katakana.
-UNSPACED_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF),
+# CJK ideographs (and their extensions and compatibility forms), halfwidth katakana, and the
+# letters of the CJK punctuation block (the iteration marks "々" of "人々", "〻", the vertical kana
+# repeat marks, "〆" of "〆切"): as letters of other scripts they were a run of one, no word at all.
+UNSPACED_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3005, 0x3006),
+                   (0x3031, 0x3035), (0x303B, 0x303C), (0x3040, 0x30FF),
                    (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF66, 0xFF9F),
                    (0x20000, 0x3FFFF))
 LAST_LETTER = 0x3FFFF   # no script has letters beyond the CJK extensions
@@ -63,12 +67,39 @@ def _range(first: int, last: int) -> str:
 
 # Full-width ASCII (U+FF01-U+FF5E: "ＧＰＴ", as Chinese and Japanese input methods type it) -> ASCII.
 FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+# Compatibility forms of letters, read as the letters (NFKC of these runs only, so that no other
+# text changes): Arabic presentation forms (U+FB50-U+FDFF, U+FE70-U+FEFF: shaped glyphs, as text
+# copied out of a PDF holds them, "ﻛﺘﺐ" for "كتب"), Hebrew ones (U+FB1D-U+FB4F) and halfwidth
+# katakana (U+FF61-U+FF9F: "ｶﾞ" is "ガ", its voicing mark a character of its own).
+COMPATIBILITY_RUN = re.compile("[\ufb1d-\ufdff\ufe70-\ufefe\uff61-\uff9f]+")
+# Optional vowel points of the abjads: Arabic harakat, shadda, tanwin and Quranic marks, Hebrew
+# niqqud and cantillation (the combining marks, Unicode category Mn, of the Arabic and Hebrew
+# blocks). Most Arabic and Hebrew text is written without them, a vowelled source (a school text,
+# scripture) with all or some: "كَتَبَ" and "كتب", "שָׁלוֹם" and "שלום" are one word each.
+ABJAD_BLOCKS = ((0x0591, 0x05C7), (0x0610, 0x06FF), (0x0750, 0x077F), (0x0870, 0x08FF))
+# Characters that draw nothing of a word's spelling: Arabic tatweel (U+0640, the kashida that
+# stretches a line: "كـتـب" is "كتب"), the zero-width non-joiner and joiner (U+200C/U+200D, inside a
+# Persian or Indic word: without them "می‌خواهم" was two words) and the soft hyphen (U+00AD, a
+# break point inside a word: "inter\u00adnational" was two).
+INVISIBLE_IN_WORDS = "\u0640\u200c\u200d\u00ad"
+
+
+@functools.cache
+def _form_table() -> dict[int, int | None]:
+    """str.translate's table: full-width ASCII to ASCII, vowel points and invisible characters out."""
+    points = {code: None for low, high in ABJAD_BLOCKS for code in range(low, high + 1)
+              if unicodedata.category(chr(code)) == "Mn"}
+    return {**FULL_WIDTH, **points, **dict.fromkeys(map(ord, INVISIBLE_IN_WORDS))}
 
 
 def word_form(text: str) -> str:
     """The text in the one form its words are compared in: NFC ("café" precomposed, whether it was
-    stored so or with a combining accent), full-width ASCII as ASCII, lowercased."""
-    return unicodedata.normalize("NFC", text).translate(FULL_WIDTH).lower()
+    stored so or with a combining accent), compatibility forms of letters as the letters, full-width
+    ASCII as ASCII, without vowel points of Arabic and Hebrew or characters that draw nothing of a
+    word (tatweel, joiners, soft hyphen), lowercased."""
+    text = unicodedata.normalize("NFC", text)
+    text = COMPATIBILITY_RUN.sub(lambda run: unicodedata.normalize("NFKC", run.group()), text)
+    return text.translate(_form_table()).lower()
 
 
 @functools.cache
