@@ -44,6 +44,36 @@ def test_the_bow_embedder_finds_words_in_chinese_so_knn_selects_the_tasks_topic(
     assert record.selected_by_source.get("football", 0) <= record.selected // 10, record.selected_by_source
 
 
+def test_dontstop_select_finds_the_words_of_chinese_without_being_told_and_records_them(tmp_path, capsys):
+    """`dontstop select` without --bow-tokens took scikit-learn's words whatever the text: on a
+    Chinese task each sentence was one word, and the neighbours of weather queries were football as
+    often, exit 0 and no word. Now a note names the letter and the words of every script are used;
+    English text and an explicit --bow-tokens keep their words; the record says which."""
+    from dontstop.cli import main
+    from dontstop.records import SelectRecord
+
+    rng = random.Random(0)
+    pool = write_pool(tmp_path / "pool.jsonl", rng)
+    task = tmp_path / "task.txt"
+    task.write_text("".join(chinese(rng, "weather") + "\n" for _ in range(10)), encoding="utf-8")
+    select = ["select", "--task-text", str(task), "--pool", str(pool), "--k", "3", "--dim", "8"]
+    assert main([*select, "--out", str(tmp_path / "auto")]) == 0
+    [note] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert note.startswith(f"note: {task}: its text holds '") and "(--bow-tokens scripts)" in note, note
+    record = SelectRecord.read(tmp_path / "auto" / "select_record.json")
+    assert record.bow_tokens == "scripts" and record.selected_by_source.get("football", 0) <= record.selected // 10
+    assert main([*select, "--out", str(tmp_path / "asked"), "--bow-tokens", "sklearn"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert SelectRecord.read(tmp_path / "asked" / "select_record.json").bow_tokens == "sklearn"
+    english = tmp_path / "english.txt"
+    english.write_text("sunny weather today\nrain and wind tomorrow\n", encoding="utf-8")
+    (tmp_path / "pool.txt").write_text("sunny skies and warm weather\nthe striker scored a goal\n", encoding="utf-8")
+    assert main(["select", "--task-text", str(english), "--pool", str(tmp_path / "pool.txt"), "--k", "1",
+                 "--out", str(tmp_path / "english")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert SelectRecord.read(tmp_path / "english" / "select_record.json").bow_tokens == "sklearn"
+
+
 def test_the_bow_token_pattern_splits_every_script_and_keeps_englishs_tokens():
     import re
 

@@ -111,3 +111,18 @@ def bow_token_pattern() -> str:
     classes = letter_classes()
     word = rf"[^\W{classes.unspaced}]"   # \w, less the letters of unspaced scripts
     return rf"[{classes.unspaced}]|{word}(?:{word}|[{classes.marks}])+"
+
+
+@functools.cache
+def _split_by_sklearn() -> re.Pattern:
+    """A letter of an unspaced script or a combining mark: where scikit-learn's word pattern, a run
+    of \\w, reads a whole sentence as one word or cuts a word at its vowel sign."""
+    classes = letter_classes()
+    return re.compile(f"[{classes.unspaced}{classes.marks}]")
+
+
+def first_unspaced_letter(texts: list[str]) -> str | None:
+    """The first character of `texts` that scikit-learn's words cannot read (a Han, kana or Thai
+    letter, a combining mark), or None: text whose words its pattern finds."""
+    pattern = _split_by_sklearn()
+    return next((found.group() for text in texts if (found := pattern.search(text))), None)

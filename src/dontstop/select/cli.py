@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import argparse
-
+import sys
+import unicodedata
 from pathlib import Path
 
 from ..data.formats import iter_corpus, text_key
+from ..data.scripts import first_unspaced_letter
 from ..data.leakage import guarded_files, leakage_keys, selection_exclude
 from ..data.sentences import DEFAULT_POOL_UNIT, DEFAULT_QUERY_UNIT, POOL_UNITS, QUERY_UNITS
 from ..fileio import UserError, check_writable_dir, raise_problems
@@ -44,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--encoder-model", help="--embedder encoder: its model (default bundled:minilm)")
     parser.add_argument("--dim", type=int, help="--embedder bow: vector size (default 128; VAMPIRE: 81)")
     parser.add_argument("--bow-tokens", choices=BOW_TOKENS,
-                        help="--embedder bow: its words: sklearn (space-separated scripts, the default) or "
-                             "scripts (also Chinese, Japanese, Thai, Hindi...)")
+                        help="--embedder bow: its words: sklearn (space-separated scripts) or scripts (also "
+                             "Chinese, Japanese, Thai, Hindi...; the default where the task text holds such letters)")
     parser.add_argument("--index", choices=knn_index.INDEX_TYPES, help="kNN: the faiss index (default flat)")
     parser.add_argument("--nprobe", type=int,
                         help=f"--index ivf: lists scanned per query (default {knn_index.DEFAULT_NPROBE})")
@@ -72,6 +74,7 @@ def _unused_flags(args: argparse.Namespace) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     raise_problems(_unused_flags(args))
+    bow_tokens_unset = args.bow_tokens is None
     for key, value in KNN_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -95,6 +98,8 @@ def _run(args: argparse.Namespace) -> int:
     task_texts = list(iter_corpus([args.task_text]))
     if not task_texts:
         raise UserError(f"{args.task_text}: no task text to select for (no documents)")
+    if bow_tokens_unset:
+        args.bow_tokens = _default_bow_tokens(args.task_text, task_texts)
     _check_no_heldout_texts(args.task_text, task_texts, leakage_keys(args.exclude_dev_test_of))
     exclude = selection_exclude(guarded_files(args.exclude_dev_test_of))   # their sentences too
     select_corpus(task_texts, args.pool, args.out, method=args.method, k=args.k,
@@ -103,6 +108,19 @@ def _run(args: argparse.Namespace) -> int:
                   seed=args.seed, index_dir=args.index_dir, bow_tokens=args.bow_tokens,
                   unit=args.unit, query_unit=args.query_unit)
     return 0
+
+
+def _default_bow_tokens(task_text: str, task_texts: list[str]) -> str:
+    """sklearn's words, unless the task text holds a letter they cannot read: in Chinese, Japanese
+    or Thai they made each sentence one word, and a Japanese review's neighbours were as often news
+    as reviews (116 of 239), without a word said; there the words of every script, with a note."""
+    letter = first_unspaced_letter(task_texts)
+    if letter is None:
+        return KNN_DEFAULTS["bow_tokens"]
+    print(f"note: {task_text}: its text holds {letter!r} ({unicodedata.name(letter, 'a combining mark')}), "
+          f"of a script scikit-learn's words cannot read: the bow embedder finds the words of every "
+          f"script (--bow-tokens scripts); give --bow-tokens sklearn to keep scikit-learn's", file=sys.stderr)
+    return "scripts"
 
 
 def _check_no_heldout_texts(task_text: str, task_texts: list[str], exclude: set[bytes]) -> None:

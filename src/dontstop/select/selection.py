@@ -169,7 +169,8 @@ def _knn_candidates(queries: list[str], task_keys: set[bytes], pool_path: Path, 
     details = {"embedder": settings.embedder, "dim": model.dim, "index": settings.index,
                "encoder_model": settings.encoder_model if settings.embedder == "encoder" else None,
                "nprobe": nprobe if settings.index == "ivf" else None,
-               "nlist": getattr(faiss_index, "nlist", None), "recall_at_k": recall}
+               "nlist": getattr(faiss_index, "nlist", None), "recall_at_k": recall,
+               "bow_tokens": settings.bow_tokens if settings.embedder == "bow" else None}
     return scan, candidates, details
 
 
