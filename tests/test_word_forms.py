@@ -75,3 +75,20 @@ def test_the_bow_embedder_selects_a_vowelled_pools_lines_for_bare_queries_of_the
     record = select_corpus(queries, pool, tmp_path / "knn", k=3, dim=8, bow_tokens="scripts")
     assert record.selected_by_source.get("sport", 0) == 0 and record.selected_by_source["politics"] > 0, \
         record.selected_by_source
+
+
+def test_an_overlap_of_chinese_corpora_says_that_it_compares_characters(tmp_path):
+    """In Chinese every letter is a word: the top lists are characters, and the overlap of two
+    topics is far above what words would give; the result said "top N words" and nothing else."""
+    from dontstop.analysis.vocab import measure_overlap
+
+    rng = random.Random(0)
+    weather, football = "天气晴朗下雨气温阳光", "球队比赛球员进球教练"
+    corpora = {"weather": write_lines(tmp_path / "weather.txt", ["".join(rng.sample(weather, 6)) for _ in range(20)]),
+               "football": write_lines(tmp_path / "football.txt", ["".join(rng.sample(football, 6)) for _ in range(20)]),
+               "english": write_lines(tmp_path / "english.txt", [f"sunny weather day {i}" for i in range(20)])}
+    notes = measure_overlap(corpora, top=5, sample_docs=20, seed=0).notes
+    [note] = [note for note in notes if "single letters" in note]
+    assert note.startswith("'weather' (100%), 'football' (100%): most words are single letters") and "english" not in note
+    english_only = {"english": corpora["english"], "copy": corpora["english"]}
+    assert not [note for note in measure_overlap(english_only, 2, 20, 0).notes if "single letters" in note]

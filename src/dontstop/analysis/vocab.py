@@ -18,7 +18,8 @@ in scripts that separate words with spaces (Latin, Cyrillic, Greek, Hangul, Arab
 ...) a word is a run of two or more letters, combining marks included (Unicode categories L and
 M: "don't" -> "don", "gpt-2" -> "gpt", "한국어는" is one word); in scripts written without spaces
 between words (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) every letter is a word of its
-own, as BERT's tokenizer splits CJK characters. Digits, punctuation and symbols are never part
+own, as BERT's tokenizer splits CJK characters (then a top list holds characters, and a note says
+so: `letter_notes`). Digits, punctuation and symbols are never part
 of a word. sklearn's English stop-word list is then removed from every corpus alike: it holds
 only English words, so other languages keep their function words, but for those spelt as English
 ones (Spanish "de", "con", "un", "no", "me"; French "de", "on", "un"; German "in", "an", "am",
@@ -76,6 +77,7 @@ def measure_overlap(corpora: dict[str, str | Path], top: int, sample_docs: int,
     if top_used < top:
         notes.append(f"'{smallest}' has only {top_used} distinct words in its sample: "
                      f"every top list has {top_used} words, not {top}")
+    notes += letter_notes(counts)
     vocabularies = {name: top_words(c, top_used) for name, c in counts.items()}
     return VocabOverlap(overlap_matrix(vocabularies, top_used), top, top_used, sample_docs,
                         {name: len(docs) for name, docs in samples.items()},
@@ -134,6 +136,26 @@ def word_counts(documents: Iterable[str]) -> Counter:
     for document in documents:
         counts.update(w for w in words(document) if w not in ENGLISH_STOP_WORDS)
     return counts
+
+
+# Above this share of a corpus's counted words being single letters (of Han, kana, Thai...: every
+# other word has two letters or more), its top list is a list of letters, and the overlap says so.
+LETTER_SHARE = 0.5
+
+
+def letter_notes(counts: dict[str, Counter]) -> list[str]:
+    """One note naming the corpora written mostly in a script without spaces between words: there a
+    "word" is a letter, a top list holds the corpus's most used characters (a few thousand at most
+    in Chinese or Japanese), and an overlap compares character inventories, which domains of one
+    language share far more than words; such numbers compare with each other, not with English ones."""
+    shares = {name: sum(n for word, n in c.items() if len(word) == 1) / sum(c.values())
+              for name, c in counts.items() if c}
+    lettered = [f"'{name}' ({share:.0%})" for name, share in shares.items() if share > LETTER_SHARE]
+    if not lettered:
+        return []
+    return [f"{', '.join(lettered)}: most words are single letters of a script without spaces between "
+            "words (Chinese, Japanese, Thai): top lists of characters, whose overlap compares character "
+            "inventories, not words (compare it within the study, not with English corpora)"]
 
 
 def top_words(counts: Counter, size: int) -> set[str]:
