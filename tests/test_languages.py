@@ -339,3 +339,22 @@ def test_a_study_is_told_when_its_model_cannot_read_its_language(korean_study, t
     assert main(["run", "experiments/tapt", "--suite", str(spanish / "study.yaml"), "--set", "base_model=bundled:bert-tiny",
                  "--dry-run", "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]) == 0
     assert note in capsys.readouterr().out.splitlines()
+
+
+def test_a_note_on_a_japanese_task_quotes_the_letter_it_means_not_the_sentence(korean_study, tmp_path):
+    """Between spaces a Japanese sentence is one word: the notes quoted whole sentences ("first in
+    '財布を届いた炊飯器、おすすめです。66点'", "'…おすすめです。…' -> '…おすすめてす。…'"), where
+    they meant '財' and 'が'."""
+    from dontstop.overrides import Override
+    from dontstop.runner.language_fit import language_notes
+
+    japanese = tmp_path / "japanese"
+    shutil.copytree(korean_study, japanese)
+    for split in (japanese / "data" / "comments").glob("*.jsonl"):
+        rows = [json.loads(line) for line in split.read_text(encoding="utf-8").splitlines()]
+        rows = [{**row, "text": f"財布が届いた、おすすめです。{i}点"} for i, row in enumerate(rows)]
+        split.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    english = [Override(("base_model",), "bundled:bert-tiny", "--set base_model=bundled:bert-tiny")]
+    unknown, stripped = language_notes(load_suite(str(japanese / "study.yaml"), overrides=english))
+    assert re.search(r"unknown to the tokenizer \(\[UNK\]; first in '.'\)", unknown), unknown
+    assert "strips accents and marks ('が' -> 'か')" in stripped, stripped

@@ -8,10 +8,15 @@ Korean became unknown tokens and jamo. A note, not an error: a model may be chos
 """
 from __future__ import annotations
 
+import functools
 import unicodedata
 from itertools import islice
+from typing import Iterator
+
+import regex
 
 from ..data.formats import iter_corpus
+from ..data.scripts import letter_classes
 from ..fileio import UserError
 from ..models import load_pretrained
 from ..suites import Suite
@@ -53,8 +58,7 @@ def _unknown(tokenizer, texts: list[str]) -> str | None:
     share = sum(i == tokenizer.unk_token_id for i in ids) / max(len(ids), 1)
     if share <= UNKNOWN_SHARE:
         return None
-    words = (word for text in texts for word in text.split())
-    unknown = next((word for word in words
+    unknown = next((word for word in _pieces(texts)
                     if tokenizer.unk_token_id in tokenizer(word, add_special_tokens=False)["input_ids"]), "")
     return (f"{share:.0%} of its tokens are unknown to the tokenizer ({tokenizer.unk_token}; first in "
             f"'{unknown}'): its vocabulary does not cover this text's language or script; a model of the "
@@ -67,13 +71,27 @@ def _stripped(tokenizer, texts: list[str]) -> str | None:
     normalizer = getattr(getattr(tokenizer, "backend_tokenizer", None), "normalizer", None)
     if normalizer is None:   # a slow tokenizer: nothing to ask
         return None
-    for word in (word for text in texts for word in text.split()):
+    for word in _pieces(texts):
         seen = normalizer.normalize_str(word)
         if _marks(word) and not _marks(seen):
             return (f"its tokenizer strips accents and marks ('{word}' -> '{seen}'): "
                     "the model never sees them; where they matter, a model that keeps them (a cased one) "
                     "as base_model reads them")
     return None
+
+
+def _pieces(texts: list[str]) -> Iterator[str]:
+    """What a note quotes, in order: the texts' space-separated words, but each letter of a script
+    without spaces (with its combining marks) alone: a Japanese sentence is one "word" between
+    spaces, and a note quoted the whole sentence, where the letter it meant was 'で' or '財'."""
+    for word in (word for text in texts for word in text.split()):
+        yield from _unspaced_or_not().findall(word)
+
+
+@functools.cache
+def _unspaced_or_not() -> regex.Pattern:
+    unspaced = letter_classes().unspaced
+    return regex.compile(rf"[{unspaced}]\p{{M}}*|[^{unspaced}]+")
 
 
 def _marks(text: str) -> int:
