@@ -146,6 +146,19 @@ def test_train_labels_differing_only_in_case_or_width_are_a_warning(tmp_path):
          "width: two classes (one label meant?)", "warning") for line, label in ((3, "Fresh"), (4, "ｆｒｅｓｈ"))]
 
 
+def test_train_labels_differing_only_in_arabic_vowel_marks_or_tatweel_are_a_warning(tmp_path):
+    """`سِيَاسَة` (vowelled, as a school text or a second annotator spells it) among `سياسة`, or `رياضـة`
+    with a tatweel among `رياضة`: each a class of its own, trained and scored without a word."""
+    labels = ["سياسة", "رياضة", "سِيَاسَة", "رياضـة", "سياسة", "רע", "רַע"]
+    write_lines(tmp_path / "train.jsonl", [record(f"text {i}", label) for i, label in enumerate(labels)])
+    write_lines(tmp_path / "dev.jsonl", [record("six", "سياسة"), record("seven", "رياضة")])
+    write_lines(tmp_path / "test.jsonl", [record("eight", "سياسة"), record("nine", "رياضة")])
+    assert [(p.error_line, p.severity) for p in check_task(tmp_path)] == [
+        (f"{tmp_path}/train.jsonl:{line}: field 'label': {label!r} differs from {first!r} (line {first_line}) only "
+         "in vowel marks or tatweel: two classes (one label meant?)", "warning")
+        for line, label, first, first_line in ((3, "سِيَاسَة", "سياسة", 1), (4, "رياضـة", "رياضة", 2), (7, "רַע", "רע", 6))]
+
+
 def test_a_train_label_written_as_a_number_among_strings_is_a_warning(tmp_path):
     """`1` among "pos" and "neg" (a cell a spreadsheet read as a number) was a third class of one
     example, without a word; a label set of numbers alone, or "1" given both ways, says nothing."""

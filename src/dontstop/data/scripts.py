@@ -85,11 +85,23 @@ INVISIBLE_IN_WORDS = "\u0640\u200c\u200d\u00ad"
 
 
 @functools.cache
-def _form_table() -> dict[int, int | None]:
-    """str.translate's table: full-width ASCII to ASCII, vowel points and invisible characters out."""
+def _unpointed_table() -> dict[int, None]:
+    """str.translate's table: vowel points and characters that draw nothing of a word, out."""
     points = {code: None for low, high in ABJAD_BLOCKS for code in range(low, high + 1)
               if unicodedata.category(chr(code)) == "Mn"}
-    return {**FULL_WIDTH, **points, **dict.fromkeys(map(ord, INVISIBLE_IN_WORDS))}
+    return {**points, **dict.fromkeys(map(ord, INVISIBLE_IN_WORDS))}
+
+
+@functools.cache
+def _form_table() -> dict[int, int | None]:
+    """str.translate's table: full-width ASCII to ASCII, vowel points and invisible characters out."""
+    return {**FULL_WIDTH, **_unpointed_table()}
+
+
+def unpointed(text: str) -> str:
+    """The text (NFC) without Arabic and Hebrew vowel points, tatweel, joiners or soft hyphens:
+    "سِيَاسَة" and "سياسـة" are "سياسة"."""
+    return unicodedata.normalize("NFC", text).translate(_unpointed_table())
 
 
 def word_form(text: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..tasks import SPLITS, Task
 from .encoding import ENCODING
 from .formats import Example, Problem, normalize, one_label_problem, parse_split
+from .scripts import unpointed
 
 # A train label of one example is warned of when every other label has at least this many: a typo
 # then, most likely ('fr esh' once among 249 'fresh'), where a label set of rare classes has several.
@@ -98,17 +99,20 @@ def _two_labels(paths: dict[str, Path], splits: dict[str, list[Example]], keys: 
 
 
 def _labels_alike(paths: dict[str, Path], splits: dict[str, list[Example]]) -> list[Problem]:
-    """Train labels that differ only in case or width (`Fresh` among `fresh`, a full-width `ｆｒｅｓｈ`):
-    each is its own class, trained and scored silently. A warning, since some label sets are case-
+    """Train labels that differ only in case or width (`Fresh` among `fresh`, a full-width `ｆｒｅｓｈ`),
+    or in Arabic or Hebrew vowel marks or tatweel (`سِيَاسَة` among `سياسة`, as a vowelled source spells
+    it): each is its own class, trained and scored silently. A warning, since some label sets are case-
     sensitive; NFC and NFD forms of a label are one label already (formats.parse_split)."""
     first: dict[str, Example] = {}
     said, problems = set(), []
     for e in splits["train"]:
-        seen = first.setdefault(_case_and_width_folded(e.label), e)
+        seen = first.setdefault(_case_and_width_folded(unpointed(e.label)), e)
         if seen.label != e.label and e.label not in said:   # each variant once, at its first line
             said.add(e.label)
+            how = ("case or width" if _case_and_width_folded(e.label) == _case_and_width_folded(seen.label)
+                   else "vowel marks or tatweel")   # Arabic, Hebrew: "سِيَاسَة" or "سياسـة" among "سياسة"
             problems.append(Problem(str(paths["train"]), e.line, "label", f"{e.label!r} differs from {seen.label!r} "
-                                    f"(line {seen.line}) only in case or width: two classes (one label meant?)", "warning"))
+                                    f"(line {seen.line}) only in {how}: two classes (one label meant?)", "warning"))
     return problems
 
 
