@@ -48,7 +48,8 @@ def test_dontstop_select_finds_the_words_of_chinese_without_being_told_and_recor
     """`dontstop select` without --bow-tokens took scikit-learn's words whatever the text: on a
     Chinese task each sentence was one word, and the neighbours of weather queries were football as
     often, exit 0 and no word. Now a note names the letter and the words of every script are used;
-    English text and an explicit --bow-tokens keep their words; the record says which."""
+    English text (an emoji's variation selector is a mark in no word) and an explicit --bow-tokens
+    keep their words; the record says which."""
     from dontstop.cli import main
     from dontstop.records import SelectRecord
 
@@ -66,7 +67,7 @@ def test_dontstop_select_finds_the_words_of_chinese_without_being_told_and_recor
     assert "note:" not in capsys.readouterr().err
     assert SelectRecord.read(tmp_path / "asked" / "select_record.json").bow_tokens == "sklearn"
     english = tmp_path / "english.txt"
-    english.write_text("sunny weather today\nrain and wind tomorrow\n", encoding="utf-8")
+    english.write_text("sunny weather today \u2764\ufe0f\nrain and wind tomorrow\n", encoding="utf-8")   # an emoji's mark
     (tmp_path / "pool.txt").write_text("sunny skies and warm weather\nthe striker scored a goal\n", encoding="utf-8")
     assert main(["select", "--task-text", str(english), "--pool", str(tmp_path / "pool.txt"), "--k", "1",
                  "--out", str(tmp_path / "english")]) == 0

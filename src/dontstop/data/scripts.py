@@ -127,14 +127,17 @@ def bow_token_pattern() -> str:
 
 @functools.cache
 def _split_by_sklearn() -> re.Pattern:
-    """A letter of an unspaced script or a combining mark: where scikit-learn's word pattern, a run
-    of \\w, reads a whole sentence as one word or cuts a word at its vowel sign."""
+    """A letter of an unspaced script, or a letter and the combining mark after it: where
+    scikit-learn's word pattern, a run of \\w, reads a whole sentence as one word or cuts a word at
+    its vowel sign or decomposed accent. A mark after no letter (an emoji's variation selector)
+    is in no word."""
     classes = letter_classes()
-    return re.compile(f"[{classes.unspaced}{classes.marks}]")
+    return re.compile(f"[{classes.unspaced}]|[{classes.spaced}][{classes.marks}]")
 
 
 def first_unspaced_letter(texts: list[str]) -> str | None:
-    """The first character of `texts` that scikit-learn's words cannot read (a Han, kana or Thai
-    letter, a combining mark), or None: text whose words its pattern finds."""
+    """The first letter of `texts` that scikit-learn's words cannot read (a Han, kana or Thai
+    letter; a letter with its combining mark, as "e\\u0301"), or None: text whose words its
+    pattern finds."""
     pattern = _split_by_sklearn()
     return next((found.group() for text in texts if (found := pattern.search(text))), None)

@@ -117,7 +117,7 @@ def _default_bow_tokens(task_text: str, task_texts: list[str]) -> str:
     letter = first_unspaced_letter(task_texts)
     if letter is None:
         return KNN_DEFAULTS["bow_tokens"]
-    print(f"note: {task_text}: its text holds {letter!r} ({unicodedata.name(letter, 'a combining mark')}), "
+    print(f"note: {task_text}: its text holds {letter!r} ({unicodedata.name(letter[-1], 'a combining mark')}), "
           f"of a script scikit-learn's words cannot read: the bow embedder finds the words of every "
           f"script (--bow-tokens scripts); give --bow-tokens sklearn to keep scikit-learn's", file=sys.stderr)
     return "scripts"
