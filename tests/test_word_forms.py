@@ -40,6 +40,7 @@ def test_a_word_is_one_word_with_or_without_its_vowel_points_tatweel_or_presenta
     assert words("ｶﾞｲﾄﾞ") == words("ガイド") == ["ガ", "イ", "ド"]
     assert words("می\u200cخواهم") == ["میخواهم"]
     assert words("inter\u00adnational") == ["international"]
+    assert words("الطا\u200fلب \u2067שלום\u2069") == ["الطالب", "שלום"]   # direction marks, inside a word or around it
 
 
 def test_the_iteration_marks_of_japanese_are_letters_of_their_own():

@@ -42,9 +42,10 @@ SELECTION_RULE = 2
 # (`selection.bow_tokens: scripts`, a study's default): it compares them in one Unicode form
 # (data/scripts.word_form: NFC, full-width as ASCII), as the vocabulary overlap does; before, an NFD
 # pool shared no accented word with an NFC task. The sklearn words (the built-in suites') are unchanged.
-# 4 (2026-12-08): that form also drops Arabic and Hebrew vowel points, tatweel, joiners and soft
-# hyphens and reads presentation forms and halfwidth katakana as their letters; before, a vowelled
-# pool shared no vowelled word with a bare task ("كَتَبَ" and "كتب" were two words).
+# 4 (2026-12-08): that form also drops Arabic and Hebrew vowel points, tatweel, joiners, direction
+# marks and soft hyphens and reads presentation forms and halfwidth katakana as their letters, and
+# "々", "〆" are letters of their own; before, a vowelled pool shared no word with a bare task
+# ("كَتَبَ" and "كتب" were two words).
 SCRIPTS_WORDS_RULE = 4
 
 

@@ -79,9 +79,11 @@ COMPATIBILITY_RUN = re.compile("[\ufb1d-\ufdff\ufe70-\ufefe\uff61-\uff9f]+")
 ABJAD_BLOCKS = ((0x0591, 0x05C7), (0x0610, 0x06FF), (0x0750, 0x077F), (0x0870, 0x08FF))
 # Characters that draw nothing of a word's spelling: Arabic tatweel (U+0640, the kashida that
 # stretches a line: "كـتـب" is "كتب"), the zero-width non-joiner and joiner (U+200C/U+200D, inside a
-# Persian or Indic word: without them "می‌خواهم" was two words) and the soft hyphen (U+00AD, a
-# break point inside a word: "inter\u00adnational" was two).
-INVISIBLE_IN_WORDS = "\u0640\u200c\u200d\u00ad"
+# Persian or Indic word: without them "می‌خواهم" was two words), the soft hyphen (U+00AD, a
+# break point inside a word: "inter\u00adnational" was two), and the direction marks that text
+# copied out of a right-to-left editor carries (U+200E/U+200F, U+061C, embeddings and isolates).
+INVISIBLE_IN_WORDS = ("\u0640\u200c\u200d\u00ad\u200e\u200f\u061c"
+                      "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @functools.cache
