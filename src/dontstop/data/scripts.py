@@ -79,8 +79,8 @@ COMPATIBILITY_RUN = re.compile("[\ufb1d-\ufdff\ufe70-\ufefe\uff61-\uff9f]+")
 ABJAD_BLOCKS = ((0x0591, 0x05C7), (0x0610, 0x06FF), (0x0750, 0x077F), (0x0870, 0x08FF))
 # Characters that draw nothing of a word's spelling: Arabic tatweel (U+0640, the kashida that
 # stretches a line: "كـتـب" is "كتب"), the zero-width non-joiner and joiner (U+200C/U+200D, inside a
-# Persian or Indic word: without them "می‌خواهم" was two words), the soft hyphen (U+00AD, a
-# break point inside a word: "inter\u00adnational" was two), and the direction marks that text
+# Persian or Indic word, which they split in two: "می‌خواهم"), the soft hyphen (U+00AD, a break
+# point inside a word: "inter\u00adnational" was two words), and the direction marks that text
 # copied out of a right-to-left editor carries (U+200E/U+200F, U+061C, embeddings and isolates).
 INVISIBLE_IN_WORDS = ("\u0640\u200c\u200d\u00ad\u200e\u200f\u061c"
                       "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -101,8 +101,9 @@ def _form_table() -> dict[int, int | None]:
 
 
 def unpointed(text: str) -> str:
-    """The text (NFC) without Arabic and Hebrew vowel points, tatweel, joiners or soft hyphens:
-    "سِيَاسَة" and "سياسـة" are "سياسة"."""
+    """The text (NFC) without Arabic and Hebrew vowel points or what draws nothing of a word
+    (INVISIBLE_IN_WORDS: tatweel, joiners, soft hyphens, direction marks): "سِيَاسَة" and "سياسـة"
+    are "سياسة"."""
     return unicodedata.normalize("NFC", text).translate(_unpointed_table())
 
 
@@ -110,7 +111,7 @@ def word_form(text: str) -> str:
     """The text in the one form its words are compared in: NFC ("café" precomposed, whether it was
     stored so or with a combining accent), compatibility forms of letters as the letters, full-width
     ASCII as ASCII, without vowel points of Arabic and Hebrew or characters that draw nothing of a
-    word (tatweel, joiners, soft hyphen), lowercased."""
+    word (INVISIBLE_IN_WORDS), lowercased."""
     text = unicodedata.normalize("NFC", text)
     text = COMPATIBILITY_RUN.sub(lambda run: unicodedata.normalize("NFKC", run.group()), text)
     return text.translate(_form_table()).lower()
