@@ -159,6 +159,18 @@ def test_train_labels_differing_only_in_arabic_vowel_marks_or_tatweel_are_a_warn
         for line, label, first, first_line in ((3, "سِيَاسَة", "سياسة", 1), (4, "رياضـة", "رياضة", 2), (7, "רַע", "רע", 6))]
 
 
+def test_a_train_label_in_halfwidth_katakana_with_voicing_marks_is_a_warning(tmp_path):
+    """`ﾎﾟｼﾞ` among `ポジ`: the width fold made each halfwidth character full-width alone, leaving the
+    voicing marks combining characters after their kana ("ホ\u309aシ\u3099", not "ポジ"): a third
+    class, trained and scored without a word (0 warnings)."""
+    write_lines(tmp_path / "train.jsonl", [record(f"text {i}", label) for i, label in enumerate(["ポジ", "ネガ", "ﾎﾟｼﾞ"])])
+    write_lines(tmp_path / "dev.jsonl", [record("six", "ポジ"), record("seven", "ネガ")])
+    write_lines(tmp_path / "test.jsonl", [record("eight", "ポジ"), record("nine", "ネガ")])
+    assert [(p.error_line, p.severity) for p in check_task(tmp_path)] == [
+        (f"{tmp_path}/train.jsonl:3: field 'label': 'ﾎﾟｼﾞ' differs from 'ポジ' (line 1) only in case or width: "
+         "two classes (one label meant?)", "warning")]
+
+
 def test_a_train_label_written_as_a_number_among_strings_is_a_warning(tmp_path):
     """`1` among "pos" and "neg" (a cell a spreadsheet read as a number) was a third class of one
     example, without a word; a label set of numbers alone, or "1" given both ways, says nothing."""

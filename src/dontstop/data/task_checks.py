@@ -169,8 +169,10 @@ def _reads_as_number(label: str) -> bool:
 
 def _case_and_width_folded(label: str) -> str:
     """A label without case, its full-width and half-width forms (U+FF00-U+FFEF) as plain ones;
-    NFKC alone would fold superscripts and circled digits too (x² and x2), which are no width."""
-    return "".join(unicodedata.normalize("NFKC", c) if 0xFF00 <= ord(c) <= 0xFFEF else c for c in label).casefold()
+    NFKC alone would fold superscripts and circled digits too (x² and x2), which are no width. NFC
+    last: a halfwidth voicing mark becomes a combining one, which joins its kana ("ﾎﾟｼﾞ" is "ポジ")."""
+    folded = "".join(unicodedata.normalize("NFKC", c) if 0xFF00 <= ord(c) <= 0xFFEF else c for c in label)
+    return unicodedata.normalize("NFC", folded).casefold()
 
 
 def _copied_splits(paths: dict[str, Path], keys: dict[str, list[str]]) -> list[Problem]:
