@@ -10,12 +10,15 @@ pretraining rate: a classifier's training step costs per token the masked-LM ste
 not its head (classifier_cost_share, from the model's shape: 0.40 for BERT-tiny, whose vocabulary
 projection outweighs its 2 layers; 0.93 for roberta-base), and evaluation is forward passes only.
 Every epoch counts (no early stop), over the examples the recipe trains on (`max_train_examples`),
-each cut at its `max_length`. Text is ~4 characters per token (runner/text_size.py). A task file
-not downloaded yet counts as its registry size of examples, each a full max_length sequence: an
-upper bound, flagged as such. A stage of one-document sequences (`pack_documents: false`, the
-paper's TAPT) counts its documents for the steps and the padding of its micro-batches (each as wide
-as its longest sequence) for the compute. A kNN or RAND stage counts the candidates it is expected
-to select (runner/selection_size.py), and its selection's corpus once made.
+each cut at its `max_length`. Tokens are counted by the suite's base model's tokenizer when it is
+on this machine, else guessed from characters (runner/token_count.py). A task file not downloaded
+yet counts as its registry size of examples, each a full max_length sequence: a guess, flagged
+'?', and no bound for pretraining, where a longer text fills more sequences (a fine-tuning run cuts
+each at max_length: it reads at most those tokens). A stage of one-document sequences
+(`pack_documents: false`, the paper's TAPT) counts its documents for the steps and the padding of
+its micro-batches (each as wide as its longest sequence) for the compute. A kNN or RAND stage
+counts the candidates it is expected to select (runner/selection_size.py), and its selection's
+corpus once made.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .jobs import Job
 from .plan import RunPlan, Stage, scaled_k
 from .selection_size import drawn_candidates, selected_corpus
+from .token_count import GUESS, TokenCounter, token_counter
 from .text_size import (count_lines, document_sequences, document_tokens, expected_longest, file_documents,
                         text_tokens, trained_share)
 
@@ -131,6 +135,7 @@ class Estimator:
     finetune: Rate | None             # training tokens/s of a whole run; None: use finetune_run_s or a guess
     finetune_run_s: float | None      # median wall time of a finished run; None: none yet
     finetune_share: float | None = None   # guess: a classifier token's cost in MLM tokens; None: 1
+    counter: TokenCounter = GUESS   # how text is counted: the suite's tokenizer, else the guess
 
     @property
     def tokens_per_s(self) -> float:
@@ -148,14 +153,15 @@ class Estimator:
             pretrain = bench.get("pretrain") or Rate(suite.estimate_tokens_per_s, "the suite's estimate_tokens_per_s")
         run_s = statistics.median(times) if times else None
         guess = run_s is None and bench.get("finetune") is None
-        return cls(suite, pretrain, bench.get("finetune"), run_s, suite_classifier_share(suite) if guess else None)
+        return cls(suite, pretrain, bench.get("finetune"), run_s, suite_classifier_share(suite) if guess else None,
+                   token_counter(suite.base_model))
 
     def file_tokens(self, path: str, max_length: int) -> tuple[float, bool]:
         """(tokens, exact) of a training file: of its text, or, for a task split not downloaded
         yet, one max_length sequence per example of the registry's size."""
         path_ = Path(path)
         if path_.is_file():
-            return text_tokens(path_), True
+            return text_tokens(path_, self.counter), True
         suite = self.suite
         task = next((t for t in suite.task_table.values() if suite.task_dir(t.key) == path_.parent), None)
         if task is None or not task.sizes:
@@ -185,7 +191,7 @@ class Estimator:
             steps = recipe["max_steps"]
         else:
             paths, drawn, exact = self.stage_texts(stage, max_length)
-            documents = [file_documents(path) if Path(path).is_file() else None for path in paths]
+            documents = [file_documents(path, self.counter) if Path(path).is_file() else None for path in paths]
             kept = trained_share(None if None in documents else sum(documents) + len(drawn), recipe)
             if not recipe.get("pack_documents", PretrainRecipe.pack_documents):
                 parts = [self.file_sequences(path, max_length) for path in paths]
@@ -197,9 +203,13 @@ class Estimator:
                 tokens_per_step = batch * width
             else:
                 sizes = [self.file_tokens(path, max_length) for path in paths]
-                corpus_tokens = (sum(size for size, _ in sizes) + drawn.sum()) * kept
+                # each document ends in a separator, each sequence is [CLS] + max_length - 2 + [SEP]
+                # (pretrain/sequences.py; left out, the mini's 500NN was 99 steps where it ran 103)
+                separators = sum(count or 0 for count in documents) + len(drawn)
+                corpus_tokens = (sum(size for size, _ in sizes) + drawn.sum() + separators) * kept
                 exact = exact and all(size_exact for _, size_exact in sizes)
-                steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / tokens_per_step)
+                steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / (tokens_per_step // max_length
+                                                                             * (max_length - 2)))
         tokens = steps * tokens_per_step
         return tokens / self.pretrain.value, int(tokens), int(steps), exact
 
@@ -216,9 +226,10 @@ class Estimator:
         texts = [*stage.corpora, selection["queries"]]
         queries, exact = self.file_sequences(selection["queries"], max_length, unit=selection["query_unit"])
         # one query a sentence (or text), however many sequences it fills; not there yet: one a sequence
-        count = len(document_tokens(selection["queries"], selection["query_unit"])) if exact else len(queries)
+        count = len(document_tokens(selection["queries"], selection["query_unit"], self.counter)) if exact \
+            else len(queries)
         if Path(selection["pool"]).is_file():
-            return texts, drawn_candidates(stage, count), exact
+            return texts, drawn_candidates(stage, count, self.counter), exact
         per_query = scaled_k(selection["k"], selection.get("k_scale", 1.0))
         return texts, np.resize(queries, per_query * count), False
 
@@ -227,11 +238,12 @@ class Estimator:
         its sentences): a document longer than max_length fills several; a task file not downloaded
         yet, its registry size of full ones."""
         if Path(path).is_file():
-            return document_sequences(document_tokens(path, unit), max_length), True
+            return document_sequences(document_tokens(path, unit, self.counter), max_length), True
         return np.full(int(self.file_tokens(path, max_length)[0] // max_length), max_length), False
 
     def finetune_seconds(self, plan: RunPlan) -> tuple[float, bool]:
-        """(seconds, exact) of one fine-tuning run, every epoch run (no early stop): a bound above."""
+        """(seconds, exact) of one fine-tuning run, every epoch run (no early stop): mostly high, and no
+        bound, as the rate it is priced at is measured, not a floor."""
         if self.finetune_run_s is not None:
             return self.finetune_run_s, True
         recipe, splits = self.suite.finetune, self.suite.task_dir(plan.task.key)

@@ -13,7 +13,7 @@ from ..records import METRICS_FILE
 from ..stage_identity import released_id
 from ..suites import Suite
 from .estimate import Estimator, MissingInput, wall_seconds
-from .selection_size import whole_pool
+from .selection_size import knn_overlap_note, whole_pool
 from .text_size import count_lines
 from .finished import Stale
 from .jobs import Job
@@ -46,9 +46,12 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
             continue
         total, bounded = total + stage_s, bounded or not exact
         seconds[stage.record_path] = stage_s
-        print(f"  stage {state:9s} {stage.lineage:48s} steps{'~' if exact else '<'}{steps:>9,d} "
-              f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(stage_s)}")
-        if state == "build" and (whole := whole_pool(stage)) is not None:
+        mark = "~" if exact else "?"   # ?: sizes guessed for files not there yet, no bound either way
+        print(f"  stage {state:9s} {stage.lineage:48s} steps{mark}{steps:>9,d} "
+              f"tokens{mark}{tokens:>14,d} time~{_duration(stage_s)}")
+        if state == "build" and (note := knn_overlap_note(stage, estimator.counter)):
+            print(f"    {note}")
+        if state == "build" and (whole := whole_pool(stage, estimator.counter)) is not None:
             print(f"    note: its k per query is at least the {whole:,d} candidates of "
                   f"{Path(stage.selection['pool']).name}: it selects the whole pool, as a larger k would (the same corpus)")
     todo = [(p, s) for p in plans for s in p.seeds
@@ -70,13 +73,16 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
     device = "GPU" if suite.estimate_bench else "on this machine"
     print(f"estimated total {device}: {_duration(total)}"
           + (" without the costs marked unknown" if unknown else "")
-          + (" (task files not downloaded yet counted as full 512-token sequences: their tokens, '<' "
-             "above, are upper bounds)" if bounded else ""))
+          + (" (files not there yet guessed: a task's registry size of texts, each one full max_length "
+             "sequence, and a pool's k candidates a query each as long; '?' above: no bound, as a longer "
+             "text fills more sequences; a fine-tuning run, which cuts texts at max_length, reads at most "
+             "the tokens counted)" if bounded else ""))
     if workers and not unknown:   # workers beyond the cores share them: no faster than one a core
         sharing = f" sharing {cpu_count()} CPU cores" if workers > cpu_count() else ""
         print(f"  on {workers} worker(s) (--workers){sharing}, in the runner's order: about "
               f"{_duration(wall_seconds(jobs, seconds, min(workers, cpu_count()))).strip()} of wall time")
     print(f"  pretraining at {estimator.pretrain.value:,.0f} tokens/s ({estimator.pretrain.source})")
+    print(f"  tokens {estimator.counter.source}")
     if estimator.finetune_run_s is not None:
         print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.1f} s)")
     elif estimator.finetune is not None:
