@@ -26,7 +26,7 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
     included), and what they cost here; `jobs`: the plans' jobs (jobs.make_jobs, with the stages
     the domain analysis reads), whose stages are those to build. `workers` (the local launcher):
     the wall time on that many workers too."""
-    estimator, total, bounded, unknown = Estimator.for_suite(suite), 0.0, False, False
+    estimator, total, guessed, unknown = Estimator.for_suite(suite), 0.0, False, False
     seconds: dict[Path, float] = {}   # each job to do: its estimated seconds, by its done file
     print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
     redo = {item.path for item in stale}
@@ -44,7 +44,7 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
             print(f"  stage {state:9s} {stage.lineage:48s} cost unknown: {missing} not found")
             unknown = True
             continue
-        total, bounded = total + stage_s, bounded or not exact
+        total, guessed = total + stage_s, guessed or not exact
         seconds[stage.record_path] = stage_s
         mark = "~" if exact else "?"   # ?: sizes guessed for files not there yet, no bound either way
         print(f"  stage {state:9s} {stage.lineage:48s} steps{mark}{steps:>9,d} "
@@ -58,7 +58,7 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
             if not (p.run_dir(s) / METRICS_FILE).exists() or p.run_dir(s) / METRICS_FILE in redo]
     try:
         runs = [estimator.finetune_seconds(p) for p, _ in todo]
-        finetune_seconds, bounded = sum(s for s, _ in runs), bounded or not all(e for _, e in runs)
+        finetune_seconds, guessed = sum(s for s, _ in runs), guessed or not all(e for _, e in runs)
         seconds |= {p.run_dir(seed) / METRICS_FILE: run_s for (p, seed), (run_s, _) in zip(todo, runs)}
         cost = f"time~{_duration(finetune_seconds)}"
     except MissingInput as missing:   # a task of no known size, not built or downloaded yet
@@ -76,7 +76,7 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
           + (" (files not there yet guessed: a task's registry size of texts, each one full max_length "
              "sequence, and a pool's k candidates a query each as long; '?' above: no bound, as a longer "
              "text fills more sequences; a fine-tuning run, which cuts texts at max_length, reads at most "
-             "the tokens counted)" if bounded else ""))
+             "the tokens counted)" if guessed else ""))
     if workers and not unknown:   # workers beyond the cores share them: no faster than one a core
         sharing = f" sharing {cpu_count()} CPU cores" if workers > cpu_count() else ""
         print(f"  on {workers} worker(s) (--workers){sharing}, in the runner's order: about "
