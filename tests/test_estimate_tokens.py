@@ -152,3 +152,24 @@ def test_a_task_file_not_there_yet_is_a_guess_and_never_called_an_upper_bound(mi
     line = next(line for line in out.splitlines() if "base+tapt-aclsum-roles" in line)
     assert "steps?" in line and "tokens?" in line and "<" not in line
     assert "upper bound" not in out and "'?' above: no bound" in out
+
+
+@pytest.mark.parametrize("make_texts", [lambda: english_texts(900, 14), lambda: chinese_texts(700, 45)])
+def test_a_packed_stage_is_costed_at_the_steps_the_trainer_takes_of_its_token_stream(mini_suite, tmp_path,
+                                                                                      make_texts):
+    """The trainer's sequences are its token stream (each document, then a separator) cut into
+    max_length - 2 tokens and wrapped in [CLS] and [SEP]: the estimate at 4 characters a token and
+    without the separators gave the mini's 500NN, its selection made, 114 steps where it ran 103."""
+    from transformers import AutoTokenizer
+
+    from dontstop.models import resolve_model
+    from dontstop.pretrain.sequences import PackedSequences, write_token_stream
+
+    texts = make_texts()
+    write_jsonl(mini_suite.task_dir("aclsum-roles") / "train.jsonl", texts)
+    stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["aclsum-roles"])[0].stages[-1]
+    stage.recipe.update(epochs=3, batch_size=4, max_length=64, pack_documents=True, heldout_documents=0)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("bundled:bert-tiny"))
+    write_token_stream(tokenizer, texts, tmp_path / "tokens.bin", show_progress=False)
+    sequences = len(PackedSequences(tokenizer, tmp_path / "tokens.bin", 64))
+    assert Estimator.for_suite(mini_suite).stage_seconds(stage)[2] == 3 * -(-sequences // 4)
