@@ -154,22 +154,27 @@ def test_a_task_file_not_there_yet_is_a_guess_and_never_called_an_upper_bound(mi
     assert "upper bound" not in out and "'?' above: no bound" in out
 
 
-@pytest.mark.parametrize("make_texts", [lambda: english_texts(900, 14), lambda: chinese_texts(700, 45)])
+@pytest.mark.parametrize("pack_documents", [True, False])
+# Chinese texts of 100 tokens: two one-document sequences of 64 each
+@pytest.mark.parametrize("make_texts", [lambda: english_texts(900, 14), lambda: chinese_texts(500, 100)])
 def test_a_packed_stage_is_costed_at_the_steps_the_trainer_takes_of_its_token_stream(mini_suite, tmp_path,
-                                                                                      make_texts):
+                                                                                      make_texts, pack_documents):
     """The trainer's sequences are its token stream (each document, then a separator) cut into
     max_length - 2 tokens and wrapped in [CLS] and [SEP]: the estimate at 4 characters a token and
-    without the separators gave the mini's 500NN, its selection made, 114 steps where it ran 103."""
+    without the separators gave the mini's 500NN, its selection made, 114 steps where it ran 103.
+    One document a sequence (the paper's TAPT): a document past max_length - 2 tokens fills more."""
     from transformers import AutoTokenizer
 
     from dontstop.models import resolve_model
-    from dontstop.pretrain.sequences import PackedSequences, write_token_stream
+    from dontstop.pretrain.sequences import DocumentSequences, PackedSequences, write_token_stream
 
     texts = make_texts()
     write_jsonl(mini_suite.task_dir("aclsum-roles") / "train.jsonl", texts)
     stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["aclsum-roles"])[0].stages[-1]
-    stage.recipe.update(epochs=3, batch_size=4, max_length=64, pack_documents=True, heldout_documents=0)
+    stage.recipe.update(epochs=3, batch_size=4, per_device_batch_size=4, max_length=64,
+                        pack_documents=pack_documents, heldout_documents=0)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("bundled:bert-tiny"))
     write_token_stream(tokenizer, texts, tmp_path / "tokens.bin", show_progress=False)
-    sequences = len(PackedSequences(tokenizer, tmp_path / "tokens.bin", 64))
+    kind = PackedSequences if pack_documents else DocumentSequences
+    sequences = len(kind(tokenizer, tmp_path / "tokens.bin", 64))
     assert Estimator.for_suite(mini_suite).stage_seconds(stage)[2] == 3 * -(-sequences // 4)
