@@ -39,9 +39,15 @@ def test_fine_tuning_counts_the_examples_trained_on_each_cut_at_max_length(mini_
         write_split(splits / f"{split}.jsonl", examples, chars=400)
     plan = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "baseline"), ["rt-polarity"])[0]
     estimator = Estimator.for_suite(mini_suite)
-    per_example = 400 / CHARS_PER_TOKEN   # the text's 100 tokens; its line's key, id and label are no text
+    # the text's 100 tokens and its [CLS] and [SEP]; its line's key, id and label are no text
+    per_example = 400 / CHARS_PER_TOKEN + 2
     assert estimator.split_tokens(splits / "train.jsonl", 512) == (pytest.approx(500 * per_example), True)
     assert estimator.split_tokens(splits / "train.jsonl", 64, 200) == (200 * 64, True)   # cut, and capped
+    # each example cut on its own: one of 30 tokens and one of 130, at 64, are 32 + 64, not 2 x 64
+    splits.joinpath("train.jsonl").write_text("".join(json.dumps({"id": str(i), "text": "x" * size, "label": "a"})
+                                                      + "\n" for i, size in enumerate((120, 520))))
+    assert estimator.split_tokens(splits / "train.jsonl", 64) == (32 + 64, True)
+    write_split(splits / "train.jsonl", 500, chars=400)
 
     mini_suite.finetune.update(max_length=64, max_train_examples=200, epochs=15)
     seconds, exact = estimator.finetune_seconds(plan)

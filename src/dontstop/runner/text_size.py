@@ -43,6 +43,18 @@ def _document_tokens(path: str, _version: tuple[int, int], unit: str, counter: T
     return counter.tokens(list(texts))
 
 
+def example_tokens(path: str, counter: TokenCounter = GUESS) -> np.ndarray:
+    """Tokens of each text of a task split in file order, repeats included: fine-tuning reads every
+    line (training drops a repeated text, fine-tuning does not)."""
+    status = Path(path).stat()
+    return _example_tokens(str(path), (status.st_mtime_ns, status.st_size), counter)
+
+
+@functools.lru_cache(maxsize=32)
+def _example_tokens(path: str, _version: tuple[int, int], counter: TokenCounter) -> np.ndarray:
+    return counter.tokens(list(iter_corpus([path], dedup=False)))
+
+
 def document_sequences(tokens: np.ndarray, max_length: int) -> np.ndarray:
     """Tokens of each sequence (special tokens included) when every document starts its own and a
     longer one goes on in the next: full max_length sequences, then the document's remainder."""
