@@ -22,6 +22,7 @@ corpus once made.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -39,7 +40,7 @@ from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .jobs import Job
 from .plan import RunPlan, Stage, scaled_k
 from .selection_size import drawn_candidates, selected_corpus
-from .token_count import GUESS, TokenCounter, token_counter
+from .token_count import TokenCounter, token_counter
 from .text_size import (document_sequences, document_tokens, example_tokens, expected_longest, file_documents,
                         text_tokens, trained_share)
 
@@ -135,11 +136,21 @@ class Estimator:
     finetune: Rate | None             # training tokens/s of a whole run; None: use finetune_run_s or a guess
     finetune_run_s: float | None      # median wall time of a finished run; None: none yet
     finetune_share: float | None = None   # guess: a classifier token's cost in MLM tokens; None: 1
-    counter: TokenCounter = GUESS   # how text is counted: the suite's tokenizer, else the guess
 
     @property
     def tokens_per_s(self) -> float:
         return self.pretrain.value
+
+    @functools.cached_property
+    def counter(self) -> TokenCounter:
+        """How text is counted: the suite's tokenizer, else the guess; loaded when first asked (a
+        dry run of finished stages and runs counts no text)."""
+        return token_counter(self.suite.base_model)
+
+    @property
+    def counted(self) -> bool:
+        """Whether any text was counted, so the printout says how."""
+        return "counter" in self.__dict__   # where cached_property keeps its value
 
     @classmethod
     def for_suite(cls, suite: Suite) -> "Estimator":
@@ -153,8 +164,7 @@ class Estimator:
             pretrain = bench.get("pretrain") or Rate(suite.estimate_tokens_per_s, "the suite's estimate_tokens_per_s")
         run_s = statistics.median(times) if times else None
         guess = run_s is None and bench.get("finetune") is None
-        return cls(suite, pretrain, bench.get("finetune"), run_s, suite_classifier_share(suite) if guess else None,
-                   token_counter(suite.base_model))
+        return cls(suite, pretrain, bench.get("finetune"), run_s, suite_classifier_share(suite) if guess else None)
 
     def file_tokens(self, path: str, max_length: int) -> tuple[float, bool]:
         """(tokens, exact) of a training file: of its text, or, for a task split not downloaded

@@ -82,7 +82,8 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
         print(f"  on {workers} worker(s) (--workers){sharing}, in the runner's order: about "
               f"{_duration(wall_seconds(jobs, seconds, min(workers, cpu_count()))).strip()} of wall time")
     print(f"  pretraining at {estimator.pretrain.value:,.0f} tokens/s ({estimator.pretrain.source})")
-    print(f"  tokens {estimator.counter.source}")
+    if estimator.counted:
+        print(f"  tokens {estimator.counter.source}")
     if estimator.finetune_run_s is not None:
         print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.1f} s)")
     elif estimator.finetune is not None:
