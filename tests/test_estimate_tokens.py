@@ -60,7 +60,7 @@ def test_a_chinese_study_is_counted_by_its_own_tokenizer_not_at_four_characters_
     steps = estimator.stage_seconds(stage)[2]
     assert steps == -(-(tokens + 300) // 126)   # each text and its separator, 126 a sequence
     # without a tokenizer the guess still counts a character of a script without spaces as a token
-    assert GUESS.tokens(["自然语言", "four words of english"]).tolist() == [4, 6]
+    assert GUESS.tokens(["自然语言", "four words of english", "한국어 문장"]).tolist() == [4, 6, 6]
 
 
 def test_a_file_past_the_sample_is_tokenized_in_a_spread_sample_and_scaled(monkeypatch):

@@ -3,8 +3,8 @@ counted by the study's own tokenizer (its base model's) when that is on this mac
 
 The guess, ~CHARS_PER_TOKEN characters a token, holds for English under BPE or WordPiece and for no
 script written without spaces: BERT-tiny's WordPiece and roberta-base's byte-level BPE both give
-Chinese or Japanese one token a character or more, 4x the guess. So a script without spaces counts
-one token a character in the guess, and a tokenizer at hand replaces it: the texts of a file up to
+Chinese or Japanese one token a character or more, 4x the guess. So a script without spaces (and
+Hangul) counts one token a character in the guess, and a tokenizer at hand replaces it: the texts of a file up to
 SAMPLE_CHARS are each tokenized; past that, a sample spread over the file gives the tokens per
 character the rest is scaled by (the mini's cs pool whole took 2.7 s, its sample 0.05 s).
 """
@@ -24,10 +24,12 @@ from ..models import resolve_model
 CHARS_PER_TOKEN = 4.0   # English text under BPE / WordPiece: the guess without a tokenizer
 SAMPLE_CHARS = 200_000  # characters of a file tokenized; its other texts scaled by their tokens per character
 HEAD_BYTES = 2**20      # of a plain corpus (GBs for a DAPT domain): its head is tokenized, its bytes scaled
-# Scripts written without spaces between words: a character each is a token or more under the
-# tokenizers of the paper and the mini (CJK ideographs, kana, Thai, Lao, Khmer, Myanmar, Tibetan)
+# Scripts of a token a character or more under the tokenizers of the paper and the mini: those
+# written without spaces between words (CJK ideographs, kana, Thai, Lao, Khmer, Myanmar, Tibetan),
+# and Hangul, whose syllables roberta-base's BPE spends bytes on and bert-tiny splits into jamo
+# ("한국어 문장을 처리합니다", 13 characters: 28 tokens under bert-tiny)
 UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1780-\u17ff"
-                      "\u1000-\u109f\u0f00-\u0fff\uff66-\uff9f]")
+                      "\u1000-\u109f\u0f00-\u0fff\uff66-\uff9f\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ class TokenCounter:
         return float(tokens) * size / len(head.encode())
 
 
-GUESS = TokenCounter(None, f"guessed at ~{CHARS_PER_TOKEN:g} characters a token (a token a character of Chinese, "
-                           "Japanese or Thai)")
+GUESS = TokenCounter(None, f"guessed at ~{CHARS_PER_TOKEN:g} characters a token (a token a character of "
+                           "Chinese, Japanese, Korean or Thai)")
 
 
 def _guess(text: str) -> int:
