@@ -1,7 +1,11 @@
 """The `--dry-run` cost estimate (runner/estimate.py) counts what the runs will read: the
 examples a fine-tuning recipe trains on, cut at its max_length, and a kNN stage's k as the
 runner selects it (the suite's k_scale). Before, the mini suite's fine-tuning was estimated at
-7.9 h (every one of 500 examples, 3x the pretraining cost per token) for runs that took 37 min."""
+7.9 h (every one of 500 examples, 3x the pretraining cost per token) for runs that took 37 min.
+
+These tests count text at ~CHARS_PER_TOKEN characters a token (the counter without a tokenizer),
+so that a file's tokens follow from its characters; test_estimate_tokens.py tests the counting by
+a study's own tokenizer."""
 import json
 import math
 from pathlib import Path
@@ -13,8 +17,14 @@ import pytest
 from dontstop.conditions import EXPERIMENTS_DIR, load_condition
 from dontstop.runner.estimate import FORWARD_SPEEDUP, Estimator, classifier_cost_share
 from dontstop.runner.selection_size import whole_pool
-from dontstop.runner.text_size import CHARS_PER_TOKEN, document_sequences, expected_longest
+from dontstop.runner.text_size import document_sequences, expected_longest
+from dontstop.runner.token_count import CHARS_PER_TOKEN, GUESS
 from dontstop.runner.plan import plan_runs
+
+
+@pytest.fixture(autouse=True)
+def counted_by_characters(monkeypatch):
+    monkeypatch.setattr("dontstop.runner.estimate.token_counter", lambda model: GUESS)
 
 
 def write_split(path, examples: int, chars: int) -> None:
@@ -29,9 +39,15 @@ def test_fine_tuning_counts_the_examples_trained_on_each_cut_at_max_length(mini_
         write_split(splits / f"{split}.jsonl", examples, chars=400)
     plan = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "baseline"), ["rt-polarity"])[0]
     estimator = Estimator.for_suite(mini_suite)
-    per_example = 400 / CHARS_PER_TOKEN   # the text's 100 tokens; its line's key, id and label are no text
+    # the text's 100 tokens and its [CLS] and [SEP]; its line's key, id and label are no text
+    per_example = 400 / CHARS_PER_TOKEN + 2
     assert estimator.split_tokens(splits / "train.jsonl", 512) == (pytest.approx(500 * per_example), True)
     assert estimator.split_tokens(splits / "train.jsonl", 64, 200) == (200 * 64, True)   # cut, and capped
+    # each example cut on its own: one of 30 tokens and one of 130, at 64, are 32 + 64, not 2 x 64
+    splits.joinpath("train.jsonl").write_text("".join(json.dumps({"id": str(i), "text": "x" * size, "label": "a"})
+                                                      + "\n" for i, size in enumerate((120, 520))))
+    assert estimator.split_tokens(splits / "train.jsonl", 64) == (32 + 64, True)
+    write_split(splits / "train.jsonl", 500, chars=400)
 
     mini_suite.finetune.update(max_length=64, max_train_examples=200, epochs=15)
     seconds, exact = estimator.finetune_seconds(plan)
@@ -98,7 +114,8 @@ def test_a_selection_stage_counts_the_candidates_its_queries_draw_then_the_corpu
     assert record.selected == pytest.approx(expected, rel=0.05)
     made, drawn, exact = estimator.stage_texts(stage, 128)   # once made, the selection's own corpus
     assert made == [str(stage.selection_dir / "corpus.jsonl")] and len(drawn) == 0 and exact
-    steps = math.ceil((100 * 10 + record.selected * 20) / 128)   # its texts' tokens, 128 a step
+    # its texts' tokens and a separator after each, 126 a step (128 less [CLS] and [SEP])
+    steps = math.ceil((100 * 11 + record.selected * 21) / 126)
     assert estimator.stage_seconds(stage)[1:] == (steps * 128, steps, True)
 
 
@@ -133,9 +150,9 @@ def test_a_stage_trains_on_its_documents_but_those_held_out(mini_suite):
     stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["rt-polarity"])[0].stages[-1]
     stage.recipe.update(epochs=1, batch_size=1, max_length=10, pack_documents=True, heldout_documents=200)
     estimator = Estimator.for_suite(mini_suite)
-    assert estimator.stage_seconds(stage)[2] == 450
+    assert estimator.stage_seconds(stage)[2] == math.ceil(450 * 11 / 8)   # a separator each, 8 a sequence
     stage.recipe["heldout_documents"] = 20
-    assert estimator.stage_seconds(stage)[2] == 480
+    assert estimator.stage_seconds(stage)[2] == math.ceil(480 * 11 / 8)
     stage.recipe.update(pack_documents=False, max_length=128)   # one document a sequence
     assert estimator.stage_seconds(stage)[2] == 480
 
@@ -162,7 +179,8 @@ def test_a_packed_stage_counts_the_tokens_of_a_jsonl_files_texts_not_of_its_byte
     stage = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "tapt"), ["rt-polarity"])[0].stages[-1]
     stage.recipe.update(epochs=1, batch_size=1, max_length=128, pack_documents=True)
     stage.recipe["heldout_documents"] = 0
-    assert Estimator.for_suite(mini_suite).stage_seconds(stage)[1:] == (40 * 128, 40, True)   # 5,000 tokens
+    # 5,000 tokens and 500 separators (pretrain/sequences.py), 126 a sequence inside [CLS] and [SEP]
+    assert Estimator.for_suite(mini_suite).stage_seconds(stage)[1:] == (44 * 128, 44, True)
 
 
 def test_one_document_sequences_count_documents_for_the_steps_and_padding_for_the_compute(mini_suite):

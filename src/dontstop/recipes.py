@@ -129,7 +129,8 @@ MACHINE_PRETRAIN_FIELDS = ("threads", "compile")
 # PretrainRecipe fields added after stages had been built, with the value those stages were built
 # with: at that value a field stays out of a stage's key (stage_identity), and a record written
 # before it existed reads as that value, so an upgrade neither rebuilds nor refuses a checkpoint
-# (a DAPT stage of the paper's suite is 10 GPU-hours) that it would build the same way.
+# (a DAPT stage of the paper's suite is 10.6 GPU-hours on an H200: bench/results/gpu_paper.jsonl 'dapt', 2026-11-25)
+# that it would build the same way.
 ADDED_PRETRAIN_FIELDS: dict[str, Any] = {"pack_documents": True}
 
 

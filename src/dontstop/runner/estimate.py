@@ -10,15 +10,19 @@ pretraining rate: a classifier's training step costs per token the masked-LM ste
 not its head (classifier_cost_share, from the model's shape: 0.40 for BERT-tiny, whose vocabulary
 projection outweighs its 2 layers; 0.93 for roberta-base), and evaluation is forward passes only.
 Every epoch counts (no early stop), over the examples the recipe trains on (`max_train_examples`),
-each cut at its `max_length`. Text is ~4 characters per token (runner/text_size.py). A task file
-not downloaded yet counts as its registry size of examples, each a full max_length sequence: an
-upper bound, flagged as such. A stage of one-document sequences (`pack_documents: false`, the
-paper's TAPT) counts its documents for the steps and the padding of its micro-batches (each as wide
-as its longest sequence) for the compute. A kNN or RAND stage counts the candidates it is expected
-to select (runner/selection_size.py), and its selection's corpus once made.
+each cut at its `max_length`. Tokens are counted by the suite's base model's tokenizer when it is
+on this machine, else guessed from characters (runner/token_count.py). A task file not downloaded
+yet counts as its registry size of examples, each a full max_length sequence: a guess, flagged
+'?', and no bound for pretraining, where a longer text fills more sequences (a fine-tuning run cuts
+each at max_length: it reads at most those tokens). A stage of one-document sequences
+(`pack_documents: false`, the paper's TAPT) counts its documents for the steps and the padding of
+its micro-batches (each as wide as its longest sequence) for the compute. A kNN or RAND stage
+counts the candidates it is expected to select (runner/selection_size.py), and its selection's
+corpus once made.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -36,7 +40,8 @@ from ..records import METRICS_FILE, PRETRAIN_RECORD_FILE
 from .jobs import Job
 from .plan import RunPlan, Stage, scaled_k
 from .selection_size import drawn_candidates, selected_corpus
-from .text_size import (count_lines, document_sequences, document_tokens, expected_longest, file_documents,
+from .token_count import TokenCounter, token_counter
+from .text_size import (document_sequences, document_tokens, example_tokens, expected_longest, file_documents,
                         text_tokens, trained_share)
 
 FORWARD_SPEEDUP = 3.0   # a training step (forward + backward) ~ 3 forward passes of compute
@@ -136,6 +141,17 @@ class Estimator:
     def tokens_per_s(self) -> float:
         return self.pretrain.value
 
+    @functools.cached_property
+    def counter(self) -> TokenCounter:
+        """How text is counted: the suite's tokenizer, else the guess; loaded when first asked (a
+        dry run of finished stages and runs counts no text)."""
+        return token_counter(self.suite.base_model)
+
+    @property
+    def counted(self) -> bool:
+        """Whether any text was counted, so the printout says how."""
+        return "counter" in self.__dict__   # where cached_property keeps its value
+
     @classmethod
     def for_suite(cls, suite: Suite) -> "Estimator":
         records = checkpoints_dir(suite).glob(f"*/{PRETRAIN_RECORD_FILE}")
@@ -155,7 +171,7 @@ class Estimator:
         yet, one max_length sequence per example of the registry's size."""
         path_ = Path(path)
         if path_.is_file():
-            return text_tokens(path_), True
+            return text_tokens(path_, self.counter), True
         suite = self.suite
         task = next((t for t in suite.task_table.values() if suite.task_dir(t.key) == path_.parent), None)
         if task is None or not task.sizes:
@@ -165,13 +181,14 @@ class Estimator:
 
     def split_tokens(self, path: Path, max_length: int, max_examples: int | None = None) -> tuple[float, bool]:
         """(tokens, exact) a fine-tuning run reads of one task split per pass: its first
-        `max_examples` examples, each cut at max_length (one jsonl line an example)."""
+        `max_examples` examples, each with its [CLS] and [SEP] and cut at max_length, as the trainer
+        encodes them and as bench/gpu_finetune.py's "finetune real path" row counts its tokens (the
+        mean text, then cut, counted ACL-Sections' paragraphs, median 79 tokens, all at 64)."""
         if not path.is_file():
             tokens, exact = self.file_tokens(str(path), max_length)   # registry size x max_length
             return (min(tokens, max_examples * max_length) if max_examples else tokens), exact
-        examples = count_lines(path)
-        per_example = self.file_tokens(str(path), max_length)[0] / max(examples, 1)
-        return min(examples, max_examples or examples) * min(per_example, max_length), True
+        tokens = example_tokens(str(path), self.counter)[:max_examples or None]
+        return float(np.minimum(tokens + 2, max_length).sum()), True
 
     def stage_seconds(self, stage: Stage) -> tuple[float, int, int, bool]:
         """(seconds, tokens, optimizer steps, exact) for building one stage; tokens count the
@@ -185,7 +202,7 @@ class Estimator:
             steps = recipe["max_steps"]
         else:
             paths, drawn, exact = self.stage_texts(stage, max_length)
-            documents = [file_documents(path) if Path(path).is_file() else None for path in paths]
+            documents = [file_documents(path, self.counter) if Path(path).is_file() else None for path in paths]
             kept = trained_share(None if None in documents else sum(documents) + len(drawn), recipe)
             if not recipe.get("pack_documents", PretrainRecipe.pack_documents):
                 parts = [self.file_sequences(path, max_length) for path in paths]
@@ -197,9 +214,13 @@ class Estimator:
                 tokens_per_step = batch * width
             else:
                 sizes = [self.file_tokens(path, max_length) for path in paths]
-                corpus_tokens = (sum(size for size, _ in sizes) + drawn.sum()) * kept
+                # each document ends in a separator, each sequence is [CLS] + max_length - 2 + [SEP]
+                # (pretrain/sequences.py; left out, the mini's 500NN was 99 steps where it ran 103)
+                separators = sum(count or 0 for count in documents) + len(drawn)
+                corpus_tokens = (sum(size for size, _ in sizes) + drawn.sum() + separators) * kept
                 exact = exact and all(size_exact for _, size_exact in sizes)
-                steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / tokens_per_step)
+                steps = recipe.get("epochs", 1) * math.ceil(corpus_tokens / (tokens_per_step // max_length
+                                                                             * (max_length - 2)))
         tokens = steps * tokens_per_step
         return tokens / self.pretrain.value, int(tokens), int(steps), exact
 
@@ -216,9 +237,10 @@ class Estimator:
         texts = [*stage.corpora, selection["queries"]]
         queries, exact = self.file_sequences(selection["queries"], max_length, unit=selection["query_unit"])
         # one query a sentence (or text), however many sequences it fills; not there yet: one a sequence
-        count = len(document_tokens(selection["queries"], selection["query_unit"])) if exact else len(queries)
+        count = len(document_tokens(selection["queries"], selection["query_unit"], self.counter)) if exact \
+            else len(queries)
         if Path(selection["pool"]).is_file():
-            return texts, drawn_candidates(stage, count), exact
+            return texts, drawn_candidates(stage, count, self.counter), exact
         per_query = scaled_k(selection["k"], selection.get("k_scale", 1.0))
         return texts, np.resize(queries, per_query * count), False
 
@@ -227,11 +249,12 @@ class Estimator:
         its sentences): a document longer than max_length fills several; a task file not downloaded
         yet, its registry size of full ones."""
         if Path(path).is_file():
-            return document_sequences(document_tokens(path, unit), max_length), True
+            return document_sequences(document_tokens(path, unit, self.counter), max_length), True
         return np.full(int(self.file_tokens(path, max_length)[0] // max_length), max_length), False
 
     def finetune_seconds(self, plan: RunPlan) -> tuple[float, bool]:
-        """(seconds, exact) of one fine-tuning run, every epoch run (no early stop): a bound above."""
+        """(seconds, exact) of one fine-tuning run, every epoch run (no early stop): mostly high, and no
+        bound, as the rate it is priced at is measured, not a floor."""
         if self.finetune_run_s is not None:
             return self.finetune_run_s, True
         recipe, splits = self.suite.finetune, self.suite.task_dir(plan.task.key)

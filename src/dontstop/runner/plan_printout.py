@@ -13,7 +13,7 @@ from ..records import METRICS_FILE
 from ..stage_identity import released_id
 from ..suites import Suite
 from .estimate import Estimator, MissingInput, wall_seconds
-from .selection_size import whole_pool
+from .selection_size import knn_overlap_note, whole_pool
 from .text_size import count_lines
 from .finished import Stale
 from .jobs import Job
@@ -26,7 +26,7 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
     included), and what they cost here; `jobs`: the plans' jobs (jobs.make_jobs, with the stages
     the domain analysis reads), whose stages are those to build. `workers` (the local launcher):
     the wall time on that many workers too."""
-    estimator, total, bounded, unknown = Estimator.for_suite(suite), 0.0, False, False
+    estimator, total, guessed, unknown = Estimator.for_suite(suite), 0.0, False, False
     seconds: dict[Path, float] = {}   # each job to do: its estimated seconds, by its done file
     print(f"suite {suite.name}: {len(plans)} (task, condition) pairs")
     redo = {item.path for item in stale}
@@ -44,18 +44,21 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
             print(f"  stage {state:9s} {stage.lineage:48s} cost unknown: {missing} not found")
             unknown = True
             continue
-        total, bounded = total + stage_s, bounded or not exact
+        total, guessed = total + stage_s, guessed or not exact
         seconds[stage.record_path] = stage_s
-        print(f"  stage {state:9s} {stage.lineage:48s} steps{'~' if exact else '<'}{steps:>9,d} "
-              f"tokens{'~' if exact else '<'}{tokens:>14,d} time~{_duration(stage_s)}")
-        if state == "build" and (whole := whole_pool(stage)) is not None:
+        mark = "~" if exact else "?"   # ?: sizes guessed for files not there yet, no bound either way
+        print(f"  stage {state:9s} {stage.lineage:48s} steps{mark}{steps:>9,d} "
+              f"tokens{mark}{tokens:>14,d} time~{_duration(stage_s)}")
+        if state == "build" and (note := knn_overlap_note(stage, estimator.counter)):
+            print(f"    {note}")
+        if state == "build" and (whole := whole_pool(stage, estimator.counter)) is not None:
             print(f"    note: its k per query is at least the {whole:,d} candidates of "
                   f"{Path(stage.selection['pool']).name}: it selects the whole pool, as a larger k would (the same corpus)")
     todo = [(p, s) for p in plans for s in p.seeds
             if not (p.run_dir(s) / METRICS_FILE).exists() or p.run_dir(s) / METRICS_FILE in redo]
     try:
         runs = [estimator.finetune_seconds(p) for p, _ in todo]
-        finetune_seconds, bounded = sum(s for s, _ in runs), bounded or not all(e for _, e in runs)
+        finetune_seconds, guessed = sum(s for s, _ in runs), guessed or not all(e for _, e in runs)
         seconds |= {p.run_dir(seed) / METRICS_FILE: run_s for (p, seed), (run_s, _) in zip(todo, runs)}
         cost = f"time~{_duration(finetune_seconds)}"
     except MissingInput as missing:   # a task of no known size, not built or downloaded yet
@@ -70,13 +73,17 @@ def print_plan(plans: list[RunPlan], suite: Suite, stale: list[Stale], jobs: lis
     device = "GPU" if suite.estimate_bench else "on this machine"
     print(f"estimated total {device}: {_duration(total)}"
           + (" without the costs marked unknown" if unknown else "")
-          + (" (task files not downloaded yet counted as full 512-token sequences: their tokens, '<' "
-             "above, are upper bounds)" if bounded else ""))
+          + (" (files not there yet guessed: a task's registry size of texts, each one full max_length "
+             "sequence, and a pool's k candidates a query each as long; '?' above: no bound, as a longer "
+             "text fills more sequences; a fine-tuning run, which cuts texts at max_length, reads at most "
+             "the tokens counted)" if guessed else ""))
     if workers and not unknown:   # workers beyond the cores share them: no faster than one a core
         sharing = f" sharing {cpu_count()} CPU cores" if workers > cpu_count() else ""
         print(f"  on {workers} worker(s) (--workers){sharing}, in the runner's order: about "
               f"{_duration(wall_seconds(jobs, seconds, min(workers, cpu_count()))).strip()} of wall time")
     print(f"  pretraining at {estimator.pretrain.value:,.0f} tokens/s ({estimator.pretrain.source})")
+    if estimator.counted:
+        print(f"  tokens {estimator.counter.source}")
     if estimator.finetune_run_s is not None:
         print(f"  fine-tuning runs at the median of the finished ones ({estimator.finetune_run_s:,.1f} s)")
     elif estimator.finetune is not None:

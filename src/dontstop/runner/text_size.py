@@ -1,10 +1,10 @@
-"""How many tokens a training file holds, for the `--dry-run` estimate (runner/estimate.py),
-without a tokenizer: a token is ~CHARS_PER_TOKEN characters (English BPE / WordPiece), which is
-all an estimate needs."""
+"""How many tokens a training file holds, for the `--dry-run` estimate (runner/estimate.py), as
+a TokenCounter counts them (runner/token_count.py: the study's tokenizer when it is on this
+machine, else guessed from characters: at ~4 characters a token, the mini's 500NN, its selection
+made, was 114 steps where it ran 103; by bert-tiny's tokenizer and a separator a document, 105)."""
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import numpy as np
@@ -13,34 +13,46 @@ from ..data.formats import iter_corpus
 from ..data.sentences import task_queries
 from ..pretrain.corpus import HELDOUT_FRACTION_CAP
 from ..recipes import PretrainRecipe
+from .token_count import GUESS, TokenCounter
 
-CHARS_PER_TOKEN = 4.0
 READ_BYTES_MAX = 64 * 2**20   # a plain text corpus larger than this is not read to count its documents
 
 
-def text_tokens(path: Path) -> float:
+def text_tokens(path: Path, counter: TokenCounter = GUESS) -> float:
     """Tokens of a training file's text: of a jsonl file's texts, not its keys, ids and labels
     (counted, they made the dry run's mini TAPT steps up to 1.7x those run); of a plain corpus, from
-    its size in bytes (a DAPT corpus of GBs is not read for an estimate)."""
+    its size in bytes at its head's tokens per byte (a DAPT corpus of GBs is not read for an estimate)."""
     if path.suffix == ".jsonl":
-        return float(document_tokens(str(path)).sum())
-    return path.stat().st_size / CHARS_PER_TOKEN
+        return float(document_tokens(str(path), counter=counter).sum())
+    return counter.file_tokens(path)
 
 
-def document_tokens(path: str, unit: str = "text") -> np.ndarray:
-    """Tokens of each document of a corpus file (~CHARS_PER_TOKEN characters a token), exact
-    duplicates dropped as training drops them; with unit "sentence", of each distinct sentence of
-    them (a selection's queries, data/sentences.task_queries). Read once per file, version and unit."""
+def document_tokens(path: str, unit: str = "text", counter: TokenCounter = GUESS) -> np.ndarray:
+    """Tokens of each document of a corpus file, exact duplicates dropped as training drops them;
+    with unit "sentence", of each distinct sentence of them (a selection's queries,
+    data/sentences.task_queries). Read once per file, version, unit and counter."""
     status = Path(path).stat()   # a file rewritten within one clock tick keeps its mtime: its size too
-    return _document_tokens(str(path), (status.st_mtime_ns, status.st_size), unit)
+    return _document_tokens(str(path), (status.st_mtime_ns, status.st_size), unit, counter)
 
 
 @functools.lru_cache(maxsize=32)
-def _document_tokens(path: str, _version: tuple[int, int], unit: str) -> np.ndarray:
+def _document_tokens(path: str, _version: tuple[int, int], unit: str, counter: TokenCounter) -> np.ndarray:
     texts = iter_corpus([path])
     if unit != "text":
         texts = task_queries(list(texts), unit)
-    return np.array([math.ceil(len(text) / CHARS_PER_TOKEN) for text in texts], dtype=np.int64)
+    return counter.tokens(list(texts))
+
+
+def example_tokens(path: str, counter: TokenCounter = GUESS) -> np.ndarray:
+    """Tokens of each text of a task split in file order, repeats included: fine-tuning reads every
+    line (training drops a repeated text, fine-tuning does not)."""
+    status = Path(path).stat()
+    return _example_tokens(str(path), (status.st_mtime_ns, status.st_size), counter)
+
+
+@functools.lru_cache(maxsize=32)
+def _example_tokens(path: str, _version: tuple[int, int], counter: TokenCounter) -> np.ndarray:
+    return counter.tokens(list(iter_corpus([path], dedup=False)))
 
 
 def document_sequences(tokens: np.ndarray, max_length: int) -> np.ndarray:
@@ -60,12 +72,12 @@ def expected_longest(lengths: np.ndarray, batch: int) -> float:
     return float(np.sum(values * np.diff(at_most ** batch, prepend=0.0)))
 
 
-def file_documents(path: str | Path) -> int | None:
+def file_documents(path: str | Path, counter: TokenCounter = GUESS) -> int | None:
     """Documents of a corpus file, exact duplicates once, as training counts them; None for a plain
     text file too large to read for an estimate (a DAPT corpus of GBs), whose held-out share is nil."""
     if Path(path).suffix != ".jsonl" and Path(path).stat().st_size > READ_BYTES_MAX:
         return None
-    return len(document_tokens(str(path)))
+    return len(document_tokens(str(path), counter=counter))   # the counter whose counts are read already
 
 
 def trained_share(documents: int | None, recipe: dict) -> float:
