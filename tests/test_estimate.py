@@ -93,7 +93,7 @@ def test_a_knn_stage_counts_k_as_the_runner_selects_it(mini_suite, pack_document
 
 def test_a_selection_stage_counts_the_candidates_its_queries_draw_then_the_corpus_it_made(mini_suite):
     """k x queries of query-sized text put the mini's 50NN, 150NN, 500NN and RAND stages at 24, 72,
-    240 and 24 steps where they ran 19, 45, 103 and 23: queries draw some candidates alike, and a
+    240 and 24 steps where they ran 19, 44, 103 and 23: queries draw some candidates alike, and a
     candidate is a pool sentence. The distinct draws expected are RAND's; kNN's are an estimate."""
     from dontstop.select.selection import select_corpus
 
