@@ -567,6 +567,33 @@ def test_held_out_text_given_as_the_task_text_is_refused(tmp_path, capsys):
     assert main([*args, "--task-text", str(task_dir / "train.jsonl"), "--out", str(tmp_path / "good")]) == 0
 
 
+def test_select_reads_each_dev_and_test_file_once(tmp_path, monkeypatch):
+    """`dontstop select --exclude-dev-test-of` read each dev and test file twice: once for the task
+    text it refuses, once more for what the selection keeps out of the pool."""
+    import builtins
+
+    pool, rng = topic_pool(tmp_path)
+    task_dir = tmp_path / "task"
+    task_dir.mkdir()
+    for split in ("train", "dev", "test"):
+        (task_dir / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"text": topic_sentence(rng, 0), "label": "a"}) + "\n" for _ in range(3)))
+    real_open, opened = builtins.open, []
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        if "b" not in mode:   # a parse; its UTF-8 check (data/encoding.utf8_problem) reads the bytes first
+            opened.append(Path(file).name if isinstance(file, (str, Path)) else None)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    assert main(["select", "--pool", str(pool), "--k", "2", "--exclude-dev-test-of", str(task_dir),
+                 "--task-text", str(task_dir / "train.jsonl"), "--out", str(tmp_path / "out")]) == 0
+    monkeypatch.undo()
+    assert (opened.count("dev.jsonl"), opened.count("test.jsonl")) == (1, 1)
+    dev_text = json.loads((task_dir / "dev.jsonl").read_text().splitlines()[0])["text"]
+    assert dev_text not in (tmp_path / "out" / SELECTED_CORPUS_FILE).read_text()   # still kept out
+
+
 def test_a_saved_index_is_reused_by_content_and_a_damaged_one_is_one_line(tmp_path, capsys):
     """A touched pool of the same bytes reuses the index (its mtime changed the key: the runner,
     which names index folders by content, then failed mid-run); a truncated index.faiss or a
