@@ -814,3 +814,38 @@ def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_ca
     assert (knn50.selection_dir / SELECTED_CORPUS_FILE).read_bytes() == made
     assert sorted(p.name for p in knn50.selection_dir.parent.iterdir()) == [knn50.selection_dir.name]   # no scratch left
     assert nearest_neighbours(mini_suite.cache_dir, mini_suite.name, record)[1] == ""
+
+
+def test_reproduce_makes_a_selection_whose_pool_changed_again_once_per_change_of_the_pool(
+        mini_suite, tmp_path, capsys, monkeypatch):
+    """A pool edited after its kNN selection was made: `reproduce` makes the selection again in a
+    scratch folder for the notebook's index, finds it differs from the one made and drops the index.
+    Every later reproduce did all of that again (up to NOTEBOOK_POOL_MAX_MB of pool embedded, for
+    nothing); the outcome is remembered now, by the pool's content: a pool changed again is redone."""
+    from conftest import metrics_record
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.job_actions import build_missing_selections
+    from dontstop.runner.plan import plan_runs
+    from dontstop.select import selection
+
+    mini_suite.pools["cs"] = str(topic_pool(tmp_path)[0])
+    plan = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0]
+    metrics_record(condition="knn_tapt_50").write(plan.run_dir(0))
+    build_missing_selections([plan], mini_suite)   # the selection and its index, made
+    made = (plan.stages[-1].selection_dir / SELECTED_CORPUS_FILE).read_bytes()
+    real_select, calls = selection.select_corpus, []
+    monkeypatch.setattr(selection, "select_corpus", lambda *args, **kwargs: calls.append(1) or real_select(*args, **kwargs))
+    pool = Path(mini_suite.pools["cs"])
+    redone = ("note: selection base+knn50-aclsum-roles: its inputs changed since it was made; its index is not "
+              "made again, and the notebook skips its nearest neighbours\n")
+    for change in range(2):
+        with open(pool, "a", encoding="utf-8") as f:   # the pool edited since
+            f.write(json.dumps({"text": f"one more document, change {change}", "source": "other"}) + "\n")
+        capsys.readouterr()
+        build_missing_selections([plan], mini_suite)
+        assert len(calls) == change + 1 and capsys.readouterr().out.endswith(redone)
+        build_missing_selections([plan], mini_suite)   # the same pool: nothing made again
+        assert len(calls) == change + 1 and capsys.readouterr().out == (
+            "note: selection base+knn50-aclsum-roles: its inputs changed since it was made (an earlier reproduce "
+            "made it again); its index is not made again, and the notebook skips its nearest neighbours\n")
+    assert (plan.stages[-1].selection_dir / SELECTED_CORPUS_FILE).read_bytes() == made   # left as it is
