@@ -30,7 +30,8 @@ def run_isolated(function, *args) -> dict:
 
 
 def peak_memory_mb(device: str) -> float:
-    """Peak GPU memory allocated by torch on cuda, else the process's peak resident set."""
+    """Peak GPU memory allocated by torch on cuda, else the process's peak resident set, in MiB
+    (2**20 bytes: every `*_mb` field of bench/results/ is MiB, the key kept for the rows recorded)."""
     import torch
 
     if device == "cuda":
@@ -115,6 +116,11 @@ def ensure_mini_data() -> None:
         build_mini(DATA_DIR)
 
 
+def header(column: str) -> str:
+    """A column's name, with the unit of a `*_mb` field: MiB (bytes / 2**20), not the MB it spells."""
+    return f"{column} (MiB)" if column.endswith("_mb") else column
+
+
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
     """A markdown table of `columns` (dotted names reach into nested dicts); '' if absent."""
     def cell(row: dict, column: str) -> str:
@@ -123,7 +129,7 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
             value = value.get(part, "") if isinstance(value, dict) else ""
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(header(column) for column in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row, c) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -98,7 +98,7 @@ def print_table(rows: list[dict], settings: Settings) -> None:
     print(f"DAPT: ours {dapt['tokens_per_s']:,.0f} tokens/s (eager {dapt['ours_eager_tokens_per_s']:,.0f}), "
           f"stock {dapt['stock_eager_tokens_per_s']:,.0f}, stock + compile {dapt['stock_compile_tokens_per_s']}: "
           f"{dapt['ratio_vs_stock_eager']}x / {dapt['ratio_vs_stock_compile']}x; MFU {mfu(dapt['mfu'])}; peak "
-          f"{dapt['peak_memory_mb']:,.0f} MB vs {dapt['stock_compile_peak_memory_mb']} MB; "
+          f"{dapt['peak_memory_mb']:,.0f} MiB vs {dapt['stock_compile_peak_memory_mb']} MiB; "
           f"{dapt['projected_dapt_hours']} h for 12.5K x 2048 seqs")
     print(f"fine-tuning step ({step['precision']}): {step['sequences_per_s']:,.1f} seqs/s at 16 x {step['seq']} "
           f"(MFU {mfu(step['mfu'])}); {step['mix_sequences_per_s']:,.1f} seqs/s at real lengths "

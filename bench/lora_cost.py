@@ -3,8 +3,8 @@
 What a LoRA pretraining stage costs and saves against the full stage, measured in one run
 (ratios compare rows of the same run): trainable parameters and checkpoint size (what the
 stage's checkpoint stores: the weights file and its config; the tokenizer and record, the
-same for both, are in folder_mb), tokens/s and peak memory of training. Each side runs in
-a fresh process, so its peak memory is its own.
+same for both, are in folder_mb; sizes in MiB), tokens/s and peak memory (MiB) of training.
+Each side runs in a fresh process, so its peak memory is its own.
 
 --device cpu (default): the mini suite's model (bundled:bert-tiny) through the real trainer
 (pretrain.trainer.run_pretraining) on the mini CS corpus, with the mini suite's dapt and
@@ -47,7 +47,8 @@ PAPER_MICRO_BATCH, PAPER_ACCUMULATION, PAPER_SEQ = 32, 8, 512   # 131K tokens pe
 
 def checkpoint_figures(folder: Path) -> dict:
     """Parameters in the checkpoint's weights file (a LoRA stage stores exactly what it trained;
-    a full stage all of it, tied weights once), MB of that file and its config, MB of the folder."""
+    a full stage all of it, tied weights once), MiB (2**20 bytes) of that file and its config, MiB of
+    the folder."""
     from safetensors import safe_open
 
     weights = next(folder / name for name in WEIGHTS if (folder / name).is_file())

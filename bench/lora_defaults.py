@@ -7,7 +7,7 @@ DAPT on the mini suite's CS corpus and TAPT on ACL-Roles, each from the suite's 
 variant (learning rate, rank, target modules, MLM head's transform trained or frozen). Each row:
 the stage's held-out MLM loss before and after (nats per masked token, the same held-out
 documents and masks for every row of a stage), trainable parameters (what the checkpoint
-stores), checkpoint MB and wall seconds. Rows are JSON lines in bench/results/lora_defaults.jsonl.
+stores), checkpoint MiB and wall seconds. Rows are JSON lines in bench/results/lora_defaults.jsonl.
 
 --smoke: 3 steps of DAPT and 1 variant on a tiny slice, written only to --results.
 """

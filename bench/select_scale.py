@@ -59,7 +59,7 @@ def clustered(n: int, dim: int, seed: int) -> np.ndarray:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB: MiB
 
 
 def ivf_row(pool_size: int, dim: int, k: int, nprobe: int) -> dict:

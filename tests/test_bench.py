@@ -159,3 +159,24 @@ def test_lora_cost_counts_the_default_adapter_on_the_paper_shape(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     [row] = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()]
     assert (row["trainable_params"], row["full_params"]) == (1_919_232, 124_697_433)
+
+
+def test_the_sizes_the_lora_docs_quote_are_the_recorded_ones_in_mib(monkeypatch):
+    """bench/lora_cost.py and lora_defaults.py record checkpoint sizes and peak memory as bytes /
+    2**20 (their `*_mb` keys, kept for the rows recorded): MiB. docs/lora.md's tables called them MB
+    (5% smaller), and `python bench/common.py`, whose tables docs/benchmarks.md shows, said no unit."""
+    import re
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    from common import markdown_table
+
+    rows = [json.loads(line) for name in ("lora_cost", "lora_defaults")
+            for line in (BENCH / "results" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    recorded = [value for row in rows for key, value in row.items()
+                if key.endswith("_mb") and isinstance(value, (int, float))]
+    doc = (BENCH.parent / "docs" / "lora.md").read_text(encoding="utf-8")
+    cells = re.findall(r"\| ([\d,]+(?:\.(\d+))?) ([KMG]i?B) ", doc)   # a table cell: a size and its unit
+    assert len(cells) >= 15 and {unit for *_, unit in cells} == {"MiB"}
+    for number, decimals, _ in cells:   # each a recorded figure, as the table rounds it
+        assert any(round(value, len(decimals)) == float(number.replace(",", "")) for value in recorded), number
+    assert markdown_table([{"checkpoint_mb": 0.21}], ["checkpoint_mb"]).splitlines()[0] == "| checkpoint_mb (MiB) |"

@@ -313,6 +313,46 @@ def test_a_run_finished_with_another_recipe_is_refused_or_redone(reference, tmp_
     assert (runs / "seed_1" / "metrics.json").read_bytes() == before[runs / "seed_1" / "metrics.json"]
 
 
+def test_two_runners_setting_a_stale_result_aside_at_once_lose_neither_file(tmp_path, monkeypatch, capsys):
+    """Two `--rerun-stale` runners on one results folder: runner B sets the stale metrics.json aside
+    and writes its redone result while runner A is between choosing its .stale-<n> name and renaming
+    onto it. A name chosen by an exists() check was the one B had just taken, and A's rename
+    replaced B's kept file: the old result was lost. Each name is claimed before the rename now."""
+    from dontstop.runner.finished import Stale, retire
+
+    metrics = tmp_path / "seed_0" / "metrics.json"
+    metrics.parent.mkdir()
+    metrics.write_text("the old result")
+    real_replace, real_rename, other_ran = os.replace, Path.rename, []
+
+    def runner_b_first() -> None:   # runner B, run at the moment runner A is about to rename
+        if not other_ran:
+            other_ran.append(True)
+            retire([Stale(metrics, "lr: finished with 0.0002, asked 0.0003")])
+            metrics.write_text("runner B's redone result")
+
+    def replace(src, dst, *args, **kwargs):
+        runner_b_first()
+        return real_replace(src, dst, *args, **kwargs)
+
+    def rename(self, target):
+        runner_b_first()
+        return real_rename(self, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(Path, "rename", rename)
+    retire([Stale(metrics, "lr: finished with 0.0002, asked 0.0001")])   # runner A
+    monkeypatch.undo()
+    kept = {path.name: path.read_text() for path in metrics.parent.iterdir()}
+    assert sorted(kept.values()) == ["runner B's redone result", "the old result"], kept
+    assert sorted(kept) == ["metrics.stale-0.json", "metrics.stale-1.json"]   # A redoes the run: none left
+    said = capsys.readouterr().out
+    assert said.count("kept as metrics.stale-") == 2
+    retire([Stale(metrics, "lr: finished with 0.0002, asked 0.0001")])   # B had set it aside before A's look
+    assert "already set aside by another runner" in capsys.readouterr().out   # it was a traceback
+    assert sorted(path.name for path in metrics.parent.iterdir()) == sorted(kept)   # no empty claim left
+
+
 def test_a_clean_cache_builds_no_stage_when_every_run_is_finished(reference, tmp_path, capsys):
     data_dir, reference_root = reference
     shutil.copytree(reference_root / "results", tmp_path / "results")     # the cache is not copied

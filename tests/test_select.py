@@ -567,6 +567,33 @@ def test_held_out_text_given_as_the_task_text_is_refused(tmp_path, capsys):
     assert main([*args, "--task-text", str(task_dir / "train.jsonl"), "--out", str(tmp_path / "good")]) == 0
 
 
+def test_select_reads_each_dev_and_test_file_once(tmp_path, monkeypatch):
+    """`dontstop select --exclude-dev-test-of` read each dev and test file twice: once for the task
+    text it refuses, once more for what the selection keeps out of the pool."""
+    import builtins
+
+    pool, rng = topic_pool(tmp_path)
+    task_dir = tmp_path / "task"
+    task_dir.mkdir()
+    for split in ("train", "dev", "test"):
+        (task_dir / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"text": topic_sentence(rng, 0), "label": "a"}) + "\n" for _ in range(3)))
+    real_open, opened = builtins.open, []
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        if "b" not in mode:   # a parse; its UTF-8 check (data/encoding.utf8_problem) reads the bytes first
+            opened.append(Path(file).name if isinstance(file, (str, Path)) else None)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    assert main(["select", "--pool", str(pool), "--k", "2", "--exclude-dev-test-of", str(task_dir),
+                 "--task-text", str(task_dir / "train.jsonl"), "--out", str(tmp_path / "out")]) == 0
+    monkeypatch.undo()
+    assert (opened.count("dev.jsonl"), opened.count("test.jsonl")) == (1, 1)
+    dev_text = json.loads((task_dir / "dev.jsonl").read_text().splitlines()[0])["text"]
+    assert dev_text not in (tmp_path / "out" / SELECTED_CORPUS_FILE).read_text()   # still kept out
+
+
 def test_a_saved_index_is_reused_by_content_and_a_damaged_one_is_one_line(tmp_path, capsys):
     """A touched pool of the same bytes reuses the index (its mtime changed the key: the runner,
     which names index folders by content, then failed mid-run); a truncated index.faiss or a
@@ -787,3 +814,38 @@ def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_ca
     assert (knn50.selection_dir / SELECTED_CORPUS_FILE).read_bytes() == made
     assert sorted(p.name for p in knn50.selection_dir.parent.iterdir()) == [knn50.selection_dir.name]   # no scratch left
     assert nearest_neighbours(mini_suite.cache_dir, mini_suite.name, record)[1] == ""
+
+
+def test_reproduce_makes_a_selection_whose_pool_changed_again_once_per_change_of_the_pool(
+        mini_suite, tmp_path, capsys, monkeypatch):
+    """A pool edited after its kNN selection was made: `reproduce` makes the selection again in a
+    scratch folder for the notebook's index, finds it differs from the one made and drops the index.
+    Every later reproduce did all of that again (up to NOTEBOOK_POOL_MAX_MB of pool embedded, for
+    nothing); the outcome is remembered now, by the pool's content: a pool changed again is redone."""
+    from conftest import metrics_record
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.job_actions import build_missing_selections
+    from dontstop.runner.plan import plan_runs
+    from dontstop.select import selection
+
+    mini_suite.pools["cs"] = str(topic_pool(tmp_path)[0])
+    plan = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0]
+    metrics_record(condition="knn_tapt_50").write(plan.run_dir(0))
+    build_missing_selections([plan], mini_suite)   # the selection and its index, made
+    made = (plan.stages[-1].selection_dir / SELECTED_CORPUS_FILE).read_bytes()
+    real_select, calls = selection.select_corpus, []
+    monkeypatch.setattr(selection, "select_corpus", lambda *args, **kwargs: calls.append(1) or real_select(*args, **kwargs))
+    pool = Path(mini_suite.pools["cs"])
+    redone = ("note: selection base+knn50-aclsum-roles: its inputs changed since it was made; its index is not "
+              "made again, and the notebook skips its nearest neighbours\n")
+    for change in range(2):
+        with open(pool, "a", encoding="utf-8") as f:   # the pool edited since
+            f.write(json.dumps({"text": f"one more document, change {change}", "source": "other"}) + "\n")
+        capsys.readouterr()
+        build_missing_selections([plan], mini_suite)
+        assert len(calls) == change + 1 and capsys.readouterr().out.endswith(redone)
+        build_missing_selections([plan], mini_suite)   # the same pool: nothing made again
+        assert len(calls) == change + 1 and capsys.readouterr().out == (
+            "note: selection base+knn50-aclsum-roles: its inputs changed since it was made (an earlier reproduce "
+            "made it again); its index is not made again, and the notebook skips its nearest neighbours\n")
+    assert (plan.stages[-1].selection_dir / SELECTED_CORPUS_FILE).read_bytes() == made   # left as it is

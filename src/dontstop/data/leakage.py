@@ -60,11 +60,22 @@ def _text_keys(paths: list[Path]) -> set[bytes]:
     return {text_key(e.text) for path in paths for e in load_split(path)}
 
 
+def held_out_texts(paths: Iterable[str | Path]) -> list[str]:
+    """The text of every dev and test example of `paths` (the guard's files): read once, for both
+    what a selection keeps out (exclude_of_texts) and the task text it refuses (leakage keys)."""
+    return [e.text for path in paths for e in load_split(Path(path))]
+
+
 def selection_exclude(paths: Iterable[str | Path]) -> set[bytes]:
     """What a kNN or RAND selection keeps out of its pool: the text_key of every dev and test text
-    of `paths` (the guard's files) and of each sentence of one that says something of its own. A
-    dev text of several sentences in a pool line is as many sentence candidates, none of them its
-    text: each was selected, in order, and the kNN-TAPT model pretrained on the dev text."""
-    return {key for path in paths for e in load_split(Path(path))
-            for key in (text_key(e.text), *(text_key(sentence) for sentence in split_sentences(e.text)
-                                            if len(normalize(sentence)) >= SENTENCE_KEY_MIN_CHARACTERS))}
+    of `paths` (the guard's files) and of each sentence of one that says something of its own."""
+    return exclude_of_texts(held_out_texts(paths))
+
+
+def exclude_of_texts(texts: Iterable[str]) -> set[bytes]:
+    """selection_exclude of held-out texts already read. A dev text of several sentences in a pool
+    line is as many sentence candidates, none of them its text: each was selected, in order, and
+    the kNN-TAPT model pretrained on the dev text."""
+    return {key for text in texts
+            for key in (text_key(text), *(text_key(sentence) for sentence in split_sentences(text)
+                                          if len(normalize(sentence)) >= SENTENCE_KEY_MIN_CHARACTERS))}

@@ -12,11 +12,12 @@ counted as finished nor mixed into the tables.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..suites import Suite, checkpoint_lineage
-from ..fileio import UserError, file_sha256
+from ..fileio import FILE_MODE, UserError, file_sha256
 from ..stage_identity import in_suite_folder
 from ..records import METRICS_FILE, PROBE_FILE, MetricsRecord, ProbeRecord, one_step_at_lr_0
 from ..results_tree import finished_runs
@@ -137,11 +138,35 @@ def refuse(stale: list[Stale]) -> None:
 
 
 def retire(stale: list[Stale]) -> None:
-    """Rename each stale file to <name>.stale-<n>.json (the first n free), saying so: the run is
+    """Rename each stale file to <name>.stale-<n>.json (the first n free, claimed so that another
+    runner retiring at the same time never takes the same n: _keep_aside), saying so: the run is
     then unfinished and redone, and its old result kept for comparison, never read as a result."""
     for item in stale:
-        n = 0
-        while (kept := item.path.with_name(f"{item.path.stem}.stale-{n}{item.path.suffix}")).exists():
-            n += 1
-        item.path.rename(kept)
+        kept = _keep_aside(item.path)
+        if kept is None:   # another runner on this results folder set it aside first
+            print(f"stale, to redo: {item.path} ({item.reason}); already set aside by another runner", flush=True)
+            continue
         print(f"stale, to redo: {item.path} ({item.reason}); kept as {kept.name}", flush=True)
+
+
+def _keep_aside(path: Path) -> Path | None:
+    """Rename `path` to <stem>.stale-<n><suffix> for the first n whose name is free, replacing
+    nothing: each name is claimed by creating it exclusively (O_EXCL: atomic on a local file
+    system) and only then renamed onto, so two runners retiring at once never pick the same name
+    (an exists() check before the rename let both pick n, and one rename replaced the other's kept
+    file). None when `path` is gone (another runner moved it first); a kill between the claim and
+    the rename leaves an empty file under the claimed name, which nothing reads."""
+    n = 0
+    while True:
+        claimed = path.with_name(f"{path.stem}.stale-{n}{path.suffix}")
+        try:
+            os.close(os.open(claimed, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+        except FileExistsError:
+            n += 1
+            continue
+        try:
+            os.replace(path, claimed)
+        except FileNotFoundError:
+            claimed.unlink()
+            return None
+        return claimed

@@ -18,7 +18,7 @@ from typing import AbstractSet, Any
 from ..data.formats import load_split
 from ..data.leakage import LeakageGuard, guarded_files, selection_exclude
 from ..suites import Suite
-from ..fileio import file_sha256, job_lock, sha256_file, sha256_text
+from ..fileio import atomic_write_json, file_sha256, job_lock, read_memo, sha256_file, sha256_text
 from ..recipes import FinetuneRecipe, PretrainRecipe
 from ..stage_identity import selection_rule
 from ..records import (INDEX_KEY_FILE, METRICS_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, PretrainRecord,
@@ -64,15 +64,43 @@ def _select(stage: Stage, suite: Suite, exclude: AbstractSet[bytes], index_too: 
     with job_lock(index_dir.with_suffix(".lock"), wait=True):
         if not (out_dir / SELECT_RECORD_FILE).exists():
             select_into(out_dir)
-        elif index_too and not (index_dir / INDEX_KEY_FILE).exists():
+        elif index_too and not (index_dir / INDEX_KEY_FILE).exists() and not _known_to_differ(stage, suite, index_dir):
             # the selection is there and its index is not (indexes/ removed to free the disk): the index
             # alone, made by the same selection into a scratch folder, so the one made is left as it is
             with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as scratch:
                 select_into(scratch)
                 if sha256_file(Path(scratch) / SELECTED_CORPUS_FILE) != sha256_file(out_dir / SELECTED_CORPUS_FILE):
                     shutil.rmtree(index_dir)   # the pool or task changed since: its neighbours were not selected
-                    print(f"note: selection {stage.lineage}: its inputs changed since it was made; its index "
-                          "is not made again, and the notebook skips its nearest neighbours", flush=True)
+                    _remember_differs(stage, suite, index_dir)
+                    print(f"note: selection {stage.lineage}: its inputs changed since it was made; {DIFFERS_NOTE}",
+                          flush=True)
+
+
+DIFFERS_NOTE = "its index is not made again, and the notebook skips its nearest neighbours"
+
+
+def _differs_file(index_dir: Path) -> Path:
+    """Where _select remembers the selections that, made again from this index's inputs, differ
+    from the one made: {selection folder: sha256 of its corpus.jsonl}. Beside the index, whose name
+    is a hash of the pool's and task text's sha256 and the settings: a pool changed again has
+    another index, which no record names, and its selection is made again once more."""
+    return index_dir.with_suffix(".differs.json")
+
+
+def _known_to_differ(stage: Stage, suite: Suite, index_dir: Path) -> bool:
+    """Whether an earlier `reproduce` made this selection again from the index's inputs and found it
+    differs from the one made (the pool or task edited since): each reproduce redid it (embedding up
+    to NOTEBOOK_POOL_MAX_MB of pool) only to drop the index again."""
+    made = stage.selection_dir / SELECTED_CORPUS_FILE
+    recorded = read_memo(_differs_file(index_dir)).get(stage.selection_dir.name)
+    return made.is_file() and recorded == file_sha256(made, suite.cache_dir)
+
+
+def _remember_differs(stage: Stage, suite: Suite, index_dir: Path) -> None:
+    """Record (under the index's lock) that this selection, made again, differs from the one made."""
+    record = read_memo(_differs_file(index_dir))
+    record[stage.selection_dir.name] = file_sha256(stage.selection_dir / SELECTED_CORPUS_FILE, suite.cache_dir)
+    atomic_write_json(_differs_file(index_dir), record)
 
 
 # The largest pool whose selection `reproduce` makes again for the notebook alone: the mini cs pool
@@ -94,8 +122,12 @@ def build_missing_selections(plans: list[RunPlan], suite: Suite) -> None:
                if knn else set())
     for stage in knn.values():
         # asked here, not before the loop: 50NN, 150NN and 500NN share one index, which the first makes
-        if ((stage.selection_dir / SELECT_RECORD_FILE).exists()
-                and (_index_dir(suite, *selection_asked(stage, suite)[:3], exclude) / INDEX_KEY_FILE).exists()):
+        index_dir = _index_dir(suite, *selection_asked(stage, suite)[:3], exclude)
+        if (stage.selection_dir / SELECT_RECORD_FILE).exists() and (index_dir / INDEX_KEY_FILE).exists():
+            continue
+        if (stage.selection_dir / SELECT_RECORD_FILE).exists() and _known_to_differ(stage, suite, index_dir):
+            print(f"note: selection {stage.lineage}: its inputs changed since it was made (an earlier reproduce "
+                  f"made it again); {DIFFERS_NOTE}", flush=True)
             continue
         megabytes = Path(stage.selection["pool"]).stat().st_size / 1e6
         if megabytes > NOTEBOOK_POOL_MAX_MB:

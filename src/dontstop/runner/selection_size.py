@@ -30,7 +30,7 @@ from .token_count import GUESS, TokenCounter
 
 # A pool is read whole up to this size (the mini's cs pool, 8.7 MB, in 1.4 s); of a larger one (the
 # paper's are GBs) its first this many bytes are read, its candidates scaled by its size.
-POOL_SAMPLE_BYTES = 16 * 2**20
+POOL_SAMPLE_BYTES = 16 * 2**20   # 16 MiB
 SAMPLE_SEED = 0   # which sampled candidate sizes stand for the selected ones: the same each dry run
 
 

@@ -12,8 +12,8 @@ import unicodedata
 from pathlib import Path
 
 from ..data.formats import iter_corpus, text_key
+from ..data.leakage import exclude_of_texts, guarded_files, held_out_texts
 from ..data.scripts import first_unspaced_letter
-from ..data.leakage import guarded_files, leakage_keys, selection_exclude
 from ..data.sentences import DEFAULT_POOL_UNIT, DEFAULT_QUERY_UNIT, POOL_UNITS, QUERY_UNITS
 from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_flag
@@ -100,8 +100,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.task_text}: no task text to select for (no documents)")
     if bow_tokens_unset:
         args.bow_tokens = _default_bow_tokens(args.task_text, task_texts)
-    _check_no_heldout_texts(args.task_text, task_texts, leakage_keys(args.exclude_dev_test_of))
-    exclude = selection_exclude(guarded_files(args.exclude_dev_test_of))   # their sentences too
+    held_out = held_out_texts(guarded_files(args.exclude_dev_test_of))   # each dev/test file read once
+    _check_no_heldout_texts(args.task_text, task_texts, {text_key(text) for text in held_out})
+    exclude = exclude_of_texts(held_out)   # their texts and sentences
     select_corpus(task_texts, args.pool, args.out, method=args.method, k=args.k,
                   embedder=args.embedder, encoder_model=args.encoder_model, dim=args.dim,
                   index=args.index, nprobe=args.nprobe, exclude=exclude,
