@@ -608,6 +608,41 @@ def test_quick_runs_make_quick_tables_never_the_full_ones(tmp_path, capsys):
     assert {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()} == before
 
 
+def test_tables_copied_with_their_runs_or_made_from_another_working_folder_are_still_theirs(
+        tmp_path, monkeypatch, capsys):
+    """The index names the runs folder as the call that wrote it was given it: absolute, or relative to
+    its working folder. A project copied to another path with its runs and tables (a study folder taken
+    to a cluster), or aggregated again from a subfolder with relative flags, had its own tables refused
+    as `the tables of the runs in <the old path>`, its runs resumed there but never tabled."""
+    from dontstop.cli import main
+    from dontstop.suites import load_suite, with_quick
+    from conftest import metrics_record
+
+    quick, old, new = with_quick(load_suite("mini")).finetune, tmp_path / "old", tmp_path / "new"
+    for condition in ("baseline", "dapt"):
+        metrics_record(condition=condition, config=quick).write(
+            old / "results" / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+    for root in (old, new):   # made at the old path, then again at the path it was copied to
+        assert main(["aggregate", "--quick", "--results-dir", str(root / "results"),
+                     "--tables-dir", str(root / "tables")]) == 0, capsys.readouterr().err
+        if root == old:
+            shutil.copytree(old, new)
+    index = new / "tables" / "quick" / "mini" / "README.md"
+    assert f" from {new}/results/quick/mini/**/metrics.json." in index.read_text()
+    (new / "sub").mkdir()
+    for folder, up in ((new, ""), (new / "sub", "../")):   # relative flags, from the folder above, then below
+        monkeypatch.chdir(folder)
+        assert main(["aggregate", "--quick", "--results-dir", f"{up}results", "--tables-dir", f"{up}tables"]) == 0, (
+            capsys.readouterr().err)
+    assert " from ../results/quick/mini/**/metrics.json." in index.read_text()
+    assert (new / "tables" / "quick" / "mini" / "findings.md").read_text() == (
+        old / "tables" / "quick" / "mini" / "findings.md").read_text()
+    # other runs beside them are still refused (test_quick_runs_make_quick_tables_never_the_full_ones)
+    shutil.copytree(new / "results", new / "other")
+    assert main(["aggregate", "--quick", "--results-dir", "../other", "--tables-dir", "../tables"]) == 2
+    assert "these are the tables of the runs in" in capsys.readouterr().err
+
+
 def test_runs_whose_stage_was_built_with_another_recipe_than_the_suites_are_refused(tmp_path, capsys):
     """A suite's recipes.dapt edited after its runs (`status` calls them stale): their tables were
     titled with the new recipe, without a word."""

@@ -615,6 +615,37 @@ def test_a_saved_index_is_reused_by_content_and_a_damaged_one_is_one_line(tmp_pa
         select_corpus(queries, pool, tmp_path / "d", k=3, index_dir=tmp_path / "index")
 
 
+class Killed(BaseException):
+    """A kill -9 at that point: nothing after it runs (not an Exception, which a handler might catch)."""
+
+
+@pytest.mark.parametrize("kill_at", ["index", "record"])
+def test_a_selection_killed_mid_index_or_before_its_record_is_made_again_as_an_uninterrupted_one(
+        kill_at, tmp_path, monkeypatch):
+    """A worker killed while it saved the index (its embedder and pool scan written, not the index
+    nor its key) or after the selected corpus, before select_record.json: the same call again builds
+    the index again and selects into the same folder what an uninterrupted selection selects."""
+    from dontstop.records import SelectRecord as Record
+
+    pool, rng = topic_pool(tmp_path)
+    queries = [topic_sentence(rng, 0) for _ in range(3)]
+    whole = select_corpus(queries, pool, tmp_path / "whole", k=4, index_dir=tmp_path / "whole-index")
+
+    def killed(*args, **kwargs):
+        raise Killed
+    monkeypatch.setattr(*((knn_index, "save_index", killed) if kill_at == "index" else (Record, "write", killed)))
+    with pytest.raises(Killed):
+        select_corpus(queries, pool, tmp_path / "out", k=4, index_dir=tmp_path / "index")
+    monkeypatch.undo()
+    left = {path.name for path in (tmp_path / "index").iterdir()}
+    assert {"embedder", "pool_scan.npz"} <= left and ("index_key.json" in left) == (kill_at == "record")
+    assert not (tmp_path / "out" / SELECT_RECORD_FILE).exists()
+    again = select_corpus(queries, pool, tmp_path / "out", k=4, index_dir=tmp_path / "index")
+    assert (again.selected, read_corpus(tmp_path / "out")) == (whole.selected, read_corpus(tmp_path / "whole"))
+    assert (tmp_path / "index" / "index_key.json").read_text() == (
+        tmp_path / "whole-index" / "index_key.json").read_text()
+
+
 @pytest.mark.parametrize("settings, message", [
     (["selection.index=hnsw"], "--set selection.index=hnsw: selection: key 'index': 'hnsw'; must be one of flat, ivf"),
     (["selection.embedder=vampire"], "--set selection.embedder=vampire: selection: key 'embedder': 'vampire'; "

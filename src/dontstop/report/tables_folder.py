@@ -51,7 +51,7 @@ def check_tables_root(tables_root: Path, suite: Suite, experiments_dir: Path) ->
             raise UserError(f"{out}: the tables would go among {what} of {folder} (the tables and {flag} "
                             "folders are one); give the tables a folder of their own (--tables-dir)")
     theirs = tables_runs(out)
-    if theirs and theirs.resolve() != runs.resolve():
+    if theirs and not same_runs(theirs, runs, out):
         raise UserError(f"{out / 'README.md'}: these are the tables of the runs in {theirs}, not of {runs}; "
                         "give these runs' tables a folder of their own (--tables-dir), or remove that one first")
     others = sorted(entry.name for entry in out.iterdir() if entry.name not in KEPT) if out.is_dir() else []
@@ -66,6 +66,22 @@ def check_tables_root(tables_root: Path, suite: Suite, experiments_dir: Path) ->
         raise UserError(f"{out / strays[0]}: a file no aggregate wrote (its index, README.md, does not list it"
                         f"{f'; {len(strays) - 1} more' if len(strays) > 1 else ''}); the tables replace their "
                         "folder whole: move it out first")
+
+
+def same_runs(theirs: Path, runs: Path, out: Path) -> bool:
+    """Whether tables in `out` whose index names the runs folder `theirs` are the tables of `runs`:
+    the same folder, or one moved or copied with them (a study folder taken to a cluster, a project
+    copied elsewhere; the index names the runs as given then, relative to that call's working folder
+    or absolute): `runs` is `theirs` under another folder that holds these tables too. Its runs and
+    stages were resumed there, and only its tables were refused, as another runs' tables."""
+    theirs, runs = theirs.resolve(), runs.resolve()
+    if theirs == runs:
+        return True
+    shared, most = 0, min(len(theirs.parts), len(runs.parts)) - 1   # trailing folder names in common
+    while shared < most and theirs.parts[-1 - shared] == runs.parts[-1 - shared]:
+        shared += 1
+    moved_from = Path(*runs.parts[:len(runs.parts) - shared])   # where the folder that moved lies now
+    return shared >= 2 and moved_from != Path(moved_from.anchor) and moved_from in out.resolve().parents
 
 
 def _unlisted_files(out_dir: Path) -> list[str]:
