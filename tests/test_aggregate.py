@@ -301,16 +301,22 @@ def test_malformed_metrics_is_a_one_line_error_naming_the_file(tmp_path, content
 
 
 def test_notebook_executes_on_a_synthetic_tree(mini_results, tmp_path):
+    """...and shows every table aggregate writes: Table LoRA was written but not in the notebook."""
     nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("nbclient")
     from dontstop.report.notebook import execute_notebook   # the runner's way (tests/test_notebook.py: every section)
 
+    for seed, value in enumerate([69.0, 70.0, 71.0]):
+        write_run(mini_results, "aclsum-roles", "dapt_lora", seed, value)
     out = execute_notebook(NOTEBOOK, results=mini_results, suite="mini", tables=tmp_path / "tables",
                            cache=tmp_path / "cache", out=tmp_path / "results.ipynb")
     notebook = nbformat.read(out, as_version=4)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("71.5 ± 1.3 (4)" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+    # Table LoRA's row, as table_lora.md has it (test_table_lora_appears_once_a_lora_condition_has_runs)
+    assert any("| ACL-Roles | 61.0 ± 1.0 (3) | **71.5 ± 1.3 (4)** | 70.0 ± 1.0 (3) |" in o.get("data", {}).get(
+        "text/markdown", "") for o in outputs)
 
 
 def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp_path):
