@@ -210,6 +210,28 @@ def test_the_farthest_domain_claim_is_missing_where_a_domain_has_no_gain(mini_re
     assert (row.verdict, row.difference) == ("against (no test)", pytest.approx(14 - 20))   # news gained +20
 
 
+def test_cells_that_print_the_same_mean_are_both_bold(tmp_path):
+    """Bold was read off the unrounded means: the mini Table 5 printed DAPT and DAPT + TAPT on
+    RT-Subjectivity as 84.2 (84.195, 84.156) and bolded one; the probe table so bolded one of two 45.8s."""
+    from dontstop.report.probe import probe_grid
+
+    for seed, (base, dapt, tapt) in enumerate([(80.0, 81.0, 75.0), (82.0, 81.04, 76.0)]):   # 81.0, 81.02: both "81.0"
+        for condition, value in (("baseline", base), ("dapt", dapt), ("tapt", tapt)):
+            write_run(tmp_path / "results", "rt-polarity", condition, seed, value)
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(tmp_path / "results", out)
+    assert args.func(args) == 0
+    row = next(line for line in (out / "mini" / "table5.md").read_text().splitlines() if line.startswith("| RT-Polarity"))
+    assert row.startswith("| RT-Polarity | **81.0 ± 1.4 (2)** | **81.0 ± 0.0 (2)** | — (0) | 75.5 ± 0.7 (2) |")
+    cells = pd.read_csv(out / "mini" / "table5.csv").query("task == 'rt-polarity'").set_index("condition")
+    assert cells.best[["baseline", "dapt", "tapt"]].tolist() == [True, True, False]
+    layout = make_layout("mini", CONDITIONS)
+    probes = pd.DataFrame({"task": ["rt-polarity"] * 3, "condition": ["baseline", "dapt", "tapt"],
+                           "probe": [45.79, 45.81, 40.0], "probe_gain": [np.nan, 0.02, -5.79]})
+    grid = probe_grid(probes.assign(finetune=np.nan, finetune_gain=np.nan), layout)
+    assert grid.rows[0][1:3] == ["45.8", "45.8 (+0.0)"] and {(0, 1), (0, 2)} <= grid.bold and (0, 3) not in grid.bold
+
+
 def test_published_csv_cells_match_facts():
     published = load_published()
     cell = published_cell

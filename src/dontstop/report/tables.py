@@ -19,7 +19,7 @@ from ..record_checks import COST_FIELDS
 from ..tasks import Task
 from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
-from .render import Grid, count, duration, format_cell, signed
+from .render import Grid, as_shown, count, duration, format_cell, signed
 from .runs import summarize
 
 RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--from-released`), not pretrained here."
@@ -119,7 +119,8 @@ def cell_frame(runs: pd.DataFrame, spec: TableSpec, layout: Layout) -> pd.DataFr
         cells["published_std"] = [np.nan if cell is None else cell["std"] for cell in paper]
         cells["delta"] = cells["mean"] - cells["published_mean"]
         cells = add_verdicts(cells)
-    cells["best"] = cells["mean"] == cells.groupby("task")["mean"].transform("max")
+    shown = cells["mean"].map(as_shown)   # bold is read off the printed numbers: a tie there is bold twice
+    cells["best"] = shown == shown.groupby(cells["task"]).transform("max")
     return cells
 
 
