@@ -232,6 +232,27 @@ def test_cells_that_print_the_same_mean_are_both_bold(tmp_path):
     assert grid.rows[0][1:3] == ["45.8", "45.8 (+0.0)"] and {(0, 1), (0, 2)} <= grid.bold and (0, 3) not in grid.bold
 
 
+def test_each_table_says_which_metric_its_cells_are(mini_results, tmp_path):
+    """The paper scores ChemProt and RCT by micro-F1 and the other tasks by macro-F1 (FACTS); the
+    paper suite's Table 5 mixed both with no word of which cell was which."""
+    from dontstop.report.tables import metric_note, table_specs
+
+    layout = make_layout("paper", CONDITIONS)
+    specs = {spec.name: spec for spec in table_specs(layout)}
+    assert metric_note(layout, specs["table5"].tasks) == (
+        "Test metric ×100 (micro-F1 for ChemProt, RCT; macro-F1 for ACL-ARC, SciERC, HyperPartisan, AGNews, "
+        "Helpfulness, IMDB), mean ± std over seeds (n seeds).")
+    assert metric_note(layout, specs["table8"].tasks).startswith("Test metric ×100 (micro-F1 for ChemProt, RCT-500; "
+                                                                 "macro-F1 for ACL-ARC)")
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(mini_results, out)
+    assert args.func(args) == 0
+    for name in ("table5", "table8", "table9", "table_lora"):
+        if (out / "mini" / f"{name}.md").exists():
+            assert (out / "mini" / f"{name}.md").read_text().splitlines()[2].startswith(
+                "Test macro-F1 ×100, mean ± std over seeds (n seeds)."), name
+
+
 def test_published_csv_cells_match_facts():
     published = load_published()
     cell = published_cell
