@@ -378,7 +378,7 @@ def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp
     args = aggregate_args(mini_results, out, "--experiments-dir", str(experiments))
     assert args.func(args) == 0
     table5 = (out / "mini" / "table5.md").read_text()
-    assert table5.splitlines()[2].endswith("| DAPT + TAPT | Long-TAPT |")  # header: a column of its own
+    assert table5.splitlines()[4].endswith("| DAPT + TAPT | Long-TAPT |")  # header: a column of its own
     assert "**76.0 ± 1.0 (3)**" in table5
     findings = (out / "mini" / "findings.md").read_text()
     assert "| Long-TAPT beats TAPT | ACL-Roles | Long-TAPT − TAPT | +20.0 |" in findings
@@ -622,12 +622,12 @@ def test_table_lora_appears_once_a_lora_condition_has_runs(mini_results, tmp_pat
         write_run(mini_results, "aclsum-roles", "dapt_lora", seed, value)
     assert args.func(args) == 0
     table = (out / "mini" / "table_lora.md").read_text().splitlines()   # the LoRA rows that ran, beside theirs
-    assert table[2] == "| Task | RoBERTa | DAPT | DAPT (LoRA) | TAPT | DAPT + TAPT |"
-    assert table[4] == "| ACL-Roles | 61.0 ± 1.0 (3) | **71.5 ± 1.3 (4)** | 70.0 ± 1.0 (3) | 56.0 ± 1.0 (3) | 71.0 ± 2.0 (3) |"
+    assert table[4] == "| Task | RoBERTa | DAPT | DAPT (LoRA) | TAPT | DAPT + TAPT |"   # after the title and metric
+    assert table[6] == "| ACL-Roles | 61.0 ± 1.0 (3) | **71.5 ± 1.3 (4)** | 70.0 ± 1.0 (3) | 56.0 ± 1.0 (3) | 71.0 ± 2.0 (3) |"
     for condition in ("tapt_lora", "dapt_tapt_lora"):
         write_run(mini_results, "aclsum-roles", condition, 0, 60.0)
     assert args.func(args) == 0
-    assert (out / "mini" / "table_lora.md").read_text().splitlines()[2] == (
+    assert (out / "mini" / "table_lora.md").read_text().splitlines()[4] == (
         "| Task | RoBERTa | DAPT | DAPT (LoRA) | TAPT | TAPT (LoRA) | DAPT + TAPT | DAPT + TAPT (LoRA) |")
     # seeds 0-2 in both: paired, LoRA 1 point below DAPT on each seed
     assert "| DAPT (LoRA) keeps DAPT's gain | ACL-Roles | DAPT (LoRA) − DAPT | -1.0 | paired |" in (
