@@ -177,7 +177,11 @@ def test_findings_report_holds_reversed_and_missing(mini_results, tmp_path):
     runs = load_runs(mini_results, "mini", CONDITIONS)
     findings = findings_frame(runs, layout, {"cs": 20.0, "reviews": 40.0, "news": 30.0}).set_index(["claim", "task"])
     farthest = findings.loc["DAPT gains most on the domain farthest from the base model's data"]
-    assert farthest.index[0].startswith("cs") and farthest.verdict.iloc[0] == "holds"  # +10.5 vs +1 and +2
+    # +10.5 vs +1 and +2, one gain per domain: no test over seeds, so a sign, never `holds` (p < 0.05 elsewhere)
+    assert farthest.index[0].startswith("cs") and farthest.verdict.iloc[0] == "in direction (no test)"
+    assert farthest.test.iloc[0] == "none" and np.isnan(farthest.p_holm.iloc[0])
+    against = findings_frame(runs, layout, {"cs": 20.0, "reviews": 40.0, "news": 10.0}).set_index("claim")
+    assert against.loc["DAPT gains most on the domain farthest from the base model's data", "verdict"] == "against (no test)"
     # an overlap of other domains (`reviews` renamed): the farthest of the others was the verdict
     partial = findings_frame(runs, layout, {"cs": 20.0, "news": 10.0})
     farthest = partial.set_index("claim").loc["DAPT gains most on the domain farthest from the base model's data"]
@@ -203,7 +207,50 @@ def test_the_farthest_domain_claim_is_missing_where_a_domain_has_no_gain(mini_re
     write_run(mini_results, "rt-polarity", "dapt", 0, 95.0)   # reviews measured again: +14 over 80 and 82
     row = farthest_row()
     assert row.task == "reviews (overlap 10%)"
-    assert (row.verdict, row.difference) == ("reversed", pytest.approx(14 - 20))   # news gained +20
+    assert (row.verdict, row.difference) == ("against (no test)", pytest.approx(14 - 20))   # news gained +20
+
+
+def test_cells_that_print_the_same_mean_are_both_bold(tmp_path):
+    """Bold was read off the unrounded means: the mini Table 5 printed DAPT and DAPT + TAPT on
+    RT-Subjectivity as 84.2 (84.195, 84.156) and bolded one; the probe table so bolded one of two 45.8s."""
+    from dontstop.report.probe import probe_grid
+
+    for seed, (base, dapt, tapt) in enumerate([(80.0, 81.0, 75.0), (82.0, 81.04, 76.0)]):   # 81.0, 81.02: both "81.0"
+        for condition, value in (("baseline", base), ("dapt", dapt), ("tapt", tapt)):
+            write_run(tmp_path / "results", "rt-polarity", condition, seed, value)
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(tmp_path / "results", out)
+    assert args.func(args) == 0
+    row = next(line for line in (out / "mini" / "table5.md").read_text().splitlines() if line.startswith("| RT-Polarity"))
+    assert row.startswith("| RT-Polarity | **81.0 ± 1.4 (2)** | **81.0 ± 0.0 (2)** | — (0) | 75.5 ± 0.7 (2) |")
+    cells = pd.read_csv(out / "mini" / "table5.csv").query("task == 'rt-polarity'").set_index("condition")
+    assert cells.best[["baseline", "dapt", "tapt"]].tolist() == [True, True, False]
+    layout = make_layout("mini", CONDITIONS)
+    probes = pd.DataFrame({"task": ["rt-polarity"] * 3, "condition": ["baseline", "dapt", "tapt"],
+                           "probe": [45.79, 45.81, 40.0], "probe_gain": [np.nan, 0.02, -5.79]})
+    grid = probe_grid(probes.assign(finetune=np.nan, finetune_gain=np.nan), layout)
+    assert grid.rows[0][1:3] == ["45.8", "45.8 (+0.0)"] and {(0, 1), (0, 2)} <= grid.bold and (0, 3) not in grid.bold
+
+
+def test_each_table_says_which_metric_its_cells_are(mini_results, tmp_path):
+    """The paper scores ChemProt and RCT by micro-F1 and the other tasks by macro-F1 (FACTS); the
+    paper suite's Table 5 mixed both with no word of which cell was which."""
+    from dontstop.report.tables import metric_note, table_specs
+
+    layout = make_layout("paper", CONDITIONS)
+    specs = {spec.name: spec for spec in table_specs(layout)}
+    assert metric_note(layout, specs["table5"].tasks) == (
+        "Test metric ×100 (micro-F1 for ChemProt, RCT; macro-F1 for ACL-ARC, SciERC, HyperPartisan, AGNews, "
+        "Helpfulness, IMDB), mean ± std over seeds (n seeds).")
+    assert metric_note(layout, specs["table8"].tasks).startswith("Test metric ×100 (micro-F1 for ChemProt, RCT-500; "
+                                                                 "macro-F1 for ACL-ARC)")
+    out = tmp_path / "paper_tables"
+    args = aggregate_args(mini_results, out)
+    assert args.func(args) == 0
+    for name in ("table5", "table8", "table9", "table_lora"):
+        if (out / "mini" / f"{name}.md").exists():
+            assert (out / "mini" / f"{name}.md").read_text().splitlines()[2].startswith(
+                "Test macro-F1 ×100, mean ± std over seeds (n seeds)."), name
 
 
 def test_published_csv_cells_match_facts():
@@ -297,16 +344,22 @@ def test_malformed_metrics_is_a_one_line_error_naming_the_file(tmp_path, content
 
 
 def test_notebook_executes_on_a_synthetic_tree(mini_results, tmp_path):
+    """...and shows every table aggregate writes: Table LoRA was written but not in the notebook."""
     nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("nbclient")
     from dontstop.report.notebook import execute_notebook   # the runner's way (tests/test_notebook.py: every section)
 
+    for seed, value in enumerate([69.0, 70.0, 71.0]):
+        write_run(mini_results, "aclsum-roles", "dapt_lora", seed, value)
     out = execute_notebook(NOTEBOOK, results=mini_results, suite="mini", tables=tmp_path / "tables",
                            cache=tmp_path / "cache", out=tmp_path / "results.ipynb")
     notebook = nbformat.read(out, as_version=4)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("71.5 ± 1.3 (4)" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+    # Table LoRA's row, as table_lora.md has it (test_table_lora_appears_once_a_lora_condition_has_runs)
+    assert any("| ACL-Roles | 61.0 ± 1.0 (3) | **71.5 ± 1.3 (4)** | 70.0 ± 1.0 (3) |" in o.get("data", {}).get(
+        "text/markdown", "") for o in outputs)
 
 
 def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp_path):
@@ -325,7 +378,7 @@ def test_a_new_condition_folder_appears_in_tables_and_findings(mini_results, tmp
     args = aggregate_args(mini_results, out, "--experiments-dir", str(experiments))
     assert args.func(args) == 0
     table5 = (out / "mini" / "table5.md").read_text()
-    assert table5.splitlines()[2].endswith("| DAPT + TAPT | Long-TAPT |")  # header: a column of its own
+    assert table5.splitlines()[4].endswith("| DAPT + TAPT | Long-TAPT |")  # header: a column of its own
     assert "**76.0 ± 1.0 (3)**" in table5
     findings = (out / "mini" / "findings.md").read_text()
     assert "| Long-TAPT beats TAPT | ACL-Roles | Long-TAPT − TAPT | +20.0 |" in findings
@@ -520,6 +573,26 @@ def test_best_of_its_table_must_beat_every_other_condition(tmp_path):
     assert topic.p_paired == pytest.approx(max(p_values.values()))
 
 
+def test_best_of_its_table_is_missing_where_another_condition_of_it_has_no_runs(tmp_path):
+    """BBC-Topic's DAPT + TAPT beats RoBERTa, DAPT and TAPT on every seed: it holds. With TAPT's
+    runs gone it was compared with RoBERTa and DAPT alone and still `holds` as best of its table."""
+    for condition, values in BEST["bbc-topic"].items():
+        for seed, value in enumerate(values):
+            if condition != "tapt" or seed < 4:   # TAPT: 4 seeds, then none
+                write_run(tmp_path / "results", "bbc-topic", condition, seed, value)
+    layout = make_layout("mini", CONDITIONS)
+
+    def best_row():
+        frame = findings_frame(load_runs(tmp_path / "results", "mini", CONDITIONS), layout, None)
+        return frame.set_index(["claim", "task"]).loc[("DAPT + TAPT is best", "bbc-topic")]
+
+    assert best_row().verdict == "holds"
+    shutil.rmtree(tmp_path / "results" / "mini" / "bbc-topic" / "tapt")
+    row = best_row()
+    assert row.verdict == "missing (no TAPT runs)" and row.p_paired < 0.05   # the p of what was compared stays
+
+
+
 def test_seed_pairs_match_by_seed_and_refuse_a_seed_run_twice():
     import pandas as pd
 
@@ -549,12 +622,12 @@ def test_table_lora_appears_once_a_lora_condition_has_runs(mini_results, tmp_pat
         write_run(mini_results, "aclsum-roles", "dapt_lora", seed, value)
     assert args.func(args) == 0
     table = (out / "mini" / "table_lora.md").read_text().splitlines()   # the LoRA rows that ran, beside theirs
-    assert table[2] == "| Task | RoBERTa | DAPT | DAPT (LoRA) | TAPT | DAPT + TAPT |"
-    assert table[4] == "| ACL-Roles | 61.0 ± 1.0 (3) | **71.5 ± 1.3 (4)** | 70.0 ± 1.0 (3) | 56.0 ± 1.0 (3) | 71.0 ± 2.0 (3) |"
+    assert table[4] == "| Task | RoBERTa | DAPT | DAPT (LoRA) | TAPT | DAPT + TAPT |"   # after the title and metric
+    assert table[6] == "| ACL-Roles | 61.0 ± 1.0 (3) | **71.5 ± 1.3 (4)** | 70.0 ± 1.0 (3) | 56.0 ± 1.0 (3) | 71.0 ± 2.0 (3) |"
     for condition in ("tapt_lora", "dapt_tapt_lora"):
         write_run(mini_results, "aclsum-roles", condition, 0, 60.0)
     assert args.func(args) == 0
-    assert (out / "mini" / "table_lora.md").read_text().splitlines()[2] == (
+    assert (out / "mini" / "table_lora.md").read_text().splitlines()[4] == (
         "| Task | RoBERTa | DAPT | DAPT (LoRA) | TAPT | TAPT (LoRA) | DAPT + TAPT | DAPT + TAPT (LoRA) |")
     # seeds 0-2 in both: paired, LoRA 1 point below DAPT on each seed
     assert "| DAPT (LoRA) keeps DAPT's gain | ACL-Roles | DAPT (LoRA) − DAPT | -1.0 | paired |" in (

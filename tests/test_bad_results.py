@@ -231,6 +231,28 @@ def test_a_run_marked_as_from_a_released_checkpoint_the_suite_lacks_is_refused_b
     assert load_runs(paper_results, "paper", conditions).published.tolist() == [True]
 
 
+def test_a_cell_of_released_and_pretrained_here_seeds_is_refused_by_aggregate(tmp_path, capsys):
+    """Seeds 0-2 from the authors' TAPT checkpoint (`run --from-released`), seeds 3-4 from a TAPT
+    pretrained here: in the paper suite both have the lineage tapt-chemprot (no base stage), so
+    they were one cell, `72.8 ± 11.3 (5) †`, "agrees" with the paper's 82.6 ± 0.4."""
+    hub_id = "allenai/dsp_roberta_base_tapt_chemprot_4169"
+    released = {"name": "tapt-chemprot", "lineage": "tapt-chemprot", "kind": "released", "released": hub_id}
+    results, cell = tmp_path / "results", ("paper", "chemprot", "tapt")
+    for seed, score in enumerate([0.80, 0.81, 0.82, 0.60, 0.61]):
+        source = dict(model=hub_id, published=True, pretraining=[released]) if seed < 3 else \
+            dict(model="cache/paper/checkpoints/tapt-chemprot-1a2b3c4d")
+        metrics_record(suite="paper", task="chemprot", condition="tapt", metric="micro_f1", seed=seed, test_metric=score,
+                       lineage="tapt-chemprot", **source).write(results.joinpath(*cell, f"seed_{seed}"))
+    tables = tmp_path / "tables"
+    assert main(["aggregate", "--suite", "paper", "--results-dir", str(results), "--tables-dir", str(tables)]) == 2
+    assert not tables.exists()
+    assert the_error(capsys) == (
+        f"dontstop: error: {results.joinpath(*cell, 'seed_0', 'metrics.json')}: fine-tuned from a released checkpoint "
+        f"({hub_id}), but seed_3/metrics.json of its cell from one pretrained here "
+        "(cache/paper/checkpoints/tapt-chemprot-1a2b3c4d); a cell averages one model's seeds: keep each in a "
+        "--results-dir of its own")
+
+
 def test_a_seed_whose_pretraining_records_are_not_its_cells_is_refused_by_aggregate(finished_cells, capsys):
     """Table 9 read the first seed's stage records alone: its steps and seconds edited to 99999, the
     TAPT row was "100K steps, 27.8 h" (seeds 1-4: 32 steps)."""

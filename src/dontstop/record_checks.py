@@ -96,14 +96,29 @@ def check_costs(path: Path, stages: list[dict]) -> None:
 
 def check_cells(records: dict[Path, Any]) -> None:
     """The seeds of each (task, condition) cell of `records` (metrics.json -> MetricsRecord)
-    against each other: one pretraining lineage record (check_one_pretraining), no two the same
-    run (check_no_copies)."""
+    against each other: one kind of starting checkpoint (check_one_source), one pretraining lineage
+    record (check_one_pretraining), no two the same run (check_no_copies)."""
     cells: dict[tuple[str, str, str | None], dict[Path, Any]] = {}
     for path, record in records.items():
         cells.setdefault((record.suite, record.task, record.condition), {})[path] = record
     for cell in cells.values():
+        check_one_source(cell)
         check_one_pretraining(cell)
         check_no_copies(cell)
+
+
+def check_one_source(cell: dict[Path, Any]) -> None:
+    """The seeds of a cell all fine-tuned from the authors' released checkpoint (`published`), or
+    none did: in the paper suite both have one lineage (no base stage), so seeds 0-2 of `run
+    --from-released` and seeds 3-4 pretrained here were one cell, `72.8 ± 11.3 (5) †`, two
+    different models averaged and the whole cell marked released."""
+    first: dict[bool, Path] = {}
+    for path, record in cell.items():
+        first.setdefault(bool(record.published), path)
+    if len(first) > 1:
+        raise UserError(f"{first[True]}: fine-tuned from a released checkpoint ({cell[first[True]].model}), but "
+                        f"{_in_cell(first[False])} of its cell from one pretrained here ({cell[first[False]].model}); "
+                        "a cell averages one model's seeds: keep each in a --results-dir of its own")
 
 
 def check_one_pretraining(cell: dict[Path, Any]) -> None:

@@ -17,7 +17,8 @@ from .tables import Layout
 
 VERDICT_COLORS = {"holds": "tab:green", "reversed": "tab:red", "underpowered": "tab:orange",
                   "not significant": "tab:grey", "agrees": "tab:green", "differs (+)": "tab:blue",
-                  "differs (−)": "tab:red", "too few seeds": "tab:grey", "missing": "black"}
+                  "differs (−)": "tab:red", "too few seeds": "tab:grey", "missing": "black",
+                  "in direction": "tab:olive", "against": "tab:pink"}   # a sign without a test
 
 
 LABELLED_CELLS = 20   # more cells than this: no text labels, the table above names them

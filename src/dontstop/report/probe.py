@@ -22,7 +22,7 @@ from ..recipes import FinetuneRecipe
 from ..records import PROBE_FILE, read_probe
 from ..results_tree import result_files
 from ..suites import Suite
-from .render import Grid, signed
+from .render import Grid, as_shown, signed
 from .runs import EQUAL_WITHIN, check_lineage, summarize
 from .tables import Layout
 
@@ -111,7 +111,7 @@ def probe_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
     grid = Grid(["Task"] + [names[c] for c in conditions], [])
     for i, task in enumerate(tasks):
         line = [names[task]]
-        best = cells.loc[task].probe.max()
+        best = cells.loc[task].probe.map(as_shown).max()   # as printed: two cells reading 45.8 are both bold
         for j, condition in enumerate(conditions, start=1):
             if (task, condition) not in cells.index:
                 line.append("—")
@@ -119,7 +119,7 @@ def probe_grid(frame: pd.DataFrame, layout: Layout) -> Grid:
             cell = cells.loc[(task, condition)]
             gain = "" if condition == layout.conditions.baseline or np.isnan(cell.probe_gain) else f" ({signed(cell.probe_gain)})"
             line.append(f"{cell.probe:.1f}{gain}")
-            if cell.probe == best:
+            if as_shown(cell.probe) == best:
                 grid.bold.add((i, j))
         grid.rows.append(line)
     grid.note = ("Frozen-encoder linear probe: mean-pooled last hidden states, logistic regression "

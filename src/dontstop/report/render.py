@@ -26,6 +26,12 @@ def format_cell(mean: float, std: float, n: int) -> str:
     return f"{mean:.1f} ± {'—' if n < 2 else f'{std:.1f}'} ({n})"
 
 
+def as_shown(value: float) -> float:
+    """A mean as its cell prints it (one decimal, format_cell's rounding): the best cell is picked
+    on this, so two cells that read 84.2 are both bold, not the one 0.04 higher unseen."""
+    return float(f"{value:.1f}")
+
+
 def signed(value: float) -> str:
     """A difference with its sign, one decimal: `+1.2`; one that rounds to zero is `+0.0`, not
     `-0.0`; none (NaN) is `—`."""

@@ -19,7 +19,7 @@ from ..record_checks import COST_FIELDS
 from ..tasks import Task
 from .agreement import add_verdicts
 from .published import COST_COLUMNS, published_cell
-from .render import Grid, count, duration, format_cell, signed
+from .render import Grid, as_shown, count, duration, format_cell, signed
 from .runs import summarize
 
 RELEASED_NOTE = "† fine-tuned from the authors' released checkpoint (`--from-released`), not pretrained here."
@@ -104,6 +104,21 @@ def cost_spec(layout: Layout) -> TableSpec:
     return TableSpec("table9", "", tasks, layout.paper_order("9"), ("9",))
 
 
+METRIC_NAMES = {"macro_f1": "macro-F1", "micro_f1": "micro-F1", "accuracy": "accuracy"}
+
+
+def metric_note(layout: Layout, tasks: tuple[str, ...]) -> str:
+    """What a table's cells are: `Test macro-F1 ×100, ...`, or per metric where its tasks differ, as
+    the paper's (micro-F1 for ChemProt and RCT, macro-F1 for the others; FACTS). No table said."""
+    by_metric: dict[str, list[str]] = {}
+    for key in tasks:
+        by_metric.setdefault(layout.tasks[key].metric, []).append(layout.tasks[key].name)
+    names = {metric: METRIC_NAMES.get(metric, metric) for metric in by_metric}
+    what = (f"Test {names[next(iter(by_metric))]} ×100" if len(by_metric) == 1 else "Test metric ×100 ("
+            + "; ".join(f"{names[metric]} for {', '.join(tasks_)}" for metric, tasks_ in by_metric.items()) + ")")
+    return f"{what}, mean ± std over seeds (n seeds)." if by_metric else ""
+
+
 def cell_frame(runs: pd.DataFrame, spec: TableSpec, layout: Layout) -> pd.DataFrame:
     """One row per (task, condition) of `spec`: mean, std, n, best; published and delta
     for the paper suite. A cell without runs has n = 0 and NaN mean."""
@@ -119,7 +134,8 @@ def cell_frame(runs: pd.DataFrame, spec: TableSpec, layout: Layout) -> pd.DataFr
         cells["published_std"] = [np.nan if cell is None else cell["std"] for cell in paper]
         cells["delta"] = cells["mean"] - cells["published_mean"]
         cells = add_verdicts(cells)
-    cells["best"] = cells["mean"] == cells.groupby("task")["mean"].transform("max")
+    shown = cells["mean"].map(as_shown)   # bold is read off the printed numbers: a tie there is bold twice
+    cells["best"] = shown == shown.groupby(cells["task"]).transform("max")
     return cells
 
 

@@ -23,7 +23,7 @@ from .published import load_published
 from .render import Grid, to_latex, to_markdown
 from .runs import as_suite, load_runs, mixed_data, other_data_than_on_disk, provenance_markdown, read_runs
 from .significance import TITLE as SIGNIFICANCE_TITLE, significance_frame, significance_grid
-from .tables import Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, table_specs
+from .tables import Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, metric_note, table_specs
 from .tables_folder import WRITTEN_BY, written_whole
 from .wandb_upload import log_to_wandb
 
@@ -96,14 +96,14 @@ def build_tables(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] |
     tables = {}
     for spec in (spec for spec in table_specs(layout) if spec.tasks):   # a study may have none for one
         cells = cell_frame(runs, spec, layout)
-        tables[spec.name] = (spec.title, cells, grid(spec, cells, layout.names))
+        tables[spec.name] = (spec.title, cells, with_note(grid(spec, cells, layout.names), metric_note(layout, spec.tasks)))
     if probes is not None and len(probes):
         probe = probe_frame(probes, runs, layout)
         tables["probe"] = ("Representation probe: a frozen-encoder linear probe of every checkpoint",
                            probe, probe_grid(probe, layout))
     if cost_spec(layout).tasks:
         cost = cost_frame(runs, layout)
-        tables["table9"] = (COST_TITLE, cost, cost_grid(cost, layout))
+        tables["table9"] = (COST_TITLE, cost, with_note(cost_grid(cost, layout), metric_note(layout, cost_spec(layout).tasks)))
     significance = significance_frame(runs, layout)
     tables["significance"] = (SIGNIFICANCE_TITLE, significance, significance_grid(significance, layout))
     findings = findings_frame(runs, layout, overlap)
@@ -115,6 +115,12 @@ def build_tables(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] |
         tables["agreement"] = ("Does the rerun agree with the paper? Every reproduced cell", agreement,
                                agreement_grid(agreement, layout.names))
     return tables
+
+
+def with_note(grid_: Grid, first: str) -> Grid:
+    """`grid_` with `first` before its own note (a table's metric before what else it says)."""
+    grid_.note = " ".join(part for part in (first, grid_.note) if part)
+    return grid_
 
 
 def p_text(p: float) -> str:

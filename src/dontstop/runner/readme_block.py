@@ -42,7 +42,7 @@ def update_readme(readme: Path, history: RunHistory, tables: Path) -> None:
              f"({run.machine}; {tabled} fine-tuning runs in its tables; made by {len(calls)} call(s), the longest "
              f"{longest:.1f} min, {minutes:.1f} min of wall time in all, each in "
              f"results/{history.suite}/{RUN_HISTORY_FILE}; git {str(run.git_commit)[:10]}). "
-             f"Test macro-F1 × 100, mean ± std (n seeds); every table is in "
+             f"Every table (each says its test metric) is in "
              f"[{tables}/]({tables}/README.md).\n\n{table5}\n\n"
              f"{findings}\n\n![every condition per task]({tables}/plots/bars.png)\n{END}")
     head, rest = text.split(BEGIN, 1)
