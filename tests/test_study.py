@@ -229,6 +229,13 @@ def _octal_seed(folder: Path) -> Path:
     return study
 
 
+def _base_60_seeds(folder: Path) -> Path:
+    """`seeds: [1:5]` (a range, as Python slices it): YAML 1.1 reads 1:5 in base 60, so seed 65 ran alone."""
+    study = bad_study(folder, lambda s: s.update(seeds=[7777]))
+    study.write_text(study.read_text(encoding="utf-8").replace("- 7777", "- 1:5"), encoding="utf-8")
+    return study
+
+
 def _copied_corpus(folder: Path, key: str, of: str) -> Path:
     """A byte-for-byte copy of corpora/<of>.txt given as `key` (a domain's corpus, or base_corpus):
     the same path was refused, the copy accepted."""
@@ -364,6 +371,7 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                       "key 'domain_corpora.wiki': {f}/corpora/comments.txt is the corpus of domain "
                       "'news_comments' too; each domain needs its own"),
     "octal_seed": (_octal_seed, "010 is an octal number to YAML (8); write the number without leading zeros"),
+    "base_60_seeds": (_base_60_seeds, "1:5 is a number in base 60 to YAML (65); write one number, a list of them"),
     "copied_corpus": (lambda f: _copied_corpus(f, "wiki", "comments"),
                       "key 'domain_corpora.wiki': {f}/corpora/copy.txt (a copy of {f}/corpora/comments.txt) is the "
                       "corpus of domain 'news_comments' too; each domain needs its own"),
