@@ -366,6 +366,21 @@ def test_status_of_a_results_or_cache_folder_under_a_file_is_one_line_and_of_non
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("command", [["run", EXPERIMENTS_DIR / "baseline"], ["run", EXPERIMENTS_DIR / "baseline", "--dry-run"],
+                                     ["reproduce", "--conditions", "baseline", "--dry-run"]])
+@pytest.mark.parametrize("flag", ["--results-dir", "--cache-dir"])
+def test_a_results_or_cache_folder_that_is_a_file_is_one_line_in_a_run_and_its_dry_run(command, flag, world, capsys):
+    """A --cache-dir that was a file (or lay under one) was `cf: File exists` (`Not a directory`), exit 1,
+    in every run and dry run (the input checks write their memo into the cache first); a --results-dir
+    that was a file passed a dry run, which the run then refused."""
+    tmp_path, _, flags = world
+    for where in (tmp_path / "file", tmp_path / "file" / "sub"):
+        (tmp_path / "file").write_text("")
+        [line] = refused(capsys, *command, *flags, flag, where)   # the last one counts
+        assert line.startswith(str(where)) and line.endswith(f": not a writable directory ({tmp_path / 'file'} is a file)")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()   # --quick: <root>/quick
+
+
 def test_a_results_or_cache_folder_given_one_level_too_deep_is_refused(world, capsys):
     """`--results-dir results/mini`, the suite's own folder: `run` wrote its runs to
     results/mini/mini/ without a word, `aggregate` said "no metrics.json found" beside them and

@@ -69,7 +69,10 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, s
                               lambda path=path, pool=pool: _checked_corpus(path, pool),
                               missing_ok and (shown or under_data), MISSING_DATA if under_data else MISSING_GIVEN)
     if memo != before:
-        atomic_write_json(memo_path, memo)
+        try:
+            atomic_write_json(memo_path, memo)
+        except OSError:   # a cache status only reads (a colleague's, read-only): the memo is a shortcut
+            pass
     if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
         problems += [*_nothing_beyond_task_text(plans, suite), *_one_label_cuts(plans, suite),
                      *_copied_tasks(whole, suite)]
