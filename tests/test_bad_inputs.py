@@ -552,6 +552,24 @@ def test_an_empty_path_flag_is_one_line_and_nothing_is_written(tmp_path, capsys,
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("argv, message", [   # what each did: a folder of that name, named over two lines
+    (["reproduce", "--dry-run", "--results-dir", "res\nults"],
+     "reproduce: --results-dir 'res\\nults': holds a line break (a pasted command, a file's last newline?); give "
+     "the path on one line"),
+    (["init-study", "my-study\n"], "init-study: folder 'my-study\\n': holds a line break"),
+    (["status", "--suite", "study.yaml\r\n"], "status: --suite 'study.yaml\\r\\n': holds a line break"),
+])
+def test_a_path_flag_holding_a_line_break_is_one_line_and_nothing_is_written(tmp_path, capsys, argv, message):
+    """`--results-dir "$(cat where.txt)"` keeps no newline, but a path pasted over two lines, or read with
+    `read -d ''`, does: it was a folder of that name (`init-study` made one), and every line naming it
+    was two lines."""
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 2 and line.startswith(f"dontstop: error: {message}"), line
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--workers", "abc"], "run: argument --workers: invalid int value: 'abc' ('dontstop run --help' lists"),
     (["analyze", "vocab", "--top", "0"], "analyze vocab: argument --top: 0: must be at least 1"),
