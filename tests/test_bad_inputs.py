@@ -447,6 +447,27 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
     nothing_written(tmp_path)
 
 
+@pytest.mark.parametrize("condition", ["baseline", "tapt"])
+def test_a_model_folder_without_weights_is_refused_before_any_work(condition, world, capsys):
+    """A local model folder of config.json alone (a copy cut short) passed every check and the dry run;
+    the run started its workers, and the first job to load it failed."""
+    import shutil
+
+    from dontstop.models import bundled_model_dir
+
+    tmp_path, _, flags = world
+    model = tmp_path / "my-model"
+    model.mkdir()
+    shutil.copy(bundled_model_dir("bert-tiny") / "config.json", model)
+    for dry_run in (["--dry-run"], []):
+        [line] = refused(capsys, "run", EXPERIMENTS_DIR / condition, "--tasks", "rt-polarity",
+                         "--set", f"base_model={model}", "--set", "base_corpus=null", *flags, *dry_run)
+        assert line == (f"{model}: a model folder without weights (no *.safetensors or *.bin beside its config.json: "
+                        "a copy cut short?); give a whole checkpoint")
+    shutil.rmtree(model)   # its config.json is the one nothing_written would see
+    nothing_written(tmp_path)
+
+
 # --- Flags of run / reproduce --------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, message", [
