@@ -301,6 +301,11 @@ def _latin1(folder: Path) -> Path:
 BAD = {   # case: (how to break the basic study, what the one line says)
     "missing_split": (lambda f: (f / "data" / "comments" / "dev.jsonl").unlink() or f / "study.yaml",
                       "key 'tasks.comments.data': {f}/data/comments/dev.jsonl: file not found"),
+    # the message named the missing split alone, beside the task folder that holds it
+    "data_a_folder_of_task_folders": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="data")),
+                                      "key 'tasks.comments.data': {f}/data/train.jsonl: file not found "
+                                      "({f}/data/comments/train.jsonl is there: give the task's own folder, "
+                                      "{f}/data/comments)"),
     "label_not_in_train": (_unseen_label, "key 'tasks.comments.data': {f}/data/comments/test.jsonl:21: "
                                           "field 'label': '중립' never occurs in train"),
     "unknown_metric": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(metric="f1")),
