@@ -579,6 +579,8 @@ def test_an_empty_path_flag_is_one_line_and_nothing_is_written(tmp_path, capsys,
      "the path on one line"),
     (["init-study", "my-study\n"], "init-study: folder 'my-study\\n': holds a line break"),
     (["status", "--suite", "study.yaml\r\n"], "status: --suite 'study.yaml\\r\\n': holds a line break"),
+    (["reproduce", "--dry-run", "--domain-corpus", "cs=cs.txt\n"],   # named over two lines, twice
+     "reproduce: --domain-corpus 'cs=cs.txt\\n': holds a line break"),
 ])
 def test_a_path_flag_holding_a_line_break_is_one_line_and_nothing_is_written(tmp_path, capsys, argv, message):
     """`--results-dir "$(cat where.txt)"` keeps no newline, but a path pasted over two lines, or read with

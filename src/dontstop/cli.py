@@ -38,6 +38,9 @@ PATH_DESTS = frozenset({"out", "corpus", "task_text", "pool", "index_dir", "data
                         "tables_dir", "experiments_dir", "readme", "folder", "paths", "corpora",
                         "exclude_dev_test_of", "overlap"})
 
+# Those naming a file or folder among other words (a suite's name or file, NAME=PATH): a line break is theirs too.
+NAMED_PATH_DESTS = frozenset({"suite", "domain_corpus", "curated_corpus", "models"})
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a flag's error is one line like every other bad input's (argparse prints
@@ -70,7 +73,7 @@ def _empty_path(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> 
     tables, `init-study ''` a study; `--corpus ''` was ".: a folder, not a file". One holding a line
     break was a folder of that name, which every message naming it split over two lines."""
     for action in parser._actions:
-        if action.dest not in PATH_DESTS and action.dest != "suite":   # a suite's name or its file
+        if action.dest not in PATH_DESTS | NAMED_PATH_DESTS:
             continue
         value = getattr(parsed, action.dest, None)
         for item in value if isinstance(value, list) else [value]:
