@@ -560,6 +560,8 @@ def test_a_list_flag_given_twice_keeps_the_values_of_both(argv, dest, values):
     (["data", "check", ""], "data check: paths '': an empty path (an unset shell variable?); give a file or folder"),
     (["status", "--results-dir", ""],   # the default results folder, without a word
      "status: --results-dir '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
+    (["reproduce", "--suite", "", "--dry-run"],   # `--suite : a folder; give its study file, study.yaml`
+     "reproduce: --suite '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
     (["aggregate", "--overlap", ""],   # the default overlap file, without a word
      "aggregate: --overlap '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
 ])

@@ -78,7 +78,7 @@ def _empty_path(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> 
         value = getattr(parsed, action.dest, None)
         for item in value if isinstance(value, list) else [value]:
             name = action.option_strings[0] if action.option_strings else action.metavar or action.dest
-            if isinstance(item, str) and not item.strip() and action.dest in PATH_DESTS:
+            if isinstance(item, str) and not item.strip() and action.dest in PATH_DESTS | {"suite"}:
                 optional = action.option_strings and not action.required
                 return (f"{name} {item!r}: an empty path (an unset shell variable?); give a file or folder"
                         f"{', or leave the flag out' if optional else ''}")
