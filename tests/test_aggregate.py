@@ -1173,3 +1173,16 @@ def test_a_run_of_a_condition_the_experiments_dir_lacks_names_that_folder(mini_r
                  "--experiments-dir", str(experiments)]) == 2
     assert f"{run}/metrics.json: field 'condition' is 'mine': not a condition folder of {experiments}/ (known: " \
         in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["file", "file/results"])
+def test_a_results_folder_that_is_a_file_is_said_so(where, tmp_path, capsys):
+    """A --results-dir that is a file (or lies under one) was `file/mini: no metrics.json found; run
+    `dontstop run ... --suite mini` first`, as if the runs were still to make; `status` names the file."""
+    from dontstop.cli import main
+
+    (tmp_path / "file").write_text("")
+    assert main(["aggregate", "--results-dir", str(tmp_path / where), "--tables-dir", str(tmp_path / "tables")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == f"dontstop: error: {tmp_path / where}: not a directory ({tmp_path / 'file'} is a file)"
+    assert not (tmp_path / "tables").exists()

@@ -168,6 +168,31 @@ def test_cli_reports_bad_input_in_one_line(planted, tmp_path, capsys):
     assert "empty.txt: no words outside the stop-word list" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["vocab"], ["mlm-loss", "--models", "base=bundled:bert-tiny", "--corpora"]])
+@pytest.mark.parametrize("second", ["gzip", "empty"])
+def test_every_corpus_given_is_opened_before_any_is_sampled(command, second, planted, tmp_path, capsys):
+    """A gzip or empty second corpus was found once the first had been sampled, a whole pass over it
+    (minutes on a DAPT corpus): each opens as a corpus first."""
+    import gzip
+
+    bad = tmp_path / "news.txt"
+    bad.write_bytes(gzip.compress(planted["news"].read_bytes()) if second == "gzip" else b"")
+    given = [str(planted["cs"]), str(bad)] if command == ["vocab"] else [f"cs={planted['cs']}", f"news={bad}"]
+    assert main(["analyze", *command, *given, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    says = ":1: not UTF-8 at byte offset 1 (byte 0x8b: invalid start byte; a gzip file? decompress it first)" \
+        if second == "gzip" else ": corpus has no documents"
+    assert err == [f"dontstop: error: {bad}{says}"]   # no "sampling cs" line before it
+
+
+def test_analyze_vocab_of_one_corpus_file_is_refused(planted, tmp_path, capsys):
+    """A 1 x 1 matrix of 100%, exit 0 (a user expecting the suite's general text beside it)."""
+    assert main(["analyze", "vocab", str(planted["cs"]), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"dontstop: error: {planted['cs']}: one corpus; the overlap compares "
+                                               "two or more (give the general text too, as the suite's general.txt)")
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_analysis_takes_the_suites_own_checkpoints_never_the_longest_trained(tmp_path):
     """The base model of the MLM-loss table is the suite's base stage (by its stage key), whatever
     else lies in the cache: a longer-trained base from another data folder is not it."""

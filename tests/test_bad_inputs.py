@@ -366,6 +366,21 @@ def test_status_of_a_results_or_cache_folder_under_a_file_is_one_line_and_of_non
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("command", [["run", EXPERIMENTS_DIR / "baseline"], ["run", EXPERIMENTS_DIR / "baseline", "--dry-run"],
+                                     ["reproduce", "--conditions", "baseline", "--dry-run"]])
+@pytest.mark.parametrize("flag", ["--results-dir", "--cache-dir"])
+def test_a_results_or_cache_folder_that_is_a_file_is_one_line_in_a_run_and_its_dry_run(command, flag, world, capsys):
+    """A --cache-dir that was a file (or lay under one) was `cf: File exists` (`Not a directory`), exit 1,
+    in every run and dry run (the input checks write their memo into the cache first); a --results-dir
+    that was a file passed a dry run, which the run then refused."""
+    tmp_path, _, flags = world
+    for where in (tmp_path / "file", tmp_path / "file" / "sub"):
+        (tmp_path / "file").write_text("")
+        [line] = refused(capsys, *command, *flags, flag, where)   # the last one counts
+        assert line.startswith(str(where)) and line.endswith(f": not a writable directory ({tmp_path / 'file'} is a file)")
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()   # --quick: <root>/quick
+
+
 def test_a_results_or_cache_folder_given_one_level_too_deep_is_refused(world, capsys):
     """`--results-dir results/mini`, the suite's own folder: `run` wrote its runs to
     results/mini/mini/ without a word, `aggregate` said "no metrics.json found" beside them and
@@ -429,6 +444,27 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
         [line] = refused(capsys, "run", EXPERIMENTS_DIR / "tapt", "--tasks", "rt-polarity",
                          "--set", "base_model=roberta-large", *flags, *dry_run)
         assert line.startswith("roberta-large: not in the local cache and offline"), line
+    nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("condition", ["baseline", "tapt"])
+def test_a_model_folder_without_weights_is_refused_before_any_work(condition, world, capsys):
+    """A local model folder of config.json alone (a copy cut short) passed every check and the dry run;
+    the run started its workers, and the first job to load it failed."""
+    import shutil
+
+    from dontstop.models import bundled_model_dir
+
+    tmp_path, _, flags = world
+    model = tmp_path / "my-model"
+    model.mkdir()
+    shutil.copy(bundled_model_dir("bert-tiny") / "config.json", model)
+    for dry_run in (["--dry-run"], []):
+        [line] = refused(capsys, "run", EXPERIMENTS_DIR / condition, "--tasks", "rt-polarity",
+                         "--set", f"base_model={model}", "--set", "base_corpus=null", *flags, *dry_run)
+        assert line == (f"{model}: a model folder without weights (no *.safetensors or *.bin beside its config.json: "
+                        "a copy cut short?); give a whole checkpoint")
+    shutil.rmtree(model)   # its config.json is the one nothing_written would see
     nothing_written(tmp_path)
 
 
@@ -524,6 +560,8 @@ def test_a_list_flag_given_twice_keeps_the_values_of_both(argv, dest, values):
     (["data", "check", ""], "data check: paths '': an empty path (an unset shell variable?); give a file or folder"),
     (["status", "--results-dir", ""],   # the default results folder, without a word
      "status: --results-dir '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
+    (["reproduce", "--suite", "", "--dry-run"],   # `--suite : a folder; give its study file, study.yaml`
+     "reproduce: --suite '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
     (["aggregate", "--overlap", ""],   # the default overlap file, without a word
      "aggregate: --overlap '': an empty path (an unset shell variable?); give a file or folder, or leave the flag out"),
 ])
@@ -531,6 +569,26 @@ def test_an_empty_path_flag_is_one_line_and_nothing_is_written(tmp_path, capsys,
     """`--out "$OUT"` with OUT unset: `finetune`, `select` and `analyze` wrote their files into the
     working folder, `init-study` its study; every path flag of every command now refuses it."""
     with pytest.raises(SystemExit) as exit:   # refused as argparse refuses a flag: before the command runs
+        main(argv)
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 2 and line.startswith(f"dontstop: error: {message}"), line
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [   # what each did: a folder of that name, named over two lines
+    (["reproduce", "--dry-run", "--results-dir", "res\nults"],
+     "reproduce: --results-dir 'res\\nults': holds a line break (a pasted command, a file's last newline?); give "
+     "the path on one line"),
+    (["init-study", "my-study\n"], "init-study: folder 'my-study\\n': holds a line break"),
+    (["status", "--suite", "study.yaml\r\n"], "status: --suite 'study.yaml\\r\\n': holds a line break"),
+    (["reproduce", "--dry-run", "--domain-corpus", "cs=cs.txt\n"],   # named over two lines, twice
+     "reproduce: --domain-corpus 'cs=cs.txt\\n': holds a line break"),
+])
+def test_a_path_flag_holding_a_line_break_is_one_line_and_nothing_is_written(tmp_path, capsys, argv, message):
+    """`--results-dir "$(cat where.txt)"` keeps no newline, but a path pasted over two lines, or read with
+    `read -d ''`, does: it was a folder of that name (`init-study` made one), and every line naming it
+    was two lines."""
+    with pytest.raises(SystemExit) as exit:
         main(argv)
     [line] = capsys.readouterr().err.strip().splitlines()
     assert exit.value.code == 2 and line.startswith(f"dontstop: error: {message}"), line

@@ -251,3 +251,23 @@ def test_a_full_disk_when_a_run_writes_its_metrics_is_one_line_naming_the_file(r
     assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
         f"dontstop: error: {seed / 'metrics.json'}: No space left on device"), result.stderr[-2000:]
     assert [path.name for path in seed.iterdir()] == ["config.json"]   # no record, no temporary file
+
+
+def test_status_of_a_cache_it_may_not_write_reports_and_a_run_refuses_it_in_one_line(reference, tmp_path, capsys):
+    """The input checks keep their verdicts in <cache>/input_checks.json: in a cache `status` may not
+    write (a colleague's) it failed with `.../.input_checks.json.x1y2.tmp: Operation not permitted`,
+    exit 1, and so did `run` and its dry run, naming a temporary file. The memo is a shortcut: status
+    goes without it; a run (and its dry run) is refused as a read-only results folder is."""
+    copy_of(reference, tmp_path)
+    cache = tmp_path / "cache"
+    for memo in cache.rglob("input_checks.json"):
+        memo.unlink()   # the verdicts to be written again
+    with read_only(cache):
+        result = dontstop_here(capsys, "status", "--conditions", "baseline", "--tasks", "rt-polarity", "--seeds",
+                               "0", "3", data_dir=reference[0], root=tmp_path)
+        assert result.returncode == 0 and not result.stderr, result.stderr
+        assert result.stdout.strip().splitlines()[-1].startswith("3 jobs: 2 done")
+        for dry_run in ([], ["--dry-run"]):
+            result = dontstop_here(capsys, "run", *RUN_CONDITIONS, "--seeds", "0", "3", *dry_run,
+                                   data_dir=reference[0], root=tmp_path)
+            refused_before_any_work(result, tmp_path, f"{cache}: not a writable directory (no write permission on {cache})")

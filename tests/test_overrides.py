@@ -104,6 +104,9 @@ def test_a_mapping_set_to_a_merged_section_is_merged_as_a_study_files_is(mini_su
     ("seeds=[000, 001, 010]", "--set seeds=[000, 001, 010]: 000 is an octal number to YAML (0); write the number "
                               "without leading zeros, or quote it"),
     ("finetune.max_train_examples=0100", "--set finetune.max_train_examples=0100: 0100 is an octal number to YAML (64)"),
+    # YAML 1.1's base 60: seed 65 alone ran, and an lr of 90, without a word
+    ("seeds=[1:5]", "--set seeds=[1:5]: 1:5 is a number in base 60 to YAML (65); write one number, a list of them"),
+    ("finetune.lr=1:30.5", "--set finetune.lr=1:30.5: 1:30.5 is a number in base 60 to YAML (90.5)"),
 ])
 @pytest.mark.parametrize("command", ["reproduce", "run", "status", "aggregate"])
 def test_a_bad_set_value_is_one_line_naming_the_flag(command, given, message, tmp_path, capsys):

@@ -229,6 +229,13 @@ def _octal_seed(folder: Path) -> Path:
     return study
 
 
+def _base_60_seeds(folder: Path) -> Path:
+    """`seeds: [1:5]` (a range, as Python slices it): YAML 1.1 reads 1:5 in base 60, so seed 65 ran alone."""
+    study = bad_study(folder, lambda s: s.update(seeds=[7777]))
+    study.write_text(study.read_text(encoding="utf-8").replace("- 7777", "- 1:5"), encoding="utf-8")
+    return study
+
+
 def _copied_corpus(folder: Path, key: str, of: str) -> Path:
     """A byte-for-byte copy of corpora/<of>.txt given as `key` (a domain's corpus, or base_corpus):
     the same path was refused, the copy accepted."""
@@ -294,6 +301,11 @@ def _latin1(folder: Path) -> Path:
 BAD = {   # case: (how to break the basic study, what the one line says)
     "missing_split": (lambda f: (f / "data" / "comments" / "dev.jsonl").unlink() or f / "study.yaml",
                       "key 'tasks.comments.data': {f}/data/comments/dev.jsonl: file not found"),
+    # the message named the missing split alone, beside the task folder that holds it
+    "data_a_folder_of_task_folders": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(data="data")),
+                                      "key 'tasks.comments.data': {f}/data/train.jsonl: file not found "
+                                      "({f}/data/comments/train.jsonl is there: give the task's own folder, "
+                                      "{f}/data/comments)"),
     "label_not_in_train": (_unseen_label, "key 'tasks.comments.data': {f}/data/comments/test.jsonl:21: "
                                           "field 'label': '중립' never occurs in train"),
     "unknown_metric": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(metric="f1")),
@@ -364,6 +376,7 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                       "key 'domain_corpora.wiki': {f}/corpora/comments.txt is the corpus of domain "
                       "'news_comments' too; each domain needs its own"),
     "octal_seed": (_octal_seed, "010 is an octal number to YAML (8); write the number without leading zeros"),
+    "base_60_seeds": (_base_60_seeds, "1:5 is a number in base 60 to YAML (65); write one number, a list of them"),
     "copied_corpus": (lambda f: _copied_corpus(f, "wiki", "comments"),
                       "key 'domain_corpora.wiki': {f}/corpora/copy.txt (a copy of {f}/corpora/comments.txt) is the "
                       "corpus of domain 'news_comments' too; each domain needs its own"),

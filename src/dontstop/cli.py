@@ -38,6 +38,9 @@ PATH_DESTS = frozenset({"out", "corpus", "task_text", "pool", "index_dir", "data
                         "tables_dir", "experiments_dir", "readme", "folder", "paths", "corpora",
                         "exclude_dev_test_of", "overlap"})
 
+# Those naming a file or folder among other words (a suite's name or file, NAME=PATH): a line break is theirs too.
+NAMED_PATH_DESTS = frozenset({"suite", "domain_corpus", "curated_corpus", "models"})
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a flag's error is one line like every other bad input's (argparse prints
@@ -67,17 +70,20 @@ class OneLineParser(argparse.ArgumentParser):
 def _empty_path(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> str | None:
     """A path flag given an empty value (`--out "$OUT"` with OUT unset) was the working folder:
     `finetune --out ''` and `select --out ''` wrote their files there, `analyze --out ''` its
-    tables, `init-study ''` a study; `--corpus ''` was ".: a folder, not a file"."""
+    tables, `init-study ''` a study; `--corpus ''` was ".: a folder, not a file". One holding a line
+    break was a folder of that name, which every message naming it split over two lines."""
     for action in parser._actions:
-        if action.dest not in PATH_DESTS:
+        if action.dest not in PATH_DESTS | NAMED_PATH_DESTS:
             continue
         value = getattr(parsed, action.dest, None)
         for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and not item.strip():
-                name = action.option_strings[0] if action.option_strings else action.metavar or action.dest
+            name = action.option_strings[0] if action.option_strings else action.metavar or action.dest
+            if isinstance(item, str) and not item.strip() and action.dest in PATH_DESTS | {"suite"}:
                 optional = action.option_strings and not action.required
                 return (f"{name} {item!r}: an empty path (an unset shell variable?); give a file or folder"
                         f"{', or leave the flag out' if optional else ''}")
+            if isinstance(item, str) and ("\n" in item or "\r" in item):   # `--results-dir "$(cat f)"`, a paste
+                return f"{name} {item!r}: holds a line break (a pasted command, a file's last newline?); give the path on one line"
     return None
 
 

@@ -28,15 +28,31 @@ class _Loader(yaml.SafeLoader):
 
 def _no_octal(loader: _Loader, node: yaml.ScalarNode) -> int:
     """An integer, refusing YAML 1.1's octal: `seeds: [000, 001, 010]` ran seeds 0, 1 and 8, and
-    `max_train_examples: 0100` trained on 64 examples, without a word."""
+    `max_train_examples: 0100` trained on 64 examples, without a word; and its base 60."""
     if re.fullmatch(r"[-+]?0[0-7_]+", node.value):
         raise yaml.constructor.ConstructorError(
             None, None, f"{node.value} is an octal number to YAML ({loader.construct_yaml_int(node)}); write "
             "the number without leading zeros, or quote it", node.start_mark)
+    _no_base_60(loader, node, loader.construct_yaml_int)
     return loader.construct_yaml_int(node)
 
 
+def _no_base_60_float(loader: _Loader, node: yaml.ScalarNode) -> float:
+    _no_base_60(loader, node, loader.construct_yaml_float)
+    return loader.construct_yaml_float(node)
+
+
+def _no_base_60(loader: _Loader, node: yaml.ScalarNode, construct) -> None:
+    """YAML 1.1 reads digits joined by colons as one number in base 60: `seeds: [1:5]` (a range, as
+    Python slices it) ran seed 65 alone, `lr: 1:30` was 90, without a word."""
+    if ":" in node.value:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value} is a number in base 60 to YAML ({construct(node)}); write one number, "
+            "a list of them ([1, 2, 3]), or quote it", node.start_mark)
+
+
 _Loader.add_constructor("tag:yaml.org,2002:int", _no_octal)
+_Loader.add_constructor("tag:yaml.org,2002:float", _no_base_60_float)
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
     r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
     r"|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))

@@ -81,11 +81,15 @@ def _vocab(args: argparse.Namespace) -> int:
             raise UserError(f"--names: need {len(args.corpora)} distinct name(s), one per corpus file, none "
                             "blank")   # a blank one was a nameless row and column of the matrix
         corpora = dict(zip(names, args.corpora))
+        if len(args.corpora) < 2:   # a 1 x 1 matrix of 100%, exit 0: no suite corpus is added to a file given
+            raise UserError(f"{args.corpora[0]}: one corpus; the overlap compares two or more (give the general "
+                            "text too, as the suite's general.txt)")
     elif args.names:
         raise UserError("--names needs corpus paths, one name per path")
     else:
         corpora = suite_corpora(_suite(args))
     out_dir = _writable_out_dir(args, vocab.OUTPUT_FILES)
+    vocab.check_corpora_open(corpora)
     vocab.run(corpora, args.top, args.sample_docs, args.seed, out_dir)
     return 0
 
@@ -123,6 +127,7 @@ def _mlm_loss(args: argparse.Namespace) -> int:
     corpora = parse_pairs(args.corpora, "--corpora") if args.corpora else suite_corpora(suite)
     out_dir = _writable_out_dir(args, MLM_OUTPUT_FILES)
     _check_max_length(args.max_length, models)
+    vocab.check_corpora_open(corpora)
     if args.corpora:
         samples = {name: vocab.sample_corpus(path, args.documents, args.seed, name)
                    for name, path in corpora.items()}

@@ -94,6 +94,16 @@ def sample_corpus(path: str | Path, size: int, seed: int, name: str = "") -> lis
     return sample
 
 
+def check_corpora_open(corpora: dict[str, str | Path]) -> None:
+    """Each corpus opens as one before any is sampled: there, of the right kind and format, UTF-8 in
+    its first lines (a gzip file's first bytes are not) and holding a document. A gzip or empty
+    second file was found once the first had been sampled, a pass over it (minutes on a DAPT corpus);
+    a bad byte deep in a file is still found by the pass that samples it."""
+    for path in corpora.values():
+        if next(iter_corpus([path], dedup=False), None) is None:
+            raise UserError(f"{path}: corpus has no documents")
+
+
 def reservoir_sample(items: Iterable[str], size: int, rng: random.Random) -> list[str]:
     """Algorithm R: after n items, each of them is in the sample with probability size / n."""
     sample: list[str] = []

@@ -119,10 +119,11 @@ def _parse_line(path: str, line_no: int, raw: str, allowed: set[str] | None
 
 def split_in_another_format(path: Path) -> str:
     """What a missing split's folder holds in its place (train.csv, train.json, train.tsv), as
-    the end of its message: only JSON lines are read."""
+    the end of its message: only JSON lines are read; or a task folder holding it (`data: data`)."""
     others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*") if p.is_file()) if path.parent.is_dir() else []
+    nested = sorted(p.parent for p in path.parent.glob(f"*/{path.name}")) if path.parent.is_dir() else []
     if not others:
-        return ""
+        return f" ({nested[0] / path.name} is there: give the task's own folder, {nested[0]})" if nested else ""
     return (f" ({others[0]} is there: a split is JSON lines, one {{\"text\": ..., \"label\": ...}} a line, "
             f"named {path.name})")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import wandb_log
 from ..conditions import load_conditions
-from ..fileio import UserError, raise_problems
+from ..fileio import UserError, check_dir_path, raise_problems
 from ..flags import RUN_ONLY_KEYS, add_experiments_dir, add_flag, add_suite_flags, aggregate_command, suite_overrides
 from ..suite_roots import check_root_given
 from ..study_file import tables_dir
@@ -75,6 +75,7 @@ def _aggregate(args: argparse.Namespace) -> int:
                             f"{GENERAL} and the suite's domains: {', '.join(suite.domain_corpora)}); give the "
                             "`dontstop analyze vocab` output of this suite's corpora")
     check_root_given(suite.results_dir, suite.name, suite.tasks, "--results-dir")   # "no metrics.json" beside them
+    check_dir_path(suite.results_dir)   # a file: "rf/mini: no metrics.json found; run ... first", as status says it
     records = read_runs(suite.results_dir, suite)
     difference = asked_settings_difference(records, suite, args.quick)
     if difference:   # the tables would claim the suite's recipe for runs of another

@@ -23,7 +23,7 @@ from ..condition_readme import write_readmes
 from ..condition_folders import load_condition_folders
 from ..conditions import Condition, check_outside_conditions, load_conditions, select_conditions
 from ..data.study import check_study_data
-from ..fileio import UserError, raise_problems
+from ..fileio import UserError, check_writable_dir, raise_problems
 from ..flags import add_experiments_dir, add_flag, add_pair_flags, add_suite_flags, aggregate_command, suite_overrides
 from ..provenance import cpu_count
 from ..suite_roots import check_root_given
@@ -160,6 +160,9 @@ def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Nam
         check_root_given(folder, suite.name, suite.tasks, flag)
         check_outside_conditions(folder, args.experiments_dir, flag)
         check_outside_tables(Path(folder) / suite.name, tables_dir(suite, None) / suite.name, flag, folder)
+        # a dry run too, as the run refuses it; before check_inputs writes its memo in the cache (a
+        # --cache-dir that was a file, or read-only: the system's words, exit 1, naming a temporary file)
+        check_writable_dir(folder)
     plans = [plan for condition in conditions
              for plan in plan_runs(suite, condition, args.tasks, args.seeds, planning_only=True)]
     check_inputs(plans, suite, missing_ok=args.dry_run)

@@ -25,7 +25,8 @@ from .plan import RunPlan, unique_stages
 MEMO = "input_checks.json"
 CHECKS_VERSION = 4       # bump when a check changes: earlier verdicts are then redone
 SHOWN = 20               # problems listed; `dontstop data check` lists every one
-LARGE_BYTES = 1 << 30    # files this large get a line saying they are being checked
+LARGE_BYTES = 1 << 30
+TASKS_TRAIN = "<the tasks' train splits>"   # what a base or domain corpus may not be alone    # files this large get a line saying they are being checked
 # A missing file under the data folder is data not built or downloaded yet (fileio.MISSING_DATA);
 # elsewhere, nothing makes it
 MISSING_GIVEN = ("input file not found (a path given outside the data folder: by the study file, --set, "
@@ -69,7 +70,10 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, s
                               lambda path=path, pool=pool: _checked_corpus(path, pool),
                               missing_ok and (shown or under_data), MISSING_DATA if under_data else MISSING_GIVEN)
     if memo != before:
-        atomic_write_json(memo_path, memo)
+        try:
+            atomic_write_json(memo_path, memo)
+        except OSError:   # a cache status only reads (a colleague's, read-only): the memo is a shortcut
+            pass
     if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
         problems += [*_nothing_beyond_task_text(plans, suite), *_one_label_cuts(plans, suite),
                      *_copied_tasks(whole, suite)]
@@ -106,11 +110,12 @@ def _corpora(plans: list[RunPlan], suite: Suite) -> list[tuple[str, bool]]:
 
 def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Problem]:
     """A curated file or kNN/RAND pool (of a stage still to build) holding no document but the
-    task's own train text and the suite's dev/test text, or a base, domain or TAPT corpus holding
-    none but the dev/test text (a task file given by mistake, a train split copied from another
-    task's test): pretraining and selection drop both, so Curated-TAPT was TAPT under another
-    name, with exit 0, and a kNN, DAPT or TAPT stage stopped after the stages before it had been
-    built. Stops at a file's first other document."""
+    task's own train text and the suite's dev/test text, a base or domain corpus holding none but
+    the tasks' train text and their dev/test text, or a TAPT corpus none but the dev/test text (a
+    task file given by mistake, a train split copied from another task's test): pretraining and
+    selection drop the dev/test text, so Curated-TAPT was TAPT under another name, with exit 0, as
+    DAPT was (its corpus a task's train split), and a kNN, DAPT or TAPT stage stopped after the
+    stages before it had been built. Stops at a file's first other document."""
     checked: dict[tuple[str | None, str], tuple[str, str]] = {}   # (task text, file) -> (stage, what)
     for stage in unique_stages(plans):
         if stage.released or stage.record_path.exists():
@@ -121,20 +126,27 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Proble
         if extra and Path(train).is_file() and Path(extra).is_file():
             checked.setdefault((train, extra), (stage.name, "kNN/RAND pool" if selection else "curated file"))
         for corpus in () if extra else stage.corpora:   # base, domain and TAPT corpora
+            kind = stage.kind.split("_")[0]
             if Path(corpus).is_file():
-                checked.setdefault((None, corpus), (stage.name, f"{stage.kind.split('_')[0]} corpus"))
+                checked.setdefault((TASKS_TRAIN if kind in ("base", "dapt") else None, corpus), (stage.name, f"{kind} corpus"))
     if not checked:   # the dev/test text of every task is read only when there is a file to check
         return []
     guarded = [d for d in suite.leakage_task_dirs() if all((d / f"{s}.jsonl").is_file() for s in ("dev", "test"))]
     held_out, problems = leakage_keys(guarded), []
+    trains = [d / "train.jsonl" for d in guarded if (d / "train.jsonl").is_file()]
     for (train, extra), (name, what) in checked.items():
-        known = held_out | ({text_key(e.text) for e in load_split(train)} if train else set())
+        mistake = "a split copied from another task's?" if what == "tapt corpus" else "a task file given by mistake?"
+        if train == TASKS_TRAIN:   # dev/test text alone first: that pretrains on nothing
+            nothing = next(iter_corpus([extra], dedup=False, exclude=held_out), None) is None
+            known = held_out if nothing else held_out | {text_key(e.text) for path in trains for e in load_split(path)}
+            text, alone = (("dev/test text of the suite's tasks", "on nothing") if nothing else
+                           ("train text of the suite's tasks or their dev/test text",
+                            "on the tasks' train text alone, TAPT under another name"))
+        else:
+            known = held_out | ({text_key(e.text) for e in load_split(train)} if train else set())
+            text, alone = ((f"text of {train} or dev/test text of the suite's tasks", "on the task's text alone")
+                           if train else ("dev/test text of the suite's tasks", "on nothing"))
         if next(iter_corpus([extra], dedup=False, exclude=known), None) is None:
-            text = f"text of {train} or dev/test text of the suite's tasks" if train else \
-                "dev/test text of the suite's tasks"
-            alone = "on the task's text alone" if train else "on nothing"
-            mistake = ("a split copied from another task's?" if what == "tapt corpus"
-                       else "a task file given by mistake?")
             problems.append(Problem(str(extra), None, None, f"every document of this {what} is {text}, which "
                                     f"pretraining drops: {name} would pretrain {alone} ({mistake})"))
     return problems

@@ -39,8 +39,22 @@ def check_models_available(jobs) -> None:
     ours = {job.stage.checkpoint_dir for job in jobs if job.kind == "pretrain"}  # built by earlier jobs
     for name in sorted(starts - ours):
         check_available(name)
+        _check_weights(name)
     for name in sorted(pretraining - ours):
         check_mlm_head(name)
+
+
+def _check_weights(name: str) -> None:
+    """A local model folder holds weights: one of config.json alone (a copy cut short) passed every
+    check and the dry run, then failed the first job to load it, once the runner had started."""
+    from .. import adapters
+    from ..models import WEIGHT_SUFFIXES, resolve_model
+
+    path = Path(resolve_model(name))
+    if path.is_dir() and not adapters.is_adapter_checkpoint(path) and \
+            not any(file.suffix in WEIGHT_SUFFIXES for file in path.iterdir()):
+        raise UserError(f"{name}: a model folder without weights (no *.safetensors or *.bin beside its config.json: "
+                        "a copy cut short?); give a whole checkpoint")
 
 
 def check_finished_stages(jobs, suite: Suite) -> None:
