@@ -83,7 +83,8 @@ def _empty_path(parser: argparse.ArgumentParser, parsed: argparse.Namespace) -> 
                 return (f"{name} {item!r}: an empty path (an unset shell variable?); give a file or folder"
                         f"{', or leave the flag out' if optional else ''}")
             if isinstance(item, str) and ("\n" in item or "\r" in item):   # `--results-dir "$(cat f)"`, a paste
-                return f"{name} {item!r}: holds a line break (a pasted command, a file's last newline?); give the path on one line"
+                return (f"{name} {item!r}: holds a line break (a pasted command, a file's last newline?); "
+                        "give the path on one line")
     return None
 
 

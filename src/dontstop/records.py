@@ -228,7 +228,8 @@ class SelectRecord(_RecordFile):
     unit: str = "line"                # a candidate: "sentence" of a pool line, or the "line" (records before units)
     query_unit: str = "text"          # a query: "sentence" of a task text, or the "text" (records before it)
     task_texts: int | None = None     # distinct task texts, written first in corpus.jsonl (None: before query_unit)
-    bow_tokens: str | None = None     # the bow embedder's words, "sklearn" | "scripts" (None: another embedder, or before it)
+    bow_tokens: str | None = None     # the bow embedder's words, "sklearn" | "scripts" (None: another
+                                      # embedder, or a record from before 2026-12-08)
 
 
 @dataclass

@@ -96,14 +96,16 @@ def build_tables(runs: pd.DataFrame, layout: Layout, overlap: dict[str, float] |
     tables = {}
     for spec in (spec for spec in table_specs(layout) if spec.tasks):   # a study may have none for one
         cells = cell_frame(runs, spec, layout)
-        tables[spec.name] = (spec.title, cells, with_note(grid(spec, cells, layout.names), metric_note(layout, spec.tasks)))
+        tables[spec.name] = (spec.title, cells,
+                             with_note(grid(spec, cells, layout.names), metric_note(layout, spec.tasks)))
     if probes is not None and len(probes):
         probe = probe_frame(probes, runs, layout)
         tables["probe"] = ("Representation probe: a frozen-encoder linear probe of every checkpoint",
                            probe, probe_grid(probe, layout))
     if cost_spec(layout).tasks:
         cost = cost_frame(runs, layout)
-        tables["table9"] = (COST_TITLE, cost, with_note(cost_grid(cost, layout), metric_note(layout, cost_spec(layout).tasks)))
+        tables["table9"] = (COST_TITLE, cost,
+                            with_note(cost_grid(cost, layout), metric_note(layout, cost_spec(layout).tasks)))
     significance = significance_frame(runs, layout)
     tables["significance"] = (SIGNIFICANCE_TITLE, significance, significance_grid(significance, layout))
     findings = findings_frame(runs, layout, overlap)

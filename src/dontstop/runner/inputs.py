@@ -25,8 +25,8 @@ from .plan import RunPlan, unique_stages
 MEMO = "input_checks.json"
 CHECKS_VERSION = 4       # bump when a check changes: earlier verdicts are then redone
 SHOWN = 20               # problems listed; `dontstop data check` lists every one
-LARGE_BYTES = 1 << 30
-TASKS_TRAIN = "<the tasks' train splits>"   # what a base or domain corpus may not be alone    # files this large get a line saying they are being checked
+LARGE_BYTES = 1 << 30    # files this large get a line saying they are being checked
+TASKS_TRAIN = "<the tasks' train splits>"   # what a base or domain corpus may not be alone
 # A missing file under the data folder is data not built or downloaded yet (fileio.MISSING_DATA);
 # elsewhere, nothing makes it
 MISSING_GIVEN = ("input file not found (a path given outside the data folder: by the study file, --set, "
@@ -128,7 +128,8 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Proble
         for corpus in () if extra else stage.corpora:   # base, domain and TAPT corpora
             kind = stage.kind.split("_")[0]
             if Path(corpus).is_file():
-                checked.setdefault((TASKS_TRAIN if kind in ("base", "dapt") else None, corpus), (stage.name, f"{kind} corpus"))
+                owner = TASKS_TRAIN if kind in ("base", "dapt") else None   # TAPT's is its train text
+                checked.setdefault((owner, corpus), (stage.name, f"{kind} corpus"))
     if not checked:   # the dev/test text of every task is read only when there is a file to check
         return []
     guarded = [d for d in suite.leakage_task_dirs() if all((d / f"{s}.jsonl").is_file() for s in ("dev", "test"))]
