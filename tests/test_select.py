@@ -550,15 +550,21 @@ def test_a_pool_of_nothing_but_task_text_is_refused_by_both_methods(method, tmp_
     assert not (tmp_path / "out").exists()
 
 
-def test_held_out_text_given_as_the_task_text_is_refused(tmp_path, capsys):
-    """--task-text <task>/dev.jsonl: its texts opened the selected corpus as "task" documents
-    (pretrained on), though --exclude-dev-test-of named that very task."""
-    pool, rng = topic_pool(tmp_path)
+def task_of_topic_sentences(tmp_path: Path, rng) -> Path:
+    """A task folder whose train, dev and test splits are 3 topic sentences each."""
     task_dir = tmp_path / "task"
     task_dir.mkdir()
     for split in ("train", "dev", "test"):
         (task_dir / f"{split}.jsonl").write_text(
             "".join(json.dumps({"text": topic_sentence(rng, 0), "label": "a"}) + "\n" for _ in range(3)))
+    return task_dir
+
+
+def test_held_out_text_given_as_the_task_text_is_refused(tmp_path, capsys):
+    """--task-text <task>/dev.jsonl: its texts opened the selected corpus as "task" documents
+    (pretrained on), though --exclude-dev-test-of named that very task."""
+    pool, rng = topic_pool(tmp_path)
+    task_dir = task_of_topic_sentences(tmp_path, rng)
     args = ["select", "--pool", str(pool), "--k", "2", "--exclude-dev-test-of", str(task_dir)]
     assert main([*args, "--task-text", str(task_dir / "dev.jsonl"), "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -573,11 +579,7 @@ def test_select_reads_each_dev_and_test_file_once(tmp_path, monkeypatch):
     import builtins
 
     pool, rng = topic_pool(tmp_path)
-    task_dir = tmp_path / "task"
-    task_dir.mkdir()
-    for split in ("train", "dev", "test"):
-        (task_dir / f"{split}.jsonl").write_text(
-            "".join(json.dumps({"text": topic_sentence(rng, 0), "label": "a"}) + "\n" for _ in range(3)))
+    task_dir = task_of_topic_sentences(tmp_path, rng)
     real_open, opened = builtins.open, []
 
     def counting_open(file, mode="r", *args, **kwargs):
