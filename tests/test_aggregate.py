@@ -716,6 +716,51 @@ def test_tables_copied_with_their_runs_or_made_from_another_working_folder_are_s
     assert "these are the tables of the runs in" in capsys.readouterr().err
 
 
+def test_another_studys_tables_in_this_projects_tables_folder_are_not_taken_for_a_copy(tmp_path, capsys):
+    """A study elsewhere (other/) that wrote its tables into this project's tables folder (--tables-dir
+    ../proj/tables): its runs folder ends as this one's does (results/quick/mini) and this project holds
+    the tables, so tables_folder.same_runs took them for tables copied here with these runs and the next
+    aggregate wrote over them; the runs it names are still there and its own folder holds no copy of the
+    tables, so they are another study's and refused, as before copies were recognised."""
+    from dontstop.cli import main
+    from dontstop.suites import load_suite, with_quick
+    from conftest import metrics_record
+
+    quick, other, proj = with_quick(load_suite("mini")).finetune, tmp_path / "other", tmp_path / "proj"
+    for root in (other, proj):
+        for condition in ("baseline", "dapt"):
+            metrics_record(condition=condition, config=quick).write(
+                root / "results" / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+    tables = proj / "tables"
+    assert main(["aggregate", "--quick", "--results-dir", str(other / "results"), "--tables-dir", str(tables)]) == 0
+    capsys.readouterr()
+    before = {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()}
+    assert main(["aggregate", "--quick", "--results-dir", str(proj / "results"), "--tables-dir", str(tables)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"dontstop: error: {tables}/quick/mini/README.md: these are the tables of the runs in "
+        f"{other}/results/quick/mini, not of {proj}/results/quick/mini; give these runs' tables a folder of "
+        "their own (--tables-dir), or remove that one first"]
+    assert {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()} == before
+
+
+def test_tables_moved_with_their_runs_are_still_theirs(tmp_path, capsys):
+    """A project moved (mv, not copied) with its runs and tables: the runs its index names are gone,
+    and the tables are those of the runs that moved with them."""
+    from dontstop.cli import main
+    from dontstop.suites import load_suite, with_quick
+    from conftest import metrics_record
+
+    quick, old, new = with_quick(load_suite("mini")).finetune, tmp_path / "old", tmp_path / "new"
+    for condition in ("baseline", "dapt"):
+        metrics_record(condition=condition, config=quick).write(
+            old / "results" / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+    assert main(["aggregate", "--quick", "--results-dir", str(old / "results"), "--tables-dir", str(old / "tables")]) == 0
+    old.rename(new)
+    assert main(["aggregate", "--quick", "--results-dir", str(new / "results"),
+                 "--tables-dir", str(new / "tables")]) == 0, capsys.readouterr().err
+    assert f" from {new}/results/quick/mini/**/metrics.json." in (new / "tables" / "quick" / "mini" / "README.md").read_text()
+
+
 def test_runs_whose_stage_was_built_with_another_recipe_than_the_suites_are_refused(tmp_path, capsys):
     """A suite's recipes.dapt edited after its runs (`status` calls them stale): their tables were
     titled with the new recipe, without a word."""

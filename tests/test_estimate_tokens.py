@@ -63,6 +63,17 @@ def test_a_chinese_study_is_counted_by_its_own_tokenizer_not_at_four_characters_
     assert GUESS.tokens(["自然语言", "four words of english", "한국어 문장"]).tolist() == [4, 6, 6]
 
 
+def test_the_guess_counts_a_token_a_character_of_every_unspaced_block_the_word_rule_knows():
+    """The guess had its own list of unspaced scripts, without CJK Extension B (past U+FFFF: rare
+    characters of names and Cantonese, "𠀀"), "々" or "〆": 8 such characters were guessed 2 tokens
+    where bert-tiny's tokenizer counts 8. It reads data/scripts.UNSPACED_BLOCKS, the word rule's."""
+    from dontstop.data.scripts import UNSPACED_BLOCKS
+
+    texts = ["𠀀𠀁𠀂𠀃𠀄𠀅𠀆𠀇", "々〆々〆"] + ["".join(chr(low) * 4) for low, _ in UNSPACED_BLOCKS]
+    assert GUESS.tokens(texts).tolist() == [8, 4] + [4] * len(UNSPACED_BLOCKS)
+    assert token_counter("bundled:bert-tiny").tokens(texts[:1]).tolist() == [8]
+
+
 def test_a_file_past_the_sample_is_tokenized_in_a_spread_sample_and_scaled(monkeypatch):
     """Tokenizing the mini's 8 MB cs pool whole took 2.7 s of a dry run; a spread sample of it is
     tokenized, the rest scaled by its tokens per character, its sampled texts counted exactly."""

@@ -550,8 +550,8 @@ def test_a_pool_of_nothing_but_task_text_is_refused_by_both_methods(method, tmp_
     assert not (tmp_path / "out").exists()
 
 
-def topic_task(tmp_path: Path, rng) -> Path:
-    """A task folder of three topic-0 sentences a split, labelled alike."""
+def task_of_topic_sentences(tmp_path: Path, rng) -> Path:
+    """A task folder whose train, dev and test splits are 3 topic sentences each."""
     task_dir = tmp_path / "task"
     task_dir.mkdir()
     for split in ("train", "dev", "test"):
@@ -564,7 +564,7 @@ def test_held_out_text_given_as_the_task_text_is_refused(tmp_path, capsys):
     """--task-text <task>/dev.jsonl: its texts opened the selected corpus as "task" documents
     (pretrained on), though --exclude-dev-test-of named that very task."""
     pool, rng = topic_pool(tmp_path)
-    task_dir = topic_task(tmp_path, rng)
+    task_dir = task_of_topic_sentences(tmp_path, rng)
     args = ["select", "--pool", str(pool), "--k", "2", "--exclude-dev-test-of", str(task_dir)]
     assert main([*args, "--task-text", str(task_dir / "dev.jsonl"), "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -579,7 +579,7 @@ def test_select_reads_each_dev_and_test_file_once(tmp_path, monkeypatch):
     import builtins
 
     pool, rng = topic_pool(tmp_path)
-    task_dir = topic_task(tmp_path, rng)
+    task_dir = task_of_topic_sentences(tmp_path, rng)
     real_open, opened = builtins.open, []
 
     def counting_open(file, mode="r", *args, **kwargs):
@@ -735,30 +735,6 @@ def test_a_domain_or_base_corpus_of_nothing_but_dev_and_test_text_is_refused_whe
                                   "which pretraining drops: dapt-reviews would pretrain on nothing (a task file "
                                   "given by mistake?)")
     mini_suite.domain_corpora["reviews"] = str(write_pool(tmp_path / "reviews.jsonl", [{"text": "a review"}]))
-    check_inputs(plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), ["rt-polarity"]), mini_suite)
-
-
-@pytest.mark.parametrize("given", ["train.jsonl", "its text"])
-def test_a_domain_corpus_of_nothing_but_the_tasks_train_text_is_refused_when_the_plan_is_checked(given, mini_suite, tmp_path):
-    """A task's train split given as a domain corpus (the file, or its texts one a line): DAPT trained on
-    the task's own text, TAPT under DAPT's name in every table, with exit 0. A corpus holding some of it
-    beside text of its own is a corpus."""
-    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
-    from dontstop.runner.inputs import check_inputs
-    from dontstop.runner.plan import plan_runs
-
-    train = Path(mini_suite.task_dir("rt-polarity")) / "train.jsonl"
-    texts = [json.loads(line)["text"] for line in train.read_text().splitlines()]
-    corpus = train if given == "train.jsonl" else tmp_path / "reviews.txt"
-    corpus.write_text(corpus.read_text() if corpus == train else "\n".join(texts) + "\n")
-    mini_suite.domain_corpora["reviews"] = str(corpus)
-    with pytest.raises(UserError) as refused:
-        check_inputs(plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), ["rt-polarity"]), mini_suite)
-    assert str(refused.value) == (f"{corpus}: every document of this dapt corpus is train text of the suite's tasks "
-                                  "or their dev/test text, which pretraining drops: dapt-reviews would pretrain on the "
-                                  "tasks' train text alone, TAPT under another name (a task file given by mistake?)")
-    (tmp_path / "more.txt").write_text("\n".join([*texts, "a review of its own"]) + "\n")
-    mini_suite.domain_corpora["reviews"] = str(tmp_path / "more.txt")
     check_inputs(plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), ["rt-polarity"]), mini_suite)
 
 

@@ -73,15 +73,21 @@ def same_runs(theirs: Path, runs: Path, out: Path) -> bool:
     the same folder, or one moved or copied with them (a study folder taken to a cluster, a project
     copied elsewhere; the index names the runs as given then, relative to that call's working folder
     or absolute): `runs` is `theirs` under another folder that holds these tables too. Its runs and
-    stages were resumed there, and only its tables were refused, as another runs' tables."""
-    theirs, runs = theirs.resolve(), runs.resolve()
+    stages were resumed there, and only its tables were refused, as another runs' tables.
+    Moved: the runs named are gone. Copied: the old folder holds these tables too, naming the same
+    runs. Else another study's tables written here (--tables-dir), whose runs folder only ends as
+    these runs' does (results/<suite>), which an aggregate had written over."""
+    named, (theirs, runs, out) = theirs, (theirs.resolve(), runs.resolve(), out.resolve())
     if theirs == runs:
         return True
     shared, most = 0, min(len(theirs.parts), len(runs.parts)) - 1   # trailing folder names in common
     while shared < most and theirs.parts[-1 - shared] == runs.parts[-1 - shared]:
         shared += 1
     moved_from = Path(*runs.parts[:len(runs.parts) - shared])   # where the folder that moved lies now
-    return shared >= 2 and moved_from != Path(moved_from.anchor) and moved_from in out.resolve().parents
+    if shared < 2 or moved_from == Path(moved_from.anchor) or moved_from not in out.parents:
+        return False
+    copied_from = Path(*theirs.parts[:len(theirs.parts) - shared])   # where it lay when the tables were made
+    return not theirs.exists() or tables_runs(copied_from / out.relative_to(moved_from)) == named
 
 
 def _unlisted_files(out_dir: Path) -> list[str]:

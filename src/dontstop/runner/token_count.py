@@ -19,17 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.scripts import UNSPACED_BLOCKS
 from ..models import resolve_model
 
 CHARS_PER_TOKEN = 4.0   # English text under BPE / WordPiece: the guess without a tokenizer
 SAMPLE_CHARS = 200_000  # characters of a file tokenized; its other texts scaled by their tokens per character
 HEAD_BYTES = 2**20      # of a plain corpus (GBs for a DAPT domain): its head is tokenized, its bytes scaled
 # Scripts of a token a character or more under the tokenizers of the paper and the mini: those
-# written without spaces between words (CJK ideographs, kana, Thai, Lao, Khmer, Myanmar, Tibetan),
-# and Hangul, whose syllables roberta-base's BPE spends bytes on and bert-tiny splits into jamo
-# ("한국어 문장을 처리합니다", 13 characters: 28 tokens under bert-tiny)
-UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0eff\u1780-\u17ff"
-                      "\u1000-\u109f\u0f00-\u0fff\uff66-\uff9f\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+# written without spaces between words (data/scripts.UNSPACED_BLOCKS, the word rule's: CJK ideographs
+# and their extensions past U+FFFF, kana, Thai, Lao, Khmer, Myanmar, "々"), and these: Tibetan, and
+# Hangul, whose syllables roberta-base's BPE spends bytes on and bert-tiny splits into jamo
+# ("한국어 문장을 처리합니다", 13 characters: 28 tokens under bert-tiny). One list of the unspaced
+# blocks: this one had its own, without CJK Extension B ("𠀀", 8 characters: 8 tokens, guessed 2).
+TOKEN_A_CHARACTER_BLOCKS = (*UNSPACED_BLOCKS, (0x0F00, 0x0FFF), (0x1100, 0x11FF), (0x3130, 0x318F),
+                            (0xAC00, 0xD7AF))
+UNSPACED = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in TOKEN_A_CHARACTER_BLOCKS) + "]")
 
 
 @dataclass(frozen=True)
