@@ -473,6 +473,28 @@ def test_a_model_folder_without_weights_is_refused_before_any_work(condition, be
     nothing_written(tmp_path)
 
 
+def test_sharded_weights_and_a_snapshots_links_to_them_are_weights(tmp_path):
+    """What the check above must not refuse: a large model's shards beside their index, and a hub
+    cache's snapshot folder, whose files are links to its blobs."""
+    from dontstop.fileio import UserError
+    from dontstop.runner.job_checks import _check_weights
+
+    sharded, snapshot = tmp_path / "sharded", tmp_path / "snapshots" / "abc123"
+    for folder in (sharded, snapshot, tmp_path / "blobs"):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    for name in ("model-00001-of-00002.safetensors", "model-00002-of-00002.bin", "model.safetensors.index.json"):
+        (sharded / name).write_bytes(b"")
+    (tmp_path / "blobs" / "f00d").write_bytes(b"")
+    (snapshot / "model.safetensors").symlink_to(tmp_path / "blobs" / "f00d")
+    for folder in (sharded, snapshot):
+        _check_weights(str(folder))
+    (sharded / "model-00001-of-00002.safetensors").unlink()
+    (sharded / "model-00002-of-00002.bin").unlink()
+    with pytest.raises(UserError, match="a model folder without weights"):
+        _check_weights(str(sharded))   # the index alone is no weights
+
+
 # --- Flags of run / reproduce --------------------------------------------------------------------
 
 @pytest.mark.parametrize("argv, message", [
