@@ -447,8 +447,11 @@ def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
     nothing_written(tmp_path)
 
 
-@pytest.mark.parametrize("condition", ["baseline", "tapt"])
-def test_a_model_folder_without_weights_is_refused_before_any_work(condition, world, capsys):
+@pytest.mark.parametrize("condition, beside, why", [
+    ("baseline", None, "a copy cut short?"), ("tapt", None, "a copy cut short?"),
+    # transformers 5 loads no TensorFlow or Flax weights: it said "a copy cut short?" of a whole TF checkpoint
+    ("baseline", "tf_model.h5", "tf_model.h5 is TensorFlow or Flax weights, which transformers 5 does not load")])
+def test_a_model_folder_without_weights_is_refused_before_any_work(condition, beside, why, world, capsys):
     """A local model folder of config.json alone (a copy cut short) passed every check and the dry run;
     the run started its workers, and the first job to load it failed."""
     import shutil
@@ -459,13 +462,37 @@ def test_a_model_folder_without_weights_is_refused_before_any_work(condition, wo
     model = tmp_path / "my-model"
     model.mkdir()
     shutil.copy(bundled_model_dir("bert-tiny") / "config.json", model)
+    if beside:
+        (model / beside).write_bytes(b"\x89HDF\r\n")
     for dry_run in (["--dry-run"], []):
         [line] = refused(capsys, "run", EXPERIMENTS_DIR / condition, "--tasks", "rt-polarity",
                          "--set", f"base_model={model}", "--set", "base_corpus=null", *flags, *dry_run)
         assert line == (f"{model}: a model folder without weights (no *.safetensors or *.bin beside its config.json: "
-                        "a copy cut short?); give a whole checkpoint")
+                        f"{why}); give a whole checkpoint")
     shutil.rmtree(model)   # its config.json is the one nothing_written would see
     nothing_written(tmp_path)
+
+
+def test_sharded_weights_and_a_snapshots_links_to_them_are_weights(tmp_path):
+    """What the check above must not refuse: a large model's shards beside their index, and a hub
+    cache's snapshot folder, whose files are links to its blobs."""
+    from dontstop.fileio import UserError
+    from dontstop.runner.job_checks import _check_weights
+
+    sharded, snapshot = tmp_path / "sharded", tmp_path / "snapshots" / "abc123"
+    for folder in (sharded, snapshot, tmp_path / "blobs"):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    for name in ("model-00001-of-00002.safetensors", "model-00002-of-00002.bin", "model.safetensors.index.json"):
+        (sharded / name).write_bytes(b"")
+    (tmp_path / "blobs" / "f00d").write_bytes(b"")
+    (snapshot / "model.safetensors").symlink_to(tmp_path / "blobs" / "f00d")
+    for folder in (sharded, snapshot):
+        _check_weights(str(folder))
+    (sharded / "model-00001-of-00002.safetensors").unlink()
+    (sharded / "model-00002-of-00002.bin").unlink()
+    with pytest.raises(UserError, match="a model folder without weights"):
+        _check_weights(str(sharded))   # the index alone is no weights
 
 
 # --- Flags of run / reproduce --------------------------------------------------------------------

@@ -738,6 +738,64 @@ def test_a_domain_or_base_corpus_of_nothing_but_dev_and_test_text_is_refused_whe
     check_inputs(plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), ["rt-polarity"]), mini_suite)
 
 
+@pytest.mark.parametrize("given", ["train.jsonl", "its text"])
+def test_a_domain_corpus_of_nothing_but_the_tasks_train_text_is_refused_when_the_plan_is_checked(given, mini_suite, tmp_path):
+    """A task's train split given as a domain corpus (the file, or its texts one a line): DAPT trained on
+    the task's own text, TAPT under DAPT's name in every table, with exit 0. A corpus holding some of it
+    beside text of its own is a corpus."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.runner.inputs import check_inputs
+    from dontstop.runner.plan import plan_runs
+
+    train = Path(mini_suite.task_dir("rt-polarity")) / "train.jsonl"
+    texts = [json.loads(line)["text"] for line in train.read_text().splitlines()]
+    corpus = train if given == "train.jsonl" else tmp_path / "reviews.txt"
+    corpus.write_text(corpus.read_text() if corpus == train else "\n".join(texts) + "\n")
+    mini_suite.domain_corpora["reviews"] = str(corpus)
+    with pytest.raises(UserError) as refused:
+        check_inputs(plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), ["rt-polarity"]), mini_suite)
+    assert str(refused.value) == (f"{corpus}: every document of this dapt corpus is train text of the suite's tasks "
+                                  "or their dev/test text, which pretraining drops: dapt-reviews would pretrain on the "
+                                  "tasks' train text alone, TAPT under another name (a task file given by mistake?)")
+    (tmp_path / "more.txt").write_text("\n".join([*texts, "a review of its own"]) + "\n")
+    mini_suite.domain_corpora["reviews"] = str(tmp_path / "more.txt")
+    check_inputs(plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), ["rt-polarity"]), mini_suite)
+
+
+def test_the_tasks_train_text_is_read_once_for_every_domain_corpus_and_leniently(mini_suite, monkeypatch):
+    """The check above read every task's train split once per base and domain corpus (the paper's
+    suite: 440K texts, ~8 s each on 2 cores, four domains), on every dry run and status call until
+    DAPT was built; now once, and not again while the files stay as they were. A bad line in the
+    train split of a task the plan does not run refused the plan, naming that file (the run never
+    reads it)."""
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.data import formats
+    from dontstop.runner import inputs
+    from dontstop.runner.plan import plan_runs
+
+    other = Path(mini_suite.task_dir("aclsum-roles")) / "train.jsonl"   # a task no plan here runs
+    reads = []
+
+    def counted(path, *args, **kwargs):
+        reads.append(Path(path))
+        return parse_split(path, *args, **kwargs)
+
+    parse_split = formats.parse_split
+    monkeypatch.setattr(formats, "parse_split", counted)
+    monkeypatch.setattr(inputs, "parse_split", counted)
+    plans = [plan for task in ("rt-polarity", "bbc-topic")   # the base, reviews and news corpora
+             for plan in plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "dapt"), [task])]
+    inputs.check_inputs(plans, mini_suite)
+    assert reads.count(other) == 1
+    reads.clear()
+    inputs.check_inputs(plans, mini_suite)
+    assert reads.count(other) == 0
+    with other.open("a") as f:
+        f.write('{"text": "cut short", "label": \n')
+    inputs.check_inputs(plans, mini_suite)
+    assert reads.count(other) == 1
+
+
 def test_a_tapt_corpus_of_nothing_but_another_tasks_test_text_is_refused_when_the_plan_is_checked(mini_suite):
     """A task whose train split is another task's test split: TAPT dropped every document as
     dev/test text and stopped once jobs had started."""

@@ -306,6 +306,12 @@ BAD = {   # case: (how to break the basic study, what the one line says)
                                       "key 'tasks.comments.data': {f}/data/train.jsonl: file not found "
                                       "({f}/data/comments/train.jsonl is there: give the task's own folder, "
                                       "{f}/data/comments)"),
+    # two task folders there: the first was named as the task's own, whichever task it was
+    "data_a_folder_of_two_task_folders": (lambda f: shutil.copytree(f / "data" / "comments", f / "data" / "other")
+                                          and bad_study(f, lambda s: s["tasks"]["comments"].update(data="data")),
+                                          "key 'tasks.comments.data': {f}/data/train.jsonl: file not found (task "
+                                          "folders holding train.jsonl are there: {f}/data/comments, {f}/data/other; "
+                                          "give the task's own)"),
     "label_not_in_train": (_unseen_label, "key 'tasks.comments.data': {f}/data/comments/test.jsonl:21: "
                                           "field 'label': '중립' never occurs in train"),
     "unknown_metric": (lambda f: bad_study(f, lambda s: s["tasks"]["comments"].update(metric="f1")),

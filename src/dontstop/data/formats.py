@@ -122,6 +122,9 @@ def split_in_another_format(path: Path) -> str:
     the end of its message: only JSON lines are read; or a task folder holding it (`data: data`)."""
     others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*") if p.is_file()) if path.parent.is_dir() else []
     nested = sorted(p.parent for p in path.parent.glob(f"*/{path.name}")) if path.parent.is_dir() else []
+    if len(nested) > 1 and not others:   # the first alone was named as the fix: another task's, as like as not
+        shown = ", ".join(map(str, nested[:3])) + (f" and {len(nested) - 3} more" if len(nested) > 3 else "")
+        return f" (task folders holding {path.name} are there: {shown}; give the task's own)"
     if not others:
         return f" ({nested[0] / path.name} is there: give the task's own folder, {nested[0]})" if nested else ""
     return (f" ({others[0]} is there: a split is JSON lines, one {{\"text\": ..., \"label\": ...}} a line, "

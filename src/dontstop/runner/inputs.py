@@ -11,6 +11,7 @@ the fine-tuning job after pretraining has run. The checks are data/'s:
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable
 
@@ -69,14 +70,16 @@ def check_inputs(plans: list[RunPlan], suite: Suite, missing_ok: bool = False, s
         problems += _memoised(memo, "pool" if pool else "corpus", [Path(path)],
                               lambda path=path, pool=pool: _checked_corpus(path, pool),
                               missing_ok and (shown or under_data), MISSING_DATA if under_data else MISSING_GIVEN)
-    if memo != before:
-        try:
-            atomic_write_json(memo_path, memo)
-        except OSError:   # a cache status only reads (a colleague's, read-only): the memo is a shortcut
-            pass
-    if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
-        problems += [*_nothing_beyond_task_text(plans, suite), *_one_label_cuts(plans, suite),
-                     *_copied_tasks(whole, suite)]
+    try:
+        if not any(p.severity == "error" for p in problems):   # the files read cleanly: what they hold
+            problems += [*_nothing_beyond_task_text(plans, suite, memo), *_one_label_cuts(plans, suite),
+                         *_copied_tasks(whole, suite)]
+    finally:   # the verdicts found so far, whatever the content checks raise
+        if memo != before:
+            try:
+                atomic_write_json(memo_path, memo)
+            except OSError:   # a cache status only reads (a colleague's, read-only): the memo is a shortcut
+                pass
     raise_problems([p.error_line for p in problems if p.severity == "error"], SHOWN,
                    f"; `dontstop data check {Path(suite.data_dir) / suite.name}` lists every one")
 
@@ -108,14 +111,16 @@ def _corpora(plans: list[RunPlan], suite: Suite) -> list[tuple[str, bool]]:
     return list(found.items())
 
 
-def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Problem]:
+def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite, memo: dict) -> list[Problem]:
     """A curated file or kNN/RAND pool (of a stage still to build) holding no document but the
     task's own train text and the suite's dev/test text, a base or domain corpus holding none but
     the tasks' train text and their dev/test text, or a TAPT corpus none but the dev/test text (a
     task file given by mistake, a train split copied from another task's test): pretraining and
     selection drop the dev/test text, so Curated-TAPT was TAPT under another name, with exit 0, as
     DAPT was (its corpus a task's train split), and a kNN, DAPT or TAPT stage stopped after the
-    stages before it had been built. Stops at a file's first other document."""
+    stages before it had been built. Stops at a file's first other document. The tasks' train
+    text is read once, for every base and domain corpus, and leniently (a task this plan does not
+    run may have a bad line); their clean verdict is kept in `memo`, as the files' is."""
     checked: dict[tuple[str | None, str], tuple[str, str]] = {}   # (task text, file) -> (stage, what)
     for stage in unique_stages(plans):
         if stage.released or stage.record_path.exists():
@@ -134,23 +139,40 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite) -> list[Proble
         return []
     guarded = [d for d in suite.leakage_task_dirs() if all((d / f"{s}.jsonl").is_file() for s in ("dev", "test"))]
     held_out, problems = leakage_keys(guarded), []
-    trains = [d / "train.jsonl" for d in guarded if (d / "train.jsonl").is_file()]
+    task_files = [d / f"{split}.jsonl" for d in guarded for split in SPLITS if (d / f"{split}.jsonl").is_file()]
+    # the paper's suite: 440K train texts, ~8 s on 2 cores; once, not once per domain (and not while each
+    # stays as it was: the memo), so a dry run or status while DAPT trains stays fast
+    tasks_text = functools.cache(lambda: held_out | {text_key(e.text) for path in task_files
+                                                     if path.name == "train.jsonl" for e in parse_split(path)[0]})
     for (train, extra), (name, what) in checked.items():
-        mistake = "a split copied from another task's?" if what == "tapt corpus" else "a task file given by mistake?"
-        if train == TASKS_TRAIN:   # dev/test text alone first: that pretrains on nothing
-            nothing = next(iter_corpus([extra], dedup=False, exclude=held_out), None) is None
-            known = held_out if nothing else held_out | {text_key(e.text) for path in trains for e in load_split(path)}
-            text, alone = (("dev/test text of the suite's tasks", "on nothing") if nothing else
-                           ("train text of the suite's tasks or their dev/test text",
-                            "on the tasks' train text alone, TAPT under another name"))
-        else:
-            known = held_out | ({text_key(e.text) for e in load_split(train)} if train else set())
-            text, alone = ((f"text of {train} or dev/test text of the suite's tasks", "on the task's text alone")
-                           if train else ("dev/test text of the suite's tasks", "on nothing"))
+        if train == TASKS_TRAIN:
+            problems += _memoised(memo, "beyond the tasks' text", [Path(extra), *task_files],
+                                  lambda extra=extra, name=name, what=what:
+                                  _only_tasks_text(extra, name, what, held_out, tasks_text), False)
+            continue
+        known = held_out | ({text_key(e.text) for e in load_split(train)} if train else set())
+        text, alone = ((f"text of {train} or dev/test text of the suite's tasks", "on the task's text alone")
+                       if train else ("dev/test text of the suite's tasks", "on nothing"))
         if next(iter_corpus([extra], dedup=False, exclude=known), None) is None:
+            mistake = "a split copied from another task's?" if what == "tapt corpus" else "a task file given by mistake?"
             problems.append(Problem(str(extra), None, None, f"every document of this {what} is {text}, which "
                                     f"pretraining drops: {name} would pretrain {alone} ({mistake})"))
     return problems
+
+
+def _only_tasks_text(corpus: str, name: str, what: str, held_out: set[bytes],
+                     tasks_text: Callable[[], set[bytes]]) -> list[Problem]:
+    """A base or domain corpus of dev/test text alone (it pretrains on nothing), else of the tasks'
+    train text and dev/test text alone (TAPT under another name)."""
+    if next(iter_corpus([corpus], dedup=False, exclude=held_out), None) is None:
+        text, alone = "dev/test text of the suite's tasks", "on nothing"
+    elif next(iter_corpus([corpus], dedup=False, exclude=tasks_text()), None) is None:
+        text, alone = ("train text of the suite's tasks or their dev/test text",
+                       "on the tasks' train text alone, TAPT under another name")
+    else:
+        return []
+    return [Problem(corpus, None, None, f"every document of this {what} is {text}, which pretraining drops: "
+                    f"{name} would pretrain {alone} (a task file given by mistake?)")]
 
 
 def _one_label_cuts(plans: list[RunPlan], suite: Suite) -> list[Problem]:

@@ -53,8 +53,12 @@ def _check_weights(name: str) -> None:
     path = Path(resolve_model(name))
     if path.is_dir() and not adapters.is_adapter_checkpoint(path) and \
             not any(file.suffix in WEIGHT_SUFFIXES for file in path.iterdir()):
+        # TensorFlow's or Flax's weights alone: transformers 5 loads neither (it was "a copy cut short?")
+        other = next((file.name for file in sorted(path.iterdir()) if file.suffix in (".h5", ".msgpack")), None)
+        why = f"{other} is TensorFlow or Flax weights, which transformers 5 does not load" if other else \
+            "a copy cut short?"
         raise UserError(f"{name}: a model folder without weights (no *.safetensors or *.bin beside its config.json: "
-                        "a copy cut short?); give a whole checkpoint")
+                        f"{why}); give a whole checkpoint")
 
 
 def check_finished_stages(jobs, suite: Suite) -> None:
