@@ -352,7 +352,7 @@ def test_notebook_executes_on_a_synthetic_tree(mini_results, tmp_path):
     for seed, value in enumerate([69.0, 70.0, 71.0]):
         write_run(mini_results, "aclsum-roles", "dapt_lora", seed, value)
     out = execute_notebook(NOTEBOOK, results=mini_results, suite="mini", tables=tmp_path / "tables",
-                           cache=tmp_path / "cache", out=tmp_path / "results.ipynb")
+                           cache=tmp_path / "cache", data=tmp_path / "data", out=tmp_path / "results.ipynb")
     notebook = nbformat.read(out, as_version=4)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs)

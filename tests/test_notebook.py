@@ -14,7 +14,7 @@ import pytest
 
 from conftest import built_lineage_of
 from dontstop.records import MetricsRecord, ProbeRecord
-from dontstop.report.notebook import execute_notebook
+from dontstop.report.notebook import execute_notebook, nearest_neighbours
 from dontstop.select.selection import select_corpus
 
 pytest.importorskip("nbclient")
@@ -114,10 +114,15 @@ def text_of(output: dict) -> str:
     return output.get("text", "") + data.get("text/markdown", "") + data.get("text/plain", "")
 
 
-def test_every_section_of_the_notebook_shows_the_mini_study(mini_study, tmp_path):
+def test_every_section_of_the_notebook_shows_the_mini_study(mini_study, tmp_path, monkeypatch):
+    """...executed from another working folder than the runs' (`cd sub && dontstop reproduce
+    --data-dir ../data ...`): the kNN pool their records name relatively (`data/cs.jsonl`) is found
+    under the data folder given. It was skipped, `sub/data/cs.jsonl: the pool file is gone`."""
     results, tables, cache = mini_study
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
     out = execute_notebook(NOTEBOOK, results=results, suite="mini", tables=tables, cache=cache,
-                           out=tmp_path / "executed.ipynb")
+                           data=Path("../data"), out=tmp_path / "executed.ipynb")
     found = outputs(out)
     assert not [o for _, o in found if o.output_type == "error" or o.get("name") == "stderr"]
     sections = [cell.source.splitlines()[0] for cell in nbformat.read(NOTEBOOK, as_version=4).cells
@@ -145,7 +150,7 @@ def test_the_paper_suite_shows_the_published_numbers_and_skips_what_is_missing(t
             write_run(results, "paper", "chemprot", condition, seed, value,
                       [] if condition == "baseline" else [stage("dapt-biomed", 10**9, 2.0)], metric="micro_f1")
     out = execute_notebook(NOTEBOOK, results=results, suite="paper", tables=tmp_path / "none",
-                           cache=tmp_path / "none", out=tmp_path / "paper.ipynb")
+                           cache=tmp_path / "none", data=tmp_path / "none", out=tmp_path / "paper.ipynb")
     found = outputs(out)
     assert not [o for _, o in found if o.output_type == "error"]
     text = "\n".join(text_of(o) for _, o in found)
@@ -153,3 +158,43 @@ def test_the_paper_suite_shows_the_published_numbers_and_skips_what_is_missing(t
     assert "RoBERTa: paper (Δ)" in text                      # Table 5 with the published column
     assert text.count("skipped: no") >= 3                   # no analysis, no probes
     assert any("image/png" in o.get("data", {}) for s, o in found if s.startswith("## 10."))
+
+
+@pytest.mark.parametrize("recorded", ["relative", "absolute"])
+def test_the_nearest_neighbours_find_a_moved_projects_pool_under_the_data_folder_given_now(tmp_path, recorded):
+    """A selection record names its pool as its run gave it (`data/cs.jsonl` from the folder it
+    started in, or an absolute path). The project moved (or the notebook run from another folder),
+    the pool is looked for under the data folder given now, and taken only when it is the pool the
+    saved index was built on (sha256): never neighbours from another pool of the same name."""
+    old, cache = tmp_path / "old", tmp_path / "old" / "cache"
+    made = selection_stages(old, cache)["knn_tapt_500"]
+    pool = "data/cs.jsonl" if recorded == "relative" else str(old / "data" / "cs.jsonl")
+    record = {**made, "selection": {**dataclasses.asdict(made["selection"]), "pool": pool}}
+    shown, why = nearest_neighbours(cache, "mini", record, workdir=old)
+    assert why == "" and len(shown) > 0
+    new = tmp_path / "new"
+    old.rename(new)   # the whole project moved: the recorded path names nothing now
+    cache = new / "cache"
+    found, why = nearest_neighbours(cache, "mini", record, workdir=new / "sub")
+    gone = new / "sub" / "data" / "cs.jsonl" if recorded == "relative" else old / "data" / "cs.jsonl"
+    assert found is None and why == f"{gone}: the pool file is gone; the index alone cannot show its text"
+    found, why = nearest_neighbours(cache, "mini", record, workdir=new / "sub", data=new / "data")
+    assert why == "" and found.equals(shown)
+    if recorded == "relative":   # a file at the recorded path, but another pool: the data folder's is taken
+        (new / "sub" / "data").mkdir(parents=True)
+        gone.write_text("another pool\n")
+        found, why = nearest_neighbours(cache, "mini", record, workdir=new / "sub", data=new / "data")
+        assert why == "" and found.equals(shown)
+        found, why = nearest_neighbours(cache, "mini", record, workdir=new / "sub")
+        assert found is None and why.startswith(f"{gone}: not the pool the saved index ")
+        gone.unlink()
+    (new / "elsewhere").mkdir()   # nothing of that name under the data folder either: both places said
+    found, why = nearest_neighbours(cache, "mini", record, workdir=new / "sub", data=new / "elsewhere")
+    assert found is None and why == (f"{gone}: the pool file is gone (nor under the data folder {new / 'elsewhere'}); "
+                                     "the index alone cannot show its text")
+    other = new / "elsewhere" / "cs.jsonl"   # another pool of the same name: its lines are other text
+    other.write_text((new / "data" / "cs.jsonl").read_text().replace("item", "other item"))
+    found, why = nearest_neighbours(cache, "mini", record, workdir=new / "sub", data=new / "elsewhere")
+    assert found is None and why.startswith(f"{other}: found under the data folder for the gone {gone}, but not "
+                                            "the pool the saved index ")
+    assert "its sha256 differs; no neighbours shown from another pool" in why

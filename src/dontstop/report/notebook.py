@@ -1,7 +1,7 @@
 """What notebooks/results.ipynb reads, as frames, and the function that executes it.
 
-    path = execute_notebook(Path("notebooks/results.ipynb"), results=Path("results"),
-                            suite="mini", tables=Path("paper_tables"), cache=Path("cache"))
+    path = execute_notebook(Path("notebooks/results.ipynb"), results=Path("results"), suite="mini",
+                            tables=Path("paper_tables"), cache=Path("cache"), data=Path("data"))
 
 Everything comes from the record files (metrics.json, probe.json, the stage and selection
 records inside metrics.json), the analysis outputs and, for the nearest-neighbour lookup,
@@ -23,13 +23,14 @@ import pandas as pd
 
 from ..conditions import Conditions
 from ..suites import Suite
-from ..fileio import atomic_write_text, file_sha256, read_json, sha256_text
+from ..fileio import atomic_write_text, read_json, sha256_text
 from ..records import INDEX_KEY_FILE, SELECTED_CORPUS_FILE, MetricsRecord
 from ..data.sentences import task_queries
 from ..select.embed import load_embedder
 from ..select.index import load_index, search
 from ..select.pool import fetch_candidates, load_scan
 from .plots import stage_losses
+from .pool_place import find_pool
 from .runs import load_runs, summarize
 from .tables import Layout, pretraining_cost
 
@@ -38,18 +39,20 @@ CELL_TIMEOUT_S = 600
 QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]   # not its "TCP without encryption" notice
 
 
-def execute_notebook(notebook: Path, *, results: Path, suite: str, tables: Path, cache: Path,
+def execute_notebook(notebook: Path, *, results: Path, suite: str, tables: Path, cache: Path, data: Path,
                      out: Path | None = None) -> Path:
     """Run `notebook` top to bottom on the given results tree and write it, outputs embedded,
     to `out` (default: in place, atomically). The kernel runs this interpreter in the
     notebook's folder with MPLBACKEND=Agg; no execution timestamps are kept, so two runs on
-    the same records write the same file."""
+    the same records write the same file. `data`: the data folder given now, where a kNN
+    selection's pool is looked for when the path its record names is gone (a moved project)."""
     import nbclient
     import nbformat
 
     notebook, out = Path(notebook), Path(out or notebook)
     folders = {"DONTSTOP_RESULTS": results, "DONTSTOP_TABLES": tables, "DONTSTOP_CACHE": cache,
-               "DONTSTOP_WORKDIR": Path.cwd()}   # where the runs' relative paths (data/...) start
+               "DONTSTOP_WORKDIR": Path.cwd(),   # where the runs' relative paths (data/...) start
+               "DONTSTOP_DATA": data}
     env = {**os.environ, **{name: _seen_from(notebook.parent, path) for name, path in folders.items()},
            "DONTSTOP_SUITE": suite, "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
     nb = nbformat.read(notebook, as_version=4)
@@ -179,11 +182,12 @@ def source_mix(chosen: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
 
 
 def nearest_neighbours(cache: Path, suite: str, stage: dict, sentences: int = 3, neighbours: int = 3,
-                       workdir: Path = Path(".")) -> tuple[pd.DataFrame | None, str]:
+                       workdir: Path = Path("."), data: Path | None = None) -> tuple[pd.DataFrame | None, str]:
     """Re-run a kNN selection's saved embedder and faiss index on its first `sentences` task
     sentences: (their nearest pool candidates, sentences or lines, at most `neighbours` and the
     selection's k, all of them selected; ""), or (None, why not). `workdir`: where the run started, from which a
-    relative pool path of its record (`data/mini/pools/cs.jsonl`) is read."""
+    relative pool path of its record (`data/mini/pools/cs.jsonl`) is read; `data`: the data folder
+    given now, where the pool is looked for when that path is gone (report/pool_place.py)."""
     folders = [Path(f).parent for f in stage.get("corpus_files", []) if Path(f).name == SELECTED_CORPUS_FILE]
     if not folders:
         return None, f"{stage.get('lineage')}: no selection corpus in its stage record"
@@ -197,16 +201,11 @@ def nearest_neighbours(cache: Path, suite: str, stage: dict, sentences: int = 3,
     indexes = _index_dirs(Path(cache) / suite / "indexes", sha256_text("\n".join(queries)))
     if not indexes:
         return None, f"{Path(cache) / suite / 'indexes'}: no saved index built for {selection.name}'s task text"
-    pool = Path(workdir) / (stage.get("selection", {}).get("pool") or "")   # keyed by its content
-    if not pool.is_file():
-        return None, f"{pool}: the pool file is gone; the index alone cannot show its text"
-    # A stage recorded before pools were cut into sentences selected whole lines
-    pool_sha256, unit = file_sha256(pool), stage.get("selection", {}).get("unit", "line")
-    index_dir = next((d for d, key in indexes.items()
-                      if key.get("pool_sha256") == pool_sha256 and key.get("unit", "line") == unit), None)
-    if index_dir is None:   # an index of another pool, or of one before the keys named pools by content
-        return None, (f"{pool}: not the pool the saved index {next(iter(indexes))} was built on (changed since, "
-                      f"or an older index); remove that folder and {selection} and run `dontstop reproduce` again")
+    pool, index_dir, why = find_pool(stage.get("selection", {}).get("pool") or "", workdir=Path(workdir), data=data,
+                                     indexes=indexes, unit=stage.get("selection", {}).get("unit", "line"),
+                                     selection=selection)   # keyed by its content
+    if pool is None:
+        return None, why
     embedder, scan = load_embedder(index_dir / "embedder"), load_scan(index_dir / "pool_scan.npz")
     vectors = embedder.transform(queries[:sentences])
     # Never more than the selection's own k: every neighbour shown was selected.

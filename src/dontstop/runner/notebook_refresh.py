@@ -22,5 +22,5 @@ def refresh_notebook(suite: Suite, tables_root: Path, plans: list[RunPlan], out:
 
     name = str(Path(suite.source).resolve()) if suite.is_study else suite.name
     path = execute_notebook(NOTEBOOK, results=Path(suite.results_dir), suite=name,
-                            tables=tables_root, cache=Path(suite.cache_dir), out=out)
+                            tables=tables_root, cache=Path(suite.cache_dir), data=Path(suite.data_dir), out=out)
     print(f"executed {path} on {Path(suite.results_dir) / suite.name}")
