@@ -473,26 +473,103 @@ def test_a_model_folder_without_weights_is_refused_before_any_work(condition, be
     nothing_written(tmp_path)
 
 
+SHARDS = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
+
+
+def sharded_model(folder: Path, index: str = "model.safetensors.index.json", shards=SHARDS) -> Path:
+    """A model folder as save_pretrained writes a large model: its config, shards and their index."""
+    from dontstop.models import bundled_model_dir
+
+    folder.mkdir(parents=True)
+    shutil.copy(bundled_model_dir("bert-tiny") / "config.json", folder)
+    weight_map = {f"layer.{i}.weight": shard for i, shard in enumerate(shards)}
+    (folder / index).write_text(json.dumps({"metadata": {"total_size": 8}, "weight_map": weight_map}))
+    for shard in shards:
+        (folder / shard).write_bytes(b"")
+    return folder
+
+
 def test_sharded_weights_and_a_snapshots_links_to_them_are_weights(tmp_path):
-    """What the check above must not refuse: a large model's shards beside their index, and a hub
-    cache's snapshot folder, whose files are links to its blobs."""
-    from dontstop.fileio import UserError
+    """What the check above must not refuse: a large model's shards beside their index (safetensors
+    or bin), a hub cache's snapshot folder, whose files are links to its blobs, and a snapshot whose
+    safetensors blob is gone beside a whole pytorch_model.bin (which transformers loads then)."""
     from dontstop.runner.job_checks import _check_weights
 
-    sharded, snapshot = tmp_path / "sharded", tmp_path / "snapshots" / "abc123"
-    for folder in (sharded, snapshot, tmp_path / "blobs"):
+    snapshot = tmp_path / "snapshots" / "abc123"
+    for folder in (snapshot, tmp_path / "blobs"):
         folder.mkdir(parents=True)
         (folder / "config.json").write_text("{}")
-    for name in ("model-00001-of-00002.safetensors", "model-00002-of-00002.bin", "model.safetensors.index.json"):
-        (sharded / name).write_bytes(b"")
     (tmp_path / "blobs" / "f00d").write_bytes(b"")
     (snapshot / "model.safetensors").symlink_to(tmp_path / "blobs" / "f00d")
-    for folder in (sharded, snapshot):
+    bins = ("pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin")
+    for folder in (sharded_model(tmp_path / "sharded"), snapshot,
+                   sharded_model(tmp_path / "bins", "pytorch_model.bin.index.json", bins)):
         _check_weights(str(folder))
-    (sharded / "model-00001-of-00002.safetensors").unlink()
-    (sharded / "model-00002-of-00002.bin").unlink()
-    with pytest.raises(UserError, match="a model folder without weights"):
-        _check_weights(str(sharded))   # the index alone is no weights
+    (snapshot / "pytorch_model.bin").symlink_to(tmp_path / "blobs" / "f00d")
+    (snapshot / "model.safetensors").unlink()
+    (snapshot / "model.safetensors").symlink_to(tmp_path / "blobs" / "gone")
+    _check_weights(str(snapshot))
+
+
+@pytest.mark.parametrize("damage, why", [
+    # each passed every check and the dry run; the first job to load it failed, after the runner started
+    ("shard", "a sharded model whose shard model-00002-of-00002.safetensors is missing "
+              "(model.safetensors.index.json names 2 shard files; a copy cut short?)"),
+    ("shard link", "a sharded model whose shard model-00002-of-00002.safetensors is a link to a missing file "
+                   "(model.safetensors.index.json names 2 shard files; a copy cut short?)"),
+    ("index", "model.safetensors.index.json is not a weights index (its weight_map of tensor -> shard file: "
+              "key 'weight_map')"),
+    ("blob", "model.safetensors is a link to a missing file (../../blobs/f00d: a hub cache's snapshot whose blob "
+             "is gone?)"),
+    ("shards", "a sharded model whose shard model-00001-of-00002.safetensors is missing "
+               "(model.safetensors.index.json names 2 shard files; a copy cut short?)")])
+def test_a_model_folder_missing_a_shard_or_a_blob_is_refused_before_any_work(world, capsys, damage, why):
+    tmp_path, _, flags = world
+    model = sharded_model(tmp_path / "models" / "snapshots" / "abc123")
+    if damage in ("shard", "shard link"):
+        (model / SHARDS[1]).unlink()
+    if damage == "shard link":
+        (model / SHARDS[1]).symlink_to(tmp_path / "gone.safetensors")
+    if damage == "index":
+        (model / "model.safetensors.index.json").write_text('{"metadata": {}}')
+    if damage == "blob":   # a hub snapshot, its blob deleted
+        for shard in (*SHARDS, "model.safetensors.index.json"):
+            (model / shard).unlink()
+        (model / "model.safetensors").symlink_to("../../blobs/f00d")
+    if damage == "shards":   # the index alone was a folder "without weights", which it is not
+        for shard in SHARDS:
+            (model / shard).unlink()
+    for dry_run in (["--dry-run"], []):
+        [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--tasks", "rt-polarity",
+                         "--set", f"base_model={model}", "--set", "base_corpus=null", *flags, *dry_run)
+        assert line == f"{model}: {why}; give a whole checkpoint"
+    shutil.rmtree(tmp_path / "models")   # its config.json is the one nothing_written would see
+    nothing_written(tmp_path)
+
+
+def test_a_hub_id_whose_cached_copy_lacks_a_blob_is_refused_offline_before_any_work(world, capsys, monkeypatch):
+    """Offline, a hub id whose snapshot in the cache holds config.json but links to a weights blob that is
+    gone (a cache cleaned by hand) was "in the cache" for every check, then failed the first job to load it."""
+    from huggingface_hub import constants
+
+    tmp_path, _, flags = world
+    cache = tmp_path / "hf"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    repo = cache / "models--my-org--tiny"
+    snapshot = sharded_model(repo / "snapshots" / "abc123", shards=())
+    (snapshot / "model.safetensors.index.json").unlink()
+    (snapshot / "model.safetensors").symlink_to("../../blobs/f00d")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    for dry_run in (["--dry-run"], []):
+        [line] = refused(capsys, "run", EXPERIMENTS_DIR / "baseline", "--tasks", "rt-polarity",
+                         "--set", "base_model=my-org/tiny", "--set", "base_corpus=null", *flags, *dry_run)
+        assert line == (f"my-org/tiny: its copy in the Hugging Face cache ({snapshot}) is not whole: model.safetensors "
+                        "is a link to a missing file (../../blobs/f00d: a hub cache's snapshot whose blob is gone?); "
+                        "fetch it again where there is network: hf download my-org/tiny")
+    shutil.rmtree(cache)
+    nothing_written(tmp_path)
 
 
 # --- Flags of run / reproduce --------------------------------------------------------------------

@@ -45,20 +45,25 @@ def check_models_available(jobs) -> None:
 
 
 def _check_weights(name: str) -> None:
-    """A local model folder holds weights: one of config.json alone (a copy cut short) passed every
-    check and the dry run, then failed the first job to load it, once the runner had started."""
+    """A local model folder holds whole weights (weights_files.weights_problem: config.json alone, a
+    shard its index names missing, a link to a blob that is gone), and so does the cache's copy of a
+    hub id offline: each passed every check and the dry run, then failed the first job to load it,
+    once the runner had started. Nothing of the weights is read."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
     from .. import adapters
-    from ..models import WEIGHT_SUFFIXES, resolve_model
+    from ..models import resolve_model
+    from ..weights_files import weights_problem
 
     path = Path(resolve_model(name))
-    if path.is_dir() and not adapters.is_adapter_checkpoint(path) and \
-            not any(file.suffix in WEIGHT_SUFFIXES for file in path.iterdir()):
-        # TensorFlow's or Flax's weights alone: transformers 5 loads neither (it was "a copy cut short?")
-        other = next((file.name for file in sorted(path.iterdir()) if file.suffix in (".h5", ".msgpack")), None)
-        why = f"{other} is TensorFlow or Flax weights, which transformers 5 does not load" if other else \
-            "a copy cut short?"
-        raise UserError(f"{name}: a model folder without weights (no *.safetensors or *.bin beside its config.json: "
-                        f"{why}); give a whole checkpoint")
+    if path.is_dir():
+        if not adapters.is_adapter_checkpoint(path) and (problem := weights_problem(path)):
+            raise UserError(f"{name}: {problem}; give a whole checkpoint")
+        return
+    config = try_to_load_from_cache(str(path), "config.json") if constants.HF_HUB_OFFLINE else None
+    if isinstance(config, str) and (problem := weights_problem(Path(config).parent)):   # online, hub fetches what is missing
+        raise UserError(f"{name}: its copy in the Hugging Face cache ({Path(config).parent}) is not whole: "
+                        f"{problem}; fetch it again where there is network: hf download {name}")
 
 
 def check_finished_stages(jobs, suite: Suite) -> None:
