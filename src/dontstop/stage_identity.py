@@ -46,7 +46,11 @@ SELECTION_RULE = 2
 # marks and soft hyphens and reads presentation forms and halfwidth katakana as their letters, and
 # "々", "〆" are letters of their own; before, a vowelled pool shared no word with a bare task
 # ("كَتَبَ" and "كتب" were two words).
-SCRIPTS_WORDS_RULE = 4
+# 5 (2026-12-08): that form reads Persian and Urdu's own yeh, kaf and heh as Arabic's
+# (data/scripts.KEYBOARD_LETTERS: "ی" is "ي", "ک" is "ك"); before, a Persian corpus typed on two
+# keyboards held each word twice ("کتاب" and "كتاب"), and a pool typed on one shared no such word
+# with a task typed on the other.
+SCRIPTS_WORDS_RULE = 5
 
 
 def selection_rule(selection: dict[str, Any]) -> int:

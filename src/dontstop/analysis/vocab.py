@@ -13,7 +13,9 @@ Words are found the same way in every language and script (`words`): the text is
 NFC form (an accent or a Hangul syllable stored decomposed, as macOS saves it, is the same word),
 full-width ASCII becomes ASCII ("ＧＰＴ" is "gpt"), Arabic and Hebrew vowel points, tatweel,
 joiners and soft hyphens are dropped and presentation forms and halfwidth katakana read as their
-letters ("كَتَبَ", "كـتـب" and "ﻛﺘﺐ" are "كتب"; data/scripts.word_form), and the text is lowercased;
+letters ("كَتَبَ", "كـتـب" and "ﻛﺘﺐ" are "كتب"), Persian and Urdu's yeh, kaf and heh read as Arabic's
+(which a text holds depends on the keyboard it was typed on: "کتاب" is "كتاب"; data/scripts.word_form),
+and the text is lowercased;
 in scripts that separate words with spaces (Latin, Cyrillic, Greek, Hangul, Arabic, Devanagari,
 ...) a word is a run of two or more letters, combining marks included (Unicode categories L and
 M: "don't" -> "don", "gpt-2" -> "gpt", "한국어는" is one word); in scripts written without spaces

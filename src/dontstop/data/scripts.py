@@ -8,7 +8,9 @@ word is a run of letters, combining marks included (a Devanagari vowel sign or a
 not a word break: "मौसम", "café"). Both compare words in one form (`word_form`): NFC, full-width
 ASCII as ASCII, lowercased, so a word stored decomposed (macOS, Hangul as jamo) or typed full-width
 is the same word; and without what is not part of a word's spelling: Arabic and Hebrew vowel
-points, tatweel, joiners, soft hyphens, presentation forms ("كَتَبَ", "كـتـب", "ﻛﺘﺐ" are "كتب").
+points, tatweel, joiners, soft hyphens, presentation forms ("كَتَبَ", "كـتـب", "ﻛﺘﺐ" are "كتب"),
+and with Persian and Urdu's own forms of yeh, kaf and heh as Arabic's ("کتاب" typed on a Persian
+keyboard is "كتاب" typed on an Arabic one).
 
     letter_classes().unspaced      # a regex character-class body: letters of unspaced scripts
     letter_classes().spaced        # letters of every other script
@@ -86,6 +88,17 @@ INVISIBLE_IN_WORDS = ("\u0640\u200c\u200d\u00ad\u200e\u200f\u061c"
                       "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+# Letters Persian and Urdu write in their own forms where Arabic has one letter, and which of the
+# two a text holds depends on the keyboard it was typed on (a Persian corpus mixes them): Farsi yeh
+# "ی" and Arabic yeh "ي", keheh "ک" and kaf "ك", ae "ە", Urdu's heh goal "ہ" and Arabic's heh "ه",
+# Urdu's teh marbuta goal "ۃ" and "ة"; each is read as the Arabic letter ("کتاب" typed on a Persian
+# keyboard is "كتاب" typed on an Arabic one). "ۀ" and "ۂ" are heh with a hamza above, which word_form
+# drops as it drops "هٔ"'s. Alef maksura "ى" stays a letter of its own (Arabic's "على" is not "علي"),
+# as do Urdu's "ھ" (aspiration: "پھر" is not "پہر") and "ے", and Persian's digits are not letters.
+KEYBOARD_LETTERS = {"\u06cc": "\u064a", "\u06a9": "\u0643", "\u06d5": "\u0647", "\u06c1": "\u0647",
+                    "\u06c0": "\u0647", "\u06c2": "\u0647", "\u06c3": "\u0629"}
+
+
 @functools.cache
 def _unpointed_table() -> dict[int, None]:
     """str.translate's table: vowel points and characters that draw nothing of a word, out."""
@@ -96,8 +109,10 @@ def _unpointed_table() -> dict[int, None]:
 
 @functools.cache
 def _form_table() -> dict[int, int | None]:
-    """str.translate's table: full-width ASCII to ASCII, vowel points and invisible characters out."""
-    return {**FULL_WIDTH, **_unpointed_table()}
+    """str.translate's table: full-width ASCII to ASCII, Persian and Urdu letters as Arabic's
+    (KEYBOARD_LETTERS), vowel points and invisible characters out."""
+    return {**FULL_WIDTH, **{ord(letter): ord(arabic) for letter, arabic in KEYBOARD_LETTERS.items()},
+            **_unpointed_table()}
 
 
 def unpointed(text: str) -> str:
@@ -110,7 +125,8 @@ def unpointed(text: str) -> str:
 def word_form(text: str) -> str:
     """The text in the one form its words are compared in: NFC ("café" precomposed, whether it was
     stored so or with a combining accent), compatibility forms of letters as the letters, full-width
-    ASCII as ASCII, without vowel points of Arabic and Hebrew or characters that draw nothing of a
+    ASCII as ASCII, Persian and Urdu's yeh, kaf and heh as Arabic's (KEYBOARD_LETTERS: "ی" is "ي",
+    "ک" is "ك"), without vowel points of Arabic and Hebrew or characters that draw nothing of a
     word (INVISIBLE_IN_WORDS), lowercased."""
     text = unicodedata.normalize("NFC", text)
     text = COMPATIBILITY_RUN.sub(lambda run: unicodedata.normalize("NFKC", run.group()), text)
