@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "dontstop"
 PHASES = ("data", "select", "pretrain", "finetune", "analysis", "report", "runner")
 SHARED = {"tasks", "conditions", "condition_folders", "suites", "overrides", "flags", "condition_readme", "study_file", "study_tasks",
           "recipes", "records", "config", "fileio", "models", "adapters", "provenance", "wandb_log", "stage_identity",
-          "suite_checks", "suite_roots", "record_checks", "value_rules", "unused_settings", "save_errors"}
+          "suite_checks", "suite_roots", "record_checks", "value_rules", "unused_settings", "save_errors",
+          "weights_files"}
 MAX_LINES = 300
 
 

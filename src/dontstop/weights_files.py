@@ -16,7 +16,8 @@ from .models import WEIGHT_SUFFIXES
 
 # The files transformers (modeling_utils._get_resolved_checkpoint_files) loads a folder's weights
 # from: the first of these that is a file (a link to a missing file is none), in this order.
-LOAD_ORDER = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+LOAD_ORDER = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+              "pytorch_model.bin.index.json")
 TF_OR_FLAX = (".h5", ".msgpack")
 
 

@@ -154,7 +154,8 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite, memo: dict) ->
         text, alone = ((f"text of {train} or dev/test text of the suite's tasks", "on the task's text alone")
                        if train else ("dev/test text of the suite's tasks", "on nothing"))
         if next(iter_corpus([extra], dedup=False, exclude=known), None) is None:
-            mistake = "a split copied from another task's?" if what == "tapt corpus" else "a task file given by mistake?"
+            mistake = ("a split copied from another task's?" if what == "tapt corpus"
+                       else "a task file given by mistake?")
             problems.append(Problem(str(extra), None, None, f"every document of this {what} is {text}, which "
                                     f"pretraining drops: {name} would pretrain {alone} ({mistake})"))
     return problems

@@ -60,8 +60,9 @@ def _check_weights(name: str) -> None:
         if not adapters.is_adapter_checkpoint(path) and (problem := weights_problem(path)):
             raise UserError(f"{name}: {problem}; give a whole checkpoint")
         return
+    # offline only: online, the hub fetches what is missing
     config = try_to_load_from_cache(str(path), "config.json") if constants.HF_HUB_OFFLINE else None
-    if isinstance(config, str) and (problem := weights_problem(Path(config).parent)):   # online, hub fetches what is missing
+    if isinstance(config, str) and (problem := weights_problem(Path(config).parent)):
         raise UserError(f"{name}: its copy in the Hugging Face cache ({Path(config).parent}) is not whole: "
                         f"{problem}; fetch it again where there is network: hf download {name}")
 
