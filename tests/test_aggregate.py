@@ -801,6 +801,34 @@ def test_tables_moved_with_their_runs_are_still_theirs(tmp_path, capsys):
     assert f" from {new}/results/quick/mini/**/metrics.json." in (new / "tables" / "quick" / "mini" / "README.md").read_text()
 
 
+def test_tables_moved_with_a_linked_runs_folder_or_reached_by_a_link_are_still_theirs(tmp_path, capsys):
+    """The index names its runs from its own folder, as named and with links resolved: a project whose
+    runs folder is a link to scratch space, moved to a deeper folder with its tables, and tables reached
+    by a linked name, then by their own, are still the tables of those runs."""
+    from dontstop.cli import main
+    from dontstop.suites import load_suite, with_quick
+    from conftest import metrics_record
+
+    quick, old, new = with_quick(load_suite("mini")).finetune, tmp_path / "old", tmp_path / "a" / "b" / "new"
+    for condition in ("baseline", "dapt"):
+        metrics_record(condition=condition, config=quick).write(
+            tmp_path / "scratch" / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+    old.mkdir()
+    (old / "results").symlink_to(tmp_path / "scratch")
+    assert main(["aggregate", "--quick", "--results-dir", str(old / "results"), "--tables-dir", str(old / "tables")]) == 0
+    index = "tables/quick/mini/README.md"
+    assert ("<!-- the runs folder, from this one: ../../../results/quick/mini (links resolved: "
+            "../../../../scratch/quick/mini) -->") in (old / index).read_text()
+    new.parent.mkdir(parents=True)
+    old.rename(new)
+    (tmp_path / "linked").symlink_to(new / "tables")
+    for tables in (new / "tables", tmp_path / "linked", new / "tables"):
+        assert main(["aggregate", "--quick", "--results-dir", str(new / "results"),
+                     "--tables-dir", str(tables)]) == 0, capsys.readouterr().err
+    assert main(["aggregate", "--quick", "--results-dir", str(tmp_path / "scratch"),
+                 "--tables-dir", str(tmp_path / "linked")]) == 0, capsys.readouterr().err
+
+
 def test_runs_whose_stage_was_built_with_another_recipe_than_the_suites_are_refused(tmp_path, capsys):
     """A suite's recipes.dapt edited after its runs (`status` calls them stale): their tables were
     titled with the new recipe, without a word."""

@@ -24,20 +24,25 @@ KEPT = (ANALYSIS, STUDY_NOTEBOOK)
 # The index's second line: the command that makes the tables again, and the runs they come from.
 WRITTEN_BY = "Written by `{command}` from {runs}/**/metrics.json."
 WRITTEN_FROM = re.compile(r"^Written by `.*` from (?P<runs>.+)/\*\*/metrics\.json\.$", re.MULTILINE)
-# The line under it, for the checks (a comment, not shown): the runs folder from the index's own folder. The
-# second names it as the call was given it, relative to THAT call's working folder: `--results-dir
-# results` from other/ was read by an aggregate in proj/ as proj's runs, and wrote over other's tables.
-# Relative to the tables, it holds for a project copied or moved with them (no machine's path kept).
+# The line under it, for the checks (an HTML comment, not shown): the runs folder relative to the
+# index's own folder. The `Written by` line names it as the call was given it, relative to THAT call's
+# working folder: `--results-dir results` from other/ was read by an aggregate in proj/ as proj's runs,
+# which wrote over other's tables. Relative to the tables, it holds for a project copied or moved with
+# them, and committed tables keep no machine's path. With links resolved too, where that differs: a runs
+# folder linked to scratch space, moved with the project, is found by the first; tables reached by
+# another (linked) name, by the second.
 RUNS_HERE = "<!-- the runs folder, from this one: {runs} -->"
-RUNS_HERE_FOUND = re.compile(r"^<!-- the runs folder, from this one: (?P<runs>.+) -->$", re.MULTILINE)
+RUNS_HERE_FOUND = re.compile(r"^<!-- the runs folder, from this one: (?P<runs>.+?)"
+                             r"(?: \(links resolved: (?P<resolved>.+)\))? -->$", re.MULTILINE)
 
 
 def index_source(command: str, runs_folder: Path, out_dir: Path) -> list[str]:
     """The index's lines that name the runs the tables in `out_dir` are made from, `runs_folder`
     (as given), and the command that makes them again."""
-    here = os.path.relpath(runs_folder.resolve(), out_dir.parent.resolve() / out_dir.name)   # links resolved
+    named = Path(os.path.relpath(os.path.abspath(runs_folder), os.path.abspath(out_dir))).as_posix()
+    resolved = Path(os.path.relpath(runs_folder.resolve(), out_dir.parent.resolve() / out_dir.name)).as_posix()
     return [WRITTEN_BY.format(command=command, runs=runs_folder.as_posix()),
-            RUNS_HERE.format(runs=Path(here).as_posix())]
+            RUNS_HERE.format(runs=named if resolved == named else f"{named} (links resolved: {resolved})")]
 
 
 def check_tables_root(tables_root: Path, suite: Suite, experiments_dir: Path) -> None:
@@ -92,11 +97,12 @@ def same_runs(theirs: Path, runs: Path, out: Path) -> bool:
     Moved: the runs named are gone. Copied: the old folder holds these tables too, naming the same
     runs. Else another study's tables written here (--tables-dir), whose runs folder only ends as
     these runs' does (results/<suite>), which an aggregate had written over."""
+    here = _runs_here(out)   # from the tables' folder as named: before its links are resolved
     named, (theirs, runs, out) = theirs, (theirs.resolve(), runs.resolve(), out.resolve())
+    if here:   # named from the tables' own folder, which moved or was copied with them
+        return runs in here
     if theirs == runs:
         return True
-    if _runs_here(out) is not None:   # named from the tables' own folder, which moved or was copied with them
-        return False
     shared, most = 0, min(len(theirs.parts), len(runs.parts)) - 1   # trailing folder names in common
     while shared < most and theirs.parts[-1 - shared] == runs.parts[-1 - shared]:
         shared += 1
@@ -137,17 +143,20 @@ def tables_runs(out_dir: Path) -> Path | None:
     index = out_dir / "README.md"
     text = index.read_text(encoding="utf-8", errors="replace") if index.is_file() else ""
     found, here = WRITTEN_FROM.search(text), _runs_here(out_dir, text)
-    return None if not found else here if here is not None else Path(found["runs"])
+    return None if not found else here[0] if here else Path(found["runs"])
 
 
-def _runs_here(out_dir: Path, text: str | None = None) -> Path | None:
-    """The runs folder the index in `out_dir` names from its own folder, resolved; None where it
-    does not (an index written before it said so)."""
+def _runs_here(out_dir: Path, text: str | None = None) -> list[Path]:
+    """The runs folder the index in `out_dir` names from its own folder, resolved: from the folder
+    as named, and with its links resolved; [] where it does not (an index written before it said so)."""
     if text is None:
         index = out_dir / "README.md"
         text = index.read_text(encoding="utf-8", errors="replace") if index.is_file() else ""
     found = RUNS_HERE_FOUND.search(text)
-    return (out_dir.resolve() / found["runs"]).resolve() if found else None
+    if not found:
+        return []
+    named = Path(os.path.normpath(os.path.join(os.path.abspath(out_dir), found["runs"]))).resolve()
+    return [named, (out_dir.resolve() / (found["resolved"] or found["runs"])).resolve()]
 
 
 @contextlib.contextmanager
