@@ -743,6 +743,46 @@ def test_another_studys_tables_in_this_projects_tables_folder_are_not_taken_for_
     assert {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()} == before
 
 
+def test_another_studys_tables_written_with_relative_flags_from_its_own_folder_are_refused(
+        tmp_path, monkeypatch, capsys):
+    """Study other/ wrote its tables into proj's tables folder from inside other/ (`--results-dir results
+    --tables-dir ../proj/tables`): the index named its runs `results/quick/mini`, relative to other/, and an
+    aggregate of proj from proj/ read them as its own runs and wrote over other's tables (exit 0). The index
+    names the runs from its own folder too, whatever folder the command ran in; an index written before it
+    did (paper_tables/mini/README.md) is still read as its command names them."""
+    from dontstop.cli import main
+    from dontstop.suites import load_suite, with_quick
+    from conftest import metrics_record
+
+    quick, other, proj = with_quick(load_suite("mini")).finetune, tmp_path / "other", tmp_path / "proj"
+    for root in (other, proj):
+        for condition in ("baseline", "dapt"):
+            metrics_record(condition=condition, config=quick).write(
+                root / "results" / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+    monkeypatch.chdir(other)
+    assert main(["aggregate", "--quick", "--results-dir", "results", "--tables-dir", "../proj/tables"]) == 0
+    index = proj / "tables" / "quick" / "mini" / "README.md"
+    assert "<!-- the runs folder, from this one: ../../../../other/results/quick/mini -->" in index.read_text()
+    capsys.readouterr()
+    before = {path: path.read_bytes() for path in (proj / "tables").rglob("*") if path.is_file()}
+    monkeypatch.chdir(proj)
+    assert main(["aggregate", "--quick", "--results-dir", "results", "--tables-dir", "tables"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"dontstop: error: {index}: these are the tables of the runs in {other}/results/quick/mini, not of "
+        f"{proj}/results/quick/mini; give these runs' tables a folder of their own (--tables-dir), or remove that "
+        "one first"]
+    assert {path: path.read_bytes() for path in (proj / "tables").rglob("*") if path.is_file()} == before
+    # an index without the line (written before it was) names the runs as its command was given them
+    shutil.rmtree(proj / "tables")
+    assert main(["aggregate", "--quick", "--results-dir", "results", "--tables-dir", "tables"]) == 0
+    index.write_text(re.sub(r"<!-- the runs folder.*-->\n", "", index.read_text()))
+    assert "<!--" not in index.read_text() and " from results/quick/mini/**/metrics.json." in index.read_text()
+    assert main(["aggregate", "--quick", "--results-dir", "results", "--tables-dir", "tables"]) == 0
+    assert "<!-- the runs folder, from this one: ../../../results/quick/mini -->" in index.read_text()
+    assert main(["aggregate", "--quick", "--results-dir", str(other / "results"), "--tables-dir", "tables"]) == 2
+    assert "these are the tables of the runs in" in capsys.readouterr().err
+
+
 def test_tables_moved_with_their_runs_are_still_theirs(tmp_path, capsys):
     """A project moved (mv, not copied) with its runs and tables: the runs its index names are gone,
     and the tables are those of the runs that moved with them."""
@@ -759,6 +799,34 @@ def test_tables_moved_with_their_runs_are_still_theirs(tmp_path, capsys):
     assert main(["aggregate", "--quick", "--results-dir", str(new / "results"),
                  "--tables-dir", str(new / "tables")]) == 0, capsys.readouterr().err
     assert f" from {new}/results/quick/mini/**/metrics.json." in (new / "tables" / "quick" / "mini" / "README.md").read_text()
+
+
+def test_tables_moved_with_a_linked_runs_folder_or_reached_by_a_link_are_still_theirs(tmp_path, capsys):
+    """The index names its runs from its own folder, as named and with links resolved: a project whose
+    runs folder is a link to scratch space, moved to a deeper folder with its tables, and tables reached
+    by a linked name, then by their own, are still the tables of those runs."""
+    from dontstop.cli import main
+    from dontstop.suites import load_suite, with_quick
+    from conftest import metrics_record
+
+    quick, old, new = with_quick(load_suite("mini")).finetune, tmp_path / "old", tmp_path / "a" / "b" / "new"
+    for condition in ("baseline", "dapt"):
+        metrics_record(condition=condition, config=quick).write(
+            tmp_path / "scratch" / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+    old.mkdir()
+    (old / "results").symlink_to(tmp_path / "scratch")
+    assert main(["aggregate", "--quick", "--results-dir", str(old / "results"), "--tables-dir", str(old / "tables")]) == 0
+    index = "tables/quick/mini/README.md"
+    assert ("<!-- the runs folder, from this one: ../../../results/quick/mini (links resolved: "
+            "../../../../scratch/quick/mini) -->") in (old / index).read_text()
+    new.parent.mkdir(parents=True)
+    old.rename(new)
+    (tmp_path / "linked").symlink_to(new / "tables")
+    for tables in (new / "tables", tmp_path / "linked", new / "tables"):
+        assert main(["aggregate", "--quick", "--results-dir", str(new / "results"),
+                     "--tables-dir", str(tables)]) == 0, capsys.readouterr().err
+    assert main(["aggregate", "--quick", "--results-dir", str(tmp_path / "scratch"),
+                 "--tables-dir", str(tmp_path / "linked")]) == 0, capsys.readouterr().err
 
 
 def test_runs_whose_stage_was_built_with_another_recipe_than_the_suites_are_refused(tmp_path, capsys):

@@ -193,6 +193,43 @@ def test_analyze_vocab_of_one_corpus_file_is_refused(planted, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_study_of_one_corpus_gets_no_overlap_matrix_of_it_with_itself(planted, tmp_path, monkeypatch, capsys):
+    """A study with no base_corpus (no general text) and one domain corpus, init-study's shape: `analyze
+    vocab --suite` compared that corpus with itself, a 1 x 1 matrix of 100% written as Figure 2 (exit 0).
+    It is refused, as one corpus file is; `reproduce`'s analysis skips it with a note saying why (it said
+    "needs at least two corpora, found 1"). A second domain corpus gets its matrix."""
+    import yaml
+
+    from dontstop.analysis import domains
+    from dontstop.suites import load_suite
+
+    for split in ("train", "dev", "test"):
+        rows = [{"text": f"{split} text {i}", "label": "ab"[i % 2], "id": f"{split}{i}"} for i in range(4)]
+        (tmp_path / "data" / "t").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / "t" / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    study, spec = tmp_path / "study.yaml", {
+        "name": "solo", "extends": "mini", "base_model": "bundled:bert-tiny", "base_corpus": None,
+        "tasks": {"t": {"display": "T", "data": "data/t", "metric": "macro_f1", "domain": "cs"}},
+        "domain_corpora": {"cs": str(planted["cs"])}}
+    study.write_text(yaml.safe_dump(spec))
+    says = (f"{study}: one corpus, cs ({planted['cs']}), and no other to compare it with (the overlap of two or "
+            f"more); compare files, the general text too (`dontstop analyze vocab {planted['cs']} general.txt`), or "
+            "add a domain to the study file's domain_corpora")
+    out = tmp_path / "out"
+    assert main(["analyze", "vocab", "--suite", str(study), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"dontstop: error: {says}"]
+    assert not out.exists()
+    monkeypatch.setattr("dontstop.analysis.mlm_loss.measure_mlm_loss", lambda *args, **kwargs: None)   # its own tests
+    assert domains.analyze_suite(load_suite(str(study)), out, top=TOP) == [
+        f"vocabulary overlap (Figure 2): skipped: {says}"]
+    assert capsys.readouterr().out.splitlines()[-1] == f"note: vocabulary overlap (Figure 2): skipped: {says}"
+    assert not list(out.glob("vocab_overlap*"))
+    spec["domain_corpora"]["news"] = str(planted["news"])
+    study.write_text(yaml.safe_dump(spec))
+    assert main(["analyze", "vocab", "--suite", str(study), "--top", str(TOP), "--out", str(out)]) == 0
+    assert pd.read_csv(out / "vocab_overlap.csv", index_col=0).loc["cs", "news"] == 20.0
+
+
 def test_the_analysis_takes_the_suites_own_checkpoints_never_the_longest_trained(tmp_path):
     """The base model of the MLM-loss table is the suite's base stage (by its stage key), whatever
     else lies in the cache: a longer-trained base from another data folder is not it."""

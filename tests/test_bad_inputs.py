@@ -437,6 +437,32 @@ def test_a_dry_run_builds_no_data_and_says_what_it_cannot_cost(tmp_path, capsys)
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("flag", ["--results-dir", "--cache-dir", "--tables-dir"])
+def test_reproduce_refuses_a_folder_it_cannot_write_before_building_the_mini_benchmark(flag, tmp_path, monkeypatch,
+                                                                                      capsys):
+    """`reproduce` built the missing mini benchmark (minutes) before it checked the folders it writes:
+    a --cache-dir that is a file was refused only then. The builder stands in here: a bad folder is
+    refused without it, good ones reach it."""
+    import dontstop.data.mini
+    from dontstop.fileio import UserError
+
+    built = []
+
+    def build_mini(data_dir, seed=0):
+        built.append(data_dir)
+        raise UserError("the benchmark would be built now")
+
+    monkeypatch.setattr(dontstop.data.mini, "build_mini", build_mini)
+    folders = {name: tmp_path / name.removeprefix("--") for name in ("--results-dir", "--cache-dir", "--tables-dir")}
+    argv = ["reproduce", "--quick", "--no-wandb", "--data-dir", tmp_path / "data",
+            *[str(part) for pair in folders.items() for part in pair]]
+    assert refused(capsys, *argv) == ["the benchmark would be built now"] and built == [tmp_path / "data"]
+    folders[flag].write_text("a file, not a folder\n")
+    [line] = refused(capsys, *argv)
+    assert str(folders[flag]) in line and "benchmark" not in line, line
+    assert built == [tmp_path / "data"] and not (tmp_path / "data").exists()
+
+
 def test_a_dry_run_refuses_a_model_the_run_would_refuse(world, capsys):
     """The models a plan starts from are checked by a dry run as by the run (offline: in the cache)."""
     tmp_path, _, flags = world

@@ -25,7 +25,7 @@ from ..recipes import PretrainRecipe, check_flags
 from ..study_file import tables_dir
 from ..suites import Suite, analysis_dir, load_suite
 from . import vocab
-from .domains import suite_corpora, suite_models, suite_samples
+from .domains import check_two_corpora, suite_corpora, suite_models, suite_samples
 from .mlm_loss import MLM_OUTPUT_FILES, measure_mlm_loss
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,7 +87,9 @@ def _vocab(args: argparse.Namespace) -> int:
     elif args.names:
         raise UserError("--names needs corpus paths, one name per path")
     else:
-        corpora = suite_corpora(_suite(args))
+        suite = _suite(args)
+        corpora = suite_corpora(suite)
+        check_two_corpora(suite, corpora)   # a study of one corpus: a 1 x 1 matrix of 100%, exit 0
     out_dir = _writable_out_dir(args, vocab.OUTPUT_FILES)
     vocab.check_corpora_open(corpora)
     vocab.run(corpora, args.top, args.sample_docs, args.seed, out_dir)

@@ -54,6 +54,22 @@ def suite_corpora(suite: Suite) -> dict[str, str]:
     return corpora
 
 
+def check_two_corpora(suite: Suite, corpora: dict[str, str]) -> None:
+    """The vocabulary overlap compares two corpora or more. A study with no base_corpus and one
+    domain corpus (init-study's shape) had its one corpus compared with itself: a 1 x 1 matrix of
+    100%, written as Figure 2, exit 0 (`analyze vocab` of one corpus file was refused already)."""
+    if len(corpora) >= 2:
+        return
+    where = suite.source if suite.is_study else f"suite {suite.name}"
+    path = next(iter(corpora.values()), "CORPUS")
+    found = f"one corpus, {next(iter(corpora))} ({path})" if corpora else "no corpus found"
+    # not "give a base_corpus": that adds a base stage to every run of the study
+    another = ("a domain to the study file's domain_corpora" if suite.is_study
+               else "another domain's corpus (--domain-corpus DOMAIN=PATH)")
+    raise UserError(f"{where}: {found}, and no other to compare it with (the overlap of two or more); compare "
+                    f"files, the general text too (`dontstop analyze vocab {path} general.txt`), or add {another}")
+
+
 def suite_models(suite: Suite, scored: set[str] | None = None) -> dict[str, str]:
     """The suite's base model (its base stage, if it has one), then a DAPT model per domain: the
     released one when the suite starts DAPT from the released checkpoints, else the suite's own
@@ -162,7 +178,7 @@ def analyze_suite(suite: Suite, out_dir: Path, *, seed: int = 0, top: int = 1000
     from .mlm_loss import measure_mlm_loss
 
     corpora, notes = find_corpora(suite)
-    steps = {"vocabulary overlap (Figure 2)": lambda: _vocab(corpora, top, sample_docs, seed, out_dir),
+    steps = {"vocabulary overlap (Figure 2)": lambda: _vocab(suite, corpora, top, sample_docs, seed, out_dir),
              "held-out MLM loss (Tables 1 and 12)": lambda: measure_mlm_loss(
                  suite_models(suite, scored=studied_stages(suite)), corpora,
                  suite_samples(suite, corpora, documents, seed), out_dir,
@@ -180,7 +196,6 @@ def analyze_suite(suite: Suite, out_dir: Path, *, seed: int = 0, top: int = 1000
     return notes
 
 
-def _vocab(corpora: dict[str, str], top: int, sample_docs: int, seed: int, out_dir: Path) -> None:
-    if len(corpora) < 2:
-        raise UserError(f"needs at least two corpora, found {len(corpora)}")
+def _vocab(suite: Suite, corpora: dict[str, str], top: int, sample_docs: int, seed: int, out_dir: Path) -> None:
+    check_two_corpora(suite, corpora)
     vocab.run(corpora, top, sample_docs, seed, out_dir)

@@ -24,6 +24,25 @@ KEPT = (ANALYSIS, STUDY_NOTEBOOK)
 # The index's second line: the command that makes the tables again, and the runs they come from.
 WRITTEN_BY = "Written by `{command}` from {runs}/**/metrics.json."
 WRITTEN_FROM = re.compile(r"^Written by `.*` from (?P<runs>.+)/\*\*/metrics\.json\.$", re.MULTILINE)
+# The line under it, for the checks (an HTML comment, not shown): the runs folder relative to the
+# index's own folder. The `Written by` line names it as the call was given it, relative to THAT call's
+# working folder: `--results-dir results` from other/ was read by an aggregate in proj/ as proj's runs,
+# which wrote over other's tables. Relative to the tables, it holds for a project copied or moved with
+# them, and committed tables keep no machine's path. With links resolved too, where that differs: a runs
+# folder linked to scratch space, moved with the project, is found by the first; tables reached by
+# another (linked) name, by the second.
+RUNS_HERE = "<!-- the runs folder, from this one: {runs} -->"
+RUNS_HERE_FOUND = re.compile(r"^<!-- the runs folder, from this one: (?P<runs>.+?)"
+                             r"(?: \(links resolved: (?P<resolved>.+)\))? -->$", re.MULTILINE)
+
+
+def index_source(command: str, runs_folder: Path, out_dir: Path) -> list[str]:
+    """The index's lines that name the runs the tables in `out_dir` are made from, `runs_folder`
+    (as given), and the command that makes them again."""
+    named = Path(os.path.relpath(os.path.abspath(runs_folder), os.path.abspath(out_dir))).as_posix()
+    resolved = Path(os.path.relpath(runs_folder.resolve(), out_dir.parent.resolve() / out_dir.name)).as_posix()
+    return [WRITTEN_BY.format(command=command, runs=runs_folder.as_posix()),
+            RUNS_HERE.format(runs=named if resolved == named else f"{named} (links resolved: {resolved})")]
 
 
 def check_tables_root(tables_root: Path, suite: Suite, experiments_dir: Path) -> None:
@@ -70,14 +89,18 @@ def check_tables_root(tables_root: Path, suite: Suite, experiments_dir: Path) ->
 
 def same_runs(theirs: Path, runs: Path, out: Path) -> bool:
     """Whether tables in `out` whose index names the runs folder `theirs` are the tables of `runs`:
-    the same folder, or one moved or copied with them (a study folder taken to a cluster, a project
+    the same folder; in an index that names it as its command was given it alone (written before
+    RUNS_HERE was), also one moved or copied with them (a study folder taken to a cluster, a project
     copied elsewhere; the index names the runs as given then, relative to that call's working folder
     or absolute): `runs` is `theirs` under another folder that holds these tables too. Its runs and
     stages were resumed there, and only its tables were refused, as another runs' tables.
     Moved: the runs named are gone. Copied: the old folder holds these tables too, naming the same
     runs. Else another study's tables written here (--tables-dir), whose runs folder only ends as
     these runs' does (results/<suite>), which an aggregate had written over."""
+    here = _runs_here(out)   # from the tables' folder as named: before its links are resolved
     named, (theirs, runs, out) = theirs, (theirs.resolve(), runs.resolve(), out.resolve())
+    if here:   # named from the tables' own folder, which moved or was copied with them
+        return runs in here
     if theirs == runs:
         return True
     shared, most = 0, min(len(theirs.parts), len(runs.parts)) - 1   # trailing folder names in common
@@ -113,11 +136,27 @@ def _nested(first: Path, second: Path) -> bool:
 
 
 def tables_runs(out_dir: Path) -> Path | None:
-    """The runs folder the tables in `out_dir` were made from, as their index names it (a
-    relative one from the folder the command ran in); None without an index."""
+    """The runs folder the tables in `out_dir` were made from, as their index names it: from the
+    index's own folder (absolute, links resolved), or, in an index written before it said so
+    (paper_tables/mini/README.md), as its command was given it (a relative one from the folder
+    that command ran in, unknown now: read from this one); None without an index."""
     index = out_dir / "README.md"
-    found = WRITTEN_FROM.search(index.read_text(encoding="utf-8", errors="replace")) if index.is_file() else None
-    return Path(found["runs"]) if found else None
+    text = index.read_text(encoding="utf-8", errors="replace") if index.is_file() else ""
+    found, here = WRITTEN_FROM.search(text), _runs_here(out_dir, text)
+    return None if not found else here[0] if here else Path(found["runs"])
+
+
+def _runs_here(out_dir: Path, text: str | None = None) -> list[Path]:
+    """The runs folder the index in `out_dir` names from its own folder, resolved: from the folder
+    as named, and with its links resolved; [] where it does not (an index written before it said so)."""
+    if text is None:
+        index = out_dir / "README.md"
+        text = index.read_text(encoding="utf-8", errors="replace") if index.is_file() else ""
+    found = RUNS_HERE_FOUND.search(text)
+    if not found:
+        return []
+    named = Path(os.path.normpath(os.path.join(os.path.abspath(out_dir), found["runs"]))).resolve()
+    return [named, (out_dir.resolve() / (found["resolved"] or found["runs"])).resolve()]
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from .render import Grid, to_latex, to_markdown
 from .runs import as_suite, load_runs, mixed_data, other_data_than_on_disk, provenance_markdown, read_runs
 from .significance import TITLE as SIGNIFICANCE_TITLE, significance_frame, significance_grid
 from .tables import Layout, cell_frame, cost_frame, cost_grid, cost_spec, grid, metric_note, table_specs
-from .tables_folder import WRITTEN_BY, written_whole
+from .tables_folder import index_source, written_whole
 from .wandb_upload import log_to_wandb
 
 MIXED_NOTE = "**Mixed inputs**: some tasks were run on different data versions; see provenance.md."
@@ -66,7 +66,7 @@ def aggregate(suite: Suite | str, results_dir: Path, tables_root: Path, *, exper
         written = write_report(runs, layout, staging, overlap_path=overlap,
                                flag_mixed=bool(mixed) and not no_mixed_warning, wandb=wandb, notes=notes, probes=probes,
                                command=command or f"dontstop aggregate --suite {given}",
-                               runs_folder=results_dir / name)
+                               runs_folder=results_dir / name, final_dir=out_dir)
     print(f"{len(runs)} runs -> {len(written)} files in {out_dir}/ (index: {out_dir}/README.md)")
     return out_dir
 
@@ -145,10 +145,12 @@ def write_table(out_dir: Path, name: str, title: str, tidy: pd.DataFrame, grid_:
 
 def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_path: Path,
                  flag_mixed: bool, wandb: bool, notes: list[str] = (),
-                 probes: pd.DataFrame | None = None, command: str, runs_folder: Path) -> list[Path]:
+                 probes: pd.DataFrame | None = None, command: str, runs_folder: Path,
+                 final_dir: Path | None = None) -> list[Path]:
     """Write every table, plot and index file of the layout's suite; returns the paths
     written. `notes` (what the analysis skipped, and why) go into the index, and the `command`
-    that makes them again from the runs in `runs_folder`."""
+    that makes them again from the runs in `runs_folder`; `final_dir`: where they go once
+    written (tables_folder.written_whole; default `out_dir`), from which the index names the runs."""
     suite = layout.suite
     tables = build_tables(runs, layout, load_overlap(overlap_path), probes)
     written = []
@@ -165,16 +167,15 @@ def write_report(runs: pd.DataFrame, layout: Layout, out_dir: Path, *, overlap_p
     empty = [f"{spec.title or COST_TITLE}: no task of this suite has the inputs of its conditions"
              for spec in table_specs(layout) + [cost_spec(layout)] if not spec.tasks]
     written.append(write_index(out_dir, suite, tables, plots, flag_mixed, list(notes) + empty,
-                               command, runs_folder))
+                               index_source(command, runs_folder, final_dir or out_dir)))
     if wandb:
         log_to_wandb(suite, tables, plots, runs)
     return written
 
 
 def write_index(out_dir: Path, suite: str, tables: dict, plots: list[Path], flag_mixed: bool,
-                notes: list[str], command: str, runs_folder: Path) -> Path:
-    lines = [f"# Results of the `{suite}` suite", "",
-             WRITTEN_BY.format(command=command, runs=runs_folder.as_posix()), ""]
+                notes: list[str], source: list[str]) -> Path:
+    lines = [f"# Results of the `{suite}` suite", "", *source, ""]
     lines += [MIXED_NOTE, ""] if flag_mixed else []
     lines += ["## Not computed", ""] + [f"- {note}" for note in notes] + [""] if notes else []
     lines += ["## Tables (Markdown, CSV, LaTeX)", ""]

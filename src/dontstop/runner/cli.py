@@ -152,17 +152,23 @@ def _flag_problems(suite: Suite, args: argparse.Namespace) -> list[str]:
     return problems + slurm_flag_problems(args)
 
 
-def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Namespace) -> list[RunPlan]:
-    """Every (condition, task) plan, then every input file they read checked in one pass, before
-    any work (runner/inputs.py). Files that do not exist are allowed only with --dry-run; with
-    them all there, these plans are the plans to run."""
+def check_run_folders(suite: Suite, args: argparse.Namespace) -> None:
+    """The runs and stages folders (--results-dir, --cache-dir), before any work: a dry run too, as
+    the run refuses them; before check_inputs writes its memo in the cache (a --cache-dir that was a
+    file, or read-only: the system's words, exit 1, naming a temporary file), and before `reproduce`
+    builds the mini benchmark (minutes of work, then the refusal)."""
     for folder, flag in ((suite.results_dir, "--results-dir"), (suite.cache_dir, "--cache-dir")):
         check_root_given(folder, suite.name, suite.tasks, flag)
         check_outside_conditions(folder, args.experiments_dir, flag)
         check_outside_tables(Path(folder) / suite.name, tables_dir(suite, None) / suite.name, flag, folder)
-        # a dry run too, as the run refuses it; before check_inputs writes its memo in the cache (a
-        # --cache-dir that was a file, or read-only: the system's words, exit 1, naming a temporary file)
         check_writable_dir(folder)
+
+
+def plan_and_check(suite: Suite, conditions: list[Condition], args: argparse.Namespace) -> list[RunPlan]:
+    """Every (condition, task) plan, then every input file they read checked in one pass, before
+    any work (runner/inputs.py). Files that do not exist are allowed only with --dry-run; with
+    them all there, these plans are the plans to run. The folders they write into were checked
+    first (check_run_folders)."""
     plans = [plan for condition in conditions
              for plan in plan_runs(suite, condition, args.tasks, args.seeds, planning_only=True)]
     check_inputs(plans, suite, missing_ok=args.dry_run)
@@ -173,6 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     conditions = load_condition_folders(args.conditions, args.experiments_dir)
     suite = resolve_suite(args, conditions)
     print_skipped(suite, conditions, args.tasks)
+    check_run_folders(suite, args)
     plans = plan_and_check(suite, conditions, args)
     if not plans:
         raise _none_applies(suite, conditions, args.tasks, "")
@@ -192,16 +199,19 @@ def _none_applies(suite: Suite, conditions: list[Condition], task_keys: list[str
 def _reproduce(args: argparse.Namespace) -> int:
     suite = resolve_suite(args)
     conditions = select_conditions(load_conditions(args.experiments_dir), args.conditions)
-    ensure_mini_data(suite, dry_run=args.dry_run)
+    # the folders it writes, refused before any work: the mini benchmark was built first (minutes),
+    # then a --cache-dir that was a file was refused. A dry run checks them as the run does.
+    check_run_folders(suite, args)
+    tables_root = tables_dir(suite, args.tables_dir) / (QUICK_FOLDER if args.quick else "")
+    check_tables_root(tables_root, suite, args.experiments_dir)   # written after every run: refused now
+    check_history(suite)              # RUN.json: appended to after every run, read now
+    ensure_mini_data(suite, dry_run=args.dry_run)   # before the plans: they check the tasks' files
     print_skipped(suite, conditions, args.tasks)
     plans = plan_and_check(suite, conditions, args)
     if not plans:   # it ran no job, then the domain analysis, then failed: "no metrics.json found"
         raise _none_applies(suite, conditions, args.tasks, f"--conditions {' '.join(args.conditions)}: "
                             if args.conditions else "")
     print_language_notes(suite, args.tasks)
-    tables_root = tables_dir(suite, args.tables_dir) / (QUICK_FOLDER if args.quick else "")
-    check_tables_root(tables_root, suite, args.experiments_dir)   # written after every run: refused now
-    check_history(suite)              # RUN.json: appended to after every run, read now
     began = time.time()
     finished = _go(plans, suite, args, analysis=True)
     if args.dry_run or (args.launcher == "slurm" and not args.wait):
