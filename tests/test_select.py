@@ -903,8 +903,72 @@ def test_reproduce_makes_again_the_knn_selections_its_notebook_shows_when_the_ca
     assert capsys.readouterr().out.startswith(
         "selection base+knn50-aclsum-roles: not in the cache (or its index); made again for the notebook\n")
     assert (knn50.selection_dir / SELECTED_CORPUS_FILE).read_bytes() == made
-    assert sorted(p.name for p in knn50.selection_dir.parent.iterdir()) == [knn50.selection_dir.name]   # no scratch left
+    assert sorted(p.name for p in knn50.selection_dir.parent.iterdir()) == [   # no scratch left; its lock
+        f".{knn50.selection_dir.name}.lock", knn50.selection_dir.name]
     assert nearest_neighbours(mini_suite.cache_dir, mini_suite.name, record)[1] == ""
+
+
+def test_a_selection_made_again_for_its_index_and_killed_leaves_no_scratch_once_made_again(
+        mini_suite, tmp_path, capsys, monkeypatch):
+    """`reproduce` makes a selection again in a hidden scratch folder beside it for the index the
+    notebook reads; killed while it saved the index, the scratch folder and the index's temporary
+    (`.index.faiss.<8>.tmp`: GBs for a paper-size pool) stayed in the cache for good. The next call
+    removes both under the selection's and the index's locks, in one line, and makes the index as an
+    uninterrupted call does."""
+    import tempfile
+
+    from conftest import metrics_record
+    from dontstop.conditions import EXPERIMENTS_DIR, load_condition
+    from dontstop.fileio import atomic_output
+    from dontstop.runner.job_actions import build_missing_selections
+    from dontstop.runner.plan import plan_runs
+
+    mini_suite.pools["cs"] = str(topic_pool(tmp_path)[0])
+    plan = plan_runs(mini_suite, load_condition(EXPERIMENTS_DIR / "knn_tapt_50"), ["aclsum-roles"])[0]
+    stage = plan.stages[-1]
+    metrics_record(condition="knn_tapt_50").write(plan.run_dir(0))
+    build_missing_selections([plan], mini_suite)   # the selection and its index, uninterrupted
+    indexes = Path(mini_suite.cache_dir) / mini_suite.name / "indexes"
+    [index] = [path for path in indexes.iterdir() if path.is_dir()]
+    whole = {str(path.relative_to(index)): path.read_bytes() for path in index.rglob("*") if path.is_file()}
+    made = (stage.selection_dir / SELECTED_CORPUS_FILE).read_bytes()
+    shutil.rmtree(indexes)   # removed to free the disk: the next reproduce makes the selection again
+    left = []
+
+    class Killed(BaseException):
+        pass
+
+    def killed_saving(faiss_index, path):   # mid-write: atomic_output's temporary, as a kill leaves it
+        write = atomic_output(path, "wb")
+        half = write.__enter__()
+        half.write(b"half an index")
+        half.flush()
+        left.append(write)
+        raise Killed
+
+    class KilledScratch(tempfile.TemporaryDirectory):   # a kill runs no cleanup, on exit or collection
+        def __exit__(self, *exc):
+            self._finalizer.detach()
+    monkeypatch.setattr(knn_index, "save_index", killed_saving)
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", KilledScratch)
+    with pytest.raises(Killed):
+        build_missing_selections([plan], mini_suite)
+    monkeypatch.undo()
+    [scratch] = [path for path in stage.selection_dir.parent.iterdir() if path.name.startswith(f".{stage.selection_dir.name}-")
+                 and not path.name.endswith(".lock")]
+    [temporary] = index.glob(".index.faiss.*.tmp")
+    capsys.readouterr()
+    build_missing_selections([plan], mini_suite)
+    out = capsys.readouterr().out
+    assert re.search(rf"^note: selection {re.escape(stage.lineage)}: removed what a killed earlier attempt left in "
+                     rf"{re.escape(str(indexes.parent))} \(13 B\): "
+                     rf"selections/{re.escape(scratch.name)}, indexes/{index.name}/{re.escape(temporary.name)}$",
+                     out, re.MULTILINE), out
+    assert not scratch.exists() and not temporary.exists()
+    assert sorted(path.name for path in stage.selection_dir.parent.iterdir()) == [
+        f".{stage.selection_dir.name}.lock", stage.selection_dir.name]
+    assert {str(path.relative_to(index)): path.read_bytes() for path in index.rglob("*") if path.is_file()} == whole
+    assert (stage.selection_dir / SELECTED_CORPUS_FILE).read_bytes() == made
 
 
 def test_reproduce_makes_a_selection_whose_pool_changed_again_once_per_change_of_the_pool(

@@ -24,6 +24,7 @@ from ..stage_identity import selection_rule
 from ..records import (INDEX_KEY_FILE, METRICS_FILE, SELECT_RECORD_FILE, SELECTED_CORPUS_FILE, PretrainRecord,
                        SelectRecord)
 from .plan import RunPlan, Stage
+from .scratch import index_scratch, remove_scratch, selection_lock, selection_scratch
 from .selection_settings import selection_asked
 
 
@@ -61,7 +62,10 @@ def _select(stage: Stage, suite: Suite, exclude: AbstractSet[bytes], index_too: 
                       exclude=frozenset(exclude), index_dir=index_dir, **embedding, **asked)
 
     # Two workers may select 50NN and 150NN at once: the first builds the index, the other waits.
-    with job_lock(index_dir.with_suffix(".lock"), wait=True):
+    # The selection's own lock first: every writer of its folder and scratch holds it, whichever index.
+    with job_lock(selection_lock(out_dir), wait=True), job_lock(index_dir.with_suffix(".lock"), wait=True):
+        remove_scratch([*selection_scratch(out_dir), *index_scratch(index_dir)], f"selection {stage.lineage}",
+                       out_dir.parent.parent)   # what a killed earlier attempt left (runner/scratch.py)
         if not (out_dir / SELECT_RECORD_FILE).exists():
             select_into(out_dir)
         elif index_too and not (index_dir / INDEX_KEY_FILE).exists() and not _known_to_differ(stage, suite, index_dir):

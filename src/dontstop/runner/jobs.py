@@ -29,6 +29,7 @@ from .finished import refuse, retire, stale_results
 from .plan import RunPlan, Stage, domain_stages, unique_stages
 from .stopping import end_with_runner, stopped_by_signals
 from .job_actions import run_job
+from .scratch import clear_finished_jobs, clear_job_scratch
 from .job_checks import (check_data_consistency, check_finished_stages, check_models_available,
                          check_stage_models, check_stages_to_build)
 
@@ -61,6 +62,7 @@ def execute(plans: list[RunPlan], suite: Suite, *, wandb: bool = False, allow_mi
     """Run every unfinished job; return how many this call finished. `analysis`: the domain
     analysis follows (reproduce), so the stages it reads are built too."""
     jobs = prepare_jobs(plans, suite, allow_mixed, rerun_stale=rerun_stale, analysis=analysis)
+    clear_finished_jobs(make_jobs(plans, probe=suite.probe))   # a kill's leftovers (runner/scratch.py)
     todo = sum(not job.done() for job in jobs)
     processes = max(1, min(workers, todo))   # a worker with no job to take would only load torch
     print(f"{len(jobs)} jobs, {len(jobs) - todo} already finished, {todo} to run "
@@ -202,6 +204,7 @@ def work(jobs: list[Job], suite: Suite, guard: LeakageGuard, wandb: bool,
                 if not mine or job.done():
                     continue
                 _announce(job, jobs, start)
+                clear_job_scratch(job)   # what a killed earlier attempt left (runner/scratch.py)
                 run_job(job, suite, guard, wandb)
                 finished, ran = finished + 1, True
                 break

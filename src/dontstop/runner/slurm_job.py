@@ -25,6 +25,7 @@ from ..suites import Suite
 from ..fileio import atomic_output, job_lock
 from .jobs import Job
 from .job_actions import build_stage, run_job
+from .scratch import clear_job_scratch
 
 PORT_BASE = 20000   # the processes of job N meet at PORT_BASE + N % 20000 on its first node
 
@@ -60,6 +61,7 @@ class RunnerJob:
             missing = [str(path) for path in job.needs if not path.exists()]
             if missing:
                 raise RuntimeError(f"{job.label}: its parent stage is not finished ({missing[0]} missing)")
+            clear_job_scratch(job)   # here, under the lock: a stage's processes under accelerate hold none
             if self.launch is not None:
                 _launch(self.launch, node)
             else:   # the local workers' own dispatch: a stage, a fine-tuning seed or a probe

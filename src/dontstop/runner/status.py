@@ -29,6 +29,7 @@ from .job_checks import check_finished_stage, check_stage_to_build
 from .stage_guard import tasks_on
 from .jobs import Job, clock, make_jobs
 from .plan import input_sha256, plan_runs
+from .scratch import human_size, leftover_scratch, total_size
 from .slurm_queue import SlurmState, Submitted, read_registry, slug, slurm_states
 
 ORDER = ("done", "stale", "damaged", "running", "queued", "blocked", "failed", "not started")
@@ -199,6 +200,10 @@ def show_status(suite: Suite, conditions: list[Condition], tasks: list[str] | No
     stages = checkpoints_dir(suite)
     if any(job.kind == "pretrain" for job in jobs) and not stages.is_dir():   # a forgotten --cache-dir: all "not started"
         print(f"note: no stage folder {stages}: no stage was built there yet (or another --cache-dir was meant)")
+    leftovers = leftover_scratch(jobs)
+    if leftovers:   # a killed attempt's scratch: GBs of a pretraining state half saved, read by nothing
+        print(f"note: {len(leftovers)} leftover(s) of killed attempts, {human_size(total_size(leftovers))} "
+              f"(first: {leftovers[0]}); a `run` or `reproduce` of these plans removes them")
     if stale:
         print(f"{len(stale)} finished result(s) are stale, made from other settings than asked now "
               f"(first: {stale[0].path}: {stale[0].reason}); `run` and `reproduce` refuse them, "
