@@ -841,7 +841,8 @@ def test_tables_moved_away_from_runs_named_by_an_absolute_path_are_still_theirs(
     quick, old, new = with_quick(load_suite("mini")).finetune, tmp_path / "old", tmp_path / "a" / "b" / "new"
     runs = tmp_path / "scratch" / "results"
     for condition in ("baseline", "dapt"):
-        metrics_record(condition=condition, config=quick).write(runs / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+        metrics_record(condition=condition, config=quick).write(
+            runs / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
     assert main(["aggregate", "--quick", "--results-dir", str(runs), "--tables-dir", str(old / "tables")]) == 0
     new.parent.mkdir(parents=True)
     old.rename(new)
@@ -850,7 +851,8 @@ def test_tables_moved_away_from_runs_named_by_an_absolute_path_are_still_theirs(
     # another study's runs at another absolute path are still refused
     other = tmp_path / "other" / "results"
     for condition in ("baseline", "dapt"):
-        metrics_record(condition=condition, config=quick).write(other / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+        metrics_record(condition=condition, config=quick).write(
+            other / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
     capsys.readouterr()
     assert main(["aggregate", "--quick", "--results-dir", str(other), "--tables-dir", str(new / "tables")]) == 2
     assert "these are the tables of the runs in" in capsys.readouterr().err
