@@ -829,6 +829,35 @@ def test_tables_moved_with_a_linked_runs_folder_or_reached_by_a_link_are_still_t
                  "--tables-dir", str(tmp_path / "linked")]) == 0, capsys.readouterr().err
 
 
+def test_tables_moved_away_from_runs_named_by_an_absolute_path_are_still_theirs(tmp_path, capsys):
+    """Runs on scratch space named by an absolute --results-dir, and a project moved to a folder of
+    another depth with its tables (or to another machine's home folder): the path from the tables to
+    the runs no longer led to them, and the project's own tables were refused as another runs'
+    (exit 2); the absolute path its index names is these runs."""
+    from dontstop.cli import main
+    from dontstop.suites import load_suite, with_quick
+    from conftest import metrics_record
+
+    quick, old, new = with_quick(load_suite("mini")).finetune, tmp_path / "old", tmp_path / "a" / "b" / "new"
+    runs = tmp_path / "scratch" / "results"
+    for condition in ("baseline", "dapt"):
+        metrics_record(condition=condition, config=quick).write(
+            runs / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+    assert main(["aggregate", "--quick", "--results-dir", str(runs), "--tables-dir", str(old / "tables")]) == 0
+    new.parent.mkdir(parents=True)
+    old.rename(new)
+    assert main(["aggregate", "--quick", "--results-dir", str(runs), "--tables-dir", str(new / "tables")]) == 0, \
+        capsys.readouterr().err
+    # another study's runs at another absolute path are still refused
+    other = tmp_path / "other" / "results"
+    for condition in ("baseline", "dapt"):
+        metrics_record(condition=condition, config=quick).write(
+            other / "quick" / "mini" / "aclsum-roles" / condition / "seed_0")
+    capsys.readouterr()
+    assert main(["aggregate", "--quick", "--results-dir", str(other), "--tables-dir", str(new / "tables")]) == 2
+    assert "these are the tables of the runs in" in capsys.readouterr().err
+
+
 def test_runs_whose_stage_was_built_with_another_recipe_than_the_suites_are_refused(tmp_path, capsys):
     """A suite's recipes.dapt edited after its runs (`status` calls them stale): their tables were
     titled with the new recipe, without a word."""

@@ -198,3 +198,34 @@ def test_the_nearest_neighbours_find_a_moved_projects_pool_under_the_data_folder
     assert found is None and why.startswith(f"{other}: found under the data folder for the gone {gone}, but not "
                                             "the pool the saved index ")
     assert "its sha256 differs; no neighbours shown from another pool" in why
+
+
+def test_the_nearest_neighbours_are_searched_in_the_index_the_selection_was_made_with(tmp_path):
+    """The cache holds an index per embedding of one pool and task text (a study whose settings
+    changed: the encoder, then bow; bow's words under an earlier rule too). The first (sorted) was
+    taken whichever the selection was made with, and its neighbours shown as that selection's."""
+    from dontstop.fileio import file_sha256
+    from dontstop.report.pool_place import find_pool
+    from dontstop.stage_identity import SCRIPTS_WORDS_RULE, SELECTION_RULE
+
+    pool = tmp_path / "data" / "cs.jsonl"
+    pool.parent.mkdir()
+    pool.write_text('{"text": "a line"}\n')
+    key = {"pool_sha256": file_sha256(pool), "queries": "q", "embedder": "bow", "encoder_model": "bundled:minilm",
+           "dim": 8, "index": "flat", "seed": 0, "unit": "sentence", "selection_rule": SELECTION_RULE}
+    indexes = {tmp_path / "a": {**key, "embedder": "encoder"},
+               tmp_path / "b": {**key, "bow_tokens": "scripts", "selection_rule": SCRIPTS_WORDS_RULE - 1},
+               tmp_path / "c": {**key, "bow_tokens": "scripts", "selection_rule": SCRIPTS_WORDS_RULE},
+               tmp_path / "d": key}
+
+    def index_of(**record):
+        record = {"method": "knn", "embedder": "bow", "encoder_model": None, "index": "flat", "seed": 0,
+                  "bow_tokens": None, **record}
+        return find_pool("data/cs.jsonl", workdir=tmp_path, data=None, indexes=indexes, unit="sentence",
+                         selection=tmp_path / "selection", settings=record)[1]
+
+    assert index_of(embedder="encoder", encoder_model="bundled:minilm") == tmp_path / "a"
+    assert index_of(bow_tokens="scripts") == tmp_path / "c"
+    assert index_of(bow_tokens="sklearn") == tmp_path / "d"
+    assert index_of() == tmp_path / "d"   # a record from before bow_tokens: sklearn's words, the rule of then
+    assert index_of(seed=1) is None       # no index of this selection's seed: none shown

@@ -65,18 +65,24 @@ def test_the_vocabulary_overlap_of_a_vowelled_and_a_bare_corpus_of_the_same_word
     assert (matrix.values == 100.0).all(), matrix
 
 
+def assert_selects_politics(tmp_path, rows: list[dict], queries: list[str]) -> None:
+    """kNN-TAPT with the scripts bow words selects, for politics `queries`, politics lines of the pool
+    `rows` ({"text", "source"}) and no sport line."""
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    record = select_corpus(queries, pool, tmp_path / "knn", k=3, dim=8, bow_tokens="scripts")
+    assert record.selected_by_source.get("sport", 0) == 0 and record.selected_by_source["politics"] > 0, \
+        record.selected_by_source
+
+
 def test_the_bow_embedder_selects_a_vowelled_pools_lines_for_bare_queries_of_their_topic(tmp_path):
     """A pool whose politics lines are vowelled and whose sport lines are bare: bare politics
     queries shared no word with the politics lines, and their neighbours were sport."""
     rng = random.Random(0)
     rows = [{"text": headline(rng, "politics", vowelled=True), "source": "politics"} for _ in range(40)]
     rows += [{"text": headline(rng, "sport"), "source": "sport"} for _ in range(40)]
-    pool = tmp_path / "pool.jsonl"
-    pool.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     queries = [headline(rng, "politics") for _ in range(8)]
-    record = select_corpus(queries, pool, tmp_path / "knn", k=3, dim=8, bow_tokens="scripts")
-    assert record.selected_by_source.get("sport", 0) == 0 and record.selected_by_source["politics"] > 0, \
-        record.selected_by_source
+    assert_selects_politics(tmp_path, rows, queries)
 
 
 def test_an_overlap_of_chinese_corpora_says_that_it_compares_characters(tmp_path):
@@ -138,12 +144,8 @@ def test_the_bow_embedder_finds_lines_typed_on_another_keyboard_for_queries_of_t
     rng = random.Random(0)
     rows = [{"text": persian(rng, "politics", arabic_keyboard=True), "source": "politics"} for _ in range(40)]
     rows += [{"text": persian(rng, "sport"), "source": "sport"} for _ in range(40)]
-    pool = tmp_path / "pool.jsonl"
-    pool.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     queries = [persian(rng, "politics") for _ in range(8)]
-    record = select_corpus(queries, pool, tmp_path / "knn", k=3, dim=8, bow_tokens="scripts")
-    assert record.selected_by_source.get("sport", 0) == 0 and record.selected_by_source["politics"] > 0, \
-        record.selected_by_source
+    assert_selects_politics(tmp_path, rows, queries)
     embedder = BowEmbedder(dim=8, tokens="scripts").fit([row["text"] for row in rows])
     vectors = embedder.transform(queries)
     copies = embedder.transform([query.replace("ی", "ي").replace("ک", "ك") for query in queries])

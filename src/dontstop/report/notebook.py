@@ -203,7 +203,7 @@ def nearest_neighbours(cache: Path, suite: str, stage: dict, sentences: int = 3,
         return None, f"{Path(cache) / suite / 'indexes'}: no saved index built for {selection.name}'s task text"
     pool, index_dir, why = find_pool(stage.get("selection", {}).get("pool") or "", workdir=Path(workdir), data=data,
                                      indexes=indexes, unit=stage.get("selection", {}).get("unit", "line"),
-                                     selection=selection)   # keyed by its content
+                                     selection=selection, settings=stage.get("selection"))   # keyed by its content
     if pool is None:
         return None, why
     embedder, scan = load_embedder(index_dir / "embedder"), load_scan(index_dir / "pool_scan.npz")

@@ -98,9 +98,13 @@ def same_runs(theirs: Path, runs: Path, out: Path) -> bool:
     runs. Else another study's tables written here (--tables-dir), whose runs folder only ends as
     these runs' does (results/<suite>), which an aggregate had written over."""
     here = _runs_here(out)   # from the tables' folder as named: before its links are resolved
+    given = _written_from(out)
     named, (theirs, runs, out) = theirs, (theirs.resolve(), runs.resolve(), out.resolve())
-    if here:   # named from the tables' own folder, which moved or was copied with them
-        return runs in here
+    if here:   # named from the tables' own folder, which moved or was copied with them; or, absolute
+        # as its command was given it, the same folder: runs on scratch space that stayed where they
+        # were while the project moved to another depth or home folder (a path from the tables to
+        # them no longer leads there)
+        return runs in here or (given is not None and given.is_absolute() and given.resolve() == runs)
     if theirs == runs:
         return True
     shared, most = 0, min(len(theirs.parts), len(runs.parts)) - 1   # trailing folder names in common
@@ -144,6 +148,13 @@ def tables_runs(out_dir: Path) -> Path | None:
     text = index.read_text(encoding="utf-8", errors="replace") if index.is_file() else ""
     found, here = WRITTEN_FROM.search(text), _runs_here(out_dir, text)
     return None if not found else here[0] if here else Path(found["runs"])
+
+
+def _written_from(out_dir: Path) -> Path | None:
+    """The runs folder the index in `out_dir` names in its `Written by` line, as its command was given it."""
+    index = out_dir / "README.md"
+    found = WRITTEN_FROM.search(index.read_text(encoding="utf-8", errors="replace")) if index.is_file() else None
+    return Path(found["runs"]) if found else None
 
 
 def _runs_here(out_dir: Path, text: str | None = None) -> list[Path]:
