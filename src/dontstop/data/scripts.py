@@ -94,8 +94,9 @@ INVISIBLE_IN_WORDS = ("\u0640\u200c\u200d\u00ad\u200e\u200f\u061c"
 # marbuta goal "ۃ" and "ة"; each is read as the Arabic letter ("کتاب" typed on a Persian keyboard is
 # "كتاب" typed on an Arabic one). Kurdish (Sorani) ae "ە" is read as heh too: older Sorani spelling
 # writes that vowel as heh and a zero-width non-joiner, which word_form drops. "ۀ" and "ۂ" are heh
-# with a hamza above, which word_form drops as it drops "هٔ"'s. Alef maksura "ى" stays a letter of its own (Arabic's "على" is not "علي"),
-# as do Urdu's "ھ" (aspiration: "پھر" is not "پہر") and "ے", and Persian's digits are not letters.
+# with a hamza above, which word_form drops as it drops "هٔ"'s. Alef maksura "ى" stays a letter of
+# its own (Arabic's "على" is not "علي"), as do Urdu's "ھ" (aspiration: "پھر" is not "پہر") and "ے",
+# and Persian's digits are not letters.
 KEYBOARD_LETTERS = {"\u06cc": "\u064a", "\u06a9": "\u0643", "\u06d5": "\u0647", "\u06c1": "\u0647",
                     "\u06c0": "\u0647", "\u06c2": "\u0647", "\u06c3": "\u0629"}
 
