@@ -170,6 +170,11 @@ def _built_lineage(suite_name: str, task: str, condition: str) -> str:
     return built_lineage(suite, suite.task(task), conditions.get(condition).stages)
 
 
+def file_bytes(folder: Path) -> dict[Path, bytes]:
+    """Every file under `folder` with its bytes: what a refused command must leave as it was."""
+    return {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
 def metrics_record(**fields):
     """A MetricsRecord with plausible values (a 0.5 macro-F1); `fields` override them. As a run
     writes one: a time of its own (a seed's), and a record of each stage of its lineage (aggregate

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from conftest import built_lineage_of
+from conftest import built_lineage_of, file_bytes
 from dontstop.conditions import EXPERIMENTS_DIR, load_conditions
 from dontstop.fileio import UserError
 from dontstop.records import MetricsRecord
@@ -671,14 +671,14 @@ def test_quick_runs_make_quick_tables_never_the_full_ones(tmp_path, capsys):
     assert main(shlex.split(command)[1:]) == 0 and index.read_text() == written
     # other runs' tables never replace these: `reproduce --results-dir R` wrote over the default run's
     shutil.copytree(tmp_path / "results", tmp_path / "other")
-    before = {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()}
+    before = file_bytes(tables)
     for argv in (["aggregate"], ["reproduce", "--dry-run"]):
         assert main([*argv, "--quick", "--results-dir", str(tmp_path / "other"), "--tables-dir", str(tables)]) == 2
         assert capsys.readouterr().err.strip().splitlines() == [
             f"dontstop: error: {index}: these are the tables of the runs in {tmp_path}/results/quick/mini, not of "
             f"{tmp_path}/other/quick/mini; give these runs' tables a folder of their own (--tables-dir), or remove "
             "that one first"]
-    assert {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()} == before
+    assert file_bytes(tables) == before
 
 
 def test_tables_copied_with_their_runs_or_made_from_another_working_folder_are_still_theirs(
@@ -734,13 +734,13 @@ def test_another_studys_tables_in_this_projects_tables_folder_are_not_taken_for_
     tables = proj / "tables"
     assert main(["aggregate", "--quick", "--results-dir", str(other / "results"), "--tables-dir", str(tables)]) == 0
     capsys.readouterr()
-    before = {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()}
+    before = file_bytes(tables)
     assert main(["aggregate", "--quick", "--results-dir", str(proj / "results"), "--tables-dir", str(tables)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"dontstop: error: {tables}/quick/mini/README.md: these are the tables of the runs in "
         f"{other}/results/quick/mini, not of {proj}/results/quick/mini; give these runs' tables a folder of "
         "their own (--tables-dir), or remove that one first"]
-    assert {path: path.read_bytes() for path in tables.rglob("*") if path.is_file()} == before
+    assert file_bytes(tables) == before
 
 
 def test_another_studys_tables_written_with_relative_flags_from_its_own_folder_are_refused(
@@ -764,14 +764,14 @@ def test_another_studys_tables_written_with_relative_flags_from_its_own_folder_a
     index = proj / "tables" / "quick" / "mini" / "README.md"
     assert "<!-- the runs folder, from this one: ../../../../other/results/quick/mini -->" in index.read_text()
     capsys.readouterr()
-    before = {path: path.read_bytes() for path in (proj / "tables").rglob("*") if path.is_file()}
+    before = file_bytes(proj / "tables")
     monkeypatch.chdir(proj)
     assert main(["aggregate", "--quick", "--results-dir", "results", "--tables-dir", "tables"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"dontstop: error: {index}: these are the tables of the runs in {other}/results/quick/mini, not of "
         f"{proj}/results/quick/mini; give these runs' tables a folder of their own (--tables-dir), or remove that "
         "one first"]
-    assert {path: path.read_bytes() for path in (proj / "tables").rglob("*") if path.is_file()} == before
+    assert file_bytes(proj / "tables") == before
     # an index without the line (written before it was) names the runs as its command was given them
     shutil.rmtree(proj / "tables")
     assert main(["aggregate", "--quick", "--results-dir", "results", "--tables-dir", "tables"]) == 0
@@ -952,11 +952,11 @@ def test_a_tables_folder_of_files_no_aggregate_wrote_is_refused_and_an_interrupt
     assert main(argv) == 0 and "(table5.md)" in (out / "README.md").read_text()
     assert sorted(path.name for path in out.parent.iterdir()) == ["mini"]   # nothing left beside it
     (out / "results.ipynb").write_text("a study's executed notebook\n")     # reproduce writes it there
-    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    before = file_bytes(out)
     (mini_results / "mini" / "aclsum-roles" / "dapt" / "seed_0" / "metrics.json").unlink()   # other tables now
     monkeypatch.setattr(write, "make_plots", interrupted)
     assert main(argv) == 130
-    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    assert file_bytes(out) == before
     monkeypatch.undo()
     assert main(argv) == 0 and (out / "table5.md").read_bytes() != before[out / "table5.md"]
     assert (out / "analysis" / "README.md").read_text() == "the analysis\n"   # what others wrote stays
@@ -979,7 +979,7 @@ def test_a_tables_folder_given_one_level_too_deep_is_refused(mini_results, tmp_p
 
     argv = ["aggregate", "--results-dir", str(mini_results), "--tables-dir"]
     assert main(argv + [str(tmp_path / "tables")]) == 0
-    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    before = file_bytes(tmp_path)
     capsys.readouterr()
     for quick in ([], ["--quick"]):   # <tables>/quick/<suite>/
         assert main(argv + [str(tmp_path / "tables" / "mini"), *quick]) == 2
@@ -987,7 +987,7 @@ def test_a_tables_folder_given_one_level_too_deep_is_refused(mini_results, tmp_p
             f"dontstop: error: --tables-dir {tmp_path / 'tables' / 'mini'}: a suite's tables folder itself (its "
             f"README.md is an aggregate's index); give the folder above it, {tmp_path / 'tables'} (--tables-dir is "
             "the root of <suite>/...)")
-    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    assert file_bytes(tmp_path) == before
 
 
 def test_two_aggregates_into_one_tables_root_take_turns(tmp_path):
