@@ -97,8 +97,9 @@ def same_runs(theirs: Path, runs: Path, out: Path) -> bool:
     Moved: the runs named are gone. Copied: the old folder holds these tables too, naming the same
     runs. Else another study's tables written here (--tables-dir), whose runs folder only ends as
     these runs' does (results/<suite>), which an aggregate had written over."""
-    here = _runs_here(out)   # from the tables' folder as named: before its links are resolved
-    given = _written_from(out)
+    text = _index_text(out)
+    here = _runs_here(out, text)   # from the tables' folder as named: before its links are resolved
+    given = _written_from(text)
     named, (theirs, runs, out) = theirs, (theirs.resolve(), runs.resolve(), out.resolve())
     if here:   # named from the tables' own folder, which moved or was copied with them; or, absolute
         # as its command was given it, the same folder: runs on scratch space that stayed where they
@@ -119,7 +120,7 @@ def same_runs(theirs: Path, runs: Path, out: Path) -> bool:
 
 def _unlisted_files(out_dir: Path) -> list[str]:
     """The files of an aggregate's folder (outside KEPT) that its index does not link to."""
-    listed = set(re.findall(r"\]\(([^)]+)\)", (out_dir / "README.md").read_text(encoding="utf-8", errors="replace")))
+    listed = set(re.findall(r"\]\(([^)]+)\)", _index_text(out_dir)))
     found = (path.relative_to(out_dir) for path in out_dir.rglob("*") if path.is_file() or path.is_symlink())
     return sorted(str(path) for path in found if path.parts[0] not in KEPT and str(path) not in listed | {"README.md"})
 
@@ -144,25 +145,27 @@ def tables_runs(out_dir: Path) -> Path | None:
     index's own folder (absolute, links resolved), or, in an index written before it said so
     (paper_tables/mini/README.md), as its command was given it (a relative one from the folder
     that command ran in, unknown now: read from this one); None without an index."""
-    index = out_dir / "README.md"
-    text = index.read_text(encoding="utf-8", errors="replace") if index.is_file() else ""
-    found, here = WRITTEN_FROM.search(text), _runs_here(out_dir, text)
-    return None if not found else here[0] if here else Path(found["runs"])
+    text = _index_text(out_dir)
+    given, here = _written_from(text), _runs_here(out_dir, text)
+    return None if given is None else here[0] if here else given
 
 
-def _written_from(out_dir: Path) -> Path | None:
-    """The runs folder the index in `out_dir` names in its `Written by` line, as its command was given it."""
+def _index_text(out_dir: Path) -> str:
+    """The index of the tables in `out_dir`, README.md; "" without one."""
     index = out_dir / "README.md"
-    found = WRITTEN_FROM.search(index.read_text(encoding="utf-8", errors="replace")) if index.is_file() else None
+    return index.read_text(encoding="utf-8", errors="replace") if index.is_file() else ""
+
+
+def _written_from(text: str) -> Path | None:
+    """The runs folder an index (its `text`) names in its `Written by` line, as its command was given it."""
+    found = WRITTEN_FROM.search(text)
     return Path(found["runs"]) if found else None
 
 
-def _runs_here(out_dir: Path, text: str | None = None) -> list[Path]:
-    """The runs folder the index in `out_dir` names from its own folder, resolved: from the folder
-    as named, and with its links resolved; [] where it does not (an index written before it said so)."""
-    if text is None:
-        index = out_dir / "README.md"
-        text = index.read_text(encoding="utf-8", errors="replace") if index.is_file() else ""
+def _runs_here(out_dir: Path, text: str) -> list[Path]:
+    """The runs folder the index in `out_dir` (its `text`) names from its own folder, resolved: from
+    the folder as named, and with its links resolved; [] where it does not (an index written before
+    it said so)."""
     found = RUNS_HERE_FOUND.search(text)
     if not found:
         return []
