@@ -156,8 +156,7 @@ def _nothing_beyond_task_text(plans: list[RunPlan], suite: Suite, memo: dict) ->
         if next(iter_corpus([extra], dedup=False, exclude=known), None) is None:
             mistake = ("a split copied from another task's?" if what == "tapt corpus"
                        else "a task file given by mistake?")
-            problems.append(Problem(str(extra), None, None, f"every document of this {what} is {text}, which "
-                                    f"pretraining drops: {name} would pretrain {alone} ({mistake})"))
+            problems.append(_dropped_whole(extra, what, text, name, alone, mistake))
     return problems
 
 
@@ -172,8 +171,14 @@ def _only_tasks_text(corpus: str, name: str, what: str, held_out: set[bytes],
                        "on the tasks' train text alone, TAPT under another name")
     else:
         return []
-    return [Problem(corpus, None, None, f"every document of this {what} is {text}, which pretraining drops: "
-                    f"{name} would pretrain {alone} (a task file given by mistake?)")]
+    return [_dropped_whole(corpus, what, text, name, alone, "a task file given by mistake?")]
+
+
+def _dropped_whole(path: str, what: str, text: str, stage: str, alone: str, mistake: str) -> Problem:
+    """A file every document of which pretraining drops, or is the task's own text: its stage
+    would pretrain `alone` ("on nothing", "on the task's text alone")."""
+    return Problem(str(path), None, None, f"every document of this {what} is {text}, which pretraining drops: "
+                   f"{stage} would pretrain {alone} ({mistake})")
 
 
 def _one_label_cuts(plans: list[RunPlan], suite: Suite) -> list[Problem]:
